@@ -1,0 +1,26 @@
+"""The FastAPI application: transport only; every rule lives in factory/."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from api.errors import install_error_handlers
+from api.routes import devices, ledger
+from api.schemas import ErrorBody
+from factory.app_context import AppContext
+
+_ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 422)}
+
+
+def create_app(context: AppContext | None = None) -> FastAPI:
+    app = FastAPI(title="Device Factory", version="0.1.0", responses=_ERRORS)  # type: ignore[arg-type]
+    app.state.context = context or AppContext.from_env()
+    install_error_handlers(app)
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    app.include_router(devices.router)
+    app.include_router(ledger.router)
+    return app

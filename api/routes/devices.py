@@ -1,0 +1,39 @@
+"""Devices: receive one, read one with its full custody history."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+
+from api.deps import CurrentUser, SessionDep, TechnicianUser
+from api.schemas import DevicePublic, DeviceReceive
+from factory.devices import device_view, get_device, receive_device
+from factory.media_spec import MediaSpec
+
+router = APIRouter(prefix="/api/devices", tags=["devices"])
+
+SerialPath = Annotated[str, Path(min_length=1, max_length=128)]
+
+
+@router.post("", status_code=201, response_model=DevicePublic)
+def receive(body: DeviceReceive, session: SessionDep, user: TechnicianUser) -> dict[str, object]:
+    device = receive_device(
+        session,
+        serial=body.serial,
+        kind=body.kind.value,
+        make=body.make,
+        model=body.model,
+        asset_tag=body.asset_tag,
+        from_custodian=body.from_custodian,
+        location=body.location,
+        new_stock=body.new_stock,
+        media=[MediaSpec(m.media_type.value, m.serial, m.capacity_bytes, m.model) for m in body.media],
+        actor=user.name,
+    )
+    return device_view(session, device)
+
+
+@router.get("/{serial}", response_model=DevicePublic)
+def show(serial: SerialPath, session: SessionDep, _user: CurrentUser) -> dict[str, object]:
+    return device_view(session, get_device(session, serial))

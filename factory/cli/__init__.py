@@ -1,0 +1,1 @@
+"""The ``factory`` command line (Typer + Rich)."""

@@ -1,0 +1,79 @@
+"""CLI plumbing: one-line errors with a non-zero exit, never a traceback."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
+
+from factory.app_context import AppContext
+from factory.db.migrate import current_revision, head_revision
+from factory.errors import FactoryError
+
+console = Console()
+err_console = Console(stderr=True)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def fail(message: str, code: int = 1) -> None:
+    err_console.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def one_line_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn expected failures into 'error: <reason>' on stderr and exit 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except FactoryError as exc:
+            fail(exc.reason)
+        except (OperationalError, ProgrammingError) as exc:
+            fail(f"database error: {_first_line(exc)}")
+        except SQLAlchemyError as exc:
+            fail(f"database error: {_first_line(exc)}")
+        except OSError as exc:
+            fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
+        except KeyboardInterrupt:
+            fail("interrupted", 130)
+        raise AssertionError("unreachable")
+
+    return wrapper
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc)
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+
+
+def context(require_schema: bool = True) -> AppContext:
+    ctx = AppContext.from_env()
+    if require_schema:
+        current = current_revision(ctx.engine)
+        if current != head_revision(ctx.settings.database_url):
+            fail(
+                f"database at {_safe_url(ctx.settings.database_url)} is not initialised or not up to date "
+                f"(revision {current}); run 'factory db upgrade'"
+            )
+    return ctx
+
+
+def _safe_url(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(__import__("json").dumps(data, indent=2, sort_keys=True) + "\n")

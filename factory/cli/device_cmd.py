@@ -1,0 +1,84 @@
+"""``factory device``: book devices in and look at them."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from factory.cli.common import console, context, one_line_errors, print_json
+from factory.db.engine import session_scope
+from factory.devices import device_view, get_device, receive_device
+from factory.media_spec import parse_media_spec
+
+app = typer.Typer(help="Devices in custody.", no_args_is_help=True)
+
+
+@app.command("receive")
+@one_line_errors
+def receive_cmd(
+    serial: str = typer.Argument(..., help="Device serial number."),
+    kind: str = typer.Option(..., "--kind", help="laptop, tablet, vehicle-tablet or desktop."),
+    make: str = typer.Option("", "--make"),
+    model: str = typer.Option("", "--model"),
+    asset_tag: str | None = typer.Option(None, "--asset-tag"),
+    from_custodian: str = typer.Option("", "--from", help="Who handed it over, e.g. officer:12345."),
+    media: list[str] = typer.Option([], "--media", help="TYPE:SERIAL[:CAPACITY[:MODEL]], repeatable."),
+    new_stock: bool = typer.Option(False, "--new-stock", help="Never held user data (from the supplier)."),
+    location: str = typer.Option("", "--location"),
+    actor: str = typer.Option("cli", "--actor", help="Who is booking it in."),
+) -> None:
+    """Book a device into the factory's custody."""
+    specs = [parse_media_spec(m) for m in media]
+    ctx = context()
+    with session_scope(ctx.engine) as session:
+        device = receive_device(
+            session,
+            serial=serial,
+            kind=kind,
+            make=make,
+            model=model,
+            asset_tag=asset_tag,
+            from_custodian=from_custodian,
+            media=specs,
+            new_stock=new_stock,
+            location=location,
+            actor=actor,
+        )
+        state = device.state
+    console.print(f"received {serial} ({kind}) -> {state}", markup=False)
+
+
+@app.command("show")
+@one_line_errors
+def show_cmd(
+    serial: str = typer.Argument(..., help="Device serial number."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Show a device: state, media, certificates and its full custody history."""
+    ctx = context()
+    with session_scope(ctx.engine) as session:
+        view = device_view(session, get_device(session, serial))
+    if as_json:
+        print_json(view)
+        return
+    console.print(
+        f"[bold]{view['serial']}[/] {view['kind']} {view['make']} {view['model']} "
+        f"asset={view['asset_tag'] or '-'} state=[bold]{view['state']}[/] custodian={view['custodian']}"
+    )
+    media = Table("media serial", "type", "capacity", "model", title="Storage media")
+    for m in view["media"]:
+        media.add_row(m["serial"], m["media_type"], str(m["capacity_bytes"]), m["model"])
+    console.print(media)
+    history = Table("seq", "when (UTC)", "event", "from", "to", "actor", "custodian", "hash", title="Custody")
+    for e in view["history"]:
+        history.add_row(
+            str(e["seq"]),
+            e["occurred_at"],
+            e["event"],
+            e["from_state"] or "-",
+            e["to_state"],
+            e["actor"],
+            e["to_custodian"],
+            e["entry_hash"][:12],
+        )
+    console.print(history)

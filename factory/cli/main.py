@@ -1,0 +1,24 @@
+"""Entry point of the ``factory`` console script."""
+
+from __future__ import annotations
+
+import typer
+
+from factory.cli import db_cmd, device_cmd, keys_cmd, ledger_cmd, serve_cmd, users_cmd
+
+app = typer.Typer(
+    name="factory",
+    help="Device Factory: sanitise, provision and track police devices with a verifiable chain of custody.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(db_cmd.app, name="db")
+app.add_typer(keys_cmd.app, name="keys")
+app.add_typer(users_cmd.app, name="users")
+app.add_typer(device_cmd.app, name="device")
+app.add_typer(ledger_cmd.app, name="ledger")
+serve_cmd.register(app)
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,25 @@
+"""``factory users``: people who use the API and web pages."""
+
+from __future__ import annotations
+
+import typer
+
+from factory.cli.common import context, one_line_errors
+from factory.db.engine import session_scope
+from factory.users import add_user
+
+app = typer.Typer(help="Users and API tokens.", no_args_is_help=True)
+
+
+@app.command("add")
+@one_line_errors
+def add_cmd(
+    name: str = typer.Argument(..., help="Login name."),
+    role: str = typer.Option(..., "--role", help="technician, courier, auditor or admin."),
+) -> None:
+    """Create a user; the API token is printed once, as the last line."""
+    ctx = context()
+    with session_scope(ctx.engine) as session:
+        user, token = add_user(session, name, role)
+    typer.echo(f"user {user.name} ({user.role}) created; API token (shown once):")
+    typer.echo(token)

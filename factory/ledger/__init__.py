@@ -1,0 +1,1 @@
+"""Custody ledger: canonical hashing, serialised appends, offline verification."""

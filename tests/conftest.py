@@ -1,0 +1,117 @@
+"""Shared test plumbing.
+
+Tests that need root, loop devices, FUSE, namespaces or sshd call ``require_root`` (or the
+fixture of the same name): they skip with a stated reason off CI and fail on CI, never silently.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip with ``reason`` when ``condition`` is false, except in CI where it is a failure."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"required in CI but unavailable: {reason}")
+    pytest.skip(reason)
+
+
+def require_root() -> None:
+    require(os.geteuid() == 0, "needs root (loop devices, FUSE, namespaces, sshd)")
+
+
+def require_tool(name: str) -> str:
+    path = shutil.which(name) or next((p for p in (f"/usr/sbin/{name}", f"/sbin/{name}") if os.path.exists(p)), None)
+    require(path is not None, f"needs the '{name}' tool (installed by scripts/setup.sh)")
+    assert path is not None
+    return path
+
+
+# ---------------------------------------------------------------- databases
+# Every test that asks for ``database_url`` (or ``ctx``) runs twice: on SQLite and on PostgreSQL.
+# Each test gets a fresh database cloned from a template migrated once per session.
+
+import itertools  # noqa: E402
+import shutil as _shutil  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import psycopg  # noqa: E402
+from harness.pg import postgres_server  # noqa: E402
+
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def pg_admin_dsn() -> Iterator[str]:
+    with postgres_server() as dsn:
+        yield dsn
+
+
+def _pg_url(admin_dsn: str, dbname: str) -> str:
+    base = admin_dsn.rsplit("/", 1)[0]
+    return base.replace("postgresql://", "postgresql+psycopg://", 1) + "/" + dbname
+
+
+@pytest.fixture(scope="session")
+def pg_template(pg_admin_dsn: str) -> Iterator[str]:
+    from factory.db.migrate import upgrade
+
+    name = f"df_tmpl_{os.getpid()}"
+    with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name}")
+    upgrade(_pg_url(pg_admin_dsn, name))
+    yield name
+    with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from factory.db.migrate import upgrade
+
+    path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        template: Path = request.getfixturevalue("sqlite_template")
+        target = tmp_path / "factory.db"
+        _shutil.copyfile(template, target)
+        yield f"sqlite:///{target}"
+        return
+    admin = request.getfixturevalue("pg_admin_dsn")
+    template_name = request.getfixturevalue("pg_template")
+    name = f"df_t_{os.getpid()}_{next(_counter)}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name} TEMPLATE {template_name}")
+    yield _pg_url(admin, name)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def ctx(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+    """An AppContext on a fresh database with a site key; env set so the CLI sees the same."""
+    from factory.app_context import AppContext
+    from factory.config import Settings
+    from factory.keys import init_keys
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("FACTORY_HOME", str(home))
+    monkeypatch.setenv("FACTORY_DATABASE_URL", database_url)
+    context = AppContext(Settings(home=home, database_url=database_url, site_name="test-site"))
+    init_keys(context.settings)
+    yield context
+    context.engine.dispose()

@@ -1,0 +1,1 @@
+"""Real test doubles (PostgreSQL, sshd, snmpsim, QEMU, FUSE) shared by the suite."""
