@@ -4,7 +4,7 @@
 (about 13k small objects/s here), too slow to re-hash millions of ledger rows, so for the narrow
 value domain the ledger uses (ASCII keys; str, bool, None, ints within +/-2**53, nested lists and
 dicts) we let orjson serialise with sorted keys, which yields the same bytes: the same escapes,
-raw UTF-8, no whitespace. ``tests/test_canonical.py`` checks that byte equality on generated
+raw UTF-8, no whitespace. ``tests/core/test_canonical.py`` checks that byte equality on generated
 values; anything outside the domain (floats, huge ints, non-ASCII keys) goes to rfc8785.
 """
 
@@ -19,20 +19,22 @@ import rfc8785
 _MAX_SAFE_INT = 2**53 - 1
 
 
-def _fast_domain(value: Any) -> bool:
-    if value is None or isinstance(value, (str, bool)):
+def in_fast_domain(value: Any) -> bool:
+    """True when orjson's sorted output is provably the RFC 8785 output for ``value``."""
+    kind = type(value)
+    if kind is str or value is None or kind is bool:
         return True
-    if isinstance(value, int):
+    if kind is int:
         return -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT
-    if isinstance(value, list):
-        return all(_fast_domain(v) for v in value)
-    if isinstance(value, dict):
-        return all(isinstance(k, str) and k.isascii() and _fast_domain(v) for k, v in value.items())
+    if kind is list:
+        return all(in_fast_domain(v) for v in value)
+    if kind is dict:
+        return all(type(k) is str and k.isascii() and in_fast_domain(v) for k, v in value.items())
     return False
 
 
 def canonical_bytes(value: Any) -> bytes:
-    if _fast_domain(value):
+    if in_fast_domain(value):
         try:
             return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
         except orjson.JSONEncodeError:

@@ -330,9 +330,7 @@ def verify_certificate(envelope: Mapping[str, Any], public_key: Ed25519PublicKey
 
     recorded_digest = signature["digest_sha256"]
     if not _HEX_SHA256.fullmatch(recorded_digest):
-        raise MalformedEnvelopeError(
-            "malformed envelope: 'signature.digest_sha256' is not 64 lowercase hex digits"
-        )
+        raise MalformedEnvelopeError("malformed envelope: 'signature.digest_sha256' is not 64 lowercase hex digits")
     try:
         payload = canonical_bytes(certificate)
     except CertificateContentError as exc:
@@ -348,9 +346,7 @@ def verify_certificate(envelope: Mapping[str, Any], public_key: Ed25519PublicKey
         raise SignatureInvalidError(f"signature invalid for key {expected_fingerprint}") from exc
 
     if certificate.get("schema_version") != envelope["schema_version"]:
-        raise MalformedEnvelopeError(
-            "malformed envelope: certificate schema_version differs from the envelope's"
-        )
+        raise MalformedEnvelopeError("malformed envelope: certificate schema_version differs from the envelope's")
     certificate_id = certificate.get("certificate_id")
     if not isinstance(certificate_id, str) or not _is_uuid(certificate_id):
         raise MalformedEnvelopeError("malformed envelope: 'certificate.certificate_id' is not a UUID")
@@ -398,22 +394,16 @@ def load_envelope(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def _refuse_unless_certifiable(result: EraseResult) -> None:
     if not result.ok:
-        raise CertificateRefusedError(
-            f"erase result is not ok: {result.failure_reason or 'no failure reason given'}"
-        )
+        raise CertificateRefusedError(f"erase result is not ok: {result.failure_reason or 'no failure reason given'}")
     if result.failure_reason is not None:
         raise CertificateRefusedError(f"erase result is ok but reports a failure: {result.failure_reason}")
     verification = result.verification
     if verification is None:
-        raise CertificateRefusedError(
-            "erase result has no verification: an unverified erase is uncertifiable"
-        )
+        raise CertificateRefusedError("erase result has no verification: an unverified erase is uncertifiable")
     if not verification.passed:
         raise CertificateRefusedError(f"verification did not pass ({verification.mismatches} mismatches)")
     if verification.mismatches != 0:
-        raise CertificateRefusedError(
-            f"verification is marked passed but found {verification.mismatches} mismatches"
-        )
+        raise CertificateRefusedError(f"verification is marked passed but found {verification.mismatches} mismatches")
     if not (math.isfinite(verification.coverage) and 0.0 < verification.coverage <= 1.0):
         raise CertificateRefusedError(f"verification coverage {verification.coverage!r} is not in (0, 1]")
     if result.level_achieved is None:

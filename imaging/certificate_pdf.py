@@ -195,9 +195,7 @@ def _header(certificate: Mapping[str, Any], signature: Mapping[str, Any], styles
         Paragraph("Certificate of Sanitisation", styles.title),
         Spacer(1, 2 * mm),
         Paragraph(_text(f"{org or ''} - {site or ''}"), styles.subtitle),
-        Paragraph(
-            _text(f"Sanitisation level achieved: {str(achieved).upper()} ({technique})"), styles.subtitle
-        ),
+        Paragraph(_text(f"Sanitisation level achieved: {str(achieved).upper()} ({technique})"), styles.subtitle),
         Spacer(1, 2 * mm),
         _kv_table(
             [

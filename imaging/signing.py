@@ -112,8 +112,7 @@ def verify(public_key: Ed25519PublicKey, data: bytes, signature: bytes) -> None:
     """
     if len(signature) != SIGNATURE_LENGTH:
         raise SignatureInvalidError(
-            f"signature must be {SIGNATURE_LENGTH} bytes, got {len(signature)}"
-            f" (key {key_fingerprint(public_key)})"
+            f"signature must be {SIGNATURE_LENGTH} bytes, got {len(signature)} (key {key_fingerprint(public_key)})"
         )
     try:
         public_key.verify(signature, data)

@@ -27,13 +27,15 @@ GUEST_GW=10.0.2.2       # QEMU user-mode networking's host alias
 READY_MARKER=DF-GUEST-SSH-READY
 FAIL_MARKER=DF-GUEST-BOOT-FAILED
 PACKAGES=(busybox-static dropbear-bin nvme-cli hdparm coreutils cpio)
+# coreutils dd, as on a Debian service environment; callers name it /bin/dd because busybox sh runs
+# its own applets for bare names, and busybox dd prints no byte count.
 BINARIES=(/usr/sbin/dropbear /usr/sbin/nvme /usr/sbin/hdparm /bin/dd)
 # Storage and network drivers the guest needs; their dependencies come from modules.dep. The crypto
 # providers are listed because crc-t10dif and crc64-rocksoft ask for them through request_module,
 # which has no modprobe to answer it inside the guest.
 MODULES=(crct10dif_generic crc64_rocksoft_generic nvme ahci sd_mod e1000)
 
-for tool in busybox dropbearkey dropbearconvert cpio sha256sum dpkg-query ldd; do
+for tool in busybox dropbearkey dropbearconvert cpio sha256sum dpkg-query ldd flock; do
   command -v "$tool" >/dev/null || die "missing tool '$tool' (run scripts/setup.sh)"
 done
 
@@ -55,6 +57,9 @@ KERNEL=/boot/vmlinuz-$KVER
 
 mkdir -p "$1"
 OUT=$(cd "$1" && pwd)
+# Test sessions that start together share one cached guest: build it once, one at a time.
+exec 9>"$OUT/.lock"
+flock 9
 
 inputs_digest() {
   {

@@ -163,9 +163,7 @@ def make_context(**changes: Any) -> CertificateContext:
 
 
 def signed_envelope(result: EraseResult | None = None, key: Any = SIGNING_KEY) -> dict[str, Any]:
-    doc = build_certificate(
-        result or make_result(), make_context(), certificate_id=CERT_ID, issued_at=ISSUED_AT
-    )
+    doc = build_certificate(result or make_result(), make_context(), certificate_id=CERT_ID, issued_at=ISSUED_AT)
     return sign_certificate(doc, key)
 
 
@@ -423,9 +421,7 @@ def test_every_single_character_change_in_the_signature_block_fails():
     for field in ("digest_sha256", "value", "key_fingerprint"):
         original = envelope["signature"][field]
         for index, char in enumerate(original):
-            replacement = next(
-                c for c in ("0", "1", "A", "B") if c != char and c in alphabet + "0123456789abcdef"
-            )
+            replacement = next(c for c in ("0", "1", "A", "B") if c != char and c in alphabet + "0123456789abcdef")
             tampered = copy.deepcopy(envelope)
             tampered["signature"][field] = original[:index] + replacement + original[index + 1 :]
             with pytest.raises(CertificateError):

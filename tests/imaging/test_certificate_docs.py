@@ -58,9 +58,7 @@ def test_example_script_rejects_a_tampered_certificate(files):
 def test_example_script_rejects_a_recomputed_digest_and_a_wrong_key(files, tmp_path):
     envelope, cert, key = files
     envelope["certificate"]["media"]["serial_number"] = "SOMEONE-ELSES-DISK"
-    envelope["signature"]["digest_sha256"] = hashlib.sha256(
-        rfc8785.dumps(envelope["certificate"])
-    ).hexdigest()
+    envelope["signature"]["digest_sha256"] = hashlib.sha256(rfc8785.dumps(envelope["certificate"])).hexdigest()
     cert.write_bytes(dumps_envelope(envelope))
     done = run_script(cert, key)
     assert done.returncode == 1

@@ -1,0 +1,82 @@
+"""NVMe Sanitize (SANACT 4 crypto erase, SANACT 2 block erase): NIST Purge."""
+
+from __future__ import annotations
+
+import time
+
+from imaging.errors import EraseFailure
+from imaging.methods.base import FirmwareContext, FirmwareExpectation, FirmwareMethod, Support, tail
+from imaging.nvme_info import NvmeParseError, SanitizeState, parse_sanitize_log
+from imaging.probe import Probe
+from imaging.result import Level, Technique
+
+SANACT = {"crypto": 4, "block": 2}
+START_TIMEOUT = 60.0
+
+
+def nvme_precheck(probe: Probe) -> Support | None:
+    """Shared reasons an NVMe firmware method cannot run (None: it may)."""
+    if probe.transport != "nvme":
+        return Support.no("not an NVMe device")
+    if probe.nvme is None:
+        detail = "; ".join(probe.firmware_notes) or "nvme id-ctrl was not read"
+        return Support.no(f"NVMe controller data unavailable ({detail})")
+    return None
+
+
+def vendor_or_zeros(probe: Probe, what: str) -> FirmwareExpectation:
+    if probe.nvme_reads_zeros:
+        return FirmwareExpectation("zeros", "zeros")
+    return FirmwareExpectation(f"vendor ({what}): zeros or changed", None)
+
+
+class NvmeSanitize(FirmwareMethod):
+    choice = "nvme-sanitize"
+
+    def __init__(self, action: str) -> None:
+        if action not in SANACT:
+            raise ValueError(f"unknown sanitize action {action!r}")
+        self.action = action
+        self.name = f"nvme-sanitize-{action}"
+        self.technique = Technique.CRYPTO_ERASE if action == "crypto" else Technique.BLOCK_ERASE
+
+    def supports(self, probe: Probe) -> Support:
+        if (refusal := nvme_precheck(probe)) is not None:
+            return refusal
+        assert probe.nvme is not None
+        capable = probe.nvme.sanitize_crypto if self.action == "crypto" else probe.nvme.sanitize_block
+        if not capable:
+            return Support.no(f"controller SANICAP {probe.nvme.sanicap:#x} lacks {self.action} erase")
+        return Support.yes(Level.PURGE)
+
+    def expectation(self, probe: Probe) -> FirmwareExpectation:
+        return vendor_or_zeros(probe, self.name)
+
+    def execute(self, probe: Probe, ctx: FirmwareContext) -> tuple[str, ...]:
+        dev = probe.path
+        start = ctx.run(["nvme", "sanitize", dev, f"--sanact={SANACT[self.action]}"], START_TIMEOUT)
+        if start.returncode != 0:
+            raise EraseFailure(f"nvme sanitize rejected: {tail(start)}")
+        deadline = time.monotonic() + ctx.poll_timeout
+        while True:
+            record = ctx.run(["nvme", "sanitize-log", dev, "-o", "json"], START_TIMEOUT)
+            if record.returncode != 0:
+                raise EraseFailure(f"sanitize status unreadable, outcome unknown: {tail(record)}")
+            try:
+                log = parse_sanitize_log(record.stdout)
+            except NvmeParseError as exc:
+                raise EraseFailure(f"sanitize status unparsable, outcome unknown: {exc}") from exc
+            if log.state.succeeded:
+                ctx.progress(1.0)
+                return (f"sanitize-log: {log.state.name.lower()}",)
+            if log.state is SanitizeState.FAILED:
+                raise EraseFailure("drive reports the sanitize failed (SSTAT 3); only a new sanitize is accepted")
+            if log.state is SanitizeState.NEVER:
+                raise EraseFailure("sanitize-log shows no sanitize has ever completed: the command did not run")
+            ctx.progress(log.progress_fraction)
+            if time.monotonic() > deadline:
+                raise EraseFailure(
+                    f"sanitize still in progress after {ctx.poll_timeout:g}s: outcome unknown",
+                    residual=("NVMe sanitize still running; it resumes after power loss",),
+                )
+            ctx.wait("the NVMe sanitize runs")

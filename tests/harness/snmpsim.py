@@ -1,0 +1,167 @@
+"""snmpsim as a fleet of simulated switches on a loopback UDP port.
+
+Each ``.snmprec`` file is one switch; its file name (without extension) is the community
+that selects it. :meth:`SnmpSim.update` rewrites a file while the simulator runs, so a test can
+take a port down or move a MAC between polls.
+
+snmpsim refuses to run as root unless it drops privileges (``--process-user/--process-group``).
+On this project's machines the interpreter lives under /root (mode 0700), so after dropping to
+``nobody`` it cannot import the rest of the standard library and fails to build its index.
+As root we therefore set ``SNMPSIM_ALLOW_ROOT=true`` (snmpsim's own switch) and keep it on
+127.0.0.1; as any other user it runs as that user.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyasn1.codec.ber import decoder, encoder
+from pysnmp.proto import api
+
+SYS_NAME_0 = (1, 3, 6, 1, 2, 1, 1, 5, 0)
+Record = tuple[str, str]  # (type tag, value) as written in .snmprec: "2"/"4"/"4x"/...
+
+
+def responder_path() -> str | None:
+    """snmpsim's command responder: beside this interpreter (the venv) or on PATH."""
+    local = Path(sys.executable).parent / "snmpsim-command-responder"
+    return str(local) if local.exists() else shutil.which("snmpsim-command-responder")
+
+
+def read_snmprec(path: Path) -> dict[str, Record]:
+    records: dict[str, Record] = {}
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            oid, tag, value = line.split("|", 2)
+            records[oid] = (tag, value)
+    return records
+
+
+def write_snmprec(path: Path, records: Mapping[str, Record]) -> None:
+    """Write sorted by numeric OID (snmpsim's index requires it) and atomically."""
+    ordered = sorted(records.items(), key=lambda kv: tuple(int(x) for x in kv[0].split(".")))
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(f"{oid}|{tag}|{value}\n" for oid, (tag, value) in ordered))
+    old_mtime = int(path.stat().st_mtime) if path.exists() else 0
+    os.replace(tmp, path)
+    # snmpsim notices edits by whole-second mtime, and rebuilds its index only if the text
+    # file is not older than the index: step the mtime past both, even within one second.
+    bumped = max(int(time.time()), old_mtime) + 1
+    os.utime(path, (bumped, bumped))
+
+
+@dataclass
+class SnmpSim:
+    host: str
+    port: int
+    data_dir: Path
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def records(self, community: str) -> dict[str, Record]:
+        return read_snmprec(self.data_dir / f"{community}.snmprec")
+
+    def update(self, community: str, set_: Mapping[str, Record] | None = None, delete: Iterable[str] = ()) -> None:
+        """Change one simulated switch's data; the next request sees it."""
+        records = self.records(community)
+        for oid in delete:
+            records.pop(oid)
+        records.update(set_ or {})
+        write_snmprec(self.data_dir / f"{community}.snmprec", records)
+
+    def log_tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _free_udp_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _get_request(community: str) -> bytes:
+    proto = api.PROTOCOL_MODULES[api.SNMP_VERSION_2C]
+    pdu = proto.GetRequestPDU()
+    proto.apiPDU.set_defaults(pdu)
+    proto.apiPDU.set_varbinds(pdu, [(SYS_NAME_0, proto.Null(""))])
+    message = proto.Message()
+    proto.apiMessage.set_defaults(message)
+    proto.apiMessage.set_community(message, community)
+    proto.apiMessage.set_pdu(message, pdu)
+    return encoder.encode(message)
+
+
+def _answers(host: str, port: int, community: str) -> bool:
+    """One raw SNMP GET, independent of the code under test."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(0.2)
+        s.sendto(_get_request(community), (host, port))
+        try:
+            reply, _ = s.recvfrom(65535)
+        except (TimeoutError, ConnectionRefusedError):
+            return False
+    message, _ = decoder.decode(reply, asn1Spec=api.PROTOCOL_MODULES[api.SNMP_VERSION_2C].Message())
+    return bool(message)
+
+
+@contextmanager
+def snmpsim(
+    snmprec_files: Iterable[Path], workdir: Path, host: str = "127.0.0.1", startup_timeout: float = 20.0
+) -> Iterator[SnmpSim]:
+    """Start snmpsim serving copies of ``snmprec_files``; always stops it on exit."""
+    responder = responder_path()
+    if responder is None:
+        raise RuntimeError("snmpsim-command-responder not found (pip install snmpsim pysmi)")
+    data_dir, cache_dir = workdir / "data", workdir / "cache"
+    data_dir.mkdir(parents=True)
+    cache_dir.mkdir()
+    communities = []
+    for src in snmprec_files:
+        write_snmprec(data_dir / src.name, read_snmprec(src))
+        communities.append(src.stem)
+    if not communities:
+        raise ValueError("snmpsim needs at least one .snmprec file")
+    env = dict(os.environ)
+    if os.geteuid() == 0:
+        env["SNMPSIM_ALLOW_ROOT"] = "true"
+    port = _free_udp_port(host)
+    log_path = workdir / "snmpsim.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                responder,
+                f"--data-dir={data_dir}",
+                f"--cache-dir={cache_dir}",
+                f"--agent-udpv4-endpoint={host}:{port}",
+                "--logging-method=stderr",
+                "--log-level=error",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    sim = SnmpSim(host, port, data_dir, process, log_path)
+    try:
+        deadline = time.monotonic() + startup_timeout
+        while not _answers(host, port, communities[0]):
+            if process.poll() is not None:
+                raise RuntimeError(f"snmpsim exited with {process.returncode}:\n{sim.log_tail()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"snmpsim did not answer within {startup_timeout} s:\n{sim.log_tail()}")
+        yield sim
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)

@@ -1,0 +1,96 @@
+"""Helpers for the imaging tests: targets with planted data, loop devices, byte-exact checks."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from imaging.commands import CommandRunner
+from imaging.probe import Probe, probe_target, with_firmware_info
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "firmware"
+MIB = 1 << 20
+PLANT = b"POLICE-EVIDENCE-"  # 16 bytes, repeated: trivially recognisable if anything survives
+
+
+def make_image(path: Path, size: int) -> Path:
+    """A file of ``size`` bytes full of planted data."""
+    block = PLANT * (MIB // len(PLANT))
+    with open(path, "wb") as f:
+        remaining = size
+        while remaining:
+            n = min(remaining, len(block))
+            f.write(block[:n])
+            remaining -= n
+    return path
+
+
+def plant(target: str, size: int) -> None:
+    """Overwrite a target (file or block device) with planted data, synced to the medium."""
+    block = PLANT * (MIB // len(PLANT))
+    fd = os.open(target, os.O_WRONLY)
+    try:
+        offset = 0
+        while offset < size:
+            n = min(len(block), size - offset)
+            os.pwrite(fd, block[:n], offset)
+            offset += n
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def expected_bytes(pattern: str, key_hex: str | None, offset: int, length: int) -> np.ndarray:
+    if pattern == "zeros":
+        return np.zeros(length, dtype=np.uint8)
+    if pattern == "ones":
+        return np.full(length, 0xFF, dtype=np.uint8)
+    assert pattern == "random" and key_hex is not None and offset % 16 == 0
+    enc = Cipher(algorithms.AES(bytes.fromhex(key_hex)), modes.CTR((offset // 16).to_bytes(16, "big")))
+    return np.frombuffer(enc.encryptor().update(bytes(length)), dtype=np.uint8)
+
+
+def assert_every_byte(target: str, size: int, pattern: str, key_hex: str | None = None) -> None:
+    """Read the whole target, bypassing caches, and compare every byte with the pattern."""
+    fd = os.open(target, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        offset = 0
+        while offset < size:
+            n = min(4 * MIB, size - offset)
+            data = np.frombuffer(os.pread(fd, n, offset), dtype=np.uint8)
+            assert data.size == n, f"short read at {offset}"
+            want = expected_bytes(pattern, key_hex, offset, n)
+            if not np.array_equal(data, want):
+                bad = int(np.argmax(data != want))
+                raise AssertionError(f"byte at offset {offset + bad} is {data[bad]:#x}, not {pattern}")
+            offset += n
+    finally:
+        os.close(fd)
+
+
+def fake_firmware_probe(path: Path, transport: str, media_type: str, runner: CommandRunner) -> Probe:
+    """Probe a file, then present it as an NVMe/SATA device whose tools answer from fixtures."""
+    base = probe_target(str(path))
+    base = dataclasses.replace(base, transport=transport, media_type=media_type, rotational=media_type == "hdd")
+    return with_firmware_info(base, runner)
+
+
+def run(*argv: str) -> str:
+    return subprocess.run(argv, check=True, capture_output=True, text=True).stdout.strip()
+
+
+@contextlib.contextmanager
+def loop_device(image: Path, *extra: str) -> Iterator[str]:
+    dev = run("losetup", "--find", "--show", *extra, str(image))
+    try:
+        yield dev
+    finally:
+        subprocess.run(["losetup", "-d", dev], capture_output=True, check=False)
