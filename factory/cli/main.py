@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from factory.cli import db_cmd, device_cmd, keys_cmd, ledger_cmd, serve_cmd, users_cmd
+from factory.cli import cert_cmd, db_cmd, device_cmd, keys_cmd, ledger_cmd, serve_cmd, users_cmd, wipe_cmd
 
 app = typer.Typer(
     name="factory",
@@ -18,6 +18,8 @@ app.add_typer(keys_cmd.app, name="keys")
 app.add_typer(users_cmd.app, name="users")
 app.add_typer(device_cmd.app, name="device")
 app.add_typer(ledger_cmd.app, name="ledger")
+app.add_typer(cert_cmd.app, name="cert")
+wipe_cmd.register(app)
 serve_cmd.register(app)
 
 if __name__ == "__main__":

@@ -1,0 +1,119 @@
+"""Runner adapter vs plain ``ansible-playbook`` on the same three namespaced sshd targets.
+
+Both sides get the same inventory, pinned known_hosts, vaulted secrets and Ansible settings;
+every repetition starts from freshly imaged target roots, so both do the same work. The
+adapter's overhead (pexpect, event routing, job bookkeeping) should stay within 10%.
+
+    .venv/bin/python benchmarks/provision.py [--reps 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO), str(REPO / "tests"), str(REPO / "tests" / "provisioning")]
+
+from harness.sshd import SshdTarget, sshd_targets  # noqa: E402
+from provision_support import RecordingSink, provision_target, secrets, site  # noqa: E402
+
+from factory.provisioning import RunnerOptions, run_provision  # noqa: E402
+from factory.provisioning.inventory import build_inventory, known_hosts_text  # noqa: E402
+
+# The adapter's own settings, so the comparison is like for like.
+from factory.provisioning.runner import (  # noqa: E402
+    DEFAULT_PLAYBOOK_DIR,
+    VAULT_ID,
+    _close_masters,
+    _environment,
+    _write_vaulted,
+)
+
+
+def run_adapter(targets: list[SshdTarget], work: Path, rep: int) -> float:
+    started = time.monotonic()
+    outcome = run_provision(
+        f"bench-adapter-{rep}",
+        [provision_target(t, i) for i, t in enumerate(targets)],
+        site(),
+        secrets(),
+        RecordingSink(),
+        work,
+        RunnerOptions(forks=3, max_attempts=1),
+    )
+    elapsed = time.monotonic() - started
+    if not outcome.succeeded:
+        raise SystemExit(f"adapter run failed: {outcome.reason}")
+    return elapsed
+
+
+def run_plain(targets: list[SshdTarget], work: Path, rep: int) -> float:
+    job = work / f"bench-plain-{rep}"
+    (job / "cp").mkdir(parents=True)
+    known_hosts = job / "known_hosts"
+    provision_targets = [provision_target(t, i) for i, t in enumerate(targets)]
+    known_hosts.write_text(known_hosts_text(provision_targets))
+    inventory = job / "hosts.json"
+    inventory.write_text(json.dumps(build_inventory(provision_targets, site(), known_hosts)))
+    password_file = job / "vault-pass"
+    password_file.write_text("bench-only-vault-password\n")
+    password_file.chmod(0o600)
+    vault = job / "secrets.vault.yml"
+    _write_vaulted(vault, secrets().to_vars(), "bench-only-vault-password")
+    env = {**os.environ, **_environment(job, job / "cp", RunnerOptions())}
+    command = [
+        "ansible-playbook",
+        "-i",
+        str(inventory),
+        "-f",
+        "3",
+        "--vault-id",
+        f"{VAULT_ID}@{password_file}",
+        "-e",
+        f"@{vault}",
+        str(DEFAULT_PLAYBOOK_DIR / "provision.yml"),
+    ]
+    started = time.monotonic()
+    result = subprocess.run(command, env=env, cwd=DEFAULT_PLAYBOOK_DIR, capture_output=True, text=True)
+    elapsed = time.monotonic() - started
+    _close_masters(job / "cp")
+    if result.returncode != 0:
+        raise SystemExit(f"ansible-playbook failed ({result.returncode}):\n{result.stdout[-3000:]}")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=3)
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit("needs root (sshd targets in namespaces)")
+    times: dict[str, list[float]] = {"adapter": [], "plain": []}
+    with tempfile.TemporaryDirectory(prefix="df-bench-") as tmp, sshd_targets(Path(tmp) / "t", 3) as targets:
+        work = Path(tmp) / "work"
+        work.mkdir()
+        for rep in range(args.reps):
+            # Alternate the order so drift in machine load hits both sides alike.
+            order = ("adapter", "plain") if rep % 2 == 0 else ("plain", "adapter")
+            for side in order:
+                for t in targets:
+                    t.reset_root()
+                runner = run_adapter if side == "adapter" else run_plain
+                elapsed = runner(targets, work, rep)
+                times[side].append(elapsed)
+                print(f"rep {rep + 1} {side:8s} {elapsed:6.2f}s", flush=True)
+    adapter, plain = statistics.median(times["adapter"]), statistics.median(times["plain"])
+    print(f"median adapter {adapter:.2f}s  plain ansible-playbook {plain:.2f}s  ratio {adapter / plain:.3f}x")
+    print(f"mean   adapter {statistics.mean(times['adapter']):.2f}s  plain {statistics.mean(times['plain']):.2f}s")
+
+
+if __name__ == "__main__":
+    main()

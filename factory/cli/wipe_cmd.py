@@ -1,0 +1,86 @@
+"""``factory wipe``: erase and certify one target, with a Rich progress bar per pass."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from factory.cli.common import console, context, fail, one_line_errors, print_json
+from factory.standalone_wipe import run_wipe, write_certificate
+from imaging.certificate_pdf import render_pdf
+from imaging.engine import Progress as EngineProgress
+from imaging.plan import METHOD_CHOICES
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("wipe")
+    @one_line_errors
+    def wipe_cmd(
+        target: str = typer.Argument(..., help="Block device or regular file to erase."),
+        yes: bool = typer.Option(False, "--yes", help="Confirm: everything on TARGET is destroyed."),
+        method: str = typer.Option("auto", "--method", help=f"One of: {', '.join(METHOD_CHOICES)}."),
+        verify: str = typer.Option("sample", "--verify", help="full or sample (NIST representative sampling)."),
+        level: str = typer.Option("clear", "--level", help="clear or purge (NIST SP 800-88)."),
+        out: Path | None = typer.Option(None, "--out", help="Write the signed certificate (JSON) here."),
+        pdf: Path | None = typer.Option(None, "--pdf", help="Also render the certificate as PDF."),
+        operator: str | None = typer.Option(None, "--operator", help="Who sanitised (default: OS user)."),
+        validator: str | None = typer.Option(None, "--validator", help="Who validated (default: operator)."),
+        destination: str = typer.Option("internal_reuse", "--destination"),
+        asset_tag: str | None = typer.Option(None, "--asset-tag"),
+        as_json: bool = typer.Option(False, "--json", help="Print the certificate envelope as JSON."),
+    ) -> None:
+        """Erase TARGET by the strongest method it supports, verify, and certify it."""
+        if not yes:
+            fail(f"refusing to erase {target} without --yes")
+        for path in (out, pdf):
+            if path is not None and not path.parent.is_dir():
+                fail(f"directory {path.parent} does not exist")
+        ctx = context(require_schema=False)
+        bars = _PassBars()
+        with bars.progress:
+            result, envelope = run_wipe(
+                ctx.settings, target, method=method, verify=verify, level=level, operator=operator,
+                validator=validator, destination=destination, asset_tag=asset_tag, progress=bars.update,
+            )  # fmt: skip
+        if out is not None:
+            write_certificate(envelope, out)
+        if pdf is not None:
+            render_pdf(envelope, pdf)
+        if as_json:
+            print_json(envelope)
+            return
+        cert = envelope["certificate"]
+        console.print(
+            f"erased and verified {target}: {result.method}, level {cert['sanitisation']['level_achieved']}, "
+            f"{result.verification.mode if result.verification else '-'} verification; "
+            f"certificate {cert['certificate_id']} digest {envelope['signature']['digest_sha256']}",
+            markup=False,
+        )
+
+
+class _PassBars:
+    """One bar per (phase, pass): write pass 1/1, verify 1/1, firmware..."""
+
+    def __init__(self) -> None:
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+            TimeRemainingColumn(), console=console, transient=False,
+        )  # fmt: skip
+        self._tasks: dict[tuple[str, int], TaskID] = {}
+
+    def update(self, p: EngineProgress) -> None:
+        key = (p.phase, p.pass_index)
+        if key not in self._tasks:
+            label = f"{p.phase} pass {p.pass_index}/{p.pass_total}"
+            self._tasks[key] = self.progress.add_task(label, total=p.bytes_total or None)
+        self.progress.update(self._tasks[key], completed=p.bytes_done)
