@@ -16,7 +16,6 @@ import tempfile
 import time
 
 import psycopg
-from sqlalchemy import text
 
 from factory.clock import utc_now
 from factory.db.engine import make_engine, session_scope
@@ -39,7 +38,7 @@ def _fresh_db(kind: str, workdir: str) -> str:
     return PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + "/" + name
 
 
-def _append(session, i: int) -> None:  # noqa: ANN001
+def _append(session, i: int) -> None:
     append_entry(
         session,
         device_id=1 + i % DEVICES,

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from sqlalchemy import Engine
+from sqlalchemy.pool import NullPool
 
 from factory.config import Settings, load_settings
 from factory.db.engine import make_engine
@@ -14,11 +15,15 @@ from factory.db.engine import make_engine
 @dataclass
 class AppContext:
     settings: Settings
+    # One-shot processes (the CLI) hold no pool: connections close as soon as they are released.
+    pooled: bool = True
 
     @cached_property
     def engine(self) -> Engine:
-        return make_engine(self.settings.database_url)
+        if self.pooled:
+            return make_engine(self.settings.database_url)
+        return make_engine(self.settings.database_url, poolclass=NullPool)
 
     @classmethod
-    def from_env(cls) -> AppContext:
-        return cls(load_settings())
+    def from_env(cls, pooled: bool = True) -> AppContext:
+        return cls(load_settings(), pooled=pooled)

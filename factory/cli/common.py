@@ -57,7 +57,7 @@ def _first_line(exc: BaseException) -> str:
 
 
 def context(require_schema: bool = True) -> AppContext:
-    ctx = AppContext.from_env()
+    ctx = AppContext.from_env(pooled=False)
     if require_schema:
         current = current_revision(ctx.engine)
         if current != head_revision(ctx.settings.database_url):

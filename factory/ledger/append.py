@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import insert, text
 from sqlmodel import Session
 
 from factory.clock import utc_now
@@ -59,7 +59,8 @@ def append_entry(
         "evidence": evidence_text(evidence),
         "prev_hash": prev,
     }
-    entry = CustodyEntry(device_id=device_id, entry_hash=entry_hash(row), **row)
-    session.add(entry)
-    session.flush()
-    return entry
+    values = {**row, "device_id": device_id, "entry_hash": entry_hash(row)}
+    # A Core INSERT: the ORM unit of work would cost more than the hashing, and entries are never
+    # loaded back into this session for change (the returned object is a detached record).
+    session.execute(insert(CustodyEntry), [values])
+    return CustodyEntry(**values)

@@ -74,7 +74,7 @@ def test_tampering_any_field_is_caught_and_named(ctx, column: str) -> None:
     assert report.reason and report.reason.startswith(f"custody entry {report.broken_seq}:")
     # the CLI says the same in one line and exits non-zero
     result = CliRunner().invoke(app, ["ledger", "verify", "--json"])
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 1 and result.stdout, result.output
     assert json.loads(result.stdout)["broken_seq"] == report.broken_seq
     result = CliRunner().invoke(app, ["ledger", "verify"])
     assert result.exit_code == 1
