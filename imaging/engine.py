@@ -50,7 +50,7 @@ class Progress:
 ProgressCallback = Callable[[Progress], None]
 
 
-class _Reporter:
+class PhaseReporter:
     """Turns byte counts into throttled ``Progress`` events for one phase."""
 
     def __init__(
@@ -204,10 +204,10 @@ def _overwrite(
         # A random pattern gets a fresh key each pass; the last one is recorded and verified.
         pattern = make_pattern(plan.method.pattern)
         outcome.pattern, outcome.pattern_label = pattern, pattern.name
-        reporter = _Reporter(progress, "write", index, plan.passes, io.size)
+        reporter = PhaseReporter(progress, "write", index, plan.passes, io.size)
         written = 0
 
-        def on_bytes(done: int, reporter: _Reporter = reporter) -> None:
+        def on_bytes(done: int, reporter: PhaseReporter = reporter) -> None:
             nonlocal written
             written = done
             reporter(done)
@@ -239,14 +239,14 @@ def _firmware(
     if pattern is None:
         # Vendor-defined result: fingerprint what will be read back, to prove it changed.
         before = fingerprint(io, read_segments(io, regions, chunk), chunk)
-    reporter = _Reporter(progress, "firmware", 1, 1, io.size)
+    reporter = PhaseReporter(progress, "firmware", 1, 1, io.size)
     ctx = FirmwareContext(runner, poll_interval=poll_interval, cancel=cancel, on_fraction=reporter.fraction)
     outcome.notes.extend(method.execute(outcome.probe, ctx))
     outcome.passes_done = 1
     io.check_present()
     outcome.pattern_label = expectation.label
     expected = Expected(expectation.label, pattern, before)
-    verify_reporter = _Reporter(progress, "verify", 1, 1, _region_bytes(regions))
+    verify_reporter = PhaseReporter(progress, "verify", 1, 1, _region_bytes(regions))
     outcome.verification = verify(io, expected, mode, plan=plan, chunk=chunk, on_bytes=verify_reporter, cancel=cancel)
 
 
@@ -262,7 +262,7 @@ def _verify(
     plan = sample_plan(io.size, io.align, os.urandom(16))
     sampled = mode is VerifyMode.SAMPLE and plan is not None
     total = plan.bytes_sampled if sampled and plan is not None else io.size
-    reporter = _Reporter(progress, "verify", outcome.passes_done, outcome.plan.passes, total)
+    reporter = PhaseReporter(progress, "verify", outcome.passes_done, outcome.plan.passes, total)
     expected = Expected(outcome.pattern.name, outcome.pattern)
     outcome.verification = verify(io, expected, mode, plan=plan, chunk=chunk, on_bytes=reporter, cancel=cancel)
 

@@ -1,0 +1,315 @@
+"""Deploy a golden image (raw or zstd) to a target disk, verify it, and say exactly what landed.
+
+Streaming, three stages at once: a worker thread reads (and decompresses) the next chunk into a
+page-aligned buffer while this thread writes the current one with O_DIRECT and a hasher thread
+runs SHA-256 over it; pwritev, zstd and hashlib all release the GIL. After the write the streamed
+digest must equal the manifest's (a corrupt image fails here), then the written range is read back
+with O_DIRECT and hashed, and that digest must match too.
+
+The image's last partial block (size not a multiple of the target's O_DIRECT alignment) is written
+read-modify-write: the target's block is read, the image's tail bytes are laid over its head and
+the whole block is written back. Every write stays aligned and O_DIRECT, and the bytes past the end
+of the image keep what the target held, so no padding lands on it. (A regular file whose own tail
+is unaligned goes through ``TargetIO``'s buffered descriptor there, byte-exact.)
+
+Refusals (system disk, mounted, in use, too small, image not matching its manifest) are raised
+before anything is opened for writing. Every failure after that fails closed: ``ok=False`` with a
+one-line reason and, where known, the offset. A failed deploy leaves a partial or unverified image
+on the target.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mmap
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from imaging.blockio import TargetIO
+from imaging.commands import utc_now
+from imaging.deploy_source import ImageRejected, ImageSource, ImageStreamError
+from imaging.engine import PhaseReporter, ProgressCallback
+from imaging.errors import Cancelled, EraseFailure, TargetRefused
+from imaging.image_manifest import ImageFormat, ImageManifest, load_manifest, manifest_path_for
+from imaging.overwrite import DEFAULT_CHUNK, PIPELINE_DEPTH, segments
+from imaging.patterns import aligned_buffer
+from imaging.pipeline import Pipeline, Segment
+from imaging.probe import Probe, probe_target
+from imaging.result import MediaIdentity
+
+
+class TargetTooSmall(TargetRefused):
+    """The target has fewer bytes than the image's uncompressed content."""
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    """Outcome of one deploy. ``ok`` is True only when written, digest-checked and (if asked) read back."""
+
+    ok: bool
+    image_name: str
+    image_version: str
+    image_sha256: str  # the manifest's digest of the uncompressed content
+    bytes_written: int  # image bytes that reached the target
+    written_sha256: str | None  # of the content streamed to the target; None if the stream stopped
+    readback_sha256: str | None  # of the range read back from the target; None if not verified
+    started_at: str
+    ended_at: str
+    failure_reason: str | None = None
+    failure_offset: int | None = None
+    image_format: ImageFormat = ImageFormat.RAW
+    image_size_bytes: int = 0
+    compressed_sha256: str | None = None  # of the zstd file as streamed
+    media: MediaIdentity | None = None
+    io_mode: str | None = None  # "direct" or "buffered+fdatasync"
+
+
+def deploy_image(
+    image_path: str | Path,
+    target: str,
+    *,
+    manifest: ImageManifest | str | Path | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+    verify: bool = True,
+    chunk: int = DEFAULT_CHUNK,
+) -> DeployResult:
+    """Write ``image_path`` to ``target`` (block device or regular file) and verify it.
+
+    ``manifest`` is an ``ImageManifest``, the path of its JSON, or None for ``<image>.manifest.json``.
+    Raises ``ManifestError``, ``ProbeError``, ``TargetRefused`` (system disk, mounted, in use, and
+    ``TargetTooSmall``) or ``ImageRejected`` before anything is written; returns
+    ``DeployResult(ok=False, ...)`` for every failure after that.
+    """
+    image = str(image_path)
+    if not isinstance(manifest, ImageManifest):
+        manifest = load_manifest(manifest if manifest is not None else manifest_path_for(image))
+    return deploy_probed(
+        image, probe_target(target), manifest=manifest, progress=progress, cancel=cancel, verify=verify, chunk=chunk
+    )
+
+
+def deploy_probed(
+    image: str,
+    probe: Probe,
+    *,
+    manifest: ImageManifest,
+    progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+    verify: bool = True,
+    chunk: int = DEFAULT_CHUNK,
+) -> DeployResult:
+    """``deploy_image`` for an already probed target."""
+    if chunk <= 0 or chunk % mmap.PAGESIZE:
+        raise ValueError(f"chunk size {chunk} is not a positive multiple of {mmap.PAGESIZE}")
+    probe.refuse_if_unsafe()
+    if probe.size_bytes < manifest.size_bytes:
+        raise TargetTooSmall(
+            f"refusing {probe.path}: {probe.size_bytes} bytes, smaller than image "
+            f"{manifest.name} {manifest.version} ({manifest.size_bytes} bytes)"
+        )
+    if _same_file(image, probe.path):
+        raise TargetRefused(f"refusing {probe.path}: it is the image itself")
+    run = _Run(manifest, probe, utc_now())
+    if probe.read_only:
+        run.fail("device is read-only (the kernel refuses writes)")
+        return run.result()
+    with _open_image(image, manifest) as source:
+        io: TargetIO | None = None
+        try:
+            io = TargetIO(probe, write=True)
+            run.io_mode = io.io_mode
+            layout = _Layout(io, manifest.size_bytes, chunk)
+            _write(io, layout, source, run, progress, cancel)
+            if run.failure_reason is None and verify:
+                _read_back(io, layout, run, progress, cancel)
+        except TargetRefused:
+            raise  # busy at open (O_EXCL): refused before anything was written
+        except EraseFailure as failure:
+            run.fail(failure.reason, failure.offset)
+        except Exception as exc:  # anything else leaves the target in an unknown state
+            run.fail(f"unexpected error, outcome unknown: {type(exc).__name__}: {exc}")
+        finally:
+            if io is not None:
+                io.close()
+    return run.result()
+
+
+def _same_file(image: str, target: str) -> bool:
+    try:
+        return os.path.samefile(image, target)
+    except OSError:
+        return False
+
+
+def _open_image(image: str, manifest: ImageManifest) -> ImageSource:
+    source = ImageSource(image, compressed=manifest.format is ImageFormat.ZSTD)
+    if manifest.format is ImageFormat.RAW and (actual := source.size_on_disk()) != manifest.size_bytes:
+        source.close()
+        raise ImageRejected(f"image {image} has {actual} bytes, its manifest says {manifest.size_bytes}")
+    return source
+
+
+@dataclass
+class _Run:
+    """Facts accumulated while deploying, turned into the result at the end."""
+
+    manifest: ImageManifest
+    probe: Probe
+    started_at: str
+    io_mode: str | None = None
+    bytes_written: int = 0
+    written_sha256: str | None = None
+    readback_sha256: str | None = None
+    compressed_sha256: str | None = None
+    failure_reason: str | None = None
+    failure_offset: int | None = None
+
+    def fail(self, reason: str, offset: int | None = None) -> None:
+        if self.failure_reason is None:  # the first failure is the cause; later ones are effects
+            self.failure_reason = reason
+            self.failure_offset = offset
+
+    def result(self) -> DeployResult:
+        m = self.manifest
+        return DeployResult(
+            ok=self.failure_reason is None,
+            image_name=m.name,
+            image_version=m.version,
+            image_sha256=m.sha256,
+            bytes_written=self.bytes_written,
+            written_sha256=self.written_sha256,
+            readback_sha256=self.readback_sha256,
+            started_at=self.started_at,
+            ended_at=utc_now(),
+            failure_reason=self.failure_reason,
+            failure_offset=self.failure_offset,
+            image_format=m.format,
+            image_size_bytes=m.size_bytes,
+            compressed_sha256=self.compressed_sha256,
+            media=self.probe.identity(),
+            io_mode=self.io_mode,
+        )
+
+
+class _Layout:
+    """The image's range on the target as pipeline segments, and how its last block is written."""
+
+    def __init__(self, io: TargetIO, size: int, chunk: int) -> None:
+        self.size = size
+        self.align = io.align
+        aligned_end = size - size % io.align
+        self.segments: list[Segment] = list(segments(io, chunk, 0, aligned_end))
+        self.tail_offset = aligned_end if aligned_end < size else None
+        if self.tail_offset is not None:
+            self.segments.append((aligned_end, size - aligned_end))
+        # Through the O_DIRECT descriptor a partial block must be widened to a whole one.
+        self.tail_rmw = self.tail_offset is not None and io.direct and self.tail_offset < io.direct_end
+
+    def span(self, offset: int, length: int) -> int:
+        """Bytes of the target to transfer for the segment at ``offset``."""
+        return self.align if self.tail_rmw and offset == self.tail_offset else length
+
+
+def _check_cancel(cancel: threading.Event | None, phase: str, offset: int) -> None:
+    if cancel is not None and cancel.is_set():
+        raise Cancelled(f"cancelled by operator during {phase}", offset)
+
+
+def _write(
+    io: TargetIO,
+    layout: _Layout,
+    source: ImageSource,
+    run: _Run,
+    progress: ProgressCallback | None,
+    cancel: threading.Event | None,
+) -> None:
+    digest = hashlib.sha256()
+    reporter = PhaseReporter(progress, "write", 1, 1, layout.size)
+    block = aligned_buffer(max(layout.align, mmap.PAGESIZE)) if layout.tail_rmw else None
+
+    def read(buf: mmap.mmap, offset: int, length: int) -> None:
+        source.fill(buf, length)
+
+    def write_tail(buf: mmap.mmap, offset: int, length: int) -> None:
+        assert block is not None
+        io.read_into(block, layout.align, offset)  # keep what the target holds past the image
+        block[:length] = memoryview(buf)[:length]
+        io.write_at(block, layout.align, offset)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="imaging-hash") as hasher:
+
+        def write(buf: mmap.mmap, offset: int, length: int) -> None:
+            _check_cancel(cancel, "write", offset)
+            hashed = hasher.submit(digest.update, memoryview(buf)[:length])
+            try:
+                if layout.span(offset, length) != length:
+                    write_tail(buf, offset, length)
+                else:
+                    io.write_at(buf, length, offset)
+            finally:
+                hashed.result()  # the slot is reused once this returns
+            io.check_present(offset + length)
+            run.bytes_written = offset + length
+            reporter(run.bytes_written)
+
+        slots = [aligned_buffer(_slot_size(layout)) for _ in range(PIPELINE_DEPTH)]
+        Pipeline(slots, prepare=read, consume=write).run(layout.segments)
+    io.sync()
+    io.check_present(layout.size)
+    if not source.at_end():
+        raise ImageStreamError(f"image is longer than its manifest's {layout.size} bytes", layout.size)
+    run.written_sha256 = digest.hexdigest()
+    run.compressed_sha256 = source.compressed_sha256
+    manifest = run.manifest
+    if run.written_sha256 != manifest.sha256:
+        raise ImageStreamError(
+            f"image is corrupt: SHA-256 of its content is {run.written_sha256}, the manifest says {manifest.sha256}"
+        )
+    if manifest.compressed_sha256 is not None and run.compressed_sha256 != manifest.compressed_sha256:
+        raise ImageStreamError(
+            f"compressed image differs from its manifest: SHA-256 {run.compressed_sha256}, "
+            f"expected {manifest.compressed_sha256}"
+        )
+
+
+def _read_back(
+    io: TargetIO,
+    layout: _Layout,
+    run: _Run,
+    progress: ProgressCallback | None,
+    cancel: threading.Event | None,
+) -> None:
+    digest = hashlib.sha256()
+    reporter = PhaseReporter(progress, "verify", 1, 1, layout.size)
+    done = 0
+
+    def read(buf: mmap.mmap, offset: int, length: int) -> None:
+        io.read_into(buf, layout.span(offset, length), offset)
+
+    def hash_chunk(buf: mmap.mmap, offset: int, length: int) -> None:
+        nonlocal done
+        _check_cancel(cancel, "verification", offset)
+        digest.update(memoryview(buf)[:length])
+        io.check_present(offset + length)
+        done = offset + length
+        reporter(done)
+
+    io.drop_cache()
+    slots = [aligned_buffer(_slot_size(layout)) for _ in range(PIPELINE_DEPTH)]
+    Pipeline(slots, prepare=read, consume=hash_chunk).run(layout.segments)
+    io.check_present()
+    run.readback_sha256 = digest.hexdigest()
+    if run.readback_sha256 != run.manifest.sha256:
+        raise EraseFailure(
+            f"read-back verification failed: the target's SHA-256 is {run.readback_sha256}, "
+            f"the image's {run.manifest.sha256}"
+        )
+
+
+def _slot_size(layout: _Layout) -> int:
+    largest = max((length for _, length in layout.segments), default=0)
+    return max(largest, layout.align, mmap.PAGESIZE)

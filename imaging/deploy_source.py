@@ -1,0 +1,139 @@
+"""Golden-image readers for deploy: raw or zstd, read straight into the caller's aligned buffers.
+
+The zstd reader decompresses with ``zstandard``'s streaming reader (the C backend releases the GIL
+while decompressing) and hashes the compressed bytes as they go by, so an optional digest of the
+compressed file costs no extra pass. Whatever goes wrong with the image while streaming is an
+``ImageStreamError``: the deploy turns it into a failed result at the offset where it happened.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from typing import BinaryIO
+
+import zstandard
+
+from imaging.blockio import Buffer
+from imaging.errors import EraseFailure, ImagingError
+
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+ZSTD_READ_SIZE = 1 << 20  # compressed bytes per read from the image file
+MEASURE_CHUNK = 8 << 20
+
+
+class ImageRejected(ImagingError):
+    """The image file cannot be what its manifest describes; raised before anything is written."""
+
+
+class ImageStreamError(EraseFailure):
+    """The image turned out unreadable, corrupt, truncated or too long while it was being streamed."""
+
+
+def _is_zstd_frame(head: bytes) -> bool:
+    # A zstd stream starts with a frame or a skippable frame (magic 0x184D2A50..5F, little-endian).
+    return head == ZSTD_MAGIC or (len(head) == 4 and head[1:] == b"\x2a\x4d\x18" and head[0] & 0xF0 == 0x50)
+
+
+def looks_like_zstd(path: str) -> bool:
+    with open(path, "rb") as f:
+        return _is_zstd_frame(f.read(4))
+
+
+class _HashingReader:
+    """File-like view of the compressed file that hashes every byte the decompressor pulls."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self.digest = hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._raw.read(size)
+        self.digest.update(data)
+        return data
+
+
+class ImageSource:
+    """Sequential reader of an image's uncompressed content; ``fill`` it in order, then ``finish``."""
+
+    def __init__(self, path: str, *, compressed: bool) -> None:
+        self.path = path
+        self.compressed = compressed
+        try:
+            self._file: BinaryIO = open(path, "rb", buffering=0)  # closed by close()
+        except OSError as exc:
+            raise ImageRejected(f"cannot open image {path}: {exc.strerror}") from exc
+        try:
+            os.posix_fadvise(self._file.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
+        except OSError:
+            pass  # advisory
+        self._hashing: _HashingReader | None = None
+        self._reader: io.RawIOBase | BinaryIO = self._file
+        if compressed:
+            with open(path, "rb") as probe:
+                if not _is_zstd_frame(probe.read(4)):
+                    self._file.close()
+                    raise ImageRejected(f"image {path} is not zstd-compressed (no zstd frame magic)")
+            self._hashing = _HashingReader(self._file)
+            self._reader = zstandard.ZstdDecompressor().stream_reader(
+                self._hashing, read_size=ZSTD_READ_SIZE, read_across_frames=True, closefd=False
+            )
+        self.position = 0
+
+    def size_on_disk(self) -> int:
+        return os.fstat(self._file.fileno()).st_size
+
+    def readinto(self, view: memoryview) -> int:
+        """Read up to ``len(view)`` bytes of content; 0 only at the end of the content."""
+        try:
+            n = self._reader.readinto(view) or 0
+        except zstandard.ZstdError as exc:
+            raise ImageStreamError(f"image is corrupt: {exc}", self.position) from exc
+        except OSError as exc:
+            raise ImageStreamError(f"image read failed: {exc.strerror or exc}", self.position) from exc
+        self.position += n
+        return n
+
+    def fill(self, buf: Buffer, length: int) -> None:
+        """Read the next ``length`` bytes of content into ``buf[:length]``; short content is an error."""
+        view = memoryview(buf)[:length]
+        got = 0
+        while got < length:
+            n = self.readinto(view[got:])
+            if n == 0:
+                raise ImageStreamError(f"image is truncated: it ended after {self.position} bytes", self.position)
+            got += n
+
+    def at_end(self) -> bool:
+        """True when the content has no byte left (a longer image does not match its manifest)."""
+        return self.readinto(memoryview(bytearray(1))) == 0
+
+    @property
+    def compressed_sha256(self) -> str | None:
+        """SHA-256 of the compressed bytes read so far (the whole file once ``at_end`` is True)."""
+        return self._hashing.digest.hexdigest() if self._hashing is not None else None
+
+    def close(self) -> None:
+        if self._reader is not self._file:
+            self._reader.close()
+        self._file.close()
+
+    def __enter__(self) -> ImageSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def measure_image(path: str, *, compressed: bool, chunk: int = MEASURE_CHUNK) -> tuple[int, str, str | None]:
+    """Stream an image once: (uncompressed size, SHA-256 of the content, SHA-256 of the zstd file)."""
+    digest = hashlib.sha256()
+    buf = bytearray(chunk)
+    view = memoryview(buf)
+    size = 0
+    with ImageSource(path, compressed=compressed) as source:
+        while n := source.readinto(view):
+            digest.update(view[:n])
+            size += n
+        return size, digest.hexdigest(), source.compressed_sha256
