@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from api import metrics
 from api.errors import install_error_handlers
-from api.routes import devices, ledger
+from api.routes import audit, custody, devices, ledger
 from api.schemas import ErrorBody
+from api.web import install_web
 from factory.app_context import AppContext
 
 _ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 422)}
@@ -23,4 +25,8 @@ def create_app(context: AppContext | None = None) -> FastAPI:
 
     app.include_router(devices.router)
     app.include_router(ledger.router)
+    app.include_router(custody.router)
+    app.include_router(audit.router)
+    app.include_router(metrics.router)
+    install_web(app)
     return app

@@ -60,3 +60,8 @@ class ReadOnlyTarget(EraseFailure):
 
 class Cancelled(EraseFailure):
     """The operator cancelled the erase; the medium is in an unknown, partly erased state."""
+
+
+class FirmwareRejected(EraseFailure):
+    """The drive refused a firmware erase outright and provably started nothing (e.g. NVMe Invalid
+    Command Opcode, a SECURITY SET PASSWORD that left security disabled): the medium is unchanged."""

@@ -6,6 +6,7 @@ is a ``PlanError`` before anything is written.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from imaging.errors import PlanError
@@ -42,7 +43,10 @@ class Plan:
         return isinstance(self.method, OverwriteMethod)
 
 
-def make_plan(probe: Probe, level: Level, method: str = "auto", passes: int = 1) -> Plan:
+def make_plan(
+    probe: Probe, level: Level, method: str = "auto", passes: int = 1, exclude: Collection[str] = ()
+) -> Plan:
+    """The first method that reaches ``level``; ``exclude`` names methods the drive already refused."""
     level = Level(level)
     if method not in METHOD_CHOICES:
         raise PlanError(f"unknown method {method!r}; choose one of {', '.join(METHOD_CHOICES)}")
@@ -58,6 +62,9 @@ def make_plan(probe: Probe, level: Level, method: str = "auto", passes: int = 1)
         )
     considered: list[tuple[str, str]] = []
     for candidate in methods_for_choice(method):
+        if candidate.name in exclude:
+            considered.append((candidate.name, "refused by the drive earlier in this erase"))
+            continue
         support = candidate.supports(probe)
         if not support.ok or support.level is None:
             considered.append((candidate.name, support.reason))

@@ -110,16 +110,32 @@ class Probe:
 
 
 def _transport_and_media(name: str, rotational: bool | None) -> tuple[str, str]:
+    return transport_and_media(
+        name,
+        rotational,
+        device_path=lambda: sysfs.device_path(name),
+        mmc_type=lambda: sysfs.attr(name, "device/type"),
+    )
+
+
+def transport_and_media(
+    name: str,
+    rotational: bool | None,
+    *,
+    device_path: Callable[[], str],
+    mmc_type: Callable[[], str | None],
+) -> tuple[str, str]:
+    """Transport and media type from the kernel name and sysfs facts (read lazily: local or remote)."""
     if name.startswith("nvme"):
         return "nvme", "nvme"
     if name.startswith("loop"):
         return "loop", "loop"
     if name.startswith("mmcblk"):
-        kind = (sysfs.attr(name, "device/type") or "").upper()
+        kind = (mmc_type() or "").upper()
         return "mmc", "sd" if kind == "SD" else "emmc"
     if name.startswith("vd"):
         return "virtio", "virtio"
-    path = sysfs.device_path(name)
+    path = device_path()
     if "/usb" in path:
         return "usb", "usb"
     if "ufs" in path:

@@ -82,3 +82,25 @@ def show_cmd(
             e["entry_hash"][:12],
         )
     console.print(history)
+
+
+@app.command("endpoint")
+@one_line_errors
+def endpoint_cmd(
+    serial: str = typer.Argument(..., help="Device serial number."),
+    address: str = typer.Option(..., "--address", help="Address in the service environment."),
+    host_key: str = typer.Option(..., "--host-key", help="'ssh-ed25519 AAAA...' as first offered; pinned."),
+    port: int = typer.Option(22, "--port"),
+    user: str = typer.Option("root", "--user"),
+    actor: str = typer.Option("cli", "--actor"),
+) -> None:
+    """Record the device's service-environment SSH endpoint; the host key is pinned once."""
+    from factory.service_env import register_endpoint
+
+    ctx = context()
+    with session_scope(ctx.engine) as session:
+        ep = register_endpoint(
+            session, serial, address=address, port=port, username=user, host_key=host_key, actor=actor
+        )
+        fingerprint = ep.host_key_fingerprint
+    console.print(f"{serial}: {user}@{address}:{port}, host key pinned {fingerprint}", markup=False)

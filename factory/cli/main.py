@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import typer
 
-from factory.cli import cert_cmd, db_cmd, device_cmd, keys_cmd, ledger_cmd, serve_cmd, users_cmd, wipe_cmd
+from factory.cli import (
+    audit_cmd,
+    cert_cmd,
+    db_cmd,
+    device_cmd,
+    image_cmd,
+    keys_cmd,
+    ledger_cmd,
+    line_cmd,
+    serve_cmd,
+    users_cmd,
+    wipe_cmd,
+)
 
 app = typer.Typer(
     name="factory",
@@ -18,7 +30,10 @@ app.add_typer(keys_cmd.app, name="keys")
 app.add_typer(users_cmd.app, name="users")
 app.add_typer(device_cmd.app, name="device")
 app.add_typer(ledger_cmd.app, name="ledger")
+app.add_typer(line_cmd.app, name="line")
 app.add_typer(cert_cmd.app, name="cert")
+app.add_typer(image_cmd.app, name="image")
+app.add_typer(audit_cmd.app, name="audit")
 wipe_cmd.register(app)
 serve_cmd.register(app)
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from factory.cli.common import context, one_line_errors
 from factory.db.engine import session_scope
-from factory.users import add_user
+from factory.users import add_user, set_password
 
 app = typer.Typer(help="Users and API tokens.", no_args_is_help=True)
 
@@ -23,3 +25,22 @@ def add_cmd(
         user, token = add_user(session, name, role)
     typer.echo(f"user {user.name} ({user.role}) created; API token (shown once):")
     typer.echo(token)
+
+
+@app.command("passwd")
+@one_line_errors
+def passwd_cmd(
+    name: str = typer.Argument(..., help="Login name."),
+    password_stdin: bool = typer.Option(
+        False, "--password-stdin", help="Read the password from the first line of stdin (for scripts)."
+    ),
+) -> None:
+    """Set a user's web login password (Argon2id); the user's open browser sessions end."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+    ctx = context()
+    with session_scope(ctx.engine) as session:
+        user = set_password(session, name, password)
+    typer.echo(f"password set for {user.name}; their browser sessions were ended")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import secrets
 
 from imaging.ata_info import AtaParseError, AtaSecurity, parse_identify, rejection_in
-from imaging.errors import EraseFailure
+from imaging.errors import EraseFailure, FirmwareRejected
 from imaging.methods.ata_sanitize import ata_precheck
 from imaging.methods.base import FirmwareContext, FirmwareExpectation, FirmwareMethod, Support, tail
 from imaging.probe import Probe
@@ -74,9 +74,13 @@ class AtaSecureErase(FirmwareMethod):
         password = temporary_password()
         set_pass = ctx.run(["hdparm", "--user-master", "u", "--security-set-pass", password, dev], COMMAND_TIMEOUT)
         after_set = self._security(probe, ctx)
-        if after_set is None or not after_set.enabled:
-            line = rejection_in(set_pass.stdout, set_pass.stderr) or "security not enabled afterwards"
+        if after_set is None:
+            # Identify no longer shows a Security section: whether a password is now set is unknown.
+            line = rejection_in(set_pass.stdout, set_pass.stderr) or "security state unreadable afterwards"
             raise EraseFailure(f"drive rejected SECURITY SET PASSWORD: {line}")
+        if not after_set.enabled:
+            line = rejection_in(set_pass.stdout, set_pass.stderr) or "security not enabled afterwards"
+            raise FirmwareRejected(f"drive rejected SECURITY SET PASSWORD: {line}")
         erase_flag = "--security-erase-enhanced" if self.enhanced else "--security-erase"
         erase_error: str | None = None
         try:

@@ -6,9 +6,9 @@ records as a caveat.
 
 from __future__ import annotations
 
-from imaging.errors import EraseFailure
+from imaging.errors import EraseFailure, FirmwareRejected
 from imaging.methods.base import FirmwareContext, FirmwareExpectation, FirmwareMethod, Support, tail
-from imaging.methods.nvme_sanitize import nvme_precheck, vendor_or_zeros
+from imaging.methods.nvme_sanitize import nvme_precheck, refused_outright, vendor_or_zeros
 from imaging.nvme_info import SanitizeState
 from imaging.probe import Probe
 from imaging.result import Level, Technique
@@ -45,6 +45,8 @@ class NvmeFormat(FirmwareMethod):
 
     def execute(self, probe: Probe, ctx: FirmwareContext) -> tuple[str, ...]:
         record = ctx.run(["nvme", "format", probe.path, f"--ses={self.ses}", "--force"], FORMAT_TIMEOUT)
+        if refused_outright(record):
+            raise FirmwareRejected(f"nvme format rejected: {tail(record)}")
         if record.returncode != 0:
             raise EraseFailure(f"nvme format rejected: {tail(record)}")
         if "Success formatting namespace" not in record.stdout:

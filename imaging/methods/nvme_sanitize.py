@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import time
 
-from imaging.errors import EraseFailure
+from imaging.errors import EraseFailure, FirmwareRejected
 from imaging.methods.base import FirmwareContext, FirmwareExpectation, FirmwareMethod, Support, tail
 from imaging.nvme_info import NvmeParseError, SanitizeState, parse_sanitize_log
 from imaging.probe import Probe
-from imaging.result import Level, Technique
+from imaging.result import CommandRecord, Level, Technique
 
 SANACT = {"crypto": 4, "block": 2}
 START_TIMEOUT = 60.0
@@ -22,6 +22,15 @@ def nvme_precheck(probe: Probe) -> Support | None:
         detail = "; ".join(probe.firmware_notes) or "nvme id-ctrl was not read"
         return Support.no(f"NVMe controller data unavailable ({detail})")
     return None
+
+
+# NVMe statuses the controller returns before it executes anything (NVMe base spec, generic status).
+NOT_EXECUTED_STATUSES = ("Invalid Command Opcode", "Invalid Field in Command")
+
+
+def refused_outright(record: CommandRecord) -> bool:
+    """The controller answered with a status that means the command never ran (a timeout does not)."""
+    return record.returncode > 0 and any(f"NVMe status: {s}" in record.stderr for s in NOT_EXECUTED_STATUSES)
 
 
 def vendor_or_zeros(probe: Probe, what: str) -> FirmwareExpectation:
@@ -55,6 +64,8 @@ class NvmeSanitize(FirmwareMethod):
     def execute(self, probe: Probe, ctx: FirmwareContext) -> tuple[str, ...]:
         dev = probe.path
         start = ctx.run(["nvme", "sanitize", dev, f"--sanact={SANACT[self.action]}"], START_TIMEOUT)
+        if refused_outright(start):
+            raise FirmwareRejected(f"nvme sanitize rejected: {tail(start)}")
         if start.returncode != 0:
             raise EraseFailure(f"nvme sanitize rejected: {tail(start)}")
         deadline = time.monotonic() + ctx.poll_timeout

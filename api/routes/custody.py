@@ -1,0 +1,370 @@
+"""Custody workflows over JSON: transport only, every rule lives in factory/custody/.
+
+Roles: technicians allocate, issue, swap, install, receive returns and request or witness
+destruction; couriers hand over, deliver and report failed deliveries; admins register people
+and parties, approve exceptions, redistribute and run disposal batches; every signed-in user
+(auditors included) can read KPIs, the exception report and evidence documents.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import asdict
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query
+from fastapi.responses import Response
+
+from api.deps import ContextDep, CurrentUser, SessionDep, TechnicianUser, require_roles
+from api.schemas_custody import (
+    AcceptanceIn,
+    AllocateIn,
+    BatchIn,
+    CollectIn,
+    ConsignmentIn,
+    DecommissionIn,
+    DeliveryIn,
+    DestructionIn,
+    EntriesOut,
+    ExceptionIn,
+    InstallIn,
+    IssueIn,
+    OfficerIn,
+    PartyIn,
+    ReasonIn,
+    RecordOut,
+    RecyclerCertificateIn,
+    ScanIn,
+    SwapIn,
+    TransferIn,
+    UploadIn,
+    VehicleIn,
+    WaveIn,
+)
+from factory.app_context import AppContext
+from factory.certificates import make_verifier
+from factory.custody import consignments, destruction, disposal, issue, people, redistribution, swap, vehicles, waves
+from factory.custody.acceptance import Acceptance
+from factory.custody.allocation import allocate, release
+from factory.custody.documents import Upload, get_document
+from factory.devices import entry_view
+from factory.errors import InvalidInput
+from factory.keys import load_public_key
+from factory.lifecycle.guards import CertificateVerifier
+from factory.models.custody import CustodyEntry
+from factory.models.users import Role, User
+
+router = APIRouter(prefix="/api/custody", tags=["custody"])
+
+CourierUser = Annotated[User, Depends(require_roles(Role.COURIER))]
+AdminUser = Annotated[User, Depends(require_roles())]  # admins only
+Id = Annotated[int, Path(ge=1)]
+Ref = Annotated[str, Path(min_length=1, max_length=128)]
+
+
+def _verifier(ctx: AppContext) -> CertificateVerifier:
+    return make_verifier(load_public_key(ctx.settings))
+
+
+def _upload(u: UploadIn) -> Upload:
+    try:
+        content = base64.b64decode(u.content_base64, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidInput(f"document '{u.filename or u.media_type}' is not valid base64") from exc
+    return Upload(content=content, media_type=u.media_type, filename=u.filename)
+
+
+def _acceptance(a: AcceptanceIn) -> Acceptance:
+    return Acceptance(name=a.name, signature=_upload(a.signature) if a.signature else None, pin=a.pin)
+
+
+def _entries(entries: list[CustodyEntry], **details: Any) -> dict[str, Any]:
+    return {"entries": [entry_view(e) for e in entries], "details": details}
+
+
+# ------------------------------------------------------------------ people, parties, waves (admin)
+
+
+@router.post("/officers", status_code=201, response_model=RecordOut)
+def add_officer(body: OfficerIn, session: SessionDep, _user: AdminUser) -> dict[str, Any]:
+    o = people.register_officer(session, **body.model_dump())
+    return {"id": o.staff_number, "details": {"name": o.name, "team": o.team, "at_profile": o.at_profile}}
+
+
+@router.post("/vehicles", status_code=201, response_model=RecordOut)
+def add_vehicle(body: VehicleIn, session: SessionDep, _user: AdminUser) -> dict[str, Any]:
+    return {"id": people.register_vehicle(session, **body.model_dump()).fleet_number}
+
+
+@router.post("/parties", status_code=201, response_model=RecordOut)
+def add_party(body: PartyIn, session: SessionDep, _user: AdminUser) -> dict[str, Any]:
+    party = people.register_party(session, **body.model_dump())
+    return {"id": people.party_label(party), "details": {"name": party.name}}
+
+
+@router.post("/waves", status_code=201, response_model=RecordOut)
+def add_wave(body: WaveIn, session: SessionDep, _user: AdminUser) -> dict[str, Any]:
+    return {"id": waves.create_wave(session, **body.model_dump()).name}
+
+
+@router.get("/waves/{name}/kpis")
+def wave_kpis(name: Ref, session: SessionDep, _user: CurrentUser) -> dict[str, Any]:
+    return asdict(waves.wave_kpis(session, name))
+
+
+@router.get("/benches/kpis")
+def bench_kpis(session: SessionDep, _user: CurrentUser) -> list[dict[str, Any]]:
+    return [asdict(k) for k in waves.bench_kpis(session)]
+
+
+# ------------------------------------------------------------------ allocation and issue (technicians)
+
+
+@router.post("/allocations", status_code=201, response_model=RecordOut)
+def allocate_device(body: AllocateIn, session: SessionDep, user: TechnicianUser) -> dict[str, Any]:
+    a = allocate(session, actor=user.name, **body.model_dump())
+    return {"id": a.id or 0, "details": {"channel": a.channel, "status": a.status}}
+
+
+@router.post("/allocations/{allocation_id}/release", response_model=RecordOut)
+def release_allocation(allocation_id: Id, body: ReasonIn, session: SessionDep, user: TechnicianUser) -> dict[str, Any]:
+    a = release(session, allocation_id=allocation_id, reason=body.reason, actor=user.name)
+    return {"id": a.id or 0, "details": {"status": a.status}}
+
+
+@router.post("/exceptions", status_code=201, response_model=RecordOut)
+def request_exception(body: ExceptionIn, session: SessionDep, user: TechnicianUser) -> dict[str, Any]:
+    a = issue.request_exception(session, allocation_id=body.allocation_id, reason=body.reason, requested_by=user.name)
+    return {"id": a.id or 0, "details": {"requested_by": a.requested_by}}
+
+
+@router.post("/exceptions/{approval_id}/approve", response_model=RecordOut)
+def approve_exception(approval_id: Id, session: SessionDep, user: AdminUser) -> dict[str, Any]:
+    a = issue.approve_exception(session, approval_id=approval_id, approver=user.name)
+    return {"id": a.id or 0, "details": {"requested_by": a.requested_by, "approved_by": a.approved_by}}
+
+
+@router.post("/allocations/{allocation_id}/issue", response_model=EntriesOut)
+def issue_device(
+    allocation_id: Id, body: IssueIn, session: SessionDep, ctx: ContextDep, user: TechnicianUser
+) -> dict[str, Any]:
+    result = issue.issue_device(
+        session,
+        allocation_id=allocation_id,
+        acceptance=_acceptance(body.acceptance),
+        old_serial=body.old_serial,
+        approval_id=body.approval_id,
+        actor=user.name,
+        verifier=_verifier(ctx),
+    )
+    return _entries(result.entries, acceptance_sha256=result.acceptance.record_sha256)
+
+
+@router.post("/swaps", response_model=EntriesOut)
+def walk_in_swap(body: SwapIn, session: SessionDep, ctx: ContextDep, user: TechnicianUser) -> dict[str, Any]:
+    result = swap.walk_in_swap(
+        session,
+        staff_number=body.staff_number,
+        faulty_serial=body.faulty_serial,
+        spare_serial=body.spare_serial,
+        fault=body.fault,
+        acceptance=_acceptance(body.acceptance),
+        wave=body.wave,
+        actor=user.name,
+        verifier=_verifier(ctx),
+    )
+    return _entries(result.entries, acceptance_sha256=result.acceptance.record_sha256)
+
+
+@router.post("/allocations/{allocation_id}/install", response_model=EntriesOut)
+def install_tablet(
+    allocation_id: Id, body: InstallIn, session: SessionDep, ctx: ContextDep, user: TechnicianUser
+) -> dict[str, Any]:
+    entry = vehicles.install_tablet(
+        session,
+        allocation_id=allocation_id,
+        installer_name=body.installer_name,
+        installer_company=body.installer_company,
+        installed_on=body.installed_on,
+        job_sheet=_upload(body.job_sheet) if body.job_sheet else None,
+        actor=user.name,
+        verifier=_verifier(ctx),
+    )
+    return _entries([entry])
+
+
+@router.post("/vehicles/{fleet_number}/decommission", response_model=EntriesOut)
+def decommission_vehicle(
+    fleet_number: Ref, body: DecommissionIn, session: SessionDep, user: TechnicianUser
+) -> dict[str, Any]:
+    return _entries(
+        vehicles.decommission_vehicle(session, fleet_number=fleet_number, removed_by=body.removed_by, actor=user.name)
+    )
+
+
+# ------------------------------------------------------------------ courier consignments
+
+
+@router.post("/consignments", status_code=201, response_model=RecordOut)
+def create_consignment(
+    body: ConsignmentIn, session: SessionDep, ctx: ContextDep, user: TechnicianUser
+) -> dict[str, Any]:
+    c = consignments.create_consignment(session, actor=user.name, site=ctx.settings.site_name, **body.model_dump())
+    return {"id": c.reference, "details": {"status": c.status, "manifest_document_id": c.manifest_document_id}}
+
+
+@router.post("/consignments/{reference}/handover", response_model=EntriesOut)
+def hand_over(reference: Ref, body: ScanIn, session: SessionDep, ctx: ContextDep, user: CourierUser) -> dict[str, Any]:
+    return _entries(
+        consignments.hand_over(
+            session,
+            reference=reference,
+            scanned_serials=body.scanned_serials,
+            actor=user.name,
+            verifier=_verifier(ctx),
+        )
+    )
+
+
+@router.post("/consignments/{reference}/delivery", response_model=EntriesOut)
+def deliver(reference: Ref, body: DeliveryIn, session: SessionDep, user: CourierUser) -> dict[str, Any]:
+    return _entries(
+        consignments.deliver(
+            session,
+            reference=reference,
+            recipient_name=body.recipient_name,
+            signature=_upload(body.signature),
+            delivered_at=body.delivered_at,
+            scanned_serials=body.scanned_serials,
+            actor=user.name,
+        )
+    )
+
+
+@router.post("/consignments/{reference}/failed-delivery", response_model=RecordOut)
+def failed_delivery(reference: Ref, body: ReasonIn, session: SessionDep, user: CourierUser) -> dict[str, Any]:
+    c = consignments.record_failed_delivery(session, reference=reference, reason=body.reason, actor=user.name)
+    return {"id": c.reference, "details": {"status": c.status}}
+
+
+@router.post("/consignments/{reference}/return", response_model=EntriesOut)
+def return_consignment(reference: Ref, session: SessionDep, user: TechnicianUser) -> dict[str, Any]:
+    return _entries(consignments.return_to_factory(session, reference=reference, actor=user.name))
+
+
+@router.get("/consignment-exceptions")
+def consignment_exceptions(
+    session: SessionDep, _user: CurrentUser, overdue_days: Annotated[int, Query(ge=0, le=365)] = 3
+) -> list[dict[str, Any]]:
+    return [asdict(e) for e in consignments.exception_report(session, overdue_days=overdue_days)]
+
+
+# ------------------------------------------------------------------ redistribution and disposal (admin)
+
+
+@router.post("/transfers", status_code=201, response_model=EntriesOut)
+def redistribute(body: TransferIn, session: SessionDep, ctx: ContextDep, user: AdminUser) -> dict[str, Any]:
+    result = redistribution.redistribute(
+        session,
+        organisation_reference=body.organisation_reference,
+        serials=body.serials,
+        actor=user.name,
+        site=ctx.settings.site_name,
+        verifier=_verifier(ctx),
+    )
+    return _entries(result.entries, transfer_id=result.transfer.id, note_document_id=result.note.id)
+
+
+@router.post("/disposal-batches", status_code=201, response_model=RecordOut)
+def open_batch(body: BatchIn, session: SessionDep, user: AdminUser) -> dict[str, Any]:
+    return {"id": disposal.open_batch(session, actor=user.name, **body.model_dump()).id or 0}
+
+
+@router.post("/disposal-batches/{batch_id}/devices/{serial}", response_model=EntriesOut)
+def add_to_batch(batch_id: Id, serial: Ref, session: SessionDep, ctx: ContextDep, user: AdminUser) -> dict[str, Any]:
+    entry = disposal.add_device(session, batch_id=batch_id, serial=serial, actor=user.name, verifier=_verifier(ctx))
+    return _entries([entry])
+
+
+@router.post("/disposal-batches/{batch_id}/devices/{serial}/remove", response_model=EntriesOut)
+def remove_from_batch(
+    batch_id: Id, serial: Ref, body: ReasonIn, session: SessionDep, user: AdminUser
+) -> dict[str, Any]:
+    entry = disposal.remove_device(session, batch_id=batch_id, serial=serial, reason=body.reason, actor=user.name)
+    return _entries([entry])
+
+
+@router.post("/disposal-batches/{batch_id}/collect", response_model=RecordOut)
+def collect_batch(
+    batch_id: Id, body: CollectIn, session: SessionDep, ctx: ContextDep, user: AdminUser
+) -> dict[str, Any]:
+    transfer = disposal.WasteTransfer(
+        containment=body.containment,
+        place=body.place,
+        transferor_name=body.transferor_name,
+        transferor_address=body.transferor_address,
+        transferor_signature=_upload(body.transferor_signature),
+        transferee_signature=_upload(body.transferee_signature),
+        hierarchy_declaration=body.hierarchy_declaration,
+        hazardous_note_reference=body.hazardous_note_reference,
+        collected_at=body.collected_at,
+    )
+    b = disposal.collect(session, batch_id=batch_id, transfer=transfer, actor=user.name, site=ctx.settings.site_name)
+    return {"id": b.id or 0, "details": {"status": b.status, "wtn_document_id": b.wtn_document_id}}
+
+
+@router.post("/disposal-batches/{batch_id}/recycler-certificate", response_model=EntriesOut)
+def recycler_certificate(
+    batch_id: Id, body: RecyclerCertificateIn, session: SessionDep, ctx: ContextDep, user: AdminUser
+) -> dict[str, Any]:
+    entries = disposal.record_recycler_certificate(
+        session,
+        batch_id=batch_id,
+        serials=body.serials,
+        reference=body.reference,
+        document=_upload(body.document) if body.document else None,
+        actor=user.name,
+        verifier=_verifier(ctx),
+    )
+    return _entries(entries)
+
+
+@router.post("/disposal-batches/{batch_id}/close", response_model=RecordOut)
+def close_batch(batch_id: Id, session: SessionDep, user: AdminUser) -> dict[str, Any]:
+    b = disposal.close_batch(session, batch_id=batch_id, actor=user.name)
+    return {"id": b.id or 0, "details": {"status": b.status, "closed_at": b.closed_at}}
+
+
+# ------------------------------------------------------------------ destruction (two technicians)
+
+
+@router.post("/destructions", status_code=201, response_model=RecordOut)
+def request_destruction(body: DestructionIn, session: SessionDep, user: TechnicianUser) -> dict[str, Any]:
+    r = destruction.request_destruction(
+        session,
+        serial=body.serial,
+        method=body.method,
+        reason=body.reason,
+        evidence=_upload(body.evidence),
+        actor=user.name,
+    )
+    return {"id": r.id or 0, "details": {"requested_by": r.requested_by}}
+
+
+@router.post("/destructions/{record_id}/witness", response_model=EntriesOut)
+def witness_destruction(record_id: Id, session: SessionDep, user: TechnicianUser) -> dict[str, Any]:
+    return _entries([destruction.witness_destruction(session, record_id=record_id, witness=user.name)])
+
+
+# ------------------------------------------------------------------ evidence documents (read-only)
+
+
+@router.get("/documents/{document_id}", response_class=Response)
+def document(document_id: Id, session: SessionDep, _user: CurrentUser) -> Response:
+    doc = get_document(session, document_id)
+    return Response(
+        content=doc.content,
+        media_type=doc.media_type,
+        headers={"X-Content-SHA256": doc.sha256, "Content-Disposition": f'attachment; filename="document-{doc.id}"'},
+    )

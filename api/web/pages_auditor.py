@@ -1,0 +1,173 @@
+"""Auditor pages (read-only, GET only): certificate search, device histories with chain proofs,
+ledger and certificate verification, and exports of what a search found.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from dataclasses import replace
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Request
+from fastapi.responses import HTMLResponse, Response
+
+from api.deps import ContextDep
+from api.web.auth import page_user
+from api.web.forms import scanned
+from api.web.render import WebIdentity, render
+from factory.audit.bundle import export_bundle
+from factory.audit.certificate_check import check_certificate, get_certificate
+from factory.audit.exceptions import uncertified_departures
+from factory.audit.history import device_history
+from factory.audit.search import CertificateQuery, Outcome, SearchPage, search_certificates
+from factory.db.engine import session_scope
+from factory.errors import FactoryError, InvalidInput
+from factory.keys import load_public_key
+from factory.ledger.verify import verify_ledger
+from factory.models.users import Role
+
+router = APIRouter(prefix="/audit", include_in_schema=False)
+
+AuditPage = Annotated[WebIdentity, Depends(page_user(Role.AUDITOR))]
+SerialPath = Annotated[str, Path(min_length=1, max_length=128)]
+CertificatePath = Annotated[str, Path(min_length=1, max_length=64)]
+
+EXPORT_COLUMNS = (
+    "outcome", "at", "device_serial", "asset_tag", "medium_serial", "certificate_id", "level", "method",
+    "destination", "digest_sha256", "erase_round_seq", "custody_seq", "reason",
+)  # fmt: skip
+
+
+def _query(request: Request, limit: int = 50) -> tuple[CertificateQuery, dict[str, str]]:
+    """The search form's fields as a query; blanks mean 'any'."""
+    fields = {k: request.query_params.get(k, "").strip() for k in ("serial", "media_serial", "asset_tag", "cursor")}
+    outcome = request.query_params.get("outcome", Outcome.SUCCESS.value)
+    if outcome not in {o.value for o in Outcome}:
+        raise InvalidInput(f"outcome '{outcome[:20]}' is not one of: {', '.join(o.value for o in Outcome)}")
+    fields["outcome"] = outcome
+    query = CertificateQuery(
+        device_serial=fields["serial"] or None,
+        media_serial=fields["media_serial"] or None,
+        asset_tag=fields["asset_tag"] or None,
+        outcome=Outcome(outcome),
+        cursor=fields["cursor"] or None,
+        limit=limit,
+    )
+    return query, fields
+
+
+def _cell(value: object) -> object:
+    """Spreadsheet-safe: a text cell starting like a formula is quoted so it stays text."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+@router.get("/search")
+def search(request: Request, ctx: ContextDep, me: AuditPage) -> HTMLResponse:
+    asked = any(request.query_params.get(k) for k in ("serial", "media_serial", "asset_tag", "outcome"))
+    page: SearchPage | None = None
+    fields: dict[str, str] = {"outcome": Outcome.SUCCESS.value}
+    try:
+        query, fields = _query(request)
+        if asked:
+            with session_scope(ctx.engine) as session:
+                page = search_certificates(session, query)
+    except FactoryError as exc:
+        return render(request, "audit_search.html", me, exc.status_code, v=fields, page=None, error=exc.reason)
+    return render(request, "audit_search.html", me, v=fields, page=page, outcomes=[o.value for o in Outcome])
+
+
+@router.get("/devices/{serial}")
+def history(request: Request, ctx: ContextDep, me: AuditPage, serial: SerialPath) -> HTMLResponse:
+    try:
+        with session_scope(ctx.engine) as session:
+            found = device_history(session, serial, load_public_key(ctx.settings))
+            view: dict[str, Any] = found.as_dict()
+    except FactoryError as exc:
+        return render(request, "forbidden.html", me, exc.status_code, reason=exc.reason)
+    return render(request, "audit_device.html", me, h=view)
+
+
+@router.get("/certificates/{certificate_id}")
+def certificate(request: Request, ctx: ContextDep, me: AuditPage, certificate_id: CertificatePath) -> HTMLResponse:
+    try:
+        with session_scope(ctx.engine) as session:
+            cert = get_certificate(session, certificate_id)
+            check = check_certificate(session, cert, load_public_key(ctx.settings)).as_dict()
+            envelope = json.dumps(json.loads(cert.envelope), indent=2, ensure_ascii=False)
+            serial = cert.device_serial
+    except FactoryError as exc:
+        return render(request, "forbidden.html", me, exc.status_code, reason=exc.reason)
+    return render(request, "audit_certificate.html", me, check=check, envelope=envelope, serial=serial)
+
+
+@router.get("/verify")
+def verify(request: Request, ctx: ContextDep, me: AuditPage, run: str = "") -> HTMLResponse:
+    report = departures = None
+    if run:
+        report = verify_ledger(ctx.engine).as_dict()
+        with session_scope(ctx.engine) as session:
+            departures = [v.as_dict() for v in uncertified_departures(session, load_public_key(ctx.settings))]
+    return render(request, "audit_verify.html", me, report=report, departures=departures)
+
+
+@router.get("/export")
+def export_form(request: Request, me: AuditPage) -> HTMLResponse:
+    return render(request, "audit_export.html", me, v={}, outcomes=[o.value for o in Outcome])
+
+
+@router.get("/export/outcomes.csv")
+def export_csv(request: Request, ctx: ContextDep, _me: AuditPage) -> Response:
+    """Every erase outcome matching the search, as CSV (one row per certificate or failure)."""
+    try:
+        query, _fields = _query(request, limit=500)
+        rows = []
+        with session_scope(ctx.engine) as session:
+            while True:
+                page = search_certificates(session, query)
+                rows += [item.as_dict() for item in page.items]
+                if page.next_cursor is None:
+                    break
+                query = replace(query, cursor=page.next_cursor)
+    except FactoryError as exc:
+        return Response(exc.reason, status_code=exc.status_code, media_type="text/plain")
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows({k: _cell(v) for k, v in row.items()} for row in rows)
+    return Response(
+        out.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="erase-outcomes.csv"', "Cache-Control": "no-store"},
+    )
+
+
+@router.get("/export/bundle")
+def export_bundle_zip(request: Request, ctx: ContextDep, me: AuditPage) -> Response:
+    """The offline-verifiable evidence bundle (ZIP) for the devices scanned into the form."""
+    serials = scanned(request.query_params.getlist("serial"))
+    buffer = io.BytesIO()
+    try:
+        with session_scope(ctx.engine) as session:
+            summary = export_bundle(
+                session,
+                load_public_key(ctx.settings),
+                buffer,
+                serials=serials,
+                site=ctx.settings.site_name,
+                exported_by=me.name,
+            )
+    except FactoryError as exc:
+        return render(request, "audit_export.html", me, exc.status_code, outcomes=[o.value for o in Outcome],
+                      error=exc.reason)  # fmt: skip
+    name = summary.devices[0] if len(summary.devices) == 1 else f"{len(summary.devices)}-devices"
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", name)
+    return Response(
+        buffer.getvalue(),
+        media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="audit-bundle-{name}.zip"', "Cache-Control": "no-store"},
+    )

@@ -1,0 +1,200 @@
+"""A device's full history with a chain proof for every entry.
+
+For each of the device's custody entries the proof gives what an auditor needs to re-link it to
+the one site-wide chain without trusting the server: the entry's fields, its recomputed hash, the
+hash of the entry it extends (the one just before it in the chain, usually another device's) and
+the ``prev_hash`` of the entry that extends it. With the ledger head and, on request, a full
+verification of the chain, that places the device's entries in an intact ledger.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy import select
+from sqlmodel import Session
+
+from factory.audit.certificate_check import check_certificate
+from factory.devices import get_device
+from factory.ledger.hashing import HASHED_FIELDS, entry_hash
+from factory.ledger.verify import LedgerReport, verify_ledger
+from factory.models.certificate import Certificate
+from factory.models.custody import GENESIS_HASH, CustodyEntry
+from factory.models.device import Device, StorageMedium
+
+
+@dataclass(frozen=True)
+class EntryProof:
+    entry: dict[str, Any]  # every hashed field (evidence as an object) plus entry_hash
+    recomputed_hash: str
+    previous_seq: int | None  # None: this is the first entry of the ledger
+    previous_entry_hash: str | None  # entry_hash of the entry this one extends (genesis for seq 1)
+    next_seq: int | None  # None: this entry is the ledger head
+    next_prev_hash: str | None  # prev_hash of the entry that extends this one
+
+    @property
+    def hash_ok(self) -> bool:
+        return self.recomputed_hash == self.entry["entry_hash"]
+
+    @property
+    def links_to_previous(self) -> bool:
+        return self.previous_entry_hash == self.entry["prev_hash"]
+
+    @property
+    def linked_by_next(self) -> bool | None:
+        return None if self.next_seq is None else self.next_prev_hash == self.entry["entry_hash"]
+
+    @property
+    def ok(self) -> bool:
+        return self.hash_ok and self.links_to_previous and self.linked_by_next is not False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **self.entry,
+            "proof": {
+                "recomputed_hash": self.recomputed_hash,
+                "hash_ok": self.hash_ok,
+                "previous_seq": self.previous_seq,
+                "previous_entry_hash": self.previous_entry_hash,
+                "links_to_previous": self.links_to_previous,
+                "next_seq": self.next_seq,
+                "next_prev_hash": self.next_prev_hash,
+                "linked_by_next": self.linked_by_next,
+            },
+        }
+
+
+@dataclass(frozen=True)
+class DeviceHistory:
+    device: dict[str, Any]
+    media: list[dict[str, Any]]
+    certificates: list[dict[str, Any]]
+    entries: list[EntryProof]
+    head_seq: int | None
+    head_hash: str | None
+    ledger: LedgerReport | None  # None unless a full verification was asked for
+
+    @property
+    def ok(self) -> bool:
+        return (
+            all(e.ok for e in self.entries)
+            and all(c["check"]["ok"] for c in self.certificates)
+            and (self.ledger is None or self.ledger.ok)
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "device": self.device,
+            "media": self.media,
+            "certificates": self.certificates,
+            "entries": [e.as_dict() for e in self.entries],
+            "ledger": {
+                "head_seq": self.head_seq,
+                "head_hash": self.head_hash,
+                "verified": self.ledger.as_dict() if self.ledger is not None else None,
+            },
+        }
+
+
+def entry_record(e: CustodyEntry) -> dict[str, Any]:
+    """The entry as it is hashed (``evidence`` as an object), plus its stored hash."""
+    record: dict[str, Any] = {name: getattr(e, name) for name in HASHED_FIELDS}
+    record["evidence"] = orjson.loads(e.evidence)
+    record["entry_hash"] = e.entry_hash
+    return record
+
+
+def device_entries(session: Session, device_id: int) -> list[CustodyEntry]:
+    stmt = select(CustodyEntry).where(CustodyEntry.device_id == device_id).order_by(CustodyEntry.seq)  # type: ignore[arg-type]
+    return list(session.execute(stmt).scalars())
+
+
+def device_history(
+    session: Session, serial: str, public_key: Ed25519PublicKey, *, full_verify: bool = False
+) -> DeviceHistory:
+    device = get_device(session, serial)
+    entries = device_entries(session, device.id or 0)
+    neighbours = _neighbours(session, {e.seq - 1 for e in entries} | {e.seq + 1 for e in entries})
+    proofs = []
+    for e in entries:
+        row = {name: getattr(e, name) for name in HASHED_FIELDS}
+        before = neighbours.get(e.seq - 1)
+        after = neighbours.get(e.seq + 1)
+        proofs.append(
+            EntryProof(
+                entry=entry_record(e),
+                recomputed_hash=entry_hash(row),
+                previous_seq=e.seq - 1 if e.seq > 1 else None,
+                previous_entry_hash=GENESIS_HASH if e.seq == 1 else (before[0] if before else None),
+                next_seq=e.seq + 1 if after else None,
+                next_prev_hash=after[1] if after else None,
+            )
+        )
+    head = session.execute(
+        select(CustodyEntry.seq, CustodyEntry.entry_hash).order_by(CustodyEntry.seq.desc()).limit(1)  # type: ignore[attr-defined]
+    ).first()
+    certs = session.execute(
+        select(Certificate).where(Certificate.device_id == device.id).order_by(Certificate.issued_at)  # type: ignore[arg-type]
+    ).scalars()
+    return DeviceHistory(
+        device=_device_summary(device),
+        media=_media(session, device.id or 0),
+        certificates=[
+            {
+                "id": c.id,
+                "medium_serial": c.medium_serial,
+                "issued_at": c.issued_at,
+                "level": c.level,
+                "method": c.method,
+                "destination": c.destination,
+                "erase_round_seq": c.erase_round_seq,
+                "digest_sha256": c.digest_sha256,
+                "check": check_certificate(session, c, public_key).as_dict(),
+            }
+            for c in certs
+        ],
+        entries=proofs,
+        head_seq=head[0] if head else None,
+        head_hash=head[1] if head else None,
+        ledger=verify_ledger(session.get_bind()) if full_verify else None,  # type: ignore[arg-type]
+    )
+
+
+def _neighbours(session: Session, seqs: set[int]) -> dict[int, tuple[str, str]]:
+    """seq -> (entry_hash, prev_hash) for the given sequence numbers that exist."""
+    wanted = sorted(s for s in seqs if s >= 1)
+    out: dict[int, tuple[str, str]] = {}
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        stmt = select(CustodyEntry.seq, CustodyEntry.entry_hash, CustodyEntry.prev_hash).where(
+            CustodyEntry.seq.in_(chunk)  # type: ignore[attr-defined]
+        )
+        out.update({r.seq: (r.entry_hash, r.prev_hash) for r in session.execute(stmt)})
+    return out
+
+
+def _device_summary(device: Device) -> dict[str, Any]:
+    return {
+        "serial": device.serial,
+        "asset_tag": device.asset_tag,
+        "make": device.make,
+        "model": device.model,
+        "kind": device.kind,
+        "state": device.state,
+        "custodian": device.custodian,
+        "location": device.location,
+        "held_user_data": device.user_data_since_seq is not None,
+        "erase_round_seq": device.erase_round_seq,
+    }
+
+
+def _media(session: Session, device_id: int) -> list[dict[str, Any]]:
+    rows = session.execute(select(StorageMedium).where(StorageMedium.device_id == device_id)).scalars()
+    return [
+        {"serial": m.serial, "model": m.model, "media_type": m.media_type, "capacity_bytes": m.capacity_bytes}
+        for m in rows
+    ]

@@ -1,0 +1,174 @@
+"""``factory audit``: search and check certificates, device histories, exception reports, bundles."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from factory.audit.bundle import export_bundle
+from factory.audit.certificate_check import check_certificate, get_certificate
+from factory.audit.exceptions import exception_report
+from factory.audit.history import device_history
+from factory.audit.search import CertificateQuery, Outcome, parse_bound, search_certificates
+from factory.cli.common import console, context, fail, one_line_errors, print_json
+from factory.db.engine import session_scope
+from factory.keys import load_public_key
+
+app = typer.Typer(
+    help="Audit: certificates, device histories, exception reports, evidence bundles.", no_args_is_help=True
+)
+
+
+@app.command("search")
+@one_line_errors
+def search_cmd(
+    serial: str | None = typer.Option(None, "--serial", help="Device serial."),
+    media_serial: str | None = typer.Option(None, "--media-serial"),
+    asset_tag: str | None = typer.Option(None, "--asset-tag"),
+    issued_from: str | None = typer.Option(None, "--from", help="ISO date or date-time (UTC), inclusive."),
+    issued_to: str | None = typer.Option(
+        None, "--to", help="ISO date or date-time (UTC), exclusive; a date covers its day."
+    ),
+    method: str | None = typer.Option(None, "--method", help="e.g. overwrite-zeros, nvme-sanitize-crypto."),
+    level: str | None = typer.Option(None, "--level", help="clear, purge or destroy."),
+    destination: str | None = typer.Option(None, "--destination", help="internal_reuse, external_reuse, recycling..."),
+    outcome: Outcome = typer.Option(Outcome.SUCCESS, "--outcome", help="success (certificates), failed, or any."),
+    limit: int = typer.Option(50, "--limit", min=1, max=500),
+    cursor: str | None = typer.Option(None, "--cursor", help="next_cursor of the previous page."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Search erase outcomes, newest first."""
+    query = CertificateQuery(
+        device_serial=serial,
+        media_serial=media_serial,
+        asset_tag=asset_tag,
+        issued_from=parse_bound(issued_from),
+        issued_to=parse_bound(issued_to, upper=True),
+        method=method,
+        level=level,
+        destination=destination,
+        outcome=outcome,
+        limit=limit,
+        cursor=cursor,
+    )
+    ctx = context()
+    with session_scope(ctx.engine) as session:
+        page = search_certificates(session, query)
+    if as_json:
+        print_json({"items": [i.as_dict() for i in page.items], "next_cursor": page.next_cursor})
+        return
+    table = Table("at", "outcome", "device", "medium", "certificate / entry", "level", "method", "destination")
+    for i in page.items:
+        ref = i.certificate_id if i.certificate_id else f"entry {i.custody_seq}: {i.reason or ''}"
+        table.add_row(
+            i.at, i.outcome, i.device_serial, i.medium_serial or "", ref, i.level or "", i.method or "",
+            i.destination or "",
+        )  # fmt: skip
+    console.print(table)
+    if page.next_cursor:
+        console.print(f"more: --cursor {page.next_cursor}", markup=False)
+
+
+@app.command("verify")
+@one_line_errors
+def verify_cmd(
+    certificate_id: str = typer.Argument(..., help="Certificate id."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Re-check a stored certificate: signature, indexed columns, custody link. Exit 1 if it fails."""
+    ctx = context()
+    with session_scope(ctx.engine) as session:
+        check = check_certificate(session, get_certificate(session, certificate_id), load_public_key(ctx.settings))
+    if as_json:
+        print_json(check.as_dict())
+        if not check.ok:
+            raise typer.Exit(1)
+        return
+    if not check.ok:
+        fail(f"certificate {check.certificate_id} does not check out: {'; '.join(check.problems)}")
+    console.print(f"certificate {check.certificate_id} ok: digest {check.digest_sha256}", markup=False)
+
+
+@app.command("history")
+@one_line_errors
+def history_cmd(
+    serial: str = typer.Argument(..., help="Device serial."),
+    full_verify: bool = typer.Option(False, "--full-verify", help="Also re-verify the whole ledger."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """A device's custody history with a chain proof for every entry. Exit 1 if anything fails."""
+    ctx = context()
+    with session_scope(ctx.engine) as session:
+        history = device_history(session, serial, load_public_key(ctx.settings), full_verify=full_verify)
+    if as_json:
+        print_json(history.as_dict())
+    else:
+        table = Table("seq", "at", "event", "to", "custodian", "hash", "links")
+        for p in history.entries:
+            e = p.entry
+            links = "ok" if p.ok else ("hash differs" if not p.hash_ok else "link broken")
+            table.add_row(str(e["seq"]), e["occurred_at"], e["event"], e["to_state"], e["to_custodian"],
+                          e["entry_hash"][:16], links)  # fmt: skip
+        console.print(table)
+        for c in history.certificates:
+            status = "ok" if c["check"]["ok"] else "; ".join(c["check"]["problems"])
+            console.print(f"certificate {c['id']} ({c['medium_serial']}): {status}", markup=False)
+        console.print(f"ledger head {history.head_seq} {history.head_hash}", markup=False)
+    if not history.ok:
+        raise typer.Exit(1)
+
+
+@app.command("exceptions")
+@one_line_errors
+def exceptions_cmd(
+    days: int = typer.Option(30, "--days", min=0, help="Out of custody for at least this many days."),
+    limit: int = typer.Option(1000, "--limit", min=1),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Exception reports. Exit 1 if any device left for reuse or recycling without valid certificates."""
+    ctx = context()
+    with session_scope(ctx.engine) as session:
+        report = exception_report(session, load_public_key(ctx.settings), days=days, limit=limit)
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        console.print(f"out of custody for {days}+ days: {report.out_of_custody_total}", markup=False)
+        for o in report.out_of_custody:
+            console.print(f"  {o.device_serial} {o.state} with {o.custodian} since {o.left_at} ({o.days_out} days)",
+                          markup=False)  # fmt: skip
+        console.print(f"left without valid certificates: {len(report.uncertified_departures)}", markup=False)
+        for v in report.uncertified_departures:
+            console.print(f"  {v.device_serial} entry {v.seq} ({v.event}): {'; '.join(v.problems)}", markup=False)
+        for w in report.certificates_by_wave:
+            console.print(f"wave {w.wave}: {len(w.devices)} devices, {w.certificates} certificates", markup=False)
+    if report.uncertified_departures:
+        raise typer.Exit(1)
+
+
+@app.command("export")
+@one_line_errors
+def export_cmd(
+    out: Path = typer.Option(..., "--out", help="Bundle file to write (zip)."),
+    serial: list[str] = typer.Option([], "--serial", help="Device serial (all its certificates), repeatable."),
+    certificate: list[str] = typer.Option([], "--certificate", help="Certificate id, repeatable."),
+    actor: str = typer.Option("cli", "--actor", help="Who exports (recorded in the manifest)."),
+) -> None:
+    """Write an evidence bundle an auditor can verify offline with its own verify_bundle.py."""
+    ctx = context()
+    tmp = out.with_name(out.name + ".part")
+    try:
+        with session_scope(ctx.engine) as session, tmp.open("wb") as handle:
+            summary = export_bundle(
+                session, load_public_key(ctx.settings), handle, serials=serial, certificate_ids=certificate,
+                site=ctx.settings.site_name, exported_by=actor,
+            )  # fmt: skip
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    console.print(
+        f"wrote {out}: {len(summary.devices)} devices, {len(summary.certificates)} certificates, "
+        f"{summary.entries} custody entries, key {summary.key_fingerprint}",
+        markup=False,
+    )

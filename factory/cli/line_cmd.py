@@ -1,0 +1,185 @@
+"""``factory line``: run a bench agent (real or simulated), look at the line, act on jobs."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from factory.cli.common import console, context, one_line_errors, print_json
+from factory.db.engine import session_scope
+from factory.line import jobs as line_jobs
+from factory.line.board import benches_view, job_detail, jobs_view
+from factory.line.config import LineConfig, load_line_config, simulated_config
+from factory.line.provision import NoOpProvisioner
+
+app = typer.Typer(help="The bench line: agents, slots and jobs.", no_args_is_help=True)
+
+MIB = 2**20
+
+
+def build_config(
+    simulate: str | None, config_file: Path | None, agent: str | None, first_bench: int, max_jobs: int | None
+) -> LineConfig:
+    if (simulate is None) == (config_file is None):
+        raise typer.BadParameter("give exactly one of --simulate BENCHESxSLOTS or --config SITE.toml")
+    if simulate is not None:
+        return simulated_config(simulate, agent=agent, first_bench=first_bench, max_jobs_per_bench=max_jobs)
+    assert config_file is not None
+    return load_line_config(config_file, agent=agent)
+
+
+@app.command("run")
+@one_line_errors
+def run_cmd(
+    simulate: str | None = typer.Option(None, "--simulate", help="Simulated benches, e.g. 2x4."),
+    config_file: Path | None = typer.Option(None, "--config", help="Site file with benches and port map (TOML)."),
+    agent: str | None = typer.Option(None, "--agent", help="Agent name (default: host name)."),
+    first_bench: int = typer.Option(1, "--first-bench", help="Number of the first simulated bench."),
+    max_jobs: int | None = typer.Option(None, "--max-jobs", help="Concurrent jobs per bench."),
+    disk_mib: int = typer.Option(16, "--disk-mib", min=1, max=4096, help="Simulated disk size."),
+    pull_rate: float = typer.Option(0.0, "--pull-rate", min=0.0, max=1.0, help="Share of devices pulled mid-job."),
+    seed: int | None = typer.Option(None, "--seed"),
+    max_devices: int | None = typer.Option(None, "--max-devices", help="Stop simulated arrivals after N."),
+    duration: float | None = typer.Option(None, "--duration", help="Stop after this many seconds."),
+    gap: float = typer.Option(3.0, "--gap", help="Longest pause before a simulated slot is refilled (s)."),
+    dwell: float = typer.Option(2.0, "--dwell", help="Longest wait before a finished device is taken out (s)."),
+) -> None:
+    """Run the controller for this host's benches until Ctrl-C (or --duration)."""
+    from factory.line.agent import LineAgentProcess, SimulationOptions
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = build_config(simulate, config_file, agent, first_bench, max_jobs)
+    ctx = context()
+    simulation = None
+    if simulate is not None:
+        simulation = SimulationOptions(
+            disk_bytes=disk_mib * MIB,
+            pull_rate=pull_rate,
+            seed=seed,
+            max_devices=max_devices,
+            gap=(min(0.3, gap), gap),
+            dwell=(min(0.1, dwell), dwell),
+        )
+    process = LineAgentProcess(ctx, config, simulation=simulation)
+    report = process.start()
+    console.print(
+        f"agent {config.agent}: {len(config.benches)} bench(es), {config.slot_count} slot(s); {report.summary()}",
+        markup=False,
+    )
+    try:
+        process.run_until_signal(duration)
+    finally:
+        process.stop()
+    if process.controller.lost.is_set():
+        raise typer.Exit(3)
+
+
+@app.command("audit")
+@one_line_errors
+def audit_cmd() -> None:
+    """Check the line against the evidence (ledger, certificates, states, slots); exit 1 on problems."""
+    from factory.line.audit import audit_line
+
+    ctx = context()
+    problems = audit_line(ctx.engine, ctx.settings)
+    for problem in problems:
+        console.print(f"PROBLEM {problem}", markup=False)
+    if problems:
+        raise typer.Exit(1)
+    console.print("line consistent: ledger verifies, certificates complete, states match custody", markup=False)
+
+
+@app.command("status")
+@one_line_errors
+def status_cmd(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Benches and slots with what is in them now."""
+    ctx = context()
+    with session_scope(ctx.engine) as s:
+        benches = benches_view(s)
+    if as_json:
+        print_json(benches)
+        return
+    for bench in benches:
+        alive = "alive" if bench["agent_alive"] else "NOT RUNNING"
+        table = Table("slot", "device", "state", "job", "step", "progress", "reason / action",
+                      title=f"{bench['name']} (agent {bench['agent']}, {alive})")  # fmt: skip
+        for slot in bench["slots"]:
+            job, device = slot["job"] or {}, slot["device"] or {}
+            note = slot["error"] or " / ".join(x for x in (job.get("reason"), job.get("action")) if x)
+            table.add_row(
+                slot["code"],
+                device.get("serial") or slot["attached_serial"] or "-",
+                device.get("state") or "-",
+                f"{job['id']} {job['status']}" if job else "-",
+                job.get("current_step") or "-",
+                f"{job['progress'] * 100:.0f}%" if job else "-",
+                note or "",
+            )
+        console.print(table)
+
+
+@app.command("jobs")
+@one_line_errors
+def jobs_cmd(
+    status: str | None = typer.Option(None, "--status"),
+    bench: str | None = typer.Option(None, "--bench"),
+    limit: int = typer.Option(50, "--limit"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Recent jobs, newest first."""
+    ctx = context()
+    with session_scope(ctx.engine) as s:
+        rows = jobs_view(s, status=status, bench=bench, limit=limit)
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("id", "slot", "device", "pipeline", "status", "step", "reason")
+    for j in rows:
+        table.add_row(str(j["id"]), j["slot"], j["device_serial"], j["pipeline"], j["status"],
+                      j["current_step"] or "-", j["reason"] or "")  # fmt: skip
+    console.print(table)
+
+
+@app.command("job")
+@one_line_errors
+def job_cmd(job_id: int = typer.Argument(...)) -> None:
+    """One job with its steps and log (JSON)."""
+    ctx = context()
+    with session_scope(ctx.engine) as s:
+        print_json(job_detail(s, job_id))
+
+
+def _act(kind: str, job_id: int, actor: str) -> None:
+    ctx = context()
+    with session_scope(ctx.engine) as s:
+        if kind == "retry":
+            job = line_jobs.retry(s, job_id, actor=actor, provision_name=NoOpProvisioner.name)
+            message = f"job {job_id} retried as job {job.id}"
+        else:
+            job = line_jobs.request_stop(s, job_id, kind=kind, actor=actor)
+            message = f"job {job_id}: {kind} requested" if job.requested else f"job {job_id} {job.status}"
+    console.print(message, markup=False)
+
+
+@app.command("cancel")
+@one_line_errors
+def cancel_cmd(job_id: int = typer.Argument(...), actor: str = typer.Option("cli", "--actor")) -> None:
+    """Cancel a job (the device is failed with the reason; it can be retried)."""
+    _act("cancel", job_id, actor)
+
+
+@app.command("abort")
+@one_line_errors
+def abort_cmd(job_id: int = typer.Argument(...), actor: str = typer.Option("cli", "--actor")) -> None:
+    """Abort a job for good: the device leaves the line for manual handling."""
+    _act("abort", job_id, actor)
+
+
+@app.command("retry")
+@one_line_errors
+def retry_cmd(job_id: int = typer.Argument(...), actor: str = typer.Option("cli", "--actor")) -> None:
+    """Queue a new attempt (restarting from the beginning) for a failed/cancelled/interrupted job."""
+    _act("retry", job_id, actor)

@@ -1,0 +1,73 @@
+"""An officer's acceptance of a device (name plus signature image or PIN), stored as a record
+whose canonical SHA-256 is written into the ledger entry of the hand-over.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlmodel import Session
+
+from factory.canonical import canonical_bytes
+from factory.clock import utc_now
+from factory.custody.documents import DocumentKind, Upload, sha256_hex, store_document
+from factory.custody.people import pin_matches
+from factory.errors import GuardRefused, InvalidInput
+from factory.models.custody_workflows import AcceptanceRecord, Officer
+from factory.models.device import Device
+
+
+@dataclass(frozen=True)
+class Acceptance:
+    name: str
+    signature: Upload | None = None  # a PNG/JPEG of the signature pad
+    pin: str | None = None
+
+
+def record_acceptance(
+    session: Session,
+    *,
+    device: Device,
+    officer: Officer,
+    acceptance: Acceptance,
+    context: dict[str, object],
+    actor: str,
+) -> AcceptanceRecord:
+    """Check and store the acceptance; refuse a missing name, no or both proofs, or a wrong PIN."""
+    name = (acceptance.name or "").strip()
+    if not name:
+        raise InvalidInput("the officer's name is required to accept a device")
+    if (acceptance.signature is None) == (acceptance.pin is None):
+        raise InvalidInput("an acceptance carries either a signature or a PIN")
+    record: dict[str, object] = {
+        "device": device.serial,
+        "officer": officer.staff_number,
+        "accepted_name": name,
+        "accepted_at": utc_now(),
+        **context,
+    }
+    signature_id = None
+    if acceptance.signature is not None:
+        doc = store_document(session, DocumentKind.SIGNATURE, acceptance.signature, actor=actor)
+        signature_id = doc.id
+        record |= {"method": "signature", "signature_sha256": doc.sha256}
+    else:
+        if not officer.pin_hash:
+            raise GuardRefused(f"officer {officer.staff_number} has no PIN set: accept with a signature")
+        if not pin_matches(officer, acceptance.pin or ""):
+            raise GuardRefused(f"the PIN does not match officer {officer.staff_number}'s")
+        record["method"] = "pin"
+    text = canonical_bytes(record)
+    row = AcceptanceRecord(
+        device_id=device.id or 0,
+        officer_id=officer.id or 0,
+        accepted_name=name,
+        method=str(record["method"]),
+        signature_document_id=signature_id,
+        record_sha256=sha256_hex(text),
+        record=text.decode("utf-8"),
+        accepted_at=str(record["accepted_at"]),
+    )
+    session.add(row)
+    session.flush()
+    return row

@@ -1,0 +1,83 @@
+"""Destruction (typically of devices whose erase failed): one user requests it with evidence
+(photo or document, stored and hashed), a different user witnesses it; only then the ``destroy``
+transition runs, with the evidence hash and both names in the ledger.
+"""
+
+from __future__ import annotations
+
+from sqlmodel import Session, select
+
+from factory.clock import utc_now
+from factory.custody.documents import DocumentKind, Upload, document_ref, get_document, store_document
+from factory.devices import get_device
+from factory.errors import Conflict, GuardRefused, InvalidInput, InvalidTransition, NotFound
+from factory.lifecycle.states import Event, State
+from factory.lifecycle.table import find_edge
+from factory.lifecycle.transition import TransitionRequest, change_state
+from factory.models.custody import CustodyEntry
+from factory.models.custody_workflows import DestructionRecord
+
+
+def request_destruction(
+    session: Session, *, serial: str, method: str, reason: str, evidence: Upload, actor: str
+) -> DestructionRecord:
+    device = get_device(session, serial)
+    source = State(device.state) if device.state else None
+    if find_edge(Event.DESTROY, source) is None:
+        raise InvalidTransition(device.serial, device.state, str(Event.DESTROY))
+    how, why = (method or "").strip(), (reason or "").strip()
+    if not how or not why:
+        raise InvalidInput("a destruction request names the method and the reason")
+    pending = session.exec(
+        select(DestructionRecord).where(
+            DestructionRecord.device_id == device.id,
+            DestructionRecord.destroyed_seq == None,  # noqa: E711
+        )
+    ).first()
+    if pending is not None:
+        raise Conflict(f"device {device.serial} already has destruction request {pending.id} awaiting a witness")
+    doc = store_document(session, DocumentKind.DESTRUCTION_EVIDENCE, evidence, actor=actor)
+    record = DestructionRecord(
+        device_id=device.id or 0,
+        method=how[:64],
+        reason=why[:500],
+        requested_by=actor,
+        requested_at=utc_now(),
+        evidence_document_id=doc.id or 0,
+    )
+    session.add(record)
+    session.flush()
+    return record
+
+
+def witness_destruction(session: Session, *, record_id: int, witness: str) -> CustodyEntry:
+    record = session.get(DestructionRecord, record_id)
+    if record is None:
+        raise NotFound(f"no destruction request {record_id}")
+    if record.destroyed_seq is not None:
+        raise Conflict(f"destruction {record_id} was already witnessed by {record.witnessed_by}")
+    if witness == record.requested_by:
+        raise GuardRefused(f"destruction {record_id} needs a second person: {witness} requested it")
+    doc = get_document(session, record.evidence_document_id)
+    [entry] = change_state(
+        session,
+        [
+            TransitionRequest(
+                record.device_id,
+                Event.DESTROY,
+                evidence={
+                    "destruction_id": record.id,
+                    "method": record.method,
+                    "reason": record.reason,
+                    "evidence": document_ref(doc),
+                },
+            )
+        ],
+        actor=record.requested_by,
+        witness=witness,
+    )
+    record.witnessed_by = witness
+    record.destroyed_seq = entry.seq
+    session.add(record)
+    session.flush()
+    return entry

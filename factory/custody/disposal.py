@@ -1,0 +1,312 @@
+"""WEEE disposal batches to a recycler.
+
+open -> devices added (``add_to_disposal``: certified devices only) or removed -> collected with
+a waste transfer note (all statutory fields, both signatures; batteries need a hazardous waste
+consignment note) -> the recycler's recycling/destruction certificate is recorded and each device
+it accounts for is ``dispose``d -> closed, only when every device in the batch is accounted for.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlmodel import Session, select
+
+from factory.clock import format_utc, utc_now
+from factory.custody.documents import DocumentKind, Upload, document_ref, get_document, store_document, store_pdf
+from factory.custody.pdf import Party, WasteTransferNote, render_waste_transfer_note
+from factory.custody.people import get_party, party_label
+from factory.devices import get_device
+from factory.errors import Conflict, GuardRefused, InvalidInput, NotFound
+from factory.lifecycle.guards import CertificateVerifier
+from factory.lifecycle.states import Event
+from factory.lifecycle.transition import TransitionRequest, change_state
+from factory.models.custody import CustodyEntry
+from factory.models.custody_workflows import DisposalBatch, DisposalItem, DisposalStatus
+from factory.models.device import Device, DeviceKind
+from factory.models.parties import Custodian, CustodianKind
+
+_EWC = re.compile(r"^\d{2} \d{2} \d{2}\*?$")  # e.g. "16 02 14", "20 01 35*" (asterisk: hazardous)
+_SIC = re.compile(r"^\d{5}$")
+BATTERY_KINDS = frozenset({DeviceKind.LAPTOP.value, DeviceKind.TABLET.value, DeviceKind.VEHICLE_TABLET.value})
+
+
+@dataclass(frozen=True)
+class WasteTransfer:
+    """What the two parties sign at collection (the waste transfer note fields)."""
+
+    containment: str
+    place: str
+    transferor_name: str
+    transferor_address: str
+    transferor_signature: Upload
+    transferee_signature: Upload
+    hierarchy_declaration: bool
+    hazardous_note_reference: str | None = None
+    collected_at: datetime | None = None
+
+
+def get_batch(session: Session, batch_id: int) -> DisposalBatch:
+    batch = session.get(DisposalBatch, batch_id)
+    if batch is None:
+        raise NotFound(f"no disposal batch {batch_id}")
+    return batch
+
+
+def batch_devices(session: Session, batch: DisposalBatch) -> list[tuple[DisposalItem, Device]]:
+    rows = session.exec(
+        select(DisposalItem, Device)
+        .join(Device, Device.id == DisposalItem.device_id)  # type: ignore[arg-type]
+        .where(DisposalItem.batch_id == batch.id, DisposalItem.removed == False)  # noqa: E712
+        .order_by(Device.serial)  # type: ignore[arg-type]
+    ).all()
+    return [(item, device) for item, device in rows]
+
+
+def open_batch(
+    session: Session, *, recycler_reference: str, description: str, ewc_code: str, sic_code: str, actor: str
+) -> DisposalBatch:
+    recycler = get_party(session, (CustodianKind.RECYCLER,), recycler_reference)
+    if not recycler.address:
+        raise InvalidInput(f"recycler {recycler.reference} has no address: the waste transfer note needs one")
+    text = (description or "").strip()
+    if not text:
+        raise InvalidInput("a disposal batch needs a description of the waste")
+    ewc, sic = (ewc_code or "").strip(), (sic_code or "").strip()
+    if not _EWC.match(ewc):
+        raise InvalidInput(f"EWC code '{ewc}' must look like '16 02 14' (with '*' if hazardous)")
+    if not _SIC.match(sic):
+        raise InvalidInput(f"SIC code '{sic}' must be five digits")
+    batch = DisposalBatch(
+        recycler_id=recycler.id or 0,
+        description=text[:500],
+        ewc_code=ewc,
+        sic_code=sic,
+        created_by=actor,
+        created_at=utc_now(),
+    )
+    session.add(batch)
+    session.flush()
+    return batch
+
+
+def add_device(
+    session: Session, *, batch_id: int, serial: str, actor: str, verifier: CertificateVerifier | None
+) -> CustodyEntry:
+    batch = _open(session, batch_id)
+    device = get_device(session, serial)
+    [entry] = change_state(
+        session,
+        [TransitionRequest(device.id or 0, Event.ADD_TO_DISPOSAL, evidence={"disposal_batch": batch.id})],
+        actor=actor,
+        verifier=verifier,
+    )
+    existing = session.exec(
+        select(DisposalItem).where(DisposalItem.batch_id == batch.id, DisposalItem.device_id == device.id)
+    ).first()
+    item = existing or DisposalItem(batch_id=batch.id or 0, device_id=device.id or 0)
+    item.removed = False
+    session.add(item)
+    if device.kind in BATTERY_KINDS:
+        batch.contains_batteries = True
+        session.add(batch)
+    session.flush()
+    return entry
+
+
+def remove_device(session: Session, *, batch_id: int, serial: str, reason: str, actor: str) -> CustodyEntry:
+    batch = _open(session, batch_id)
+    device = get_device(session, serial)
+    item = session.exec(
+        select(DisposalItem).where(
+            DisposalItem.batch_id == batch.id,
+            DisposalItem.device_id == device.id,
+            DisposalItem.removed == False,  # noqa: E712
+        )
+    ).first()
+    if item is None:
+        raise NotFound(f"device {device.serial} is not in disposal batch {batch.id}")
+    if not (reason or "").strip():
+        raise InvalidInput("taking a device out of a disposal batch needs a reason")
+    [entry] = change_state(
+        session,
+        [
+            TransitionRequest(
+                device.id or 0,
+                Event.REMOVE_FROM_DISPOSAL,
+                evidence={"disposal_batch": batch.id, "reason": reason.strip()},
+            )
+        ],
+        actor=actor,
+    )
+    item.removed = True
+    session.add(item)
+    batch.contains_batteries = any(d.kind in BATTERY_KINDS for _, d in batch_devices(session, batch))
+    session.add(batch)
+    session.flush()
+    return entry
+
+
+def collect(session: Session, *, batch_id: int, transfer: WasteTransfer, actor: str, site: str) -> DisposalBatch:
+    """The recycler collects: the signed waste transfer note is rendered, stored and hashed."""
+    batch = _open(session, batch_id)
+    devices = batch_devices(session, batch)
+    if not devices:
+        raise Conflict(f"disposal batch {batch.id} is empty")
+    fields = {
+        "containment": transfer.containment,
+        "place of transfer": transfer.place,
+        "transferor name": transfer.transferor_name,
+        "transferor address": transfer.transferor_address,
+    }
+    missing = [k for k, v in fields.items() if not (v or "").strip()]
+    if missing:
+        raise InvalidInput(f"the waste transfer note needs: {', '.join(missing)}")
+    if not transfer.hierarchy_declaration:
+        raise GuardRefused("the transferor must declare that the waste hierarchy was applied")
+    hazardous = (transfer.hazardous_note_reference or "").strip() or None
+    if batch.contains_batteries and hazardous is None:
+        raise GuardRefused(
+            f"disposal batch {batch.id} contains batteries: a hazardous waste consignment note reference is required"
+        )
+    moment = transfer.collected_at or datetime.now(UTC)
+    if moment.tzinfo is None or moment > datetime.now(UTC) + timedelta(minutes=5):
+        raise InvalidInput("the collection time must carry a time zone and not be in the future")
+    recycler = _recycler(session, batch)
+    ours = store_document(session, DocumentKind.SIGNATURE, transfer.transferor_signature, actor=actor)
+    theirs = store_document(session, DocumentKind.SIGNATURE, transfer.transferee_signature, actor=actor)
+    when = format_utc(moment)
+    pdf = render_waste_transfer_note(
+        WasteTransferNote(
+            batch_id=batch.id or 0,
+            description=batch.description,
+            ewc_code=batch.ewc_code,
+            quantity=len(devices),
+            containment=transfer.containment.strip(),
+            transferor=Party(
+                f"{transfer.transferor_name.strip()} ({site})", transfer.transferor_address.strip(), ours.sha256
+            ),
+            transferee=Party(recycler.name, recycler.address, theirs.sha256),
+            sic_code=batch.sic_code,
+            hierarchy_declaration=True,
+            place=transfer.place.strip(),
+            collected_at=when,
+            contains_batteries=batch.contains_batteries,
+            hazardous_note_reference=hazardous,
+            device_serials=[d.serial for _, d in devices],
+        )
+    )
+    note = store_pdf(session, DocumentKind.WASTE_TRANSFER_NOTE, pdf, f"wtn-batch-{batch.id}.pdf", actor=actor)
+    batch.containment = transfer.containment.strip()[:200]
+    batch.place = transfer.place.strip()[:500]
+    batch.hierarchy_declaration = True
+    batch.transferor_name = transfer.transferor_name.strip()[:200]
+    batch.transferee_name = recycler.name
+    batch.hazardous_note_reference = hazardous
+    batch.collected_at = when
+    batch.wtn_document_id = note.id
+    batch.status = DisposalStatus.COLLECTED.value
+    session.add(batch)
+    session.flush()
+    return batch
+
+
+def record_recycler_certificate(
+    session: Session,
+    *,
+    batch_id: int,
+    serials: Sequence[str],
+    actor: str,
+    verifier: CertificateVerifier | None,
+    reference: str | None = None,
+    document: Upload | None = None,
+) -> list[CustodyEntry]:
+    """Record the recycler's certificate (once per batch) and dispose of the devices it accounts for.
+
+    Called again with further serials (and no reference) when the recycler accounts for the rest.
+    """
+    batch = get_batch(session, batch_id)
+    if batch.status != DisposalStatus.COLLECTED:
+        raise Conflict(f"disposal batch {batch.id} is {batch.status}: only a collected batch can be accounted for")
+    ref = (reference or "").strip() or None
+    if batch.recycler_certificate_ref is None:
+        if ref is None:
+            raise GuardRefused(
+                f"disposal batch {batch.id}: no recycler's recycling/destruction certificate recorded; "
+                "devices cannot be disposed without one"
+            )
+        batch.recycler_certificate_ref = ref[:128]
+        if document is not None:
+            batch.recycler_certificate_document_id = store_document(
+                session, DocumentKind.RECYCLER_CERTIFICATE, document, actor=actor
+            ).id
+    elif ref is not None and ref != batch.recycler_certificate_ref:
+        raise Conflict(f"disposal batch {batch.id} already has recycler certificate {batch.recycler_certificate_ref}")
+    by_serial = {d.serial: (i, d) for i, d in batch_devices(session, batch)}
+    wanted = list(dict.fromkeys(s.strip() for s in serials if s.strip()))
+    stray = [s for s in wanted if s not in by_serial]
+    if stray:
+        raise GuardRefused(f"disposal batch {batch.id} does not contain {', '.join(stray)}")
+    chosen = [by_serial[s] for s in wanted if by_serial[s][0].disposed_seq is None]
+    if not chosen:
+        raise InvalidInput(f"disposal batch {batch.id}: no device to account for")
+    evidence: dict[str, object] = {
+        "disposal_batch": batch.id,
+        "recycler_certificate": batch.recycler_certificate_ref,
+        "waste_transfer_note": document_ref(get_document(session, batch.wtn_document_id or 0)),
+    }
+    if batch.recycler_certificate_document_id is not None:
+        evidence["recycler_certificate_document"] = document_ref(
+            get_document(session, batch.recycler_certificate_document_id)
+        )
+    if batch.hazardous_note_reference:
+        evidence["hazardous_consignment_note"] = batch.hazardous_note_reference
+    recycler_label = party_label(_recycler(session, batch))
+    entries = change_state(
+        session,
+        [
+            TransitionRequest(d.id or 0, Event.DISPOSE, to_custodian=recycler_label, evidence=evidence)
+            for _, d in chosen
+        ],
+        actor=actor,
+        verifier=verifier,
+    )
+    for (item, _device), entry in zip(chosen, entries, strict=True):
+        item.disposed_seq = entry.seq
+        session.add(item)
+    session.add(batch)
+    session.flush()
+    return entries
+
+
+def close_batch(session: Session, *, batch_id: int, actor: str) -> DisposalBatch:
+    batch = get_batch(session, batch_id)
+    if batch.status != DisposalStatus.COLLECTED:
+        raise Conflict(f"disposal batch {batch.id} is {batch.status}: only a collected batch can be closed")
+    missing = [d.serial for i, d in batch_devices(session, batch) if i.disposed_seq is None]
+    if missing:
+        raise GuardRefused(
+            f"disposal batch {batch.id} cannot close: {len(missing)} device(s) not accounted for by the recycler: "
+            f"{', '.join(missing)}"
+        )
+    batch.status = DisposalStatus.CLOSED.value
+    batch.closed_at = utc_now()
+    session.add(batch)
+    session.flush()
+    return batch
+
+
+def _open(session: Session, batch_id: int) -> DisposalBatch:
+    batch = get_batch(session, batch_id)
+    if batch.status != DisposalStatus.OPEN:
+        raise Conflict(f"disposal batch {batch.id} is {batch.status}, not open")
+    return batch
+
+
+def _recycler(session: Session, batch: DisposalBatch) -> Custodian:
+    recycler = session.get(Custodian, batch.recycler_id)
+    assert recycler is not None  # foreign key
+    return recycler

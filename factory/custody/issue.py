@@ -1,0 +1,185 @@
+"""Issuing an allocated device to an officer in person.
+
+A new device goes out only in exchange for the officer's old one, scanned back in the same
+``change_state`` call (issue + return: both entries or neither). Without an old device the issue
+needs an exception: a reason from one user and approval by a different user (four eyes), used
+once. The officer's acceptance is stored and its hash goes into the issue entry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlmodel import Session
+
+from factory.clock import utc_now
+from factory.custody.acceptance import Acceptance, record_acceptance
+from factory.custody.allocation import get_allocation, mark_returned
+from factory.custody.people import officer_label
+from factory.devices import FACTORY_CUSTODIAN, get_device
+from factory.errors import Conflict, GuardRefused, InvalidInput, NotFound
+from factory.lifecycle.guards import CertificateVerifier
+from factory.lifecycle.states import Event
+from factory.lifecycle.transition import TransitionRequest, change_state
+from factory.models.custody import CustodyEntry
+from factory.models.custody_workflows import (
+    AcceptanceRecord,
+    Allocation,
+    AllocationChannel,
+    AllocationStatus,
+    Approval,
+    ApprovalKind,
+    Officer,
+    Wave,
+)
+from factory.models.device import Device
+
+
+@dataclass(frozen=True)
+class IssueResult:
+    entries: list[CustodyEntry]
+    acceptance: AcceptanceRecord
+
+
+def request_exception(session: Session, *, allocation_id: int, reason: str, requested_by: str) -> Approval:
+    """Ask to issue without taking an old device back; a different user must approve it."""
+    allocation = _in_person_allocation(session, allocation_id)
+    text = (reason or "").strip()
+    if not text:
+        raise InvalidInput("an exception to the exchange rule needs a reason")
+    approval = Approval(
+        kind=ApprovalKind.ISSUE_WITHOUT_EXCHANGE.value,
+        allocation_id=allocation.id or 0,
+        reason=text[:500],
+        requested_by=requested_by,
+        requested_at=utc_now(),
+    )
+    session.add(approval)
+    session.flush()
+    return approval
+
+
+def approve_exception(session: Session, *, approval_id: int, approver: str) -> Approval:
+    approval = get_approval(session, approval_id)
+    if approval.approved_by is not None:
+        raise Conflict(f"exception {approval_id} was already approved by {approval.approved_by}")
+    if approver == approval.requested_by:
+        raise GuardRefused(
+            f"exception {approval_id} needs a second user: {approver} asked for it, so cannot approve it"
+        )
+    approval.approved_by = approver
+    approval.approved_at = utc_now()
+    session.add(approval)
+    session.flush()
+    return approval
+
+
+def get_approval(session: Session, approval_id: int) -> Approval:
+    approval = session.get(Approval, approval_id)
+    if approval is None:
+        raise NotFound(f"no exception request with id {approval_id}")
+    return approval
+
+
+def issue_device(
+    session: Session,
+    *,
+    allocation_id: int,
+    acceptance: Acceptance,
+    actor: str,
+    verifier: CertificateVerifier | None,
+    old_serial: str | None = None,
+    approval_id: int | None = None,
+) -> IssueResult:
+    """Hand an allocated device to its officer, taking the old one back in the same transaction."""
+    allocation = _in_person_allocation(session, allocation_id)
+    if allocation.status != AllocationStatus.ALLOCATED:
+        raise Conflict(f"allocation {allocation_id} is {allocation.status}, not allocated")
+    officer = session.get(Officer, allocation.officer_id)
+    device = session.get(Device, allocation.device_id)
+    assert officer is not None and device is not None
+    if old_serial is None and approval_id is None:
+        raise GuardRefused(
+            f"device {device.serial} is issued only in exchange for officer {officer.staff_number}'s old device: "
+            "scan the old device back in, or use an approved exception"
+        )
+    if old_serial is not None and approval_id is not None:
+        raise InvalidInput("give either the old device or an approved exception, not both")
+    context = _wave_context(session, allocation)
+    evidence: dict[str, object] = {"allocation_id": allocation.id, "officer": officer.staff_number, **context}
+    old: Device | None = None
+    approval: Approval | None = None
+    if old_serial is not None:
+        old = get_device(session, old_serial)
+        if old.id == device.id:
+            raise InvalidInput("the old device cannot be the device being issued")
+        if old.custodian != officer_label(officer):
+            raise GuardRefused(
+                f"device {old.serial} is held by '{old.custodian or 'nobody'}', not officer {officer.staff_number}: "
+                "it cannot be exchanged"
+            )
+        evidence["exchange_for"] = old.serial
+    else:
+        approval = _usable_approval(session, approval_id or 0, allocation, actor)
+        evidence["exception"] = {
+            "approval_id": approval.id,
+            "reason": approval.reason,
+            "requested_by": approval.requested_by,
+            "approved_by": approval.approved_by,
+        }
+    record = record_acceptance(
+        session,
+        device=device,
+        officer=officer,
+        acceptance=acceptance,
+        context={"allocation_id": allocation.id},
+        actor=actor,
+    )
+    evidence["acceptance"] = {"record_id": record.id, "sha256": record.record_sha256, "method": record.method}
+    requests = [TransitionRequest(device.id or 0, Event.ISSUE, to_custodian=officer_label(officer), evidence=evidence)]
+    if old is not None:
+        requests.append(
+            TransitionRequest(
+                old.id or 0,
+                Event.RETURN,
+                to_custodian=FACTORY_CUSTODIAN,
+                evidence={"exchanged_for": device.serial, "allocation_id": allocation.id, **context},
+            )
+        )
+    entries = change_state(session, requests, actor=actor, verifier=verifier)
+    allocation.status = AllocationStatus.ISSUED.value
+    session.add(allocation)
+    if old is not None:
+        mark_returned(session, old.id or 0)
+    if approval is not None:
+        approval.used_seq = entries[0].seq
+        session.add(approval)
+    session.flush()
+    return IssueResult(entries=entries, acceptance=record)
+
+
+def _in_person_allocation(session: Session, allocation_id: int) -> Allocation:
+    allocation = get_allocation(session, allocation_id)
+    if allocation.officer_id is None or allocation.channel != AllocationChannel.IN_PERSON:
+        raise InvalidInput(f"allocation {allocation_id} is not an in-person allocation to an officer")
+    return allocation
+
+
+def _usable_approval(session: Session, approval_id: int, allocation: Allocation, actor: str) -> Approval:
+    approval = get_approval(session, approval_id)
+    if approval.allocation_id != allocation.id:
+        raise GuardRefused(f"exception {approval_id} is for allocation {approval.allocation_id}, not {allocation.id}")
+    if approval.approved_by is None:
+        raise GuardRefused(f"exception {approval_id} has not been approved by a second user")
+    if approval.used_seq is not None:
+        raise GuardRefused(f"exception {approval_id} was already used (ledger entry {approval.used_seq})")
+    if approval.approved_by == actor:
+        raise GuardRefused(f"exception {approval_id} was approved by {actor}, who cannot also issue under it")
+    return approval
+
+
+def _wave_context(session: Session, allocation: Allocation) -> dict[str, object]:
+    if allocation.wave_id is None:
+        return {}
+    wave = session.get(Wave, allocation.wave_id)
+    return {"wave": wave.name} if wave else {}

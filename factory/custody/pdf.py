@@ -1,0 +1,207 @@
+"""PDF renderings of the paper that travels with devices: courier manifest, transfer note for
+redistribution, and the WEEE waste transfer note.
+
+The PDFs are built with reportlab in invariant mode (no timestamps or random ids inside), so
+the same input renders to the same bytes; the bytes are stored and their SHA-256 goes into the
+ledger. Text is drawn as real text so the documents stay searchable and parseable.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from xml.sax.saxutils import escape
+
+from reportlab.lib import colors
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.styles import getSampleStyleSheet
+from reportlab.lib.units import mm
+from reportlab.platypus import Flowable, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+
+_STYLES = getSampleStyleSheet()
+
+
+@dataclass(frozen=True)
+class ManifestLine:
+    serial: str
+    asset_tag: str
+    kind: str
+    make_model: str
+    officer: str
+
+
+@dataclass(frozen=True)
+class Manifest:
+    reference: str
+    site: str
+    courier: str
+    recipient_name: str
+    recipient_address: str
+    seal_numbers: Sequence[str]
+    created_at: str
+    created_by: str
+    lines: Sequence[ManifestLine]
+
+
+@dataclass(frozen=True)
+class TransferLine:
+    serial: str
+    asset_tag: str
+    make_model: str
+    certificates: Sequence[tuple[str, str]]  # (certificate id, digest)
+
+
+@dataclass(frozen=True)
+class TransferNote:
+    transfer_id: int
+    site: str
+    organisation_name: str
+    organisation_reference: str
+    organisation_address: str
+    created_at: str
+    created_by: str
+    lines: Sequence[TransferLine]
+
+
+@dataclass(frozen=True)
+class Party:
+    name: str
+    address: str
+    signature_sha256: str
+
+
+@dataclass(frozen=True)
+class WasteTransferNote:
+    batch_id: int
+    description: str
+    ewc_code: str
+    quantity: int
+    containment: str
+    transferor: Party
+    transferee: Party
+    sic_code: str
+    hierarchy_declaration: bool
+    place: str
+    collected_at: str
+    contains_batteries: bool
+    hazardous_note_reference: str | None
+    device_serials: Sequence[str]
+
+
+def _p(text: str, style: str = "BodyText") -> Paragraph:
+    return Paragraph(escape(text), _STYLES[style])
+
+
+def _table(rows: Sequence[Sequence[str]], widths: Sequence[float], header: bool = True) -> Table:
+    cells = [[_p(c) for c in row] for row in rows]
+    table = Table(cells, colWidths=list(widths), repeatRows=1 if header else 0)
+    style = [("GRID", (0, 0), (-1, -1), 0.4, colors.grey), ("VALIGN", (0, 0), (-1, -1), "TOP")]
+    if header:
+        style.append(("BACKGROUND", (0, 0), (-1, 0), colors.whitesmoke))
+    table.setStyle(TableStyle(style))
+    return table
+
+
+def _fields(pairs: Sequence[tuple[str, str]]) -> Table:
+    return _table([[k, v] for k, v in pairs], (50 * mm, 120 * mm), header=False)
+
+
+def _render(title: str, story: list[Flowable]) -> bytes:
+    buffer = io.BytesIO()
+    doc = SimpleDocTemplate(
+        buffer, pagesize=A4, title=title, author="Device Factory", invariant=1, leftMargin=18 * mm, rightMargin=18 * mm
+    )
+    doc.build([_p(title, "Title"), *story])
+    return buffer.getvalue()
+
+
+def render_manifest(m: Manifest) -> bytes:
+    story: list[Flowable] = [
+        _fields(
+            [
+                ("Consignment", m.reference),
+                ("From", m.site),
+                ("Courier", m.courier),
+                ("Recipient", m.recipient_name),
+                ("Delivery address", m.recipient_address),
+                ("Seal / bag numbers", ", ".join(m.seal_numbers) or "none"),
+                ("Prepared", f"{m.created_at} by {m.created_by}"),
+                ("Devices", str(len(m.lines))),
+            ]
+        ),
+        Spacer(1, 6 * mm),
+        _table(
+            [("Serial", "Asset tag", "Kind", "Make / model", "Officer")]
+            + [(x.serial, x.asset_tag, x.kind, x.make_model, x.officer) for x in m.lines],
+            (40 * mm, 25 * mm, 22 * mm, 45 * mm, 38 * mm),
+        ),
+        Spacer(1, 10 * mm),
+        _fields([("Collected by (courier)", ""), ("Signature, date and time", ""), ("Received by", "")]),
+    ]
+    return _render(f"Courier manifest {m.reference}", story)
+
+
+def render_transfer_note(n: TransferNote) -> bytes:
+    rows: list[Sequence[str]] = [("Serial", "Asset tag", "Make / model", "Sanitisation certificates")]
+    for line in n.lines:
+        certs = "; ".join(f"{cid} (SHA-256 {digest})" for cid, digest in line.certificates)
+        rows.append((line.serial, line.asset_tag, line.make_model, certs))
+    story: list[Flowable] = [
+        _fields(
+            [
+                ("Transfer", str(n.transfer_id)),
+                ("From", n.site),
+                ("To", f"{n.organisation_name} ({n.organisation_reference})"),
+                ("Address", n.organisation_address),
+                ("Date", n.created_at),
+                ("Authorised by", n.created_by),
+                ("Devices", str(len(n.lines))),
+                (
+                    "Declaration",
+                    "Every storage medium in these devices was sanitised and verified; each certificate names "
+                    "the destination external reuse.",
+                ),
+            ]
+        ),
+        Spacer(1, 6 * mm),
+        _table(rows, (35 * mm, 22 * mm, 35 * mm, 78 * mm)),
+    ]
+    return _render(f"Transfer note {n.transfer_id}", story)
+
+
+def render_waste_transfer_note(w: WasteTransferNote) -> bytes:
+    hazardous = (
+        f"Yes: batteries; hazardous waste consignment note {w.hazardous_note_reference}"
+        if w.contains_batteries
+        else "No"
+    )
+    story: list[Flowable] = [
+        _fields(
+            [
+                ("Batch", str(w.batch_id)),
+                ("Description of waste", w.description),
+                ("EWC code", w.ewc_code),
+                ("Quantity", f"{w.quantity} devices"),
+                ("Containment", w.containment),
+                ("Transferor", f"{w.transferor.name}, {w.transferor.address}"),
+                ("Transferee", f"{w.transferee.name}, {w.transferee.address}"),
+                ("SIC code", w.sic_code),
+                (
+                    "Waste hierarchy",
+                    "The transferor confirms it has applied the waste management hierarchy."
+                    if w.hierarchy_declaration
+                    else "NOT DECLARED",
+                ),
+                ("Place of transfer", w.place),
+                ("Date and time", w.collected_at),
+                ("Hazardous components", hazardous),
+                ("Transferor signature", f"signed, SHA-256 {w.transferor.signature_sha256}"),
+                ("Transferee signature", f"signed, SHA-256 {w.transferee.signature_sha256}"),
+            ]
+        ),
+        Spacer(1, 6 * mm),
+        _p("Devices in this batch"),
+        _table([("Serial",)] + [(s,) for s in w.device_serials], (170 * mm,)),
+    ]
+    return _render(f"Waste transfer note, batch {w.batch_id}", story)

@@ -1,0 +1,123 @@
+"""One agent per bench host: the controller plus its event source (udev, or the simulated line).
+
+``factory line run`` and ``factory serve --simulate`` both build a :class:`LineAgent`; several
+agents may share one PostgreSQL database, each driving its own benches.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from types import FrameType
+
+from factory.app_context import AppContext
+from factory.line.bus import LineBus
+from factory.line.config import LineConfig
+from factory.line.controller import Controller
+from factory.line.provision import Provisioner
+from factory.line.reconcile import ReconcileReport
+from factory.line.simulate import SimulatedLine
+from hardware_drivers.events import UdevEvent
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SimulationOptions:
+    disk_bytes: int = 16 * 2**20
+    pull_rate: float = 0.0
+    seed: int | None = None
+    max_devices: int | None = None
+    dwell: tuple[float, float] = (0.5, 2.0)
+    gap: tuple[float, float] = (0.3, 3.0)
+
+
+class LineAgentProcess:
+    """Start, run and stop one agent; ``simulation=None`` watches real udev events."""
+
+    def __init__(
+        self,
+        context: AppContext,
+        config: LineConfig,
+        *,
+        simulation: SimulationOptions | None = None,
+        bus: LineBus | None = None,
+        provisioner: Provisioner | None = None,
+    ) -> None:
+        self.context = context
+        self.config = config
+        self.bus = bus or LineBus()
+        self.sim: SimulatedLine | None = None
+        self._watcher: object | None = None
+        self.controller = Controller(context, config, bus=self.bus, provisioner=provisioner, present=self._present)
+        if simulation is not None:
+            self.sim = SimulatedLine(
+                context,
+                config,
+                self.controller.submit,
+                disk_bytes=simulation.disk_bytes,
+                pull_rate=simulation.pull_rate,
+                seed=simulation.seed,
+                max_devices=simulation.max_devices,
+                dwell=simulation.dwell,
+                gap=simulation.gap,
+            )
+
+    def _present(self) -> list[UdevEvent]:
+        """What is plugged in now: the simulated slots, or udev's enumeration."""
+        return self.sim.present() if self.sim is not None else _udev_present()
+
+    def start(self) -> ReconcileReport:
+        if self.sim is None:
+            # Listen before reconciling so nothing plugged in meanwhile is missed; the controller
+            # queues events until its threads run, and a re-seen device is recognised as "same".
+            self._watcher = _start_udev(self.controller.submit)
+        report = self.controller.start()
+        if self.sim is not None:
+            self.sim.start()
+        return report
+
+    def stop(self, drain_seconds: float = 10.0) -> None:
+        if self.sim is not None:
+            self.sim.stop()
+        if self._watcher is not None:
+            self._watcher.stop()  # type: ignore[attr-defined]
+        self.controller.stop(drain_seconds)
+
+    def run_until_signal(self, duration: float | None = None) -> None:
+        """Block until SIGINT/SIGTERM, ``duration`` seconds, or loss of our agent name."""
+        done = threading.Event()
+
+        def on_signal(_signum: int, _frame: FrameType | None) -> None:
+            done.set()
+
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, on_signal)
+            signal.signal(signal.SIGINT, on_signal)
+        deadline = time.monotonic() + duration if duration else None
+        while not done.wait(0.2):
+            if self.controller.lost.is_set():
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+
+
+def _udev_present() -> list[UdevEvent]:
+    import pyudev
+
+    from hardware_drivers.udev import enumerate_present
+
+    return enumerate_present(pyudev.Context())
+
+
+def _start_udev(callback: object) -> object:
+    import pyudev
+
+    from hardware_drivers.udev import UdevWatcher
+
+    watcher = UdevWatcher(pyudev.Context(), callback)  # type: ignore[arg-type]
+    watcher.start()
+    return watcher

@@ -1,0 +1,99 @@
+"""Exception reports: departures without valid certificates (must be empty, and is re-derived from
+the ledger so writes around change_state are caught), devices out of custody, certificates by wave."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import text
+
+from core_helpers import move
+from factory.audit.exceptions import out_of_custody, uncertified_departures
+from factory.db.engine import session_scope
+from factory.keys import load_public_key
+from factory.ledger.append import append_entry
+from factory.lifecycle.states import Event
+from factory.models.device import Device
+from imaging.certificate import Destination
+
+from audit_support import drop_append_only_triggers, issued_new_stock, receive_tagged, sanitised_device
+
+
+def _normal_flow(ctx) -> None:
+    school, _ = sanitised_device(ctx, "DEV-SCHOOL", ("S-M1", "S-M2"), destination=Destination.EXTERNAL_REUSE)
+    move(ctx, school, Event.REDISTRIBUTE, to_custodian="school:1")
+    weee, _ = sanitised_device(ctx, "DEV-WEEE", ("W-M1",), destination=Destination.RECYCLING)
+    move(ctx, weee, Event.ADD_TO_DISPOSAL)
+    move(ctx, weee, Event.DISPOSE, to_custodian="recycler:9")
+    issued_new_stock(ctx, "DEV-NEW")  # never held data: leaves without certificates, legitimately
+
+
+def _smuggle_out(ctx, device_id: int, event: Event, to_state: str) -> None:
+    """A departure written around change_state: a well-formed ledger entry, no guard consulted."""
+    with session_scope(ctx.engine) as s:
+        device = s.get(Device, device_id)
+        assert device is not None
+        append_entry(
+            s, device_id=device_id, device_serial=device.serial, event=event.value, from_state=device.state,
+            to_state=to_state, actor="insider", from_custodian=device.custodian, to_custodian="school:1",
+            location="", evidence={},
+        )  # fmt: skip
+        s.execute(text("UPDATE device SET state = :st WHERE id = :i"), {"st": to_state, "i": device_id})
+
+
+def test_normal_flow_leaves_the_report_empty(ctx, client, headers) -> None:
+    _normal_flow(ctx)
+    r = client.get("/api/audit/exceptions", params={"days": 0}, headers=headers["auditor"])
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["uncertified_departures"] == []
+    assert [o["device_serial"] for o in body["out_of_custody"]] == ["DEV-NEW"]
+
+
+def test_report_catches_departures_written_around_the_guard(ctx, client, headers) -> None:
+    _normal_flow(ctx)
+    never = receive_tagged(ctx, "DEV-NEVER", ("N-M1",))  # used, never sanitised
+    _smuggle_out(ctx, never, Event.REDISTRIBUTE, "redistributed")
+    # certified properly, then its certificate is edited after the fact (triggers dropped)
+    edited, (cid,) = sanitised_device(ctx, "DEV-EDITED", ("E-M1",))
+    move(ctx, edited, Event.ADD_TO_DISPOSAL)
+    drop_append_only_triggers(ctx)
+    with ctx.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE certificate SET envelope = REPLACE(envelope, 'tech.two', 'tech.three') WHERE id = :i"),
+            {"i": cid},
+        )
+    # returned by an officer (holds data) after its erase, then issued again without a new erase
+    reused, _ = sanitised_device(ctx, "DEV-REUSED", ("R-M1",))
+    for event in (Event.START_PROVISION, Event.PROVISIONED, Event.ALLOCATE, Event.ISSUE, Event.RETURN):
+        move(ctx, reused, event)
+    _smuggle_out(ctx, reused, Event.SWAP, "issued")
+
+    with session_scope(ctx.engine) as s:
+        found = {v.device_serial: v for v in uncertified_departures(s, load_public_key(ctx.settings))}
+    assert set(found) == {"DEV-NEVER", "DEV-EDITED", "DEV-REUSED"}
+    assert "never sanitised" in found["DEV-NEVER"].problems[0]
+    assert found["DEV-EDITED"].event == "add_to_disposal" and "digest mismatch" in found["DEV-EDITED"].problems[0]
+    assert "held user data" in found["DEV-REUSED"].problems[0]
+    body = client.get("/api/audit/exceptions", headers=headers["admin"]).json()
+    assert {v["device_serial"] for v in body["uncertified_departures"]} == set(found)
+
+
+def test_out_of_custody_longer_than_n_days(ctx) -> None:
+    issued_new_stock(ctx, "DEV-OUT")
+    away, _ = sanitised_device(ctx, "DEV-HOME", ("H-M1",))  # in the factory: never listed
+    now = datetime.now(UTC)
+    with session_scope(ctx.engine) as s:
+        assert out_of_custody(s, days=5, now=now)[0] == 0
+        total, rows = out_of_custody(s, days=5, now=now + timedelta(days=6))
+    assert total == 1 and rows[0].device_serial == "DEV-OUT"
+    assert (rows[0].state, rows[0].custodian, rows[0].left_event, rows[0].days_out) == (
+        "issued", "officer:4711", "issue", 6,
+    )  # fmt: skip
+    move(ctx, away, Event.START_PROVISION)
+    with session_scope(ctx.engine) as s:
+        device = s.exec(text("SELECT id FROM device WHERE serial = 'DEV-OUT'")).one()  # type: ignore[call-overload]
+    move(ctx, device[0], Event.REPORT_LOST)  # lost devices stay on the report, counted from when they left
+    with session_scope(ctx.engine) as s:
+        total, rows = out_of_custody(s, days=5, now=now + timedelta(days=6))
+    assert total == 1 and rows[0].state == "lost" and rows[0].left_event == "issue"

@@ -1,0 +1,89 @@
+"""Certificate search: every filter, failed outcomes from the ledger, keyset pagination."""
+
+from __future__ import annotations
+
+from core_helpers import move
+from factory.lifecycle.states import Event
+from imaging.certificate import Destination
+
+from audit_support import certify, failed_device, receive_tagged, sanitised_device
+
+
+def _ids(body: dict) -> list[str]:
+    return [i["certificate_id"] for i in body["items"]]
+
+
+def _search(client, headers, **params) -> dict:
+    r = client.get("/api/certificates", params=params, headers=headers["auditor"])
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_each_filter_narrows_to_the_matching_certificates(ctx, client, headers) -> None:
+    _, a = sanitised_device(ctx, "DEV-A", ("A-M1", "A-M2"), asset_tag="TAG-A")
+    _, b = sanitised_device(ctx, "DEV-B", ("B-M1",), destination=Destination.RECYCLING, purge=True)
+    _, c = sanitised_device(ctx, "DEV-C", ("C-M1",), destination=Destination.EXTERNAL_REUSE)
+    assert len(_ids(_search(client, headers))) == 4
+    assert sorted(_ids(_search(client, headers, device_serial="DEV-A"))) == sorted(a)
+    assert _ids(_search(client, headers, media_serial="A-M2")) == [a[1]]
+    assert sorted(_ids(_search(client, headers, asset_tag="TAG-A"))) == sorted(a)
+    assert _ids(_search(client, headers, method="ata-sanitize-crypto")) == b
+    assert _ids(_search(client, headers, level="purge")) == b
+    assert _ids(_search(client, headers, destination="external_reuse")) == c
+    assert _ids(_search(client, headers, destination="external_reuse", level="purge")) == []
+    hit = _search(client, headers, media_serial="C-M1")["items"][0]
+    assert (hit["outcome"], hit["device_serial"], hit["level"], hit["method"]) == (
+        "success", "DEV-C", "clear", "overwrite-zeros",
+    )  # fmt: skip
+    # date range: everything was issued today; tomorrow onwards finds nothing
+    assert len(_ids(_search(client, headers, **{"from": "2000-01-01", "to": "2999-12-31"}))) == 4
+    assert _ids(_search(client, headers, **{"from": "2999-01-01"})) == []
+    assert _ids(_search(client, headers, to="2000-01-01")) == []
+    first = _search(client, headers, device_serial="DEV-C")["items"][0]["at"]
+    assert _ids(_search(client, headers, device_serial="DEV-C", **{"from": first[:19] + "Z"})) == c
+    r = client.get("/api/certificates", params={"from": "yesterday"}, headers=headers["auditor"])
+    assert r.status_code == 422 and "ISO 8601" in r.json()["reason"]
+
+
+def test_failed_erase_outcomes_come_from_the_ledger(ctx, client, headers) -> None:
+    failed_device(ctx, "DEV-F", "verification mismatch at offset 4096")
+    _, ok = sanitised_device(ctx, "DEV-OK", ("OK-M1",))
+    assert _ids(_search(client, headers)) == ok  # default: certificates only
+    failures = _search(client, headers, outcome="failed")["items"]
+    assert [(f["outcome"], f["device_serial"], f["reason"]) for f in failures] == [
+        ("failed", "DEV-F", "verification mismatch at offset 4096")
+    ]
+    assert failures[0]["certificate_id"] is None and failures[0]["custody_seq"] > 0
+    assert _search(client, headers, outcome="failed", media_serial="DEV-F-M")["items"] == failures
+    everything = _search(client, headers, outcome="any")["items"]
+    assert {i["outcome"] for i in everything} == {"success", "failed"} and len(everything) == 2
+    # a failure has no method: filtering on one returns certificates only
+    assert [i["outcome"] for i in _search(client, headers, outcome="any", method="overwrite-zeros")["items"]] == [
+        "success"
+    ]
+
+
+def test_keyset_pagination_walks_every_row_once_newest_first(ctx, client, headers) -> None:
+    device_id = receive_tagged(ctx, "DEV-P", tuple(f"P-M{i}" for i in range(5)))
+    move(ctx, device_id, Event.START_SANITISE)
+    ids = certify(ctx, device_id, destination=Destination.INTERNAL_REUSE)
+    move(ctx, device_id, Event.FAIL, evidence={"reason": "second pass failed"})
+    failed_device(ctx, "DEV-Q", "drive frozen")
+    for outcome, expected in (("success", 5), ("any", 7)):
+        seen: list[tuple[str, str]] = []
+        cursor = None
+        pages = 0
+        while True:
+            params = {"limit": 2, "outcome": outcome, **({"cursor": cursor} if cursor else {})}
+            body = _search(client, headers, **params)
+            seen += [(i["at"], i["certificate_id"] or str(i["custody_seq"])) for i in body["items"]]
+            pages += 1
+            cursor = body["next_cursor"]
+            if cursor is None:
+                break
+        assert len(seen) == expected and len(set(seen)) == expected, seen
+        assert pages == -(-expected // 2)
+        assert [at for at, _ in seen] == sorted((at for at, _ in seen), reverse=True)
+    assert {key for _, key in seen} >= set(ids)
+    r = client.get("/api/certificates", params={"cursor": "not-a-cursor"}, headers=headers["auditor"])
+    assert r.status_code == 422 and "cursor" in r.json()["reason"]

@@ -1,0 +1,70 @@
+"""Service-environment records: host keys pinned once; images recorded only when verified."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from core_helpers import receive
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from typer.testing import CliRunner
+
+from factory.cli.main import app
+from factory.db.engine import session_scope
+from factory.errors import Conflict, InvalidInput
+from factory.service_env import get_endpoint, images_of, register_endpoint
+
+runner = CliRunner()
+
+
+def _host_key() -> str:
+    return (
+        Ed25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        .decode()
+    )
+
+
+def test_host_key_is_pinned_once(ctx) -> None:
+    receive(ctx, "SE-1")
+    key = _host_key()
+    with session_scope(ctx.engine) as s:
+        register_endpoint(s, "SE-1", address="127.0.0.1", port=2222, username="root", host_key=key, actor="t")
+    with session_scope(ctx.engine) as s:  # new address, same key: accepted
+        register_endpoint(s, "SE-1", address="127.0.0.2", port=22, username="root", host_key=key, actor="t")
+    with pytest.raises(Conflict, match="refusing to re-pin"), session_scope(ctx.engine) as s:
+        register_endpoint(s, "SE-1", address="127.0.0.2", port=22, username="root", host_key=_host_key(), actor="t")
+    with session_scope(ctx.engine) as s:
+        ep = get_endpoint(s, "SE-1")
+        assert (ep.address, ep.port) == ("127.0.0.2", 22) and ep.host_key == key.split(" ")[0] + " " + key.split()[1]
+    with pytest.raises(InvalidInput), session_scope(ctx.engine) as s:
+        register_endpoint(s, "SE-1", address="x", port=22, username="root", host_key="ssh-rsa nonsense", actor="t")
+    r = runner.invoke(app, ["device", "endpoint", "SE-1", "--address", "h", "--host-key", _host_key()])
+    assert r.exit_code == 1 and "refusing to re-pin" in r.stderr
+
+
+def test_image_deploy_is_recorded_only_when_verified(ctx, tmp_path) -> None:
+    receive(ctx, "SE-2")
+    image = tmp_path / "golden.img"
+    image.write_bytes(os.urandom(3 * 2**20 + 4096))
+    target = tmp_path / "target.img"
+    target.write_bytes(b"\xff" * (8 * 2**20))
+    r = runner.invoke(app, ["image", "manifest", str(image), "--name", "win11-laptop", "--version", "2026.11"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["image", "deploy", str(image), str(target), "--serial", "SE-2"])
+    assert r.exit_code == 1 and "without --yes" in r.stderr
+    r = runner.invoke(app, ["image", "deploy", str(image), str(target), "--serial", "SE-2", "--yes"])
+    assert r.exit_code == 0, r.output
+    assert target.read_bytes()[: image.stat().st_size] == image.read_bytes()
+    # corrupt the image: the deploy fails and nothing new is recorded
+    data = bytearray(image.read_bytes())
+    data[12345] ^= 0xFF
+    image.write_bytes(bytes(data))
+    r = runner.invoke(app, ["image", "deploy", str(image), str(target), "--serial", "SE-2", "--yes"])
+    assert r.exit_code == 1 and "not recorded as imaged" in r.stderr
+    with session_scope(ctx.engine) as s:
+        images = images_of(s, "SE-2")
+    assert [(i.image_name, i.image_version) for i in images] == [("win11-laptop", "2026.11")]
+    assert len(images[0].image_sha256) == 64

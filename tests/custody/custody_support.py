@@ -1,0 +1,101 @@
+"""Shared set-up for the custody workflow tests: parties, ready devices, ledger look-ups."""
+
+from __future__ import annotations
+
+import orjson
+from core_helpers import move, receive, verifier
+from sqlmodel import func, select
+
+from factory.app_context import AppContext
+from factory.custody.acceptance import Acceptance
+from factory.custody.allocation import allocate
+from factory.custody.documents import Upload
+from factory.custody.issue import approve_exception, issue_device, request_exception
+from factory.custody.people import register_officer
+from factory.db.engine import session_scope
+from factory.ledger.verify import verify_ledger
+from factory.lifecycle.states import Event
+from factory.models.custody import CustodyEntry
+from factory.models.custody_workflows import AllocationChannel
+from factory.models.device import Device
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR-signature-pad-strokes"
+JPEG = b"\xff\xd8\xff\xe0" + b"photo-of-shredded-drive"
+
+
+def signature(label: str = "sig") -> Upload:
+    return Upload(PNG + label.encode(), "image/png", f"{label}.png")
+
+
+def accept(name: str = "PC Jane Smith", pin: str | None = None) -> Acceptance:
+    return Acceptance(name=name, pin=pin) if pin else Acceptance(name=name, signature=signature(name))
+
+
+def ready(ctx: AppContext, serial: str, kind: str = "laptop") -> int:
+    """A new-stock device provisioned and ready."""
+    device_id = receive(ctx, serial, new_stock=True)
+    if kind != "laptop":
+        with session_scope(ctx.engine) as s:
+            d = s.get(Device, device_id)
+            assert d is not None
+            d.kind = kind  # test seeding: the helper receives laptops only
+            s.add(d)
+    move(ctx, device_id, Event.START_PROVISION, new_stock=True)
+    move(ctx, device_id, Event.PROVISIONED)
+    return device_id
+
+
+def officer(ctx: AppContext, staff_number: str = "PC1001", pin: str | None = None) -> str:
+    with session_scope(ctx.engine) as s:
+        register_officer(s, staff_number=staff_number, name="Jane Smith", team="Response A", pin=pin,
+                         at_profile="screen-reader")  # fmt: skip
+    return staff_number
+
+
+def allocated(
+    ctx: AppContext,
+    serial: str,
+    staff_number: str,
+    *,
+    channel: AllocationChannel = AllocationChannel.IN_PERSON,
+    wave: str | None = None,
+    kind: str = "laptop",
+) -> int:
+    ready(ctx, serial, kind)
+    with session_scope(ctx.engine) as s:
+        return (
+            allocate(s, serial=serial, actor="tech.one", staff_number=staff_number, channel=channel, wave=wave).id or 0
+        )
+
+
+def issue_first(ctx: AppContext, serial: str, staff_number: str, wave: str | None = None) -> None:
+    """An officer's first device: issued under an approved exception (nothing to exchange)."""
+    allocation_id = allocated(ctx, serial, staff_number, wave=wave)
+    with session_scope(ctx.engine) as s:
+        approval = request_exception(s, allocation_id=allocation_id, reason="new starter", requested_by="tech.one")
+        approve_exception(s, approval_id=approval.id or 0, approver="admin.one")
+        issue_device(s, allocation_id=allocation_id, acceptance=accept(), actor="tech.one", verifier=verifier(ctx),
+                     approval_id=approval.id)  # fmt: skip
+
+
+def entries(ctx: AppContext, serial: str | None = None) -> list[CustodyEntry]:
+    with session_scope(ctx.engine) as s:
+        stmt = select(CustodyEntry).order_by(CustodyEntry.seq)  # type: ignore[arg-type]
+        if serial is not None:
+            stmt = stmt.where(CustodyEntry.device_serial == serial)
+        return list(s.exec(stmt).all())
+
+
+def last_evidence(ctx: AppContext, serial: str) -> dict[str, object]:
+    return orjson.loads(entries(ctx, serial)[-1].evidence)
+
+
+def entry_count(ctx: AppContext) -> int:
+    with session_scope(ctx.engine) as s:
+        return s.exec(select(func.count()).select_from(CustodyEntry)).one()
+
+
+def ledger_ok(ctx: AppContext) -> bool:
+    report = verify_ledger(ctx.engine)
+    assert report.ok, report.reason
+    return True

@@ -1,0 +1,95 @@
+"""The custody workflow API: roles, typed refusals as 4xx with a reason, evidence end to end."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+import pytest
+from custody_support import PNG, ready
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from factory.db.engine import session_scope
+from factory.users import add_user
+
+
+@pytest.fixture
+def client(ctx):
+    with TestClient(create_app(ctx), raise_server_exceptions=False) as c:
+        yield c
+
+
+@pytest.fixture
+def h(ctx) -> dict[str, dict[str, str]]:
+    out = {}
+    with session_scope(ctx.engine) as s:
+        for name, role in (("tech1", "technician"), ("tech2", "technician"), ("courier1", "courier"),
+                           ("auditor1", "auditor"), ("admin1", "admin")):  # fmt: skip
+            out[name] = {"Authorization": f"Bearer {add_user(s, name, role)[1]}"}
+    return out
+
+
+def _png(label: str) -> dict[str, str]:
+    return {"media_type": "image/png", "content_base64": base64.b64encode(PNG + label.encode()).decode()}
+
+
+def test_issue_flow_roles_and_refusals(ctx, client, h) -> None:
+    ready(ctx, "API-N1")
+    r = client.post("/api/custody/officers", json={"staff_number": "PC9", "name": "Ann Lee"}, headers=h["tech1"])
+    assert r.status_code == 403 and r.json()["error"] == "forbidden"
+    assert client.post("/api/custody/officers", json={"staff_number": "PC9", "name": "Ann Lee"},
+                       headers=h["admin1"]).status_code == 201  # fmt: skip
+    alloc = {"serial": "API-N1", "staff_number": "PC9"}
+    for who in ("courier1", "auditor1"):
+        assert client.post("/api/custody/allocations", json=alloc, headers=h[who]).status_code == 403
+    r = client.post("/api/custody/allocations", json=alloc, headers=h["tech1"])
+    assert r.status_code == 201, r.text
+    allocation_id = r.json()["id"]
+    issue = {"acceptance": {"name": "Ann Lee", "signature": _png("ann")}}
+    r = client.post(f"/api/custody/allocations/{allocation_id}/issue", json=issue, headers=h["tech1"])
+    assert r.status_code == 409 and "only in exchange" in r.json()["reason"]
+    approval_id = client.post("/api/custody/exceptions", json={"allocation_id": allocation_id, "reason": "new starter"},
+                              headers=h["tech1"]).json()["id"]  # fmt: skip
+    r = client.post(f"/api/custody/exceptions/{approval_id}/approve", headers=h["tech1"])
+    assert r.status_code == 403
+    r = client.post(f"/api/custody/exceptions/{approval_id}/approve", headers=h["admin1"])
+    assert r.status_code == 200 and r.json()["details"]["approved_by"] == "admin1"
+    r = client.post(f"/api/custody/allocations/{allocation_id}/issue", json={**issue, "approval_id": approval_id},
+                    headers=h["tech1"])  # fmt: skip
+    assert r.status_code == 200, r.text
+    [entry] = r.json()["entries"]
+    assert entry["to_state"] == "issued" and entry["evidence"]["acceptance"]["sha256"] == r.json()["details"][
+        "acceptance_sha256"]  # fmt: skip
+    bad = {"acceptance": {"name": "Ann", "signature": {"media_type": "image/png", "content_base64": "!!notb64"}}}
+    r = client.post(f"/api/custody/allocations/{allocation_id}/issue", json=bad, headers=h["tech1"])
+    assert r.status_code == 422 and "base64" in r.json()["reason"]
+    assert client.get("/api/ledger/verify", headers=h["auditor1"]).json()["ok"] is True
+
+
+def test_courier_flow_and_documents(ctx, client, h) -> None:
+    ready(ctx, "API-C1")
+    client.post("/api/custody/officers", json={"staff_number": "PC7", "name": "Bo Ray"}, headers=h["admin1"])
+    allocation_id = client.post("/api/custody/allocations", json={"serial": "API-C1", "staff_number": "PC7",
+                                "channel": "courier"}, headers=h["tech1"]).json()["id"]  # fmt: skip
+    body = {"allocation_ids": [allocation_id], "courier": "SecureParcel", "recipient_name": "Desk",
+            "recipient_address": "1 High St", "seal_numbers": ["S1"]}  # fmt: skip
+    r = client.post("/api/custody/consignments", json=body, headers=h["tech1"])
+    assert r.status_code == 201, r.text
+    ref, manifest_id = r.json()["id"], r.json()["details"]["manifest_document_id"]
+    scan = {"scanned_serials": ["API-C1"]}
+    assert client.post(f"/api/custody/consignments/{ref}/handover", json=scan, headers=h["tech1"]).status_code == 403
+    r = client.post(f"/api/custody/consignments/{ref}/handover", json={"scanned_serials": ["NOPE"]},
+                    headers=h["courier1"])  # fmt: skip
+    assert r.status_code == 409 and "does not contain NOPE" in r.json()["reason"]
+    r = client.post(f"/api/custody/consignments/{ref}/handover", json=scan, headers=h["courier1"])
+    assert r.status_code == 200 and r.json()["entries"][0]["to_custodian"] == "courier:SecureParcel"
+    pdf = client.get(f"/api/custody/documents/{manifest_id}", headers=h["auditor1"])
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF-")
+    assert pdf.headers["x-content-sha256"] == hashlib.sha256(pdf.content).hexdigest()
+    assert r.json()["entries"][0]["evidence"]["manifest"]["sha256"] == pdf.headers["x-content-sha256"]
+    r = client.post(f"/api/custody/consignments/{ref}/delivery",
+                    json={"recipient_name": "Sgt Brown", "signature": _png("pod")}, headers=h["courier1"])  # fmt: skip
+    assert r.status_code == 200 and r.json()["entries"][0]["to_custodian"] == "officer:PC7"
+    r = client.get("/api/custody/consignment-exceptions", headers=h["auditor1"])
+    assert r.status_code == 200 and r.json() == []

@@ -1,0 +1,84 @@
+"""Shared plumbing for the line tests: agent subprocesses and the physical checks on sim disks."""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from sqlmodel import Session, select as sql_select
+
+from factory.models.device import Device, StorageMedium
+
+REPO = Path(__file__).resolve().parents[2]
+ERASED_STATES = ("sanitised", "provisioning", "ready", "provision_failed")
+
+
+def agent_env(home: Path, database_url: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(FACTORY_HOME=str(home), FACTORY_DATABASE_URL=database_url, PYTHONPATH=str(REPO))
+    return env
+
+
+def start_agent(home: Path, database_url: str, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "factory.cli.main", "line", "run", *args],
+        cwd=REPO,
+        env=agent_env(home, database_url),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def wait_started(proc: subprocess.Popen[str], timeout: float = 30.0) -> str:
+    """Block until the agent printed its start line (reconciliation done)."""
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], 0.2)
+        if ready:
+            line = proc.stdout.readline()
+            if line.startswith("agent "):
+                return line
+            if not line and proc.poll() is not None:
+                break
+    stderr = proc.stderr.read() if proc.stderr and proc.poll() is not None else ""
+    raise AssertionError(f"agent did not start (rc={proc.poll()}): {stderr[-2000:]}")
+
+
+def kill9(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    for stream in (proc.stdout, proc.stderr):
+        if stream is not None:
+            stream.close()
+
+
+def disks_by_serial(home: Path) -> dict[str, Path]:
+    return {p.stem: p for p in (home / "sim").glob("bench-*/slot-*/*.img")}
+
+
+def erased_disk_problems(session: Session, home: Path) -> list[str]:
+    """Every disk still in a slot whose device the evidence says was erased really is all zeros."""
+    disks = disks_by_serial(home)
+    problems = []
+    rows = session.exec(
+        sql_select(Device, StorageMedium)
+        .join(StorageMedium, StorageMedium.device_id == Device.id)  # type: ignore[arg-type]
+        .where(Device.state.in_(ERASED_STATES), Device.user_data_since_seq.is_not(None))  # type: ignore[union-attr]
+    ).all()
+    for device, medium in rows:
+        path = disks.get(medium.serial)
+        if path is None:
+            continue
+        data = path.read_bytes()
+        if data.count(0) != len(data):
+            problems.append(f"{device.serial} is '{device.state}' but disk {medium.serial} still holds data")
+    return problems

@@ -1,0 +1,93 @@
+"""Shared set-up for the web tests: users with passwords, logins, and seeded custody data."""
+
+from __future__ import annotations
+
+import re
+
+from core_helpers import move, receive, sanitise
+from fastapi.testclient import TestClient
+
+from factory.app_context import AppContext
+from factory.custody.allocation import allocate
+from factory.custody.consignments import create_consignment
+from factory.custody.people import register_officer
+from factory.db.engine import session_scope
+from factory.lifecycle.states import Event
+from factory.models.custody_workflows import AllocationChannel
+from factory.users import add_user, set_password
+
+ROLES = ("technician", "courier", "auditor", "admin")
+PASSWORD = "correct horse battery staple"
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR-signature-pad-strokes"
+_CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
+_LOGIN_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def make_users(ctx: AppContext) -> dict[str, str]:
+    """One user per role, named after it ('technician1', ...), with PASSWORD; returns API tokens."""
+    tokens = {}
+    with session_scope(ctx.engine) as s:
+        for role in ROLES:
+            tokens[role] = add_user(s, f"{role}1", role)[1]
+            set_password(s, f"{role}1", PASSWORD)
+    return tokens
+
+
+def login(client: TestClient, name: str, password: str = PASSWORD) -> str:
+    """Log in through the form; returns the session's CSRF token (from the page's meta tag)."""
+    form = client.get("/login")
+    token = _LOGIN_CSRF.search(form.text)
+    assert token is not None, form.text
+    r = client.post("/login", data={"username": name, "password": password, "csrf_token": token.group(1)})
+    assert r.status_code == 303, r.text
+    return csrf_of(client.get("/tech/receive" if "tech" in name or "admin" in name else "/").text)
+
+
+def csrf_of(html: str) -> str:
+    match = _CSRF_META.search(html)
+    assert match is not None, "no CSRF token on the page"
+    return match.group(1)
+
+
+def ready_device(ctx: AppContext, serial: str) -> int:
+    """A new-stock laptop, provisioned and ready."""
+    device_id = receive(ctx, serial, media=(f"{serial}-M1",), new_stock=True)
+    move(ctx, device_id, Event.START_PROVISION, new_stock=True)
+    move(ctx, device_id, Event.PROVISIONED)
+    return device_id
+
+
+def officer(ctx: AppContext, staff_number: str = "PC1001", pin: str | None = "4321") -> str:
+    with session_scope(ctx.engine) as s:
+        register_officer(s, staff_number=staff_number, name="Jane Smith", team="Response A", pin=pin)
+    return staff_number
+
+
+def consignment(ctx: AppContext, serials: tuple[str, ...], staff_number: str = "PC1001") -> str:
+    """An open courier consignment of ready devices allocated to one officer."""
+    ids = []
+    for serial in serials:
+        ready_device(ctx, serial)
+        with session_scope(ctx.engine) as s:
+            a = allocate(s, serial=serial, actor="tech.one", staff_number=staff_number,
+                         channel=AllocationChannel.COURIER)  # fmt: skip
+            ids.append(a.id or 0)
+    with session_scope(ctx.engine) as s:
+        c = create_consignment(
+            s,
+            allocation_ids=ids,
+            courier="Swift Couriers",
+            recipient_name="Sgt Mary Jones",
+            recipient_address="Central Police Station, 1 High Street",
+            seal_numbers=["SEAL-1"],
+            actor="tech.one",
+            site=ctx.settings.site_name,
+        )
+        return c.reference
+
+
+def certified_device(ctx: AppContext, serial: str) -> int:
+    """A used device received back and sanitised: it has a signed certificate per medium."""
+    device_id = receive(ctx, serial, media=(f"{serial}-M1",))
+    sanitise(ctx, device_id)
+    return device_id
