@@ -310,7 +310,14 @@ def collect_batch(
         hazardous_note_reference=body.hazardous_note_reference,
         collected_at=body.collected_at,
     )
-    b = disposal.collect(session, batch_id=batch_id, transfer=transfer, actor=user.name, site=ctx.settings.site_name)
+    b = disposal.collect(
+        session,
+        batch_id=batch_id,
+        transfer=transfer,
+        actor=user.name,
+        site=ctx.settings.site_name,
+        verifier=_verifier(ctx),
+    )
     return {"id": b.id or 0, "details": {"status": b.status, "wtn_document_id": b.wtn_document_id}}
 
 

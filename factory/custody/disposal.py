@@ -150,7 +150,15 @@ def remove_device(session: Session, *, batch_id: int, serial: str, reason: str, 
     return entry
 
 
-def collect(session: Session, *, batch_id: int, transfer: WasteTransfer, actor: str, site: str) -> DisposalBatch:
+def collect(
+    session: Session,
+    *,
+    batch_id: int,
+    transfer: WasteTransfer,
+    actor: str,
+    site: str,
+    verifier: CertificateVerifier | None,
+) -> DisposalBatch:
     """The recycler collects: the signed waste transfer note is rendered, stored and hashed."""
     batch = _open(session, batch_id)
     devices = batch_devices(session, batch)
@@ -200,6 +208,24 @@ def collect(session: Session, *, batch_id: int, transfer: WasteTransfer, actor: 
         )
     )
     note = store_pdf(session, DocumentKind.WASTE_TRANSFER_NOTE, pdf, f"wtn-batch-{batch.id}.pdf", actor=actor)
+    # The hand-off to the recycler is a custody event for every device, with the note's hash.
+    entries = change_state(
+        session,
+        [
+            TransitionRequest(
+                d.id or 0,
+                Event.COLLECT,
+                to_custodian=party_label(recycler),
+                evidence={"disposal_batch": batch.id, "waste_transfer_note": document_ref(note)},
+            )
+            for _, d in devices
+        ],
+        actor=actor,
+        verifier=verifier,
+    )
+    for (item, _device), entry in zip(devices, entries, strict=True):
+        item.collected_seq = entry.seq
+        session.add(item)
     batch.containment = transfer.containment.strip()[:200]
     batch.place = transfer.place.strip()[:500]
     batch.hierarchy_declaration = True

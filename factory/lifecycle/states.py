@@ -13,6 +13,7 @@ class State(StrEnum):
     ALLOCATED = "allocated"
     RETURNED = "returned"
     AWAITING_DISPOSAL = "awaiting_disposal"
+    WITH_RECYCLER = "with_recycler"
     SANITISING = "sanitising"
     PROVISIONING = "provisioning"
     SANITISE_FAILED = "sanitise_failed"
@@ -46,6 +47,7 @@ class Event(StrEnum):
     SWAP = "swap"
     REDISTRIBUTE = "redistribute"
     ADD_TO_DISPOSAL = "add_to_disposal"
+    COLLECT = "collect"
     REMOVE_FROM_DISPOSAL = "remove_from_disposal"
     DISPOSE = "dispose"
     DESTROY = "destroy"
@@ -65,7 +67,7 @@ IN_FACTORY_STABLE: frozenset[State] = frozenset(
 )
 IN_PROGRESS: frozenset[State] = frozenset({State.SANITISING, State.PROVISIONING})
 FAILURE: frozenset[State] = frozenset({State.SANITISE_FAILED, State.PROVISION_FAILED})
-OUT_OF_FACTORY: frozenset[State] = frozenset({State.ISSUED, State.IN_TRANSIT, State.INSTALLED})
+OUT_OF_FACTORY: frozenset[State] = frozenset({State.ISSUED, State.IN_TRANSIT, State.INSTALLED, State.WITH_RECYCLER})
 TERMINAL: frozenset[State] = frozenset({State.REDISTRIBUTED, State.DISPOSED, State.DESTROYED, State.LOST})
 STABLE: frozenset[State] = IN_FACTORY_STABLE | OUT_OF_FACTORY
 

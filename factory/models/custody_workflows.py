@@ -221,6 +221,7 @@ class DisposalItem(SQLModel, table=True):
     batch_id: int = Field(foreign_key="disposal_batch.id", index=True)
     device_id: int = Field(foreign_key="device.id", index=True)
     removed: bool = Field(default=False)
+    collected_seq: int | None = Field(default=None)  # custody entry of the hand-off to the recycler
     disposed_seq: int | None = Field(default=None)
 
 

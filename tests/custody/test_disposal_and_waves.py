@@ -24,6 +24,7 @@ from factory.custody.issue import issue_device
 from factory.custody.people import register_party
 from factory.custody.waves import bench_kpis, create_wave, wave_kpis
 from factory.db.engine import session_scope
+from factory.devices import device_view, get_device
 from factory.errors import GuardRefused
 from factory.lifecycle.states import Event
 from factory.models.parties import CustodianKind
@@ -59,10 +60,25 @@ def test_disposal_batch_end_to_end(ctx) -> None:
         pytest.raises(GuardRefused, match="contains batteries: a hazardous waste consignment note"),
         session_scope(ctx.engine) as s,
     ):
-        collect(s, batch_id=batch_id, transfer=_transfer(hazardous=None), actor="admin.one", site="test-site")
+        collect(
+            s,
+            batch_id=batch_id,
+            transfer=_transfer(hazardous=None),
+            actor="admin.one",
+            site="test-site",
+            verifier=verifier(ctx),
+        )
     with session_scope(ctx.engine) as s:
-        batch = collect(s, batch_id=batch_id, transfer=_transfer(), actor="admin.one", site="test-site")
+        batch = collect(
+            s, batch_id=batch_id, transfer=_transfer(), actor="admin.one", site="test-site", verifier=verifier(ctx)
+        )
         wtn = get_document(s, batch.wtn_document_id or 0).content
+        wtn_sha = get_document(s, batch.wtn_document_id or 0).sha256
+    # the hand-off to the recycler is a custody entry per device, naming the waste transfer note
+    assert state_of(ctx, "WEEE-1") == "with_recycler"
+    with session_scope(ctx.engine) as s:
+        collected = [e for e in device_view(s, get_device(s, "WEEE-1"))["history"] if e["event"] == "collect"]
+    assert len(collected) == 1 and wtn_sha in str(collected[0]["evidence"])
     text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(wtn)).pages)
     for needle in ("Waste laptops", "16 02 13*", "2 devices", "1 caged pallet", "Green Recycling Ltd",
                    "Unit 4, Industrial Estate", "Police HQ, Northtown", "84240", "waste management hierarchy",

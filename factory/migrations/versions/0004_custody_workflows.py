@@ -315,6 +315,7 @@ def upgrade() -> None:
         sa.Column("batch_id", sa.Integer(), nullable=False),
         sa.Column("device_id", sa.Integer(), nullable=False),
         sa.Column("removed", sa.Boolean(), nullable=False),
+        sa.Column("collected_seq", sa.Integer(), nullable=True),
         sa.Column("disposed_seq", sa.Integer(), nullable=True),
         sa.ForeignKeyConstraint(
             ["batch_id"],
