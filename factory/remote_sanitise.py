@@ -108,12 +108,14 @@ def sanitise_remote(
     label = target_label(target)
     operator = operator or Staff(actor, title="Bench technician")
     validator = validator or Staff(actor, title="Automated validation (read-back verification)")
-    with access_factory(target) as access:
-        try:
-            access.connect()
-            disks = discover_disks(access, access.device_size)
-        except (RemoteCommandError, ImagingError) as exc:
-            raise RemoteUnavailable(f"device {device_serial}: {exc}") from exc
+    access = access_factory(target)
+    try:
+        access.connect()
+        disks = discover_disks(access, access.device_size)
+    except (RemoteCommandError, ImagingError) as exc:
+        access.__exit__(None, None, None)
+        raise RemoteUnavailable(f"device {device_serial}: {exc}") from exc
+    with access:
         by_serial: dict[str, list[str]] = {}
         for disk in disks:
             if disk.serial:

@@ -43,9 +43,7 @@ class Plan:
         return isinstance(self.method, OverwriteMethod)
 
 
-def make_plan(
-    probe: Probe, level: Level, method: str = "auto", passes: int = 1, exclude: Collection[str] = ()
-) -> Plan:
+def make_plan(probe: Probe, level: Level, method: str = "auto", passes: int = 1, exclude: Collection[str] = ()) -> Plan:
     """The first method that reaches ``level``; ``exclude`` names methods the drive already refused."""
     level = Level(level)
     if method not in METHOD_CHOICES:

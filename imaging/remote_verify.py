@@ -1,9 +1,12 @@
 """Read-back verification of a remote disk, in batches, with the same sample plan as a local one.
 
-Each read location is one O_DIRECT ``dd`` on the remote (so the page cache can neither hide nor
-fake what is on the medium); a batch of locations runs as one command whose output is compressed
-and base64-encoded on the remote, so an erased (zero) medium costs almost nothing to transfer.
-The bytes are compared here, against the expected pattern, exactly as a local verification does.
+Reads are O_DIRECT ``dd`` runs on the remote (so the page cache can neither hide nor fake what is
+on the medium). Locations separated by less than ``MERGE_GAP`` are read by one ``dd`` and the gap
+dropped here: starting a process costs more than reading a few hundred KiB, so small disks are read
+in a few long runs and large ones location by location. A batch of runs is one command whose output
+is compressed and base64-encoded on the remote, so an erased (zero) medium costs almost nothing to
+transfer. The sampled bytes are compared here, against the expected pattern, as a local
+verification does.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ from imaging.verify import Expected, sample_plan
 
 Piece = tuple[int, int]  # (offset, length) in bytes
 
-MAX_PIECE = 8 << 20  # one dd; large locations are split (the fingerprints use the same split)
+MAX_PIECE = 8 << 20  # bytes per dd run; larger locations are split (fingerprints use the same split)
+MERGE_GAP = 256 << 10  # neighbouring pieces closer than this share one dd run
 MAX_DD_BLOCK = 1 << 20
 BATCH_BYTES = 64 << 20  # raw bytes read per remote command
 BATCH_PIECES = 160  # keeps each command line well under small servers' limits (dropbear)
@@ -58,15 +62,37 @@ def _dd_block(offset: int, length: int) -> int:
     return g & -g
 
 
-def _batches(pieces: Sequence[Piece]) -> Iterator[list[Piece]]:
-    batch: list[Piece] = []
+@dataclass(frozen=True)
+class _Run:
+    """One dd run: the span ``[offset, offset + length)`` and the pieces inside it."""
+
+    offset: int
+    length: int
+    pieces: tuple[Piece, ...]
+
+
+def _runs(pieces: Sequence[Piece]) -> list[_Run]:
+    runs: list[_Run] = []
+    for offset, length in pieces:
+        if runs:
+            last = runs[-1]
+            end = last.offset + last.length
+            if 0 <= offset - end <= MERGE_GAP and offset + length - last.offset <= MAX_PIECE:
+                runs[-1] = _Run(last.offset, offset + length - last.offset, (*last.pieces, (offset, length)))
+                continue
+        runs.append(_Run(offset, length, ((offset, length),)))
+    return runs
+
+
+def _batches(runs: Sequence[_Run]) -> Iterator[list[_Run]]:
+    batch: list[_Run] = []
     size = 0
-    for piece in pieces:
-        if batch and (len(batch) >= BATCH_PIECES or size + piece[1] > BATCH_BYTES):
+    for run in runs:
+        if batch and (len(batch) >= BATCH_PIECES or size + run.length > BATCH_BYTES):
             yield batch
             batch, size = [], 0
-        batch.append(piece)
-        size += piece[1]
+        batch.append(run)
+        size += run.length
     if batch:
         yield batch
 
@@ -79,33 +105,36 @@ def read_pieces(
     cancel: threading.Event | None = None,
 ) -> Iterator[tuple[Piece, bytes]]:
     """Yield each piece with the bytes the remote read from it; ``EraseFailure`` on any shortfall."""
-    for batch in _batches(pieces):
+    for batch in _batches(_runs(pieces)):
+        first = batch[0].offset
         if cancel is not None and cancel.is_set():
-            raise Cancelled("cancelled by operator during verification", batch[0][0])
+            raise Cancelled("cancelled by operator during verification", first)
         argv = ["sh", "-c", READ_SCRIPT, "df-read", device]
-        for offset, length in batch:
-            block = _dd_block(offset, length)
-            argv += [str(offset // block), str(length // block), str(block)]
-        total = sum(length for _, length in batch)
+        for run in batch:
+            block = _dd_block(run.offset, run.length)
+            argv += [str(run.offset // block), str(run.length // block), str(block)]
+        total = sum(run.length for run in batch)
         record = runner.run(argv, max(MIN_BATCH_TIMEOUT, total / ASSUMED_MIN_RATE))
-        where = f"{device} [{batch[0][0]}, {batch[-1][0] + batch[-1][1]})"
+        where = f"{device} [{first}, {batch[-1].offset + batch[-1].length})"
         failed = next((line for line in record.stderr.splitlines() if FAILED_MARKER in line), None)
         if failed is not None:
             offset = int(failed.split()[1])
             raise EraseFailure(f"read-back failed on the remote at {device} offset {offset}", offset)
         if record.returncode != 0:
-            raise EraseFailure(f"read-back of {where} failed: {tail(record)}", batch[0][0])
+            raise EraseFailure(f"read-back of {where} failed: {tail(record)}", first)
         try:
             data = gzip.decompress(base64.b64decode(record.stdout))
         except (binascii.Error, OSError, EOFError, zlib.error) as exc:
             raise EraseFailure(f"read-back of {where} returned unreadable output ({exc}): {tail(record)}") from exc
         if len(data) != total:
-            raise EraseFailure(f"read-back of {where} returned {len(data)} of {total} bytes", batch[0][0])
+            raise EraseFailure(f"read-back of {where} returned {len(data)} of {total} bytes", first)
         view = memoryview(data)
         position = 0
-        for offset, length in batch:
-            yield (offset, length), bytes(view[position : position + length])
-            position += length
+        for run in batch:
+            for offset, length in run.pieces:
+                start = position + offset - run.offset
+                yield (offset, length), bytes(view[start : start + length])
+            position += run.length
 
 
 def piece_digest(data: bytes) -> bytes:

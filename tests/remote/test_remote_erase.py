@@ -49,6 +49,8 @@ from imaging.result import CommandRecord, EraseResult, Level, VerifyMode
 
 pytestmark = pytest.mark.root
 
+DISK = 16 * MIB
+
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "firmware"
 
 
@@ -57,7 +59,8 @@ def guest(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGuest]:
     require_root()
     require_tool("qemu-system-x86_64")
     image = build_guest_image()
-    with qemu_guest(tmp_path_factory.mktemp("qemu-erase"), image) as running:
+    # 16 MiB disks: still 1000 subsections for the NIST sample, and each read-back stays short under TCG.
+    with qemu_guest(tmp_path_factory.mktemp("qemu-erase"), image, nvme_size=DISK, sata_size=DISK) as running:
         yield running
 
 
@@ -187,7 +190,7 @@ def test_advertised_sanitize_refused_with_invalid_opcode_falls_back_to_format(gu
 
 def test_sata_purge_is_refused_before_anything_is_written(guest: RunningGuest, runner) -> None:
     fresh(guest.sata)
-    with pytest.raises(PlanError, match="cannot achieve purge on /dev/sda .*lacks the Security feature set"):
+    with pytest.raises(PlanError, match=r"cannot achieve purge on /dev/sda .*lacks the Security feature set"):
         erase_remote(runner, guest.sata.device, level=Level.PURGE)
     assert_untouched(guest.sata)
 
@@ -243,7 +246,7 @@ def receive_guest_laptop(ctx, serial: str, media: Sequence[tuple[str, str]]) -> 
             make="QEMU",
             model="Standard PC",
             actor="tech.one",
-            media=[MediaSpec(kind, medium, 64 * MIB) for kind, medium in media],
+            media=[MediaSpec(kind, medium, DISK) for kind, medium in media],
         )
 
 
@@ -259,9 +262,7 @@ def test_factory_sanitises_both_media_over_ssh(ctx, guest: RunningGuest) -> None
     fresh(guest.sata)
     receive_guest_laptop(ctx, "GUEST-1", [("nvme", NVME_SERIAL), ("hdd", SATA_SERIAL)])
 
-    report = sanitise_remote(
-        ctx, "GUEST-1", guest.ssh_target(), actor="tech.one", level=Level.CLEAR, verify=VerifyMode.FULL
-    )
+    report = sanitise_remote(ctx, "GUEST-1", guest.ssh_target(), actor="tech.one", level=Level.CLEAR)
 
     assert report.ok, report.failure_reason
     assert report.state == "sanitised"
