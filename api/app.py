@@ -6,8 +6,9 @@ from fastapi import FastAPI
 
 from api import metrics
 from api.errors import install_error_handlers
-from api.routes import audit, custody, devices, ledger
+from api.routes import audit, custody, devices, ledger, line
 from api.schemas import ErrorBody
+from api.web import board as board_page
 from api.web import install_web
 from factory.app_context import AppContext
 
@@ -28,5 +29,7 @@ def create_app(context: AppContext | None = None) -> FastAPI:
     app.include_router(custody.router)
     app.include_router(audit.router)
     app.include_router(metrics.router)
+    app.include_router(line.router)
+    app.include_router(board_page.router)
     install_web(app)
     return app

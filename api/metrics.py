@@ -80,10 +80,9 @@ class FactoryCollector(Collector):
 
     def _wipes(self, session: Session) -> Iterator[Metric]:
         certified = session.exec(
-            select(func.count(), func.coalesce(func.sum(StorageMedium.capacity_bytes), 0)).join(
-                StorageMedium,
-                col(StorageMedium.id) == col(Certificate.medium_id),
-            )
+            select(func.count(), func.coalesce(func.sum(StorageMedium.capacity_bytes), 0))
+            .select_from(Certificate)
+            .join(StorageMedium, col(StorageMedium.id) == col(Certificate.medium_id))
         ).one()
         media = CounterMetricFamily("factory_media_certified", "Storage media with a sanitisation certificate.")
         media.add_metric([], float(certified[0]))
@@ -105,6 +104,7 @@ class FactoryCollector(Collector):
         )
         rows = session.exec(
             select(JobStep.started_at, JobStep.ended_at, capacity.c.bytes)
+            .select_from(JobStep)
             .join(Job, col(Job.id) == col(JobStep.job_id))
             .join(capacity, capacity.c.device_id == col(Job.device_id))
             .where(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import secrets
@@ -68,9 +69,14 @@ SESSION_LIFETIME = timedelta(hours=10)  # one shift, then log in again
 SESSION_IDLE = timedelta(minutes=30)  # an unattended bench laptop does not stay logged in
 _TOUCH_EVERY = timedelta(minutes=1)  # write last_seen_at at most this often
 _hasher = PasswordHasher()
-# Verified against when the user does not exist, so a wrong name costs as long as a wrong password.
-_DUMMY_HASH = _hasher.hash("not-a-real-password-" + secrets.token_hex(8))
 _BAD_LOGIN = "invalid user name or password"
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the user does not exist, so a wrong name costs as long as a wrong
+    password (made on first use: hashing is deliberately slow and most processes never log in)."""
+    return _hasher.hash("not-a-real-password-" + secrets.token_hex(8))
 
 
 def get_user(session: Session, name: str) -> User:
@@ -99,7 +105,7 @@ def check_password(session: Session, name: str, password: str) -> User:
     user = session.exec(select(User).where(User.name == (name or "").strip())).first()
     if not password or len(password) > MAX_PASSWORD:
         raise Unauthenticated(_BAD_LOGIN)
-    stored = user.password_hash if user is not None and user.password_hash else _DUMMY_HASH
+    stored = user.password_hash if user is not None and user.password_hash else _dummy_hash()
     try:
         _hasher.verify(stored, password)
     except (VerificationError, InvalidHashError):

@@ -25,37 +25,38 @@ from sqlmodel import Session
 from factory.audit.certificate_check import CertificateCheck, check_certificate
 from factory.clock import format_utc
 from factory.errors import InvalidInput
-from factory.lifecycle.states import Event, State
+from factory.lifecycle.states import OUT_OF_FACTORY, Event, State
+from factory.lifecycle.table import TAINTING_EVENTS, TRANSITIONS, Guard
 from factory.models.certificate import Certificate
 from factory.models.custody import CustodyEntry
 from factory.models.custody_workflows import Allocation, AllocationStatus, Wave
 from factory.models.device import Device, StorageMedium
 
-# Leaving for good, or for recycling: always needs certificates (the table's CERTIFIED guard).
-ALWAYS_CERTIFIED: frozenset[str] = frozenset({Event.REDISTRIBUTE, Event.ADD_TO_DISPOSAL, Event.DISPOSE})
-# Leaving the factory for reuse: needs certificates once the device has held someone's data.
+# Which departures need certificates, read from the transition table itself so the report
+# follows the table: every certified edge except the in-factory ones (closing an erase round,
+# starting to provision) always needs them; a "certified if used" edge needs them once the
+# device has held someone's data.
+_IN_FACTORY_WORK: frozenset[State] = frozenset({State.SANITISED, State.PROVISIONING})
+ALWAYS_CERTIFIED: frozenset[tuple[str, str]] = frozenset(
+    (e.event.value, e.target.value)
+    for e in TRANSITIONS
+    if e.guard is Guard.CERTIFIED and e.target not in _IN_FACTORY_WORK
+)
 CERTIFIED_IF_USED: frozenset[tuple[str, str]] = frozenset(
-    {
-        (Event.ISSUE, State.ISSUED),
-        (Event.DISPATCH, State.IN_TRANSIT),
-        (Event.INSTALL, State.INSTALLED),
-        (Event.SWAP, State.ISSUED),
-    }
+    (e.event.value, e.target.value)
+    for e in TRANSITIONS
+    if e.guard is Guard.CERTS_IF_USED and e.target not in _IN_FACTORY_WORK
 )
-# After these the device may hold someone's data (mirrors lifecycle.table.TAINTING_EVENTS).
-TAINTING: frozenset[tuple[str, str]] = frozenset(
-    {(Event.RETURN, State.RETURNED), (Event.UNDELIVERABLE, State.RETURNED), (Event.SWAP, State.RETURNED)}
-)
+# After these the device may hold someone's data.
+TAINTING: frozenset[tuple[str, str]] = frozenset((e.value, s.value) for e, s in TAINTING_EVENTS)
+_DEPARTURE_EVENTS = sorted({e for e, _ in ALWAYS_CERTIFIED | CERTIFIED_IF_USED})
 _REPLAYED_EVENTS = sorted(
-    {str(e) for e in ALWAYS_CERTIFIED}
-    | {str(e) for e, _ in CERTIFIED_IF_USED}
-    | {str(e) for e, _ in TAINTING}
-    | {Event.RECEIVE.value, Event.START_SANITISE.value}
+    {*_DEPARTURE_EVENTS, *(e for e, _ in TAINTING), Event.RECEIVE.value, Event.START_SANITISE.value}
 )
-_DEPARTURE_EVENTS = sorted({str(e) for e in ALWAYS_CERTIFIED} | {str(e) for e, _ in CERTIFIED_IF_USED})
 
-OUT_OF_FACTORY: tuple[str, ...] = (State.ISSUED, State.IN_TRANSIT, State.INSTALLED)
-OUT_OF_CUSTODY: tuple[str, ...] = (*OUT_OF_FACTORY, State.LOST)
+# Out of the factory's custody: with a person, courier, vehicle or recycler; lost ones stay listed.
+OUT_OF_FACTORY_STATES: tuple[str, ...] = tuple(sorted(s.value for s in OUT_OF_FACTORY))
+OUT_OF_CUSTODY: tuple[str, ...] = (*OUT_OF_FACTORY_STATES, State.LOST.value)
 DEFAULT_LIMIT = 1000
 
 
@@ -181,7 +182,7 @@ def out_of_custody(
         select(func.max(x.seq))
         .where(
             x.device_id == Device.id,
-            x.to_state.in_(OUT_OF_FACTORY),  # type: ignore[attr-defined]
+            x.to_state.in_(OUT_OF_FACTORY_STATES),  # type: ignore[attr-defined]
             or_(x.from_state.is_(None), x.from_state.not_in(OUT_OF_CUSTODY)),  # type: ignore[union-attr]
         )
         .correlate(Device)
@@ -235,7 +236,7 @@ def uncertified_departures(session: Session, public_key: Ed25519PublicKey) -> li
                 replay.tainted_seq = e.seq
             elif e.event == Event.START_SANITISE:
                 replay.round_seq = e.seq
-            needs = e.event in ALWAYS_CERTIFIED or (
+            needs = (e.event, e.to_state) in ALWAYS_CERTIFIED or (
                 (e.event, e.to_state) in CERTIFIED_IF_USED and replay.tainted_seq is not None
             )
             if needs:

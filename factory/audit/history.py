@@ -20,7 +20,7 @@ from sqlmodel import Session
 from factory.audit.certificate_check import check_certificate
 from factory.devices import get_device
 from factory.ledger.hashing import HASHED_FIELDS, entry_hash
-from factory.ledger.verify import LedgerReport, verify_ledger
+from factory.ledger.verify import LedgerReport
 from factory.models.certificate import Certificate
 from factory.models.custody import GENESIS_HASH, CustodyEntry
 from factory.models.device import Device, StorageMedium
@@ -114,8 +114,10 @@ def device_entries(session: Session, device_id: int) -> list[CustodyEntry]:
 
 
 def device_history(
-    session: Session, serial: str, public_key: Ed25519PublicKey, *, full_verify: bool = False
+    session: Session, serial: str, public_key: Ed25519PublicKey, *, ledger: LedgerReport | None = None
 ) -> DeviceHistory:
+    """``ledger``: a full ``verify_ledger`` report to attach, run by the caller before this session
+    starts (on SQLite a session holds the write lock, which the verifier's connection would wait on)."""
     device = get_device(session, serial)
     entries = device_entries(session, device.id or 0)
     neighbours = _neighbours(session, {e.seq - 1 for e in entries} | {e.seq + 1 for e in entries})
@@ -160,7 +162,7 @@ def device_history(
         entries=proofs,
         head_seq=head[0] if head else None,
         head_hash=head[1] if head else None,
-        ledger=verify_ledger(session.get_bind()) if full_verify else None,  # type: ignore[arg-type]
+        ledger=ledger,
     )
 
 

@@ -19,17 +19,15 @@ import binascii
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy import Connection, TextClause, text
 from sqlmodel import Session
 
 from factory.errors import InvalidInput
 from factory.lifecycle.states import Event, State
-from factory.models.certificate import Certificate
-from factory.models.custody import CustodyEntry
-from factory.models.device import Device, StorageMedium
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
@@ -112,7 +110,8 @@ def parse_bound(text: str | None, *, upper: bool = False) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def search_certificates(session: Session, query: CertificateQuery) -> SearchPage:
+def search_certificates(reader: Session | Connection, query: CertificateQuery) -> SearchPage:
+    """One page of outcomes, newest first. ``reader``: a session or a plain (read-only) connection."""
     if not 1 <= query.limit <= MAX_LIMIT:
         raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}")
     if query.issued_from and query.issued_to and query.issued_from >= query.issued_to:
@@ -120,9 +119,9 @@ def search_certificates(session: Session, query: CertificateQuery) -> SearchPage
     cursor = _decode_cursor(query.cursor) if query.cursor else None
     rows: list[ErasureOutcome] = []
     if query.outcome in (Outcome.SUCCESS, Outcome.ANY):
-        rows += _certificates(session, query, cursor)
+        rows += _certificates(reader, query, cursor)
     if query.outcome in (Outcome.FAILED, Outcome.ANY) and not query.certificate_only:
-        rows += _failures(session, query, cursor)
+        rows += _failures(reader, query, cursor)
     rows.sort(key=lambda r: r.sort_key, reverse=True)
     page = rows[: query.limit]
     more = len(rows) > query.limit
@@ -137,120 +136,124 @@ def _bound_text(moment: datetime, *, round_up: bool) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S")
 
 
-def _time_filters(column: Any, query: CertificateQuery) -> list[ColumnElement[bool]]:
-    out: list[ColumnElement[bool]] = []
-    if query.issued_from is not None:
-        out.append(column >= _bound_text(query.issued_from, round_up=True))
-    if query.issued_to is not None:
-        out.append(column < _bound_text(query.issued_to, round_up=True))
-    return out
-
-
-def _after_cursor(
-    at_col: Any, key_col: Any, rank: int, cursor: tuple[str, int, str | int] | None
-) -> list[ColumnElement[bool]]:
-    """Rows strictly after the cursor in (time, rank, key) descending order."""
-    if cursor is None:
-        return []
-    at, cursor_rank, key = cursor
-    if rank < cursor_rank:
-        return [at_col <= at]
-    if rank > cursor_rank:
-        return [at_col < at]
-    return [or_(at_col < at, and_(at_col == at, key_col < key))]
-
-
-_CERT_COLUMNS = (
-    Certificate.id,
-    Certificate.issued_at,
-    Certificate.device_serial,
-    Certificate.asset_tag,
-    Certificate.medium_serial,
-    Certificate.level,
-    Certificate.method,
-    Certificate.destination,
-    Certificate.digest_sha256,
-    Certificate.erase_round_seq,
+# The SQL is assembled from these fixed fragments (values are always bound parameters): search by
+# serial is the audit API's hot path, and plain text skips building and compiling an expression
+# tree per request. Every filter has an index: device_serial, medium_serial, asset_tag, and
+# (issued_at, id) for the keyset order; failures use the partial index on event = 'fail'.
+_CERT_SQL = (
+    "SELECT id, issued_at, device_serial, asset_tag, medium_serial, level, method, destination, "
+    "digest_sha256, erase_round_seq FROM certificate"
 )
+_CERT_FILTERS = (
+    ("device_serial", "device_serial = :device_serial"),
+    ("media_serial", "medium_serial = :media_serial"),
+    ("asset_tag", "asset_tag = :asset_tag"),
+    ("method", "method = :method"),
+    ("level", "level = :level"),
+    ("destination", "destination = :destination"),
+)
+_FAIL_SQL = (
+    "SELECT e.seq, e.occurred_at, e.device_serial, e.evidence, d.asset_tag "
+    "FROM custody_entry e JOIN device d ON d.id = e.device_id"
+)
+_FAIL_FILTERS = (
+    ("device_serial", "e.device_serial = :device_serial"),
+    ("asset_tag", "d.asset_tag = :asset_tag"),
+    ("media_serial", "e.device_id IN (SELECT m.device_id FROM storage_medium m WHERE m.serial = :media_serial)"),
+)
+# Literal, not bound, so the planner can match the partial index's predicate.
+_FAIL_FIXED = f"e.event = '{Event.FAIL.value}' AND e.from_state = '{State.SANITISING.value}'"
+
+Reader = Session | Connection
+
+
+@lru_cache(maxsize=512)
+def _statement(sql: str) -> TextClause:
+    return text(sql)
+
+
+def _where(
+    query: CertificateQuery,
+    filters: tuple[tuple[str, str], ...],
+    at_col: str,
+    key_col: str,
+    rank: int,
+    cursor: tuple[str, int, str | int] | None,
+) -> tuple[list[str], dict[str, Any]]:
+    clauses: list[str] = []
+    params: dict[str, Any] = {"limit": query.limit + 1}
+    for name, clause in filters:
+        value = getattr(query, name)
+        if value is not None:
+            clauses.append(clause)
+            params[name] = value
+    if query.issued_from is not None:
+        clauses.append(f"{at_col} >= :t_from")
+        params["t_from"] = _bound_text(query.issued_from, round_up=True)
+    if query.issued_to is not None:
+        clauses.append(f"{at_col} < :t_to")
+        params["t_to"] = _bound_text(query.issued_to, round_up=True)
+    if cursor is not None:
+        # Rows strictly after the cursor in (time, rank, key) descending order.
+        at, cursor_rank, key = cursor
+        params["c_at"] = at
+        if rank < cursor_rank:
+            clauses.append(f"{at_col} <= :c_at")
+        elif rank > cursor_rank:
+            clauses.append(f"{at_col} < :c_at")
+        else:
+            clauses.append(f"({at_col} < :c_at OR ({at_col} = :c_at AND {key_col} < :c_key))")
+            params["c_key"] = key
+    return clauses, params
 
 
 def _certificates(
-    session: Session, query: CertificateQuery, cursor: tuple[str, int, str | int] | None
+    reader: Reader, query: CertificateQuery, cursor: tuple[str, int, str | int] | None
 ) -> list[ErasureOutcome]:
-    c = Certificate
-    conditions: list[ColumnElement[bool]] = []
-    for column, value in (
-        (c.device_serial, query.device_serial),
-        (c.medium_serial, query.media_serial),
-        (c.asset_tag, query.asset_tag),
-        (c.method, query.method),
-        (c.level, query.level),
-        (c.destination, query.destination),
-    ):
-        if value is not None:
-            conditions.append(column == value)
-    conditions += _time_filters(c.issued_at, query)
-    if cursor is not None and cursor[1] == _RANK[Outcome.SUCCESS] and not isinstance(cursor[2], str):
+    rank = _RANK[Outcome.SUCCESS]
+    if cursor is not None and cursor[1] == rank and not isinstance(cursor[2], str):
         raise InvalidInput("cursor is not valid for this search")
-    conditions += _after_cursor(c.issued_at, c.id, _RANK[Outcome.SUCCESS], cursor)
-    stmt = (
-        select(*_CERT_COLUMNS)
-        .where(*conditions)
-        .order_by(c.issued_at.desc(), c.id.desc())  # type: ignore[attr-defined]
-        .limit(query.limit + 1)
-    )
+    clauses, params = _where(query, _CERT_FILTERS, "issued_at", "id", rank, cursor)
+    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+    sql = f"{_CERT_SQL}{where} ORDER BY issued_at DESC, id DESC LIMIT :limit"
     return [
         ErasureOutcome(
             outcome=Outcome.SUCCESS.value,
-            at=r.issued_at,
-            device_serial=r.device_serial,
-            asset_tag=r.asset_tag,
-            medium_serial=r.medium_serial,
-            certificate_id=r.id,
-            level=r.level,
-            method=r.method,
-            destination=r.destination,
-            digest_sha256=r.digest_sha256,
-            erase_round_seq=r.erase_round_seq,
+            at=r[1],
+            device_serial=r[2],
+            asset_tag=r[3],
+            medium_serial=r[4],
+            certificate_id=r[0],
+            level=r[5],
+            method=r[6],
+            destination=r[7],
+            digest_sha256=r[8],
+            erase_round_seq=r[9],
         )
-        for r in session.execute(stmt)
+        for r in reader.execute(_statement(sql), params)
     ]
 
 
 def _failures(
-    session: Session, query: CertificateQuery, cursor: tuple[str, int, str | int] | None
+    reader: Reader, query: CertificateQuery, cursor: tuple[str, int, str | int] | None
 ) -> list[ErasureOutcome]:
-    e = CustodyEntry
-    conditions: list[ColumnElement[bool]] = [e.event == Event.FAIL.value, e.from_state == State.SANITISING.value]
-    if query.device_serial is not None:
-        conditions.append(e.device_serial == query.device_serial)
-    if query.asset_tag is not None:
-        conditions.append(e.device_id.in_(select(Device.id).where(Device.asset_tag == query.asset_tag)))  # type: ignore[attr-defined, arg-type]
-    if query.media_serial is not None:
-        holders = select(StorageMedium.device_id).where(StorageMedium.serial == query.media_serial)
-        conditions.append(e.device_id.in_(holders))  # type: ignore[attr-defined]
-    conditions += _time_filters(e.occurred_at, query)
-    if cursor is not None and cursor[1] == _RANK[Outcome.FAILED] and not isinstance(cursor[2], int):
+    rank = _RANK[Outcome.FAILED]
+    if cursor is not None and cursor[1] == rank and not isinstance(cursor[2], int):
         raise InvalidInput("cursor is not valid for this search")
-    conditions += _after_cursor(e.occurred_at, e.seq, _RANK[Outcome.FAILED], cursor)
-    stmt = (
-        select(e.seq, e.occurred_at, e.device_serial, e.evidence, e.prev_hash, Device.asset_tag)
-        .join(Device, Device.id == e.device_id)  # type: ignore[arg-type]
-        .where(*conditions)
-        .order_by(e.occurred_at.desc(), e.seq.desc())  # type: ignore[attr-defined]
-        .limit(query.limit + 1)
-    )
+    clauses, params = _where(query, _FAIL_FILTERS, "e.occurred_at", "e.seq", rank, cursor)
+    where = " AND ".join([_FAIL_FIXED, *clauses])
+    sql = f"{_FAIL_SQL} WHERE {where} ORDER BY e.occurred_at DESC, e.seq DESC LIMIT :limit"
     out = []
-    for r in session.execute(stmt):
-        evidence = orjson.loads(r.evidence)
+    for seq, occurred_at, device_serial, evidence_text, asset_tag in reader.execute(_statement(sql), params):
+        evidence = orjson.loads(evidence_text)
         reason = evidence.get("reason") if isinstance(evidence, dict) else None
         out.append(
             ErasureOutcome(
                 outcome=Outcome.FAILED.value,
-                at=r.occurred_at,
-                device_serial=r.device_serial,
-                asset_tag=r.asset_tag,
-                custody_seq=r.seq,
+                at=occurred_at,
+                device_serial=device_serial,
+                asset_tag=asset_tag,
+                custody_seq=seq,
                 reason=str(reason) if reason is not None else None,
             )
         )

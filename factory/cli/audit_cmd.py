@@ -15,6 +15,7 @@ from factory.audit.search import CertificateQuery, Outcome, parse_bound, search_
 from factory.cli.common import console, context, fail, one_line_errors, print_json
 from factory.db.engine import session_scope
 from factory.keys import load_public_key
+from factory.ledger.verify import verify_ledger
 
 app = typer.Typer(
     help="Audit: certificates, device histories, exception reports, evidence bundles.", no_args_is_help=True
@@ -100,8 +101,9 @@ def history_cmd(
 ) -> None:
     """A device's custody history with a chain proof for every entry. Exit 1 if anything fails."""
     ctx = context()
+    report = verify_ledger(ctx.engine) if full_verify else None
     with session_scope(ctx.engine) as session:
-        history = device_history(session, serial, load_public_key(ctx.settings), full_verify=full_verify)
+        history = device_history(session, serial, load_public_key(ctx.settings), ledger=report)
     if as_json:
         print_json(history.as_dict())
     else:

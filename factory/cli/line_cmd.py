@@ -183,3 +183,7 @@ def abort_cmd(job_id: int = typer.Argument(...), actor: str = typer.Option("cli"
 def retry_cmd(job_id: int = typer.Argument(...), actor: str = typer.Option("cli", "--actor")) -> None:
     """Queue a new attempt (restarting from the beginning) for a failed/cancelled/interrupted job."""
     _act("retry", job_id, actor)
+
+
+if __name__ == "__main__":  # ``python -m factory.cli.line_cmd``: the agent without the whole CLI's imports
+    app()

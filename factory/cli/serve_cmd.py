@@ -1,11 +1,17 @@
-"""``factory serve``: the API and web pages."""
+"""``factory serve``: the API and web pages; with ``--simulate``, a whole simulated bench line."""
 
 from __future__ import annotations
 
+import secrets
+
 import typer
 
-from factory.cli.common import context, one_line_errors
+from factory.app_context import AppContext
+from factory.cli.common import console, context, one_line_errors
 from factory.db.migrate import upgrade
+
+DEMO_USER = "sim-technician"
+MIB = 2**20
 
 
 def register(app: typer.Typer) -> None:
@@ -14,11 +20,69 @@ def register(app: typer.Typer) -> None:
     def serve_cmd(
         host: str = typer.Option("127.0.0.1", "--host"),
         port: int = typer.Option(8000, "--port"),
+        simulate: str | None = typer.Option(
+            None, "--simulate", help="Also run a simulated bench line, BENCHESxSLOTS (e.g. 2x4), with its board."
+        ),
+        disk_mib: int = typer.Option(16, "--disk-mib", min=1, max=1024, help="Simulated disk size."),
+        pull_rate: float = typer.Option(0.05, "--pull-rate", min=0.0, max=1.0, help="Share of devices pulled mid-job."),
     ) -> None:
-        """Run the HTTP API (OpenAPI at /docs) on the configured database."""
+        """Run the HTTP API (OpenAPI at /docs) and web pages on the configured database."""
         import uvicorn
 
         ctx = context(require_schema=False)
         if ctx.settings.is_sqlite:
             upgrade(ctx.settings.database_url)  # embedded default: always ready to run
-        uvicorn.run("api.app:create_app", factory=True, host=host, port=port, log_level="info")
+        if simulate is None:
+            uvicorn.run("api.app:create_app", factory=True, host=host, port=port, log_level="info")
+            return
+        _serve_simulated(ctx, simulate, host, port, disk_mib * MIB, pull_rate)
+
+
+def _serve_simulated(ctx: AppContext, layout: str, host: str, port: int, disk_bytes: int, pull_rate: float) -> None:
+    import uvicorn
+
+    from factory.line.agent import LineAgentProcess, SimulationOptions
+    from factory.line.bus import set_process_bus
+    from factory.line.config import simulated_config
+
+    config = simulated_config(layout, agent="simulated-line")
+    _ensure_site_key(ctx)
+    password = _demo_login(ctx)
+    agent = LineAgentProcess(ctx, config, simulation=SimulationOptions(disk_bytes=disk_bytes, pull_rate=pull_rate))
+    report = agent.start()
+    set_process_bus(agent.bus)  # the board's live stream wakes on this agent's progress ticks
+    console.print(
+        f"simulated line: {len(config.benches)} bench(es) x {len(config.benches[0].slots)} slot(s), "
+        f"disks under {ctx.settings.home / 'sim'}; {report.summary()}\n"
+        f"board: http://{host}:{port}/board  (log in as {DEMO_USER} / {password})",
+        markup=False,
+    )
+    try:
+        uvicorn.run("api.app:create_app", factory=True, host=host, port=port, log_level="warning")
+    finally:
+        set_process_bus(None)
+        agent.stop()
+
+
+def _ensure_site_key(ctx: AppContext) -> None:
+    from factory.keys import init_keys
+
+    if not ctx.settings.private_key_path.exists():
+        info = init_keys(ctx.settings)
+        console.print(f"created the site signing key ({info.fingerprint})", markup=False)
+
+
+def _demo_login(ctx: AppContext) -> str:
+    """A technician login for the simulation's board, with a fresh password every run."""
+    from sqlmodel import select
+
+    from factory.db.engine import session_scope
+    from factory.models.users import User
+    from factory.users import add_user, set_password
+
+    password = secrets.token_urlsafe(12)
+    with session_scope(ctx.engine) as s:
+        if s.exec(select(User).where(User.name == DEMO_USER)).first() is None:
+            add_user(s, DEMO_USER, "technician")
+        set_password(s, DEMO_USER, password)
+    return password

@@ -64,6 +64,7 @@ class LineAgentProcess:
                 max_devices=simulation.max_devices,
                 dwell=simulation.dwell,
                 gap=simulation.gap,
+                engine=self.controller.engine,
             )
 
     def _present(self) -> list[UdevEvent]:

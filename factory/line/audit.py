@@ -24,7 +24,6 @@ from factory.keys import load_public_key
 from factory.ledger.verify import verify_ledger
 from factory.lifecycle.states import Event
 from factory.models.certificate import Certificate
-from factory.models.custody import CustodyEntry
 from factory.models.device import Device
 from factory.models.line import ACTIVE_JOB_STATUSES, Job, JobStatus, Slot
 
@@ -71,9 +70,7 @@ def audit_line(engine: Engine, settings: Settings) -> list[str]:
     return problems
 
 
-def _check_certificate(
-    cert: Certificate, history: list[tuple[int, str, str, str]], verifier: object
-) -> list[str]:
+def _check_certificate(cert: Certificate, history: list[tuple[int, str, str, str]], verifier: object) -> list[str]:
     problems = []
     try:
         verifier(cert.envelope)  # type: ignore[operator]

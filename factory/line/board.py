@@ -191,9 +191,16 @@ def counts_view(session: Session) -> dict[str, Any]:
     return {"jobs": by_status, "devices": by_state}
 
 
-def board_snapshot(session: Session) -> dict[str, Any]:
+def board_snapshot(session: Session, live: dict[int, tuple[str, float]] | None = None) -> dict[str, Any]:
+    """The board; ``live`` overlays in-process progress ticks on running jobs."""
+    benches = benches_view(session)
+    for bench in benches if live else ():
+        for slot in bench["slots"]:
+            job = slot["job"]
+            if job and job["status"] == JobStatus.RUNNING and job["id"] in live:
+                job["current_step"], job["progress"] = live[job["id"]][0], round(live[job["id"]][1], 3)
     return {
-        "benches": benches_view(session),
+        "benches": benches,
         "attention": attention_view(session),
         "counts": counts_view(session),
     }

@@ -26,6 +26,7 @@ class LineBus:
         self._cond = threading.Condition()
         self._version = 0
         self._recent: deque[BusEvent] = deque(maxlen=keep)
+        self._live: dict[int, tuple[str, float]] = {}  # job id -> (step, progress), newest tick
 
     @property
     def version(self) -> int:
@@ -35,6 +36,10 @@ class LineBus:
         with self._cond:
             self._version += 1
             self._recent.append(BusEvent(self._version, kind, data, time.time()))
+            if kind == "progress":
+                self._live[int(data["job"])] = (str(data["step"]), float(data["progress"]))
+            elif kind == "job" and "step" not in data:
+                self._live.pop(int(data["job"]), None)
             self._cond.notify_all()
 
     def wait(self, since: int, timeout: float) -> int:
@@ -43,6 +48,24 @@ class LineBus:
             self._cond.wait_for(lambda: self._version > since, timeout=timeout)
             return self._version
 
+    def live_progress(self) -> dict[int, tuple[str, float]]:
+        """The latest progress of running jobs in this process (fresher than the database)."""
+        with self._cond:
+            return dict(self._live)
+
     def since(self, version: int) -> list[BusEvent]:
         with self._cond:
             return [e for e in self._recent if e.version > version]
+
+
+_process_bus: LineBus | None = None
+
+
+def set_process_bus(bus: LineBus | None) -> None:
+    """Publish the bus of the agent running in this process (``serve --simulate``) to the API."""
+    global _process_bus
+    _process_bus = bus
+
+
+def process_bus() -> LineBus | None:
+    return _process_bus

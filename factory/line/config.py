@@ -109,14 +109,14 @@ def simulated_config(
 def load_line_config(path: Path, *, agent: str | None = None) -> LineConfig:
     """Read a site file::
 
-        agent = "bench-host-1"          # optional; default: the host name
-        site_max_jobs = 32
-        [[bench]]
-        name = "bench-1"
-        max_jobs = 4
-        slots = [{position = 1, port_kind = "usb", default_kind = "laptop"}, {position = 2}]
-        [port_map]                      # hardware_drivers.port_map format
-        udev = [{bench_port = "B1-S1", slot = "bench-1/slot-1"}]
+    agent = "bench-host-1"          # optional; default: the host name
+    site_max_jobs = 32
+    [[bench]]
+    name = "bench-1"
+    max_jobs = 4
+    slots = [{position = 1, port_kind = "usb", default_kind = "laptop"}, {position = 2}]
+    [port_map]                      # hardware_drivers.port_map format
+    udev = [{bench_port = "B1-S1", slot = "bench-1/slot-1"}]
     """
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))

@@ -20,12 +20,13 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from sqlalchemy import Engine
 from sqlmodel import select
 
 from factory.app_context import AppContext
 from factory.certificates import make_verifier
 from factory.clock import utc_now
-from factory.db.engine import session_scope
+from factory.db.engine import make_engine, session_scope
 from factory.keys import load_public_key
 from factory.line import jobs
 from factory.line.bus import LineBus
@@ -69,8 +70,13 @@ class Controller:
         provisioner: Provisioner | None = None,
         present: Callable[[], Iterable[UdevEvent]] | None = None,
         observers: list[Callable[[int, Progress], None]] | None = None,
+        engine: Engine | None = None,
     ) -> None:
         self.context = context
+        # Every running job holds a connection at times: size the pool for the agent's slots.
+        self.engine = engine or make_engine(
+            context.settings.database_url, pool_size=min(64, config.slot_count + 4), max_overflow=8
+        )
         self.config = config
         self.bus = bus or LineBus()
         self.run_id = uuid.uuid4().hex
@@ -90,7 +96,7 @@ class Controller:
         self.reconcile_report: ReconcileReport | None = None
         self.lost = threading.Event()  # set if another process took over our agent name
         self._runner_ctx = RunnerContext(
-            engine=context.engine,
+            engine=self.engine,
             settings=context.settings,
             agent=config.agent,
             run_id=self.run_id,
@@ -117,7 +123,7 @@ class Controller:
     def start(self) -> ReconcileReport:
         """Take the benches, reconcile them with what is present, then start working."""
         now = time.time()
-        with session_scope(self.context.engine) as s:
+        with session_scope(self.engine) as s:
             me = s.get(LineAgent, self.config.agent)
             if me is None:
                 me = LineAgent(name=self.config.agent, run_id=self.run_id, started_at=utc_now(), lease_expires_at=0.0)
@@ -132,9 +138,9 @@ class Controller:
             if code is not None and isinstance(event, DeviceAttached):
                 present[code] = Attachment(event.serial, event.device_node, event.size_bytes, time.time())
         report = ReconcileReport()
-        with session_scope(self.context.engine) as s:
+        with session_scope(self.engine) as s:
             report.interrupted = interrupt_orphans(s, bench_ids=self._bench_ids, run_id=self.run_id, actor=self.actor)
-        with session_scope(self.context.engine) as s:
+        with session_scope(self.engine) as s:
             sync_slots(
                 s,
                 bench_ids=self._bench_ids,
@@ -146,7 +152,11 @@ class Controller:
         self.reconcile_report = report
         log.info("agent %s reconciled: %s", self.config.agent, report.summary())
         self.bus.publish("agent", agent=self.config.agent, reconcile=report.summary())
-        for name, target in (("events", self._event_loop), ("dispatch", self._dispatch_loop), ("heartbeat", self._heartbeat_loop)):
+        for name, target in (
+            ("events", self._event_loop),
+            ("dispatch", self._dispatch_loop),
+            ("heartbeat", self._heartbeat_loop),
+        ):
             thread = threading.Thread(target=target, name=f"line-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -171,13 +181,15 @@ class Controller:
         for thread in self._threads:
             thread.join(timeout=5)
         try:
-            with session_scope(self.context.engine) as s:
+            with session_scope(self.engine) as s:
                 me = s.get(LineAgent, self.config.agent)
                 if me is not None and me.run_id == self.run_id:
                     me.lease_expires_at = time.time()  # hand the benches over at once
                     s.add(me)
         except Exception as exc:  # the database may be the reason we are stopping
             log.warning("could not release agent lease: %s", exc)
+        if self.engine is not self.context.engine:
+            self.engine.dispose()
 
     # ------------------------------------------------------------------ events
 
@@ -223,7 +235,7 @@ class Controller:
             self.bus.publish("link", slot=code, event=type(event).__name__)
 
     def _attached(self, code: str, seen: Attachment) -> None:
-        with session_scope(self.context.engine) as s:
+        with session_scope(self.engine) as s:
             slot = lock_slot(s, code)
             if slot.bench_id not in self._bench_ids:
                 return
@@ -235,7 +247,7 @@ class Controller:
 
     def _detached(self, code: str, serial: str | None) -> None:
         runner: JobRunner | None = None
-        with session_scope(self.context.engine) as s:
+        with session_scope(self.engine) as s:
             slot = lock_slot(s, code)
             if slot.bench_id not in self._bench_ids:
                 return
@@ -278,7 +290,7 @@ class Controller:
             if free_places <= 0:
                 continue
             try:
-                with session_scope(self.context.engine) as s:
+                with session_scope(self.engine) as s:
                     claimed = jobs.claim_jobs(
                         s,
                         agent=self.config.agent,
@@ -318,7 +330,7 @@ class Controller:
     def _heartbeat_loop(self) -> None:
         while not self._stopping.wait(self.config.heartbeat_seconds):
             try:
-                with session_scope(self.context.engine) as s:
+                with session_scope(self.engine) as s:
                     requests = jobs.renew_leases(
                         s, agent=self.config.agent, run_id=self.run_id, lease_seconds=self.config.lease_seconds
                     )
@@ -351,7 +363,7 @@ class Controller:
             with self._lock:
                 quiet = self._inflight == 0 and not self._runners
             if quiet:
-                with session_scope(self.context.engine) as s:
+                with session_scope(self.engine) as s:
                     busy = s.exec(
                         select(Job.id).where(
                             Job.bench_id.in_(self._bench_ids),  # type: ignore[attr-defined]
@@ -364,5 +376,5 @@ class Controller:
         return False
 
     def slot(self, code: str) -> Slot | None:
-        with session_scope(self.context.engine) as s:
+        with session_scope(self.engine) as s:
             return s.exec(select(Slot).where(Slot.code == code)).first()

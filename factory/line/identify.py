@@ -38,9 +38,7 @@ def identify(session: Session, serial: str | None) -> Identification:
         return Identification(Identity.UNKNOWN, None, "the port reported no serial number")
     device = session.exec(select(Device).where(Device.serial == serial)).first()
     if device is None:
-        owners = session.exec(
-            select(StorageMedium.device_id).where(StorageMedium.serial == serial).distinct()
-        ).all()
+        owners = session.exec(select(StorageMedium.device_id).where(StorageMedium.serial == serial).distinct()).all()
         if len(owners) > 1:
             return Identification(Identity.UNKNOWN, None, f"disk serial {serial} is recorded on {len(owners)} devices")
         if owners:

@@ -83,7 +83,7 @@ def create_job(
         status=JobStatus.HELD if held else JobStatus.QUEUED,
         attempt=attempt,
         reason=plan.hold_reason,
-        action=plan.action if held else None,
+        action=plan.action,
         detected_epoch=detected_epoch,
         ended_epoch=time.time() if held else None,
         created_at=now,

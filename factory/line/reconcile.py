@@ -53,7 +53,13 @@ def interrupt_orphans(session: Session, *, bench_ids: Sequence[int], run_id: str
         slot = session.get(Slot, job.slot_id)
         code = slot.code if slot else ""
         jobs.fail_device_if_ours(session, job, reason=INTERRUPTED_REASON, actor=actor, slot_code=code)
-        jobs.finish(session, job, JobStatus.INTERRUPTED, INTERRUPTED_REASON, "restarts from the beginning if the device is still in its slot")
+        jobs.finish(
+            session,
+            job,
+            JobStatus.INTERRUPTED,
+            INTERRUPTED_REASON,
+            "restarts from the beginning if the device is still in its slot",
+        )
         interrupted.append(job.id or 0)
     return interrupted
 
@@ -67,7 +73,9 @@ def sync_slots(
     max_attempts: int,
     report: ReconcileReport,
 ) -> None:
-    slots = session.exec(locked(session, select(Slot).where(col(Slot.bench_id).in_(bench_ids)).order_by(col(Slot.id)))).all()  # type: ignore[call-overload]
+    slots = session.exec(
+        locked(session, select(Slot).where(col(Slot.bench_id).in_(bench_ids)).order_by(col(Slot.id)))
+    ).all()  # type: ignore[call-overload]
     for slot in slots:
         seen = present.get(slot.code)
         if slot.attachment_id is not None and seen is not None and seen.serial == slot.attached_serial:

@@ -36,7 +36,7 @@ from factory.lifecycle.transition import TransitionRequest, change_state
 from factory.line import jobs
 from factory.line.bus import LineBus
 from factory.line.pipeline import Step
-from factory.line.provision import ProvisionRequest, Provisioner
+from factory.line.provision import Provisioner, ProvisionRequest
 from factory.models.device import MediaType, StorageMedium
 from factory.models.line import Job, JobStatus, JobStep, Slot, StepStatus
 from factory.sanitisation import Staff, certify_medium
@@ -48,7 +48,7 @@ from imaging.result import EraseResult, Level, VerifyMode
 log = logging.getLogger(__name__)
 
 EraseFn = Callable[..., EraseResult]
-PROGRESS_DB_INTERVAL = 0.5
+PROGRESS_DB_INTERVAL = 2.0  # the database copy is for boards in other processes
 
 
 class StepFailed(Exception):
@@ -130,7 +130,6 @@ class JobRunner:
                 self._fail(self._stop_text(name, None), step_id)
                 return
             try:
-                self._begin(step_id, name)
                 handler = {
                     Step.BOOK_RETURN: self._book_return,
                     Step.SANITISE: self._sanitise,
@@ -155,17 +154,16 @@ class JobRunner:
         base = self.stop_reason or "stopped"
         return f"{base} during '{step}'" + (f" ({detail})" if detail else "")
 
-    def _begin(self, step_id: int, name: str) -> None:
-        with session_scope(self.ctx.engine) as s:
-            job = jobs.ensure_owned(s, self.job_id, self.ctx.run_id)
-            step = s.get(JobStep, step_id)
-            assert step is not None
-            step.status, step.started_at = StepStatus.RUNNING, jobs.utc_now()
-            job.current_step, job.updated_at = name, jobs.utc_now()
-            job.progress = self._step_index / self._step_count
-            s.add(step)
-            s.add(job)
-            jobs.log(s, self.job_id, f"step '{name}' started")
+    def _begin(self, s: Session, job: Job, step_id: int, name: str) -> None:
+        """Mark the step running, inside the step's first transaction."""
+        step = s.get(JobStep, step_id)
+        assert step is not None
+        now = jobs.utc_now()
+        step.status, step.started_at = StepStatus.RUNNING, now
+        job.current_step, job.updated_at, job.progress = name, now, self._step_index / self._step_count
+        s.add(step)
+        s.add(job)
+        jobs.log(s, self.job_id, f"step '{name}' started")
         self.ctx.bus.publish("job", job=self.job_id, step=name)
 
     def _end_step(self, s: Session, step_id: int, status: StepStatus, outcome: str, seq: int | None = None) -> None:
@@ -185,7 +183,9 @@ class JobRunner:
                 slot = s.get(Slot, job.slot_id)
                 if action is None:
                     action = _failure_action(s, job)
-                jobs.fail_device_if_ours(s, job, reason=reason, actor=self.ctx.actor, slot_code=slot.code if slot else "")
+                jobs.fail_device_if_ours(
+                    s, job, reason=reason, actor=self.ctx.actor, slot_code=slot.code if slot else ""
+                )
                 job.work_seconds = self._work
                 jobs.finish(s, job, status, reason, action)
         except jobs.LostOwnership as exc:
@@ -214,11 +214,12 @@ class JobRunner:
     def _book_return(self, step_id: int, name: str) -> None:
         with session_scope(self.ctx.engine) as s:
             job = jobs.ensure_owned(s, self.job_id, self.ctx.run_id)
+            self._begin(s, job, step_id, name)
             seq = self._transition(s, job, Event.RETURN, note="detected on a bench: booked back from the user")
             self._end_step(s, step_id, StepStatus.SUCCEEDED, "booked back into the factory", seq)
 
     def _sanitise(self, step_id: int, name: str) -> None:
-        targets, round_seq = self._open_erase_round(step_id)
+        targets, round_seq = self._open_erase_round(step_id, name)
         results: list[tuple[int, EraseResult]] = []
         for n, (medium_id, serial, path) in enumerate(targets):
             started = time.monotonic()
@@ -264,10 +265,11 @@ class JobRunner:
             seq = self._transition(s, job, Event.SANITISED, certificates=cert_ids)
             self._end_step(s, step_id, StepStatus.SUCCEEDED, f"{len(cert_ids)} medium(s) erased and certified", seq)
 
-    def _open_erase_round(self, step_id: int) -> tuple[list[tuple[int, str, str]], int]:
+    def _open_erase_round(self, step_id: int, name: str) -> tuple[list[tuple[int, str, str]], int]:
         """Match recorded media to what is attached, then open the erase round (one commit)."""
         with session_scope(self.ctx.engine) as s:
             job = jobs.ensure_owned(s, self.job_id, self.ctx.run_id)
+            self._begin(s, job, step_id, name)
             slot = s.get(Slot, job.slot_id)
             if slot is None or slot.attachment_id != job.attachment_id or not slot.attached_node:
                 raise StepFailed("the device is no longer in its slot")
@@ -298,6 +300,7 @@ class JobRunner:
     def _provision(self, step_id: int, name: str) -> None:
         with session_scope(self.ctx.engine) as s:
             job = jobs.ensure_owned(s, self.job_id, self.ctx.run_id)
+            self._begin(s, job, step_id, name)
             device = jobs.device_of(s, job)
             slot = s.get(Slot, job.slot_id)
             request = ProvisionRequest(
@@ -326,13 +329,19 @@ class JobRunner:
         with session_scope(self.ctx.engine) as s:
             job = jobs.ensure_owned(s, self.job_id, self.ctx.run_id)
             seq = self._transition(
-                s, job, Event.PROVISIONED, provisioner=self.ctx.provisioner.name, noop=outcome.noop, detail=outcome.detail
+                s,
+                job,
+                Event.PROVISIONED,
+                provisioner=self.ctx.provisioner.name,
+                noop=outcome.noop,
+                detail=outcome.detail,
             )
             self._end_step(s, step_id, StepStatus.NOOP if outcome.noop else StepStatus.SUCCEEDED, outcome.detail, seq)
 
     def _quarantine(self, step_id: int, name: str) -> None:
         with session_scope(self.ctx.engine) as s:
             job = jobs.ensure_owned(s, self.job_id, self.ctx.run_id)
+            self._begin(s, job, step_id, name)
             slot = s.get(Slot, job.slot_id)
             assert slot is not None
             if not job.device_serial:
@@ -377,7 +386,7 @@ class JobRunner:
         overall = (self._step_index + step_part) / self._step_count
         for observer in self.ctx.observers:
             observer(self.job_id, p)
-        self.ctx.bus.publish("progress", job=self.job_id, step=step, phase=p.phase, progress=overall)
+        self.ctx.bus.publish("progress", job=self.job_id, step=f"{step} ({p.phase})", progress=overall)
         now = time.monotonic()
         if now - self._last_db < PROGRESS_DB_INTERVAL:
             return
@@ -390,9 +399,7 @@ class JobRunner:
 
 
 def _failure_action(s: Session, job: Job) -> str:
-    step = s.exec(
-        select(JobStep).where(JobStep.job_id == job.id, JobStep.status == StepStatus.RUNNING)
-    ).first()
+    step = s.exec(select(JobStep).where(JobStep.job_id == job.id, JobStep.status == StepStatus.RUNNING)).first()
     if step is not None and step.kind == Step.PROVISION:
         return "retry provisioning, or check the provisioning log"
     return "retry (restarts the wipe from the beginning) or send the device for destruction"

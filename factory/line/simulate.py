@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy import Engine
 from sqlmodel import col, select
 
 from factory.app_context import AppContext
@@ -78,8 +79,10 @@ class SimulatedLine:
         max_devices: int | None = None,
         redistribution_rate: float = 0.1,
         auto: bool = True,
+        engine: Engine | None = None,
     ) -> None:
         self.context = context
+        self.engine = engine or context.engine
         self.config = config
         self.submit = submit
         self.disk_bytes = disk_bytes
@@ -158,7 +161,7 @@ class SimulatedLine:
         if device_serial is not None:
             if role is None and identity is Identity.RETURNED and self.rng.random() < self.redistribution_rate:
                 role = "redistribution"
-            with session_scope(self.context.engine) as s:
+            with session_scope(self.engine) as s:
                 receive_device(
                     s,
                     serial=device_serial,
@@ -212,7 +215,7 @@ class SimulatedLine:
             self._thread.join(timeout=5)
 
     def _loop(self) -> None:
-        while not self._stop.wait(0.1):
+        while not self._stop.wait(0.25):
             try:
                 self._tick()
             except Exception:
@@ -252,7 +255,7 @@ class SimulatedLine:
     def _job_statuses(self) -> dict[str, str]:
         """The status of the latest job for each slot's current occupant."""
         codes = [s.code for s in self.slots]
-        with session_scope(self.context.engine) as s:
+        with session_scope(self.engine) as s:
             rows = s.exec(
                 select(Slot.code, Job.status)
                 .join(Job, col(Job.attachment_id) == col(Slot.attachment_id))

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from core_helpers import SIZE, move, ok_result
 from sqlalchemy import text
 from sqlmodel import select
 
-from core_helpers import SIZE, move, ok_result
 from factory.app_context import AppContext
 from factory.db.append_only import APPEND_ONLY_TABLES, drop_statements
 from factory.db.engine import session_scope
@@ -102,4 +102,3 @@ def drop_append_only_triggers(ctx: AppContext) -> None:
         for table in APPEND_ONLY_TABLES:
             for stmt in drop_statements(dialect, table):
                 conn.execute(text(stmt))
-

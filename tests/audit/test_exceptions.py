@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from audit_support import drop_append_only_triggers, issued_new_stock, receive_tagged, sanitised_device
+from core_helpers import move
 from sqlalchemy import text
 
-from core_helpers import move
 from factory.audit.exceptions import out_of_custody, uncertified_departures
 from factory.db.engine import session_scope
 from factory.keys import load_public_key
@@ -16,15 +17,14 @@ from factory.lifecycle.states import Event
 from factory.models.device import Device
 from imaging.certificate import Destination
 
-from audit_support import drop_append_only_triggers, issued_new_stock, receive_tagged, sanitised_device
-
 
 def _normal_flow(ctx) -> None:
     school, _ = sanitised_device(ctx, "DEV-SCHOOL", ("S-M1", "S-M2"), destination=Destination.EXTERNAL_REUSE)
     move(ctx, school, Event.REDISTRIBUTE, to_custodian="school:1")
     weee, _ = sanitised_device(ctx, "DEV-WEEE", ("W-M1",), destination=Destination.RECYCLING)
     move(ctx, weee, Event.ADD_TO_DISPOSAL)
-    move(ctx, weee, Event.DISPOSE, to_custodian="recycler:9")
+    move(ctx, weee, Event.COLLECT, to_custodian="recycler:9")
+    move(ctx, weee, Event.DISPOSE)
     issued_new_stock(ctx, "DEV-NEW")  # never held data: leaves without certificates, legitimately
 
 
@@ -47,7 +47,7 @@ def test_normal_flow_leaves_the_report_empty(ctx, client, headers) -> None:
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["uncertified_departures"] == []
-    assert [o["device_serial"] for o in body["out_of_custody"]] == ["DEV-NEW"]
+    assert [o["device_serial"] for o in body["out_of_custody"]] == ["DEV-NEW"]  # disposed/redistributed: gone
 
 
 def test_report_catches_departures_written_around_the_guard(ctx, client, headers) -> None:
@@ -97,3 +97,29 @@ def test_out_of_custody_longer_than_n_days(ctx) -> None:
     with session_scope(ctx.engine) as s:
         total, rows = out_of_custody(s, days=5, now=now + timedelta(days=6))
     assert total == 1 and rows[0].state == "lost" and rows[0].left_event == "issue"
+
+
+def test_certificates_by_wave_lists_each_devices_current_certificates(ctx, client, headers) -> None:
+    from factory.clock import utc_now
+    from factory.models.custody_workflows import Allocation, Wave
+
+    refurbished, ids = sanitised_device(ctx, "DEV-W1", ("W1-M1", "W1-M2"))
+    new = receive_tagged(ctx, "DEV-W2", ("W2-M1",), new_stock=True)
+    released = receive_tagged(ctx, "DEV-W3", ("W3-M1",), new_stock=True)
+    with session_scope(ctx.engine) as s:
+        wave = Wave(name="2026-Q4 north", cohort="North station", created_at=utc_now())
+        s.add(wave)
+        s.flush()
+        for device_id, status in ((refurbished, "allocated"), (new, "issued"), (released, "released")):
+            s.add(
+                Allocation(device_id=device_id, wave_id=wave.id, channel="in_person", status=status,
+                           device_kind="laptop", allocated_seq=1, created_by="tech.one", created_at=utc_now())
+            )  # fmt: skip
+    body = client.get("/api/audit/exceptions", headers=headers["auditor"]).json()
+    (wave_report,) = body["certificates_by_wave"]
+    assert (wave_report["wave"], wave_report["device_count"], wave_report["certificate_count"]) == (
+        "2026-Q4 north", 2, 2,
+    )  # fmt: skip
+    by_serial = {d["device_serial"]: d for d in wave_report["devices"]}
+    assert sorted(by_serial["DEV-W1"]["certificate_ids"]) == sorted(ids) and by_serial["DEV-W1"]["held_user_data"]
+    assert by_serial["DEV-W2"]["certificate_ids"] == [] and not by_serial["DEV-W2"]["held_user_data"]

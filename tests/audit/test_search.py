@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from audit_support import certify, failed_device, receive_tagged, sanitised_device
 from core_helpers import move
+
 from factory.lifecycle.states import Event
 from imaging.certificate import Destination
-
-from audit_support import certify, failed_device, receive_tagged, sanitised_device
 
 
 def _ids(body: dict) -> list[str]:

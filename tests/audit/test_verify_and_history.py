@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+from audit_support import drop_append_only_triggers, sanitised_device
+from core_helpers import move
 from sqlalchemy import text
 
-from core_helpers import move
 from factory.lifecycle.states import Event
 from imaging.certificate import Destination
-
-from audit_support import drop_append_only_triggers, sanitised_device
 
 
 def test_verify_endpoint_passes_then_names_a_tampered_row(ctx, client, headers) -> None:

@@ -10,7 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-from sqlmodel import Session, select as sql_select
+from sqlmodel import Session
+from sqlmodel import select as sql_select
 
 from factory.models.device import Device, StorageMedium
 
@@ -26,7 +27,7 @@ def agent_env(home: Path, database_url: str) -> dict[str, str]:
 
 def start_agent(home: Path, database_url: str, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "factory.cli.main", "line", "run", *args],
+        [sys.executable, "-m", "factory.cli.line_cmd", "run", *args],
         cwd=REPO,
         env=agent_env(home, database_url),
         stdout=subprocess.PIPE,

@@ -1,0 +1,25 @@
+"""The bench board page: benches, slots, devices, live progress, failures with reason and action.
+
+The page is a shell; its data comes from the JSON API (``/api/board``) and the live stream
+(``/api/board/events``), authenticated by the same web session.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse
+
+from api.web.auth import page_user
+from api.web.render import WebIdentity, render
+from factory.models.users import Role
+
+router = APIRouter(include_in_schema=False)
+
+BoardUser = Annotated[WebIdentity, Depends(page_user(Role.TECHNICIAN))]
+
+
+@router.get("/board")
+def board_page(request: Request, me: BoardUser) -> HTMLResponse:
+    return render(request, "board.html", me)

@@ -1,0 +1,133 @@
+// Bench board: renders /api/board snapshots pushed over server-sent events; buttons call the
+// job actions with the session's CSRF token. Text is set with textContent only (no HTML).
+(function () {
+  "use strict";
+
+  var statusEl = document.getElementById("board-status");
+  var benchesEl = document.getElementById("benches");
+  var attentionTable = document.getElementById("attention");
+  var attentionEmpty = document.getElementById("attention-empty");
+  var countsEl = document.getElementById("counts");
+  var csrfMeta = document.querySelector('meta[name="csrf-token"]');
+  var csrf = csrfMeta ? csrfMeta.getAttribute("content") : "";
+
+  function el(tag, cls, text) {
+    var node = document.createElement(tag);
+    if (cls) node.className = cls;
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+
+  function act(jobId, action) {
+    fetch("/api/jobs/" + jobId + "/" + action, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "X-CSRF-Token": csrf, "Accept": "application/json" }
+    }).then(function (r) {
+      return r.json().then(function (body) {
+        statusEl.textContent = r.ok ? ("Job " + jobId + ": " + action + " done") : ("Job " + jobId + ": " + (body.reason || r.status));
+      });
+    }).catch(function (e) { statusEl.textContent = "Action failed: " + e; });
+  }
+
+  function button(job, action, label) {
+    var b = el("button", "act", label);
+    b.type = "button";
+    b.setAttribute("data-job", job.id);
+    b.setAttribute("data-action", action);
+    b.addEventListener("click", function () { act(job.id, action); });
+    return b;
+  }
+
+  function actions(job) {
+    var box = el("span", "actions");
+    if (job.status === "queued" || job.status === "running") {
+      box.appendChild(button(job, "cancel", "Cancel"));
+      box.appendChild(button(job, "abort", "Abort"));
+    } else if (job.status === "failed" || job.status === "cancelled" || job.status === "interrupted") {
+      box.appendChild(button(job, "retry", "Retry"));
+    }
+    return box;
+  }
+
+  function slotCard(slot) {
+    var job = slot.job;
+    var state = slot.error ? "conflict" : (job ? job.status : (slot.occupied ? "waiting" : "empty"));
+    var card = el("div", "slot " + state);
+    card.id = "slot-" + slot.code.replace(/[^A-Za-z0-9-]/g, "-");
+    card.setAttribute("data-status", state);
+    card.appendChild(el("div", "code", slot.code));
+    if (!slot.occupied && !slot.error) {
+      card.appendChild(el("div", null, "empty"));
+      return card;
+    }
+    var device = slot.device;
+    card.appendChild(el("div", "serial", device ? device.serial : (slot.attached_serial || "(no serial)")));
+    if (device) card.appendChild(el("div", "state", device.kind + " · " + device.state + (device.role ? " · " + device.role : "")));
+    if (slot.error) card.appendChild(el("div", "reason", slot.error));
+    if (job) {
+      card.appendChild(el("div", "job", "job " + job.id + " · " + job.pipeline + " · " + job.status));
+      if (job.current_step) {
+        var step = el("div", job.current_step.indexOf("no-op") >= 0 ? "step noop" : "step", "step: " + job.current_step);
+        card.appendChild(step);
+      }
+      if (job.status === "running") {
+        var bar = el("progress");
+        bar.max = 1;
+        bar.value = job.progress || 0;
+        bar.setAttribute("aria-label", "progress of job " + job.id);
+        card.appendChild(bar);
+      }
+      if (job.reason) card.appendChild(el("div", "reason", job.reason));
+      if (job.action) card.appendChild(el("div", "action", "→ " + job.action));
+      card.appendChild(actions(job));
+    }
+    return card;
+  }
+
+  function render(snapshot) {
+    benchesEl.textContent = "";
+    snapshot.benches.forEach(function (bench) {
+      var box = el("section", "bench");
+      var title = el("h3", null, bench.name + " — agent " + (bench.agent || "none") + " — " + bench.running + "/" + bench.max_jobs + " running ");
+      if (!bench.agent_alive) title.appendChild(el("span", "dead", "(controller not running)"));
+      box.appendChild(title);
+      var grid = el("div", "slots");
+      bench.slots.forEach(function (slot) { grid.appendChild(slotCard(slot)); });
+      box.appendChild(grid);
+      benchesEl.appendChild(box);
+    });
+    var body = attentionTable.querySelector("tbody");
+    body.textContent = "";
+    snapshot.attention.forEach(function (job) {
+      var row = el("tr");
+      [job.slot, job.device_serial, job.id + " " + job.status, job.reason || "", job.action || ""].forEach(function (v) {
+        row.appendChild(el("td", null, v));
+      });
+      var cell = el("td");
+      cell.appendChild(actions(job));
+      row.appendChild(cell);
+      body.appendChild(row);
+    });
+    attentionTable.hidden = snapshot.attention.length === 0;
+    attentionEmpty.hidden = snapshot.attention.length !== 0;
+    var parts = [];
+    Object.keys(snapshot.counts.devices).sort().forEach(function (k) { parts.push(k + ": " + snapshot.counts.devices[k]); });
+    countsEl.textContent = "Devices by state — " + parts.join(", ");
+  }
+
+  function connect() {
+    var source = new EventSource("/api/board/events");
+    source.addEventListener("board", function (event) {
+      render(JSON.parse(event.data));
+      statusEl.className = "board-status";
+      statusEl.textContent = "Live · updated " + new Date().toLocaleTimeString();
+    });
+    source.onerror = function () {
+      statusEl.className = "board-status stale";
+      statusEl.textContent = "Connection lost: retrying…";
+    };
+  }
+
+  connect();
+})();

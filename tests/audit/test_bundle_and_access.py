@@ -1,0 +1,139 @@
+"""Evidence bundles verified offline by their own script; role checks; the CLI."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from audit_support import issued_new_stock, sanitised_device
+from core_helpers import move
+from typer.testing import CliRunner
+
+from factory.cli.main import app
+from factory.lifecycle.states import Event
+from imaging.certificate import Destination
+
+runner = CliRunner()
+
+
+def _export(client, headers, **params) -> zipfile.ZipFile:
+    r = client.get("/api/audit/export", params=params, headers=headers["auditor"])
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "application/zip"
+    return zipfile.ZipFile(io.BytesIO(r.content))
+
+
+def _verify(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    # -I: isolated mode, so nothing from this project is importable: the script stands alone.
+    return subprocess.run(
+        [sys.executable, "-I", str(root / "verify_bundle.py"), str(root), *args],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def bundle(ctx, client, headers, tmp_path) -> tuple[Path, list[str]]:
+    device_id, ids = sanitised_device(ctx, "DEV-X", ("X-M1", "X-M2"), destination=Destination.EXTERNAL_REUSE)
+    sanitised_device(ctx, "DEV-Y", ("Y-M1",))  # its entries sit between DEV-X's
+    move(ctx, device_id, Event.REDISTRIBUTE, to_custodian="school:7")
+    root = tmp_path / "bundle"
+    _export(client, headers, serial="DEV-X").extractall(root)
+    return root, ids
+
+
+def test_exported_bundle_verifies_offline(bundle, ctx) -> None:
+    root, ids = bundle
+    assert sorted(p.name for p in (root / "certificates").iterdir()) == sorted(
+        [f"{i}.json" for i in ids] + [f"{i}.pdf" for i in ids]
+    )
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert manifest["devices"][0]["serial"] == "DEV-X" and manifest["exported_by"] == "auditor1"
+    entries = [json.loads(line) for line in (root / "custody" / "entries.jsonl").read_text().splitlines()]
+    assert [e["event"] for e in entries] == ["receive", "start_sanitise", "sanitised", "redistribute"]
+    fingerprint = (root / "keys" / "site-public-key.fingerprint.txt").read_text().strip()
+    result = _verify(root, "--fingerprint", fingerprint)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith("OK: 2 certificates and 4 custody entries")
+    wrong = _verify(root, "--fingerprint", "SHA256:" + "A" * 43)
+    assert wrong.returncode == 1 and "is not the published" in wrong.stdout
+
+
+def test_a_tampered_certificate_is_named(bundle) -> None:
+    root, ids = bundle
+    path = root / "certificates" / f"{ids[0]}.json"
+    path.write_text(path.read_text().replace('"external_reuse"', '"internal_reuse"'))
+    result = _verify(root)
+    assert result.returncode == 1
+    assert f"FAIL: certificate {ids[0]}: digest mismatch" in result.stdout, result.stdout
+    assert ids[1] not in result.stdout
+
+
+def test_a_tampered_custody_entry_is_named(bundle) -> None:
+    root, _ = bundle
+    jsonl = root / "custody" / "entries.jsonl"
+    lines = jsonl.read_text().splitlines()
+    entry = json.loads(lines[3])
+    entry["to_custodian"] = "school:8"  # the device went somewhere else
+    lines[3] = json.dumps(entry)
+    jsonl.write_text("\n".join(lines) + "\n")
+    result = _verify(root)
+    assert result.returncode == 1
+    assert f"FAIL: custody entry {entry['seq']}: entry_hash does not match" in result.stdout, result.stdout
+
+
+def test_a_removed_custody_entry_is_named(bundle) -> None:
+    root, ids = bundle
+    jsonl = root / "custody" / "entries.jsonl"
+    lines = jsonl.read_text().splitlines()
+    removed = json.loads(lines[1])  # the start of the erase round the certificates extend
+    jsonl.write_text("\n".join(lines[:1] + lines[2:]) + "\n")
+    result = _verify(root)
+    assert result.returncode == 1
+    assert f"certificate {ids[0]}: the custody entry it names ({removed['seq']}) is not in the bundle" in result.stdout
+    assert f"custody entry {removed['seq']} (device DEV-X): listed in the manifest but missing" in result.stdout
+
+
+def test_audit_routes_are_for_auditors_and_admins(ctx, client, headers) -> None:
+    _, (cid,) = sanitised_device(ctx, "DEV-R", ("R-M1",))
+    urls = [
+        "/api/certificates?device_serial=DEV-R",
+        f"/api/certificates/{cid}",
+        f"/api/certificates/{cid}/verify",
+        f"/api/certificates/{cid}/pdf",
+        "/api/devices/DEV-R/history",
+        "/api/audit/exceptions?days=1",
+        "/api/audit/export?serial=DEV-R",
+    ]
+    for url in urls:
+        assert client.get(url).status_code == 401, url
+        for role, status in (("technician", 403), ("courier", 403), ("auditor", 200), ("admin", 200)):
+            r = client.get(url, headers=headers[role])
+            assert r.status_code == status, (url, role, r.text[:200])
+            if status == 403:
+                assert r.json()["error"] == "forbidden"
+
+
+def test_cli_search_exceptions_and_export(ctx, tmp_path) -> None:
+    _, (cid,) = sanitised_device(ctx, "DEV-CLI", ("C-M1",))
+    issued_new_stock(ctx, "DEV-CLI-NEW")
+    found = runner.invoke(app, ["audit", "search", "--serial", "DEV-CLI", "--json"])
+    assert found.exit_code == 0, found.output
+    assert [i["certificate_id"] for i in json.loads(found.stdout)["items"]] == [cid]
+    report = runner.invoke(app, ["audit", "exceptions", "--days", "0", "--json"])
+    assert report.exit_code == 0, report.output
+    assert json.loads(report.stdout)["uncertified_departures"] == []
+    checked = runner.invoke(app, ["audit", "verify", cid])
+    assert checked.exit_code == 0 and "ok" in checked.stdout
+    out = tmp_path / "b.zip"
+    exported = runner.invoke(app, ["audit", "export", "--serial", "DEV-CLI", "--out", str(out)])
+    assert exported.exit_code == 0, exported.output
+    zipfile.ZipFile(out).extractall(tmp_path / "b")
+    assert _verify(tmp_path / "b").returncode == 0
+    missing = runner.invoke(app, ["audit", "export", "--serial", "NOPE", "--out", str(tmp_path / "c.zip")])
+    assert missing.exit_code == 1 and "no device with serial NOPE" in missing.stderr
+    assert not (tmp_path / "c.zip").exists() and not (tmp_path / "c.zip.part").exists()

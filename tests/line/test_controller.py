@@ -1,0 +1,468 @@
+"""The controller in-process, on SQLite and PostgreSQL: identification and pipelines, slots,
+a pulled device, technician actions, and reconciliation after a simulated crash."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+
+import orjson
+import pytest
+from core_helpers import move, receive
+from sqlmodel import col, select
+
+from factory.app_context import AppContext
+from factory.db.engine import session_scope
+from factory.devices import get_device
+from factory.lifecycle.states import Event
+from factory.line import jobs
+from factory.line.agent import LineAgentProcess, SimulationOptions
+from factory.line.audit import audit_line
+from factory.line.config import simulated_config
+from factory.line.controller import Controller
+from factory.line.identify import Identity
+from factory.line.simulate import SimulatedLine
+from factory.models.certificate import Certificate
+from factory.models.custody import CustodyEntry
+from factory.models.line import Job, JobStatus, JobStep, LineAgent, Slot
+from hardware_drivers.events import DeviceAttached, DeviceDetached
+from imaging.engine import Progress
+
+DISK = 4 * 2**20
+SLOT = "bench-1/slot-1"
+
+
+@dataclass
+class Line:
+    ctx: AppContext
+    controller: Controller
+    sim: SimulatedLine
+
+    def job(self, slot: str = SLOT) -> Job:
+        with session_scope(self.ctx.engine) as s:
+            row = s.exec(
+                select(Job)
+                .join(Slot, col(Slot.id) == Job.slot_id)
+                .where(Slot.code == slot)
+                .order_by(col(Job.id).desc())
+            ).first()
+            assert row is not None, f"no job for {slot}"
+            return row
+
+    def wait_job(self, slot: str = SLOT, timeout: float = 30.0) -> Job:
+        assert self.controller.wait_idle(timeout), "line did not go idle"
+        return self.job(slot)
+
+    def history(self, serial: str) -> list[str]:
+        with session_scope(self.ctx.engine) as s:
+            device = get_device(s, serial)
+            rows = s.exec(
+                select(CustodyEntry).where(CustodyEntry.device_id == device.id).order_by(col(CustodyEntry.seq))
+            )
+            return [e.event for e in rows.all()]
+
+
+def _line(ctx: AppContext, observers: list | None = None, layout: str = "1x2") -> Iterator[Line]:
+    config = simulated_config(layout, agent="test-agent")
+    holder: dict[str, SimulatedLine] = {}
+    controller = Controller(ctx, config, present=lambda: holder["sim"].present(), observers=observers)
+    sim = SimulatedLine(ctx, config, controller.submit, disk_bytes=DISK, auto=False, seed=3)
+    holder["sim"] = sim
+    controller.start()
+    try:
+        yield Line(ctx, controller, sim)
+    finally:
+        controller.stop(drain_seconds=5)
+
+
+@pytest.fixture
+def line(ctx: AppContext) -> Iterator[Line]:
+    yield from _line(ctx)
+
+
+def test_returned_device_is_sanitised_certified_and_provisioned(line: Line) -> None:
+    dev = line.sim.arrive(SLOT, Identity.RETURNED, role="response")
+    job = line.wait_job()
+    assert (job.identification, job.pipeline, job.status) == ("returned", "sanitise-provision", "succeeded")
+    assert line.history(dev.device_serial or "") == [
+        "receive",
+        "start_sanitise",
+        "sanitised",
+        "start_provision",
+        "provisioned",
+    ]
+    data = dev.path.read_bytes()
+    assert data.count(0) == len(data), "the disk was not erased"
+    with session_scope(line.ctx.engine) as s:
+        device = get_device(s, dev.device_serial or "")
+        assert device.state == "ready"
+        certs = s.exec(select(Certificate).where(Certificate.device_id == device.id)).all()
+        assert [(c.medium_serial, c.erase_round_seq) for c in certs] == [(dev.disk_serial, device.erase_round_seq)]
+        steps = s.exec(select(JobStep).where(JobStep.job_id == job.id).order_by(col(JobStep.position))).all()
+        assert [(st.name, st.status) for st in steps] == [
+            ("sanitise", "succeeded"),
+            ("provision (not yet implemented: no-op)", "noop"),
+        ]
+        assert all(st.started_at and st.ended_at for st in steps)
+    assert job.detected_epoch is not None and job.started_epoch is not None
+    assert job.work_seconds > 0
+    assert audit_line(line.ctx.engine, line.ctx.settings) == []
+
+
+def test_new_stock_is_provisioned_without_erase(line: Line) -> None:
+    dev = line.sim.arrive(SLOT, Identity.NEW_STOCK)
+    job = line.wait_job()
+    assert (job.identification, job.pipeline, job.status) == ("new_stock", "provision", "succeeded")
+    assert line.history(dev.device_serial or "") == ["receive", "start_provision", "provisioned"]
+    evidence = _last_evidence(line, dev.device_serial or "")
+    assert evidence["noop"] is True and evidence["provisioner"] == "provision (not yet implemented: no-op)"
+
+
+def test_unknown_device_is_quarantined_for_a_technician(line: Line) -> None:
+    dev = line.sim.arrive(SLOT, Identity.UNKNOWN)
+    job = line.wait_job()
+    assert (job.identification, job.pipeline, job.status) == ("unknown", "quarantine", "held")
+    assert job.action and "triage" in job.action
+    assert line.history(dev.disk_serial) == ["receive", "quarantine"]
+    data = dev.path.read_bytes()
+    assert data.count(0) == 0, "an unknown device's disk must not be touched"
+
+
+def test_role_leaving_the_fleet_stops_after_sanitise_with_that_destination(line: Line) -> None:
+    dev = line.sim.arrive(SLOT, Identity.RETURNED, role="redistribution")
+    job = line.wait_job()
+    assert (job.pipeline, job.status) == ("sanitise", "succeeded")
+    with session_scope(line.ctx.engine) as s:
+        device = get_device(s, dev.device_serial or "")
+        assert device.state == "sanitised"
+        cert = s.exec(select(Certificate).where(Certificate.device_id == device.id)).one()
+        assert cert.destination == "external_reuse"
+
+
+def test_issued_device_found_on_a_bench_is_booked_back_then_wiped(line: Line) -> None:
+    device_id = receive(line.ctx, "ISSUED-1", media=("DISK-ISSUED-1",), new_stock=True)
+    for event in (Event.START_PROVISION, Event.PROVISIONED, Event.ALLOCATE, Event.ISSUE):
+        move(line.ctx, device_id, event)
+    # Put its disk in a slot through the same event path (a file-backed disk with data on it).
+    path = line.sim.root / SLOT / "DISK-ISSUED-1.img"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"officer data" * (DISK // 12))
+    line.controller.submit(line.sim.event_for(line.sim.slots[0], path))
+    job = line.wait_job()
+    assert (job.identification, job.pipeline, job.status) == ("returned", "return-sanitise-provision", "succeeded")
+    assert line.history("ISSUED-1")[-5:] == ["return", "start_sanitise", "sanitised", "start_provision", "provisioned"]
+
+
+def test_second_device_in_an_occupied_slot_is_a_clear_error(line: Line) -> None:
+    first = line.sim.arrive(SLOT, Identity.NEW_STOCK)
+    line.wait_job()
+    intruder = DeviceAttached(
+        subsystem="block",
+        sys_path="/sys/x",
+        device_node="/nonexistent",
+        devtype="disk",
+        serial="INTRUDER-9",
+        vendor=None,
+        model=None,
+        id_path=line.sim.slots[0].id_path,
+        bench_port=None,
+        size_bytes=DISK,
+    )
+    line.controller.submit(intruder)
+    assert line.controller.wait_idle(10)
+    slot = line.controller.slot(SLOT)
+    assert slot is not None and slot.attached_serial == first.disk_serial
+    assert slot.error and "second device INTRUDER-9" in slot.error and first.disk_serial in slot.error
+    with session_scope(line.ctx.engine) as s:
+        assert len(s.exec(select(Job)).all()) == 1, "no job may start for the second device"
+    line.controller.submit(_removed(intruder))
+    assert line.controller.wait_idle(10)
+    slot = line.controller.slot(SLOT)
+    assert slot is not None and slot.error is None and slot.attached_serial == first.disk_serial
+
+
+def _removed(event: DeviceAttached) -> DeviceDetached:
+    return DeviceDetached(**{k: v for k, v in asdict(event).items() if k != "action"})
+
+
+class _Gate:
+    """Holds the engine inside its write pass (at its first progress report) until released."""
+
+    def __init__(self) -> None:
+        self.in_write = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, _job_id: int, progress: Progress) -> None:
+        if progress.phase == "write" and not self.in_write.is_set():
+            self.in_write.set()
+            self.release.wait(10)
+
+
+@pytest.fixture
+def gated(ctx: AppContext) -> Iterator[tuple[Line, _Gate]]:
+    gate = _Gate()
+    for line in _line(ctx, observers=[gate]):
+        yield line, gate
+        gate.release.set()
+
+
+def _arrive_big(line: Line, identity: Identity = Identity.RETURNED) -> object:
+    line.sim.disk_bytes = 64 * 2**20  # several progress reports: the gate catches the write pass
+    return line.sim.arrive(SLOT, identity)
+
+
+def test_pulled_device_mid_wipe_fails_the_job_frees_the_slot_and_flags_the_device(gated) -> None:
+    line, gate = gated
+    dev = _arrive_big(line)
+    assert gate.in_write.wait(20), "the wipe never started"
+    line.sim.pull(SLOT)
+    time.sleep(0.3)  # let the controller handle the removal while the engine is mid-pass
+    gate.release.set()
+    job = line.wait_job()
+    assert job.status == "failed"
+    assert job.reason and job.reason.startswith("device removed from slot during 'sanitise'")
+    assert job.action and "restart from the beginning" in job.action
+    slot = line.controller.slot(SLOT)
+    assert slot is not None and slot.attachment_id is None and slot.device_id is None
+    with session_scope(line.ctx.engine) as s:
+        device = get_device(s, dev.device_serial)
+        assert device.state == "sanitise_failed"
+        assert s.exec(select(Certificate).where(Certificate.device_id == device.id)).all() == []
+    assert line.history(dev.device_serial)[-1] == "fail"
+    assert "device removed from slot" in _last_evidence(line, dev.device_serial)["reason"]
+    assert audit_line(line.ctx.engine, line.ctx.settings) == []
+
+
+def test_technician_cancel_then_retry_restarts_from_a_new_erase_round(gated) -> None:
+    line, gate = gated
+    dev = _arrive_big(line)
+    assert gate.in_write.wait(20)
+    first = line.job()
+    with session_scope(line.ctx.engine) as s:
+        jobs.request_stop(s, first.id or 0, kind="cancel", actor="tech.one")
+    runner = line.controller._runners[first.id or 0]
+    assert runner.cancel.wait(10), "the heartbeat did not relay the cancel to the running job"
+    gate.release.set()
+    cancelled = line.wait_job()
+    expected = f"cancelled by tech.one during 'sanitise' (medium {dev.disk_serial}: cancelled by operator during write)"
+    assert (cancelled.status, cancelled.reason) == ("cancelled", expected)
+    with session_scope(line.ctx.engine) as s:
+        assert get_device(s, dev.device_serial).state == "sanitise_failed"
+        retried = jobs.retry(
+            s, cancelled.id or 0, actor="tech.one", provision_name="provision (not yet implemented: no-op)"
+        )
+        retried_id = retried.id
+    done = line.wait_job(timeout=60)
+    assert done.id == retried_id and done.status == "succeeded" and done.attempt == 2
+    with session_scope(line.ctx.engine) as s:
+        device = get_device(s, dev.device_serial)
+        certs = s.exec(select(Certificate).where(Certificate.device_id == device.id)).all()
+        assert [c.erase_round_seq for c in certs] == [device.erase_round_seq]
+    events = line.history(dev.device_serial)
+    assert events == [
+        "receive",
+        "start_sanitise",
+        "fail",
+        "start_sanitise",
+        "sanitised",
+        "start_provision",
+        "provisioned",
+    ]
+
+
+def test_abort_of_a_job_whose_agent_is_gone_settles_it_at_once(ctx: AppContext) -> None:
+    for line in _line(ctx):
+        dev = line.sim.arrive(SLOT, Identity.RETURNED)
+        line.wait_job()
+        with session_scope(ctx.engine) as s:  # fake a running job owned by a dead process
+            device = get_device(s, dev.device_serial or "")
+            job = s.exec(select(Job)).one()
+            job.status, job.owner_run, job.lease_expires_at = "running", "dead-run", time.time() - 60
+            s.add(job)
+        with session_scope(ctx.engine) as s:
+            stopped = jobs.request_stop(s, job.id or 0, kind="abort", actor="tech.two")
+            assert stopped.status == "aborted" and stopped.reason == "aborted by tech.two"
+        with session_scope(ctx.engine) as s:
+            assert get_device(s, device.serial).state == "ready"  # not this job's in-progress state: untouched
+
+
+def test_restart_reconciles_an_interrupted_wipe_and_restarts_it_from_a_new_round(ctx: AppContext) -> None:
+    config = simulated_config("1x2", agent="test-agent")
+    sim_holder: dict[str, SimulatedLine] = {}
+    first = Controller(ctx, config, present=lambda: sim_holder["sim"].present())
+    sim = SimulatedLine(ctx, config, first.submit, disk_bytes=DISK, auto=False, seed=5)
+    sim_holder["sim"] = sim
+    first.start()
+    first.stop(drain_seconds=1)  # registered benches; no work yet
+    # The state a kill -9 mid-wipe leaves: the device in sanitising, its job running under a dead run.
+    dev = _place_without_controller(sim, SLOT)
+    with session_scope(ctx.engine) as s:
+        slot = s.exec(select(Slot).where(Slot.code == SLOT)).one()
+        from factory.line.slots import Attachment, attach
+
+        attach(s, slot, Attachment(dev.disk_serial, str(dev.path), DISK, time.time()))
+        job = jobs.create_job(s, slot, provision_name="provision (not yet implemented: no-op)", detected_epoch=None)
+        job.status, job.owner, job.owner_run, job.lease_expires_at = (
+            "running",
+            "test-agent",
+            "dead-run",
+            time.time() + 60,
+        )
+        s.add(job)
+        s.flush()
+        step = s.exec(select(JobStep).where(JobStep.job_id == job.id, JobStep.kind == "sanitise")).one()
+        from factory.lifecycle.transition import TransitionRequest, change_state
+
+        device = get_device(s, dev.device_serial or "")
+        entry = change_state(s, [TransitionRequest(device.id or 0, Event.START_SANITISE)], actor="agent:test-agent")[0]
+        step.custody_seq, step.status = entry.seq, "running"
+        s.add(step)
+        interrupted_round = entry.seq
+        old_job = job.id
+    second = Controller(ctx, config, present=sim.present)
+    report = second.start()
+    try:
+        assert report.interrupted == [old_job] and len(report.restarted) == 1
+        assert second.wait_idle(30)
+    finally:
+        second.stop()
+    with session_scope(ctx.engine) as s:
+        old = s.get(Job, old_job)
+        assert old is not None and (old.status, old.reason) == ("interrupted", "interrupted: controller restarted")
+        device = get_device(s, dev.device_serial or "")
+        assert device.state == "ready" and device.erase_round_seq != interrupted_round
+        certs = s.exec(select(Certificate).where(Certificate.device_id == device.id)).all()
+        assert [c.erase_round_seq for c in certs] == [device.erase_round_seq]
+        agent = s.get(LineAgent, "test-agent")
+        assert agent is not None and agent.run_id == second.run_id
+    history = Line(ctx, second, sim).history(dev.device_serial or "")
+    assert history == [
+        "receive",
+        "start_sanitise",
+        "fail",
+        "start_sanitise",
+        "sanitised",
+        "start_provision",
+        "provisioned",
+    ]
+    assert audit_line(ctx.engine, ctx.settings) == []
+
+
+def _place_without_controller(sim: SimulatedLine, code: str):
+    """Book in a returned device and put its disk in the slot while no controller listens."""
+    submit, sim.submit = sim.submit, lambda _event: None
+    try:
+        return sim.arrive(code, Identity.RETURNED)
+    finally:
+        sim.submit = submit
+
+
+def test_a_bench_driven_by_a_live_agent_cannot_be_taken(ctx: AppContext) -> None:
+    config = simulated_config("1x1", agent="agent-a")
+    a = Controller(ctx, config)
+    a.start()
+    try:
+        from factory.errors import Conflict
+
+        with pytest.raises(Conflict, match="bench-1 is driven by agent 'agent-a'"):
+            Controller(ctx, simulated_config("1x1", agent="agent-b")).start()
+    finally:
+        a.stop()
+    b = Controller(ctx, simulated_config("1x1", agent="agent-b"))
+    b.start()  # a stopped agent releases its lease: the bench can be taken over at once
+    b.stop()
+
+
+def test_unmapped_port_is_a_notice_not_a_job(line: Line) -> None:
+    line.controller.submit(
+        DeviceAttached(
+            subsystem="block",
+            sys_path="/sys/y",
+            device_node="/dev/sdz",
+            devtype="disk",
+            serial="X1",
+            vendor=None,
+            model=None,
+            id_path="pci-0000:99",
+            bench_port=None,
+            size_bytes=1,
+        )
+    )
+    assert line.controller.wait_idle(10)
+    assert line.controller.stats.unmapped == 1
+    assert "unmapped port pci-0000:99" in line.controller.stats.notices[-1].message
+
+
+def test_claims_never_hand_one_job_to_two_agents(ctx: AppContext) -> None:
+    """Two claimers race over one queue (same benches): every job is claimed exactly once."""
+    config = simulated_config("2x8", agent="agent-a")
+    c = Controller(ctx, config)
+    c.start()
+    c.stop()
+    with session_scope(ctx.engine) as s:
+        slots = s.exec(select(Slot)).all()
+        bench_ids = sorted({sl.bench_id for sl in slots})
+        for n, slot in enumerate(slots):
+            from factory.line.slots import Attachment, attach
+
+            attach(s, slot, Attachment(f"UNK-{n}", f"/dev/null{n}", 1, time.time()))
+            jobs.create_job(s, slot, provision_name="p", detected_epoch=None)
+    claimed: dict[str, list[int]] = {"a": [], "b": []}
+
+    def claimer(name: str) -> None:
+        for _ in range(20):
+            with session_scope(ctx.engine) as s:
+                got = jobs.claim_jobs(
+                    s,
+                    agent=name,
+                    run_id=name,
+                    bench_ids=bench_ids,
+                    site="test-site",
+                    site_limit=100,
+                    limit=2,
+                    lease_seconds=5,
+                )
+            claimed[name].extend(got)
+
+    threads = [threading.Thread(target=claimer, args=(n,)) for n in claimed]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    both = claimed["a"] + claimed["b"]
+    assert len(both) == len(set(both)) == 16
+
+
+def _last_evidence(line: Line, serial: str) -> dict:
+    with session_scope(line.ctx.engine) as s:
+        device = get_device(s, serial)
+        entry = s.exec(
+            select(CustodyEntry).where(CustodyEntry.device_id == device.id).order_by(col(CustodyEntry.seq).desc())
+        ).first()
+        assert entry is not None
+        return orjson.loads(entry.evidence)
+
+
+def test_agent_process_runs_the_simulated_line(ctx: AppContext) -> None:
+    agent = LineAgentProcess(
+        ctx,
+        simulated_config("1x3", agent="sim-agent"),
+        simulation=SimulationOptions(disk_bytes=DISK, seed=2, gap=(0.05, 0.2), dwell=(0.05, 0.1), max_devices=6),
+    )
+    agent.start()
+    try:
+        deadline = time.monotonic() + 40
+        while time.monotonic() < deadline:
+            with session_scope(ctx.engine) as s:
+                done = s.exec(select(Job).where(col(Job.status).in_(["succeeded", "held"]))).all()
+            if len(done) >= 6:
+                break
+            time.sleep(0.2)
+        assert len(done) >= 6
+    finally:
+        agent.stop()
+    assert audit_line(ctx.engine, ctx.settings) == []
+    with session_scope(ctx.engine) as s:
+        assert s.exec(select(Job).where(Job.status == JobStatus.RUNNING)).all() == []

@@ -1,0 +1,261 @@
+"""Each user group's main journey, end to end in headless Debian Chromium driven by Playwright.
+
+The real app runs under uvicorn on a free 127.0.0.1 port against a temporary FACTORY_HOME with a
+SQLite database; the journeys use only the keyboard where a bench user would (scanner input is
+typed text followed by Enter). Screenshots are kept in test-artifacts/screenshots/.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from conftest import require
+from web_support import PASSWORD, PNG, certified_device, consignment, make_users, officer
+
+from api.app import create_app
+from factory.app_context import AppContext
+from factory.config import Settings
+from factory.db.engine import session_scope
+from factory.devices import get_device
+from factory.keys import init_keys
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Site:
+    def __init__(self, ctx: AppContext, base: str, consignment_ref: str) -> None:
+        self.ctx = ctx
+        self.base = base
+        self.consignment_ref = consignment_ref
+
+    def state(self, serial: str) -> str | None:
+        with session_scope(self.ctx.engine) as s:
+            return get_device(s, serial).state
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Iterator[Site]:
+    root = tmp_path_factory.mktemp("web-site")
+    shutil.copyfile(sqlite_template, root / "factory.db")
+    ctx = AppContext(Settings(home=root / "home", database_url=f"sqlite:///{root / 'factory.db'}", site_name="web"))
+    init_keys(ctx.settings)
+    make_users(ctx)
+    officer(ctx, "PC2001")
+    ref = consignment(ctx, ("CN-DEV-1", "CN-DEV-2"), "PC2001")
+    certified_device(ctx, "AUD-1")
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(ctx), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        yield Site(ctx, f"http://127.0.0.1:{port}", ref)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        ctx.engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    require(os.access(CHROMIUM, os.X_OK), f"needs Debian chromium at {CHROMIUM} (scripts/apt-packages.txt)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser, site: Site) -> Iterator[object]:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    context = browser.new_context(base_url=site.base, accept_downloads=True, viewport={"width": 1366, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+def shot(page, name: str) -> None:
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def focused_id(page) -> str:
+    return str(page.evaluate("document.activeElement && document.activeElement.id"))
+
+
+def assert_labelled(page) -> None:
+    """Every visible form control has a label (screen readers and keyboard users need one)."""
+    unlabelled = page.evaluate(
+        """[...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+             .filter(el => el.labels.length === 0 && !el.getAttribute('aria-label')).map(el => el.name)"""
+    )
+    assert unlabelled == [], unlabelled
+
+
+def log_in(page, name: str, path: str) -> None:
+    """Keyboard only: the login form takes focus, Tab to the password, Enter submits."""
+    page.goto(path)
+    assert "/login" in page.url
+    assert focused_id(page) == "f-username"
+    page.keyboard.type(name)
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSWORD)
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    assert page.url.endswith(path), page.url
+
+
+def test_technician_receives_a_device_by_scanning(page, site: Site) -> None:
+    log_in(page, "technician1", "/tech/receive")
+    assert_labelled(page)
+    assert page.get_by_role("link", name="Bench board").is_visible()
+    assert focused_id(page) == "f-serial"
+    # The scanner types each code and presses Enter: serial -> asset tag -> medium -> submit.
+    page.keyboard.type("WEB-SN-1")
+    page.keyboard.press("Enter")
+    assert focused_id(page) == "f-asset_tag"
+    page.keyboard.type("AT-9001")
+    page.keyboard.press("Enter")
+    assert focused_id(page) == "f-medium_serial"
+    page.keyboard.type("WEB-M-1")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    notice = page.locator("#page-notice")
+    assert notice.inner_text() == "Received WEB-SN-1: now received"
+    assert page.locator(".state").inner_text() == "received"
+    assert focused_id(page) == "f-serial"  # ready for the next scan
+    shot(page, "technician-1-received")
+    assert site.state("WEB-SN-1") == "received"
+
+    # Scanning the same device again is refused with the reason, and the scan field is ready again.
+    # Enter on an empty optional scan field submits: a serial-only scan needs no extra keys.
+    page.keyboard.type("WEB-SN-1")
+    page.keyboard.press("Enter")
+    assert focused_id(page) == "f-asset_tag"
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    assert "already known" in page.locator("#page-error").inner_text()
+    assert focused_id(page) == "f-serial"
+    assert page.evaluate("document.activeElement.selectionEnd - document.activeElement.selectionStart") == len(
+        "WEB-SN-1"
+    )
+    shot(page, "technician-2-duplicate-refused")
+
+
+def test_courier_collects_and_delivers_a_consignment(page, site: Site) -> None:
+    ref = site.consignment_ref
+    log_in(page, "courier1", "/courier/consignments")
+    assert_labelled(page)
+    link = page.get_by_role("link", name=ref)
+    assert link.is_visible()
+    shot(page, "courier-1-consignments")
+    link.click()
+    page.wait_for_url(f"**/courier/consignments/{ref}")
+    assert page.locator("#consignment-status").inner_text() == "open"
+    assert focused_id(page) == "f-scan"
+    for serial in ("CN-DEV-1", "CN-DEV-2"):
+        page.keyboard.type(serial)
+        page.keyboard.press("Enter")
+        assert focused_id(page) == "f-scan"
+    assert page.locator("#handover-list li").all_inner_texts() == ["CN-DEV-1", "CN-DEV-2"]
+    shot(page, "courier-2-scanned")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Record hand-over").click()
+    assert page.locator("#consignment-status").inner_text() == "in_transit"
+    assert "in transit with you" in page.locator("#page-notice").inner_text()
+    assert site.state("CN-DEV-1") == site.state("CN-DEV-2") == "in_transit"
+    shot(page, "courier-3-handed-over")
+
+    page.get_by_label("Recipient's name").fill("Sgt Mary Jones")
+    page.get_by_label("Recipient's signature (PNG, JPEG or PDF)").set_input_files(
+        {"name": "signature.png", "mimeType": "image/png", "buffer": PNG}
+    )
+    with page.expect_navigation():
+        page.get_by_role("button", name="Record delivery").click()
+    assert page.locator("#consignment-status").inner_text() == "delivered"
+    assert site.state("CN-DEV-1") == site.state("CN-DEV-2") == "issued"
+    shot(page, "courier-4-delivered")
+
+
+def test_auditor_searches_verifies_and_exports(page, site: Site) -> None:
+    log_in(page, "auditor1", "/audit/search")
+    assert_labelled(page)
+    assert focused_id(page) == "f-serial"
+    page.keyboard.type("AUD-1")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    rows = page.locator("#results tbody tr")
+    assert rows.count() == 1 and "AUD-1-M1" in rows.first.inner_text()
+    shot(page, "auditor-1-search")
+
+    with page.expect_download() as csv_download:
+        page.locator("#export-link").click()
+    csv_path = SHOTS.parent / "auditor-erase-outcomes.csv"
+    csv_download.value.save_as(csv_path)
+    lines = csv_path.read_text().splitlines()
+    assert lines[0].startswith("outcome,at,device_serial") and len(lines) == 2 and "AUD-1" in lines[1]
+
+    with page.expect_navigation():
+        rows.first.get_by_role("link", name="AUD-1").click()
+    assert "Every entry re-hashes" in page.locator("#history-verdict").inner_text()
+    events = page.locator("#history tbody tr td:nth-child(3)").all_inner_texts()
+    assert events == ["receive", "start_sanitise", "sanitised"]
+    shot(page, "auditor-2-history")
+
+    with page.expect_download() as zip_download:
+        page.locator("#bundle-link").click()
+    bundle = SHOTS.parent / "auditor-bundle.zip"
+    zip_download.value.save_as(bundle)
+    with zipfile.ZipFile(bundle) as zf:
+        assert zf.testzip() is None and len(zf.namelist()) > 2
+
+    with page.expect_navigation():
+        page.get_by_role("link", name="verified").click()
+    assert "Signature valid" in page.locator("#certificate-verdict").inner_text()
+    shot(page, "auditor-3-certificate")
+
+    page.get_by_role("link", name="Verify").click()
+    page.wait_for_url("**/audit/verify")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")  # the verify button has focus
+    assert page.locator("#ledger-verdict").inner_text().startswith("Intact:")
+    assert "None" in page.locator("#departures-verdict").inner_text()
+    shot(page, "auditor-4-verified")
+
+    # Read-only: the auditor has no technician or courier pages.
+    response = page.goto("/tech/receive")
+    assert response is not None and response.status == 403
