@@ -91,6 +91,7 @@ class AnsibleProvisioner:
         except (FactoryError, InvalidTarget) as exc:
             return ProvisionOutcome(False, f"cannot provision: {getattr(exc, 'reason', exc)}")
         sink = JobLogSink(self.engine, request.job_id)
+        self.work_dir.mkdir(parents=True, exist_ok=True)
         try:
             outcome = run_provision(
                 f"job-{request.job_id}", [target], self.site, self.secrets, sink, self.work_dir,

@@ -1,0 +1,119 @@
+"""The line's provision step done for real: Ansible to the device's pinned endpoint (real sshd),
+task results in the job log, stats stored with the job; a mismatched host key fails the job."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import require_root, require_tool
+from harness.sshd import SshdTarget, sshd_targets
+from provision_support import secrets, site
+from sqlmodel import col, select
+
+from factory.app_context import AppContext
+from factory.db.engine import session_scope
+from factory.devices import get_device
+from factory.line.config import simulated_config
+from factory.line.controller import Controller
+from factory.line.identify import Identity
+from factory.line.simulate import SimulatedLine
+from factory.models.device import Device, StorageMedium
+from factory.models.line import Job, JobLog, JobStep
+from factory.provisioning import RunnerOptions
+from factory.provisioning.line_provisioner import AnsibleProvisioner
+from factory.service_env import register_endpoint
+from hardware_drivers.events import DeviceAttached
+
+SLOT = "bench-1/slot-1"
+
+
+@pytest.fixture(scope="module")
+def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshdTarget]:
+    require_root()
+    require_tool("sshd")
+    require_tool("unshare")
+    with sshd_targets(tmp_path_factory.mktemp("line-sshd"), 1, prefix="df-line") as targets:
+        yield targets[0]
+
+
+def _run_line(ctx: AppContext, target: SshdTarget, tmp_path: Path, pinned_key: str) -> Job:
+    target.reset_root()
+    provisioner = AnsibleProvisioner(
+        engine=ctx.engine,
+        site=site(),
+        secrets=secrets(),
+        private_key_path=target.client_key,
+        work_dir=tmp_path / "runner",
+        options=RunnerOptions(forks=1, max_attempts=1, timeout_s=120),
+        target_root=lambda _serial: str(target.root),
+        python_interpreter="/usr/bin/python3",
+    )
+    config = simulated_config("1x1", agent="provision-agent")
+    holder: dict[str, SimulatedLine] = {}
+    controller = Controller(ctx, config, present=lambda: holder["sim"].present(), provisioner=provisioner)
+
+    def submit(event: object) -> None:
+        # The device booted into the service environment: its asset tag and SSH endpoint are on record.
+        if isinstance(event, DeviceAttached):
+            with session_scope(ctx.engine) as s:
+                device = s.exec(
+                    select(Device).join(StorageMedium, col(StorageMedium.device_id) == Device.id)
+                    .where(StorageMedium.serial == event.serial)
+                ).one()  # fmt: skip
+                device.asset_tag = f"DF-{device.id:04d}"
+                s.add(device)
+                register_endpoint(s, device.serial, address="127.0.0.1", port=target.port, username="root",
+                                  host_key=pinned_key, actor="sim:service-env")  # fmt: skip
+        controller.submit(event)  # type: ignore[arg-type]
+
+    sim = SimulatedLine(ctx, config, submit, disk_bytes=4 * 2**20, auto=False, seed=11)
+    holder["sim"] = sim
+    controller.start()
+    try:
+        sim.arrive(SLOT, Identity.NEW_STOCK, kind="laptop", role="response")
+        assert controller.wait_idle(180), "line did not go idle"
+    finally:
+        controller.stop(drain_seconds=5)
+    with session_scope(ctx.engine) as s:
+        return s.exec(select(Job).order_by(col(Job.id).desc())).first()  # type: ignore[return-value]
+
+
+def _logs(ctx: AppContext, job_id: int) -> list[str]:
+    with session_scope(ctx.engine) as s:
+        return [r.message for r in s.exec(select(JobLog).where(JobLog.job_id == job_id).order_by(col(JobLog.id)))]
+
+
+def test_line_provisions_over_ssh_and_stores_stats(ctx: AppContext, target: SshdTarget, tmp_path: Path) -> None:
+    job = _run_line(ctx, target, tmp_path, target.host_key_pub)
+    assert job.status == "succeeded", job.reason
+    logs = _logs(ctx, job.id or 0)
+    assert any(line.startswith("provision stats ") and '"failures": 0' in line for line in logs), logs
+    assert any("qa : QA disk encryption is on: ok" in line for line in logs), logs
+    assert not any(secrets().enrolment_token in line for line in logs)
+    with session_scope(ctx.engine) as s:
+        device = get_device(s, job.device_serial)
+        assert device.state == "ready"
+        steps = s.exec(select(JobStep).where(JobStep.job_id == job.id)).all()
+        assert [(st.name, st.status) for st in steps] == [("provision (ansible)", "succeeded")]
+    assert (target.root / "etc" / "hostname").read_text().strip().lower() == f"df-{device.id:04d}".lower()
+
+
+def test_line_refuses_a_host_key_that_does_not_match_the_pin(
+    ctx: AppContext, target: SshdTarget, tmp_path: Path
+) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    import subprocess
+
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other / "k")], check=True)
+    wrong = " ".join((other / "k.pub").read_text().split()[:2])
+    job = _run_line(ctx, target, tmp_path, wrong)
+    assert job.status == "failed"
+    assert "host key" in (job.reason or "").lower()
+    with session_scope(ctx.engine) as s:
+        assert get_device(s, job.device_serial).state == "provision_failed"
+    assert (
+        not (target.root / "etc" / "hostname").exists() or "df-" not in (target.root / "etc" / "hostname").read_text()
+    )
