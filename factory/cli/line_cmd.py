@@ -46,6 +46,9 @@ def run_cmd(
     duration: float | None = typer.Option(None, "--duration", help="Stop after this many seconds."),
     gap: float = typer.Option(3.0, "--gap", help="Longest pause before a simulated slot is refilled (s)."),
     dwell: float = typer.Option(2.0, "--dwell", help="Longest wait before a finished device is taken out (s)."),
+    provisioning: Path | None = typer.Option(
+        None, "--provisioning", help="Provisioning settings (TOML): provision with Ansible instead of the no-op."
+    ),
 ) -> None:
     """Run the controller for this host's benches until Ctrl-C (or --duration)."""
     from factory.line.agent import LineAgentProcess, SimulationOptions
@@ -63,7 +66,12 @@ def run_cmd(
             gap=(min(0.3, gap), gap),
             dwell=(min(0.1, dwell), dwell),
         )
-    process = LineAgentProcess(ctx, config, simulation=simulation)
+    provisioner = None
+    if provisioning is not None:
+        from factory.provisioning.site_config import load_provisioner
+
+        provisioner = load_provisioner(provisioning, engine=ctx.engine, work_dir=ctx.settings.work_dir / "provision")
+    process = LineAgentProcess(ctx, config, simulation=simulation, provisioner=provisioner)
     report = process.start()
     console.print(
         f"agent {config.agent}: {len(config.benches)} bench(es), {config.slot_count} slot(s); {report.summary()}",

@@ -117,3 +117,29 @@ def test_line_refuses_a_host_key_that_does_not_match_the_pin(
     assert (
         not (target.root / "etc" / "hostname").exists() or "df-" not in (target.root / "etc" / "hostname").read_text()
     )
+
+
+def test_provisioning_site_config(ctx: AppContext, tmp_path: Path) -> None:
+    from provision_support import ENROLMENT_TOKEN, site_ca_pem
+
+    from factory.errors import InvalidInput
+    from factory.provisioning.site_config import load_provisioner
+
+    (tmp_path / "ca.pem").write_text(site_ca_pem())
+    (tmp_path / "token").write_text(ENROLMENT_TOKEN + "\n")
+    (tmp_path / "key").write_text("not used until a run")
+    conf = tmp_path / "prov.toml"
+    conf.write_text(
+        "[provisioning]\n"
+        f'site_ca_file = "{tmp_path / "ca.pem"}"\n'
+        'enrolment_server_url = "https://mdm.example.test/enrol"\n'
+        'enrolment_tenant = "devices"\n'
+        f'enrolment_token_file = "{tmp_path / "token"}"\n'
+        f'ssh_private_key = "{tmp_path / "key"}"\n'
+    )
+    provisioner = load_provisioner(conf, engine=ctx.engine, work_dir=tmp_path / "w")
+    assert provisioner.secrets.enrolment_token == ENROLMENT_TOKEN and provisioner.name == "provision (ansible)"
+    assert ENROLMENT_TOKEN not in repr(provisioner)
+    conf.write_text('[provisioning]\nenrolment_tenant = "x"\n')
+    with pytest.raises(InvalidInput, match="needs site_ca_file, enrolment_server_url"):
+        load_provisioner(conf, engine=ctx.engine, work_dir=tmp_path / "w")
