@@ -14,6 +14,7 @@ from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 from sqlalchemy import Engine, case, func
 from sqlmodel import Session, col, select
 
@@ -73,7 +74,7 @@ class FactoryCollector(Collector):
             labels=["pipeline", "status"],
         )
         for pipeline, status, count, total, *cumulative in rows:
-            buckets = [(str(le), float(n or 0)) for le, n in zip(JOB_BUCKETS, cumulative, strict=True)]
+            buckets = [(floatToGoString(le), float(n or 0)) for le, n in zip(JOB_BUCKETS, cumulative, strict=True)]
             buckets.append(("+Inf", float(count)))
             histogram.add_metric([pipeline, status], buckets, float(total or 0.0))
         return histogram

@@ -129,6 +129,9 @@ def test_cli_search_exceptions_and_export(ctx, tmp_path) -> None:
     assert json.loads(report.stdout)["uncertified_departures"] == []
     checked = runner.invoke(app, ["audit", "verify", cid])
     assert checked.exit_code == 0 and "ok" in checked.stdout
+    history = runner.invoke(app, ["audit", "history", "DEV-CLI", "--full-verify", "--json"])
+    assert history.exit_code == 0, history.output
+    assert json.loads(history.stdout)["ledger"]["verified"]["ok"] is True
     out = tmp_path / "b.zip"
     exported = runner.invoke(app, ["audit", "export", "--serial", "DEV-CLI", "--out", str(out)])
     assert exported.exit_code == 0, exported.output

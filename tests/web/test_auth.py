@@ -8,7 +8,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import select
 from typer.testing import CliRunner
-from web_support import PASSWORD, csrf_of, login, make_users
+from web_support import (  # noqa: F401 (cheap_password_hashing: autouse fixture)
+    PASSWORD,
+    cheap_password_hashing,
+    csrf_of,
+    login,
+    make_users,
+)
 
 from api.app import create_app
 from factory.cli.main import app as cli

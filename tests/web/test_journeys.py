@@ -19,7 +19,15 @@ from pathlib import Path
 import pytest
 import uvicorn
 from conftest import require
-from web_support import PASSWORD, PNG, certified_device, consignment, make_users, officer
+from web_support import (  # noqa: F401 (cheap_password_hashing: autouse fixture)
+    PASSWORD,
+    PNG,
+    certified_device,
+    cheap_password_hashing,
+    consignment,
+    make_users,
+    officer,
+)
 
 from api.app import create_app
 from factory.app_context import AppContext

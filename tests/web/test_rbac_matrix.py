@@ -14,7 +14,12 @@ from core_helpers import certify_all, move, receive
 from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 from starlette.routing import Mount
-from web_support import ROLES, login, make_users
+from web_support import (  # noqa: F401 (cheap_password_hashing: autouse fixture)
+    ROLES,
+    cheap_password_hashing,
+    login,
+    make_users,
+)
 
 from api.app import create_app
 from factory.lifecycle.states import Event

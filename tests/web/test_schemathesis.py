@@ -2,7 +2,8 @@
 
 Admins pass every role check, so generated inputs reach every service. One test per operation
 (listed from the schema at collection time, so a new route is fuzzed without editing this file),
-each on a fresh database (SQLite and PostgreSQL), with a bounded number of examples.
+each on a fresh database (SQLite and PostgreSQL), with a bounded number of examples and no
+shrinking (a failure is reported at once with a curl line to reproduce it).
 
 schemathesis' own pytest loader (``from_fixture``) does not work with pytest 9 (it reads a
 removed ``Node._nodeid``), so the operations are driven through its Python API and Hypothesis.
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 
 from api.app import create_app
 from factory.app_context import AppContext
@@ -26,16 +27,12 @@ from factory.users import add_user
 STREAMS = {"GET /api/board/events"}
 MAX_EXAMPLES = 20
 
-
-def _labels() -> list[str]:
-    # The schema does not touch the database: an app on an unopened SQLite path is enough to list it.
-    offline = AppContext(Settings(home=Path("/nonexistent"), database_url="sqlite:///:memory:", site_name="schema"))
-    schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(offline))
-    labels = [result.ok().label for result in schema.get_all_operations()]
-    return sorted(label for label in labels if label not in STREAMS)
-
-
-OPERATIONS = _labels()
+# The schema does not depend on the database: load it once from one app (its context is an
+# unopened SQLite path), then give that app each test's context (the routes read it per request).
+_OFFLINE = AppContext(Settings(home=Path("/nonexistent"), database_url="sqlite:///:memory:", site_name="schema"))
+APP = create_app(_OFFLINE)
+SCHEMA = schemathesis.openapi.from_asgi("/openapi.json", APP)
+OPERATIONS = sorted(r.ok().label for r in SCHEMA.get_all_operations() if r.ok().label not in STREAMS)
 
 
 def test_the_schema_lists_the_api() -> None:
@@ -47,8 +44,8 @@ def test_the_schema_lists_the_api() -> None:
 def test_no_server_errors(ctx, label: str) -> None:
     with session_scope(ctx.engine) as s:
         token = add_user(s, "fuzz.admin", "admin")[1]
-    schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(ctx))
-    operation = schema.find_operation_by_label(label)
+    APP.state.context = ctx
+    operation = SCHEMA.find_operation_by_label(label)
     assert operation is not None, label
     headers = {"Authorization": f"Bearer {token}"}
 
@@ -58,6 +55,7 @@ def test_no_server_errors(ctx, label: str) -> None:
         deadline=None,
         derandomize=True,
         database=None,
+        phases=[Phase.explicit, Phase.generate],
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large],
     )
     def fuzz(case: schemathesis.Case) -> None:

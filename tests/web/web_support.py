@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
+import pytest
+from argon2 import PasswordHasher
 from core_helpers import move, receive, sanitise
 from fastapi.testclient import TestClient
 
@@ -21,6 +24,16 @@ PASSWORD = "correct horse battery staple"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR-signature-pad-strokes"
 _CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
 _LOGIN_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_password_hashing() -> Iterator[None]:
+    """Web tests log in many times: a cheap Argon2id cost keeps them fast (production keeps the
+    library's defaults, slow by design). Autouse in every test module that imports it."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("factory.users._hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+        mp.setattr("factory.users._dummy_hash", lambda: "$argon2id$v=19$m=1024,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo")
+        yield
 
 
 def make_users(ctx: AppContext) -> dict[str, str]:
@@ -95,3 +108,24 @@ def certified_device(ctx: AppContext, serial: str) -> int:
     device_id = receive(ctx, serial, media=(f"{serial}-M1",))
     sanitise(ctx, device_id)
     return device_id
+
+
+def issued_to(ctx: AppContext, serial: str, staff_number: str) -> None:
+    """An officer's current device: allocated in person and issued under an approved exception."""
+    from core_helpers import verifier
+
+    from factory.custody.acceptance import Acceptance
+    from factory.custody.issue import approve_exception, issue_device, request_exception
+
+    allocation_id = allocated_in_person(ctx, serial, staff_number)
+    with session_scope(ctx.engine) as s:
+        approval = request_exception(s, allocation_id=allocation_id, reason="first device", requested_by="tech.one")
+        approve_exception(s, approval_id=approval.id or 0, approver="admin.one")
+        issue_device(s, allocation_id=allocation_id, acceptance=Acceptance(name="Jane Smith", pin="4321"),
+                     actor="tech.one", verifier=verifier(ctx), approval_id=approval.id)  # fmt: skip
+
+
+def allocated_in_person(ctx: AppContext, serial: str, staff_number: str) -> int:
+    ready_device(ctx, serial)
+    with session_scope(ctx.engine) as s:
+        return allocate(s, serial=serial, actor="tech.one", staff_number=staff_number).id or 0

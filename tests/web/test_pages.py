@@ -1,0 +1,111 @@
+"""Technician issue and swap pages, error handling and page security headers (in-process client)."""
+
+from __future__ import annotations
+
+import pytest
+from core_helpers import state_of
+from fastapi.testclient import TestClient
+from web_support import (  # noqa: F401 (cheap_password_hashing: autouse fixture)
+    PNG,
+    allocated_in_person,
+    cheap_password_hashing,
+    issued_to,
+    login,
+    make_users,
+    officer,
+    ready_device,
+)
+
+from api.app import create_app
+from factory.db.engine import session_scope
+from factory.ledger.verify import verify_ledger
+from factory.models.custody_workflows import AcceptanceRecord
+
+
+@pytest.fixture
+def tech(ctx):
+    make_users(ctx)
+    with TestClient(create_app(ctx), raise_server_exceptions=False) as c:
+        yield c, login(c, "technician1")
+
+
+def test_issue_exchanges_the_old_device_in_one_step(ctx, tech) -> None:
+    client, csrf = tech
+    officer(ctx, "PC3001")
+    issued_to(ctx, "OLD-1", "PC3001")
+    allocated_in_person(ctx, "NEW-1", "PC3001")
+    entries_before = verify_ledger(ctx.engine).entries
+    form = {"csrf_token": csrf, "device_serial": "NEW-1", "old_serial": "OLD-1", "accepted_name": "Jane Smith"}
+
+    r = client.post("/tech/issue", data={**form, "pin": "0000"})
+    assert r.status_code == 409 and "PIN does not match" in r.text
+    assert 'value="NEW-1"' in r.text  # the form keeps what was scanned
+    assert verify_ledger(ctx.engine).entries == entries_before and state_of(ctx, "NEW-1") == "allocated"
+
+    r = client.post("/tech/issue", data={**form, "pin": "4321"}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/tech/issue?issued=NEW-1"
+    assert state_of(ctx, "NEW-1") == "issued" and state_of(ctx, "OLD-1") == "returned"
+    assert verify_ledger(ctx.engine).entries == entries_before + 2
+    page = client.get(r.headers["location"])
+    assert "Issued NEW-1 to officer:PC3001" in page.text
+
+
+def test_issue_without_an_allocation_or_exchange_is_refused(ctx, tech) -> None:
+    client, csrf = tech
+    officer(ctx, "PC3002")
+    ready_device(ctx, "LOOSE-1")
+    r = client.post("/tech/issue", data={"csrf_token": csrf, "device_serial": "LOOSE-1", "pin": "4321",
+                                         "accepted_name": "Jane Smith"})  # fmt: skip
+    assert r.status_code == 404 and "no open in-person allocation" in r.text
+    allocated_in_person(ctx, "NEW-2", "PC3002")
+    r = client.post("/tech/issue", data={"csrf_token": csrf, "device_serial": "NEW-2", "pin": "4321",
+                                         "accepted_name": "Jane Smith"})  # fmt: skip
+    assert r.status_code == 409 and "only in exchange" in r.text
+    r = client.post("/tech/issue", data={"csrf_token": csrf, "device_serial": "NEW-2", "approval": "12x"})
+    assert r.status_code == 422 and "whole number" in r.text
+
+
+def test_walk_in_swap_with_a_signature_image(ctx, tech) -> None:
+    client, csrf = tech
+    officer(ctx, "PC3003")
+    issued_to(ctx, "FAULTY-1", "PC3003")
+    ready_device(ctx, "SPARE-1")
+    form = {"csrf_token": csrf, "staff_number": "PC3003", "faulty_serial": "FAULTY-1", "spare_serial": "SPARE-1",
+            "fault": "cracked screen", "accepted_name": "Jane Smith"}  # fmt: skip
+    r = client.post("/tech/swap", data=form)
+    assert r.status_code == 422 and "either a signature or a PIN" in r.text
+    r = client.post("/tech/swap", data=form, files={"signature": ("sig.png", PNG, "image/png")}, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    assert state_of(ctx, "SPARE-1") == "issued" and state_of(ctx, "FAULTY-1") == "returned"
+    with session_scope(ctx.engine) as s:
+        assert s.get(AcceptanceRecord, 2).method == "signature"  # 1: the first issue (PIN), 2: this swap
+    assert "Swap recorded: SPARE-1 is now issued" in client.get(r.headers["location"]).text
+
+
+def test_a_signature_that_is_not_an_image_is_refused(ctx, tech) -> None:
+    client, csrf = tech
+    officer(ctx, "PC3004")
+    issued_to(ctx, "FAULTY-2", "PC3004")
+    ready_device(ctx, "SPARE-2")
+    form = {"csrf_token": csrf, "staff_number": "PC3004", "faulty_serial": "FAULTY-2", "spare_serial": "SPARE-2",
+            "fault": "no power", "accepted_name": "Jane Smith"}  # fmt: skip
+    r = client.post("/tech/swap", data=form, files={"signature": ("sig.png", b"MZ\x90\x00 not a png", "image/png")})
+    assert r.status_code == 422 and "not a valid image/png" in r.text
+    assert state_of(ctx, "SPARE-2") == "ready"
+
+
+def test_pages_send_strict_security_headers_and_load_nothing_remote(ctx, tech) -> None:
+    client, _csrf = tech
+    page = client.get("/tech/receive")
+    assert page.headers["content-security-policy"].startswith("default-src 'self'")
+    assert page.headers["x-frame-options"] == "DENY" and page.headers["cache-control"] == "no-store"
+    assert "http://" not in page.text and "https://" not in page.text
+    assert client.get("/static/scan.js").status_code == 200 and client.get("/static/app.css").status_code == 200
+
+
+def test_receive_errors_keep_the_form_and_say_why(ctx, tech) -> None:
+    client, csrf = tech
+    r = client.post("/tech/receive", data={"csrf_token": csrf, "serial": "  ", "kind": "toaster", "make": "HP"})
+    assert r.status_code == 422 and "serial must not be empty" in r.text and 'value="HP"' in r.text
+    r = client.post("/tech/receive", data={"csrf_token": csrf, "serial": "K-1", "kind": "toaster"})
+    assert r.status_code == 422 and "kind &#39;toaster&#39; is not one of" in r.text
