@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, File, Form, Path, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from api.deps import ContextDep
 from api.web.auth import form_user, page_user
@@ -19,12 +19,13 @@ from factory.custody.consignments import (
     deliver,
     get_consignment,
     hand_over,
+    list_consignments,
     record_failed_delivery,
 )
 from factory.custody.documents import Upload, get_document
 from factory.db.engine import session_scope
 from factory.errors import FactoryError, InvalidInput
-from factory.models.custody_workflows import Consignment, ConsignmentStatus
+from factory.models.custody_workflows import ConsignmentStatus
 from factory.models.users import Role
 
 router = APIRouter(prefix="/courier", include_in_schema=False)
@@ -37,13 +38,7 @@ ACTIVE = (ConsignmentStatus.OPEN, ConsignmentStatus.IN_TRANSIT, ConsignmentStatu
 
 
 def _summaries(session: Session, statuses: Sequence[ConsignmentStatus]) -> list[dict[str, Any]]:
-    # Read-only listing for the page (no rule involved); newest first.
-    rows = session.exec(
-        select(Consignment)
-        .where(Consignment.status.in_([s.value for s in statuses]))  # type: ignore[attr-defined]
-        .order_by(Consignment.created_at.desc())  # type: ignore[attr-defined]
-    ).all()
-    return [{"c": c, "count": len(consignment_items(session, c))} for c in rows]
+    return [{"c": c, "count": n} for c, n in list_consignments(session, [s.value for s in statuses])]
 
 
 def _detail(session: Session, reference: str) -> dict[str, Any]:

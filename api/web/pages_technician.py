@@ -7,19 +7,19 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from api.deps import ContextDep
 from api.web.auth import form_user, page_user
 from api.web.forms import acceptance_from_form, verifier
 from api.web.render import WebIdentity, render
+from factory.custody.allocation import open_in_person_allocation
 from factory.custody.issue import issue_device
 from factory.custody.swap import walk_in_swap
 from factory.db.engine import session_scope
 from factory.devices import device_view, get_device, receive_device
-from factory.errors import FactoryError, InvalidInput, NotFound
+from factory.errors import FactoryError, InvalidInput
 from factory.media_spec import MediaSpec
-from factory.models.custody_workflows import Allocation, AllocationChannel, AllocationStatus
 from factory.models.device import DeviceKind, MediaType
 from factory.models.users import Role
 
@@ -159,18 +159,7 @@ def swap(
 
 # ---------------------------------------------------------------- issue in person
 def _allocation_for(session: Session, serial: str) -> int:
-    """The open in-person allocation of the scanned device (a read-only look-up for the form)."""
-    device = get_device(session, serial)
-    allocation = session.exec(
-        select(Allocation).where(
-            Allocation.device_id == device.id,
-            Allocation.status == AllocationStatus.ALLOCATED.value,
-            Allocation.channel == AllocationChannel.IN_PERSON.value,
-        )
-    ).first()
-    if allocation is None:
-        raise NotFound(f"device {device.serial} has no open in-person allocation (state '{device.state}')")
-    return allocation.id or 0
+    return open_in_person_allocation(session, serial).id or 0
 
 
 def _approval_number(text: str) -> int | None:

@@ -18,6 +18,21 @@ from factory.models.device import Device, DeviceKind
 OPEN_STATUSES = (AllocationStatus.ALLOCATED.value, AllocationStatus.IN_TRANSIT.value)
 
 
+def open_in_person_allocation(session: Session, serial: str) -> Allocation:
+    """The device's open allocation for an in-person issue, or a NotFound naming its state."""
+    device = get_device(session, serial)
+    allocation = session.exec(
+        select(Allocation).where(
+            Allocation.device_id == device.id,
+            Allocation.status == AllocationStatus.ALLOCATED.value,
+            Allocation.channel == AllocationChannel.IN_PERSON.value,
+        )
+    ).first()
+    if allocation is None:
+        raise NotFound(f"device {device.serial} has no open in-person allocation (state '{device.state}')")
+    return allocation
+
+
 def get_allocation(session: Session, allocation_id: int) -> Allocation:
     allocation = session.get(Allocation, allocation_id)
     if allocation is None:

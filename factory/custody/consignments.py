@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlmodel import Session, func, select
+from sqlmodel import Session, col, func, select
 
 from factory.clock import format_utc, utc_now
 from factory.custody.allocation import get_allocation
@@ -51,6 +51,16 @@ def get_consignment(session: Session, reference: str) -> Consignment:
     if row is None:
         raise NotFound(f"no consignment {reference}")
     return row
+
+
+def list_consignments(session: Session, statuses: Sequence[str]) -> list[tuple[Consignment, int]]:
+    """Consignments in the given statuses, newest first, each with its number of devices."""
+    rows = session.exec(
+        select(Consignment)
+        .where(col(Consignment.status).in_(list(statuses)))
+        .order_by(col(Consignment.created_at).desc())
+    ).all()
+    return [(c, len(consignment_items(session, c))) for c in rows]
 
 
 def consignment_items(session: Session, consignment: Consignment) -> list[tuple[ConsignmentItem, Device]]:
