@@ -13,7 +13,9 @@
    Hashing is sequential by nature (each entry names its predecessor's hash): one process hashes
    the chain while the server parses COPY on the other core; signing runs in the same loop.
 2. Measure: ``uvicorn`` (1 worker, 127.0.0.1) serving ``api.app:create_app`` against that
-   database, and the same for a bare FastAPI app with one ``/bare`` endpoint returning a constant.
+   database, and the same for a bare FastAPI app with one ``/bare`` endpoint returning a constant
+   (sync, like the API's endpoints; ``/bare-async`` too), and for the project's bearer auth and
+   role check in front of a constant (``/auth-only``), which splits the gap between the two.
    ``wrk`` drives ``GET /api/certificates?device_serial=<random loaded serial>`` with an auditor
    token (a fresh random serial per request), and ``GET /bare``. Two runs each: 1 connection
    (service latency: p50/p99) and ``--connections`` connections (throughput at saturation).
@@ -50,6 +52,9 @@ import psycopg
 import rfc8785
 from fastapi import FastAPI
 
+from api.deps import AuditorUser
+from api.errors import install_error_handlers
+from factory.app_context import AppContext
 from factory.clock import format_utc
 from factory.config import Settings
 from factory.db.engine import make_engine, session_scope
@@ -107,6 +112,20 @@ def bare() -> dict[str, str]:
 @bare_app.get("/bare-async")
 async def bare_async() -> dict[str, str]:
     return {"status": "ok"}
+
+
+def auth_only_app() -> FastAPI:
+    """The project's bearer-token auth and role check in front of a constant: what a request
+    costs before the search itself runs (splits the gap between bare and search)."""
+    app = FastAPI()
+    app.state.context = AppContext.from_env()
+    install_error_handlers(app)
+
+    @app.get("/auth-only")
+    def auth_only(_user: AuditorUser) -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
 
 
 # ------------------------------------------------------------------ database
@@ -568,6 +587,10 @@ def wrk(base: str, path: str, serials: list[str], token: str, connections: int, 
         os.unlink(script)
     line = next(x for x in out.splitlines() if x.startswith("WRKJSON "))
     data = json.loads(line[len("WRKJSON ") :])
+    if data["errors"]:
+        raise RuntimeError(
+            f"{path}: {data['errors']} of {data['requests']} requests failed; the numbers would mean nothing"
+        )
     seconds = data["duration_us"] / 1e6
     return {
         "requests": data["requests"],
@@ -599,6 +622,10 @@ def measure(settings: Settings, devices: int, connections: int, duration: int) -
         results[f"search_c{connections}"] = wrk(
             base, "/api/certificates?device_serial=", serials, token, connections, duration
         )
+    with server("benchmarks.audit:auth_only_app", env, factory=True) as base:
+        wrk(base, "/auth-only", [], token, 4, 2)
+        results["auth_only_c1"] = wrk(base, "/auth-only", [], token, 1, duration)
+        results[f"auth_only_c{connections}"] = wrk(base, "/auth-only", [], token, connections, duration)
     with server("benchmarks.audit:bare_app", {}, factory=False) as base:
         for path in ("/bare", "/bare-async"):
             key = path.strip("/").replace("-", "_")
