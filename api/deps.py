@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -10,15 +10,15 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
 from factory.app_context import AppContext
-from factory.db.engine import session_scope
+from factory.db.engine import read_scope, session_scope
 from factory.errors import PermissionDenied, Unauthenticated
 from factory.models.users import Role, User
-from factory.users import authenticate_token
+from factory.users import authenticate_token_readonly
 
 _bearer = HTTPBearer(auto_error=False, description="API token from 'factory users add'")
 
 
-def get_context(request: Request) -> AppContext:
+async def get_context(request: Request) -> AppContext:
     return request.app.state.context  # type: ignore[no-any-return]
 
 
@@ -38,18 +38,18 @@ def get_current_user(
 ) -> User:
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise Unauthenticated("missing bearer token")
-    # A short read-only unit of work of its own, so authentication never shares the caller's writes.
-    with session_scope(ctx.engine) as session:
-        return authenticate_token(session, credentials.credentials)
+    # A read-only connection of its own: authentication never shares or blocks the caller's writes.
+    with read_scope(ctx.engine) as conn:
+        return authenticate_token_readonly(conn, credentials.credentials)
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
-def require_roles(*roles: Role) -> Callable[[User], User]:
+def require_roles(*roles: Role) -> Callable[[User], Coroutine[None, None, User]]:
     allowed = {r.value for r in roles} | {Role.ADMIN.value}
 
-    def check(user: CurrentUser) -> User:
+    async def check(user: CurrentUser) -> User:  # no I/O: async avoids a thread-pool hop
         if user.role not in allowed:
             raise PermissionDenied(f"role '{user.role}' may not do this")
         return user

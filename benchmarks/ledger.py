@@ -16,12 +16,15 @@ import tempfile
 import time
 
 import psycopg
+from sqlalchemy import insert
 
 from factory.clock import utc_now
 from factory.db.engine import make_engine, session_scope
 from factory.db.migrate import upgrade
 from factory.ledger.append import append_entry
+from factory.ledger.hashing import entry_hash, evidence_text
 from factory.ledger.verify import verify_ledger
+from factory.models.custody import GENESIS_HASH, CustodyEntry
 from factory.models.device import Device
 
 PG_ADMIN = os.environ.get("FACTORY_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -54,6 +57,40 @@ def _append(session, i: int) -> None:
     )
 
 
+def _head(engine) -> tuple[int, str]:
+    with engine.connect() as conn:
+        row = conn.exec_driver_sql("SELECT seq, entry_hash FROM custody_entry ORDER BY seq DESC LIMIT 1").first()
+    return (row[0], row[1]) if row else (0, GENESIS_HASH)
+
+
+def _bulk_fill(engine, seq: int, prev: str, size: int) -> tuple[int, str]:
+    now = utc_now()
+    while seq < size:
+        batch = []
+        for _ in range(min(10_000, size - seq)):
+            seq += 1
+            row = {
+                "seq": seq,
+                "device_serial": f"BENCH-{seq % DEVICES:06d}",
+                "event": "start_sanitise",
+                "from_state": "returned",
+                "to_state": "sanitising",
+                "actor": "bench.technician",
+                "from_custodian": "factory",
+                "to_custodian": "factory",
+                "location": "site-1/bench-2/slot-3",
+                "occurred_at": now,
+                "evidence": evidence_text({"job": f"job-{seq}", "certificate_ids": [], "document_hashes": []}),
+                "prev_hash": prev,
+            }
+            row["entry_hash"] = prev = entry_hash(row)
+            row["device_id"] = 1 + seq % DEVICES
+            batch.append(row)
+        with engine.begin() as conn:
+            conn.execute(insert(CustodyEntry), batch)
+    return seq, prev
+
+
 def run(kind: str, sizes: list[int]) -> list[dict[str, object]]:
     results = []
     with tempfile.TemporaryDirectory(prefix="df-bench-") as workdir:
@@ -72,16 +109,14 @@ def run(kind: str, sizes: list[int]) -> list[dict[str, object]]:
                 _append(s, i)
         single_rate = single / (time.perf_counter() - t)
         done = single
+        head_seq, head_hash = _head(engine)
         for size in sorted(sizes):
+            # Fill up to ``size`` with chained rows computed by the same hashing code, inserted in bulk:
+            # a benchmark fixture, not a product path (the product appends one entry per state change).
             t = time.perf_counter()
-            appended = 0
-            while done < size:
-                with session_scope(engine) as s:
-                    for _ in range(min(1000, size - done)):
-                        _append(s, done)
-                        done += 1
-                        appended += 1
-            bulk_rate = appended / (time.perf_counter() - t) if appended else float("nan")
+            head_seq, head_hash = _bulk_fill(engine, head_seq, head_hash, size)
+            bulk_rate = (size - done) / (time.perf_counter() - t) if size > done else float("nan")
+            done = size
             t = time.perf_counter()
             with engine.connect() as conn:
                 rows = conn.exec_driver_sql("SELECT * FROM custody_entry ORDER BY seq").fetchall()
@@ -95,7 +130,7 @@ def run(kind: str, sizes: list[int]) -> list[dict[str, object]]:
                 "db": kind,
                 "entries": size,
                 "append_1_per_txn_per_s": round(single_rate),
-                "append_1000_per_txn_per_s": round(bulk_rate),
+                "bulk_fill_per_s": round(bulk_rate),
                 "verify_per_s": round(size / verify_s),
                 "bare_select_per_s": round(size / read_s),
                 "verify_vs_bare_select": round(read_s / verify_s, 3),

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import Connection, text
 from sqlmodel import Session, select
 
 from factory.clock import format_utc, utc_now
@@ -46,6 +47,20 @@ def issue_token(session: Session, user: User) -> str:
     session.add(ApiToken(user_id=user.id or 0, token_sha256=hash_token(token), created_at=utc_now()))
     session.flush()
     return token
+
+
+_TOKEN_LOOKUP = text(
+    "SELECT u.id, u.name, u.role, u.created_at, u.disabled FROM api_token t JOIN app_user u ON u.id = t.user_id "
+    "WHERE t.token_sha256 = :h AND t.revoked_at IS NULL"
+)
+
+
+def authenticate_token_readonly(conn: Connection, token: str) -> User:
+    """The per-request token check: one indexed query on a read-only connection, no ORM unit of work."""
+    row = conn.execute(_TOKEN_LOOKUP, {"h": hash_token(token)}).first()
+    if row is None or row.disabled:
+        raise Unauthenticated("invalid or revoked API token")
+    return User(id=row.id, name=row.name, role=row.role, created_at=row.created_at, disabled=row.disabled)
 
 
 def authenticate_token(session: Session, token: str) -> User:

@@ -1,50 +1,24 @@
 """Shared test plumbing.
 
-Tests that need root, loop devices, FUSE, namespaces or sshd call ``require_root`` (or the
-fixture of the same name): they skip with a stated reason off CI and fail on CI, never silently.
+Tests that need root, loop devices, FUSE, namespaces or sshd call ``harness.requirements.require_root``
+(or ``require_tool``): they skip with a stated reason off CI and fail on CI, never silently.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-
-import pytest
-
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-
-
-def require(condition: bool, reason: str) -> None:
-    """Skip with ``reason`` when ``condition`` is false, except in CI where it is a failure."""
-    if condition:
-        return
-    if IN_CI:
-        pytest.fail(f"required in CI but unavailable: {reason}")
-    pytest.skip(reason)
-
-
-def require_root() -> None:
-    require(os.geteuid() == 0, "needs root (loop devices, FUSE, namespaces, sshd)")
-
-
-def require_tool(name: str) -> str:
-    path = shutil.which(name) or next((p for p in (f"/usr/sbin/{name}", f"/sbin/{name}") if os.path.exists(p)), None)
-    require(path is not None, f"needs the '{name}' tool (installed by scripts/setup.sh)")
-    assert path is not None
-    return path
-
-
 # ---------------------------------------------------------------- databases
 # Every test that asks for ``database_url`` (or ``ctx``) runs twice: on SQLite and on PostgreSQL.
 # Each test gets a fresh database cloned from a template migrated once per session.
+import itertools
+import os
+import shutil as _shutil
+from collections.abc import Iterator
+from pathlib import Path
 
-import itertools  # noqa: E402
-import shutil as _shutil  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import psycopg  # noqa: E402
-from harness.pg import postgres_server  # noqa: E402
+import psycopg
+import pytest
+from harness.pg import postgres_server
+from harness.requirements import IN_CI, require, require_root, require_tool  # noqa: F401
 
 _counter = itertools.count()
 

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "imaging"))
 
-from conftest import require_root, require_tool
+from harness.requirements import require_root, require_tool
 from wipe_fixtures import assert_every_byte, loop_device, make_image, plant
 
 from factory.cli.main import app

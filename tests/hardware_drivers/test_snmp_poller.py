@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import require
+from harness.requirements import require
 from harness.snmpsim import SnmpSim, read_snmprec, responder_path, snmpsim, write_snmprec
 
 from hardware_drivers.events import DriverError, MalformedReply, SnmpTimeout, SwitchUnreachable

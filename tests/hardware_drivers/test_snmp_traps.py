@@ -8,7 +8,7 @@ import socket
 from collections.abc import Sequence
 
 import pytest
-from conftest import require_tool
+from harness.requirements import require_tool
 
 from hardware_drivers.events import LinkDown, LinkEvent, LinkUp
 from hardware_drivers.snmp_traps import TrapReceiver

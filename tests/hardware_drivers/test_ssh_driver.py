@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import require_root, require_tool
+from harness.requirements import require_root, require_tool
 from harness.sshd import SshdTarget, make_client_key, sshd_targets
 
 from hardware_drivers.ssh import (

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import require, require_tool
+from harness.requirements import require, require_tool
 
 from hardware_drivers.events import DeviceAttached, DeviceDetached
 from hardware_drivers.port_map import PortMap

@@ -8,7 +8,7 @@ import re
 import subprocess
 
 import pytest
-from conftest import require_tool
+from harness.requirements import require_tool
 from pypdf import PdfReader
 from test_certificate import CERT_ID, make_result, signed_envelope
 

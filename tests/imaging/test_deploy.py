@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 import zstandard
-from conftest import require, require_root, require_tool
 from harness.fuse_faults import faulty_image
+from harness.requirements import require, require_root, require_tool
 from wipe_fixtures import MIB, loop_device
 
 import imaging.deploy as deploy_module

@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import require_root, require_tool
+from harness.requirements import require_root, require_tool
 from wipe_fixtures import MIB, PLANT, assert_every_byte, loop_device, make_image, plant
 
 from imaging.engine import Progress, erase, verify_target

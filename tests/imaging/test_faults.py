@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import require, require_root, require_tool
 from harness.fuse_faults import faulty_image
+from harness.requirements import require, require_root, require_tool
 from wipe_fixtures import MIB, loop_device, make_image
 
 from imaging.engine import erase

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import require_root, require_tool
+from harness.requirements import require_root, require_tool
 from harness.sshd import SshdTarget, sshd_targets
 from provision_support import (
     ENROLMENT_TOKEN,

@@ -7,8 +7,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import require_root, require_tool
 from harness.qemu_guest import GuestBootError, build_guest_image, pattern_bytes, qemu_guest
+from harness.requirements import require_root, require_tool
 
 pytestmark = pytest.mark.root
 

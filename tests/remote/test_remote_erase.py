@@ -16,10 +16,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from conftest import require_root, require_tool
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from harness.qemu_guest import MIB, NVME_SERIAL, SATA_SERIAL, GuestDisk, RunningGuest, build_guest_image, qemu_guest
 from harness.qemu_guest import pattern_bytes as guest_pattern
+from harness.requirements import require_root, require_tool
 from sqlmodel import select
 
 from factory.db.engine import session_scope

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import uvicorn
-from conftest import require
+from harness.requirements import require
 from web_support import (  # noqa: F401 (cheap_password_hashing: autouse fixture)
     PASSWORD,
     PNG,
