@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -26,6 +27,7 @@ HASHED_FIELDS: tuple[str, ...] = (
 )
 _SCALARS = HASHED_FIELDS[:-2] + HASHED_FIELDS[-1:]  # all but evidence
 _SORT = orjson.OPT_SORT_KEYS
+_MAX_SEQ = 2**53 - 1
 
 
 def evidence_text(evidence: dict[str, Any]) -> str:
@@ -62,3 +64,53 @@ def hash_document(doc: dict[str, Any]) -> str:
         except orjson.JSONEncodeError:
             pass
     return hashlib.sha256(rfc8785.dumps(doc)).hexdigest()
+
+
+def hash_row(values: Sequence[Any]) -> str:
+    """``entry_hash`` of a row given as a tuple in ``HASHED_FIELDS`` order: the verify hot loop.
+
+    The common case (string columns, an int sequence, evidence inside the fast domain) is
+    serialised inline; anything else takes the general path, which falls back to rfc8785.
+    """
+    seq, dev, event, from_state, to_state, actor, from_c, to_c, location, occurred, evidence, prev = values[:12]
+    doc_evidence = orjson.loads(evidence)
+    if (
+        type(seq) is int
+        and 0 < seq <= _MAX_SEQ
+        and (from_state is None or type(from_state) is str)
+        and type(dev) is str
+        and type(event) is str
+        and type(to_state) is str
+        and type(actor) is str
+        and type(from_c) is str
+        and type(to_c) is str
+        and type(location) is str
+        and type(occurred) is str
+        and type(prev) is str
+        and in_fast_domain(doc_evidence)
+    ):
+        try:
+            return hashlib.sha256(
+                orjson.dumps(
+                    {
+                        "seq": seq,
+                        "device_serial": dev,
+                        "event": event,
+                        "from_state": from_state,
+                        "to_state": to_state,
+                        "actor": actor,
+                        "from_custodian": from_c,
+                        "to_custodian": to_c,
+                        "location": location,
+                        "occurred_at": occurred,
+                        "evidence": doc_evidence,
+                        "prev_hash": prev,
+                    },
+                    option=_SORT,
+                )
+            ).hexdigest()
+        except orjson.JSONEncodeError:
+            pass
+    doc = dict(zip(HASHED_FIELDS, values, strict=False))
+    doc["evidence"] = doc_evidence
+    return hash_document(doc)

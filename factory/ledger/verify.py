@@ -14,10 +14,9 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
-import orjson
 from sqlalchemy import Engine
 
-from factory.ledger.hashing import HASHED_FIELDS, hash_document
+from factory.ledger.hashing import HASHED_FIELDS, hash_row
 from factory.models.custody import GENESIS_HASH
 
 _COLUMNS = (*HASHED_FIELDS, "entry_hash")
@@ -66,8 +65,6 @@ def _check_rows(
     count = 0
     first_prev: str | None = None
     last_hash = prev_hash
-    keys = HASHED_FIELDS
-    loads = orjson.loads
 
     def broken(seq: int, reason: str) -> _RangeResult:
         return _RangeResult(count, first_prev, expected_seq - 1 if count else None, last_hash, seq, reason)
@@ -82,10 +79,8 @@ def _check_rows(
                 first_prev = values[11]  # type: ignore[assignment]
             if last_hash is not None and values[11] != last_hash:
                 return broken(seq, "prev_hash differs from the previous entry_hash")
-            doc = dict(zip(keys, values, strict=False))
             try:
-                doc["evidence"] = loads(values[10])  # type: ignore[arg-type]
-                recomputed = hash_document(doc)
+                recomputed = hash_row(values)
             except (ValueError, TypeError) as exc:
                 return broken(seq, f"unreadable entry: {exc}")
             if recomputed != values[12]:

@@ -39,3 +39,18 @@ def test_control_characters_and_unicode() -> None:
 
 def test_floats_use_the_reference() -> None:
     assert canonical_bytes({"x": 1.5e-7}) == rfc8785.dumps({"x": 1.5e-7})
+
+
+def test_verify_fast_row_hash_equals_the_reference_entry_hash() -> None:
+    from factory.ledger.hashing import HASHED_FIELDS, entry_hash, hash_row
+
+    base = {
+        "seq": 7, "device_serial": "SN-1", "event": "receive", "from_state": None, "to_state": "received",
+        "actor": "tech", "from_custodian": "officer:1", "to_custodian": "factory", "location": "é-site",
+        "occurred_at": "2026-11-22T10:00:00.000000Z", "evidence": '{"media":["A"],"new_stock":false}',
+        "prev_hash": "0" * 64,
+    }  # fmt: skip
+    for evidence in ('{"media":["A"],"new_stock":false}', '{"ratio":0.25,"big":12345678901234567890}', "{}"):
+        row = {**base, "evidence": evidence}
+        values = tuple(row[k] for k in HASHED_FIELDS)
+        assert hash_row(values) == entry_hash(row)
