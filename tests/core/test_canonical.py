@@ -50,7 +50,7 @@ def test_verify_fast_row_hash_equals_the_reference_entry_hash() -> None:
         "occurred_at": "2026-11-22T10:00:00.000000Z", "evidence": '{"media":["A"],"new_stock":false}',
         "prev_hash": "0" * 64,
     }  # fmt: skip
-    for evidence in ('{"media":["A"],"new_stock":false}', '{"ratio":0.25,"big":12345678901234567890}', "{}"):
+    for evidence in ('{"media":["A"],"new_stock":false}', '{"ratio":0.25,"n":-3,"nested":{"z":[1.5e-7,null]}}', "{}"):
         row = {**base, "evidence": evidence}
         values = tuple(row[k] for k in HASHED_FIELDS)
         assert hash_row(values) == entry_hash(row)
