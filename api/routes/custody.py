@@ -47,7 +47,7 @@ from factory.certificates import make_verifier
 from factory.custody import consignments, destruction, disposal, issue, people, redistribution, swap, vehicles, waves
 from factory.custody.acceptance import Acceptance
 from factory.custody.allocation import allocate, release
-from factory.custody.documents import Upload, get_document
+from factory.custody.documents import Upload, read_document
 from factory.devices import entry_view
 from factory.errors import InvalidInput
 from factory.keys import load_public_key
@@ -368,8 +368,8 @@ def witness_destruction(record_id: Id, session: SessionDep, user: TechnicianUser
 
 
 @router.get("/documents/{document_id}", response_class=Response)
-def document(document_id: Id, session: SessionDep, _user: CurrentUser) -> Response:
-    doc = get_document(session, document_id)
+def document(document_id: Id, session: SessionDep, user: CurrentUser) -> Response:
+    doc = read_document(session, document_id, user.role)
     return Response(
         content=doc.content,
         media_type=doc.media_type,

@@ -13,7 +13,7 @@ from enum import StrEnum
 from sqlmodel import Session
 
 from factory.clock import utc_now
-from factory.errors import InvalidInput, NotFound
+from factory.errors import InvalidInput, NotFound, PermissionDenied
 from factory.models.custody_workflows import EvidenceDocument
 
 MAX_DOCUMENT_BYTES = 20 * 2**20
@@ -86,3 +86,15 @@ def get_document(session: Session, document_id: int) -> EvidenceDocument:
 def document_ref(doc: EvidenceDocument) -> dict[str, object]:
     """What a ledger entry records about a document: enough to find it and to check it."""
     return {"document_id": doc.id, "kind": doc.kind, "sha256": doc.sha256}
+
+
+# Couriers handle consignments: they may read manifests and proofs of delivery, never officers'
+# signatures, recyclers' certificates or destruction evidence.
+COURIER_READABLE: frozenset[str] = frozenset({DocumentKind.MANIFEST.value, DocumentKind.PROOF_OF_DELIVERY.value})
+
+
+def read_document(session: Session, document_id: int, role: str) -> EvidenceDocument:
+    doc = get_document(session, document_id)
+    if role == "courier" and doc.kind not in COURIER_READABLE:
+        raise PermissionDenied(f"couriers may not read {doc.kind} documents")
+    return doc

@@ -88,8 +88,17 @@ def test_courier_flow_and_documents(ctx, client, h) -> None:
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF-")
     assert pdf.headers["x-content-sha256"] == hashlib.sha256(pdf.content).hexdigest()
     assert r.json()["entries"][0]["evidence"]["manifest"]["sha256"] == pdf.headers["x-content-sha256"]
+    assert client.get(f"/api/custody/documents/{manifest_id}", headers=h["courier1"]).status_code == 200
     r = client.post(f"/api/custody/consignments/{ref}/delivery",
                     json={"recipient_name": "Sgt Brown", "signature": _png("pod")}, headers=h["courier1"])  # fmt: skip
     assert r.status_code == 200 and r.json()["entries"][0]["to_custodian"] == "officer:PC7"
+    from factory.custody.documents import DocumentKind, Upload, store_document
+    from factory.db.engine import session_scope
+
+    with session_scope(ctx.engine) as s:  # an officer's signature: not a courier's business
+        signature_id = store_document(s, DocumentKind.SIGNATURE, Upload(PNG + b"officer", "image/png"), actor="t").id
+    r_sig = client.get(f"/api/custody/documents/{signature_id}", headers=h["courier1"])
+    assert r_sig.status_code == 403 and "signature" in r_sig.json()["reason"]
+    assert client.get(f"/api/custody/documents/{signature_id}", headers=h["auditor1"]).status_code == 200
     r = client.get("/api/custody/consignment-exceptions", headers=h["auditor1"])
     assert r.status_code == 200 and r.json() == []
