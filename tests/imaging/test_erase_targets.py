@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from harness.requirements import require_root, require_tool
+from harness.requirements import require, require_root, require_tool
 from wipe_fixtures import MIB, PLANT, assert_every_byte, loop_device, make_image, plant
 
 from imaging.engine import Progress, erase, verify_target
@@ -206,8 +206,11 @@ def test_system_disk_is_refused():
     name = sysfs.name_for_majmin(root.majmin)
     if name is not None and Path(f"/dev/{name}").exists():
         probe_path = f"/dev/{sysfs.whole_disk(name)}"
-    if probe_path is None or not Path(probe_path).exists():
-        pytest.skip("root filesystem is not on a block device visible here (overlay/container)")
+    require(
+        probe_path is not None and Path(probe_path).exists(),
+        "root filesystem is not on a block device visible here (overlay/container)",
+    )
+    assert probe_path is not None
     probe = probe_target(probe_path)
     assert probe.usage.system_reason
     with pytest.raises(SystemDiskRefused, match="running system"):
