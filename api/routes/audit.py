@@ -27,7 +27,7 @@ from factory.audit.bundle import export_bundle
 from factory.audit.certificate_check import certificate_pdf, check_certificate, get_certificate
 from factory.audit.exceptions import exception_report
 from factory.audit.history import device_history
-from factory.audit.search import CertificateQuery, Outcome, parse_bound, search_certificates
+from factory.audit.search import CertificateQuery, Outcome, search_certificates
 from factory.keys import load_public_key
 from factory.ledger.verify import verify_ledger
 
@@ -65,12 +65,12 @@ def search(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=400)] = None,
 ) -> dict[str, object]:
-    query = CertificateQuery(
+    query = CertificateQuery.from_text(
         device_serial=device_serial,
         media_serial=media_serial,
         asset_tag=asset_tag,
-        issued_from=parse_bound(from_),
-        issued_to=parse_bound(to, upper=True),
+        issued_from=from_,
+        issued_to=to,
         method=method,
         level=level,
         destination=destination,

@@ -57,6 +57,11 @@ class CertificateQuery:
     limit: int = DEFAULT_LIMIT
     cursor: str | None = None
 
+    @classmethod
+    def from_text(cls, *, issued_from: str | None, issued_to: str | None, **fields: Any) -> CertificateQuery:
+        """A query from user-typed bounds (ISO dates or date-times), as the CLI and the API take them."""
+        return cls(issued_from=parse_bound(issued_from), issued_to=parse_bound(issued_to, upper=True), **fields)
+
     @property
     def certificate_only(self) -> bool:
         return any(v is not None for v in (self.method, self.level, self.destination))

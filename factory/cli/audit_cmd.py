@@ -11,7 +11,7 @@ from factory.audit.bundle import export_bundle
 from factory.audit.certificate_check import check_certificate, get_certificate
 from factory.audit.exceptions import exception_report
 from factory.audit.history import device_history
-from factory.audit.search import CertificateQuery, Outcome, parse_bound, search_certificates
+from factory.audit.search import CertificateQuery, Outcome, search_certificates
 from factory.cli.common import console, context, fail, one_line_errors, print_json
 from factory.db.engine import session_scope
 from factory.keys import load_public_key
@@ -41,12 +41,12 @@ def search_cmd(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Search erase outcomes, newest first."""
-    query = CertificateQuery(
+    query = CertificateQuery.from_text(
         device_serial=serial,
         media_serial=media_serial,
         asset_tag=asset_tag,
-        issued_from=parse_bound(issued_from),
-        issued_to=parse_bound(issued_to, upper=True),
+        issued_from=issued_from,
+        issued_to=issued_to,
         method=method,
         level=level,
         destination=destination,
