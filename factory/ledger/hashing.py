@@ -114,3 +114,41 @@ def hash_row(values: Sequence[Any]) -> str:
     doc = dict(zip(HASHED_FIELDS, values, strict=False))
     doc["evidence"] = doc_evidence
     return hash_document(doc)
+
+
+_FRAGMENT = orjson.Fragment
+
+
+def spliced_hash(values: Sequence[Any]) -> str | None:
+    """``entry_hash`` assuming the stored evidence text is already canonical; the verify fast path.
+
+    Keys are written in RFC 8785 order by hand and the evidence column (stored as canonical JSON
+    text, see ``evidence_text``) is spliced in verbatim instead of being parsed and re-serialised.
+    A match with the stored hash is conclusive: the evidence text is first checked to be one
+    complete JSON value, so the document bytes parse back into exactly these fields, and equal
+    bytes mean equal fields. A mismatch is not: the caller re-hashes through ``hash_row``, which
+    decides. Returns None when the evidence text is not JSON at all.
+    """
+    seq, dev, event, from_state, to_state, actor, from_c, to_c, location, occurred, evidence, prev = values[:12]
+    try:
+        orjson.loads(evidence)
+        return hashlib.sha256(
+            orjson.dumps(
+                {  # sorted by UTF-16 code units, as RFC 8785 requires (all ASCII here)
+                    "actor": actor,
+                    "device_serial": dev,
+                    "event": event,
+                    "evidence": _FRAGMENT(evidence),
+                    "from_custodian": from_c,
+                    "from_state": from_state,
+                    "location": location,
+                    "occurred_at": occurred,
+                    "prev_hash": prev,
+                    "seq": seq,
+                    "to_custodian": to_c,
+                    "to_state": to_state,
+                }
+            )
+        ).hexdigest()
+    except (orjson.JSONDecodeError, orjson.JSONEncodeError, TypeError):
+        return None

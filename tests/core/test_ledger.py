@@ -104,3 +104,22 @@ def test_chain_links_and_verifies(ctx) -> None:
         [sys.executable, "-m", "factory.cli.main", "ledger", "verify"], capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 0 and "ledger ok: 6 entries" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("new_evidence", "ok"),
+    [
+        ("' ' || evidence || ' '", True),  # the same JSON value in a non-canonical form: the entry is unchanged
+        ("'{\"job\":'", False),  # not JSON at all
+        ("evidence || ',\"event\"'", False),  # trailing text that would shift field boundaries if spliced blindly
+    ],
+)
+def test_evidence_text_form_does_not_fool_the_fast_path(ctx, new_evidence: str, ok: bool) -> None:
+    _populate(ctx)
+    with session_scope(ctx.engine) as s:
+        for stmt in drop_statements(ctx.engine.dialect.name, "custody_entry"):
+            s.execute(text(stmt))
+        s.execute(text(f"UPDATE custody_entry SET evidence = {new_evidence} WHERE seq = 4"))
+    report = verify_ledger(ctx.engine)
+    assert report.ok is ok
+    assert report.broken_seq == (None if ok else 4)
