@@ -28,7 +28,7 @@ from factory.audit.certificate_check import certificate_pdf, check_certificate, 
 from factory.audit.exceptions import exception_report
 from factory.audit.history import device_history
 from factory.audit.search import CertificateQuery, Outcome, search_certificates
-from factory.keys import load_public_key
+from factory.keys import load_private_key, load_public_key
 from factory.ledger.verify import verify_ledger
 
 router = APIRouter(tags=["audit"])
@@ -154,6 +154,7 @@ def export(
         certificate_ids=certificate_id,
         site=ctx.settings.site_name,
         exported_by=user.name,
+        head_key=load_private_key(ctx.settings),
     )
     name = summary.devices[0] if len(summary.devices) == 1 else f"{len(summary.devices)}-devices"
     name = re.sub(r"[^A-Za-z0-9._-]", "_", name)

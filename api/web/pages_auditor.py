@@ -25,7 +25,7 @@ from factory.audit.history import device_history
 from factory.audit.search import CertificateQuery, Outcome, SearchPage, search_certificates
 from factory.db.engine import session_scope
 from factory.errors import FactoryError, InvalidInput
-from factory.keys import load_public_key
+from factory.keys import load_private_key, load_public_key
 from factory.ledger.verify import verify_ledger
 from factory.models.users import Role
 
@@ -160,6 +160,7 @@ def export_bundle_zip(request: Request, ctx: ContextDep, me: AuditPage) -> Respo
                 serials=serials,
                 site=ctx.settings.site_name,
                 exported_by=me.name,
+                head_key=load_private_key(ctx.settings),
             )
     except FactoryError as exc:
         return render(request, "audit_export.html", me, exc.status_code, outcomes=[o.value for o in Outcome],

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy import select
 from sqlmodel import Session
 
@@ -34,6 +34,7 @@ from factory.audit.history import device_entries, entry_record
 from factory.clock import utc_now
 from factory.devices import get_device
 from factory.errors import InvalidInput
+from factory.ledger.anchor import sign_entry
 from factory.models.certificate import Certificate
 from factory.models.custody import CustodyEntry
 from factory.models.device import Device
@@ -64,8 +65,13 @@ def export_bundle(
     certificate_ids: Sequence[str] = (),
     site: str,
     exported_by: str,
+    head_key: Ed25519PrivateKey | None = None,
 ) -> BundleSummary:
-    """Write the bundle for the given devices (all their certificates) and certificates to ``out``."""
+    """Write the bundle for the given devices (all their certificates) and certificates to ``out``.
+
+    With ``head_key`` (the site signing key) the ledger head at export goes in signed, as
+    ``ledger-anchor.json``: kept by the auditor, it later proves no entry up to it was removed.
+    """
     devices: dict[int, Device] = {}
     for serial in serials:
         device = get_device(session, serial)
@@ -137,6 +143,8 @@ def export_bundle(
         zf.writestr("manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         zf.writestr("keys/site-public-key.pem", signing.public_key_to_pem(public_key))
         zf.writestr("keys/site-public-key.fingerprint.txt", fingerprint + "\n")
+        if head_key is not None and head is not None:
+            zf.writestr("ledger-anchor.json", sign_entry(head_key, site, head[0], head[1]).dumps())
         for cert in ordered:
             zf.writestr(f"certificates/{cert.id}.json", cert.envelope)
             pdf = Path(tmp) / f"{cert.id}.pdf"
@@ -195,6 +203,9 @@ Limits
   not that nothing was left out. Entries of other devices between this device's entries are not
   included; to place them in the whole chain, ask the site to run "factory ledger verify" in
   your presence and compare its head hash with ledger_head in manifest.json (the head at export).
+  ledger-anchor.json is that head signed with the site key: keep it. Later, in your presence,
+  "factory ledger verify --anchor ledger-anchor.json" proves that no custody entry up to it has
+  since been removed or changed (entries cut off the end of the chain leave no trace otherwise).
 
 Certificate format: docs/certificate-format.md in the Device Factory source.
 """

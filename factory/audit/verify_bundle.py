@@ -176,8 +176,28 @@ def verify_bundle(root: Path, key_path: Path | None, published_fp: str | None) -
         for seq in device.get("entries", []):
             if seq not in entries:
                 problems.append(f"custody entry {seq} (device {device['serial']}): listed in the manifest but missing")
+    problems += _check_anchor(root, manifest, key, key_fp)
     summary = f"{len(certificates)} certificates and {len(entries)} custody entries, key {key_fp}"
     return problems, summary
+
+
+def _check_anchor(root: Path, manifest: dict[str, Any], key: Ed25519PublicKey, key_fp: str) -> list[str]:
+    """ledger-anchor.json: the ledger head at export, signed; it must match the manifest's ledger_head."""
+    path = root / "ledger-anchor.json"
+    if not path.exists():
+        return []
+    try:
+        anchor = _load_json(path.read_text(encoding="utf-8"))
+        body = {k: anchor[k] for k in ("format", "site", "seq", "entry_hash", "signed_at", "key_fingerprint")}
+        if body["format"] != "device-factory/ledger-anchor/1" or body["key_fingerprint"] != key_fp:
+            raise ValueError("unsupported format or another key")
+        key.verify(base64.b64decode(anchor["signature"], validate=True), rfc8785.dumps(body))
+    except (ValueError, TypeError, KeyError, InvalidSignature) as exc:
+        return [f"ledger-anchor.json: not a valid signed ledger head ({exc or type(exc).__name__})"]
+    head = manifest.get("ledger_head") or {}
+    if (head.get("seq"), head.get("entry_hash")) != (body["seq"], body["entry_hash"]):
+        return ["ledger-anchor.json: the signed head differs from ledger_head in manifest.json"]
+    return []
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,7 +14,7 @@ from factory.audit.history import device_history
 from factory.audit.search import CertificateQuery, Outcome, search_certificates
 from factory.cli.common import console, context, fail, one_line_errors, print_json
 from factory.db.engine import session_scope
-from factory.keys import load_public_key
+from factory.keys import load_private_key, load_public_key
 from factory.ledger.verify import verify_ledger
 
 app = typer.Typer(
@@ -164,7 +164,7 @@ def export_cmd(
         with session_scope(ctx.engine) as session, tmp.open("wb") as handle:
             summary = export_bundle(
                 session, load_public_key(ctx.settings), handle, serials=serial, certificate_ids=certificate,
-                site=ctx.settings.site_name, exported_by=actor,
+                site=ctx.settings.site_name, exported_by=actor, head_key=load_private_key(ctx.settings),
             )  # fmt: skip
         tmp.replace(out)
     finally:

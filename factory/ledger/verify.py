@@ -34,6 +34,10 @@ class LedgerReport:
     broken_seq: int | None = None
     reason: str | None = None
 
+    def failed_anchor(self, reason: str, seq: int) -> LedgerReport:
+        """The chain itself verifies, but a signed head it once had is gone or different."""
+        return LedgerReport(False, self.entries, self.head_seq, self.head_hash, seq, reason)
+
     def as_dict(self) -> dict[str, object]:
         return {
             "ok": self.ok,

@@ -140,3 +140,34 @@ def test_cli_search_exceptions_and_export(ctx, tmp_path) -> None:
     missing = runner.invoke(app, ["audit", "export", "--serial", "NOPE", "--out", str(tmp_path / "c.zip")])
     assert missing.exit_code == 1 and "no device with serial NOPE" in missing.stderr
     assert not (tmp_path / "c.zip").exists() and not (tmp_path / "c.zip.part").exists()
+
+
+def test_bundle_carries_a_signed_head_that_later_catches_a_cut_off_tail(bundle, ctx) -> None:
+    from sqlalchemy import text
+
+    from factory.db.append_only import drop_statements
+    from factory.db.engine import session_scope
+
+    root, _ = bundle
+    anchor = json.loads((root / "ledger-anchor.json").read_text())
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert (anchor["seq"], anchor["entry_hash"]) == (
+        manifest["ledger_head"]["seq"],
+        manifest["ledger_head"]["entry_hash"],
+    )
+    assert anchor["key_fingerprint"] == manifest["key_fingerprint"]
+    assert _verify(root).returncode == 0
+    forged = {**anchor, "seq": anchor["seq"] + 1}
+    (root / "ledger-anchor.json").write_text(json.dumps(forged))
+    bad = _verify(root)
+    assert bad.returncode == 1 and "ledger-anchor.json: not a valid signed ledger head" in bad.stdout
+    (root / "ledger-anchor.json").write_text(json.dumps(anchor))
+    ok = runner.invoke(app, ["ledger", "verify", "--anchor", str(root / "ledger-anchor.json")])
+    assert ok.exit_code == 0 and "1 signed head(s) still in the chain" in ok.stdout
+    with session_scope(ctx.engine) as s:  # someone later removes the last entry, triggers and all
+        for stmt in drop_statements(ctx.engine.dialect.name, "custody_entry"):
+            s.execute(text(stmt))
+        s.execute(text("DELETE FROM custody_entry WHERE seq = :seq"), {"seq": anchor["seq"]})
+    assert runner.invoke(app, ["ledger", "verify"]).exit_code == 0  # the rows alone cannot tell
+    cut = runner.invoke(app, ["ledger", "verify", "--anchor", str(root / "ledger-anchor.json")])
+    assert cut.exit_code == 1 and "ledger truncated" in cut.stderr
