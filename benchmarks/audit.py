@@ -14,8 +14,10 @@
    the chain while the server parses COPY on the other core; signing runs in the same loop.
 2. Measure: ``uvicorn`` (1 worker, 127.0.0.1) serving ``api.app:create_app`` against that
    database, and the same for a bare FastAPI app with one ``/bare`` endpoint returning a constant
-   (sync, like the API's endpoints; ``/bare-async`` too), and for the project's bearer auth and
-   role check in front of a constant (``/auth-only``), which splits the gap between the two.
+   (sync, like most of the API's endpoints; ``/bare-async`` too), and for the project's bearer
+   auth and role check in front of a constant (``/auth-only``), which splits the gap between the
+   two. The search route itself is async and serves one device's certificates on the event
+   loop, with verified tokens remembered for ``FACTORY_TOKEN_CACHE_SECONDS`` (docs/audit.md).
    ``wrk`` drives ``GET /api/certificates?device_serial=<random loaded serial>`` with an auditor
    token (a fresh random serial per request), and ``GET /bare``. Two runs each: 1 connection
    (service latency: p50/p99) and ``--connections`` connections (throughput at saturation).

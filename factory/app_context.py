@@ -10,6 +10,7 @@ from sqlalchemy.pool import NullPool
 
 from factory.config import Settings, load_settings
 from factory.db.engine import make_engine
+from factory.token_cache import VerifiedTokens
 
 
 @dataclass
@@ -23,6 +24,10 @@ class AppContext:
         if self.pooled:
             return make_engine(self.settings.database_url)
         return make_engine(self.settings.database_url, poolclass=NullPool)
+
+    @cached_property
+    def verified_tokens(self) -> VerifiedTokens:
+        return VerifiedTokens(self.settings.token_cache_seconds)
 
     @classmethod
     def from_env(cls, pooled: bool = True) -> AppContext:

@@ -10,8 +10,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated
 
+import orjson
 from fastapi import APIRouter, Path, Query
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
+from pydantic import BaseModel, Field
 from sqlalchemy import Connection
 
 from api.deps import AuditorUser, ContextDep, SessionDep
@@ -28,59 +31,79 @@ from factory.audit.certificate_check import certificate_pdf, check_certificate, 
 from factory.audit.exceptions import exception_report
 from factory.audit.history import device_history
 from factory.audit.search import CertificateQuery, Outcome, search_certificates
+from factory.db.engine import read_scope
 from factory.keys import load_private_key, load_public_key
 from factory.ledger.verify import verify_ledger
 
 router = APIRouter(tags=["audit"])
 
-Text = Annotated[str | None, Query(min_length=1, max_length=128)]
+Bounded = Annotated[str | None, Field(min_length=1, max_length=128)]
 CertId = Annotated[str, Path(min_length=1, max_length=64)]
 SerialPath = Annotated[str, Path(min_length=1, max_length=128)]
 
 
 @contextmanager
 def _read_connection(ctx: AppContext) -> Iterator[Connection]:
-    """A plain connection for a search's one or two SELECTs: no ORM session, and on PostgreSQL
-    autocommit, so the hot path pays no BEGIN/ROLLBACK round trips. Opened in the endpoint rather
-    than as a dependency: each sync dependency costs a thread-pool hop on entry and on exit."""
+    """A plain connection for a search's one or two SELECTs: no ORM session; on PostgreSQL
+    autocommit, so the hot path pays no BEGIN/ROLLBACK round trips; on SQLite a read-only unit
+    (a WAL snapshot), which never waits for the write lock, since it may run on the event loop."""
+    if ctx.settings.is_sqlite:
+        with read_scope(ctx.engine) as conn:
+            yield conn
+        return
     with ctx.engine.connect() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execution_options(isolation_level="AUTOCOMMIT")
+        conn.execution_options(isolation_level="AUTOCOMMIT")
         yield conn
 
 
-@router.get("/api/certificates", response_model=CertificatePage)
-def search(
-    ctx: ContextDep,
-    _user: AuditorUser,
-    device_serial: Text = None,
-    media_serial: Text = None,
-    asset_tag: Text = None,
-    from_: Annotated[str | None, Query(alias="from", max_length=40)] = None,
-    to: Annotated[str | None, Query(max_length=40)] = None,
-    method: Text = None,
-    level: Text = None,
-    destination: Text = None,
-    outcome: Outcome = Outcome.SUCCESS,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=400)] = None,
-) -> dict[str, object]:
-    query = CertificateQuery.from_text(
-        device_serial=device_serial,
-        media_serial=media_serial,
-        asset_tag=asset_tag,
-        issued_from=from_,
-        issued_to=to,
-        method=method,
-        level=level,
-        destination=destination,
-        outcome=outcome,
-        limit=limit,
-        cursor=cursor,
-    )
+def _search_json(ctx: AppContext, query: CertificateQuery) -> bytes:
     with _read_connection(ctx) as conn:
         page = search_certificates(conn, query)
-    return {"items": [i.as_dict() for i in page.items], "next_cursor": page.next_cursor}
+    # orjson writes the dataclasses field by field, in the order CertificatePage declares them
+    # (tests compare it with the model's own serialisation): no per-item dicts, no re-validation.
+    return orjson.dumps(page)
+
+
+class SearchParams(BaseModel):
+    """The search's query string. One model rather than eleven ``Query`` parameters: FastAPI
+    validates it in one pass (about 0.1 ms less per request) and publishes the same parameters."""
+
+    device_serial: Bounded = None
+    media_serial: Bounded = None
+    asset_tag: Bounded = None
+    from_: Annotated[str | None, Field(alias="from", max_length=40)] = None
+    to: Annotated[str | None, Field(max_length=40)] = None
+    method: Bounded = None
+    level: Bounded = None
+    destination: Bounded = None
+    outcome: Outcome = Outcome.SUCCESS
+    limit: Annotated[int, Field(ge=1, le=500)] = 50
+    cursor: Annotated[str | None, Field(max_length=400)] = None
+
+
+@router.get("/api/certificates", response_model=CertificatePage)
+async def search(ctx: ContextDep, _user: AuditorUser, params: Annotated[SearchParams, Query()]) -> Response:
+    query = CertificateQuery.from_text(
+        device_serial=params.device_serial,
+        media_serial=params.media_serial,
+        asset_tag=params.asset_tag,
+        issued_from=params.from_,
+        issued_to=params.to,
+        method=params.method,
+        level=params.level,
+        destination=params.destination,
+        outcome=params.outcome,
+        limit=params.limit,
+        cursor=params.cursor,
+    )
+    # A search bounded by an index (one device's certificates) is a few index probes: run it on
+    # the event loop, sparing the thread-pool hop that costs more than the query itself. Any
+    # other search may scan, so it runs in a worker thread and never stalls the loop.
+    if query.index_bounded:
+        body = _search_json(ctx, query)
+    else:
+        body = await run_in_threadpool(_search_json, ctx, query)
+    return Response(body, media_type="application/json")
 
 
 @router.get("/api/certificates/{certificate_id}", response_model=CertificateDetail)

@@ -19,13 +19,13 @@ import binascii
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
-from functools import lru_cache
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, TextClause, text
+from sqlalchemy import Connection
 from sqlmodel import Session
 
+from factory.db.select_rows import select_rows
 from factory.errors import InvalidInput
 from factory.lifecycle.states import Event, State
 
@@ -61,6 +61,14 @@ class CertificateQuery:
     def from_text(cls, *, issued_from: str | None, issued_to: str | None, **fields: Any) -> CertificateQuery:
         """A query from user-typed bounds (ISO dates or date-times), as the CLI and the API take them."""
         return cls(issued_from=parse_bound(issued_from), issued_to=parse_bound(issued_to, upper=True), **fields)
+
+    @property
+    def index_bounded(self) -> bool:
+        """Certificates only, filtered by an indexed serial or asset tag: the rows read are one
+        device's certificates, a few index probes however large the tables grow. Failures are not:
+        they are found through the failure index, which is walked whatever the device."""
+        pinned = any(v is not None for v in (self.device_serial, self.media_serial, self.asset_tag))
+        return pinned and self.outcome == Outcome.SUCCESS
 
     @property
     def certificate_only(self) -> bool:
@@ -143,8 +151,9 @@ def _bound_text(moment: datetime, *, round_up: bool) -> str:
 
 # The SQL is assembled from these fixed fragments (values are always bound parameters): search by
 # serial is the audit API's hot path, and plain text skips building and compiling an expression
-# tree per request. Every filter has an index: device_serial, medium_serial, asset_tag, and
-# (issued_at, id) for the keyset order; failures use the partial index on event = 'fail'.
+# tree per request (``select_rows`` hands it to the driver as it is). Every filter has an index:
+# device_serial, medium_serial, asset_tag, and (issued_at, id) for the keyset order; failures use
+# the partial index on event = 'fail'.
 _CERT_SQL = (
     "SELECT id, issued_at, device_serial, asset_tag, medium_serial, level, method, destination, "
     "digest_sha256, erase_round_seq FROM certificate"
@@ -170,11 +179,6 @@ _FAIL_FILTERS = (
 _FAIL_FIXED = f"e.event = '{Event.FAIL.value}' AND e.from_state = '{State.SANITISING.value}'"
 
 Reader = Session | Connection
-
-
-@lru_cache(maxsize=512)
-def _statement(sql: str) -> TextClause:
-    return text(sql)
 
 
 def _where(
@@ -235,7 +239,7 @@ def _certificates(
             digest_sha256=r[8],
             erase_round_seq=r[9],
         )
-        for r in reader.execute(_statement(sql), params)
+        for r in select_rows(reader, sql, params)
     ]
 
 
@@ -249,7 +253,7 @@ def _failures(
     where = " AND ".join([_FAIL_FIXED, *clauses])
     sql = f"{_FAIL_SQL} WHERE {where} ORDER BY e.occurred_at DESC, e.seq DESC LIMIT :limit"
     out = []
-    for seq, occurred_at, device_serial, evidence_text, asset_tag in reader.execute(_statement(sql), params):
+    for seq, occurred_at, device_serial, evidence_text, asset_tag in select_rows(reader, sql, params):
         evidence = orjson.loads(evidence_text)
         reason = evidence.get("reason") if isinstance(evidence, dict) else None
         out.append(

@@ -5,6 +5,9 @@ from __future__ import annotations
 from audit_support import certify, failed_device, receive_tagged, sanitised_device
 from core_helpers import move
 
+from api.schemas_audit import CertificatePage
+from factory.audit.search import CertificateQuery, Outcome
+from factory.db.engine import session_scope
 from factory.lifecycle.states import Event
 from imaging.certificate import Destination
 
@@ -87,3 +90,52 @@ def test_keyset_pagination_walks_every_row_once_newest_first(ctx, client, header
     assert {key for _, key in seen} >= set(ids)
     r = client.get("/api/certificates", params={"cursor": "not-a-cursor"}, headers=headers["auditor"])
     assert r.status_code == 422 and "cursor" in r.json()["reason"]
+
+
+def test_pages_are_exactly_what_the_declared_response_model_writes(ctx, client, headers) -> None:
+    """The search writes its JSON itself (no re-validation per request); it must be byte for byte
+    what ``CertificatePage`` would have produced, pinned to a device (served on the event loop)
+    or not (a worker thread), certificates and failures, with and without a next page."""
+    failed_device(ctx, "DEV-J-F", "erase reported success but verification read non-zero")
+    sanitised_device(ctx, "DEV-J", ("J-M1", "J-M2"), asset_tag="TAG-J")
+    for params in (
+        {"device_serial": "DEV-J"},
+        {"asset_tag": "TAG-J", "limit": 1},
+        {"outcome": "any"},
+        {"outcome": "failed", "media_serial": "DEV-J-F-M"},
+        {"outcome": "any", "limit": 2},
+    ):
+        r = client.get("/api/certificates", params=params, headers=headers["auditor"])
+        assert r.status_code == 200 and r.headers["content-type"] == "application/json", r.text
+        assert r.json()["items"], params
+        assert r.content == CertificatePage.model_validate_json(r.content).model_dump_json().encode(), params
+    paged = client.get("/api/certificates", params={"outcome": "any", "limit": 1}, headers=headers["auditor"]).json()
+    assert paged["next_cursor"]
+
+
+def test_text_the_database_cannot_hold_is_refused_not_a_server_error(ctx, client, headers) -> None:
+    r = client.get("/api/certificates", params={"device_serial": "DEV\x00X"}, headers=headers["auditor"])
+    if ctx.settings.is_sqlite:
+        assert r.status_code == 200 and r.json()["items"] == []
+    else:  # PostgreSQL text cannot contain NUL: the driver's error becomes the API's 422
+        assert r.status_code == 422 and r.json()["error"] == "invalid_input", r.text
+
+
+def test_a_search_never_waits_for_a_writer(ctx, client, headers) -> None:
+    """A pinned search runs on the event loop: on SQLite it must read a WAL snapshot, not queue
+    for the write lock a long unit of work may hold (it would stall every request)."""
+    sanitised_device(ctx, "DEV-W", ("W-M1",))
+    with session_scope(ctx.engine) as s:
+        s.connection()  # SQLite: BEGIN IMMEDIATE, the write lock held until this block ends
+        for params in ({"device_serial": "DEV-W"}, {"level": "clear"}):
+            assert [i["device_serial"] for i in _search(client, headers, **params)["items"]] == ["DEV-W"]
+
+
+def test_only_one_devices_certificates_are_searched_on_the_event_loop() -> None:
+    """The rule the API uses to skip the worker thread: bounded by a per-device index, or not."""
+    assert CertificateQuery(device_serial="X").index_bounded
+    assert CertificateQuery(media_serial="M", level="purge", cursor="c").index_bounded
+    assert CertificateQuery(asset_tag="T", issued_from=None).index_bounded
+    assert not CertificateQuery(device_serial="X", outcome=Outcome.ANY).index_bounded  # failures walk their index
+    assert not CertificateQuery(device_serial="X", outcome=Outcome.FAILED).index_bounded
+    assert not CertificateQuery(level="purge").index_bounded and not CertificateQuery().index_bounded
