@@ -12,7 +12,7 @@ changes: nothing was sent to it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -31,6 +31,7 @@ from factory.sanitisation import Staff, certify_medium
 from hardware_drivers.remote_commands import RemoteCommandError, SshCommandRunner, SshTarget
 from imaging.certificate import Destination
 from imaging.errors import ImagingError
+from imaging.probe import Probe
 from imaging.remote import RemoteBlockAccess, erase_remote
 from imaging.remote_probe import discover_disks
 from imaging.result import CommandRecord, EraseResult, Level, VerifyMode
@@ -81,6 +82,33 @@ class RemoteSanitiseReport:
         return self.failure_reason is None
 
 
+class MediumNotFound(Exception):
+    """A recorded medium is not (or not uniquely) among the remote's disks."""
+
+    def __init__(self, serial: str, reason: str) -> None:
+        super().__init__(reason)
+        self.serial, self.reason = serial, reason
+
+
+def locate_media(disks: Sequence[Probe], media: Sequence[str]) -> dict[str, str]:
+    """Each recorded medium's device path on the remote, matched by serial number."""
+    by_serial: dict[str, list[str]] = {}
+    for disk in disks:
+        if disk.serial:
+            by_serial.setdefault(disk.serial, []).append(disk.path)
+    paths: dict[str, str] = {}
+    for serial in media:
+        found = by_serial.get(serial, [])
+        if len(found) != 1:
+            where = "not found" if not found else f"ambiguous ({', '.join(found)})"
+            known = ", ".join(sorted(by_serial)) or "none"
+            raise MediumNotFound(
+                serial, f"medium {serial} {where} on the remote (its disks: {known}): nothing was erased"
+            )
+        paths[serial] = found[0]
+    return paths
+
+
 def target_label(target: SshTarget) -> str:
     return f"ssh {target.username}@{target.host}:{target.port}, host key {target.host_key.fingerprint}"
 
@@ -116,20 +144,11 @@ def sanitise_remote(
         access.__exit__(None, None, None)
         raise RemoteUnavailable(f"device {device_serial}: {exc}") from exc
     with access:
-        by_serial: dict[str, list[str]] = {}
-        for disk in disks:
-            if disk.serial:
-                by_serial.setdefault(disk.serial, []).append(disk.path)
         media, round_seq = _open_round(ctx, device_serial, actor, label)
-        paths: dict[str, str] = {}
-        for serial in media:
-            found = by_serial.get(serial, [])
-            if len(found) != 1:
-                where = "not found" if not found else f"ambiguous ({', '.join(found)})"
-                known = ", ".join(sorted(by_serial)) or "none"
-                reason = f"medium {serial} {where} on the remote (its disks: {known}): nothing was erased"
-                return _fail(ctx, device_serial, actor, reason, label, [MediumOutcome(serial, None, None, None)])
-            paths[serial] = found[0]
+        try:
+            paths = locate_media(disks, media)
+        except MediumNotFound as exc:
+            return _fail(ctx, device_serial, actor, exc.reason, label, [MediumOutcome(exc.serial, None, None, None)])
         results: list[tuple[str, EraseResult]] = []
         for serial in media:
             try:

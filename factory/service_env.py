@@ -2,20 +2,38 @@
 
 from __future__ import annotations
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from factory.clock import utc_now
 from factory.devices import get_device
 from factory.errors import Conflict, InvalidInput, NotFound
+from factory.models.device import Device
 from factory.models.service_env import DeviceImage, ServiceEndpoint
+from hardware_drivers.snmp import normalise_mac
 from hardware_drivers.ssh import InvalidPin, PinnedHostKey
 from imaging.deploy import DeployResult
 
 
 def register_endpoint(
-    session: Session, serial: str, *, address: str, port: int, username: str, host_key: str, actor: str
+    session: Session,
+    serial: str,
+    *,
+    address: str,
+    port: int,
+    username: str,
+    host_key: str,
+    actor: str,
+    mac: str | None = None,
 ) -> ServiceEndpoint:
-    """Record how to reach a device; its host key is pinned the first time and never re-learned."""
+    """Record how to reach a device; its host key is pinned the first time and never re-learned.
+
+    ``mac`` (any common notation) is the NIC the device is cabled to a bench switch with: the line
+    identifies the laptop by it. Omitted, a MAC recorded earlier is kept.
+    """
+    try:
+        mac = normalise_mac(mac) if mac is not None else None
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from exc
     try:
         pin = PinnedHostKey.parse(host_key.strip())
     except InvalidPin as exc:
@@ -41,9 +59,22 @@ def register_endpoint(
     )
     # The address and port may change between boots (DHCP); the key may not.
     endpoint.address, endpoint.port, endpoint.username = address.strip(), port, username
+    if mac is not None:
+        endpoint.mac = mac
     session.add(endpoint)
     session.flush()
     return endpoint
+
+
+def serials_with_mac(session: Session, mac: str) -> list[str]:
+    """Serials of the devices whose endpoint records ``mac`` (normalised); more than one is ambiguous."""
+    rows = session.exec(
+        select(Device.serial)
+        .join(ServiceEndpoint, col(ServiceEndpoint.device_id) == Device.id)
+        .where(ServiceEndpoint.mac == mac)
+        .order_by(col(Device.serial))
+    )
+    return list(rows.all())
 
 
 def get_endpoint(session: Session, serial: str) -> ServiceEndpoint:

@@ -62,7 +62,7 @@ class DeviceChanged(UdevEvent):
 
 @dataclass(frozen=True, slots=True)
 class LinkEvent:
-    """A switch port changed state, reported by an SNMP trap."""
+    """A switch port changed state, reported by an SNMP trap or seen between two polls."""
 
     switch: str
     if_index: int
@@ -97,6 +97,24 @@ class MacSeen:
     if_index: int | None
     if_name: str | None
     vlan: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"event": type(self).__name__, **asdict(self)}
+
+
+@dataclass(frozen=True, slots=True)
+class MacGone:
+    """A MAC address left a switch port's forwarding table (unplugged, aged out, or moved).
+
+    Reported by the poller when consecutive polls differ; the fields are those of the last
+    :class:`MacSeen` for that MAC on that port.
+    """
+
+    switch: str
+    mac: str
+    bridge_port: int
+    if_index: int | None
+    if_name: str | None
 
     def to_dict(self) -> dict[str, Any]:
         return {"event": type(self).__name__, **asdict(self)}

@@ -122,6 +122,11 @@ class PortMap:
             return None
         return self._switch_ports.get((switch, if_name))
 
+    @property
+    def switches(self) -> frozenset[str]:
+        """Every switch some slot is cabled to (each must be polled)."""
+        return frozenset(switch for switch, _ in self._switch_ports)
+
     def switch_port_for_slot(self, slot: str) -> tuple[str, str] | None:
         """The (switch, ifName) cabled to ``slot``, for polling its link or MAC table."""
         return next((port for port, s in self._switch_ports.items() if s == slot), None)

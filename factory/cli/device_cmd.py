@@ -92,6 +92,7 @@ def endpoint_cmd(
     host_key: str = typer.Option(..., "--host-key", help="'ssh-ed25519 AAAA...' as first offered; pinned."),
     port: int = typer.Option(22, "--port"),
     user: str = typer.Option("root", "--user"),
+    mac: str | None = typer.Option(None, "--mac", help="MAC of the NIC cabled to a bench switch (identifies it)."),
     actor: str = typer.Option("cli", "--actor"),
 ) -> None:
     """Record the device's service-environment SSH endpoint; the host key is pinned once."""
@@ -100,7 +101,8 @@ def endpoint_cmd(
     ctx = context()
     with session_scope(ctx.engine) as session:
         ep = register_endpoint(
-            session, serial, address=address, port=port, username=user, host_key=host_key, actor=actor
+            session, serial, address=address, port=port, username=user, host_key=host_key, actor=actor, mac=mac
         )
-        fingerprint = ep.host_key_fingerprint
-    console.print(f"{serial}: {user}@{address}:{port}, host key pinned {fingerprint}", markup=False)
+        fingerprint, recorded_mac = ep.host_key_fingerprint, ep.mac
+    where = f", MAC {recorded_mac}" if recorded_mac else ""
+    console.print(f"{serial}: {user}@{address}:{port}{where}, host key pinned {fingerprint}", markup=False)

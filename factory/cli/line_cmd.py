@@ -116,10 +116,11 @@ def status_cmd(as_json: bool = typer.Option(False, "--json")) -> None:
                       title=f"{bench['name']} (agent {bench['agent']}, {alive})")  # fmt: skip
         for slot in bench["slots"]:
             job, device = slot["job"] or {}, slot["device"] or {}
+            mac = f"MAC {slot['attached_mac']}" if slot["attached_mac"] else None
             note = slot["error"] or " / ".join(x for x in (job.get("reason"), job.get("action")) if x)
             table.add_row(
                 slot["code"],
-                device.get("serial") or slot["attached_serial"] or "-",
+                device.get("serial") or slot["attached_serial"] or mac or "-",
                 device.get("state") or "-",
                 f"{job['id']} {job['status']}" if job else "-",
                 job.get("current_step") or "-",

@@ -1,4 +1,5 @@
-"""One agent per bench host: the controller plus its event source (udev, or the simulated line).
+"""One agent per bench host: the controller plus its event sources (udev and the bench switches,
+or the simulated line).
 
 ``factory line run`` and ``factory serve --simulate`` both build a :class:`LineAgent`; several
 agents may share one PostgreSQL database, each driving its own benches.
@@ -10,17 +11,20 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
 
 from factory.app_context import AppContext
 from factory.line.bus import LineBus
 from factory.line.config import LineConfig
-from factory.line.controller import Controller
+from factory.line.controller import Controller, HardwareEvent
+from factory.line.network_slots import SwitchFailed, SwitchRecovered
 from factory.line.provision import Provisioner
 from factory.line.reconcile import ReconcileReport
 from factory.line.simulate import SimulatedLine
 from hardware_drivers.events import UdevEvent
+from hardware_drivers.switch_poller import SwitchPoller
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +56,7 @@ class LineAgentProcess:
         self.bus = bus or LineBus()
         self.sim: SimulatedLine | None = None
         self._watcher: object | None = None
+        self.switches: SwitchPoller | None = None  # real mode with [[switches]] in the site file
         self.controller = Controller(context, config, bus=self.bus, provisioner=provisioner, present=self._present)
         if simulation is not None:
             self.sim = SimulatedLine(
@@ -75,18 +80,30 @@ class LineAgentProcess:
         if self.sim is None:
             # Listen before reconciling so nothing plugged in meanwhile is missed; the controller
             # queues events until its threads run, and a re-seen device is recognised as "same".
-            self._watcher = _start_udev(self.controller.submit)
-        report = self.controller.start()
-        if self.sim is not None:
+            # The switches first: a trap port that cannot be bound fails the start before anything runs.
+            self.switches = _start_switches(self.config, self.controller.submit)
+            try:
+                self._watcher = _start_udev(self.controller.submit)
+                report = self.controller.start()
+            except BaseException:
+                self._stop_sources()
+                raise
+        else:
+            report = self.controller.start()
             self.sim.start()
         return report
 
     def stop(self, drain_seconds: float = 10.0) -> None:
         if self.sim is not None:
             self.sim.stop()
+        self._stop_sources()
+        self.controller.stop(drain_seconds)
+
+    def _stop_sources(self) -> None:
+        if self.switches is not None:
+            self.switches.stop()
         if self._watcher is not None:
             self._watcher.stop()  # type: ignore[attr-defined]
-        self.controller.stop(drain_seconds)
 
     def run_until_signal(self, duration: float | None = None) -> None:
         """Block until SIGINT/SIGTERM, ``duration`` seconds, or loss of our agent name."""
@@ -104,6 +121,23 @@ class LineAgentProcess:
                 break
             if deadline is not None and time.monotonic() >= deadline:
                 break
+
+
+def _start_switches(config: LineConfig, submit: Callable[[HardwareEvent], None]) -> SwitchPoller | None:
+    """Poll the site's switches (and receive their traps): changes and failures go to the controller."""
+    network = config.network
+    if not network.switches:
+        return None
+    poller = SwitchPoller(
+        network.switches,
+        submit,
+        lambda switch, error: submit(SwitchFailed(switch, error)),
+        on_recovered=lambda switch: submit(SwitchRecovered(switch)),
+        traps=network.traps,
+        max_backoff=network.max_backoff,
+    )
+    poller.start()
+    return poller
 
 
 def _udev_present() -> list[UdevEvent]:

@@ -72,6 +72,7 @@ def benches_view(session: Session) -> list[dict[str, Any]]:
                     "port_kind": slot.port_kind,
                     "occupied": slot.attachment_id is not None,
                     "attached_serial": slot.attached_serial,
+                    "attached_mac": slot.attached_mac,
                     "attached_at": slot.attached_at,
                     "error": slot.error,
                     "device": _device_brief(device),

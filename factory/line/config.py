@@ -6,6 +6,7 @@ for ``--simulate BENCHESxSLOTS``, wired through a port map exactly as real docks
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import tomllib
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from factory.errors import InvalidInput
+from factory.line.network_config import NetworkSettings, parse_network
 from factory.models.device import DeviceKind
 from hardware_drivers.port_map import PortMap, PortMapError
 from imaging.result import Level, VerifyMode
@@ -40,6 +42,10 @@ class BenchSpec:
     max_jobs: int
 
 
+def default_erase_processes() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
 @dataclass(frozen=True)
 class LineConfig:
     agent: str
@@ -51,6 +57,9 @@ class LineConfig:
     max_attempts: int = 3  # automatic restarts of an interrupted job before a technician must act
     erase_level: Level = Level.CLEAR
     verify_mode: VerifyMode = VerifyMode.SAMPLE
+    # Processes that run the erases (0: threads of the agent itself, sharing its GIL).
+    erase_processes: int = field(default_factory=default_erase_processes)
+    network: NetworkSettings = field(default_factory=NetworkSettings)  # bench switches to poll, traps
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -117,6 +126,7 @@ def load_line_config(path: Path, *, agent: str | None = None) -> LineConfig:
     slots = [{position = 1, port_kind = "usb", default_kind = "laptop"}, {position = 2}]
     [port_map]                      # hardware_drivers.port_map format
     udev = [{bench_port = "B1-S1", slot = "bench-1/slot-1"}]
+    [[switches]]                    # bench switches to poll: factory.line.network_config
     """
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -149,6 +159,8 @@ def load_line_config(path: Path, *, agent: str | None = None) -> LineConfig:
         lease_seconds=float(data.get("lease_seconds", 6.0)),
         erase_level=Level(data.get("erase_level", Level.CLEAR.value)),
         verify_mode=VerifyMode(data.get("verify_mode", VerifyMode.SAMPLE.value)),
+        erase_processes=int(data.get("erase_processes", default_erase_processes())),
+        network=parse_network(data, mapped_switches=port_map.switches, where=f"line config {path}"),
     )
 
 

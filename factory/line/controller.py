@@ -1,11 +1,16 @@
 """The bench controller: one per bench host, fed by udev/SNMP (or the simulated line).
 
 ``submit(event)`` is the single entry point for hardware events; the UdevWatcher callback and
-the simulated line both call it. Three threads do the rest:
+the simulated line both call it. Threads do the rest:
 
-* events: slot occupancy and job creation, one short transaction per event;
-* dispatcher: claims queued jobs within the bench and site limits and runs each on a thread;
-* heartbeat: renews the agent's and its jobs' leases and relays technicians' cancel/abort.
+* events (a few lanes; one slot's events always on the same lane, in order): slot occupancy,
+  job creation and, capacity permitting, the claim, in one short transaction per event;
+* dispatcher: claims queued jobs the events did not (retries, freed capacity) within the bench
+  and site limits; each claimed job runs on a thread of its own;
+* heartbeat: renews the agent's and its jobs' leases, writes erase progress for other processes'
+  boards, and relays technicians' cancel/abort.
+
+Erases run in worker processes (``erase_workers.py``) unless ``erase_processes`` is 0.
 """
 
 from __future__ import annotations
@@ -17,31 +22,36 @@ import socket
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
-from sqlmodel import select
+from sqlmodel import Session, col, select
 
 from factory.app_context import AppContext
 from factory.certificates import make_verifier
 from factory.clock import utc_now
-from factory.db.engine import make_engine, session_scope
+from factory.db.engine import make_engine, read_scope, session_scope
 from factory.keys import load_public_key
 from factory.line import jobs
 from factory.line.bus import LineBus
 from factory.line.config import LineConfig
+from factory.line.erase_workers import EraseWorkers
+from factory.line.network_slots import NETWORK_EVENTS, NetworkEvent, NetworkSlots
 from factory.line.provision import NoOpProvisioner, Provisioner
 from factory.line.reconcile import ReconcileReport, interrupt_orphans, sync_slots
+from factory.line.remote_media import RemoteEraseSettings
 from factory.line.runner import EraseFn, JobRunner, RunnerContext
 from factory.line.slots import Attachment, AttachResult, attach, detach, lock_slot, register_benches
 from factory.models.line import Job, JobStatus, LineAgent, Slot
-from hardware_drivers.events import DeviceAttached, DeviceDetached, LinkDown, LinkUp, MacSeen, UdevEvent
+from hardware_drivers.events import DeviceAttached, DeviceDetached, UdevEvent
 from imaging.engine import Progress, erase
 
 log = logging.getLogger(__name__)
 
-HardwareEvent = UdevEvent | LinkUp | LinkDown | MacSeen
+HardwareEvent = UdevEvent | NetworkEvent
+EVENT_LANES = 4
 
 
 @dataclass
@@ -66,7 +76,7 @@ class Controller:
         config: LineConfig,
         *,
         bus: LineBus | None = None,
-        erase_fn: EraseFn = erase,
+        erase_fn: EraseFn | None = None,
         provisioner: Provisioner | None = None,
         present: Callable[[], Iterable[UdevEvent]] | None = None,
         observers: list[Callable[[int, Progress], None]] | None = None,
@@ -82,7 +92,9 @@ class Controller:
         self.run_id = uuid.uuid4().hex
         self.provisioner: Provisioner = provisioner or NoOpProvisioner()
         self._present = present or (lambda: ())
-        self._events: queue.Queue[tuple[float, HardwareEvent] | None] = queue.Queue()
+        # Events for one slot stay in order on one lane; different slots' events are handled in
+        # parallel (on PostgreSQL a slow attach must not hold up the rest of the bench).
+        self._lanes: list[queue.Queue[tuple[float, HardwareEvent] | None]] = [queue.Queue() for _ in range(EVENT_LANES)]
         self._inflight = 0  # submitted but not yet handled
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -91,22 +103,38 @@ class Controller:
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._bench_ids: list[int] = []
+        self._queued_query = select(Job.id).where(Job.status == JobStatus.QUEUED).limit(1)  # narrowed in start()
         self._site = context.settings.site_name
         self.stats = _Stats()
         self.reconcile_report: ReconcileReport | None = None
         self.lost = threading.Event()  # set if another process took over our agent name
+        # Switch-port slots (MAC occupancy, link state, switch failures): factory/line/network_slots.py
+        self.network = NetworkSlots(
+            self.engine,
+            config.port_map,
+            self.bus,
+            bench_ids=lambda: self._bench_ids,
+            provision_name=self.provisioner.name,
+            notice=self._notice,
+            release=lambda code: self._detached(code, None),
+            wake=self._wake.set,
+        )
+        # Default: erase in worker processes (config.erase_processes), off this process's GIL.
+        use_workers = erase_fn is None and config.erase_processes > 0
+        self.erase_workers = EraseWorkers(config.erase_processes) if use_workers else None
         self._runner_ctx = RunnerContext(
             engine=self.engine,
             settings=context.settings,
             agent=config.agent,
             run_id=self.run_id,
             verifier=make_verifier(load_public_key(context.settings)),
-            erase=erase_fn,
+            erase=erase_fn or self.erase_workers or erase,
             provisioner=self.provisioner,
             bus=self.bus,
             level=config.erase_level,
             verify_mode=config.verify_mode,
             observers=list(observers or []),
+            remote=RemoteEraseSettings(config.network.ssh_private_key),  # switch-port slots: erase over SSH
         )
 
     @property
@@ -122,6 +150,16 @@ class Controller:
 
     def start(self) -> ReconcileReport:
         """Take the benches, reconcile them with what is present, then start working."""
+        if self.erase_workers is not None:
+            self.erase_workers.launch()  # they import the engine while we reconcile
+        try:
+            return self._start()
+        except BaseException:
+            if self.erase_workers is not None:
+                self.erase_workers.close()
+            raise
+
+    def _start(self) -> ReconcileReport:
         now = time.time()
         with session_scope(self.engine) as s:
             me = s.get(LineAgent, self.config.agent)
@@ -132,6 +170,9 @@ class Controller:
             s.add(me)
             benches = register_benches(s, self.config, site=self._site, run_id=self.run_id, now=now)
             self._bench_ids = [b.id or 0 for b in benches]
+        self._queued_query = (
+            select(Job.id).where(Job.status == JobStatus.QUEUED, col(Job.bench_id).in_(self._bench_ids)).limit(1)
+        )
         present = {}
         for event in self._present():
             code = self.config.port_map.slot_for_device(event)
@@ -152,11 +193,12 @@ class Controller:
         self.reconcile_report = report
         log.info("agent %s reconciled: %s", self.config.agent, report.summary())
         self.bus.publish("agent", agent=self.config.agent, reconcile=report.summary())
-        for name, target in (
-            ("events", self._event_loop),
-            ("dispatch", self._dispatch_loop),
-            ("heartbeat", self._heartbeat_loop),
-        ):
+        if self.erase_workers is not None:
+            self.erase_workers.start()
+        loops: list[tuple[str, Callable[[], None]]] = [
+            (f"events-{n}", lambda lane=lane: self._event_loop(lane)) for n, lane in enumerate(self._lanes)
+        ]
+        for name, target in (*loops, ("dispatch", self._dispatch_loop), ("heartbeat", self._heartbeat_loop)):
             thread = threading.Thread(target=target, name=f"line-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -166,7 +208,8 @@ class Controller:
     def stop(self, drain_seconds: float = 10.0) -> None:
         """Stop claiming, let running jobs finish for up to ``drain_seconds``, interrupt the rest."""
         self._stopping.set()
-        self._events.put(None)
+        for lane in self._lanes:
+            lane.put(None)
         self._wake.set()
         deadline = time.monotonic() + drain_seconds
         while self.running_jobs and time.monotonic() < deadline:
@@ -180,6 +223,8 @@ class Controller:
             thread.join(timeout=10)
         for thread in self._threads:
             thread.join(timeout=5)
+        if self.erase_workers is not None:
+            self.erase_workers.close()
         try:
             with session_scope(self.engine) as s:
                 me = s.get(LineAgent, self.config.agent)
@@ -197,15 +242,24 @@ class Controller:
         """The one entry point for hardware events (udev watcher, SNMP, simulated line)."""
         with self._lock:
             self._inflight += 1
-        self._events.put((time.time(), event))
+        self._lanes[self._lane_of(event)].put((time.time(), event))
 
-    def _event_loop(self) -> None:
+    def _lane_of(self, event: HardwareEvent) -> int:
+        """Dock events go by slot; switch events keep one order among themselves on lane 0."""
+        if isinstance(event, DeviceAttached | DeviceDetached):
+            code = self.config.port_map.slot_for_device(event)
+            if code is not None:
+                return zlib.crc32(code.encode()) % len(self._lanes)
+        return 0
+
+    def _event_loop(self, lane: queue.Queue[tuple[float, HardwareEvent] | None]) -> None:
         while True:
-            item = self._events.get()
+            item = lane.get()
             if item is None:
                 return
             detected, event = item
-            self.stats.events += 1
+            with self._lock:
+                self.stats.events += 1
             try:
                 self.handle(event, detected)
             except Exception as exc:  # one bad event must not blind the bench
@@ -226,15 +280,11 @@ class Controller:
                 self._attached(code, Attachment(event.serial, event.device_node, event.size_bytes, detected))
             else:
                 self._detached(code, event.serial)
-        elif isinstance(event, LinkDown):
-            code = self.config.port_map.slot_for_switch_port(event.switch, event.if_name)
-            if code is not None:
-                self._detached(code, None)
-        elif isinstance(event, LinkUp | MacSeen):
-            code = self.config.port_map.slot_for_switch_port(event.switch, event.if_name)
-            self.bus.publish("link", slot=code, event=type(event).__name__)
+        elif isinstance(event, NETWORK_EVENTS):
+            self.network.handle(event, detected)
 
     def _attached(self, code: str, seen: Attachment) -> None:
+        claimed: list[int] = []
         with session_scope(self.engine) as s:
             slot = lock_slot(s, code)
             if slot.bench_id not in self._bench_ids:
@@ -242,8 +292,24 @@ class Controller:
             result = attach(s, slot, seen)
             if result is AttachResult.ATTACHED:
                 jobs.create_job(s, slot, provision_name=self.provisioner.name, detected_epoch=seen.detected_at)
+                claimed = self._claim_here(s)
+        for job_id in claimed:
+            self._launch(job_id)
         self.bus.publish("slot", slot=code, result=result.value)
-        self._wake.set()
+        if not claimed:
+            self._wake.set()
+
+    def _claim_here(self, s: Session) -> list[int]:
+        """Claim the new job in the transaction that created it, saving the dispatcher's round
+        trip; if that fails, the attachment still commits and the dispatcher claims it later."""
+        if self._stopping.is_set() or self.lost.is_set():
+            return []
+        try:
+            with s.begin_nested():
+                return self._claim(s)
+        except Exception as exc:
+            log.warning("claim at attach failed, left to the dispatcher: %s", exc)
+            return []
 
     def _detached(self, code: str, serial: str | None) -> None:
         runner: JobRunner | None = None
@@ -286,27 +352,38 @@ class Controller:
             self._wake.clear()
             if self._stopping.is_set() or self.lost.is_set():
                 return
-            free_places = self._capacity()
-            if free_places <= 0:
+            if self._capacity() <= 0 or not self._anything_queued():
                 continue
             try:
                 with session_scope(self.engine) as s:
-                    claimed = jobs.claim_jobs(
-                        s,
-                        agent=self.config.agent,
-                        run_id=self.run_id,
-                        bench_ids=self._bench_ids,
-                        site=self._site,
-                        site_limit=self.config.site_max_jobs,
-                        limit=free_places,
-                        lease_seconds=self.config.lease_seconds,
-                    )
+                    claimed = self._claim(s)
             except Exception as exc:
                 log.warning("claim failed, retrying: %s", exc)
                 time.sleep(0.2)
                 continue
             for job_id in claimed:
                 self._launch(job_id)
+
+    def _claim(self, s: Session) -> list[int]:
+        return jobs.claim_jobs(
+            s,
+            agent=self.config.agent,
+            run_id=self.run_id,
+            bench_ids=self._bench_ids,
+            site=self._site,
+            site_limit=self.config.site_max_jobs,
+            limit=self._capacity(),
+            lease_seconds=self.config.lease_seconds,
+        )
+
+    def _anything_queued(self) -> bool:
+        """A read (no write lock): most wake-ups (a job ended, a slot emptied) have nothing to claim."""
+        try:
+            with read_scope(self.engine) as conn:
+                return conn.execute(self._queued_query).first() is not None
+        except Exception as exc:
+            log.warning("queue check failed: %s", exc)
+            return True  # let the claim try, and report its own error
 
     def _launch(self, job_id: int) -> None:
         runner = JobRunner(self._runner_ctx, job_id)
@@ -329,10 +406,15 @@ class Controller:
 
     def _heartbeat_loop(self) -> None:
         while not self._stopping.wait(self.config.heartbeat_seconds):
+            progress = {r.job_id: live for r in self._runner_snapshot() if (live := r.progress_to_write()) is not None}
             try:
                 with session_scope(self.engine) as s:
                     requests = jobs.renew_leases(
-                        s, agent=self.config.agent, run_id=self.run_id, lease_seconds=self.config.lease_seconds
+                        s,
+                        agent=self.config.agent,
+                        run_id=self.run_id,
+                        lease_seconds=self.config.lease_seconds,
+                        progress=progress,
                     )
             except jobs.LostOwnership as exc:
                 log.error("%s: stopping work", exc)
@@ -363,8 +445,8 @@ class Controller:
             with self._lock:
                 quiet = self._inflight == 0 and not self._runners
             if quiet:
-                with session_scope(self.engine) as s:
-                    busy = s.exec(
+                with read_scope(self.engine) as conn:
+                    busy = conn.execute(
                         select(Job.id).where(
                             Job.bench_id.in_(self._bench_ids),  # type: ignore[attr-defined]
                             Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]),  # type: ignore[attr-defined]

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlmodel import Session, select
+from sqlalchemy import or_
+from sqlmodel import Session, col, select
 
 from factory.lifecycle.states import State
 from factory.models.device import Device, StorageMedium
@@ -36,13 +37,14 @@ class Identification:
 def identify(session: Session, serial: str | None) -> Identification:
     if not serial:
         return Identification(Identity.UNKNOWN, None, "the port reported no serial number")
-    device = session.exec(select(Device).where(Device.serial == serial)).first()
+    # One query for both lookups: the device with this serial, and the devices with a disk of it.
+    disk_owners = select(StorageMedium.device_id).where(StorageMedium.serial == serial)
+    found = session.exec(select(Device).where(or_(Device.serial == serial, col(Device.id).in_(disk_owners)))).all()
+    device = next((d for d in found if d.serial == serial), None)
     if device is None:
-        owners = session.exec(select(StorageMedium.device_id).where(StorageMedium.serial == serial).distinct()).all()
-        if len(owners) > 1:
-            return Identification(Identity.UNKNOWN, None, f"disk serial {serial} is recorded on {len(owners)} devices")
-        if owners:
-            device = session.get(Device, owners[0])
+        if len(found) > 1:
+            return Identification(Identity.UNKNOWN, None, f"disk serial {serial} is recorded on {len(found)} devices")
+        device = found[0] if found else None
     if device is None:
         return Identification(Identity.UNKNOWN, None, f"serial {serial} is not in the inventory")
     state = device.state

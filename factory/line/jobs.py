@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from sqlalchemy import func, text
+from sqlalchemy import bindparam, event, func, insert, or_, text, update
 from sqlmodel import Session, col, select
 
 from factory.clock import utc_now
@@ -45,8 +45,33 @@ class LostOwnership(Exception):
     """This agent no longer owns the job (reconciled elsewhere, or cancelled outright)."""
 
 
-def log(session: Session, job_id: int, message: str, level: str = "info") -> None:
-    session.add(JobLog(job_id=job_id, at=utc_now(), level=level, message=message))
+_PENDING_LOGS = "factory_line_job_logs"
+_LOG = JobLog.__table__  # type: ignore[attr-defined]
+
+
+def log(session: Session, job_id: int, message: str, level: str = "info", at: str | None = None) -> None:
+    """Add a line to a job's log. Lines are inserted together, in order, at the session's next
+    flush or commit (one statement, not one INSERT ... RETURNING per line); a rollback drops them
+    with everything else. The job row exists already: its id is known."""
+    row = {"job_id": job_id, "at": at or utc_now(), "level": level, "message": message}
+    session.info.setdefault(_PENDING_LOGS, []).append(row)
+
+
+@event.listens_for(Session, "before_flush")
+def _insert_pending_logs_on_flush(session: Session, _context: object, _instances: object) -> None:
+    _insert_pending_logs(session)
+
+
+@event.listens_for(Session, "before_commit")
+def _insert_pending_logs(session: Session) -> None:
+    rows = session.info.pop(_PENDING_LOGS, None)
+    if rows:
+        session.connection().execute(insert(_LOG), rows)
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_pending_logs(session: Session) -> None:
+    session.info.pop(_PENDING_LOGS, None)
 
 
 def step_names(plan: Plan, provision_name: str) -> list[tuple[Step, str]]:
@@ -92,8 +117,12 @@ def create_job(
     )
     session.add(job)
     session.flush()
-    for position, (kind, name) in enumerate(step_names(plan, provision_name), start=1):
-        session.add(JobStep(job_id=job.id or 0, position=position, kind=kind.value, name=name))
+    steps = [
+        {"job_id": job.id, "position": position, "kind": kind.value, "name": name, "status": StepStatus.PENDING.value}
+        for position, (kind, name) in enumerate(step_names(plan, provision_name), start=1)
+    ]
+    if steps:
+        session.execute(insert(JobStep), steps)  # one statement for all of them
     slot.device_id = device.id if device else None
     session.add(slot)
     job_id = job.id or 0
@@ -162,6 +191,8 @@ def claim_jobs(
         site_running += 1
         claimed.append(job.id or 0)
     session.flush()
+    for job_id in claimed:
+        log(session, job_id, f"started by {agent}")
     return claimed
 
 
@@ -172,9 +203,36 @@ def ensure_owned(session: Session, job_id: int, run_id: str) -> Job:
     return job  # type: ignore[no-any-return]
 
 
-def renew_leases(session: Session, *, agent: str, run_id: str, lease_seconds: float) -> dict[int, tuple[str, str]]:
-    """Extend our agent and job leases; return {job id: (requested action, by whom)} to act on.
+_JOB = Job.__table__  # type: ignore[attr-defined]
+_PROGRESS_UPDATE = (
+    update(_JOB)
+    .where(
+        _JOB.c.id == bindparam("b_id"),
+        _JOB.c.owner_run == bindparam("b_run"),
+        _JOB.c.status == JobStatus.RUNNING.value,
+        or_(_JOB.c.current_step == bindparam("b_step"), _JOB.c.current_step.like(bindparam("b_like"), escape="/")),
+    )
+    .values(current_step=bindparam("b_shown"), progress=bindparam("b_progress"), updated_at=bindparam("b_stamp"))
+)
 
+
+def _like_prefix(text: str) -> str:
+    return text.replace("/", "//").replace("%", "/%").replace("_", "/_") + "%"
+
+
+def renew_leases(
+    session: Session,
+    *,
+    agent: str,
+    run_id: str,
+    lease_seconds: float,
+    progress: dict[int, tuple[str, str, float]] | None = None,
+) -> dict[int, tuple[str, str]]:
+    """Extend our agent and job leases and record erase progress; return {job id: (requested
+    action, by whom)} to act on.
+
+    ``progress`` is {job id: (step, step as shown, fraction)}. It is written only while the job is
+    still in that step, so a late copy never overwrites the next step on the board.
     Raises ``LostOwnership`` if another process now runs under our agent name.
     """
     now = time.time()
@@ -183,14 +241,28 @@ def renew_leases(session: Session, *, agent: str, run_id: str, lease_seconds: fl
         raise LostOwnership(f"agent '{agent}' was taken over by another process")
     me.lease_expires_at = now + lease_seconds
     session.add(me)
-    jobs = session.exec(select(Job).where(Job.owner_run == run_id, Job.status == JobStatus.RUNNING)).all()
-    requests: dict[int, tuple[str, str]] = {}
-    for job in jobs:
-        job.lease_expires_at = now + lease_seconds
-        session.add(job)
-        if job.requested:
-            requests[job.id or 0] = (job.requested, job.requested_by or "technician")
-    return requests
+    session.execute(
+        update(Job)
+        .where(col(Job.owner_run) == run_id, col(Job.status) == JobStatus.RUNNING)
+        .values(lease_expires_at=now + lease_seconds)
+        .execution_options(synchronize_session=False)
+    )
+    if progress:
+        stamp = utc_now()
+        session.connection().execute(  # one executemany for every running erase
+            _PROGRESS_UPDATE,
+            [
+                {"b_id": job_id, "b_run": run_id, "b_step": step, "b_like": _like_prefix(f"{step} ("),
+                 "b_shown": shown, "b_progress": round(fraction, 4), "b_stamp": stamp}
+                for job_id, (step, shown, fraction) in progress.items()
+            ],
+        )  # fmt: skip
+    rows = session.exec(
+        select(Job.id, Job.requested, Job.requested_by).where(  # type: ignore[call-overload]
+            col(Job.owner_run) == run_id, col(Job.status) == JobStatus.RUNNING, col(Job.requested).is_not(None)
+        )
+    ).all()
+    return {job_id: (kind, by or "technician") for job_id, kind, by in rows}
 
 
 def finish(session: Session, job: Job, status: JobStatus, reason: str | None = None, action: str | None = None) -> None:
@@ -306,18 +378,6 @@ def retry(session: Session, job_id: int, *, actor: str, provision_name: str) -> 
 
 def lease_is_live(agent: LineAgent | None, now: float | None = None) -> bool:
     return agent is not None and agent.lease_expires_at > (now if now is not None else time.time())
-
-
-def set_progress(session: Session, job_id: int, run_id: str, *, step: str, progress: float) -> None:
-    job = session.get(Job, job_id)
-    if job is None or job.owner_run != run_id or job.status != JobStatus.RUNNING:
-        return
-    job.current_step, job.progress, job.updated_at = step, round(progress, 4), utc_now()
-    session.add(job)
-
-
-def custody_seq_of(session: Session, device_id: int) -> int | None:
-    return session.exec(select(func.max(CustodyEntry.seq)).where(CustodyEntry.device_id == device_id)).one()
 
 
 def device_of(session: Session, job: Job) -> Device:

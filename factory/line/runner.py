@@ -23,13 +23,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 from sqlmodel import Session, select
 
 from factory.config import Settings
-from factory.db.engine import session_scope
+from factory.db.engine import read_scope, session_scope
 from factory.devices import receive_device
-from factory.errors import FactoryError
+from factory.errors import FactoryError, NotFound
 from factory.lifecycle.guards import CertificateVerifier
 from factory.lifecycle.states import Event, State
 from factory.lifecycle.transition import TransitionRequest, change_state
@@ -37,7 +37,8 @@ from factory.line import jobs
 from factory.line.bus import LineBus
 from factory.line.pipeline import Step
 from factory.line.provision import Provisioner, ProvisionRequest
-from factory.models.device import MediaType, StorageMedium
+from factory.line.remote_media import RemoteEraseSettings, RemoteMedia, RemoteMediaError, connect_for_job
+from factory.models.device import Device, MediaType, StorageMedium
 from factory.models.line import Job, JobStatus, JobStep, Slot, StepStatus
 from factory.sanitisation import Staff, certify_medium
 from imaging.certificate import Destination
@@ -48,7 +49,7 @@ from imaging.result import EraseResult, Level, VerifyMode
 log = logging.getLogger(__name__)
 
 EraseFn = Callable[..., EraseResult]
-PROGRESS_DB_INTERVAL = 2.0  # the database copy is for boards in other processes
+_STEP = JobStep.__table__  # type: ignore[attr-defined]
 
 
 class StepFailed(Exception):
@@ -70,6 +71,7 @@ class RunnerContext:
     level: Level = Level.CLEAR
     verify_mode: VerifyMode = VerifyMode.SAMPLE
     observers: list[Callable[[int, Progress], None]] = field(default_factory=list)
+    remote: RemoteEraseSettings = field(default_factory=RemoteEraseSettings)  # switch-port slots: SSH
 
     @property
     def actor(self) -> str:
@@ -94,8 +96,14 @@ class JobRunner:
         self.stop_reason: str | None = None
         self._step_index = 0
         self._step_count = 1
-        self._last_db = 0.0
         self._work = 0.0
+        self._completed = False
+        self._slot: str | None = None
+        # (step, step as shown with its phase, overall progress) while an erase runs; the
+        # heartbeat copies it to the database for boards in other processes.
+        self._live: tuple[str, str, float] | None = None
+        self._live_written: tuple[str, str, float] | None = None
+        self._remote: RemoteMedia | None = None  # the laptop's disks over SSH while a switch-port slot erases
 
     def request_stop(self, kind: str, reason: str) -> None:
         if self.stop_kind is None:
@@ -116,12 +124,14 @@ class JobRunner:
             self.ctx.bus.publish("job", job=self.job_id)
 
     def _run(self) -> None:
-        with session_scope(self.ctx.engine) as s:
-            job = jobs.ensure_owned(s, self.job_id, self.ctx.run_id)
-            steps = s.exec(select(JobStep).where(JobStep.job_id == job.id).order_by(JobStep.position)).all()  # type: ignore[arg-type]
-            plan = [(st.id or 0, Step(st.kind), st.name) for st in steps]
-            final = JobStatus.HELD if job.pipeline == "quarantine" else JobStatus.SUCCEEDED
-            jobs.log(s, self.job_id, f"started by {self.ctx.agent}")
+        # Read-only: the claim already logged the start, and every step re-checks ownership.
+        with read_scope(self.ctx.engine) as conn:
+            steps = conn.execute(
+                select(JobStep.id, JobStep.kind, JobStep.name)
+                .where(JobStep.job_id == self.job_id)
+                .order_by(JobStep.position)  # type: ignore[arg-type]
+            ).all()
+        plan = [(step_id, Step(kind), name) for step_id, kind, name in steps]
         self.ctx.bus.publish("job", job=self.job_id)
         self._step_count = max(1, len(plan))
         for index, (step_id, kind, name) in enumerate(plan):
@@ -132,7 +142,7 @@ class JobRunner:
             try:
                 handler = {
                     Step.BOOK_RETURN: self._book_return,
-                    Step.SANITISE: self._sanitise,
+                    Step.SANITISE: self._sanitise_local_or_remote,
                     Step.PROVISION: self._provision,
                     Step.QUARANTINE: self._quarantine,
                 }[kind]
@@ -143,37 +153,45 @@ class JobRunner:
             except StepFailed as failure:
                 self._fail(self._stop_text(name, failure.reason) if self.cancel.is_set() else failure.reason, step_id)
                 return
-        with session_scope(self.ctx.engine) as s:
-            job = jobs.ensure_owned(s, self.job_id, self.ctx.run_id)
-            job.progress, job.work_seconds = 1.0, self._work
-            action = job.action if final is JobStatus.HELD else None
-            reason = "unknown device quarantined" if final is JobStatus.HELD else None
-            jobs.finish(s, job, final, reason, action)
+        if not self._completed:  # no steps: nothing committed the end yet
+            with session_scope(self.ctx.engine) as s:
+                self._complete(s, jobs.ensure_owned(s, self.job_id, self.ctx.run_id))
+
+    def _complete(self, s: Session, job: Job) -> None:
+        """Finish the job as succeeded (held, for a quarantine), in the caller's transaction."""
+        held = job.pipeline == "quarantine"
+        job.progress, job.work_seconds = 1.0, self._work
+        reason = "unknown device quarantined" if held else None
+        jobs.finish(s, job, JobStatus.HELD if held else JobStatus.SUCCEEDED, reason, job.action if held else None)
+        self._completed = True
 
     def _stop_text(self, step: str, detail: str | None) -> str:
         base = self.stop_reason or "stopped"
         return f"{base} during '{step}'" + (f" ({detail})" if detail else "")
 
-    def _begin(self, s: Session, job: Job, step_id: int, name: str) -> None:
-        """Mark the step running, inside the step's first transaction."""
-        step = s.get(JobStep, step_id)
-        assert step is not None
+    def _begin(self, s: Session, job: Job, name: str) -> dict[str, Any]:
+        """Mark the job in this step; return the step row's values for :meth:`_write_step`."""
         now = jobs.utc_now()
-        step.status, step.started_at = StepStatus.RUNNING, now
         job.current_step, job.updated_at, job.progress = name, now, self._step_index / self._step_count
-        s.add(step)
         s.add(job)
         jobs.log(s, self.job_id, f"step '{name}' started")
         self.ctx.bus.publish("job", job=self.job_id, step=name)
+        return {"status": StepStatus.RUNNING.value, "started_at": now}
 
-    def _end_step(self, s: Session, step_id: int, status: StepStatus, outcome: str, seq: int | None = None) -> None:
-        step = s.get(JobStep, step_id)
-        assert step is not None
-        step.status, step.ended_at, step.outcome = status, jobs.utc_now(), outcome
-        if seq is not None:
-            step.custody_seq = seq
-        s.add(step)
-        jobs.log(s, self.job_id, f"step '{step.name}' {status.value}: {outcome}")
+    def _end_step(self, s: Session, job: Job, name: str, status: StepStatus, outcome: str) -> dict[str, Any]:
+        """The step is done (the last one also finishes the job, in the same transaction); return
+        the step row's values for :meth:`_write_step`."""
+        jobs.log(s, self.job_id, f"step '{name}' {status.value}: {outcome}")
+        if self._step_index == self._step_count - 1:
+            self._complete(s, job)
+        return {"status": status.value, "ended_at": jobs.utc_now(), "outcome": outcome}
+
+    @staticmethod
+    def _write_step(s: Session, step_id: int, seq: int, **values: Any) -> None:
+        """One UPDATE of the step row, after the step's transition: on PostgreSQL the ledger's
+        lock is held from the append to the commit, so little should follow it. The transaction
+        is all or nothing either way."""
+        s.execute(update(_STEP).where(_STEP.c.id == step_id).values(custody_seq=seq, **values))
 
     def _fail(self, reason: str, step_id: int | None) -> None:
         status, action = STOP_KINDS.get(self.stop_kind or "", (JobStatus.FAILED, None))  # type: ignore[arg-type]
@@ -193,17 +211,24 @@ class JobRunner:
 
     # ------------------------------------------------------------------ steps
 
+    def _slot_code(self, s: Session, job: Job) -> str | None:
+        if self._slot is None:
+            slot = s.get(Slot, job.slot_id)
+            self._slot = slot.code if slot else None
+        return self._slot
+
     def _transition(self, s: Session, job: Job, event: Event, **evidence: Any) -> int:
-        slot = s.get(Slot, job.slot_id)
-        device = jobs.device_of(s, job)
+        if job.device_id is None:
+            raise NotFound(f"job {job.id} has no device")
+        code = self._slot_code(s, job)  # a slot's code never changes
         entries = change_state(
             s,
             [
                 TransitionRequest(
-                    device_id=device.id or 0,
+                    device_id=job.device_id,
                     event=event,
-                    location=slot.code if slot else None,
-                    evidence={"job": job.id, "slot": slot.code if slot else None, **evidence},
+                    location=code,
+                    evidence={"job": job.id, "slot": code, **evidence},
                 )
             ],
             actor=self.ctx.actor,
@@ -214,9 +239,23 @@ class JobRunner:
     def _book_return(self, step_id: int, name: str) -> None:
         with session_scope(self.ctx.engine) as s:
             job = jobs.ensure_owned(s, self.job_id, self.ctx.run_id)
-            self._begin(s, job, step_id, name)
+            values = self._begin(s, job, name)
+            values |= self._end_step(s, job, name, StepStatus.SUCCEEDED, "booked back into the factory")
             seq = self._transition(s, job, Event.RETURN, note="detected on a bench: booked back from the user")
-            self._end_step(s, step_id, StepStatus.SUCCEEDED, "booked back into the factory", seq)
+            self._write_step(s, step_id, seq, **values)
+
+    def _sanitise_local_or_remote(self, step_id: int, name: str) -> None:
+        """A dock slot's disk is erased here; a switch-port slot's laptop over SSH (remote_media.py)."""
+        try:
+            self._remote = connect_for_job(self.ctx.engine, self.job_id, self.ctx.remote)
+        except RemoteMediaError as exc:
+            raise StepFailed(exc.reason) from exc
+        try:
+            self._sanitise(step_id, name)
+        finally:
+            if self._remote is not None:
+                self._remote.close()
+                self._remote = None
 
     def _sanitise(self, step_id: int, name: str) -> None:
         targets, round_seq = self._open_erase_round(step_id, name)
@@ -224,20 +263,21 @@ class JobRunner:
         for n, (medium_id, serial, path) in enumerate(targets):
             started = time.monotonic()
             try:
-                result = self.ctx.erase(
+                result = (self._remote.erase if self._remote is not None else self.ctx.erase)(
                     path,
                     level=self.ctx.level,
                     verify=self.ctx.verify_mode,
                     progress=lambda p, n=n: self._on_progress(name, p, n, len(targets)),
                     cancel=self.cancel,
                 )
-            except ImagingError as exc:  # refused or unplannable: nothing was written
+            except (ImagingError, RemoteMediaError) as exc:  # refused, unplannable, or the channel failed
                 raise StepFailed(f"medium {serial}: {exc}") from exc
             finally:
                 self._work += time.monotonic() - started
             if not result.ok:
                 raise StepFailed(f"medium {serial}: {result.failure_reason}")
             results.append((medium_id, result))
+        self._live = None
         if self.cancel.is_set():  # pulled or cancelled after the last byte: do not certify
             raise StepFailed("stopped before certification")
         with session_scope(self.ctx.engine) as s:
@@ -262,20 +302,23 @@ class JobRunner:
                     destination=Destination(job.destination),
                 )
                 cert_ids.append(cert.id)
+            outcome = f"{len(cert_ids)} medium(s) erased and certified"
+            ended = self._end_step(s, job, name, StepStatus.SUCCEEDED, outcome)
             seq = self._transition(s, job, Event.SANITISED, certificates=cert_ids)
-            self._end_step(s, step_id, StepStatus.SUCCEEDED, f"{len(cert_ids)} medium(s) erased and certified", seq)
+            self._write_step(s, step_id, seq, **ended)
 
     def _open_erase_round(self, step_id: int, name: str) -> tuple[list[tuple[int, str, str]], int]:
         """Match recorded media to what is attached, then open the erase round (one commit)."""
         with session_scope(self.ctx.engine) as s:
             job = jobs.ensure_owned(s, self.job_id, self.ctx.run_id)
-            self._begin(s, job, step_id, name)
+            started = self._begin(s, job, name)
             slot = s.get(Slot, job.slot_id)
-            if slot is None or slot.attachment_id != job.attachment_id or not slot.attached_node:
+            on_port = self._remote is not None  # a switch-port slot has no local device node
+            if slot is None or slot.attachment_id != job.attachment_id or not (on_port or slot.attached_node):
                 raise StepFailed("the device is no longer in its slot")
             device = jobs.device_of(s, job)
             media = s.exec(select(StorageMedium).where(StorageMedium.device_id == device.id)).all()
-            if not media and slot.attached_serial:
+            if not media and slot.attached_serial and not on_port:
                 medium = StorageMedium(
                     device_id=device.id or 0,
                     serial=slot.attached_serial,
@@ -286,37 +329,33 @@ class JobRunner:
                 s.flush()
                 media = [medium]
                 jobs.log(s, self.job_id, f"no media recorded: recorded attached disk {slot.attached_serial}", "warn")
-            missing = [m.serial for m in media if m.serial != slot.attached_serial]
+            where = self._remote.paths if self._remote is not None else {slot.attached_serial: slot.attached_node}
+            missing = [m.serial for m in media if m.serial not in where]
             if missing:
                 raise StepFailed(f"media {', '.join(missing)} recorded on the device are not attached in {slot.code}")
-            seq = self._transition(s, job, Event.START_SANITISE, media=[m.serial for m in media])
-            step = s.get(JobStep, step_id)
-            assert step is not None
-            step.custody_seq = seq
-            s.add(step)
+            remote = {"remote": self._remote.label} if self._remote is not None else {}  # as remote_sanitise does
+            seq = self._transition(s, job, Event.START_SANITISE, media=[m.serial for m in media], **remote)
+            self._write_step(s, step_id, seq, **started)
             jobs.log(s, self.job_id, f"erase round {seq} opened for {', '.join(m.serial for m in media)}")
-            return [(m.id or 0, m.serial, slot.attached_node) for m in media], seq
+            return [(m.id or 0, m.serial, where[m.serial]) for m in media], seq
 
     def _provision(self, step_id: int, name: str) -> None:
         with session_scope(self.ctx.engine) as s:
             job = jobs.ensure_owned(s, self.job_id, self.ctx.run_id)
-            self._begin(s, job, step_id, name)
-            device = jobs.device_of(s, job)
-            slot = s.get(Slot, job.slot_id)
+            started = self._begin(s, job, name)
+            seq = self._transition(s, job, Event.START_PROVISION, provisioner=self.ctx.provisioner.name)
+            self._write_step(s, step_id, seq, **started)
+            device = s.get(Device, job.device_id)  # locked and loaded by the transition
+            assert device is not None
             request = ProvisionRequest(
                 job_id=self.job_id,
                 device_serial=device.serial,
                 kind=device.kind,
                 role=device.role,
                 profile=job.profile,
-                slot=slot.code if slot else "",
+                slot=self._slot_code(s, job) or "",
                 cancel=self.cancel,
             )
-            seq = self._transition(s, job, Event.START_PROVISION, provisioner=self.ctx.provisioner.name)
-            step = s.get(JobStep, step_id)
-            assert step is not None
-            step.custody_seq = seq
-            s.add(step)
         started = time.monotonic()
         try:
             outcome = self.ctx.provisioner(request)
@@ -328,6 +367,8 @@ class JobRunner:
             raise StepFailed(outcome.detail)
         with session_scope(self.ctx.engine) as s:
             job = jobs.ensure_owned(s, self.job_id, self.ctx.run_id)
+            status = StepStatus.NOOP if outcome.noop else StepStatus.SUCCEEDED
+            ended = self._end_step(s, job, name, status, outcome.detail)
             seq = self._transition(
                 s,
                 job,
@@ -336,16 +377,17 @@ class JobRunner:
                 noop=outcome.noop,
                 detail=outcome.detail,
             )
-            self._end_step(s, step_id, StepStatus.NOOP if outcome.noop else StepStatus.SUCCEEDED, outcome.detail, seq)
+            self._write_step(s, step_id, seq, **ended)
 
     def _quarantine(self, step_id: int, name: str) -> None:
         with session_scope(self.ctx.engine) as s:
             job = jobs.ensure_owned(s, self.job_id, self.ctx.run_id)
-            self._begin(s, job, step_id, name)
+            values = self._begin(s, job, name)
             slot = s.get(Slot, job.slot_id)
             assert slot is not None
             if not job.device_serial:
                 raise StepFailed("the port reported no serial number: the device cannot be booked in")
+            values |= self._end_step(s, job, name, StepStatus.SUCCEEDED, "booked in and quarantined for a technician")
             device = receive_device(
                 s,
                 serial=job.device_serial,
@@ -354,7 +396,7 @@ class JobRunner:
                 from_custodian="unknown",
                 location=slot.code,
             )
-            change_state(
+            entries = change_state(
                 s,
                 [
                     TransitionRequest(
@@ -373,8 +415,7 @@ class JobRunner:
             job.device_id = slot.device_id = device.id
             s.add(job)
             s.add(slot)
-            seq = jobs.custody_seq_of(s, device.id or 0)
-            self._end_step(s, step_id, StepStatus.SUCCEEDED, "booked in and quarantined for a technician", seq)
+            self._write_step(s, step_id, entries[0].seq, **values)
 
     # ------------------------------------------------------------------ progress
 
@@ -387,15 +428,15 @@ class JobRunner:
         for observer in self.ctx.observers:
             observer(self.job_id, p)
         self.ctx.bus.publish("progress", job=self.job_id, step=f"{step} ({p.phase})", progress=overall)
-        now = time.monotonic()
-        if now - self._last_db < PROGRESS_DB_INTERVAL:
-            return
-        self._last_db = now
-        try:
-            with session_scope(self.ctx.engine) as s:
-                jobs.set_progress(s, self.job_id, self.ctx.run_id, step=f"{step} ({p.phase})", progress=overall)
-        except Exception as exc:  # progress is cosmetic: never let it break an erase
-            log.debug("progress update for job %s skipped: %s", self.job_id, exc)
+        self._live = (step, f"{step} ({p.phase})", overall)
+
+    def progress_to_write(self) -> tuple[str, str, float] | None:
+        """The erase progress not yet in the database (the heartbeat writes it), else None."""
+        live = self._live
+        if live is None or live == self._live_written:
+            return None
+        self._live_written = live
+        return live
 
 
 def _failure_action(s: Session, job: Job) -> str:

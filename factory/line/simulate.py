@@ -28,7 +28,7 @@ from sqlalchemy import Engine
 from sqlmodel import col, select
 
 from factory.app_context import AppContext
-from factory.db.engine import session_scope
+from factory.db.engine import read_scope, session_scope
 from factory.devices import receive_device
 from factory.line.config import LineConfig, sim_id_path
 from factory.line.identify import Identity
@@ -103,6 +103,7 @@ class SimulatedLine:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._staging = self.root / ".staging"
+        self._data: bytes | None = None
 
     # ------------------------------------------------------------------ what is plugged in
 
@@ -156,8 +157,7 @@ class SimulatedLine:
             if identity is Identity.NEW_STOCK:
                 f.truncate(self.disk_bytes)  # sparse: a factory-fresh disk
             else:
-                whole = DATA_PATTERN * (self.disk_bytes // len(DATA_PATTERN) + 1)
-                f.write(whole[: self.disk_bytes])
+                f.write(self._user_data())
         if device_serial is not None:
             if role is None and identity is Identity.RETURNED and self.rng.random() < self.redistribution_rate:
                 role = "redistribution"
@@ -182,6 +182,14 @@ class SimulatedLine:
         self.arrivals += 1
         self.submit(self.event_for(slot, target))
         return SimDevice(identity, device_serial, disk_serial, target)
+
+    def _user_data(self) -> bytes:
+        """The disk contents of a returned device, built once: building 16 MiB per arrival holds
+        the GIL for milliseconds, which would be charged to the controller sharing the process."""
+        if self._data is None or len(self._data) != self.disk_bytes:
+            whole = DATA_PATTERN * (self.disk_bytes // len(DATA_PATTERN) + 1)
+            self._data = whole[: self.disk_bytes]
+        return self._data
 
     def depart(self, code: str) -> bool:
         slot = self._slot(code)
@@ -255,8 +263,8 @@ class SimulatedLine:
     def _job_statuses(self) -> dict[str, str]:
         """The status of the latest job for each slot's current occupant."""
         codes = [s.code for s in self.slots]
-        with session_scope(self.engine) as s:
-            rows = s.exec(
+        with read_scope(self.engine) as conn:  # the technician looks at the board: no write lock
+            rows = conn.execute(
                 select(Slot.code, Job.status)
                 .join(Job, col(Job.attachment_id) == col(Slot.attachment_id))
                 .where(col(Slot.code).in_(codes))

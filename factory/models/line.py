@@ -82,6 +82,7 @@ class Slot(SQLModel, table=True):
     attached_size: int | None = Field(default=None)
     attached_at: str | None = Field(default=None, max_length=32)
     attached_epoch: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
+    attached_mac: str | None = Field(default=None, max_length=17)  # switch-port slots: the MAC on the port
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     updated_at: str = Field(max_length=32)
 

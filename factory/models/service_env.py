@@ -21,6 +21,8 @@ class ServiceEndpoint(SQLModel, table=True):
     username: str = Field(default="root", max_length=64)
     host_key: str = Field(max_length=1024)  # "ssh-ed25519 AAAA...", pinned at first contact
     host_key_fingerprint: str = Field(max_length=128)
+    # The NIC's MAC (aa:bb:cc:dd:ee:ff): identifies the laptop when it appears on a bench switch port.
+    mac: str | None = Field(default=None, max_length=17, index=True)
     recorded_at: str = Field(max_length=32)
     recorded_by: str = Field(max_length=64)
 

@@ -8,6 +8,7 @@ task results stream into the job log; the final per-host stats are stored in the
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from factory.clock import utc_now
 from factory.db.engine import session_scope
 from factory.devices import get_device
 from factory.errors import FactoryError
@@ -27,15 +29,40 @@ from factory.service_env import get_endpoint
 
 
 class JobLogSink:
-    """Streams runner output into the job's log, one short transaction per line."""
+    """Streams runner output into the job's log in batches: a line waits at most
+    ``FLUSH_SECONDS``, and each batch is one transaction. A transaction per Ansible event would take
+    SQLite's write lock once per event for every device provisioning at once."""
+
+    FLUSH_SECONDS = 1.0
 
     def __init__(self, engine: Engine, job_id: int) -> None:
         self._engine = engine
         self._job_id = job_id
+        self._pending: list[tuple[str, str, str]] = []  # (at, level, message)
+        self._lock = threading.Lock()
+        self._flushing = threading.Lock()  # one batch at a time, so lines keep their order
+        self._timer: threading.Timer | None = None
 
     def _write(self, message: str, level: str = "info") -> None:
-        with session_scope(self._engine) as s:
-            jobs.log(s, self._job_id, message, level)
+        with self._lock:
+            self._pending.append((utc_now(), level, message))
+            if self._timer is None:
+                self._timer = threading.Timer(self.FLUSH_SECONDS, self.flush)
+                self._timer.daemon = True
+                self._timer.start()
+
+    def flush(self) -> None:
+        """Write what is buffered now (the provisioner calls this when the run ends)."""
+        with self._flushing:
+            with self._lock:
+                rows, self._pending = self._pending, []
+                timer, self._timer = self._timer, None
+            if timer is not None:
+                timer.cancel()
+            if rows:
+                with session_scope(self._engine) as s:
+                    for at, level, message in rows:
+                        jobs.log(s, self._job_id, message, level, at=at)
 
     def log(self, line: str) -> None:
         self._write(line)
@@ -99,6 +126,8 @@ class AnsibleProvisioner:
             )  # fmt: skip
         except ProvisionError as exc:
             return ProvisionOutcome(False, f"cannot provision: {exc}")
+        finally:
+            sink.flush()  # the whole log is in before the step ends
         if outcome.status is RunStatus.SUCCESSFUL:
             return ProvisionOutcome(True, f"provisioned {target.kind}/{target.role} via ansible")
         return ProvisionOutcome(False, outcome.reason or f"provisioning ended {outcome.status}")

@@ -68,3 +68,32 @@ def test_image_deploy_is_recorded_only_when_verified(ctx, tmp_path) -> None:
         images = images_of(s, "SE-2")
     assert [(i.image_name, i.image_version) for i in images] == [("win11-laptop", "2026.11")]
     assert len(images[0].image_sha256) == 64
+
+
+def test_endpoint_records_the_mac_the_line_identifies_a_laptop_by(ctx) -> None:
+    from factory.service_env import serials_with_mac
+
+    receive(ctx, "SE-3")
+    receive(ctx, "SE-4")
+    key = _host_key()
+    with session_scope(ctx.engine) as s:
+        ep = register_endpoint(
+            s, "SE-3", address="h", port=22, username="root", host_key=key, actor="t", mac="001B.63AA.0001"
+        )
+        assert ep.mac == "00:1b:63:aa:00:01"
+    with session_scope(ctx.engine) as s:  # re-registered without a MAC (new address): the MAC is kept
+        assert register_endpoint(s, "SE-3", address="h2", port=22, username="root", host_key=key, actor="t").mac == (
+            "00:1b:63:aa:00:01"
+        )
+    with pytest.raises(InvalidInput, match="not a MAC address"), session_scope(ctx.engine) as s:
+        register_endpoint(
+            s, "SE-4", address="h", port=22, username="root", host_key=_host_key(), actor="t", mac="00:1b"
+        )
+    r = runner.invoke(
+        app, ["device", "endpoint", "SE-4", "--address", "h", "--host-key", _host_key(), "--mac", "00-1B-63-AA-00-01"]
+    )
+    assert r.exit_code == 0, r.output
+    assert "MAC 00:1b:63:aa:00:01" in r.stdout
+    with session_scope(ctx.engine) as s:
+        assert serials_with_mac(s, "00:1b:63:aa:00:01") == ["SE-3", "SE-4"]
+        assert serials_with_mac(s, "00:1b:63:aa:00:02") == []

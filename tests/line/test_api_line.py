@@ -94,6 +94,7 @@ def test_cancel_retry_abort(ctx, client, tokens) -> None:
     assert r.status_code == 201, r.text
     new = r.json()
     assert new["status"] == "queued" and new["attempt"] == 2
+    assert f"retry of job {job_id} requested by technician1" in [line["message"] for line in new["log"]]
     assert client.post(f"/api/jobs/{job_id}/retry", headers=tech).status_code == 409  # one active job per slot
     r = client.post(f"/api/jobs/{new['id']}/abort", headers=tech)
     assert r.json()["status"] == "aborted" and r.json()["reason"] == "aborted by technician1"

@@ -28,7 +28,7 @@ from factory.models.certificate import Certificate
 from factory.models.custody import CustodyEntry
 from factory.models.line import Job, JobStatus, JobStep, LineAgent, Slot
 from hardware_drivers.events import DeviceAttached, DeviceDetached
-from imaging.engine import Progress
+from imaging.engine import Progress, erase
 
 DISK = 4 * 2**20
 SLOT = "bench-1/slot-1"
@@ -67,7 +67,11 @@ class Line:
 def _line(ctx: AppContext, observers: list | None = None, layout: str = "1x2") -> Iterator[Line]:
     config = simulated_config(layout, agent="test-agent")
     holder: dict[str, SimulatedLine] = {}
-    controller = Controller(ctx, config, present=lambda: holder["sim"].present(), observers=observers)
+    # A blocking observer holds the engine mid-pass only when the engine runs on the job's own
+    # thread; otherwise the erase runs on in a worker process (the agent's default).
+    controller = Controller(
+        ctx, config, present=lambda: holder["sim"].present(), observers=observers, erase_fn=erase if observers else None
+    )
     sim = SimulatedLine(ctx, config, controller.submit, disk_bytes=DISK, auto=False, seed=3)
     holder["sim"] = sim
     controller.start()

@@ -27,7 +27,9 @@ from factory.models.line import Job, JobStatus
 
 SQLITE_TRIALS = 20
 PG_TRIALS = 3
-AGENT_ARGS = ("--simulate", "1x4", "--agent", "crash-agent", "--disk-mib", "6", "--gap", "0.4", "--dwell", "0.3")
+# Disks big enough that a wipe outlasts the controller's own work: with a fast controller and
+# tiny disks most kills would land between jobs and prove little.
+AGENT_ARGS = ("--simulate", "1x4", "--agent", "crash-agent", "--disk-mib", "24", "--gap", "0.4", "--dwell", "0.3")
 
 
 def _context(home: Path, url: str) -> AppContext:

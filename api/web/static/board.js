@@ -62,7 +62,7 @@
       return card;
     }
     var device = slot.device;
-    card.appendChild(el("div", "serial", device ? device.serial : (slot.attached_serial || "(no serial)")));
+    card.appendChild(el("div", "serial", device ? device.serial : (slot.attached_serial || (slot.attached_mac ? "MAC " + slot.attached_mac : "(no serial)"))));
     if (device) card.appendChild(el("div", "state", device.kind + " · " + device.state + (device.role ? " · " + device.role : "")));
     if (slot.error) card.appendChild(el("div", "reason", slot.error));
     if (job) {

@@ -1,0 +1,113 @@
+"""The site file's bench switches, trap listener and service-environment key::
+
+[[switches]]
+name = "sw-bench-1"        # as the port map's switch_ports call it
+host = "192.0.2.10"
+port = 161                 # optional, default 161
+community = "bench-ro"     # optional, default "public"
+interval = 10              # seconds between polls; optional, default 10
+timeout = 2                # per request; optional, default 2
+retries = 1                # optional, default 1
+
+[traps]                    # optional: receive linkUp/linkDown as they happen
+host = "0.0.0.0"
+port = 162
+communities = ["bench-ro"] # optional, default: the switches' communities
+
+[service_env]              # laptops in switch-port slots are erased over SSH with this key
+ssh_private_key = "/etc/factory/service-env-key"
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from factory.errors import InvalidInput
+from hardware_drivers.switch_poller import SwitchTarget, TrapListen
+
+_SWITCH_KEYS = {"name", "host", "port", "community", "interval", "timeout", "retries"}
+_TRAP_KEYS = {"host", "port", "communities"}
+
+
+@dataclass(frozen=True)
+class NetworkSettings:
+    switches: tuple[SwitchTarget, ...] = ()
+    traps: TrapListen | None = None
+    max_backoff: float = 60.0  # longest pause between polls of a switch that keeps failing
+    ssh_private_key: Path | None = None  # client key for laptops' service environment (switch-port slots)
+
+
+def parse_network(data: Mapping[str, Any], *, mapped_switches: frozenset[str], where: str) -> NetworkSettings:
+    """Read ``[[switches]]`` and ``[traps]``; every switch the port map names must be polled."""
+    raw_switches = data.get("switches", [])
+    if not isinstance(raw_switches, list) or not all(isinstance(s, Mapping) for s in raw_switches):
+        raise InvalidInput(f"{where}: 'switches' must be a list of tables ([[switches]])")
+    switches = []
+    for n, raw in enumerate(raw_switches):
+        label = f"{where}: switches[{n}]"
+        unknown = set(raw) - _SWITCH_KEYS
+        if unknown:
+            raise InvalidInput(f"{label}: unknown key(s) {', '.join(sorted(unknown))}")
+        try:
+            switches.append(
+                SwitchTarget(
+                    name=_text(raw.get("name"), f"{label}.name"),
+                    host=_text(raw.get("host"), f"{label}.host"),
+                    port=int(raw.get("port", 161)),
+                    community=_text(raw.get("community", "public"), f"{label}.community"),
+                    interval=float(raw.get("interval", 10.0)),
+                    timeout=float(raw.get("timeout", 2.0)),
+                    retries=int(raw.get("retries", 1)),
+                )
+            )
+        except (TypeError, ValueError) as exc:
+            raise InvalidInput(f"{label}: {exc}") from exc
+    names = [s.name for s in switches]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise InvalidInput(f"{where}: switch(es) {', '.join(duplicates)} defined twice")
+    unpolled = sorted(mapped_switches - set(names))
+    if unpolled:
+        raise InvalidInput(
+            f"{where}: port_map switch_ports name switch(es) {', '.join(unpolled)} with no [[switches]] entry"
+        )
+    return NetworkSettings(
+        tuple(switches), _traps(data.get("traps"), where), ssh_private_key=_service_key(data.get("service_env"), where)
+    )
+
+
+def _service_key(raw: object, where: str) -> Path | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping) or set(raw) != {"ssh_private_key"}:
+        raise InvalidInput(f"{where}: [service_env] takes exactly ssh_private_key")
+    key = Path(_text(raw["ssh_private_key"], f"{where}: service_env.ssh_private_key"))
+    if not key.is_file():
+        raise InvalidInput(f"{where}: service_env.ssh_private_key {key} does not exist")
+    return key
+
+
+def _traps(raw: object, where: str) -> TrapListen | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping) or set(raw) - _TRAP_KEYS:
+        raise InvalidInput(f"{where}: [traps] takes only {', '.join(sorted(_TRAP_KEYS))}")
+    communities = raw.get("communities", [])
+    if not isinstance(communities, list) or not all(isinstance(c, str) and c for c in communities):
+        raise InvalidInput(f"{where}: traps.communities must be a list of non-empty strings")
+    try:
+        port = int(raw.get("port", 162))
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"{where}: traps.port: {exc}") from exc
+    if not 0 <= port < 65536:
+        raise InvalidInput(f"{where}: traps.port {port} is out of range")
+    return TrapListen(_text(raw.get("host", "0.0.0.0"), f"{where}: traps.host"), port, tuple(communities))
+
+
+def _text(value: object, where: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput(f"{where} must be a non-empty string, got {value!r}")
+    return value.strip()

@@ -1,0 +1,193 @@
+"""Slots cabled to a bench switch port: occupancy by MAC, from the switch poller's events.
+
+A laptop on a switch port is identified by its MAC, recorded with its service-environment
+endpoint (``ServiceEndpoint.mac``). A MAC seen on a mapped port occupies the slot with that device
+and queues its job; a MAC nobody recorded (or several devices recorded) occupies it as an unknown
+device, shown on the board for a technician, with no job. A second, different MAC on an occupied
+port is refused like a second device in a dock. The occupant's MAC leaving, or the port's link
+going down, frees the slot through the controller's own removal path (a running job is stopped).
+
+Switch failures arrive here too, through the same queue: one notice when a switch starts failing
+(or fails differently), one when it answers again, however often the poller retries in between.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from factory.db.engine import session_scope
+from factory.line import jobs
+from factory.line.bus import LineBus
+from factory.line.slots import Attachment, attach, lock_slot
+from factory.models.line import Slot
+from factory.service_env import serials_with_mac
+from hardware_drivers.events import (
+    DriverError,
+    LinkDown,
+    LinkUp,
+    MacGone,
+    MacSeen,
+    MalformedReply,
+    SnmpAgentError,
+    SnmpTimeout,
+    SwitchUnreachable,
+)
+from hardware_drivers.port_map import PortMap
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SwitchFailed:
+    """The poller could not read a switch (it keeps retrying)."""
+
+    switch: str
+    error: DriverError
+
+
+@dataclass(frozen=True)
+class SwitchRecovered:
+    """A switch that was failing answered a poll again."""
+
+    switch: str
+
+
+NetworkEvent = LinkUp | LinkDown | MacSeen | MacGone | SwitchFailed | SwitchRecovered
+NETWORK_EVENTS = (LinkUp, LinkDown, MacSeen, MacGone, SwitchFailed, SwitchRecovered)
+
+_FAILURE_WORDS: dict[type[DriverError], str] = {
+    SnmpTimeout: "is not answering",
+    SwitchUnreachable: "is unreachable",
+    MalformedReply: "sent a malformed reply",
+    SnmpAgentError: "reported an SNMP error",
+}
+
+
+def unknown_mac_note(mac: str, serials: Sequence[str]) -> str:
+    """What the board says about a MAC that names no single device."""
+    detail = f"recorded on {len(serials)} devices: {', '.join(serials)}" if serials else "not recorded on any device"
+    return (
+        f"unknown device MAC {mac} ({detail}): identify the laptop, record its endpoint with "
+        f"'factory device endpoint SERIAL ... --mac {mac}', then reconnect its cable"
+    )
+
+
+class NetworkSlots:
+    """Runs on the controller's event thread, one event at a time."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        port_map: PortMap,
+        bus: LineBus,
+        *,
+        bench_ids: Callable[[], Sequence[int]],
+        provision_name: str,
+        notice: Callable[[str], None],
+        release: Callable[[str], None],
+        wake: Callable[[], None],
+    ) -> None:
+        self.engine = engine
+        self.port_map = port_map
+        self.bus = bus
+        self._bench_ids = bench_ids
+        self._provision_name = provision_name
+        self._notice = notice
+        self._release = release  # the controller's removal path: stops the slot's job, frees it
+        self._wake = wake
+        self._failing: dict[str, type[DriverError]] = {}
+
+    def handle(self, event: NetworkEvent, detected: float) -> None:
+        if isinstance(event, SwitchFailed):
+            self._switch_failed(event)
+            return
+        if isinstance(event, SwitchRecovered):
+            if self._failing.pop(event.switch, None) is not None:
+                self._notice(f"switch {event.switch} answers again")
+            return
+        code = self.port_map.slot_for_switch_port(event.switch, event.if_name)
+        if isinstance(event, LinkUp):
+            self.bus.publish("link", slot=code, event="LinkUp")
+        if code is None:
+            return  # uplinks and ports no slot is cabled to
+        if isinstance(event, LinkDown):
+            self._release(code)
+        elif isinstance(event, MacSeen):
+            self._mac_seen(code, event.mac, detected)
+        elif isinstance(event, MacGone):
+            self._mac_gone(code, event.mac)
+
+    # ------------------------------------------------------------------ switches
+
+    def _switch_failed(self, event: SwitchFailed) -> None:
+        kind = type(event.error)
+        if self._failing.get(event.switch) is kind:
+            return  # still failing the same way: said already
+        self._failing[event.switch] = kind
+        words = _FAILURE_WORDS.get(kind, "failed")
+        log.warning("switch %s %s: %s", event.switch, words, event.error.reason)
+        self._notice(
+            f"switch {event.switch} {words}: {event.error.reason}; "
+            "its slots are not updated until it answers (retrying)"
+        )
+
+    # ------------------------------------------------------------------ slots
+
+    def _ours(self, session: Session, code: str) -> Slot | None:
+        slot = lock_slot(session, code)
+        return slot if slot.bench_id in self._bench_ids() else None
+
+    def _mac_seen(self, code: str, mac: str, detected: float) -> None:
+        with session_scope(self.engine) as s:
+            slot = self._ours(s, code)
+            if slot is None:
+                return
+            if slot.attachment_id is not None:
+                if slot.attached_mac == mac:
+                    return  # the occupant, seen again (another VLAN, or after a switch outage)
+                holds = slot.attached_serial or (f"MAC {slot.attached_mac}" if slot.attached_mac else "a device")
+                slot.error = (
+                    f"second device (MAC {mac}) on occupied slot {code} (holds {holds}): "
+                    "unplug it; plug it in again when the slot is free"
+                )
+                s.add(slot)
+                result = "conflict"
+            else:
+                serials = serials_with_mac(s, mac)
+                serial = serials[0] if len(serials) == 1 else None
+                attach(s, slot, Attachment(serial, None, None, detected))
+                slot.attached_mac = mac
+                if serial is not None:
+                    jobs.create_job(s, slot, provision_name=self._provision_name, detected_epoch=detected)
+                    result = "attached"
+                else:
+                    slot.error = unknown_mac_note(mac, serials)
+                    result = "unknown device"
+                s.add(slot)
+        self.bus.publish("slot", slot=code, result=result)
+        self._wake()
+
+    def _mac_gone(self, code: str, mac: str) -> None:
+        with session_scope(self.engine) as s:
+            slot = self._ours(s, code)
+            if slot is None or slot.attachment_id is None:
+                return
+            if slot.attached_mac != mac:
+                if slot.error and mac in slot.error:  # the refused second device left; the occupant stays
+                    slot.error = self._occupant_note(s, slot)
+                    s.add(slot)
+                    self.bus.publish("slot", slot=code, result="conflict cleared")
+                return
+        self._release(code)
+
+    @staticmethod
+    def _occupant_note(session: Session, slot: Slot) -> str | None:
+        """The board's note about the occupant itself: only an unknown MAC has one."""
+        if slot.attached_mac is None or slot.attached_serial is not None:
+            return None
+        return unknown_mac_note(slot.attached_mac, serials_with_mac(session, slot.attached_mac))

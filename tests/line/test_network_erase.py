@@ -1,0 +1,189 @@
+"""A laptop in a switch-port slot is erased over SSH, through the line, down to certificates:
+the QEMU service-environment guest plays the laptop, the controller gets the switch's events."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from harness.qemu_guest import MIB, NVME_SERIAL, SATA_SERIAL, GuestDisk, RunningGuest, build_guest_image, qemu_guest
+from harness.requirements import require_root, require_tool
+from sqlmodel import col, select
+
+from factory.app_context import AppContext
+from factory.db.engine import session_scope
+from factory.devices import get_device, receive_device
+from factory.keys import load_public_key
+from factory.ledger.verify import verify_ledger
+from factory.line.audit import audit_line
+from factory.line.config import load_line_config
+from factory.line.controller import Controller
+from factory.media_spec import MediaSpec
+from factory.models.certificate import Certificate
+from factory.models.custody import CustodyEntry
+from factory.models.line import Job, Slot
+from factory.service_env import register_endpoint
+from hardware_drivers.events import LinkDown, MacSeen
+from imaging.certificate import verify_certificate
+from imaging.engine import Progress
+
+pytestmark = pytest.mark.root
+
+DISK = 16 * MIB
+MAC = "52:54:00:12:34:56"  # QEMU's default NIC address, as the bench switch would learn it
+SLOT = "bench-1/slot-1"
+
+
+@pytest.fixture(scope="module")
+def guest(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGuest]:
+    require_root()
+    require_tool("qemu-system-x86_64")
+    image = build_guest_image()
+    with qemu_guest(tmp_path_factory.mktemp("qemu-line"), image, nvme_size=DISK, sata_size=DISK) as running:
+        yield running
+
+
+def site(tmp_path: Path, guest: RunningGuest) -> Path:
+    path = tmp_path / "site.toml"
+    path.write_text(
+        f"""agent = "net-agent"
+erase_processes = 0
+[[bench]]
+name = "bench-1"
+slots = [{{position = 1, port_kind = "switch"}}]
+[port_map]
+switch_ports = [{{switch = "sw-bench-1", if_name = "Gi1/0/1", slot = "{SLOT}"}}]
+[[switches]]
+name = "sw-bench-1"
+host = "127.0.0.1"
+[service_env]
+ssh_private_key = "{guest.client_key}"
+"""
+    )
+    return path
+
+
+def returned_laptop(ctx: AppContext, guest: RunningGuest, serial: str, media: list[tuple[str, str]]) -> None:
+    """A used laptop with its disks and its service-environment endpoint (and MAC) on record."""
+    with session_scope(ctx.engine) as s:
+        receive_device(
+            s,
+            serial=serial,
+            kind="laptop",
+            make="QEMU",
+            model="Standard PC",
+            actor="tech.one",
+            media=[MediaSpec(kind, medium, DISK) for kind, medium in media],
+        )
+        register_endpoint(
+            s,
+            serial,
+            address=guest.host,
+            port=guest.port,
+            username=guest.username,
+            host_key=guest.host_key,
+            actor="tech.one",
+            mac=MAC,
+        )
+
+
+def fresh(*disks: GuestDisk) -> None:
+    for disk in disks:
+        disk.restore_pattern(0, disk.size)
+
+
+def history(ctx: AppContext, serial: str) -> list[str]:
+    with session_scope(ctx.engine) as s:
+        device = get_device(s, serial)
+        rows = s.exec(select(CustodyEntry).where(CustodyEntry.device_id == device.id).order_by(col(CustodyEntry.seq)))
+        return [e.event for e in rows.all()]
+
+
+def only_job(ctx: AppContext) -> Job:
+    with session_scope(ctx.engine) as s:
+        (job,) = s.exec(select(Job)).all()
+        s.expunge(job)
+        return job
+
+
+def test_laptop_on_a_switch_port_is_erased_over_ssh_certified_and_provisioned(
+    ctx: AppContext, guest: RunningGuest, tmp_path: Path
+) -> None:
+    fresh(guest.nvme, guest.sata)
+    returned_laptop(ctx, guest, "LT-1", [("nvme", NVME_SERIAL), ("hdd", SATA_SERIAL)])
+    controller = Controller(ctx, load_line_config(site(tmp_path, guest)))
+    controller.start()
+    try:
+        controller.submit(MacSeen("sw-bench-1", MAC, 1, 1, "Gi1/0/1", 20))  # as the poller reports it
+        assert controller.wait_idle(240), "the job did not finish"
+    finally:
+        controller.stop(drain_seconds=5)
+
+    job = only_job(ctx)
+    assert (job.device_serial, job.pipeline, job.status, job.reason) == (
+        "LT-1",
+        "sanitise-provision",
+        "succeeded",
+        None,
+    )
+    assert history(ctx, "LT-1") == ["receive", "start_sanitise", "sanitised", "start_provision", "provisioned"]
+    assert guest.nvme.read_image(0, DISK) == bytes(DISK)
+    assert guest.sata.read_image(0, DISK) == bytes(DISK)
+    public_key = load_public_key(ctx.settings)
+    with session_scope(ctx.engine) as s:
+        device = get_device(s, "LT-1")
+        certs = s.exec(select(Certificate).where(Certificate.device_id == device.id)).all()
+        assert sorted(c.medium_serial for c in certs) == sorted([NVME_SERIAL, SATA_SERIAL])
+        assert {c.erase_round_seq for c in certs} == {device.erase_round_seq}
+        for cert in certs:
+            body = verify_certificate(json.loads(cert.envelope), public_key).certificate
+            assert body["verification"]["passed"] is True
+        opened = s.exec(
+            select(CustodyEntry).where(CustodyEntry.device_id == device.id, CustodyEntry.event == "start_sanitise")
+        ).one()
+        assert json.loads(opened.evidence)["remote"].startswith(f"ssh {guest.username}@{guest.host}:{guest.port}, ")
+    assert verify_ledger(ctx.engine).ok
+    assert audit_line(ctx.engine, ctx.settings) == []
+
+
+def test_laptop_unplugged_mid_erase_fails_its_job_without_a_certificate(
+    ctx: AppContext, guest: RunningGuest, tmp_path: Path
+) -> None:
+    fresh(guest.sata)
+    returned_laptop(ctx, guest, "LT-2", [("hdd", SATA_SERIAL)])
+    holding = threading.Event()
+    controller: Controller
+
+    def unplug_at_first_progress(job_id: int, _progress: Progress) -> None:
+        """Pull the cable while the engine is inside the erase, and hold it until the stop lands."""
+        if holding.is_set():
+            return
+        holding.set()
+        controller.submit(LinkDown("sw-bench-1", 1, "Gi1/0/1"))
+        runner = next(r for r in controller._runner_snapshot() if r.job_id == job_id)
+        assert runner.cancel.wait(30), "the unplug never reached the job"
+
+    controller = Controller(ctx, load_line_config(site(tmp_path, guest)), observers=[unplug_at_first_progress])
+    controller.start()
+    try:
+        controller.submit(MacSeen("sw-bench-1", MAC, 1, 1, "Gi1/0/1", 20))
+        assert controller.wait_idle(240), "the job did not finish"
+    finally:
+        controller.stop(drain_seconds=5)
+
+    assert holding.is_set(), "the erase never reported progress"
+    job = only_job(ctx)
+    assert job.status == "failed"
+    assert job.reason is not None and job.reason.startswith("device removed from slot during 'sanitise'")
+    assert history(ctx, "LT-2") == ["receive", "start_sanitise", "fail"]
+    with session_scope(ctx.engine) as s:
+        device = get_device(s, "LT-2")
+        assert device.state == "sanitise_failed"
+        assert s.exec(select(Certificate)).all() == []
+        slot = s.exec(select(Slot).where(Slot.code == SLOT)).one()
+        assert (slot.attachment_id, slot.attached_mac) == (None, None)
+    assert verify_ledger(ctx.engine).ok
+    assert audit_line(ctx.engine, ctx.settings) == []

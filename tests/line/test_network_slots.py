@@ -1,0 +1,403 @@
+"""Switch-port slots on SQLite and PostgreSQL: the site file's switches, MAC occupancy through the
+controller, switch failures as board notices, and the agent polling snmpsim end to end."""
+
+from __future__ import annotations
+
+import importlib.util
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from core_helpers import receive
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from harness.requirements import require, require_tool
+from harness.snmpsim import SnmpSim, read_snmprec, responder_path, snmpsim, write_snmprec
+from sqlmodel import col, select
+
+from factory.app_context import AppContext
+from factory.db.engine import session_scope
+from factory.devices import get_device
+from factory.errors import InvalidInput
+from factory.line.agent import LineAgentProcess
+from factory.line.config import LineConfig, load_line_config
+from factory.line.controller import Controller
+from factory.line.network_slots import SwitchFailed, SwitchRecovered
+from factory.models.custody import CustodyEntry
+from factory.models.line import Job, Slot
+from factory.service_env import register_endpoint
+from hardware_drivers.events import LinkDown, MacGone, MacSeen, MalformedReply, SnmpTimeout
+from hardware_drivers.switch_poller import SwitchTarget, TrapListen
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "snmp"
+SWITCH_FILES = sorted(FIXTURES.glob("*.snmprec"))
+LAPTOP = "00:1b:63:aa:00:01"  # on sw-bench-1 Gi1/0/1 in the fixture
+STRANGER = "00:1b:63:aa:00:02"  # on sw-bench-1 Gi1/0/2: recorded on no device
+SLOT1, SLOT2, SLOT3 = "bench-1/slot-1", "bench-1/slot-2", "bench-1/slot-3"
+
+
+def site_file(tmp_path: Path, switches: str, *, traps: str = "", ports: str | None = None) -> Path:
+    wiring = ports or (
+        '{switch = "sw-bench-1", if_name = "Gi1/0/1", slot = "bench-1/slot-1"},\n'
+        '  {switch = "sw-bench-1", if_name = "Gi1/0/2", slot = "bench-1/slot-2"},'
+    )
+    path = tmp_path / "site.toml"
+    path.write_text(
+        f"""agent = "net-agent"
+erase_processes = 0
+[[bench]]
+name = "bench-1"
+slots = [{{position = 1, port_kind = "switch"}}, {{position = 2, port_kind = "switch"}},
+         {{position = 3, port_kind = "switch"}}]
+[port_map]
+switch_ports = [
+  {wiring}
+]
+{switches}
+{traps}
+"""
+    )
+    return path
+
+
+ONE_SWITCH = '[[switches]]\nname = "sw-bench-1"\nhost = "127.0.0.1"\n'
+
+
+def host_key() -> str:
+    public = Ed25519PrivateKey.generate().public_key()
+    return public.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+
+
+def with_mac(ctx: AppContext, serial: str, mac: str, *, new_stock: bool = True) -> None:
+    receive(ctx, serial, media=(f"{serial}-D",), new_stock=new_stock)
+    with session_scope(ctx.engine) as s:
+        register_endpoint(
+            s, serial, address="127.0.0.1", port=22, username="root", host_key=host_key(), actor="t", mac=mac.upper()
+        )
+
+
+def slot(ctx: AppContext, code: str) -> Slot:
+    with session_scope(ctx.engine) as s:
+        row = s.exec(select(Slot).where(Slot.code == code)).one()
+        s.expunge(row)
+        return row
+
+
+def jobs_in(ctx: AppContext, code: str) -> list[Job]:
+    with session_scope(ctx.engine) as s:
+        rows = s.exec(
+            select(Job).join(Slot, col(Slot.id) == Job.slot_id).where(Slot.code == code).order_by(col(Job.id))
+        ).all()
+        for row in rows:
+            s.expunge(row)
+        return list(rows)
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+# ---------------------------------------------------------------------------- the site file
+
+
+def test_site_file_lists_switches_and_the_trap_listener(tmp_path: Path) -> None:
+    path = site_file(
+        tmp_path,
+        ONE_SWITCH + 'community = "bench"\ninterval = 5\nport = 1161\n'
+        '[[switches]]\nname = "sw-spare"\nhost = "sw-spare.example"\ntimeout = 1\nretries = 0\n',
+        traps='[traps]\nhost = "127.0.0.1"\nport = 1162\ncommunities = ["bench"]\n',
+    )
+    network = load_line_config(path).network
+    assert network.switches == (
+        SwitchTarget("sw-bench-1", "127.0.0.1", 1161, "bench", 5.0, 2.0, 1),
+        SwitchTarget("sw-spare", "sw-spare.example", 161, "public", 10.0, 1.0, 0),
+    )
+    assert network.traps == TrapListen("127.0.0.1", 1162, ("bench",))
+    assert load_line_config(site_file(tmp_path, ONE_SWITCH)).network.traps is None
+
+
+@pytest.mark.parametrize(
+    ("switches", "traps", "message"),
+    [
+        ("", "", "name switch(es) sw-bench-1 with no [[switches]] entry"),
+        (ONE_SWITCH + ONE_SWITCH, "", "sw-bench-1 defined twice"),
+        (ONE_SWITCH + "colour = 'blue'\n", "", "unknown key(s) colour"),
+        (ONE_SWITCH + "interval = 0\n", "", "interval and timeout must be > 0"),
+        (ONE_SWITCH + "interval = 'often'\n", "", "could not convert string to float"),
+        ('[[switches]]\nname = "sw-bench-1"\n', "", "switches[0].host must be a non-empty string"),
+        (ONE_SWITCH, "[traps]\nport = 70000\n", "traps.port 70000 is out of range"),
+        (ONE_SWITCH, "[traps]\nlisten = '0.0.0.0:162'\n", "[traps] takes only"),
+    ],
+)
+def test_site_file_refuses_bad_switch_settings(tmp_path: Path, switches: str, traps: str, message: str) -> None:
+    with pytest.raises(InvalidInput) as excinfo:
+        load_line_config(site_file(tmp_path, switches, traps=traps))
+    assert message in str(excinfo.value)
+
+
+# ---------------------------------------------------------------------------- MAC occupancy
+
+
+@pytest.fixture
+def controller(ctx: AppContext, tmp_path: Path) -> Iterator[Controller]:
+    config = load_line_config(site_file(tmp_path, ONE_SWITCH))
+    ctl = Controller(ctx, config)  # the events below are the ones the switch poller submits
+    ctl.start()
+    try:
+        yield ctl
+    finally:
+        ctl.stop(drain_seconds=5)
+
+
+def seen(mac: str, port: int) -> MacSeen:
+    return MacSeen("sw-bench-1", mac, port, port, f"Gi1/0/{port}", 20)
+
+
+def gone(mac: str, port: int) -> MacGone:
+    return MacGone("sw-bench-1", mac, port, port, f"Gi1/0/{port}")
+
+
+def test_known_mac_occupies_its_slot_and_gets_a_job(ctx: AppContext, controller: Controller) -> None:
+    with_mac(ctx, "NS-1", LAPTOP)
+    controller.submit(seen(LAPTOP, 1))
+    assert controller.wait_idle(30)
+    held = slot(ctx, SLOT1)
+    assert (held.attached_serial, held.attached_mac, held.error) == ("NS-1", LAPTOP, None)
+    (job,) = jobs_in(ctx, SLOT1)
+    assert (job.device_serial, job.identification, job.pipeline, job.status) == (
+        "NS-1",
+        "new_stock",
+        "provision",
+        "succeeded",
+    )
+    controller.submit(seen(LAPTOP, 1))  # seen again on the next poll or another VLAN: same occupant
+    assert controller.wait_idle(30)
+    assert slot(ctx, SLOT1).attachment_id == held.attachment_id and len(jobs_in(ctx, SLOT1)) == 1
+
+    controller.submit(gone(LAPTOP, 1))
+    assert controller.wait_idle(30)
+    freed = slot(ctx, SLOT1)
+    assert (freed.attachment_id, freed.attached_serial, freed.attached_mac) == (None, None, None)
+
+
+def test_second_mac_on_an_occupied_port_is_a_clear_conflict(ctx: AppContext, controller: Controller) -> None:
+    with_mac(ctx, "NS-1", LAPTOP)
+    with_mac(ctx, "NS-2", "00:1b:63:aa:00:09")
+    controller.submit(seen(LAPTOP, 1))
+    controller.submit(seen("00:1b:63:aa:00:09", 1))
+    assert controller.wait_idle(30)
+    conflict = slot(ctx, SLOT1)
+    assert conflict.attached_serial == "NS-1"
+    assert conflict.error is not None
+    assert "second device (MAC 00:1b:63:aa:00:09) on occupied slot bench-1/slot-1 (holds NS-1)" in conflict.error
+    assert len(jobs_in(ctx, SLOT1)) == 1  # none for the intruder
+
+    controller.submit(gone("00:1b:63:aa:00:09", 1))  # the intruder is unplugged: the occupant stays
+    assert controller.wait_idle(30)
+    after = slot(ctx, SLOT1)
+    assert (after.attachment_id, after.attached_serial, after.error) == (conflict.attachment_id, "NS-1", None)
+
+
+def test_unknown_mac_is_shown_for_a_technician_without_a_job(ctx: AppContext, controller: Controller) -> None:
+    controller.submit(seen(STRANGER, 2))
+    assert controller.wait_idle(30)
+    unknown = slot(ctx, SLOT2)
+    assert (unknown.attachment_id is not None, unknown.attached_serial, unknown.attached_mac) == (True, None, STRANGER)
+    assert unknown.error is not None and unknown.error.startswith(
+        f"unknown device MAC {STRANGER} (not recorded on any device)"
+    )
+    assert jobs_in(ctx, SLOT2) == []
+
+    # A second laptop joins it, then leaves again: the unknown-device note comes back.
+    controller.submit(seen(LAPTOP, 2))
+    assert controller.wait_idle(30)
+    assert f"(holds MAC {STRANGER})" in (slot(ctx, SLOT2).error or "")
+    controller.submit(gone(LAPTOP, 2))
+    assert controller.wait_idle(30)
+    assert slot(ctx, SLOT2).error == unknown.error
+
+    controller.submit(LinkDown("sw-bench-1", 2, "Gi1/0/2"))  # the cable is pulled
+    assert controller.wait_idle(30)
+    freed = slot(ctx, SLOT2)
+    assert (freed.attachment_id, freed.attached_mac, freed.error) == (None, None, None)
+
+
+def test_a_mac_recorded_on_two_devices_is_not_guessed(ctx: AppContext, controller: Controller) -> None:
+    with_mac(ctx, "NS-1", LAPTOP)
+    with_mac(ctx, "NS-2", LAPTOP)  # e.g. one USB Ethernet adapter used with two laptops
+    controller.submit(seen(LAPTOP, 1))
+    assert controller.wait_idle(30)
+    held = slot(ctx, SLOT1)
+    assert held.attached_serial is None
+    assert f"unknown device MAC {LAPTOP} (recorded on 2 devices: NS-1, NS-2)" in (held.error or "")
+    assert jobs_in(ctx, SLOT1) == []
+
+
+def test_macs_on_unwired_ports_are_ignored(ctx: AppContext, controller: Controller) -> None:
+    controller.submit(MacSeen("sw-bench-1", "3c:ec:ef:10:20:30", 49, 49, "Te1/1/1", 99))  # the uplink
+    controller.submit(MacSeen("sw-bench-1", STRANGER, 7, None, None, None))  # no interface for the port
+    assert controller.wait_idle(30)
+    assert controller.stats.notices == []
+    assert all(slot(ctx, code).attachment_id is None for code in (SLOT1, SLOT2, SLOT3))
+
+
+def test_switch_failures_are_one_notice_until_it_answers_again(ctx: AppContext, controller: Controller) -> None:
+    timeout = SnmpTimeout("sw-bench-1", "no answer from 127.0.0.1:161 within 2 s x 2 tries walking 1.3.6.1.2.1.2.2.1.8")
+    for _ in range(3):  # the poller retries; the board hears it once
+        controller.submit(SwitchFailed("sw-bench-1", timeout))
+    controller.submit(SwitchFailed("sw-bench-1", MalformedReply("sw-bench-1", "expected INTEGER at 1.3.6")))
+    controller.submit(SwitchRecovered("sw-bench-1"))
+    controller.submit(SwitchRecovered("sw-bench-1"))  # nothing was failing any more: nothing to say
+    assert controller.wait_idle(30)
+    assert [n.message for n in controller.stats.notices] == [
+        f"switch sw-bench-1 is not answering: {timeout.reason}; its slots are not updated until it answers (retrying)",
+        "switch sw-bench-1 sent a malformed reply: expected INTEGER at 1.3.6; "
+        "its slots are not updated until it answers (retrying)",
+        "switch sw-bench-1 answers again",
+    ]
+
+
+# ---------------------------------------------------------------------------- the agent, end to end
+
+
+@pytest.fixture(scope="module")
+def snmpsim_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SnmpSim]:
+    require(responder_path() is not None, "needs snmpsim (pip install snmpsim pysmi)")
+    require(importlib.util.find_spec("pysmi") is not None, "needs pysmi, which snmpsim does not declare")
+    with snmpsim(SWITCH_FILES, tmp_path_factory.mktemp("snmpsim")) as server:
+        yield server
+
+
+@pytest.fixture
+def sim(snmpsim_server: SnmpSim) -> SnmpSim:
+    for src in SWITCH_FILES:
+        if read_snmprec(src) != snmpsim_server.records(src.stem):
+            write_snmprec(snmpsim_server.data_dir / src.name, read_snmprec(src))
+    return snmpsim_server
+
+
+def test_agent_polls_the_switches_and_survives_one_that_times_out(
+    ctx: AppContext, sim: SnmpSim, tmp_path: Path
+) -> None:
+    tool = require_tool("snmptrap")
+    with_mac(ctx, "NS-1", LAPTOP)
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(("127.0.0.1", 0))  # bound and never read: a switch that does not answer
+    # sw-bench-1 polls once at start and then only when a trap arrives (the interval is never reached).
+    switches = (
+        f'[[switches]]\nname = "sw-bench-1"\nhost = "127.0.0.1"\nport = {sim.port}\n'
+        'community = "sw-bench-1"\ninterval = 3600\n'
+        f'[[switches]]\nname = "sw-gone"\nhost = "127.0.0.1"\nport = {silent.getsockname()[1]}\n'
+        "interval = 0.2\ntimeout = 0.2\nretries = 0\n"
+    )
+    ports = (
+        '{switch = "sw-bench-1", if_name = "Gi1/0/1", slot = "bench-1/slot-1"},\n'
+        '  {switch = "sw-bench-1", if_name = "Gi1/0/2", slot = "bench-1/slot-2"},\n'
+        '  {switch = "sw-gone", if_name = "Gi9/0/1", slot = "bench-1/slot-3"},'
+    )
+    config: LineConfig = load_line_config(
+        site_file(tmp_path, switches, traps='[traps]\nhost = "127.0.0.1"\nport = 0\n', ports=ports)
+    )
+    agent = LineAgentProcess(ctx, config)  # real mode: udev and the switches
+    agent.start()
+    try:
+        assert agent.switches is not None and agent.switches.trap_port
+        controller = agent.controller
+        wait_for(lambda: any("sw-gone is not answering" in n.message for n in controller.stats.notices), "notice")
+        wait_for(lambda: [j.status for j in jobs_in(ctx, SLOT1)] == ["succeeded"], "NS-1's job")
+        wait_for(lambda: slot(ctx, SLOT2).attached_mac == STRANGER, "the unknown laptop")
+        assert slot(ctx, SLOT1).attached_serial == "NS-1"
+        assert (slot(ctx, SLOT2).error or "").startswith(f"unknown device MAC {STRANGER}")
+
+        # NS-1 is unplugged: the switch sends linkDown and forgets its MAC.
+        sim.update(
+            "sw-bench-1",
+            set_={"1.3.6.1.2.1.2.2.1.8.1": ("2", "2")},
+            delete=["1.3.6.1.2.1.17.4.3.1.2.0.27.99.170.0.1", "1.3.6.1.2.1.17.7.1.2.2.1.2.20.0.27.99.170.0.1"],
+        )
+        subprocess.run(
+            [tool, "-v2c", "-c", "sw-bench-1", f"127.0.0.1:{agent.switches.trap_port}", "",
+             "1.3.6.1.6.3.1.1.5.3", "1.3.6.1.2.1.2.2.1.1.1", "i", "1"],
+            check=True,
+            timeout=10,
+        )  # fmt: skip
+        wait_for(lambda: slot(ctx, SLOT1).attachment_id is None, "slot 1 freed")
+        assert slot(ctx, SLOT2).attached_mac == STRANGER  # the other port is untouched
+        sw_gone = [n for n in controller.stats.notices if "sw-gone" in n.message]
+        assert len(sw_gone) == 1  # retried all along, reported once
+        assert not controller.lost.is_set() and all(t.is_alive() for t in controller._threads)
+    finally:
+        agent.stop(drain_seconds=5)
+        silent.close()
+    assert agent.switches._thread is not None and not agent.switches._thread.is_alive()
+
+
+# ---------------------------------------------------------------------------- erase over SSH: refusals
+
+
+def custody(ctx: AppContext, serial: str) -> list[str]:
+    with session_scope(ctx.engine) as s:
+        device = get_device(s, serial)
+        rows = s.exec(select(CustodyEntry).where(CustodyEntry.device_id == device.id).order_by(col(CustodyEntry.seq)))
+        return [e.event for e in rows.all()]
+
+
+def refused_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed again: connecting is refused
+
+
+@pytest.mark.parametrize("with_key", [True, False])
+def test_a_laptop_that_cannot_be_reached_fails_its_job_before_the_erase_round(
+    ctx: AppContext, tmp_path: Path, with_key: bool
+) -> None:
+    key = tmp_path / "service-env-key"
+    key.write_bytes(
+        Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+        )
+    )
+    service_env = f'[service_env]\nssh_private_key = "{key}"\n' if with_key else ""
+    config = load_line_config(site_file(tmp_path, ONE_SWITCH, traps=service_env))
+    receive(ctx, "RET-1", media=("RET-1-D",))  # a used laptop: returned -> sanitise -> provision
+    port = refused_port()
+    with session_scope(ctx.engine) as s:
+        register_endpoint(
+            s, "RET-1", address="127.0.0.1", port=port, username="root", host_key=host_key(), actor="t", mac=LAPTOP
+        )
+    ctl = Controller(ctx, config)
+    ctl.start()
+    try:
+        ctl.submit(seen(LAPTOP, 1))
+        assert ctl.wait_idle(60)
+    finally:
+        ctl.stop(drain_seconds=5)
+    (job,) = jobs_in(ctx, SLOT1)
+    assert (job.pipeline, job.status) == ("sanitise-provision", "failed")
+    if with_key:
+        assert job.reason is not None and job.reason.startswith(
+            f"service environment not reachable (ssh root@127.0.0.1:{port}, host key SHA256:"
+        )
+        assert job.reason.endswith("nothing was erased")
+    else:
+        assert (
+            job.reason
+            == "no SSH client key for the service environment: set [service_env] ssh_private_key in the site file"
+        )
+    assert custody(ctx, "RET-1") == ["receive"]  # no erase round was opened
+    with session_scope(ctx.engine) as s:
+        assert get_device(s, "RET-1").state == "received"
+
+
+def test_site_file_service_key_must_exist(tmp_path: Path) -> None:
+    missing = tmp_path / "nope"
+    with pytest.raises(InvalidInput, match=r"service_env\.ssh_private_key .*nope does not exist"):
+        load_line_config(site_file(tmp_path, ONE_SWITCH, traps=f'[service_env]\nssh_private_key = "{missing}"\n'))
