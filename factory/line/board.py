@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import orjson
 from sqlmodel import Session, col, func, select
 
 from factory.errors import InvalidInput, NotFound
@@ -204,7 +205,25 @@ def board_snapshot(session: Session, live: dict[int, tuple[str, float]] | None =
         "benches": benches,
         "attention": attention_view(session),
         "counts": counts_view(session),
+        "notices": notices_view(session),
     }
+
+
+def notices_view(session: Session, limit: int = 20) -> list[dict[str, str]]:
+    """Every agent's latest notices (unmapped ports, failing switches, bad events), newest first."""
+    out: list[dict[str, str]] = []
+    for name, text in session.exec(select(LineAgent.name, LineAgent.notices)).all():  # type: ignore[call-overload]
+        try:
+            items = orjson.loads(text or "[]")
+        except orjson.JSONDecodeError:
+            items = []
+        out += [
+            {"agent": name, "at": str(n.get("at", "")), "message": str(n.get("message", ""))}
+            for n in items
+            if isinstance(n, dict)
+        ]
+    out.sort(key=lambda n: n["at"], reverse=True)
+    return out[:limit]
 
 
 def _limit(limit: int) -> int:

@@ -24,7 +24,7 @@ import time
 import uuid
 import zlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
@@ -52,6 +52,9 @@ log = logging.getLogger(__name__)
 
 HardwareEvent = UdevEvent | NetworkEvent
 EVENT_LANES = 4
+
+
+BOARD_NOTICES = 20  # how many of an agent's latest notices the board shows
 
 
 @dataclass
@@ -106,6 +109,8 @@ class Controller:
         self._queued_query = select(Job.id).where(Job.status == JobStatus.QUEUED).limit(1)  # narrowed in start()
         self._site = context.settings.site_name
         self.stats = _Stats()
+        self._notices_changed = False
+        self._notice_lock = threading.Lock()
         self.reconcile_report: ReconcileReport | None = None
         self.lost = threading.Event()  # set if another process took over our agent name
         # Switch-port slots (MAC occupancy, link state, switch failures): factory/line/network_slots.py
@@ -336,8 +341,10 @@ class Controller:
         self._wake.set()
 
     def _notice(self, message: str) -> None:
-        self.stats.notices.append(Notice(utc_now(), message))
-        del self.stats.notices[:-50]
+        with self._notice_lock:  # its own lock: notices may come from code holding self._lock
+            self.stats.notices.append(Notice(utc_now(), message))
+            del self.stats.notices[:-50]
+            self._notices_changed = True  # the next heartbeat stores them for boards in other processes
         self.bus.publish("notice", message=message)
 
     # ------------------------------------------------------------------ dispatch
@@ -407,6 +414,9 @@ class Controller:
     def _heartbeat_loop(self) -> None:
         while not self._stopping.wait(self.config.heartbeat_seconds):
             progress = {r.job_id: live for r in self._runner_snapshot() if (live := r.progress_to_write()) is not None}
+            with self._notice_lock:
+                notices = [asdict(n) for n in self.stats.notices[-BOARD_NOTICES:]] if self._notices_changed else None
+                self._notices_changed = False
             try:
                 with session_scope(self.engine) as s:
                     requests = jobs.renew_leases(
@@ -415,6 +425,7 @@ class Controller:
                         run_id=self.run_id,
                         lease_seconds=self.config.lease_seconds,
                         progress=progress,
+                        notices=notices,
                     )
             except jobs.LostOwnership as exc:
                 log.error("%s: stopping work", exc)
@@ -424,6 +435,9 @@ class Controller:
                 return
             except Exception as exc:
                 log.warning("heartbeat failed: %s", exc)
+                if notices is not None:
+                    with self._notice_lock:
+                        self._notices_changed = True  # try again next beat
                 continue
             with self._lock:
                 for job_id, (kind, by) in requests.items():

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
+import orjson
 from sqlalchemy import bindparam, event, func, insert, or_, text, update
 from sqlmodel import Session, col, select
 
@@ -227,6 +228,7 @@ def renew_leases(
     run_id: str,
     lease_seconds: float,
     progress: dict[int, tuple[str, str, float]] | None = None,
+    notices: list[dict[str, str]] | None = None,
 ) -> dict[int, tuple[str, str]]:
     """Extend our agent and job leases and record erase progress; return {job id: (requested
     action, by whom)} to act on.
@@ -240,6 +242,8 @@ def renew_leases(
     if me is None or me.run_id != run_id:
         raise LostOwnership(f"agent '{agent}' was taken over by another process")
     me.lease_expires_at = now + lease_seconds
+    if notices is not None:  # only when they changed since the last heartbeat
+        me.notices = orjson.dumps(notices).decode()
     session.add(me)
     session.execute(
         update(Job)

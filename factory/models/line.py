@@ -50,6 +50,9 @@ class LineAgent(SQLModel, table=True):
     pid: int = Field(default=0)
     started_at: str = Field(max_length=32)
     lease_expires_at: float = Field(sa_column=Column(Float, nullable=False))
+    # The agent's latest notices for the board (JSON list of {"at", "message"}), written by its
+    # heartbeat, so a board served by another process (factory serve) shows them too.
+    notices: str = Field(default="[]", sa_column=Column(Text, nullable=False, server_default="[]"))
 
 
 class Bench(SQLModel, table=True):

@@ -77,7 +77,7 @@ def test_lists_and_detail(ctx, client, tokens) -> None:
     assert client.get("/api/jobs/999999", headers=h).status_code == 404
     assert client.get("/api/devices", headers=h).json() == []
     board = client.get("/api/board", headers=h).json()
-    assert set(board) == {"benches", "attention", "counts"} and board["counts"]["jobs"] == {"queued": 1}
+    assert set(board) == {"benches", "attention", "counts", "notices"} and board["counts"]["jobs"] == {"queued": 1}
 
 
 def test_cancel_retry_abort(ctx, client, tokens) -> None:

@@ -20,6 +20,7 @@ from factory.lifecycle.states import Event
 from factory.line import jobs
 from factory.line.agent import LineAgentProcess, SimulationOptions
 from factory.line.audit import audit_line
+from factory.line.board import board_snapshot
 from factory.line.config import simulated_config
 from factory.line.controller import Controller
 from factory.line.identify import Identity
@@ -397,6 +398,14 @@ def test_unmapped_port_is_a_notice_not_a_job(line: Line) -> None:
     assert line.controller.wait_idle(10)
     assert line.controller.stats.unmapped == 1
     assert "unmapped port pci-0000:99" in line.controller.stats.notices[-1].message
+    # The heartbeat stores it on the agent's row, so a board served by another process shows it.
+    deadline = time.monotonic() + 10
+    notices: list[dict[str, str]] = []
+    while time.monotonic() < deadline and not notices:
+        with session_scope(line.ctx.engine) as s:
+            notices = board_snapshot(s)["notices"]
+        time.sleep(0.1)
+    assert [(n["agent"], n["message"]) for n in notices] == [("test-agent", "X1 on unmapped port pci-0000:99")]
 
 
 def test_claims_never_hand_one_job_to_two_agents(ctx: AppContext) -> None:

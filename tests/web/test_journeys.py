@@ -267,3 +267,27 @@ def test_auditor_searches_verifies_and_exports(page, site: Site) -> None:
     # Read-only: the auditor has no technician or courier pages.
     response = page.goto("/tech/receive")
     assert response is not None and response.status == 403
+
+
+def test_technician_sees_the_live_board_with_controller_notices(page, site: Site) -> None:
+    """The board renders pushed snapshots, including notices a bench agent stored on its row."""
+    import orjson
+
+    from factory.clock import utc_now
+    from factory.models.line import LineAgent
+
+    message = "switch sw-bench-9 not answering: SNMP timeout after 2.0 s"
+    with session_scope(site.ctx.engine) as s:
+        s.add(
+            LineAgent(
+                name="bench-host-9", run_id="r1", started_at=utc_now(), lease_expires_at=0.0,
+                notices=orjson.dumps([{"at": utc_now(), "message": message}]).decode(),
+            )
+        )  # fmt: skip
+    log_in(page, "technician1", "/board")
+    page.get_by_text("Live · updated").wait_for()
+    notices = page.get_by_role("log")
+    notices.get_by_text(message).wait_for()
+    assert "bench-host-9" in notices.inner_text()
+    assert page.locator("#notices-empty").is_hidden()
+    shot(page, "technician-board-notices")

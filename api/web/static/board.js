@@ -8,6 +8,8 @@
   var attentionTable = document.getElementById("attention");
   var attentionEmpty = document.getElementById("attention-empty");
   var countsEl = document.getElementById("counts");
+  var noticesList = document.getElementById("notices");
+  var noticesEmpty = document.getElementById("notices-empty");
   var csrfMeta = document.querySelector('meta[name="csrf-token"]');
   var csrf = csrfMeta ? csrfMeta.getAttribute("content") : "";
 
@@ -111,6 +113,13 @@
     });
     attentionTable.hidden = snapshot.attention.length === 0;
     attentionEmpty.hidden = snapshot.attention.length !== 0;
+    var notices = snapshot.notices || [];
+    noticesList.textContent = "";
+    notices.forEach(function (n) {
+      noticesList.appendChild(el("li", null, n.at.replace("T", " ").slice(0, 19) + " · " + n.agent + " · " + n.message));
+    });
+    noticesList.hidden = notices.length === 0;
+    noticesEmpty.hidden = notices.length !== 0;
     var parts = [];
     Object.keys(snapshot.counts.devices).sort().forEach(function (k) { parts.push(k + ": " + snapshot.counts.devices[k]); });
     countsEl.textContent = "Devices by state — " + parts.join(", ");
