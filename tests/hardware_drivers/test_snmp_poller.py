@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import importlib.util
 import socket
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from harness.requirements import require
-from harness.snmpsim import SnmpSim, read_snmprec, responder_path, snmpsim, write_snmprec
+from harness.snmpsim import (
+    SWITCH_FILES,
+    SnmpSim,
+    reset_switches,
+    switch_simulator,
+)
 
 from hardware_drivers.events import DriverError, MalformedReply, SnmpTimeout, SwitchUnreachable
 from hardware_drivers.snmp import SwitchClient, SwitchSnapshot, find_mac, normalise_mac
-
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "snmp"
-SWITCH_FILES = sorted(FIXTURES.glob("*.snmprec"))
 
 IF_OPER_STATUS = "1.3.6.1.2.1.2.2.1.8"
 DOT1D_TP_FDB_PORT = "1.3.6.1.2.1.17.4.3.1.2"
@@ -29,19 +28,13 @@ LAPTOP_INDEX = "0.27.99.170.0.1"  # the MAC as six decimals, as the FDB tables i
 
 @pytest.fixture(scope="module")
 def snmpsim_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SnmpSim]:
-    require(responder_path() is not None, "needs snmpsim (pip install snmpsim pysmi)")
-    require(importlib.util.find_spec("pysmi") is not None, "needs pysmi, which snmpsim does not declare")
-    with snmpsim(SWITCH_FILES, tmp_path_factory.mktemp("snmpsim")) as server:
-        yield server
+    yield from switch_simulator(tmp_path_factory.mktemp("snmpsim"))
 
 
 @pytest.fixture
 def sim(snmpsim_server: SnmpSim) -> SnmpSim:
     """The shared simulator with every switch reset to its fixture file."""
-    for src in SWITCH_FILES:
-        if read_snmprec(src) != snmpsim_server.records(src.stem):
-            write_snmprec(snmpsim_server.data_dir / src.name, read_snmprec(src))
-    return snmpsim_server
+    return reset_switches(snmpsim_server)
 
 
 def client(sim: SnmpSim, community: str, **kwargs: float) -> SwitchClient:

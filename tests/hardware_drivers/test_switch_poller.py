@@ -3,16 +3,18 @@ events, failing switches become typed errors while polling goes on, traps arrive
 
 from __future__ import annotations
 
-import importlib.util
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
-from harness.requirements import require, require_tool
-from harness.snmpsim import SnmpSim, read_snmprec, responder_path, snmpsim, write_snmprec
+from harness.requirements import require_tool
+from harness.snmpsim import (
+    SnmpSim,
+    reset_switches,
+    switch_simulator,
+)
 
 from hardware_drivers.events import (
     DriverError,
@@ -28,8 +30,6 @@ from hardware_drivers.snmp import Interface, SwitchSnapshot
 from hardware_drivers.switch_diff import SwitchTracker
 from hardware_drivers.switch_poller import SwitchPoller, SwitchTarget, TrapListen, backoff_delay
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "snmp"
-SWITCH_FILES = sorted(FIXTURES.glob("*.snmprec"))
 IF_OPER_STATUS = "1.3.6.1.2.1.2.2.1.8"
 DOT1D_TP_FDB_PORT = "1.3.6.1.2.1.17.4.3.1.2"
 DOT1Q_TP_FDB_PORT = "1.3.6.1.2.1.17.7.1.2.2.1.2"
@@ -40,18 +40,12 @@ FAST = 0.2  # seconds between polls in these tests
 
 @pytest.fixture(scope="module")
 def snmpsim_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SnmpSim]:
-    require(responder_path() is not None, "needs snmpsim (pip install snmpsim pysmi)")
-    require(importlib.util.find_spec("pysmi") is not None, "needs pysmi, which snmpsim does not declare")
-    with snmpsim(SWITCH_FILES, tmp_path_factory.mktemp("snmpsim")) as server:
-        yield server
+    yield from switch_simulator(tmp_path_factory.mktemp("snmpsim"))
 
 
 @pytest.fixture
 def sim(snmpsim_server: SnmpSim) -> SnmpSim:
-    for src in SWITCH_FILES:
-        if read_snmprec(src) != snmpsim_server.records(src.stem):
-            write_snmprec(snmpsim_server.data_dir / src.name, read_snmprec(src))
-    return snmpsim_server
+    return reset_switches(snmpsim_server)
 
 
 class Recorder:

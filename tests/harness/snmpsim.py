@@ -165,3 +165,27 @@ def snmpsim(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=5)
+
+
+# The project's own switch data, shared by every SNMP test.
+SWITCH_FILES = sorted((Path(__file__).resolve().parents[1] / "fixtures" / "snmp").glob("*.snmprec"))
+
+
+def switch_simulator(workdir: Path) -> Iterator[SnmpSim]:
+    """One snmpsim serving SWITCH_FILES, for a module-scoped fixture (skips or fails as ``require`` says)."""
+    import importlib.util
+
+    from harness.requirements import require
+
+    require(responder_path() is not None, "needs snmpsim (pip install snmpsim pysmi)")
+    require(importlib.util.find_spec("pysmi") is not None, "needs pysmi, which snmpsim does not declare")
+    with snmpsim(SWITCH_FILES, workdir) as server:
+        yield server
+
+
+def reset_switches(server: SnmpSim) -> SnmpSim:
+    """Put every switch back to its fixture file (a test may have changed the agent's data)."""
+    for src in SWITCH_FILES:
+        if read_snmprec(src) != server.records(src.stem):
+            write_snmprec(server.data_dir / src.name, read_snmprec(src))
+    return server

@@ -3,7 +3,6 @@ controller, switch failures as board notices, and the agent polling snmpsim end 
 
 from __future__ import annotations
 
-import importlib.util
 import socket
 import subprocess
 import time
@@ -14,8 +13,12 @@ import pytest
 from core_helpers import receive
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from harness.requirements import require, require_tool
-from harness.snmpsim import SnmpSim, read_snmprec, responder_path, snmpsim, write_snmprec
+from harness.requirements import require_tool
+from harness.snmpsim import (
+    SnmpSim,
+    reset_switches,
+    switch_simulator,
+)
 from sqlmodel import col, select
 
 from factory.app_context import AppContext
@@ -32,8 +35,6 @@ from factory.service_env import register_endpoint
 from hardware_drivers.events import LinkDown, MacGone, MacSeen, MalformedReply, SnmpTimeout
 from hardware_drivers.switch_poller import SwitchTarget, TrapListen
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "snmp"
-SWITCH_FILES = sorted(FIXTURES.glob("*.snmprec"))
 LAPTOP = "00:1b:63:aa:00:01"  # on sw-bench-1 Gi1/0/1 in the fixture
 STRANGER = "00:1b:63:aa:00:02"  # on sw-bench-1 Gi1/0/2: recorded on no device
 SLOT1, SLOT2, SLOT3 = "bench-1/slot-1", "bench-1/slot-2", "bench-1/slot-3"
@@ -269,18 +270,12 @@ def test_switch_failures_are_one_notice_until_it_answers_again(ctx: AppContext, 
 
 @pytest.fixture(scope="module")
 def snmpsim_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SnmpSim]:
-    require(responder_path() is not None, "needs snmpsim (pip install snmpsim pysmi)")
-    require(importlib.util.find_spec("pysmi") is not None, "needs pysmi, which snmpsim does not declare")
-    with snmpsim(SWITCH_FILES, tmp_path_factory.mktemp("snmpsim")) as server:
-        yield server
+    yield from switch_simulator(tmp_path_factory.mktemp("snmpsim"))
 
 
 @pytest.fixture
 def sim(snmpsim_server: SnmpSim) -> SnmpSim:
-    for src in SWITCH_FILES:
-        if read_snmprec(src) != snmpsim_server.records(src.stem):
-            write_snmprec(snmpsim_server.data_dir / src.name, read_snmprec(src))
-    return snmpsim_server
+    return reset_switches(snmpsim_server)
 
 
 def test_agent_polls_the_switches_and_survives_one_that_times_out(
