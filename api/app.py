@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from api import metrics
 from api.errors import install_error_handlers
-from api.routes import audit, custody, devices, ledger, line
-from api.schemas import ErrorBody
+from api.routes import audit, custody, devices, ledger, line, metrics
+from api.schemas.common import ErrorBody
 from api.web import board as board_page
 from api.web import install_web
-from factory.app_context import AppContext
+from factory.kernel.context import AppContext
 
 _ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 422)}
 

@@ -10,10 +10,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
-from factory.app_context import AppContext
-from factory.db.engine import session_scope
-from factory.errors import PermissionDenied, Unauthenticated
-from factory.models.users import Role, User
+from factory.identity.models import Role, User
+from factory.kernel.context import AppContext
+from factory.kernel.db.engine import session_scope
+from factory.kernel.errors import PermissionDenied, Unauthenticated
 
 _bearer = HTTPBearer(auto_error=False, description="API token from 'factory users add'")
 
@@ -42,7 +42,7 @@ async def get_current_user(request: Request, credentials: Credentials) -> User:
     # The context straight from the app, not as a sub-dependency: FastAPI spends ~10 us resolving each.
     ctx: AppContext = request.app.state.context
     tokens = ctx.verified_tokens
-    # Async so a token verified a moment ago (factory/token_cache.py) costs no thread-pool hop;
+    # Async so a token verified a moment ago (factory/identity/token_cache.py) costs no thread-pool hop;
     # only the database check (a read-only connection of its own) goes to a thread.
     user = tokens.get(credentials.credentials)
     if user is None:

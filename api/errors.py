@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, IntegrityError, StatementError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from factory.errors import FactoryError, Unauthenticated
+from factory.kernel.errors import FactoryError, Unauthenticated
 
 log = logging.getLogger("api")
 

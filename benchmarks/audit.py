@@ -5,7 +5,7 @@
 
 1. Load: a dedicated database (``df_bench_audit``) migrated to head, then devices, media,
    certificates and custody entries bulk-loaded with COPY. Every entry carries a real chained
-   hash (``factory.ledger.hashing``: the same function ``ledger verify`` uses), every certificate
+   hash (``factory.kernel.ledger.hashing``: the same function ``ledger verify`` uses), every certificate
    is a real signed envelope (~3.5 KB, RFC 8785 canonical bytes, Ed25519) naming the real hash of
    the custody entry that opened its erase round. Constraints and secondary indexes are dropped
    for the load and rebuilt after it (what a restore does); a sample of certificates is then
@@ -56,15 +56,15 @@ from fastapi import FastAPI
 
 from api.deps import AuditorUser
 from api.errors import install_error_handlers
-from factory.app_context import AppContext
-from factory.clock import format_utc
-from factory.config import Settings
-from factory.db.engine import make_engine, session_scope
-from factory.db.migrate import upgrade
-from factory.keys import init_keys, load_private_key
-from factory.ledger.hashing import evidence_text, hash_document
-from factory.models.custody import GENESIS_HASH
-from factory.users import add_user
+from factory.identity.service import add_user
+from factory.kernel.clock import format_utc
+from factory.kernel.config import Settings
+from factory.kernel.context import AppContext
+from factory.kernel.db.engine import make_engine, session_scope
+from factory.kernel.db.migrate import upgrade
+from factory.kernel.ledger.hashing import evidence_text, hash_document
+from factory.kernel.models.custody_entry import GENESIS_HASH
+from factory.kernel.site_keys import init_keys, load_private_key
 from imaging import signing
 from imaging.certificate import (
     CertificateContext,
@@ -387,7 +387,7 @@ def load(url: str, settings: Settings, devices: int, per_device: int) -> dict[st
 
 
 def _occurred_at(seq: int) -> str:
-    """``factory.clock.format_utc`` of the entry's time, without strftime (a third of the cost)."""
+    """``factory.kernel.clock.format_utc`` of the entry's time, without strftime (a third of the cost)."""
     return (_START_NAIVE + timedelta(seconds=seq * STEP_SECONDS)).isoformat(timespec="microseconds") + "Z"
 
 
@@ -493,7 +493,7 @@ def _generate(
 def check_sample(url: str, settings: Settings, sample: int = 200) -> dict[str, Any]:
     """Verify a random sample of loaded certificates with the project's verifier, and re-hash
     the last entries of the chain: the load is real evidence, not filler."""
-    from factory.keys import load_public_key
+    from factory.kernel.site_keys import load_public_key
 
     public_key = load_public_key(settings)
     with psycopg.connect(_dsn(DB_NAME)) as conn:

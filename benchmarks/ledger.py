@@ -18,14 +18,14 @@ import time
 import psycopg
 from sqlalchemy import insert
 
-from factory.clock import utc_now
-from factory.db.engine import make_engine, session_scope
-from factory.db.migrate import upgrade
-from factory.ledger.append import append_entry
-from factory.ledger.hashing import entry_hash, evidence_text
-from factory.ledger.verify import verify_ledger
-from factory.models.custody import GENESIS_HASH, CustodyEntry
-from factory.models.device import Device
+from factory.kernel.clock import utc_now
+from factory.kernel.db.engine import make_engine, session_scope
+from factory.kernel.db.migrate import upgrade
+from factory.kernel.ledger.append import append_entry
+from factory.kernel.ledger.hashing import entry_hash, evidence_text
+from factory.kernel.ledger.verify import verify_ledger
+from factory.kernel.models.custody_entry import GENESIS_HASH, CustodyEntry
+from factory.kernel.models.device import Device
 
 PG_ADMIN = os.environ.get("FACTORY_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 DEVICES = 1000

@@ -43,18 +43,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "line"
 
 from sqlmodel import Session, col, select
 
-from factory.app_context import AppContext
-from factory.config import Settings
-from factory.db.migrate import upgrade
-from factory.keys import init_keys
+from factory.kernel.config import Settings
+from factory.kernel.context import AppContext
+from factory.kernel.db.migrate import upgrade
+from factory.kernel.site_keys import init_keys
 from factory.line.agent import LineAgentProcess, SimulationOptions
-from factory.line.audit import audit_line
-from factory.line.config import simulated_config
-from factory.models.line import Job
+from factory.line.bench_config import simulated_config
+from factory.line.consistency import audit_line
+from factory.line.models import Job
 
 
 def _context(home: Path, url: str | None) -> AppContext:
-    url = url or f"sqlite:///{home / 'factory.db'}"
+    url = url or f"sqlite:///{home / 'factory.kernel.db'}"
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     ctx = AppContext(Settings(home=home, database_url=url, site_name="bench-site"))

@@ -36,7 +36,7 @@ def _pg_url(admin_dsn: str, dbname: str) -> str:
 
 @pytest.fixture(scope="session")
 def pg_template(pg_admin_dsn: str) -> Iterator[str]:
-    from factory.db.migrate import upgrade
+    from factory.kernel.db.migrate import upgrade
 
     name = f"df_tmpl_{os.getpid()}"
     with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
@@ -50,7 +50,7 @@ def pg_template(pg_admin_dsn: str) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from factory.db.migrate import upgrade
+    from factory.kernel.db.migrate import upgrade
 
     path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
     upgrade(f"sqlite:///{path}")
@@ -61,7 +61,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         template: Path = request.getfixturevalue("sqlite_template")
-        target = tmp_path / "factory.db"
+        target = tmp_path / "factory.kernel.db"
         _shutil.copyfile(template, target)
         yield f"sqlite:///{target}"
         return
@@ -78,9 +78,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 @pytest.fixture
 def ctx(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
     """An AppContext on a fresh database with a site key; env set so the CLI sees the same."""
-    from factory.app_context import AppContext
-    from factory.config import Settings
-    from factory.keys import init_keys
+    from factory.kernel.config import Settings
+    from factory.kernel.context import AppContext
+    from factory.kernel.site_keys import init_keys
 
     home = tmp_path / "home"
     monkeypatch.setenv("FACTORY_HOME", str(home))

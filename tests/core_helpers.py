@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from sqlmodel import Session, select
 
-from factory.app_context import AppContext
-from factory.certificates import make_verifier
-from factory.db.engine import session_scope
-from factory.devices import get_device, receive_device
-from factory.keys import load_public_key
-from factory.lifecycle.guards import CertificateVerifier
-from factory.lifecycle.states import Event
-from factory.lifecycle.transition import TransitionRequest, change_state
-from factory.media_spec import MediaSpec
-from factory.models.device import Device, StorageMedium
-from factory.sanitisation import Staff, certify_medium
+from factory.intake.media import MediaSpec
+from factory.intake.service import get_device, receive_device
+from factory.kernel.context import AppContext
+from factory.kernel.db.engine import session_scope
+from factory.kernel.lifecycle.guards import CertificateVerifier
+from factory.kernel.lifecycle.states import Event
+from factory.kernel.lifecycle.transition import TransitionRequest, change_state
+from factory.kernel.models.device import Device, StorageMedium
+from factory.kernel.site_keys import load_public_key
+from factory.sanitisation.certificates import make_verifier
+from factory.sanitisation.service import Staff, certify_medium
 from imaging.certificate import Destination
 from imaging.result import (
     EraseResult,

@@ -29,4 +29,4 @@ def test_only_the_runner_adapter_imports_ansible_runner() -> None:
                 names = [node.module]
             if any(n == "ansible_runner" or n.startswith("ansible_runner.") for n in names):
                 importers.append(str(path.relative_to(ROOT)))
-    assert set(importers) <= {"factory/provisioning/runner.py"}, importers
+    assert set(importers) <= {"factory/provisioning/ansible_adapter.py"}, importers

@@ -18,22 +18,22 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Connection
 
 from api.deps import AuditorUser, ContextDep, SessionDep
-from api.schemas_audit import (
+from api.schemas.audit import (
     CertificateCheckPublic,
     CertificateDetail,
     CertificatePage,
     DeviceHistoryPublic,
     ExceptionReportPublic,
 )
-from factory.app_context import AppContext
 from factory.audit.bundle import export_bundle
 from factory.audit.certificate_check import certificate_pdf, check_certificate, get_certificate
 from factory.audit.exceptions import exception_report
 from factory.audit.history import device_history
 from factory.audit.search import CertificateQuery, Outcome, search_certificates
-from factory.db.engine import read_scope
-from factory.keys import load_private_key, load_public_key
-from factory.ledger.verify import verify_ledger
+from factory.kernel.context import AppContext
+from factory.kernel.db.engine import read_scope
+from factory.kernel.ledger.verify import verify_ledger
+from factory.kernel.site_keys import load_private_key, load_public_key
 
 router = APIRouter(tags=["audit"])
 

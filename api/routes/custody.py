@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response
 
 from api.deps import ContextDep, CurrentUser, SessionDep, TechnicianUser, require_roles
-from api.schemas_custody import (
+from api.schemas.custody import (
     AcceptanceIn,
     AllocateIn,
     BatchIn,
@@ -42,18 +42,18 @@ from api.schemas_custody import (
     VehicleIn,
     WaveIn,
 )
-from factory.app_context import AppContext
-from factory.certificates import make_verifier
 from factory.custody import consignments, destruction, disposal, issue, people, redistribution, swap, vehicles, waves
 from factory.custody.acceptance import Acceptance
 from factory.custody.allocation import allocate, release
 from factory.custody.documents import Upload, read_document
-from factory.devices import entry_view
-from factory.errors import InvalidInput
-from factory.keys import load_public_key
-from factory.lifecycle.guards import CertificateVerifier
-from factory.models.custody import CustodyEntry
-from factory.models.users import Role, User
+from factory.identity.models import Role, User
+from factory.intake.service import entry_view
+from factory.kernel.context import AppContext
+from factory.kernel.errors import InvalidInput
+from factory.kernel.lifecycle.guards import CertificateVerifier
+from factory.kernel.models.custody_entry import CustodyEntry
+from factory.kernel.site_keys import load_public_key
+from factory.sanitisation.certificates import make_verifier
 
 router = APIRouter(prefix="/api/custody", tags=["custody"])
 

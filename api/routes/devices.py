@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 
 from api.deps import CurrentUser, SessionDep, TechnicianUser
-from api.schemas import DevicePublic, DeviceReceive
-from factory.devices import device_view, get_device, receive_device
-from factory.media_spec import MediaSpec
+from api.schemas.common import DevicePublic, DeviceReceive
+from factory.intake.media import MediaSpec
+from factory.intake.service import device_view, get_device, receive_device
 
 router = APIRouter(prefix="/api/devices", tags=["devices"])
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.deps import AuditorUser, ContextDep
-from api.schemas import LedgerReportPublic
-from factory.ledger.verify import verify_ledger
+from api.schemas.common import LedgerReportPublic
+from factory.kernel.ledger.verify import verify_ledger
 
 router = APIRouter(prefix="/api/ledger", tags=["ledger"])
 

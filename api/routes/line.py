@@ -19,15 +19,15 @@ from fastapi.responses import StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.deps import ContextDep, SessionDep
-from factory.app_context import AppContext
-from factory.db.engine import session_scope
-from factory.errors import PermissionDenied, Unauthenticated
+from factory.identity.models import Role, User
+from factory.identity.service import authenticate_token, web_session_user
+from factory.kernel.context import AppContext
+from factory.kernel.db.engine import session_scope
+from factory.kernel.errors import PermissionDenied, Unauthenticated
 from factory.line import jobs as line_jobs
-from factory.line.board import benches_view, board_snapshot, devices_view, job_detail, jobs_view
 from factory.line.bus import LineBus, process_bus
-from factory.line.provision import NoOpProvisioner
-from factory.models.users import Role, User
-from factory.users import authenticate_token, web_session_user
+from factory.line.provision_step import NoOpProvisioner
+from factory.line.views import benches_view, board_snapshot, devices_view, job_detail, jobs_view
 
 router = APIRouter(tags=["line"])
 

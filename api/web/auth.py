@@ -18,16 +18,16 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.deps import ContextDep
 from api.web.render import WebIdentity, render
-from factory.db.engine import session_scope
-from factory.errors import Unauthenticated
-from factory.models.users import Role
-from factory.users import (
+from factory.identity.models import Role
+from factory.identity.service import (
     SESSION_LIFETIME,
     check_password,
     close_web_session,
     open_web_session,
     web_session_user,
 )
+from factory.kernel.db.engine import session_scope
+from factory.kernel.errors import Unauthenticated
 
 SESSION_COOKIE = "df_session"
 LOGIN_CSRF_COOKIE = "df_login_csrf"

@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse
 
 from api.web.auth import page_user
 from api.web.render import WebIdentity, render
-from factory.models.users import Role
+from factory.identity.models import Role
 
 router = APIRouter(include_in_schema=False)
 

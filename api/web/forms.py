@@ -6,12 +6,12 @@ from collections.abc import Iterable
 
 from fastapi import UploadFile
 
-from factory.app_context import AppContext
-from factory.certificates import make_verifier
 from factory.custody.acceptance import Acceptance
 from factory.custody.documents import MAX_DOCUMENT_BYTES, Upload
-from factory.keys import load_public_key
-from factory.lifecycle.guards import CertificateVerifier
+from factory.kernel.context import AppContext
+from factory.kernel.lifecycle.guards import CertificateVerifier
+from factory.kernel.site_keys import load_public_key
+from factory.sanitisation.certificates import make_verifier
 
 
 def read_upload(file: UploadFile | None) -> Upload | None:

@@ -23,11 +23,11 @@ from factory.audit.certificate_check import check_certificate, get_certificate
 from factory.audit.exceptions import uncertified_departures
 from factory.audit.history import device_history
 from factory.audit.search import CertificateQuery, Outcome, SearchPage, search_certificates
-from factory.db.engine import session_scope
-from factory.errors import FactoryError, InvalidInput
-from factory.keys import load_private_key, load_public_key
-from factory.ledger.verify import verify_ledger
-from factory.models.users import Role
+from factory.identity.models import Role
+from factory.kernel.db.engine import session_scope
+from factory.kernel.errors import FactoryError, InvalidInput
+from factory.kernel.ledger.verify import verify_ledger
+from factory.kernel.site_keys import load_private_key, load_public_key
 
 router = APIRouter(prefix="/audit", include_in_schema=False)
 

@@ -23,10 +23,10 @@ from factory.custody.consignments import (
     record_failed_delivery,
 )
 from factory.custody.documents import Upload, get_document
-from factory.db.engine import session_scope
-from factory.errors import FactoryError, InvalidInput
-from factory.models.custody_workflows import ConsignmentStatus
-from factory.models.users import Role
+from factory.custody.models import ConsignmentStatus
+from factory.identity.models import Role
+from factory.kernel.db.engine import session_scope
+from factory.kernel.errors import FactoryError, InvalidInput
 
 router = APIRouter(prefix="/courier", include_in_schema=False)
 

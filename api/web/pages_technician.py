@@ -16,12 +16,12 @@ from api.web.render import WebIdentity, render
 from factory.custody.allocation import open_in_person_allocation
 from factory.custody.issue import issue_device
 from factory.custody.swap import walk_in_swap
-from factory.db.engine import session_scope
-from factory.devices import device_view, get_device, receive_device
-from factory.errors import FactoryError, InvalidInput
-from factory.media_spec import MediaSpec
-from factory.models.device import DeviceKind, MediaType
-from factory.models.users import Role
+from factory.identity.models import Role
+from factory.intake.media import MediaSpec
+from factory.intake.service import device_view, get_device, receive_device
+from factory.kernel.db.engine import session_scope
+from factory.kernel.errors import FactoryError, InvalidInput
+from factory.kernel.models.device import DeviceKind, MediaType
 
 router = APIRouter(prefix="/tech", include_in_schema=False)
 

@@ -11,7 +11,7 @@
                                         exported device's whole history, one JSON object a line
 
 Certificates are exported as stored; nothing is re-signed. An entry is written with exactly the
-fields its hash covers (``factory.ledger.hashing.HASHED_FIELDS``, evidence as an object) plus
+fields its hash covers (``factory.kernel.ledger.hashing.HASHED_FIELDS``, evidence as an object) plus
 ``entry_hash``, so the checker recomputes every hash from the file alone.
 """
 
@@ -31,13 +31,13 @@ from sqlmodel import Session
 
 from factory.audit.certificate_check import get_certificate
 from factory.audit.history import device_entries, entry_record
-from factory.clock import utc_now
-from factory.devices import get_device
-from factory.errors import InvalidInput
-from factory.ledger.anchor import sign_entry
-from factory.models.certificate import Certificate
-from factory.models.custody import CustodyEntry
-from factory.models.device import Device
+from factory.intake.service import get_device
+from factory.kernel.clock import utc_now
+from factory.kernel.errors import InvalidInput
+from factory.kernel.ledger.anchor import sign_entry
+from factory.kernel.models.certificate import Certificate
+from factory.kernel.models.custody_entry import CustodyEntry
+from factory.kernel.models.device import Device
 from imaging import signing
 from imaging.certificate import CertificateError
 from imaging.certificate_pdf import render_pdf

@@ -17,10 +17,10 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlmodel import Session
 
-from factory.errors import Conflict, NotFound
-from factory.lifecycle.states import Event
-from factory.models.certificate import Certificate
-from factory.models.custody import CustodyEntry
+from factory.kernel.errors import Conflict, NotFound
+from factory.kernel.lifecycle.states import Event
+from factory.kernel.models.certificate import Certificate
+from factory.kernel.models.custody_entry import CustodyEntry
 from imaging.certificate import CertificateError, verify_certificate
 from imaging.certificate_pdf import render_pdf
 

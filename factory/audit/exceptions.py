@@ -2,7 +2,7 @@
 
 ``uncertified_departures`` must always be empty. It replays each device's custody entries and,
 at every departure for reuse, redistribution or recycling, re-checks what the lifecycle guard
-(``factory/lifecycle/guards.py``) enforced at the time: every medium recorded on the device has a
+(``factory/kernel/lifecycle/guards.py``) enforced at the time: every medium recorded on the device has a
 certificate from the erase round opened before that departure (and after the device last held
 someone's data), the certificate verifies against the site key, names the device and medium,
 extends the custody entry that opened that round, and was issued before the device left. The
@@ -23,14 +23,14 @@ from sqlalchemy import func, or_, select
 from sqlmodel import Session
 
 from factory.audit.certificate_check import CertificateCheck, check_certificate
-from factory.clock import format_utc
-from factory.errors import InvalidInput
-from factory.lifecycle.states import OUT_OF_FACTORY, Event, State
-from factory.lifecycle.table import TAINTING_EVENTS, TRANSITIONS, Guard
-from factory.models.certificate import Certificate
-from factory.models.custody import CustodyEntry
-from factory.models.custody_workflows import Allocation, AllocationStatus, Wave
-from factory.models.device import Device, StorageMedium
+from factory.custody.models import Allocation, AllocationStatus, Wave
+from factory.kernel.clock import format_utc
+from factory.kernel.errors import InvalidInput
+from factory.kernel.lifecycle.states import OUT_OF_FACTORY, Event, State
+from factory.kernel.lifecycle.table import TAINTING_EVENTS, TRANSITIONS, Guard
+from factory.kernel.models.certificate import Certificate
+from factory.kernel.models.custody_entry import CustodyEntry
+from factory.kernel.models.device import Device, StorageMedium
 
 # Which departures need certificates, read from the transition table itself so the report
 # follows the table: every certified edge except the in-factory ones (closing an erase round,

@@ -18,12 +18,12 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from factory.audit.certificate_check import check_certificate
-from factory.devices import get_device
-from factory.ledger.hashing import HASHED_FIELDS, entry_hash
-from factory.ledger.verify import LedgerReport
-from factory.models.certificate import Certificate
-from factory.models.custody import GENESIS_HASH, CustodyEntry
-from factory.models.device import Device, StorageMedium
+from factory.intake.service import get_device
+from factory.kernel.ledger.hashing import HASHED_FIELDS, entry_hash
+from factory.kernel.ledger.verify import LedgerReport
+from factory.kernel.models.certificate import Certificate
+from factory.kernel.models.custody_entry import GENESIS_HASH, CustodyEntry
+from factory.kernel.models.device import Device, StorageMedium
 
 
 @dataclass(frozen=True)

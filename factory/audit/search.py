@@ -25,9 +25,9 @@ import orjson
 from sqlalchemy import Connection
 from sqlmodel import Session
 
-from factory.db.select_rows import select_rows
-from factory.errors import InvalidInput
-from factory.lifecycle.states import Event, State
+from factory.kernel.db.select_rows import select_rows
+from factory.kernel.errors import InvalidInput
+from factory.kernel.lifecycle.states import Event, State
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500

@@ -13,9 +13,9 @@ from factory.audit.exceptions import exception_report
 from factory.audit.history import device_history
 from factory.audit.search import CertificateQuery, Outcome, search_certificates
 from factory.cli.common import console, context, fail, one_line_errors, print_json
-from factory.db.engine import session_scope
-from factory.keys import load_private_key, load_public_key
-from factory.ledger.verify import verify_ledger
+from factory.kernel.db.engine import session_scope
+from factory.kernel.ledger.verify import verify_ledger
+from factory.kernel.site_keys import load_private_key, load_public_key
 
 app = typer.Typer(
     help="Audit: certificates, device histories, exception reports, evidence bundles.", no_args_is_help=True

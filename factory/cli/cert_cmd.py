@@ -7,8 +7,8 @@ from pathlib import Path
 import typer
 
 from factory.cli.common import console, fail, one_line_errors, print_json
-from factory.config import load_settings
-from factory.keys import load_public_key
+from factory.kernel.config import load_settings
+from factory.kernel.site_keys import load_public_key
 from imaging.certificate import CertificateError, load_envelope, verify_certificate
 
 app = typer.Typer(help="Sanitisation certificates.", no_args_is_help=True)

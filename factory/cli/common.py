@@ -11,9 +11,9 @@ import typer
 from rich.console import Console
 from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
 
-from factory.app_context import AppContext
-from factory.db.migrate import current_revision, head_revision
-from factory.errors import FactoryError
+from factory.kernel.context import AppContext
+from factory.kernel.db.migrate import current_revision, head_revision
+from factory.kernel.errors import FactoryError
 
 console = Console()
 err_console = Console(stderr=True)

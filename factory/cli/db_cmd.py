@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from factory.cli.common import console, context, one_line_errors
-from factory.db.migrate import current_revision, upgrade
+from factory.kernel.db.migrate import current_revision, upgrade
 
 app = typer.Typer(help="Database schema management.", no_args_is_help=True)
 

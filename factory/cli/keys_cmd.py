@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from factory.cli.common import console, context, one_line_errors
-from factory.keys import init_keys, public_key_info
+from factory.kernel.site_keys import init_keys, public_key_info
 
 app = typer.Typer(help="The site's certificate signing key.", no_args_is_help=True)
 

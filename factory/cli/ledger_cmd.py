@@ -9,9 +9,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sqlalchemy import text
 
 from factory.cli.common import console, context, fail, one_line_errors, print_json
-from factory.keys import load_private_key, load_public_key
-from factory.ledger.anchor import check_anchor, parse_anchor, sign_head
-from factory.ledger.verify import verify_ledger
+from factory.kernel.ledger.anchor import check_anchor, parse_anchor, sign_head
+from factory.kernel.ledger.verify import verify_ledger
+from factory.kernel.site_keys import load_private_key, load_public_key
 
 app = typer.Typer(help="The custody ledger.", no_args_is_help=True)
 

@@ -9,11 +9,11 @@ import typer
 from rich.table import Table
 
 from factory.cli.common import console, context, one_line_errors, print_json
-from factory.db.engine import session_scope
+from factory.kernel.db.engine import session_scope
 from factory.line import jobs as line_jobs
-from factory.line.board import benches_view, job_detail, jobs_view
-from factory.line.config import LineConfig, load_line_config, simulated_config
-from factory.line.provision import NoOpProvisioner
+from factory.line.bench_config import LineConfig, load_line_config, simulated_config
+from factory.line.provision_step import NoOpProvisioner
+from factory.line.views import benches_view, job_detail, jobs_view
 
 app = typer.Typer(help="The bench line: agents, slots and jobs.", no_args_is_help=True)
 
@@ -68,7 +68,7 @@ def run_cmd(
         )
     provisioner = None
     if provisioning is not None:
-        from factory.provisioning.site_config import load_provisioner
+        from factory.provisioning.settings import load_provisioner
 
         provisioner = load_provisioner(provisioning, engine=ctx.engine, work_dir=ctx.settings.work_dir / "provision")
     process = LineAgentProcess(ctx, config, simulation=simulation, provisioner=provisioner)
@@ -89,7 +89,7 @@ def run_cmd(
 @one_line_errors
 def audit_cmd() -> None:
     """Check the line against the evidence (ledger, certificates, states, slots); exit 1 on problems."""
-    from factory.line.audit import audit_line
+    from factory.line.consistency import audit_line
 
     ctx = context()
     problems = audit_line(ctx.engine, ctx.settings)

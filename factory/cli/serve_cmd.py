@@ -6,9 +6,9 @@ import secrets
 
 import typer
 
-from factory.app_context import AppContext
 from factory.cli.common import console, context, one_line_errors
-from factory.db.migrate import upgrade
+from factory.kernel.context import AppContext
+from factory.kernel.db.migrate import upgrade
 
 DEMO_USER = "sim-technician"
 MIB = 2**20
@@ -42,8 +42,8 @@ def _serve_simulated(ctx: AppContext, layout: str, host: str, port: int, disk_by
     import uvicorn
 
     from factory.line.agent import LineAgentProcess, SimulationOptions
+    from factory.line.bench_config import simulated_config
     from factory.line.bus import set_process_bus
-    from factory.line.config import simulated_config
 
     config = simulated_config(layout, agent="simulated-line")
     _ensure_site_key(ctx)
@@ -65,7 +65,7 @@ def _serve_simulated(ctx: AppContext, layout: str, host: str, port: int, disk_by
 
 
 def _ensure_site_key(ctx: AppContext) -> None:
-    from factory.keys import init_keys
+    from factory.kernel.site_keys import init_keys
 
     if not ctx.settings.private_key_path.exists():
         info = init_keys(ctx.settings)
@@ -76,9 +76,9 @@ def _demo_login(ctx: AppContext) -> str:
     """A technician login for the simulation's board, with a fresh password every run."""
     from sqlmodel import select
 
-    from factory.db.engine import session_scope
-    from factory.models.users import User
-    from factory.users import add_user, set_password
+    from factory.identity.models import User
+    from factory.identity.service import add_user, set_password
+    from factory.kernel.db.engine import session_scope
 
     password = secrets.token_urlsafe(12)
     with session_scope(ctx.engine) as s:

@@ -7,8 +7,8 @@ import sys
 import typer
 
 from factory.cli.common import context, one_line_errors
-from factory.db.engine import session_scope
-from factory.users import add_user, set_password
+from factory.identity.service import add_user, set_password
+from factory.kernel.db.engine import session_scope
 
 app = typer.Typer(help="Users and API tokens.", no_args_is_help=True)
 

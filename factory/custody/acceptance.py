@@ -8,13 +8,13 @@ from dataclasses import dataclass
 
 from sqlmodel import Session
 
-from factory.canonical import canonical_bytes
-from factory.clock import utc_now
 from factory.custody.documents import DocumentKind, Upload, sha256_hex, store_document
+from factory.custody.models import AcceptanceRecord, Officer
 from factory.custody.people import pin_matches
-from factory.errors import GuardRefused, InvalidInput
-from factory.models.custody_workflows import AcceptanceRecord, Officer
-from factory.models.device import Device
+from factory.kernel.canonical import canonical_bytes
+from factory.kernel.clock import utc_now
+from factory.kernel.errors import GuardRefused, InvalidInput
+from factory.kernel.models.device import Device
 
 
 @dataclass(frozen=True)

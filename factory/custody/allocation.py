@@ -6,14 +6,14 @@ from __future__ import annotations
 
 from sqlmodel import Session, select
 
-from factory.clock import utc_now
+from factory.custody.models import Allocation, AllocationChannel, AllocationStatus, Wave
 from factory.custody.people import get_officer, get_vehicle
-from factory.devices import get_device
-from factory.errors import Conflict, InvalidInput, NotFound
-from factory.lifecycle.states import Event
-from factory.lifecycle.transition import TransitionRequest, change_state
-from factory.models.custody_workflows import Allocation, AllocationChannel, AllocationStatus, Wave
-from factory.models.device import Device, DeviceKind
+from factory.intake.service import get_device
+from factory.kernel.clock import utc_now
+from factory.kernel.errors import Conflict, InvalidInput, NotFound
+from factory.kernel.lifecycle.states import Event
+from factory.kernel.lifecycle.transition import TransitionRequest, change_state
+from factory.kernel.models.device import Device, DeviceKind
 
 OPEN_STATUSES = (AllocationStatus.ALLOCATED.value, AllocationStatus.IN_TRANSIT.value)
 

@@ -12,18 +12,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlmodel import Session, col, func, select
 
-from factory.clock import format_utc, utc_now
 from factory.custody.allocation import get_allocation
 from factory.custody.documents import DocumentKind, Upload, document_ref, get_document, store_document, store_pdf
-from factory.custody.pdf import Manifest, ManifestLine, render_manifest
-from factory.custody.people import officer_label
-from factory.devices import FACTORY_CUSTODIAN
-from factory.errors import Conflict, GuardRefused, InvalidInput, NotFound
-from factory.lifecycle.guards import CertificateVerifier
-from factory.lifecycle.states import Event
-from factory.lifecycle.transition import TransitionRequest, change_state
-from factory.models.custody import CustodyEntry
-from factory.models.custody_workflows import (
+from factory.custody.models import (
     Allocation,
     AllocationChannel,
     AllocationStatus,
@@ -33,7 +24,16 @@ from factory.models.custody_workflows import (
     Officer,
     Wave,
 )
-from factory.models.device import Device, DeviceKind
+from factory.custody.pdf import Manifest, ManifestLine, render_manifest
+from factory.custody.people import officer_label
+from factory.intake.service import FACTORY_CUSTODIAN
+from factory.kernel.clock import format_utc, utc_now
+from factory.kernel.errors import Conflict, GuardRefused, InvalidInput, NotFound
+from factory.kernel.lifecycle.guards import CertificateVerifier
+from factory.kernel.lifecycle.states import Event
+from factory.kernel.lifecycle.transition import TransitionRequest, change_state
+from factory.kernel.models.custody_entry import CustodyEntry
+from factory.kernel.models.device import Device, DeviceKind
 
 DEFAULT_OVERDUE_DAYS = 3
 

@@ -7,15 +7,15 @@ from __future__ import annotations
 
 from sqlmodel import Session, select
 
-from factory.clock import utc_now
 from factory.custody.documents import DocumentKind, Upload, document_ref, get_document, store_document
-from factory.devices import get_device
-from factory.errors import Conflict, GuardRefused, InvalidInput, InvalidTransition, NotFound
-from factory.lifecycle.states import Event, State
-from factory.lifecycle.table import find_edge
-from factory.lifecycle.transition import TransitionRequest, change_state
-from factory.models.custody import CustodyEntry
-from factory.models.custody_workflows import DestructionRecord
+from factory.custody.models import DestructionRecord
+from factory.intake.service import get_device
+from factory.kernel.clock import utc_now
+from factory.kernel.errors import Conflict, GuardRefused, InvalidInput, InvalidTransition, NotFound
+from factory.kernel.lifecycle.states import Event, State
+from factory.kernel.lifecycle.table import find_edge
+from factory.kernel.lifecycle.transition import TransitionRequest, change_state
+from factory.kernel.models.custody_entry import CustodyEntry
 
 
 def request_destruction(

@@ -15,19 +15,19 @@ from datetime import UTC, datetime, timedelta
 
 from sqlmodel import Session, select
 
-from factory.clock import format_utc, utc_now
 from factory.custody.documents import DocumentKind, Upload, document_ref, get_document, store_document, store_pdf
+from factory.custody.models import DisposalBatch, DisposalItem, DisposalStatus
 from factory.custody.pdf import Party, WasteTransferNote, render_waste_transfer_note
 from factory.custody.people import get_party, party_label
-from factory.devices import get_device
-from factory.errors import Conflict, GuardRefused, InvalidInput, NotFound
-from factory.lifecycle.guards import CertificateVerifier
-from factory.lifecycle.states import Event
-from factory.lifecycle.transition import TransitionRequest, change_state
-from factory.models.custody import CustodyEntry
-from factory.models.custody_workflows import DisposalBatch, DisposalItem, DisposalStatus
-from factory.models.device import Device, DeviceKind
-from factory.models.parties import Custodian, CustodianKind
+from factory.intake.service import get_device
+from factory.kernel.clock import format_utc, utc_now
+from factory.kernel.errors import Conflict, GuardRefused, InvalidInput, NotFound
+from factory.kernel.lifecycle.guards import CertificateVerifier
+from factory.kernel.lifecycle.states import Event
+from factory.kernel.lifecycle.transition import TransitionRequest, change_state
+from factory.kernel.models.custody_entry import CustodyEntry
+from factory.kernel.models.device import Device, DeviceKind
+from factory.kernel.models.parties import Custodian, CustodianKind
 
 _EWC = re.compile(r"^\d{2} \d{2} \d{2}\*?$")  # e.g. "16 02 14", "20 01 35*" (asterisk: hazardous)
 _SIC = re.compile(r"^\d{5}$")

@@ -12,9 +12,9 @@ from enum import StrEnum
 
 from sqlmodel import Session
 
-from factory.clock import utc_now
-from factory.errors import InvalidInput, NotFound, PermissionDenied
-from factory.models.custody_workflows import EvidenceDocument
+from factory.custody.models import EvidenceDocument
+from factory.kernel.clock import utc_now
+from factory.kernel.errors import InvalidInput, NotFound, PermissionDenied
 
 MAX_DOCUMENT_BYTES = 20 * 2**20
 

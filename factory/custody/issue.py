@@ -12,17 +12,9 @@ from dataclasses import dataclass
 
 from sqlmodel import Session
 
-from factory.clock import utc_now
 from factory.custody.acceptance import Acceptance, record_acceptance
 from factory.custody.allocation import get_allocation, mark_returned
-from factory.custody.people import officer_label
-from factory.devices import FACTORY_CUSTODIAN, get_device
-from factory.errors import Conflict, GuardRefused, InvalidInput, NotFound
-from factory.lifecycle.guards import CertificateVerifier
-from factory.lifecycle.states import Event
-from factory.lifecycle.transition import TransitionRequest, change_state
-from factory.models.custody import CustodyEntry
-from factory.models.custody_workflows import (
+from factory.custody.models import (
     AcceptanceRecord,
     Allocation,
     AllocationChannel,
@@ -32,7 +24,15 @@ from factory.models.custody_workflows import (
     Officer,
     Wave,
 )
-from factory.models.device import Device
+from factory.custody.people import officer_label
+from factory.intake.service import FACTORY_CUSTODIAN, get_device
+from factory.kernel.clock import utc_now
+from factory.kernel.errors import Conflict, GuardRefused, InvalidInput, NotFound
+from factory.kernel.lifecycle.guards import CertificateVerifier
+from factory.kernel.lifecycle.states import Event
+from factory.kernel.lifecycle.transition import TransitionRequest, change_state
+from factory.kernel.models.custody_entry import CustodyEntry
+from factory.kernel.models.device import Device
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,10 @@ import secrets
 
 from sqlmodel import Session, select
 
-from factory.clock import utc_now
-from factory.errors import Conflict, InvalidInput, NotFound
-from factory.models.custody_workflows import Officer, Vehicle
-from factory.models.parties import Custodian, CustodianKind
+from factory.custody.models import Officer, Vehicle
+from factory.kernel.clock import utc_now
+from factory.kernel.errors import Conflict, InvalidInput, NotFound
+from factory.kernel.models.parties import Custodian, CustodianKind
 
 _STAFF_NUMBER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,31}$")
 _FLEET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,31}$")

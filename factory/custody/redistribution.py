@@ -9,18 +9,18 @@ from dataclasses import dataclass
 
 from sqlmodel import Session
 
-from factory.clock import utc_now
 from factory.custody.documents import DocumentKind, document_ref, store_pdf
+from factory.custody.models import EvidenceDocument, Transfer, TransferItem
 from factory.custody.pdf import TransferLine, TransferNote, render_transfer_note
 from factory.custody.people import get_party, party_label
-from factory.devices import get_device
-from factory.errors import InvalidInput
-from factory.lifecycle.guards import CertificateVerifier, require_certified
-from factory.lifecycle.states import Event
-from factory.lifecycle.transition import TransitionRequest, change_state
-from factory.models.custody import CustodyEntry
-from factory.models.custody_workflows import EvidenceDocument, Transfer, TransferItem
-from factory.models.parties import CustodianKind
+from factory.intake.service import get_device
+from factory.kernel.clock import utc_now
+from factory.kernel.errors import InvalidInput
+from factory.kernel.lifecycle.guards import CertificateVerifier, require_certified
+from factory.kernel.lifecycle.states import Event
+from factory.kernel.lifecycle.transition import TransitionRequest, change_state
+from factory.kernel.models.custody_entry import CustodyEntry
+from factory.kernel.models.parties import CustodianKind
 
 EXTERNAL_REUSE = "external_reuse"
 RECIPIENT_KINDS = (CustodianKind.SCHOOL, CustodianKind.ORGANISATION)

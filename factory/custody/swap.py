@@ -8,17 +8,17 @@ from dataclasses import dataclass
 
 from sqlmodel import Session
 
-from factory.clock import utc_now
 from factory.custody.acceptance import Acceptance, record_acceptance
 from factory.custody.allocation import get_wave, mark_returned
+from factory.custody.models import AcceptanceRecord, Allocation, AllocationChannel, AllocationStatus
 from factory.custody.people import get_officer, officer_label
-from factory.devices import FACTORY_CUSTODIAN, get_device
-from factory.errors import GuardRefused, InvalidInput
-from factory.lifecycle.guards import CertificateVerifier
-from factory.lifecycle.states import Event
-from factory.lifecycle.transition import TransitionRequest, change_state
-from factory.models.custody import CustodyEntry
-from factory.models.custody_workflows import AcceptanceRecord, Allocation, AllocationChannel, AllocationStatus
+from factory.intake.service import FACTORY_CUSTODIAN, get_device
+from factory.kernel.clock import utc_now
+from factory.kernel.errors import GuardRefused, InvalidInput
+from factory.kernel.lifecycle.guards import CertificateVerifier
+from factory.kernel.lifecycle.states import Event
+from factory.kernel.lifecycle.transition import TransitionRequest, change_state
+from factory.kernel.models.custody_entry import CustodyEntry
 
 
 @dataclass(frozen=True)

@@ -9,18 +9,18 @@ from datetime import UTC, date, datetime
 
 from sqlmodel import Session, select
 
-from factory.clock import utc_now
 from factory.custody.allocation import mark_returned
 from factory.custody.documents import DocumentKind, Upload, document_ref, store_document
+from factory.custody.models import Allocation, AllocationChannel, AllocationStatus, Vehicle
 from factory.custody.people import get_vehicle, vehicle_label
-from factory.devices import FACTORY_CUSTODIAN
-from factory.errors import Conflict, InvalidInput, NotFound
-from factory.lifecycle.guards import CertificateVerifier
-from factory.lifecycle.states import Event, State
-from factory.lifecycle.transition import TransitionRequest, change_state
-from factory.models.custody import CustodyEntry
-from factory.models.custody_workflows import Allocation, AllocationChannel, AllocationStatus, Vehicle
-from factory.models.device import Device
+from factory.intake.service import FACTORY_CUSTODIAN
+from factory.kernel.clock import utc_now
+from factory.kernel.errors import Conflict, InvalidInput, NotFound
+from factory.kernel.lifecycle.guards import CertificateVerifier
+from factory.kernel.lifecycle.states import Event, State
+from factory.kernel.lifecycle.transition import TransitionRequest, change_state
+from factory.kernel.models.custody_entry import CustodyEntry
+from factory.kernel.models.device import Device
 
 
 def install_tablet(

@@ -2,7 +2,7 @@
 
 Per-wave KPIs come from the custody ledger alone: for each device allocated in the wave, its
 entries from the moment it last came into the factory (received or returned) up to now.
-Per-bench KPIs come from the line's jobs table (factory/models/line.py).
+Per-bench KPIs come from the line's jobs table (factory/line/models.py).
 """
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ from datetime import UTC, datetime
 
 from sqlmodel import Session, select
 
-from factory.clock import utc_now
 from factory.custody.allocation import get_wave
-from factory.errors import Conflict, InvalidInput
-from factory.lifecycle.states import Event, State
-from factory.models.custody import CustodyEntry
-from factory.models.custody_workflows import Allocation, AllocationStatus, Wave
-from factory.models.device import Device
-from factory.models.line import Bench, Job, JobStatus
+from factory.custody.models import Allocation, AllocationStatus, Wave
+from factory.kernel.clock import utc_now
+from factory.kernel.errors import Conflict, InvalidInput
+from factory.kernel.lifecycle.states import Event, State
+from factory.kernel.models.custody_entry import CustodyEntry
+from factory.kernel.models.device import Device
+from factory.line.models import Bench, Job, JobStatus
 
 HAND_OVER_EVENTS = frozenset({Event.ISSUE.value, Event.DELIVER.value, Event.SWAP.value, Event.INSTALL.value})
 INTAKE_STATES = frozenset({State.RECEIVED.value, State.RETURNED.value})

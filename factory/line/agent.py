@@ -15,12 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
 
-from factory.app_context import AppContext
+from factory.kernel.context import AppContext
+from factory.line.bench_config import LineConfig
 from factory.line.bus import LineBus
-from factory.line.config import LineConfig
 from factory.line.controller import Controller, HardwareEvent
 from factory.line.network_slots import SwitchFailed, SwitchRecovered
-from factory.line.provision import Provisioner
+from factory.line.provision_step import Provisioner
 from factory.line.reconcile import ReconcileReport
 from factory.line.simulate import SimulatedLine
 from hardware_drivers.events import UdevEvent

@@ -29,22 +29,22 @@ from dataclasses import asdict, dataclass, field
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from factory.app_context import AppContext
-from factory.certificates import make_verifier
-from factory.clock import utc_now
-from factory.db.engine import make_engine, read_scope, session_scope
-from factory.keys import load_public_key
+from factory.kernel.clock import utc_now
+from factory.kernel.context import AppContext
+from factory.kernel.db.engine import make_engine, read_scope, session_scope
+from factory.kernel.site_keys import load_public_key
 from factory.line import jobs
+from factory.line.bench_config import LineConfig
 from factory.line.bus import LineBus
-from factory.line.config import LineConfig
 from factory.line.erase_workers import EraseWorkers
+from factory.line.job_runner import EraseFn, JobRunner, RunnerContext
+from factory.line.models import Job, JobStatus, LineAgent, Slot
 from factory.line.network_slots import NETWORK_EVENTS, NetworkEvent, NetworkSlots
-from factory.line.provision import NoOpProvisioner, Provisioner
+from factory.line.provision_step import NoOpProvisioner, Provisioner
 from factory.line.reconcile import ReconcileReport, interrupt_orphans, sync_slots
 from factory.line.remote_media import RemoteEraseSettings
-from factory.line.runner import EraseFn, JobRunner, RunnerContext
 from factory.line.slots import Attachment, AttachResult, attach, detach, lock_slot, register_benches
-from factory.models.line import Job, JobStatus, LineAgent, Slot
+from factory.sanitisation.certificates import make_verifier
 from hardware_drivers.events import DeviceAttached, DeviceDetached, UdevEvent
 from imaging.engine import Progress, erase
 

@@ -60,7 +60,7 @@ class _Worker:
 
 
 class EraseWorkers:
-    """A callable with :data:`factory.line.runner.EraseFn`'s signature, backed by processes."""
+    """A callable with :data:`factory.line.job_runner.EraseFn`'s signature, backed by processes."""
 
     def __init__(self, processes: int) -> None:
         if processes < 1:

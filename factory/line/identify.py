@@ -13,8 +13,8 @@ from enum import StrEnum
 from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
-from factory.lifecycle.states import State
-from factory.models.device import Device, StorageMedium
+from factory.kernel.lifecycle.states import State
+from factory.kernel.models.device import Device, StorageMedium
 
 
 class Identity(StrEnum):

@@ -16,16 +16,14 @@ import orjson
 from sqlalchemy import bindparam, event, func, insert, or_, text, update
 from sqlmodel import Session, col, select
 
-from factory.clock import utc_now
-from factory.errors import Conflict, InvalidInput, NotFound
-from factory.lifecycle.states import Event, State
-from factory.lifecycle.transition import TransitionRequest, change_state
+from factory.kernel.clock import utc_now
+from factory.kernel.errors import Conflict, InvalidInput, NotFound
+from factory.kernel.lifecycle.states import Event, State
+from factory.kernel.lifecycle.transition import TransitionRequest, change_state
+from factory.kernel.models.custody_entry import CustodyEntry
+from factory.kernel.models.device import Device
 from factory.line.identify import identify
-from factory.line.pipeline import Plan, Step, choose_plan
-from factory.line.slots import locked
-from factory.models.custody import CustodyEntry
-from factory.models.device import Device
-from factory.models.line import (
+from factory.line.models import (
     ACTIVE_JOB_STATUSES,
     RETRYABLE_JOB_STATUSES,
     Bench,
@@ -37,6 +35,8 @@ from factory.models.line import (
     Slot,
     StepStatus,
 )
+from factory.line.pipeline_rules import Plan, Step, choose_plan
+from factory.line.slots import locked
 
 CLAIM_LOCK_KEY = 0x6C696E65  # "line": advisory lock serialising claims across agents
 IN_PROGRESS = (State.SANITISING.value, State.PROVISIONING.value)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from factory.errors import InvalidInput
+from factory.kernel.errors import InvalidInput
 from hardware_drivers.switch_poller import SwitchTarget, TrapListen
 
 _SWITCH_KEYS = {"name", "host", "port", "community", "interval", "timeout", "retries"}

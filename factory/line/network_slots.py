@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from factory.db.engine import session_scope
+from factory.intake.endpoints import serials_with_mac
+from factory.kernel.db.engine import session_scope
 from factory.line import jobs
 from factory.line.bus import LineBus
+from factory.line.models import Slot
 from factory.line.slots import Attachment, attach, lock_slot
-from factory.models.line import Slot
-from factory.service_env import serials_with_mac
 from hardware_drivers.events import (
     DriverError,
     LinkDown,

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from sqlmodel import Session, col, select
 
 from factory.line import jobs
+from factory.line.models import ACTIVE_JOB_STATUSES, Job, JobStatus, Slot
 from factory.line.slots import Attachment, AttachResult, attach, free, locked
-from factory.models.line import ACTIVE_JOB_STATUSES, Job, JobStatus, Slot
 
 INTERRUPTED_REASON = "interrupted: controller restarted"
 

@@ -2,7 +2,7 @@
 
 A switch-port slot has no block device on the bench host: the laptop, booted into the service
 environment, is reached at its recorded endpoint (host key pinned at first contact) with the
-site's client key, through the same channel and engine as ``factory/remote_sanitise.py``
+site's client key, through the same channel and engine as ``factory/sanitisation/remote.py``
 (``ssh_access``, ``locate_media``, ``imaging.remote.erase_remote``). The runner keeps its own
 erase round, ownership checks, cancel and certification; only the I/O path differs.
 
@@ -21,11 +21,18 @@ from pathlib import Path
 from sqlalchemy import Engine
 from sqlmodel import col, select
 
-from factory.db.engine import read_scope
-from factory.models.device import Device, StorageMedium
-from factory.models.line import Job, Slot
-from factory.models.service_env import ServiceEndpoint
-from factory.remote_sanitise import AccessFactory, MediumNotFound, RemoteAccess, locate_media, ssh_access, target_label
+from factory.intake.models import ServiceEndpoint
+from factory.kernel.db.engine import read_scope
+from factory.kernel.models.device import Device, StorageMedium
+from factory.line.models import Job, Slot
+from factory.sanitisation.remote import (
+    AccessFactory,
+    MediumNotFound,
+    RemoteAccess,
+    locate_media,
+    ssh_access,
+    target_label,
+)
 from hardware_drivers.remote_commands import RemoteCommandError, SshTarget
 from hardware_drivers.ssh import InvalidPin, PinnedHostKey
 from imaging.engine import ProgressCallback

@@ -27,13 +27,13 @@ from pathlib import Path
 from sqlalchemy import Engine
 from sqlmodel import col, select
 
-from factory.app_context import AppContext
-from factory.db.engine import read_scope, session_scope
-from factory.devices import receive_device
-from factory.line.config import LineConfig, sim_id_path
+from factory.intake.media import MediaSpec
+from factory.intake.service import receive_device
+from factory.kernel.context import AppContext
+from factory.kernel.db.engine import read_scope, session_scope
+from factory.line.bench_config import LineConfig, sim_id_path
 from factory.line.identify import Identity
-from factory.media_spec import MediaSpec
-from factory.models.line import FINISHED_JOB_STATUSES, Job, JobStatus, Slot
+from factory.line.models import FINISHED_JOB_STATUSES, Job, JobStatus, Slot
 from hardware_drivers.events import DeviceAttached, DeviceDetached, UdevEvent
 
 log = logging.getLogger(__name__)

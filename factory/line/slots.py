@@ -15,10 +15,10 @@ from enum import StrEnum
 from sqlalchemy import Select
 from sqlmodel import Session, select
 
-from factory.clock import utc_now
-from factory.errors import Conflict, NotFound
-from factory.line.config import LineConfig
-from factory.models.line import Bench, LineAgent, Slot
+from factory.kernel.clock import utc_now
+from factory.kernel.errors import Conflict, NotFound
+from factory.line.bench_config import LineConfig
+from factory.line.models import Bench, LineAgent, Slot
 
 
 def locked(session: Session, stmt: Select) -> Select:

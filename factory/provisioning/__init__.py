@@ -4,6 +4,15 @@ Public surface: describe devices with ``ProvisionTarget``, the site with ``SiteS
 secrets with ``ProvisionSecrets``; implement ``JobSink``; call ``run_provision``.
 """
 
+from factory.provisioning.ansible_adapter import (
+    HostOutcome,
+    HostStatus,
+    ProvisionError,
+    ProvisionOutcome,
+    RunnerOptions,
+    RunStatus,
+    run_provision,
+)
 from factory.provisioning.events import HostStatsDict, JobSink, TaskStatus
 from factory.provisioning.inventory import (
     AccessibilityProfile,
@@ -12,15 +21,6 @@ from factory.provisioning.inventory import (
     ProvisionSecrets,
     ProvisionTarget,
     SiteSettings,
-)
-from factory.provisioning.runner import (
-    HostOutcome,
-    HostStatus,
-    ProvisionError,
-    ProvisionOutcome,
-    RunnerOptions,
-    RunStatus,
-    run_provision,
 )
 
 __all__ = [

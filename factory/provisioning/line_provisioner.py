@@ -16,16 +16,16 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from factory.clock import utc_now
-from factory.db.engine import session_scope
-from factory.devices import get_device
-from factory.errors import FactoryError
+from factory.intake.endpoints import get_endpoint
+from factory.intake.service import get_device
+from factory.kernel.clock import utc_now
+from factory.kernel.db.engine import session_scope
+from factory.kernel.errors import FactoryError
 from factory.line import jobs
-from factory.line.provision import ProvisionOutcome, ProvisionRequest
+from factory.line.provision_step import ProvisionOutcome, ProvisionRequest
+from factory.provisioning.ansible_adapter import ProvisionError, RunnerOptions, RunStatus, run_provision
 from factory.provisioning.events import HostStatsDict
 from factory.provisioning.inventory import InvalidTarget, ProvisionSecrets, ProvisionTarget, SiteSettings
-from factory.provisioning.runner import ProvisionError, RunnerOptions, RunStatus, run_provision
-from factory.service_env import get_endpoint
 
 
 class JobLogSink:

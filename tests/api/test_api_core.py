@@ -6,8 +6,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from factory.db.engine import session_scope
-from factory.users import add_user
+from factory.identity.service import add_user
+from factory.kernel.db.engine import session_scope
 
 
 @pytest.fixture

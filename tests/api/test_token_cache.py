@@ -10,13 +10,13 @@ from fastapi.testclient import TestClient
 from sqlmodel import select
 
 from api.app import create_app
-from factory.clock import utc_now
-from factory.config import load_settings
-from factory.db.engine import session_scope
-from factory.errors import Unauthenticated
-from factory.models.users import ApiToken, User
-from factory.token_cache import VerifiedTokens
-from factory.users import add_user, hash_token
+from factory.identity.models import ApiToken, User
+from factory.identity.service import add_user, hash_token
+from factory.identity.token_cache import VerifiedTokens
+from factory.kernel.clock import utc_now
+from factory.kernel.config import load_settings
+from factory.kernel.db.engine import session_scope
+from factory.kernel.errors import Unauthenticated
 
 
 class Clock:

@@ -8,14 +8,14 @@ from core_helpers import SIZE, move, ok_result
 from sqlalchemy import text
 from sqlmodel import select
 
-from factory.app_context import AppContext
-from factory.db.append_only import APPEND_ONLY_TABLES, drop_statements
-from factory.db.engine import session_scope
-from factory.devices import receive_device
-from factory.lifecycle.states import Event
-from factory.media_spec import MediaSpec
-from factory.models.device import Device, StorageMedium
-from factory.sanitisation import Staff, certify_medium
+from factory.intake.media import MediaSpec
+from factory.intake.service import receive_device
+from factory.kernel.context import AppContext
+from factory.kernel.db.append_only import APPEND_ONLY_TABLES, drop_statements
+from factory.kernel.db.engine import session_scope
+from factory.kernel.lifecycle.states import Event
+from factory.kernel.models.device import Device, StorageMedium
+from factory.sanitisation.service import Staff, certify_medium
 from imaging.certificate import Destination
 from imaging.result import Level, Technique
 

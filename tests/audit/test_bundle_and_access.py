@@ -15,7 +15,7 @@ from core_helpers import move
 from typer.testing import CliRunner
 
 from factory.cli.main import app
-from factory.lifecycle.states import Event
+from factory.kernel.lifecycle.states import Event
 from imaging.certificate import Destination
 
 runner = CliRunner()
@@ -145,8 +145,8 @@ def test_cli_search_exceptions_and_export(ctx, tmp_path) -> None:
 def test_bundle_carries_a_signed_head_that_later_catches_a_cut_off_tail(bundle, ctx) -> None:
     from sqlalchemy import text
 
-    from factory.db.append_only import drop_statements
-    from factory.db.engine import session_scope
+    from factory.kernel.db.append_only import drop_statements
+    from factory.kernel.db.engine import session_scope
 
     root, _ = bundle
     anchor = json.loads((root / "ledger-anchor.json").read_text())

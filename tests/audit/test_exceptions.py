@@ -10,11 +10,11 @@ from core_helpers import move
 from sqlalchemy import text
 
 from factory.audit.exceptions import out_of_custody, uncertified_departures
-from factory.db.engine import session_scope
-from factory.keys import load_public_key
-from factory.ledger.append import append_entry
-from factory.lifecycle.states import Event
-from factory.models.device import Device
+from factory.kernel.db.engine import session_scope
+from factory.kernel.ledger.append import append_entry
+from factory.kernel.lifecycle.states import Event
+from factory.kernel.models.device import Device
+from factory.kernel.site_keys import load_public_key
 from imaging.certificate import Destination
 
 
@@ -100,8 +100,8 @@ def test_out_of_custody_longer_than_n_days(ctx) -> None:
 
 
 def test_certificates_by_wave_lists_each_devices_current_certificates(ctx, client, headers) -> None:
-    from factory.clock import utc_now
-    from factory.models.custody_workflows import Allocation, Wave
+    from factory.custody.models import Allocation, Wave
+    from factory.kernel.clock import utc_now
 
     refurbished, ids = sanitised_device(ctx, "DEV-W1", ("W1-M1", "W1-M2"))
     new = receive_tagged(ctx, "DEV-W2", ("W2-M1",), new_stock=True)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from audit_support import certify, failed_device, receive_tagged, sanitised_device
 from core_helpers import move
 
-from api.schemas_audit import CertificatePage
+from api.schemas.audit import CertificatePage
 from factory.audit.search import CertificateQuery, Outcome
-from factory.db.engine import session_scope
-from factory.lifecycle.states import Event
+from factory.kernel.db.engine import session_scope
+from factory.kernel.lifecycle.states import Event
 from imaging.certificate import Destination
 
 

@@ -6,7 +6,7 @@ from audit_support import drop_append_only_triggers, sanitised_device
 from core_helpers import move
 from sqlalchemy import text
 
-from factory.lifecycle.states import Event
+from factory.kernel.lifecycle.states import Event
 from imaging.certificate import Destination
 
 

@@ -8,7 +8,7 @@ import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from factory.canonical import canonical_bytes
+from factory.kernel.canonical import canonical_bytes
 
 scalars = st.one_of(
     st.none(), st.booleans(), st.integers(min_value=-(2**53) + 1, max_value=2**53 - 1), st.text(max_size=40)
@@ -44,7 +44,7 @@ def test_floats_use_the_reference() -> None:
 
 
 def test_verify_fast_row_hash_equals_the_reference_entry_hash() -> None:
-    from factory.ledger.hashing import HASHED_FIELDS, entry_hash, hash_row
+    from factory.kernel.ledger.hashing import HASHED_FIELDS, entry_hash, hash_row
 
     base = {
         "seq": 7, "device_serial": "SN-1", "event": "receive", "from_state": None, "to_state": "received",
@@ -67,7 +67,7 @@ def test_spliced_hash_equals_the_reference_for_canonical_evidence(
     texts: list[str | None], seq: int, evidence: object
 ) -> None:
     """The verify fast path (evidence spliced in as stored) gives the reference hash of the entry."""
-    from factory.ledger.hashing import HASHED_FIELDS, spliced_hash
+    from factory.kernel.ledger.hashing import HASHED_FIELDS, spliced_hash
 
     try:
         evidence_bytes = rfc8785.dumps(evidence)

@@ -11,10 +11,10 @@ from sqlmodel import select
 from typer.testing import CliRunner
 
 from factory.cli.main import app
-from factory.db.engine import session_scope
-from factory.models.device import Device, StorageMedium
-from factory.models.users import ApiToken
-from factory.users import authenticate_token, hash_token
+from factory.identity.models import ApiToken
+from factory.identity.service import authenticate_token, hash_token
+from factory.kernel.db.engine import session_scope
+from factory.kernel.models.device import Device, StorageMedium
 
 runner = CliRunner()
 

@@ -12,11 +12,11 @@ from concurrent.futures import ThreadPoolExecutor
 from core_helpers import receive, state_of, verifier
 from sqlalchemy import text
 
-from factory.db.engine import session_scope
-from factory.errors import InvalidTransition
-from factory.ledger.verify import verify_ledger
-from factory.lifecycle.states import Event, State
-from factory.lifecycle.transition import TransitionRequest, change_state
+from factory.kernel.db.engine import session_scope
+from factory.kernel.errors import InvalidTransition
+from factory.kernel.ledger.verify import verify_ledger
+from factory.kernel.lifecycle.states import Event, State
+from factory.kernel.lifecycle.transition import TransitionRequest, change_state
 
 THREADS = 12
 

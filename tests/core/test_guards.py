@@ -10,13 +10,13 @@ from core_helpers import certify_all, force_state, move, receive, sanitise, stat
 from sqlalchemy import text
 from sqlmodel import select
 
-from factory.db.append_only import drop_statements
-from factory.db.engine import session_scope
-from factory.errors import GuardRefused
-from factory.lifecycle.states import Event, State
-from factory.models.certificate import Certificate
-from factory.models.device import StorageMedium
-from factory.sanitisation import Staff, certify_medium
+from factory.kernel.db.append_only import drop_statements
+from factory.kernel.db.engine import session_scope
+from factory.kernel.errors import GuardRefused
+from factory.kernel.lifecycle.states import Event, State
+from factory.kernel.models.certificate import Certificate
+from factory.kernel.models.device import StorageMedium
+from factory.sanitisation.service import Staff, certify_medium
 from imaging.certificate import Destination
 
 
@@ -28,7 +28,7 @@ def test_sanitised_needs_a_certificate_for_every_medium(ctx) -> None:
     with session_scope(ctx.engine) as s:  # certify only medium A
         from core_helpers import ok_result
 
-        from factory.models.device import Device
+        from factory.kernel.models.device import Device
 
         device = s.get(Device, d)
         medium = s.exec(select(StorageMedium).where(StorageMedium.serial == "A")).one()
@@ -135,7 +135,7 @@ def test_failed_erase_cannot_yield_a_certificate(ctx) -> None:
 
     from core_helpers import ok_result
 
-    from factory.models.device import Device
+    from factory.kernel.models.device import Device
 
     d = receive(ctx, "G-12")
     move(ctx, d, Event.START_SANITISE)

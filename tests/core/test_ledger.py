@@ -13,11 +13,11 @@ from sqlalchemy.exc import DBAPIError
 from typer.testing import CliRunner
 
 from factory.cli.main import app
-from factory.db.append_only import drop_statements
-from factory.db.engine import session_scope
-from factory.ledger.hashing import HASHED_FIELDS
-from factory.ledger.verify import verify_ledger
-from factory.lifecycle.states import Event
+from factory.kernel.db.append_only import drop_statements
+from factory.kernel.db.engine import session_scope
+from factory.kernel.ledger.hashing import HASHED_FIELDS
+from factory.kernel.ledger.verify import verify_ledger
+from factory.kernel.lifecycle.states import Event
 
 # A changed value per column that keeps the row loadable (types and constraints intact).
 TAMPER = {

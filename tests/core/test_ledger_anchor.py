@@ -11,10 +11,10 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from factory.cli.main import app
-from factory.config import load_settings
-from factory.db.append_only import drop_statements
-from factory.db.engine import session_scope
-from factory.lifecycle.states import Event
+from factory.kernel.config import load_settings
+from factory.kernel.db.append_only import drop_statements
+from factory.kernel.db.engine import session_scope
+from factory.kernel.lifecycle.states import Event
 
 runner = CliRunner()
 

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.exc import OperationalError
 
-from factory.db.engine import make_engine
+from factory.kernel.db.engine import make_engine
 
 
 def _pid_then_terminate(engine: Engine, admin_dsn: str) -> int:

@@ -11,9 +11,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner
 
 from factory.cli.main import app
-from factory.db.engine import session_scope
-from factory.errors import Conflict, InvalidInput
-from factory.service_env import get_endpoint, images_of, register_endpoint
+from factory.intake.endpoints import get_endpoint, images_of, register_endpoint
+from factory.kernel.db.engine import session_scope
+from factory.kernel.errors import Conflict, InvalidInput
 
 runner = CliRunner()
 
@@ -71,7 +71,7 @@ def test_image_deploy_is_recorded_only_when_verified(ctx, tmp_path) -> None:
 
 
 def test_endpoint_records_the_mac_the_line_identifies_a_laptop_by(ctx) -> None:
-    from factory.service_env import serials_with_mac
+    from factory.intake.endpoints import serials_with_mac
 
     receive(ctx, "SE-3")
     receive(ctx, "SE-4")

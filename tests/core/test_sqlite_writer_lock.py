@@ -1,4 +1,4 @@
-"""SQLite writers in one process queue on a process lock before BEGIN IMMEDIATE (factory/db/engine.py).
+"""SQLite writers in one process queue on a process lock before BEGIN IMMEDIATE (factory/kernel/db/engine.py).
 
 The lock must be shared by every engine on the same file, be given back however a transaction
 ends (commit, rollback, error), and never be taken by read-only units.
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from factory.db.engine import make_engine, read_scope, session_scope
+from factory.kernel.db.engine import make_engine, read_scope, session_scope
 
 
 def _engines(tmp_path: Path) -> tuple[object, object]:

@@ -6,13 +6,13 @@ import pytest
 from core_helpers import certify_all, force_state, move, receive, verifier
 from sqlmodel import func, select
 
-from factory.db.engine import session_scope
-from factory.errors import InvalidTransition
-from factory.lifecycle.states import FAILURE, GROUPS, IN_PROGRESS, STABLE, TERMINAL, Event, State
-from factory.lifecycle.table import TRANSITIONS, Edge, Guard, find_edge
-from factory.lifecycle.transition import TransitionRequest, change_state
-from factory.models.custody import CustodyEntry
-from factory.models.device import Device
+from factory.kernel.db.engine import session_scope
+from factory.kernel.errors import InvalidTransition
+from factory.kernel.lifecycle.states import FAILURE, GROUPS, IN_PROGRESS, STABLE, TERMINAL, Event, State
+from factory.kernel.lifecycle.table import TRANSITIONS, Edge, Guard, find_edge
+from factory.kernel.lifecycle.transition import TransitionRequest, change_state
+from factory.kernel.models.custody_entry import CustodyEntry
+from factory.kernel.models.device import Device
 
 
 def _entries(ctx) -> int:

@@ -6,18 +6,18 @@ import orjson
 from core_helpers import move, receive, verifier
 from sqlmodel import func, select
 
-from factory.app_context import AppContext
 from factory.custody.acceptance import Acceptance
 from factory.custody.allocation import allocate
 from factory.custody.documents import Upload
 from factory.custody.issue import approve_exception, issue_device, request_exception
+from factory.custody.models import AllocationChannel
 from factory.custody.people import register_officer
-from factory.db.engine import session_scope
-from factory.ledger.verify import verify_ledger
-from factory.lifecycle.states import Event
-from factory.models.custody import CustodyEntry
-from factory.models.custody_workflows import AllocationChannel
-from factory.models.device import Device
+from factory.kernel.context import AppContext
+from factory.kernel.db.engine import session_scope
+from factory.kernel.ledger.verify import verify_ledger
+from factory.kernel.lifecycle.states import Event
+from factory.kernel.models.custody_entry import CustodyEntry
+from factory.kernel.models.device import Device
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR-signature-pad-strokes"
 JPEG = b"\xff\xd8\xff\xe0" + b"photo-of-shredded-drive"

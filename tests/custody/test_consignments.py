@@ -20,10 +20,10 @@ from factory.custody.consignments import (
     return_to_factory,
 )
 from factory.custody.documents import get_document, sha256_hex
+from factory.custody.models import AllocationChannel
 from factory.custody.waves import create_wave
-from factory.db.engine import session_scope
-from factory.errors import GuardRefused
-from factory.models.custody_workflows import AllocationChannel
+from factory.kernel.db.engine import session_scope
+from factory.kernel.errors import GuardRefused
 
 COURIER = AllocationChannel.COURIER
 

@@ -10,8 +10,8 @@ from custody_support import PNG, ready
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from factory.db.engine import session_scope
-from factory.users import add_user
+from factory.identity.service import add_user
+from factory.kernel.db.engine import session_scope
 
 
 @pytest.fixture
@@ -93,7 +93,7 @@ def test_courier_flow_and_documents(ctx, client, h) -> None:
                     json={"recipient_name": "Sgt Brown", "signature": _png("pod")}, headers=h["courier1"])  # fmt: skip
     assert r.status_code == 200 and r.json()["entries"][0]["to_custodian"] == "officer:PC7"
     from factory.custody.documents import DocumentKind, Upload, store_document
-    from factory.db.engine import session_scope
+    from factory.kernel.db.engine import session_scope
 
     with session_scope(ctx.engine) as s:  # an officer's signature: not a courier's business
         signature_id = store_document(s, DocumentKind.SIGNATURE, Upload(PNG + b"officer", "image/png"), actor="t").id

@@ -23,11 +23,11 @@ from factory.custody.documents import get_document, sha256_hex
 from factory.custody.issue import issue_device
 from factory.custody.people import register_party
 from factory.custody.waves import bench_kpis, create_wave, wave_kpis
-from factory.db.engine import session_scope
-from factory.devices import device_view, get_device
-from factory.errors import GuardRefused
-from factory.lifecycle.states import Event
-from factory.models.parties import CustodianKind
+from factory.intake.service import device_view, get_device
+from factory.kernel.db.engine import session_scope
+from factory.kernel.errors import GuardRefused
+from factory.kernel.lifecycle.states import Event
+from factory.kernel.models.parties import CustodianKind
 from imaging.certificate import Destination
 
 

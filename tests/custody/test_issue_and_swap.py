@@ -19,11 +19,11 @@ from sqlmodel import select
 
 from factory.custody.acceptance import Acceptance
 from factory.custody.issue import approve_exception, issue_device, request_exception
+from factory.custody.models import AcceptanceRecord, Allocation
 from factory.custody.swap import walk_in_swap
-from factory.db.engine import session_scope
-from factory.errors import GuardRefused, InvalidTransition
-from factory.lifecycle.states import Event
-from factory.models.custody_workflows import AcceptanceRecord, Allocation
+from factory.kernel.db.engine import session_scope
+from factory.kernel.errors import GuardRefused, InvalidTransition
+from factory.kernel.lifecycle.states import Event
 
 
 def test_issue_in_exchange_returns_the_old_device_in_the_same_transaction(ctx) -> None:

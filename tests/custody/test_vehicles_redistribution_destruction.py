@@ -17,10 +17,10 @@ from factory.custody.documents import Upload, get_document, sha256_hex
 from factory.custody.people import register_party, register_vehicle
 from factory.custody.redistribution import redistribute
 from factory.custody.vehicles import decommission_vehicle, install_tablet
-from factory.db.engine import session_scope
-from factory.errors import GuardRefused
-from factory.lifecycle.states import Event
-from factory.models.parties import CustodianKind
+from factory.kernel.db.engine import session_scope
+from factory.kernel.errors import GuardRefused
+from factory.kernel.lifecycle.states import Event
+from factory.kernel.models.parties import CustodianKind
 from imaging.certificate import Destination
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from sqlmodel import Session
 from sqlmodel import select as sql_select
 
-from factory.models.device import Device, StorageMedium
+from factory.kernel.models.device import Device, StorageMedium
 
 REPO = Path(__file__).resolve().parents[2]
 ERASED_STATES = ("sanitised", "provisioning", "ready", "provision_failed")

@@ -10,14 +10,14 @@ from fastapi.testclient import TestClient
 from sqlmodel import select
 
 from api.app import create_app
-from factory.app_context import AppContext
-from factory.db.engine import session_scope
+from factory.identity.models import User
+from factory.identity.service import add_user, open_web_session
+from factory.kernel.context import AppContext
+from factory.kernel.db.engine import session_scope
 from factory.line import jobs
-from factory.line.config import simulated_config
+from factory.line.bench_config import simulated_config
+from factory.line.models import Slot
 from factory.line.slots import Attachment, attach, register_benches
-from factory.models.line import Slot
-from factory.models.users import User
-from factory.users import add_user, open_web_session
 
 
 @pytest.fixture

@@ -13,21 +13,21 @@ import pytest
 from core_helpers import move, receive
 from sqlmodel import col, select
 
-from factory.app_context import AppContext
-from factory.db.engine import session_scope
-from factory.devices import get_device
-from factory.lifecycle.states import Event
+from factory.intake.service import get_device
+from factory.kernel.context import AppContext
+from factory.kernel.db.engine import session_scope
+from factory.kernel.lifecycle.states import Event
+from factory.kernel.models.certificate import Certificate
+from factory.kernel.models.custody_entry import CustodyEntry
 from factory.line import jobs
 from factory.line.agent import LineAgentProcess, SimulationOptions
-from factory.line.audit import audit_line
-from factory.line.board import board_snapshot
-from factory.line.config import simulated_config
+from factory.line.bench_config import simulated_config
+from factory.line.consistency import audit_line
 from factory.line.controller import Controller
 from factory.line.identify import Identity
+from factory.line.models import Job, JobStatus, JobStep, LineAgent, Slot
 from factory.line.simulate import SimulatedLine
-from factory.models.certificate import Certificate
-from factory.models.custody import CustodyEntry
-from factory.models.line import Job, JobStatus, JobStep, LineAgent, Slot
+from factory.line.views import board_snapshot
 from hardware_drivers.events import DeviceAttached, DeviceDetached
 from imaging.engine import Progress, erase
 
@@ -318,7 +318,7 @@ def test_restart_reconciles_an_interrupted_wipe_and_restarts_it_from_a_new_round
         s.add(job)
         s.flush()
         step = s.exec(select(JobStep).where(JobStep.job_id == job.id, JobStep.kind == "sanitise")).one()
-        from factory.lifecycle.transition import TransitionRequest, change_state
+        from factory.kernel.lifecycle.transition import TransitionRequest, change_state
 
         device = get_device(s, dev.device_serial or "")
         entry = change_state(s, [TransitionRequest(device.id or 0, Event.START_SANITISE)], actor="agent:test-agent")[0]
@@ -369,7 +369,7 @@ def test_a_bench_driven_by_a_live_agent_cannot_be_taken(ctx: AppContext) -> None
     a = Controller(ctx, config)
     a.start()
     try:
-        from factory.errors import Conflict
+        from factory.kernel.errors import Conflict
 
         with pytest.raises(Conflict, match="bench-1 is driven by agent 'agent-a'"):
             Controller(ctx, simulated_config("1x1", agent="agent-b")).start()

@@ -16,14 +16,14 @@ from pathlib import Path
 from line_support import erased_disk_problems, kill9, start_agent, wait_started
 from sqlmodel import Session, col, select
 
-from factory.app_context import AppContext
-from factory.config import Settings
-from factory.db.migrate import upgrade
-from factory.keys import init_keys
-from factory.line.audit import audit_line
-from factory.models.custody import CustodyEntry
-from factory.models.device import Device
-from factory.models.line import Job, JobStatus
+from factory.kernel.config import Settings
+from factory.kernel.context import AppContext
+from factory.kernel.db.migrate import upgrade
+from factory.kernel.models.custody_entry import CustodyEntry
+from factory.kernel.models.device import Device
+from factory.kernel.site_keys import init_keys
+from factory.line.consistency import audit_line
+from factory.line.models import Job, JobStatus
 
 SQLITE_TRIALS = 20
 PG_TRIALS = 3
@@ -81,7 +81,7 @@ def _run_trials(ctx: AppContext, home: Path, url: str, trials: int, seed: int) -
 
 def test_kill9_at_random_points_sqlite(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    url = f"sqlite:///{home / 'factory.db'}"
+    url = f"sqlite:///{home / 'factory.kernel.db'}"
     ctx = _context(home, url)
     stats = _run_trials(ctx, home, url, SQLITE_TRIALS, seed=7)
     print(f"crash test (SQLite, {SQLITE_TRIALS} kills): {stats}")

@@ -7,13 +7,13 @@ import time
 
 from sqlmodel import select
 
-from factory.app_context import AppContext
-from factory.db.engine import session_scope
+from factory.kernel.context import AppContext
+from factory.kernel.db.engine import session_scope
 from factory.line import jobs
-from factory.line.config import simulated_config
+from factory.line.bench_config import simulated_config
 from factory.line.controller import Controller
+from factory.line.models import Job, Slot
 from factory.line.slots import Attachment, attach
-from factory.models.line import Job, Slot
 from imaging.engine import erase
 
 

@@ -13,19 +13,19 @@ from harness.qemu_guest import MIB, NVME_SERIAL, SATA_SERIAL, GuestDisk, Running
 from harness.requirements import require_root, require_tool
 from sqlmodel import col, select
 
-from factory.app_context import AppContext
-from factory.db.engine import session_scope
-from factory.devices import get_device, receive_device
-from factory.keys import load_public_key
-from factory.ledger.verify import verify_ledger
-from factory.line.audit import audit_line
-from factory.line.config import load_line_config
+from factory.intake.endpoints import register_endpoint
+from factory.intake.media import MediaSpec
+from factory.intake.service import get_device, receive_device
+from factory.kernel.context import AppContext
+from factory.kernel.db.engine import session_scope
+from factory.kernel.ledger.verify import verify_ledger
+from factory.kernel.models.certificate import Certificate
+from factory.kernel.models.custody_entry import CustodyEntry
+from factory.kernel.site_keys import load_public_key
+from factory.line.bench_config import load_line_config
+from factory.line.consistency import audit_line
 from factory.line.controller import Controller
-from factory.media_spec import MediaSpec
-from factory.models.certificate import Certificate
-from factory.models.custody import CustodyEntry
-from factory.models.line import Job, Slot
-from factory.service_env import register_endpoint
+from factory.line.models import Job, Slot
 from hardware_drivers.events import LinkDown, MacSeen
 from imaging.certificate import verify_certificate
 from imaging.engine import Progress

@@ -21,17 +21,17 @@ from harness.snmpsim import (
 )
 from sqlmodel import col, select
 
-from factory.app_context import AppContext
-from factory.db.engine import session_scope
-from factory.devices import get_device
-from factory.errors import InvalidInput
+from factory.intake.endpoints import register_endpoint
+from factory.intake.service import get_device
+from factory.kernel.context import AppContext
+from factory.kernel.db.engine import session_scope
+from factory.kernel.errors import InvalidInput
+from factory.kernel.models.custody_entry import CustodyEntry
 from factory.line.agent import LineAgentProcess
-from factory.line.config import LineConfig, load_line_config
+from factory.line.bench_config import LineConfig, load_line_config
 from factory.line.controller import Controller
+from factory.line.models import Job, Slot
 from factory.line.network_slots import SwitchFailed, SwitchRecovered
-from factory.models.custody import CustodyEntry
-from factory.models.line import Job, Slot
-from factory.service_env import register_endpoint
 from hardware_drivers.events import LinkDown, MacGone, MacSeen, MalformedReply, SnmpTimeout
 from hardware_drivers.switch_poller import SwitchTarget, TrapListen
 

@@ -16,12 +16,12 @@ import pytest
 from line_support import kill9, start_agent, wait_started
 from sqlmodel import Session, col, select
 
-from factory.app_context import AppContext
-from factory.config import Settings
-from factory.db.migrate import upgrade
-from factory.keys import init_keys
-from factory.line.audit import audit_line
-from factory.models.line import Bench, Job, JobStatus
+from factory.kernel.config import Settings
+from factory.kernel.context import AppContext
+from factory.kernel.db.migrate import upgrade
+from factory.kernel.site_keys import init_keys
+from factory.line.consistency import audit_line
+from factory.line.models import Bench, Job, JobStatus
 
 COMMON = ("--simulate", "1x4", "--disk-mib", "4", "--gap", "0.3", "--dwell", "0.2")
 

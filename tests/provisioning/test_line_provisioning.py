@@ -12,18 +12,18 @@ from harness.sshd import SshdTarget, sshd_targets
 from provision_support import secrets, site
 from sqlmodel import col, select
 
-from factory.app_context import AppContext
-from factory.db.engine import session_scope
-from factory.devices import get_device
-from factory.line.config import simulated_config
+from factory.intake.endpoints import register_endpoint
+from factory.intake.service import get_device
+from factory.kernel.context import AppContext
+from factory.kernel.db.engine import session_scope
+from factory.kernel.models.device import Device, StorageMedium
+from factory.line.bench_config import simulated_config
 from factory.line.controller import Controller
 from factory.line.identify import Identity
+from factory.line.models import Job, JobLog, JobStep
 from factory.line.simulate import SimulatedLine
-from factory.models.device import Device, StorageMedium
-from factory.models.line import Job, JobLog, JobStep
 from factory.provisioning import RunnerOptions
 from factory.provisioning.line_provisioner import AnsibleProvisioner
-from factory.service_env import register_endpoint
 from hardware_drivers.events import DeviceAttached
 
 SLOT = "bench-1/slot-1"
@@ -122,8 +122,8 @@ def test_line_refuses_a_host_key_that_does_not_match_the_pin(
 def test_provisioning_site_config(ctx: AppContext, tmp_path: Path) -> None:
     from provision_support import ENROLMENT_TOKEN, site_ca_pem
 
-    from factory.errors import InvalidInput
-    from factory.provisioning.site_config import load_provisioner
+    from factory.kernel.errors import InvalidInput
+    from factory.provisioning.settings import load_provisioner
 
     (tmp_path / "ca.pem").write_text(site_ca_pem())
     (tmp_path / "token").write_text(ENROLMENT_TOKEN + "\n")

@@ -22,14 +22,14 @@ from harness.qemu_guest import pattern_bytes as guest_pattern
 from harness.requirements import require_root, require_tool
 from sqlmodel import select
 
-from factory.db.engine import session_scope
-from factory.devices import get_device, receive_device
-from factory.keys import load_public_key
-from factory.ledger.verify import verify_ledger
-from factory.media_spec import MediaSpec
-from factory.models.certificate import Certificate
-from factory.models.custody import CustodyEntry
-from factory.remote_sanitise import RemoteUnavailable, sanitise_remote
+from factory.intake.media import MediaSpec
+from factory.intake.service import get_device, receive_device
+from factory.kernel.db.engine import session_scope
+from factory.kernel.ledger.verify import verify_ledger
+from factory.kernel.models.certificate import Certificate
+from factory.kernel.models.custody_entry import CustodyEntry
+from factory.kernel.site_keys import load_public_key
+from factory.sanitisation.remote import RemoteUnavailable, sanitise_remote
 from hardware_drivers.remote_commands import HostKeyMismatch, SshCommandRunner
 from imaging.certificate import (
     CertificateContext,

@@ -18,11 +18,8 @@ from web_support import (  # noqa: F401 (cheap_password_hashing: autouse fixture
 
 from api.app import create_app
 from factory.cli.main import app as cli
-from factory.db.engine import session_scope
-from factory.errors import InvalidInput, Unauthenticated
-from factory.models.users import User
-from factory.models.web import WebSession
-from factory.users import (
+from factory.identity.models import User
+from factory.identity.service import (
     SESSION_IDLE,
     SESSION_LIFETIME,
     add_user,
@@ -32,6 +29,9 @@ from factory.users import (
     set_password,
     web_session_user,
 )
+from factory.identity.web_sessions import WebSession
+from factory.kernel.db.engine import session_scope
+from factory.kernel.errors import InvalidInput, Unauthenticated
 
 
 @pytest.fixture

@@ -30,11 +30,11 @@ from web_support import (  # noqa: F401 (cheap_password_hashing: autouse fixture
 )
 
 from api.app import create_app
-from factory.app_context import AppContext
-from factory.config import Settings
-from factory.db.engine import session_scope
-from factory.devices import get_device
-from factory.keys import init_keys
+from factory.intake.service import get_device
+from factory.kernel.config import Settings
+from factory.kernel.context import AppContext
+from factory.kernel.db.engine import session_scope
+from factory.kernel.site_keys import init_keys
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -69,8 +69,10 @@ class Site:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Iterator[Site]:
     root = tmp_path_factory.mktemp("web-site")
-    shutil.copyfile(sqlite_template, root / "factory.db")
-    ctx = AppContext(Settings(home=root / "home", database_url=f"sqlite:///{root / 'factory.db'}", site_name="web"))
+    shutil.copyfile(sqlite_template, root / "factory.kernel.db")
+    ctx = AppContext(
+        Settings(home=root / "home", database_url=f"sqlite:///{root / 'factory.kernel.db'}", site_name="web")
+    )
     init_keys(ctx.settings)
     make_users(ctx)
     officer(ctx, "PC2001")
@@ -273,8 +275,8 @@ def test_technician_sees_the_live_board_with_controller_notices(page, site: Site
     """The board renders pushed snapshots, including notices a bench agent stored on its row."""
     import orjson
 
-    from factory.clock import utc_now
-    from factory.models.line import LineAgent
+    from factory.kernel.clock import utc_now
+    from factory.line.models import LineAgent
 
     message = "switch sw-bench-9 not answering: SNMP timeout after 2.0 s"
     with session_scope(site.ctx.engine) as s:

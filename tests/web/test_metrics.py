@@ -16,9 +16,9 @@ from web_support import (  # noqa: F401 (cheap_password_hashing: autouse fixture
 )
 
 from api.app import create_app
-from factory.clock import format_utc, utc_now
-from factory.db.engine import session_scope
-from factory.models.line import Bench, Job, JobStep, Slot
+from factory.kernel.clock import format_utc, utc_now
+from factory.kernel.db.engine import session_scope
+from factory.line.models import Bench, Job, JobStep, Slot
 
 
 @pytest.fixture

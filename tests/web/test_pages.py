@@ -17,9 +17,9 @@ from web_support import (  # noqa: F401 (cheap_password_hashing: autouse fixture
 )
 
 from api.app import create_app
-from factory.db.engine import session_scope
-from factory.ledger.verify import verify_ledger
-from factory.models.custody_workflows import AcceptanceRecord
+from factory.custody.models import AcceptanceRecord
+from factory.kernel.db.engine import session_scope
+from factory.kernel.ledger.verify import verify_ledger
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from web_support import (  # noqa: F401 (cheap_password_hashing: autouse fixture
 )
 
 from api.app import create_app
-from factory.lifecycle.states import Event
+from factory.kernel.lifecycle.states import Event
 
 PUBLIC = frozenset({"anonymous", *ROLES})  # no login needed
 ANY = frozenset(ROLES)  # any logged-in user

@@ -18,10 +18,10 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 
 from api.app import create_app
-from factory.app_context import AppContext
-from factory.config import Settings
-from factory.db.engine import session_scope
-from factory.users import add_user
+from factory.identity.service import add_user
+from factory.kernel.config import Settings
+from factory.kernel.context import AppContext
+from factory.kernel.db.engine import session_scope
 
 # The live board stream never ends by design (server-sent events); the RBAC test covers its access.
 STREAMS = {"GET /api/board/events"}

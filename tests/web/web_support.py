@@ -10,14 +10,14 @@ from argon2 import PasswordHasher
 from core_helpers import move, receive, sanitise
 from fastapi.testclient import TestClient
 
-from factory.app_context import AppContext
 from factory.custody.allocation import allocate
 from factory.custody.consignments import create_consignment
+from factory.custody.models import AllocationChannel
 from factory.custody.people import register_officer
-from factory.db.engine import session_scope
-from factory.lifecycle.states import Event
-from factory.models.custody_workflows import AllocationChannel
-from factory.users import add_user, set_password
+from factory.identity.service import add_user, set_password
+from factory.kernel.context import AppContext
+from factory.kernel.db.engine import session_scope
+from factory.kernel.lifecycle.states import Event
 
 ROLES = ("technician", "courier", "auditor", "admin")
 PASSWORD = "correct horse battery staple"
@@ -31,8 +31,10 @@ def cheap_password_hashing() -> Iterator[None]:
     """Web tests log in many times: a cheap Argon2id cost keeps them fast (production keeps the
     library's defaults, slow by design). Autouse in every test module that imports it."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("factory.users._hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
-        mp.setattr("factory.users._dummy_hash", lambda: "$argon2id$v=19$m=1024,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo")
+        mp.setattr("factory.identity.service._hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+        mp.setattr(
+            "factory.identity.service._dummy_hash", lambda: "$argon2id$v=19$m=1024,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo"
+        )
         yield
 
 

@@ -1,0 +1,163 @@
+"""Request and response models of the custody workflow API."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from api.schemas.common import CustodyEntryPublic
+from factory.custody.models import AllocationChannel
+from factory.kernel.models.parties import CustodianKind
+
+Name = Field(min_length=1, max_length=200)
+Serial = Field(min_length=1, max_length=128)
+
+
+class UploadIn(BaseModel):
+    media_type: str = Field(min_length=1, max_length=64)
+    content_base64: str = Field(min_length=4, max_length=28 * 2**20)
+    filename: str = Field(default="", max_length=200)
+
+
+class AcceptanceIn(BaseModel):
+    name: str = Name
+    signature: UploadIn | None = None
+    pin: str | None = Field(default=None, min_length=4, max_length=8)
+
+
+class OfficerIn(BaseModel):
+    staff_number: str = Field(min_length=1, max_length=32)
+    name: str = Name
+    team: str = Field(default="", max_length=200)
+    at_profile: str = Field(default="", max_length=200)
+    pin: str | None = Field(default=None, min_length=4, max_length=8)
+
+
+class VehicleIn(BaseModel):
+    fleet_number: str = Field(min_length=1, max_length=32)
+    registration: str = Field(default="", max_length=32)
+    description: str = Field(default="", max_length=200)
+
+
+class PartyIn(BaseModel):
+    kind: CustodianKind
+    reference: str = Field(min_length=1, max_length=128)
+    name: str = Name
+    address: str = Field(default="", max_length=500)
+
+
+class WaveIn(BaseModel):
+    name: str = Field(min_length=1, max_length=64)
+    cohort: str = Field(default="", max_length=200)
+    target_devices: int = Field(default=0, ge=0, le=1_000_000)
+    courier_cap_percent: int = Field(default=25, ge=0, le=100)
+
+
+class AllocateIn(BaseModel):
+    serial: str = Serial
+    staff_number: str | None = Field(default=None, max_length=32)
+    fleet_number: str | None = Field(default=None, max_length=32)
+    channel: AllocationChannel | None = None
+    wave: str | None = Field(default=None, max_length=64)
+
+
+class ReasonIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class ExceptionIn(ReasonIn):
+    allocation_id: int
+
+
+class IssueIn(BaseModel):
+    acceptance: AcceptanceIn
+    old_serial: str | None = Field(default=None, max_length=128)
+    approval_id: int | None = None
+
+
+class SwapIn(BaseModel):
+    staff_number: str = Field(min_length=1, max_length=32)
+    faulty_serial: str = Serial
+    spare_serial: str = Serial
+    fault: str = Field(min_length=1, max_length=500)
+    acceptance: AcceptanceIn
+    wave: str | None = Field(default=None, max_length=64)
+
+
+class InstallIn(BaseModel):
+    installer_name: str = Name
+    installer_company: str = Name
+    installed_on: date
+    job_sheet: UploadIn | None = None
+
+
+class DecommissionIn(BaseModel):
+    removed_by: str = Name
+
+
+class ConsignmentIn(BaseModel):
+    allocation_ids: list[int] = Field(min_length=1, max_length=500)
+    courier: str = Name
+    recipient_name: str = Name
+    recipient_address: str = Field(min_length=1, max_length=500)
+    seal_numbers: list[str] = Field(default_factory=list, max_length=50)
+
+
+class ScanIn(BaseModel):
+    scanned_serials: list[str] = Field(min_length=1, max_length=500)
+
+
+class DeliveryIn(BaseModel):
+    recipient_name: str = Name
+    signature: UploadIn
+    delivered_at: datetime | None = None
+    scanned_serials: list[str] | None = Field(default=None, max_length=500)
+
+
+class TransferIn(BaseModel):
+    organisation_reference: str = Field(min_length=1, max_length=128)
+    serials: list[str] = Field(min_length=1, max_length=500)
+
+
+class BatchIn(BaseModel):
+    recycler_reference: str = Field(min_length=1, max_length=128)
+    description: str = Field(min_length=1, max_length=500)
+    ewc_code: str = Field(min_length=1, max_length=16)
+    sic_code: str = Field(min_length=1, max_length=16)
+
+
+class CollectIn(BaseModel):
+    containment: str = Field(min_length=1, max_length=200)
+    place: str = Field(min_length=1, max_length=500)
+    transferor_name: str = Name
+    transferor_address: str = Field(min_length=1, max_length=500)
+    transferor_signature: UploadIn
+    transferee_signature: UploadIn
+    hierarchy_declaration: bool
+    hazardous_note_reference: str | None = Field(default=None, max_length=64)
+    collected_at: datetime | None = None
+
+
+class RecyclerCertificateIn(BaseModel):
+    serials: list[str] = Field(min_length=1, max_length=5000)
+    reference: str | None = Field(default=None, max_length=128)
+    document: UploadIn | None = None
+
+
+class DestructionIn(BaseModel):
+    serial: str = Serial
+    method: str = Field(min_length=1, max_length=64)
+    reason: str = Field(min_length=1, max_length=500)
+    evidence: UploadIn
+
+
+class EntriesOut(BaseModel):
+    entries: list[CustodyEntryPublic]
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class RecordOut(BaseModel):
+    id: int | str
+    details: dict[str, Any] = Field(default_factory=dict)

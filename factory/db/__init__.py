@@ -1,5 +1,0 @@
-"""Database engine, sessions and migrations."""
-
-from factory.db.engine import make_engine, session_scope
-
-__all__ = ["make_engine", "session_scope"]

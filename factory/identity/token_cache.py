@@ -1,0 +1,69 @@
+"""API tokens verified a moment ago, trusted again for a few seconds (per process).
+
+Checking a bearer token costs a pool checkout and a query: more than everything else a small
+read (a certificate search by serial) costs. A token whose check *began* less than ``ttl``
+seconds ago is trusted again without the query. That is a bound, not a hole: revoking a token,
+disabling a user or changing a role takes effect in every API process within ``ttl`` seconds
+(``FACTORY_TOKEN_CACHE_SECONDS``, default 2; 0 turns the cache off). Only successful checks are
+kept, so an unknown, revoked or disabled token is refused by the database on every request; the
+role check itself still runs on every request, on the remembered role.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from sqlalchemy import Engine
+
+from factory.identity.models import User
+from factory.identity.service import authenticate_token_readonly, hash_token
+from factory.kernel.db.engine import read_scope
+
+MAX_ENTRIES = 10_000  # tokens in use at once per process; beyond that, older checks are dropped
+
+
+class VerifiedTokens:
+    """SHA-256 of a token -> (user, expiry). The users handed out are shared: read them, never
+    change or attach them to a session."""
+
+    def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic, max_entries: int = MAX_ENTRIES) -> None:
+        if ttl < 0:
+            raise ValueError("token cache ttl must be >= 0 seconds")
+        self.ttl = ttl
+        self.clock = clock
+        self.max_entries = max_entries
+        self._entries: dict[str, tuple[User, float]] = {}
+        self._lock = threading.Lock()  # writers only; a dict read is atomic
+
+    def get(self, token: str) -> User | None:
+        """The user of a token verified less than ``ttl`` seconds ago, else None (check it)."""
+        if self.ttl == 0:
+            return None
+        hit = self._entries.get(hash_token(token))
+        if hit is None or hit[1] <= self.clock():
+            return None
+        return hit[0]
+
+    def check(self, engine: Engine, token: str) -> User:
+        """Verify against the database (raises ``Unauthenticated``) and remember a success. The
+        clock is read before the query, so an entry never outlives a revocation by more than ``ttl``."""
+        started = self.clock()
+        with read_scope(engine) as conn:
+            user = authenticate_token_readonly(conn, token)
+        if self.ttl > 0:
+            self._remember(hash_token(token), user, started + self.ttl)
+        return user
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _remember(self, key: str, user: User, expires: float) -> None:
+        with self._lock:
+            if len(self._entries) >= self.max_entries:
+                now = self.clock()
+                self._entries = {k: v for k, v in self._entries.items() if v[1] > now}
+                if len(self._entries) >= self.max_entries:
+                    self._entries.clear()  # a burst of distinct live tokens: start over, never grow
+            self._entries[key] = (user, expires)

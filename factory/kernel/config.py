@@ -1,0 +1,76 @@
+"""Runtime configuration from the environment.
+
+``FACTORY_HOME`` holds the embedded database, the site signing key and job work areas;
+``FACTORY_DATABASE_URL`` points at PostgreSQL for multi-bench, multi-site use;
+``FACTORY_TOKEN_CACHE_SECONDS`` bounds how long an API process trusts a verified token before
+checking it again (see ``factory/identity/token_cache.py``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from platformdirs import user_data_dir
+
+TOKEN_CACHE_SECONDS = 2.0  # default bound on how late a token revocation or role change takes effect
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    database_url: str
+    site_name: str
+    token_cache_seconds: float = TOKEN_CACHE_SECONDS
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.home / "keys"
+
+    @property
+    def private_key_path(self) -> Path:
+        return self.keys_dir / "site-signing-key.pem"
+
+    @property
+    def public_key_path(self) -> Path:
+        return self.keys_dir / "site-signing-key.pub.pem"
+
+    @property
+    def work_dir(self) -> Path:
+        return self.home / "work"
+
+    @property
+    def certificates_dir(self) -> Path:
+        return self.home / "certificates"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def load_settings() -> Settings:
+    home = Path(os.environ.get("FACTORY_HOME") or user_data_dir("device-factory", appauthor=False))
+    url = os.environ.get("FACTORY_DATABASE_URL") or f"sqlite:///{home / 'factory.kernel.db'}"
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        # psycopg 3 is the only PostgreSQL driver we ship.
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    return Settings(
+        home=home,
+        database_url=url,
+        site_name=os.environ.get("FACTORY_SITE", "device-factory"),
+        token_cache_seconds=_seconds("FACTORY_TOKEN_CACHE_SECONDS", TOKEN_CACHE_SECONDS),
+    )
+
+
+def _seconds(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number of seconds, not '{raw}'") from None
+    if not 0 <= value <= 60:
+        raise ValueError(f"{name} must be between 0 and 60 seconds, not {value}")
+    return value

@@ -1,0 +1,126 @@
+"""The one function that changes a device's state: ``change_state``.
+
+In the caller's database transaction it locks the device rows (in id order, so paired changes
+cannot deadlock), checks each edge against the table and its guard, writes the new state and
+appends exactly one custody entry per device. A paired change (exchange, swap) is all or nothing:
+any refusal raises before anything is flushed, and the caller's transaction rolls back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from factory.kernel.clock import utc_now
+from factory.kernel.errors import InvalidInput, InvalidTransition, NotFound
+from factory.kernel.ledger.append import append_entry
+from factory.kernel.lifecycle.guards import CertificateVerifier, GuardInput, check_guard
+from factory.kernel.lifecycle.states import Event, State
+from factory.kernel.lifecycle.table import TAINTING_EVENTS, find_edge
+from factory.kernel.models.custody_entry import CustodyEntry
+from factory.kernel.models.device import Device
+
+
+@dataclass(frozen=True)
+class TransitionRequest:
+    device_id: int
+    event: Event
+    to_custodian: str | None = None  # None: unchanged
+    location: str | None = None  # None: unchanged
+    evidence: dict[str, Any] = field(default_factory=dict)
+    new_stock: bool = False  # only meaningful for "receive"
+    required_destination: str | None = None  # certificates must name this destination
+
+
+def change_state(
+    session: Session,
+    requests: Sequence[TransitionRequest],
+    *,
+    actor: str,
+    witness: str | None = None,
+    verifier: CertificateVerifier | None = None,
+) -> list[CustodyEntry]:
+    if not requests:
+        raise InvalidInput("no transition requested")
+    if not actor:
+        raise InvalidInput("a transition needs an actor")
+    ids = [r.device_id for r in requests]
+    if len(set(ids)) != len(ids):
+        raise InvalidInput("a device may appear only once in one change")
+    devices = _lock_devices(session, sorted(ids))
+    paired = len(requests) > 1
+    planned = []
+    for req in requests:
+        device = devices[req.device_id]
+        source = State(device.state) if device.state is not None else None
+        edge = find_edge(Event(req.event), source)
+        if edge is None:
+            raise InvalidTransition(device.serial, device.state, str(req.event))
+        check_guard(
+            session,
+            GuardInput(
+                device=device,
+                edge=edge,
+                actor=actor,
+                witness=witness,
+                paired=paired,
+                new_stock=req.new_stock,
+                verifier=verifier,
+                required_destination=req.required_destination,
+            ),
+        )
+        planned.append((req, device, edge))
+    # Every check passed: now write. Nothing above has modified anything.
+    entries = []
+    now = utc_now()
+    for req, device, edge in planned:
+        evidence = dict(req.evidence)
+        if witness:
+            evidence.setdefault("witness", witness)
+        to_custodian = req.to_custodian if req.to_custodian is not None else device.custodian
+        location = req.location if req.location is not None else device.location
+        entry = append_entry(
+            session,
+            device_id=device.id or 0,
+            device_serial=device.serial,
+            event=str(edge.event),
+            from_state=device.state,
+            to_state=str(edge.target),
+            actor=actor,
+            from_custodian=device.custodian,
+            to_custodian=to_custodian,
+            location=location,
+            evidence=evidence,
+            occurred_at=now,
+        )
+        device.state = str(edge.target)
+        device.custodian = to_custodian
+        device.location = location
+        device.updated_at = now
+        if edge.event is Event.RECEIVE and not req.new_stock:
+            device.user_data_since_seq = entry.seq
+        if (edge.event, edge.target) in TAINTING_EVENTS:
+            device.user_data_since_seq = entry.seq
+        if edge.event is Event.START_SANITISE:
+            device.erase_round_seq = entry.seq
+        session.add(device)
+        entries.append(entry)
+    session.flush()
+    return entries
+
+
+def _lock_devices(session: Session, ids: list[int]) -> dict[int, Device]:
+    stmt = select(Device).where(Device.id.in_(ids)).order_by(Device.id)  # type: ignore[union-attr]
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    # populate_existing: a row locked now must not be served from a stale identity map.
+    rows = session.execute(stmt.execution_options(populate_existing=True)).scalars().all()
+    found = {d.id: d for d in rows if d.id is not None}
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise NotFound(f"no device with id {missing[0]}")
+    return found

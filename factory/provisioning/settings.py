@@ -1,0 +1,52 @@
+"""Load the site's provisioning settings (TOML) and build the line's Ansible provisioner.
+
+[provisioning]
+site_ca_file = "/etc/factory/site-ca.pem"
+enrolment_server_url = "https://mdm.example.police.uk/enrol"
+enrolment_tenant = "met-devices"
+enrolment_token_file = "/etc/factory/enrolment-token"   # mode 0600; never in the config itself
+ssh_private_key = "/etc/factory/service-env-key"        # the service environment's client key
+timezone = "Europe/London"
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from factory.kernel.errors import InvalidInput
+from factory.provisioning.inventory import InvalidTarget, ProvisionSecrets, SiteSettings
+from factory.provisioning.line_provisioner import AnsibleProvisioner
+
+_REQUIRED = ("site_ca_file", "enrolment_server_url", "enrolment_tenant", "enrolment_token_file", "ssh_private_key")
+
+
+def load_provisioner(path: Path, *, engine: Engine, work_dir: Path) -> AnsibleProvisioner:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8")).get("provisioning", {})
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise InvalidInput(f"provisioning config {path}: {exc}") from exc
+    missing = [k for k in _REQUIRED if not str(data.get(k, "")).strip()]
+    if missing:
+        raise InvalidInput(f"provisioning config {path}: [provisioning] needs {', '.join(missing)}")
+    try:
+        ca_pem = Path(data["site_ca_file"]).read_text(encoding="utf-8")
+        token = Path(data["enrolment_token_file"]).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise InvalidInput(f"provisioning config {path}: {exc.strerror}: {exc.filename}") from exc
+    key = Path(data["ssh_private_key"])
+    if not key.is_file():
+        raise InvalidInput(f"provisioning config {path}: ssh_private_key {key} does not exist")
+    try:
+        site = SiteSettings(
+            site_ca_pem=ca_pem,
+            enrolment_server_url=str(data["enrolment_server_url"]),
+            enrolment_tenant=str(data["enrolment_tenant"]),
+            timezone=str(data.get("timezone", "Europe/London")),
+        )
+        secrets = ProvisionSecrets(enrolment_token=token)
+    except InvalidTarget as exc:
+        raise InvalidInput(f"provisioning config {path}: {exc}") from exc
+    return AnsibleProvisioner(engine=engine, site=site, secrets=secrets, private_key_path=key, work_dir=work_dir)

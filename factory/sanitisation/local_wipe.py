@@ -1,0 +1,114 @@
+"""A wipe outside the line (``factory wipe``): erase one target and certify it as loose media.
+
+The certificate is written only for a verified success, and only at the requested path; a failure
+leaves a JSON failure report under FACTORY_HOME/reports instead, so nothing certificate-like ever
+sits where a certificate was expected.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from factory.kernel.config import Settings
+from factory.kernel.errors import FactoryError
+from factory.kernel.site_keys import load_private_key
+from imaging.certificate import (
+    CertificateContext,
+    CertificateError,
+    DataBackedUp,
+    Destination,
+    DeviceInfo,
+    MediaSource,
+    Person,
+    build_certificate,
+    dumps_envelope,
+    sign_certificate,
+)
+from imaging.engine import ProgressCallback, erase
+from imaging.errors import ImagingError
+from imaging.result import EraseResult, Level, VerifyMode
+
+
+class WipeFailed(FactoryError):
+    status_code = 409
+    code = "wipe_failed"
+
+
+def run_wipe(
+    settings: Settings,
+    target: str,
+    *,
+    method: str,
+    verify: str,
+    level: str,
+    operator: str | None,
+    validator: str | None,
+    destination: str,
+    asset_tag: str | None,
+    progress: ProgressCallback | None,
+) -> tuple[EraseResult, dict[str, Any]]:
+    """Erase ``target``; return the result and the signed envelope, or raise ``WipeFailed``."""
+    try:
+        level_enum, verify_enum = Level(level), VerifyMode(verify)
+        dest = Destination(destination)
+    except ValueError as exc:
+        raise WipeFailed(str(exc)) from exc
+    key = load_private_key(settings)  # fail before erasing if we could not certify afterwards
+    try:
+        result = erase(target, level=level_enum, method=method, verify=verify_enum, progress=progress)
+    except ImagingError as exc:
+        raise WipeFailed(f"refused, nothing written: {exc}") from exc
+    if not result.ok:
+        report = write_failure_report(settings, result)
+        where = f" at offset {result.failure_offset}" if result.failure_offset is not None else ""
+        raise WipeFailed(f"erase failed{where}: {result.failure_reason} (no certificate; report: {report})")
+    who = operator or getpass.getuser()
+    now = datetime.now(UTC)
+
+    def person(name: str) -> Person:
+        org = settings.site_name
+        return Person(name=name, title="Technician", organisation=org, location=org, contact=f"{name}@{org}", date=now)
+
+    media = result.media
+    context = CertificateContext(
+        organisation=settings.site_name,
+        site=settings.site_name,
+        device=DeviceInfo(
+            manufacturer=media.manufacturer or "unknown",
+            model=media.model or "unknown",
+            serial_number=media.serial or os.path.basename(target),
+            kind="loose-media",
+            asset_tag=asset_tag,
+        ),
+        media_source=MediaSource.USER,
+        destination=dest,
+        data_backed_up=DataBackedUp.UNKNOWN,
+        sanitised_by=person(who),
+        validated_by=person(validator or who),
+    )
+    try:
+        envelope = sign_certificate(build_certificate(result, context, issued_at=now), key)
+    except CertificateError as exc:
+        raise WipeFailed(f"erase verified but not certifiable: {exc}") from exc
+    return result, envelope
+
+
+def write_certificate(envelope: dict[str, Any], path: Path) -> None:
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_bytes(dumps_envelope(envelope))
+    os.replace(tmp, path)
+
+
+def write_failure_report(settings: Settings, result: EraseResult) -> Path:
+    reports = settings.home / "reports"
+    reports.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    path = reports / f"wipe-failed-{stamp}.json"
+    path.write_text(json.dumps({"kind": "wipe-failure-report", "result": asdict(result)}, indent=2, default=str))
+    return path
