@@ -22,8 +22,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests"), str(REPO / "tests" / "provisioning")]
 
+from harness.provisioning_site import RecordingSink, provision_target, secrets, site  # noqa: E402
 from harness.sshd import SshdTarget, sshd_targets  # noqa: E402
-from provision_support import RecordingSink, provision_target, secrets, site  # noqa: E402
 
 from factory.provisioning import RunnerOptions, run_provision  # noqa: E402
 

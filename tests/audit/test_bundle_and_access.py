@@ -10,8 +10,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from audit_support import issued_new_stock, sanitised_device
-from core_helpers import move
+from harness.audit_data import issued_new_stock, sanitised_device
+from harness.domain import move
 from typer.testing import CliRunner
 
 from factory.cli.main import app

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from audit_support import drop_append_only_triggers, issued_new_stock, receive_tagged, sanitised_device
-from core_helpers import move
+from harness.audit_data import drop_append_only_triggers, issued_new_stock, receive_tagged, sanitised_device
+from harness.domain import move
 from sqlalchemy import text
 
 from factory.audit.exceptions import out_of_custody, uncertified_departures

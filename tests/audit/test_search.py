@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from audit_support import certify, failed_device, receive_tagged, sanitised_device
-from core_helpers import move
+from harness.audit_data import certify, failed_device, receive_tagged, sanitised_device
+from harness.domain import move
 
 from api.schemas.audit import CertificatePage
 from factory.audit.search import CertificateQuery, Outcome

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from audit_support import drop_append_only_triggers, sanitised_device
-from core_helpers import move
+from harness.audit_data import drop_append_only_triggers, sanitised_device
+from harness.domain import move
 from sqlalchemy import text
 
 from factory.kernel.lifecycle.states import Event

@@ -7,8 +7,8 @@ import io
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from core_helpers import state_of, verifier
-from custody_support import allocated, entry_count, issue_first, last_evidence, ledger_ok, officer, signature
+from harness.custody_data import allocated, entry_count, issue_first, last_evidence, ledger_ok, officer, signature
+from harness.domain import state_of, verifier
 from pypdf import PdfReader
 
 from factory.custody.consignments import (

@@ -6,8 +6,8 @@ import base64
 import hashlib
 
 import pytest
-from custody_support import PNG, ready
 from fastapi.testclient import TestClient
+from harness.custody_data import PNG, ready
 
 from api.app import create_app
 from factory.identity.service import add_user

@@ -6,8 +6,8 @@ from __future__ import annotations
 import io
 
 import pytest
-from core_helpers import force_state, move, receive, sanitise, state_of, verifier
-from custody_support import allocated, entry_count, issue_first, last_evidence, ledger_ok, officer, signature
+from harness.custody_data import allocated, entry_count, issue_first, last_evidence, ledger_ok, officer, signature
+from harness.domain import force_state, move, receive, sanitise, state_of, verifier
 from pypdf import PdfReader
 
 from factory.custody.disposal import (
@@ -130,7 +130,7 @@ def test_wave_kpis_from_the_ledger(ctx) -> None:
     pc = officer(ctx)
     issue_first(ctx, "K-1", pc, wave="W-KPI")
     allocation_id = allocated(ctx, "K-2", pc, wave="W-KPI")
-    from custody_support import accept
+    from harness.custody_data import accept
 
     with session_scope(ctx.engine) as s:
         issue_device(s, allocation_id=allocation_id, acceptance=accept(), actor="tech.one", verifier=verifier(ctx),

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from core_helpers import move, state_of, verifier
-from custody_support import (
+from harness.custody_data import (
     accept,
     allocated,
     entries,
@@ -15,6 +14,7 @@ from custody_support import (
     officer,
     ready,
 )
+from harness.domain import move, state_of, verifier
 from sqlmodel import select
 
 from factory.custody.acceptance import Acceptance

@@ -7,8 +7,8 @@ import io
 from datetime import date
 
 import pytest
-from core_helpers import move, receive, sanitise, state_of, verifier
-from custody_support import JPEG, entry_count, last_evidence, ledger_ok, ready
+from harness.custody_data import JPEG, entry_count, last_evidence, ledger_ok, ready
+from harness.domain import move, receive, sanitise, state_of, verifier
 from pypdf import PdfReader
 
 from factory.custody.allocation import allocate

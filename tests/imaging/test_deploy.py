@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 import zstandard
+from harness.disks import MIB, loop_device
 from harness.fuse_faults import faulty_image
 from harness.requirements import require, require_root, require_tool
-from wipe_fixtures import MIB, loop_device
 
 import imaging.deploy as deploy_module
 import imaging.engine as engine_module

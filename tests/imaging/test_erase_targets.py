@@ -9,8 +9,8 @@ import threading
 from pathlib import Path
 
 import pytest
+from harness.disks import MIB, PLANT, assert_every_byte, loop_device, make_image, plant
 from harness.requirements import require, require_root, require_tool
-from wipe_fixtures import MIB, PLANT, assert_every_byte, loop_device, make_image, plant
 
 from imaging.engine import Progress, erase, verify_target
 from imaging.errors import SystemDiskRefused, TargetInUse, TargetMounted

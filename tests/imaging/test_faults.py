@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from harness.disks import MIB, loop_device, make_image
 from harness.fuse_faults import faulty_image
 from harness.requirements import require, require_root, require_tool
-from wipe_fixtures import MIB, loop_device, make_image
 
 from imaging.engine import erase
 from imaging.result import Level, VerifyMode

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from wipe_fixtures import FIXTURES
+from harness.disks import FIXTURES
 
 from imaging.ata_info import (
     AtaParseError,

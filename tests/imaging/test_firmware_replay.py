@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
-from wipe_fixtures import FIXTURES, MIB, PLANT, assert_every_byte, fake_firmware_probe, make_image
+from harness.disks import FIXTURES, MIB, PLANT, assert_every_byte, fake_firmware_probe, make_image
 
 from imaging.commands import ReplayRunner
 from imaging.engine import erase_probed

@@ -6,8 +6,8 @@ import mmap
 import os
 
 import pytest
+from harness.disks import FIXTURES, MIB, expected_bytes, loop_device, make_image
 from harness.requirements import require_root, require_tool
-from wipe_fixtures import FIXTURES, MIB, expected_bytes, loop_device, make_image
 
 from imaging.commands import NOT_FOUND, TIMED_OUT, ReplayRunner, SubprocessRunner
 from imaging.errors import ProbeError, UnexpectedCommand

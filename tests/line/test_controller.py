@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 
 import orjson
 import pytest
-from core_helpers import move, receive
+from harness.domain import move, receive
 from sqlmodel import col, select
 
 from factory.intake.service import get_device

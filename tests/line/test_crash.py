@@ -13,7 +13,7 @@ import random
 import time
 from pathlib import Path
 
-from line_support import erased_disk_problems, kill9, start_agent, wait_started
+from harness.line_agent import erased_disk_problems, kill9, start_agent, wait_started
 from sqlmodel import Session, col, select
 
 from factory.kernel.config import Settings

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from line_support import kill9, start_agent, wait_started
+from harness.line_agent import kill9, start_agent, wait_started
 from sqlmodel import Session, col, select
 
 from factory.kernel.config import Settings

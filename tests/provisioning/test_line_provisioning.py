@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from harness.provisioning_site import secrets, site
 from harness.requirements import require_root, require_tool
 from harness.sshd import SshdTarget, sshd_targets
-from provision_support import secrets, site
 from sqlmodel import col, select
 
 from factory.intake.endpoints import register_endpoint
@@ -120,7 +120,7 @@ def test_line_refuses_a_host_key_that_does_not_match_the_pin(
 
 
 def test_provisioning_site_config(ctx: AppContext, tmp_path: Path) -> None:
-    from provision_support import ENROLMENT_TOKEN, site_ca_pem
+    from harness.provisioning_site import ENROLMENT_TOKEN, site_ca_pem
 
     from factory.kernel.errors import InvalidInput
     from factory.provisioning.settings import load_provisioner

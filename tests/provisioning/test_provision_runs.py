@@ -12,9 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness.requirements import require_root, require_tool
-from harness.sshd import SshdTarget, sshd_targets
-from provision_support import (
+from harness.provisioning_site import (
     ENROLMENT_TOKEN,
     RecordingSink,
     provision_target,
@@ -22,6 +20,8 @@ from provision_support import (
     site,
     site_ca_pem,
 )
+from harness.requirements import require_root, require_tool
+from harness.sshd import SshdTarget, sshd_targets
 
 from factory.provisioning import (
     HostStatus,

@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from provision_support import ENROLMENT_TOKEN, RecordingSink, secrets, site, site_ca_pem
+from harness.provisioning_site import ENROLMENT_TOKEN, RecordingSink, secrets, site, site_ca_pem
 
 from factory.provisioning import (
     AccessibilityProfile,

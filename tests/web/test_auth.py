@@ -6,15 +6,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import select
-from typer.testing import CliRunner
-from web_support import (  # noqa: F401 (cheap_password_hashing: autouse fixture)
+from harness.web import (  # noqa: F401 (cheap_password_hashing: autouse fixture)
     PASSWORD,
     cheap_password_hashing,
     csrf_of,
     login,
     make_users,
 )
+from sqlmodel import select
+from typer.testing import CliRunner
 
 from api.app import create_app
 from factory.cli.main import app as cli

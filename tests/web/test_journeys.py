@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import uvicorn
 from harness.requirements import require
-from web_support import (  # noqa: F401 (cheap_password_hashing: autouse fixture)
+from harness.web import (  # noqa: F401 (cheap_password_hashing: autouse fixture)
     PASSWORD,
     PNG,
     certified_device,

@@ -5,15 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from core_helpers import SIZE, receive
 from fastapi.testclient import TestClient
-from prometheus_client.parser import text_string_to_metric_families
-from sqlmodel import select
-from web_support import (  # noqa: F401 (cheap_password_hashing: autouse fixture)
+from harness.domain import SIZE, receive
+from harness.web import (  # noqa: F401 (cheap_password_hashing: autouse fixture)
     certified_device,
     cheap_password_hashing,
     make_users,
 )
+from prometheus_client.parser import text_string_to_metric_families
+from sqlmodel import select
 
 from api.app import create_app
 from factory.kernel.clock import format_utc, utc_now

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from core_helpers import state_of
 from fastapi.testclient import TestClient
-from web_support import (  # noqa: F401 (cheap_password_hashing: autouse fixture)
+from harness.domain import state_of
+from harness.web import (  # noqa: F401 (cheap_password_hashing: autouse fixture)
     PNG,
     allocated_in_person,
     cheap_password_hashing,

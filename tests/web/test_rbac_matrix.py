@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import re
 
-from core_helpers import certify_all, move, receive
 from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
-from starlette.routing import Mount
-from web_support import (  # noqa: F401 (cheap_password_hashing: autouse fixture)
+from harness.domain import certify_all, move, receive
+from harness.web import (  # noqa: F401 (cheap_password_hashing: autouse fixture)
     ROLES,
     cheap_password_hashing,
     login,
     make_users,
 )
+from starlette.routing import Mount
 
 from api.app import create_app
 from factory.kernel.lifecycle.states import Event

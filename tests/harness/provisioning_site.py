@@ -12,7 +12,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from harness.sshd import SshdTarget
 
 from factory.provisioning import (
     AccessibilityProfile,
@@ -21,6 +20,7 @@ from factory.provisioning import (
     ProvisionTarget,
     SiteSettings,
 )
+from harness.sshd import SshdTarget
 
 ENROLMENT_TOKEN = "dfenrol-7Qm2-SECRET-TOKEN-b41d9e"
 

@@ -10,7 +10,7 @@ with ``{dev}``, ``returncode``, ``stdout_file`` or ``stdout``, ``stderr``), plus
 
 Re-record (needs root and qemu-system-x86_64; boots a fresh guest)::
 
-    .venv/bin/python tests/remote/firmware_recordings.py
+    .venv/bin/python tests/harness/firmware_recordings.py
 """
 
 from __future__ import annotations
@@ -137,9 +137,8 @@ def record(runner: Any, out_dir: Path = FIXTURE_DIR, steps: Sequence[Step] = STE
 
 def main() -> int:
     sys.path[:0] = [str(TESTS_DIR), str(TESTS_DIR.parent)]
-    from harness.qemu_guest import build_guest_image, qemu_guest
-
     from hardware_drivers.remote_commands import SshCommandRunner
+    from harness.qemu_guest import build_guest_image, qemu_guest
 
     image = build_guest_image()
     with tempfile.TemporaryDirectory(prefix="df-record-") as work:

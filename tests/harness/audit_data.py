@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from core_helpers import SIZE, move, ok_result
 from sqlalchemy import text
 from sqlmodel import select
 
@@ -16,6 +15,7 @@ from factory.kernel.db.engine import session_scope
 from factory.kernel.lifecycle.states import Event
 from factory.kernel.models.device import Device, StorageMedium
 from factory.sanitisation.service import Staff, certify_medium
+from harness.domain import SIZE, move, ok_result
 from imaging.certificate import Destination
 from imaging.result import Level, Technique
 

@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "imaging"))
 
+from harness.disks import assert_every_byte, loop_device, make_image, plant
 from harness.requirements import require_root, require_tool
-from wipe_fixtures import assert_every_byte, loop_device, make_image, plant
 
 from factory.cli.main import app
 

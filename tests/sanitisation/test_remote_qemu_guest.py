@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from firmware_recordings import STEPS, recorded_file, recorded_step
+from harness.firmware_recordings import STEPS, recorded_file, recorded_step
 from harness.qemu_guest import MIB, NVME_SERIAL, RunningGuest, build_guest_image, pattern_bytes, qemu_guest
 from harness.requirements import require_root, require_tool
 

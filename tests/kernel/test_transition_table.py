@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from core_helpers import certify_all, force_state, move, receive, verifier
+from harness.domain import certify_all, force_state, move, receive, verifier
 from sqlmodel import func, select
 
 from factory.kernel.db.engine import session_scope

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from core_helpers import certify_all, force_state, move, receive, sanitise, state_of
+from harness.domain import certify_all, force_state, move, receive, sanitise, state_of
 from sqlalchemy import text
 from sqlmodel import select
 
@@ -26,7 +26,7 @@ def test_sanitised_needs_a_certificate_for_every_medium(ctx) -> None:
     with pytest.raises(GuardRefused, match="has no certificate"):
         move(ctx, d, Event.SANITISED)
     with session_scope(ctx.engine) as s:  # certify only medium A
-        from core_helpers import ok_result
+        from harness.domain import ok_result
 
         from factory.kernel.models.device import Device
 
@@ -133,7 +133,7 @@ def test_destroy_needs_a_second_person(ctx) -> None:
 def test_failed_erase_cannot_yield_a_certificate(ctx) -> None:
     from dataclasses import replace
 
-    from core_helpers import ok_result
+    from harness.domain import ok_result
 
     from factory.kernel.models.device import Device
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 
 import pytest
-from core_helpers import receive
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from harness.domain import receive
 from typer.testing import CliRunner
 
 from factory.cli.main import app

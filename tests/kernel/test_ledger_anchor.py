@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import orjson
-from core_helpers import move, receive
+from harness.domain import move, receive
 from sqlalchemy import text
 from typer.testing import CliRunner
 

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 
 import pytest
 from argon2 import PasswordHasher
-from core_helpers import move, receive, sanitise
 from fastapi.testclient import TestClient
 
 from factory.custody.allocation import allocate
@@ -18,6 +17,7 @@ from factory.identity.service import add_user, set_password
 from factory.kernel.context import AppContext
 from factory.kernel.db.engine import session_scope
 from factory.kernel.lifecycle.states import Event
+from harness.domain import move, receive, sanitise
 
 ROLES = ("technician", "courier", "auditor", "admin")
 PASSWORD = "correct horse battery staple"
@@ -114,10 +114,9 @@ def certified_device(ctx: AppContext, serial: str) -> int:
 
 def issued_to(ctx: AppContext, serial: str, staff_number: str) -> None:
     """An officer's current device: allocated in person and issued under an approved exception."""
-    from core_helpers import verifier
-
     from factory.custody.acceptance import Acceptance
     from factory.custody.issue import approve_exception, issue_device, request_exception
+    from harness.domain import verifier
 
     allocation_id = allocated_in_person(ctx, serial, staff_number)
     with session_scope(ctx.engine) as s:

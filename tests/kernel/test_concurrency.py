@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from core_helpers import receive, state_of, verifier
+from harness.domain import receive, state_of, verifier
 from sqlalchemy import text
 
 from factory.kernel.db.engine import session_scope

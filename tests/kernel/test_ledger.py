@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from core_helpers import move, receive, sanitise
+from harness.domain import move, receive, sanitise
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from typer.testing import CliRunner

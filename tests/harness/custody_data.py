@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import orjson
-from core_helpers import move, receive, verifier
 from sqlmodel import func, select
 
 from factory.custody.acceptance import Acceptance
@@ -18,6 +17,7 @@ from factory.kernel.ledger.verify import verify_ledger
 from factory.kernel.lifecycle.states import Event
 from factory.kernel.models.custody_entry import CustodyEntry
 from factory.kernel.models.device import Device
+from harness.domain import move, receive, verifier
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR-signature-pad-strokes"
 JPEG = b"\xff\xd8\xff\xe0" + b"photo-of-shredded-drive"
