@@ -25,11 +25,17 @@ from api.schemas.audit import (
     DeviceHistoryPublic,
     ExceptionReportPublic,
 )
-from factory.audit.bundle import export_bundle
-from factory.audit.certificate_check import certificate_pdf, check_certificate, get_certificate
-from factory.audit.exceptions import exception_report
-from factory.audit.history import device_history
-from factory.audit.search import CertificateQuery, Outcome, search_certificates
+from factory.audit.service import export_bundle
+from factory.audit.views import (
+    CertificateQuery,
+    Outcome,
+    certificate_pdf,
+    check_certificate,
+    device_history,
+    exception_report,
+    get_certificate,
+    search_certificates,
+)
 from factory.kernel.context import AppContext
 from factory.kernel.db.engine import read_scope
 from factory.kernel.ledger.verify import verify_ledger

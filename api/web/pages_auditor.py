@@ -18,11 +18,17 @@ from api.deps import ContextDep
 from api.web.auth import page_user
 from api.web.forms import scanned
 from api.web.render import WebIdentity, render
-from factory.audit.bundle import export_bundle
-from factory.audit.certificate_check import check_certificate, get_certificate
-from factory.audit.exceptions import uncertified_departures
-from factory.audit.history import device_history
-from factory.audit.search import CertificateQuery, Outcome, SearchPage, search_certificates
+from factory.audit.service import export_bundle
+from factory.audit.views import (
+    CertificateQuery,
+    Outcome,
+    SearchPage,
+    check_certificate,
+    device_history,
+    get_certificate,
+    search_certificates,
+    uncertified_departures,
+)
 from factory.identity.models import Role
 from factory.kernel.db.engine import session_scope
 from factory.kernel.errors import FactoryError, InvalidInput

@@ -30,10 +30,10 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from factory.audit.certificate_check import get_certificate
+from factory.audit.errors import AuditRequestInvalid
 from factory.audit.history import device_entries, entry_record
 from factory.intake.service import get_device
 from factory.kernel.clock import utc_now
-from factory.kernel.errors import InvalidInput
 from factory.kernel.ledger.anchor import sign_entry
 from factory.kernel.models.certificate import Certificate
 from factory.kernel.models.custody_entry import CustodyEntry
@@ -86,9 +86,9 @@ def export_bundle(
             if found is not None:
                 devices[cert.device_id] = found
     if not devices:
-        raise InvalidInput("name at least one device serial or certificate id to export")
+        raise AuditRequestInvalid("name at least one device serial or certificate id to export")
     if len(devices) > MAX_DEVICES:
-        raise InvalidInput(f"at most {MAX_DEVICES} devices per bundle")
+        raise AuditRequestInvalid(f"at most {MAX_DEVICES} devices per bundle")
     for device_id in whole_devices:
         for cert in session.execute(select(Certificate).where(Certificate.device_id == device_id)).scalars():
             certificates[cert.id] = cert

@@ -17,7 +17,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlmodel import Session
 
-from factory.kernel.errors import Conflict, NotFound
+from factory.audit.errors import CertificateNotFound, CertificateUnrenderable
 from factory.kernel.lifecycle.states import Event
 from factory.kernel.models.certificate import Certificate
 from factory.kernel.models.custody_entry import CustodyEntry
@@ -48,7 +48,7 @@ class CertificateCheck:
 def get_certificate(session: Session, certificate_id: str) -> Certificate:
     cert = session.get(Certificate, certificate_id.strip())
     if cert is None:
-        raise NotFound(f"no certificate with id {certificate_id.strip()}")
+        raise CertificateNotFound(f"no certificate with id {certificate_id.strip()}")
     return cert
 
 
@@ -129,4 +129,4 @@ def certificate_pdf(cert: Certificate) -> bytes:
             render_pdf(envelope, path)
             return path.read_bytes()
     except (CertificateError, ValueError) as exc:
-        raise Conflict(f"certificate {cert.id} cannot be rendered: {exc}") from exc
+        raise CertificateUnrenderable(f"certificate {cert.id} cannot be rendered: {exc}") from exc

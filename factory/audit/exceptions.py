@@ -23,9 +23,9 @@ from sqlalchemy import func, or_, select
 from sqlmodel import Session
 
 from factory.audit.certificate_check import CertificateCheck, check_certificate
+from factory.audit.errors import AuditRequestInvalid
 from factory.custody.models import Allocation, AllocationStatus, Wave
 from factory.kernel.clock import format_utc
-from factory.kernel.errors import InvalidInput
 from factory.kernel.lifecycle.states import OUT_OF_FACTORY, Event, State
 from factory.kernel.lifecycle.table import TAINTING_EVENTS, TRANSITIONS, Guard
 from factory.kernel.models.certificate import Certificate
@@ -170,9 +170,9 @@ def out_of_custody(
     """Devices outside the factory's custody (with a person, courier, vehicle, or lost) for at
     least ``days`` days since they left it; longest out first. Returns (total, first ``limit``)."""
     if days < 0:
-        raise InvalidInput("days must be zero or more")
+        raise AuditRequestInvalid("days must be zero or more")
     if limit < 1:
-        raise InvalidInput("limit must be at least 1")
+        raise AuditRequestInvalid("limit must be at least 1")
     now = now or datetime.now(UTC)
     cutoff = format_utc(now - timedelta(days=days))
     x = CustodyEntry

@@ -25,8 +25,8 @@ import orjson
 from sqlalchemy import Connection
 from sqlmodel import Session
 
+from factory.audit.errors import AuditRequestInvalid
 from factory.kernel.db.select_rows import select_rows
-from factory.kernel.errors import InvalidInput
 from factory.kernel.lifecycle.states import Event, State
 
 DEFAULT_LIMIT = 50
@@ -119,16 +119,16 @@ def parse_bound(text: str | None, *, upper: bool = False) -> datetime | None:
         else:
             moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError as exc:
-        raise InvalidInput(f"'{value}' is not an ISO 8601 date or date-time") from exc
+        raise AuditRequestInvalid(f"'{value}' is not an ISO 8601 date or date-time") from exc
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def search_certificates(reader: Session | Connection, query: CertificateQuery) -> SearchPage:
     """One page of outcomes, newest first. ``reader``: a session or a plain (read-only) connection."""
     if not 1 <= query.limit <= MAX_LIMIT:
-        raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}")
+        raise AuditRequestInvalid(f"limit must be between 1 and {MAX_LIMIT}")
     if query.issued_from and query.issued_to and query.issued_from >= query.issued_to:
-        raise InvalidInput("'from' must be earlier than 'to'")
+        raise AuditRequestInvalid("'from' must be earlier than 'to'")
     cursor = _decode_cursor(query.cursor) if query.cursor else None
     rows: list[ErasureOutcome] = []
     if query.outcome in (Outcome.SUCCESS, Outcome.ANY):
@@ -221,7 +221,7 @@ def _certificates(
 ) -> list[ErasureOutcome]:
     rank = _RANK[Outcome.SUCCESS]
     if cursor is not None and cursor[1] == rank and not isinstance(cursor[2], str):
-        raise InvalidInput("cursor is not valid for this search")
+        raise AuditRequestInvalid("cursor is not valid for this search")
     clauses, params = _where(query, _CERT_FILTERS, "issued_at", "id", rank, cursor)
     where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
     sql = f"{_CERT_SQL}{where} ORDER BY issued_at DESC, id DESC LIMIT :limit"
@@ -248,7 +248,7 @@ def _failures(
 ) -> list[ErasureOutcome]:
     rank = _RANK[Outcome.FAILED]
     if cursor is not None and cursor[1] == rank and not isinstance(cursor[2], int):
-        raise InvalidInput("cursor is not valid for this search")
+        raise AuditRequestInvalid("cursor is not valid for this search")
     clauses, params = _where(query, _FAIL_FILTERS, "e.occurred_at", "e.seq", rank, cursor)
     where = " AND ".join([_FAIL_FIXED, *clauses])
     sql = f"{_FAIL_SQL} WHERE {where} ORDER BY e.occurred_at DESC, e.seq DESC LIMIT :limit"
@@ -278,7 +278,7 @@ def _decode_cursor(text: str) -> tuple[str, int, str | int]:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
         at, rank, key = orjson.loads(raw)
     except (binascii.Error, ValueError, TypeError) as exc:
-        raise InvalidInput("cursor is not valid (it must come from a previous page)") from exc
+        raise AuditRequestInvalid("cursor is not valid (it must come from a previous page)") from exc
     if not isinstance(at, str) or rank not in _RANK.values() or not isinstance(key, str | int):
-        raise InvalidInput("cursor is not valid (it must come from a previous page)")
+        raise AuditRequestInvalid("cursor is not valid (it must come from a previous page)")
     return at, rank, key

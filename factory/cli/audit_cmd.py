@@ -7,11 +7,16 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from factory.audit.bundle import export_bundle
-from factory.audit.certificate_check import check_certificate, get_certificate
-from factory.audit.exceptions import exception_report
-from factory.audit.history import device_history
-from factory.audit.search import CertificateQuery, Outcome, search_certificates
+from factory.audit.service import export_bundle
+from factory.audit.views import (
+    CertificateQuery,
+    Outcome,
+    check_certificate,
+    device_history,
+    exception_report,
+    get_certificate,
+    search_certificates,
+)
 from factory.cli.common import console, context, fail, one_line_errors, print_json
 from factory.kernel.db.engine import session_scope
 from factory.kernel.ledger.verify import verify_ledger

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from harness.audit_data import drop_append_only_triggers, issued_new_stock, receive_tagged, sanitised_device
-from harness.domain import move
+from harness.audit_data import drop_append_only_triggers, issued_new_stock, sanitised_device
+from harness.domain import move, receive
 from sqlalchemy import text
 
-from factory.audit.exceptions import out_of_custody, uncertified_departures
+from factory.audit.views import out_of_custody, uncertified_departures
 from factory.kernel.db.engine import session_scope
 from factory.kernel.ledger.append import append_entry
 from factory.kernel.lifecycle.states import Event
@@ -52,7 +52,7 @@ def test_normal_flow_leaves_the_report_empty(ctx, client, headers) -> None:
 
 def test_report_catches_departures_written_around_the_guard(ctx, client, headers) -> None:
     _normal_flow(ctx)
-    never = receive_tagged(ctx, "DEV-NEVER", ("N-M1",))  # used, never sanitised
+    never = receive(ctx, "DEV-NEVER", ("N-M1",))  # used, never sanitised
     _smuggle_out(ctx, never, Event.REDISTRIBUTE, "redistributed")
     # certified properly, then its certificate is edited after the fact (triggers dropped)
     edited, (cid,) = sanitised_device(ctx, "DEV-EDITED", ("E-M1",))
@@ -104,8 +104,8 @@ def test_certificates_by_wave_lists_each_devices_current_certificates(ctx, clien
     from factory.kernel.clock import utc_now
 
     refurbished, ids = sanitised_device(ctx, "DEV-W1", ("W1-M1", "W1-M2"))
-    new = receive_tagged(ctx, "DEV-W2", ("W2-M1",), new_stock=True)
-    released = receive_tagged(ctx, "DEV-W3", ("W3-M1",), new_stock=True)
+    new = receive(ctx, "DEV-W2", ("W2-M1",), new_stock=True)
+    released = receive(ctx, "DEV-W3", ("W3-M1",), new_stock=True)
     with session_scope(ctx.engine) as s:
         wave = Wave(name="2026-Q4 north", cohort="North station", created_at=utc_now())
         s.add(wave)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from harness.audit_data import certify, failed_device, receive_tagged, sanitised_device
-from harness.domain import move
+from harness.audit_data import failed_device, sanitised_device
+from harness.domain import certify_all, move, receive
 
 from api.schemas.audit import CertificatePage
-from factory.audit.search import CertificateQuery, Outcome
+from factory.audit.views import CertificateQuery, Outcome
 from factory.kernel.db.engine import session_scope
 from factory.kernel.lifecycle.states import Event
 from imaging.certificate import Destination
@@ -67,9 +67,9 @@ def test_failed_erase_outcomes_come_from_the_ledger(ctx, client, headers) -> Non
 
 
 def test_keyset_pagination_walks_every_row_once_newest_first(ctx, client, headers) -> None:
-    device_id = receive_tagged(ctx, "DEV-P", tuple(f"P-M{i}" for i in range(5)))
+    device_id = receive(ctx, "DEV-P", tuple(f"P-M{i}" for i in range(5)))
     move(ctx, device_id, Event.START_SANITISE)
-    ids = certify(ctx, device_id, destination=Destination.INTERNAL_REUSE)
+    ids = certify_all(ctx, device_id, destination=Destination.INTERNAL_REUSE)
     move(ctx, device_id, Event.FAIL, evidence={"reason": "second pass failed"})
     failed_device(ctx, "DEV-Q", "drive frozen")
     for outcome, expected in (("success", 5), ("any", 7)):

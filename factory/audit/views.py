@@ -1,0 +1,47 @@
+"""What other code reads from the audit area: certificate search and checks, device histories
+with chain proofs, and exception reports re-derived from the ledger.
+
+The work is done in the helper modules beside this one (``search``, ``certificate_check``,
+``history``, ``exceptions``); the API, the pages and the CLI import it from here only, so those
+modules can change shape without their callers noticing.
+"""
+
+from __future__ import annotations
+
+from factory.audit.certificate_check import CertificateCheck, certificate_pdf, check_certificate, get_certificate
+from factory.audit.exceptions import (
+    ExceptionReport,
+    OutOfCustody,
+    Violation,
+    WaveCertificates,
+    certificates_by_wave,
+    exception_report,
+    out_of_custody,
+    uncertified_departures,
+)
+from factory.audit.history import DeviceHistory, EntryProof, device_history
+from factory.audit.search import CertificateQuery, ErasureOutcome, Outcome, SearchPage, parse_bound, search_certificates
+
+__all__ = [
+    "CertificateCheck",
+    "CertificateQuery",
+    "DeviceHistory",
+    "EntryProof",
+    "ErasureOutcome",
+    "ExceptionReport",
+    "OutOfCustody",
+    "Outcome",
+    "SearchPage",
+    "Violation",
+    "WaveCertificates",
+    "certificate_pdf",
+    "certificates_by_wave",
+    "check_certificate",
+    "device_history",
+    "exception_report",
+    "get_certificate",
+    "out_of_custody",
+    "parse_bound",
+    "search_certificates",
+    "uncertified_departures",
+]
