@@ -39,7 +39,7 @@ from factory.audit.views import (
 from factory.kernel.context import AppContext
 from factory.kernel.db.engine import read_scope
 from factory.kernel.ledger.verify import verify_ledger
-from factory.kernel.site_keys import load_private_key, load_public_key
+from factory.kernel.site_keys import load_private_key
 
 router = APIRouter(tags=["audit"])
 
@@ -121,7 +121,7 @@ def show(certificate_id: CertId, session: SessionDep, _user: AuditorUser) -> dic
 @router.get("/api/certificates/{certificate_id}/verify", response_model=CertificateCheckPublic)
 def verify(certificate_id: CertId, session: SessionDep, ctx: ContextDep, _user: AuditorUser) -> dict[str, object]:
     cert = get_certificate(session, certificate_id)
-    return check_certificate(session, cert, load_public_key(ctx.settings)).as_dict()
+    return check_certificate(session, cert, ctx.site_keys.public_key()).as_dict()
 
 
 @router.get(
@@ -148,7 +148,7 @@ def history(
 ) -> dict[str, object]:
     # Before the session's first query: on SQLite that query takes the write lock the verifier would wait on.
     report = verify_ledger(ctx.engine) if full_verify else None
-    return device_history(session, serial, load_public_key(ctx.settings), ledger=report).as_dict()
+    return device_history(session, serial, ctx.site_keys.public_key(), ledger=report).as_dict()
 
 
 @router.get("/api/audit/exceptions", response_model=ExceptionReportPublic)
@@ -159,7 +159,7 @@ def exceptions(
     days: Annotated[int, Query(ge=0, le=36500)] = 30,
     limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
 ) -> dict[str, object]:
-    return exception_report(session, load_public_key(ctx.settings), days=days, limit=limit).as_dict()
+    return exception_report(session, ctx.site_keys.public_key(), days=days, limit=limit).as_dict()
 
 
 @router.get(
@@ -177,7 +177,7 @@ def export(
     buffer = io.BytesIO()
     summary = export_bundle(
         session,
-        load_public_key(ctx.settings),
+        ctx.site_keys.public_key(),
         buffer,
         serials=serial,
         certificate_ids=certificate_id,

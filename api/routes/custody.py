@@ -52,8 +52,6 @@ from factory.kernel.context import AppContext
 from factory.kernel.errors import InvalidInput
 from factory.kernel.lifecycle.guards import CertificateVerifier
 from factory.kernel.models.custody_entry import CustodyEntry
-from factory.kernel.site_keys import load_public_key
-from factory.sanitisation.certificates import make_verifier
 
 router = APIRouter(prefix="/api/custody", tags=["custody"])
 
@@ -64,7 +62,7 @@ Ref = Annotated[str, Path(min_length=1, max_length=128)]
 
 
 def _verifier(ctx: AppContext) -> CertificateVerifier:
-    return make_verifier(load_public_key(ctx.settings))
+    return ctx.site_keys.verifier()
 
 
 def _upload(u: UploadIn) -> Upload:

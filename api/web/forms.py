@@ -10,8 +10,6 @@ from factory.custody.acceptance import Acceptance
 from factory.custody.documents import MAX_DOCUMENT_BYTES, Upload
 from factory.kernel.context import AppContext
 from factory.kernel.lifecycle.guards import CertificateVerifier
-from factory.kernel.site_keys import load_public_key
-from factory.sanitisation.certificates import make_verifier
 
 
 def read_upload(file: UploadFile | None) -> Upload | None:
@@ -33,7 +31,7 @@ def acceptance_from_form(name: str, pin: str, signature: UploadFile | None) -> A
 
 
 def verifier(ctx: AppContext) -> CertificateVerifier:
-    return make_verifier(load_public_key(ctx.settings))
+    return ctx.site_keys.verifier()
 
 
 def scanned(values: Iterable[str]) -> list[str]:

@@ -33,7 +33,7 @@ from factory.identity.models import Role
 from factory.kernel.db.engine import session_scope
 from factory.kernel.errors import FactoryError, InvalidInput
 from factory.kernel.ledger.verify import verify_ledger
-from factory.kernel.site_keys import load_private_key, load_public_key
+from factory.kernel.site_keys import load_private_key
 
 router = APIRouter(prefix="/audit", include_in_schema=False)
 
@@ -91,7 +91,7 @@ def search(request: Request, ctx: ContextDep, me: AuditPage) -> HTMLResponse:
 def history(request: Request, ctx: ContextDep, me: AuditPage, serial: SerialPath) -> HTMLResponse:
     try:
         with session_scope(ctx.engine) as session:
-            found = device_history(session, serial, load_public_key(ctx.settings))
+            found = device_history(session, serial, ctx.site_keys.public_key())
             view: dict[str, Any] = found.as_dict()
     except FactoryError as exc:
         return render(request, "forbidden.html", me, exc.status_code, reason=exc.reason)
@@ -103,7 +103,7 @@ def certificate(request: Request, ctx: ContextDep, me: AuditPage, certificate_id
     try:
         with session_scope(ctx.engine) as session:
             cert = get_certificate(session, certificate_id)
-            check = check_certificate(session, cert, load_public_key(ctx.settings)).as_dict()
+            check = check_certificate(session, cert, ctx.site_keys.public_key()).as_dict()
             envelope = json.dumps(json.loads(cert.envelope), indent=2, ensure_ascii=False)
             serial = cert.device_serial
     except FactoryError as exc:
@@ -117,7 +117,7 @@ def verify(request: Request, ctx: ContextDep, me: AuditPage, run: str = "") -> H
     if run:
         report = verify_ledger(ctx.engine).as_dict()
         with session_scope(ctx.engine) as session:
-            departures = [v.as_dict() for v in uncertified_departures(session, load_public_key(ctx.settings))]
+            departures = [v.as_dict() for v in uncertified_departures(session, ctx.site_keys.public_key())]
     return render(request, "audit_verify.html", me, report=report, departures=departures)
 
 
@@ -161,7 +161,7 @@ def export_bundle_zip(request: Request, ctx: ContextDep, me: AuditPage) -> Respo
         with session_scope(ctx.engine) as session:
             summary = export_bundle(
                 session,
-                load_public_key(ctx.settings),
+                ctx.site_keys.public_key(),
                 buffer,
                 serials=serials,
                 site=ctx.settings.site_name,

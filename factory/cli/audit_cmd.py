@@ -20,7 +20,7 @@ from factory.audit.views import (
 from factory.cli.common import console, context, fail, one_line_errors, print_json
 from factory.kernel.db.engine import session_scope
 from factory.kernel.ledger.verify import verify_ledger
-from factory.kernel.site_keys import load_private_key, load_public_key
+from factory.kernel.site_keys import load_private_key
 
 app = typer.Typer(
     help="Audit: certificates, device histories, exception reports, evidence bundles.", no_args_is_help=True
@@ -86,7 +86,7 @@ def verify_cmd(
     """Re-check a stored certificate: signature, indexed columns, custody link. Exit 1 if it fails."""
     ctx = context()
     with session_scope(ctx.engine) as session:
-        check = check_certificate(session, get_certificate(session, certificate_id), load_public_key(ctx.settings))
+        check = check_certificate(session, get_certificate(session, certificate_id), ctx.site_keys.public_key())
     if as_json:
         print_json(check.as_dict())
         if not check.ok:
@@ -108,7 +108,7 @@ def history_cmd(
     ctx = context()
     report = verify_ledger(ctx.engine) if full_verify else None
     with session_scope(ctx.engine) as session:
-        history = device_history(session, serial, load_public_key(ctx.settings), ledger=report)
+        history = device_history(session, serial, ctx.site_keys.public_key(), ledger=report)
     if as_json:
         print_json(history.as_dict())
     else:
@@ -137,7 +137,7 @@ def exceptions_cmd(
     """Exception reports. Exit 1 if any device left for reuse or recycling without valid certificates."""
     ctx = context()
     with session_scope(ctx.engine) as session:
-        report = exception_report(session, load_public_key(ctx.settings), days=days, limit=limit)
+        report = exception_report(session, ctx.site_keys.public_key(), days=days, limit=limit)
     if as_json:
         print_json(report.as_dict())
     else:
@@ -168,7 +168,7 @@ def export_cmd(
     try:
         with session_scope(ctx.engine) as session, tmp.open("wb") as handle:
             summary = export_bundle(
-                session, load_public_key(ctx.settings), handle, serials=serial, certificate_ids=certificate,
+                session, ctx.site_keys.public_key(), handle, serials=serial, certificate_ids=certificate,
                 site=ctx.settings.site_name, exported_by=actor, head_key=load_private_key(ctx.settings),
             )  # fmt: skip
         tmp.replace(out)

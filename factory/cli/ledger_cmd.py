@@ -11,7 +11,7 @@ from sqlalchemy import text
 from factory.cli.common import console, context, fail, one_line_errors, print_json
 from factory.kernel.ledger.anchor import check_anchor, parse_anchor, sign_head
 from factory.kernel.ledger.verify import verify_ledger
-from factory.kernel.site_keys import load_private_key, load_public_key
+from factory.kernel.site_keys import load_private_key
 
 app = typer.Typer(help="The custody ledger.", no_args_is_help=True)
 
@@ -28,7 +28,7 @@ def verify_cmd(
     ctx = context()
     # Read and check the anchor files first: a bad file is the caller's error, not a broken ledger.
     parsed = [(path, parse_anchor(path.read_bytes())) for path in anchors]
-    public_key = load_public_key(ctx.settings) if parsed else None
+    public_key = ctx.site_keys.public_key() if parsed else None
     with ctx.engine.connect() as conn:
         total = conn.execute(text("SELECT count(*) FROM custody_entry")).scalar_one()
     if as_json:

@@ -23,9 +23,8 @@ from factory.kernel.ledger.verify import verify_ledger
 from factory.kernel.lifecycle.states import Event
 from factory.kernel.models.certificate import Certificate
 from factory.kernel.models.device import Device
-from factory.kernel.site_keys import load_public_key
+from factory.kernel.site_keys import site_keys
 from factory.line.models import ACTIVE_JOB_STATUSES, Job, JobStatus, Slot
-from factory.sanitisation.certificates import make_verifier
 
 IN_PROGRESS = ("sanitising", "provisioning")
 
@@ -35,7 +34,7 @@ def audit_line(engine: Engine, settings: Settings) -> list[str]:
     report = verify_ledger(engine)
     if not report.ok:
         problems.append(f"ledger does not verify at seq {report.broken_seq}: {report.reason}")
-    verifier = make_verifier(load_public_key(settings))
+    verifier = site_keys(settings).verifier()
     with Session(engine) as s:
         entries: dict[int, list[tuple[int, str, str, str]]] = defaultdict(list)
         for device_id, seq, event, to_state, custodian in s.execute(

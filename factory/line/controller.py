@@ -32,7 +32,6 @@ from sqlmodel import Session, col, select
 from factory.kernel.clock import utc_now
 from factory.kernel.context import AppContext
 from factory.kernel.db.engine import make_engine, read_scope, session_scope
-from factory.kernel.site_keys import load_public_key
 from factory.line import jobs
 from factory.line.bench_config import LineConfig
 from factory.line.bus import LineBus
@@ -44,7 +43,6 @@ from factory.line.provision_step import NoOpProvisioner, Provisioner
 from factory.line.reconcile import ReconcileReport, interrupt_orphans, sync_slots
 from factory.line.remote_media import RemoteEraseSettings
 from factory.line.slots import Attachment, AttachResult, attach, detach, lock_slot, register_benches
-from factory.sanitisation.certificates import make_verifier
 from hardware_drivers.events import DeviceAttached, DeviceDetached, UdevEvent
 from imaging.engine import Progress, erase
 
@@ -132,7 +130,7 @@ class Controller:
             settings=context.settings,
             agent=config.agent,
             run_id=self.run_id,
-            verifier=make_verifier(load_public_key(context.settings)),
+            verifier=context.site_keys.verifier(),
             erase=erase_fn or self.erase_workers or erase,
             provisioner=self.provisioner,
             bus=self.bus,

@@ -1,19 +1,98 @@
-"""Storing and checking signed sanitisation certificates against the site's key."""
+"""Building and signing sanitisation certificates, and checking them against the site's key.
+
+No database here: :mod:`factory.sanitisation.service` stores what these functions sign. Every
+path (the line, remote over SSH, ``factory wipe``) names its people through :func:`person`, so a
+certificate says the same thing about who sanitised and validated whichever way it was made.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlmodel import Session
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from factory.kernel.errors import Conflict
 from factory.kernel.lifecycle.guards import CertificateVerifier
-from factory.kernel.models.certificate import Certificate
-from factory.kernel.models.device import Device, StorageMedium
-from imaging.certificate import dumps_envelope, verify_certificate
+from imaging.certificate import (
+    CertificateContext,
+    DataBackedUp,
+    Destination,
+    DeviceInfo,
+    MediaSource,
+    Person,
+    build_certificate,
+    sign_certificate,
+    verify_certificate,
+)
+from imaging.result import EraseResult
+
+
+@dataclass(frozen=True)
+class Staff:
+    """Who sanitised or validated; empty fields default to the site (see :func:`person`)."""
+
+    name: str
+    title: str = "Bench technician"
+    organisation: str = ""
+    location: str = ""
+    contact: str = ""
+
+
+def person(staff: Staff, site: str, when: datetime) -> Person:
+    """The certificate's record of ``staff`` at ``site``, dated ``when``."""
+    return Person(
+        name=staff.name,
+        title=staff.title,
+        organisation=staff.organisation or site,
+        location=staff.location or site,
+        contact=staff.contact or f"{staff.name}@{site}",
+        date=when,
+    )
+
+
+@dataclass(frozen=True)
+class Signatories:
+    """Everything a certificate states beyond the erase result and the device."""
+
+    site: str
+    operator: Staff
+    validator: Staff
+    destination: Destination = Destination.INTERNAL_REUSE
+    data_backed_up: DataBackedUp = DataBackedUp.UNKNOWN
+
+
+def sign_erasure(
+    result: EraseResult,
+    device: DeviceInfo,
+    media_source: MediaSource,
+    signatories: Signatories,
+    key: Ed25519PrivateKey,
+    *,
+    issued_at: datetime,
+    custody: tuple[str, int] | None = None,
+) -> dict[str, Any]:
+    """The signed envelope for a verified erase; ``custody`` is (hash, seq) of the entry it extends.
+
+    :raises imaging.certificate.CertificateError: the result is not a verified success, or the
+        context is incomplete; nothing was signed.
+    """
+    site = signatories.site
+    context = CertificateContext(
+        organisation=site,
+        site=site,
+        device=device,
+        media_source=media_source,
+        destination=signatories.destination,
+        data_backed_up=signatories.data_backed_up,
+        sanitised_by=person(signatories.operator, site, issued_at),
+        validated_by=person(signatories.validator, site, issued_at),
+        custody_previous_entry_sha256=custody[0] if custody else None,
+        custody_sequence=custody[1] if custody else None,
+    )
+    return sign_certificate(build_certificate(result, context, issued_at=issued_at), key)
 
 
 def make_verifier(public_key: Ed25519PublicKey) -> CertificateVerifier:
@@ -22,36 +101,3 @@ def make_verifier(public_key: Ed25519PublicKey) -> CertificateVerifier:
         return verify_certificate(envelope, public_key).certificate
 
     return verify
-
-
-def record_certificate(
-    session: Session,
-    *,
-    device: Device,
-    medium: StorageMedium,
-    envelope: Mapping[str, Any],
-    erase_round_seq: int,
-) -> Certificate:
-    """Store an issued certificate; the envelope text is kept byte-for-byte as signed."""
-    doc = envelope["certificate"]
-    if doc["media"]["serial_number"] != medium.serial or doc["device"]["serial_number"] != device.serial:
-        raise Conflict(f"certificate {doc['certificate_id']} does not name {device.serial}/{medium.serial}")
-    row = Certificate(
-        id=doc["certificate_id"],
-        device_id=device.id or 0,
-        medium_id=medium.id or 0,
-        device_serial=device.serial,
-        medium_serial=medium.serial,
-        asset_tag=device.asset_tag,
-        erase_round_seq=erase_round_seq,
-        level=doc["sanitisation"]["level_achieved"],
-        method=doc["sanitisation"]["method"],
-        destination=doc["destination"]["category"],
-        digest_sha256=envelope["signature"]["digest_sha256"],
-        key_fingerprint=envelope["signature"]["key_fingerprint"],
-        issued_at=doc["issued_at"],
-        envelope=dumps_envelope(envelope).decode("utf-8"),
-    )
-    session.add(row)
-    session.flush()
-    return row

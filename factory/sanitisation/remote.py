@@ -25,8 +25,6 @@ from factory.kernel.errors import FactoryError, GuardRefused
 from factory.kernel.lifecycle.states import Event, State
 from factory.kernel.lifecycle.transition import TransitionRequest, change_state
 from factory.kernel.models.device import StorageMedium
-from factory.kernel.site_keys import load_public_key
-from factory.sanitisation.certificates import make_verifier
 from factory.sanitisation.service import Staff, certify_medium
 from hardware_drivers.remote_commands import RemoteCommandError, SshCommandRunner, SshTarget
 from imaging.certificate import Destination
@@ -180,7 +178,7 @@ def _transition(ctx: AppContext, device_id: int, event: Event, actor: str, evide
             s,
             [TransitionRequest(device_id=device_id, event=event, evidence=evidence)],
             actor=actor,
-            verifier=make_verifier(load_public_key(ctx.settings)),
+            verifier=ctx.site_keys.verifier(),
         )
 
 
@@ -254,7 +252,7 @@ def _certify(
                     )
                 ],
                 actor=actor,
-                verifier=make_verifier(load_public_key(ctx.settings)),
+                verifier=ctx.site_keys.verifier(),
             )
     except FactoryError as exc:
         # The session rolled back: no certificate of this round was stored.
