@@ -19,6 +19,7 @@ from sqlalchemy import Engine, case, func
 from sqlmodel import Session, col, select
 
 from api.deps import ContextDep, CurrentUser
+from factory.kernel import clock
 from factory.kernel.clock import format_utc
 from factory.kernel.lifecycle.states import State
 from factory.kernel.models.certificate import Certificate
@@ -115,7 +116,7 @@ class FactoryCollector(Collector):
                 col(JobStep.ended_at).is_not(None),
             )
         ).all()
-        recent_from = format_utc(datetime.now(UTC) - THROUGHPUT_WINDOW)
+        recent_from = format_utc(clock.now() - THROUGHPUT_WINDOW)
         total_bytes = total_seconds = recent_bytes = recent_seconds = 0.0
         for started, ended, size in rows:
             seconds = max((_parse(ended) - _parse(started)).total_seconds(), 0.0)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -25,6 +25,7 @@ from sqlmodel import Session
 from factory.audit.certificate_check import CertificateCheck, check_certificate
 from factory.audit.errors import AuditRequestInvalid
 from factory.custody.models import Allocation, AllocationStatus, Wave
+from factory.kernel import clock
 from factory.kernel.clock import format_utc
 from factory.kernel.lifecycle.states import OUT_OF_FACTORY, Event, State
 from factory.kernel.lifecycle.table import TAINTING_EVENTS, TRANSITIONS, Guard
@@ -149,7 +150,7 @@ def exception_report(
     now: datetime | None = None,
     limit: int = DEFAULT_LIMIT,
 ) -> ExceptionReport:
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     total, out = out_of_custody(session, days=days, now=now, limit=limit)
     return ExceptionReport(
         generated_at=format_utc(now),
@@ -173,7 +174,7 @@ def out_of_custody(
         raise AuditRequestInvalid("days must be zero or more")
     if limit < 1:
         raise AuditRequestInvalid("limit must be at least 1")
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     cutoff = format_utc(now - timedelta(days=days))
     x = CustodyEntry
     # The entry that took the device out of the factory: into an out-of-factory state from one

@@ -8,7 +8,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, func, select
 
@@ -27,6 +27,7 @@ from factory.custody.models import (
 from factory.custody.pdf import Manifest, ManifestLine, render_manifest
 from factory.custody.people import officer_label
 from factory.intake.service import FACTORY_CUSTODIAN
+from factory.kernel import clock
 from factory.kernel.clock import format_utc, utc_now
 from factory.kernel.errors import Conflict, GuardRefused, InvalidInput, NotFound
 from factory.kernel.lifecycle.guards import CertificateVerifier
@@ -293,10 +294,10 @@ def deliver(
     name = (recipient_name or "").strip()
     if not name:
         raise InvalidInput("proof of delivery needs the recipient's name")
-    moment = delivered_at or datetime.now(UTC)
+    moment = delivered_at or clock.now()
     if moment.tzinfo is None:
         raise InvalidInput("the delivery time must carry a time zone")
-    if moment > datetime.now(UTC) + timedelta(minutes=5):
+    if moment > clock.now() + timedelta(minutes=5):
         raise InvalidInput("the delivery time is in the future")
     items = consignment_items(session, consignment)
     travelling = [(i, d) for i, d in items if i.handover_scanned_at and not i.delivery_scanned_at and not i.returned_at]
@@ -402,7 +403,7 @@ def exception_report(
     """Consignments not delivered within N days of hand-over, and devices with a missing scan."""
     if overdue_days < 0:
         raise InvalidInput("overdue days must not be negative")
-    cutoff = format_utc((now or datetime.now(UTC)) - timedelta(days=overdue_days))
+    cutoff = format_utc((now or clock.now()) - timedelta(days=overdue_days))
     out: list[ConsignmentException] = []
     active = session.exec(
         select(Consignment).where(Consignment.status != ConsignmentStatus.OPEN.value).order_by(Consignment.reference)  # type: ignore[arg-type]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlmodel import Session, select
 
@@ -20,6 +20,7 @@ from factory.custody.models import DisposalBatch, DisposalItem, DisposalStatus
 from factory.custody.pdf import Party, WasteTransferNote, render_waste_transfer_note
 from factory.custody.people import get_party, party_label
 from factory.intake.service import get_device
+from factory.kernel import clock
 from factory.kernel.clock import format_utc, utc_now
 from factory.kernel.errors import Conflict, GuardRefused, InvalidInput, NotFound
 from factory.kernel.lifecycle.guards import CertificateVerifier
@@ -180,8 +181,8 @@ def collect(
         raise GuardRefused(
             f"disposal batch {batch.id} contains batteries: a hazardous waste consignment note reference is required"
         )
-    moment = transfer.collected_at or datetime.now(UTC)
-    if moment.tzinfo is None or moment > datetime.now(UTC) + timedelta(minutes=5):
+    moment = transfer.collected_at or clock.now()
+    if moment.tzinfo is None or moment > clock.now() + timedelta(minutes=5):
         raise InvalidInput("the collection time must carry a time zone and not be in the future")
     recycler = _recycler(session, batch)
     ours = store_document(session, DocumentKind.SIGNATURE, transfer.transferor_signature, actor=actor)

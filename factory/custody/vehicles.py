@@ -5,7 +5,7 @@ Vehicles themselves are registered in people.py.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date
 
 from sqlmodel import Session, select
 
@@ -14,6 +14,7 @@ from factory.custody.documents import DocumentKind, Upload, document_ref, store_
 from factory.custody.models import Allocation, AllocationChannel, AllocationStatus, Vehicle
 from factory.custody.people import get_vehicle, vehicle_label
 from factory.intake.service import FACTORY_CUSTODIAN
+from factory.kernel import clock
 from factory.kernel.clock import utc_now
 from factory.kernel.errors import Conflict, InvalidInput, NotFound
 from factory.kernel.lifecycle.guards import CertificateVerifier
@@ -47,7 +48,7 @@ def install_tablet(
     name, company = (installer_name or "").strip(), (installer_company or "").strip()
     if not name or not company:
         raise InvalidInput("an installation names the installer and the installing contractor")
-    if installed_on > datetime.now(UTC).date():
+    if installed_on > clock.now().date():
         raise InvalidInput(f"installation date {installed_on.isoformat()} is in the future")
     evidence: dict[str, object] = {
         "allocation_id": allocation.id,

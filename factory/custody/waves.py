@@ -15,6 +15,7 @@ from sqlmodel import Session, select
 
 from factory.custody.allocation import get_wave
 from factory.custody.models import Allocation, AllocationStatus, Wave
+from factory.kernel import clock
 from factory.kernel.clock import utc_now
 from factory.kernel.errors import Conflict, InvalidInput
 from factory.kernel.lifecycle.states import Event, State
@@ -83,7 +84,7 @@ def _parse(stamp: str) -> datetime:
 
 def wave_kpis(session: Session, name: str, *, now: datetime | None = None) -> WaveKpis:
     wave = get_wave(session, name)
-    moment = now or datetime.now(UTC)
+    moment = now or clock.now()
     allocations = session.exec(
         select(Allocation).where(Allocation.wave_id == wave.id, Allocation.status != AllocationStatus.RELEASED.value)
     ).all()

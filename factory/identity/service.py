@@ -6,7 +6,7 @@ import functools
 import hashlib
 import re
 import secrets
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -15,6 +15,7 @@ from sqlmodel import Session, select
 
 from factory.identity.models import ApiToken, Role, User
 from factory.identity.web_sessions import WebSession
+from factory.kernel import clock
 from factory.kernel.clock import format_utc, utc_now
 from factory.kernel.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 
@@ -136,7 +137,7 @@ def check_password(session: Session, name: str, password: str) -> User:
 
 def open_web_session(session: Session, user: User, now: datetime | None = None) -> tuple[str, WebSession]:
     """Start a browser session; returns the cookie value (shown once) and the stored row."""
-    moment = now or datetime.now(UTC)
+    moment = now or clock.now()
     cookie = secrets.token_urlsafe(32)
     row = WebSession(
         user_id=user.id or 0,
@@ -153,7 +154,7 @@ def open_web_session(session: Session, user: User, now: datetime | None = None) 
 
 def web_session_user(session: Session, cookie: str, now: datetime | None = None) -> tuple[User, WebSession]:
     """The user behind a session cookie; refuses unknown, expired, idle, revoked or disabled ones."""
-    moment = now or datetime.now(UTC)
+    moment = now or clock.now()
     row = session.exec(
         select(User, WebSession)
         .join(WebSession, WebSession.user_id == User.id)  # type: ignore[arg-type]
