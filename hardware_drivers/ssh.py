@@ -20,6 +20,8 @@ from typing import Self
 
 import paramiko
 
+from hardware_drivers.ssh_errors import AuthFailed, HostKeyMismatch, InvalidPin, RemoteTimeout, SshError, Unreachable
+
 DMI_SERIAL_PATH = "/sys/class/dmi/id/product_serial"
 # Written by the imaging stage when the firmware has no usable serial (VMs, white-box PCs).
 FALLBACK_SERIAL_RELPATH = "var/lib/device-factory/serial"
@@ -46,36 +48,6 @@ _HOST_KEY_ALGORITHMS = {
     "ssh-rsa": ("rsa-sha2-512", "rsa-sha2-256"),
 }
 _SECTION = "----df-preflight-section----"
-
-
-class SshError(Exception):
-    """Base of every SSH driver error; ``str(err)`` is a one-line reason."""
-
-
-class Unreachable(SshError):
-    """No SSH service answered (refused, timed out, connection dropped)."""
-
-
-class AuthFailed(SshError):
-    """The device refused our client key."""
-
-
-class HostKeyMismatch(SshError):
-    """The device offered a host key other than the pinned one."""
-
-    def __init__(self, address: str, expected: str, offered: str) -> None:
-        super().__init__(f"host key mismatch for {address}: pinned {expected}, offered {offered}")
-        self.address = address
-        self.expected = expected
-        self.offered = offered
-
-
-class RemoteTimeout(SshError):
-    """A remote command did not finish in time (it was abandoned, its channel closed)."""
-
-
-class InvalidPin(SshError, ValueError):
-    """The pinned host key is not an OpenSSH public key line."""
 
 
 @dataclass(frozen=True)
