@@ -17,6 +17,8 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from imaging.certificate_errors import CertificateError
+
 RAW_PUBLIC_KEY_LENGTH = 32
 SIGNATURE_LENGTH = 64
 FINGERPRINT_PREFIX = "SHA256:"
@@ -30,8 +32,12 @@ class KeyFormatError(SigningError):
     """Key material that is not a usable, unencrypted Ed25519 key."""
 
 
-class SignatureInvalidError(SigningError):
-    """A signature that does not verify under the given public key."""
+class SignatureInvalidError(SigningError, CertificateError):
+    """A signature that does not verify under the given public key.
+
+    The one class for this failure: also a ``CertificateError``, so a certificate check that meets
+    it (``imaging.certificate.verify_certificate``) raises it as one of its own.
+    """
 
 
 def generate_private_key() -> Ed25519PrivateKey:
