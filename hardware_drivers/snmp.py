@@ -12,11 +12,9 @@ no pysnmp or pyasn1 exception escapes :meth:`SwitchClient.poll`.
 from __future__ import annotations
 
 import asyncio
-import re
 import socket
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from types import TracebackType
+from dataclasses import dataclass
 from typing import Any
 
 from pyasn1.error import PyAsn1Error
@@ -35,8 +33,14 @@ from hardware_drivers.events import (
     SnmpTimeout,
     SwitchUnreachable,
 )
+from hardware_drivers.switch_snapshot import IF_OPER_UP as IF_OPER_UP  # re-exported: what a poll returns
+from hardware_drivers.switch_snapshot import Interface, LldpNeighbour, SwitchSnapshot
+from hardware_drivers.switch_snapshot import find_mac as find_mac
+from hardware_drivers.switch_snapshot import normalise_mac as normalise_mac
 
 Oid = tuple[int, ...]
+
+_IF_OPER_STATES = range(1, 8)  # up(1) .. lowerLayerDown(7)
 
 IF_OPER_STATUS: Oid = (1, 3, 6, 1, 2, 1, 2, 2, 1, 8)
 IF_NAME: Oid = (1, 3, 6, 1, 2, 1, 31, 1, 1, 1, 1)
@@ -53,76 +57,9 @@ _LLDP_TEXT_SUBTYPES = {  # subtypes whose id is a name, not an address
     "port": {1, 2, 5, 7},  # interfaceAlias, portComponent, interfaceName, local
 }
 
-IF_OPER_UP = 1
-_IF_OPER_STATES = range(1, 8)  # up(1) .. lowerLayerDown(7)
-_MAC_RE = re.compile(r"[0-9a-f]{12}")
-
-
-def normalise_mac(text: str) -> str:
-    """``aa:bb:cc:dd:ee:ff`` from colon, dash, Cisco-dot or bare hex notation."""
-    digits = re.sub(r"[:\-.\s]", "", text.strip().lower())
-    if not _MAC_RE.fullmatch(digits):
-        raise ValueError(f"not a MAC address: {text!r}")
-    return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
-
 
 def _mac_from_octets(octets: Sequence[int]) -> str:
     return ":".join(f"{b:02x}" for b in octets)
-
-
-@dataclass(frozen=True, slots=True)
-class Interface:
-    if_index: int
-    if_name: str | None
-    oper_status: int
-
-    @property
-    def is_up(self) -> bool:
-        return self.oper_status == IF_OPER_UP
-
-
-@dataclass(frozen=True, slots=True)
-class LldpNeighbour:
-    """One row of the LLDP remote table: who is cabled to ``local_port_num``.
-
-    ``chassis_id``/``port_id`` are ``aa:bb:..`` when the neighbour sent a MAC, text when it
-    sent a name, and hex otherwise. ``local_port_id`` comes from lldpLocPortTable (usually
-    the local interface name).
-    """
-
-    local_port_num: int
-    local_port_id: str | None
-    chassis_id: str
-    port_id: str
-    sys_name: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class SwitchSnapshot:
-    switch: str
-    interfaces: Mapping[int, Interface]
-    macs: tuple[MacSeen, ...]
-    neighbours: tuple[LldpNeighbour, ...]
-    _by_name: Mapping[str, Interface] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        by_name = {i.if_name: i for i in self.interfaces.values() if i.if_name is not None}
-        object.__setattr__(self, "_by_name", by_name)
-
-    def interface(self, if_name: str) -> Interface | None:
-        return self._by_name.get(if_name)
-
-    def macs_on(self, if_name: str) -> tuple[MacSeen, ...]:
-        return tuple(m for m in self.macs if m.if_name == if_name)
-
-
-def find_mac(snapshot: SwitchSnapshot, mac: str) -> tuple[MacSeen, ...]:
-    """Every sighting of ``mac`` (any notation) in the snapshot; empty if unseen.
-
-    More than one entry means the MAC is learnt in several VLANs (or is moving).
-    """
-    wanted = normalise_mac(mac)
-    return tuple(m for m in snapshot.macs if m.mac == wanted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,12 +124,7 @@ class SwitchClient:
     async def __aenter__(self) -> SwitchClient:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
     # -- polling ----------------------------------------------------------------------------

@@ -12,7 +12,6 @@ import asyncio
 import logging
 import socket
 from collections.abc import Callable, Mapping, Sequence
-from types import TracebackType
 from typing import Any
 
 from pyasn1.type import univ
@@ -118,12 +117,7 @@ class TrapReceiver:
         await self.start()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
 
     def _on_notification(
