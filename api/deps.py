@@ -11,6 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
 from factory.identity.models import Role, User
+from factory.identity.views import verified_tokens
 from factory.kernel.context import AppContext
 from factory.kernel.db.engine import session_scope
 from factory.kernel.errors import PermissionDenied, Unauthenticated
@@ -41,7 +42,7 @@ async def get_current_user(request: Request, credentials: Credentials) -> User:
         raise Unauthenticated("missing bearer token")
     # The context straight from the app, not as a sub-dependency: FastAPI spends ~10 us resolving each.
     ctx: AppContext = request.app.state.context
-    tokens = ctx.verified_tokens
+    tokens = verified_tokens(ctx)
     # Async so a token verified a moment ago (factory/identity/token_cache.py) costs no thread-pool hop;
     # only the database check (a read-only connection of its own) goes to a thread.
     user = tokens.get(credentials.credentials)

@@ -15,13 +15,29 @@ import threading
 import time
 from collections.abc import Callable
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, text
 
-from factory.identity.models import User
-from factory.identity.service import authenticate_token_readonly, hash_token
+from factory.identity.errors import InvalidToken
+from factory.identity.models import User, hash_token
 from factory.kernel.db.engine import read_scope
 
 MAX_ENTRIES = 10_000  # tokens in use at once per process; beyond that, older checks are dropped
+
+_TOKEN_LOOKUP = text(
+    "SELECT u.id, u.name, u.role, u.created_at, u.disabled FROM api_token t JOIN app_user u ON u.id = t.user_id "
+    "WHERE t.token_sha256 = :h AND t.revoked_at IS NULL"
+)
+
+
+def authenticate_token_readonly(conn: Connection, token: str) -> User:
+    """The per-request token check: one indexed query on a read-only connection, no ORM unit of work.
+
+    :raises InvalidToken: unknown or revoked token, or a disabled user.
+    """
+    row = conn.execute(_TOKEN_LOOKUP, {"h": hash_token(token)}).first()
+    if row is None or row.disabled:
+        raise InvalidToken("invalid or revoked API token")
+    return User(id=row.id, name=row.name, role=row.role, created_at=row.created_at, disabled=row.disabled)
 
 
 class VerifiedTokens:
@@ -47,8 +63,11 @@ class VerifiedTokens:
         return hit[0]
 
     def check(self, engine: Engine, token: str) -> User:
-        """Verify against the database (raises ``Unauthenticated``) and remember a success. The
-        clock is read before the query, so an entry never outlives a revocation by more than ``ttl``."""
+        """Verify against the database and remember a success. The clock is read before the query,
+        so an entry never outlives a revocation by more than ``ttl``.
+
+        :raises InvalidToken: unknown or revoked token, or a disabled user.
+        """
         started = self.clock()
         with read_scope(engine) as conn:
             user = authenticate_token_readonly(conn, token)

@@ -11,7 +11,6 @@ from typing import Any, TypeVar
 from sqlalchemy import Engine
 from sqlalchemy.pool import NullPool
 
-from factory.identity.token_cache import VerifiedTokens
 from factory.kernel.config import Settings, load_settings
 from factory.kernel.db.engine import make_engine
 from factory.kernel.site_keys import SiteKeys
@@ -37,10 +36,6 @@ class AppContext:
     def site_keys(self) -> SiteKeys:
         """The site's public key and certificate verifier, re-read only when the key file changes."""
         return SiteKeys(self.settings)
-
-    @cached_property
-    def verified_tokens(self) -> VerifiedTokens:
-        return VerifiedTokens(self.settings.token_cache_seconds)
 
     def shared(self, kind: type[T], build: Callable[[AppContext], T]) -> T:
         """The one ``kind`` of this context, built on first use by the area that owns it.

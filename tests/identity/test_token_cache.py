@@ -57,7 +57,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def client(ctx, clock):
-    ctx.verified_tokens = VerifiedTokens(2.0, clock=clock)
+    ctx.provide(VerifiedTokens(2.0, clock=clock))
     with TestClient(create_app(ctx), raise_server_exceptions=False) as c:
         yield c
 

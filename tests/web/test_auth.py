@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from api.app import create_app
 from factory.cli.main import app as cli
-from factory.identity.models import User
+from factory.identity.models import User, WebSession
 from factory.identity.service import (
     SESSION_IDLE,
     SESSION_LIFETIME,
@@ -29,7 +29,6 @@ from factory.identity.service import (
     set_password,
     web_session_user,
 )
-from factory.identity.web_sessions import WebSession
 from factory.kernel.db.engine import session_scope
 from factory.kernel.errors import InvalidInput, Unauthenticated
 

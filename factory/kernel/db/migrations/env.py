@@ -8,7 +8,6 @@ from sqlmodel import SQLModel
 # Every area's tables, so SQLModel.metadata knows them all (migrations are the only reader).
 import factory.custody.models
 import factory.identity.models
-import factory.identity.web_sessions
 import factory.intake.models
 import factory.kernel.models.certificate
 import factory.kernel.models.custody_entry

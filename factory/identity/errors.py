@@ -1,0 +1,39 @@
+"""Typed errors of identity (subclasses of the kernel's, so the API and CLI map them unchanged).
+
+Every authentication failure is an ``Unauthenticated`` (401) with one reason; the subclasses say
+which check refused, for code and tests, without telling a caller more than the reason does.
+"""
+
+from __future__ import annotations
+
+from factory.kernel.errors import Conflict, InvalidInput, NotFound, Unauthenticated
+
+__all__ = [
+    "InvalidInput",
+    "InvalidToken",
+    "LoginRefused",
+    "SessionRefused",
+    "Unauthenticated",
+    "UnknownUser",
+    "UserExists",
+]
+
+
+class UnknownUser(NotFound):
+    """No user has this name."""
+
+
+class UserExists(Conflict):
+    """A user with this name already exists."""
+
+
+class InvalidToken(Unauthenticated):
+    """The API token is unknown, revoked, or its user is disabled."""
+
+
+class LoginRefused(Unauthenticated):
+    """Wrong name or password (one reason for both, so names cannot be probed)."""
+
+
+class SessionRefused(Unauthenticated):
+    """The browser session cookie is unknown, ended, expired or idle too long."""
