@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import tempfile
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -32,7 +32,7 @@ from sqlmodel import Session
 from factory.audit.certificate_check import get_certificate
 from factory.audit.errors import AuditRequestInvalid
 from factory.audit.history import device_entries, entry_record
-from factory.intake.service import get_device
+from factory.intake.views import get_device
 from factory.kernel.clock import utc_now
 from factory.kernel.ledger.anchor import sign_entry
 from factory.kernel.models.certificate import Certificate
@@ -71,7 +71,43 @@ def export_bundle(
 
     With ``head_key`` (the site signing key) the ledger head at export goes in signed, as
     ``ledger-anchor.json``: kept by the auditor, it later proves no entry up to it was removed.
+
+    :raises AuditRequestInvalid: nothing named, or more than ``MAX_DEVICES`` devices.
+    :raises factory.kernel.errors.NotFound: a serial or certificate id that does not exist.
     """
+    devices, certificates = _select(session, serials, certificate_ids)
+    histories = {d_id: device_entries(session, d_id) for d_id in devices}
+    entries = _entries(session, histories, certificates.values())
+    head = session.execute(
+        select(CustodyEntry.seq, CustodyEntry.entry_hash).order_by(CustodyEntry.seq.desc()).limit(1)  # type: ignore[attr-defined]
+    ).first()
+    fingerprint = signing.key_fingerprint(public_key)
+    ordered = sorted(certificates.values(), key=lambda c: (c.device_serial, c.issued_at, c.id))
+    manifest = _manifest(site, exported_by, fingerprint, head, devices, histories, ordered)
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("README.txt", _readme(site, fingerprint))
+        zf.writestr("verify_bundle.py", VERIFIER_SOURCE.read_text(encoding="utf-8"))
+        zf.writestr("manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        zf.writestr("keys/site-public-key.pem", signing.public_key_to_pem(public_key))
+        zf.writestr("keys/site-public-key.fingerprint.txt", fingerprint + "\n")
+        if head_key is not None and head is not None:
+            zf.writestr("ledger-anchor.json", sign_entry(head_key, site, head[0], head[1]).dumps())
+        _write_certificates(zf, ordered)
+        lines = [json.dumps(entry_record(entries[s]), ensure_ascii=False, sort_keys=True) for s in sorted(entries)]
+        zf.writestr("custody/entries.jsonl", "\n".join(lines) + "\n")
+    return BundleSummary(
+        devices=sorted(d.serial for d in devices.values()),
+        certificates=[c.id for c in ordered],
+        entries=len(entries),
+        key_fingerprint=fingerprint,
+    )
+
+
+def _select(
+    session: Session, serials: Sequence[str], certificate_ids: Sequence[str]
+) -> tuple[dict[int, Device], dict[str, Certificate]]:
+    """The devices and certificates to export: a device named by serial brings all its certificates,
+    a certificate named by id brings its device (and only itself)."""
     devices: dict[int, Device] = {}
     for serial in serials:
         device = get_device(session, serial)
@@ -92,21 +128,34 @@ def export_bundle(
     for device_id in whole_devices:
         for cert in session.execute(select(Certificate).where(Certificate.device_id == device_id)).scalars():
             certificates[cert.id] = cert
+    return devices, certificates
 
-    histories = {d_id: device_entries(session, d_id) for d_id in devices}
+
+def _entries(
+    session: Session, histories: dict[int, list[CustodyEntry]], certificates: Iterable[Certificate]
+) -> dict[int, CustodyEntry]:
+    """Every exported device's whole history, and the entry each certificate names, by seq."""
     entries: dict[int, CustodyEntry] = {e.seq: e for history in histories.values() for e in history}
-    for cert in certificates.values():
+    for cert in certificates:
         seq = json.loads(cert.envelope).get("certificate", {}).get("custody", {}).get("sequence")
         if isinstance(seq, int) and seq not in entries:
             named = session.get(CustodyEntry, seq)
             if named is not None:
                 entries[seq] = named
-    head = session.execute(
-        select(CustodyEntry.seq, CustodyEntry.entry_hash).order_by(CustodyEntry.seq.desc()).limit(1)  # type: ignore[attr-defined]
-    ).first()
-    fingerprint = signing.key_fingerprint(public_key)
-    ordered = sorted(certificates.values(), key=lambda c: (c.device_serial, c.issued_at, c.id))
-    manifest: dict[str, Any] = {
+    return entries
+
+
+def _manifest(
+    site: str,
+    exported_by: str,
+    fingerprint: str,
+    head: Sequence[Any] | None,
+    devices: dict[int, Device],
+    histories: dict[int, list[CustodyEntry]],
+    ordered: Sequence[Certificate],
+) -> dict[str, Any]:
+    """What was exported, when and by whom, and the ledger head at that moment."""
+    return {
         "format": BUNDLE_FORMAT,
         "version": BUNDLE_VERSION,
         "site": site,
@@ -124,27 +173,25 @@ def export_bundle(
             }
             for d_id, d in sorted(devices.items(), key=lambda item: item[1].serial)
         ],
-        "certificates": [
-            {
-                "id": c.id,
-                "device_serial": c.device_serial,
-                "medium_serial": c.medium_serial,
-                "issued_at": c.issued_at,
-                "digest_sha256": c.digest_sha256,
-                "json": f"certificates/{c.id}.json",
-                "pdf": f"certificates/{c.id}.pdf",
-            }
-            for c in ordered
-        ],
+        "certificates": [_manifest_certificate(c) for c in ordered],
     }
-    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf, tempfile.TemporaryDirectory() as tmp:
-        zf.writestr("README.txt", _readme(site, fingerprint))
-        zf.writestr("verify_bundle.py", VERIFIER_SOURCE.read_text(encoding="utf-8"))
-        zf.writestr("manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        zf.writestr("keys/site-public-key.pem", signing.public_key_to_pem(public_key))
-        zf.writestr("keys/site-public-key.fingerprint.txt", fingerprint + "\n")
-        if head_key is not None and head is not None:
-            zf.writestr("ledger-anchor.json", sign_entry(head_key, site, head[0], head[1]).dumps())
+
+
+def _manifest_certificate(c: Certificate) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "device_serial": c.device_serial,
+        "medium_serial": c.medium_serial,
+        "issued_at": c.issued_at,
+        "digest_sha256": c.digest_sha256,
+        "json": f"certificates/{c.id}.json",
+        "pdf": f"certificates/{c.id}.pdf",
+    }
+
+
+def _write_certificates(zf: zipfile.ZipFile, ordered: Sequence[Certificate]) -> None:
+    """Each envelope byte for byte as stored, and its PDF rendering where the content still renders."""
+    with tempfile.TemporaryDirectory() as tmp:
         for cert in ordered:
             zf.writestr(f"certificates/{cert.id}.json", cert.envelope)
             pdf = Path(tmp) / f"{cert.id}.pdf"
@@ -153,14 +200,6 @@ def export_bundle(
             except (CertificateError, ValueError):
                 continue  # altered content: no rendering; the checker reports it by name
             zf.write(pdf, f"certificates/{cert.id}.pdf")
-        lines = [json.dumps(entry_record(entries[s]), ensure_ascii=False, sort_keys=True) for s in sorted(entries)]
-        zf.writestr("custody/entries.jsonl", "\n".join(lines) + "\n")
-    return BundleSummary(
-        devices=sorted(d.serial for d in devices.values()),
-        certificates=[c.id for c in ordered],
-        entries=len(entries),
-        key_fingerprint=fingerprint,
-    )
 
 
 def _readme(site: str, fingerprint: str) -> str:

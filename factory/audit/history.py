@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from factory.audit.certificate_check import check_certificate
-from factory.intake.service import get_device
+from factory.intake.views import get_device
 from factory.kernel.ledger.hashing import HASHED_FIELDS, entry_hash
 from factory.kernel.ledger.verify import LedgerReport
 from factory.kernel.models.certificate import Certificate

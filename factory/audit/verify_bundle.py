@@ -108,15 +108,34 @@ def entry_hash(entry: dict[str, Any]) -> str:
 
 
 def verify_bundle(root: Path, key_path: Path | None, published_fp: str | None) -> tuple[list[str], str]:
-    problems: list[str] = []
+    """Every problem found in the unpacked bundle at ``root`` (none: it verifies), and a summary."""
     key = load_key(key_path or root / "keys" / "site-public-key.pem")
     key_fp = fingerprint(key)
+    problems = _check_key(root, key_fp, published_fp)
+    certificates = _check_certificates(root, key, key_fp, problems)
+    entries = _check_entries(root, problems)
+    problems += _check_links(certificates, entries)
+    manifest = _load_json((root / "manifest.json").read_text(encoding="utf-8"))
+    problems += _check_manifest(manifest, certificates, entries, problems)
+    problems += _check_anchor(root, manifest, key, key_fp)
+    summary = f"{len(certificates)} certificates and {len(entries)} custody entries, key {key_fp}"
+    return problems, summary
+
+
+def _check_key(root: Path, key_fp: str, published_fp: str | None) -> list[str]:
+    problems = []
     bundled_fp_file = root / "keys" / "site-public-key.fingerprint.txt"
     if bundled_fp_file.exists() and bundled_fp_file.read_text().strip() != key_fp:
         problems.append(f"keys: the bundled fingerprint file does not match the key ({key_fp})")
     if published_fp is not None and published_fp.strip() != key_fp:
         problems.append(f"keys: the key's fingerprint {key_fp} is not the published {published_fp.strip()}")
+    return problems
 
+
+def _check_certificates(
+    root: Path, key: Ed25519PublicKey, key_fp: str, problems: list[str]
+) -> dict[str, dict[str, Any]]:
+    """The certificates that verify, by id; a problem added to ``problems`` for each that does not."""
     certificates: dict[str, dict[str, Any]] = {}
     for path in sorted((root / "certificates").glob("*.json")):
         name = f"certificate {path.stem}"
@@ -130,7 +149,11 @@ def verify_bundle(root: Path, key_path: Path | None, published_fp: str | None) -
         if not path.with_suffix(".pdf").is_file():
             problems.append(f"{name}: its PDF rendering {path.stem}.pdf is missing")
         certificates[cert["certificate_id"]] = cert
+    return certificates
 
+
+def _check_entries(root: Path, problems: list[str]) -> dict[int, dict[str, Any]]:
+    """The well-formed custody entries, by sequence number, each hash and link checked."""
     entries: dict[int, dict[str, Any]] = {}
     jsonl = root / "custody" / "entries.jsonl"
     for number, line in enumerate(jsonl.read_text(encoding="utf-8").splitlines(), start=1):
@@ -153,7 +176,12 @@ def verify_bundle(root: Path, key_path: Path | None, published_fp: str | None) -
         previous = GENESIS_HASH if seq == 1 else entries.get(seq - 1, {}).get("entry_hash")
         if previous is not None and entry["prev_hash"] != previous:
             problems.append(f"custody entry {seq}: prev_hash does not link to entry {seq - 1}")
+    return entries
 
+
+def _check_links(certificates: dict[str, dict[str, Any]], entries: dict[int, dict[str, Any]]) -> list[str]:
+    """Each certificate must extend the custody entry that opened its erase round."""
+    problems = []
     for cid, cert in sorted(certificates.items()):
         custody = cert.get("custody") or {}
         seq = custody.get("sequence")
@@ -167,18 +195,25 @@ def verify_bundle(root: Path, key_path: Path | None, published_fp: str | None) -
             problems.append(f"certificate {cid}: custody entry {seq} does not open an erase round")
         if entry["device_serial"] != (cert.get("device") or {}).get("serial_number"):
             problems.append(f"certificate {cid}: custody entry {seq} is for another device")
+    return problems
 
-    manifest = _load_json((root / "manifest.json").read_text(encoding="utf-8"))
+
+def _check_manifest(
+    manifest: dict[str, Any],
+    certificates: dict[str, dict[str, Any]],
+    entries: dict[int, dict[str, Any]],
+    found: list[str],
+) -> list[str]:
+    """What the manifest lists must be present (a certificate already reported is not repeated)."""
+    problems = []
     for item in manifest.get("certificates", []):
-        if item["id"] not in certificates and not any(item["id"] in p for p in problems):
+        if item["id"] not in certificates and not any(item["id"] in p for p in [*found, *problems]):
             problems.append(f"certificate {item['id']}: listed in the manifest but missing")
     for device in manifest.get("devices", []):
         for seq in device.get("entries", []):
             if seq not in entries:
                 problems.append(f"custody entry {seq} (device {device['serial']}): listed in the manifest but missing")
-    problems += _check_anchor(root, manifest, key, key_fp)
-    summary = f"{len(certificates)} certificates and {len(entries)} custody entries, key {key_fp}"
-    return problems, summary
+    return problems
 
 
 def _check_anchor(root: Path, manifest: dict[str, Any], key: Ed25519PublicKey, key_fp: str) -> list[str]:
