@@ -31,7 +31,7 @@ from factory.kernel.config import Settings
 from factory.kernel.db.engine import read_scope, session_scope
 from factory.kernel.errors import FactoryError, NotFound
 from factory.kernel.lifecycle.guards import CertificateVerifier
-from factory.kernel.lifecycle.states import Event, State
+from factory.kernel.lifecycle.states import Event
 from factory.kernel.lifecycle.transition import TransitionRequest, change_state
 from factory.kernel.models.device import Device, MediaType, StorageMedium
 from factory.line import jobs
@@ -40,7 +40,7 @@ from factory.line.models import Job, JobStatus, JobStep, Slot, StepStatus
 from factory.line.pipeline_rules import Step
 from factory.line.provision_step import Provisioner, ProvisionRequest
 from factory.line.remote_media import RemoteEraseSettings, RemoteMedia, RemoteMediaError, connect_for_job
-from factory.sanitisation.service import Staff, certify_medium
+from factory.sanitisation.service import EraseRound, RoundOrigin, Signatories, Staff, certify_round, open_round
 from imaging.certificate import Destination
 from imaging.engine import Progress
 from imaging.errors import ImagingError
@@ -258,9 +258,9 @@ class JobRunner:
                 self._remote = None
 
     def _sanitise(self, step_id: int, name: str) -> None:
-        targets, round_seq = self._open_erase_round(step_id, name)
-        results: list[tuple[int, EraseResult]] = []
-        for n, (medium_id, serial, path) in enumerate(targets):
+        round_, targets = self._open_erase_round(step_id, name)
+        results: list[tuple[str, EraseResult]] = []
+        for n, (serial, path) in enumerate(targets):
             started = time.monotonic()
             try:
                 result = (self._remote.erase if self._remote is not None else self.ctx.erase)(
@@ -276,38 +276,40 @@ class JobRunner:
                 self._work += time.monotonic() - started
             if not result.ok:
                 raise StepFailed(f"medium {serial}: {result.failure_reason}")
-            results.append((medium_id, result))
+            results.append((serial, result))
         self._live = None
         if self.cancel.is_set():  # pulled or cancelled after the last byte: do not certify
             raise StepFailed("stopped before certification")
+        self._certify(step_id, name, round_, results)
+
+    def _certify(self, step_id: int, name: str, round_: EraseRound, results: list[tuple[str, EraseResult]]) -> None:
+        """The certificates and ``sanitised`` commit together, after the ownership and round re-checks."""
         with session_scope(self.ctx.engine) as s:
             job = jobs.ensure_owned(s, self.job_id, self.ctx.run_id)
             device = jobs.device_of(s, job)
-            if device.state != State.SANITISING or device.erase_round_seq != round_seq:
-                raise StepFailed(f"device {device.serial} left erase round {round_seq}: no certificate issued")
-            operator = Staff(self.ctx.actor, title="Bench controller")
-            validator = Staff(self.ctx.actor, title="Automated validation (read-back verification)")
-            cert_ids = []
-            for medium_id, result in results:
-                medium = s.get(StorageMedium, medium_id)
-                assert medium is not None
-                cert = certify_medium(
-                    s,
-                    self.ctx.settings,
-                    device=device,
-                    medium=medium,
-                    result=result,
-                    operator=operator,
-                    validator=validator,
-                    destination=Destination(job.destination),
-                )
-                cert_ids.append(cert.id)
-            outcome = f"{len(cert_ids)} medium(s) erased and certified"
-            ended = self._end_step(s, job, name, StepStatus.SUCCEEDED, outcome)
-            seq = self._transition(s, job, Event.SANITISED, certificates=cert_ids)
-            self._write_step(s, step_id, seq, **ended)
+            signatories = Signatories(
+                Staff(self.ctx.actor, title="Bench controller"),
+                Staff(self.ctx.actor, title="Automated validation (read-back verification)"),
+                Destination(job.destination),
+            )
+            ended: dict[str, Any] = {}
 
-    def _open_erase_round(self, step_id: int, name: str) -> tuple[list[tuple[int, str, str]], int]:
+            def end_step(cert_ids: list[str]) -> None:  # after the certificates, before ``sanitised``
+                outcome = f"{len(cert_ids)} medium(s) erased and certified"
+                ended.update(self._end_step(s, job, name, StepStatus.SUCCEEDED, outcome))
+
+            origin = self._round_origin(s, job)
+            closed = certify_round(
+                s, self.ctx.settings, device, round_, results, origin, signatories, before_close=end_step
+            )
+            self._write_step(s, step_id, closed.seq, **ended)
+
+    def _round_origin(self, s: Session, job: Job) -> RoundOrigin:
+        """How this job's erase-round entries name the bench: as every other transition of the job does."""
+        code = self._slot_code(s, job)
+        return RoundOrigin(self.ctx.actor, self.ctx.verifier, location=code, evidence={"job": job.id, "slot": code})
+
+    def _open_erase_round(self, step_id: int, name: str) -> tuple[EraseRound, list[tuple[str, str]]]:
         """Match recorded media to what is attached, then open the erase round (one commit)."""
         with session_scope(self.ctx.engine) as s:
             job = jobs.ensure_owned(s, self.job_id, self.ctx.run_id)
@@ -333,11 +335,11 @@ class JobRunner:
             missing = [m.serial for m in media if m.serial not in where]
             if missing:
                 raise StepFailed(f"media {', '.join(missing)} recorded on the device are not attached in {slot.code}")
-            remote = {"remote": self._remote.label} if self._remote is not None else {}  # as remote_sanitise does
-            seq = self._transition(s, job, Event.START_SANITISE, media=[m.serial for m in media], **remote)
-            self._write_step(s, step_id, seq, **started)
-            jobs.log(s, self.job_id, f"erase round {seq} opened for {', '.join(m.serial for m in media)}")
-            return [(m.id or 0, m.serial, where[m.serial]) for m in media], seq
+            remote = {"remote": self._remote.label} if self._remote is not None else {}  # as the remote path does
+            round_ = open_round(s, device, media, self._round_origin(s, job), **remote)
+            self._write_step(s, step_id, round_.seq, **started)
+            jobs.log(s, self.job_id, f"erase round {round_.seq} opened for {', '.join(round_.serials)}")
+            return round_, [(m.serial, where[m.serial]) for m in media]
 
     def _provision(self, step_id: int, name: str) -> None:
         with session_scope(self.ctx.engine) as s:

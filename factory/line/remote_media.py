@@ -2,9 +2,9 @@
 
 A switch-port slot has no block device on the bench host: the laptop, booted into the service
 environment, is reached at its recorded endpoint (host key pinned at first contact) with the
-site's client key, through the same channel and engine as ``factory/sanitisation/remote.py``
-(``ssh_access``, ``locate_media``, ``imaging.remote.erase_remote``). The runner keeps its own
-erase round, ownership checks, cancel and certification; only the I/O path differs.
+site's client key, through the same channel and engine as the sanitisation area's remote path
+(``connect_channel``, ``locate_media``, ``imaging.remote.erase_remote``). The round itself is the
+sanitisation service's, run by the job runner inside its leased transactions; only the I/O differs.
 
 Everything that can go wrong before the round opens (no key configured, unreachable, another host
 key, a recorded medium not among the remote's disks) is a :class:`RemoteMediaError`: the step
@@ -25,10 +25,11 @@ from factory.intake.models import ServiceEndpoint
 from factory.kernel.db.engine import read_scope
 from factory.kernel.models.device import Device, StorageMedium
 from factory.line.models import Job, Slot
-from factory.sanitisation.remote import (
+from factory.sanitisation.errors import MediumNotFound
+from factory.sanitisation.service import (
     AccessFactory,
-    MediumNotFound,
     RemoteAccess,
+    connect_channel,
     locate_media,
     ssh_access,
     target_label,
@@ -38,7 +39,6 @@ from hardware_drivers.ssh import InvalidPin, PinnedHostKey
 from imaging.engine import ProgressCallback
 from imaging.errors import ImagingError
 from imaging.remote import erase_remote
-from imaging.remote_probe import discover_disks
 from imaging.result import EraseResult, Level, VerifyMode
 
 
@@ -68,16 +68,15 @@ class RemoteMedia:
     @classmethod
     def connect(cls, target: SshTarget, media: Sequence[str], factory: AccessFactory) -> RemoteMedia:
         label = target_label(target)
-        access = factory(target)
         try:
-            access.connect()
-            paths = locate_media(discover_disks(access, access.device_size), media)
+            access, disks = connect_channel(target, factory)
+        except (RemoteCommandError, ImagingError) as exc:
+            raise RemoteMediaError(f"service environment not reachable ({label}): {exc}; nothing was erased") from exc
+        try:
+            paths = locate_media(disks, media)
         except MediumNotFound as exc:
             access.__exit__(None, None, None)
             raise RemoteMediaError(exc.reason) from exc
-        except (RemoteCommandError, ImagingError) as exc:
-            access.__exit__(None, None, None)
-            raise RemoteMediaError(f"service environment not reachable ({label}): {exc}; nothing was erased") from exc
         return cls(access, label, paths)
 
     def erase(

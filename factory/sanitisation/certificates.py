@@ -7,15 +7,14 @@ certificate says the same thing about who sanitised and validated whichever way 
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from factory.kernel.lifecycle.guards import CertificateVerifier
+from factory.kernel.models.device import Device
+from factory.kernel.site_keys import make_verifier  # re-exported for older callers; prefer SiteKeys
 from imaging.certificate import (
     CertificateContext,
     DataBackedUp,
@@ -25,7 +24,6 @@ from imaging.certificate import (
     Person,
     build_certificate,
     sign_certificate,
-    verify_certificate,
 )
 from imaging.result import EraseResult
 
@@ -57,7 +55,6 @@ def person(staff: Staff, site: str, when: datetime) -> Person:
 class Signatories:
     """Everything a certificate states beyond the erase result and the device."""
 
-    site: str
     operator: Staff
     validator: Staff
     destination: Destination = Destination.INTERNAL_REUSE
@@ -71,6 +68,7 @@ def sign_erasure(
     signatories: Signatories,
     key: Ed25519PrivateKey,
     *,
+    site: str,
     issued_at: datetime,
     custody: tuple[str, int] | None = None,
 ) -> dict[str, Any]:
@@ -79,7 +77,6 @@ def sign_erasure(
     :raises imaging.certificate.CertificateError: the result is not a verified success, or the
         context is incomplete; nothing was signed.
     """
-    site = signatories.site
     context = CertificateContext(
         organisation=site,
         site=site,
@@ -95,9 +92,23 @@ def sign_erasure(
     return sign_certificate(build_certificate(result, context, issued_at=issued_at), key)
 
 
-def make_verifier(public_key: Ed25519PublicKey) -> CertificateVerifier:
-    def verify(envelope_text: str) -> Mapping[str, Any]:
-        envelope = json.loads(envelope_text)
-        return verify_certificate(envelope, public_key).certificate
+def device_info(device: Device) -> DeviceInfo:
+    """How a certificate names a recorded device."""
+    return DeviceInfo(
+        manufacturer=device.make or "unknown",
+        model=device.model or "unknown",
+        serial_number=device.serial,
+        kind=device.kind,
+        asset_tag=device.asset_tag,
+    )
 
-    return verify
+
+def with_medium_serial(result: EraseResult, serial: str, model: str | None) -> EraseResult:
+    """A file-backed or unlabelled target reports no serial; the certificate names the recorded one."""
+    if result.media.serial == serial:
+        return result
+    media = replace(result.media, serial=serial, model=result.media.model or model or None)
+    return replace(result, media=media)
+
+
+__all__ = ["Signatories", "Staff", "device_info", "make_verifier", "person", "sign_erasure", "with_medium_serial"]

@@ -11,33 +11,18 @@ import getpass
 import json
 import os
 from dataclasses import asdict
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from factory.kernel import clock
 from factory.kernel.config import Settings
-from factory.kernel.errors import FactoryError
 from factory.kernel.site_keys import load_private_key
-from imaging.certificate import (
-    CertificateContext,
-    CertificateError,
-    DataBackedUp,
-    Destination,
-    DeviceInfo,
-    MediaSource,
-    Person,
-    build_certificate,
-    dumps_envelope,
-    sign_certificate,
-)
+from factory.sanitisation.certificates import Signatories, Staff, sign_erasure
+from factory.sanitisation.errors import WipeFailed
+from imaging.certificate import CertificateError, Destination, DeviceInfo, MediaSource, dumps_envelope
 from imaging.engine import ProgressCallback, erase
 from imaging.errors import ImagingError
 from imaging.result import EraseResult, Level, VerifyMode
-
-
-class WipeFailed(FactoryError):
-    status_code = 409
-    code = "wipe_failed"
 
 
 def run_wipe(
@@ -53,7 +38,11 @@ def run_wipe(
     asset_tag: str | None,
     progress: ProgressCallback | None,
 ) -> tuple[EraseResult, dict[str, Any]]:
-    """Erase ``target``; return the result and the signed envelope, or raise ``WipeFailed``."""
+    """Erase ``target``; return the result and the signed envelope.
+
+    :raises WipeFailed: bad options, a refused or failed erase (a failure report is written), or
+        a result that cannot be certified; no certificate exists then.
+    """
     try:
         level_enum, verify_enum = Level(level), VerifyMode(verify)
         dest = Destination(destination)
@@ -69,31 +58,19 @@ def run_wipe(
         where = f" at offset {result.failure_offset}" if result.failure_offset is not None else ""
         raise WipeFailed(f"erase failed{where}: {result.failure_reason} (no certificate; report: {report})")
     who = operator or getpass.getuser()
-    now = datetime.now(UTC)
-
-    def person(name: str) -> Person:
-        org = settings.site_name
-        return Person(name=name, title="Technician", organisation=org, location=org, contact=f"{name}@{org}", date=now)
-
     media = result.media
-    context = CertificateContext(
-        organisation=settings.site_name,
-        site=settings.site_name,
-        device=DeviceInfo(
-            manufacturer=media.manufacturer or "unknown",
-            model=media.model or "unknown",
-            serial_number=media.serial or os.path.basename(target),
-            kind="loose-media",
-            asset_tag=asset_tag,
-        ),
-        media_source=MediaSource.USER,
-        destination=dest,
-        data_backed_up=DataBackedUp.UNKNOWN,
-        sanitised_by=person(who),
-        validated_by=person(validator or who),
+    device = DeviceInfo(
+        manufacturer=media.manufacturer or "unknown",
+        model=media.model or "unknown",
+        serial_number=media.serial or os.path.basename(target),
+        kind="loose-media",
+        asset_tag=asset_tag,
     )
+    signatories = Signatories(Staff(who, title="Technician"), Staff(validator or who, title="Technician"), dest)
     try:
-        envelope = sign_certificate(build_certificate(result, context, issued_at=now), key)
+        envelope = sign_erasure(
+            result, device, MediaSource.USER, signatories, key, site=settings.site_name, issued_at=clock.now()
+        )
     except CertificateError as exc:
         raise WipeFailed(f"erase verified but not certifiable: {exc}") from exc
     return result, envelope
@@ -108,7 +85,7 @@ def write_certificate(envelope: dict[str, Any], path: Path) -> None:
 def write_failure_report(settings: Settings, result: EraseResult) -> Path:
     reports = settings.home / "reports"
     reports.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    stamp = clock.now().strftime("%Y%m%dT%H%M%S%fZ")
     path = reports / f"wipe-failed-{stamp}.json"
     path.write_text(json.dumps({"kind": "wipe-failure-report", "result": asdict(result)}, indent=2, default=str))
     return path

@@ -1,46 +1,191 @@
-"""Turning a verified erase of one medium into a stored, signed certificate.
+"""The erase round: the one place a round is opened, certified and closed, or failed.
 
-Only a successful, verified ``EraseResult`` reaches a certificate (imaging refuses anything
-else); the certificate names the custody entry that opened the erase round, so it extends the
-chain, and it is stored against that round so the lifecycle guard can match it.
+Every path runs the same round (the line's dock and switch-port slots, remote over SSH, and
+the tablets next): ``open_round`` records ``start_sanitise`` and returns an :class:`EraseRound`
+handle; the media are erased outside any transaction; ``certify_round`` re-checks that the
+device is still in that round, stores one certificate per medium and records ``sanitised``, all
+in the caller's one transaction; ``fail_round`` closes it with ``fail`` and the reason.
+
+Crash safety comes from those boundaries, and it is the same for every path:
+
+* a certificate exists only for a round that completed: the certificates and ``sanitised``
+  commit together, after the round re-check (and, on the line, the caller's ownership re-check in
+  the same transaction);
+* a failed or unknown outcome never yields a certificate (imaging refuses to build one, and a
+  refused certification rolls back every certificate of the round);
+* a crash between open and close leaves the device ``sanitising`` without certificates, and
+  whoever finds it fails the round with the reason (a restart opens a new round).
+
+Paths that own no transaction of their own (remote, tablets) call :func:`run_round`, the one flow
+with the one failure path; the line calls the three steps inside its own leased transactions.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from sqlmodel import Session, select
 
+from factory.intake.service import get_device
+from factory.kernel import clock
 from factory.kernel.config import Settings
-from factory.kernel.errors import Conflict, GuardRefused
-from factory.kernel.lifecycle.states import State
+from factory.kernel.context import AppContext
+from factory.kernel.db.engine import session_scope
+from factory.kernel.errors import Conflict, FactoryError, GuardRefused
+from factory.kernel.lifecycle.guards import CertificateVerifier
+from factory.kernel.lifecycle.states import Event, State
+from factory.kernel.lifecycle.transition import TransitionRequest, change_state
 from factory.kernel.models.certificate import Certificate
 from factory.kernel.models.custody_entry import CustodyEntry
 from factory.kernel.models.device import Device, StorageMedium
 from factory.kernel.site_keys import load_private_key
-from factory.sanitisation.certificates import record_certificate
-from imaging.certificate import (
-    CertificateContext,
-    CertificateError,
-    DataBackedUp,
-    Destination,
-    DeviceInfo,
-    MediaSource,
-    Person,
-    build_certificate,
-    sign_certificate,
+from factory.sanitisation.certificates import (
+    Signatories,
+    Staff,
+    device_info,
+    person,
+    sign_erasure,
+    with_medium_serial,
 )
-from imaging.result import EraseResult
+from factory.sanitisation.errors import EraseFailed, RemoteUnavailable, RoundLeft
+from factory.sanitisation.local_wipe import run_wipe, write_certificate
+from factory.sanitisation.remote import (
+    AccessFactory,
+    MediumOutcome,
+    RemoteAccess,
+    RemoteErase,
+    RemoteSanitiseReport,
+    connect_channel,
+    locate_media,
+    ssh_access,
+    target_label,
+)
+from hardware_drivers.remote_commands import RemoteCommandError, SshTarget
+from imaging.certificate import CertificateError, DataBackedUp, Destination, MediaSource, dumps_envelope
+from imaging.errors import ImagingError
+from imaging.result import EraseResult, Level, VerifyMode
+
+# Erased media of a round: (medium serial, the engine's result), in the round's media order.
+Results = Sequence[tuple[str, EraseResult]]
 
 
 @dataclass(frozen=True)
-class Staff:
-    name: str
-    title: str = "Bench technician"
-    organisation: str = ""
-    location: str = ""
-    contact: str = ""
+class RoundMedium:
+    id: int
+    serial: str
+
+
+@dataclass(frozen=True)
+class EraseRound:
+    """An open erase round: every later step of the round is checked against it."""
+
+    device_id: int
+    device_serial: str
+    seq: int  # the ``start_sanitise`` entry that opened it; certificates name it
+    media: tuple[RoundMedium, ...]
+
+    @property
+    def serials(self) -> list[str]:
+        return [m.serial for m in self.media]
+
+
+@dataclass(frozen=True)
+class RoundOrigin:
+    """Who runs a round and what each of its custody entries records about where (path-specific)."""
+
+    actor: str
+    verifier: CertificateVerifier | None
+    location: str | None = None
+    evidence: Mapping[str, Any] = field(default_factory=dict)  # e.g. job and slot, or the remote
+
+
+@dataclass(frozen=True)
+class ClosedRound:
+    certificate_ids: tuple[str, ...]
+    seq: int  # the ``sanitised`` entry
+
+
+def _record(session: Session, device_id: int, event: Event, origin: RoundOrigin, **evidence: Any) -> int:
+    entries = change_state(
+        session,
+        [
+            TransitionRequest(
+                device_id=device_id, event=event, location=origin.location, evidence={**origin.evidence, **evidence}
+            )
+        ],
+        actor=origin.actor,
+        verifier=origin.verifier,
+    )
+    return entries[0].seq
+
+
+def open_round(
+    session: Session, device: Device, media: Sequence[StorageMedium], origin: RoundOrigin, **evidence: Any
+) -> EraseRound:
+    """Record ``start_sanitise`` for ``media`` of ``device`` in the caller's transaction.
+
+    :raises factory.kernel.errors.InvalidTransition: the device may not start a sanitise now.
+    """
+    seq = _record(session, device.id or 0, Event.START_SANITISE, origin, media=[m.serial for m in media], **evidence)
+    return EraseRound(device.id or 0, device.serial, seq, tuple(RoundMedium(m.id or 0, m.serial) for m in media))
+
+
+def certify_round(
+    session: Session,
+    settings: Settings,
+    device: Device,
+    round_: EraseRound,
+    results: Results,
+    origin: RoundOrigin,
+    signatories: Signatories,
+    *,
+    before_close: Callable[[list[str]], None] | None = None,
+) -> ClosedRound:
+    """Store a certificate per erased medium and record ``sanitised``, in the caller's transaction.
+
+    ``before_close`` runs after the certificates and before the ``sanitised`` entry (the line ends
+    its step there, so little follows the ledger append while its lock is held).
+
+    :raises RoundLeft: the device is no longer in ``round_``; nothing was stored.
+    :raises factory.kernel.errors.GuardRefused: a result is not certifiable, or the lifecycle
+        guard refuses ``sanitised``; the caller's transaction must roll back.
+    """
+    if device.id != round_.device_id or device.state != State.SANITISING or device.erase_round_seq != round_.seq:
+        raise RoundLeft(f"device {device.serial} left erase round {round_.seq}: no certificate issued")
+    ids = {m.serial: m.id for m in round_.media}
+    cert_ids: list[str] = []
+    for serial, result in results:
+        medium = session.get(StorageMedium, ids[serial])
+        assert medium is not None  # media are never deleted
+        cert = certify_medium(
+            session,
+            settings,
+            device=device,
+            medium=medium,
+            result=result,
+            operator=signatories.operator,
+            validator=signatories.validator,
+            destination=signatories.destination,
+            data_backed_up=signatories.data_backed_up,
+        )
+        cert_ids.append(cert.id)
+    if before_close is not None:
+        before_close(cert_ids)
+    seq = _record(session, round_.device_id, Event.SANITISED, origin, certificates=cert_ids)
+    return ClosedRound(tuple(cert_ids), seq)
+
+
+def fail_round(session: Session, device: Device, round_: EraseRound, reason: str, origin: RoundOrigin) -> str:
+    """Close ``round_`` with ``fail`` and ``reason``; return the device's state afterwards.
+
+    A round someone else already closed (or replaced with a new one) is left as they did.
+    """
+    if device.state != State.SANITISING or device.erase_round_seq != round_.seq:
+        return device.state
+    _record(session, round_.device_id, Event.FAIL, origin, reason=reason)
+    return State.SANITISE_FAILED.value
 
 
 def certify_medium(
@@ -55,57 +200,192 @@ def certify_medium(
     destination: Destination = Destination.INTERNAL_REUSE,
     data_backed_up: DataBackedUp = DataBackedUp.UNKNOWN,
 ) -> Certificate:
+    """Sign and store the certificate of one medium erased in the device's open round.
+
+    :raises GuardRefused: the device is in no erase round, or the result is not certifiable.
+    :raises Conflict: the medium or the result belongs to another device or medium.
+    """
     if device.state != State.SANITISING or device.erase_round_seq is None:
         raise GuardRefused(f"device {device.serial} is not in an erase round (state '{device.state}')")
     if medium.device_id != device.id:
         raise Conflict(f"medium {medium.serial} is not recorded on device {device.serial}")
     opened = session.exec(select(CustodyEntry).where(CustodyEntry.seq == device.erase_round_seq)).one()
-    now = datetime.now(UTC)
-    org = settings.site_name
-
-    def person(s: Staff) -> Person:
-        return Person(
-            name=s.name,
-            title=s.title,
-            organisation=s.organisation or org,
-            location=s.location or org,
-            contact=s.contact or f"{s.name}@{org}",
-            date=now,
-        )
-
-    context = CertificateContext(
-        organisation=org,
-        site=org,
-        device=DeviceInfo(
-            manufacturer=device.make or "unknown",
-            model=device.model or "unknown",
-            serial_number=device.serial,
-            kind=device.kind,
-            asset_tag=device.asset_tag,
-        ),
-        media_source=MediaSource.USER if device.user_data_since_seq is not None else MediaSource.HOST,
-        destination=destination,
-        data_backed_up=data_backed_up,
-        sanitised_by=person(operator),
-        validated_by=person(validator),
-        custody_previous_entry_sha256=opened.entry_hash,
-        custody_sequence=opened.seq,
-    )
+    now = clock.now()
     if result.media.serial not in (None, medium.serial):
         raise Conflict(f"erase result is for medium {result.media.serial}, not {medium.serial}")
+    source = MediaSource.USER if device.user_data_since_seq is not None else MediaSource.HOST
     try:
-        doc = build_certificate(_with_serial(result, medium), context, issued_at=now)
-        envelope = sign_certificate(doc, load_private_key(settings))
+        envelope = sign_erasure(
+            with_medium_serial(result, medium.serial, medium.model),
+            device_info(device),
+            source,
+            Signatories(operator, validator, destination, data_backed_up),
+            load_private_key(settings),
+            site=settings.site_name,
+            issued_at=now,
+            custody=(opened.entry_hash, opened.seq),
+        )
     except CertificateError as exc:
         raise GuardRefused(f"medium {medium.serial}: no certificate: {exc}") from exc
     return record_certificate(session, device=device, medium=medium, envelope=envelope, erase_round_seq=opened.seq)
 
 
-def _with_serial(result: EraseResult, medium: StorageMedium) -> EraseResult:
-    """A file-backed or unlabelled target reports no serial; the certificate names the recorded one."""
-    from dataclasses import replace
+def record_certificate(
+    session: Session,
+    *,
+    device: Device,
+    medium: StorageMedium,
+    envelope: Mapping[str, Any],
+    erase_round_seq: int,
+) -> Certificate:
+    """Store an issued certificate; the envelope text is kept byte-for-byte as signed.
 
-    if result.media.serial == medium.serial:
-        return result
-    media = replace(result.media, serial=medium.serial, model=result.media.model or medium.model or None)
-    return replace(result, media=media)
+    :raises Conflict: the certificate names another device or medium.
+    """
+    doc = envelope["certificate"]
+    if doc["media"]["serial_number"] != medium.serial or doc["device"]["serial_number"] != device.serial:
+        raise Conflict(f"certificate {doc['certificate_id']} does not name {device.serial}/{medium.serial}")
+    row = Certificate(
+        id=doc["certificate_id"],
+        device_id=device.id or 0,
+        medium_id=medium.id or 0,
+        device_serial=device.serial,
+        medium_serial=medium.serial,
+        asset_tag=device.asset_tag,
+        erase_round_seq=erase_round_seq,
+        level=doc["sanitisation"]["level_achieved"],
+        method=doc["sanitisation"]["method"],
+        destination=doc["destination"]["category"],
+        digest_sha256=envelope["signature"]["digest_sha256"],
+        key_fingerprint=envelope["signature"]["key_fingerprint"],
+        issued_at=doc["issued_at"],
+        envelope=dumps_envelope(envelope).decode("utf-8"),
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+# ------------------------------------------------------------------ the flow for paths without a lease
+
+# Erases every medium of an open round outside any transaction; raises ``EraseFailed`` with the reason.
+EraseMedia = Callable[[EraseRound], Results]
+
+
+@dataclass(frozen=True)
+class RoundOutcome:
+    device_serial: str
+    state: str
+    certificates: dict[str, str]  # medium serial -> certificate id (empty unless sanitised)
+    failure_reason: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.failure_reason is None
+
+
+def run_round(
+    ctx: AppContext, device_serial: str, origin: RoundOrigin, signatories: Signatories, erase: EraseMedia
+) -> RoundOutcome:
+    """Open a round on every recorded medium, ``erase`` them, then certify and close it, or fail it.
+
+    Each step is its own transaction; anything that goes wrong after the round opened ends it in
+    ``fail`` with the reason, never in between.
+
+    :raises GuardRefused: the device has no recorded media (nothing changed).
+    :raises factory.kernel.errors.InvalidTransition: the device may not start a sanitise now.
+    """
+    with session_scope(ctx.engine) as s:
+        device = get_device(s, device_serial)
+        media = s.exec(select(StorageMedium).where(StorageMedium.device_id == device.id)).all()
+        if not media:
+            raise GuardRefused(f"device {device_serial} has no recorded storage media to sanitise")
+        round_ = open_round(s, device, media, origin)
+    try:
+        results = erase(round_)
+    except EraseFailed as exc:
+        return _abandon(ctx, round_, exc.reason, origin)
+    try:
+        with session_scope(ctx.engine) as s:
+            device = get_device(s, device_serial)
+            closed = certify_round(s, ctx.settings, device, round_, results, origin, signatories)
+    except FactoryError as exc:
+        # The session rolled back: no certificate of this round was stored.
+        return _abandon(ctx, round_, f"certification refused: {exc.reason}", origin)
+    certificates = dict(zip([serial for serial, _ in results], closed.certificate_ids, strict=True))
+    return RoundOutcome(device_serial, State.SANITISED.value, certificates, None)
+
+
+def _abandon(ctx: AppContext, round_: EraseRound, reason: str, origin: RoundOrigin) -> RoundOutcome:
+    """The one failure path of :func:`run_round`."""
+    with session_scope(ctx.engine) as s:
+        device = get_device(s, round_.device_serial)
+        state = fail_round(s, device, round_, reason, origin)
+    return RoundOutcome(round_.device_serial, state, {}, reason)
+
+
+def sanitise_remote(
+    ctx: AppContext,
+    device_serial: str,
+    target: SshTarget,
+    *,
+    actor: str,
+    level: Level,
+    method: str = "auto",
+    verify: VerifyMode = VerifyMode.SAMPLE,
+    destination: Destination = Destination.INTERNAL_REUSE,
+    operator: Staff | None = None,
+    validator: Staff | None = None,
+    access_factory: AccessFactory = ssh_access,
+) -> RemoteSanitiseReport:
+    """Erase and certify every recorded medium of ``device_serial`` through ``target`` (one round).
+
+    :raises RemoteUnavailable: the remote cannot be reached or its host key does not match
+        (state unchanged, nothing sent).
+    :raises factory.kernel.errors.FactoryError: the lifecycle's own errors when the device may not
+        start a sanitise. Everything after the round opened ends in ``sanitised`` or ``fail``.
+    """
+    label = target_label(target)
+    signatories = Signatories(
+        operator or Staff(actor, title="Bench technician"),
+        validator or Staff(actor, title="Automated validation (read-back verification)"),
+        destination,
+    )
+    try:
+        access, disks = connect_channel(target, access_factory)
+    except (RemoteCommandError, ImagingError) as exc:
+        raise RemoteUnavailable(f"device {device_serial}: {exc}") from exc
+    erase = RemoteErase(access, disks, level=level, method=method, verify=verify, label=label)
+    with access:
+        origin = RoundOrigin(actor, ctx.site_keys.verifier(), evidence={"remote": label})
+        outcome = run_round(ctx, device_serial, origin, signatories, erase)
+    return erase.report(outcome)
+
+
+__all__ = [
+    "AccessFactory",
+    "ClosedRound",
+    "EraseRound",
+    "MediumOutcome",
+    "RemoteAccess",
+    "RemoteSanitiseReport",
+    "RemoteUnavailable",
+    "RoundOrigin",
+    "RoundOutcome",
+    "Signatories",
+    "Staff",
+    "certify_medium",
+    "certify_round",
+    "connect_channel",
+    "fail_round",
+    "locate_media",
+    "open_round",
+    "person",
+    "record_certificate",
+    "run_round",
+    "run_wipe",
+    "sanitise_remote",
+    "ssh_access",
+    "target_label",
+    "write_certificate",
+]

@@ -17,19 +17,20 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
+from harness.domain import receive_guest_laptop
 from harness.qemu_guest import MIB, NVME_SERIAL, SATA_SERIAL, GuestDisk, RunningGuest, build_guest_image, qemu_guest
 from harness.qemu_guest import pattern_bytes as guest_pattern
 from harness.requirements import require_root, require_tool
 from sqlmodel import select
 
-from factory.intake.media import MediaSpec
-from factory.intake.service import get_device, receive_device
+from factory.intake.service import get_device
 from factory.kernel.db.engine import session_scope
 from factory.kernel.ledger.verify import verify_ledger
 from factory.kernel.models.certificate import Certificate
 from factory.kernel.models.custody_entry import CustodyEntry
 from factory.kernel.site_keys import load_public_key
-from factory.sanitisation.remote import RemoteUnavailable, sanitise_remote
+from factory.sanitisation.errors import RemoteUnavailable
+from factory.sanitisation.service import sanitise_remote
 from hardware_drivers.remote_commands import HostKeyMismatch, SshCommandRunner
 from imaging.certificate import (
     CertificateContext,
@@ -237,19 +238,6 @@ def test_refused_security_erase_falls_back_to_overwrite_when_clear_was_asked(gue
 # ------------------------------------------------------------------------------------ factory
 
 
-def receive_guest_laptop(ctx, serial: str, media: Sequence[tuple[str, str]]) -> None:
-    with session_scope(ctx.engine) as s:
-        receive_device(
-            s,
-            serial=serial,
-            kind="laptop",
-            make="QEMU",
-            model="Standard PC",
-            actor="tech.one",
-            media=[MediaSpec(kind, medium, DISK) for kind, medium in media],
-        )
-
-
 def custody_events(ctx, serial: str) -> list[str]:
     with session_scope(ctx.engine) as s:
         device = get_device(s, serial)
@@ -260,7 +248,7 @@ def custody_events(ctx, serial: str) -> list[str]:
 def test_factory_sanitises_both_media_over_ssh(ctx, guest: RunningGuest) -> None:
     fresh(guest.nvme)
     fresh(guest.sata)
-    receive_guest_laptop(ctx, "GUEST-1", [("nvme", NVME_SERIAL), ("hdd", SATA_SERIAL)])
+    receive_guest_laptop(ctx, "GUEST-1", [("nvme", NVME_SERIAL), ("hdd", SATA_SERIAL)], DISK)
 
     report = sanitise_remote(ctx, "GUEST-1", guest.ssh_target(), actor="tech.one", level=Level.CLEAR)
 
@@ -286,7 +274,7 @@ def test_factory_sanitises_both_media_over_ssh(ctx, guest: RunningGuest) -> None
 
 def test_factory_fails_a_device_whose_medium_is_not_on_the_remote(ctx, guest: RunningGuest) -> None:
     fresh(guest.nvme)
-    receive_guest_laptop(ctx, "GUEST-2", [("nvme", NVME_SERIAL), ("sata-ssd", "NOT-IN-THIS-LAPTOP")])
+    receive_guest_laptop(ctx, "GUEST-2", [("nvme", NVME_SERIAL), ("sata-ssd", "NOT-IN-THIS-LAPTOP")], DISK)
 
     report = sanitise_remote(ctx, "GUEST-2", guest.ssh_target(), actor="tech.one", level=Level.CLEAR)
 
@@ -300,7 +288,7 @@ def test_factory_fails_a_device_whose_medium_is_not_on_the_remote(ctx, guest: Ru
 
 def test_host_key_mismatch_is_refused_before_anything_is_written(ctx, guest: RunningGuest) -> None:
     fresh(guest.nvme)
-    receive_guest_laptop(ctx, "GUEST-3", [("nvme", NVME_SERIAL)])
+    receive_guest_laptop(ctx, "GUEST-3", [("nvme", NVME_SERIAL)], DISK)
     impostor = guest.ssh_target(host_key=impostor_key())
 
     with pytest.raises(RemoteUnavailable, match="host key mismatch"):
