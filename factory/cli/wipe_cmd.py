@@ -16,7 +16,7 @@ from rich.progress import (
 )
 
 from factory.cli.common import console, context, fail, one_line_errors, print_json
-from factory.sanitisation.local_wipe import run_wipe, write_certificate
+from factory.sanitisation.service import run_wipe, write_certificate
 from imaging.certificate_pdf import render_pdf
 from imaging.engine import Progress as EngineProgress
 from imaging.plan import METHOD_CHOICES
