@@ -58,22 +58,55 @@ CERT_ID = uuid.UUID("0b6f9a52-3c1e-4d7a-9f20-5e8c2a1b7d43")
 ISSUED_AT = datetime(2025, 3, 4, 10, 15, 0, tzinfo=UTC)
 
 
+MEDIA = MediaIdentity(
+    path="/dev/nvme0n1",
+    target_kind="block",
+    media_type="nvme",
+    size_bytes=256 * 1024 * 1024,
+    logical_sector_size=512,
+    physical_sector_size=4096,
+    model="Samsung SSD 980 500GB",
+    serial="S64DNX0R123456",
+    manufacturer="Samsung",
+    transport="nvme",
+    rotational=False,
+)
+COMMANDS = (
+    CommandRecord(
+        argv=("nvme", "sanitize", "/dev/nvme0n1", "--sanact=4"),
+        returncode=0,
+        stdout="NVMe Sanitize: success\n",
+        stderr="",
+        started_at="2025-03-04T09:58:01Z",
+        ended_at="2025-03-04T09:58:02Z",
+    ),
+    CommandRecord(
+        argv=("nvme", "sanitize-log", "/dev/nvme0n1", "-o", "json"),
+        returncode=0,
+        stdout='{"sstat": "0x101", "sprog": 65535}\n',
+        stderr="warning: caf\u00e9 \x1b[0m\n",
+        started_at="2025-03-04T10:03:40Z",
+        ended_at="2025-03-04T10:03:41Z",
+    ),
+)
+VERIFICATION = VerificationResult(
+    mode=VerifyMode.SAMPLE,
+    expected_pattern="vendor-zeros",
+    seed_hex="9f86d081884c7d65",
+    bytes_read=28_000_000,
+    coverage=0.10430812835693359,
+    subsections=1000,
+    locations=2002,
+    mismatches=0,
+    first_mismatch_offset=None,
+    passed=True,
+)
+
+
 def make_result(**changes: Any) -> EraseResult:
     result = EraseResult(
         ok=True,
-        media=MediaIdentity(
-            path="/dev/nvme0n1",
-            target_kind="block",
-            media_type="nvme",
-            size_bytes=256 * 1024 * 1024,
-            logical_sector_size=512,
-            physical_sector_size=4096,
-            model="Samsung SSD 980 500GB",
-            serial="S64DNX0R123456",
-            manufacturer="Samsung",
-            transport="nvme",
-            rotational=False,
-        ),
+        media=MEDIA,
         level_requested=Level.PURGE,
         level_achieved=Level.PURGE,
         method="nvme-sanitize-crypto",
@@ -86,39 +119,11 @@ def make_result(**changes: Any) -> EraseResult:
         last_lba=256 * 1024 * 2 - 1,
         started_at="2025-03-04T09:58:01.125000+00:00",
         ended_at="2025-03-04T10:03:44Z",
-        commands=(
-            CommandRecord(
-                argv=("nvme", "sanitize", "/dev/nvme0n1", "--sanact=4"),
-                returncode=0,
-                stdout="NVMe Sanitize: success\n",
-                stderr="",
-                started_at="2025-03-04T09:58:01Z",
-                ended_at="2025-03-04T09:58:02Z",
-            ),
-            CommandRecord(
-                argv=("nvme", "sanitize-log", "/dev/nvme0n1", "-o", "json"),
-                returncode=0,
-                stdout='{"sstat": "0x101", "sprog": 65535}\n',
-                stderr="warning: caf\u00e9 \x1b[0m\n",
-                started_at="2025-03-04T10:03:40Z",
-                ended_at="2025-03-04T10:03:41Z",
-            ),
-        ),
+        commands=COMMANDS,
         hidden_areas=HiddenAreaStatus(
             hpa_present_before=False, hpa_present_after=False, dco_present=None, note="NVMe: no HPA/DCO"
         ),
-        verification=VerificationResult(
-            mode=VerifyMode.SAMPLE,
-            expected_pattern="vendor-zeros",
-            seed_hex="9f86d081884c7d65",
-            bytes_read=28_000_000,
-            coverage=0.10430812835693359,
-            subsections=1000,
-            locations=2002,
-            mismatches=0,
-            first_mismatch_offset=None,
-            passed=True,
-        ),
+        verification=VERIFICATION,
         tool_name="device-factory-imaging",
         tool_version="0.1.0",
         tool_code_sha256="a" * 64,
