@@ -19,6 +19,7 @@ import psycopg
 import pytest
 from harness.pg import postgres_server
 from harness.requirements import IN_CI, require, require_root, require_tool  # noqa: F401
+from harness.snmpsim import SnmpSim, reset_switches, switch_simulator
 
 _counter = itertools.count()
 
@@ -73,6 +74,21 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     yield _pg_url(admin, name)
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+# ---------------------------------------------------------------- switches
+# One snmpsim per test module that asks for it; every test gets its switches reset to the fixture files.
+
+
+@pytest.fixture(scope="module")
+def snmpsim_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SnmpSim]:
+    yield from switch_simulator(tmp_path_factory.mktemp("snmpsim"))
+
+
+@pytest.fixture
+def sim(snmpsim_server: SnmpSim) -> SnmpSim:
+    """The shared simulator with every switch reset to its fixture file."""
+    return reset_switches(snmpsim_server)
 
 
 @pytest.fixture

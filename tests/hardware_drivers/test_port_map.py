@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from harness.udev_events import attached_disk
 
 from hardware_drivers.events import DeviceAttached, LinkUp
 from hardware_drivers.port_map import PortMap, PortMapError
@@ -25,18 +26,7 @@ SITE: dict[str, Any] = {
 
 
 def disk(id_path: str | None, bench_port: str | None = None) -> DeviceAttached:
-    return DeviceAttached(
-        subsystem="block",
-        sys_path="/sys/devices/x/sdb",
-        device_node="/dev/sdb",
-        devtype="disk",
-        serial="S1",
-        vendor=None,
-        model=None,
-        id_path=id_path,
-        bench_port=bench_port,
-        size_bytes=None,
-    )
+    return attached_disk("S1", id_path, bench_port=bench_port)
 
 
 @pytest.mark.parametrize(

@@ -6,35 +6,20 @@ import asyncio
 import gc
 import socket
 import time
-from collections.abc import Iterator
 
 import pytest
 from harness.snmpsim import (
+    DOT1D_TP_FDB_PORT,
+    DOT1Q_TP_FDB_PORT,
+    IF_OPER_STATUS,
+    LAPTOP_INDEX,
+    LAPTOP_MAC,
     SWITCH_FILES,
     SnmpSim,
-    reset_switches,
-    switch_simulator,
 )
 
 from hardware_drivers.events import DriverError, MalformedReply, SnmpTimeout, SwitchUnreachable
 from hardware_drivers.snmp import SwitchClient, SwitchSnapshot, find_mac, normalise_mac
-
-IF_OPER_STATUS = "1.3.6.1.2.1.2.2.1.8"
-DOT1D_TP_FDB_PORT = "1.3.6.1.2.1.17.4.3.1.2"
-DOT1Q_TP_FDB_PORT = "1.3.6.1.2.1.17.7.1.2.2.1.2"
-LAPTOP_MAC = "00:1b:63:aa:00:01"
-LAPTOP_INDEX = "0.27.99.170.0.1"  # the MAC as six decimals, as the FDB tables index it
-
-
-@pytest.fixture(scope="module")
-def snmpsim_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SnmpSim]:
-    yield from switch_simulator(tmp_path_factory.mktemp("snmpsim"))
-
-
-@pytest.fixture
-def sim(snmpsim_server: SnmpSim) -> SnmpSim:
-    """The shared simulator with every switch reset to its fixture file."""
-    return reset_switches(snmpsim_server)
 
 
 def client(sim: SnmpSim, community: str, **kwargs: float) -> SwitchClient:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import pytest
 from harness.requirements import require_tool
+from harness.waiting import wait_until_async
 
 from hardware_drivers.events import LinkDown, LinkEvent, LinkUp
 from hardware_drivers.snmp_traps import TrapReceiver
@@ -30,9 +31,7 @@ async def send_trap(port: int, varbinds: Sequence[str], community: str = "public
 
 
 async def wait_for(events: list[LinkEvent], count: int, timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while len(events) < count:
-            await asyncio.sleep(0.01)
+    await wait_until_async(lambda: len(events) >= count, timeout, message=f"{count} link event(s)")
 
 
 def names_from_last_poll(switch: str, if_index: int) -> str | None:
@@ -75,7 +74,7 @@ def test_unusable_traps_are_dropped_and_the_receiver_keeps_going(caplog: pytest.
             await send_trap(port, [LINK_DOWN], community="bench")  # no ifIndex at all
             await send_trap(port, [LINK_DOWN, f"{IF_INDEX}.7", "i", "7"], community="bench")
             await wait_for(events, 1)
-            await asyncio.sleep(0.2)  # nothing else trickles in
+            await asyncio.sleep(0.2)  # deliberate: give a late trap time to (wrongly) arrive
         return events
 
     # Unknown senders are reported by address; only the last trap was usable.

@@ -6,14 +6,17 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from harness.requirements import require_tool
 from harness.snmpsim import (
+    DOT1D_TP_FDB_PORT,
+    DOT1Q_TP_FDB_PORT,
+    IF_OPER_STATUS,
+    LAPTOP_INDEX,
+    LAPTOP_MAC,
     SnmpSim,
-    reset_switches,
-    switch_simulator,
 )
 
 from hardware_drivers.events import (
@@ -30,22 +33,7 @@ from hardware_drivers.snmp import Interface, SwitchSnapshot
 from hardware_drivers.switch_diff import SwitchTracker
 from hardware_drivers.switch_poller import SwitchPoller, SwitchTarget, TrapListen, backoff_delay
 
-IF_OPER_STATUS = "1.3.6.1.2.1.2.2.1.8"
-DOT1D_TP_FDB_PORT = "1.3.6.1.2.1.17.4.3.1.2"
-DOT1Q_TP_FDB_PORT = "1.3.6.1.2.1.17.7.1.2.2.1.2"
-LAPTOP = "00:1b:63:aa:00:01"
-LAPTOP_INDEX = "0.27.99.170.0.1"
 FAST = 0.2  # seconds between polls in these tests
-
-
-@pytest.fixture(scope="module")
-def snmpsim_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SnmpSim]:
-    yield from switch_simulator(tmp_path_factory.mktemp("snmpsim"))
-
-
-@pytest.fixture
-def sim(snmpsim_server: SnmpSim) -> SnmpSim:
-    return reset_switches(snmpsim_server)
 
 
 class Recorder:
@@ -101,7 +89,7 @@ def test_first_poll_reports_every_mac_then_only_changes(sim: SnmpSim) -> None:
         rec.wait(lambda: len(rec.events) >= 4, "the first poll's MACs")
         first = {(e.mac, e.if_name) for e in rec.of(MacSeen)}  # type: ignore[attr-defined]
         assert first == {
-            (LAPTOP, "Gi1/0/1"),
+            (LAPTOP_MAC, "Gi1/0/1"),
             ("00:1b:63:aa:00:02", "Gi1/0/2"),
             ("3c:ec:ef:10:20:30", "Te1/1/1"),
             ("3c:ec:ef:10:20:31", "Te1/1/1"),
@@ -126,13 +114,13 @@ def test_first_poll_reports_every_mac_then_only_changes(sim: SnmpSim) -> None:
         moved = rec.events[4:]
         assert set(moved) == {
             LinkDown("sw-bench-1", 1, "Gi1/0/1"),
-            MacGone("sw-bench-1", LAPTOP, 1, 1, "Gi1/0/1"),
+            MacGone("sw-bench-1", LAPTOP_MAC, 1, 1, "Gi1/0/1"),
             LinkUp("sw-bench-1", 3, "Gi1/0/3"),
-            MacSeen("sw-bench-1", LAPTOP, 3, 3, "Gi1/0/3", 20),
+            MacSeen("sw-bench-1", LAPTOP_MAC, 3, 3, "Gi1/0/3", 20),
         }
         # Departures are reported before arrivals, so the old port is free first.
-        assert moved.index(MacGone("sw-bench-1", LAPTOP, 1, 1, "Gi1/0/1")) < moved.index(
-            MacSeen("sw-bench-1", LAPTOP, 3, 3, "Gi1/0/3", 20)
+        assert moved.index(MacGone("sw-bench-1", LAPTOP_MAC, 1, 1, "Gi1/0/1")) < moved.index(
+            MacSeen("sw-bench-1", LAPTOP_MAC, 3, 3, "Gi1/0/3", 20)
         )
 
         # The MAC ages out altogether.
@@ -140,7 +128,7 @@ def test_first_poll_reports_every_mac_then_only_changes(sim: SnmpSim) -> None:
             "sw-bench-1", delete=[f"{DOT1D_TP_FDB_PORT}.{LAPTOP_INDEX}", f"{DOT1Q_TP_FDB_PORT}.20.{LAPTOP_INDEX}"]
         )
         rec.wait(lambda: len(rec.events) >= 9, "the MAC leaving")
-        assert rec.events[8] == MacGone("sw-bench-1", LAPTOP, 3, 3, "Gi1/0/3")
+        assert rec.events[8] == MacGone("sw-bench-1", LAPTOP_MAC, 3, 3, "Gi1/0/3")
     finally:
         p.stop()
     assert rec.errors == []
@@ -245,7 +233,7 @@ def test_link_trap_is_reported_at_once_and_makes_the_switch_poll(sim: SnmpSim) -
     # The trap named the port from the last poll; the poll that saw it down did not repeat it.
     assert rec.events[4:] == [
         LinkDown("sw-bench-1", 1, "Gi1/0/1"),
-        MacGone("sw-bench-1", LAPTOP, 1, 1, "Gi1/0/1"),
+        MacGone("sw-bench-1", LAPTOP_MAC, 1, 1, "Gi1/0/1"),
         LinkUp("sw-bench-1", 3, "Gi1/0/3"),
     ]
 

@@ -64,18 +64,25 @@ def allocated(
     ready(ctx, serial, kind)
     with session_scope(ctx.engine) as s:
         return (
-            allocate(s, serial=serial, actor="tech.one", staff_number=staff_number, channel=channel, wave=wave).id or 0
+            allocate(
+                s, serial=serial, actor="tech.one", staff_number=staff_number, channel=channel, wave=wave
+            ).record.id
+            or 0
         )
 
 
-def issue_first(ctx: AppContext, serial: str, staff_number: str, wave: str | None = None) -> None:
+def issue_first(
+    ctx: AppContext, serial: str, staff_number: str, wave: str | None = None, acceptance: Acceptance | None = None
+) -> None:
     """An officer's first device: issued under an approved exception (nothing to exchange)."""
     allocation_id = allocated(ctx, serial, staff_number, wave=wave)
     with session_scope(ctx.engine) as s:
-        approval = request_exception(s, allocation_id=allocation_id, reason="new starter", requested_by="tech.one")
+        approval = request_exception(
+            s, allocation_id=allocation_id, reason="new starter", requested_by="tech.one"
+        ).record
         approve_exception(s, approval_id=approval.id or 0, approver="admin.one")
-        issue_device(s, allocation_id=allocation_id, acceptance=accept(), actor="tech.one", verifier=verifier(ctx),
-                     approval_id=approval.id)  # fmt: skip
+        issue_device(s, allocation_id=allocation_id, acceptance=acceptance or accept(), actor="tech.one",
+                     verifier=verifier(ctx), approval_id=approval.id)  # fmt: skip
 
 
 def entries(ctx: AppContext, serial: str | None = None) -> list[CustodyEntry]:

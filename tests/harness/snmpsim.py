@@ -168,6 +168,13 @@ def snmpsim(
 
 
 # The project's own switch data, shared by every SNMP test.
+# The OIDs the switch fixtures answer, and the laptop MAC they know (indexed as six decimals in the FDB tables).
+IF_OPER_STATUS = "1.3.6.1.2.1.2.2.1.8"
+DOT1D_TP_FDB_PORT = "1.3.6.1.2.1.17.4.3.1.2"
+DOT1Q_TP_FDB_PORT = "1.3.6.1.2.1.17.7.1.2.2.1.2"
+LAPTOP_MAC = "00:1b:63:aa:00:01"
+LAPTOP_INDEX = "0.27.99.170.0.1"
+
 SWITCH_FILES = sorted((Path(__file__).resolve().parents[1] / "fixtures" / "snmp").glob("*.snmprec"))
 
 

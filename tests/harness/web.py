@@ -9,19 +9,15 @@ import pytest
 from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 
-from factory.custody.allocation import allocate
 from factory.custody.consignments import create_consignment
 from factory.custody.models import AllocationChannel
-from factory.custody.people import register_officer
 from factory.identity.service import add_user, set_password
 from factory.kernel.context import AppContext
 from factory.kernel.db.engine import session_scope
-from factory.kernel.lifecycle.states import Event
-from harness.domain import move, receive, sanitise
+from harness.custody_data import allocated
 
 ROLES = ("technician", "courier", "auditor", "admin")
 PASSWORD = "correct horse battery staple"
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR-signature-pad-strokes"
 _CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
 _LOGIN_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -68,29 +64,9 @@ def csrf_of(html: str) -> str:
     return match.group(1)
 
 
-def ready_device(ctx: AppContext, serial: str) -> int:
-    """A new-stock laptop, provisioned and ready."""
-    device_id = receive(ctx, serial, media=(f"{serial}-M1",), new_stock=True)
-    move(ctx, device_id, Event.START_PROVISION, new_stock=True)
-    move(ctx, device_id, Event.PROVISIONED)
-    return device_id
-
-
-def officer(ctx: AppContext, staff_number: str = "PC1001", pin: str | None = "4321") -> str:
-    with session_scope(ctx.engine) as s:
-        register_officer(s, staff_number=staff_number, name="Jane Smith", team="Response A", pin=pin)
-    return staff_number
-
-
 def consignment(ctx: AppContext, serials: tuple[str, ...], staff_number: str = "PC1001") -> str:
     """An open courier consignment of ready devices allocated to one officer."""
-    ids = []
-    for serial in serials:
-        ready_device(ctx, serial)
-        with session_scope(ctx.engine) as s:
-            a = allocate(s, serial=serial, actor="tech.one", staff_number=staff_number,
-                         channel=AllocationChannel.COURIER)  # fmt: skip
-            ids.append(a.id or 0)
+    ids = [allocated(ctx, serial, staff_number, channel=AllocationChannel.COURIER) for serial in serials]
     with session_scope(ctx.engine) as s:
         c = create_consignment(
             s,
@@ -102,31 +78,4 @@ def consignment(ctx: AppContext, serials: tuple[str, ...], staff_number: str = "
             actor="tech.one",
             site=ctx.settings.site_name,
         )
-        return c.reference
-
-
-def certified_device(ctx: AppContext, serial: str) -> int:
-    """A used device received back and sanitised: it has a signed certificate per medium."""
-    device_id = receive(ctx, serial, media=(f"{serial}-M1",))
-    sanitise(ctx, device_id)
-    return device_id
-
-
-def issued_to(ctx: AppContext, serial: str, staff_number: str) -> None:
-    """An officer's current device: allocated in person and issued under an approved exception."""
-    from factory.custody.acceptance import Acceptance
-    from factory.custody.issue import approve_exception, issue_device, request_exception
-    from harness.domain import verifier
-
-    allocation_id = allocated_in_person(ctx, serial, staff_number)
-    with session_scope(ctx.engine) as s:
-        approval = request_exception(s, allocation_id=allocation_id, reason="first device", requested_by="tech.one")
-        approve_exception(s, approval_id=approval.id or 0, approver="admin.one")
-        issue_device(s, allocation_id=allocation_id, acceptance=Acceptance(name="Jane Smith", pin="4321"),
-                     actor="tech.one", verifier=verifier(ctx), approval_id=approval.id)  # fmt: skip
-
-
-def allocated_in_person(ctx: AppContext, serial: str, staff_number: str) -> int:
-    ready_device(ctx, serial)
-    with session_scope(ctx.engine) as s:
-        return allocate(s, serial=serial, actor="tech.one", staff_number=staff_number).id or 0
+        return c.record.reference

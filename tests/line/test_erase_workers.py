@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from harness.waiting import wait_until
 
 from factory.line.erase_workers import EraseWorkers
 from imaging.engine import Progress
@@ -133,9 +134,7 @@ def test_workers_exit_when_their_agent_is_killed() -> None:
         assert len(pids) == 2 and all(_alive(p) for p in pids)
         agent.send_signal(signal.SIGKILL)  # the agent only, not its process group
         agent.wait(timeout=10)
-        deadline = time.monotonic() + 20
-        while any(_alive(p) for p in pids) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: not any(_alive(p) for p in pids), 20, message="the erase workers to exit with their agent")
         assert not any(_alive(p) for p in pids), "an erase worker outlived its agent"
     finally:
         if agent.poll() is None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from harness.line_agent import kill9, start_agent, wait_started
+from harness.waiting import wait_until
 from sqlmodel import Session, col, select
 
 from factory.kernel.config import Settings
@@ -41,6 +42,11 @@ def shared_pg(pg_admin_dsn: str, tmp_path: Path) -> Iterator[tuple[AppContext, s
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
+def _owns_a_job(ctx: AppContext, agent: str) -> bool:
+    with Session(ctx.engine) as s:
+        return s.exec(select(Job).where(Job.owner == agent)).first() is not None
+
+
 def test_two_agents_share_one_postgresql_without_stepping_on_each_other(shared_pg, tmp_path: Path) -> None:
     ctx, url = shared_pg
     # Each bench host has its own disks (its own FACTORY_HOME), the database is shared.
@@ -59,7 +65,7 @@ def test_two_agents_share_one_postgresql_without_stepping_on_each_other(shared_p
         assert c.wait(timeout=60) == 1
         assert "bench-1 is driven by agent 'agent-a'" in (c.stderr.read() if c.stderr else "")
         kill9(c)
-        time.sleep(4)
+        wait_until(lambda: _owns_a_job(ctx, "agent-a"), 30, 0.2, "agent-a to claim a job on bench-1")
         kill9(a)  # agent-a's host dies mid-run
         assert b.wait(timeout=60) == 0, b.stderr.read() if b.stderr else ""
     finally:
@@ -84,7 +90,7 @@ def test_two_agents_share_one_postgresql_without_stepping_on_each_other(shared_p
         finally:
             kill9(c)
         assert time.monotonic() < deadline, "agent-a's lease never expired"
-        time.sleep(1)
+        time.sleep(1)  # paces the retries: each one starts a whole agent process
     with Session(ctx.engine) as s:
         for job_id in orphan_ids:
             job = s.get(Job, job_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+from harness.waiting import wait_until
 from sqlalchemy import event
 from sqlmodel import col, select
 
@@ -51,10 +52,10 @@ def test_a_line_is_written_without_waiting_for_the_end(ctx: AppContext) -> None:
     job_id = _job(ctx)
     sink = JobLogSink(ctx.engine, job_id)
     sink.log("still running")
-    deadline = time.monotonic() + 30
-    found = False
-    while not found and time.monotonic() < deadline:
+
+    def written() -> bool:
         with session_scope(ctx.engine) as s:
-            found = s.exec(select(JobLog).where(JobLog.message == "still running")).first() is not None
-        time.sleep(0.05)
+            return s.exec(select(JobLog).where(JobLog.message == "still running")).first() is not None
+
+    found = wait_until(written, 30, message="the buffered line to be written")
     assert found, "a buffered line was never written while the run went on"

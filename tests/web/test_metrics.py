@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
+from harness.audit_data import sanitised_device
 from harness.domain import SIZE, receive
 from harness.web import (  # noqa: F401 (cheap_password_hashing: autouse fixture)
-    certified_device,
     cheap_password_hashing,
     make_users,
 )
@@ -84,7 +84,7 @@ def test_metrics_report_devices_jobs_and_wipes(ctx, client) -> None:
     tokens = make_users(ctx)
     first = receive(ctx, "MET-1", media=("MET-1-A", "MET-1-B"))
     second = receive(ctx, "MET-2")
-    certified_device(ctx, "MET-3")
+    sanitised_device(ctx, "MET-3", ("MET-3-M1",))
     _job(ctx, first, seconds=42.0, status="succeeded", pipeline="returned-laptop", step_seconds=8.0)
     _job(ctx, second, seconds=900.0, status="succeeded", pipeline="returned-laptop", step_seconds=None)
     r = client.get("/metrics", headers={"Authorization": f"Bearer {tokens['auditor']}"})

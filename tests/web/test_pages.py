@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
+from harness.custody_data import PNG, accept, allocated, issue_first, officer, ready
 from harness.domain import state_of
 from harness.web import (  # noqa: F401 (cheap_password_hashing: autouse fixture)
-    PNG,
-    allocated_in_person,
     cheap_password_hashing,
-    issued_to,
     login,
     make_users,
-    officer,
-    ready_device,
 )
 
 from api.app import create_app
@@ -29,11 +25,24 @@ def tech(ctx):
         yield c, login(c, "technician1")
 
 
+def officer_with_device(ctx, staff_number: str, serial: str) -> None:
+    """An officer (PIN 4321) whose first device was issued on their PIN."""
+    officer(ctx, staff_number, pin="4321")
+    issue_first(ctx, serial, staff_number, acceptance=accept(pin="4321"))
+
+
+def swap_form(ctx, csrf: str, staff_number: str, faulty: str, spare: str, fault: str) -> dict[str, str]:
+    """The walk-in swap form for an officer's issued device and a ready spare."""
+    officer_with_device(ctx, staff_number, faulty)
+    ready(ctx, spare)
+    return {"csrf_token": csrf, "staff_number": staff_number, "faulty_serial": faulty, "spare_serial": spare,
+            "fault": fault, "accepted_name": "Jane Smith"}  # fmt: skip
+
+
 def test_issue_exchanges_the_old_device_in_one_step(ctx, tech) -> None:
     client, csrf = tech
-    officer(ctx, "PC3001")
-    issued_to(ctx, "OLD-1", "PC3001")
-    allocated_in_person(ctx, "NEW-1", "PC3001")
+    officer_with_device(ctx, "PC3001", "OLD-1")
+    allocated(ctx, "NEW-1", "PC3001")
     entries_before = verify_ledger(ctx.engine).entries
     form = {"csrf_token": csrf, "device_serial": "NEW-1", "old_serial": "OLD-1", "accepted_name": "Jane Smith"}
 
@@ -52,12 +61,12 @@ def test_issue_exchanges_the_old_device_in_one_step(ctx, tech) -> None:
 
 def test_issue_without_an_allocation_or_exchange_is_refused(ctx, tech) -> None:
     client, csrf = tech
-    officer(ctx, "PC3002")
-    ready_device(ctx, "LOOSE-1")
+    officer(ctx, "PC3002", pin="4321")
+    ready(ctx, "LOOSE-1")
     r = client.post("/tech/issue", data={"csrf_token": csrf, "device_serial": "LOOSE-1", "pin": "4321",
                                          "accepted_name": "Jane Smith"})  # fmt: skip
     assert r.status_code == 404 and "no open in-person allocation" in r.text
-    allocated_in_person(ctx, "NEW-2", "PC3002")
+    allocated(ctx, "NEW-2", "PC3002")
     r = client.post("/tech/issue", data={"csrf_token": csrf, "device_serial": "NEW-2", "pin": "4321",
                                          "accepted_name": "Jane Smith"})  # fmt: skip
     assert r.status_code == 409 and "only in exchange" in r.text
@@ -67,11 +76,7 @@ def test_issue_without_an_allocation_or_exchange_is_refused(ctx, tech) -> None:
 
 def test_walk_in_swap_with_a_signature_image(ctx, tech) -> None:
     client, csrf = tech
-    officer(ctx, "PC3003")
-    issued_to(ctx, "FAULTY-1", "PC3003")
-    ready_device(ctx, "SPARE-1")
-    form = {"csrf_token": csrf, "staff_number": "PC3003", "faulty_serial": "FAULTY-1", "spare_serial": "SPARE-1",
-            "fault": "cracked screen", "accepted_name": "Jane Smith"}  # fmt: skip
+    form = swap_form(ctx, csrf, "PC3003", "FAULTY-1", "SPARE-1", "cracked screen")
     r = client.post("/tech/swap", data=form)
     assert r.status_code == 422 and "either a signature or a PIN" in r.text
     r = client.post("/tech/swap", data=form, files={"signature": ("sig.png", PNG, "image/png")}, follow_redirects=False)
@@ -84,11 +89,7 @@ def test_walk_in_swap_with_a_signature_image(ctx, tech) -> None:
 
 def test_a_signature_that_is_not_an_image_is_refused(ctx, tech) -> None:
     client, csrf = tech
-    officer(ctx, "PC3004")
-    issued_to(ctx, "FAULTY-2", "PC3004")
-    ready_device(ctx, "SPARE-2")
-    form = {"csrf_token": csrf, "staff_number": "PC3004", "faulty_serial": "FAULTY-2", "spare_serial": "SPARE-2",
-            "fault": "no power", "accepted_name": "Jane Smith"}  # fmt: skip
+    form = swap_form(ctx, csrf, "PC3004", "FAULTY-2", "SPARE-2", "no power")
     r = client.post("/tech/swap", data=form, files={"signature": ("sig.png", b"MZ\x90\x00 not a png", "image/png")})
     assert r.status_code == 422 and "not a valid image/png" in r.text
     assert state_of(ctx, "SPARE-2") == "ready"
