@@ -47,7 +47,7 @@ from factory.custody.acceptance import Acceptance
 from factory.custody.allocation import allocate, release
 from factory.custody.documents import Upload, read_document
 from factory.identity.models import Role, User
-from factory.intake.service import entry_view
+from factory.intake.views import entry_view
 from factory.kernel.context import AppContext
 from factory.kernel.errors import InvalidInput
 from factory.kernel.lifecycle.guards import CertificateVerifier

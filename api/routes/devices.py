@@ -8,8 +8,8 @@ from fastapi import APIRouter, Path
 
 from api.deps import CurrentUser, SessionDep, TechnicianUser
 from api.schemas.common import DevicePublic, DeviceReceive
-from factory.intake.media import MediaSpec
-from factory.intake.service import device_view, get_device, receive_device
+from factory.intake.service import MediaSpec, receive_device
+from factory.intake.views import device_view, get_device
 
 router = APIRouter(prefix="/api/devices", tags=["devices"])
 

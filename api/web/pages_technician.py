@@ -17,8 +17,8 @@ from factory.custody.allocation import open_in_person_allocation
 from factory.custody.issue import issue_device
 from factory.custody.swap import walk_in_swap
 from factory.identity.models import Role
-from factory.intake.media import MediaSpec
-from factory.intake.service import device_view, get_device, receive_device
+from factory.intake.service import MediaSpec, receive_device
+from factory.intake.views import device_view, get_device
 from factory.kernel.db.engine import session_scope
 from factory.kernel.errors import FactoryError, InvalidInput
 from factory.kernel.models.device import DeviceKind, MediaType

@@ -6,8 +6,8 @@ import typer
 from rich.table import Table
 
 from factory.cli.common import console, context, one_line_errors, print_json
-from factory.intake.media import parse_media_spec
-from factory.intake.service import device_view, get_device, receive_device
+from factory.intake.service import parse_media_spec, receive_device
+from factory.intake.views import device_view, get_device
 from factory.kernel.db.engine import session_scope
 
 app = typer.Typer(help="Devices in custody.", no_args_is_help=True)
@@ -96,7 +96,7 @@ def endpoint_cmd(
     actor: str = typer.Option("cli", "--actor"),
 ) -> None:
     """Record the device's service-environment SSH endpoint; the host key is pinned once."""
-    from factory.intake.endpoints import register_endpoint
+    from factory.intake.service import register_endpoint
 
     ctx = context()
     with session_scope(ctx.engine) as session:

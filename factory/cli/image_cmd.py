@@ -8,8 +8,8 @@ import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TransferSpeedColumn
 
 from factory.cli.common import console, context, fail, one_line_errors
-from factory.intake.endpoints import record_image
-from factory.intake.service import get_device
+from factory.intake.service import record_image
+from factory.intake.views import get_device
 from factory.kernel.db.engine import session_scope
 from imaging.deploy import deploy_image
 from imaging.engine import Progress as EngineProgress

@@ -8,7 +8,7 @@ from sqlmodel import Session, select
 
 from factory.custody.models import Allocation, AllocationChannel, AllocationStatus, Wave
 from factory.custody.people import get_officer, get_vehicle
-from factory.intake.service import get_device
+from factory.intake.views import get_device
 from factory.kernel.clock import utc_now
 from factory.kernel.errors import Conflict, InvalidInput, NotFound
 from factory.kernel.lifecycle.states import Event

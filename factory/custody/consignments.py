@@ -26,7 +26,7 @@ from factory.custody.models import (
 )
 from factory.custody.pdf import Manifest, ManifestLine, render_manifest
 from factory.custody.people import officer_label
-from factory.intake.service import FACTORY_CUSTODIAN
+from factory.intake.views import FACTORY_CUSTODIAN
 from factory.kernel import clock
 from factory.kernel.clock import format_utc, utc_now
 from factory.kernel.errors import Conflict, GuardRefused, InvalidInput, NotFound

@@ -9,7 +9,7 @@ from sqlmodel import Session, select
 
 from factory.custody.documents import DocumentKind, Upload, document_ref, get_document, store_document
 from factory.custody.models import DestructionRecord
-from factory.intake.service import get_device
+from factory.intake.views import get_device
 from factory.kernel.clock import utc_now
 from factory.kernel.errors import Conflict, GuardRefused, InvalidInput, InvalidTransition, NotFound
 from factory.kernel.lifecycle.states import Event, State

@@ -19,7 +19,7 @@ from factory.custody.documents import DocumentKind, Upload, document_ref, get_do
 from factory.custody.models import DisposalBatch, DisposalItem, DisposalStatus
 from factory.custody.pdf import Party, WasteTransferNote, render_waste_transfer_note
 from factory.custody.people import get_party, party_label
-from factory.intake.service import get_device
+from factory.intake.views import get_device
 from factory.kernel import clock
 from factory.kernel.clock import format_utc, utc_now
 from factory.kernel.errors import Conflict, GuardRefused, InvalidInput, NotFound

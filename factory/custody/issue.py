@@ -25,7 +25,7 @@ from factory.custody.models import (
     Wave,
 )
 from factory.custody.people import officer_label
-from factory.intake.service import FACTORY_CUSTODIAN, get_device
+from factory.intake.views import FACTORY_CUSTODIAN, get_device
 from factory.kernel.clock import utc_now
 from factory.kernel.errors import Conflict, GuardRefused, InvalidInput, NotFound
 from factory.kernel.lifecycle.guards import CertificateVerifier

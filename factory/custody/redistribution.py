@@ -13,7 +13,7 @@ from factory.custody.documents import DocumentKind, document_ref, store_pdf
 from factory.custody.models import EvidenceDocument, Transfer, TransferItem
 from factory.custody.pdf import TransferLine, TransferNote, render_transfer_note
 from factory.custody.people import get_party, party_label
-from factory.intake.service import get_device
+from factory.intake.views import get_device
 from factory.kernel.clock import utc_now
 from factory.kernel.errors import InvalidInput
 from factory.kernel.lifecycle.guards import CertificateVerifier, require_certified

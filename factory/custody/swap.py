@@ -12,7 +12,7 @@ from factory.custody.acceptance import Acceptance, record_acceptance
 from factory.custody.allocation import get_wave, mark_returned
 from factory.custody.models import AcceptanceRecord, Allocation, AllocationChannel, AllocationStatus
 from factory.custody.people import get_officer, officer_label
-from factory.intake.service import FACTORY_CUSTODIAN, get_device
+from factory.intake.views import FACTORY_CUSTODIAN, get_device
 from factory.kernel.clock import utc_now
 from factory.kernel.errors import GuardRefused, InvalidInput
 from factory.kernel.lifecycle.guards import CertificateVerifier

@@ -13,7 +13,7 @@ from factory.custody.allocation import mark_returned
 from factory.custody.documents import DocumentKind, Upload, document_ref, store_document
 from factory.custody.models import Allocation, AllocationChannel, AllocationStatus, Vehicle
 from factory.custody.people import get_vehicle, vehicle_label
-from factory.intake.service import FACTORY_CUSTODIAN
+from factory.intake.views import FACTORY_CUSTODIAN
 from factory.kernel import clock
 from factory.kernel.clock import utc_now
 from factory.kernel.errors import Conflict, InvalidInput, NotFound

@@ -1,33 +1,37 @@
-"""Booking devices in and reading them back with their full custody history."""
+"""Writes of intake: booking devices in, pinning their service-environment endpoint, recording images.
+
+Reads are in :mod:`factory.intake.views`; ``--media`` spec parsing is in :mod:`factory.intake.media`
+and re-exported here for callers that book devices in.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
-import orjson
 from sqlmodel import Session, select
 
-from factory.intake.media import MediaSpec
+from factory.intake.errors import DeviceAlreadyKnown, HostKeyChanged, ImageNotVerified, InvalidInput
+from factory.intake.media import MediaSpec, parse_capacity, parse_media_spec
+from factory.intake.models import DeviceImage, ServiceEndpoint
+from factory.intake.views import FACTORY_CUSTODIAN, clean_serial, find_endpoint, get_device
 from factory.kernel.clock import utc_now
-from factory.kernel.errors import Conflict, InvalidInput, NotFound
 from factory.kernel.lifecycle.states import Event
 from factory.kernel.lifecycle.transition import TransitionRequest, change_state
-from factory.kernel.models.certificate import Certificate
-from factory.kernel.models.custody_entry import CustodyEntry
 from factory.kernel.models.device import Device, DeviceKind, StorageMedium
+from hardware_drivers.snmp import normalise_mac
+from hardware_drivers.ssh import InvalidPin, PinnedHostKey
+from imaging.deploy import DeployResult
 
-FACTORY_CUSTODIAN = "factory"
-MAX_SERIAL = 128
-
-
-def _clean_serial(serial: str, what: str = "serial") -> str:
-    value = (serial or "").strip()
-    if not value:
-        raise InvalidInput(f"{what} must not be empty")
-    if len(value) > MAX_SERIAL or not value.isprintable():
-        raise InvalidInput(f"{what} '{value[:40]}' is too long or has unprintable characters")
-    return value
+__all__ = [
+    "FACTORY_CUSTODIAN",
+    "MediaSpec",
+    "get_device",
+    "parse_capacity",
+    "parse_media_spec",
+    "receive_device",
+    "record_image",
+    "register_endpoint",
+]
 
 
 def receive_device(
@@ -45,125 +49,144 @@ def receive_device(
     media: Sequence[MediaSpec] = (),
     new_stock: bool = False,
 ) -> Device:
-    """Book a device into the factory's custody: one device row, its media, one ledger entry."""
-    serial = _clean_serial(serial)
-    kinds = [k.value for k in DeviceKind]
-    if kind not in kinds:
-        raise InvalidInput(f"kind '{kind}' is not one of: {', '.join(kinds)}")
+    """Book a device into the factory's custody: one device row, its media, one ledger entry.
+
+    :raises InvalidInput: a malformed serial, an unknown kind, a media serial listed twice.
+    :raises DeviceAlreadyKnown: the serial or the asset tag is already booked in.
+    """
+    serial = clean_serial(serial)
     asset_tag = asset_tag.strip() if asset_tag else None
-    existing = session.exec(select(Device).where(Device.serial == serial)).first()
-    if existing is not None:
-        raise Conflict(f"device {serial} is already known (state '{existing.state}'); it cannot be received again")
-    if asset_tag and session.exec(select(Device).where(Device.asset_tag == asset_tag)).first():
-        raise Conflict(f"asset tag {asset_tag} already belongs to another device")
-    media_serials = [_clean_serial(m.serial, "media serial") for m in media]
-    if len(set(media_serials)) != len(media_serials):
-        raise InvalidInput(f"device {serial}: the same media serial is listed twice")
+    media_serials = _check_new_device(session, serial, kind, asset_tag, media)
     now = utc_now()
     device = Device(
-        serial=serial,
-        asset_tag=asset_tag,
-        make=make.strip(),
-        model=model.strip(),
-        kind=kind,
-        role=role,
-        custodian=from_custodian.strip(),
-        location=location.strip(),
-        created_at=now,
-        updated_at=now,
-    )
+        serial=serial, asset_tag=asset_tag, make=make.strip(), model=model.strip(), kind=kind, role=role,
+        custodian=from_custodian.strip(), location=location.strip(), created_at=now, updated_at=now,
+    )  # fmt: skip
     session.add(device)
     session.flush()
     for spec in media:
-        session.add(
-            StorageMedium(
-                device_id=device.id or 0,
-                serial=spec.serial.strip(),
-                model=spec.model,
-                media_type=spec.media_type,
-                capacity_bytes=spec.capacity_bytes,
-            )
-        )
-    change_state(
-        session,
-        [
-            TransitionRequest(
-                device_id=device.id or 0,
-                event=Event.RECEIVE,
-                to_custodian=FACTORY_CUSTODIAN,
-                location=location.strip(),
-                evidence={"new_stock": new_stock, "media": media_serials},
-                new_stock=new_stock,
-            )
-        ],
-        actor=actor,
+        session.add(_medium(device, spec))
+    receipt = TransitionRequest(
+        device_id=device.id or 0,
+        event=Event.RECEIVE,
+        to_custodian=FACTORY_CUSTODIAN,
+        location=location.strip(),
+        evidence={"new_stock": new_stock, "media": media_serials},
+        new_stock=new_stock,
     )
+    change_state(session, [receipt], actor=actor)
     return device
 
 
-def get_device(session: Session, serial: str) -> Device:
-    serial = _clean_serial(serial)
-    device = session.exec(select(Device).where(Device.serial == serial)).first()
-    if device is None:
-        raise NotFound(f"no device with serial {serial}")
-    return device
+def _medium(device: Device, spec: MediaSpec) -> StorageMedium:
+    return StorageMedium(
+        device_id=device.id or 0,
+        serial=spec.serial.strip(),
+        model=spec.model,
+        media_type=spec.media_type,
+        capacity_bytes=spec.capacity_bytes,
+    )
 
 
-def device_view(session: Session, device: Device) -> dict[str, Any]:
-    media = session.exec(select(StorageMedium).where(StorageMedium.device_id == device.id)).all()
-    entries = session.exec(
-        select(CustodyEntry).where(CustodyEntry.device_id == device.id).order_by(CustodyEntry.seq)  # type: ignore[arg-type]
-    ).all()
-    certs = session.exec(select(Certificate).where(Certificate.device_id == device.id)).all()
-    return {
-        "serial": device.serial,
-        "asset_tag": device.asset_tag,
-        "make": device.make,
-        "model": device.model,
-        "kind": device.kind,
-        "role": device.role,
-        "state": device.state,
-        "custodian": device.custodian,
-        "location": device.location,
-        "held_user_data": device.user_data_since_seq is not None,
-        "media": [
-            {
-                "serial": m.serial,
-                "model": m.model,
-                "media_type": m.media_type,
-                "capacity_bytes": m.capacity_bytes,
-            }
-            for m in media
-        ],
-        "certificates": [
-            {
-                "id": c.id,
-                "medium_serial": c.medium_serial,
-                "level": c.level,
-                "method": c.method,
-                "destination": c.destination,
-                "issued_at": c.issued_at,
-                "digest_sha256": c.digest_sha256,
-                "erase_round_seq": c.erase_round_seq,
-            }
-            for c in certs
-        ],
-        "history": [entry_view(e) for e in entries],
-    }
+def _check_new_device(
+    session: Session, serial: str, kind: str, asset_tag: str | None, media: Sequence[MediaSpec]
+) -> list[str]:
+    """The cleaned media serials, once the device is known to be new and its description sound."""
+    kinds = [k.value for k in DeviceKind]
+    if kind not in kinds:
+        raise InvalidInput(f"kind '{kind}' is not one of: {', '.join(kinds)}")
+    existing = session.exec(select(Device).where(Device.serial == serial)).first()
+    if existing is not None:
+        raise DeviceAlreadyKnown(
+            f"device {serial} is already known (state '{existing.state}'); it cannot be received again"
+        )
+    if asset_tag and session.exec(select(Device).where(Device.asset_tag == asset_tag)).first():
+        raise DeviceAlreadyKnown(f"asset tag {asset_tag} already belongs to another device")
+    media_serials = [clean_serial(m.serial, "media serial") for m in media]
+    if len(set(media_serials)) != len(media_serials):
+        raise InvalidInput(f"device {serial}: the same media serial is listed twice")
+    return media_serials
 
 
-def entry_view(e: CustodyEntry) -> dict[str, Any]:
-    return {
-        "seq": e.seq,
-        "event": e.event,
-        "from_state": e.from_state,
-        "to_state": e.to_state,
-        "actor": e.actor,
-        "from_custodian": e.from_custodian,
-        "to_custodian": e.to_custodian,
-        "location": e.location,
-        "occurred_at": e.occurred_at,
-        "evidence": orjson.loads(e.evidence),
-        "prev_hash": e.prev_hash,
-        "entry_hash": e.entry_hash,
-    }
+def register_endpoint(
+    session: Session,
+    serial: str,
+    *,
+    address: str,
+    port: int,
+    username: str,
+    host_key: str,
+    actor: str,
+    mac: str | None = None,
+) -> ServiceEndpoint:
+    """Record how to reach a device; its host key is pinned the first time and never re-learned.
+
+    ``mac`` (any common notation) is the NIC the device is cabled to a bench switch with: the line
+    identifies the laptop by it. Omitted, a MAC recorded earlier is kept.
+
+    :raises InvalidInput: a malformed MAC, host key, address or port.
+    :raises UnknownDevice: no such device.
+    :raises HostKeyChanged: the device already has a different key pinned.
+    """
+    mac, pin = _parse_endpoint(mac, host_key, address, port)
+    device = get_device(session, serial)
+    existing = find_endpoint(session, device)
+    if existing is not None and existing.host_key_fingerprint != pin.fingerprint:
+        raise HostKeyChanged(
+            f"device {serial}: offered host key {pin.fingerprint} differs from the key pinned at "
+            f"{existing.recorded_at} ({existing.host_key_fingerprint}); refusing to re-pin"
+        )
+    endpoint = existing or ServiceEndpoint(
+        device_id=device.id or 0,
+        address=address,
+        host_key=f"{pin.key_type} {host_key.split()[1]}",
+        host_key_fingerprint=pin.fingerprint,
+        recorded_at=utc_now(),
+        recorded_by=actor,
+    )
+    # The address and port may change between boots (DHCP); the key may not.
+    endpoint.address, endpoint.port, endpoint.username = address.strip(), port, username
+    if mac is not None:
+        endpoint.mac = mac
+    session.add(endpoint)
+    session.flush()
+    return endpoint
+
+
+def _parse_endpoint(mac: str | None, host_key: str, address: str, port: int) -> tuple[str | None, PinnedHostKey]:
+    try:
+        mac = normalise_mac(mac) if mac is not None else None
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from exc
+    try:
+        pin = PinnedHostKey.parse(host_key.strip())
+    except InvalidPin as exc:
+        raise InvalidInput(str(exc)) from exc
+    if not address.strip():
+        raise InvalidInput("address must not be empty")
+    if not 0 < port < 65536:
+        raise InvalidInput(f"port {port} is out of range")
+    return mac, pin
+
+
+def record_image(session: Session, serial: str, result: DeployResult, *, actor: str) -> DeviceImage:
+    """Record a verified image deploy on the device; a failed deploy is never recorded as imaged.
+
+    :raises ImageNotVerified: the deploy failed. :raises UnknownDevice: no such device.
+    """
+    if not result.ok:
+        raise ImageNotVerified(f"device {serial}: image deploy failed, not recorded: {result.failure_reason}")
+    device = get_device(session, serial)
+    row = DeviceImage(
+        device_id=device.id or 0,
+        image_name=result.image_name,
+        image_version=result.image_version,
+        image_sha256=result.image_sha256,
+        bytes_written=result.bytes_written,
+        target=result.media.path if result.media else "",
+        deployed_at=result.ended_at,
+        deployed_by=actor,
+    )
+    session.add(row)
+    session.flush()
+    return row

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from factory.intake.endpoints import serials_with_mac
+from factory.intake.views import serials_with_mac
 from factory.kernel.db.engine import session_scope
 from factory.line import jobs
 from factory.line.bus import LineBus

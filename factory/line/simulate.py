@@ -27,8 +27,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 from sqlmodel import col, select
 
-from factory.intake.media import MediaSpec
-from factory.intake.service import receive_device
+from factory.intake.service import MediaSpec, receive_device
 from factory.kernel.context import AppContext
 from factory.kernel.db.engine import read_scope, session_scope
 from factory.line.bench_config import LineConfig, sim_id_path

@@ -16,8 +16,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from factory.intake.endpoints import get_endpoint
-from factory.intake.service import get_device
+from factory.intake.views import get_device, get_endpoint
 from factory.kernel.clock import utc_now
 from factory.kernel.db.engine import session_scope
 from factory.kernel.errors import FactoryError

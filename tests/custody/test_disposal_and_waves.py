@@ -23,7 +23,7 @@ from factory.custody.documents import get_document, sha256_hex
 from factory.custody.issue import issue_device
 from factory.custody.people import register_party
 from factory.custody.waves import bench_kpis, create_wave, wave_kpis
-from factory.intake.service import device_view, get_device
+from factory.intake.views import device_view, get_device
 from factory.kernel.db.engine import session_scope
 from factory.kernel.errors import GuardRefused
 from factory.kernel.lifecycle.states import Event

@@ -11,7 +11,8 @@ from harness.domain import receive
 from typer.testing import CliRunner
 
 from factory.cli.main import app
-from factory.intake.endpoints import get_endpoint, images_of, register_endpoint
+from factory.intake.service import register_endpoint
+from factory.intake.views import get_endpoint, images_of
 from factory.kernel.db.engine import session_scope
 from factory.kernel.errors import Conflict, InvalidInput
 
@@ -71,7 +72,7 @@ def test_image_deploy_is_recorded_only_when_verified(ctx, tmp_path) -> None:
 
 
 def test_endpoint_records_the_mac_the_line_identifies_a_laptop_by(ctx) -> None:
-    from factory.intake.endpoints import serials_with_mac
+    from factory.intake.views import serials_with_mac
 
     receive(ctx, "SE-3")
     receive(ctx, "SE-4")

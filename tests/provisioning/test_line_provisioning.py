@@ -12,8 +12,8 @@ from harness.requirements import require_root, require_tool
 from harness.sshd import SshdTarget, sshd_targets
 from sqlmodel import col, select
 
-from factory.intake.endpoints import register_endpoint
-from factory.intake.service import get_device
+from factory.intake.service import register_endpoint
+from factory.intake.views import get_device
 from factory.kernel.context import AppContext
 from factory.kernel.db.engine import session_scope
 from factory.kernel.models.device import Device, StorageMedium

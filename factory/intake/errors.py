@@ -1,0 +1,34 @@
+"""Typed errors of intake (subclasses of the kernel's, so the API and CLI map them unchanged)."""
+
+from __future__ import annotations
+
+from factory.kernel.errors import Conflict, InvalidInput, NotFound
+
+__all__ = [
+    "DeviceAlreadyKnown",
+    "HostKeyChanged",
+    "ImageNotVerified",
+    "InvalidInput",
+    "NoEndpoint",
+    "UnknownDevice",
+]
+
+
+class UnknownDevice(NotFound):
+    """No device has this serial."""
+
+
+class DeviceAlreadyKnown(Conflict):
+    """The serial (or asset tag) is already booked in: a device is received once."""
+
+
+class NoEndpoint(NotFound):
+    """The device has no service-environment endpoint recorded."""
+
+
+class HostKeyChanged(Conflict):
+    """The device offered a host key other than the one pinned at first contact; never re-learned."""
+
+
+class ImageNotVerified(Conflict):
+    """An image deploy that failed (or did not verify) is never recorded as imaged."""

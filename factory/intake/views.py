@@ -1,0 +1,132 @@
+"""Reads of intake: devices with their media, certificates and custody history; endpoints and images."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from sqlmodel import Session, col, select
+
+from factory.intake.errors import InvalidInput, NoEndpoint, UnknownDevice
+from factory.intake.models import DeviceImage, ServiceEndpoint
+from factory.kernel.models.certificate import Certificate
+from factory.kernel.models.custody_entry import CustodyEntry
+from factory.kernel.models.device import Device, StorageMedium
+
+FACTORY_CUSTODIAN = "factory"  # the custodian of every device the factory holds
+MAX_SERIAL = 128
+
+
+def clean_serial(serial: str, what: str = "serial") -> str:
+    """A serial as stored: trimmed, non-empty, printable, at most ``MAX_SERIAL`` characters.
+
+    :raises InvalidInput: empty, too long or unprintable.
+    """
+    value = (serial or "").strip()
+    if not value:
+        raise InvalidInput(f"{what} must not be empty")
+    if len(value) > MAX_SERIAL or not value.isprintable():
+        raise InvalidInput(f"{what} '{value[:40]}' is too long or has unprintable characters")
+    return value
+
+
+def get_device(session: Session, serial: str) -> Device:
+    """:raises UnknownDevice: no device has this serial. :raises InvalidInput: a malformed serial."""
+    serial = clean_serial(serial)
+    device = session.exec(select(Device).where(Device.serial == serial)).first()
+    if device is None:
+        raise UnknownDevice(f"no device with serial {serial}")
+    return device
+
+
+def device_view(session: Session, device: Device) -> dict[str, Any]:
+    """The device with its media, certificates and full custody history, as plain data."""
+    media = session.exec(select(StorageMedium).where(StorageMedium.device_id == device.id)).all()
+    entries = session.exec(
+        select(CustodyEntry).where(CustodyEntry.device_id == device.id).order_by(CustodyEntry.seq)  # type: ignore[arg-type]
+    ).all()
+    certs = session.exec(select(Certificate).where(Certificate.device_id == device.id)).all()
+    return {
+        "serial": device.serial,
+        "asset_tag": device.asset_tag,
+        "make": device.make,
+        "model": device.model,
+        "kind": device.kind,
+        "role": device.role,
+        "state": device.state,
+        "custodian": device.custodian,
+        "location": device.location,
+        "held_user_data": device.user_data_since_seq is not None,
+        "media": [_medium_view(m) for m in media],
+        "certificates": [_certificate_view(c) for c in certs],
+        "history": [entry_view(e) for e in entries],
+    }
+
+
+def _medium_view(m: StorageMedium) -> dict[str, Any]:
+    return {"serial": m.serial, "model": m.model, "media_type": m.media_type, "capacity_bytes": m.capacity_bytes}
+
+
+def _certificate_view(c: Certificate) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "medium_serial": c.medium_serial,
+        "level": c.level,
+        "method": c.method,
+        "destination": c.destination,
+        "issued_at": c.issued_at,
+        "digest_sha256": c.digest_sha256,
+        "erase_round_seq": c.erase_round_seq,
+    }
+
+
+def entry_view(e: CustodyEntry) -> dict[str, Any]:
+    """One custody entry as plain data (evidence decoded)."""
+    return {
+        "seq": e.seq,
+        "event": e.event,
+        "from_state": e.from_state,
+        "to_state": e.to_state,
+        "actor": e.actor,
+        "from_custodian": e.from_custodian,
+        "to_custodian": e.to_custodian,
+        "location": e.location,
+        "occurred_at": e.occurred_at,
+        "evidence": orjson.loads(e.evidence),
+        "prev_hash": e.prev_hash,
+        "entry_hash": e.entry_hash,
+    }
+
+
+def find_endpoint(session: Session, device: Device) -> ServiceEndpoint | None:
+    return session.exec(select(ServiceEndpoint).where(ServiceEndpoint.device_id == device.id)).first()
+
+
+def get_endpoint(session: Session, serial: str) -> ServiceEndpoint:
+    """How to reach the device in its service environment.
+
+    :raises UnknownDevice: no such device. :raises NoEndpoint: none recorded.
+    """
+    endpoint = find_endpoint(session, get_device(session, serial))
+    if endpoint is None:
+        raise NoEndpoint(f"device {serial} has no service-environment endpoint recorded")
+    return endpoint
+
+
+def serials_with_mac(session: Session, mac: str) -> list[str]:
+    """Serials of the devices whose endpoint records ``mac`` (normalised); more than one is ambiguous."""
+    rows = session.exec(
+        select(Device.serial)
+        .join(ServiceEndpoint, col(ServiceEndpoint.device_id) == Device.id)
+        .where(ServiceEndpoint.mac == mac)
+        .order_by(col(Device.serial))
+    )
+    return list(rows.all())
+
+
+def images_of(session: Session, serial: str) -> list[DeviceImage]:
+    """Images deployed onto the device, oldest first. :raises UnknownDevice: no such device."""
+    device = get_device(session, serial)
+    return list(
+        session.exec(select(DeviceImage).where(DeviceImage.device_id == device.id).order_by(DeviceImage.id))  # type: ignore[arg-type]
+    )
