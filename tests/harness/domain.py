@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
+
 from sqlmodel import Session, select
 
 from factory.intake.service import MediaSpec, receive_device
@@ -12,8 +15,6 @@ from factory.kernel.lifecycle.guards import CertificateVerifier
 from factory.kernel.lifecycle.states import Event
 from factory.kernel.lifecycle.transition import TransitionRequest, change_state
 from factory.kernel.models.device import Device, StorageMedium
-from factory.kernel.site_keys import load_public_key
-from factory.sanitisation.certificates import make_verifier
 from factory.sanitisation.service import Staff, certify_medium
 from imaging.certificate import Destination
 from imaging.result import (
@@ -70,22 +71,39 @@ def ok_result(serial: str | None = None) -> EraseResult:
 
 
 def verifier(ctx: AppContext) -> CertificateVerifier:
-    return make_verifier(load_public_key(ctx.settings))
+    return ctx.site_keys.verifier()
 
 
-def receive(ctx: AppContext, serial: str, media: tuple[str, ...] = ("M1",), new_stock: bool = False) -> int:
+def receive(
+    ctx: AppContext,
+    serial: str,
+    media: Sequence[str | MediaSpec] = ("M1",),
+    *,
+    new_stock: bool = False,
+    asset_tag: str | None = None,
+    make: str = "Dell",
+    model: str = "Latitude 5440",
+) -> int:
+    """Receive a laptop; each medium is a serial (a 64 MiB SATA SSD) or a full ``MediaSpec``."""
     with session_scope(ctx.engine) as s:
         d = receive_device(
             s,
             serial=serial,
             kind="laptop",
-            make="Dell",
-            model="Latitude 5440",
+            make=make,
+            model=model,
+            asset_tag=asset_tag,
             actor="tech.one",
-            media=[MediaSpec("sata-ssd", m, SIZE) for m in media],
+            media=[m if isinstance(m, MediaSpec) else MediaSpec("sata-ssd", m, SIZE) for m in media],
             new_stock=new_stock,
         )
         return d.id or 0
+
+
+def receive_guest_laptop(ctx: AppContext, serial: str, media: Sequence[tuple[str, str]], size: int) -> int:
+    """Receive the QEMU service-environment guest as a laptop; media: (kind, serial) of each disk."""
+    specs = [MediaSpec(kind, medium, size) for kind, medium in media]
+    return receive(ctx, serial, specs, make="QEMU", model="Standard PC")
 
 
 def move(ctx: AppContext, device_id: int, event: Event, **kw: object) -> None:
@@ -100,27 +118,50 @@ def move(ctx: AppContext, device_id: int, event: Event, **kw: object) -> None:
         )
 
 
-def certify_all(ctx: AppContext, device_id: int, destination: Destination = Destination.INTERNAL_REUSE) -> None:
+def purge_result(serial: str | None = None) -> EraseResult:
+    """A successful crypto-erase outcome (a purge certificate)."""
+    return replace(
+        ok_result(serial),
+        level_requested=Level.PURGE,
+        level_achieved=Level.PURGE,
+        method="ata-sanitize-crypto",
+        technique=Technique.CRYPTO_ERASE,
+        pattern=None,
+        bytes_written=0,
+    )
+
+
+def certify_all(
+    ctx: AppContext, device_id: int, destination: Destination = Destination.INTERNAL_REUSE, *, purge: bool = False
+) -> list[str]:
+    """Certify every medium of a device in ``sanitising``; purge: crypto-erase certificates. Returns their ids."""
+    ids = []
     with session_scope(ctx.engine) as s:
         device = s.get(Device, device_id)
         assert device is not None
         for medium in s.exec(select(StorageMedium).where(StorageMedium.device_id == device_id)).all():
-            certify_medium(
+            cert = certify_medium(
                 s,
                 ctx.settings,
                 device=device,
                 medium=medium,
-                result=ok_result(medium.serial),
+                result=purge_result(medium.serial) if purge else ok_result(medium.serial),
                 operator=Staff("tech.one"),
                 validator=Staff("tech.two", title="Validator"),
                 destination=destination,
             )
+            ids.append(cert.id)
+    return ids
 
 
-def sanitise(ctx: AppContext, device_id: int, destination: Destination = Destination.INTERNAL_REUSE) -> None:
+def sanitise(
+    ctx: AppContext, device_id: int, destination: Destination = Destination.INTERNAL_REUSE, *, purge: bool = False
+) -> list[str]:
+    """Open an erase round, certify every medium, close it; returns the certificate ids."""
     move(ctx, device_id, Event.START_SANITISE)
-    certify_all(ctx, device_id, destination)
+    ids = certify_all(ctx, device_id, destination, purge=purge)
     move(ctx, device_id, Event.SANITISED)
+    return ids
 
 
 def state_of(ctx: AppContext, serial: str) -> str | None:

@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass
 import orjson
 import pytest
 from harness.domain import move, receive
+from harness.udev_events import attached_disk
+from harness.waiting import wait_until
 from sqlmodel import col, select
 
 from factory.intake.views import get_device
@@ -19,7 +21,7 @@ from factory.kernel.db.engine import session_scope
 from factory.kernel.lifecycle.states import Event
 from factory.kernel.models.certificate import Certificate
 from factory.kernel.models.custody_entry import CustodyEntry
-from factory.line import jobs
+from factory.line import jobs, leases, service
 from factory.line.agent import LineAgentProcess, SimulationOptions
 from factory.line.bench_config import simulated_config
 from factory.line.consistency import audit_line
@@ -33,6 +35,17 @@ from imaging.engine import Progress, erase
 
 DISK = 4 * 2**20
 SLOT = "bench-1/slot-1"
+
+# The custody history of a device whose first erase round failed and whose retry went through.
+FAILED_THEN_RETRIED = [
+    "receive",
+    "start_sanitise",
+    "fail",
+    "start_sanitise",
+    "sanitised",
+    "start_provision",
+    "provisioned",
+]
 
 
 @dataclass
@@ -163,17 +176,8 @@ def test_issued_device_found_on_a_bench_is_booked_back_then_wiped(line: Line) ->
 def test_second_device_in_an_occupied_slot_is_a_clear_error(line: Line) -> None:
     first = line.sim.arrive(SLOT, Identity.NEW_STOCK)
     line.wait_job()
-    intruder = DeviceAttached(
-        subsystem="block",
-        sys_path="/sys/x",
-        device_node="/nonexistent",
-        devtype="disk",
-        serial="INTRUDER-9",
-        vendor=None,
-        model=None,
-        id_path=line.sim.slots[0].id_path,
-        bench_port=None,
-        size_bytes=DISK,
+    intruder = attached_disk(
+        "INTRUDER-9", line.sim.slots[0].id_path, sys_path="/sys/x", device_node="/nonexistent", size_bytes=DISK
     )
     line.controller.submit(intruder)
     assert line.controller.wait_idle(10)
@@ -213,6 +217,11 @@ def gated(ctx: AppContext) -> Iterator[tuple[Line, _Gate]]:
         gate.release.set()
 
 
+def _published(line: Line, result: str) -> bool:
+    """Whether the controller has announced a slot ``result`` on its bus (after acting on it)."""
+    return any(e.kind == "slot" and e.data.get("result") == result for e in line.controller.bus.since(0))
+
+
 def _arrive_big(line: Line, identity: Identity = Identity.RETURNED) -> object:
     line.sim.disk_bytes = 64 * 2**20  # several progress reports: the gate catches the write pass
     return line.sim.arrive(SLOT, identity)
@@ -223,7 +232,8 @@ def test_pulled_device_mid_wipe_fails_the_job_frees_the_slot_and_flags_the_devic
     dev = _arrive_big(line)
     assert gate.in_write.wait(20), "the wipe never started"
     line.sim.pull(SLOT)
-    time.sleep(0.3)  # let the controller handle the removal while the engine is mid-pass
+    # The controller handles the removal (stops the runner) while the engine is still mid-pass.
+    wait_until(lambda: _published(line, "detached"), 10, message="the controller to handle the removal")
     gate.release.set()
     job = line.wait_job()
     assert job.status == "failed"
@@ -246,8 +256,9 @@ def test_technician_cancel_then_retry_restarts_from_a_new_erase_round(gated) -> 
     assert gate.in_write.wait(20)
     first = line.job()
     with session_scope(line.ctx.engine) as s:
-        jobs.request_stop(s, first.id or 0, kind="cancel", actor="tech.one")
-    runner = line.controller._runners[first.id or 0]
+        service.request_stop(s, first.id or 0, kind="cancel", actor="tech.one")
+    runner = line.controller.runner(first.id or 0)
+    assert runner is not None
     assert runner.cancel.wait(10), "the heartbeat did not relay the cancel to the running job"
     gate.release.set()
     cancelled = line.wait_job()
@@ -255,7 +266,7 @@ def test_technician_cancel_then_retry_restarts_from_a_new_erase_round(gated) -> 
     assert (cancelled.status, cancelled.reason) == ("cancelled", expected)
     with session_scope(line.ctx.engine) as s:
         assert get_device(s, dev.device_serial).state == "sanitise_failed"
-        retried = jobs.retry(
+        retried = service.retry_job(
             s, cancelled.id or 0, actor="tech.one", provision_name="provision (not yet implemented: no-op)"
         )
         retried_id = retried.id
@@ -266,15 +277,7 @@ def test_technician_cancel_then_retry_restarts_from_a_new_erase_round(gated) -> 
         certs = s.exec(select(Certificate).where(Certificate.device_id == device.id)).all()
         assert [c.erase_round_seq for c in certs] == [device.erase_round_seq]
     events = line.history(dev.device_serial)
-    assert events == [
-        "receive",
-        "start_sanitise",
-        "fail",
-        "start_sanitise",
-        "sanitised",
-        "start_provision",
-        "provisioned",
-    ]
+    assert events == FAILED_THEN_RETRIED
 
 
 def test_abort_of_a_job_whose_agent_is_gone_settles_it_at_once(ctx: AppContext) -> None:
@@ -287,7 +290,7 @@ def test_abort_of_a_job_whose_agent_is_gone_settles_it_at_once(ctx: AppContext) 
             job.status, job.owner_run, job.lease_expires_at = "running", "dead-run", time.time() - 60
             s.add(job)
         with session_scope(ctx.engine) as s:
-            stopped = jobs.request_stop(s, job.id or 0, kind="abort", actor="tech.two")
+            stopped = service.request_stop(s, job.id or 0, kind="abort", actor="tech.two")
             assert stopped.status == "aborted" and stopped.reason == "aborted by tech.two"
         with session_scope(ctx.engine) as s:
             assert get_device(s, device.serial).state == "ready"  # not this job's in-progress state: untouched
@@ -343,15 +346,7 @@ def test_restart_reconciles_an_interrupted_wipe_and_restarts_it_from_a_new_round
         agent = s.get(LineAgent, "test-agent")
         assert agent is not None and agent.run_id == second.run_id
     history = Line(ctx, second, sim).history(dev.device_serial or "")
-    assert history == [
-        "receive",
-        "start_sanitise",
-        "fail",
-        "start_sanitise",
-        "sanitised",
-        "start_provision",
-        "provisioned",
-    ]
+    assert history == FAILED_THEN_RETRIED
     assert audit_line(ctx.engine, ctx.settings) == []
 
 
@@ -381,30 +376,17 @@ def test_a_bench_driven_by_a_live_agent_cannot_be_taken(ctx: AppContext) -> None
 
 
 def test_unmapped_port_is_a_notice_not_a_job(line: Line) -> None:
-    line.controller.submit(
-        DeviceAttached(
-            subsystem="block",
-            sys_path="/sys/y",
-            device_node="/dev/sdz",
-            devtype="disk",
-            serial="X1",
-            vendor=None,
-            model=None,
-            id_path="pci-0000:99",
-            bench_port=None,
-            size_bytes=1,
-        )
-    )
+    line.controller.submit(attached_disk("X1", "pci-0000:99", sys_path="/sys/y", device_node="/dev/sdz", size_bytes=1))
     assert line.controller.wait_idle(10)
     assert line.controller.stats.unmapped == 1
     assert "unmapped port pci-0000:99" in line.controller.stats.notices[-1].message
+
     # The heartbeat stores it on the agent's row, so a board served by another process shows it.
-    deadline = time.monotonic() + 10
-    notices: list[dict[str, str]] = []
-    while time.monotonic() < deadline and not notices:
+    def stored_notices() -> list[dict[str, str]]:
         with session_scope(line.ctx.engine) as s:
-            notices = board_snapshot(s)["notices"]
-        time.sleep(0.1)
+            return board_snapshot(s)["notices"]
+
+    notices = wait_until(stored_notices, 10, 0.1, "the heartbeat to store the notice")
     assert [(n["agent"], n["message"]) for n in notices] == [("test-agent", "X1 on unmapped port pci-0000:99")]
 
 
@@ -427,7 +409,7 @@ def test_claims_never_hand_one_job_to_two_agents(ctx: AppContext) -> None:
     def claimer(name: str) -> None:
         for _ in range(20):
             with session_scope(ctx.engine) as s:
-                got = jobs.claim_jobs(
+                got = leases.claim_jobs(
                     s,
                     agent=name,
                     run_id=name,
@@ -464,15 +446,15 @@ def test_agent_process_runs_the_simulated_line(ctx: AppContext) -> None:
         simulated_config("1x3", agent="sim-agent"),
         simulation=SimulationOptions(disk_bytes=DISK, seed=2, gap=(0.05, 0.2), dwell=(0.05, 0.1), max_devices=6),
     )
+
+    def six_done() -> list[Job]:
+        with session_scope(ctx.engine) as s:
+            done = s.exec(select(Job).where(col(Job.status).in_(["succeeded", "held"]))).all()
+        return list(done) if len(done) >= 6 else []
+
     agent.start()
     try:
-        deadline = time.monotonic() + 40
-        while time.monotonic() < deadline:
-            with session_scope(ctx.engine) as s:
-                done = s.exec(select(Job).where(col(Job.status).in_(["succeeded", "held"]))).all()
-            if len(done) >= 6:
-                break
-            time.sleep(0.2)
+        done = wait_until(six_done, 40, 0.2, "six jobs to finish on the simulated line")
         assert len(done) >= 6
     finally:
         agent.stop()

@@ -9,11 +9,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from harness.domain import receive_guest_laptop
+from harness.line_sites import switch_site_file
 from harness.qemu_guest import MIB, NVME_SERIAL, SATA_SERIAL, GuestDisk, RunningGuest, build_guest_image, qemu_guest
 from harness.requirements import require_root, require_tool
 from sqlmodel import col, select
 
-from factory.intake.service import MediaSpec, receive_device, register_endpoint
+from factory.intake.service import register_endpoint
 from factory.intake.views import get_device
 from factory.kernel.context import AppContext
 from factory.kernel.db.engine import session_scope
@@ -46,37 +48,15 @@ def guest(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGuest]:
 
 
 def site(tmp_path: Path, guest: RunningGuest) -> Path:
-    path = tmp_path / "site.toml"
-    path.write_text(
-        f"""agent = "net-agent"
-erase_processes = 0
-[[bench]]
-name = "bench-1"
-slots = [{{position = 1, port_kind = "switch"}}]
-[port_map]
-switch_ports = [{{switch = "sw-bench-1", if_name = "Gi1/0/1", slot = "{SLOT}"}}]
-[[switches]]
-name = "sw-bench-1"
-host = "127.0.0.1"
-[service_env]
-ssh_private_key = "{guest.client_key}"
-"""
-    )
-    return path
+    port = f'{{switch = "sw-bench-1", if_name = "Gi1/0/1", slot = "{SLOT}"}}'
+    service_env = f'[service_env]\nssh_private_key = "{guest.client_key}"\n'
+    return switch_site_file(tmp_path, traps=service_env, ports=port, slots=1)
 
 
 def returned_laptop(ctx: AppContext, guest: RunningGuest, serial: str, media: list[tuple[str, str]]) -> None:
     """A used laptop with its disks and its service-environment endpoint (and MAC) on record."""
+    receive_guest_laptop(ctx, serial, media, DISK)
     with session_scope(ctx.engine) as s:
-        receive_device(
-            s,
-            serial=serial,
-            kind="laptop",
-            make="QEMU",
-            model="Standard PC",
-            actor="tech.one",
-            media=[MediaSpec(kind, medium, DISK) for kind, medium in media],
-        )
         register_endpoint(
             s,
             serial,

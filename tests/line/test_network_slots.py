@@ -5,20 +5,19 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from harness.domain import receive
+from harness.line_sites import ONE_SWITCH, switch_site_file
 from harness.requirements import require_tool
 from harness.snmpsim import (
     SnmpSim,
-    reset_switches,
-    switch_simulator,
 )
+from harness.waiting import wait_until
 from sqlmodel import col, select
 
 from factory.intake.service import register_endpoint
@@ -38,33 +37,6 @@ from hardware_drivers.switch_poller import SwitchTarget, TrapListen
 LAPTOP = "00:1b:63:aa:00:01"  # on sw-bench-1 Gi1/0/1 in the fixture
 STRANGER = "00:1b:63:aa:00:02"  # on sw-bench-1 Gi1/0/2: recorded on no device
 SLOT1, SLOT2, SLOT3 = "bench-1/slot-1", "bench-1/slot-2", "bench-1/slot-3"
-
-
-def site_file(tmp_path: Path, switches: str, *, traps: str = "", ports: str | None = None) -> Path:
-    wiring = ports or (
-        '{switch = "sw-bench-1", if_name = "Gi1/0/1", slot = "bench-1/slot-1"},\n'
-        '  {switch = "sw-bench-1", if_name = "Gi1/0/2", slot = "bench-1/slot-2"},'
-    )
-    path = tmp_path / "site.toml"
-    path.write_text(
-        f"""agent = "net-agent"
-erase_processes = 0
-[[bench]]
-name = "bench-1"
-slots = [{{position = 1, port_kind = "switch"}}, {{position = 2, port_kind = "switch"}},
-         {{position = 3, port_kind = "switch"}}]
-[port_map]
-switch_ports = [
-  {wiring}
-]
-{switches}
-{traps}
-"""
-    )
-    return path
-
-
-ONE_SWITCH = '[[switches]]\nname = "sw-bench-1"\nhost = "127.0.0.1"\n'
 
 
 def host_key() -> str:
@@ -97,19 +69,11 @@ def jobs_in(ctx: AppContext, code: str) -> list[Job]:
         return list(rows)
 
 
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
 # ---------------------------------------------------------------------------- the site file
 
 
 def test_site_file_lists_switches_and_the_trap_listener(tmp_path: Path) -> None:
-    path = site_file(
+    path = switch_site_file(
         tmp_path,
         ONE_SWITCH + 'community = "bench"\ninterval = 5\nport = 1161\n'
         '[[switches]]\nname = "sw-spare"\nhost = "sw-spare.example"\ntimeout = 1\nretries = 0\n',
@@ -121,7 +85,7 @@ def test_site_file_lists_switches_and_the_trap_listener(tmp_path: Path) -> None:
         SwitchTarget("sw-spare", "sw-spare.example", 161, "public", 10.0, 1.0, 0),
     )
     assert network.traps == TrapListen("127.0.0.1", 1162, ("bench",))
-    assert load_line_config(site_file(tmp_path, ONE_SWITCH)).network.traps is None
+    assert load_line_config(switch_site_file(tmp_path, ONE_SWITCH)).network.traps is None
 
 
 @pytest.mark.parametrize(
@@ -139,7 +103,7 @@ def test_site_file_lists_switches_and_the_trap_listener(tmp_path: Path) -> None:
 )
 def test_site_file_refuses_bad_switch_settings(tmp_path: Path, switches: str, traps: str, message: str) -> None:
     with pytest.raises(InvalidInput) as excinfo:
-        load_line_config(site_file(tmp_path, switches, traps=traps))
+        load_line_config(switch_site_file(tmp_path, switches, traps=traps))
     assert message in str(excinfo.value)
 
 
@@ -148,7 +112,7 @@ def test_site_file_refuses_bad_switch_settings(tmp_path: Path, switches: str, tr
 
 @pytest.fixture
 def controller(ctx: AppContext, tmp_path: Path) -> Iterator[Controller]:
-    config = load_line_config(site_file(tmp_path, ONE_SWITCH))
+    config = load_line_config(switch_site_file(tmp_path, ONE_SWITCH))
     ctl = Controller(ctx, config)  # the events below are the ones the switch poller submits
     ctl.start()
     try:
@@ -268,16 +232,6 @@ def test_switch_failures_are_one_notice_until_it_answers_again(ctx: AppContext, 
 # ---------------------------------------------------------------------------- the agent, end to end
 
 
-@pytest.fixture(scope="module")
-def snmpsim_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SnmpSim]:
-    yield from switch_simulator(tmp_path_factory.mktemp("snmpsim"))
-
-
-@pytest.fixture
-def sim(snmpsim_server: SnmpSim) -> SnmpSim:
-    return reset_switches(snmpsim_server)
-
-
 def test_agent_polls_the_switches_and_survives_one_that_times_out(
     ctx: AppContext, sim: SnmpSim, tmp_path: Path
 ) -> None:
@@ -298,16 +252,18 @@ def test_agent_polls_the_switches_and_survives_one_that_times_out(
         '  {switch = "sw-gone", if_name = "Gi9/0/1", slot = "bench-1/slot-3"},'
     )
     config: LineConfig = load_line_config(
-        site_file(tmp_path, switches, traps='[traps]\nhost = "127.0.0.1"\nport = 0\n', ports=ports)
+        switch_site_file(tmp_path, switches, traps='[traps]\nhost = "127.0.0.1"\nport = 0\n', ports=ports)
     )
     agent = LineAgentProcess(ctx, config)  # real mode: udev and the switches
     agent.start()
     try:
         assert agent.switches is not None and agent.switches.trap_port
         controller = agent.controller
-        wait_for(lambda: any("sw-gone is not answering" in n.message for n in controller.stats.notices), "notice")
-        wait_for(lambda: [j.status for j in jobs_in(ctx, SLOT1)] == ["succeeded"], "NS-1's job")
-        wait_for(lambda: slot(ctx, SLOT2).attached_mac == STRANGER, "the unknown laptop")
+        wait_until(
+            lambda: any("sw-gone is not answering" in n.message for n in controller.stats.notices), 30, message="notice"
+        )
+        wait_until(lambda: [j.status for j in jobs_in(ctx, SLOT1)] == ["succeeded"], 30, message="NS-1's job")
+        wait_until(lambda: slot(ctx, SLOT2).attached_mac == STRANGER, 30, message="the unknown laptop")
         assert slot(ctx, SLOT1).attached_serial == "NS-1"
         assert (slot(ctx, SLOT2).error or "").startswith(f"unknown device MAC {STRANGER}")
 
@@ -323,7 +279,7 @@ def test_agent_polls_the_switches_and_survives_one_that_times_out(
             check=True,
             timeout=10,
         )  # fmt: skip
-        wait_for(lambda: slot(ctx, SLOT1).attachment_id is None, "slot 1 freed")
+        wait_until(lambda: slot(ctx, SLOT1).attachment_id is None, 30, message="slot 1 freed")
         assert slot(ctx, SLOT2).attached_mac == STRANGER  # the other port is untouched
         sw_gone = [n for n in controller.stats.notices if "sw-gone" in n.message]
         assert len(sw_gone) == 1  # retried all along, reported once
@@ -361,7 +317,7 @@ def test_a_laptop_that_cannot_be_reached_fails_its_job_before_the_erase_round(
         )
     )
     service_env = f'[service_env]\nssh_private_key = "{key}"\n' if with_key else ""
-    config = load_line_config(site_file(tmp_path, ONE_SWITCH, traps=service_env))
+    config = load_line_config(switch_site_file(tmp_path, ONE_SWITCH, traps=service_env))
     receive(ctx, "RET-1", media=("RET-1-D",))  # a used laptop: returned -> sanitise -> provision
     port = refused_port()
     with session_scope(ctx.engine) as s:
@@ -395,4 +351,6 @@ def test_a_laptop_that_cannot_be_reached_fails_its_job_before_the_erase_round(
 def test_site_file_service_key_must_exist(tmp_path: Path) -> None:
     missing = tmp_path / "nope"
     with pytest.raises(InvalidInput, match=r"service_env\.ssh_private_key .*nope does not exist"):
-        load_line_config(site_file(tmp_path, ONE_SWITCH, traps=f'[service_env]\nssh_private_key = "{missing}"\n'))
+        load_line_config(
+            switch_site_file(tmp_path, ONE_SWITCH, traps=f'[service_env]\nssh_private_key = "{missing}"\n')
+        )

@@ -11,22 +11,21 @@ import os
 import shutil
 import socket
 import threading
-import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import uvicorn
+from harness.audit_data import sanitised_device
+from harness.custody_data import PNG, officer
 from harness.requirements import require
+from harness.waiting import wait_until
 from harness.web import (  # noqa: F401 (cheap_password_hashing: autouse fixture)
     PASSWORD,
-    PNG,
-    certified_device,
     cheap_password_hashing,
     consignment,
     make_users,
-    officer,
 )
 
 from api.app import create_app
@@ -75,17 +74,15 @@ def site(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Ite
     )
     init_keys(ctx.settings)
     make_users(ctx)
-    officer(ctx, "PC2001")
+    officer(ctx, "PC2001", pin="4321")
     ref = consignment(ctx, ("CN-DEV-1", "CN-DEV-2"), "PC2001")
-    certified_device(ctx, "AUD-1")
+    sanitised_device(ctx, "AUD-1", ("AUD-1-M1",))
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(ctx), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
+    wait_until(lambda: server.started or not thread.is_alive(), 15, message="uvicorn to start")
+    assert thread.is_alive(), "uvicorn did not start"
     try:
         yield Site(ctx, f"http://127.0.0.1:{port}", ref)
     finally:
