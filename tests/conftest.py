@@ -76,6 +76,31 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
+# ---------------------------------------------------------------- the API in process
+ROLES = ("technician", "courier", "auditor", "admin")
+
+
+@pytest.fixture
+def client(ctx: object) -> Iterator[object]:
+    """The app on ``ctx`` behind an in-process HTTP client (server errors come back as 500s)."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    with TestClient(create_app(ctx), raise_server_exceptions=False) as c:  # type: ignore[arg-type]
+        yield c
+
+
+@pytest.fixture
+def tokens(ctx: object) -> dict[str, str]:
+    """One API token per role, for users named after it ('technician1', ...)."""
+    from factory.identity.service import add_user
+    from factory.kernel.db.engine import session_scope
+
+    with session_scope(ctx.engine) as s:  # type: ignore[attr-defined]
+        return {role: add_user(s, f"{role}1", role)[1] for role in ROLES}
+
+
 # ---------------------------------------------------------------- switches
 # One snmpsim per test module that asks for it; every test gets its switches reset to the fixture files.
 

@@ -3,26 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from fastapi.testclient import TestClient
-
-from api.app import create_app
-from factory.identity.service import add_user
-from factory.kernel.db.engine import session_scope
-
-
-@pytest.fixture
-def client(ctx):
-    with TestClient(create_app(ctx), raise_server_exceptions=False) as c:
-        yield c
-
-
-@pytest.fixture
-def tokens(ctx) -> dict[str, str]:
-    out = {}
-    with session_scope(ctx.engine) as s:
-        for role in ("technician", "courier", "auditor", "admin"):
-            out[role] = add_user(s, f"{role}1", role)[1]
-    return out
 
 
 def _h(token: str) -> dict[str, str]:

@@ -6,18 +6,10 @@ import base64
 import hashlib
 
 import pytest
-from fastapi.testclient import TestClient
 from harness.custody_data import PNG, ready
 
-from api.app import create_app
 from factory.identity.service import add_user
 from factory.kernel.db.engine import session_scope
-
-
-@pytest.fixture
-def client(ctx):
-    with TestClient(create_app(ctx), raise_server_exceptions=False) as c:
-        yield c
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import pytest
 import zstandard
 from harness.disks import MIB, loop_device
 from harness.fuse_faults import faulty_image
-from harness.requirements import require, require_root, require_tool
+from harness.requirements import require_root, require_tool
 
 import imaging.deploy as deploy_module
 import imaging.engine as engine_module
@@ -365,15 +365,6 @@ def test_backing_file_of_a_loop_device_is_refused(loop, tmp_path):
 # ---------------------------------------------------------------- injected EIO (root, FUSE)
 
 FAULT_DISK = 16 * MIB
-
-
-@pytest.fixture
-def fuse_ready():
-    require_root()
-    require_tool("losetup")
-    require_tool("fusermount")
-    require(Path("/dev/fuse").exists(), "needs /dev/fuse")
-    pytest.importorskip("fuse", reason="needs fusepy")
 
 
 def test_eio_during_write_fails_closed_at_the_failing_chunk(fuse_ready, tmp_path):

@@ -4,25 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from harness.disks import MIB, loop_device, make_image
 from harness.fuse_faults import faulty_image
-from harness.requirements import require, require_root, require_tool
 
 from imaging.engine import erase
 from imaging.result import Level, VerifyMode
 
 SIZE = 64 * MIB
 CHUNK = 8 * MIB
-
-
-@pytest.fixture
-def fuse_ready():
-    require_root()
-    require_tool("losetup")
-    require_tool("fusermount")
-    require(Path("/dev/fuse").exists(), "needs /dev/fuse")
-    pytest.importorskip("fuse", reason="needs fusepy")
 
 
 def _faulty_loop(tmp_path: Path, **faults):

@@ -5,34 +5,16 @@ from __future__ import annotations
 import json
 import time
 
-import pytest
-from fastapi.testclient import TestClient
 from sqlmodel import select
 
-from api.app import create_app
 from factory.identity.models import User
-from factory.identity.service import add_user, open_web_session
+from factory.identity.service import open_web_session
 from factory.kernel.context import AppContext
 from factory.kernel.db.engine import session_scope
 from factory.line import jobs
 from factory.line.bench_config import simulated_config
 from factory.line.models import Slot
 from factory.line.slots import Attachment, attach, register_benches
-
-
-@pytest.fixture
-def client(ctx: AppContext):
-    with TestClient(create_app(ctx), raise_server_exceptions=False) as c:
-        yield c
-
-
-@pytest.fixture
-def tokens(ctx: AppContext) -> dict[str, str]:
-    out = {}
-    with session_scope(ctx.engine) as s:
-        for role in ("technician", "auditor"):
-            out[role] = add_user(s, f"{role}1", role)[1]
-    return out
 
 
 def _h(token: str) -> dict[str, str]:

@@ -16,7 +16,6 @@ from harness.web import (  # noqa: F401 (cheap_password_hashing: autouse fixture
 from sqlmodel import select
 from typer.testing import CliRunner
 
-from api.app import create_app
 from factory.cli.main import app as cli
 from factory.identity.models import User, WebSession
 from factory.identity.service import (
@@ -31,12 +30,6 @@ from factory.identity.service import (
 )
 from factory.kernel.db.engine import session_scope
 from factory.kernel.errors import InvalidInput, Unauthenticated
-
-
-@pytest.fixture
-def client(ctx):
-    with TestClient(create_app(ctx), raise_server_exceptions=False) as c:
-        yield c
 
 
 def test_passwords_are_argon2id_and_checked(ctx) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from fastapi.testclient import TestClient
 from harness.audit_data import sanitised_device
 from harness.domain import SIZE, receive
 from harness.web import (  # noqa: F401 (cheap_password_hashing: autouse fixture)
@@ -15,16 +14,9 @@ from harness.web import (  # noqa: F401 (cheap_password_hashing: autouse fixture
 from prometheus_client.parser import text_string_to_metric_families
 from sqlmodel import select
 
-from api.app import create_app
 from factory.kernel.clock import format_utc, utc_now
 from factory.kernel.db.engine import session_scope
 from factory.line.models import Bench, Job, JobStep, Slot
-
-
-@pytest.fixture
-def client(ctx):
-    with TestClient(create_app(ctx), raise_server_exceptions=False) as c:
-        yield c
 
 
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
