@@ -24,6 +24,11 @@ class Acceptance:
     pin: str | None = None
 
 
+def acceptance_ref(record: AcceptanceRecord) -> dict[str, object]:
+    """What a hand-over entry records about the acceptance: enough to find it and to check it."""
+    return {"record_id": record.id, "sha256": record.record_sha256, "method": record.method}
+
+
 def record_acceptance(
     session: Session,
     *,
@@ -33,7 +38,11 @@ def record_acceptance(
     context: dict[str, object],
     actor: str,
 ) -> AcceptanceRecord:
-    """Check and store the acceptance; refuse a missing name, no or both proofs, or a wrong PIN."""
+    """Check and store the acceptance.
+
+    :raises InvalidInput: no name, or not exactly one of signature and PIN.
+    :raises GuardRefused: a PIN for an officer without one, or a wrong PIN.
+    """
     name = (acceptance.name or "").strip()
     if not name:
         raise InvalidInput("the officer's name is required to accept a device")

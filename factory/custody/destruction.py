@@ -7,20 +7,28 @@ from __future__ import annotations
 
 from sqlmodel import Session, select
 
-from factory.custody.documents import DocumentKind, Upload, document_ref, get_document, store_document
+from factory.custody.documents import DocumentKind, Upload, document_ref, store_document
+from factory.custody.lookups import get_destruction, get_document
 from factory.custody.models import DestructionRecord
+from factory.custody.outcome import Outcome
 from factory.intake.views import get_device
 from factory.kernel.clock import utc_now
-from factory.kernel.errors import Conflict, GuardRefused, InvalidInput, InvalidTransition, NotFound
+from factory.kernel.errors import Conflict, GuardRefused, InvalidInput, InvalidTransition
 from factory.kernel.lifecycle.states import Event, State
 from factory.kernel.lifecycle.table import find_edge
 from factory.kernel.lifecycle.transition import TransitionRequest, change_state
-from factory.kernel.models.custody_entry import CustodyEntry
 
 
 def request_destruction(
     session: Session, *, serial: str, method: str, reason: str, evidence: Upload, actor: str
-) -> DestructionRecord:
+) -> Outcome[DestructionRecord]:
+    """Ask for a device's destruction, with evidence; a second person must witness it.
+
+    :raises NotFound: no such device.
+    :raises InvalidTransition: the device cannot be destroyed from its state.
+    :raises InvalidInput: no method or reason, or bad evidence.
+    :raises Conflict: a request is already waiting for a witness.
+    """
     device = get_device(session, serial)
     source = State(device.state) if device.state else None
     if find_edge(Event.DESTROY, source) is None:
@@ -47,19 +55,23 @@ def request_destruction(
     )
     session.add(record)
     session.flush()
-    return record
+    return Outcome(record)
 
 
-def witness_destruction(session: Session, *, record_id: int, witness: str) -> CustodyEntry:
-    record = session.get(DestructionRecord, record_id)
-    if record is None:
-        raise NotFound(f"no destruction request {record_id}")
+def witness_destruction(session: Session, *, record_id: int, witness: str) -> Outcome[DestructionRecord]:
+    """A second person witnesses the destruction: the ``destroy`` transition runs.
+
+    :raises NotFound: no such request.
+    :raises Conflict: already witnessed.
+    :raises GuardRefused: the witness requested it.
+    """
+    record = get_destruction(session, record_id)
     if record.destroyed_seq is not None:
         raise Conflict(f"destruction {record_id} was already witnessed by {record.witnessed_by}")
     if witness == record.requested_by:
         raise GuardRefused(f"destruction {record_id} needs a second person: {witness} requested it")
     doc = get_document(session, record.evidence_document_id)
-    [entry] = change_state(
+    entries = change_state(
         session,
         [
             TransitionRequest(
@@ -77,7 +89,7 @@ def witness_destruction(session: Session, *, record_id: int, witness: str) -> Cu
         witness=witness,
     )
     record.witnessed_by = witness
-    record.destroyed_seq = entry.seq
+    record.destroyed_seq = entries[0].seq
     session.add(record)
     session.flush()
-    return entry
+    return Outcome(record, entries)

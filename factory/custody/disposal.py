@@ -4,6 +4,7 @@ open -> devices added (``add_to_disposal``: certified devices only) or removed -
 a waste transfer note (all statutory fields, both signatures; batteries need a hazardous waste
 consignment note) -> the recycler's recycling/destruction certificate is recorded and each device
 it accounts for is ``dispose``d -> closed, only when every device in the batch is accounted for.
+The batch's statuses and steps are in ``statuses.py``.
 """
 
 from __future__ import annotations
@@ -13,12 +14,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
-from factory.custody.documents import DocumentKind, Upload, document_ref, get_document, store_document, store_pdf
-from factory.custody.models import DisposalBatch, DisposalItem, DisposalStatus
+from factory.custody.documents import DocumentKind, Upload, document_ref, store_document, store_pdf
+from factory.custody.lookups import get_batch, get_document, get_party, linked, pick_scanned
+from factory.custody.models import DisposalBatch, DisposalItem, EvidenceDocument
+from factory.custody.outcome import Outcome
 from factory.custody.pdf import Party, WasteTransferNote, render_waste_transfer_note
-from factory.custody.people import get_party, party_label
+from factory.custody.people import party_label
+from factory.custody.statuses import BatchStep, change_status, require
 from factory.intake.views import get_device
 from factory.kernel import clock
 from factory.kernel.clock import format_utc, utc_now
@@ -26,13 +30,13 @@ from factory.kernel.errors import Conflict, GuardRefused, InvalidInput, NotFound
 from factory.kernel.lifecycle.guards import CertificateVerifier
 from factory.kernel.lifecycle.states import Event
 from factory.kernel.lifecycle.transition import TransitionRequest, change_state
-from factory.kernel.models.custody_entry import CustodyEntry
 from factory.kernel.models.device import Device, DeviceKind
 from factory.kernel.models.parties import Custodian, CustodianKind
 
 _EWC = re.compile(r"^\d{2} \d{2} \d{2}\*?$")  # e.g. "16 02 14", "20 01 35*" (asterisk: hazardous)
 _SIC = re.compile(r"^\d{5}$")
 BATTERY_KINDS = frozenset({DeviceKind.LAPTOP.value, DeviceKind.TABLET.value, DeviceKind.VEHICLE_TABLET.value})
+Items = list[tuple[DisposalItem, Device]]
 
 
 @dataclass(frozen=True)
@@ -50,26 +54,25 @@ class WasteTransfer:
     collected_at: datetime | None = None
 
 
-def get_batch(session: Session, batch_id: int) -> DisposalBatch:
-    batch = session.get(DisposalBatch, batch_id)
-    if batch is None:
-        raise NotFound(f"no disposal batch {batch_id}")
-    return batch
-
-
-def batch_devices(session: Session, batch: DisposalBatch) -> list[tuple[DisposalItem, Device]]:
+def batch_devices(session: Session, batch: DisposalBatch) -> Items:
+    """The devices in the batch (not taken out), by serial."""
     rows = session.exec(
         select(DisposalItem, Device)
-        .join(Device, Device.id == DisposalItem.device_id)  # type: ignore[arg-type]
+        .join(Device, col(Device.id) == DisposalItem.device_id)
         .where(DisposalItem.batch_id == batch.id, DisposalItem.removed == False)  # noqa: E712
-        .order_by(Device.serial)  # type: ignore[arg-type]
+        .order_by(col(Device.serial))
     ).all()
     return [(item, device) for item, device in rows]
 
 
 def open_batch(
     session: Session, *, recycler_reference: str, description: str, ewc_code: str, sic_code: str, actor: str
-) -> DisposalBatch:
+) -> Outcome[DisposalBatch]:
+    """Open a batch for one recycler.
+
+    :raises NotFound: no such recycler.
+    :raises InvalidInput: the recycler has no address, no description, or a malformed EWC or SIC code.
+    """
     recycler = get_party(session, (CustodianKind.RECYCLER,), recycler_reference)
     if not recycler.address:
         raise InvalidInput(f"recycler {recycler.reference} has no address: the waste transfer note needs one")
@@ -89,17 +92,24 @@ def open_batch(
         created_by=actor,
         created_at=utc_now(),
     )
+    change_status(batch, BatchStep.OPEN)
     session.add(batch)
     session.flush()
-    return batch
+    return Outcome(batch)
 
 
 def add_device(
     session: Session, *, batch_id: int, serial: str, actor: str, verifier: CertificateVerifier | None
-) -> CustodyEntry:
-    batch = _open(session, batch_id)
+) -> Outcome[DisposalBatch]:
+    """Put a certified device into an open batch (``add_to_disposal``).
+
+    :raises NotFound: no such batch or device.
+    :raises Conflict: the batch is not open.
+    :raises GuardRefused: the device is not certified.
+    """
+    batch = _open_batch(session, batch_id)
     device = get_device(session, serial)
-    [entry] = change_state(
+    entries = change_state(
         session,
         [TransitionRequest(device.id or 0, Event.ADD_TO_DISPOSAL, evidence={"disposal_batch": batch.id})],
         actor=actor,
@@ -115,11 +125,17 @@ def add_device(
         batch.contains_batteries = True
         session.add(batch)
     session.flush()
-    return entry
+    return Outcome(batch, entries)
 
 
-def remove_device(session: Session, *, batch_id: int, serial: str, reason: str, actor: str) -> CustodyEntry:
-    batch = _open(session, batch_id)
+def remove_device(session: Session, *, batch_id: int, serial: str, reason: str, actor: str) -> Outcome[DisposalBatch]:
+    """Take a device out of an open batch (``remove_from_disposal``).
+
+    :raises NotFound: no such batch or device, or the device is not in the batch.
+    :raises Conflict: the batch is not open.
+    :raises InvalidInput: no reason.
+    """
+    batch = _open_batch(session, batch_id)
     device = get_device(session, serial)
     item = session.exec(
         select(DisposalItem).where(
@@ -132,23 +148,16 @@ def remove_device(session: Session, *, batch_id: int, serial: str, reason: str, 
         raise NotFound(f"device {device.serial} is not in disposal batch {batch.id}")
     if not (reason or "").strip():
         raise InvalidInput("taking a device out of a disposal batch needs a reason")
-    [entry] = change_state(
-        session,
-        [
-            TransitionRequest(
-                device.id or 0,
-                Event.REMOVE_FROM_DISPOSAL,
-                evidence={"disposal_batch": batch.id, "reason": reason.strip()},
-            )
-        ],
-        actor=actor,
+    evidence = {"disposal_batch": batch.id, "reason": reason.strip()}
+    entries = change_state(
+        session, [TransitionRequest(device.id or 0, Event.REMOVE_FROM_DISPOSAL, evidence=evidence)], actor=actor
     )
     item.removed = True
     session.add(item)
     batch.contains_batteries = any(d.kind in BATTERY_KINDS for _, d in batch_devices(session, batch))
     session.add(batch)
     session.flush()
-    return entry
+    return Outcome(batch, entries)
 
 
 def collect(
@@ -159,12 +168,50 @@ def collect(
     actor: str,
     site: str,
     verifier: CertificateVerifier | None,
-) -> DisposalBatch:
-    """The recycler collects: the signed waste transfer note is rendered, stored and hashed."""
-    batch = _open(session, batch_id)
+) -> Outcome[DisposalBatch]:
+    """The recycler collects: the signed waste transfer note is rendered, stored and hashed.
+
+    :raises NotFound: no such batch.
+    :raises Conflict: the batch is not open, or empty.
+    :raises InvalidInput: a missing note field, a bad signature, or a bad collection time.
+    :raises GuardRefused: no waste hierarchy declaration, batteries without a hazardous note
+        reference, or a device that is not certified.
+    """
+    batch = _open_batch(session, batch_id)
     devices = batch_devices(session, batch)
     if not devices:
         raise Conflict(f"disposal batch {batch.id} is empty")
+    hazardous, when = _checked_transfer(batch, transfer)
+    recycler = linked(session, Custodian, batch.recycler_id)
+    note = _store_transfer_note(session, batch, devices, transfer, recycler, hazardous, when, actor=actor, site=site)
+    # The hand-off to the recycler is a custody event for every device, with the note's hash.
+    evidence = {"disposal_batch": batch.id, "waste_transfer_note": document_ref(note)}
+    to = party_label(recycler)
+    entries = change_state(
+        session,
+        [TransitionRequest(d.id or 0, Event.COLLECT, to_custodian=to, evidence=evidence) for _, d in devices],
+        actor=actor,
+        verifier=verifier,
+    )
+    for (item, _device), entry in zip(devices, entries, strict=True):
+        item.collected_seq = entry.seq
+        session.add(item)
+    batch.containment = transfer.containment.strip()[:200]
+    batch.place = transfer.place.strip()[:500]
+    batch.hierarchy_declaration = True
+    batch.transferor_name = transfer.transferor_name.strip()[:200]
+    batch.transferee_name = recycler.name
+    batch.hazardous_note_reference = hazardous
+    batch.collected_at = when
+    batch.wtn_document_id = note.id
+    change_status(batch, BatchStep.COLLECT)
+    session.add(batch)
+    session.flush()
+    return Outcome(batch, entries, document=note)
+
+
+def _checked_transfer(batch: DisposalBatch, transfer: WasteTransfer) -> tuple[str | None, str]:
+    """The hazardous note reference (if any) and the collection time, once every field checks out."""
     fields = {
         "containment": transfer.containment,
         "place of transfer": transfer.place,
@@ -184,10 +231,24 @@ def collect(
     moment = transfer.collected_at or clock.now()
     if moment.tzinfo is None or moment > clock.now() + timedelta(minutes=5):
         raise InvalidInput("the collection time must carry a time zone and not be in the future")
-    recycler = _recycler(session, batch)
+    return hazardous, format_utc(moment)
+
+
+def _store_transfer_note(
+    session: Session,
+    batch: DisposalBatch,
+    devices: Items,
+    transfer: WasteTransfer,
+    recycler: Custodian,
+    hazardous: str | None,
+    when: str,
+    *,
+    actor: str,
+    site: str,
+) -> EvidenceDocument:
     ours = store_document(session, DocumentKind.SIGNATURE, transfer.transferor_signature, actor=actor)
     theirs = store_document(session, DocumentKind.SIGNATURE, transfer.transferee_signature, actor=actor)
-    when = format_utc(moment)
+    transferor = f"{transfer.transferor_name.strip()} ({site})"
     pdf = render_waste_transfer_note(
         WasteTransferNote(
             batch_id=batch.id or 0,
@@ -195,9 +256,7 @@ def collect(
             ewc_code=batch.ewc_code,
             quantity=len(devices),
             containment=transfer.containment.strip(),
-            transferor=Party(
-                f"{transfer.transferor_name.strip()} ({site})", transfer.transferor_address.strip(), ours.sha256
-            ),
+            transferor=Party(transferor, transfer.transferor_address.strip(), ours.sha256),
             transferee=Party(recycler.name, recycler.address, theirs.sha256),
             sic_code=batch.sic_code,
             hierarchy_declaration=True,
@@ -208,37 +267,7 @@ def collect(
             device_serials=[d.serial for _, d in devices],
         )
     )
-    note = store_pdf(session, DocumentKind.WASTE_TRANSFER_NOTE, pdf, f"wtn-batch-{batch.id}.pdf", actor=actor)
-    # The hand-off to the recycler is a custody event for every device, with the note's hash.
-    entries = change_state(
-        session,
-        [
-            TransitionRequest(
-                d.id or 0,
-                Event.COLLECT,
-                to_custodian=party_label(recycler),
-                evidence={"disposal_batch": batch.id, "waste_transfer_note": document_ref(note)},
-            )
-            for _, d in devices
-        ],
-        actor=actor,
-        verifier=verifier,
-    )
-    for (item, _device), entry in zip(devices, entries, strict=True):
-        item.collected_seq = entry.seq
-        session.add(item)
-    batch.containment = transfer.containment.strip()[:200]
-    batch.place = transfer.place.strip()[:500]
-    batch.hierarchy_declaration = True
-    batch.transferor_name = transfer.transferor_name.strip()[:200]
-    batch.transferee_name = recycler.name
-    batch.hazardous_note_reference = hazardous
-    batch.collected_at = when
-    batch.wtn_document_id = note.id
-    batch.status = DisposalStatus.COLLECTED.value
-    session.add(batch)
-    session.flush()
-    return batch
+    return store_pdf(session, DocumentKind.WASTE_TRANSFER_NOTE, pdf, f"wtn-batch-{batch.id}.pdf", actor=actor)
 
 
 def record_recycler_certificate(
@@ -250,15 +279,56 @@ def record_recycler_certificate(
     verifier: CertificateVerifier | None,
     reference: str | None = None,
     document: Upload | None = None,
-) -> list[CustodyEntry]:
+) -> Outcome[DisposalBatch]:
     """Record the recycler's certificate (once per batch) and dispose of the devices it accounts for.
 
     Called again with further serials (and no reference) when the recycler accounts for the rest.
+
+    :raises NotFound: no such batch.
+    :raises Conflict: the batch is not collected, or has a different certificate already.
+    :raises GuardRefused: no certificate recorded or given, a serial not in the batch, or a device guard.
+    :raises InvalidInput: no device left to account for, or a bad certificate document.
     """
     batch = get_batch(session, batch_id)
-    if batch.status != DisposalStatus.COLLECTED:
-        raise Conflict(f"disposal batch {batch.id} is {batch.status}: only a collected batch can be accounted for")
-    ref = (reference or "").strip() or None
+    require(
+        batch,
+        BatchStep.ACCOUNT,
+        f"disposal batch {batch.id} is {batch.status}: only a collected batch can be accounted for",
+    )
+    _record_certificate_ref(session, batch, (reference or "").strip() or None, document, actor=actor)
+    by_serial = {d.serial: (i, d) for i, d in batch_devices(session, batch)}
+    wanted = pick_scanned(by_serial, serials, f"disposal batch {batch.id}")
+    chosen = [(i, d) for i, d in wanted if i.disposed_seq is None]
+    if not chosen:
+        raise InvalidInput(f"disposal batch {batch.id}: no device to account for")
+    evidence: dict[str, object] = {
+        "disposal_batch": batch.id,
+        "recycler_certificate": batch.recycler_certificate_ref,
+        "waste_transfer_note": document_ref(get_document(session, batch.wtn_document_id or 0)),
+    }
+    if batch.recycler_certificate_document_id is not None:
+        certificate = get_document(session, batch.recycler_certificate_document_id)
+        evidence["recycler_certificate_document"] = document_ref(certificate)
+    if batch.hazardous_note_reference:
+        evidence["hazardous_consignment_note"] = batch.hazardous_note_reference
+    to = party_label(linked(session, Custodian, batch.recycler_id))
+    entries = change_state(
+        session,
+        [TransitionRequest(d.id or 0, Event.DISPOSE, to_custodian=to, evidence=evidence) for _, d in chosen],
+        actor=actor,
+        verifier=verifier,
+    )
+    for (item, _device), entry in zip(chosen, entries, strict=True):
+        item.disposed_seq = entry.seq
+        session.add(item)
+    session.add(batch)
+    session.flush()
+    return Outcome(batch, entries)
+
+
+def _record_certificate_ref(
+    session: Session, batch: DisposalBatch, ref: str | None, document: Upload | None, *, actor: str
+) -> None:
     if batch.recycler_certificate_ref is None:
         if ref is None:
             raise GuardRefused(
@@ -272,68 +342,33 @@ def record_recycler_certificate(
             ).id
     elif ref is not None and ref != batch.recycler_certificate_ref:
         raise Conflict(f"disposal batch {batch.id} already has recycler certificate {batch.recycler_certificate_ref}")
-    by_serial = {d.serial: (i, d) for i, d in batch_devices(session, batch)}
-    wanted = list(dict.fromkeys(s.strip() for s in serials if s.strip()))
-    stray = [s for s in wanted if s not in by_serial]
-    if stray:
-        raise GuardRefused(f"disposal batch {batch.id} does not contain {', '.join(stray)}")
-    chosen = [by_serial[s] for s in wanted if by_serial[s][0].disposed_seq is None]
-    if not chosen:
-        raise InvalidInput(f"disposal batch {batch.id}: no device to account for")
-    evidence: dict[str, object] = {
-        "disposal_batch": batch.id,
-        "recycler_certificate": batch.recycler_certificate_ref,
-        "waste_transfer_note": document_ref(get_document(session, batch.wtn_document_id or 0)),
-    }
-    if batch.recycler_certificate_document_id is not None:
-        evidence["recycler_certificate_document"] = document_ref(
-            get_document(session, batch.recycler_certificate_document_id)
-        )
-    if batch.hazardous_note_reference:
-        evidence["hazardous_consignment_note"] = batch.hazardous_note_reference
-    recycler_label = party_label(_recycler(session, batch))
-    entries = change_state(
-        session,
-        [
-            TransitionRequest(d.id or 0, Event.DISPOSE, to_custodian=recycler_label, evidence=evidence)
-            for _, d in chosen
-        ],
-        actor=actor,
-        verifier=verifier,
-    )
-    for (item, _device), entry in zip(chosen, entries, strict=True):
-        item.disposed_seq = entry.seq
-        session.add(item)
-    session.add(batch)
-    session.flush()
-    return entries
 
 
-def close_batch(session: Session, *, batch_id: int, actor: str) -> DisposalBatch:
+def close_batch(session: Session, *, batch_id: int, actor: str) -> Outcome[DisposalBatch]:
+    """Close a collected batch once the recycler has accounted for every device in it.
+
+    :raises NotFound: no such batch.
+    :raises Conflict: the batch is not collected.
+    :raises GuardRefused: a device is not accounted for.
+    """
     batch = get_batch(session, batch_id)
-    if batch.status != DisposalStatus.COLLECTED:
-        raise Conflict(f"disposal batch {batch.id} is {batch.status}: only a collected batch can be closed")
+    require(
+        batch, BatchStep.CLOSE, f"disposal batch {batch.id} is {batch.status}: only a collected batch can be closed"
+    )
     missing = [d.serial for i, d in batch_devices(session, batch) if i.disposed_seq is None]
     if missing:
         raise GuardRefused(
             f"disposal batch {batch.id} cannot close: {len(missing)} device(s) not accounted for by the recycler: "
             f"{', '.join(missing)}"
         )
-    batch.status = DisposalStatus.CLOSED.value
+    change_status(batch, BatchStep.CLOSE)
     batch.closed_at = utc_now()
     session.add(batch)
     session.flush()
-    return batch
+    return Outcome(batch)
 
 
-def _open(session: Session, batch_id: int) -> DisposalBatch:
+def _open_batch(session: Session, batch_id: int) -> DisposalBatch:
     batch = get_batch(session, batch_id)
-    if batch.status != DisposalStatus.OPEN:
-        raise Conflict(f"disposal batch {batch.id} is {batch.status}, not open")
+    require(batch, BatchStep.FILL, f"disposal batch {batch.id} is {batch.status}, not open")
     return batch
-
-
-def _recycler(session: Session, batch: DisposalBatch) -> Custodian:
-    recycler = session.get(Custodian, batch.recycler_id)
-    assert recycler is not None  # foreign key
-    return recycler

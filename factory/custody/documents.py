@@ -12,9 +12,10 @@ from enum import StrEnum
 
 from sqlmodel import Session
 
+from factory.custody.lookups import get_document
 from factory.custody.models import EvidenceDocument
 from factory.kernel.clock import utc_now
-from factory.kernel.errors import InvalidInput, NotFound, PermissionDenied
+from factory.kernel.errors import InvalidInput, PermissionDenied
 
 MAX_DOCUMENT_BYTES = 20 * 2**20
 
@@ -74,13 +75,6 @@ def store_document(session: Session, kind: DocumentKind, upload: Upload, *, acto
 
 def store_pdf(session: Session, kind: DocumentKind, content: bytes, filename: str, *, actor: str) -> EvidenceDocument:
     return store_document(session, kind, Upload(content, "application/pdf", filename), actor=actor)
-
-
-def get_document(session: Session, document_id: int) -> EvidenceDocument:
-    doc = session.get(EvidenceDocument, document_id)
-    if doc is None:
-        raise NotFound(f"no evidence document with id {document_id}")
-    return doc
 
 
 def document_ref(doc: EvidenceDocument) -> dict[str, object]:

@@ -8,41 +8,37 @@ once. The officer's acceptance is stored and its hash goes into the issue entry.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from sqlmodel import Session
 
-from factory.custody.acceptance import Acceptance, record_acceptance
-from factory.custody.allocation import get_allocation, mark_returned
+from factory.custody.acceptance import Acceptance, acceptance_ref, record_acceptance
+from factory.custody.allocation import mark_returned
+from factory.custody.lookups import get_allocation, get_approval, linked
 from factory.custody.models import (
-    AcceptanceRecord,
     Allocation,
     AllocationChannel,
-    AllocationStatus,
     Approval,
     ApprovalKind,
     Officer,
     Wave,
 )
+from factory.custody.outcome import Outcome
 from factory.custody.people import officer_label
+from factory.custody.statuses import AllocationStep, change_status, require
 from factory.intake.views import FACTORY_CUSTODIAN, get_device
 from factory.kernel.clock import utc_now
-from factory.kernel.errors import Conflict, GuardRefused, InvalidInput, NotFound
+from factory.kernel.errors import Conflict, GuardRefused, InvalidInput
 from factory.kernel.lifecycle.guards import CertificateVerifier
 from factory.kernel.lifecycle.states import Event
 from factory.kernel.lifecycle.transition import TransitionRequest, change_state
-from factory.kernel.models.custody_entry import CustodyEntry
 from factory.kernel.models.device import Device
 
 
-@dataclass(frozen=True)
-class IssueResult:
-    entries: list[CustodyEntry]
-    acceptance: AcceptanceRecord
+def request_exception(session: Session, *, allocation_id: int, reason: str, requested_by: str) -> Outcome[Approval]:
+    """Ask to issue without taking an old device back; a different user must approve it.
 
-
-def request_exception(session: Session, *, allocation_id: int, reason: str, requested_by: str) -> Approval:
-    """Ask to issue without taking an old device back; a different user must approve it."""
+    :raises NotFound: no such allocation.
+    :raises InvalidInput: not an in-person allocation, or no reason.
+    """
     allocation = _in_person_allocation(session, allocation_id)
     text = (reason or "").strip()
     if not text:
@@ -56,10 +52,16 @@ def request_exception(session: Session, *, allocation_id: int, reason: str, requ
     )
     session.add(approval)
     session.flush()
-    return approval
+    return Outcome(approval)
 
 
-def approve_exception(session: Session, *, approval_id: int, approver: str) -> Approval:
+def approve_exception(session: Session, *, approval_id: int, approver: str) -> Outcome[Approval]:
+    """Approve a request to issue without exchange, as a second user.
+
+    :raises NotFound: no such request.
+    :raises Conflict: already approved.
+    :raises GuardRefused: the approver asked for it.
+    """
     approval = get_approval(session, approval_id)
     if approval.approved_by is not None:
         raise Conflict(f"exception {approval_id} was already approved by {approval.approved_by}")
@@ -71,14 +73,7 @@ def approve_exception(session: Session, *, approval_id: int, approver: str) -> A
     approval.approved_at = utc_now()
     session.add(approval)
     session.flush()
-    return approval
-
-
-def get_approval(session: Session, approval_id: int) -> Approval:
-    approval = session.get(Approval, approval_id)
-    if approval is None:
-        raise NotFound(f"no exception request with id {approval_id}")
-    return approval
+    return Outcome(approval)
 
 
 def issue_device(
@@ -90,52 +85,29 @@ def issue_device(
     verifier: CertificateVerifier | None,
     old_serial: str | None = None,
     approval_id: int | None = None,
-) -> IssueResult:
-    """Hand an allocated device to its officer, taking the old one back in the same transaction."""
+) -> Outcome[Allocation]:
+    """Hand an allocated device to its officer, taking the old one back in the same transaction.
+
+    :raises NotFound: no such allocation, old device or exception.
+    :raises Conflict: the allocation is not ``allocated``.
+    :raises GuardRefused: no exchange and no usable exception, or the old device is not the officer's.
+    :raises InvalidInput: both an old device and an exception, or a bad acceptance.
+    """
     allocation = _in_person_allocation(session, allocation_id)
-    if allocation.status != AllocationStatus.ALLOCATED:
-        raise Conflict(f"allocation {allocation_id} is {allocation.status}, not allocated")
-    officer = session.get(Officer, allocation.officer_id)
-    device = session.get(Device, allocation.device_id)
-    assert officer is not None and device is not None
-    if old_serial is None and approval_id is None:
-        raise GuardRefused(
-            f"device {device.serial} is issued only in exchange for officer {officer.staff_number}'s old device: "
-            "scan the old device back in, or use an approved exception"
-        )
-    if old_serial is not None and approval_id is not None:
-        raise InvalidInput("give either the old device or an approved exception, not both")
+    require(allocation, AllocationStep.ISSUE, f"allocation {allocation_id} is {allocation.status}, not allocated")
+    officer, device = linked(session, Officer, allocation.officer_id), linked(session, Device, allocation.device_id)
+    old, approval = _exchange_or_exception(session, allocation, device, officer, old_serial, approval_id, actor)
     context = _wave_context(session, allocation)
     evidence: dict[str, object] = {"allocation_id": allocation.id, "officer": officer.staff_number, **context}
-    old: Device | None = None
-    approval: Approval | None = None
-    if old_serial is not None:
-        old = get_device(session, old_serial)
-        if old.id == device.id:
-            raise InvalidInput("the old device cannot be the device being issued")
-        if old.custodian != officer_label(officer):
-            raise GuardRefused(
-                f"device {old.serial} is held by '{old.custodian or 'nobody'}', not officer {officer.staff_number}: "
-                "it cannot be exchanged"
-            )
+    if old is not None:
         evidence["exchange_for"] = old.serial
-    else:
-        approval = _usable_approval(session, approval_id or 0, allocation, actor)
-        evidence["exception"] = {
-            "approval_id": approval.id,
-            "reason": approval.reason,
-            "requested_by": approval.requested_by,
-            "approved_by": approval.approved_by,
-        }
+    elif approval is not None:
+        evidence["exception"] = _exception_ref(approval)
     record = record_acceptance(
-        session,
-        device=device,
-        officer=officer,
-        acceptance=acceptance,
-        context={"allocation_id": allocation.id},
+        session, device=device, officer=officer, acceptance=acceptance, context={"allocation_id": allocation.id},
         actor=actor,
-    )
-    evidence["acceptance"] = {"record_id": record.id, "sha256": record.record_sha256, "method": record.method}
+    )  # fmt: skip
+    evidence["acceptance"] = acceptance_ref(record)
     requests = [TransitionRequest(device.id or 0, Event.ISSUE, to_custodian=officer_label(officer), evidence=evidence)]
     if old is not None:
         requests.append(
@@ -147,7 +119,7 @@ def issue_device(
             )
         )
     entries = change_state(session, requests, actor=actor, verifier=verifier)
-    allocation.status = AllocationStatus.ISSUED.value
+    change_status(allocation, AllocationStep.ISSUE)
     session.add(allocation)
     if old is not None:
         mark_returned(session, old.id or 0)
@@ -155,7 +127,38 @@ def issue_device(
         approval.used_seq = entries[0].seq
         session.add(approval)
     session.flush()
-    return IssueResult(entries=entries, acceptance=record)
+    return Outcome(allocation, entries, acceptance=record, handed_over=device.serial)
+
+
+def _exchange_or_exception(
+    session: Session,
+    allocation: Allocation,
+    device: Device,
+    officer: Officer,
+    old_serial: str | None,
+    approval_id: int | None,
+    actor: str,
+) -> tuple[Device | None, Approval | None]:
+    """The officer's old device taken back, or else the approved exception the issue goes under."""
+    if old_serial is None and approval_id is None:
+        raise GuardRefused(
+            f"device {device.serial} is issued only in exchange for officer {officer.staff_number}'s old device: "
+            "scan the old device back in, or use an approved exception"
+        )
+    if old_serial is not None and approval_id is not None:
+        raise InvalidInput("give either the old device or an approved exception, not both")
+    if old_serial is not None:
+        return _exchanged_device(session, old_serial, device, officer), None
+    return None, _usable_approval(session, approval_id or 0, allocation, actor)
+
+
+def _exception_ref(approval: Approval) -> dict[str, object]:
+    return {
+        "approval_id": approval.id,
+        "reason": approval.reason,
+        "requested_by": approval.requested_by,
+        "approved_by": approval.approved_by,
+    }
 
 
 def _in_person_allocation(session: Session, allocation_id: int) -> Allocation:
@@ -163,6 +166,18 @@ def _in_person_allocation(session: Session, allocation_id: int) -> Allocation:
     if allocation.officer_id is None or allocation.channel != AllocationChannel.IN_PERSON:
         raise InvalidInput(f"allocation {allocation_id} is not an in-person allocation to an officer")
     return allocation
+
+
+def _exchanged_device(session: Session, old_serial: str, device: Device, officer: Officer) -> Device:
+    old = get_device(session, old_serial)
+    if old.id == device.id:
+        raise InvalidInput("the old device cannot be the device being issued")
+    if old.custodian != officer_label(officer):
+        raise GuardRefused(
+            f"device {old.serial} is held by '{old.custodian or 'nobody'}', not officer {officer.staff_number}: "
+            "it cannot be exchanged"
+        )
+    return old
 
 
 def _usable_approval(session: Session, approval_id: int, allocation: Allocation, actor: str) -> Approval:

@@ -4,7 +4,8 @@ destruction records and four-eyes approvals.
 
 None of these rows changes a device's state: they hold the who/what/where that the custody
 ledger entries point at (by id and by SHA-256), and the workflows in ``factory/custody/`` write
-them in the same transaction as the ``change_state`` call they belong to.
+them in the same transaction as the ``change_state`` call they belong to. Allocations,
+consignments and disposal batches have statuses; their tables are in ``statuses.py``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from enum import StrEnum
 
 from sqlalchemy import BigInteger, LargeBinary
 from sqlmodel import Field, SQLModel, UniqueConstraint
+
+# The status enums live with their transition tables; imported here for the column defaults.
+from factory.custody.statuses import AllocationStatus, ConsignmentStatus, DisposalStatus
 
 
 class Officer(SQLModel, table=True):
@@ -49,14 +53,6 @@ class AllocationChannel(StrEnum):
     IN_PERSON = "in_person"
     COURIER = "courier"
     VEHICLE = "vehicle"
-
-
-class AllocationStatus(StrEnum):
-    ALLOCATED = "allocated"
-    ISSUED = "issued"  # handed over in person, delivered by courier, or installed
-    IN_TRANSIT = "in_transit"
-    RELEASED = "released"
-    RETURNED = "returned"  # undeliverable: back to the factory
 
 
 class Allocation(SQLModel, table=True):
@@ -123,14 +119,6 @@ class Approval(SQLModel, table=True):
     used_seq: int | None = Field(default=None)
 
 
-class ConsignmentStatus(StrEnum):
-    OPEN = "open"
-    IN_TRANSIT = "in_transit"
-    DELIVERED = "delivered"
-    FAILED = "failed"  # a delivery attempt failed; devices still with the courier
-    RETURNED = "returned"
-
-
 class Consignment(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     reference: str = Field(unique=True, max_length=64)
@@ -180,12 +168,6 @@ class TransferItem(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     transfer_id: int = Field(foreign_key="transfer.id", index=True)
     device_id: int = Field(foreign_key="device.id", unique=True)
-
-
-class DisposalStatus(StrEnum):
-    OPEN = "open"
-    COLLECTED = "collected"
-    CLOSED = "closed"
 
 
 class DisposalBatch(SQLModel, table=True):

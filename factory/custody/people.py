@@ -14,7 +14,7 @@ from sqlmodel import Session, select
 
 from factory.custody.models import Officer, Vehicle
 from factory.kernel.clock import utc_now
-from factory.kernel.errors import Conflict, InvalidInput, NotFound
+from factory.kernel.errors import Conflict, InvalidInput
 from factory.kernel.models.parties import Custodian, CustodianKind
 
 _STAFF_NUMBER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,31}$")
@@ -89,13 +89,6 @@ def register_officer(
     return officer
 
 
-def get_officer(session: Session, staff_number: str) -> Officer:
-    officer = session.exec(select(Officer).where(Officer.staff_number == (staff_number or "").strip())).first()
-    if officer is None:
-        raise NotFound(f"no officer with staff number {staff_number}")
-    return officer
-
-
 def register_party(session: Session, *, kind: CustodianKind, reference: str, name: str, address: str = "") -> Custodian:
     ref = _required(reference, "reference", 128)
     if session.exec(select(Custodian).where(Custodian.kind == str(kind), Custodian.reference == ref)).first():
@@ -108,18 +101,6 @@ def register_party(session: Session, *, kind: CustodianKind, reference: str, nam
     )
     session.add(party)
     session.flush()
-    return party
-
-
-def get_party(session: Session, kinds: tuple[CustodianKind, ...], reference: str) -> Custodian:
-    party = session.exec(
-        select(Custodian).where(
-            Custodian.kind.in_([str(k) for k in kinds]),  # type: ignore[attr-defined]
-            Custodian.reference == (reference or "").strip(),
-        )
-    ).first()
-    if party is None:
-        raise NotFound(f"no {' or '.join(str(k) for k in kinds)} with reference {reference}")
     return party
 
 
@@ -141,11 +122,4 @@ def register_vehicle(session: Session, *, fleet_number: str, registration: str =
     )
     session.add(vehicle)
     session.flush()
-    return vehicle
-
-
-def get_vehicle(session: Session, fleet_number: str) -> Vehicle:
-    vehicle = session.exec(select(Vehicle).where(Vehicle.fleet_number == (fleet_number or "").strip())).first()
-    if vehicle is None:
-        raise NotFound(f"no vehicle with fleet number {fleet_number}")
     return vehicle

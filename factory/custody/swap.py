@@ -4,28 +4,22 @@ into the returned pipeline, in one ``change_state`` call (both swap entries or n
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from sqlmodel import Session
 
-from factory.custody.acceptance import Acceptance, record_acceptance
-from factory.custody.allocation import get_wave, mark_returned
-from factory.custody.models import AcceptanceRecord, Allocation, AllocationChannel, AllocationStatus
-from factory.custody.people import get_officer, officer_label
+from factory.custody.acceptance import Acceptance, acceptance_ref, record_acceptance
+from factory.custody.allocation import mark_returned
+from factory.custody.lookups import get_officer, get_wave
+from factory.custody.models import Allocation, AllocationChannel, Officer, Wave
+from factory.custody.outcome import Outcome
+from factory.custody.people import officer_label
+from factory.custody.statuses import AllocationStep, change_status
 from factory.intake.views import FACTORY_CUSTODIAN, get_device
 from factory.kernel.clock import utc_now
 from factory.kernel.errors import GuardRefused, InvalidInput
 from factory.kernel.lifecycle.guards import CertificateVerifier
 from factory.kernel.lifecycle.states import Event
 from factory.kernel.lifecycle.transition import TransitionRequest, change_state
-from factory.kernel.models.custody_entry import CustodyEntry
-
-
-@dataclass(frozen=True)
-class SwapResult:
-    entries: list[CustodyEntry]
-    acceptance: AcceptanceRecord
-    allocation: Allocation
+from factory.kernel.models.device import Device
 
 
 def walk_in_swap(
@@ -39,11 +33,47 @@ def walk_in_swap(
     actor: str,
     verifier: CertificateVerifier | None,
     wave: str | None = None,
-) -> SwapResult:
+) -> Outcome[Allocation]:
+    """Swap an officer's faulty device for a ready spare at the counter.
+
+    :raises NotFound: no such officer, device or wave.
+    :raises InvalidInput: no fault, the same device twice, different kinds, or a bad acceptance.
+    :raises GuardRefused: the faulty device is not the officer's, or the acceptance is refused.
+    """
     officer = get_officer(session, staff_number)
-    faulty = get_device(session, faulty_serial)
-    spare = get_device(session, spare_serial)
+    faulty, spare = get_device(session, faulty_serial), get_device(session, spare_serial)
     fault_text = (fault or "").strip()
+    _check_swap(officer, faulty, spare, fault_text)
+    wave_row = get_wave(session, wave) if wave else None
+    context: dict[str, object] = {"wave": wave_row.name} if wave_row else {}
+    record = record_acceptance(
+        session, device=spare, officer=officer, acceptance=acceptance, context={"swap_for": faulty.serial}, actor=actor
+    )
+    spare_evidence = {"officer": officer.staff_number, "swap_for": faulty.serial, "fault": fault_text}
+    faulty_evidence = {"officer": officer.staff_number, "swapped_for": spare.serial, "fault": fault_text}
+    entries = change_state(
+        session,
+        [
+            TransitionRequest(
+                spare.id or 0,
+                Event.SWAP,
+                to_custodian=officer_label(officer),
+                evidence={**spare_evidence, "acceptance": acceptance_ref(record), **context},
+            ),
+            TransitionRequest(
+                faulty.id or 0, Event.SWAP, to_custodian=FACTORY_CUSTODIAN, evidence={**faulty_evidence, **context}
+            ),
+        ],
+        actor=actor,
+        verifier=verifier,
+    )
+    mark_returned(session, faulty.id or 0)
+    spare_entry = next(e for e in entries if e.device_id == spare.id)
+    allocation = _spare_allocation(session, spare, officer, wave_row, spare_entry.seq, actor)
+    return Outcome(allocation, entries, acceptance=record, handed_over=spare.serial)
+
+
+def _check_swap(officer: Officer, faulty: Device, spare: Device, fault_text: str) -> None:
     if not fault_text:
         raise InvalidInput("a walk-in swap records the fault")
     if faulty.id == spare.id:
@@ -54,50 +84,23 @@ def walk_in_swap(
         )
     if spare.kind != faulty.kind:
         raise InvalidInput(f"spare {spare.serial} is a {spare.kind}; the faulty device is a {faulty.kind}")
-    wave_row = get_wave(session, wave) if wave else None
-    context: dict[str, object] = {"wave": wave_row.name} if wave_row else {}
-    record = record_acceptance(
-        session, device=spare, officer=officer, acceptance=acceptance, context={"swap_for": faulty.serial}, actor=actor
-    )
-    entries = change_state(
-        session,
-        [
-            TransitionRequest(
-                spare.id or 0,
-                Event.SWAP,
-                to_custodian=officer_label(officer),
-                evidence={
-                    "officer": officer.staff_number,
-                    "swap_for": faulty.serial,
-                    "fault": fault_text,
-                    "acceptance": {"record_id": record.id, "sha256": record.record_sha256, "method": record.method},
-                    **context,
-                },
-            ),
-            TransitionRequest(
-                faulty.id or 0,
-                Event.SWAP,
-                to_custodian=FACTORY_CUSTODIAN,
-                evidence={"officer": officer.staff_number, "swapped_for": spare.serial, "fault": fault_text, **context},
-            ),
-        ],
-        actor=actor,
-        verifier=verifier,
-    )
-    mark_returned(session, faulty.id or 0)
-    spare_entry = next(e for e in entries if e.device_id == spare.id)
-    # The spare's hand-over is recorded as an issued allocation, so waves and "who holds what" see it.
+
+
+def _spare_allocation(
+    session: Session, spare: Device, officer: Officer, wave: Wave | None, seq: int, actor: str
+) -> Allocation:
+    """The spare's hand-over is recorded as an issued allocation, so waves and "who holds what" see it."""
     allocation = Allocation(
         device_id=spare.id or 0,
         officer_id=officer.id,
-        wave_id=wave_row.id if wave_row else None,
+        wave_id=wave.id if wave else None,
         channel=AllocationChannel.IN_PERSON.value,
-        status=AllocationStatus.ISSUED.value,
         device_kind=spare.kind,
-        allocated_seq=spare_entry.seq,
+        allocated_seq=seq,
         created_by=actor,
         created_at=utc_now(),
     )
+    change_status(allocation, AllocationStep.SWAP)
     session.add(allocation)
     session.flush()
-    return SwapResult(entries=entries, acceptance=record, allocation=allocation)
+    return allocation

@@ -11,12 +11,15 @@ from sqlmodel import Session, select
 
 from factory.custody.allocation import mark_returned
 from factory.custody.documents import DocumentKind, Upload, document_ref, store_document
-from factory.custody.models import Allocation, AllocationChannel, AllocationStatus, Vehicle
-from factory.custody.people import get_vehicle, vehicle_label
+from factory.custody.lookups import get_allocation, get_vehicle, linked
+from factory.custody.models import Allocation, Vehicle
+from factory.custody.outcome import Outcome
+from factory.custody.people import vehicle_label
+from factory.custody.statuses import AllocationStep, change_status, require
 from factory.intake.views import FACTORY_CUSTODIAN
 from factory.kernel import clock
 from factory.kernel.clock import utc_now
-from factory.kernel.errors import Conflict, InvalidInput, NotFound
+from factory.kernel.errors import Conflict, InvalidInput
 from factory.kernel.lifecycle.guards import CertificateVerifier
 from factory.kernel.lifecycle.states import Event, State
 from factory.kernel.lifecycle.transition import TransitionRequest, change_state
@@ -34,15 +37,16 @@ def install_tablet(
     actor: str,
     verifier: CertificateVerifier | None,
     job_sheet: Upload | None = None,
-) -> CustodyEntry:
-    """Record the contractor's installation of an allocated tablet (``install`` edge)."""
-    allocation = session.get(Allocation, allocation_id)
-    if allocation is None or allocation.channel != AllocationChannel.VEHICLE or allocation.vehicle_id is None:
-        raise NotFound(f"no vehicle allocation with id {allocation_id}")
-    if allocation.status != AllocationStatus.ALLOCATED:
-        raise Conflict(f"allocation {allocation_id} is {allocation.status}, not allocated")
-    vehicle = session.get(Vehicle, allocation.vehicle_id)
-    assert vehicle is not None
+) -> Outcome[Allocation]:
+    """Record the contractor's installation of an allocated tablet (``install`` edge).
+
+    :raises NotFound: no such vehicle allocation.
+    :raises Conflict: the allocation is not ``allocated`` or the vehicle is decommissioned.
+    :raises InvalidInput: no installer or contractor, or a date in the future.
+    """
+    allocation = get_allocation(session, allocation_id, vehicle=True)
+    require(allocation, AllocationStep.INSTALL, f"allocation {allocation_id} is {allocation.status}, not allocated")
+    vehicle = linked(session, Vehicle, allocation.vehicle_id)
     if vehicle.decommissioned_at is not None:
         raise Conflict(f"vehicle {vehicle.fleet_number} is decommissioned")
     name, company = (installer_name or "").strip(), (installer_company or "").strip()
@@ -59,7 +63,7 @@ def install_tablet(
     }
     if job_sheet is not None:
         evidence["job_sheet"] = document_ref(store_document(session, DocumentKind.INSTALLATION, job_sheet, actor=actor))
-    [entry] = change_state(
+    entries = change_state(
         session,
         [
             TransitionRequest(
@@ -73,16 +77,21 @@ def install_tablet(
         actor=actor,
         verifier=verifier,
     )
-    allocation.status = AllocationStatus.ISSUED.value
+    change_status(allocation, AllocationStep.INSTALL)
     session.add(allocation)
     session.flush()
-    return entry
+    return Outcome(allocation, entries)
 
 
 def decommission_vehicle(
     session: Session, *, fleet_number: str, removed_by: str, actor: str, location: str = ""
-) -> list[CustodyEntry]:
-    """Take every installed tablet out of the vehicle (``return`` edge, all or none), then retire it."""
+) -> Outcome[Vehicle]:
+    """Take every installed tablet out of the vehicle (``return`` edge, all or none), then retire it.
+
+    :raises NotFound: no such vehicle.
+    :raises Conflict: already decommissioned.
+    :raises InvalidInput: nobody named as removing the tablets.
+    """
     vehicle = get_vehicle(session, fleet_number)
     if vehicle.decommissioned_at is not None:
         raise Conflict(f"vehicle {vehicle.fleet_number} was already decommissioned at {vehicle.decommissioned_at}")
@@ -113,4 +122,4 @@ def decommission_vehicle(
     vehicle.decommissioned_at = utc_now()
     session.add(vehicle)
     session.flush()
-    return entries
+    return Outcome(vehicle, entries)

@@ -11,17 +11,17 @@ from harness.custody_data import allocated, entry_count, issue_first, last_evide
 from harness.domain import state_of, verifier
 from pypdf import PdfReader
 
-from factory.custody.consignments import (
+from factory.custody.documents import sha256_hex
+from factory.custody.models import AllocationChannel
+from factory.custody.service import (
     create_consignment,
+    create_wave,
     deliver,
-    exception_report,
     hand_over,
     record_failed_delivery,
     return_to_factory,
 )
-from factory.custody.documents import get_document, sha256_hex
-from factory.custody.models import AllocationChannel
-from factory.custody.waves import create_wave
+from factory.custody.views import exception_report, get_consignment, get_document
 from factory.kernel.db.engine import session_scope
 from factory.kernel.errors import GuardRefused
 
@@ -33,7 +33,7 @@ def _consign(ctx, allocation_ids: list[int]) -> str:
         return create_consignment(s, allocation_ids=allocation_ids, courier="SecureParcel Ltd",
                                   recipient_name="Front desk, Northtown station",
                                   recipient_address="1 High Street, Northtown", seal_numbers=["SEAL-77", "BAG-3"],
-                                  actor="tech.one", site="test-site").reference  # fmt: skip
+                                  actor="tech.one", site="test-site").record.reference  # fmt: skip
 
 
 def test_consignment_lifecycle_with_manifest_and_proof_of_delivery(ctx) -> None:
@@ -41,8 +41,6 @@ def test_consignment_lifecycle_with_manifest_and_proof_of_delivery(ctx) -> None:
     ids = [allocated(ctx, f"C-{n}", pc, channel=COURIER) for n in range(2)]
     ref = _consign(ctx, ids)
     with session_scope(ctx.engine) as s:
-        from factory.custody.consignments import get_consignment
-
         manifest = get_document(s, get_consignment(s, ref).manifest_document_id or 0)
         text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(manifest.content)).pages)
         manifest_hash = manifest.sha256

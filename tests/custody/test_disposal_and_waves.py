@@ -19,10 +19,12 @@ from factory.custody.disposal import (
     record_recycler_certificate,
     remove_device,
 )
-from factory.custody.documents import get_document, sha256_hex
+from factory.custody.documents import sha256_hex
 from factory.custody.issue import issue_device
+from factory.custody.lookups import get_document
 from factory.custody.people import register_party
-from factory.custody.waves import bench_kpis, create_wave, wave_kpis
+from factory.custody.views import bench_kpis, wave_kpis
+from factory.custody.waves import create_wave
 from factory.intake.views import device_view, get_device
 from factory.kernel.db.engine import session_scope
 from factory.kernel.errors import GuardRefused
@@ -45,7 +47,7 @@ def _batch(ctx, serials: list[str]) -> int:
         register_party(s, kind=CustodianKind.RECYCLER, reference="WEEE-CO", name="Green Recycling Ltd",
                        address="Unit 4, Industrial Estate")  # fmt: skip
         batch_id = open_batch(s, recycler_reference="WEEE-CO", description="Waste laptops", ewc_code="16 02 13*",
-                              sic_code="84240", actor="admin.one").id or 0  # fmt: skip
+                              sic_code="84240", actor="admin.one").record.id or 0  # fmt: skip
         for serial in serials:
             add_device(s, batch_id=batch_id, serial=serial, actor="admin.one", verifier=verifier(ctx))
     return batch_id
@@ -71,7 +73,7 @@ def test_disposal_batch_end_to_end(ctx) -> None:
     with session_scope(ctx.engine) as s:
         batch = collect(
             s, batch_id=batch_id, transfer=_transfer(), actor="admin.one", site="test-site", verifier=verifier(ctx)
-        )
+        ).record
         wtn = get_document(s, batch.wtn_document_id or 0).content
         wtn_sha = get_document(s, batch.wtn_document_id or 0).sha256
     # the hand-off to the recycler is a custody entry per device, naming the waste transfer note
@@ -99,7 +101,7 @@ def test_disposal_batch_end_to_end(ctx) -> None:
             close_batch(s, batch_id=batch_id, actor="admin.one")
     with session_scope(ctx.engine) as s:
         record_recycler_certificate(s, batch_id=batch_id, serials=["WEEE-2"], actor="admin.one", verifier=verifier(ctx))
-        assert close_batch(s, batch_id=batch_id, actor="admin.one").status == "closed"
+        assert close_batch(s, batch_id=batch_id, actor="admin.one").record.status == "closed"
     evidence = last_evidence(ctx, "WEEE-2")
     assert evidence["recycler_certificate"] == "RC-2026-0042" and evidence["waste_transfer_note"][
         "sha256"

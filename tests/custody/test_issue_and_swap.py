@@ -86,7 +86,7 @@ def test_four_eyes_exception(ctx) -> None:
     with session_scope(ctx.engine) as s:
         approval_id = request_exception(
             s, allocation_id=allocation_id, reason="first device", requested_by="tech.one"
-        ).id
+        ).record.id
     with pytest.raises(GuardRefused, match="needs a second user"), session_scope(ctx.engine) as s:
         approve_exception(s, approval_id=approval_id or 0, approver="tech.one")
     with pytest.raises(GuardRefused, match="not been approved"), session_scope(ctx.engine) as s:
@@ -114,7 +114,7 @@ def test_acceptance_by_pin(ctx) -> None:
     pc = officer(ctx, pin="4821")
     allocation_id = allocated(ctx, "PIN-1", pc)
     with session_scope(ctx.engine) as s:
-        approval = request_exception(s, allocation_id=allocation_id, reason="first", requested_by="tech.one")
+        approval = request_exception(s, allocation_id=allocation_id, reason="first", requested_by="tech.one").record
         approve_exception(s, approval_id=approval.id or 0, approver="admin.one")
         approval_id = approval.id
     with pytest.raises(GuardRefused, match="PIN does not match"), session_scope(ctx.engine) as s:

@@ -13,10 +13,11 @@ from pypdf import PdfReader
 
 from factory.custody.allocation import allocate
 from factory.custody.destruction import request_destruction, witness_destruction
-from factory.custody.documents import Upload, get_document, sha256_hex
+from factory.custody.documents import Upload, sha256_hex
 from factory.custody.people import register_party, register_vehicle
 from factory.custody.redistribution import redistribute
 from factory.custody.vehicles import decommission_vehicle, install_tablet
+from factory.custody.views import get_document
 from factory.kernel.db.engine import session_scope
 from factory.kernel.errors import GuardRefused
 from factory.kernel.lifecycle.states import Event
@@ -28,7 +29,7 @@ def test_vehicle_install_and_removal_on_decommissioning(ctx) -> None:
     ready(ctx, "VT-1", kind="vehicle-tablet")
     with session_scope(ctx.engine) as s:
         register_vehicle(s, fleet_number="FL-204", registration="AB12 CDE")
-        allocation = allocate(s, serial="VT-1", actor="tech.one", fleet_number="FL-204")
+        allocation = allocate(s, serial="VT-1", actor="tech.one", fleet_number="FL-204").record
         install_tablet(
             s,
             allocation_id=allocation.id or 0,
@@ -66,7 +67,7 @@ def test_redistribution_needs_external_reuse_certificates_and_writes_a_transfer_
     with session_scope(ctx.engine) as s:
         result = redistribute(s, organisation_reference="URN-100234", serials=["SCH-1"], actor="tech.one",
                               site="test-site", verifier=verifier(ctx))  # fmt: skip
-        pdf = result.note.content
+        pdf = result.document.content if result.document else b""
     text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf)).pages)
     assert "Northtown Academy" in text and "SCH-1" in text and "external reuse" in text
     evidence = last_evidence(ctx, "SCH-1")
@@ -82,12 +83,12 @@ def test_destruction_is_witnessed_and_its_evidence_hashed(ctx) -> None:
     photo = Upload(JPEG, "image/jpeg", "shredded.jpg")
     with session_scope(ctx.engine) as s:
         record_id = request_destruction(s, serial="DESTROY-1", method="shred", reason="erase failed: I/O errors",
-                                        evidence=photo, actor="tech.one").id  # fmt: skip
+                                        evidence=photo, actor="tech.one").record.id  # fmt: skip
     with pytest.raises(GuardRefused, match="needs a second person"), session_scope(ctx.engine) as s:
         witness_destruction(s, record_id=record_id or 0, witness="tech.one")
     assert state_of(ctx, "DESTROY-1") == "sanitise_failed"
     with session_scope(ctx.engine) as s:
-        entry = witness_destruction(s, record_id=record_id or 0, witness="tech.two")
+        entry = witness_destruction(s, record_id=record_id or 0, witness="tech.two").entries[0]
         assert (entry.actor, entry.to_state) == ("tech.one", "destroyed")
         stored = get_document(s, 1).content
     evidence = last_evidence(ctx, "DESTROY-1")

@@ -1,0 +1,75 @@
+"""The custody area's writes: every step of every hand-off workflow, for the API, pages and CLI.
+
+Each step is defined in its workflow module (one per workflow) and re-exported here, so other
+areas and ``api/`` import ``factory.custody.service`` (writes) and ``factory.custody.views``
+(reads) only. Every custody step returns an ``Outcome`` (the record it wrote or moved, the
+ledger entries it appended, and the acceptance or document it produced); registering people,
+parties and waves returns the row.
+"""
+
+from __future__ import annotations
+
+from factory.custody.acceptance import Acceptance
+from factory.custody.allocation import allocate, release
+from factory.custody.consignments import (
+    create_consignment,
+    deliver,
+    hand_over,
+    record_failed_delivery,
+    return_to_factory,
+)
+from factory.custody.destruction import request_destruction, witness_destruction
+from factory.custody.disposal import (
+    WasteTransfer,
+    add_device,
+    close_batch,
+    collect,
+    open_batch,
+    record_recycler_certificate,
+    remove_device,
+)
+from factory.custody.documents import MAX_DOCUMENT_BYTES, DocumentKind, Upload, store_document
+from factory.custody.issue import approve_exception, issue_device, request_exception
+from factory.custody.outcome import Outcome
+from factory.custody.people import party_label, register_officer, register_party, register_vehicle
+from factory.custody.redistribution import redistribute
+from factory.custody.swap import walk_in_swap
+from factory.custody.vehicles import decommission_vehicle, install_tablet
+from factory.custody.waves import create_wave
+
+__all__ = [
+    "MAX_DOCUMENT_BYTES",
+    "Acceptance",
+    "DocumentKind",
+    "Outcome",
+    "Upload",
+    "WasteTransfer",
+    "add_device",
+    "allocate",
+    "approve_exception",
+    "close_batch",
+    "collect",
+    "create_consignment",
+    "create_wave",
+    "decommission_vehicle",
+    "deliver",
+    "hand_over",
+    "install_tablet",
+    "issue_device",
+    "open_batch",
+    "party_label",
+    "record_failed_delivery",
+    "record_recycler_certificate",
+    "redistribute",
+    "register_officer",
+    "register_party",
+    "register_vehicle",
+    "release",
+    "remove_device",
+    "request_destruction",
+    "request_exception",
+    "return_to_factory",
+    "store_document",
+    "walk_in_swap",
+    "witness_destruction",
+]
