@@ -108,6 +108,17 @@ def verify_certificate(envelope: Mapping[str, Any], public_key: Ed25519PublicKey
     )
 
 
+def document_field(document: Mapping[str, Any], *keys: str) -> Any:
+    """The member at ``keys`` in a (possibly altered) certificate document; ``None`` where the path
+    does not exist, so a reader can report a missing member instead of failing on it."""
+    value: Any = document
+    for key in keys:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(key)
+    return value
+
+
 def dumps_envelope(envelope: Mapping[str, Any]) -> bytes:
     """Human-readable UTF-8 JSON for storage; verification never depends on this layout."""
     return (json.dumps(envelope, indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")

@@ -26,7 +26,7 @@ from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import Flowable, KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
-from imaging.certificate import ENVELOPE_FORMAT, CertificateError, canonical_bytes
+from imaging.certificate import ENVELOPE_FORMAT, CertificateError, canonical_bytes, document_field
 
 QR_PREFIX = "dfcert"
 OUTPUT_LIMIT_CHARS = 1500  # per stdout/stderr on the PDF only
@@ -104,7 +104,7 @@ def render_pdf(envelope: Mapping[str, Any], path: str | os.PathLike[str]) -> Non
         topMargin=PAGE_MARGIN,
         bottomMargin=PAGE_MARGIN,
         title=f"Certificate of sanitisation {certificate_id}",
-        author=str(_dig(certificate, "organisation", "name") or ""),
+        author=str(document_field(certificate, "organisation", "name") or ""),
         subject=qr_payload(certificate_id, digest),
         creator="device-factory imaging",
     )
@@ -187,10 +187,10 @@ _LABEL_WIDTH = 46 * mm
 
 def _header(certificate: Mapping[str, Any], signature: Mapping[str, Any], styles: _Styles) -> Table:
     certificate_id = str(certificate.get("certificate_id", ""))
-    org = _dig(certificate, "organisation", "name")
-    site = _dig(certificate, "organisation", "site")
-    achieved = _dig(certificate, "sanitisation", "level_achieved")
-    technique = _dig(certificate, "sanitisation", "technique")
+    org = document_field(certificate, "organisation", "name")
+    site = document_field(certificate, "organisation", "site")
+    achieved = document_field(certificate, "sanitisation", "level_achieved")
+    technique = document_field(certificate, "sanitisation", "technique")
     lines = [
         Paragraph("Certificate of Sanitisation", styles.title),
         Spacer(1, 2 * mm),
@@ -368,12 +368,3 @@ def _text(value: str) -> str:
     """Paragraph markup for arbitrary text: escaped, control bytes shown, newlines kept."""
     visible = _CONTROL_CHARS.sub(lambda m: f"\\x{ord(m.group()):02x}", value).replace("\t", "    ")
     return escape(visible).replace("\n", "<br/>")
-
-
-def _dig(mapping: Mapping[str, Any], *keys: str) -> Any:
-    value: Any = mapping
-    for key in keys:
-        if not isinstance(value, Mapping):
-            return None
-        value = value.get(key)
-    return value

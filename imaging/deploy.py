@@ -38,7 +38,7 @@ from imaging.overwrite import DEFAULT_CHUNK, PIPELINE_DEPTH, segments
 from imaging.patterns import aligned_buffer
 from imaging.pipeline import Pipeline, Segment
 from imaging.probe import Probe, probe_target
-from imaging.result import MediaIdentity
+from imaging.result import FirstFailure, MediaIdentity
 
 
 class TargetTooSmall(TargetRefused):
@@ -154,7 +154,7 @@ def _open_image(image: str, manifest: ImageManifest) -> ImageSource:
 
 
 @dataclass
-class _Run:
+class _Run(FirstFailure):
     """Facts accumulated while deploying, turned into the result at the end."""
 
     manifest: ImageManifest
@@ -165,13 +165,6 @@ class _Run:
     written_sha256: str | None = None
     readback_sha256: str | None = None
     compressed_sha256: str | None = None
-    failure_reason: str | None = None
-    failure_offset: int | None = None
-
-    def fail(self, reason: str, offset: int | None = None) -> None:
-        if self.failure_reason is None:  # the first failure is the cause; later ones are effects
-            self.failure_reason = reason
-            self.failure_offset = offset
 
     def result(self) -> DeployResult:
         m = self.manifest

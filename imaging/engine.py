@@ -25,6 +25,7 @@ from imaging.plan import Plan, make_plan
 from imaging.probe import Probe, probe_target
 from imaging.result import (
     EraseResult,
+    FirstFailure,
     HiddenAreaStatus,
     Level,
     VerificationResult,
@@ -81,7 +82,7 @@ class PhaseReporter:
 
 
 @dataclass
-class _Outcome:
+class _Outcome(FirstFailure):
     """Facts accumulated while erasing, turned into the result at the end."""
 
     probe: Probe
@@ -96,13 +97,6 @@ class _Outcome:
     io_mode: str | None = None
     notes: list[str] = field(default_factory=list)
     residual: list[str] = field(default_factory=list)
-    failure_reason: str | None = None
-    failure_offset: int | None = None
-
-    def fail(self, reason: str, offset: int | None = None) -> None:
-        if self.failure_reason is None:  # the first failure is the cause; later ones are effects
-            self.failure_reason = reason
-            self.failure_offset = offset
 
 
 def erase(

@@ -27,7 +27,7 @@ from imaging.commands import CommandRunner
 from imaging.errors import Cancelled, EraseFailure
 from imaging.methods.base import tail
 from imaging.result import VerificationResult, VerifyMode
-from imaging.verify import Expected, sample_plan
+from imaging.verify import Expected, Tally, sample_plan
 
 Piece = tuple[int, int]  # (offset, length) in bytes
 
@@ -148,19 +148,7 @@ def fingerprint_remote(
     return {offset: piece_digest(data) for (offset, _), data in read_pieces(runner, device, pieces, cancel=cancel)}
 
 
-@dataclass
-class _Tally:
-    bytes_read: int = 0
-    mismatches: int = 0
-    first_mismatch: int | None = None
-
-    def bad(self, offset: int, count: int) -> None:
-        self.mismatches += count
-        if self.first_mismatch is None or offset < self.first_mismatch:
-            self.first_mismatch = offset
-
-
-def check_piece(tally: _Tally, expected: Expected, offset: int, data: bytes) -> None:
+def check_piece(tally: Tally, expected: Expected, offset: int, data: bytes) -> None:
     """Compare one piece with what the erase must have left there."""
     actual = np.frombuffer(data, dtype=np.uint8)
     tally.bytes_read += len(data)
@@ -199,7 +187,7 @@ def verify_remote(
     sampled = mode is VerifyMode.SAMPLE and plan is not None
     regions = list(plan.locations) if sampled and plan is not None else [(0, size)]
     pieces = split_pieces(regions)
-    tally = _Tally()
+    tally = Tally()
     for (offset, _), data in read_pieces(runner, device, pieces, cancel=cancel):
         check_piece(tally, expected, offset, data)
         if on_bytes is not None:

@@ -114,3 +114,17 @@ class EraseResult:
     residual_risk: tuple[str, ...] = ()
     io_mode: str | None = None  # "direct" (O_DIRECT) or "buffered+fdatasync" (filesystem refused O_DIRECT)
     notes: tuple[str, ...] = ()  # planner and firmware remarks (methods skipped and why, status lines)
+
+
+@dataclass(kw_only=True)
+class FirstFailure:
+    """What went wrong in a run (an erase, a deploy): the first failure reported is the cause,
+    later ones are its effects, so only the first is kept."""
+
+    failure_reason: str | None = None
+    failure_offset: int | None = None
+
+    def fail(self, reason: str, offset: int | None = None) -> None:
+        if self.failure_reason is None:
+            self.failure_reason = reason
+            self.failure_offset = offset

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from typing import TypeVar
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
@@ -22,6 +23,8 @@ from imaging.certificate_errors import CertificateError
 RAW_PUBLIC_KEY_LENGTH = 32
 SIGNATURE_LENGTH = 64
 FINGERPRINT_PREFIX = "SHA256:"
+
+_K = TypeVar("_K", Ed25519PrivateKey, Ed25519PublicKey)
 
 
 class SigningError(Exception):
@@ -76,9 +79,7 @@ def private_key_from_pem(data: bytes) -> Ed25519PrivateKey:
         raise KeyFormatError(f"private key is encrypted or needs a password: {exc}") from exc
     except (ValueError, UnsupportedAlgorithm) as exc:
         raise KeyFormatError(f"not a PEM private key: {_first_line(exc)}") from exc
-    if not isinstance(key, Ed25519PrivateKey):
-        raise KeyFormatError(f"private key is {type(key).__name__}, expected Ed25519")
-    return key
+    return _ed25519(key, Ed25519PrivateKey, "private")
 
 
 def public_key_from_pem(data: bytes) -> Ed25519PublicKey:
@@ -86,9 +87,7 @@ def public_key_from_pem(data: bytes) -> Ed25519PublicKey:
         key = serialization.load_pem_public_key(data)
     except (ValueError, UnsupportedAlgorithm) as exc:
         raise KeyFormatError(f"not a PEM public key: {_first_line(exc)}") from exc
-    if not isinstance(key, Ed25519PublicKey):
-        raise KeyFormatError(f"public key is {type(key).__name__}, expected Ed25519")
-    return key
+    return _ed25519(key, Ed25519PublicKey, "public")
 
 
 def public_key_from_raw(data: bytes) -> Ed25519PublicKey:
@@ -124,6 +123,13 @@ def verify(public_key: Ed25519PublicKey, data: bytes, signature: bytes) -> None:
         public_key.verify(signature, data)
     except InvalidSignature as exc:
         raise SignatureInvalidError(f"signature invalid for key {key_fingerprint(public_key)}") from exc
+
+
+def _ed25519(key: object, expected: type[_K], kind: str) -> _K:
+    """``key`` if it is the Ed25519 kind expected (PEM files may hold RSA, EC, ... keys)."""
+    if not isinstance(key, expected):
+        raise KeyFormatError(f"{kind} key is {type(key).__name__}, expected Ed25519")
+    return key
 
 
 def _first_line(exc: BaseException) -> str:

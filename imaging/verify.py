@@ -116,7 +116,9 @@ def fingerprint(io: TargetIO, segs: list[Segment], chunk: int = DEFAULT_CHUNK) -
 
 
 @dataclass
-class _Tally:
+class Tally:
+    """What a verification read and found wrong; shared by the local and the remote verifier."""
+
     bytes_read: int = 0
     mismatches: int = 0
     first_mismatch: int | None = None
@@ -128,7 +130,7 @@ class _Tally:
 
 
 def _compare(
-    tally: _Tally,
+    tally: Tally,
     expected: Expected,
     actual: np.ndarray,
     wanted: np.ndarray | None,
@@ -164,8 +166,8 @@ def read_back(
     chunk: int = DEFAULT_CHUNK,
     on_bytes: Callable[[int], None] | None = None,
     cancel: threading.Event | None = None,
-) -> _Tally:
-    tally = _Tally()
+) -> Tally:
+    tally = Tally()
     zeros = aligned_buffer(chunk)
     pattern = expected.pattern
     constant = None

@@ -21,7 +21,7 @@ from factory.audit.errors import CertificateNotFound, CertificateUnrenderable
 from factory.kernel.lifecycle.states import Event
 from factory.kernel.models.certificate import Certificate
 from factory.kernel.models.custody_entry import CustodyEntry
-from imaging.certificate import CertificateError, verify_certificate
+from imaging.certificate import CertificateError, document_field, verify_certificate
 from imaging.certificate_pdf import render_pdf
 
 
@@ -73,14 +73,14 @@ def check_certificate(session: Session, cert: Certificate, public_key: Ed25519Pu
 def _column_mismatches(cert: Certificate, doc: Mapping[str, Any], digest: str) -> list[str]:
     signed = {
         "id": doc.get("certificate_id"),
-        "device_serial": _dig(doc, "device", "serial_number"),
-        "medium_serial": _dig(doc, "media", "serial_number"),
-        "asset_tag": _dig(doc, "device", "asset_tag"),
-        "level": _dig(doc, "sanitisation", "level_achieved"),
-        "method": _dig(doc, "sanitisation", "method"),
-        "destination": _dig(doc, "destination", "category"),
+        "device_serial": document_field(doc, "device", "serial_number"),
+        "medium_serial": document_field(doc, "media", "serial_number"),
+        "asset_tag": document_field(doc, "device", "asset_tag"),
+        "level": document_field(doc, "sanitisation", "level_achieved"),
+        "method": document_field(doc, "sanitisation", "method"),
+        "destination": document_field(doc, "destination", "category"),
         "issued_at": doc.get("issued_at"),
-        "erase_round_seq": _dig(doc, "custody", "sequence"),
+        "erase_round_seq": document_field(doc, "custody", "sequence"),
         "digest_sha256": digest,
     }
     out = [
@@ -88,14 +88,14 @@ def _column_mismatches(cert: Certificate, doc: Mapping[str, Any], digest: str) -
         for name, value in signed.items()
         if getattr(cert, name) != value
     ]
-    if not _dig(doc, "verification", "passed"):
+    if not document_field(doc, "verification", "passed"):
         out.append("the signed certificate records a failed verification")
     return out
 
 
 def _custody_problems(session: Session, cert: Certificate, doc: Mapping[str, Any]) -> list[str]:
-    seq = _dig(doc, "custody", "sequence")
-    named_hash = _dig(doc, "custody", "previous_entry_sha256")
+    seq = document_field(doc, "custody", "sequence")
+    named_hash = document_field(doc, "custody", "previous_entry_sha256")
     if not isinstance(seq, int):
         return ["the certificate names no custody entry"]
     entry = session.get(CustodyEntry, seq)
@@ -106,18 +106,9 @@ def _custody_problems(session: Session, cert: Certificate, doc: Mapping[str, Any
         out.append(f"custody entry {seq} has hash {entry.entry_hash}, the certificate names {named_hash}")
     if entry.event != Event.START_SANITISE:
         out.append(f"custody entry {seq} is a '{entry.event}' entry, not the start of an erase round")
-    if entry.device_serial != _dig(doc, "device", "serial_number"):
+    if entry.device_serial != document_field(doc, "device", "serial_number"):
         out.append(f"custody entry {seq} is for device {entry.device_serial}, not the certificate's device")
     return out
-
-
-def _dig(mapping: Mapping[str, Any], *keys: str) -> Any:
-    value: Any = mapping
-    for key in keys:
-        if not isinstance(value, Mapping):
-            return None
-        value = value.get(key)
-    return value
 
 
 def certificate_pdf(cert: Certificate) -> bytes:

@@ -62,7 +62,15 @@ DEFAULT_LIMIT = 1000
 
 
 @dataclass(frozen=True)
-class Violation:
+class _Row:
+    """One line of a report: plain data, field for field."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Violation(_Row):
     device_serial: str
     seq: int
     event: str
@@ -70,12 +78,9 @@ class Violation:
     occurred_at: str
     problems: list[str]
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class OutOfCustody:
+class OutOfCustody(_Row):
     device_serial: str
     asset_tag: str | None
     state: str
@@ -86,20 +91,14 @@ class OutOfCustody:
     left_at: str
     days_out: int
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class WaveDevice:
+class WaveDevice(_Row):
     device_serial: str
     state: str | None
     allocation_status: str
     held_user_data: bool
     certificate_ids: list[str]  # from the device's latest erase round
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
