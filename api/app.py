@@ -5,9 +5,8 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
-from api.routes import audit, custody, devices, ledger, line, metrics
+from api.routes import audit, custody, intake, ledger, line, metrics
 from api.schemas.common import ErrorBody
-from api.web import board as board_page
 from api.web import install_web
 from factory.kernel.context import AppContext
 
@@ -25,11 +24,10 @@ def create_app(context: AppContext | None = None) -> FastAPI:
 
     # Routes match in order: the auditors' certificate search is the hottest read, so it goes first.
     app.include_router(audit.router)
-    app.include_router(devices.router)
+    app.include_router(intake.router)
     app.include_router(ledger.router)
     app.include_router(custody.router)
     app.include_router(metrics.router)
     app.include_router(line.router)
-    app.include_router(board_page.router)
     install_web(app)
     return app

@@ -1,22 +1,91 @@
-"""FastAPI dependencies: the app context, a unit-of-work session, the caller and role checks."""
+"""FastAPI dependencies: the app context, a unit-of-work session and the ONE way a caller is known.
+
+Every route names who may call it with ``caller(...)`` (JSON) or ``page_user(...)`` (web pages):
+
+- Roles: the roles listed, plus admins (who may do everything); ``ANY`` means every signed-in
+  user. Naming no role is an error, so "admins only" is written ``Role.ADMIN``, never ``()``.
+- Credentials: a bearer token (API tokens from ``factory users add``) or the web login's session
+  cookie. The JSON API takes bearer tokens; the routes the board page calls from a browser also
+  take the cookie (EventSource cannot send headers); pages take the cookie only.
+- CSRF: a cookie-authenticated unsafe request must carry the session's CSRF token, in the form
+  field ``csrf_token`` (pages) or the ``X-CSRF-Token`` header (JSON). A bearer token is not sent
+  by browsers on their own, so it needs none.
+- Failures: JSON routes answer 401/403 problem details (api/errors.py); pages send a caller
+  without a session to ``/login?next=...`` and render the 403 page (api/web/__init__.py).
+"""
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable, Coroutine, Iterator
-from typing import Annotated
+from dataclasses import dataclass
+from enum import Enum
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlmodel import Session
 
-from factory.identity.models import Role, User
+from factory.identity.models import Role
+from factory.identity.service import web_session_user
 from factory.identity.views import verified_tokens
 from factory.kernel.context import AppContext
-from factory.kernel.db.engine import session_scope
+from factory.kernel.db.engine import Session, session_scope
 from factory.kernel.errors import PermissionDenied, Unauthenticated
 
+SESSION_COOKIE = "df_session"
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "x-csrf-token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
 _bearer = HTTPBearer(auto_error=False, description="API token from 'factory users add'")
+
+
+class Anyone(Enum):
+    """Every signed-in user, whatever the role."""
+
+    ANY = "any"
+
+
+ANY = Anyone.ANY
+
+
+class Via(Enum):
+    """Which credentials a route takes (see the module docstring)."""
+
+    BEARER = "bearer token"
+    BEARER_OR_COOKIE = "bearer token or web session"
+    PAGE = "web session"
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The authenticated caller as routes and templates see them (a detached copy, no ORM state).
+    ``csrf_token`` is the web session's, None for a bearer token."""
+
+    name: str
+    role: str
+    csrf_token: str | None = None
+
+    def has(self, *roles: Role) -> bool:
+        return self.role == Role.ADMIN.value or self.role in {r.value for r in roles}
+
+
+class LoginRequired(Exception):
+    """A page without a valid session: answered with a redirect to the login form."""
+
+    def __init__(self, next_path: str, reason: str) -> None:
+        super().__init__(reason)
+        self.next_path = next_path
+        self.reason = reason
+
+
+class PageForbidden(Exception):
+    """Logged in, but this role may not use this page or action (rendered as a 403 page)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 async def get_context(request: Request) -> AppContext:
@@ -32,41 +101,110 @@ def get_session(ctx: ContextDep) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
-
-
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-async def get_current_user(request: Request, credentials: Credentials) -> User:
-    if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
-        raise Unauthenticated("missing bearer token")
+# ---------------------------------------------------------------- the resolver
+
+
+def _allowed(roles: tuple[Role | Anyone, ...]) -> frozenset[str] | None:
+    """The role values allowed (admins always), or None for ANY."""
+    if not roles:
+        raise TypeError("name the roles allowed (admins always are) or ANY")
+    if ANY in roles:
+        return None
+    return frozenset({r.value for r in roles if isinstance(r, Role)} | {Role.ADMIN.value})
+
+
+def _session_caller(ctx: AppContext, cookie: str) -> Caller:
+    with session_scope(ctx.engine) as session:
+        user, web = web_session_user(session, cookie)
+        return Caller(user.name, user.role, web.csrf_token)
+
+
+async def _bearer_caller(ctx: AppContext, token: str) -> Caller:
+    tokens = verified_tokens(ctx)
+    # Async so a token verified a moment ago (factory/identity/token_cache.py) costs no thread-pool
+    # hop; only the database check (a read-only connection of its own) goes to a thread.
+    user = tokens.get(token)
+    if user is None:
+        user = await run_in_threadpool(tokens.check, ctx.engine, token)
+    return Caller(user.name, user.role)
+
+
+async def _csrf_sent(request: Request, via: Via) -> str:
+    if via is Via.PAGE:
+        sent = (await request.form()).get(CSRF_FIELD)  # Starlette keeps the parsed form for the route
+        return sent if isinstance(sent, str) else ""
+    return request.headers.get(CSRF_HEADER, "")
+
+
+async def resolve_caller(
+    request: Request, credentials: HTTPAuthorizationCredentials | None, via: Via, allowed: frozenset[str] | None
+) -> Caller:
+    """Who is calling, checked for role and (cookie sessions) CSRF.
+
+    :raises Unauthenticated: no usable credentials, or an invalid, revoked or expired one.
+    :raises PermissionDenied: the role is not allowed, or the CSRF token is missing or stale.
+    """
     # The context straight from the app, not as a sub-dependency: FastAPI spends ~10 us resolving each.
     ctx: AppContext = request.app.state.context
-    tokens = verified_tokens(ctx)
-    # Async so a token verified a moment ago (factory/identity/token_cache.py) costs no thread-pool hop;
-    # only the database check (a read-only connection of its own) goes to a thread.
-    user = tokens.get(credentials.credentials)
-    if user is None:
-        user = await run_in_threadpool(tokens.check, ctx.engine, credentials.credentials)
-    return user
+    bearer = credentials is not None and credentials.scheme.lower() == "bearer" and credentials.credentials
+    if bearer and via is not Via.PAGE:
+        caller = await _bearer_caller(ctx, credentials.credentials)  # type: ignore[union-attr]
+    elif via is Via.BEARER:
+        raise Unauthenticated("missing bearer token")
+    elif not (cookie := request.cookies.get(SESSION_COOKIE)):
+        raise Unauthenticated(f"missing {via.value}")
+    else:
+        caller = await run_in_threadpool(_session_caller, ctx, cookie)
+    if allowed is not None and caller.role not in allowed:
+        what = "use this page" if via is Via.PAGE and request.method in SAFE_METHODS else "do this"
+        raise PermissionDenied(f"role '{caller.role}' may not {what}")
+    if caller.csrf_token is not None and request.method not in SAFE_METHODS:
+        sent = await _csrf_sent(request, via)
+        if not sent or not hmac.compare_digest(sent, caller.csrf_token):
+            raise PermissionDenied(
+                "the form's security token is missing or stale: reload the page and try again"
+                if via is Via.PAGE
+                else "missing or stale CSRF token (X-CSRF-Token)"
+            )
+    return caller
 
 
-CurrentUser = Annotated[User, Depends(get_current_user)]
+CallerCheck = Callable[..., Coroutine[Any, Any, Caller]]
 
 
-def require_roles(*roles: Role) -> Callable[[Request, Credentials], Coroutine[None, None, User]]:
-    allowed = {r.value for r in roles} | {Role.ADMIN.value}
+def caller(*roles: Role | Anyone, via: Via = Via.BEARER) -> CallerCheck:
+    """A JSON route's caller: these roles plus admins, or ANY; 401/403 problem details otherwise."""
+    allowed = _allowed(roles)
 
-    # Authenticates itself rather than depending on CurrentUser: one resolution pass fewer.
-    async def check(request: Request, credentials: Credentials) -> User:
-        user = await get_current_user(request, credentials)
-        if user.role not in allowed:
-            raise PermissionDenied(f"role '{user.role}' may not do this")
-        return user
+    async def check(request: Request, credentials: Credentials) -> Caller:
+        return await resolve_caller(request, credentials, via, allowed)
 
     return check
 
 
-TechnicianUser = Annotated[User, Depends(require_roles(Role.TECHNICIAN))]
-AuditorUser = Annotated[User, Depends(require_roles(Role.AUDITOR))]
+def page_user(*roles: Role | Anyone) -> CallerCheck:
+    """A web page's (or form post's) user: these roles plus admins, or ANY; redirected to the
+    login form without a session, shown the 403 page without the role or a valid CSRF token."""
+    allowed = _allowed(roles)
+
+    async def check(request: Request) -> Caller:
+        try:
+            return await resolve_caller(request, None, Via.PAGE, allowed)
+        except Unauthenticated as exc:
+            # After login, come back to the page asked for; a POST target is not re-sent, so go home.
+            raise LoginRequired(request.url.path if request.method == "GET" else "/", exc.reason) from None
+        except PermissionDenied as exc:
+            raise PageForbidden(exc.reason) from None
+
+    return check
+
+
+CurrentUser = Annotated[Caller, Depends(caller(ANY))]
+TechnicianUser = Annotated[Caller, Depends(caller(Role.TECHNICIAN))]
+CourierUser = Annotated[Caller, Depends(caller(Role.COURIER))]
+AuditorUser = Annotated[Caller, Depends(caller(Role.AUDITOR))]
+AdminUser = Annotated[Caller, Depends(caller(Role.ADMIN))]
 AnyUser = CurrentUser

@@ -37,7 +37,7 @@ from factory.audit.views import (
     search_certificates,
 )
 from factory.kernel.context import AppContext
-from factory.kernel.db.engine import read_scope
+from factory.kernel.db.engine import Session, read_scope
 from factory.kernel.ledger.verify import verify_ledger
 from factory.kernel.site_keys import load_private_key
 
@@ -174,15 +174,31 @@ def export(
     serial: Annotated[list[str], Query(max_length=200)] = [],  # noqa: B006 (FastAPI copies defaults)
     certificate_id: Annotated[list[str], Query(max_length=200)] = [],  # noqa: B006
 ) -> Response:
+    return bundle_download(session, ctx, user.name, serials=serial, certificate_ids=certificate_id)
+
+
+def bundle_download(
+    session: Session,
+    ctx: AppContext,
+    exported_by: str,
+    *,
+    serials: list[str],
+    certificate_ids: list[str] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """The offline-verifiable evidence bundle as a ZIP download (the JSON API's and the export page's).
+
+    :raises FactoryError: nothing to export, or an unknown device or certificate.
+    """
     buffer = io.BytesIO()
     summary = export_bundle(
         session,
         ctx.site_keys.public_key(),
         buffer,
-        serials=serial,
-        certificate_ids=certificate_id,
+        serials=serials,
+        certificate_ids=certificate_ids or [],
         site=ctx.settings.site_name,
-        exported_by=user.name,
+        exported_by=exported_by,
         head_key=load_private_key(ctx.settings),
     )
     name = summary.devices[0] if len(summary.devices) == 1 else f"{len(summary.devices)}-devices"
@@ -190,5 +206,5 @@ def export(
     return Response(
         buffer.getvalue(),
         media_type="application/zip",
-        headers={"Content-Disposition": f'attachment; filename="audit-bundle-{name}.zip"'},
+        headers={"Content-Disposition": f'attachment; filename="audit-bundle-{name}.zip"', **(headers or {})},
     )

@@ -13,10 +13,10 @@ import binascii
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 
-from api.deps import ContextDep, CurrentUser, SessionDep, TechnicianUser, require_roles
+from api.deps import AdminUser, ContextDep, CourierUser, CurrentUser, SessionDep, TechnicianUser
 from api.schemas.custody import (
     AcceptanceIn,
     AllocateIn,
@@ -42,21 +42,16 @@ from api.schemas.custody import (
     VehicleIn,
     WaveIn,
 )
-from factory.custody import consignments, destruction, disposal, issue, people, redistribution, swap, vehicles, waves
-from factory.custody.acceptance import Acceptance
-from factory.custody.allocation import allocate, release
-from factory.custody.documents import Upload, read_document
-from factory.identity.models import Role, User
+from factory.custody import service, views
+from factory.custody.service import Acceptance, Outcome, Upload, allocate, release
+from factory.custody.views import read_document
 from factory.intake.views import entry_view
 from factory.kernel.context import AppContext
 from factory.kernel.errors import InvalidInput
 from factory.kernel.lifecycle.guards import CertificateVerifier
-from factory.kernel.models.custody_entry import CustodyEntry
 
 router = APIRouter(prefix="/api/custody", tags=["custody"])
 
-CourierUser = Annotated[User, Depends(require_roles(Role.COURIER))]
-AdminUser = Annotated[User, Depends(require_roles())]  # admins only
 Id = Annotated[int, Path(ge=1)]
 Ref = Annotated[str, Path(min_length=1, max_length=128)]
 
@@ -77,8 +72,8 @@ def _acceptance(a: AcceptanceIn) -> Acceptance:
     return Acceptance(name=a.name, signature=_upload(a.signature) if a.signature else None, pin=a.pin)
 
 
-def _entries(entries: list[CustodyEntry], **details: Any) -> dict[str, Any]:
-    return {"entries": [entry_view(e) for e in entries], "details": details}
+def _entries(outcome: Outcome[Any], **details: Any) -> dict[str, Any]:
+    return {"entries": [entry_view(e) for e in outcome.entries], "details": details}
 
 
 # ------------------------------------------------------------------ people, parties, waves (admin)
@@ -86,34 +81,34 @@ def _entries(entries: list[CustodyEntry], **details: Any) -> dict[str, Any]:
 
 @router.post("/officers", status_code=201, response_model=RecordOut)
 def add_officer(body: OfficerIn, session: SessionDep, _user: AdminUser) -> dict[str, Any]:
-    o = people.register_officer(session, **body.model_dump())
+    o = service.register_officer(session, **body.model_dump())
     return {"id": o.staff_number, "details": {"name": o.name, "team": o.team, "at_profile": o.at_profile}}
 
 
 @router.post("/vehicles", status_code=201, response_model=RecordOut)
 def add_vehicle(body: VehicleIn, session: SessionDep, _user: AdminUser) -> dict[str, Any]:
-    return {"id": people.register_vehicle(session, **body.model_dump()).fleet_number}
+    return {"id": service.register_vehicle(session, **body.model_dump()).fleet_number}
 
 
 @router.post("/parties", status_code=201, response_model=RecordOut)
 def add_party(body: PartyIn, session: SessionDep, _user: AdminUser) -> dict[str, Any]:
-    party = people.register_party(session, **body.model_dump())
-    return {"id": people.party_label(party), "details": {"name": party.name}}
+    party = service.register_party(session, **body.model_dump())
+    return {"id": service.party_label(party), "details": {"name": party.name}}
 
 
 @router.post("/waves", status_code=201, response_model=RecordOut)
 def add_wave(body: WaveIn, session: SessionDep, _user: AdminUser) -> dict[str, Any]:
-    return {"id": waves.create_wave(session, **body.model_dump()).name}
+    return {"id": service.create_wave(session, **body.model_dump()).name}
 
 
 @router.get("/waves/{name}/kpis")
 def wave_kpis(name: Ref, session: SessionDep, _user: CurrentUser) -> dict[str, Any]:
-    return asdict(waves.wave_kpis(session, name))
+    return asdict(views.wave_kpis(session, name))
 
 
 @router.get("/benches/kpis")
 def bench_kpis(session: SessionDep, _user: CurrentUser) -> list[dict[str, Any]]:
-    return [asdict(k) for k in waves.bench_kpis(session)]
+    return [asdict(k) for k in views.bench_kpis(session)]
 
 
 # ------------------------------------------------------------------ allocation and issue (technicians)
@@ -121,25 +116,27 @@ def bench_kpis(session: SessionDep, _user: CurrentUser) -> list[dict[str, Any]]:
 
 @router.post("/allocations", status_code=201, response_model=RecordOut)
 def allocate_device(body: AllocateIn, session: SessionDep, user: TechnicianUser) -> dict[str, Any]:
-    a = allocate(session, actor=user.name, **body.model_dump())
+    a = allocate(session, actor=user.name, **body.model_dump()).record
     return {"id": a.id or 0, "details": {"channel": a.channel, "status": a.status}}
 
 
 @router.post("/allocations/{allocation_id}/release", response_model=RecordOut)
 def release_allocation(allocation_id: Id, body: ReasonIn, session: SessionDep, user: TechnicianUser) -> dict[str, Any]:
-    a = release(session, allocation_id=allocation_id, reason=body.reason, actor=user.name)
+    a = release(session, allocation_id=allocation_id, reason=body.reason, actor=user.name).record
     return {"id": a.id or 0, "details": {"status": a.status}}
 
 
 @router.post("/exceptions", status_code=201, response_model=RecordOut)
 def request_exception(body: ExceptionIn, session: SessionDep, user: TechnicianUser) -> dict[str, Any]:
-    a = issue.request_exception(session, allocation_id=body.allocation_id, reason=body.reason, requested_by=user.name)
+    a = service.request_exception(
+        session, allocation_id=body.allocation_id, reason=body.reason, requested_by=user.name
+    ).record
     return {"id": a.id or 0, "details": {"requested_by": a.requested_by}}
 
 
 @router.post("/exceptions/{approval_id}/approve", response_model=RecordOut)
 def approve_exception(approval_id: Id, session: SessionDep, user: AdminUser) -> dict[str, Any]:
-    a = issue.approve_exception(session, approval_id=approval_id, approver=user.name)
+    a = service.approve_exception(session, approval_id=approval_id, approver=user.name).record
     return {"id": a.id or 0, "details": {"requested_by": a.requested_by, "approved_by": a.approved_by}}
 
 
@@ -147,7 +144,7 @@ def approve_exception(approval_id: Id, session: SessionDep, user: AdminUser) -> 
 def issue_device(
     allocation_id: Id, body: IssueIn, session: SessionDep, ctx: ContextDep, user: TechnicianUser
 ) -> dict[str, Any]:
-    result = issue.issue_device(
+    result = service.issue_device(
         session,
         allocation_id=allocation_id,
         acceptance=_acceptance(body.acceptance),
@@ -156,12 +153,12 @@ def issue_device(
         actor=user.name,
         verifier=_verifier(ctx),
     )
-    return _entries(result.entries, acceptance_sha256=result.acceptance.record_sha256)
+    return _entries(result, acceptance_sha256=result.acceptance.record_sha256 if result.acceptance else None)
 
 
 @router.post("/swaps", response_model=EntriesOut)
 def walk_in_swap(body: SwapIn, session: SessionDep, ctx: ContextDep, user: TechnicianUser) -> dict[str, Any]:
-    result = swap.walk_in_swap(
+    result = service.walk_in_swap(
         session,
         staff_number=body.staff_number,
         faulty_serial=body.faulty_serial,
@@ -172,14 +169,14 @@ def walk_in_swap(body: SwapIn, session: SessionDep, ctx: ContextDep, user: Techn
         actor=user.name,
         verifier=_verifier(ctx),
     )
-    return _entries(result.entries, acceptance_sha256=result.acceptance.record_sha256)
+    return _entries(result, acceptance_sha256=result.acceptance.record_sha256 if result.acceptance else None)
 
 
 @router.post("/allocations/{allocation_id}/install", response_model=EntriesOut)
 def install_tablet(
     allocation_id: Id, body: InstallIn, session: SessionDep, ctx: ContextDep, user: TechnicianUser
 ) -> dict[str, Any]:
-    entry = vehicles.install_tablet(
+    result = service.install_tablet(
         session,
         allocation_id=allocation_id,
         installer_name=body.installer_name,
@@ -189,7 +186,7 @@ def install_tablet(
         actor=user.name,
         verifier=_verifier(ctx),
     )
-    return _entries([entry])
+    return _entries(result)
 
 
 @router.post("/vehicles/{fleet_number}/decommission", response_model=EntriesOut)
@@ -197,7 +194,7 @@ def decommission_vehicle(
     fleet_number: Ref, body: DecommissionIn, session: SessionDep, user: TechnicianUser
 ) -> dict[str, Any]:
     return _entries(
-        vehicles.decommission_vehicle(session, fleet_number=fleet_number, removed_by=body.removed_by, actor=user.name)
+        service.decommission_vehicle(session, fleet_number=fleet_number, removed_by=body.removed_by, actor=user.name)
     )
 
 
@@ -208,14 +205,14 @@ def decommission_vehicle(
 def create_consignment(
     body: ConsignmentIn, session: SessionDep, ctx: ContextDep, user: TechnicianUser
 ) -> dict[str, Any]:
-    c = consignments.create_consignment(session, actor=user.name, site=ctx.settings.site_name, **body.model_dump())
+    c = service.create_consignment(session, actor=user.name, site=ctx.settings.site_name, **body.model_dump()).record
     return {"id": c.reference, "details": {"status": c.status, "manifest_document_id": c.manifest_document_id}}
 
 
 @router.post("/consignments/{reference}/handover", response_model=EntriesOut)
 def hand_over(reference: Ref, body: ScanIn, session: SessionDep, ctx: ContextDep, user: CourierUser) -> dict[str, Any]:
     return _entries(
-        consignments.hand_over(
+        service.hand_over(
             session,
             reference=reference,
             scanned_serials=body.scanned_serials,
@@ -228,7 +225,7 @@ def hand_over(reference: Ref, body: ScanIn, session: SessionDep, ctx: ContextDep
 @router.post("/consignments/{reference}/delivery", response_model=EntriesOut)
 def deliver(reference: Ref, body: DeliveryIn, session: SessionDep, user: CourierUser) -> dict[str, Any]:
     return _entries(
-        consignments.deliver(
+        service.deliver(
             session,
             reference=reference,
             recipient_name=body.recipient_name,
@@ -242,20 +239,20 @@ def deliver(reference: Ref, body: DeliveryIn, session: SessionDep, user: Courier
 
 @router.post("/consignments/{reference}/failed-delivery", response_model=RecordOut)
 def failed_delivery(reference: Ref, body: ReasonIn, session: SessionDep, user: CourierUser) -> dict[str, Any]:
-    c = consignments.record_failed_delivery(session, reference=reference, reason=body.reason, actor=user.name)
+    c = service.record_failed_delivery(session, reference=reference, reason=body.reason, actor=user.name).record
     return {"id": c.reference, "details": {"status": c.status}}
 
 
 @router.post("/consignments/{reference}/return", response_model=EntriesOut)
 def return_consignment(reference: Ref, session: SessionDep, user: TechnicianUser) -> dict[str, Any]:
-    return _entries(consignments.return_to_factory(session, reference=reference, actor=user.name))
+    return _entries(service.return_to_factory(session, reference=reference, actor=user.name))
 
 
 @router.get("/consignment-exceptions")
 def consignment_exceptions(
     session: SessionDep, _user: CurrentUser, overdue_days: Annotated[int, Query(ge=0, le=365)] = 3
 ) -> list[dict[str, Any]]:
-    return [asdict(e) for e in consignments.exception_report(session, overdue_days=overdue_days)]
+    return [asdict(e) for e in views.exception_report(session, overdue_days=overdue_days)]
 
 
 # ------------------------------------------------------------------ redistribution and disposal (admin)
@@ -263,7 +260,7 @@ def consignment_exceptions(
 
 @router.post("/transfers", status_code=201, response_model=EntriesOut)
 def redistribute(body: TransferIn, session: SessionDep, ctx: ContextDep, user: AdminUser) -> dict[str, Any]:
-    result = redistribution.redistribute(
+    result = service.redistribute(
         session,
         organisation_reference=body.organisation_reference,
         serials=body.serials,
@@ -271,33 +268,36 @@ def redistribute(body: TransferIn, session: SessionDep, ctx: ContextDep, user: A
         site=ctx.settings.site_name,
         verifier=_verifier(ctx),
     )
-    return _entries(result.entries, transfer_id=result.transfer.id, note_document_id=result.note.id)
+    note_id = result.document.id if result.document else None
+    return _entries(result, transfer_id=result.record.id, note_document_id=note_id)
 
 
 @router.post("/disposal-batches", status_code=201, response_model=RecordOut)
 def open_batch(body: BatchIn, session: SessionDep, user: AdminUser) -> dict[str, Any]:
-    return {"id": disposal.open_batch(session, actor=user.name, **body.model_dump()).id or 0}
+    return {"id": service.open_batch(session, actor=user.name, **body.model_dump()).record.id or 0}
 
 
 @router.post("/disposal-batches/{batch_id}/devices/{serial}", response_model=EntriesOut)
 def add_to_batch(batch_id: Id, serial: Ref, session: SessionDep, ctx: ContextDep, user: AdminUser) -> dict[str, Any]:
-    entry = disposal.add_device(session, batch_id=batch_id, serial=serial, actor=user.name, verifier=_verifier(ctx))
-    return _entries([entry])
+    return _entries(
+        service.add_device(session, batch_id=batch_id, serial=serial, actor=user.name, verifier=_verifier(ctx))
+    )
 
 
 @router.post("/disposal-batches/{batch_id}/devices/{serial}/remove", response_model=EntriesOut)
 def remove_from_batch(
     batch_id: Id, serial: Ref, body: ReasonIn, session: SessionDep, user: AdminUser
 ) -> dict[str, Any]:
-    entry = disposal.remove_device(session, batch_id=batch_id, serial=serial, reason=body.reason, actor=user.name)
-    return _entries([entry])
+    return _entries(
+        service.remove_device(session, batch_id=batch_id, serial=serial, reason=body.reason, actor=user.name)
+    )
 
 
 @router.post("/disposal-batches/{batch_id}/collect", response_model=RecordOut)
 def collect_batch(
     batch_id: Id, body: CollectIn, session: SessionDep, ctx: ContextDep, user: AdminUser
 ) -> dict[str, Any]:
-    transfer = disposal.WasteTransfer(
+    transfer = service.WasteTransfer(
         containment=body.containment,
         place=body.place,
         transferor_name=body.transferor_name,
@@ -308,14 +308,14 @@ def collect_batch(
         hazardous_note_reference=body.hazardous_note_reference,
         collected_at=body.collected_at,
     )
-    b = disposal.collect(
+    b = service.collect(
         session,
         batch_id=batch_id,
         transfer=transfer,
         actor=user.name,
         site=ctx.settings.site_name,
         verifier=_verifier(ctx),
-    )
+    ).record
     return {"id": b.id or 0, "details": {"status": b.status, "wtn_document_id": b.wtn_document_id}}
 
 
@@ -323,7 +323,7 @@ def collect_batch(
 def recycler_certificate(
     batch_id: Id, body: RecyclerCertificateIn, session: SessionDep, ctx: ContextDep, user: AdminUser
 ) -> dict[str, Any]:
-    entries = disposal.record_recycler_certificate(
+    outcome = service.record_recycler_certificate(
         session,
         batch_id=batch_id,
         serials=body.serials,
@@ -332,12 +332,12 @@ def recycler_certificate(
         actor=user.name,
         verifier=_verifier(ctx),
     )
-    return _entries(entries)
+    return _entries(outcome)
 
 
 @router.post("/disposal-batches/{batch_id}/close", response_model=RecordOut)
 def close_batch(batch_id: Id, session: SessionDep, user: AdminUser) -> dict[str, Any]:
-    b = disposal.close_batch(session, batch_id=batch_id, actor=user.name)
+    b = service.close_batch(session, batch_id=batch_id, actor=user.name).record
     return {"id": b.id or 0, "details": {"status": b.status, "closed_at": b.closed_at}}
 
 
@@ -346,20 +346,20 @@ def close_batch(batch_id: Id, session: SessionDep, user: AdminUser) -> dict[str,
 
 @router.post("/destructions", status_code=201, response_model=RecordOut)
 def request_destruction(body: DestructionIn, session: SessionDep, user: TechnicianUser) -> dict[str, Any]:
-    r = destruction.request_destruction(
+    r = service.request_destruction(
         session,
         serial=body.serial,
         method=body.method,
         reason=body.reason,
         evidence=_upload(body.evidence),
         actor=user.name,
-    )
+    ).record
     return {"id": r.id or 0, "details": {"requested_by": r.requested_by}}
 
 
 @router.post("/destructions/{record_id}/witness", response_model=EntriesOut)
 def witness_destruction(record_id: Id, session: SessionDep, user: TechnicianUser) -> dict[str, Any]:
-    return _entries([destruction.witness_destruction(session, record_id=record_id, witness=user.name)])
+    return _entries(service.witness_destruction(session, record_id=record_id, witness=user.name))
 
 
 # ------------------------------------------------------------------ evidence documents (read-only)

@@ -8,7 +8,6 @@ session's CSRF token in ``X-CSRF-Token``.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -16,56 +15,22 @@ from typing import Annotated, Any
 from anyio import to_thread
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import StreamingResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.deps import ContextDep, SessionDep
-from factory.identity.models import Role, User
-from factory.identity.service import authenticate_token, web_session_user
+from api.deps import ANY, Caller, ContextDep, SessionDep, Via, caller
+from factory.identity.models import Role
 from factory.kernel.context import AppContext
 from factory.kernel.db.engine import session_scope
-from factory.kernel.errors import PermissionDenied, Unauthenticated
-from factory.line import jobs as line_jobs
-from factory.line.bus import LineBus, process_bus
-from factory.line.provision_step import NoOpProvisioner
-from factory.line.views import benches_view, board_snapshot, devices_view, job_detail, jobs_view
+from factory.line import service as line_service
+from factory.line.views import LineBus, benches_view, board_snapshot, devices_view, job_detail, jobs_view, process_bus
 
 router = APIRouter(tags=["line"])
 
-SESSION_COOKIE = "df_session"  # the web login's session cookie (api/web/auth.py)
 SSE_POLL_SECONDS = 1.0  # re-read the database at least this often (agents may run elsewhere)
 SSE_KEEPALIVE_SECONDS = 15.0
-_bearer = HTTPBearer(auto_error=False, description="API token from 'factory users add'")
 
-
-def line_user(
-    request: Request,
-    ctx: ContextDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> User:
-    with session_scope(ctx.engine) as session:
-        if credentials is not None and credentials.scheme.lower() == "bearer" and credentials.credentials:
-            return authenticate_token(session, credentials.credentials)
-        cookie = request.cookies.get(SESSION_COOKIE)
-        if not cookie:
-            raise Unauthenticated("missing bearer token or web session")
-        user, web = web_session_user(session, cookie)
-        if request.method not in ("GET", "HEAD"):
-            sent = request.headers.get("x-csrf-token", "")
-            if not sent or not hmac.compare_digest(sent, web.csrf_token):
-                raise PermissionDenied("missing or stale CSRF token (X-CSRF-Token)")
-        return user
-
-
-LineUser = Annotated[User, Depends(line_user)]
-
-
-def _technician(user: LineUser) -> User:
-    if user.role not in (Role.TECHNICIAN.value, Role.ADMIN.value):
-        raise PermissionDenied(f"role '{user.role}' may not act on jobs")
-    return user
-
-
-LineTechnician = Annotated[User, Depends(_technician)]
+# The board page calls these from a browser with its session cookie (EventSource sends no headers).
+LineUser = Annotated[Caller, Depends(caller(ANY, via=Via.BEARER_OR_COOKIE))]
+LineTechnician = Annotated[Caller, Depends(caller(Role.TECHNICIAN, via=Via.BEARER_OR_COOKIE))]
 JobId = Annotated[int, Path(ge=1, le=2**62)]
 Limit = Annotated[int, Query(ge=1, le=500)]
 
@@ -103,21 +68,21 @@ def show_job(job_id: JobId, session: SessionDep, _user: LineUser) -> dict[str, A
 
 @router.post("/api/jobs/{job_id}/cancel")
 def cancel_job(job_id: JobId, session: SessionDep, user: LineTechnician) -> dict[str, Any]:
-    line_jobs.request_stop(session, job_id, kind="cancel", actor=user.name)
+    line_service.request_stop(session, job_id, kind=line_service.StopKind.CANCEL, actor=user.name)
     session.flush()
     return job_detail(session, job_id)
 
 
 @router.post("/api/jobs/{job_id}/abort")
 def abort_job(job_id: JobId, session: SessionDep, user: LineTechnician) -> dict[str, Any]:
-    line_jobs.request_stop(session, job_id, kind="abort", actor=user.name)
+    line_service.request_stop(session, job_id, kind=line_service.StopKind.ABORT, actor=user.name)
     session.flush()
     return job_detail(session, job_id)
 
 
 @router.post("/api/jobs/{job_id}/retry", status_code=201)
 def retry_job(job_id: JobId, session: SessionDep, user: LineTechnician) -> dict[str, Any]:
-    job = line_jobs.retry(session, job_id, actor=user.name, provision_name=NoOpProvisioner.name)
+    job = line_service.retry_job(session, job_id, actor=user.name)
     session.flush()
     return job_detail(session, job.id or 0)
 

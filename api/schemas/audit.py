@@ -6,7 +6,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from api.schemas.common import LedgerReportPublic, MediumPublic
+from api.schemas.common import CertificateSummary, CustodyEntryPublic, LedgerReportPublic, MediumPublic
+from api.schemas.intake import DeviceStatus
+from factory.audit.views import OutOfCustody, Violation
 
 
 class ErasureOutcomePublic(BaseModel):
@@ -65,45 +67,16 @@ class EntryProofDetail(BaseModel):
     linked_by_next: bool | None
 
 
-class ProvenEntry(BaseModel):
-    seq: int
+class ProvenEntry(CustodyEntryPublic):
     device_serial: str
-    event: str
-    from_state: str | None
-    to_state: str
-    actor: str
-    from_custodian: str
-    to_custodian: str
-    location: str
-    occurred_at: str
-    evidence: dict[str, Any]
-    prev_hash: str
-    entry_hash: str
     proof: EntryProofDetail
 
 
-class HistoryCertificate(BaseModel):
-    id: str
-    medium_serial: str
-    issued_at: str
-    level: str
-    method: str
-    destination: str
-    erase_round_seq: int
-    digest_sha256: str
+class HistoryCertificate(CertificateSummary):
     check: CertificateCheckPublic
 
 
-class HistoryDevice(BaseModel):
-    serial: str
-    asset_tag: str | None
-    make: str
-    model: str
-    kind: str
-    state: str | None
-    custodian: str
-    location: str
-    held_user_data: bool
+class HistoryDevice(DeviceStatus):
     erase_round_seq: int | None
 
 
@@ -122,25 +95,9 @@ class DeviceHistoryPublic(BaseModel):
     ledger: LedgerStatus
 
 
-class OutOfCustodyPublic(BaseModel):
-    device_serial: str
-    asset_tag: str | None
-    state: str
-    custodian: str
-    location: str
-    left_seq: int
-    left_event: str
-    left_at: str
-    days_out: int
-
-
-class ViolationPublic(BaseModel):
-    device_serial: str
-    seq: int
-    event: str
-    to_state: str
-    occurred_at: str
-    problems: list[str]
+# The exception report's rows are the audit views' own records: one definition, no copy.
+OutOfCustodyPublic = OutOfCustody
+ViolationPublic = Violation
 
 
 class WaveDevicePublic(BaseModel):

@@ -1,34 +1,30 @@
-"""Request and response models of the JSON API (one family per resource)."""
+"""Response models shared by several areas of the JSON API: errors, custody entries, storage
+media, certificate summaries and the ledger report."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
-
-from factory.kernel.models.device import DeviceKind, MediaType
+from pydantic import BaseModel
 
 
-class MediaIn(BaseModel):
-    media_type: MediaType
-    serial: str = Field(min_length=1, max_length=128)
-    capacity_bytes: int = Field(default=0, ge=0, le=2**53)
-    model: str = Field(default="", max_length=128)
+class ErrorBody(BaseModel):
+    error: str
+    reason: str
 
 
-class DeviceReceive(BaseModel):
-    serial: str = Field(min_length=1, max_length=128)
-    kind: DeviceKind
-    make: str = Field(default="", max_length=128)
-    model: str = Field(default="", max_length=128)
-    asset_tag: str | None = Field(default=None, min_length=1, max_length=64)
-    from_custodian: str = Field(default="", max_length=200)
-    location: str = Field(default="", max_length=200)
-    new_stock: bool = False
-    media: list[MediaIn] = Field(default_factory=list, max_length=16)
+class LedgerReportPublic(BaseModel):
+    ok: bool
+    entries: int
+    head_seq: int | None
+    head_hash: str | None
+    broken_seq: int | None
+    reason: str | None
 
 
 class CustodyEntryPublic(BaseModel):
+    """One entry of the custody ledger (audit's ProvenEntry adds the device and its chain proof)."""
+
     seq: int
     event: str
     from_state: str | None
@@ -51,6 +47,8 @@ class MediumPublic(BaseModel):
 
 
 class CertificateSummary(BaseModel):
+    """A sanitisation certificate as a device lists it (audit's HistoryCertificate adds its check)."""
+
     id: str
     medium_serial: str
     level: str
@@ -59,33 +57,3 @@ class CertificateSummary(BaseModel):
     issued_at: str
     digest_sha256: str
     erase_round_seq: int
-
-
-class DevicePublic(BaseModel):
-    serial: str
-    asset_tag: str | None
-    make: str
-    model: str
-    kind: str
-    role: str | None
-    state: str | None
-    custodian: str
-    location: str
-    held_user_data: bool
-    media: list[MediumPublic]
-    certificates: list[CertificateSummary]
-    history: list[CustodyEntryPublic]
-
-
-class LedgerReportPublic(BaseModel):
-    ok: bool
-    entries: int
-    head_seq: int | None
-    head_hash: str | None
-    broken_seq: int | None
-    reason: str | None
-
-
-class ErrorBody(BaseModel):
-    error: str
-    reason: str

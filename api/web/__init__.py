@@ -1,4 +1,6 @@
-"""Server-rendered web pages for technicians, couriers and auditors (Jinja2, plain forms, small JS)."""
+"""Server-rendered web pages by area (Jinja2, plain forms, small JS): intake (receive), custody
+(issue, swap, courier consignments), audit (the auditors' pages), line (the bench board), plus
+login/logout (auth), rendering and form helpers."""
 
 from __future__ import annotations
 
@@ -6,23 +8,25 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
-from api.web import auth, pages_auditor, pages_courier, pages_technician
+from api.deps import LoginRequired, PageForbidden
+from api.web import audit, auth, custody, intake, line
 from api.web.render import WEB_DIR, render
 
 
 def install_web(app: FastAPI) -> None:
-    """Mount the static files, the login routes and one router per user group."""
+    """Mount the static files, the login routes and one router per area."""
     app.mount("/static", StaticFiles(directory=str(WEB_DIR / "static")), name="static")
 
-    @app.exception_handler(auth.LoginRequired)
-    async def login_required(_request: Request, exc: auth.LoginRequired) -> Response:
+    @app.exception_handler(LoginRequired)
+    async def login_required(_request: Request, exc: LoginRequired) -> Response:
         return auth.login_redirect(exc)
 
-    @app.exception_handler(auth.PageForbidden)
-    async def page_forbidden(request: Request, exc: auth.PageForbidden) -> Response:
+    @app.exception_handler(PageForbidden)
+    async def page_forbidden(request: Request, exc: PageForbidden) -> Response:
         return render(request, "forbidden.html", None, 403, reason=exc.reason)
 
     app.include_router(auth.router)
-    app.include_router(pages_technician.router)
-    app.include_router(pages_courier.router)
-    app.include_router(pages_auditor.router)
+    app.include_router(line.router)
+    app.include_router(intake.router)
+    app.include_router(custody.router)
+    app.include_router(audit.router)

@@ -1,37 +1,34 @@
-"""Web login: username + password (Argon2id), server-side sessions, CSRF, role checks.
+"""Web login and logout: username + password (Argon2id), server-side sessions.
 
 The session cookie carries a random id (HttpOnly, SameSite=Lax); the database keeps only its
-hash, with an absolute and an idle expiry, and logout revokes it. Every POST form carries the
-session's CSRF token; the login form, which has no session yet, uses a double-submit cookie.
+hash, with an absolute and an idle expiry, and logout revokes it. Checking the session, the role
+and every POST form's CSRF token is api/deps.py's (``page_user``); the login form, which has no
+session yet, uses a double-submit cookie of its own here.
 """
 
 from __future__ import annotations
 
 import hmac
 import secrets
-from collections.abc import Callable, Coroutine
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from api.deps import ContextDep
-from api.web.render import WebIdentity, render
+from api.deps import ANY, SESSION_COOKIE, Caller, ContextDep, LoginRequired, page_user
+from api.web.render import render
 from factory.identity.models import Role
 from factory.identity.service import (
     SESSION_LIFETIME,
     check_password,
     close_web_session,
     open_web_session,
-    web_session_user,
 )
 from factory.kernel.db.engine import session_scope
 from factory.kernel.errors import Unauthenticated
 
-SESSION_COOKIE = "df_session"
 LOGIN_CSRF_COOKIE = "df_login_csrf"
-CSRF_FIELD = "csrf_token"
 
 HOME_BY_ROLE: dict[str, str] = {
     Role.TECHNICIAN.value: "/tech/receive",
@@ -40,68 +37,7 @@ HOME_BY_ROLE: dict[str, str] = {
     Role.ADMIN.value: "/tech/receive",
 }
 
-
-class LoginRequired(Exception):
-    """No valid session: pages answer with a redirect to the login form."""
-
-    def __init__(self, next_path: str, reason: str) -> None:
-        super().__init__(reason)
-        self.next_path = next_path
-        self.reason = reason
-
-
-class PageForbidden(Exception):
-    """Logged in, but this role may not use this page or action (rendered as a 403 page)."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-def _next_of(request: Request) -> str:
-    # After login, come back to the page asked for; a POST target is not re-sent, so go to its page.
-    return request.url.path if request.method == "GET" else "/"
-
-
-def web_identity(request: Request, ctx: ContextDep) -> WebIdentity:
-    cookie = request.cookies.get(SESSION_COOKIE)
-    if not cookie:
-        raise LoginRequired(_next_of(request), "please log in")
-    with session_scope(ctx.engine) as session:
-        try:
-            user, web = web_session_user(session, cookie)
-        except Unauthenticated as exc:
-            raise LoginRequired(_next_of(request), exc.reason) from None
-        return WebIdentity(name=user.name, role=user.role, csrf_token=web.csrf_token)
-
-
-WebUserDep = Annotated[WebIdentity, Depends(web_identity)]
-
-
-def page_user(*roles: Role) -> Callable[[WebIdentity], WebIdentity]:
-    """A GET page for these roles (admins may use every page)."""
-
-    def check(identity: WebUserDep) -> WebIdentity:
-        if roles and not identity.has(*roles):
-            raise PageForbidden(f"role '{identity.role}' may not use this page")
-        return identity
-
-    return check
-
-
-def form_user(*roles: Role) -> Callable[[Request, WebIdentity], Coroutine[Any, Any, WebIdentity]]:
-    """A POST action for these roles; the form must carry the session's CSRF token."""
-
-    async def check(request: Request, identity: WebUserDep) -> WebIdentity:
-        if roles and not identity.has(*roles):
-            raise PageForbidden(f"role '{identity.role}' may not do this")
-        form = await request.form()
-        sent = form.get(CSRF_FIELD)
-        if not isinstance(sent, str) or not hmac.compare_digest(sent, identity.csrf_token):
-            raise PageForbidden("the form's security token is missing or stale: reload the page and try again")
-        return identity
-
-    return check
+SignedIn = Annotated[Caller, Depends(page_user(ANY))]
 
 
 def safe_next(value: str | None, identity_role: str) -> str:
@@ -161,7 +97,7 @@ def login(
 
 
 @router.post("/logout")
-def logout(request: Request, ctx: ContextDep, _me: Annotated[WebIdentity, Depends(form_user())]) -> Response:
+def logout(request: Request, ctx: ContextDep, _me: SignedIn) -> Response:
     with session_scope(ctx.engine) as session:
         close_web_session(session, request.cookies.get(SESSION_COOKIE, ""))
     response = RedirectResponse("/login", status_code=303)
@@ -170,7 +106,7 @@ def logout(request: Request, ctx: ContextDep, _me: Annotated[WebIdentity, Depend
 
 
 @router.get("/")
-def home(me: WebUserDep) -> Response:
+def home(me: SignedIn) -> Response:
     return RedirectResponse(HOME_BY_ROLE.get(me.role, "/login"), status_code=303)
 
 

@@ -10,6 +10,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from api.deps import Caller
 from factory.identity.models import Role
 
 WEB_DIR = Path(__file__).resolve().parent
@@ -26,18 +27,6 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
-
-
-@dataclass(frozen=True)
-class WebIdentity:
-    """The logged-in person as the pages see them (a detached copy, no ORM state)."""
-
-    name: str
-    role: str
-    csrf_token: str
-
-    def has(self, *roles: Role) -> bool:
-        return self.role == Role.ADMIN.value or self.role in {r.value for r in roles}
 
 
 @dataclass(frozen=True)
@@ -60,7 +49,7 @@ NAV: tuple[NavLink, ...] = (
 )
 
 
-def nav_for(identity: WebIdentity | None) -> list[NavLink]:
+def nav_for(identity: Caller | None) -> list[NavLink]:
     if identity is None:
         return []
     return [link for link in NAV if identity.has(*link.roles)]
@@ -69,7 +58,7 @@ def nav_for(identity: WebIdentity | None) -> list[NavLink]:
 def render(
     request: Request,
     template: str,
-    identity: WebIdentity | None,
+    identity: Caller | None,
     status_code: int = 200,
     **context: Any,
 ) -> HTMLResponse:

@@ -3,15 +3,33 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
+from sqlalchemy import Engine, case
 from sqlmodel import Session, col, func, select
 
+from factory.kernel import clock
 from factory.kernel.errors import InvalidInput, NotFound
 from factory.kernel.lifecycle.states import State
-from factory.kernel.models.device import Device
-from factory.line.models import Bench, Job, JobLog, JobStatus, JobStep, LineAgent, Slot
+from factory.kernel.models.certificate import Certificate
+from factory.kernel.models.device import Device, StorageMedium
+from factory.line.bus import LineBus as LineBus  # re-exported: the board's live progress
+from factory.line.bus import process_bus as process_bus
+from factory.line.models import (
+    FINISHED_JOB_STATUSES,
+    Bench,
+    Job,
+    JobLog,
+    JobStatus,
+    JobStep,
+    LineAgent,
+    Slot,
+    StepStatus,
+)
+from factory.line.pipeline_rules import Step
 
 ATTENTION_STATUSES = (JobStatus.FAILED, JobStatus.HELD, JobStatus.INTERRUPTED, JobStatus.ABORTED, JobStatus.CANCELLED)
 MAX_LIMIT = 500
@@ -230,3 +248,120 @@ def _limit(limit: int) -> int:
     if limit < 1:
         raise InvalidInput("limit must be 1 or more")
     return min(limit, MAX_LIMIT)
+
+
+# ---------------------------------------------------------------- factory metrics (read at scrape time)
+
+# Bench jobs run from seconds (simulated disks) to hours (large HDD overwrites).
+JOB_DURATION_BUCKETS: tuple[float, ...] = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400)
+THROUGHPUT_WINDOW = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class JobDurations:
+    """Finished jobs of one pipeline and final status: count, total seconds and, per bucket of
+    JOB_DURATION_BUCKETS, how many took at most that long (cumulative, as Prometheus wants)."""
+
+    pipeline: str
+    status: str
+    count: int
+    total_seconds: float
+    cumulative: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class WipeThroughput:
+    """Successful bench-line sanitise steps: device media capacity over the step's wall-clock
+    time, all-time and over the steps that ended within THROUGHPUT_WINDOW."""
+
+    total_bytes: float
+    total_seconds: float
+    recent_bytes: float
+    recent_seconds: float
+
+    @property
+    def recent_rate(self) -> float:
+        return self.recent_bytes / self.recent_seconds if self.recent_seconds > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class FactoryMetrics:
+    devices_by_state: dict[str, int]  # every lifecycle state, 0 when no device is in it
+    job_durations: list[JobDurations]
+    media_certified: int
+    certified_bytes: int
+    line_wipes: WipeThroughput
+
+
+def factory_metrics(engine: Engine, now: datetime | None = None) -> FactoryMetrics:
+    """Everything ``/metrics`` reports, computed from the database (no in-process counters).
+    A plain session, not a unit of work: a scrape only reads, so it never takes the write lock."""
+    with Session(engine) as session:
+        certified = session.exec(
+            select(func.count(), func.coalesce(func.sum(StorageMedium.capacity_bytes), 0))
+            .select_from(Certificate)
+            .join(StorageMedium, col(StorageMedium.id) == col(Certificate.medium_id))
+        ).one()
+        return FactoryMetrics(
+            devices_by_state=_devices_by_state(session),
+            job_durations=_job_durations(session),
+            media_certified=int(certified[0]),
+            certified_bytes=int(certified[1]),
+            line_wipes=_line_wipes(session, now or clock.now()),
+        )
+
+
+def _devices_by_state(session: Session) -> dict[str, int]:
+    counts = {state.value: 0 for state in State}
+    for state, n in session.exec(select(Device.state, func.count()).group_by(Device.state)).all():
+        if state is not None:
+            counts[state] = n
+    return counts
+
+
+def _job_durations(session: Session) -> list[JobDurations]:
+    duration = col(Job.ended_epoch) - col(Job.started_epoch)
+    bucket_counts = [func.sum(case((duration <= le, 1), else_=0)) for le in JOB_DURATION_BUCKETS]
+    rows = session.exec(
+        select(Job.pipeline, Job.status, func.count(), func.sum(duration), *bucket_counts)  # type: ignore[call-overload]
+        .where(
+            col(Job.started_epoch).is_not(None),
+            col(Job.ended_epoch).is_not(None),
+            col(Job.status).in_(sorted(FINISHED_JOB_STATUSES)),
+        )
+        .group_by(Job.pipeline, Job.status)
+    ).all()
+    return [
+        JobDurations(pipeline, status, count, float(total or 0.0), tuple(int(n or 0) for n in cumulative))
+        for pipeline, status, count, total, *cumulative in rows
+    ]
+
+
+def _line_wipes(session: Session, now: datetime) -> WipeThroughput:
+    capacity = (
+        select(StorageMedium.device_id, func.sum(StorageMedium.capacity_bytes).label("bytes"))
+        .group_by(StorageMedium.device_id)
+        .subquery()
+    )
+    rows = session.exec(
+        select(JobStep.started_at, JobStep.ended_at, capacity.c.bytes)
+        .select_from(JobStep)
+        .join(Job, col(Job.id) == col(JobStep.job_id))
+        .join(capacity, capacity.c.device_id == col(Job.device_id))
+        .where(
+            JobStep.kind == Step.SANITISE.value,
+            JobStep.status == StepStatus.SUCCEEDED.value,
+            col(JobStep.started_at).is_not(None),
+            col(JobStep.ended_at).is_not(None),
+        )
+    ).all()
+    recent_from = clock.format_utc(now - THROUGHPUT_WINDOW)
+    total_bytes = total_seconds = recent_bytes = recent_seconds = 0.0
+    for started, ended, size in rows:
+        seconds = max((clock.parse_utc(ended) - clock.parse_utc(started)).total_seconds(), 0.0)
+        total_bytes += float(size or 0)
+        total_seconds += seconds
+        if ended >= recent_from:
+            recent_bytes += float(size or 0)
+            recent_seconds += seconds
+    return WipeThroughput(total_bytes, total_seconds, recent_bytes, recent_seconds)

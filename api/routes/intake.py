@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 
 from api.deps import CurrentUser, SessionDep, TechnicianUser
-from api.schemas.common import DevicePublic, DeviceReceive
+from api.schemas.intake import DevicePublic, DeviceReceive
 from factory.intake.service import MediaSpec, receive_device
 from factory.intake.views import device_view, get_device
 

@@ -7,18 +7,17 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import HTMLResponse, Response
 
-from api.deps import ContextDep
-from api.web.auth import page_user
+from api.deps import Caller, ContextDep, page_user
+from api.routes.audit import bundle_download
+from api.schemas.audit import ErasureOutcomePublic
 from api.web.forms import scanned
-from api.web.render import WebIdentity, render
-from factory.audit.service import export_bundle
+from api.web.render import render
 from factory.audit.views import (
     CertificateQuery,
     Outcome,
@@ -33,18 +32,15 @@ from factory.identity.models import Role
 from factory.kernel.db.engine import session_scope
 from factory.kernel.errors import FactoryError, InvalidInput
 from factory.kernel.ledger.verify import verify_ledger
-from factory.kernel.site_keys import load_private_key
 
 router = APIRouter(prefix="/audit", include_in_schema=False)
 
-AuditPage = Annotated[WebIdentity, Depends(page_user(Role.AUDITOR))]
+AuditPage = Annotated[Caller, Depends(page_user(Role.AUDITOR))]
 SerialPath = Annotated[str, Path(min_length=1, max_length=128)]
 CertificatePath = Annotated[str, Path(min_length=1, max_length=64)]
 
-EXPORT_COLUMNS = (
-    "outcome", "at", "device_serial", "asset_tag", "medium_serial", "certificate_id", "level", "method",
-    "destination", "digest_sha256", "erase_round_seq", "custody_seq", "reason",
-)  # fmt: skip
+EXPORT_COLUMNS = tuple(ErasureOutcomePublic.model_fields)  # the CSV has the JSON search's columns
+OUTCOMES = [o.value for o in Outcome]
 
 
 def _query(request: Request, limit: int = 50) -> tuple[CertificateQuery, dict[str, str]]:
@@ -84,7 +80,7 @@ def search(request: Request, ctx: ContextDep, me: AuditPage) -> HTMLResponse:
                 page = search_certificates(session, query)
     except FactoryError as exc:
         return render(request, "audit_search.html", me, exc.status_code, v=fields, page=None, error=exc.reason)
-    return render(request, "audit_search.html", me, v=fields, page=page, outcomes=[o.value for o in Outcome])
+    return render(request, "audit_search.html", me, v=fields, page=page, outcomes=OUTCOMES)
 
 
 @router.get("/devices/{serial}")
@@ -123,7 +119,7 @@ def verify(request: Request, ctx: ContextDep, me: AuditPage, run: str = "") -> H
 
 @router.get("/export")
 def export_form(request: Request, me: AuditPage) -> HTMLResponse:
-    return render(request, "audit_export.html", me, v={}, outcomes=[o.value for o in Outcome])
+    return render(request, "audit_export.html", me, v={}, outcomes=OUTCOMES)
 
 
 @router.get("/export/outcomes.csv")
@@ -156,25 +152,8 @@ def export_csv(request: Request, ctx: ContextDep, _me: AuditPage) -> Response:
 def export_bundle_zip(request: Request, ctx: ContextDep, me: AuditPage) -> Response:
     """The offline-verifiable evidence bundle (ZIP) for the devices scanned into the form."""
     serials = scanned(request.query_params.getlist("serial"))
-    buffer = io.BytesIO()
     try:
         with session_scope(ctx.engine) as session:
-            summary = export_bundle(
-                session,
-                ctx.site_keys.public_key(),
-                buffer,
-                serials=serials,
-                site=ctx.settings.site_name,
-                exported_by=me.name,
-                head_key=load_private_key(ctx.settings),
-            )
+            return bundle_download(session, ctx, me.name, serials=serials, headers={"Cache-Control": "no-store"})
     except FactoryError as exc:
-        return render(request, "audit_export.html", me, exc.status_code, outcomes=[o.value for o in Outcome],
-                      error=exc.reason)  # fmt: skip
-    name = summary.devices[0] if len(summary.devices) == 1 else f"{len(summary.devices)}-devices"
-    name = re.sub(r"[^A-Za-z0-9._-]", "_", name)
-    return Response(
-        buffer.getvalue(),
-        media_type="application/zip",
-        headers={"Content-Disposition": f'attachment; filename="audit-bundle-{name}.zip"', "Cache-Control": "no-store"},
-    )
+        return render(request, "audit_export.html", me, exc.status_code, outcomes=OUTCOMES, error=exc.reason)

@@ -11,13 +11,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
-from api.web.auth import page_user
-from api.web.render import WebIdentity, render
+from api.deps import Caller, page_user
+from api.web.render import render
 from factory.identity.models import Role
 
 router = APIRouter(include_in_schema=False)
 
-BoardUser = Annotated[WebIdentity, Depends(page_user(Role.TECHNICIAN))]
+BoardUser = Annotated[Caller, Depends(page_user(Role.TECHNICIAN))]
 
 
 @router.get("/board")

@@ -1,0 +1,254 @@
+"""Custody pages: issue and walk-in swap at the bench (technicians), and the couriers'
+consignments: collection scans, proof of delivery and failed deliveries."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+from urllib.parse import quote, urlencode
+
+from fastapi import APIRouter, Depends, Form, Path, Request, UploadFile
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import BaseModel
+
+from api.deps import Caller, ContextDep, page_user
+from api.web.forms import AcceptanceForm, device_or_none, read_upload, scanned
+from api.web.render import render
+from factory.custody.service import deliver, hand_over, issue_device, record_failed_delivery, walk_in_swap
+from factory.custody.views import (
+    active_consignments,
+    consignment_detail,
+    get_consignment,
+    get_document,
+    open_in_person_allocation,
+)
+from factory.identity.models import Role
+from factory.kernel.context import AppContext
+from factory.kernel.db.engine import Session, session_scope
+from factory.kernel.errors import FactoryError, InvalidInput
+
+router = APIRouter(include_in_schema=False)
+
+TechUser = Annotated[Caller, Depends(page_user(Role.TECHNICIAN))]
+CourierUser = Annotated[Caller, Depends(page_user(Role.COURIER))]
+Reference = Annotated[str, Path(min_length=1, max_length=64)]
+
+
+def _act(
+    ctx: AppContext,
+    action: Callable[[Session], str],
+    refused: Callable[[FactoryError], Response],
+    then: Callable[[str], str],
+) -> Response:
+    """A page's form post: the action in one unit of work, then a redirect to ``then(what it
+    returned)``; or, when the factory refuses, the page again with the reason (``refused``)."""
+    try:
+        with session_scope(ctx.engine) as session:
+            done = action(session)
+    except FactoryError as exc:
+        return refused(exc)
+    return RedirectResponse(then(done), status_code=303)
+
+
+def _bench_page(
+    request: Request, ctx: AppContext, me: Caller, template: str, serial: str, notice: Callable[[dict[str, Any]], str]
+) -> HTMLResponse:
+    """A technician's form; after an action (the serial comes back in the redirect), with the
+    device's card and a notice."""
+    device = device_or_none(ctx, serial)
+    return render(request, template, me, v={}, device=device, notice=notice(device) if device else None)
+
+
+def _refused(request: Request, me: Caller, template: str, form: AcceptanceForm) -> Callable[[FactoryError], Response]:
+    def page(exc: FactoryError) -> Response:
+        return render(request, template, me, exc.status_code, v=form.values(), error=exc.reason)
+
+    return page
+
+
+# ---------------------------------------------------------------- issue in person (technicians)
+class IssueForm(AcceptanceForm):
+    device_serial: str = ""
+    old_serial: str = ""
+    approval: str = ""
+
+    def approval_number(self) -> int | None:
+        value = self.approval.strip()
+        if not value:
+            return None
+        if not value.isdigit() or len(value) > 12:
+            raise InvalidInput(f"exception approval number '{value[:20]}' must be a whole number")
+        return int(value)
+
+
+@router.get("/tech/issue")
+def issue_form(request: Request, ctx: ContextDep, me: TechUser, issued: str = "") -> HTMLResponse:
+    return _bench_page(request, ctx, me, "tech_issue.html", issued, "Issued {serial} to {custodian}".format_map)
+
+
+@router.post("/tech/issue")
+def issue(request: Request, ctx: ContextDep, me: TechUser, form: Annotated[IssueForm, Form()]) -> Response:
+    def action(session: Session) -> str:
+        approval_id = form.approval_number()
+        return (
+            issue_device(
+                session,
+                allocation_id=open_in_person_allocation(session, form.device_serial).id or 0,
+                acceptance=form.acceptance(),
+                actor=me.name,
+                verifier=ctx.site_keys.verifier(),
+                old_serial=form.old_serial.strip() or None,
+                approval_id=approval_id,
+            ).handed_over
+            or ""
+        )
+
+    refused = _refused(request, me, "tech_issue.html", form)
+    return _act(ctx, action, refused, lambda issued: f"/tech/issue?{urlencode({'issued': issued})}")
+
+
+# ---------------------------------------------------------------- walk-in swap (technicians)
+class SwapForm(AcceptanceForm):
+    staff_number: str = ""
+    faulty_serial: str = ""
+    spare_serial: str = ""
+    fault: str = ""
+
+
+@router.get("/tech/swap")
+def swap_form(request: Request, ctx: ContextDep, me: TechUser, spare: str = "") -> HTMLResponse:
+    return _bench_page(request, ctx, me, "tech_swap.html", spare, "Swap recorded: {serial} is now {state}".format_map)
+
+
+@router.post("/tech/swap")
+def swap(request: Request, ctx: ContextDep, me: TechUser, form: Annotated[SwapForm, Form()]) -> Response:
+    def action(session: Session) -> str:
+        return (
+            walk_in_swap(
+                session,
+                **form.model_dump(include={"staff_number", "faulty_serial", "spare_serial", "fault"}),
+                acceptance=form.acceptance(),
+                actor=me.name,
+                verifier=ctx.site_keys.verifier(),
+            ).handed_over
+            or ""
+        )
+
+    refused = _refused(request, me, "tech_swap.html", form)
+    return _act(ctx, action, refused, lambda spare: f"/tech/swap?{urlencode({'spare': spare})}")
+
+
+# ---------------------------------------------------------------- consignments (couriers)
+NOTICES = {
+    "handover": "Hand-over recorded: the scanned devices are in transit with you.",
+    "delivered": "Delivery recorded.",
+    "failed": "Failed delivery recorded: bring the devices back to the factory.",
+}
+
+
+@router.get("/courier/consignments")
+def consignments(request: Request, ctx: ContextDep, me: CourierUser) -> HTMLResponse:
+    with session_scope(ctx.engine) as session:
+        return render(request, "courier_consignments.html", me, rows=active_consignments(session))
+
+
+def _consignment_page(
+    request: Request, ctx: AppContext, me: Caller, reference: str, status: int = 200, **extra: Any
+) -> HTMLResponse:
+    with session_scope(ctx.engine) as session:
+        try:
+            detail = consignment_detail(session, reference)
+        except FactoryError as exc:
+            return render(request, "forbidden.html", me, exc.status_code, reason=exc.reason)
+        return render(
+            request, "courier_consignment.html", me, status, c=detail.consignment, items=detail.items, **extra
+        )
+
+
+@router.get("/courier/consignments/{reference}")
+def consignment(request: Request, ctx: ContextDep, me: CourierUser, reference: Reference, done: str = "") -> Response:
+    return _consignment_page(request, ctx, me, reference, notice=NOTICES.get(done))
+
+
+@router.get("/courier/consignments/{reference}/manifest")
+def manifest(ctx: ContextDep, _me: CourierUser, reference: Reference) -> Response:
+    with session_scope(ctx.engine) as session:
+        try:
+            doc = get_document(session, get_consignment(session, reference).manifest_document_id or 0)
+        except FactoryError as exc:
+            return Response(exc.reason, status_code=exc.status_code, media_type="text/plain")
+        return Response(
+            doc.content,
+            media_type=doc.media_type,
+            headers={"Content-Disposition": f'attachment; filename="{quote(doc.filename or "manifest.pdf")}"'},
+        )
+
+
+def _courier_action(
+    request: Request, ctx: AppContext, me: Caller, reference: str, done: str, action: Callable[[Session], object]
+) -> Response:
+    """A courier's form post: the action, then back to the consignment with a notice (or the
+    consignment page again with the reason when the factory refuses)."""
+
+    def refused(exc: FactoryError) -> Response:
+        return _consignment_page(request, ctx, me, reference, exc.status_code, error=exc.reason)
+
+    def run(session: Session) -> str:
+        action(session)
+        return reference
+
+    return _act(ctx, run, refused, lambda ref: f"/courier/consignments/{quote(ref, safe='')}?done={done}")
+
+
+class HandoverForm(BaseModel):
+    serial: list[str] = []
+
+
+@router.post("/courier/consignments/{reference}/handover")
+def handover(
+    request: Request, ctx: ContextDep, me: CourierUser, reference: Reference, form: Annotated[HandoverForm, Form()]
+) -> Response:
+    def action(session: Session) -> object:
+        verifier = ctx.site_keys.verifier()
+        return hand_over(
+            session, reference=reference, scanned_serials=scanned(form.serial), actor=me.name, verifier=verifier
+        )
+
+    return _courier_action(request, ctx, me, reference, "handover", action)
+
+
+class DeliveryForm(BaseModel):
+    recipient_name: str = ""
+    serial: list[str] = []
+    signature: UploadFile | None = None
+
+
+@router.post("/courier/consignments/{reference}/deliver")
+def delivered(
+    request: Request, ctx: ContextDep, me: CourierUser, reference: Reference, form: Annotated[DeliveryForm, Form()]
+) -> Response:
+    upload = read_upload(form.signature)
+
+    def action(session: Session) -> object:
+        if upload is None:
+            raise InvalidInput("proof of delivery needs the recipient's signature (PNG, JPEG or PDF)")
+        return deliver(
+            session,
+            reference=reference,
+            recipient_name=form.recipient_name,
+            signature=upload,
+            actor=me.name,
+            scanned_serials=scanned(form.serial) or None,
+        )
+
+    return _courier_action(request, ctx, me, reference, "delivered", action)
+
+
+@router.post("/courier/consignments/{reference}/failed")
+def failed(
+    request: Request, ctx: ContextDep, me: CourierUser, reference: Reference, reason: Annotated[str, Form()] = ""
+) -> Response:
+    def action(session: Session) -> object:
+        return record_failed_delivery(session, reference=reference, reason=reason, actor=me.name)
+
+    return _courier_action(request, ctx, me, reference, "failed", action)
