@@ -1,4 +1,9 @@
-"""Lifecycle state and event constants, with named groups."""
+"""Lifecycle state and event constants, with named groups.
+
+Each state says what the device is doing while in it; each event names the step that moves it
+(``table.py`` says from where to where). The groups name the kinds of state: stable (nothing is
+working on the device), in progress (a line job is), failure, and terminal (it never changes again).
+"""
 
 from __future__ import annotations
 
@@ -7,24 +12,43 @@ from enum import StrEnum
 
 class State(StrEnum):
     RECEIVED = "received"
+    """Booked into the factory's custody and waiting: for triage, an erase, or (new stock) provisioning."""
     QUARANTINED = "quarantined"
+    """Held aside (damaged, suspect, unidentified media) until triage releases it or it is destroyed."""
     SANITISED = "sanitised"
+    """Every medium erased and certified in the latest round; next: provisioning, redistribution or disposal."""
     READY = "ready"
+    """Provisioned and on the shelf: a spare waiting to be allocated (or swapped out at the counter)."""
     ALLOCATED = "allocated"
+    """Promised to a person or vehicle; waiting to be issued, dispatched or installed."""
     RETURNED = "returned"
+    """Back from its user (or undeliverable): it may hold their data, so it must be erased before reuse."""
     AWAITING_DISPOSAL = "awaiting_disposal"
+    """Sanitised and in a disposal batch, waiting for the recycler to collect it."""
     WITH_RECYCLER = "with_recycler"
+    """Collected by the recycler (WEEE); out of the factory until its disposal is confirmed."""
     SANITISING = "sanitising"
+    """An erase round is open: its media are being erased and verified on a bench or over the network."""
     PROVISIONING = "provisioning"
+    """Being built for issue: image deployed, configured and checked by the provisioning run."""
     SANITISE_FAILED = "sanitise_failed"
+    """The erase round failed or its outcome is unknown: only a new erase or destruction may follow."""
     PROVISION_FAILED = "provision_failed"
+    """Provisioning failed; it may be provisioned again or re-sanitised."""
     ISSUED = "issued"
+    """In the hands of its user (officer or staff), out of the factory."""
     IN_TRANSIT = "in_transit"
+    """With a courier on its way to its user; delivered, undeliverable or lost next."""
     INSTALLED = "installed"
+    """Fitted in a vehicle, out of the factory."""
     REDISTRIBUTED = "redistributed"
+    """Left for good, certified, to another organisation for reuse (terminal)."""
     DISPOSED = "disposed"
+    """Recycled: the recycler confirmed its disposal (terminal)."""
     DESTROYED = "destroyed"
+    """Physically destroyed, witnessed by a second person (terminal)."""
     LOST = "lost"
+    """Reported lost while out of the factory (terminal)."""
 
 
 class Event(StrEnum):

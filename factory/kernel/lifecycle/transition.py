@@ -20,7 +20,7 @@ from factory.kernel.errors import InvalidInput, InvalidTransition, NotFound
 from factory.kernel.ledger.append import append_entry
 from factory.kernel.lifecycle.guards import CertificateVerifier, GuardInput, check_guard
 from factory.kernel.lifecycle.states import Event, State
-from factory.kernel.lifecycle.table import TAINTING_EVENTS, find_edge
+from factory.kernel.lifecycle.table import TAINTING_EVENTS, Edge, find_edge
 from factory.kernel.models.custody_entry import CustodyEntry
 from factory.kernel.models.device import Device
 
@@ -44,6 +44,28 @@ def change_state(
     witness: str | None = None,
     verifier: CertificateVerifier | None = None,
 ) -> list[CustodyEntry]:
+    """Apply ``requests`` (one per device) as one all-or-nothing change; one custody entry each.
+
+    :raises InvalidInput: no request, no actor, or a device named twice.
+    :raises NotFound: a device id that does not exist.
+    :raises InvalidTransition: the table has no edge for an event from a device's state.
+    :raises GuardRefused: an edge's guard refuses (certificates, new stock, witness, pairing).
+    """
+    _check_requests(requests, actor)
+    devices = _lock_devices(session, sorted(r.device_id for r in requests))
+    paired = len(requests) > 1
+    planned: list[tuple[TransitionRequest, Device, Edge]] = []
+    for req in requests:
+        device = devices[req.device_id]
+        planned.append((req, device, _checked_edge(session, req, device, actor, witness, paired, verifier)))
+    # Every check passed: now write. Nothing above has modified anything.
+    now = utc_now()
+    entries = [_apply(session, req, device, edge, actor, witness, now) for req, device, edge in planned]
+    session.flush()
+    return entries
+
+
+def _check_requests(requests: Sequence[TransitionRequest], actor: str) -> None:
     if not requests:
         raise InvalidInput("no transition requested")
     if not actor:
@@ -51,66 +73,71 @@ def change_state(
     ids = [r.device_id for r in requests]
     if len(set(ids)) != len(ids):
         raise InvalidInput("a device may appear only once in one change")
-    devices = _lock_devices(session, sorted(ids))
-    paired = len(requests) > 1
-    planned = []
-    for req in requests:
-        device = devices[req.device_id]
-        source = State(device.state) if device.state is not None else None
-        edge = find_edge(Event(req.event), source)
-        if edge is None:
-            raise InvalidTransition(device.serial, device.state, str(req.event))
-        check_guard(
-            session,
-            GuardInput(
-                device=device,
-                edge=edge,
-                actor=actor,
-                witness=witness,
-                paired=paired,
-                new_stock=req.new_stock,
-                verifier=verifier,
-                required_destination=req.required_destination,
-            ),
-        )
-        planned.append((req, device, edge))
-    # Every check passed: now write. Nothing above has modified anything.
-    entries = []
-    now = utc_now()
-    for req, device, edge in planned:
-        evidence = dict(req.evidence)
-        if witness:
-            evidence.setdefault("witness", witness)
-        to_custodian = req.to_custodian if req.to_custodian is not None else device.custodian
-        location = req.location if req.location is not None else device.location
-        entry = append_entry(
-            session,
-            device_id=device.id or 0,
-            device_serial=device.serial,
-            event=str(edge.event),
-            from_state=device.state,
-            to_state=str(edge.target),
-            actor=actor,
-            from_custodian=device.custodian,
-            to_custodian=to_custodian,
-            location=location,
-            evidence=evidence,
-            occurred_at=now,
-        )
-        device.state = str(edge.target)
-        device.custodian = to_custodian
-        device.location = location
-        device.updated_at = now
-        if edge.event is Event.RECEIVE and not req.new_stock:
-            device.user_data_since_seq = entry.seq
-        if (edge.event, edge.target) in TAINTING_EVENTS:
-            device.user_data_since_seq = entry.seq
-        if edge.event is Event.START_SANITISE:
-            device.erase_round_seq = entry.seq
-        session.add(device)
-        entries.append(entry)
-    session.flush()
-    return entries
+
+
+def _checked_edge(
+    session: Session,
+    req: TransitionRequest,
+    device: Device,
+    actor: str,
+    witness: str | None,
+    paired: bool,
+    verifier: CertificateVerifier | None,
+) -> Edge:
+    """The table's edge for this request from the device's state, once its guard has passed."""
+    source = State(device.state) if device.state is not None else None
+    edge = find_edge(Event(req.event), source)
+    if edge is None:
+        raise InvalidTransition(device.serial, device.state, str(req.event))
+    guard = GuardInput(
+        device=device,
+        edge=edge,
+        actor=actor,
+        witness=witness,
+        paired=paired,
+        new_stock=req.new_stock,
+        verifier=verifier,
+        required_destination=req.required_destination,
+    )
+    check_guard(session, guard)
+    return edge
+
+
+def _apply(
+    session: Session, req: TransitionRequest, device: Device, edge: Edge, actor: str, witness: str | None, now: str
+) -> CustodyEntry:
+    """Append the device's custody entry and move the device: the only write of ``device.state``."""
+    evidence = dict(req.evidence)
+    if witness:
+        evidence.setdefault("witness", witness)
+    to_custodian = req.to_custodian if req.to_custodian is not None else device.custodian
+    location = req.location if req.location is not None else device.location
+    entry = append_entry(
+        session,
+        device_id=device.id or 0,
+        device_serial=device.serial,
+        event=str(edge.event),
+        from_state=device.state,
+        to_state=str(edge.target),
+        actor=actor,
+        from_custodian=device.custodian,
+        to_custodian=to_custodian,
+        location=location,
+        evidence=evidence,
+        occurred_at=now,
+    )
+    device.state = str(edge.target)
+    device.custodian = to_custodian
+    device.location = location
+    device.updated_at = now
+    if edge.event is Event.RECEIVE and not req.new_stock:
+        device.user_data_since_seq = entry.seq
+    if (edge.event, edge.target) in TAINTING_EVENTS:
+        device.user_data_since_seq = entry.seq
+    if edge.event is Event.START_SANITISE:
+        device.erase_round_seq = entry.seq
+    session.add(device)
+    return entry
 
 
 def _lock_devices(session: Session, ids: list[int]) -> dict[int, Device]:
