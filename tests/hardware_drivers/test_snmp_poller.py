@@ -14,6 +14,7 @@ from harness.snmpsim import (
     IF_OPER_STATUS,
     LAPTOP_INDEX,
     LAPTOP_MAC,
+    LAPTOP_RECABLED,
     SWITCH_FILES,
     SnmpSim,
 )
@@ -82,15 +83,7 @@ def test_port_down_and_mac_move_are_seen_on_the_next_poll(sim: SnmpSim) -> None:
     assert [m.if_name for m in find_mac(before, LAPTOP_MAC)] == ["Gi1/0/1"]
 
     # The laptop is recabled from Gi1/0/1 to Gi1/0/3: the old port drops, the new one comes up.
-    sim.update(
-        "sw-bench-1",
-        set_={
-            f"{IF_OPER_STATUS}.1": ("2", "2"),
-            f"{IF_OPER_STATUS}.3": ("2", "1"),
-            f"{DOT1D_TP_FDB_PORT}.{LAPTOP_INDEX}": ("2", "3"),
-            f"{DOT1Q_TP_FDB_PORT}.20.{LAPTOP_INDEX}": ("2", "3"),
-        },
-    )
+    sim.update("sw-bench-1", set_=LAPTOP_RECABLED)
     after = poll(switch)  # the same client, closed and reused in a new event loop
 
     assert not after.interface("Gi1/0/1").is_up

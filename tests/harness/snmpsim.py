@@ -177,6 +177,15 @@ LAPTOP_INDEX = "0.27.99.170.0.1"
 
 SWITCH_FILES = sorted((Path(__file__).resolve().parents[1] / "fixtures" / "snmp").glob("*.snmprec"))
 
+# The laptop recabled on sw-bench-1 from Gi1/0/1 to Gi1/0/3: the old port drops, the new one comes up
+# and both forwarding tables learn the MAC on port 3 (``SnmpSim.update(..., set_=LAPTOP_RECABLED)``).
+LAPTOP_RECABLED = {
+    f"{IF_OPER_STATUS}.1": ("2", "2"),
+    f"{IF_OPER_STATUS}.3": ("2", "1"),
+    f"{DOT1D_TP_FDB_PORT}.{LAPTOP_INDEX}": ("2", "3"),
+    f"{DOT1Q_TP_FDB_PORT}.20.{LAPTOP_INDEX}": ("2", "3"),
+}
+
 
 def switch_simulator(workdir: Path) -> Iterator[SnmpSim]:
     """One snmpsim serving SWITCH_FILES, for a module-scoped fixture (skips or fails as ``require`` says)."""
