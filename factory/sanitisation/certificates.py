@@ -15,16 +15,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from factory.kernel.models.device import Device
 from factory.kernel.site_keys import make_verifier  # re-exported for older callers; prefer SiteKeys
-from imaging.certificate import (
-    CertificateContext,
-    DataBackedUp,
-    Destination,
-    DeviceInfo,
-    MediaSource,
-    Person,
-    build_certificate,
-    sign_certificate,
-)
+from imaging import certificate as document
+from imaging.certificate import DataBackedUp, Destination, DeviceInfo, MediaSource
 from imaging.result import EraseResult
 
 
@@ -39,9 +31,9 @@ class Staff:
     contact: str = ""
 
 
-def person(staff: Staff, site: str, when: datetime) -> Person:
+def person(staff: Staff, site: str, when: datetime) -> document.Person:
     """The certificate's record of ``staff`` at ``site``, dated ``when``."""
-    return Person(
+    return document.Person(
         name=staff.name,
         title=staff.title,
         organisation=staff.organisation or site,
@@ -77,7 +69,7 @@ def sign_erasure(
     :raises imaging.certificate.CertificateError: the result is not a verified success, or the
         context is incomplete; nothing was signed.
     """
-    context = CertificateContext(
+    context = document.CertificateContext(
         organisation=site,
         site=site,
         device=device,
@@ -89,7 +81,7 @@ def sign_erasure(
         custody_previous_entry_sha256=custody[0] if custody else None,
         custody_sequence=custody[1] if custody else None,
     )
-    return sign_certificate(build_certificate(result, context, issued_at=issued_at), key)
+    return document.sign_certificate(document.build_certificate(result, context, issued_at=issued_at), key)
 
 
 def device_info(device: Device) -> DeviceInfo:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlmodel import Session, select
 
@@ -71,8 +71,7 @@ from imaging.result import EraseResult, Level, VerifyMode
 Results = Sequence[tuple[str, EraseResult]]
 
 
-@dataclass(frozen=True)
-class RoundMedium:
+class RoundMedium(NamedTuple):
     id: int
     serial: str
 
