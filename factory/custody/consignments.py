@@ -180,12 +180,7 @@ def hand_over(
     :raises InvalidInput: nothing scanned.
     :raises GuardRefused: a scanned device is not in the consignment, or a device guard refuses.
     """
-    consignment = get_consignment(session, reference)
-    require(
-        consignment,
-        ConsignmentStep.HAND_OVER,
-        f"consignment {consignment.reference} is {consignment.status}: it was already handed over",
-    )
+    consignment = _consignment_for(session, reference, ConsignmentStep.HAND_OVER, ": it was already handed over")
     scanned = _scanned(consignment_items(session, consignment), scanned_serials, consignment)
     manifest = get_document(session, consignment.manifest_document_id or 0)
     now = utc_now()
@@ -203,11 +198,8 @@ def hand_over(
         actor=actor,
         verifier=verifier,
     )
-    for item, _device in scanned:
-        item.handover_scanned_at = now
-        _move_allocation(session, item, AllocationStep.HAND_OVER)
+    _stamp(session, consignment, scanned, AllocationStep.HAND_OVER, now)
     change_status(consignment, ConsignmentStep.HAND_OVER)
-    consignment.handed_over_at = now
     session.add(consignment)
     session.flush()
     return Outcome(consignment, entries)
@@ -230,12 +222,7 @@ def deliver(
     :raises InvalidInput: no recipient name, a time without zone or in the future, a bad signature.
     :raises GuardRefused: a scanned device is not in the consignment.
     """
-    consignment = get_consignment(session, reference)
-    require(
-        consignment,
-        ConsignmentStep.DELIVER,
-        f"consignment {consignment.reference} is {consignment.status}, not in transit",
-    )
+    consignment = _consignment_for(session, reference, ConsignmentStep.DELIVER, ", not in transit")
     name = (recipient_name or "").strip()
     if not name:
         raise InvalidInput("proof of delivery needs the recipient's name")
@@ -256,10 +243,7 @@ def deliver(
             )
         )
     entries = change_state(session, requests, actor=actor)
-    for item, _device in chosen:
-        item.delivery_scanned_at = when
-        _move_allocation(session, item, AllocationStep.DELIVER)
-    consignment.delivered_at = when
+    _stamp(session, consignment, chosen, AllocationStep.DELIVER, when)
     consignment.pod_recipient_name = name[:200]
     consignment.pod_document_id = pod.id
     still_out = [i for i, _ in travelling if i not in [c for c, _ in chosen]]
@@ -303,12 +287,7 @@ def record_failed_delivery(session: Session, *, reference: str, reason: str, act
     :raises Conflict: not in transit.
     :raises InvalidInput: no reason.
     """
-    consignment = get_consignment(session, reference)
-    require(
-        consignment,
-        ConsignmentStep.FAIL,
-        f"consignment {consignment.reference} is {consignment.status}, not in transit",
-    )
+    consignment = _consignment_for(session, reference, ConsignmentStep.FAIL, ", not in transit")
     text = (reason or "").strip()
     if not text:
         raise InvalidInput("a failed delivery needs a reason")
@@ -326,12 +305,7 @@ def return_to_factory(session: Session, *, reference: str, actor: str, location:
     :raises NotFound: no such consignment.
     :raises Conflict: no failed delivery recorded, or no device to return.
     """
-    consignment = get_consignment(session, reference)
-    require(
-        consignment,
-        ConsignmentStep.RETURN,
-        f"consignment {consignment.reference} is {consignment.status}: record the failed delivery first",
-    )
+    consignment = _consignment_for(session, reference, ConsignmentStep.RETURN, ": record the failed delivery first")
     out = _with_courier(consignment_items(session, consignment))
     if not out:
         raise Conflict(f"consignment {consignment.reference} has no device to return")
@@ -345,20 +319,35 @@ def return_to_factory(session: Session, *, reference: str, actor: str, location:
         ],
         actor=actor,
     )  # fmt: skip
-    now = utc_now()
-    for item, _device in out:
-        item.returned_at = now
-        _move_allocation(session, item, AllocationStep.RETURN)
+    _stamp(session, consignment, out, AllocationStep.RETURN, utc_now())
     change_status(consignment, ConsignmentStep.RETURN)
-    consignment.returned_at = now
     session.add(consignment)
     session.flush()
     return Outcome(consignment, entries)
 
 
-def _move_allocation(session: Session, item: ConsignmentItem, step: AllocationStep) -> None:
-    """The item's allocation follows the device: in transit, delivered, or back."""
-    allocation = get_allocation(session, item.allocation_id)
-    change_status(allocation, step)
-    session.add(allocation)
-    session.add(item)
+def _consignment_for(session: Session, reference: str, step: ConsignmentStep, refusal: str) -> Consignment:
+    """The consignment, if the step is allowed from its status (else Conflict, ``refusal`` after its status)."""
+    consignment = get_consignment(session, reference)
+    require(consignment, step, f"consignment {consignment.reference} is {consignment.status}{refusal}")
+    return consignment
+
+
+# Per step: the item's scan time and the consignment's time that the step records.
+_STAMPS = {
+    AllocationStep.HAND_OVER: ("handover_scanned_at", "handed_over_at"),
+    AllocationStep.DELIVER: ("delivery_scanned_at", "delivered_at"),
+    AllocationStep.RETURN: ("returned_at", "returned_at"),
+}
+
+
+def _stamp(session: Session, consignment: Consignment, items: Items, step: AllocationStep, when: str) -> None:
+    """Record when the step happened to each device and to the consignment; each allocation follows its device."""
+    item_field, consignment_field = _STAMPS[step]
+    for item, _device in items:
+        setattr(item, item_field, when)
+        allocation = get_allocation(session, item.allocation_id)
+        change_status(allocation, step)
+        session.add(allocation)
+        session.add(item)
+    setattr(consignment, consignment_field, when)

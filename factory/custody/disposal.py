@@ -30,6 +30,7 @@ from factory.kernel.errors import Conflict, GuardRefused, InvalidInput, NotFound
 from factory.kernel.lifecycle.guards import CertificateVerifier
 from factory.kernel.lifecycle.states import Event
 from factory.kernel.lifecycle.transition import TransitionRequest, change_state
+from factory.kernel.models.custody_entry import CustodyEntry
 from factory.kernel.models.device import Device, DeviceKind
 from factory.kernel.models.parties import Custodian, CustodianKind
 
@@ -107,7 +108,7 @@ def add_device(
     :raises Conflict: the batch is not open.
     :raises GuardRefused: the device is not certified.
     """
-    batch = _open_batch(session, batch_id)
+    batch = _batch_for(session, batch_id, BatchStep.FILL, ", not open")
     device = get_device(session, serial)
     entries = change_state(
         session,
@@ -135,7 +136,7 @@ def remove_device(session: Session, *, batch_id: int, serial: str, reason: str, 
     :raises Conflict: the batch is not open.
     :raises InvalidInput: no reason.
     """
-    batch = _open_batch(session, batch_id)
+    batch = _batch_for(session, batch_id, BatchStep.FILL, ", not open")
     device = get_device(session, serial)
     item = session.exec(
         select(DisposalItem).where(
@@ -177,7 +178,7 @@ def collect(
     :raises GuardRefused: no waste hierarchy declaration, batteries without a hazardous note
         reference, or a device that is not certified.
     """
-    batch = _open_batch(session, batch_id)
+    batch = _batch_for(session, batch_id, BatchStep.COLLECT, ", not open")
     devices = batch_devices(session, batch)
     if not devices:
         raise Conflict(f"disposal batch {batch.id} is empty")
@@ -186,16 +187,7 @@ def collect(
     note = _store_transfer_note(session, batch, devices, transfer, recycler, hazardous, when, actor=actor, site=site)
     # The hand-off to the recycler is a custody event for every device, with the note's hash.
     evidence = {"disposal_batch": batch.id, "waste_transfer_note": document_ref(note)}
-    to = party_label(recycler)
-    entries = change_state(
-        session,
-        [TransitionRequest(d.id or 0, Event.COLLECT, to_custodian=to, evidence=evidence) for _, d in devices],
-        actor=actor,
-        verifier=verifier,
-    )
-    for (item, _device), entry in zip(devices, entries, strict=True):
-        item.collected_seq = entry.seq
-        session.add(item)
+    entries = _to_recycler(session, devices, Event.COLLECT, recycler, evidence, actor=actor, verifier=verifier)
     batch.containment = transfer.containment.strip()[:200]
     batch.place = transfer.place.strip()[:500]
     batch.hierarchy_declaration = True
@@ -289,12 +281,7 @@ def record_recycler_certificate(
     :raises GuardRefused: no certificate recorded or given, a serial not in the batch, or a device guard.
     :raises InvalidInput: no device left to account for, or a bad certificate document.
     """
-    batch = get_batch(session, batch_id)
-    require(
-        batch,
-        BatchStep.ACCOUNT,
-        f"disposal batch {batch.id} is {batch.status}: only a collected batch can be accounted for",
-    )
+    batch = _batch_for(session, batch_id, BatchStep.ACCOUNT, ": only a collected batch can be accounted for")
     _record_certificate_ref(session, batch, (reference or "").strip() or None, document, actor=actor)
     by_serial = {d.serial: (i, d) for i, d in batch_devices(session, batch)}
     wanted = pick_scanned(by_serial, serials, f"disposal batch {batch.id}")
@@ -311,16 +298,8 @@ def record_recycler_certificate(
         evidence["recycler_certificate_document"] = document_ref(certificate)
     if batch.hazardous_note_reference:
         evidence["hazardous_consignment_note"] = batch.hazardous_note_reference
-    to = party_label(linked(session, Custodian, batch.recycler_id))
-    entries = change_state(
-        session,
-        [TransitionRequest(d.id or 0, Event.DISPOSE, to_custodian=to, evidence=evidence) for _, d in chosen],
-        actor=actor,
-        verifier=verifier,
-    )
-    for (item, _device), entry in zip(chosen, entries, strict=True):
-        item.disposed_seq = entry.seq
-        session.add(item)
+    recycler = linked(session, Custodian, batch.recycler_id)
+    entries = _to_recycler(session, chosen, Event.DISPOSE, recycler, evidence, actor=actor, verifier=verifier)
     session.add(batch)
     session.flush()
     return Outcome(batch, entries)
@@ -351,10 +330,7 @@ def close_batch(session: Session, *, batch_id: int, actor: str) -> Outcome[Dispo
     :raises Conflict: the batch is not collected.
     :raises GuardRefused: a device is not accounted for.
     """
-    batch = get_batch(session, batch_id)
-    require(
-        batch, BatchStep.CLOSE, f"disposal batch {batch.id} is {batch.status}: only a collected batch can be closed"
-    )
+    batch = _batch_for(session, batch_id, BatchStep.CLOSE, ": only a collected batch can be closed")
     missing = [d.serial for i, d in batch_devices(session, batch) if i.disposed_seq is None]
     if missing:
         raise GuardRefused(
@@ -368,7 +344,31 @@ def close_batch(session: Session, *, batch_id: int, actor: str) -> Outcome[Dispo
     return Outcome(batch)
 
 
-def _open_batch(session: Session, batch_id: int) -> DisposalBatch:
+def _batch_for(session: Session, batch_id: int, step: BatchStep, refusal: str) -> DisposalBatch:
+    """The batch, if the step is allowed from its status (else Conflict, ``refusal`` after its status)."""
     batch = get_batch(session, batch_id)
-    require(batch, BatchStep.FILL, f"disposal batch {batch.id} is {batch.status}, not open")
+    require(batch, step, f"disposal batch {batch.id} is {batch.status}{refusal}")
     return batch
+
+
+def _to_recycler(
+    session: Session,
+    items: Items,
+    event: Event,
+    recycler: Custodian,
+    evidence: dict[str, object],
+    *,
+    actor: str,
+    verifier: CertificateVerifier | None,
+) -> list[CustodyEntry]:
+    """Each device goes to the recycler (collected, then disposed); its item keeps the entry's seq."""
+    to = party_label(recycler)
+    requests = [TransitionRequest(d.id or 0, event, to_custodian=to, evidence=evidence) for _, d in items]
+    entries = change_state(session, requests, actor=actor, verifier=verifier)
+    for (item, _device), entry in zip(items, entries, strict=True):
+        if event == Event.COLLECT:
+            item.collected_seq = entry.seq
+        else:
+            item.disposed_seq = entry.seq
+        session.add(item)
+    return entries

@@ -153,12 +153,8 @@ def _exchange_or_exception(
 
 
 def _exception_ref(approval: Approval) -> dict[str, object]:
-    return {
-        "approval_id": approval.id,
-        "reason": approval.reason,
-        "requested_by": approval.requested_by,
-        "approved_by": approval.approved_by,
-    }
+    """What the issue entry records about the exception it went under."""
+    return {"approval_id": approval.id} | approval.model_dump(include={"reason", "requested_by", "approved_by"})
 
 
 def _in_person_allocation(session: Session, allocation_id: int) -> Allocation:

@@ -31,12 +31,18 @@ from factory.custody.lookups import (
 from factory.custody.models import (
     Allocation,
     AllocationChannel,
-    AllocationStatus,
     Consignment,
     ConsignmentItem,
     ConsignmentStatus,
 )
-from factory.custody.statuses import ACTIVE_CONSIGNMENT, OUT_WITH_COURIER, ConsignmentStep, allows
+from factory.custody.statuses import (
+    ACTIVE_CONSIGNMENT,
+    OUT_WITH_COURIER,
+    AllocationStep,
+    ConsignmentStep,
+    allows,
+    sources,
+)
 from factory.intake.views import get_device
 from factory.kernel import clock
 from factory.kernel.clock import format_utc
@@ -208,7 +214,7 @@ def open_in_person_allocation(session: Session, serial: str) -> Allocation:
     allocation = session.exec(
         select(Allocation).where(
             Allocation.device_id == device.id,
-            Allocation.status == AllocationStatus.ALLOCATED.value,
+            col(Allocation.status).in_(sources(AllocationStep.ISSUE)),
             Allocation.channel == AllocationChannel.IN_PERSON.value,
         )
     ).first()

@@ -10,21 +10,21 @@ from harness.custody_data import allocated, entry_count, issue_first, last_evide
 from harness.domain import force_state, move, receive, sanitise, state_of, verifier
 from pypdf import PdfReader
 
-from factory.custody.disposal import (
+from factory.custody.documents import sha256_hex
+from factory.custody.lookups import get_document
+from factory.custody.service import (
     WasteTransfer,
     add_device,
     close_batch,
     collect,
+    create_wave,
+    issue_device,
     open_batch,
     record_recycler_certificate,
+    register_party,
     remove_device,
 )
-from factory.custody.documents import sha256_hex
-from factory.custody.issue import issue_device
-from factory.custody.lookups import get_document
-from factory.custody.people import register_party
 from factory.custody.views import bench_kpis, wave_kpis
-from factory.custody.waves import create_wave
 from factory.intake.views import device_view, get_device
 from factory.kernel.db.engine import session_scope
 from factory.kernel.errors import GuardRefused
