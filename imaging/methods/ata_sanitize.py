@@ -6,9 +6,9 @@ import time
 
 from imaging.ata_info import AtaParseError, AtaSanitizeState, parse_sanitize_status, rejection_in
 from imaging.errors import EraseFailure
-from imaging.methods.base import FirmwareContext, FirmwareExpectation, FirmwareMethod, Support, tail
+from imaging.methods.base import FirmwareContext, FirmwareExpectation, FirmwareMethod, Support, sanitize_technique, tail
 from imaging.probe import Probe
-from imaging.result import Level, Technique
+from imaging.result import Level
 
 COMMAND_TIMEOUT = 60.0
 FLAGS = {"crypto": "--sanitize-crypto-scramble", "block": "--sanitize-block-erase"}
@@ -29,11 +29,9 @@ class AtaSanitize(FirmwareMethod):
     choice = "ata-sanitize"
 
     def __init__(self, action: str) -> None:
-        if action not in FLAGS:
-            raise ValueError(f"unknown sanitize action {action!r}")
+        self.technique = sanitize_technique(action, FLAGS)
         self.action = action
         self.name = "ata-sanitize-crypto-scramble" if action == "crypto" else "ata-sanitize-block-erase"
-        self.technique = Technique.CRYPTO_ERASE if action == "crypto" else Technique.BLOCK_ERASE
 
     def supports(self, probe: Probe) -> Support:
         if (refusal := ata_precheck(probe)) is not None:

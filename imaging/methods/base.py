@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from imaging.commands import CommandRunner
@@ -85,6 +85,14 @@ class FirmwareMethod(EraseMethod):
     def execute(self, probe: Probe, ctx: FirmwareContext) -> tuple[str, ...]:
         """Run the erase to completion; return notes. Raise ``EraseFailure`` unless it provably
         succeeded (fail closed on any rejection, unknown state or timeout)."""
+
+
+def sanitize_technique(action: str, known: Collection[str]) -> Technique:
+    """What a SANITIZE action does to the medium ("crypto" or "block"); refuses an action the
+    method has no command for."""
+    if action not in known:
+        raise ValueError(f"unknown sanitize action {action!r}")
+    return Technique.CRYPTO_ERASE if action == "crypto" else Technique.BLOCK_ERASE
 
 
 def tail(record: CommandRecord, limit: int = 300) -> str:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 
 from imaging.errors import EraseFailure, FirmwareRejected
-from imaging.methods.base import FirmwareContext, FirmwareExpectation, FirmwareMethod, Support, tail
+from imaging.methods.base import FirmwareContext, FirmwareExpectation, FirmwareMethod, Support, sanitize_technique, tail
 from imaging.nvme_info import NvmeParseError, SanitizeState, parse_sanitize_log
 from imaging.probe import Probe
-from imaging.result import CommandRecord, Level, Technique
+from imaging.result import CommandRecord, Level
 
 SANACT = {"crypto": 4, "block": 2}
 START_TIMEOUT = 60.0
@@ -43,11 +43,9 @@ class NvmeSanitize(FirmwareMethod):
     choice = "nvme-sanitize"
 
     def __init__(self, action: str) -> None:
-        if action not in SANACT:
-            raise ValueError(f"unknown sanitize action {action!r}")
+        self.technique = sanitize_technique(action, SANACT)
         self.action = action
         self.name = f"nvme-sanitize-{action}"
-        self.technique = Technique.CRYPTO_ERASE if action == "crypto" else Technique.BLOCK_ERASE
 
     def supports(self, probe: Probe) -> Support:
         if (refusal := nvme_precheck(probe)) is not None:
