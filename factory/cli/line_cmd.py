@@ -10,9 +10,8 @@ from rich.table import Table
 
 from factory.cli.common import console, context, one_line_errors, print_json
 from factory.kernel.db.engine import session_scope
-from factory.line import jobs as line_jobs
-from factory.line.bench_config import LineConfig, load_line_config, simulated_config
-from factory.line.provision_step import NoOpProvisioner
+from factory.line import service as line_service
+from factory.line.service import LineConfig, load_line_config, simulated_config
 from factory.line.views import benches_view, job_detail, jobs_view
 
 app = typer.Typer(help="The bench line: agents, slots and jobs.", no_args_is_help=True)
@@ -51,7 +50,7 @@ def run_cmd(
     ),
 ) -> None:
     """Run the controller for this host's benches until Ctrl-C (or --duration)."""
-    from factory.line.agent import LineAgentProcess, SimulationOptions
+    from factory.line.service import LineAgentProcess, SimulationOptions
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = build_config(simulate, config_file, agent, first_bench, max_jobs)
@@ -68,7 +67,7 @@ def run_cmd(
         )
     provisioner = None
     if provisioning is not None:
-        from factory.provisioning.settings import load_provisioner
+        from factory.provisioning.service import load_provisioner
 
         provisioner = load_provisioner(provisioning, engine=ctx.engine, work_dir=ctx.settings.work_dir / "provision")
     process = LineAgentProcess(ctx, config, simulation=simulation, provisioner=provisioner)
@@ -89,7 +88,7 @@ def run_cmd(
 @one_line_errors
 def audit_cmd() -> None:
     """Check the line against the evidence (ledger, certificates, states, slots); exit 1 on problems."""
-    from factory.line.consistency import audit_line
+    from factory.line.service import audit_line
 
     ctx = context()
     problems = audit_line(ctx.engine, ctx.settings)
@@ -165,10 +164,10 @@ def _act(kind: str, job_id: int, actor: str) -> None:
     ctx = context()
     with session_scope(ctx.engine) as s:
         if kind == "retry":
-            job = line_jobs.retry(s, job_id, actor=actor, provision_name=NoOpProvisioner.name)
+            job = line_service.retry_job(s, job_id, actor=actor)
             message = f"job {job_id} retried as job {job.id}"
         else:
-            job = line_jobs.request_stop(s, job_id, kind=kind, actor=actor)
+            job = line_service.request_stop(s, job_id, kind=kind, actor=actor)
             message = f"job {job_id}: {kind} requested" if job.requested else f"job {job_id} {job.status}"
     console.print(message, markup=False)
 

@@ -41,9 +41,7 @@ def register(app: typer.Typer) -> None:
 def _serve_simulated(ctx: AppContext, layout: str, host: str, port: int, disk_bytes: int, pull_rate: float) -> None:
     import uvicorn
 
-    from factory.line.agent import LineAgentProcess, SimulationOptions
-    from factory.line.bench_config import simulated_config
-    from factory.line.bus import set_process_bus
+    from factory.line.service import LineAgentProcess, SimulationOptions, set_process_bus, simulated_config
 
     config = simulated_config(layout, agent="simulated-line")
     _ensure_site_key(ctx)

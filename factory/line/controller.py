@@ -16,33 +16,34 @@ Erases run in worker processes (``erase_workers.py``) unless ``erase_processes``
 from __future__ import annotations
 
 import logging
-import os
 import queue
-import socket
 import threading
 import time
 import uuid
 import zlib
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
 
 from sqlalchemy import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
-from factory.kernel.clock import utc_now
 from factory.kernel.context import AppContext
 from factory.kernel.db.engine import make_engine, read_scope, session_scope
 from factory.line import jobs
 from factory.line.bench_config import LineConfig
 from factory.line.bus import LineBus
+from factory.line.dispatcher import JobDispatcher
 from factory.line.erase_workers import EraseWorkers
+from factory.line.errors import LostOwnership
+from factory.line.job_log import JobLogBuffer, logged_scope
 from factory.line.job_runner import EraseFn, JobRunner, RunnerContext
-from factory.line.models import Job, JobStatus, LineAgent, Slot
+from factory.line.leases import register_agent, release_agent, renew_leases
+from factory.line.models import Job, JobStatus, Slot, StopKind
 from factory.line.network_slots import NETWORK_EVENTS, NetworkEvent, NetworkSlots
+from factory.line.notices import BOARD_NOTICES, LineStats, Notice
 from factory.line.provision_step import NoOpProvisioner, Provisioner
-from factory.line.reconcile import ReconcileReport, interrupt_orphans, sync_slots
+from factory.line.reconcile import ReconcileReport, reconcile_benches
 from factory.line.remote_media import RemoteEraseSettings
-from factory.line.slots import Attachment, AttachResult, attach, detach, lock_slot, register_benches
+from factory.line.slots import Attachment, AttachResult, attach, detach, lock_slot
 from hardware_drivers.events import DeviceAttached, DeviceDetached, UdevEvent
 from imaging.engine import Progress, erase
 
@@ -50,24 +51,9 @@ log = logging.getLogger(__name__)
 
 HardwareEvent = UdevEvent | NetworkEvent
 EVENT_LANES = 4
+Observer = Callable[[int, Progress], None]
 
-
-BOARD_NOTICES = 20  # how many of an agent's latest notices the board shows
-
-
-@dataclass
-class Notice:
-    """Something the board should show that is not a job: an unmapped port, a bad event."""
-
-    at: str
-    message: str
-
-
-@dataclass
-class _Stats:
-    events: int = 0
-    unmapped: int = 0
-    notices: list[Notice] = field(default_factory=list)
+__all__ = ["BOARD_NOTICES", "Controller", "HardwareEvent", "Notice"]
 
 
 class Controller:
@@ -80,7 +66,7 @@ class Controller:
         erase_fn: EraseFn | None = None,
         provisioner: Provisioner | None = None,
         present: Callable[[], Iterable[UdevEvent]] | None = None,
-        observers: list[Callable[[int, Progress], None]] | None = None,
+        observers: list[Observer] | None = None,
         engine: Engine | None = None,
     ) -> None:
         self.context = context
@@ -99,45 +85,52 @@ class Controller:
         self._inflight = 0  # submitted but not yet handled
         self._wake = threading.Event()
         self._stopping = threading.Event()
-        self._runners: dict[int, JobRunner] = {}
-        self._runner_threads: dict[int, threading.Thread] = {}
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
-        self._bench_ids: list[int] = []
-        self._queued_query = select(Job.id).where(Job.status == JobStatus.QUEUED).limit(1)  # narrowed in start()
-        self._site = context.settings.site_name
-        self.stats = _Stats()
-        self._notices_changed = False
-        self._notice_lock = threading.Lock()
+        self.stats = LineStats()
         self.reconcile_report: ReconcileReport | None = None
         self.lost = threading.Event()  # set if another process took over our agent name
-        # Switch-port slots (MAC occupancy, link state, switch failures): factory/line/network_slots.py
-        self.network = NetworkSlots(
+        self.network = self._network_slots()
+        # Default: erase in worker processes (config.erase_processes), off this process's GIL.
+        use_workers = erase_fn is None and config.erase_processes > 0
+        self.erase_workers = EraseWorkers(config.erase_processes) if use_workers else None
+        runner_ctx = self._runner_context(erase_fn or self.erase_workers or erase, observers or [])
+        self.dispatcher = JobDispatcher(
+            config,
+            runner_ctx,
+            site=context.settings.site_name,
+            wake=self._wake,
+            stopping=self._stopping,
+            lost=self.lost,
+        )
+
+    def _network_slots(self) -> NetworkSlots:
+        """Switch-port slots (MAC occupancy, link state, switch failures): network_slots.py."""
+        return NetworkSlots(
             self.engine,
-            config.port_map,
+            self.config.port_map,
             self.bus,
-            bench_ids=lambda: self._bench_ids,
+            bench_ids=lambda: self.dispatcher.bench_ids,
             provision_name=self.provisioner.name,
             notice=self._notice,
             release=lambda code: self._detached(code, None),
             wake=self._wake.set,
         )
-        # Default: erase in worker processes (config.erase_processes), off this process's GIL.
-        use_workers = erase_fn is None and config.erase_processes > 0
-        self.erase_workers = EraseWorkers(config.erase_processes) if use_workers else None
-        self._runner_ctx = RunnerContext(
+
+    def _runner_context(self, erase_fn: EraseFn, observers: list[Observer]) -> RunnerContext:
+        return RunnerContext(
             engine=self.engine,
-            settings=context.settings,
-            agent=config.agent,
+            settings=self.context.settings,
+            agent=self.config.agent,
             run_id=self.run_id,
-            verifier=context.site_keys.verifier(),
-            erase=erase_fn or self.erase_workers or erase,
+            verifier=self.context.site_keys.verifier(),
+            erase=erase_fn,
             provisioner=self.provisioner,
             bus=self.bus,
-            level=config.erase_level,
-            verify_mode=config.verify_mode,
-            observers=list(observers or []),
-            remote=RemoteEraseSettings(config.network.ssh_private_key),  # switch-port slots: erase over SSH
+            level=self.config.erase_level,
+            verify_mode=self.config.verify_mode,
+            observers=list(observers),
+            remote=RemoteEraseSettings(self.config.network.ssh_private_key),  # switch-port slots: erase over SSH
         )
 
     @property
@@ -146,8 +139,14 @@ class Controller:
 
     @property
     def running_jobs(self) -> list[int]:
-        with self._lock:
-            return list(self._runners)
+        return self.dispatcher.running_jobs
+
+    def runner(self, job_id: int) -> JobRunner | None:
+        """The runner of one of our running jobs (tests and tools look at it)."""
+        return self.dispatcher.runner(job_id)
+
+    def _runner_snapshot(self) -> list[JobRunner]:
+        return self.dispatcher.runners()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -163,36 +162,18 @@ class Controller:
             raise
 
     def _start(self) -> ReconcileReport:
-        now = time.time()
         with session_scope(self.engine) as s:
-            me = s.get(LineAgent, self.config.agent)
-            if me is None:
-                me = LineAgent(name=self.config.agent, run_id=self.run_id, started_at=utc_now(), lease_expires_at=0.0)
-            me.run_id, me.host, me.pid, me.started_at = self.run_id, socket.gethostname(), os.getpid(), utc_now()
-            me.lease_expires_at = now + self.config.lease_seconds
-            s.add(me)
-            benches = register_benches(s, self.config, site=self._site, run_id=self.run_id, now=now)
-            self._bench_ids = [b.id or 0 for b in benches]
-        self._queued_query = (
-            select(Job.id).where(Job.status == JobStatus.QUEUED, col(Job.bench_id).in_(self._bench_ids)).limit(1)
+            bench_ids = register_agent(s, self.config, site=self.dispatcher.site, run_id=self.run_id)
+        self.dispatcher.take(bench_ids)
+        report = reconcile_benches(
+            self.engine,
+            self.config,
+            bench_ids=bench_ids,
+            present=self._present(),
+            run_id=self.run_id,
+            actor=self.actor,
+            provision_name=self.provisioner.name,
         )
-        present = {}
-        for event in self._present():
-            code = self.config.port_map.slot_for_device(event)
-            if code is not None and isinstance(event, DeviceAttached):
-                present[code] = Attachment(event.serial, event.device_node, event.size_bytes, time.time())
-        report = ReconcileReport()
-        with session_scope(self.engine) as s:
-            report.interrupted = interrupt_orphans(s, bench_ids=self._bench_ids, run_id=self.run_id, actor=self.actor)
-        with session_scope(self.engine) as s:
-            sync_slots(
-                s,
-                bench_ids=self._bench_ids,
-                present=present,
-                provision_name=self.provisioner.name,
-                max_attempts=self.config.max_attempts,
-                report=report,
-            )
         self.reconcile_report = report
         log.info("agent %s reconciled: %s", self.config.agent, report.summary())
         self.bus.publish("agent", agent=self.config.agent, reconcile=report.summary())
@@ -201,7 +182,7 @@ class Controller:
         loops: list[tuple[str, Callable[[], None]]] = [
             (f"events-{n}", lambda lane=lane: self._event_loop(lane)) for n, lane in enumerate(self._lanes)
         ]
-        for name, target in (*loops, ("dispatch", self._dispatch_loop), ("heartbeat", self._heartbeat_loop)):
+        for name, target in (*loops, ("dispatch", self.dispatcher.loop), ("heartbeat", self._heartbeat_loop)):
             thread = threading.Thread(target=target, name=f"line-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -217,23 +198,15 @@ class Controller:
         deadline = time.monotonic() + drain_seconds
         while self.running_jobs and time.monotonic() < deadline:
             time.sleep(0.05)
-        with self._lock:
-            runners = list(self._runners.values())
-            threads = list(self._runner_threads.values())
-        for runner in runners:
-            runner.request_stop("stopping", "interrupted: controller stopped")
-        for thread in threads:
-            thread.join(timeout=10)
+        self.dispatcher.stop_all(StopKind.STOPPING, "interrupted: controller stopped")
+        self.dispatcher.join(timeout=10)
         for thread in self._threads:
             thread.join(timeout=5)
         if self.erase_workers is not None:
             self.erase_workers.close()
         try:
             with session_scope(self.engine) as s:
-                me = s.get(LineAgent, self.config.agent)
-                if me is not None and me.run_id == self.run_id:
-                    me.lease_expires_at = time.time()  # hand the benches over at once
-                    s.add(me)
+                release_agent(s, self.config.agent, self.run_id)
         except Exception as exc:  # the database may be the reason we are stopping
             log.warning("could not release agent lease: %s", exc)
         if self.engine is not self.context.engine:
@@ -288,165 +261,93 @@ class Controller:
 
     def _attached(self, code: str, seen: Attachment) -> None:
         claimed: list[int] = []
-        with session_scope(self.engine) as s:
+        with logged_scope(self.engine) as (s, logs):
             slot = lock_slot(s, code)
-            if slot.bench_id not in self._bench_ids:
+            if slot.bench_id not in self.dispatcher.bench_ids:
                 return
             result = attach(s, slot, seen)
             if result is AttachResult.ATTACHED:
-                jobs.create_job(s, slot, provision_name=self.provisioner.name, detected_epoch=seen.detected_at)
-                claimed = self._claim_here(s)
+                jobs.create_job(
+                    s, slot, provision_name=self.provisioner.name, detected_epoch=seen.detected_at, logs=logs
+                )
+                logs.flush(s)  # before the claim's savepoint: a failed claim must not take these along
+                claimed = self.dispatcher.claim_here(s)
         for job_id in claimed:
-            self._launch(job_id)
+            self.dispatcher.launch(job_id)
         self.bus.publish("slot", slot=code, result=result.value)
         if not claimed:
             self._wake.set()
 
-    def _claim_here(self, s: Session) -> list[int]:
-        """Claim the new job in the transaction that created it, saving the dispatcher's round
-        trip; if that fails, the attachment still commits and the dispatcher claims it later."""
-        if self._stopping.is_set() or self.lost.is_set():
-            return []
-        try:
-            with s.begin_nested():
-                return self._claim(s)
-        except Exception as exc:
-            log.warning("claim at attach failed, left to the dispatcher: %s", exc)
-            return []
-
     def _detached(self, code: str, serial: str | None) -> None:
         runner: JobRunner | None = None
-        with session_scope(self.engine) as s:
+        with logged_scope(self.engine) as (s, logs):
             slot = lock_slot(s, code)
-            if slot.bench_id not in self._bench_ids:
+            if slot.bench_id not in self.dispatcher.bench_ids:
                 return
             job = jobs.active_job_for_slot(s, slot.id or 0)
             if not detach(s, slot, serial):
                 self.bus.publish("slot", slot=code, result="conflict cleared")
                 return
             if job is not None:
-                with self._lock:
-                    runner = self._runners.get(job.id or 0)
-                if runner is None and job.status == JobStatus.QUEUED:
-                    jobs.finish(s, job, JobStatus.CANCELLED, "device removed before the job started")
-                elif runner is None:  # running under a dead owner: settle it here
-                    reason = "device removed from slot while its controller was gone"
-                    jobs.fail_device_if_ours(s, job, reason=reason, actor=self.actor, slot_code=code)
-                    jobs.finish(s, job, JobStatus.FAILED, reason, "re-insert it to restart from the beginning")
+                runner = self.dispatcher.runner(job.id or 0)
+                if runner is None:
+                    self._settle_unrun(s, logs, job, code)
         if runner is not None:
-            runner.request_stop("removed", "device removed from slot")
+            runner.request_stop(StopKind.REMOVED, "device removed from slot")
         self.bus.publish("slot", slot=code, result="detached")
         self._wake.set()
 
+    def _settle_unrun(self, s: Session, logs: JobLogBuffer, job: Job, code: str) -> None:
+        """The device left its slot while no runner of ours ran its job: settle the job here."""
+        if job.status == JobStatus.QUEUED:
+            jobs.finish(s, job, JobStatus.CANCELLED, "device removed before the job started", logs=logs)
+            return
+        reason = "device removed from slot while its controller was gone"  # running under a dead owner
+        jobs.fail_device_if_ours(s, job, reason=reason, actor=self.actor, slot_code=code, logs=logs)
+        jobs.finish(s, job, JobStatus.FAILED, reason, "re-insert it to restart from the beginning", logs=logs)
+
     def _notice(self, message: str) -> None:
-        with self._notice_lock:  # its own lock: notices may come from code holding self._lock
-            self.stats.notices.append(Notice(utc_now(), message))
-            del self.stats.notices[:-50]
-            self._notices_changed = True  # the next heartbeat stores them for boards in other processes
-        self.bus.publish("notice", message=message)
-
-    # ------------------------------------------------------------------ dispatch
-
-    def _capacity(self) -> int:
-        per_agent = sum(b.max_jobs for b in self.config.benches)
-        return min(per_agent, self.config.site_max_jobs) - len(self.running_jobs)
-
-    def _dispatch_loop(self) -> None:
-        while not self._stopping.is_set():
-            self._wake.wait(timeout=0.25)
-            self._wake.clear()
-            if self._stopping.is_set() or self.lost.is_set():
-                return
-            if self._capacity() <= 0 or not self._anything_queued():
-                continue
-            try:
-                with session_scope(self.engine) as s:
-                    claimed = self._claim(s)
-            except Exception as exc:
-                log.warning("claim failed, retrying: %s", exc)
-                time.sleep(0.2)
-                continue
-            for job_id in claimed:
-                self._launch(job_id)
-
-    def _claim(self, s: Session) -> list[int]:
-        return jobs.claim_jobs(
-            s,
-            agent=self.config.agent,
-            run_id=self.run_id,
-            bench_ids=self._bench_ids,
-            site=self._site,
-            site_limit=self.config.site_max_jobs,
-            limit=self._capacity(),
-            lease_seconds=self.config.lease_seconds,
-        )
-
-    def _anything_queued(self) -> bool:
-        """A read (no write lock): most wake-ups (a job ended, a slot emptied) have nothing to claim."""
-        try:
-            with read_scope(self.engine) as conn:
-                return conn.execute(self._queued_query).first() is not None
-        except Exception as exc:
-            log.warning("queue check failed: %s", exc)
-            return True  # let the claim try, and report its own error
-
-    def _launch(self, job_id: int) -> None:
-        runner = JobRunner(self._runner_ctx, job_id)
-        thread = threading.Thread(target=self._run_job, args=(runner,), name=f"job-{job_id}", daemon=True)
-        with self._lock:
-            self._runners[job_id] = runner
-            self._runner_threads[job_id] = thread
-        thread.start()
-
-    def _run_job(self, runner: JobRunner) -> None:
-        try:
-            runner.run()
-        finally:
-            with self._lock:
-                self._runners.pop(runner.job_id, None)
-                self._runner_threads.pop(runner.job_id, None)
-            self._wake.set()
+        self.stats.notice(message, self.bus)
 
     # ------------------------------------------------------------------ heartbeat
 
     def _heartbeat_loop(self) -> None:
         while not self._stopping.wait(self.config.heartbeat_seconds):
-            progress = {r.job_id: live for r in self._runner_snapshot() if (live := r.progress_to_write()) is not None}
-            with self._notice_lock:
-                notices = [asdict(n) for n in self.stats.notices[-BOARD_NOTICES:]] if self._notices_changed else None
-                self._notices_changed = False
-            try:
-                with session_scope(self.engine) as s:
-                    requests = jobs.renew_leases(
-                        s,
-                        agent=self.config.agent,
-                        run_id=self.run_id,
-                        lease_seconds=self.config.lease_seconds,
-                        progress=progress,
-                        notices=notices,
-                    )
-            except jobs.LostOwnership as exc:
-                log.error("%s: stopping work", exc)
-                self.lost.set()
-                for runner in self._runner_snapshot():
-                    runner.request_stop("stopping", str(exc))
+            if not self._beat():
                 return
-            except Exception as exc:
-                log.warning("heartbeat failed: %s", exc)
-                if notices is not None:
-                    with self._notice_lock:
-                        self._notices_changed = True  # try again next beat
-                continue
-            with self._lock:
-                for job_id, (kind, by) in requests.items():
-                    runner = self._runners.get(job_id)
-                    if runner is not None:
-                        verb = "cancelled" if kind == "cancel" else "aborted"
-                        runner.request_stop(kind, f"{verb} by {by}")
 
-    def _runner_snapshot(self) -> list[JobRunner]:
-        with self._lock:
-            return list(self._runners.values())
+    def _beat(self) -> bool:
+        """Renew our leases, store progress and notices, relay technicians' requests; False once
+        another process has taken our agent name (we stop working)."""
+        runners = self.dispatcher.runners()
+        progress = {r.job_id: live for r in runners if (live := r.progress_to_write()) is not None}
+        notices = self.stats.take_changed()
+        try:
+            with session_scope(self.engine) as s:
+                requests = renew_leases(
+                    s,
+                    agent=self.config.agent,
+                    run_id=self.run_id,
+                    lease_seconds=self.config.lease_seconds,
+                    progress=progress,
+                    notices=notices,
+                )
+        except LostOwnership as exc:
+            log.error("%s: stopping work", exc)
+            self.lost.set()
+            self.dispatcher.stop_all(StopKind.STOPPING, str(exc))
+            return False
+        except Exception as exc:
+            log.warning("heartbeat failed: %s", exc)
+            if notices is not None:
+                self.stats.unsent()
+            return True
+        for job_id, (kind, by) in requests.items():
+            runner = self.dispatcher.runner(job_id)
+            if runner is not None:
+                stop = StopKind(kind)
+                runner.request_stop(stop, f"{stop.done} by {by}")
+        return True
 
     # ------------------------------------------------------------------ helpers for tests and tools
 
@@ -455,12 +356,12 @@ class Controller:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self._lock:
-                quiet = self._inflight == 0 and not self._runners
-            if quiet:
+                quiet = self._inflight == 0
+            if quiet and not self.running_jobs:
                 with read_scope(self.engine) as conn:
                     busy = conn.execute(
                         select(Job.id).where(
-                            Job.bench_id.in_(self._bench_ids),  # type: ignore[attr-defined]
+                            Job.bench_id.in_(self.dispatcher.bench_ids),  # type: ignore[attr-defined]
                             Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]),  # type: ignore[attr-defined]
                         )
                     ).first()

@@ -38,6 +38,24 @@ class StepStatus(StrEnum):
     NOOP = "noop"  # ran, but does nothing yet (named as such on the board)
 
 
+class StopKind(StrEnum):
+    """Why a job is stopped from outside before it ends. A technician's cancel or abort is stored
+    in ``Job.requested`` until the job's agent acts on it (the values are what the column holds)."""
+
+    CANCEL = "cancel"  # by a technician: the device is failed; a retry restarts from the beginning
+    ABORT = "abort"  # by a technician: the device leaves the line for manual handling
+    REMOVED = "removed"  # the device was pulled from its slot
+    STOPPING = "stopping"  # the controller is stopping, or another process took its agent name
+
+    @property
+    def done(self) -> str:
+        """As written in a reason: 'cancelled by tech.one'."""
+        return {"cancel": "cancelled", "abort": "aborted", "removed": "removed", "stopping": "stopped"}[self.value]
+
+
+TECHNICIAN_STOPS: frozenset[StopKind] = frozenset({StopKind.CANCEL, StopKind.ABORT})
+
+
 class LineAgent(SQLModel, table=True):
     """One controller process. ``run_id`` changes on every start, so a restarted agent can tell
     its own dead predecessor's jobs apart from those of a live process."""
@@ -112,7 +130,7 @@ class Job(SQLModel, table=True):
     owner: str | None = Field(default=None, max_length=64)  # agent name
     owner_run: str | None = Field(default=None, index=True, max_length=64)
     lease_expires_at: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
-    requested: str | None = Field(default=None, max_length=16)  # cancel / abort asked by a technician
+    requested: str | None = Field(default=None, max_length=16)  # StopKind.CANCEL / ABORT asked by a technician
     requested_by: str | None = Field(default=None, max_length=64)
     detected_epoch: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
     started_epoch: float | None = Field(default=None, sa_column=Column(Float, nullable=True))

@@ -1,14 +1,17 @@
 """Runs ``playbooks/provision.yml`` through ansible-runner for one provisioning job.
 
-The only module in the project that imports ``ansible_runner``. Per job it creates a private
-data dir under the caller's work dir (``ident`` = job id), an inventory and a known_hosts file
-that pin every device's host key, and a vault-encrypted secrets file whose one-off password is
-answered to Ansible's prompt through the runner's ``passwords`` mechanism, so no secret is ever
-written in clear text or passed through the environment (ansible-runner records the job's
-environment in ``artifacts/<ident>/command``).
+The only module in the project that imports ``ansible_runner``, and a narrow facade over it in
+the style of ansible-runner's own ``interface.py``: :func:`prepare` writes a job's private data
+dir once, :func:`run` runs it (blocking) and :func:`run_async` on a thread of its own;
+:func:`run_provision` is both in one call. The event and status handlers only record what
+happened (:class:`EventRouter`) and forward it to the caller's :class:`JobSink`.
 
-Blocking: call ``run_provision`` in a worker thread to run it in the background; set the
-``cancel`` event to stop it.
+Per job, :func:`prepare` creates a private data dir under the caller's work dir (``ident`` = job
+id), an inventory and a known_hosts file that pin every device's host key, and a vault-encrypted
+secrets file whose one-off password is answered to Ansible's prompt through the runner's
+``passwords`` mechanism, so no secret is ever written in clear text or passed through the
+environment (ansible-runner records the job's environment in ``artifacts/<ident>/command``).
+Set the ``cancel`` event to stop a run.
 """
 
 from __future__ import annotations
@@ -26,8 +29,8 @@ import tempfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -35,117 +38,56 @@ import ansible_runner
 import yaml
 from ansible.parsing.vault import VaultLib, VaultSecret
 
-from factory.provisioning.events import EventRouter, HostStatsDict, JobSink, TaskStatus
+from factory.provisioning.adapter_types import (
+    DEFAULT_PLAYBOOK_DIR,
+    HostOutcome,
+    HostStatus,
+    ProvisionOutcome,
+    RunnerOptions,
+    RunStatus,
+    _Attempt,
+    _host_outcome,
+)
+from factory.provisioning.errors import ProvisionError
+from factory.provisioning.events import EventRouter, JobSink
 from factory.provisioning.inventory import ProvisionSecrets, ProvisionTarget, SiteSettings, build_inventory
 from factory.provisioning.inventory import known_hosts_text as _known_hosts_text
 
-DEFAULT_PLAYBOOK_DIR = Path(__file__).resolve().parents[2] / "playbooks"
 VAULT_ID = "df"
 _VAULT_PROMPT = r"Vault password \(df\):\s*$"
 _JOB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
 # OpenSSH's control socket (plus its temporary ".XXXXXXXXXXXXXXXX" twin) must fit sun_path.
 _MAX_CONTROL_DIR_LEN = 70
 
-
-class ProvisionError(RuntimeError):
-    """The job could not be started (bad job id, reused job dir, missing ansible-playbook)."""
-
-
-class HostStatus(StrEnum):
-    OK = "ok"
-    FAILED = "failed"
-    UNREACHABLE = "unreachable"
-    HOST_KEY_REJECTED = "host_key_rejected"
-    INCOMPLETE = "incomplete"  # the run stopped (cancel, timeout, crash) before the host finished
-
-
-class RunStatus(StrEnum):
-    SUCCESSFUL = "successful"
-    FAILED = "failed"
-    CANCELED = "canceled"
-    TIMEOUT = "timeout"
+__all__ = [
+    "DEFAULT_PLAYBOOK_DIR",
+    "HostOutcome",
+    "HostStatus",
+    "PreparedJob",
+    "ProvisionError",
+    "ProvisionOutcome",
+    "RunStatus",
+    "RunnerOptions",
+    "prepare",
+    "run",
+    "run_async",
+    "run_provision",
+]
 
 
 @dataclass(frozen=True)
-class RunnerOptions:
-    playbook_dir: Path = DEFAULT_PLAYBOOK_DIR
-    playbook: str = "provision.yml"
-    forks: int = 5
-    timeout_s: float = 1800.0  # whole job, retries included
-    max_attempts: int = 3  # per unreachable host, the first run included
-    backoff_initial_s: float = 2.0
-    backoff_factor: float = 2.0
-    backoff_max_s: float = 60.0
-    connect_timeout_s: int = 10
-    control_persist_s: int = 30
-    keep_artifacts: bool = True
+class PreparedJob:
+    """A job's private data dir, written once by :func:`prepare`."""
 
-    def __post_init__(self) -> None:
-        if self.forks < 1 or self.max_attempts < 1:
-            raise ValueError("forks and max_attempts must be at least 1")
-        if self.timeout_s <= 0 or self.backoff_initial_s < 0 or self.backoff_factor < 1:
-            raise ValueError("timeout_s must be positive, backoff_initial_s >= 0, backoff_factor >= 1")
-
-
-@dataclass(frozen=True)
-class HostOutcome:
-    host: str
-    status: HostStatus
-    stats: HostStatsDict
-    attempts: int
-    failed_task: str | None = None
-    reason: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.status is HostStatus.OK
-
-
-@dataclass(frozen=True)
-class ProvisionOutcome:
     job_id: str
-    status: RunStatus
-    hosts: Mapping[str, HostOutcome]
-    attempts: int
-    duration_s: float
-    private_data_dir: Path
-    idents: tuple[str, ...] = field(default=())
-
-    @property
-    def succeeded(self) -> bool:
-        return self.status is RunStatus.SUCCESSFUL
-
-    @property
-    def stats(self) -> dict[str, HostStatsDict]:
-        return {name: dict(h.stats) for name, h in self.hosts.items()}
-
-    @property
-    def reason(self) -> str | None:
-        """One line naming every host that did not succeed and why."""
-        bad = [h for h in self.hosts.values() if not h.ok]
-        if not bad and self.succeeded:
-            return None
-        parts = [f"{h.host}: {h.status}" + (f" at '{h.failed_task}'" if h.failed_task else "") for h in bad]
-        parts = [p + (f" ({h.reason})" if h.reason else "") for p, h in zip(parts, bad, strict=True)]
-        return f"{self.status}: " + ("; ".join(parts) or "no host results")
-
-
-_ZERO_STATS: HostStatsDict = {
-    "ok": 0,
-    "changed": 0,
-    "failures": 0,
-    "unreachable": 0,
-    "skipped": 0,
-    "rescued": 0,
-    "ignored": 0,
-}
-
-
-@dataclass
-class _Attempt:
-    ident: str
-    status: str
-    router: EventRouter
+    job_dir: Path
+    inventory: Path
+    vault_file: Path
+    vault_password: str = field(repr=False)
+    hosts: tuple[str, ...]
+    secret_values: tuple[str, ...] = field(repr=False)
+    options: RunnerOptions
+    started: float  # time.monotonic() when preparing began: the job's time limit counts from it
 
 
 def run_provision(
@@ -158,7 +100,41 @@ def run_provision(
     options: RunnerOptions | None = None,
     cancel: threading.Event | None = None,
 ) -> ProvisionOutcome:
-    """Provision ``targets``; retry only unreachable hosts, with exponential backoff."""
+    """Provision ``targets``; retry only unreachable hosts, with exponential backoff.
+
+    :raises ProvisionError: the job cannot be started (see :func:`prepare`).
+    """
+    return run(prepare(job_id, targets, site, secrets, work_dir, options), sink, cancel)
+
+
+def run_async(job: PreparedJob, sink: JobSink, cancel: threading.Event | None = None) -> Future[ProvisionOutcome]:
+    """:func:`run` on a thread of its own; the future holds its outcome (or its error)."""
+    future: Future[ProvisionOutcome] = Future()
+
+    def work() -> None:
+        future.set_running_or_notify_cancel()
+        try:
+            future.set_result(run(job, sink, cancel))
+        except BaseException as exc:  # handed to whoever waits on the future
+            future.set_exception(exc)
+
+    threading.Thread(target=work, name=f"provision-{job.job_id}", daemon=True).start()
+    return future
+
+
+def prepare(
+    job_id: str,
+    targets: Sequence[ProvisionTarget],
+    site: SiteSettings,
+    secrets: ProvisionSecrets,
+    work_dir: Path,
+    options: RunnerOptions | None = None,
+) -> PreparedJob:
+    """Check the job can start, then write its data dir: inventory, known_hosts, vaulted secrets.
+
+    :raises ProvisionError: bad job id, no targets, no playbook, no ``ansible-playbook``, or the
+        job dir exists already (job ids are never reused) or the work dir does not.
+    """
     options = options or RunnerOptions()
     if not _JOB_ID_RE.match(job_id):
         raise ProvisionError(f"job id {job_id!r} must be 1-80 of [A-Za-z0-9._-]")
@@ -169,10 +145,7 @@ def run_provision(
     bin_dir = Path(sys.executable).parent
     if shutil.which("ansible-playbook", path=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}") is None:
         raise ProvisionError("ansible-playbook is not installed")
-
     started = time.monotonic()
-    deadline = started + options.timeout_s
-    cancel = cancel or threading.Event()
     job_dir = _create_job_dir(work_dir, job_id)
     known_hosts = job_dir / "known_hosts"
     known_hosts.write_text(_known_hosts_text(targets))
@@ -182,40 +155,16 @@ def run_provision(
     vault_password = token_source.token_urlsafe(32)
     vault_file = job_dir / "secrets.vault.yml"
     _write_vaulted(vault_file, secrets.to_vars(), vault_password)
+    return PreparedJob(
+        job_id, job_dir, inventory, vault_file, vault_password, tuple(t.inventory_name for t in targets),
+        tuple(secrets.values()), options, started,
+    )  # fmt: skip
 
-    results: dict[str, HostOutcome] = {}
-    attempts: list[_Attempt] = []
-    pending = [t.inventory_name for t in targets]
-    final = ""
-    while True:
-        number = len(attempts) + 1
-        ident = job_id if number == 1 else f"{job_id}.retry{number - 1}"
-        router = EventRouter(sink, secrets.values())
-        # Retries are only started with time left (checked below), so this is at least ~1 s.
-        remaining = max(1.0, deadline - time.monotonic())
-        status = _run_once(
-            job_dir, ident, inventory, vault_file, vault_password, pending, router, options, remaining, cancel
-        )
-        attempt = _Attempt(ident, status, router)
-        attempts.append(attempt)
-        final = status
-        for host in pending:
-            results[host] = _host_outcome(host, attempt, number)
-        if status in ("canceled", "timeout"):
-            break
-        retry = [h for h in pending if results[h].status is HostStatus.UNREACHABLE]
-        if not retry or number >= options.max_attempts:
-            break
-        delay = min(options.backoff_initial_s * options.backoff_factor ** (number - 1), options.backoff_max_s)
-        if time.monotonic() + delay >= deadline:
-            sink.log(f"not retrying {', '.join(retry)}: the job's time limit would be exceeded")
-            break
-        sink.log(f"retrying unreachable {', '.join(retry)} in {delay:.1f}s (attempt {number + 1})")
-        if cancel.wait(delay):
-            final = "canceled"
-            break
-        pending = retry
 
+def run(job: PreparedJob, sink: JobSink, cancel: threading.Event | None = None) -> ProvisionOutcome:
+    """Run a prepared job to its end (blocking); retry only unreachable hosts, with backoff."""
+    cancel = cancel or threading.Event()
+    results, attempts, final = _attempts(job, sink, cancel)
     if final == "canceled":
         run_status = RunStatus.CANCELED
     elif final == "timeout":
@@ -224,20 +173,56 @@ def run_provision(
         run_status = RunStatus.SUCCESSFUL
     else:
         run_status = RunStatus.FAILED
-    if not options.keep_artifacts:
-        shutil.rmtree(job_dir / "artifacts", ignore_errors=True)
+    if not job.options.keep_artifacts:
+        shutil.rmtree(job.job_dir / "artifacts", ignore_errors=True)
     outcome = ProvisionOutcome(
-        job_id=job_id,
+        job_id=job.job_id,
         status=run_status,
         hosts=dict(sorted(results.items())),
         attempts=len(attempts),
-        duration_s=time.monotonic() - started,
-        private_data_dir=job_dir,
+        duration_s=time.monotonic() - job.started,
+        private_data_dir=job.job_dir,
         idents=tuple(a.ident for a in attempts),
     )
     sink.stats(outcome.stats)
     sink.log(outcome.reason or f"provisioning {run_status} on {len(results)} host(s)")
     return outcome
+
+
+def _attempts(
+    job: PreparedJob, sink: JobSink, cancel: threading.Event
+) -> tuple[dict[str, HostOutcome], list[_Attempt], str]:
+    """Run, then re-run the unreachable hosts while attempts and time are left; return every
+    host's latest outcome, the attempts and the last runner status."""
+    options = job.options
+    deadline = job.started + options.timeout_s
+    results: dict[str, HostOutcome] = {}
+    attempts: list[_Attempt] = []
+    pending = list(job.hosts)
+    while True:
+        number = len(attempts) + 1
+        ident = job.job_id if number == 1 else f"{job.job_id}.retry{number - 1}"
+        router = EventRouter(sink, job.secret_values)
+        # Retries are only started with time left (checked below), so this is at least ~1 s.
+        remaining = max(1.0, deadline - time.monotonic())
+        status = _run_once(job, ident, pending, router, remaining, cancel)
+        attempt = _Attempt(ident, status, router)
+        attempts.append(attempt)
+        for host in pending:
+            results[host] = _host_outcome(host, attempt, number)
+        if status in ("canceled", "timeout"):
+            return results, attempts, status
+        retry = [h for h in pending if results[h].status is HostStatus.UNREACHABLE]
+        if not retry or number >= options.max_attempts:
+            return results, attempts, status
+        delay = min(options.backoff_initial_s * options.backoff_factor ** (number - 1), options.backoff_max_s)
+        if time.monotonic() + delay >= deadline:
+            sink.log(f"not retrying {', '.join(retry)}: the job's time limit would be exceeded")
+            return results, attempts, status
+        sink.log(f"retrying unreachable {', '.join(retry)} in {delay:.1f}s (attempt {number + 1})")
+        if cancel.wait(delay):
+            return results, attempts, "canceled"
+        pending = retry
 
 
 def _create_job_dir(work_dir: Path, job_id: str) -> Path:
@@ -304,17 +289,10 @@ def _environment(job_dir: Path, control_dir: Path, options: RunnerOptions) -> di
 
 
 def _run_once(
-    job_dir: Path,
-    ident: str,
-    inventory: Path,
-    vault_file: Path,
-    vault_password: str,
-    hosts: Sequence[str],
-    router: EventRouter,
-    options: RunnerOptions,
-    remaining_s: float,
-    cancel: threading.Event,
+    job: PreparedJob, ident: str, hosts: Sequence[str], router: EventRouter, remaining_s: float, cancel: threading.Event
 ) -> str:
+    """One ansible-runner run of the playbook on ``hosts``; the runner's final status word."""
+    job_dir, options = job.job_dir, job.options
     control_dir, temporary = _control_dir(job_dir, ident)
 
     def on_status(status_data: Mapping[str, Any], runner_config: Any = None) -> None:
@@ -326,13 +304,13 @@ def _run_once(
             private_data_dir=str(job_dir),
             project_dir=str(options.playbook_dir),
             playbook=options.playbook,
-            inventory=str(inventory),
+            inventory=str(job.inventory),
             ident=ident,
             forks=options.forks,
             limit=",".join(hosts),
             envvars=_environment(job_dir, control_dir, options),
-            cmdline=f"--vault-id {VAULT_ID}@prompt -e @{shlex.quote(str(vault_file))}",
-            passwords={_VAULT_PROMPT: vault_password},
+            cmdline=f"--vault-id {VAULT_ID}@prompt -e @{shlex.quote(str(job.vault_file))}",
+            passwords={_VAULT_PROMPT: job.vault_password},
             # The runner polls cancel_callback and the timeout once per pexpect wait.
             settings={"pexpect_timeout": 0.25, "suppress_ansible_output": True},
             event_handler=router,
@@ -347,32 +325,3 @@ def _run_once(
         _close_masters(control_dir)
         if temporary:
             shutil.rmtree(control_dir, ignore_errors=True)
-
-
-def _host_outcome(host: str, attempt: _Attempt, number: int) -> HostOutcome:
-    router = attempt.router
-    stats = (router.host_stats or {}).get(host)
-    problem = router.problems.get(host)
-    failed_task = problem.task if problem else None
-    reason = problem.reason if problem else None
-    if problem is not None and problem.host_key_rejected:
-        status = HostStatus.HOST_KEY_REJECTED
-    elif (stats and stats["unreachable"]) or (problem and problem.status is TaskStatus.UNREACHABLE):
-        status = HostStatus.UNREACHABLE
-    elif (stats and stats["failures"]) or problem is not None:
-        status = HostStatus.FAILED
-    elif stats is not None:
-        status = HostStatus.OK
-    else:
-        status = HostStatus.INCOMPLETE
-        reason = f"run {attempt.status} before the host finished" + (
-            f": {router.last_error}" if router.last_error else ""
-        )
-    return HostOutcome(
-        host=host,
-        status=status,
-        stats=dict(stats) if stats else dict(_ZERO_STATS),
-        attempts=number,
-        failed_task=failed_task,
-        reason=reason,
-    )

@@ -18,6 +18,8 @@ from typing import Any
 
 from cryptography import x509
 
+from factory.provisioning.errors import InvalidTarget
+
 _SERIAL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _ASSET_TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{1,62}$")
 _USER_RE = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
@@ -29,10 +31,6 @@ _HOST_KEY_ALGORITHMS = {
     "ecdsa-sha2-nistp521": "ecdsa-sha2-nistp521",
     "ssh-rsa": "rsa-sha2-512,rsa-sha2-256",
 }
-
-
-class InvalidTarget(ValueError):
-    """A provisioning input is unusable; the message names the field."""
 
 
 class DeviceKind(StrEnum):

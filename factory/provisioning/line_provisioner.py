@@ -20,8 +20,7 @@ from factory.intake.views import get_device, get_endpoint
 from factory.kernel.clock import utc_now
 from factory.kernel.db.engine import session_scope
 from factory.kernel.errors import FactoryError
-from factory.line import jobs
-from factory.line.provision_step import ProvisionOutcome, ProvisionRequest
+from factory.line.service import JobLogBuffer, ProvisionOutcome, ProvisionRequest
 from factory.provisioning.ansible_adapter import ProvisionError, RunnerOptions, RunStatus, run_provision
 from factory.provisioning.events import HostStatsDict
 from factory.provisioning.inventory import InvalidTarget, ProvisionSecrets, ProvisionTarget, SiteSettings
@@ -59,9 +58,11 @@ class JobLogSink:
             if timer is not None:
                 timer.cancel()
             if rows:
+                logs = JobLogBuffer()
+                for at, level, message in rows:
+                    logs.add(self._job_id, message, level, at=at)
                 with session_scope(self._engine) as s:
-                    for at, level, message in rows:
-                        jobs.log(s, self._job_id, message, level, at=at)
+                    logs.flush(s)
 
     def log(self, line: str) -> None:
         self._write(line)

@@ -9,7 +9,7 @@ from sqlmodel import select
 
 from factory.kernel.context import AppContext
 from factory.kernel.db.engine import session_scope
-from factory.line import jobs
+from factory.line import jobs, leases
 from factory.line.bench_config import simulated_config
 from factory.line.controller import Controller
 from factory.line.models import Job, Slot
@@ -26,7 +26,7 @@ def _running_job(ctx: AppContext) -> tuple[str, int]:
         me = s.exec(select(Slot)).one()
         attach(s, me, Attachment("UNK-1", "/dev/null", 1, time.time()))
         jobs.create_job(s, me, provision_name="p", detected_epoch=None)
-        [job_id] = jobs.claim_jobs(
+        [job_id] = leases.claim_jobs(
             s, agent="hb-agent", run_id=run_id, bench_ids=[me.bench_id], site="test-site", site_limit=8, limit=1,
             lease_seconds=5,
         )  # fmt: skip
@@ -43,7 +43,7 @@ def _set_step(ctx: AppContext, job_id: int, step: str) -> None:
 
 def _beat(ctx: AppContext, run_id: str, progress: dict[int, tuple[str, str, float]]) -> Job:
     with session_scope(ctx.engine) as s:
-        jobs.renew_leases(s, agent="hb-agent", run_id=run_id, lease_seconds=30, progress=progress)
+        leases.renew_leases(s, agent="hb-agent", run_id=run_id, lease_seconds=30, progress=progress)
     with session_scope(ctx.engine) as s:
         job = s.exec(select(Job)).one()
         return job

@@ -1,0 +1,109 @@
+"""The job runner's other steps: book a returned device back in, provision it, quarantine an
+unknown one. Each writes its step row and the device's transition in one transaction, after the
+runner's ownership re-check (``JobRunner.scope``); the erase is in ``erase_step.py``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from factory.intake.service import receive_device
+from factory.kernel.lifecycle.states import Event
+from factory.kernel.lifecycle.transition import TransitionRequest, change_state
+from factory.kernel.models.device import Device
+from factory.line.errors import StepFailed
+from factory.line.models import Slot, StepStatus
+from factory.line.provision_step import ProvisionOutcome, ProvisionRequest
+
+if TYPE_CHECKING:
+    from factory.line.job_runner import JobRunner
+
+
+def book_return(runner: JobRunner, step_id: int, name: str) -> None:
+    with runner.scope() as (s, job):
+        values = runner.begin(s, job, name)
+        values |= runner.end_step(s, job, name, StepStatus.SUCCEEDED, "booked back into the factory")
+        seq = runner.transition(s, job, Event.RETURN, note="detected on a bench: booked back from the user")
+        runner.write_step(s, step_id, seq, **values)
+
+
+def provision(runner: JobRunner, step_id: int, name: str) -> None:
+    """Move the device to provisioning, run the provisioner outside any transaction, then record
+    its outcome.
+
+    :raises StepFailed: the provisioner failed or raised.
+    """
+    provisioner = runner.ctx.provisioner
+    with runner.scope() as (s, job):
+        started = runner.begin(s, job, name)
+        seq = runner.transition(s, job, Event.START_PROVISION, provisioner=provisioner.name)
+        runner.write_step(s, step_id, seq, **started)
+        device = s.get(Device, job.device_id)  # locked and loaded by the transition
+        assert device is not None
+        request = ProvisionRequest(
+            job_id=runner.job_id,
+            device_serial=device.serial,
+            kind=device.kind,
+            role=device.role,
+            profile=job.profile,
+            slot=runner.slot_code(s, job) or "",
+            cancel=runner.cancel,
+        )
+    outcome = _call_provisioner(runner, request)
+    with runner.scope() as (s, job):
+        status = StepStatus.NOOP if outcome.noop else StepStatus.SUCCEEDED
+        ended = runner.end_step(s, job, name, status, outcome.detail)
+        seq = runner.transition(
+            s, job, Event.PROVISIONED, provisioner=provisioner.name, noop=outcome.noop, detail=outcome.detail
+        )
+        runner.write_step(s, step_id, seq, **ended)
+
+
+def _call_provisioner(runner: JobRunner, request: ProvisionRequest) -> ProvisionOutcome:
+    started = time.monotonic()
+    try:
+        outcome = runner.ctx.provisioner(request)
+    except Exception as exc:  # a provisioner bug is a failed provisioning, with its reason
+        raise StepFailed(f"provisioner error: {type(exc).__name__}: {exc}") from exc
+    finally:
+        runner.work += time.monotonic() - started
+    if not outcome.ok:
+        raise StepFailed(outcome.detail)
+    return outcome
+
+
+def quarantine(runner: JobRunner, step_id: int, name: str) -> None:
+    """Book an unknown device in (from the serial the port reported) and quarantine it.
+
+    :raises StepFailed: the port reported no serial number.
+    """
+    with runner.scope() as (s, job):
+        values = runner.begin(s, job, name)
+        slot = s.get(Slot, job.slot_id)
+        assert slot is not None
+        if not job.device_serial:
+            raise StepFailed("the port reported no serial number: the device cannot be booked in")
+        values |= runner.end_step(s, job, name, StepStatus.SUCCEEDED, "booked in and quarantined for a technician")
+        runner.logs.flush(s)  # before the ledger's lock, which the transitions take
+        device = receive_device(
+            s,
+            serial=job.device_serial,
+            kind=slot.default_kind,
+            actor=runner.ctx.actor,
+            from_custodian="unknown",
+            location=slot.code,
+        )
+        evidence = {
+            "reason": "unknown device found in a bench slot",
+            "job": job.id,
+            "slot": slot.code,
+            "detected_size_bytes": slot.attached_size,
+        }
+        entries = change_state(
+            s, [TransitionRequest(device.id or 0, Event.QUARANTINE, evidence=evidence)], actor=runner.ctx.actor
+        )
+        job.device_id = slot.device_id = device.id
+        s.add(job)
+        s.add(slot)
+        runner.write_step(s, step_id, entries[0].seq, **values)
