@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness.requirements import require_root, require_tool
-from harness.sshd import SshdTarget, make_client_key, sshd_targets
+from harness.sshd import SshdTarget, make_client_key, one_sshd_target
+from harness.waiting import wait_until
 
 from hardware_drivers.ssh import (
     AuthFailed,
@@ -26,11 +26,7 @@ from hardware_drivers.ssh import (
 
 @pytest.fixture(scope="module")
 def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshdTarget]:
-    require_root()
-    require_tool("sshd")
-    require_tool("unshare")
-    with sshd_targets(tmp_path_factory.mktemp("ssh-driver"), 1, prefix="drv") as targets:
-        yield targets[0]
+    yield from one_sshd_target(tmp_path_factory.mktemp("ssh-driver"), prefix="drv")
 
 
 def _other_key(tmp_path: Path) -> str:
@@ -81,7 +77,8 @@ def test_wrong_pin_is_refused_before_authentication(target: SshdTarget, tmp_path
         connect("127.0.0.1", target.port, "root", target.client_key, _other_key(tmp_path), timeout=5)
     assert err.value.offered == PinnedHostKey.parse(target.host_key_pub).fingerprint
     assert "host key mismatch" in str(err.value)
-    time.sleep(0.2)
+    wait_until(lambda: "[preauth]" in target.log_path.read_text()[len(before) :], 10,
+               message="sshd to log the end of the refused connection")  # fmt: skip
     # The client hung up after key exchange: sshd never saw a public key offered.
     assert "Accepted publickey" not in target.log_path.read_text()[len(before) :]
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hardware_drivers.remote_commands import PinnedHostKey, SshTarget
+from harness.requirements import require_root, require_tool
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO_ROOT / "scripts" / "build-guest.sh"
@@ -280,3 +281,11 @@ def _wait_for_ssh(
             return
         time.sleep(0.25)
     raise _boot_failure(f"no SSH on 127.0.0.1:{port} within {timeout:g}s", serial, qemu_log)
+
+
+def booted_guest(work_dir: Path, **sizes: int) -> Iterator[RunningGuest]:
+    """The body of a module fixture: the guest booted (needs root and QEMU); sizes: nvme_size, sata_size."""
+    require_root()
+    require_tool("qemu-system-x86_64")
+    with qemu_guest(work_dir, build_guest_image(), **sizes) as running:
+        yield running

@@ -30,6 +30,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.requirements import require_root, require_tool
+
 SSHD = "/usr/sbin/sshd"
 FALLBACK_SERIAL_RELPATH = "var/lib/device-factory/serial"
 CRYPTTAB_LINE = "cryptroot UUID=6f1c2b8e-0d7a-4b55-9d43-3c1f0a9e7e21 none luks,discard\n"
@@ -248,3 +250,12 @@ def sshd_targets(base: Path, count: int, prefix: str = "df-target") -> Iterator[
     finally:
         for target in targets:
             target.cut()
+
+
+def one_sshd_target(base: Path, prefix: str) -> Iterator[SshdTarget]:
+    """The body of a module fixture: one running target (needs root, sshd and unshare)."""
+    require_root()
+    require_tool("sshd")
+    require_tool("unshare")
+    with sshd_targets(base, 1, prefix=prefix) as targets:
+        yield targets[0]

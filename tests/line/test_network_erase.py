@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 from harness.domain import receive_guest_laptop
 from harness.line_sites import switch_site_file
-from harness.qemu_guest import MIB, NVME_SERIAL, SATA_SERIAL, GuestDisk, RunningGuest, build_guest_image, qemu_guest
-from harness.requirements import require_root, require_tool
+from harness.qemu_guest import MIB, NVME_SERIAL, SATA_SERIAL, GuestDisk, RunningGuest, booted_guest
 from sqlmodel import col, select
 
 from factory.intake.service import register_endpoint
@@ -40,11 +39,7 @@ SLOT = "bench-1/slot-1"
 
 @pytest.fixture(scope="module")
 def guest(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGuest]:
-    require_root()
-    require_tool("qemu-system-x86_64")
-    image = build_guest_image()
-    with qemu_guest(tmp_path_factory.mktemp("qemu-line"), image, nvme_size=DISK, sata_size=DISK) as running:
-        yield running
+    yield from booted_guest(tmp_path_factory.mktemp("qemu-line"), nvme_size=DISK, sata_size=DISK)
 
 
 def site(tmp_path: Path, guest: RunningGuest) -> Path:

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 from harness.provisioning_site import secrets, site
-from harness.requirements import require_root, require_tool
-from harness.sshd import SshdTarget, sshd_targets
+from harness.sshd import SshdTarget, one_sshd_target
 from sqlmodel import col, select
 
 from factory.intake.service import register_endpoint
@@ -31,11 +30,7 @@ SLOT = "bench-1/slot-1"
 
 @pytest.fixture(scope="module")
 def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshdTarget]:
-    require_root()
-    require_tool("sshd")
-    require_tool("unshare")
-    with sshd_targets(tmp_path_factory.mktemp("line-sshd"), 1, prefix="df-line") as targets:
-        yield targets[0]
+    yield from one_sshd_target(tmp_path_factory.mktemp("line-sshd"), prefix="df-line")
 
 
 def _run_line(ctx: AppContext, target: SshdTarget, tmp_path: Path, pinned_key: str) -> Job:

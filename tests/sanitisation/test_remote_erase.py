@@ -18,9 +18,8 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from harness.domain import receive_guest_laptop
-from harness.qemu_guest import MIB, NVME_SERIAL, SATA_SERIAL, GuestDisk, RunningGuest, build_guest_image, qemu_guest
+from harness.qemu_guest import MIB, NVME_SERIAL, SATA_SERIAL, GuestDisk, RunningGuest, booted_guest
 from harness.qemu_guest import pattern_bytes as guest_pattern
-from harness.requirements import require_root, require_tool
 from sqlmodel import select
 
 from factory.intake.service import get_device
@@ -57,12 +56,8 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "firmware"
 
 @pytest.fixture(scope="module")
 def guest(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGuest]:
-    require_root()
-    require_tool("qemu-system-x86_64")
-    image = build_guest_image()
     # 16 MiB disks: still 1000 subsections for the NIST sample, and each read-back stays short under TCG.
-    with qemu_guest(tmp_path_factory.mktemp("qemu-erase"), image, nvme_size=DISK, sata_size=DISK) as running:
-        yield running
+    yield from booted_guest(tmp_path_factory.mktemp("qemu-erase"), nvme_size=DISK, sata_size=DISK)
 
 
 @pytest.fixture(scope="module")

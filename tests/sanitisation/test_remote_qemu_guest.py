@@ -16,8 +16,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from harness.firmware_recordings import STEPS, recorded_file, recorded_step
-from harness.qemu_guest import MIB, NVME_SERIAL, RunningGuest, build_guest_image, pattern_bytes, qemu_guest
-from harness.requirements import require_root, require_tool
+from harness.qemu_guest import MIB, NVME_SERIAL, RunningGuest, booted_guest, pattern_bytes
 
 from hardware_drivers.remote_commands import (
     NOT_FOUND,
@@ -39,11 +38,7 @@ SAMPLE = 64 * 1024
 
 @pytest.fixture(scope="module")
 def guest(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGuest]:
-    require_root()
-    require_tool("qemu-system-x86_64")
-    image = build_guest_image()
-    with qemu_guest(tmp_path_factory.mktemp("qemu-guest"), image) as running:
-        yield running
+    yield from booted_guest(tmp_path_factory.mktemp("qemu-guest"))
 
 
 @pytest.fixture(scope="module")
