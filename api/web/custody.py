@@ -59,6 +59,11 @@ def _bench_page(
     return render(request, template, me, v={}, device=device, notice=notice(device) if device else None)
 
 
+def _by(me: Caller, ctx: AppContext, form: AcceptanceForm) -> dict[str, Any]:
+    """Who hands a device to an officer, the officer's acceptance and the certificate verifier."""
+    return {"acceptance": form.acceptance(), "actor": me.name, "verifier": ctx.site_keys.verifier()}
+
+
 def _refused(request: Request, me: Caller, template: str, form: AcceptanceForm) -> Callable[[FactoryError], Response]:
     def page(exc: FactoryError) -> Response:
         return render(request, template, me, exc.status_code, v=form.values(), error=exc.reason)
@@ -89,22 +94,20 @@ def issue_form(request: Request, ctx: ContextDep, me: TechUser, issued: str = ""
 @router.post("/tech/issue")
 def issue(request: Request, ctx: ContextDep, me: TechUser, form: Annotated[IssueForm, Form()]) -> Response:
     def action(session: Session) -> str:
-        approval_id = form.approval_number()
-        return (
-            issue_device(
-                session,
-                allocation_id=open_in_person_allocation(session, form.device_serial).id or 0,
-                acceptance=form.acceptance(),
-                actor=me.name,
-                verifier=ctx.site_keys.verifier(),
-                old_serial=form.old_serial.strip() or None,
-                approval_id=approval_id,
-            ).handed_over
-            or ""
+        approval_id = form.approval_number()  # a malformed number is refused before any lookup
+        allocation = open_in_person_allocation(session, form.device_serial)
+        old_serial = form.old_serial.strip() or None
+        outcome = issue_device(
+            session,
+            allocation_id=allocation.id or 0,
+            old_serial=old_serial,
+            approval_id=approval_id,
+            **_by(me, ctx, form),
         )
+        return outcome.handed_over or ""
 
     refused = _refused(request, me, "tech_issue.html", form)
-    return _act(ctx, action, refused, lambda issued: f"/tech/issue?{urlencode({'issued': issued})}")
+    return _act(ctx, action, refused, lambda serial: f"/tech/issue?{urlencode(dict(issued=serial))}")
 
 
 # ---------------------------------------------------------------- walk-in swap (technicians)
@@ -115,6 +118,9 @@ class SwapForm(AcceptanceForm):
     fault: str = ""
 
 
+SWAP_FIELDS = {"staff_number", "faulty_serial", "spare_serial", "fault"}
+
+
 @router.get("/tech/swap")
 def swap_form(request: Request, ctx: ContextDep, me: TechUser, spare: str = "") -> HTMLResponse:
     return _bench_page(request, ctx, me, "tech_swap.html", spare, "Swap recorded: {serial} is now {state}".format_map)
@@ -123,19 +129,10 @@ def swap_form(request: Request, ctx: ContextDep, me: TechUser, spare: str = "") 
 @router.post("/tech/swap")
 def swap(request: Request, ctx: ContextDep, me: TechUser, form: Annotated[SwapForm, Form()]) -> Response:
     def action(session: Session) -> str:
-        return (
-            walk_in_swap(
-                session,
-                **form.model_dump(include={"staff_number", "faulty_serial", "spare_serial", "fault"}),
-                acceptance=form.acceptance(),
-                actor=me.name,
-                verifier=ctx.site_keys.verifier(),
-            ).handed_over
-            or ""
-        )
+        return walk_in_swap(session, **form.model_dump(include=SWAP_FIELDS), **_by(me, ctx, form)).handed_over or ""
 
     refused = _refused(request, me, "tech_swap.html", form)
-    return _act(ctx, action, refused, lambda spare: f"/tech/swap?{urlencode({'spare': spare})}")
+    return _act(ctx, action, refused, lambda serial: f"/tech/swap?{urlencode(dict(spare=serial))}")
 
 
 # ---------------------------------------------------------------- consignments (couriers)

@@ -78,4 +78,5 @@ def receive(request: Request, ctx: ContextDep, me: TechUser, form: Annotated[Rec
         return _receive_page(request, me, form.values(), exc.status_code, error=exc.reason)
     values = form.values()
     sticky = {k: values[k] for k in STICKY if values[k]}
-    return RedirectResponse(f"/tech/receive?{urlencode({'received': done, **sticky})}", status_code=303)
+    # The query names the device (a parameter name, not a state) and carries the batch settings.
+    return RedirectResponse(f"/tech/receive?{urlencode(dict(received=done, **sticky))}", status_code=303)
