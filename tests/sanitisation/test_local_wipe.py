@@ -76,11 +76,17 @@ def test_wipe_needs_yes_and_a_real_target(home, tmp_path) -> None:
     assert r.exit_code == 1 and "nothing written" in r.stderr and not (tmp_path / "c.json").exists()
 
 
-def test_failed_wipe_writes_no_certificate(home, tmp_path) -> None:
+def _planted_image(path: Path) -> Path:
+    """A disk image with data planted across it, for a loop device (needs root and losetup)."""
     require_root()
     require_tool("losetup")
-    image = make_image(tmp_path / "ro.img", SIZE)
+    image = make_image(path, SIZE)
     plant(str(image), SIZE)
+    return image
+
+
+def test_failed_wipe_writes_no_certificate(home, tmp_path) -> None:
+    image = _planted_image(tmp_path / "ro.img")
     cert = tmp_path / "cert.json"
     with loop_device(image, "--read-only") as dev:
         r = _wipe(dev, cert)
@@ -91,10 +97,7 @@ def test_failed_wipe_writes_no_certificate(home, tmp_path) -> None:
 
 
 def test_wipe_loop_device_end_to_end(home, tmp_path) -> None:
-    require_root()
-    require_tool("losetup")
-    image = make_image(tmp_path / "rw.img", SIZE)
-    plant(str(image), SIZE)
+    image = _planted_image(tmp_path / "rw.img")
     cert = tmp_path / "cert.json"
     with loop_device(image) as dev:
         r = _wipe(dev, cert, "--method", "ones", "--verify", "sample")
