@@ -246,7 +246,7 @@ def qemu_guest(
                 start_new_session=True,
             )
         try:
-            time.sleep(0.3)
+            time.sleep(0.3)  # deliberate: a port clash makes QEMU exit at once; give it that moment to say so
             if proc.poll() is not None and "host forwarding" in _read_text(qemu_log):
                 continue
             _wait_for_ssh(proc, image, port, serial, qemu_log, boot_timeout)

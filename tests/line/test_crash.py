@@ -45,7 +45,7 @@ def _run_trials(ctx: AppContext, home: Path, url: str, trials: int, seed: int) -
         proc = start_agent(home, url, *AGENT_ARGS, "--seed", str(seed * 1000 + trial), "--pull-rate", "0.1")
         try:
             wait_started(proc)
-            time.sleep(rng.uniform(0.05, 1.6))
+            time.sleep(rng.uniform(0.05, 1.6))  # deliberate: kill -9 lands at a random point of the run
         finally:
             kill9(proc)
         problems = audit_line(ctx.engine, ctx.settings)
