@@ -17,7 +17,17 @@ from factory.audit.views import (
     get_certificate,
     search_certificates,
 )
-from factory.cli.common import console, context, fail, one_line_errors, print_json
+from factory.cli.common import (
+    JsonFlag,
+    SerialArg,
+    console,
+    context,
+    fail,
+    one_line_errors,
+    print_json,
+    print_json_result,
+    unit_of_work,
+)
 from factory.kernel.db.engine import session_scope
 from factory.kernel.ledger.verify import verify_ledger
 from factory.kernel.site_keys import load_private_key
@@ -43,7 +53,7 @@ def search_cmd(
     outcome: Outcome = typer.Option(Outcome.SUCCESS, "--outcome", help="success (certificates), failed, or any."),
     limit: int = typer.Option(50, "--limit", min=1, max=500),
     cursor: str | None = typer.Option(None, "--cursor", help="next_cursor of the previous page."),
-    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    as_json: JsonFlag = False,
 ) -> None:
     """Search erase outcomes, newest first."""
     query = CertificateQuery.from_text(
@@ -59,8 +69,7 @@ def search_cmd(
         limit=limit,
         cursor=cursor,
     )
-    ctx = context()
-    with session_scope(ctx.engine) as session:
+    with unit_of_work() as (_ctx, session):
         page = search_certificates(session, query)
     if as_json:
         print_json({"items": [i.as_dict() for i in page.items], "next_cursor": page.next_cursor})
@@ -81,16 +90,13 @@ def search_cmd(
 @one_line_errors
 def verify_cmd(
     certificate_id: str = typer.Argument(..., help="Certificate id."),
-    as_json: bool = typer.Option(False, "--json"),
+    as_json: JsonFlag = False,
 ) -> None:
     """Re-check a stored certificate: signature, indexed columns, custody link. Exit 1 if it fails."""
-    ctx = context()
-    with session_scope(ctx.engine) as session:
+    with unit_of_work() as (ctx, session):
         check = check_certificate(session, get_certificate(session, certificate_id), ctx.site_keys.public_key())
     if as_json:
-        print_json(check.as_dict())
-        if not check.ok:
-            raise typer.Exit(1)
+        print_json_result(check.as_dict(), check.ok)
         return
     if not check.ok:
         fail(f"certificate {check.certificate_id} does not check out: {'; '.join(check.problems)}")
@@ -100,9 +106,9 @@ def verify_cmd(
 @app.command("history")
 @one_line_errors
 def history_cmd(
-    serial: str = typer.Argument(..., help="Device serial."),
+    serial: SerialArg,
     full_verify: bool = typer.Option(False, "--full-verify", help="Also re-verify the whole ledger."),
-    as_json: bool = typer.Option(False, "--json"),
+    as_json: JsonFlag = False,
 ) -> None:
     """A device's custody history with a chain proof for every entry. Exit 1 if anything fails."""
     ctx = context()
@@ -132,11 +138,10 @@ def history_cmd(
 def exceptions_cmd(
     days: int = typer.Option(30, "--days", min=0, help="Out of custody for at least this many days."),
     limit: int = typer.Option(1000, "--limit", min=1),
-    as_json: bool = typer.Option(False, "--json"),
+    as_json: JsonFlag = False,
 ) -> None:
     """Exception reports. Exit 1 if any device left for reuse or recycling without valid certificates."""
-    ctx = context()
-    with session_scope(ctx.engine) as session:
+    with unit_of_work() as (ctx, session):
         report = exception_report(session, ctx.site_keys.public_key(), days=days, limit=limit)
     if as_json:
         print_json(report.as_dict())

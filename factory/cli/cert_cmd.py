@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from factory.cli.common import console, fail, one_line_errors, print_json
+from factory.cli.common import JsonFlag, console, fail, one_line_errors, print_json
 from factory.kernel.config import load_settings
 from factory.kernel.site_keys import load_public_key
 from imaging.certificate import CertificateError, load_envelope, verify_certificate
@@ -19,7 +19,7 @@ app = typer.Typer(help="Sanitisation certificates.", no_args_is_help=True)
 def verify_cmd(
     cert: Path = typer.Argument(..., help="Certificate JSON (signed envelope)."),
     key: Path | None = typer.Option(None, "--key", help="Public key PEM (default: the site key in FACTORY_HOME)."),
-    as_json: bool = typer.Option(False, "--json"),
+    as_json: JsonFlag = False,
 ) -> None:
     """Check a certificate's digest and Ed25519 signature; exit 1 with the reason if it fails."""
     public_key = load_public_key(load_settings(), key)

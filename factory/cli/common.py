@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import functools
+import json
 import sys
-from collections.abc import Callable
-from typing import Any, ParamSpec, TypeVar
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
 from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
+from sqlmodel import Session
 
 from factory.kernel.context import AppContext
+from factory.kernel.db.engine import session_scope
 from factory.kernel.db.migrate import current_revision, head_revision
 from factory.kernel.errors import FactoryError
 
@@ -20,6 +24,10 @@ err_console = Console(stderr=True)
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+# Parameters many commands share, spelt once.
+SerialArg = Annotated[str, typer.Argument(help="Device serial number.")]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -75,5 +83,20 @@ def _safe_url(url: str) -> str:
     return url
 
 
+@contextmanager
+def unit_of_work(require_schema: bool = True) -> Iterator[tuple[AppContext, Session]]:
+    """The CLI's context and one database transaction (committed when the block ends cleanly)."""
+    ctx = context(require_schema)
+    with session_scope(ctx.engine) as session:
+        yield ctx, session
+
+
 def print_json(data: Any) -> None:
-    sys.stdout.write(__import__("json").dumps(data, indent=2, sort_keys=True) + "\n")
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def print_json_result(data: Any, ok: bool) -> None:
+    """``--json`` output of a check: the report, then exit 1 if it failed."""
+    print_json(data)
+    if not ok:
+        raise typer.Exit(1)

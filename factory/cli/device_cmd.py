@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 from rich.table import Table
 
-from factory.cli.common import console, context, one_line_errors, print_json
-from factory.intake.service import parse_media_spec, receive_device
+from factory.cli.common import JsonFlag, SerialArg, console, one_line_errors, print_json, unit_of_work
+from factory.intake.service import parse_media_spec, receive_device, register_endpoint
 from factory.intake.views import device_view, get_device
-from factory.kernel.db.engine import session_scope
 
 app = typer.Typer(help="Devices in custody.", no_args_is_help=True)
 
@@ -16,7 +17,7 @@ app = typer.Typer(help="Devices in custody.", no_args_is_help=True)
 @app.command("receive")
 @one_line_errors
 def receive_cmd(
-    serial: str = typer.Argument(..., help="Device serial number."),
+    serial: SerialArg,
     kind: str = typer.Option(..., "--kind", help="laptop, tablet, vehicle-tablet or desktop."),
     make: str = typer.Option("", "--make"),
     model: str = typer.Option("", "--model"),
@@ -29,38 +30,28 @@ def receive_cmd(
 ) -> None:
     """Book a device into the factory's custody."""
     specs = [parse_media_spec(m) for m in media]
-    ctx = context()
-    with session_scope(ctx.engine) as session:
+    with unit_of_work() as (_ctx, session):
         device = receive_device(
-            session,
-            serial=serial,
-            kind=kind,
-            make=make,
-            model=model,
-            asset_tag=asset_tag,
-            from_custodian=from_custodian,
-            media=specs,
-            new_stock=new_stock,
-            location=location,
-            actor=actor,
-        )
+            session, serial=serial, kind=kind, make=make, model=model, asset_tag=asset_tag,
+            from_custodian=from_custodian, media=specs, new_stock=new_stock, location=location, actor=actor,
+        )  # fmt: skip
         state = device.state
     console.print(f"received {serial} ({kind}) -> {state}", markup=False)
 
 
 @app.command("show")
 @one_line_errors
-def show_cmd(
-    serial: str = typer.Argument(..., help="Device serial number."),
-    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
-) -> None:
+def show_cmd(serial: SerialArg, as_json: JsonFlag = False) -> None:
     """Show a device: state, media, certificates and its full custody history."""
-    ctx = context()
-    with session_scope(ctx.engine) as session:
+    with unit_of_work() as (_ctx, session):
         view = device_view(session, get_device(session, serial))
     if as_json:
         print_json(view)
-        return
+    else:
+        _print_device(view)
+
+
+def _print_device(view: dict[str, Any]) -> None:
     console.print(
         f"[bold]{view['serial']}[/] {view['kind']} {view['make']} {view['model']} "
         f"asset={view['asset_tag'] or '-'} state=[bold]{view['state']}[/] custodian={view['custodian']}"
@@ -72,22 +63,16 @@ def show_cmd(
     history = Table("seq", "when (UTC)", "event", "from", "to", "actor", "custodian", "hash", title="Custody")
     for e in view["history"]:
         history.add_row(
-            str(e["seq"]),
-            e["occurred_at"],
-            e["event"],
-            e["from_state"] or "-",
-            e["to_state"],
-            e["actor"],
-            e["to_custodian"],
-            e["entry_hash"][:12],
-        )
+            str(e["seq"]), e["occurred_at"], e["event"], e["from_state"] or "-", e["to_state"], e["actor"],
+            e["to_custodian"], e["entry_hash"][:12],
+        )  # fmt: skip
     console.print(history)
 
 
 @app.command("endpoint")
 @one_line_errors
 def endpoint_cmd(
-    serial: str = typer.Argument(..., help="Device serial number."),
+    serial: SerialArg,
     address: str = typer.Option(..., "--address", help="Address in the service environment."),
     host_key: str = typer.Option(..., "--host-key", help="'ssh-ed25519 AAAA...' as first offered; pinned."),
     port: int = typer.Option(22, "--port"),
@@ -96,10 +81,7 @@ def endpoint_cmd(
     actor: str = typer.Option("cli", "--actor"),
 ) -> None:
     """Record the device's service-environment SSH endpoint; the host key is pinned once."""
-    from factory.intake.service import register_endpoint
-
-    ctx = context()
-    with session_scope(ctx.engine) as session:
+    with unit_of_work() as (_ctx, session):
         ep = register_endpoint(
             session, serial, address=address, port=port, username=user, host_key=host_key, actor=actor, mac=mac
         )

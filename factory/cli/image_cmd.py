@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TransferSpeedColumn
 
-from factory.cli.common import console, context, fail, one_line_errors
+from factory.cli.common import console, fail, one_line_errors, unit_of_work
 from factory.intake.service import record_image
 from factory.intake.views import get_device
 from factory.kernel.db.engine import session_scope
@@ -50,8 +50,7 @@ def deploy_cmd(
     """Write IMAGE to TARGET with streaming SHA-256 and read-back; record it on the device."""
     if not yes:
         fail(f"refusing to overwrite {target} without --yes")
-    ctx = context()
-    with session_scope(ctx.engine) as session:
+    with unit_of_work() as (ctx, session):
         get_device(session, serial)  # fail before writing anything for an unknown device
     bars: dict[str, TaskID] = {}
     with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),

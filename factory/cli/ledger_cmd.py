@@ -8,7 +8,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import text
 
-from factory.cli.common import console, context, fail, one_line_errors, print_json
+from factory.cli.common import JsonFlag, console, context, fail, one_line_errors, print_json_result
 from factory.kernel.ledger.anchor import check_anchor, parse_anchor, sign_head
 from factory.kernel.ledger.verify import verify_ledger
 from factory.kernel.site_keys import load_private_key
@@ -19,7 +19,7 @@ app = typer.Typer(help="The custody ledger.", no_args_is_help=True)
 @app.command("verify")
 @one_line_errors
 def verify_cmd(
-    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    as_json: JsonFlag = False,
     anchors: list[Path] = typer.Option(
         [], "--anchor", help="A signed head from 'factory ledger anchor' that must still be in the chain (repeatable)."
     ),
@@ -47,9 +47,7 @@ def verify_cmd(
                 report = report.failed_anchor(f"{path}: {problem}", anchor.seq)
                 break
     if as_json:
-        print_json({**report.as_dict(), "anchors_checked": len(parsed) if report.ok else None})
-        if not report.ok:
-            raise typer.Exit(1)
+        print_json_result({**report.as_dict(), "anchors_checked": len(parsed) if report.ok else None}, report.ok)
         return
     if not report.ok:
         fail(f"ledger broken: {report.reason}")

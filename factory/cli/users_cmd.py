@@ -3,25 +3,25 @@
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 
-from factory.cli.common import context, one_line_errors
+from factory.cli.common import one_line_errors, unit_of_work
 from factory.identity.service import add_user, set_password
-from factory.kernel.db.engine import session_scope
 
 app = typer.Typer(help="Users and API tokens.", no_args_is_help=True)
+
+NameArg = Annotated[str, typer.Argument(help="Login name.")]
 
 
 @app.command("add")
 @one_line_errors
 def add_cmd(
-    name: str = typer.Argument(..., help="Login name."),
-    role: str = typer.Option(..., "--role", help="technician, courier, auditor or admin."),
+    name: NameArg, role: str = typer.Option(..., "--role", help="technician, courier, auditor or admin.")
 ) -> None:
     """Create a user; the API token is printed once, as the last line."""
-    ctx = context()
-    with session_scope(ctx.engine) as session:
+    with unit_of_work() as (_ctx, session):
         user, token = add_user(session, name, role)
     typer.echo(f"user {user.name} ({user.role}) created; API token (shown once):")
     typer.echo(token)
@@ -30,7 +30,7 @@ def add_cmd(
 @app.command("passwd")
 @one_line_errors
 def passwd_cmd(
-    name: str = typer.Argument(..., help="Login name."),
+    name: NameArg,
     password_stdin: bool = typer.Option(
         False, "--password-stdin", help="Read the password from the first line of stdin (for scripts)."
     ),
@@ -40,7 +40,6 @@ def passwd_cmd(
         password = sys.stdin.readline().rstrip("\n")
     else:
         password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
-    ctx = context()
-    with session_scope(ctx.engine) as session:
+    with unit_of_work() as (_ctx, session):
         user = set_password(session, name, password)
     typer.echo(f"password set for {user.name}; their browser sessions were ended")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -15,6 +16,22 @@ from factory.kernel.models.device import Device, StorageMedium
 
 FACTORY_CUSTODIAN = "factory"  # the custodian of every device the factory holds
 MAX_SERIAL = 128
+
+# The columns each view shows, in the order shown.
+DEVICE_FIELDS = ("serial", "asset_tag", "make", "model", "kind", "role", "state", "custodian", "location")
+MEDIUM_FIELDS = ("serial", "model", "media_type", "capacity_bytes")
+CERTIFICATE_FIELDS = (
+    "id", "medium_serial", "level", "method", "destination", "issued_at", "digest_sha256", "erase_round_seq",
+)  # fmt: skip
+ENTRY_FIELDS = (
+    "seq", "event", "from_state", "to_state", "actor", "from_custodian", "to_custodian", "location",
+    "occurred_at", "evidence", "prev_hash", "entry_hash",
+)  # fmt: skip
+
+
+def fields_of(row: object, names: Sequence[str]) -> dict[str, Any]:
+    """``{name: row.name}`` for each name, in order."""
+    return {name: getattr(row, name) for name in names}
 
 
 def clean_serial(serial: str, what: str = "serial") -> str:
@@ -47,55 +64,18 @@ def device_view(session: Session, device: Device) -> dict[str, Any]:
     ).all()
     certs = session.exec(select(Certificate).where(Certificate.device_id == device.id)).all()
     return {
-        "serial": device.serial,
-        "asset_tag": device.asset_tag,
-        "make": device.make,
-        "model": device.model,
-        "kind": device.kind,
-        "role": device.role,
-        "state": device.state,
-        "custodian": device.custodian,
-        "location": device.location,
+        **fields_of(device, DEVICE_FIELDS),
         "held_user_data": device.user_data_since_seq is not None,
-        "media": [_medium_view(m) for m in media],
-        "certificates": [_certificate_view(c) for c in certs],
+        "media": [fields_of(m, MEDIUM_FIELDS) for m in media],
+        "certificates": [fields_of(c, CERTIFICATE_FIELDS) for c in certs],
         "history": [entry_view(e) for e in entries],
-    }
-
-
-def _medium_view(m: StorageMedium) -> dict[str, Any]:
-    return {"serial": m.serial, "model": m.model, "media_type": m.media_type, "capacity_bytes": m.capacity_bytes}
-
-
-def _certificate_view(c: Certificate) -> dict[str, Any]:
-    return {
-        "id": c.id,
-        "medium_serial": c.medium_serial,
-        "level": c.level,
-        "method": c.method,
-        "destination": c.destination,
-        "issued_at": c.issued_at,
-        "digest_sha256": c.digest_sha256,
-        "erase_round_seq": c.erase_round_seq,
     }
 
 
 def entry_view(e: CustodyEntry) -> dict[str, Any]:
     """One custody entry as plain data (evidence decoded)."""
-    return {
-        "seq": e.seq,
-        "event": e.event,
-        "from_state": e.from_state,
-        "to_state": e.to_state,
-        "actor": e.actor,
-        "from_custodian": e.from_custodian,
-        "to_custodian": e.to_custodian,
-        "location": e.location,
-        "occurred_at": e.occurred_at,
-        "evidence": orjson.loads(e.evidence),
-        "prev_hash": e.prev_hash,
-        "entry_hash": e.entry_hash,
-    }
+    # "evidence" keeps its place among the fields; only its value is decoded.
+    return {**fields_of(e, ENTRY_FIELDS), "evidence": orjson.loads(e.evidence)}
 
 
 def find_endpoint(session: Session, device: Device) -> ServiceEndpoint | None:
