@@ -28,6 +28,7 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,20 @@ WORKER_NICENESS = 10
 _REPO = Path(__file__).resolve().parents[2]
 
 
+class Msg(StrEnum):
+    """The first item of every message between the agent and a worker. Messages carry the plain
+    string value: the worker runs this module as ``__main__``, so a pickled member would name a
+    class the other side cannot find."""
+
+    ERASE = "erase"  # agent -> worker: (ERASE, id, path, options, cancelled)
+    CANCEL = "cancel"  # agent -> worker: (CANCEL, id): the job was stopped (any StopKind)
+    READY = "ready"  # worker -> agent: (READY, pid), once the engine is imported
+    PROGRESS = "progress"  # worker -> agent: (PROGRESS, id, Progress)
+    DONE = "done"  # worker -> agent: (DONE, id, EraseResult)
+    ERROR = "error"  # worker -> agent: (ERROR, id, exception): a refusal or a bug
+    LOST = "lost"  # agent only: the worker died with the erase; its outcome is unknown
+
+
 @dataclass
 class _Worker:
     proc: subprocess.Popen[bytes]
@@ -51,6 +66,7 @@ class _Worker:
     conn: Connection
     send_lock: threading.Lock = field(default_factory=threading.Lock)
     tasks: dict[int, queue.SimpleQueue[tuple[str, Any]]] = field(default_factory=dict)
+    sent: set[int] = field(default_factory=set)  # tasks whose erase message reached the socket
     ready: threading.Event = field(default_factory=threading.Event)
     alive: bool = True
 
@@ -109,9 +125,9 @@ class EraseWorkers:
 
     @property
     def in_flight(self) -> int:
-        """Erases handed to a worker and not yet answered."""
+        """Erases handed to a worker (sent, not merely assigned) and not yet answered."""
         with self._lock:
-            return sum(len(w.tasks) for w in self._workers)
+            return sum(len(w.sent) for w in self._workers)
 
     def _spawn(self) -> _Worker:
         ours, theirs = socket.socketpair()
@@ -138,7 +154,7 @@ class EraseWorkers:
             except (EOFError, OSError):
                 break
             kind, task_id = message[0], message[1]
-            if kind == "ready":
+            if kind == Msg.READY:
                 worker.ready.set()
                 continue
             with self._lock:
@@ -156,7 +172,7 @@ class EraseWorkers:
         except subprocess.TimeoutExpired:
             code = None
         for inbox in orphans:
-            inbox.put(("lost", f"erase worker process {worker.proc.pid} ended (exit {code})"))
+            inbox.put((Msg.LOST.value, f"erase worker process {worker.proc.pid} ended (exit {code})"))
         worker.conn.close()
         worker.sock.close()
 
@@ -180,6 +196,8 @@ class EraseWorkers:
                 worker.tasks[task_id] = inbox
             try:
                 worker.send(message)
+                with self._lock:
+                    worker.sent.add(task_id)
                 return worker
             except (OSError, EOFError):
                 with self._lock:
@@ -202,30 +220,31 @@ class EraseWorkers:
         task_id = next(self._ids)
         inbox: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         cancel_sent = cancel is not None and cancel.is_set()
-        worker = self._hand_over(task_id, inbox, ("erase", task_id, path, options, cancel_sent))
+        worker = self._hand_over(task_id, inbox, (Msg.ERASE.value, task_id, path, options, cancel_sent))
         try:
             while True:
                 if cancel is not None and cancel.is_set() and not cancel_sent:
-                    worker.send(("cancel", task_id))
+                    worker.send((Msg.CANCEL.value, task_id))
                     cancel_sent = True
                 try:
                     kind, payload = inbox.get(timeout=CANCEL_POLL_SECONDS)
                 except queue.Empty:
                     continue
-                if kind == "progress":
+                if kind == Msg.PROGRESS:
                     if progress is not None:
                         progress(payload)
-                elif kind == "done":
+                elif kind == Msg.DONE:
                     return payload  # type: ignore[no-any-return]
-                elif kind == "error":
+                elif kind == Msg.ERROR:
                     raise payload
-                else:  # "lost": the worker died mid-erase; the medium's state is unknown
+                else:  # LOST: the worker died mid-erase; the medium's state is unknown
                     raise EraseFailure(f"{payload}: erase outcome unknown")
         except (OSError, EOFError) as exc:  # the socket broke while sending
             raise EraseFailure(f"erase worker unreachable ({exc}): erase outcome unknown") from exc
         finally:
             with self._lock:
                 worker.tasks.pop(task_id, None)
+                worker.sent.discard(task_id)
 
 
 def _shutdown(sock: socket.socket) -> None:
@@ -261,10 +280,10 @@ def serve(conn: Connection) -> None:
     def run(task_id: int, path: str, options: dict[str, Any], cancel: threading.Event) -> None:
         message: tuple[Any, ...]
         try:
-            result = erase(path, progress=lambda p: send(("progress", task_id, p)), cancel=cancel, **options)
-            message = ("done", task_id, result)
+            result = erase(path, progress=lambda p: send((Msg.PROGRESS.value, task_id, p)), cancel=cancel, **options)
+            message = (Msg.DONE.value, task_id, result)
         except BaseException as exc:  # refusals (nothing written) and bugs travel back to the agent
-            message = ("error", task_id, _portable(exc))
+            message = (Msg.ERROR.value, task_id, _portable(exc))
         finally:
             cancels.pop(task_id, None)
         try:
@@ -273,7 +292,7 @@ def serve(conn: Connection) -> None:
             os._exit(0)
 
     os.nice(WORKER_NICENESS)
-    send(("ready", os.getpid()))
+    send((Msg.READY.value, os.getpid()))
     while True:
         try:
             message = conn.recv()
@@ -281,7 +300,7 @@ def serve(conn: Connection) -> None:
             # The agent closed the socket or was killed: stop every erase now, mid-write if need
             # be. Its successor fails these rounds and opens new ones; nothing here may go on.
             os._exit(0)
-        if message[0] == "erase":
+        if message[0] == Msg.ERASE:
             _, task_id, path, options, cancelled = message
             cancels[task_id] = threading.Event()
             if cancelled:
@@ -289,7 +308,7 @@ def serve(conn: Connection) -> None:
             threading.Thread(
                 target=run, args=(task_id, path, options, cancels[task_id]), name=f"erase-{task_id}", daemon=True
             ).start()
-        elif message[0] == "cancel":
+        elif message[0] == Msg.CANCEL:
             event = cancels.get(message[1])
             if event is not None:
                 event.set()

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -90,9 +89,8 @@ def test_a_worker_that_dies_with_an_erase_pending_fails_it_and_is_replaced(
 
     caller = threading.Thread(target=call)
     caller.start()
-    deadline = time.monotonic() + 20
-    while workers.in_flight == 0 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    # Sent, not merely assigned: killed before the send, the erase would go to a fresh worker.
+    wait_until(lambda: workers.in_flight > 0, 20, 0.01, message="the erase to be sent to a frozen worker")
     for pid in victims:
         os.kill(pid, signal.SIGKILL)
     caller.join(30)
