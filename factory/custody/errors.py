@@ -1,19 +1,36 @@
-"""Typed errors of the custody workflows (subclasses of the kernel's, so the API and CLI map them).
+"""Typed errors of the custody area (subclasses of the kernel's, so the API and CLI map them as
+before: same status codes, same ``error`` codes, same reasons).
 
-Most custody refusals are the kernel's own (``InvalidInput``, ``NotFound``, ``Conflict``,
-``GuardRefused``) with a reason that names the record; this module adds the ones the custody
-status tables raise.
+Most custody refusals are the kernel's own (``InvalidInput``, ``GuardRefused``) with a reason that
+names the record; this module adds the ones of the look-ups and the status tables.
 """
 
 from __future__ import annotations
 
 from factory.kernel.errors import Conflict, GuardRefused, InvalidInput, NotFound, PermissionDenied
 
-__all__ = ["Conflict", "GuardRefused", "InvalidInput", "NotFound", "PermissionDenied", "StatusChangeRefused"]
+__all__ = [
+    "Conflict",
+    "GuardRefused",
+    "InvalidInput",
+    "NotFound",
+    "PermissionDenied",
+    "RecordNotFound",
+    "StatusChangeRefused",
+    "StepNotAllowed",
+]
+
+
+class RecordNotFound(NotFound):
+    """No custody record (allocation, consignment, batch, officer, ...) with the id or key asked for."""
+
+
+class StepNotAllowed(Conflict):
+    """A workflow's pre-check: the record's status table has no edge for the step from its status."""
 
 
 class StatusChangeRefused(Conflict):
-    """A custody record's status table has no edge for this step from its status."""
+    """``change_status`` was asked for a step its table does not allow (a workflow skipped its pre-check)."""
 
     code = "invalid_status_change"
 

@@ -1,4 +1,4 @@
-"""One lookup per custody record, each raising ``NotFound`` with a reason that names what was asked.
+"""One lookup per custody record, each raising ``RecordNotFound`` (a ``NotFound``) naming what was asked.
 
 Records a user names (by id, reference, staff or fleet number) are found here and nowhere else;
 rows reached through a foreign key of a row already found come from ``linked``.
@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from sqlmodel import Session, SQLModel, select
 
+from factory.custody.errors import RecordNotFound
 from factory.custody.models import (
     Allocation,
     AllocationChannel,
@@ -23,7 +24,7 @@ from factory.custody.models import (
     Vehicle,
     Wave,
 )
-from factory.kernel.errors import GuardRefused, NotFound
+from factory.kernel.errors import GuardRefused
 from factory.kernel.models.parties import Custodian, CustodianKind
 
 Row = TypeVar("Row", bound=SQLModel)
@@ -32,7 +33,7 @@ Picked = TypeVar("Picked")
 
 def _found(row: Row | None, missing: str) -> Row:
     if row is None:
-        raise NotFound(missing)
+        raise RecordNotFound(missing)
     return row
 
 

@@ -16,8 +16,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import NamedTuple, Protocol
 
-from factory.custody.errors import StatusChangeRefused
-from factory.kernel.errors import Conflict
+from factory.custody.errors import StatusChangeRefused, StepNotAllowed
 
 
 class AllocationStatus(StrEnum):
@@ -173,10 +172,10 @@ def sources(step: StrEnum) -> tuple[str, ...]:
 def require(record: StatusRecord, step: StrEnum, refusal: str) -> None:
     """The workflows' one pre-check: refuse with ``refusal`` unless the step is allowed now.
 
-    :raises Conflict: no edge for the step from the record's status.
+    :raises StepNotAllowed: (a Conflict) no edge for the step from the record's status.
     """
     if not allows(record, step):
-        raise Conflict(refusal)
+        raise StepNotAllowed(refusal)
 
 
 def change_status(record: StatusRecord, step: StrEnum) -> None:
