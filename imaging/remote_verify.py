@@ -192,20 +192,7 @@ def verify_remote(
         check_piece(tally, expected, offset, data)
         if on_bytes is not None:
             on_bytes(tally.bytes_read)
-    wanted = sum(length for _, length in pieces)
-    pattern_seed = expected.pattern.seed_hex if expected.pattern is not None else None
-    return VerificationResult(
-        mode=VerifyMode.SAMPLE if sampled else VerifyMode.FULL,
-        expected_pattern=expected.label,
-        seed_hex=plan.seed_hex if sampled and plan is not None else pattern_seed,
-        bytes_read=tally.bytes_read,
-        coverage=tally.bytes_read / size if size else 0.0,
-        subsections=plan.subsections if sampled and plan is not None else 1,
-        locations=len(plan.locations) if sampled and plan is not None else 1,
-        mismatches=tally.mismatches,
-        first_mismatch_offset=tally.first_mismatch,
-        passed=tally.mismatches == 0 and tally.bytes_read == wanted,
-    )
+    return tally.result(expected, plan if sampled else None, size, sum(length for _, length in pieces))
 
 
 def sampled_pieces(size: int, block: int, seed: bytes, mode: VerifyMode) -> list[Piece]:

@@ -128,6 +128,23 @@ class Tally:
         if self.first_mismatch is None or offset < self.first_mismatch:
             self.first_mismatch = offset
 
+    def result(self, expected: Expected, plan: SamplePlan | None, size: int, wanted: int) -> VerificationResult:
+        """The verification as recorded: ``plan`` is the sample read, ``None`` for a full read-back;
+        it passes only with no mismatch and every one of the ``wanted`` bytes read."""
+        pattern_seed = expected.pattern.seed_hex if expected.pattern is not None else None
+        return VerificationResult(
+            mode=VerifyMode.SAMPLE if plan is not None else VerifyMode.FULL,
+            expected_pattern=expected.label,
+            seed_hex=plan.seed_hex if plan is not None else pattern_seed,
+            bytes_read=self.bytes_read,
+            coverage=self.bytes_read / size if size else 0.0,
+            subsections=plan.subsections if plan is not None else 1,
+            locations=len(plan.locations) if plan is not None else 1,
+            mismatches=self.mismatches,
+            first_mismatch_offset=self.first_mismatch,
+            passed=self.mismatches == 0 and self.bytes_read == wanted,
+        )
+
 
 def _compare(
     tally: Tally,
@@ -223,17 +240,4 @@ def verify(
     segs = read_segments(io, regions, chunk)
     tally = read_back(io, segs, expected, chunk=chunk, on_bytes=on_bytes, cancel=cancel)
     io.check_present()
-    covered = tally.bytes_read / io.size if io.size else 0.0
-    pattern_seed = expected.pattern.seed_hex if expected.pattern is not None else None
-    return VerificationResult(
-        mode=VerifyMode.SAMPLE if sampled else VerifyMode.FULL,
-        expected_pattern=expected.label,
-        seed_hex=plan.seed_hex if sampled and plan is not None else pattern_seed,
-        bytes_read=tally.bytes_read,
-        coverage=covered,
-        subsections=plan.subsections if sampled and plan is not None else 1,
-        locations=len(plan.locations) if sampled and plan is not None else 1,
-        mismatches=tally.mismatches,
-        first_mismatch_offset=tally.first_mismatch,
-        passed=tally.mismatches == 0 and tally.bytes_read == sum(n for _, n in segs),
-    )
+    return tally.result(expected, plan if sampled else None, io.size, sum(n for _, n in segs))
