@@ -25,8 +25,6 @@ sys.path[:0] = [str(REPO), str(REPO / "tests"), str(REPO / "tests" / "provisioni
 from harness.provisioning_site import RecordingSink, provision_target, secrets, site  # noqa: E402
 from harness.sshd import SshdTarget, sshd_targets  # noqa: E402
 
-from factory.provisioning import RunnerOptions, run_provision  # noqa: E402
-
 # The adapter's own settings, so the comparison is like for like.
 from factory.provisioning.ansible_adapter import (  # noqa: E402
     DEFAULT_PLAYBOOK_DIR,
@@ -36,6 +34,7 @@ from factory.provisioning.ansible_adapter import (  # noqa: E402
     _write_vaulted,
 )
 from factory.provisioning.inventory import build_inventory, known_hosts_text  # noqa: E402
+from factory.provisioning.service import RunnerOptions, run_provision  # noqa: E402
 
 
 def run_adapter(targets: list[SshdTarget], work: Path, rep: int) -> float:

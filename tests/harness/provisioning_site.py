@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from factory.provisioning import (
+from factory.provisioning.service import (
     AccessibilityProfile,
     DeviceKind,
     ProvisionSecrets,

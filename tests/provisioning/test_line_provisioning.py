@@ -21,8 +21,8 @@ from factory.line.controller import Controller
 from factory.line.identify import Identity
 from factory.line.models import Job, JobLog, JobStep
 from factory.line.simulate import SimulatedLine
-from factory.provisioning import RunnerOptions
 from factory.provisioning.line_provisioner import AnsibleProvisioner
+from factory.provisioning.service import RunnerOptions
 from hardware_drivers.events import DeviceAttached
 
 SLOT = "bench-1/slot-1"

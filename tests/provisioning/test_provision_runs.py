@@ -23,7 +23,7 @@ from harness.provisioning_site import (
 from harness.requirements import require_root, require_tool
 from harness.sshd import SshdTarget, sshd_targets
 
-from factory.provisioning import (
+from factory.provisioning.service import (
     HostStatus,
     ProvisionOutcome,
     ProvisionTarget,

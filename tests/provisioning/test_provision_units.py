@@ -9,16 +9,16 @@ from pathlib import Path
 import pytest
 from harness.provisioning_site import ENROLMENT_TOKEN, RecordingSink, secrets, site, site_ca_pem
 
-from factory.provisioning import (
+from factory.provisioning.ansible_adapter import HostStatus, _Attempt, _host_outcome
+from factory.provisioning.events import EventRouter
+from factory.provisioning.inventory import build_inventory, known_hosts_text
+from factory.provisioning.service import (
     AccessibilityProfile,
     DeviceKind,
     InvalidTarget,
     ProvisionTarget,
     SiteSettings,
 )
-from factory.provisioning.ansible_adapter import HostStatus, _Attempt, _host_outcome
-from factory.provisioning.events import EventRouter
-from factory.provisioning.inventory import build_inventory, known_hosts_text
 
 PIN = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBlqmo5ElKw3cTJW8R6aGGcd3yVhqJ0mBzRh2a0Xz7Bq"
 
