@@ -8,17 +8,14 @@ and parties, approve exceptions, redistribute and run disposal batches; every si
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 
-from api.deps import AdminUser, ContextDep, CourierUser, CurrentUser, SessionDep, TechnicianUser
+from api.deps import AdminUser, Caller, ContextDep, CourierUser, CurrentUser, SessionDep, TechnicianUser
 from api.schemas.custody import (
-    AcceptanceIn,
     AllocateIn,
     BatchIn,
     CollectIn,
@@ -38,17 +35,14 @@ from api.schemas.custody import (
     ScanIn,
     SwapIn,
     TransferIn,
-    UploadIn,
     VehicleIn,
     WaveIn,
 )
 from factory.custody import service, views
-from factory.custody.service import Acceptance, Outcome, Upload, allocate, release
+from factory.custody.service import Outcome, allocate, release
 from factory.custody.views import read_document
 from factory.intake.views import entry_view
 from factory.kernel.context import AppContext
-from factory.kernel.errors import InvalidInput
-from factory.kernel.lifecycle.guards import CertificateVerifier
 
 router = APIRouter(prefix="/api/custody", tags=["custody"])
 
@@ -56,24 +50,19 @@ Id = Annotated[int, Path(ge=1)]
 Ref = Annotated[str, Path(min_length=1, max_length=128)]
 
 
-def _verifier(ctx: AppContext) -> CertificateVerifier:
-    return ctx.site_keys.verifier()
-
-
-def _upload(u: UploadIn) -> Upload:
-    try:
-        content = base64.b64decode(u.content_base64, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise InvalidInput(f"document '{u.filename or u.media_type}' is not valid base64") from exc
-    return Upload(content=content, media_type=u.media_type, filename=u.filename)
-
-
-def _acceptance(a: AcceptanceIn) -> Acceptance:
-    return Acceptance(name=a.name, signature=_upload(a.signature) if a.signature else None, pin=a.pin)
+def _by(user: Caller, ctx: AppContext) -> dict[str, Any]:
+    """Who does a step that moves a device, and the certificate verifier its guards use."""
+    return {"actor": user.name, "verifier": ctx.site_keys.verifier()}
 
 
 def _entries(outcome: Outcome[Any], **details: Any) -> dict[str, Any]:
     return {"entries": [entry_view(e) for e in outcome.entries], "details": details}
+
+
+def _accepted(outcome: Outcome[Any]) -> dict[str, Any]:
+    """A device handed to an officer: the entries and the hash of the officer's acceptance record."""
+    sha256 = outcome.acceptance.record_sha256 if outcome.acceptance else None
+    return _entries(outcome, acceptance_sha256=sha256)
 
 
 # ------------------------------------------------------------------ people, parties, waves (admin)
@@ -81,24 +70,24 @@ def _entries(outcome: Outcome[Any], **details: Any) -> dict[str, Any]:
 
 @router.post("/officers", status_code=201, response_model=RecordOut)
 def add_officer(body: OfficerIn, session: SessionDep, _user: AdminUser) -> dict[str, Any]:
-    o = service.register_officer(session, **body.model_dump())
+    o = service.register_officer(session, **body.args())
     return {"id": o.staff_number, "details": {"name": o.name, "team": o.team, "at_profile": o.at_profile}}
 
 
 @router.post("/vehicles", status_code=201, response_model=RecordOut)
 def add_vehicle(body: VehicleIn, session: SessionDep, _user: AdminUser) -> dict[str, Any]:
-    return {"id": service.register_vehicle(session, **body.model_dump()).fleet_number}
+    return {"id": service.register_vehicle(session, **body.args()).fleet_number}
 
 
 @router.post("/parties", status_code=201, response_model=RecordOut)
 def add_party(body: PartyIn, session: SessionDep, _user: AdminUser) -> dict[str, Any]:
-    party = service.register_party(session, **body.model_dump())
+    party = service.register_party(session, **body.args())
     return {"id": service.party_label(party), "details": {"name": party.name}}
 
 
 @router.post("/waves", status_code=201, response_model=RecordOut)
 def add_wave(body: WaveIn, session: SessionDep, _user: AdminUser) -> dict[str, Any]:
-    return {"id": service.create_wave(session, **body.model_dump()).name}
+    return {"id": service.create_wave(session, **body.args()).name}
 
 
 @router.get("/waves/{name}/kpis")
@@ -116,21 +105,19 @@ def bench_kpis(session: SessionDep, _user: CurrentUser) -> list[dict[str, Any]]:
 
 @router.post("/allocations", status_code=201, response_model=RecordOut)
 def allocate_device(body: AllocateIn, session: SessionDep, user: TechnicianUser) -> dict[str, Any]:
-    a = allocate(session, actor=user.name, **body.model_dump()).record
+    a = allocate(session, actor=user.name, **body.args()).record
     return {"id": a.id or 0, "details": {"channel": a.channel, "status": a.status}}
 
 
 @router.post("/allocations/{allocation_id}/release", response_model=RecordOut)
 def release_allocation(allocation_id: Id, body: ReasonIn, session: SessionDep, user: TechnicianUser) -> dict[str, Any]:
-    a = release(session, allocation_id=allocation_id, reason=body.reason, actor=user.name).record
+    a = release(session, allocation_id=allocation_id, **body.args(), actor=user.name).record
     return {"id": a.id or 0, "details": {"status": a.status}}
 
 
 @router.post("/exceptions", status_code=201, response_model=RecordOut)
 def request_exception(body: ExceptionIn, session: SessionDep, user: TechnicianUser) -> dict[str, Any]:
-    a = service.request_exception(
-        session, allocation_id=body.allocation_id, reason=body.reason, requested_by=user.name
-    ).record
+    a = service.request_exception(session, **body.args(), requested_by=user.name).record
     return {"id": a.id or 0, "details": {"requested_by": a.requested_by}}
 
 
@@ -144,58 +131,27 @@ def approve_exception(approval_id: Id, session: SessionDep, user: AdminUser) -> 
 def issue_device(
     allocation_id: Id, body: IssueIn, session: SessionDep, ctx: ContextDep, user: TechnicianUser
 ) -> dict[str, Any]:
-    result = service.issue_device(
-        session,
-        allocation_id=allocation_id,
-        acceptance=_acceptance(body.acceptance),
-        old_serial=body.old_serial,
-        approval_id=body.approval_id,
-        actor=user.name,
-        verifier=_verifier(ctx),
-    )
-    return _entries(result, acceptance_sha256=result.acceptance.record_sha256 if result.acceptance else None)
+    result = service.issue_device(session, allocation_id=allocation_id, **body.args(), **_by(user, ctx))
+    return _accepted(result)
 
 
 @router.post("/swaps", response_model=EntriesOut)
 def walk_in_swap(body: SwapIn, session: SessionDep, ctx: ContextDep, user: TechnicianUser) -> dict[str, Any]:
-    result = service.walk_in_swap(
-        session,
-        staff_number=body.staff_number,
-        faulty_serial=body.faulty_serial,
-        spare_serial=body.spare_serial,
-        fault=body.fault,
-        acceptance=_acceptance(body.acceptance),
-        wave=body.wave,
-        actor=user.name,
-        verifier=_verifier(ctx),
-    )
-    return _entries(result, acceptance_sha256=result.acceptance.record_sha256 if result.acceptance else None)
+    return _accepted(service.walk_in_swap(session, **body.args(), **_by(user, ctx)))
 
 
 @router.post("/allocations/{allocation_id}/install", response_model=EntriesOut)
 def install_tablet(
     allocation_id: Id, body: InstallIn, session: SessionDep, ctx: ContextDep, user: TechnicianUser
 ) -> dict[str, Any]:
-    result = service.install_tablet(
-        session,
-        allocation_id=allocation_id,
-        installer_name=body.installer_name,
-        installer_company=body.installer_company,
-        installed_on=body.installed_on,
-        job_sheet=_upload(body.job_sheet) if body.job_sheet else None,
-        actor=user.name,
-        verifier=_verifier(ctx),
-    )
-    return _entries(result)
+    return _entries(service.install_tablet(session, allocation_id=allocation_id, **body.args(), **_by(user, ctx)))
 
 
 @router.post("/vehicles/{fleet_number}/decommission", response_model=EntriesOut)
 def decommission_vehicle(
     fleet_number: Ref, body: DecommissionIn, session: SessionDep, user: TechnicianUser
 ) -> dict[str, Any]:
-    return _entries(
-        service.decommission_vehicle(session, fleet_number=fleet_number, removed_by=body.removed_by, actor=user.name)
-    )
+    return _entries(service.decommission_vehicle(session, fleet_number=fleet_number, **body.args(), actor=user.name))
 
 
 # ------------------------------------------------------------------ courier consignments
@@ -205,41 +161,23 @@ def decommission_vehicle(
 def create_consignment(
     body: ConsignmentIn, session: SessionDep, ctx: ContextDep, user: TechnicianUser
 ) -> dict[str, Any]:
-    c = service.create_consignment(session, actor=user.name, site=ctx.settings.site_name, **body.model_dump()).record
+    c = service.create_consignment(session, actor=user.name, site=ctx.settings.site_name, **body.args()).record
     return {"id": c.reference, "details": {"status": c.status, "manifest_document_id": c.manifest_document_id}}
 
 
 @router.post("/consignments/{reference}/handover", response_model=EntriesOut)
 def hand_over(reference: Ref, body: ScanIn, session: SessionDep, ctx: ContextDep, user: CourierUser) -> dict[str, Any]:
-    return _entries(
-        service.hand_over(
-            session,
-            reference=reference,
-            scanned_serials=body.scanned_serials,
-            actor=user.name,
-            verifier=_verifier(ctx),
-        )
-    )
+    return _entries(service.hand_over(session, reference=reference, **body.args(), **_by(user, ctx)))
 
 
 @router.post("/consignments/{reference}/delivery", response_model=EntriesOut)
 def deliver(reference: Ref, body: DeliveryIn, session: SessionDep, user: CourierUser) -> dict[str, Any]:
-    return _entries(
-        service.deliver(
-            session,
-            reference=reference,
-            recipient_name=body.recipient_name,
-            signature=_upload(body.signature),
-            delivered_at=body.delivered_at,
-            scanned_serials=body.scanned_serials,
-            actor=user.name,
-        )
-    )
+    return _entries(service.deliver(session, reference=reference, **body.args(), actor=user.name))
 
 
 @router.post("/consignments/{reference}/failed-delivery", response_model=RecordOut)
 def failed_delivery(reference: Ref, body: ReasonIn, session: SessionDep, user: CourierUser) -> dict[str, Any]:
-    c = service.record_failed_delivery(session, reference=reference, reason=body.reason, actor=user.name).record
+    c = service.record_failed_delivery(session, reference=reference, **body.args(), actor=user.name).record
     return {"id": c.reference, "details": {"status": c.status}}
 
 
@@ -260,61 +198,35 @@ def consignment_exceptions(
 
 @router.post("/transfers", status_code=201, response_model=EntriesOut)
 def redistribute(body: TransferIn, session: SessionDep, ctx: ContextDep, user: AdminUser) -> dict[str, Any]:
-    result = service.redistribute(
-        session,
-        organisation_reference=body.organisation_reference,
-        serials=body.serials,
-        actor=user.name,
-        site=ctx.settings.site_name,
-        verifier=_verifier(ctx),
-    )
+    result = service.redistribute(session, **body.args(), site=ctx.settings.site_name, **_by(user, ctx))
     note_id = result.document.id if result.document else None
     return _entries(result, transfer_id=result.record.id, note_document_id=note_id)
 
 
 @router.post("/disposal-batches", status_code=201, response_model=RecordOut)
 def open_batch(body: BatchIn, session: SessionDep, user: AdminUser) -> dict[str, Any]:
-    return {"id": service.open_batch(session, actor=user.name, **body.model_dump()).record.id or 0}
+    return {"id": service.open_batch(session, actor=user.name, **body.args()).record.id or 0}
 
 
 @router.post("/disposal-batches/{batch_id}/devices/{serial}", response_model=EntriesOut)
 def add_to_batch(batch_id: Id, serial: Ref, session: SessionDep, ctx: ContextDep, user: AdminUser) -> dict[str, Any]:
-    return _entries(
-        service.add_device(session, batch_id=batch_id, serial=serial, actor=user.name, verifier=_verifier(ctx))
-    )
+    return _entries(service.add_device(session, batch_id=batch_id, serial=serial, **_by(user, ctx)))
 
 
 @router.post("/disposal-batches/{batch_id}/devices/{serial}/remove", response_model=EntriesOut)
 def remove_from_batch(
     batch_id: Id, serial: Ref, body: ReasonIn, session: SessionDep, user: AdminUser
 ) -> dict[str, Any]:
-    return _entries(
-        service.remove_device(session, batch_id=batch_id, serial=serial, reason=body.reason, actor=user.name)
-    )
+    return _entries(service.remove_device(session, batch_id=batch_id, serial=serial, **body.args(), actor=user.name))
 
 
 @router.post("/disposal-batches/{batch_id}/collect", response_model=RecordOut)
 def collect_batch(
     batch_id: Id, body: CollectIn, session: SessionDep, ctx: ContextDep, user: AdminUser
 ) -> dict[str, Any]:
-    transfer = service.WasteTransfer(
-        containment=body.containment,
-        place=body.place,
-        transferor_name=body.transferor_name,
-        transferor_address=body.transferor_address,
-        transferor_signature=_upload(body.transferor_signature),
-        transferee_signature=_upload(body.transferee_signature),
-        hierarchy_declaration=body.hierarchy_declaration,
-        hazardous_note_reference=body.hazardous_note_reference,
-        collected_at=body.collected_at,
-    )
+    transfer = service.WasteTransfer(**body.args())
     b = service.collect(
-        session,
-        batch_id=batch_id,
-        transfer=transfer,
-        actor=user.name,
-        site=ctx.settings.site_name,
-        verifier=_verifier(ctx),
+        session, batch_id=batch_id, transfer=transfer, site=ctx.settings.site_name, **_by(user, ctx)
     ).record
     return {"id": b.id or 0, "details": {"status": b.status, "wtn_document_id": b.wtn_document_id}}
 
@@ -323,16 +235,7 @@ def collect_batch(
 def recycler_certificate(
     batch_id: Id, body: RecyclerCertificateIn, session: SessionDep, ctx: ContextDep, user: AdminUser
 ) -> dict[str, Any]:
-    outcome = service.record_recycler_certificate(
-        session,
-        batch_id=batch_id,
-        serials=body.serials,
-        reference=body.reference,
-        document=_upload(body.document) if body.document else None,
-        actor=user.name,
-        verifier=_verifier(ctx),
-    )
-    return _entries(outcome)
+    return _entries(service.record_recycler_certificate(session, batch_id=batch_id, **body.args(), **_by(user, ctx)))
 
 
 @router.post("/disposal-batches/{batch_id}/close", response_model=RecordOut)
@@ -346,14 +249,7 @@ def close_batch(batch_id: Id, session: SessionDep, user: AdminUser) -> dict[str,
 
 @router.post("/destructions", status_code=201, response_model=RecordOut)
 def request_destruction(body: DestructionIn, session: SessionDep, user: TechnicianUser) -> dict[str, Any]:
-    r = service.request_destruction(
-        session,
-        serial=body.serial,
-        method=body.method,
-        reason=body.reason,
-        evidence=_upload(body.evidence),
-        actor=user.name,
-    ).record
+    r = service.request_destruction(session, **body.args(), actor=user.name).record
     return {"id": r.id or 0, "details": {"requested_by": r.requested_by}}
 
 
