@@ -51,8 +51,13 @@ class InvalidTransition(Conflict, code="invalid_transition"):
         shown = state or "(not in custody)"
         super().__init__(f"device {serial}: event '{event}' is not allowed from state '{shown}'")
         self.serial = serial
-        self.state = state
+        self.from_state = state
         self.event = event
+
+    @property
+    def state(self) -> str | None:
+        """The state the device was in (read-only: only change_state writes a device's state)."""
+        return self.from_state
 
 
 class GuardRefused(Conflict, code="guard_refused"):
