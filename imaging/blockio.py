@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import mmap
 import os
+from collections.abc import Callable
 
 from imaging import sysfs
 from imaging.errors import DeviceVanished, EraseFailure, ReadOnlyTarget, TargetInUse
@@ -102,10 +103,7 @@ class TargetIO:
 
     def write_at(self, buf: Buffer, length: int, offset: int) -> None:
         fd = self._fd_for(offset, length)
-        try:
-            written = os.pwritev(fd, [memoryview(buf)[:length]], offset)
-        except OSError as exc:
-            raise failure_from_oserror(exc, "write", offset) from exc
+        written = _vectored(os.pwritev, "write", fd, buf, length, offset)
         if written != length:
             raise EraseFailure(f"short write: {written} of {length} bytes", offset + written)
         if fd != self.fd or not self.direct:
@@ -115,10 +113,7 @@ class TargetIO:
 
     def read_into(self, buf: Buffer, length: int, offset: int) -> None:
         fd = self._fd_for(offset, length)
-        try:
-            got = os.preadv(fd, [memoryview(buf)[:length]], offset)
-        except OSError as exc:
-            raise failure_from_oserror(exc, "read", offset) from exc
+        got = _vectored(os.preadv, "read", fd, buf, length, offset)
         if got != length:
             raise DeviceVanished(f"short read: {got} of {length} bytes (target shrank?)", offset + got)
 
@@ -184,3 +179,14 @@ class TargetIO:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _vectored(
+    call: Callable[[int, list[memoryview], int], int], what: str, fd: int, buf: Buffer, length: int, offset: int
+) -> int:
+    """``os.pwritev``/``os.preadv`` of the first ``length`` bytes of ``buf``; an OS error becomes the
+    engine's failure for that offset (EIO, ENOSPC, a vanished device, ...)."""
+    try:
+        return call(fd, [memoryview(buf)[:length]], offset)
+    except OSError as exc:
+        raise failure_from_oserror(exc, what, offset) from exc
