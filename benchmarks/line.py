@@ -47,10 +47,8 @@ from factory.kernel.config import Settings
 from factory.kernel.context import AppContext
 from factory.kernel.db.migrate import upgrade
 from factory.kernel.site_keys import init_keys
-from factory.line.agent import LineAgentProcess, SimulationOptions
-from factory.line.bench_config import simulated_config
-from factory.line.consistency import audit_line
 from factory.line.models import Job
+from factory.line.service import LineAgentProcess, SimulationOptions, audit_line, simulated_config
 
 
 def _context(home: Path, url: str | None) -> AppContext:

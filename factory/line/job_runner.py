@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy import Engine, update
 from sqlmodel import Session, select
 
+from factory.kernel.clock import utc_now
 from factory.kernel.config import Settings
 from factory.kernel.db.engine import read_scope, session_scope
 from factory.kernel.errors import FactoryError
@@ -186,7 +187,7 @@ class JobRunner:
 
     def begin(self, s: Session, job: Job, name: str) -> dict[str, Any]:
         """Mark the job in this step; return the step row's values for :meth:`write_step`."""
-        now = jobs.utc_now()
+        now = utc_now()
         job.current_step, job.updated_at, job.progress = name, now, self.step_index / self.step_count
         s.add(job)
         self.logs.add(self.job_id, f"step '{name}' started")
@@ -199,7 +200,7 @@ class JobRunner:
         self.logs.add(self.job_id, f"step '{name}' {status.value}: {outcome}")
         if self.step_index == self.step_count - 1:
             self._complete(s, job)
-        return {"status": status.value, "ended_at": jobs.utc_now(), "outcome": outcome}
+        return {"status": status.value, "ended_at": utc_now(), "outcome": outcome}
 
     @staticmethod
     def write_step(s: Session, step_id: int, seq: int, **values: Any) -> None:
