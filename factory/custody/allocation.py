@@ -8,7 +8,7 @@ from sqlmodel import Session, col, select
 
 from factory.custody.lookups import get_allocation, get_officer, get_vehicle, get_wave
 from factory.custody.models import Allocation, AllocationChannel, Officer, Vehicle
-from factory.custody.outcome import Outcome
+from factory.custody.outcome import Outcome, saved
 from factory.custody.statuses import OPEN_ALLOCATION, WITH_HOLDER_OR_COURIER, AllocationStep, change_status, require
 from factory.intake.views import get_device
 from factory.kernel.clock import utc_now
@@ -59,9 +59,7 @@ def allocate(
     evidence = _allocation_evidence(allocation, officer, vehicle, wave_row.name if wave_row else None)
     [entry] = change_state(session, [TransitionRequest(device.id or 0, Event.ALLOCATE, evidence=evidence)], actor=actor)
     allocation.allocated_seq = entry.seq
-    session.add(allocation)
-    session.flush()
-    return Outcome(allocation, [entry])
+    return saved(session, allocation, [entry])
 
 
 def _channel_for(device: Device, vehicle: Vehicle | None, channel: AllocationChannel | None) -> AllocationChannel:
@@ -122,9 +120,7 @@ def release(session: Session, *, allocation_id: int, reason: str, actor: str) ->
         actor=actor,
     )
     change_status(allocation, AllocationStep.RELEASE)
-    session.add(allocation)
-    session.flush()
-    return Outcome(allocation, entries)
+    return saved(session, allocation, entries)
 
 
 def _refuse_if_open_allocation(session: Session, device: Device) -> None:

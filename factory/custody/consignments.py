@@ -23,7 +23,7 @@ from factory.custody.models import (
     EvidenceDocument,
     Officer,
 )
-from factory.custody.outcome import Outcome
+from factory.custody.outcome import Outcome, saved
 from factory.custody.pdf import Manifest, ManifestLine, render_manifest
 from factory.custody.people import officer_label
 from factory.custody.statuses import (
@@ -97,9 +97,7 @@ def create_consignment(
         )
     doc = _store_manifest(session, consignment, allocations, seals, actor=actor, site=site)
     consignment.manifest_document_id = doc.id
-    session.add(consignment)
-    session.flush()
-    return Outcome(consignment, document=doc)
+    return saved(session, consignment, document=doc)
 
 
 def _refuse_unless_consignable(session: Session, allocation: Allocation) -> None:
@@ -200,9 +198,7 @@ def hand_over(
     )
     _stamp(session, consignment, scanned, AllocationStep.HAND_OVER, now)
     change_status(consignment, ConsignmentStep.HAND_OVER)
-    session.add(consignment)
-    session.flush()
-    return Outcome(consignment, entries)
+    return saved(session, consignment, entries)
 
 
 def deliver(
@@ -248,9 +244,7 @@ def deliver(
     consignment.pod_document_id = pod.id
     still_out = [i for i, _ in travelling if i not in [c for c, _ in chosen]]
     change_status(consignment, ConsignmentStep.DELIVER_PART if still_out else ConsignmentStep.DELIVER)
-    session.add(consignment)
-    session.flush()
-    return Outcome(consignment, entries)
+    return saved(session, consignment, entries)
 
 
 def _delivery_moment(delivered_at: datetime | None) -> datetime:
@@ -294,9 +288,7 @@ def record_failed_delivery(session: Session, *, reference: str, reason: str, act
     change_status(consignment, ConsignmentStep.FAIL)
     consignment.failed_at = utc_now()
     consignment.failure_reason = f"{text[:450]} (reported by {actor})"
-    session.add(consignment)
-    session.flush()
-    return Outcome(consignment)
+    return saved(session, consignment)
 
 
 def return_to_factory(session: Session, *, reference: str, actor: str, location: str = "") -> Outcome[Consignment]:
@@ -321,9 +313,7 @@ def return_to_factory(session: Session, *, reference: str, actor: str, location:
     )  # fmt: skip
     _stamp(session, consignment, out, AllocationStep.RETURN, utc_now())
     change_status(consignment, ConsignmentStep.RETURN)
-    session.add(consignment)
-    session.flush()
-    return Outcome(consignment, entries)
+    return saved(session, consignment, entries)
 
 
 def _consignment_for(session: Session, reference: str, step: ConsignmentStep, refusal: str) -> Consignment:

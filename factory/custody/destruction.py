@@ -10,7 +10,7 @@ from sqlmodel import Session, select
 from factory.custody.documents import DocumentKind, Upload, document_ref, store_document
 from factory.custody.lookups import get_destruction, get_document
 from factory.custody.models import DestructionRecord
-from factory.custody.outcome import Outcome
+from factory.custody.outcome import Outcome, saved
 from factory.intake.views import get_device
 from factory.kernel.clock import utc_now
 from factory.kernel.errors import Conflict, GuardRefused, InvalidInput, InvalidTransition
@@ -53,9 +53,7 @@ def request_destruction(
         requested_at=utc_now(),
         evidence_document_id=doc.id or 0,
     )
-    session.add(record)
-    session.flush()
-    return Outcome(record)
+    return saved(session, record)
 
 
 def witness_destruction(session: Session, *, record_id: int, witness: str) -> Outcome[DestructionRecord]:
@@ -90,6 +88,4 @@ def witness_destruction(session: Session, *, record_id: int, witness: str) -> Ou
     )
     record.witnessed_by = witness
     record.destroyed_seq = entries[0].seq
-    session.add(record)
-    session.flush()
-    return Outcome(record, entries)
+    return saved(session, record, entries)

@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 from factory.custody.documents import DocumentKind, Upload, document_ref, store_document, store_pdf
 from factory.custody.lookups import get_batch, get_document, get_party, linked, pick_scanned
 from factory.custody.models import DisposalBatch, DisposalItem, EvidenceDocument
-from factory.custody.outcome import Outcome
+from factory.custody.outcome import Outcome, saved
 from factory.custody.pdf import Party, WasteTransferNote, render_waste_transfer_note
 from factory.custody.people import party_label
 from factory.custody.statuses import BatchStep, change_status, require
@@ -94,9 +94,7 @@ def open_batch(
         created_at=utc_now(),
     )
     change_status(batch, BatchStep.OPEN)
-    session.add(batch)
-    session.flush()
-    return Outcome(batch)
+    return saved(session, batch)
 
 
 def add_device(
@@ -124,9 +122,7 @@ def add_device(
     session.add(item)
     if device.kind in BATTERY_KINDS:
         batch.contains_batteries = True
-        session.add(batch)
-    session.flush()
-    return Outcome(batch, entries)
+        return saved(session, batch, entries)
 
 
 def remove_device(session: Session, *, batch_id: int, serial: str, reason: str, actor: str) -> Outcome[DisposalBatch]:
@@ -156,9 +152,7 @@ def remove_device(session: Session, *, batch_id: int, serial: str, reason: str, 
     item.removed = True
     session.add(item)
     batch.contains_batteries = any(d.kind in BATTERY_KINDS for _, d in batch_devices(session, batch))
-    session.add(batch)
-    session.flush()
-    return Outcome(batch, entries)
+    return saved(session, batch, entries)
 
 
 def collect(
@@ -197,9 +191,7 @@ def collect(
     batch.collected_at = when
     batch.wtn_document_id = note.id
     change_status(batch, BatchStep.COLLECT)
-    session.add(batch)
-    session.flush()
-    return Outcome(batch, entries, document=note)
+    return saved(session, batch, entries, document=note)
 
 
 def _checked_transfer(batch: DisposalBatch, transfer: WasteTransfer) -> tuple[str | None, str]:
@@ -300,9 +292,7 @@ def record_recycler_certificate(
         evidence["hazardous_consignment_note"] = batch.hazardous_note_reference
     recycler = linked(session, Custodian, batch.recycler_id)
     entries = _to_recycler(session, chosen, Event.DISPOSE, recycler, evidence, actor=actor, verifier=verifier)
-    session.add(batch)
-    session.flush()
-    return Outcome(batch, entries)
+    return saved(session, batch, entries)
 
 
 def _record_certificate_ref(
@@ -339,9 +329,7 @@ def close_batch(session: Session, *, batch_id: int, actor: str) -> Outcome[Dispo
         )
     change_status(batch, BatchStep.CLOSE)
     batch.closed_at = utc_now()
-    session.add(batch)
-    session.flush()
-    return Outcome(batch)
+    return saved(session, batch)
 
 
 def _batch_for(session: Session, batch_id: int, step: BatchStep, refusal: str) -> DisposalBatch:

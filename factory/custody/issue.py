@@ -21,7 +21,7 @@ from factory.custody.models import (
     Officer,
     Wave,
 )
-from factory.custody.outcome import Outcome
+from factory.custody.outcome import Outcome, saved
 from factory.custody.people import officer_label
 from factory.custody.statuses import AllocationStep, change_status, require
 from factory.intake.views import FACTORY_CUSTODIAN, get_device
@@ -50,9 +50,7 @@ def request_exception(session: Session, *, allocation_id: int, reason: str, requ
         requested_by=requested_by,
         requested_at=utc_now(),
     )
-    session.add(approval)
-    session.flush()
-    return Outcome(approval)
+    return saved(session, approval)
 
 
 def approve_exception(session: Session, *, approval_id: int, approver: str) -> Outcome[Approval]:
@@ -71,9 +69,7 @@ def approve_exception(session: Session, *, approval_id: int, approver: str) -> O
         )
     approval.approved_by = approver
     approval.approved_at = utc_now()
-    session.add(approval)
-    session.flush()
-    return Outcome(approval)
+    return saved(session, approval)
 
 
 def issue_device(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
+
+from sqlmodel import Session
 
 from factory.custody.models import AcceptanceRecord, EvidenceDocument
 from factory.kernel.models.custody_entry import CustodyEntry
@@ -25,3 +27,10 @@ class Outcome(Generic[R]):
     acceptance: AcceptanceRecord | None = None  # the officer's acceptance (issue, swap)
     document: EvidenceDocument | None = None  # the paper the step produced (transfer note)
     handed_over: str | None = None  # serial of the device that reached its officer (issue, swap)
+
+
+def saved(session: Session, record: R, entries: list[CustodyEntry] | None = None, **extra: Any) -> Outcome[R]:
+    """Add the step's record to the session and flush (ids assigned, constraints checked): its outcome."""
+    session.add(record)
+    session.flush()
+    return Outcome(record, entries or [], **extra)

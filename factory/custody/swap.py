@@ -49,24 +49,12 @@ def walk_in_swap(
     record = record_acceptance(
         session, device=spare, officer=officer, acceptance=acceptance, context={"swap_for": faulty.serial}, actor=actor
     )
-    spare_evidence = {"officer": officer.staff_number, "swap_for": faulty.serial, "fault": fault_text}
-    faulty_evidence = {"officer": officer.staff_number, "swapped_for": spare.serial, "fault": fault_text}
-    entries = change_state(
-        session,
-        [
-            TransitionRequest(
-                spare.id or 0,
-                Event.SWAP,
-                to_custodian=officer_label(officer),
-                evidence={**spare_evidence, "acceptance": acceptance_ref(record), **context},
-            ),
-            TransitionRequest(
-                faulty.id or 0, Event.SWAP, to_custodian=FACTORY_CUSTODIAN, evidence={**faulty_evidence, **context}
-            ),
-        ],
-        actor=actor,
-        verifier=verifier,
-    )
+    common = {"officer": officer.staff_number, "fault": fault_text, **context}
+    spare_evidence = {"swap_for": faulty.serial, "acceptance": acceptance_ref(record), **common}
+    out = TransitionRequest(spare.id or 0, Event.SWAP, to_custodian=officer_label(officer), evidence=spare_evidence)
+    back_evidence = {"swapped_for": spare.serial, **common}
+    back = TransitionRequest(faulty.id or 0, Event.SWAP, to_custodian=FACTORY_CUSTODIAN, evidence=back_evidence)
+    entries = change_state(session, [out, back], actor=actor, verifier=verifier)
     mark_returned(session, faulty.id or 0)
     spare_entry = next(e for e in entries if e.device_id == spare.id)
     allocation = _spare_allocation(session, spare, officer, wave_row, spare_entry.seq, actor)

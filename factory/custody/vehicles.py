@@ -13,7 +13,7 @@ from factory.custody.allocation import mark_returned
 from factory.custody.documents import DocumentKind, Upload, document_ref, store_document
 from factory.custody.lookups import get_allocation, get_vehicle, linked
 from factory.custody.models import Allocation, Vehicle
-from factory.custody.outcome import Outcome
+from factory.custody.outcome import Outcome, saved
 from factory.custody.people import vehicle_label
 from factory.custody.statuses import AllocationStep, change_status, require
 from factory.intake.views import FACTORY_CUSTODIAN
@@ -78,9 +78,7 @@ def install_tablet(
         verifier=verifier,
     )
     change_status(allocation, AllocationStep.INSTALL)
-    session.add(allocation)
-    session.flush()
-    return Outcome(allocation, entries)
+    return saved(session, allocation, entries)
 
 
 def decommission_vehicle(
@@ -120,6 +118,4 @@ def decommission_vehicle(
         for d in devices:
             mark_returned(session, d.id or 0)
     vehicle.decommissioned_at = utc_now()
-    session.add(vehicle)
-    session.flush()
-    return Outcome(vehicle, entries)
+    return saved(session, vehicle, entries)

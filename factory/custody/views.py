@@ -157,21 +157,18 @@ def list_consignments(session: Session, statuses: Sequence[str]) -> list[tuple[C
     return [(c, len(consignment_items(session, c))) for c in rows]
 
 
+# Consignment columns a view shows as stored.
+_AS_STORED = frozenset(
+    {"reference", "status", "courier", "recipient_name", "recipient_address", "created_at", "handed_over_at",
+     "delivered_at", "pod_recipient_name", "failure_reason", "manifest_document_id"}
+)  # fmt: skip
+
+
 def consignment_view(consignment: Consignment, device_count: int) -> ConsignmentView:
     c = consignment
     return ConsignmentView(
-        reference=c.reference,
-        status=c.status,
-        courier=c.courier,
-        recipient_name=c.recipient_name,
-        recipient_address=c.recipient_address,
+        **c.model_dump(include=set(_AS_STORED)),
         seal_numbers=seal_list(c),
-        created_at=c.created_at,
-        handed_over_at=c.handed_over_at,
-        delivered_at=c.delivered_at,
-        pod_recipient_name=c.pod_recipient_name,
-        failure_reason=c.failure_reason,
-        manifest_document_id=c.manifest_document_id,
         device_count=device_count,
         is_open=c.status == ConsignmentStatus.OPEN,
         can_hand_over=allows(c, ConsignmentStep.HAND_OVER),
