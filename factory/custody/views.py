@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
-from factory.custody.documents import COURIER_READABLE, read_document
+from factory.custody.documents import COURIER_READABLE, read_document, sha256_hex
 from factory.custody.kpis import BenchKpis, WaveKpis, bench_kpis, wave_kpis
 from factory.custody.lookups import (
     get_allocation,
@@ -77,6 +77,7 @@ __all__ = [
     "open_in_person_allocation",
     "read_document",
     "seal_list",
+    "sha256_hex",
     "wave_kpis",
 ]
 

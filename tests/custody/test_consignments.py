@@ -11,7 +11,6 @@ from harness.custody_data import allocated, entry_count, issue_first, last_evide
 from harness.domain import state_of, verifier
 from pypdf import PdfReader
 
-from factory.custody.documents import sha256_hex
 from factory.custody.models import AllocationChannel
 from factory.custody.service import (
     create_consignment,
@@ -21,7 +20,7 @@ from factory.custody.service import (
     record_failed_delivery,
     return_to_factory,
 )
-from factory.custody.views import exception_report, get_consignment, get_document
+from factory.custody.views import exception_report, get_consignment, get_document, sha256_hex
 from factory.kernel.db.engine import session_scope
 from factory.kernel.errors import GuardRefused
 

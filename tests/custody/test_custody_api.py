@@ -84,7 +84,7 @@ def test_courier_flow_and_documents(ctx, client, h) -> None:
     r = client.post(f"/api/custody/consignments/{ref}/delivery",
                     json={"recipient_name": "Sgt Brown", "signature": _png("pod")}, headers=h["courier1"])  # fmt: skip
     assert r.status_code == 200 and r.json()["entries"][0]["to_custodian"] == "officer:PC7"
-    from factory.custody.documents import DocumentKind, Upload, store_document
+    from factory.custody.service import DocumentKind, Upload, store_document
     from factory.kernel.db.engine import session_scope
 
     with session_scope(ctx.engine) as s:  # an officer's signature: not a courier's business

@@ -10,8 +10,6 @@ from harness.custody_data import allocated, entry_count, issue_first, last_evide
 from harness.domain import force_state, move, receive, sanitise, state_of, verifier
 from pypdf import PdfReader
 
-from factory.custody.documents import sha256_hex
-from factory.custody.lookups import get_document
 from factory.custody.service import (
     WasteTransfer,
     add_device,
@@ -24,7 +22,7 @@ from factory.custody.service import (
     register_party,
     remove_device,
 )
-from factory.custody.views import bench_kpis, wave_kpis
+from factory.custody.views import bench_kpis, get_document, sha256_hex, wave_kpis
 from factory.intake.views import device_view, get_device
 from factory.kernel.db.engine import session_scope
 from factory.kernel.errors import GuardRefused

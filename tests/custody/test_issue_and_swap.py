@@ -17,10 +17,8 @@ from harness.custody_data import (
 from harness.domain import move, state_of, verifier
 from sqlmodel import select
 
-from factory.custody.acceptance import Acceptance
-from factory.custody.issue import approve_exception, issue_device, request_exception
 from factory.custody.models import AcceptanceRecord, Allocation
-from factory.custody.swap import walk_in_swap
+from factory.custody.service import Acceptance, approve_exception, issue_device, request_exception, walk_in_swap
 from factory.kernel.db.engine import session_scope
 from factory.kernel.errors import GuardRefused, InvalidTransition
 from factory.kernel.lifecycle.states import Event

@@ -11,13 +11,18 @@ from harness.custody_data import JPEG, entry_count, last_evidence, ledger_ok, re
 from harness.domain import move, receive, sanitise, state_of, verifier
 from pypdf import PdfReader
 
-from factory.custody.allocation import allocate
-from factory.custody.destruction import request_destruction, witness_destruction
-from factory.custody.documents import Upload, sha256_hex
-from factory.custody.people import register_party, register_vehicle
-from factory.custody.redistribution import redistribute
-from factory.custody.vehicles import decommission_vehicle, install_tablet
-from factory.custody.views import get_document
+from factory.custody.service import (
+    Upload,
+    allocate,
+    decommission_vehicle,
+    install_tablet,
+    redistribute,
+    register_party,
+    register_vehicle,
+    request_destruction,
+    witness_destruction,
+)
+from factory.custody.views import get_document, sha256_hex
 from factory.kernel.db.engine import session_scope
 from factory.kernel.errors import GuardRefused
 from factory.kernel.lifecycle.states import Event
