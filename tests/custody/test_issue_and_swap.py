@@ -129,16 +129,8 @@ def test_walk_in_swap_is_one_step_and_faulty_goes_to_returned(ctx) -> None:
     issue_first(ctx, "FAULTY", pc)
     ready(ctx, "SPARE")
     with session_scope(ctx.engine) as s:
-        result = walk_in_swap(
-            s,
-            staff_number=pc,
-            faulty_serial="FAULTY",
-            spare_serial="SPARE",
-            fault="screen cracked",
-            acceptance=accept(),
-            actor="tech.one",
-            verifier=verifier(ctx),
-        )
+        result = walk_in_swap(s, staff_number=pc, faulty_serial="FAULTY", spare_serial="SPARE", fault="screen cracked",
+                              acceptance=accept(), actor="tech.one", verifier=verifier(ctx))  # fmt: skip
         assert {e.device_serial for e in result.entries} == {"FAULTY", "SPARE"}
         record_hash = result.acceptance.record_sha256
     assert state_of(ctx, "SPARE") == "issued" and state_of(ctx, "FAULTY") == "returned"
