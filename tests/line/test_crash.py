@@ -13,6 +13,7 @@ import random
 import time
 from pathlib import Path
 
+import pytest
 from harness.line_agent import erased_disk_problems, kill9, start_agent, wait_started
 from sqlmodel import Session, col, select
 
@@ -79,6 +80,7 @@ def _run_trials(ctx: AppContext, home: Path, url: str, trials: int, seed: int) -
         }
 
 
+@pytest.mark.slow  # kill -9 trials of whole agent processes
 def test_kill9_at_random_points_sqlite(tmp_path: Path) -> None:
     home = tmp_path / "home"
     url = f"sqlite:///{home / 'factory.kernel.db'}"
@@ -89,6 +91,7 @@ def test_kill9_at_random_points_sqlite(tmp_path: Path) -> None:
     assert stats["interrupted_jobs"] > 0, "no kill landed while a job was running: the test proved nothing"
 
 
+@pytest.mark.slow  # kill -9 trials of whole agent processes
 def test_kill9_at_random_points_postgresql(tmp_path: Path, pg_admin_dsn: str) -> None:
     import psycopg
 

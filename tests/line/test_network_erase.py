@@ -30,7 +30,7 @@ from hardware_drivers.events import LinkDown, MacSeen
 from imaging.certificate import verify_certificate
 from imaging.engine import Progress
 
-pytestmark = pytest.mark.root
+pytestmark = [pytest.mark.root, pytest.mark.slow]  # slow: boots the QEMU guest
 
 DISK = 16 * MIB
 MAC = "52:54:00:12:34:56"  # QEMU's default NIC address, as the bench switch would learn it

@@ -47,6 +47,7 @@ def _owns_a_job(ctx: AppContext, agent: str) -> bool:
         return s.exec(select(Job).where(Job.owner == agent)).first() is not None
 
 
+@pytest.mark.slow  # three agent processes, a lease expiry and kill -9
 def test_two_agents_share_one_postgresql_without_stepping_on_each_other(shared_pg, tmp_path: Path) -> None:
     ctx, url = shared_pg
     # Each bench host has its own disks (its own FACTORY_HOME), the database is shared.

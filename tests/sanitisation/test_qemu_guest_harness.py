@@ -20,6 +20,7 @@ def test_pattern_is_continuous_and_has_no_zero_byte() -> None:
     assert pattern_bytes(4000, 96) == whole[4000:]
 
 
+@pytest.mark.slow  # boots QEMU on a broken image
 def test_boot_failure_reports_the_serial_console(tmp_path) -> None:
     require_root()
     require_tool("qemu-system-x86_64")

@@ -47,7 +47,7 @@ from imaging.errors import PlanError
 from imaging.remote import RemoteWrite, erase_remote
 from imaging.result import CommandRecord, EraseResult, Level, VerifyMode
 
-pytestmark = pytest.mark.root
+pytestmark = [pytest.mark.root, pytest.mark.slow]  # slow: boots the QEMU guest
 
 DISK = 16 * MIB
 

@@ -31,7 +31,7 @@ from hardware_drivers.remote_commands import (
 from imaging import commands as imaging_commands
 from imaging.result import CommandRecord
 
-pytestmark = pytest.mark.root
+pytestmark = [pytest.mark.root, pytest.mark.slow]  # slow: boots the QEMU guest
 
 SAMPLE = 64 * 1024
 
