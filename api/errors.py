@@ -7,9 +7,9 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError, IntegrityError, StatementError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from factory.kernel.db.errors import StorageError, as_factory_error
 from factory.kernel.errors import FactoryError, Unauthenticated
 
 log = logging.getLogger("api")
@@ -37,25 +37,15 @@ def install_error_handlers(app: FastAPI) -> None:
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return JSONResponse(_body("http_error", str(exc.detail)), status_code=exc.status_code, headers=exc.headers)
 
-    # Input the schema admits but the database cannot store (an id beyond the column's range, a NUL
-    # byte in text for PostgreSQL): the transaction has rolled back, so it is the caller's bad input.
-    @app.exception_handler(DataError)
-    async def data_error(_request: Request, exc: DataError) -> JSONResponse:
-        first = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else "invalid value"
-        return JSONResponse(_body("invalid_input", f"value cannot be stored: {first}"), status_code=422)
-
-    # A uniqueness race the service's own checks could not see (two requests at once): nothing was stored.
-    @app.exception_handler(IntegrityError)
-    async def integrity_error(_request: Request, _exc: IntegrityError) -> JSONResponse:
-        return JSONResponse(_body("conflict", "conflicts with a record stored meanwhile; retry"), status_code=409)
+    # A refusal by the database (value out of range, uniqueness race): the kernel says what it means.
+    @app.exception_handler(StorageError)
+    async def storage_error(request: Request, exc: StorageError) -> JSONResponse:
+        typed = as_factory_error(exc)
+        if typed is not None:
+            return await factory_error(request, typed)
+        log.error("database statement failed: %s", exc)
+        return JSONResponse(_body("internal_error", "the request could not be completed"), status_code=500)
 
     @app.exception_handler(OverflowError)
     async def overflow_error(_request: Request, _exc: OverflowError) -> JSONResponse:
         return JSONResponse(_body("invalid_input", "a number is out of the supported range"), status_code=422)
-
-    @app.exception_handler(StatementError)
-    async def statement_error(request: Request, exc: StatementError) -> JSONResponse:
-        if isinstance(exc.orig, (OverflowError, ValueError)):
-            return JSONResponse(_body("invalid_input", "a value is out of the supported range"), status_code=422)
-        log.error("database statement failed: %s", exc)
-        return JSONResponse(_body("internal_error", "the request could not be completed"), status_code=500)
