@@ -6,16 +6,12 @@ from __future__ import annotations
 import io
 import json
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated
 
-import orjson
 from fastapi import APIRouter, Path, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
-from sqlalchemy import Connection
 
 from api.deps import AuditorUser, ContextDep, SessionDep
 from api.schemas.audit import (
@@ -34,10 +30,10 @@ from factory.audit.views import (
     device_history,
     exception_report,
     get_certificate,
-    search_certificates,
+    search_json,
 )
 from factory.kernel.context import AppContext
-from factory.kernel.db.engine import Session, read_scope
+from factory.kernel.db.engine import Session
 from factory.kernel.ledger.verify import verify_ledger
 from factory.kernel.site_keys import load_private_key
 
@@ -46,28 +42,6 @@ router = APIRouter(tags=["audit"])
 Bounded = Annotated[str | None, Field(min_length=1, max_length=128)]
 CertId = Annotated[str, Path(min_length=1, max_length=64)]
 SerialPath = Annotated[str, Path(min_length=1, max_length=128)]
-
-
-@contextmanager
-def _read_connection(ctx: AppContext) -> Iterator[Connection]:
-    """A plain connection for a search's one or two SELECTs: no ORM session; on PostgreSQL
-    autocommit, so the hot path pays no BEGIN/ROLLBACK round trips; on SQLite a read-only unit
-    (a WAL snapshot), which never waits for the write lock, since it may run on the event loop."""
-    if ctx.settings.is_sqlite:
-        with read_scope(ctx.engine) as conn:
-            yield conn
-        return
-    with ctx.engine.connect() as conn:
-        conn.execution_options(isolation_level="AUTOCOMMIT")
-        yield conn
-
-
-def _search_json(ctx: AppContext, query: CertificateQuery) -> bytes:
-    with _read_connection(ctx) as conn:
-        page = search_certificates(conn, query)
-    # orjson writes the dataclasses field by field, in the order CertificatePage declares them
-    # (tests compare it with the model's own serialisation): no per-item dicts, no re-validation.
-    return orjson.dumps(page)
 
 
 class SearchParams(BaseModel):
@@ -106,9 +80,9 @@ async def search(ctx: ContextDep, _user: AuditorUser, params: Annotated[SearchPa
     # the event loop, sparing the thread-pool hop that costs more than the query itself. Any
     # other search may scan, so it runs in a worker thread and never stalls the loop.
     if query.index_bounded:
-        body = _search_json(ctx, query)
+        body = search_json(ctx, query)
     else:
-        body = await run_in_threadpool(_search_json, ctx, query)
+        body = await run_in_threadpool(search_json, ctx, query)
     return Response(body, media_type="application/json")
 
 

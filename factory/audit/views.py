@@ -20,7 +20,15 @@ from factory.audit.exceptions import (
     uncertified_departures,
 )
 from factory.audit.history import DeviceHistory, EntryProof, device_history
-from factory.audit.search import CertificateQuery, ErasureOutcome, Outcome, SearchPage, parse_bound, search_certificates
+from factory.audit.search import (
+    CertificateQuery,
+    ErasureOutcome,
+    Outcome,
+    SearchPage,
+    parse_bound,
+    search_certificates,
+    search_json,
+)
 
 __all__ = [
     "CertificateCheck",
@@ -43,5 +51,6 @@ __all__ = [
     "out_of_custody",
     "parse_bound",
     "search_certificates",
+    "search_json",
     "uncertified_departures",
 ]
