@@ -35,6 +35,8 @@ from factory.kernel.context import AppContext
 from factory.kernel.db.engine import session_scope
 from factory.kernel.site_keys import init_keys
 
+pytestmark = pytest.mark.slow  # a real browser (Playwright + Chromium) against a served site
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",

@@ -40,6 +40,7 @@ def test_the_schema_lists_the_api() -> None:
     assert {"POST /api/devices", "GET /api/certificates", "POST /api/custody/swaps", "GET /metrics"} <= set(OPERATIONS)
 
 
+@pytest.mark.slow  # generated requests for every operation, on both databases
 @pytest.mark.parametrize("label", OPERATIONS)
 def test_no_server_errors(ctx, label: str) -> None:
     with session_scope(ctx.engine) as s:
