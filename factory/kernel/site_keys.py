@@ -32,6 +32,10 @@ class PublicKeyInfo:
 
 
 def init_keys(settings: Settings, *, force: bool = False) -> PublicKeyInfo:
+    """Create the site's signing key pair (private key mode 0600, in a 0700 folder).
+
+    :raises KeyStoreError: a key already exists and ``force`` is not set.
+    """
     priv_path, pub_path = settings.private_key_path, settings.public_key_path
     if priv_path.exists() and not force:
         raise KeyStoreError(f"signing key already exists at {priv_path}; use --force to replace it")
@@ -57,6 +61,7 @@ def _write_private(path: Path, pem: bytes) -> None:
 
 
 def load_private_key(settings: Settings) -> Ed25519PrivateKey:
+    """:raises KeyStoreError: no signing key, or an unreadable one."""
     path = settings.private_key_path
     if not path.exists():
         raise KeyStoreError(f"no signing key at {path}; run 'factory keys init'")
@@ -67,6 +72,12 @@ def load_private_key(settings: Settings) -> Ed25519PrivateKey:
 
 
 def load_public_key(settings: Settings, path: Path | None = None) -> Ed25519PublicKey:
+    """Read a public key from ``path`` (default: the site's; derived from the private key if only that exists).
+
+    Services use ``SiteKeys``, which calls this only when the key file changed.
+
+    :raises KeyStoreError: no key, or an unreadable one.
+    """
     path = path or settings.public_key_path
     if not path.exists():
         if path == settings.public_key_path and settings.private_key_path.exists():
@@ -79,6 +90,7 @@ def load_public_key(settings: Settings, path: Path | None = None) -> Ed25519Publ
 
 
 def public_key_info(settings: Settings) -> PublicKeyInfo:
+    """The site's public key as PEM with its fingerprint. :raises KeyStoreError: no key."""
     key = load_public_key(settings)
     return PublicKeyInfo(pem=signing.public_key_to_pem(key).decode(), fingerprint=signing.key_fingerprint(key))
 
