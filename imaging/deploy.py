@@ -34,7 +34,7 @@ from imaging.deploy_source import ImageRejected, ImageSource, ImageStreamError
 from imaging.engine import PhaseReporter, ProgressCallback
 from imaging.errors import Cancelled, EraseFailure, TargetRefused
 from imaging.image_manifest import ImageFormat, ImageManifest, load_manifest, manifest_path_for
-from imaging.overwrite import DEFAULT_CHUNK, PIPELINE_DEPTH, segments
+from imaging.overwrite_pass import DEFAULT_CHUNK, PIPELINE_DEPTH, segments
 from imaging.patterns import aligned_buffer
 from imaging.pipeline import Pipeline, Segment
 from imaging.probe import Probe, probe_target

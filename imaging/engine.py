@@ -19,7 +19,7 @@ from imaging.commands import CommandRunner, RecordingRunner, SubprocessRunner, u
 from imaging.errors import EraseFailure, TargetRefused
 from imaging.hidden_areas import restore_native_max
 from imaging.methods import FirmwareContext, FirmwareMethod, OverwriteMethod
-from imaging.overwrite import DEFAULT_CHUNK, write_pass
+from imaging.overwrite_pass import DEFAULT_CHUNK, write_pass
 from imaging.patterns import Pattern, make_pattern
 from imaging.plan import Plan, make_plan
 from imaging.probe import Probe, probe_target

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from imaging.blockio import TargetIO
 from imaging.errors import Cancelled
-from imaging.overwrite import DEFAULT_CHUNK, PIPELINE_DEPTH, segments
+from imaging.overwrite_pass import DEFAULT_CHUNK, PIPELINE_DEPTH, segments
 from imaging.patterns import Pattern, aligned_buffer
 from imaging.pipeline import Pipeline, Segment
 from imaging.result import VerificationResult, VerifyMode
