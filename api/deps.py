@@ -149,9 +149,9 @@ async def resolve_caller(
     """
     # The context straight from the app, not as a sub-dependency: FastAPI spends ~10 us resolving each.
     ctx: AppContext = request.app.state.context
-    bearer = credentials is not None and credentials.scheme.lower() == "bearer" and credentials.credentials
-    if bearer and via is not Via.PAGE:
-        caller = await _bearer_caller(ctx, credentials.credentials)  # type: ignore[union-attr]
+    token = credentials.credentials if credentials is not None and credentials.scheme.lower() == "bearer" else ""
+    if token and via is not Via.PAGE:
+        caller = await _bearer_caller(ctx, token)
     elif via is Via.BEARER:
         raise Unauthenticated("missing bearer token")
     elif not (cookie := request.cookies.get(SESSION_COOKIE)):
@@ -163,7 +163,8 @@ async def resolve_caller(
         raise PermissionDenied(f"role '{caller.role}' may not {what}")
     if caller.csrf_token is not None and request.method not in SAFE_METHODS:
         sent = await _csrf_sent(request, via)
-        if not sent or not hmac.compare_digest(sent, caller.csrf_token):
+        # Bytes: compare_digest refuses non-ASCII text with a TypeError (a 500) instead of a mismatch.
+        if not sent or not hmac.compare_digest(sent.encode(), caller.csrf_token.encode()):
             raise PermissionDenied(
                 "the form's security token is missing or stale: reload the page and try again"
                 if via is Via.PAGE
