@@ -80,6 +80,7 @@ def _logs(ctx: AppContext, job_id: int) -> list[str]:
         return [r.message for r in s.exec(select(JobLog).where(JobLog.job_id == job_id).order_by(col(JobLog.id)))]
 
 
+@pytest.mark.slow  # an Ansible run over SSH
 def test_line_provisions_over_ssh_and_stores_stats(ctx: AppContext, target: SshdTarget, tmp_path: Path) -> None:
     job = _run_line(ctx, target, tmp_path, target.host_key_pub)
     assert job.status == "succeeded", job.reason
@@ -95,6 +96,7 @@ def test_line_provisions_over_ssh_and_stores_stats(ctx: AppContext, target: Sshd
     assert (target.root / "etc" / "hostname").read_text().strip().lower() == f"df-{device.id:04d}".lower()
 
 
+@pytest.mark.slow  # an Ansible run over SSH
 def test_line_refuses_a_host_key_that_does_not_match_the_pin(
     ctx: AppContext, target: SshdTarget, tmp_path: Path
 ) -> None:

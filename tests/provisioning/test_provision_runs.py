@@ -36,6 +36,9 @@ from hardware_drivers.ssh import connect
 FAST = RunnerOptions(forks=3, timeout_s=240, max_attempts=1)
 
 
+pytestmark = pytest.mark.slow  # Ansible runs against sshd targets in namespaces
+
+
 def _require_environment() -> None:
     require_root()
     for tool in ("sshd", "unshare", "ssh", "ssh-keygen"):
