@@ -23,6 +23,7 @@ from imaging.overwrite_pass import DEFAULT_CHUNK, write_pass
 from imaging.patterns import Pattern, make_pattern
 from imaging.plan import Plan, make_plan
 from imaging.probe import Probe, probe_target
+from imaging.readback import Expected, fingerprint, read_segments, sample_plan, verify
 from imaging.result import (
     EraseResult,
     FirstFailure,
@@ -32,7 +33,6 @@ from imaging.result import (
     VerifyMode,
 )
 from imaging.toolinfo import TOOL_NAME, code_sha256, tool_version
-from imaging.verify import Expected, fingerprint, read_segments, sample_plan, verify
 
 PROGRESS_INTERVAL = 0.25
 

@@ -26,8 +26,8 @@ import numpy as np
 from imaging.commands import CommandRunner
 from imaging.errors import Cancelled, EraseFailure
 from imaging.methods.base import tail
+from imaging.readback import Expected, Tally, sample_plan
 from imaging.result import VerificationResult, VerifyMode
-from imaging.verify import Expected, Tally, sample_plan
 
 Piece = tuple[int, int]  # (offset, length) in bytes
 

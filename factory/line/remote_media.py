@@ -3,7 +3,7 @@
 A switch-port slot has no block device on the bench host: the laptop, booted into the service
 environment, is reached at its recorded endpoint (host key pinned at first contact) with the
 site's client key, through the same channel and engine as the sanitisation area's remote path
-(``connect_channel``, ``locate_media``, ``imaging.remote.erase_remote``). The round itself is the
+(``connect_channel``, ``locate_media``, ``imaging.remote_erase.erase_remote``). The round itself is the
 sanitisation service's, run by the job runner inside its leased transactions; only the I/O differs.
 
 Everything that can go wrong before the round opens (no key configured, unreachable, another host
@@ -38,7 +38,7 @@ from hardware_drivers.remote_commands import RemoteCommandError, SshTarget
 from hardware_drivers.ssh import InvalidPin, PinnedHostKey
 from imaging.engine import ProgressCallback
 from imaging.errors import ImagingError
-from imaging.remote import erase_remote
+from imaging.remote_erase import erase_remote
 from imaging.result import EraseResult, Level, VerifyMode
 
 

@@ -17,7 +17,7 @@ from factory.sanitisation.errors import EraseFailed, MediumNotFound
 from hardware_drivers.remote_commands import RemoteCommandError, SshCommandRunner, SshTarget
 from imaging.errors import ImagingError
 from imaging.probe import Probe
-from imaging.remote import RemoteBlockAccess, erase_remote
+from imaging.remote_erase import RemoteBlockAccess, erase_remote
 from imaging.remote_probe import discover_disks
 from imaging.result import CommandRecord, EraseResult, Level, VerifyMode
 

@@ -15,9 +15,9 @@ from harness.requirements import require, require_root, require_tool
 from imaging.engine import Progress, erase, verify_target
 from imaging.errors import SystemDiskRefused, TargetInUse, TargetMounted
 from imaging.probe import probe_target
+from imaging.readback import sample_plan
 from imaging.result import Level, VerifyMode
 from imaging.usage import read_mounts
-from imaging.verify import sample_plan
 
 SIZE = 32 * MIB
 

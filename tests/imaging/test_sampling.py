@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from imaging.verify import MIN_SUBSECTIONS, sample_plan
+from imaging.readback import MIN_SUBSECTIONS, sample_plan
 
 
 def check_nist(size: int, block: int, seed: bytes, subsections: int = MIN_SUBSECTIONS) -> None:

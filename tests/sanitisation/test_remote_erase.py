@@ -44,7 +44,7 @@ from imaging.certificate import (
     verify_certificate,
 )
 from imaging.errors import PlanError
-from imaging.remote import RemoteWrite, erase_remote
+from imaging.remote_erase import RemoteWrite, erase_remote
 from imaging.result import CommandRecord, EraseResult, Level, VerifyMode
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]  # slow: boots the QEMU guest

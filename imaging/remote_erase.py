@@ -26,10 +26,10 @@ from imaging.errors import Cancelled, DeviceVanished, EraseFailure, FirmwareReje
 from imaging.methods import FirmwareContext, FirmwareMethod, OverwriteMethod
 from imaging.patterns import make_pattern
 from imaging.plan import Plan, make_plan
+from imaging.readback import Expected
 from imaging.remote_probe import probe_remote
 from imaging.remote_verify import fingerprint_remote, sampled_pieces, verify_remote
 from imaging.result import CommandRecord, EraseResult, HiddenAreaStatus, Level, VerifyMode
-from imaging.verify import Expected
 
 FLASH_RESIDUAL = "flash medium overwritten: remapped/over-provisioned cells not reached"
 LOCAL_ONLY_PATTERNS = ("ones", "random")  # the remote dd writes /dev/zero only
