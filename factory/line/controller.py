@@ -342,10 +342,9 @@ class Controller:
             if notices is not None:
                 self.stats.unsent()
             return True
-        for job_id, (kind, by) in requests.items():
+        for job_id, (stop, by) in requests.items():
             runner = self.dispatcher.runner(job_id)
             if runner is not None:
-                stop = StopKind(kind)
                 runner.request_stop(stop, f"{stop.done} by {by}")
         return True
 

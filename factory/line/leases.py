@@ -22,7 +22,7 @@ from factory.kernel.clock import utc_now
 from factory.line.bench_config import LineConfig
 from factory.line.errors import LostOwnership
 from factory.line.job_log import JobLogBuffer, job_log_batch
-from factory.line.models import Bench, Job, JobStatus, LineAgent
+from factory.line.models import Bench, Job, JobStatus, LineAgent, StopKind
 from factory.line.slots import locked, register_benches
 
 CLAIM_LOCK_KEY = 0x6C696E65  # "line": advisory lock serialising claims across agents
@@ -109,13 +109,13 @@ def renew_leases(
     lease_seconds: float,
     progress: dict[int, tuple[str, str, float]] | None = None,
     notices: list[dict[str, str]] | None = None,
-) -> dict[int, tuple[str, str]]:
+) -> dict[int, tuple[StopKind, str]]:
     """Extend our agent and job leases and record erase progress; return {job id: (requested
-    action, by whom)} to act on.
+    stop, by whom)} to act on.
 
     ``progress`` is {job id: (step, step as shown, fraction)}. It is written only while the job is
     still in that step, so a late copy never overwrites the next step on the board.
-    Raises ``LostOwnership`` if another process now runs under our agent name.
+    :raises LostOwnership: another process now runs under our agent name.
     """
     now = time.time()
     me = session.exec(locked(session, select(LineAgent).where(LineAgent.name == agent))).first()  # type: ignore[call-overload]
@@ -146,7 +146,7 @@ def renew_leases(
             col(Job.owner_run) == run_id, col(Job.status) == JobStatus.RUNNING, col(Job.requested).is_not(None)
         )
     ).all()
-    return {job_id: (kind, by or "technician") for job_id, kind, by in rows}
+    return {job_id: (StopKind(kind), by or "technician") for job_id, kind, by in rows}
 
 
 def register_agent(session: Session, config: LineConfig, *, site: str, run_id: str) -> list[int]:
