@@ -1,13 +1,84 @@
-"""Dependencies point inward: api -> factory -> (imaging, hardware_drivers); enforced here."""
+"""The house rules, enforced by reading the code (AST), not by convention.
+
+Dependencies point inward: api -> factory -> (imaging, hardware_drivers). Inside factory/, the
+kernel (lifecycle, ledger, database) depends on no area; an area imports the kernel and only the
+public face of another area (its service, views, errors or models). One writer per kind of
+state: only the lifecycle's ``change_state`` assigns a device's state, only the ledger's append
+builds a custody entry, only the erase-round service opens or closes an erase round, and each
+custody status (allocation, consignment, disposal batch) has one writer of its own.
+"""
 
 from __future__ import annotations
 
 import ast
+import functools
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
+SOURCE_PACKAGES = ("factory", "api", "imaging", "hardware_drivers")
+AREAS = ("intake", "identity", "sanitisation", "custody", "line", "audit", "provisioning")
+PUBLIC_FACES = ("service", "views", "errors", "models")
+MIGRATIONS = ROOT / "factory" / "kernel" / "db" / "migrations"
+MAX_FILE_LINES = 400
+MAX_FUNCTION_LINES = 60
+
+
+def _is_migration(path: Path) -> bool:
+    return MIGRATIONS in path.parents
+
+
+def source_files(*packages: str) -> list[Path]:
+    files = []
+    for package in packages or SOURCE_PACKAGES:
+        files += sorted((ROOT / package).rglob("*.py"))
+    return [f for f in files if not _is_migration(f)]
+
+
+@functools.cache
+def tree_of(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(), str(path))
+
+
+def rel(path: Path) -> str:
+    return str(path.relative_to(ROOT))
+
+
+def imported_modules(path: Path) -> Iterator[tuple[int, str]]:
+    """Every module a file imports, absolute, with ``from pkg import mod`` seen as ``pkg.mod``."""
+    for node in ast.walk(tree_of(path)):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            yield node.lineno, node.module
+            for alias in node.names:
+                yield node.lineno, f"{node.module}.{alias.name}"
+
+
+def area_of(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[0] == "factory" and parts[1] in AREAS else None
+
+
+def calls(path: Path) -> Iterator[ast.Call]:
+    return (n for n in ast.walk(tree_of(path)) if isinstance(n, ast.Call))
+
+
+def call_name(call: ast.Call) -> str:
+    func = call.func
+    if isinstance(func, ast.Name):
+        return func.id
+    if isinstance(func, ast.Attribute):
+        return func.attr
+    return ""
+
+
+# ---------------------------------------------------------------- dependency direction
 
 
 def test_import_linter_contracts_hold() -> None:
@@ -17,16 +88,291 @@ def test_import_linter_contracts_hold() -> None:
     assert "0 broken" in proc.stdout
 
 
+def test_the_kernel_imports_no_area() -> None:
+    offenders = [
+        f"{rel(path)}:{line} imports {module}"
+        for path in source_files("factory/kernel")
+        for line, module in imported_modules(path)
+        if area_of(module)
+    ]
+    assert not offenders, "\n".join(offenders)
+
+
+def test_areas_import_only_the_public_face_of_other_areas() -> None:
+    offenders = []
+    for path in source_files("factory", "api"):
+        own = area_of(".".join(path.relative_to(ROOT).with_suffix("").parts))
+        for line, module in imported_modules(path):
+            target = area_of(module)
+            if target is None or target == own:
+                continue
+            parts = module.split(".")
+            # factory.<area>, factory.<area>.<face>, or a name imported from a face
+            if len(parts) == 2 or parts[2] in PUBLIC_FACES:
+                continue
+            offenders.append(f"{rel(path)}:{line} reaches into {module}")
+    assert not offenders, "\n".join(sorted(set(offenders)))
+
+
 def test_only_the_runner_adapter_imports_ansible_runner() -> None:
-    importers = []
-    for path in ROOT.glob("*/**/*.py"):
-        if any(part in {".venv", "tests", "benchmarks"} for part in path.relative_to(ROOT).parts):
-            continue
-        tree = ast.parse(path.read_text(), str(path))
-        for node in ast.walk(tree):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
-            if isinstance(node, ast.ImportFrom) and node.module:
-                names = [node.module]
-            if any(n == "ansible_runner" or n.startswith("ansible_runner.") for n in names):
-                importers.append(str(path.relative_to(ROOT)))
-    assert set(importers) <= {"factory/provisioning/ansible_adapter.py"}, importers
+    importers = {
+        rel(path)
+        for path in source_files()
+        for _line, module in imported_modules(path)
+        if module == "ansible_runner" or module.startswith("ansible_runner.")
+    }
+    assert importers <= {"factory/provisioning/ansible_adapter.py"}, importers
+
+
+# ---------------------------------------------------------------- one writer per kind of state
+
+
+def _is_web_app_state(node: ast.Attribute) -> bool:
+    """``app.state`` is Starlette's per-application namespace, not a lifecycle state."""
+    owner = node.value
+    return node.attr == "state" and (
+        (isinstance(owner, ast.Name) and owner.id == "app")
+        or (isinstance(owner, ast.Attribute) and owner.attr == "app")
+    )
+
+
+def _assigned_attributes(root: ast.AST) -> Iterator[tuple[int, str]]:
+    """Attributes assigned under ``root``: ``x.attr = ...``, ``x.attr += ...``, ``setattr(x, "attr", ...)``."""
+    for node in ast.walk(root):
+        targets: list[ast.expr] = []
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, ast.AugAssign | ast.AnnAssign):
+            targets = [node.target]
+        for target in targets:
+            for sub in ast.walk(target):
+                if isinstance(sub, ast.Attribute) and not _is_web_app_state(sub):
+                    yield node.lineno, sub.attr
+        if isinstance(node, ast.Call) and call_name(node) == "setattr" and len(node.args) >= 2:
+            name = node.args[1]
+            if isinstance(name, ast.Constant) and isinstance(name.value, str):
+                yield node.lineno, name.value
+
+
+def others_than(*allowed: str) -> list[Path]:
+    """The files of factory/ and api/ other than the ones allowed to do a thing."""
+    return [path for path in source_files("factory", "api") if rel(path) not in allowed]
+
+
+def test_only_change_state_assigns_a_device_state() -> None:
+    offenders = [
+        f"{rel(path)}:{line}"
+        for path in others_than("factory/kernel/lifecycle/transition.py")
+        for line, attr in _assigned_attributes(tree_of(path))
+        if attr == "state"
+    ]
+    assert not offenders, offenders
+
+
+def test_device_state_is_never_written_by_an_update_statement() -> None:
+    offenders = [
+        f"{rel(path)}:{call.lineno}"
+        for path in source_files("factory", "api")
+        for call in calls(path)
+        if call_name(call) == "values" and any(k.arg in {"state", "erase_round_seq"} for k in call.keywords)
+    ]
+    assert not offenders, offenders
+
+
+def test_only_the_ledger_append_builds_custody_entries() -> None:
+    offenders = []
+    for path in others_than("factory/kernel/ledger/append.py"):
+        for call in calls(path):
+            if call_name(call) == "CustodyEntry":
+                offenders.append(f"{rel(path)}:{call.lineno} builds a CustodyEntry")
+            if call_name(call) == "insert" and any(
+                isinstance(a, ast.Name) and a.id == "CustodyEntry" for a in call.args
+            ):
+                offenders.append(f"{rel(path)}:{call.lineno} inserts into CustodyEntry")
+        for node in ast.walk(tree_of(path)):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                if "insert into custody_entry" in " ".join(node.value.lower().split()):
+                    offenders.append(f"{rel(path)}:{node.lineno} inserts into custody_entry in SQL")
+    assert not offenders, offenders
+
+
+def _event_arguments(call: ast.Call) -> Iterator[str]:
+    for value in [*call.args, *(k.value for k in call.keywords)]:
+        if isinstance(value, ast.Attribute) and isinstance(value.value, ast.Name) and value.value.id in {"Event", "E"}:
+            yield value.attr
+
+
+def test_only_the_erase_round_service_opens_or_closes_an_erase_round() -> None:
+    offenders = [
+        f"{rel(path)}:{call.lineno} passes Event.{event}"
+        for path in others_than("factory/sanitisation/service.py")
+        if "lifecycle" not in path.parts
+        for call in calls(path)
+        for event in _event_arguments(call)
+        if event in {"START_SANITISE", "SANITISED"}
+    ]
+    assert not offenders, offenders
+
+
+def _custody_status_writers() -> dict[str, list[str]]:
+    writers: dict[str, list[str]] = {}
+    for path in source_files("factory", "api"):
+        for node in ast.walk(tree_of(path)):
+            if isinstance(node, ast.FunctionDef):
+                for line, attr in _assigned_attributes(node):
+                    if attr == "status":
+                        writers.setdefault(f"{rel(path)}::{node.name}", []).append(str(line))
+    return writers
+
+
+def test_each_custody_status_has_one_writer() -> None:
+    """Allocation, consignment and disposal-batch statuses change in one function of their status table."""
+    custody_writers = sorted(w for w in _custody_status_writers() if w.startswith("factory/custody/"))
+    assert custody_writers, "no custody status writer found"
+    assert all(w.startswith("factory/custody/statuses.py::") for w in custody_writers), custody_writers
+    assert len(custody_writers) <= 3, custody_writers
+
+
+def test_no_class_level_session_listeners() -> None:
+    offenders = []
+    for path in source_files():
+        for call in calls(path):
+            if call_name(call) in {"listens_for", "listen"} and call.args:
+                target = call.args[0]
+                if isinstance(target, ast.Name) and target.id in {"Session", "SQLModelSession"}:
+                    offenders.append(f"{rel(path)}:{call.lineno}")
+    assert not offenders, offenders
+
+
+def _reads_the_wall_clock(call: ast.Call) -> bool:
+    func = call.func
+    return (
+        isinstance(func, ast.Attribute)
+        and func.attr in {"now", "utcnow"}
+        and isinstance(func.value, ast.Name)
+        and func.value.id == "datetime"
+    )
+
+
+def test_time_comes_from_the_kernel_clock() -> None:
+    offenders = [
+        f"{rel(path)}:{call.lineno}"
+        for path in others_than("factory/kernel/clock.py")
+        for call in filter(_reads_the_wall_clock, calls(path))
+    ]
+    assert not offenders, offenders
+
+
+# ---------------------------------------------------------------- api/ is transport only
+
+QUERY_NAMES = {"select", "exec", "query", "execute", "scalars", "scalar", "text"}
+
+
+def test_api_runs_no_queries() -> None:
+    offenders = []
+    for path in source_files("api"):
+        for line, module in imported_modules(path):
+            if module.split(".")[0] in {"sqlmodel", "sqlalchemy"}:
+                offenders.append(f"{rel(path)}:{line} imports {module}")
+            if module.endswith(".models") or ".models." in module:
+                continue
+        for call in calls(path):
+            if call_name(call) in QUERY_NAMES and isinstance(call.func, ast.Attribute | ast.Name):
+                # ``select``/``exec`` on an ORM session, or a bare ``select(...)`` statement
+                offenders.append(f"{rel(path)}:{call.lineno} calls {call_name(call)}()")
+    assert not offenders, "\n".join(offenders)
+
+
+def _state_words() -> set[str]:
+    from factory.kernel.lifecycle.states import State
+
+    return {s.value for s in State}
+
+
+def _string_constants(path: Path) -> Iterator[tuple[int, str]]:
+    tree = tree_of(path)
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+            yield node.lineno, node.value
+
+
+def test_api_holds_no_state_names() -> None:
+    words = _state_words()
+    offenders = [
+        f"{rel(path)}:{line} '{value}'"
+        for path in source_files("api")
+        for line, value in _string_constants(path)
+        if value in words
+    ]
+    templates = sorted((ROOT / "api" / "web" / "templates").glob("*.html"))
+    for template in templates:
+        for number, text in enumerate(template.read_text().splitlines(), 1):
+            for word in words:
+                if f"== '{word}'" in text or f'== "{word}"' in text:
+                    offenders.append(f"{rel(template)}:{number} compares with '{word}'")
+    assert not offenders, "\n".join(offenders)
+
+
+# ---------------------------------------------------------------- size
+
+
+def test_no_source_file_is_over_the_limit() -> None:
+    offenders = [
+        f"{rel(path)}: {n} lines"
+        for path in source_files()
+        if (n := len(path.read_text().splitlines())) > MAX_FILE_LINES
+    ]
+    assert not offenders, offenders
+
+
+def _long_functions(path: Path) -> Iterator[str]:
+    for node in ast.walk(tree_of(path)):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            length = (node.end_lineno or node.lineno) - node.lineno + 1
+            if length > MAX_FUNCTION_LINES:
+                yield f"{rel(path)}::{node.name} {length} lines"
+
+
+@pytest.mark.parametrize("package", [*SOURCE_PACKAGES, "benchmarks", "tests"])
+def test_no_function_is_over_the_limit(package: str) -> None:
+    offenders = [
+        f for path in sorted((ROOT / package).rglob("*.py")) if not _is_migration(path) for f in _long_functions(path)
+    ]
+    assert not offenders, offenders
+
+
+def test_areas_have_the_same_file_set() -> None:
+    missing = [
+        f"factory/{area}/{face}.py"
+        for area in AREAS
+        for face in ("service", "views", "errors")
+        if not (ROOT / "factory" / area / f"{face}.py").exists()
+    ]
+    assert not missing, missing
+
+
+# ---------------------------------------------------------------- the detectors see what they look for
+
+
+def _snippet(code: str) -> ast.Module:
+    return ast.parse(code)
+
+
+def test_the_detectors_find_planted_violations() -> None:
+    assert "state" in {a for _, a in _assigned_attributes(_snippet("device.state = 'issued'"))}
+    assert "state" in {a for _, a in _assigned_attributes(_snippet("setattr(device, 'state', 'x')"))}
+    assert "state" not in {a for _, a in _assigned_attributes(_snippet("app.state.context = ctx"))}
+    planted = next(n for n in ast.walk(_snippet("change_state(s, event=Event.SANITISED)")) if isinstance(n, ast.Call))
+    assert list(_event_arguments(planted)) == ["SANITISED"]
+    clock = next(n for n in ast.walk(_snippet("datetime.now(UTC)")) if isinstance(n, ast.Call))
+    assert _reads_the_wall_clock(clock)
+    assert area_of("factory.custody.consignments") == "custody" and area_of("factory.kernel.clock") is None
+    assert len(source_files("factory/kernel")) > 10 and len(source_files("api")) > 10
