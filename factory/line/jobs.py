@@ -25,6 +25,7 @@ from factory.line.job_log import JobLogBuffer, job_log_batch
 from factory.line.models import ACTIVE_JOB_STATUSES, Job, JobStatus, JobStep, LineAgent, Slot, StepStatus, StopKind
 from factory.line.pipeline_rules import Plan, Step, choose_plan
 from factory.line.slots import locked
+from factory.sanitisation.service import EraseRound, RoundOrigin, fail_round
 
 IN_PROGRESS = (State.SANITISING.value, State.PROVISIONING.value)
 
@@ -163,17 +164,14 @@ def fail_device_if_ours(
     ours = set(session.exec(select(JobStep.custody_seq).where(JobStep.job_id == job.id)).all())
     if latest not in ours:
         return False
-    change_state(
-        session,
-        [
-            TransitionRequest(
-                device_id=device.id or 0,
-                event=Event.FAIL,
-                evidence={"reason": reason, "job": job.id, "slot": slot_code},
-            )
-        ],
-        actor=actor,
-    )
+    evidence = {"job": job.id, "slot": slot_code}
+    if device.state == State.SANITISING and device.erase_round_seq is not None:
+        # The erase-round service is the one closer of a round; it needs only the round's seq.
+        round_ = EraseRound(device.id or 0, device.serial, device.erase_round_seq, ())
+        fail_round(session, device, round_, reason, RoundOrigin(actor, None, evidence=evidence))
+    else:
+        request = TransitionRequest(device.id or 0, Event.FAIL, evidence={"reason": reason, **evidence})
+        change_state(session, [request], actor=actor)
     with job_log_batch(session, logs) as lines:
         lines.add(job.id or 0, f"device {device.serial} -> {device.state}: {reason}", "error")
     return True
