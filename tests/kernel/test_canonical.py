@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
+import pytest
 import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -20,6 +21,7 @@ values = st.recursive(
 )
 
 
+@pytest.mark.slow  # 2000 generated values against the reference encoder
 @settings(max_examples=2000, deadline=None)
 @given(values)
 def test_fast_path_matches_reference(value: object) -> None:
