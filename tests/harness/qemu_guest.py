@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hardware_drivers.remote_commands import PinnedHostKey, SshTarget
+from harness.processes import stop_process
 from harness.requirements import require_root, require_tool
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -199,16 +200,6 @@ def _qemu_argv(image: GuestImage, nvme: GuestDisk, sata: GuestDisk, port: int, s
     ]  # fmt: skip
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-
-
 def _boot_failure(reason: str, serial: Path, qemu_log: Path) -> GuestBootError:
     console = "\n".join(_read_text(serial).splitlines()[-40:]) or "(empty)"
     qemu = _read_text(qemu_log).strip() or "(empty)"
@@ -263,7 +254,7 @@ def qemu_guest(
             )
             return
         finally:
-            _stop(proc)
+            stop_process(proc)
     raise _boot_failure("QEMU could not bind a loopback port for SSH forwarding", serial, qemu_log)
 
 

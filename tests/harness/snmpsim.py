@@ -27,6 +27,8 @@ from pathlib import Path
 from pyasn1.codec.ber import decoder, encoder
 from pysnmp.proto import api
 
+from harness.processes import stop_process
+
 SYS_NAME_0 = (1, 3, 6, 1, 2, 1, 1, 5, 0)
 Record = tuple[str, str]  # (type tag, value) as written in .snmprec: "2"/"4"/"4x"/...
 
@@ -159,12 +161,7 @@ def snmpsim(
                 raise RuntimeError(f"snmpsim did not answer within {startup_timeout} s:\n{sim.log_tail()}")
         yield sim
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        stop_process(process)
 
 
 # The project's own switch data, shared by every SNMP test.
