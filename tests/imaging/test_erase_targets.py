@@ -199,7 +199,9 @@ def test_backing_file_of_a_loop_device_is_in_use(tmp_path):
 
 
 def test_system_disk_is_refused():
-    root = next(m for m in read_mounts() if m.mountpoint == "/")
+    root = next((m for m in read_mounts() if m.mountpoint == "/"), None)
+    if root is None:
+        pytest.fail("/ is not a mount point here (a chroot?): see test_system_disk.py for that case")
     probe_path = None
     from imaging import sysfs
 
