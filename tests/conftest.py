@@ -1,7 +1,10 @@
-"""Shared test plumbing.
+"""Shared test plumbing: ``database_url``/``ctx`` (every such test runs on SQLite and PostgreSQL),
+``client``/``tokens`` (the API in process, one token per role) and ``sim`` (snmpsim switches).
+Builders live in ``tests/harness``.
 
 Tests that need root, loop devices, FUSE, namespaces or sshd call ``harness.requirements.require_root``
 (or ``require_tool``): they skip with a stated reason off CI and fail on CI, never silently.
+Long-running tests carry ``@pytest.mark.slow``; ``pytest -m "not slow"`` is the fast loop, CI runs all.
 """
 
 from __future__ import annotations
