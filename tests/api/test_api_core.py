@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-
-def _h(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
+from harness.web import bearer
 
 RECEIVE = {"serial": "API-1", "kind": "laptop", "make": "HP", "media": [{"media_type": "nvme", "serial": "NV-1"}]}
 
@@ -17,25 +13,25 @@ def test_healthz_is_open_everything_else_needs_a_token(client) -> None:
     for method, url in (("get", "/api/devices/X"), ("post", "/api/devices"), ("get", "/api/ledger/verify")):
         r = getattr(client, method)(url)
         assert r.status_code == 401 and r.json()["error"] == "unauthenticated"
-    r = client.get("/api/devices/X", headers=_h("dft_not-a-token"))
+    r = client.get("/api/devices/X", headers=bearer("dft_not-a-token"))
     assert r.status_code == 401 and "invalid or revoked" in r.json()["reason"]
 
 
 def test_receive_and_show(client, tokens) -> None:
-    r = client.post("/api/devices", json=RECEIVE, headers=_h(tokens["technician"]))
+    r = client.post("/api/devices", json=RECEIVE, headers=bearer(tokens["technician"]))
     assert r.status_code == 201, r.text
     body = r.json()
     assert body["state"] == "received" and body["history"][0]["actor"] == "technician1"
-    r = client.get("/api/devices/API-1", headers=_h(tokens["courier"]))
+    r = client.get("/api/devices/API-1", headers=bearer(tokens["courier"]))
     assert r.status_code == 200 and r.json()["media"][0]["serial"] == "NV-1"
 
 
 def test_roles(client, tokens) -> None:
     for role in ("courier", "auditor"):
-        r = client.post("/api/devices", json=RECEIVE, headers=_h(tokens[role]))
+        r = client.post("/api/devices", json=RECEIVE, headers=bearer(tokens[role]))
         assert r.status_code == 403 and r.json()["error"] == "forbidden"
     for role, status in (("technician", 403), ("courier", 403), ("auditor", 200), ("admin", 200)):
-        assert client.get("/api/ledger/verify", headers=_h(tokens[role])).status_code == status
+        assert client.get("/api/ledger/verify", headers=bearer(tokens[role])).status_code == status
 
 
 @pytest.mark.parametrize(
@@ -51,13 +47,13 @@ def test_roles(client, tokens) -> None:
     ],
 )  # fmt: skip
 def test_bad_input_is_a_4xx_with_reason_and_writes_nothing(client, tokens, payload, status, needle) -> None:
-    r = client.post("/api/devices", json=payload, headers=_h(tokens["technician"]))
+    r = client.post("/api/devices", json=payload, headers=bearer(tokens["technician"]))
     assert r.status_code == status and needle in r.json()["reason"], r.text
-    assert client.get("/api/ledger/verify", headers=_h(tokens["auditor"])).json()["entries"] == 0
+    assert client.get("/api/ledger/verify", headers=bearer(tokens["auditor"])).json()["entries"] == 0
 
 
 def test_duplicate_and_missing(client, tokens) -> None:
-    h = _h(tokens["technician"])
+    h = bearer(tokens["technician"])
     assert client.post("/api/devices", json=RECEIVE, headers=h).status_code == 201
     r = client.post("/api/devices", json=RECEIVE, headers=h)
     assert r.status_code == 409 and "already known" in r.json()["reason"]
@@ -68,8 +64,8 @@ def test_duplicate_and_missing(client, tokens) -> None:
 
 
 def test_ledger_verify_reports_ok(client, tokens) -> None:
-    client.post("/api/devices", json=RECEIVE, headers=_h(tokens["technician"]))
-    body = client.get("/api/ledger/verify", headers=_h(tokens["auditor"])).json()
+    client.post("/api/devices", json=RECEIVE, headers=bearer(tokens["technician"]))
+    body = client.get("/api/ledger/verify", headers=bearer(tokens["auditor"])).json()
     assert body["ok"] is True and body["entries"] == 1 and len(body["head_hash"]) == 64
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from harness.web import bearer
 
 
 @pytest.fixture
 def headers(tokens: dict[str, str]) -> dict[str, dict[str, str]]:
     """Authorization headers per role."""
-    return {role: {"Authorization": f"Bearer {token}"} for role, token in tokens.items()}
+    return {role: bearer(token) for role, token in tokens.items()}

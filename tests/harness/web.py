@@ -34,6 +34,11 @@ def cheap_password_hashing() -> Iterator[None]:
         yield
 
 
+def bearer(token: str) -> dict[str, str]:
+    """The Authorization header that presents an API token."""
+    return {"Authorization": f"Bearer {token}"}
+
+
 def make_users(ctx: AppContext) -> dict[str, str]:
     """One user per role, named after it ('technician1', ...), with PASSWORD; returns API tokens."""
     tokens = {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 
+from harness.web import bearer
 from sqlmodel import select
 
 from factory.identity.models import User
@@ -15,10 +16,6 @@ from factory.line import jobs
 from factory.line.bench_config import simulated_config
 from factory.line.models import Slot
 from factory.line.slots import Attachment, attach, register_benches
-
-
-def _h(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def _queued_job(ctx: AppContext, serial: str = "UNKNOWN-1") -> int:
@@ -40,7 +37,7 @@ def test_everything_needs_a_caller(client) -> None:
 
 def test_lists_and_detail(ctx, client, tokens) -> None:
     job_id = _queued_job(ctx)
-    h = _h(tokens["auditor"])
+    h = bearer(tokens["auditor"])
     benches = client.get("/api/benches", headers=h).json()
     slot = benches[0]["slots"][0]
     assert (slot["code"], slot["occupied"], slot["job"]["id"], slot["job"]["status"]) == (
@@ -64,8 +61,8 @@ def test_lists_and_detail(ctx, client, tokens) -> None:
 
 def test_cancel_retry_abort(ctx, client, tokens) -> None:
     job_id = _queued_job(ctx)
-    tech = _h(tokens["technician"])
-    assert client.post(f"/api/jobs/{job_id}/cancel", headers=_h(tokens["auditor"])).status_code == 403
+    tech = bearer(tokens["technician"])
+    assert client.post(f"/api/jobs/{job_id}/cancel", headers=bearer(tokens["auditor"])).status_code == 403
     r = client.post(f"/api/jobs/{job_id}/cancel", headers=tech)
     assert (
         r.status_code == 200 and r.json()["status"] == "cancelled" and r.json()["reason"] == "cancelled by technician1"
@@ -104,7 +101,7 @@ def test_web_session_needs_csrf_for_actions(ctx, client, tokens) -> None:
 
 def test_board_events_stream_a_snapshot(ctx, client, tokens) -> None:
     _queued_job(ctx)
-    with client.stream("GET", "/api/board/events", headers=_h(tokens["technician"])) as r:
+    with client.stream("GET", "/api/board/events", headers=bearer(tokens["technician"])) as r:
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
         event, data = None, None
         for line in r.iter_lines():
