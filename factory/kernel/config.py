@@ -51,7 +51,7 @@ class Settings:
 
 def load_settings() -> Settings:
     home = Path(os.environ.get("FACTORY_HOME") or user_data_dir("device-factory", appauthor=False))
-    url = os.environ.get("FACTORY_DATABASE_URL") or f"sqlite:///{home / 'factory.kernel.db'}"
+    url = os.environ.get("FACTORY_DATABASE_URL") or f"sqlite:///{home / 'factory.db'}"
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         # psycopg 3 is the only PostgreSQL driver we ship.
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
