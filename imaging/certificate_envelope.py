@@ -145,6 +145,8 @@ def load_envelope(path: str | os.PathLike[str]) -> dict[str, Any]:
         ) from exc
     except ValueError as exc:  # raised by the hooks below
         raise EnvelopeLoadError(f"{os.fspath(path)} is not acceptable JSON: {exc}") from exc
+    except RecursionError:
+        raise EnvelopeLoadError(f"{os.fspath(path)} nests JSON too deeply to be a certificate") from None
     if not isinstance(value, dict):
         raise EnvelopeLoadError(f"{os.fspath(path)} holds JSON {type(value).__name__}, not an object")
     return value

@@ -17,17 +17,18 @@ from pydantic import BaseModel, Field
 from api.schemas.common import CustodyEntryPublic
 from factory.custody.models import AllocationChannel
 from factory.custody.service import Acceptance, Upload
+from factory.kernel import limits
 from factory.kernel.errors import InvalidInput
 from factory.kernel.models.parties import CustodianKind
 
-Name = Field(min_length=1, max_length=200)
-Serial = Field(min_length=1, max_length=128)
+Name = Field(min_length=1, max_length=limits.PARTY)
+Serial = Field(min_length=1, max_length=limits.SERIAL)
 
 
 class UploadIn(BaseModel):
     media_type: str = Field(min_length=1, max_length=64)
     content_base64: str = Field(min_length=4, max_length=28 * 2**20)
-    filename: str = Field(default="", max_length=200)
+    filename: str = Field(default="", max_length=limits.PARTY)
 
     def to_upload(self) -> Upload:
         """:raises InvalidInput: the content is not valid base64."""
@@ -71,27 +72,27 @@ class StepIn(BaseModel):
 class OfficerIn(StepIn):
     staff_number: str = Field(min_length=1, max_length=32)
     name: str = Name
-    team: str = Field(default="", max_length=200)
-    at_profile: str = Field(default="", max_length=200)
+    team: str = Field(default="", max_length=limits.PARTY)
+    at_profile: str = Field(default="", max_length=limits.PARTY)
     pin: str | None = Field(default=None, min_length=4, max_length=8)
 
 
 class VehicleIn(StepIn):
     fleet_number: str = Field(min_length=1, max_length=32)
     registration: str = Field(default="", max_length=32)
-    description: str = Field(default="", max_length=200)
+    description: str = Field(default="", max_length=limits.PARTY)
 
 
 class PartyIn(StepIn):
     kind: CustodianKind
-    reference: str = Field(min_length=1, max_length=128)
+    reference: str = Field(min_length=1, max_length=limits.REFERENCE)
     name: str = Name
-    address: str = Field(default="", max_length=500)
+    address: str = Field(default="", max_length=limits.REASON)
 
 
 class WaveIn(StepIn):
     name: str = Field(min_length=1, max_length=64)
-    cohort: str = Field(default="", max_length=200)
+    cohort: str = Field(default="", max_length=limits.PARTY)
     target_devices: int = Field(default=0, ge=0, le=1_000_000)
     courier_cap_percent: int = Field(default=25, ge=0, le=100)
 
@@ -105,7 +106,7 @@ class AllocateIn(StepIn):
 
 
 class ReasonIn(StepIn):
-    reason: str = Field(min_length=1, max_length=500)
+    reason: str = Field(min_length=1, max_length=limits.REASON)
 
 
 class ExceptionIn(ReasonIn):
@@ -114,7 +115,7 @@ class ExceptionIn(ReasonIn):
 
 class IssueIn(StepIn):
     acceptance: AcceptanceIn
-    old_serial: str | None = Field(default=None, max_length=128)
+    old_serial: str | None = Field(default=None, max_length=limits.SERIAL)
     approval_id: int | None = None
 
 
@@ -122,7 +123,7 @@ class SwapIn(StepIn):
     staff_number: str = Field(min_length=1, max_length=32)
     faulty_serial: str = Serial
     spare_serial: str = Serial
-    fault: str = Field(min_length=1, max_length=500)
+    fault: str = Field(min_length=1, max_length=limits.REASON)
     acceptance: AcceptanceIn
     wave: str | None = Field(default=None, max_length=64)
 
@@ -142,7 +143,7 @@ class ConsignmentIn(StepIn):
     allocation_ids: list[int] = Field(min_length=1, max_length=500)
     courier: str = Name
     recipient_name: str = Name
-    recipient_address: str = Field(min_length=1, max_length=500)
+    recipient_address: str = Field(min_length=1, max_length=limits.REASON)
     seal_numbers: list[str] = Field(default_factory=list, max_length=50)
 
 
@@ -158,22 +159,22 @@ class DeliveryIn(StepIn):
 
 
 class TransferIn(StepIn):
-    organisation_reference: str = Field(min_length=1, max_length=128)
+    organisation_reference: str = Field(min_length=1, max_length=limits.REFERENCE)
     serials: list[str] = Field(min_length=1, max_length=500)
 
 
 class BatchIn(StepIn):
-    recycler_reference: str = Field(min_length=1, max_length=128)
-    description: str = Field(min_length=1, max_length=500)
+    recycler_reference: str = Field(min_length=1, max_length=limits.REFERENCE)
+    description: str = Field(min_length=1, max_length=limits.REASON)
     ewc_code: str = Field(min_length=1, max_length=16)
     sic_code: str = Field(min_length=1, max_length=16)
 
 
 class CollectIn(StepIn):
-    containment: str = Field(min_length=1, max_length=200)
-    place: str = Field(min_length=1, max_length=500)
+    containment: str = Field(min_length=1, max_length=limits.PARTY)
+    place: str = Field(min_length=1, max_length=limits.REASON)
     transferor_name: str = Name
-    transferor_address: str = Field(min_length=1, max_length=500)
+    transferor_address: str = Field(min_length=1, max_length=limits.REASON)
     transferor_signature: UploadIn
     transferee_signature: UploadIn
     hierarchy_declaration: bool
@@ -183,14 +184,14 @@ class CollectIn(StepIn):
 
 class RecyclerCertificateIn(StepIn):
     serials: list[str] = Field(min_length=1, max_length=5000)
-    reference: str | None = Field(default=None, max_length=128)
+    reference: str | None = Field(default=None, max_length=limits.REFERENCE)
     document: UploadIn | None = None
 
 
 class DestructionIn(StepIn):
     serial: str = Serial
     method: str = Field(min_length=1, max_length=64)
-    reason: str = Field(min_length=1, max_length=500)
+    reason: str = Field(min_length=1, max_length=limits.REASON)
     evidence: UploadIn
 
 

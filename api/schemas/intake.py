@@ -6,28 +6,29 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from api.schemas.common import CertificateSummary, CustodyEntryPublic, MediumPublic
+from factory.kernel import limits
 from factory.kernel.models.device import DeviceKind, MediaType
 
 
 class MediaIn(BaseModel):
     media_type: MediaType
-    serial: str = Field(min_length=1, max_length=128)
-    capacity_bytes: int = Field(default=0, ge=0, le=2**53)
-    model: str = Field(default="", max_length=128)
+    serial: str = Field(min_length=1, max_length=limits.SERIAL)
+    capacity_bytes: int = Field(default=0, ge=0, le=limits.CAPACITY_BYTES)
+    model: str = Field(default="", max_length=limits.MODEL)
 
 
 class DeviceReceive(BaseModel):
     """A device booked in; its own validated fields (the read models below carry stored text)."""
 
-    serial: str = Field(min_length=1, max_length=128)
+    serial: str = Field(min_length=1, max_length=limits.SERIAL)
     kind: DeviceKind
-    make: str = Field(default="", max_length=128)
-    model: str = Field(default="", max_length=128)
-    asset_tag: str | None = Field(default=None, min_length=1, max_length=64)
-    from_custodian: str = Field(default="", max_length=200)
-    location: str = Field(default="", max_length=200)
+    make: str = Field(default="", max_length=limits.MAKE)
+    model: str = Field(default="", max_length=limits.MODEL)
+    asset_tag: str | None = Field(default=None, min_length=1, max_length=limits.ASSET_TAG)
+    from_custodian: str = Field(default="", max_length=limits.PARTY)
+    location: str = Field(default="", max_length=limits.PARTY)
     new_stock: bool = False
-    media: list[MediaIn] = Field(default_factory=list, max_length=16)
+    media: list[MediaIn] = Field(default_factory=list, max_length=limits.MEDIA_PER_DEVICE)
 
 
 class DeviceBase(BaseModel):

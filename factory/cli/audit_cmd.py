@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -28,9 +30,16 @@ from factory.cli.common import (
     print_json_result,
     unit_of_work,
 )
+from factory.cli.inputs import bounded
+from factory.kernel import limits
 from factory.kernel.db.engine import session_scope
 from factory.kernel.ledger.verify import verify_ledger
 from factory.kernel.site_keys import load_private_key
+
+
+def _term(option: str) -> Callable[[Any], Any]:
+    return bounded(option, limits.SEARCH_TERM)
+
 
 app = typer.Typer(
     help="Audit: certificates, device histories, exception reports, evidence bundles.", no_args_is_help=True
@@ -40,19 +49,30 @@ app = typer.Typer(
 @app.command("search")
 @one_line_errors
 def search_cmd(
-    serial: str | None = typer.Option(None, "--serial", help="Device serial."),
-    media_serial: str | None = typer.Option(None, "--media-serial"),
-    asset_tag: str | None = typer.Option(None, "--asset-tag"),
-    issued_from: str | None = typer.Option(None, "--from", help="ISO date or date-time (UTC), inclusive."),
-    issued_to: str | None = typer.Option(
-        None, "--to", help="ISO date or date-time (UTC), exclusive; a date covers its day."
+    serial: str | None = typer.Option(None, "--serial", help="Device serial.", callback=_term("--serial")),
+    media_serial: str | None = typer.Option(None, "--media-serial", callback=_term("--media-serial")),
+    asset_tag: str | None = typer.Option(None, "--asset-tag", callback=_term("--asset-tag")),
+    issued_from: str | None = typer.Option(
+        None, "--from", help="ISO date or date-time (UTC), inclusive.", callback=bounded("--from", limits.DATE_TEXT)
     ),
-    method: str | None = typer.Option(None, "--method", help="e.g. overwrite-zeros, nvme-sanitize-crypto."),
-    level: str | None = typer.Option(None, "--level", help="clear, purge or destroy."),
-    destination: str | None = typer.Option(None, "--destination", help="internal_reuse, external_reuse, recycling..."),
+    issued_to: str | None = typer.Option(
+        None,
+        "--to",
+        help="ISO date or date-time (UTC), exclusive; a date covers its day.",
+        callback=bounded("--to", limits.DATE_TEXT),
+    ),
+    method: str | None = typer.Option(
+        None, "--method", help="e.g. overwrite-zeros, nvme-sanitize-crypto.", callback=_term("--method")
+    ),
+    level: str | None = typer.Option(None, "--level", help="clear, purge or destroy.", callback=_term("--level")),
+    destination: str | None = typer.Option(
+        None, "--destination", help="internal_reuse, external_reuse, recycling...", callback=_term("--destination")
+    ),
     outcome: Outcome = typer.Option(Outcome.SUCCESS, "--outcome", help="success (certificates), failed, or any."),
-    limit: int = typer.Option(50, "--limit", min=1, max=500),
-    cursor: str | None = typer.Option(None, "--cursor", help="next_cursor of the previous page."),
+    limit: int = typer.Option(50, "--limit", min=1, max=limits.PAGE),
+    cursor: str | None = typer.Option(
+        None, "--cursor", help="next_cursor of the previous page.", callback=bounded("--cursor", limits.CURSOR)
+    ),
     as_json: JsonFlag = False,
 ) -> None:
     """Search erase outcomes, newest first."""
@@ -89,7 +109,7 @@ def search_cmd(
 @app.command("verify")
 @one_line_errors
 def verify_cmd(
-    certificate_id: str = typer.Argument(..., help="Certificate id."),
+    certificate_id: str = typer.Argument(..., help="Certificate id.", callback=bounded("id", limits.CERTIFICATE_ID)),
     as_json: JsonFlag = False,
 ) -> None:
     """Re-check a stored certificate: signature, indexed columns, custody link. Exit 1 if it fails."""
@@ -136,8 +156,8 @@ def history_cmd(
 @app.command("exceptions")
 @one_line_errors
 def exceptions_cmd(
-    days: int = typer.Option(30, "--days", min=0, help="Out of custody for at least this many days."),
-    limit: int = typer.Option(1000, "--limit", min=1),
+    days: int = typer.Option(30, "--days", min=0, max=limits.DAYS, help="Out of custody for at least this many days."),
+    limit: int = typer.Option(1000, "--limit", min=1, max=limits.REPORT_ROWS),
     as_json: JsonFlag = False,
 ) -> None:
     """Exception reports. Exit 1 if any device left for reuse or recycling without valid certificates."""
@@ -163,9 +183,21 @@ def exceptions_cmd(
 @one_line_errors
 def export_cmd(
     out: Path = typer.Option(..., "--out", help="Bundle file to write (zip)."),
-    serial: list[str] = typer.Option([], "--serial", help="Device serial (all its certificates), repeatable."),
-    certificate: list[str] = typer.Option([], "--certificate", help="Certificate id, repeatable."),
-    actor: str = typer.Option("cli", "--actor", help="Who exports (recorded in the manifest)."),
+    serial: list[str] = typer.Option(
+        [],
+        "--serial",
+        help="Device serial (all its certificates), repeatable.",
+        callback=bounded("--serial", limits.SERIAL, count=limits.BUNDLE_ITEMS),
+    ),
+    certificate: list[str] = typer.Option(
+        [],
+        "--certificate",
+        help="Certificate id, repeatable.",
+        callback=bounded("--certificate", limits.CERTIFICATE_ID, count=limits.BUNDLE_ITEMS),
+    ),
+    actor: str = typer.Option(
+        "cli", "--actor", help="Who exports (recorded in the manifest).", callback=bounded("--actor", limits.PARTY)
+    ),
 ) -> None:
     """Write an evidence bundle an auditor can verify offline with its own verify_bundle.py."""
     ctx = context()

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import typer
 
-from factory.cli.common import JsonFlag, console, fail, one_line_errors, print_json
-from factory.kernel.config import load_settings
+from factory.cli.common import JsonFlag, console, fail, one_line_errors, print_json, settings
 from factory.kernel.site_keys import load_public_key
 from imaging.certificate import CertificateError, load_envelope, verify_certificate
 
@@ -22,7 +21,7 @@ def verify_cmd(
     as_json: JsonFlag = False,
 ) -> None:
     """Check a certificate's digest and Ed25519 signature; exit 1 with the reason if it fails."""
-    public_key = load_public_key(load_settings(), key)
+    public_key = load_public_key(settings(), key)
     try:
         verified = verify_certificate(load_envelope(cert), public_key)
     except CertificateError as exc:

@@ -14,6 +14,9 @@ from rich.console import Console
 from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
 from sqlmodel import Session
 
+from factory.cli.inputs import bounded
+from factory.kernel import limits
+from factory.kernel.config import Settings, load_settings
 from factory.kernel.context import AppContext
 from factory.kernel.db.engine import session_scope
 from factory.kernel.db.migrate import current_revision, head_revision
@@ -26,7 +29,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 # Parameters many commands share, spelt once.
-SerialArg = Annotated[str, typer.Argument(help="Device serial number.")]
+SerialArg = Annotated[str, typer.Argument(help="Device serial number.", callback=bounded("serial", limits.SERIAL))]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
 
@@ -64,8 +67,17 @@ def _first_line(exc: BaseException) -> str:
     return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
 
 
+def settings() -> Settings:
+    """The settings from the environment; a malformed variable is a one-line error."""
+    try:
+        return load_settings()
+    except ValueError as exc:  # load_settings names the variable and what it must be
+        fail(f"configuration: {exc}")
+    raise AssertionError("unreachable")
+
+
 def context(require_schema: bool = True) -> AppContext:
-    ctx = AppContext.from_env(pooled=False)
+    ctx = AppContext(settings(), pooled=False)
     if require_schema:
         current = current_revision(ctx.engine)
         if current != head_revision(ctx.settings.database_url):

@@ -8,8 +8,10 @@ import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TransferSpeedColumn
 
 from factory.cli.common import console, fail, one_line_errors, unit_of_work
+from factory.cli.inputs import bounded
 from factory.intake.service import record_image
 from factory.intake.views import get_device
+from factory.kernel import limits
 from factory.kernel.db.engine import session_scope
 from imaging.deploy import deploy_image
 from imaging.engine import Progress as EngineProgress
@@ -42,10 +44,12 @@ def manifest_cmd(
 def deploy_cmd(
     image: Path = typer.Argument(..., help="Raw or zstd image with a manifest beside it."),
     target: str = typer.Argument(..., help="Block device or file to write."),
-    serial: str = typer.Option(..., "--serial", help="The device the target belongs to."),
+    serial: str = typer.Option(
+        ..., "--serial", help="The device the target belongs to.", callback=bounded("--serial", limits.SERIAL)
+    ),
     yes: bool = typer.Option(False, "--yes", help="Confirm: TARGET is overwritten."),
     manifest: Path | None = typer.Option(None, "--manifest"),
-    actor: str = typer.Option("cli", "--actor"),
+    actor: str = typer.Option("cli", "--actor", callback=bounded("--actor", limits.PARTY)),
 ) -> None:
     """Write IMAGE to TARGET with streaming SHA-256 and read-back; record it on the device."""
     if not yes:

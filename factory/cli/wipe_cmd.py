@@ -16,6 +16,8 @@ from rich.progress import (
 )
 
 from factory.cli.common import console, context, fail, one_line_errors, print_json
+from factory.cli.inputs import bounded
+from factory.kernel import limits
 from factory.sanitisation.service import run_wipe, write_certificate
 from imaging.certificate_pdf import render_pdf
 from imaging.engine import Progress as EngineProgress
@@ -33,10 +35,17 @@ def register(app: typer.Typer) -> None:
         level: str = typer.Option("clear", "--level", help="clear or purge (NIST SP 800-88)."),
         out: Path | None = typer.Option(None, "--out", help="Write the signed certificate (JSON) here."),
         pdf: Path | None = typer.Option(None, "--pdf", help="Also render the certificate as PDF."),
-        operator: str | None = typer.Option(None, "--operator", help="Who sanitised (default: OS user)."),
-        validator: str | None = typer.Option(None, "--validator", help="Who validated (default: operator)."),
+        operator: str | None = typer.Option(
+            None, "--operator", help="Who sanitised (default: OS user).", callback=bounded("--operator", limits.PARTY)
+        ),
+        validator: str | None = typer.Option(
+            None,
+            "--validator",
+            help="Who validated (default: operator).",
+            callback=bounded("--validator", limits.PARTY),
+        ),
         destination: str = typer.Option("internal_reuse", "--destination"),
-        asset_tag: str | None = typer.Option(None, "--asset-tag"),
+        asset_tag: str | None = typer.Option(None, "--asset-tag", callback=bounded("--asset-tag", limits.ASSET_TAG)),
         as_json: bool = typer.Option(False, "--json", help="Print the certificate envelope as JSON."),
     ) -> None:
         """Erase TARGET by the strongest method it supports, verify, and certify it."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from factory.kernel import limits
 from factory.kernel.errors import InvalidInput
 from factory.kernel.models.device import MediaType
 
@@ -25,18 +26,24 @@ class MediaSpec:
 def parse_capacity(text: str) -> int:
     match = _CAPACITY.match(text)
     if not match or match.group(2).upper() not in _UNITS:
-        raise InvalidInput(f"capacity '{text}' is not a size like 512G, 1T or 256000000000")
-    return int(float(match.group(1)) * _UNITS[match.group(2).upper()])
+        raise InvalidInput(f"capacity '{text[:40]}' is not a size like 512G, 1T or 256000000000")
+    value = float(match.group(1)) * _UNITS[match.group(2).upper()]
+    if not value <= limits.CAPACITY_BYTES:  # also refuses inf, which int() cannot convert
+        raise InvalidInput(f"capacity '{text[:40]}' is more than {limits.CAPACITY_BYTES} bytes")
+    return int(value)
 
 
 def parse_media_spec(spec: str) -> MediaSpec:
     parts = spec.split(":", 3)
     if len(parts) < 2 or not parts[1].strip():
-        raise InvalidInput(f"media '{spec}' must look like TYPE:SERIAL[:CAPACITY[:MODEL]]")
+        raise InvalidInput(f"media '{spec[:80]}' must look like TYPE:SERIAL[:CAPACITY[:MODEL]]")
     media_type = parts[0].strip().lower()
     valid = [m.value for m in MediaType]
     if media_type not in valid:
-        raise InvalidInput(f"media type '{media_type}' is not one of: {', '.join(valid)}")
+        raise InvalidInput(f"media type '{media_type[:40]}' is not one of: {', '.join(valid)}")
     capacity = parse_capacity(parts[2]) if len(parts) > 2 and parts[2].strip() else 0
     model = parts[3].strip() if len(parts) > 3 else ""
+    for what, value, limit in (("media serial", parts[1].strip(), limits.SERIAL), ("media model", model, limits.MODEL)):
+        if problem := limits.text_problem(what, value, limit):
+            raise InvalidInput(problem)
     return MediaSpec(media_type=media_type, serial=parts[1].strip(), capacity_bytes=capacity, model=model)

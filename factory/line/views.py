@@ -186,7 +186,7 @@ def devices_view(
     if state:
         stmt = stmt.where(Device.state == state)
     if serial_prefix:
-        stmt = stmt.where(col(Device.serial).startswith(serial_prefix))
+        stmt = stmt.where(col(Device.serial).startswith(serial_prefix, autoescape=True))  # % and _ are literal
     rows = session.exec(stmt.order_by(col(Device.id).desc()).offset(max(0, offset)).limit(_limit(limit))).all()
     return [
         {
