@@ -23,6 +23,7 @@ from factory.identity.service import (
     SESSION_LIFETIME,
     check_password,
     close_web_session,
+    directory_sign_in,
     open_web_session,
 )
 from factory.kernel.db.engine import session_scope
@@ -76,12 +77,13 @@ def login(
     if not cookie_token or not hmac.compare_digest(cookie_token, csrf_token):
         return _login_page(request, next, "the login form expired: please try again", 400)
     try:
+        vouched = directory_sign_in(ctx, username, password)  # outside the transaction: network I/O
         with session_scope(ctx.engine) as session:
-            user = check_password(session, username, password)
+            user = check_password(session, username, password, vouched)
             cookie, _web = open_web_session(session, user)
             role = user.role
     except Unauthenticated as exc:
-        return _login_page(request, next, exc.reason, 401)
+        return _login_page(request, next, exc.reason, exc.status_code)
     response = RedirectResponse(safe_next(next, role), status_code=303)
     response.set_cookie(
         SESSION_COOKIE,

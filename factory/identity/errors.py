@@ -9,9 +9,12 @@ from __future__ import annotations
 from factory.kernel.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 
 __all__ = [
+    "DirectoryAccountDisabled",
+    "DirectoryUnavailable",
     "InvalidInput",
     "InvalidToken",
     "LoginRefused",
+    "NoMappedGroup",
     "SessionRefused",
     "Unauthenticated",
     "UnknownUser",
@@ -37,3 +40,15 @@ class LoginRefused(Unauthenticated):
 
 class SessionRefused(Unauthenticated):
     """The browser session cookie is unknown, ended, expired or idle too long."""
+
+
+class DirectoryAccountDisabled(LoginRefused):
+    """The directory marks the account disabled (AD's ACCOUNTDISABLE, ppolicy's lock)."""
+
+
+class NoMappedGroup(LoginRefused):
+    """The directory vouched for the password, but none of the user's groups grants a role here."""
+
+
+class DirectoryUnavailable(Unauthenticated, status=503, code="directory_unavailable"):
+    """The directory cannot be reached or is misconfigured: directory accounts cannot sign in now."""

@@ -7,6 +7,7 @@ sessions are server-side rows: the cookie carries a random id, the table its SHA
 from __future__ import annotations
 
 import functools
+import logging
 import re
 import secrets
 from datetime import datetime, timedelta
@@ -15,11 +16,14 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlmodel import Session, select
 
-from factory.identity.errors import LoginRefused, SessionRefused, UserExists
+from factory.identity import directory
+from factory.identity.errors import DirectoryUnavailable, LoginRefused, SessionRefused, UserExists
 from factory.identity.models import ApiToken, Role, User, WebSession, hash_token
 from factory.identity.views import authenticate_token, find_user, get_user
 from factory.kernel import clock
 from factory.kernel.clock import format_utc, utc_now
+from factory.kernel.context import AppContext
+from factory.kernel.db.engine import read_scope
 from factory.kernel.errors import InvalidInput
 
 # Re-exported for callers that write and check in one place (the CLI, tests).
@@ -31,6 +35,7 @@ __all__ = [
     "authenticate_token",
     "check_password",
     "close_web_session",
+    "directory_sign_in",
     "get_user",
     "hash_token",
     "issue_token",
@@ -49,6 +54,7 @@ SESSION_IDLE = timedelta(minutes=30)  # an unattended bench laptop does not stay
 _TOUCH_EVERY = timedelta(minutes=1)  # write last_seen_at at most this often
 _hasher = PasswordHasher()
 _BAD_LOGIN = "invalid user name or password"
+log = logging.getLogger(__name__)
 
 
 def add_user(session: Session, name: str, role: str) -> tuple[User, str]:
@@ -104,11 +110,37 @@ def set_password(session: Session, name: str, password: str) -> User:
     return user
 
 
-def check_password(session: Session, name: str, password: str) -> User:
+def directory_sign_in(ctx: AppContext, name: str, password: str) -> directory.DirectoryUser | None:
+    """Step one of a sign-in, run before the write transaction (the directory may be slow or down):
+    the directory's answer for ``name``, or None when no directory is configured or ``name`` is a
+    local account (local accounts never depend on the directory: they are the break-glass way in).
+
+    :raises LoginRefused: the directory refused (see :func:`directory.authenticate`).
+    :raises DirectoryUnavailable: the directory cannot be reached or is misconfigured.
+    """
+    with read_scope(ctx.engine) as conn:
+        local = conn.execute(select(User.password_hash).where(User.name == (name or "").strip().lower())).first()
+    if local is not None and local[0] != directory.DIRECTORY_PASSWORD:
+        return None
+    try:
+        config = ctx.shared(directory.Directory, lambda _c: directory.Directory(directory.load_config())).config
+    except directory.DirectoryConfigError as exc:
+        log.error("directory sign-in is misconfigured: %s", exc)
+        raise DirectoryUnavailable("directory sign-in is misconfigured (see the service log)") from None
+    return None if config is None else directory.authenticate(config, name, password)
+
+
+def check_password(
+    session: Session, name: str, password: str, directory_user: directory.DirectoryUser | None = None
+) -> User:
     """The user named ``name`` if ``password`` is theirs; an outdated hash is upgraded on the way.
+    With ``directory_user`` (from :func:`directory_sign_in`) the directory has already checked the
+    password, and the user's local row is kept in step with it instead.
 
     :raises LoginRefused: for every failure, with one reason.
     """
+    if directory_user is not None and directory_user.name == (name or "").strip().lower():
+        return directory.provision(session, directory_user)
     user = find_user(session, name)
     if not password or len(password) > MAX_PASSWORD:
         raise LoginRefused(_BAD_LOGIN)
