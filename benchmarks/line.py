@@ -52,7 +52,7 @@ from factory.line.service import LineAgentProcess, SimulationOptions, audit_line
 
 
 def _context(home: Path, url: str | None) -> AppContext:
-    url = url or f"sqlite:///{home / 'factory.kernel.db'}"
+    url = url or f"sqlite:///{home / 'factory.db'}"
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     ctx = AppContext(Settings(home=home, database_url=url, site_name="bench-site"))

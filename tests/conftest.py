@@ -65,7 +65,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         template: Path = request.getfixturevalue("sqlite_template")
-        target = tmp_path / "factory.kernel.db"
+        target = tmp_path / "factory.db"
         _shutil.copyfile(template, target)
         yield f"sqlite:///{target}"
         return

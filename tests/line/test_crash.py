@@ -83,7 +83,7 @@ def _run_trials(ctx: AppContext, home: Path, url: str, trials: int, seed: int) -
 @pytest.mark.slow  # kill -9 trials of whole agent processes
 def test_kill9_at_random_points_sqlite(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    url = f"sqlite:///{home / 'factory.kernel.db'}"
+    url = f"sqlite:///{home / 'factory.db'}"
     ctx = _context(home, url)
     stats = _run_trials(ctx, home, url, SQLITE_TRIALS, seed=7)
     print(f"crash test (SQLite, {SQLITE_TRIALS} kills): {stats}")

@@ -70,9 +70,9 @@ class Site:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Iterator[Site]:
     root = tmp_path_factory.mktemp("web-site")
-    shutil.copyfile(sqlite_template, root / "factory.kernel.db")
+    shutil.copyfile(sqlite_template, root / "factory.db")
     ctx = AppContext(
-        Settings(home=root / "home", database_url=f"sqlite:///{root / 'factory.kernel.db'}", site_name="web")
+        Settings(home=root / "home", database_url=f"sqlite:///{root / 'factory.db'}", site_name="web")
     )
     init_keys(ctx.settings)
     make_users(ctx)
