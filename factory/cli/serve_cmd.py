@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import secrets
+import signal
+import threading
+from typing import TYPE_CHECKING
 
 import typer
 
 from factory.cli.common import console, context, one_line_errors
+from factory.cli.systemd import http_answers, service_lifecycle
 from factory.kernel.context import AppContext
 from factory.kernel.db.migrate import upgrade
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 DEMO_USER = "sim-technician"
 MIB = 2**20
@@ -27,20 +34,37 @@ def register(app: typer.Typer) -> None:
         pull_rate: float = typer.Option(0.05, "--pull-rate", min=0.0, max=1.0, help="Share of devices pulled mid-job."),
     ) -> None:
         """Run the HTTP API (OpenAPI at /docs) and web pages on the configured database."""
-        import uvicorn
-
         ctx = context(require_schema=False)
         if ctx.settings.is_sqlite:
             upgrade(ctx.settings.database_url)  # embedded default: always ready to run
         if simulate is None:
-            uvicorn.run("api.app:create_app", factory=True, host=host, port=port, log_level="info")
+            run_api(host, port, "info")
             return
         _serve_simulated(ctx, simulate, host, port, disk_mib * MIB, pull_rate)
 
 
-def _serve_simulated(ctx: AppContext, layout: str, host: str, port: int, disk_bytes: int, pull_rate: float) -> None:
+def run_api(host: str, port: int, log_level: str) -> None:
+    """uvicorn until SIGINT/SIGTERM; under systemd, READY=1 once it listens and watchdog pings while
+    it answers ``/healthz``."""
     import uvicorn
 
+    server = uvicorn.Server(
+        uvicorn.Config("api.app:create_app", factory=True, host=host, port=port, log_level=log_level)
+    )
+    # uvicorn shuts down gracefully on SIGTERM and then raises it again under the handler it found.
+    # Python's default would kill us there, before the simulated agent is stopped and drained; with
+    # this one a stop (systemctl stop) returns here and ends cleanly.
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, lambda _signum, _frame: None) if main else None
+    try:
+        with service_lifecycle(ready=lambda: server.started, healthy=lambda: http_answers(host, port)):
+            server.run()
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _serve_simulated(ctx: AppContext, layout: str, host: str, port: int, disk_bytes: int, pull_rate: float) -> None:
     from factory.line.service import LineAgentProcess, SimulationOptions, set_process_bus, simulated_config
 
     config = simulated_config(layout, agent="simulated-line")
@@ -49,17 +73,25 @@ def _serve_simulated(ctx: AppContext, layout: str, host: str, port: int, disk_by
     agent = LineAgentProcess(ctx, config, simulation=SimulationOptions(disk_bytes=disk_bytes, pull_rate=pull_rate))
     report = agent.start()
     set_process_bus(agent.bus)  # the board's live stream wakes on this agent's progress ticks
-    console.print(
+    announce(
+        console,
         f"simulated line: {len(config.benches)} bench(es) x {len(config.benches[0].slots)} slot(s), "
-        f"disks under {ctx.settings.home / 'sim'}; {report.summary()}\n"
-        f"board: http://{host}:{port}/board  (log in as {DEMO_USER} / {password})",
-        markup=False,
+        f"disks under {ctx.settings.home / 'sim'}; {report.summary()}",
+        f"board: http://{host}:{port}/board",
+        f"technician login: {DEMO_USER} / {password}",
     )
     try:
-        uvicorn.run("api.app:create_app", factory=True, host=host, port=port, log_level="warning")
+        run_api(host, port, "warning")
     finally:
         set_process_bus(None)
         agent.stop()
+
+
+def announce(out: Console, *lines: str) -> None:
+    """Print each line whole: Rich would otherwise wrap at the terminal's width and could put a
+    password on a line of its own (or split it); the terminal may still fold a long line visually."""
+    for line in lines:
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def _ensure_site_key(ctx: AppContext) -> None:
@@ -67,7 +99,7 @@ def _ensure_site_key(ctx: AppContext) -> None:
 
     if not ctx.settings.private_key_path.exists():
         info = init_keys(ctx.settings)
-        console.print(f"created the site signing key ({info.fingerprint})", markup=False)
+        announce(console, f"created the site signing key ({info.fingerprint})")
 
 
 def _demo_login(ctx: AppContext) -> str:

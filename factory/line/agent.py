@@ -105,6 +105,11 @@ class LineAgentProcess:
         if self._watcher is not None:
             self._watcher.stop()  # type: ignore[attr-defined]
 
+    def healthy(self, within: float) -> bool:
+        """Still ours and the heartbeat has come round in the last ``within`` seconds (a failed beat
+        counts: a database outage is not a hang, and a restart would not cure it)."""
+        return not self.controller.lost.is_set() and time.monotonic() - self.controller.beat_at < within
+
     def run_until_signal(self, duration: float | None = None) -> None:
         """Block until SIGINT/SIGTERM, ``duration`` seconds, or loss of our agent name."""
         done = threading.Event()

@@ -90,6 +90,7 @@ class Controller:
         self.stats = LineStats()
         self.reconcile_report: ReconcileReport | None = None
         self.lost = threading.Event()  # set if another process took over our agent name
+        self.beat_at = time.monotonic()  # when the last heartbeat attempt ended (the watchdog's sign of life)
         self.network = self._network_slots()
         # Default: erase in worker processes (config.erase_processes), off this process's GIL.
         use_workers = erase_fn is None and config.erase_processes > 0
@@ -313,7 +314,9 @@ class Controller:
 
     def _heartbeat_loop(self) -> None:
         while not self._stopping.wait(self.config.heartbeat_seconds):
-            if not self._beat():
+            beating = self._beat()
+            self.beat_at = time.monotonic()
+            if not beating:
                 return
 
     def _beat(self) -> bool:

@@ -15,6 +15,7 @@ processes still meet at SQLite's lock, as before.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -84,10 +85,26 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return postgres_engine(url, **kwargs)
 
 
+def _private_database_file(path: Path) -> None:
+    """Create the database file (and a missing folder) readable by its owner only, before SQLite opens it.
+
+    Custody evidence and token hashes live in it; SQLite gives its -wal and -shm files the mode of the
+    database file, so the three stay 0600. A file left 0644 by an older version is tightened too.
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if file.exists() and file.stat().st_mode & 0o077 and file.stat().st_uid == os.geteuid():
+            file.chmod(0o600)
+
+
 def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
     path = url.split(":///", 1)[1] if ":///" in url else ""
     if path and path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        _private_database_file(Path(path))
     lock = _write_lock(path) if path and path != ":memory:" else None
     engine = create_engine(
         url, connect_args={"check_same_thread": False, "timeout": 30, "factory": _WriterConnection}, **kwargs
