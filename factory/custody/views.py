@@ -34,10 +34,13 @@ from factory.custody.models import (
     Consignment,
     ConsignmentItem,
     ConsignmentStatus,
+    Vehicle,
 )
 from factory.custody.statuses import (
     ACTIVE_CONSIGNMENT,
+    OPEN_ALLOCATION,
     OUT_WITH_COURIER,
+    WITH_HOLDER_OR_COURIER,
     AllocationStep,
     ConsignmentStep,
     allows,
@@ -78,6 +81,7 @@ __all__ = [
     "read_document",
     "seal_list",
     "sha256_hex",
+    "vehicle_fleet_number",
     "wave_kpis",
 ]
 
@@ -219,6 +223,22 @@ def open_in_person_allocation(session: Session, serial: str) -> Allocation:
     if allocation is None:
         raise NotFound(f"device {device.serial} has no open in-person allocation (state '{device.state}')")
     return allocation
+
+
+def vehicle_fleet_number(session: Session, device_id: int) -> str | None:
+    """The fleet number of the in-service vehicle the device is allocated to, on its way to or
+    installed in (its latest such allocation), else None: what a vehicle tablet is provisioned for."""
+    held = sorted({*OPEN_ALLOCATION, *WITH_HOLDER_OR_COURIER})
+    return session.exec(
+        select(Vehicle.fleet_number)
+        .join(Allocation, col(Allocation.vehicle_id) == col(Vehicle.id))
+        .where(
+            Allocation.device_id == device_id,
+            col(Allocation.status).in_(held),
+            col(Vehicle.decommissioned_at).is_(None),
+        )
+        .order_by(col(Allocation.id).desc())
+    ).first()
 
 
 def exception_report(

@@ -22,7 +22,7 @@ from factory.line.controller import Controller, HardwareEvent
 from factory.line.network_slots import SwitchFailed, SwitchRecovered
 from factory.line.provision_step import Provisioner
 from factory.line.reconcile import ReconcileReport
-from factory.line.simulate import SimulatedLine
+from factory.line.simulate import NoOpProvisioner, SimulatedLine
 from hardware_drivers.events import UdevEvent
 from hardware_drivers.switch_poller import SwitchPoller
 
@@ -57,6 +57,8 @@ class LineAgentProcess:
         self.sim: SimulatedLine | None = None
         self._watcher: object | None = None
         self.switches: SwitchPoller | None = None  # real mode with [[switches]] in the site file
+        if provisioner is None and simulation is not None:
+            provisioner = NoOpProvisioner()  # the simulated line's stand-in; a real line fails closed without one
         self.controller = Controller(context, config, bus=self.bus, provisioner=provisioner, present=self._present)
         if simulation is not None:
             self.sim = SimulatedLine(

@@ -61,6 +61,8 @@ class LineConfig:
     erase_processes: int = field(default_factory=default_erase_processes)
     network: NetworkSettings = field(default_factory=NetworkSettings)  # bench switches to poll, traps
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # Built by simulated_config (--simulate): only such a line may run simulation stand-ins.
+    simulated: bool = False
 
     @property
     def slot_count(self) -> int:
@@ -112,6 +114,7 @@ def simulated_config(
         port_map=PortMap.from_dict({"udev": wiring}),
         site_max_jobs=site_max_jobs,
         lease_seconds=lease_seconds,
+        simulated=True,
     )
 
 

@@ -33,14 +33,14 @@ from factory.line.bench_config import LineConfig
 from factory.line.bus import LineBus
 from factory.line.dispatcher import JobDispatcher
 from factory.line.erase_workers import EraseWorkers
-from factory.line.errors import LostOwnership
+from factory.line.errors import LostOwnership, SimulationOnly
 from factory.line.job_log import JobLogBuffer, logged_scope
 from factory.line.job_runner import EraseFn, JobRunner, RunnerContext
 from factory.line.leases import register_agent, release_agent, renew_leases
 from factory.line.models import Job, JobStatus, Slot, StopKind
 from factory.line.network_slots import NETWORK_EVENTS, NetworkEvent, NetworkSlots
 from factory.line.notices import BOARD_NOTICES, LineStats, Notice
-from factory.line.provision_step import NoOpProvisioner, Provisioner
+from factory.line.provision_step import NO_PROVISIONING_NOTICE, Provisioner, simulation_only, step_name
 from factory.line.reconcile import ReconcileReport, reconcile_benches
 from factory.line.remote_media import RemoteEraseSettings
 from factory.line.slots import Attachment, AttachResult, attach, detach, lock_slot
@@ -69,6 +69,8 @@ class Controller:
         observers: list[Observer] | None = None,
         engine: Engine | None = None,
     ) -> None:
+        if simulation_only(provisioner) and not config.simulated:
+            raise SimulationOnly(f"'{step_name(provisioner)}' runs only on a simulated line: pass --provisioning FILE")
         self.context = context
         # Every running job holds a connection at times: size the pool for the agent's slots.
         self.engine = engine or make_engine(
@@ -77,7 +79,9 @@ class Controller:
         self.config = config
         self.bus = bus or LineBus()
         self.run_id = uuid.uuid4().hex
-        self.provisioner: Provisioner = provisioner or NoOpProvisioner()
+        # None: no provisioning settings; provision steps hold their job and the device stays put.
+        self.provisioner = provisioner
+        self.provision_name = step_name(provisioner)
         self._present = present or (lambda: ())
         # Events for one slot stay in order on one lane; different slots' events are handled in
         # parallel (on PostgreSQL a slow attach must not hold up the rest of the bench).
@@ -112,7 +116,7 @@ class Controller:
             self.config.port_map,
             self.bus,
             bench_ids=lambda: self.dispatcher.bench_ids,
-            provision_name=self.provisioner.name,
+            provision_name=self.provision_name,
             notice=self._notice,
             release=lambda code: self._detached(code, None),
             wake=self._wake.set,
@@ -173,10 +177,12 @@ class Controller:
             present=self._present(),
             run_id=self.run_id,
             actor=self.actor,
-            provision_name=self.provisioner.name,
+            provision_name=self.provision_name,
         )
         self.reconcile_report = report
         log.info("agent %s reconciled: %s", self.config.agent, report.summary())
+        if self.provisioner is None:
+            self._notice(NO_PROVISIONING_NOTICE)
         self.bus.publish("agent", agent=self.config.agent, reconcile=report.summary())
         if self.erase_workers is not None:
             self.erase_workers.start()
@@ -268,9 +274,7 @@ class Controller:
                 return
             result = attach(s, slot, seen)
             if result is AttachResult.ATTACHED:
-                jobs.create_job(
-                    s, slot, provision_name=self.provisioner.name, detected_epoch=seen.detected_at, logs=logs
-                )
+                jobs.create_job(s, slot, provision_name=self.provision_name, detected_epoch=seen.detected_at, logs=logs)
                 logs.flush(s)  # before the claim's savepoint: a failed claim must not take these along
                 claimed = self.dispatcher.claim_here(s)
         for job_id in claimed:

@@ -35,3 +35,16 @@ class StepFailed(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class SimulationOnly(InvalidInput):
+    """A simulation stand-in (the no-op provisioner) offered to a real line."""
+
+
+class StepHeld(Exception):
+    """A job step cannot run here and must not fail the device (no provisioner on this line): the
+    runner ends the job held with the reason and the action. Internal to the runner."""
+
+    def __init__(self, reason: str, action: str) -> None:
+        super().__init__(reason)
+        self.reason, self.action = reason, action

@@ -37,7 +37,7 @@ from factory.kernel.lifecycle.transition import TransitionRequest, change_state
 from factory.line import jobs
 from factory.line.bus import LineBus
 from factory.line.erase_step import sanitise
-from factory.line.errors import JobNotFound, LostOwnership, StepFailed
+from factory.line.errors import JobNotFound, LostOwnership, StepFailed, StepHeld
 from factory.line.job_log import JobLogBuffer
 from factory.line.job_steps import book_return, provision, quarantine
 from factory.line.models import Job, JobStatus, JobStep, Slot, StepStatus, StopKind
@@ -71,7 +71,7 @@ class RunnerContext:
     run_id: str
     verifier: CertificateVerifier
     erase: EraseFn
-    provisioner: Provisioner
+    provisioner: Provisioner | None  # None: no provisioning settings, provision steps hold the job
     bus: LineBus
     level: Level = Level.CLEAR
     verify_mode: VerifyMode = VerifyMode.SAMPLE
@@ -138,6 +138,9 @@ class JobRunner:
                 return
             try:
                 _HANDLERS[kind](self, step_id, name)
+            except StepHeld as held:
+                self._hold(held, step_id, name)
+                return
             except (FactoryError, StepFailed) as exc:  # a refused transition or guard, or a failed step
                 self._fail(self._stop_text(name, exc.reason) if self.cancel.is_set() else exc.reason, step_id)
                 return
@@ -153,6 +156,20 @@ class JobRunner:
         status = JobStatus.HELD if held else JobStatus.SUCCEEDED
         jobs.finish(s, job, status, reason, job.action if held else None, logs=self.logs)
         self._completed = True
+
+    def _hold(self, held: StepHeld, step_id: int, name: str) -> None:
+        """End the job held at this step, which did not run: the device keeps its state (no custody
+        entry), the board shows the reason and what to do."""
+        with self.scope() as (s, job):
+            job.current_step, job.work_seconds = name, self.work
+            self.logs.add(self.job_id, f"step '{name}' not run: {held.reason}", "warn")
+            s.execute(
+                update(_STEP)
+                .where(_STEP.c.id == step_id)
+                .values(status=StepStatus.SKIPPED.value, ended_at=utc_now(), outcome=held.reason)
+            )
+            jobs.finish(s, job, JobStatus.HELD, held.reason, held.action, logs=self.logs)
+            self._completed = True
 
     def _stop_text(self, step: str, detail: str | None) -> str:
         base = self.stop_reason or "stopped"

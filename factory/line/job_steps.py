@@ -8,13 +8,20 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from factory.custody.views import vehicle_fleet_number
 from factory.intake.service import receive_device
 from factory.kernel.lifecycle.states import Event
 from factory.kernel.lifecycle.transition import TransitionRequest, change_state
 from factory.kernel.models.device import Device
-from factory.line.errors import StepFailed
+from factory.line.errors import StepFailed, StepHeld
 from factory.line.models import Slot, StepStatus
-from factory.line.provision_step import ProvisionOutcome, ProvisionRequest
+from factory.line.provision_step import (
+    NO_PROVISIONING,
+    NO_PROVISIONING_ACTION,
+    Provisioner,
+    ProvisionOutcome,
+    ProvisionRequest,
+)
 
 if TYPE_CHECKING:
     from factory.line.job_runner import JobRunner
@@ -30,15 +37,22 @@ def book_return(runner: JobRunner, step_id: int, name: str) -> None:
 
 def provision(runner: JobRunner, step_id: int, name: str) -> None:
     """Move the device to provisioning, run the provisioner outside any transaction, then record
-    its outcome.
+    its outcome. The step takes the name of the provisioner that runs it (a retry's label may be
+    older than this agent's settings).
 
+    :raises StepHeld: this line has no provisioner: nothing is run and the device stays put.
     :raises StepFailed: the provisioner failed or raised.
     """
     provisioner = runner.ctx.provisioner
+    if provisioner is None:
+        raise StepHeld(NO_PROVISIONING, NO_PROVISIONING_ACTION)
+    name = provisioner.name
     with runner.scope() as (s, job):
         started = runner.begin(s, job, name)
-        seq = runner.transition(s, job, Event.START_PROVISION, provisioner=provisioner.name)
-        runner.write_step(s, step_id, seq, **started)
+        fleet = vehicle_fleet_number(s, job.device_id or 0)
+        vehicle = {"vehicle": fleet} if fleet else {}
+        seq = runner.transition(s, job, Event.START_PROVISION, provisioner=name, **vehicle)
+        runner.write_step(s, step_id, seq, name=name, **started)
         device = s.get(Device, job.device_id)  # locked and loaded by the transition
         assert device is not None
         request = ProvisionRequest(
@@ -49,21 +63,20 @@ def provision(runner: JobRunner, step_id: int, name: str) -> None:
             profile=job.profile,
             slot=runner.slot_code(s, job) or "",
             cancel=runner.cancel,
+            vehicle_fleet_number=fleet,
         )
-    outcome = _call_provisioner(runner, request)
+    outcome = _call_provisioner(runner, provisioner, request)
     with runner.scope() as (s, job):
         status = StepStatus.NOOP if outcome.noop else StepStatus.SUCCEEDED
         ended = runner.end_step(s, job, name, status, outcome.detail)
-        seq = runner.transition(
-            s, job, Event.PROVISIONED, provisioner=provisioner.name, noop=outcome.noop, detail=outcome.detail
-        )
+        seq = runner.transition(s, job, Event.PROVISIONED, provisioner=name, noop=outcome.noop, detail=outcome.detail)
         runner.write_step(s, step_id, seq, **ended)
 
 
-def _call_provisioner(runner: JobRunner, request: ProvisionRequest) -> ProvisionOutcome:
+def _call_provisioner(runner: JobRunner, provisioner: Provisioner, request: ProvisionRequest) -> ProvisionOutcome:
     started = time.monotonic()
     try:
-        outcome = runner.ctx.provisioner(request)
+        outcome = provisioner(request)
     except Exception as exc:  # a provisioner bug is a failed provisioning, with its reason
         raise StepFailed(f"provisioner error: {type(exc).__name__}: {exc}") from exc
     finally:

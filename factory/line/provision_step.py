@@ -1,8 +1,10 @@
 """Where provisioning plugs into the line.
 
-The line calls a :class:`Provisioner` for the provision step; until the provisioning runner is
-wired in, :class:`NoOpProvisioner` stands in under a name that says so on the board and in the
-custody evidence, so nobody mistakes a no-op for a provisioned build.
+The line calls a :class:`Provisioner` for the provision step. A line without one (no provisioning
+settings) fails closed: its provision step runs nothing, the device stays where the steps before
+left it (``sanitised``, or ``received`` for new stock) and the job is held with
+:data:`NO_PROVISIONING` as its reason. The simulated line's no-op stand-in lives in
+``simulate.py`` and the controller accepts it only on a simulated line.
 """
 
 from __future__ import annotations
@@ -10,6 +12,13 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from typing import Protocol
+
+NO_PROVISIONING = "no provisioning settings: pass --provisioning FILE"
+NO_PROVISIONING_ACTION = "restart the agent with --provisioning FILE, then take the device out and re-insert it"
+# The board notice of an agent without provisioning settings, from its start.
+NO_PROVISIONING_NOTICE = f"{NO_PROVISIONING}; devices stop before provisioning ('sanitised', or 'received' if new)"
+# The provision step's name on a line without a provisioner (the board shows it from the start).
+UNCONFIGURED_STEP = "provision (no provisioning settings)"
 
 
 @dataclass(frozen=True)
@@ -21,6 +30,8 @@ class ProvisionRequest:
     profile: str  # kind/role, chosen by the pipeline rules
     slot: str
     cancel: threading.Event
+    # A vehicle tablet: the fleet number of the vehicle it is allocated to or installed in.
+    vehicle_fleet_number: str | None = None
 
 
 @dataclass(frozen=True)
@@ -36,10 +47,11 @@ class Provisioner(Protocol):
     def __call__(self, request: ProvisionRequest) -> ProvisionOutcome: ...
 
 
-class NoOpProvisioner:
-    name = "provision (not yet implemented: no-op)"
+def step_name(provisioner: Provisioner | None) -> str:
+    """What the board calls the provision step of a line with this provisioner (or none)."""
+    return provisioner.name if provisioner is not None else UNCONFIGURED_STEP
 
-    def __call__(self, request: ProvisionRequest) -> ProvisionOutcome:
-        if request.cancel.is_set():
-            return ProvisionOutcome(False, "cancelled before provisioning")
-        return ProvisionOutcome(True, f"no-op: profile {request.profile} not applied", noop=True)
+
+def simulation_only(provisioner: Provisioner | None) -> bool:
+    """A stand-in that must never run on a real line (the simulated line's no-op)."""
+    return bool(getattr(provisioner, "simulation_only", False))

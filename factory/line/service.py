@@ -32,18 +32,16 @@ from factory.line.models import (
     TECHNICIAN_STOPS,
     Job,
     JobStatus,
+    JobStep,
     Slot,
     StopKind,
 )
-from factory.line.provision_step import NoOpProvisioner, Provisioner, ProvisionOutcome, ProvisionRequest
+from factory.line.pipeline_rules import Step
+from factory.line.provision_step import NO_PROVISIONING_NOTICE, Provisioner, ProvisionOutcome, ProvisionRequest
 from factory.line.slots import locked
 
-# What a retry from the API or the CLI names its provision step (the agent that claims it runs
-# its own provisioner whatever the name says).
-DEFAULT_PROVISION_NAME = NoOpProvisioner.name
-
 __all__ = [
-    "DEFAULT_PROVISION_NAME",
+    "NO_PROVISIONING_NOTICE",
     "JobLogBuffer",
     "LineAgentProcess",
     "LineConfig",
@@ -103,9 +101,13 @@ def request_stop(session: Session, job_id: int, *, kind: StopKind | str, actor: 
     return job
 
 
-def retry_job(session: Session, job_id: int, *, actor: str, provision_name: str = DEFAULT_PROVISION_NAME) -> Job:
+def retry_job(session: Session, job_id: int, *, actor: str, provision_name: str | None = None) -> Job:
     """Queue a fresh attempt for the same device in the same slot (restarting from the beginning:
     a sanitise opens a new erase round, so nothing from the failed attempt can count).
+
+    The provision step keeps the retried job's label unless ``provision_name`` is given; it is only
+    a label: the agent that claims the retry runs its own provisioner, or holds the job if it has
+    none, and renames the step after what ran.
 
     :raises JobNotFound: no such job.
     :raises JobNotActionable: the job cannot be retried, its device left the slot, or the slot
@@ -122,6 +124,9 @@ def retry_job(session: Session, job_id: int, *, actor: str, provision_name: str 
     if active_job_for_slot(session, job.slot_id) is not None:
         raise JobNotActionable(f"slot {slot.code} already has an active job")
     attempts = len(jobs_for_attachment(session, job.attachment_id))
+    if provision_name is None:
+        named = select(JobStep.name).where(JobStep.job_id == job_id, JobStep.kind == Step.PROVISION)
+        provision_name = session.exec(named).first() or Step.PROVISION.value
     logs = JobLogBuffer()
     new = create_job(
         session,

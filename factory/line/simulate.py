@@ -33,6 +33,7 @@ from factory.kernel.db.engine import read_scope, session_scope
 from factory.line.bench_config import LineConfig, sim_id_path
 from factory.line.identify import Identity
 from factory.line.models import FINISHED_JOB_STATUSES, Job, JobStatus, Slot
+from factory.line.provision_step import ProvisionOutcome, ProvisionRequest
 from hardware_drivers.events import DeviceAttached, DeviceDetached, UdevEvent
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,20 @@ DEFAULT_MIX: dict[Identity, float] = {Identity.RETURNED: 0.55, Identity.NEW_STOC
 DATA_PATTERN = b"SIMULATED OFFICER DATA: case notes, photos, mail. "
 SIM_VENDOR = "SimDisk"
 SIM_MODEL = "SIM-SSD"
+
+
+class NoOpProvisioner:
+    """The simulated line's provision step: applies nothing, under a name that says so on the
+    board and in the custody evidence. The controller refuses it on a real line
+    (``simulation_only``), which fails closed without provisioning settings instead."""
+
+    name = "provision (not yet implemented: no-op)"
+    simulation_only = True
+
+    def __call__(self, request: ProvisionRequest) -> ProvisionOutcome:
+        if request.cancel.is_set():
+            return ProvisionOutcome(False, "cancelled before provisioning")
+        return ProvisionOutcome(True, f"no-op: profile {request.profile} not applied", noop=True)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from factory.kernel.errors import FactoryError
 from factory.line.service import JobLogBuffer, ProvisionOutcome, ProvisionRequest
 from factory.provisioning.ansible_adapter import ProvisionError, RunnerOptions, RunStatus, run_provision
 from factory.provisioning.events import HostStatsDict
-from factory.provisioning.inventory import InvalidTarget, ProvisionSecrets, ProvisionTarget, SiteSettings
+from factory.provisioning.inventory import DeviceKind, InvalidTarget, ProvisionSecrets, ProvisionTarget, SiteSettings
 
 
 class JobLogSink:
@@ -91,12 +91,18 @@ class AnsibleProvisioner:
     extra_vars: Mapping[str, Any] = field(default_factory=dict)
     name: str = "provision (ansible)"
 
-    def _target(self, serial: str) -> ProvisionTarget:
+    def _target(self, request: ProvisionRequest) -> ProvisionTarget:
+        serial = request.device_serial
         with session_scope(self.engine) as s:
             device = get_device(s, serial)
             endpoint = get_endpoint(s, serial)
             if not device.asset_tag:
                 raise InvalidTarget(f"device {serial} has no asset tag: its hostname is derived from it")
+            if device.kind == DeviceKind.VEHICLE_TABLET and not request.vehicle_fleet_number:
+                raise InvalidTarget(
+                    f"vehicle tablet {serial} is not allocated to or installed in a vehicle in service: "
+                    "it is provisioned for that vehicle's fleet number"
+                )
             return ProvisionTarget(
                 serial=device.serial,
                 asset_tag=device.asset_tag,
@@ -107,6 +113,7 @@ class AnsibleProvisioner:
                 user=endpoint.username,
                 private_key_path=self.private_key_path,
                 host_key=endpoint.host_key,
+                vehicle_fleet_number=request.vehicle_fleet_number,
                 target_root=self.target_root(serial),
                 python_interpreter=self.python_interpreter,
                 extra_vars=dict(self.extra_vars),
@@ -114,7 +121,7 @@ class AnsibleProvisioner:
 
     def __call__(self, request: ProvisionRequest) -> ProvisionOutcome:
         try:
-            target = self._target(request.device_serial)
+            target = self._target(request)
         except (FactoryError, InvalidTarget) as exc:
             return ProvisionOutcome(False, f"cannot provision: {getattr(exc, 'reason', exc)}")
         sink = JobLogSink(self.engine, request.job_id)

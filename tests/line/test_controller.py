@@ -28,7 +28,7 @@ from factory.line.consistency import audit_line
 from factory.line.controller import Controller
 from factory.line.identify import Identity
 from factory.line.models import Job, JobStatus, JobStep, LineAgent, Slot
-from factory.line.simulate import SimulatedLine
+from factory.line.simulate import NoOpProvisioner, SimulatedLine
 from factory.line.views import board_snapshot
 from hardware_drivers.events import DeviceAttached, DeviceDetached
 from imaging.engine import Progress, erase
@@ -84,7 +84,12 @@ def _line(ctx: AppContext, observers: list | None = None, layout: str = "1x2") -
     # A blocking observer holds the engine mid-pass only when the engine runs on the job's own
     # thread; otherwise the erase runs on in a worker process (the agent's default).
     controller = Controller(
-        ctx, config, present=lambda: holder["sim"].present(), observers=observers, erase_fn=erase if observers else None
+        ctx,
+        config,
+        present=lambda: holder["sim"].present(),
+        observers=observers,
+        erase_fn=erase if observers else None,
+        provisioner=NoOpProvisioner(),
     )
     sim = SimulatedLine(ctx, config, controller.submit, disk_bytes=DISK, auto=False, seed=3)
     holder["sim"] = sim
@@ -329,7 +334,7 @@ def test_restart_reconciles_an_interrupted_wipe_and_restarts_it_from_a_new_round
         s.add(step)
         interrupted_round = entry.seq
         old_job = job.id
-    second = Controller(ctx, config, present=sim.present)
+    second = Controller(ctx, config, present=sim.present, provisioner=NoOpProvisioner())
     report = second.start()
     try:
         assert report.interrupted == [old_job] and len(report.restarted) == 1

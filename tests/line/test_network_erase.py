@@ -26,6 +26,7 @@ from factory.line.bench_config import load_line_config
 from factory.line.consistency import audit_line
 from factory.line.controller import Controller
 from factory.line.models import Job, Slot
+from factory.line.provision_step import NO_PROVISIONING
 from hardware_drivers.events import LinkDown, MacSeen
 from imaging.certificate import verify_certificate
 from imaging.engine import Progress
@@ -83,7 +84,7 @@ def only_job(ctx: AppContext) -> Job:
         return job
 
 
-def test_laptop_on_a_switch_port_is_erased_over_ssh_certified_and_provisioned(
+def test_laptop_on_a_switch_port_is_erased_over_ssh_certified_and_held_without_provisioning_settings(
     ctx: AppContext, guest: RunningGuest, tmp_path: Path
 ) -> None:
     fresh(guest.nvme, guest.sata)
@@ -97,18 +98,20 @@ def test_laptop_on_a_switch_port_is_erased_over_ssh_certified_and_provisioned(
         controller.stop(drain_seconds=5)
 
     job = only_job(ctx)
+    # This real line has no provisioning settings: it stops at 'sanitised' with the reason.
     assert (job.device_serial, job.pipeline, job.status, job.reason) == (
         "LT-1",
         "sanitise-provision",
-        "succeeded",
-        None,
+        "held",
+        NO_PROVISIONING,
     )
-    assert history(ctx, "LT-1") == ["receive", "start_sanitise", "sanitised", "start_provision", "provisioned"]
+    assert history(ctx, "LT-1") == ["receive", "start_sanitise", "sanitised"]
     assert guest.nvme.read_image(0, DISK) == bytes(DISK)
     assert guest.sata.read_image(0, DISK) == bytes(DISK)
     public_key = load_public_key(ctx.settings)
     with session_scope(ctx.engine) as s:
         device = get_device(s, "LT-1")
+        assert device.state == "sanitised"
         certs = s.exec(select(Certificate).where(Certificate.device_id == device.id)).all()
         assert sorted(c.medium_serial for c in certs) == sorted([NVME_SERIAL, SATA_SERIAL])
         assert {c.erase_round_seq for c in certs} == {device.erase_round_seq}

@@ -31,6 +31,7 @@ from factory.line.bench_config import LineConfig, load_line_config
 from factory.line.controller import Controller
 from factory.line.models import Job, Slot
 from factory.line.network_slots import SwitchFailed, SwitchRecovered
+from factory.line.provision_step import NO_PROVISIONING, NO_PROVISIONING_NOTICE
 from hardware_drivers.events import LinkDown, MacGone, MacSeen, MalformedReply, SnmpTimeout
 from hardware_drivers.switch_poller import SwitchTarget, TrapListen
 
@@ -121,6 +122,13 @@ def controller(ctx: AppContext, tmp_path: Path) -> Iterator[Controller]:
         ctl.stop(drain_seconds=5)
 
 
+def later_notices(controller: Controller) -> list[str]:
+    """The notices after the one every agent without provisioning settings starts with."""
+    first, *rest = [n.message for n in controller.stats.notices]
+    assert first == NO_PROVISIONING_NOTICE
+    return rest
+
+
 def seen(mac: str, port: int) -> MacSeen:
     return MacSeen("sw-bench-1", mac, port, port, f"Gi1/0/{port}", 20)
 
@@ -136,11 +144,13 @@ def test_known_mac_occupies_its_slot_and_gets_a_job(ctx: AppContext, controller:
     held = slot(ctx, SLOT1)
     assert (held.attached_serial, held.attached_mac, held.error) == ("NS-1", LAPTOP, None)
     (job,) = jobs_in(ctx, SLOT1)
-    assert (job.device_serial, job.identification, job.pipeline, job.status) == (
+    # A real line without provisioning settings holds new stock where it is, with the reason.
+    assert (job.device_serial, job.identification, job.pipeline, job.status, job.reason) == (
         "NS-1",
         "new_stock",
         "provision",
-        "succeeded",
+        "held",
+        NO_PROVISIONING,
     )
     controller.submit(seen(LAPTOP, 1))  # seen again on the next poll or another VLAN: same occupant
     assert controller.wait_idle(30)
@@ -209,7 +219,7 @@ def test_macs_on_unwired_ports_are_ignored(ctx: AppContext, controller: Controll
     controller.submit(MacSeen("sw-bench-1", "3c:ec:ef:10:20:30", 49, 49, "Te1/1/1", 99))  # the uplink
     controller.submit(MacSeen("sw-bench-1", STRANGER, 7, None, None, None))  # no interface for the port
     assert controller.wait_idle(30)
-    assert controller.stats.notices == []
+    assert later_notices(controller) == []
     assert all(slot(ctx, code).attachment_id is None for code in (SLOT1, SLOT2, SLOT3))
 
 
@@ -221,7 +231,7 @@ def test_switch_failures_are_one_notice_until_it_answers_again(ctx: AppContext, 
     controller.submit(SwitchRecovered("sw-bench-1"))
     controller.submit(SwitchRecovered("sw-bench-1"))  # nothing was failing any more: nothing to say
     assert controller.wait_idle(30)
-    assert [n.message for n in controller.stats.notices] == [
+    assert later_notices(controller) == [
         f"switch sw-bench-1 is not answering: {timeout.reason}; its slots are not updated until it answers (retrying)",
         "switch sw-bench-1 sent a malformed reply: expected INTEGER at 1.3.6; "
         "its slots are not updated until it answers (retrying)",
@@ -262,7 +272,7 @@ def test_agent_polls_the_switches_and_survives_one_that_times_out(
         wait_until(
             lambda: any("sw-gone is not answering" in n.message for n in controller.stats.notices), 30, message="notice"
         )
-        wait_until(lambda: [j.status for j in jobs_in(ctx, SLOT1)] == ["succeeded"], 30, message="NS-1's job")
+        wait_until(lambda: [j.status for j in jobs_in(ctx, SLOT1)] == ["held"], 30, message="NS-1's job")
         wait_until(lambda: slot(ctx, SLOT2).attached_mac == STRANGER, 30, message="the unknown laptop")
         assert slot(ctx, SLOT1).attached_serial == "NS-1"
         assert (slot(ctx, SLOT2).error or "").startswith(f"unknown device MAC {STRANGER}")

@@ -3,14 +3,18 @@ task results in the job log, stats stored with the job; a mismatched host key fa
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from harness.provisioning_site import secrets, site
 from harness.sshd import SshdTarget, one_sshd_target
+from harness.vehicle_tablet import dock, installed_vehicle_tablet
 from sqlmodel import col, select
 
+from factory.custody.service import decommission_vehicle
+from factory.custody.views import vehicle_fleet_number
 from factory.intake.service import register_endpoint
 from factory.intake.views import get_device
 from factory.kernel.context import AppContext
@@ -20,12 +24,16 @@ from factory.line.bench_config import simulated_config
 from factory.line.controller import Controller
 from factory.line.identify import Identity
 from factory.line.models import Job, JobLog, JobStep
+from factory.line.provision_step import ProvisionRequest
 from factory.line.simulate import SimulatedLine
 from factory.provisioning.line_provisioner import AnsibleProvisioner
 from factory.provisioning.service import RunnerOptions
 from hardware_drivers.events import DeviceAttached
 
 SLOT = "bench-1/slot-1"
+ED25519_KEY = (
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBlqmo5ElKw3cTJW8R6aGGcd3yVhqJ0mBzRh2a0Xz7Bq"  # pinned, never dialled
+)
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +41,17 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshdTarget]:
     yield from one_sshd_target(tmp_path_factory.mktemp("line-sshd"), prefix="df-line")
 
 
-def _run_line(ctx: AppContext, target: SshdTarget, tmp_path: Path, pinned_key: str) -> Job:
+def _new_laptop(sim: SimulatedLine) -> None:
+    sim.arrive(SLOT, Identity.NEW_STOCK, kind="laptop", role="response")
+
+
+def _run_line(
+    ctx: AppContext,
+    target: SshdTarget,
+    tmp_path: Path,
+    pinned_key: str,
+    arrive: Callable[[SimulatedLine], object] = _new_laptop,
+) -> Job:
     target.reset_root()
     provisioner = AnsibleProvisioner(
         engine=ctx.engine,
@@ -67,7 +85,7 @@ def _run_line(ctx: AppContext, target: SshdTarget, tmp_path: Path, pinned_key: s
     holder["sim"] = sim
     controller.start()
     try:
-        sim.arrive(SLOT, Identity.NEW_STOCK, kind="laptop", role="response")
+        arrive(sim)
         assert controller.wait_idle(180), "line did not go idle"
     finally:
         controller.stop(drain_seconds=5)
@@ -114,6 +132,38 @@ def test_line_refuses_a_host_key_that_does_not_match_the_pin(
     assert (
         not (target.root / "etc" / "hostname").exists() or "df-" not in (target.root / "etc" / "hostname").read_text()
     )
+
+
+@pytest.mark.slow  # an Ansible run over SSH
+def test_line_provisions_a_vehicle_tablet_for_its_vehicle(ctx: AppContext, target: SshdTarget, tmp_path: Path) -> None:
+    """Brought back from vehicle FL-204, the tablet is booked back, wiped and rebuilt for FL-204."""
+    installed_vehicle_tablet(ctx, "VT-9", "VT9DISK", "FL-204", size=4 * 2**20)
+    job = _run_line(ctx, target, tmp_path, target.host_key_pub, lambda sim: dock(sim, "VT9DISK", 4 * 2**20))
+    assert (job.device_serial, job.pipeline, job.status) == ("VT-9", "return-sanitise-provision", "succeeded"), (
+        job.reason
+    )
+    conf = (target.root / "etc/device-factory/profile.d/50-vehicle-tablet.conf").read_text()
+    assert "fleet_number = FL-204" in conf and "ssid = VEH-FL-204" in conf
+
+
+def test_a_vehicle_tablet_without_a_vehicle_in_service_is_refused_with_the_reason(
+    ctx: AppContext, tmp_path: Path
+) -> None:
+    device_id = installed_vehicle_tablet(ctx, "VT-3", "VT3DISK", "FL-301", size=4 * 2**20, asset_tag="DF-VT3")
+    with session_scope(ctx.engine) as s:
+        register_endpoint(s, "VT-3", address="127.0.0.1", port=22, username="root",
+                          host_key=ED25519_KEY, actor="sim:service-env")  # fmt: skip
+        assert vehicle_fleet_number(s, device_id) == "FL-301"
+        decommission_vehicle(s, fleet_number="FL-301", removed_by="Sam Fitter", actor="tech.one")
+        assert vehicle_fleet_number(s, device_id) is None  # a decommissioned vehicle gets no tablet
+    provisioner = AnsibleProvisioner(
+        engine=ctx.engine, site=site(), secrets=secrets(), private_key_path=tmp_path / "key", work_dir=tmp_path / "w"
+    )
+    request = ProvisionRequest(1, "VT-3", "vehicle-tablet", None, "vehicle-tablet/standard", SLOT, threading.Event())
+    outcome = provisioner(request)
+    assert not outcome.ok
+    assert "vehicle tablet VT-3 is not allocated to or installed in a vehicle in service" in outcome.detail
+    assert not (tmp_path / "w").exists(), "nothing was run"
 
 
 def test_provisioning_site_config(ctx: AppContext, tmp_path: Path) -> None:

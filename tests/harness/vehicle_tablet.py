@@ -1,0 +1,61 @@
+"""A vehicle tablet with its custody as the workflows record it: received new, provisioned,
+allocated to a registered vehicle and installed in it by the contractor; and its disk docked on a
+simulated bench slot (the way a tablet brought back from the vehicle arrives)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from factory.custody.service import allocate, install_tablet, register_vehicle
+from factory.intake.service import MediaSpec, receive_device
+from factory.kernel import clock
+from factory.kernel.context import AppContext
+from factory.kernel.db.engine import session_scope
+from factory.kernel.lifecycle.states import Event
+from factory.line.simulate import SimulatedLine
+from harness.domain import move, verifier
+
+
+def installed_vehicle_tablet(
+    ctx: AppContext, serial: str, disk_serial: str, fleet_number: str, *, size: int, asset_tag: str | None = None
+) -> int:
+    """The tablet's device id; the vehicle ``fleet_number`` is registered here."""
+    with session_scope(ctx.engine) as s:
+        device = receive_device(
+            s,
+            serial=serial,
+            kind="vehicle-tablet",
+            make="Getac",
+            model="F110",
+            asset_tag=asset_tag,
+            actor="tech.one",
+            media=[MediaSpec("sata-ssd", disk_serial, size)],
+            new_stock=True,
+        )
+        device_id = device.id or 0
+        register_vehicle(s, fleet_number=fleet_number, registration="AB12 CDE")
+    for event in (Event.START_PROVISION, Event.PROVISIONED):
+        move(ctx, device_id, event)
+    with session_scope(ctx.engine) as s:
+        allocation_id = allocate(s, serial=serial, actor="tech.one", fleet_number=fleet_number).record.id or 0
+    with session_scope(ctx.engine) as s:
+        install_tablet(
+            s,
+            allocation_id=allocation_id,
+            installer_name="Sam Fitter",
+            installer_company="Fleet Fit Ltd",
+            installed_on=clock.now().date(),
+            actor="tech.one",
+            verifier=verifier(ctx),
+        )
+    return device_id
+
+
+def dock(sim: SimulatedLine, disk_serial: str, size: int, slot_index: int = 0) -> Path:
+    """Put the tablet's disk (with data on it) in a slot and announce it as udev would."""
+    slot = sim.slots[slot_index]
+    path = sim.slot_dir(slot) / f"{disk_serial}.img"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"vehicle log data" * (size // 16))
+    sim.submit(sim.event_for(slot, path))
+    return path
