@@ -31,6 +31,9 @@ R = TypeVar("R")
 # Parameters many commands share, spelt once.
 SerialArg = Annotated[str, typer.Argument(help="Device serial number.", callback=bounded("serial", limits.SERIAL))]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+ActorOpt = Annotated[
+    str, typer.Option("--actor", help="Who is acting (recorded).", callback=bounded("--actor", limits.PARTY))
+]
 
 
 def fail(message: str, code: int = 1) -> None:

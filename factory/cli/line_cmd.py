@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from factory.cli import systemd
-from factory.cli.common import console, context, one_line_errors, print_json
+from factory.cli.common import ActorOpt, console, context, one_line_errors, print_json
+from factory.kernel import limits
 from factory.kernel.db.engine import session_scope
 from factory.line import service as line_service
 from factory.line.service import LineConfig, load_line_config, simulated_config
@@ -18,6 +20,7 @@ from factory.line.views import benches_view, job_detail, jobs_view
 app = typer.Typer(help="The bench line: agents, slots and jobs.", no_args_is_help=True)
 
 MIB = 2**20
+JobIdArg = Annotated[int, typer.Argument(min=1, max=limits.ROW_ID, help="Job id.")]
 
 
 def build_config(
@@ -37,15 +40,25 @@ def run_cmd(
     simulate: str | None = typer.Option(None, "--simulate", help="Simulated benches, e.g. 2x4."),
     config_file: Path | None = typer.Option(None, "--config", help="Site file with benches and port map (TOML)."),
     agent: str | None = typer.Option(None, "--agent", help="Agent name (default: host name)."),
-    first_bench: int = typer.Option(1, "--first-bench", help="Number of the first simulated bench."),
-    max_jobs: int | None = typer.Option(None, "--max-jobs", help="Concurrent jobs per bench."),
+    first_bench: int = typer.Option(
+        1, "--first-bench", min=1, max=limits.BENCHES, help="Number of the first simulated bench."
+    ),
+    max_jobs: int | None = typer.Option(
+        None, "--max-jobs", min=1, max=limits.BENCH_JOBS, help="Concurrent jobs per bench."
+    ),
     disk_mib: int = typer.Option(16, "--disk-mib", min=1, max=4096, help="Simulated disk size."),
     pull_rate: float = typer.Option(0.0, "--pull-rate", min=0.0, max=1.0, help="Share of devices pulled mid-job."),
     seed: int | None = typer.Option(None, "--seed"),
-    max_devices: int | None = typer.Option(None, "--max-devices", help="Stop simulated arrivals after N."),
-    duration: float | None = typer.Option(None, "--duration", help="Stop after this many seconds."),
-    gap: float = typer.Option(3.0, "--gap", help="Longest pause before a simulated slot is refilled (s)."),
-    dwell: float = typer.Option(2.0, "--dwell", help="Longest wait before a finished device is taken out (s)."),
+    max_devices: int | None = typer.Option(
+        None, "--max-devices", min=0, max=limits.ROW_ID, help="Stop simulated arrivals after N."
+    ),
+    duration: float | None = typer.Option(None, "--duration", min=0.0, help="Stop after this many seconds."),
+    gap: float = typer.Option(
+        3.0, "--gap", min=0.0, max=limits.SIM_PAUSE, help="Longest pause before a simulated slot is refilled (s)."
+    ),
+    dwell: float = typer.Option(
+        2.0, "--dwell", min=0.0, max=limits.SIM_PAUSE, help="Longest wait before a finished device is taken out (s)."
+    ),
     provisioning: Path | None = typer.Option(
         None, "--provisioning", help="Provisioning settings (TOML): provision with Ansible instead of the no-op."
     ),
@@ -138,7 +151,7 @@ def status_cmd(as_json: bool = typer.Option(False, "--json")) -> None:
 def jobs_cmd(
     status: str | None = typer.Option(None, "--status"),
     bench: str | None = typer.Option(None, "--bench"),
-    limit: int = typer.Option(50, "--limit"),
+    limit: int = typer.Option(50, "--limit", min=1, max=limits.PAGE),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Recent jobs, newest first."""
@@ -157,7 +170,7 @@ def jobs_cmd(
 
 @app.command("job")
 @one_line_errors
-def job_cmd(job_id: int = typer.Argument(...)) -> None:
+def job_cmd(job_id: JobIdArg) -> None:
     """One job with its steps and log (JSON)."""
     ctx = context()
     with session_scope(ctx.engine) as s:
@@ -178,21 +191,21 @@ def _act(kind: str, job_id: int, actor: str) -> None:
 
 @app.command("cancel")
 @one_line_errors
-def cancel_cmd(job_id: int = typer.Argument(...), actor: str = typer.Option("cli", "--actor")) -> None:
+def cancel_cmd(job_id: JobIdArg, actor: ActorOpt = "cli") -> None:
     """Cancel a job (the device is failed with the reason; it can be retried)."""
     _act("cancel", job_id, actor)
 
 
 @app.command("abort")
 @one_line_errors
-def abort_cmd(job_id: int = typer.Argument(...), actor: str = typer.Option("cli", "--actor")) -> None:
+def abort_cmd(job_id: JobIdArg, actor: ActorOpt = "cli") -> None:
     """Abort a job for good: the device leaves the line for manual handling."""
     _act("abort", job_id, actor)
 
 
 @app.command("retry")
 @one_line_errors
-def retry_cmd(job_id: int = typer.Argument(...), actor: str = typer.Option("cli", "--actor")) -> None:
+def retry_cmd(job_id: JobIdArg, actor: ActorOpt = "cli") -> None:
     """Queue a new attempt (restarting from the beginning) for a failed/cancelled/interrupted job."""
     _act("retry", job_id, actor)
 

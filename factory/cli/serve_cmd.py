@@ -11,6 +11,7 @@ import typer
 
 from factory.cli.common import console, context, one_line_errors
 from factory.cli.systemd import http_answers, service_lifecycle
+from factory.kernel import limits
 from factory.kernel.context import AppContext
 from factory.kernel.db.migrate import upgrade
 
@@ -26,7 +27,7 @@ def register(app: typer.Typer) -> None:
     @one_line_errors
     def serve_cmd(
         host: str = typer.Option("127.0.0.1", "--host"),
-        port: int = typer.Option(8000, "--port"),
+        port: int = typer.Option(8000, "--port", min=limits.PORT_MIN, max=limits.PORT_MAX),
         simulate: str | None = typer.Option(
             None, "--simulate", help="Also run a simulated bench line, BENCHESxSLOTS (e.g. 2x4), with its board."
         ),

@@ -56,11 +56,13 @@ def register(app: typer.Typer) -> None:
                 fail(f"directory {path.parent} does not exist")
         ctx = context(require_schema=False)
         bars = _PassBars()
-        with bars.progress:
+        try:
             result, envelope = run_wipe(
                 ctx.settings, target, method=method, verify=verify, level=level, operator=operator,
                 validator=validator, destination=destination, asset_tag=asset_tag, progress=bars.update,
             )  # fmt: skip
+        finally:
+            bars.close()
         if out is not None:
             write_certificate(envelope, out)
         if pdf is not None:
@@ -78,7 +80,10 @@ def register(app: typer.Typer) -> None:
 
 
 class _PassBars:
-    """One bar per (phase, pass): write pass 1/1, verify 1/1, firmware..."""
+    """One bar per (phase, pass): write pass 1/1, verify 1/1, firmware...
+
+    The display starts with the first bar, so a target refused before any pass prints only its reason.
+    """
 
     def __init__(self) -> None:
         self.progress = Progress(
@@ -88,8 +93,14 @@ class _PassBars:
         self._tasks: dict[tuple[str, int], TaskID] = {}
 
     def update(self, p: EngineProgress) -> None:
+        if not self._tasks:
+            self.progress.start()
         key = (p.phase, p.pass_index)
         if key not in self._tasks:
             label = f"{p.phase} pass {p.pass_index}/{p.pass_total}"
             self._tasks[key] = self.progress.add_task(label, total=p.bytes_total or None)
         self.progress.update(self._tasks[key], completed=p.bytes_done)
+
+    def close(self) -> None:
+        if self._tasks:
+            self.progress.stop()

@@ -17,6 +17,8 @@ REFERENCE = 128  # a consignment, organisation or recycler reference, an anchor'
 REASON = 500  # a reason, a fault, an address, a description
 CERTIFICATE_ID = 64
 SEARCH_TERM = 128  # a search field or a serial prefix
+HOST = 253  # a host name or address (DNS's longest name)
+MEDIA_SPEC = 320  # TYPE:SERIAL:CAPACITY:MODEL as typed on the CLI (its serial and model have their own limits)
 CURSOR = 400  # an opaque keyset cursor
 DATE_TEXT = 40  # an ISO date or date-time as typed
 
@@ -29,6 +31,9 @@ REPORT_ROWS = 10_000  # the most rows of an exception report
 BUNDLE_ITEMS = 200  # the most serials, or certificate ids, one evidence bundle names
 PORT_MIN, PORT_MAX = 1, 65535
 DAYS = 36500  # a look-back in days (a century)
+BENCHES = 10_000  # the highest bench number
+BENCH_JOBS = 64  # concurrent jobs on one bench (the site's default cap)
+SIM_PAUSE = 3600.0  # the longest pause, in seconds, a simulation may be asked for
 
 
 def text_problem(what: str, value: str, limit: int, *, required: bool = False) -> str | None:
