@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from harness.ports import free_tcp_port
 from harness.waiting import wait_until
 from rich.console import Console
 from sqlalchemy import text
@@ -53,12 +54,6 @@ def notify_socket(tmp_path: Path) -> Iterator[NotifySocket]:
     server = NotifySocket(tmp_path / "notify.sock")
     yield server
     server.sock.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_login_line_is_never_wrapped_whatever_the_width() -> None:
@@ -140,7 +135,7 @@ def _serve_env(tmp_path: Path, notify: NotifySocket) -> dict[str, str]:
 def test_serve_sh_passes_options_through_keeps_the_simulated_line_and_tells_systemd(
     tmp_path: Path, notify_socket: NotifySocket
 ) -> None:
-    port = _free_port()
+    port = free_tcp_port()
     env = _serve_env(tmp_path, notify_socket)
     proc = subprocess.Popen(
         ["bash", str(REPO / "scripts/serve.sh"), "--port", str(port), "--disk-mib", "1"],

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from harness.ports import free_tcp_port
 from harness.sshd import SshdTarget, make_client_key, one_sshd_target
 from harness.waiting import wait_until
 
@@ -33,12 +33,6 @@ def _other_key(tmp_path: Path) -> str:
     key = tmp_path / "other"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
     return " ".join(key.with_suffix(".pub").read_text().split()[:2])
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_preflight_reports_identity_of_the_device(target: SshdTarget) -> None:
@@ -110,7 +104,7 @@ def test_auth_failure_is_typed(target: SshdTarget, tmp_path: Path) -> None:
 
 def test_closed_port_is_unreachable(target: SshdTarget) -> None:
     with pytest.raises(Unreachable):
-        connect("127.0.0.1", _free_port(), "root", target.client_key, target.host_key_pub, timeout=2)
+        connect("127.0.0.1", free_tcp_port(), "root", target.client_key, target.host_key_pub, timeout=2)
 
 
 @pytest.mark.parametrize(

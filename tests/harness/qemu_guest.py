@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hardware_drivers.remote_commands import PinnedHostKey, SshTarget
+from harness.ports import free_tcp_port
 from harness.processes import stop_process
 from harness.requirements import require_root, require_tool
 
@@ -159,12 +160,6 @@ def _read_text(path: Path) -> str:
         return ""
 
 
-def _free_loopback_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _ssh_banner(port: int, timeout: float) -> bool:
     """True once something on the forwarded port answers with an SSH banner."""
     try:
@@ -226,7 +221,7 @@ def qemu_guest(
     qemu_log = work_dir / "qemu.log"
 
     for _attempt in range(3):  # the free port can be taken between probing and QEMU binding it
-        port = _free_loopback_port()
+        port = free_tcp_port()
         serial.unlink(missing_ok=True)
         with qemu_log.open("wb") as log:
             proc = subprocess.Popen(

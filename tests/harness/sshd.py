@@ -30,17 +30,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.ports import free_tcp_port
 from harness.requirements import require_root, require_tool
 
 SSHD = "/usr/sbin/sshd"
 FALLBACK_SERIAL_RELPATH = "var/lib/device-factory/serial"
 CRYPTTAB_LINE = "cryptroot UUID=6f1c2b8e-0d7a-4b55-9d43-3c1f0a9e7e21 none luks,discard\n"
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _keygen(path: Path, comment: str) -> str:
@@ -169,7 +164,7 @@ class SshdTarget:
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
         Path("/root/.ansible").mkdir(exist_ok=True)
         if not self.port:
-            self.port = _free_port()
+            self.port = free_tcp_port()
         config = self._write_config()
         with open(self.log_path, "ab") as log:
             self._proc = subprocess.Popen(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import threading
 import zipfile
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ import pytest
 import uvicorn
 from harness.audit_data import sanitised_device
 from harness.custody_data import PNG, officer
+from harness.ports import free_tcp_port
 from harness.requirements import require
 from harness.waiting import wait_until
 from harness.web import (  # noqa: F401 (cheap_password_hashing: autouse fixture)
@@ -50,12 +50,6 @@ CHROMIUM_ARGS = [
 SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Site:
     def __init__(self, ctx: AppContext, base: str, consignment_ref: str) -> None:
         self.ctx = ctx
@@ -71,15 +65,13 @@ class Site:
 def site(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Iterator[Site]:
     root = tmp_path_factory.mktemp("web-site")
     shutil.copyfile(sqlite_template, root / "factory.db")
-    ctx = AppContext(
-        Settings(home=root / "home", database_url=f"sqlite:///{root / 'factory.db'}", site_name="web")
-    )
+    ctx = AppContext(Settings(home=root / "home", database_url=f"sqlite:///{root / 'factory.db'}", site_name="web"))
     init_keys(ctx.settings)
     make_users(ctx)
     officer(ctx, "PC2001", pin="4321")
     ref = consignment(ctx, ("CN-DEV-1", "CN-DEV-2"), "PC2001")
     sanitised_device(ctx, "AUD-1", ("AUD-1-M1",))
-    port = _free_port()
+    port = free_tcp_port()
     server = uvicorn.Server(uvicorn.Config(create_app(ctx), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
