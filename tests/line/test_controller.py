@@ -6,10 +6,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import orjson
 import pytest
+from harness.bench_line import SLOT, Line, running_line
 from harness.domain import move, receive
 from harness.udev_events import attached_disk
 from harness.waiting import wait_until
@@ -31,10 +32,9 @@ from factory.line.models import Job, JobStatus, JobStep, LineAgent, Slot
 from factory.line.simulate import NoOpProvisioner, SimulatedLine
 from factory.line.views import board_snapshot
 from hardware_drivers.events import DeviceAttached, DeviceDetached
-from imaging.engine import Progress, erase
+from imaging.engine import Progress
 
 DISK = 4 * 2**20
-SLOT = "bench-1/slot-1"
 
 # The custody history of a device whose first erase round failed and whose retry went through.
 FAILED_THEN_RETRIED = [
@@ -48,56 +48,9 @@ FAILED_THEN_RETRIED = [
 ]
 
 
-@dataclass
-class Line:
-    ctx: AppContext
-    controller: Controller
-    sim: SimulatedLine
-
-    def job(self, slot: str = SLOT) -> Job:
-        with session_scope(self.ctx.engine) as s:
-            row = s.exec(
-                select(Job)
-                .join(Slot, col(Slot.id) == Job.slot_id)
-                .where(Slot.code == slot)
-                .order_by(col(Job.id).desc())
-            ).first()
-            assert row is not None, f"no job for {slot}"
-            return row
-
-    def wait_job(self, slot: str = SLOT, timeout: float = 30.0) -> Job:
-        assert self.controller.wait_idle(timeout), "line did not go idle"
-        return self.job(slot)
-
-    def history(self, serial: str) -> list[str]:
-        with session_scope(self.ctx.engine) as s:
-            device = get_device(s, serial)
-            rows = s.exec(
-                select(CustodyEntry).where(CustodyEntry.device_id == device.id).order_by(col(CustodyEntry.seq))
-            )
-            return [e.event for e in rows.all()]
-
-
 def _line(ctx: AppContext, observers: list | None = None, layout: str = "1x2") -> Iterator[Line]:
     config = simulated_config(layout, agent="test-agent")
-    holder: dict[str, SimulatedLine] = {}
-    # A blocking observer holds the engine mid-pass only when the engine runs on the job's own
-    # thread; otherwise the erase runs on in a worker process (the agent's default).
-    controller = Controller(
-        ctx,
-        config,
-        present=lambda: holder["sim"].present(),
-        observers=observers,
-        erase_fn=erase if observers else None,
-        provisioner=NoOpProvisioner(),
-    )
-    sim = SimulatedLine(ctx, config, controller.submit, disk_bytes=DISK, auto=False, seed=3)
-    holder["sim"] = sim
-    controller.start()
-    try:
-        yield Line(ctx, controller, sim)
-    finally:
-        controller.stop(drain_seconds=5)
+    yield from running_line(ctx, config, NoOpProvisioner(), disk_bytes=DISK, seed=3, observers=observers)
 
 
 @pytest.fixture

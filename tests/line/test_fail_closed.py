@@ -16,10 +16,11 @@ from pathlib import Path
 
 import orjson
 import pytest
+from harness.bench_line import SLOT, Line, running_line
 from harness.vehicle_tablet import dock, installed_vehicle_tablet
 from harness.waiting import wait_until
 from harness.web import bearer
-from sqlmodel import col, select
+from sqlmodel import select
 
 from factory.intake.views import get_device
 from factory.kernel.context import AppContext
@@ -39,11 +40,10 @@ from factory.line.provision_step import (
     ProvisionOutcome,
     ProvisionRequest,
 )
-from factory.line.simulate import NoOpProvisioner, SimulatedLine
+from factory.line.simulate import NoOpProvisioner
 from factory.line.views import board_snapshot, job_detail
 
 DISK = 2 * 2**20
-SLOT = "bench-1/slot-1"
 
 
 def real_site(tmp_path: Path) -> LineConfig:
@@ -57,48 +57,14 @@ def real_site(tmp_path: Path) -> LineConfig:
     return load_line_config(site)
 
 
-@dataclass
-class Bench:
-    ctx: AppContext
-    controller: Controller
-    sim: SimulatedLine
-
-    def settle(self) -> Job:
-        assert self.controller.wait_idle(60), "line did not go idle"
-        with session_scope(self.ctx.engine) as s:
-            job = s.exec(select(Job).order_by(col(Job.id).desc())).first()
-            assert job is not None
-            s.expunge(job)
-            return job
-
-    def history(self, serial: str) -> list[str]:
-        with session_scope(self.ctx.engine) as s:
-            device = get_device(s, serial)
-            rows = s.exec(
-                select(CustodyEntry).where(CustodyEntry.device_id == device.id).order_by(col(CustodyEntry.seq))
-            )
-            return [e.event for e in rows.all()]
-
-
-def _bench(ctx: AppContext, config: LineConfig, provisioner: object | None) -> Iterator[Bench]:
-    holder: dict[str, SimulatedLine] = {}
-    controller = Controller(ctx, config, present=lambda: holder["sim"].present(), provisioner=provisioner)  # type: ignore[arg-type]
-    holder["sim"] = sim = SimulatedLine(ctx, config, controller.submit, disk_bytes=DISK, auto=False, seed=7)
-    controller.start()
-    try:
-        yield Bench(ctx, controller, sim)
-    finally:
-        controller.stop(drain_seconds=5)
-
-
 @pytest.fixture
-def real(ctx: AppContext, tmp_path: Path) -> Iterator[Bench]:
-    yield from _bench(ctx, real_site(tmp_path), None)
+def real(ctx: AppContext, tmp_path: Path) -> Iterator[Line]:
+    yield from running_line(ctx, real_site(tmp_path), None, disk_bytes=DISK, seed=7)
 
 
-def test_real_line_without_provisioning_stops_a_returned_device_at_sanitised(real: Bench, client, tokens) -> None:
+def test_real_line_without_provisioning_stops_a_returned_device_at_sanitised(real: Line, client, tokens) -> None:
     dev = real.sim.arrive(SLOT, Identity.RETURNED, role="response")
-    job = real.settle()
+    job = real.wait_job(timeout=60)
     serial = dev.device_serial or ""
     assert (job.pipeline, job.status, job.reason) == ("sanitise-provision", "held", NO_PROVISIONING)
     assert job.action and "--provisioning FILE" in job.action
@@ -128,18 +94,18 @@ def test_real_line_without_provisioning_stops_a_returned_device_at_sanitised(rea
     assert [(j["status"], j["reason"], j["action"]) for j in attention] == [("held", NO_PROVISIONING, job.action)]
 
 
-def test_real_line_without_provisioning_holds_new_stock_where_it_is(real: Bench) -> None:
+def test_real_line_without_provisioning_holds_new_stock_where_it_is(real: Line) -> None:
     dev = real.sim.arrive(SLOT, Identity.NEW_STOCK)
-    job = real.settle()
+    job = real.wait_job(timeout=60)
     assert (job.pipeline, job.status, job.reason) == ("provision", "held", NO_PROVISIONING)
     assert real.history(dev.device_serial or "") == ["receive"]
     with session_scope(real.ctx.engine) as s:
         assert get_device(s, dev.device_serial or "").state == "received"
 
 
-def test_a_retry_on_a_real_line_does_not_run_the_no_op(real: Bench) -> None:
+def test_a_retry_on_a_real_line_does_not_run_the_no_op(real: Line) -> None:
     dev = real.sim.arrive(SLOT, Identity.NEW_STOCK)
-    held = real.settle()
+    held = real.wait_job(timeout=60)
     with session_scope(real.ctx.engine) as s:  # as a cancel would leave it: retryable
         job = s.get(Job, held.id)
         assert job is not None
@@ -149,7 +115,7 @@ def test_a_retry_on_a_real_line_does_not_run_the_no_op(real: Bench) -> None:
         retried = service.retry_job(s, held.id or 0, actor="tech.one")
         names = [st.name for st in s.exec(select(JobStep).where(JobStep.job_id == retried.id)).all()]
     assert names == [UNCONFIGURED_STEP]
-    again = real.settle()
+    again = real.wait_job(timeout=60)
     assert (again.id, again.status, again.reason) == (retried.id, "held", NO_PROVISIONING)
     assert real.history(dev.device_serial or "") == ["receive"]
 
@@ -190,9 +156,9 @@ class Recording:
 def test_a_vehicle_tablet_is_provisioned_with_its_vehicles_fleet_number(ctx: AppContext, tmp_path: Path) -> None:
     installed_vehicle_tablet(ctx, "VT-7", "VT7DISK", "FL-204", size=DISK)
     recording = Recording()
-    for bench in _bench(ctx, real_site(tmp_path), recording):
+    for bench in running_line(ctx, real_site(tmp_path), recording, disk_bytes=DISK, seed=7):
         dock(bench.sim, "VT7DISK", DISK)
-        job = bench.settle()
+        job = bench.wait_job(timeout=60)
         assert (job.pipeline, job.status) == ("return-sanitise-provision", "succeeded"), job.reason
         assert bench.history("VT-7")[-5:] == ["return", "start_sanitise", "sanitised", "start_provision", "provisioned"]
     [request] = recording.requests
