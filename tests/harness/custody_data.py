@@ -85,6 +85,12 @@ def issue_first(
                      verifier=verifier(ctx), approval_id=approval.id)  # fmt: skip
 
 
+def officer_with_device(ctx: AppContext, staff_number: str, serial: str, pin: str = "4321") -> None:
+    """An officer with a PIN whose first device was issued on that PIN."""
+    officer(ctx, staff_number, pin=pin)
+    issue_first(ctx, serial, staff_number, acceptance=accept(pin=pin))
+
+
 def entries(ctx: AppContext, serial: str | None = None) -> list[CustodyEntry]:
     with session_scope(ctx.engine) as s:
         stmt = select(CustodyEntry).order_by(CustodyEntry.seq)  # type: ignore[arg-type]

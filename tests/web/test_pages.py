@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
-from harness.custody_data import PNG, accept, allocated, issue_first, officer, ready
+from harness.custody_data import PNG, allocated, officer, officer_with_device, ready
 from harness.domain import state_of
 from harness.web import (  # noqa: F401 (cheap_password_hashing: autouse fixture)
     cheap_password_hashing,
@@ -23,12 +23,6 @@ def tech(ctx):
     make_users(ctx)
     with TestClient(create_app(ctx), raise_server_exceptions=False) as c:
         yield c, login(c, "technician1")
-
-
-def officer_with_device(ctx, staff_number: str, serial: str) -> None:
-    """An officer (PIN 4321) whose first device was issued on their PIN."""
-    officer(ctx, staff_number, pin="4321")
-    issue_first(ctx, serial, staff_number, acceptance=accept(pin="4321"))
 
 
 def swap_form(ctx, csrf: str, staff_number: str, faulty: str, spare: str, fault: str) -> dict[str, str]:
