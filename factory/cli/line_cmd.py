@@ -21,6 +21,26 @@ app = typer.Typer(help="The bench line: agents, slots and jobs.", no_args_is_hel
 
 MIB = 2**20
 JobIdArg = Annotated[int, typer.Argument(min=1, max=limits.ROW_ID, help="Job id.")]
+# The simulation's numbers, bounded so that a typo is refused rather than stored or slept on.
+FirstBenchOpt = Annotated[
+    int, typer.Option("--first-bench", min=1, max=limits.BENCHES, help="Number of the first simulated bench.")
+]
+MaxJobsOpt = Annotated[
+    int | None, typer.Option("--max-jobs", min=1, max=limits.BENCH_JOBS, help="Concurrent jobs per bench.")
+]
+MaxDevicesOpt = Annotated[
+    int | None, typer.Option("--max-devices", min=0, max=limits.ROW_ID, help="Stop simulated arrivals after N.")
+]
+GapOpt = Annotated[
+    float,
+    typer.Option("--gap", min=0.0, max=limits.SIM_PAUSE, help="Longest pause before a simulated slot is refilled (s)."),
+]
+DwellOpt = Annotated[
+    float,
+    typer.Option(
+        "--dwell", min=0.0, max=limits.SIM_PAUSE, help="Longest wait before a finished device is taken out (s)."
+    ),
+]
 
 
 def build_config(
@@ -40,25 +60,15 @@ def run_cmd(
     simulate: str | None = typer.Option(None, "--simulate", help="Simulated benches, e.g. 2x4."),
     config_file: Path | None = typer.Option(None, "--config", help="Site file with benches and port map (TOML)."),
     agent: str | None = typer.Option(None, "--agent", help="Agent name (default: host name)."),
-    first_bench: int = typer.Option(
-        1, "--first-bench", min=1, max=limits.BENCHES, help="Number of the first simulated bench."
-    ),
-    max_jobs: int | None = typer.Option(
-        None, "--max-jobs", min=1, max=limits.BENCH_JOBS, help="Concurrent jobs per bench."
-    ),
+    first_bench: FirstBenchOpt = 1,
+    max_jobs: MaxJobsOpt = None,
     disk_mib: int = typer.Option(16, "--disk-mib", min=1, max=4096, help="Simulated disk size."),
     pull_rate: float = typer.Option(0.0, "--pull-rate", min=0.0, max=1.0, help="Share of devices pulled mid-job."),
     seed: int | None = typer.Option(None, "--seed"),
-    max_devices: int | None = typer.Option(
-        None, "--max-devices", min=0, max=limits.ROW_ID, help="Stop simulated arrivals after N."
-    ),
+    max_devices: MaxDevicesOpt = None,
     duration: float | None = typer.Option(None, "--duration", min=0.0, help="Stop after this many seconds."),
-    gap: float = typer.Option(
-        3.0, "--gap", min=0.0, max=limits.SIM_PAUSE, help="Longest pause before a simulated slot is refilled (s)."
-    ),
-    dwell: float = typer.Option(
-        2.0, "--dwell", min=0.0, max=limits.SIM_PAUSE, help="Longest wait before a finished device is taken out (s)."
-    ),
+    gap: GapOpt = 3.0,
+    dwell: DwellOpt = 2.0,
     provisioning: Path | None = typer.Option(
         None, "--provisioning", help="Provisioning settings (TOML): provision with Ansible instead of the no-op."
     ),
