@@ -32,6 +32,7 @@ from pathlib import Path
 
 from harness.ports import free_tcp_port
 from harness.requirements import require_root, require_tool
+from harness.waiting import wait_until
 
 SSHD = "/usr/sbin/sshd"
 FALLBACK_SERIAL_RELPATH = "var/lib/device-factory/serial"
@@ -213,14 +214,15 @@ class SshdTarget:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
+
+        def refused() -> bool:
             try:
                 socket.create_connection(("127.0.0.1", self.port), 0.2).close()
             except OSError:
-                return
-            time.sleep(0.05)
-        raise RuntimeError(f"sshd for {self.name} still answers on port {self.port} after the cut")
+                return True
+            return False
+
+        wait_until(refused, 10, message=f"sshd for {self.name} to stop answering on port {self.port} after the cut")
 
 
 @contextlib.contextmanager
