@@ -70,7 +70,10 @@ def run_cmd(
     gap: GapOpt = 3.0,
     dwell: DwellOpt = 2.0,
     provisioning: Path | None = typer.Option(
-        None, "--provisioning", help="Provisioning settings (TOML): provision with Ansible instead of the no-op."
+        None,
+        "--provisioning",
+        help="Provisioning settings (TOML) for the Ansible provision step. Without them a real line stops "
+        "devices before provisioning (held, with the reason); only --simulate provisions with a no-op.",
     ),
 ) -> None:
     """Run the controller for this host's benches until Ctrl-C (or --duration)."""
@@ -100,6 +103,8 @@ def run_cmd(
         f"agent {config.agent}: {len(config.benches)} bench(es), {config.slot_count} slot(s); {report.summary()}",
         markup=False,
     )
+    if provisioner is None and simulation is None:
+        console.print(f"warning: {line_service.NO_PROVISIONING_NOTICE}", markup=False, soft_wrap=True)
     # Under systemd (factory-agent@.service): ready once reconciled, watchdog pings while the heartbeat runs.
     watchdog = systemd.watchdog_seconds() or 60.0
     try:

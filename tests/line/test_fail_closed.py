@@ -17,6 +17,7 @@ from pathlib import Path
 import orjson
 import pytest
 from harness.bench_line import SLOT, Line, running_line
+from harness.line_agent import start_agent
 from harness.vehicle_tablet import dock, installed_vehicle_tablet
 from harness.waiting import wait_until
 from harness.web import bearer
@@ -169,3 +170,13 @@ def test_a_vehicle_tablet_is_provisioned_with_its_vehicles_fleet_number(ctx: App
             select(CustodyEntry).where(CustodyEntry.device_id == device.id, CustodyEntry.event == "start_provision")
         ).all()[-1]
     assert orjson.loads(started.evidence)["vehicle"] == "FL-204"  # the evidence names the vehicle it was built for
+
+
+@pytest.mark.slow  # a whole agent process
+def test_factory_line_run_without_provisioning_says_so(ctx: AppContext, tmp_path: Path) -> None:
+    real_site(tmp_path)  # writes site.toml
+    proc = start_agent(ctx.settings.home, ctx.settings.database_url, "--config", str(tmp_path / "site.toml"),
+                       "--duration", "0.5")  # fmt: skip
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert f"warning: {NO_PROVISIONING_NOTICE}" in out.splitlines()
