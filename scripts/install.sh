@@ -70,7 +70,7 @@ else
   tar -C "$REPO" --exclude=.venv --exclude=.git --exclude=.factory-home -cf - . | tar -C "$R$PREFIX/app" --no-same-owner -xf -
 fi
 chmod -R u=rwX,go=rX "$R$PREFIX/app"
-install -m 0755 "$REPO/deploy/bin/factory" "$REPO/deploy/bin/factory-keep-anchor" "$R$PREFIX/bin/"
+install -m 0755 "$REPO"/deploy/bin/factory* "$R$PREFIX/bin/"
 install -d -m 0755 "$R/usr/local/bin"
 ln -sfn "$PREFIX/bin/factory" "$R/usr/local/bin/factory"
 

@@ -20,7 +20,8 @@ if [ ${#need[@]} -gt 0 ]; then
   total=$(LC_ALL=C $SUDO apt-get install -s --no-install-recommends "${need[@]}" 2>/dev/null | grep -c '^Inst ' || true)
   sizes=$(LC_ALL=C $SUDO apt-get install --assume-no --no-install-recommends "${need[@]}" 2>/dev/null |
     grep -E '^(Need to get|After this operation)' | tr '\n' ' ' || true)
-  say "installing $total Debian package(s) with dependencies. ${sizes}Usually 3-8 minutes."
+  estimate="about a minute"; [ "$total" -lt 100 ] || estimate="usually 3-8 minutes, mostly downloads"
+  say "installing $total Debian package(s) with dependencies: ${sizes}($estimate)"
   # One line per tenth of the packages set up, instead of apt's hundreds of lines.
   done_count=0 shown=0
   while IFS= read -r line; do
@@ -56,7 +57,11 @@ if [ ! -f "$stamp" ]; then
   log=$(mktemp)
   count=0
   if ! .venv/bin/pip install --progress-bar off -e '.[dev]' 2>&1 | tee "$log" | while IFS= read -r line; do
-    case "$line" in "Collecting "*) count=$((count + 1)); say "Python package $count: ${line#Collecting }" ;; esac
+    case "$line" in
+      "Collecting "*) count=$((count + 1)); say "Python package $count: ${line#Collecting }" ;;
+      "Processing "*) count=$((count + 1)); file=${line#Processing }; say "Python package $count: ${file##*/}" ;;
+      "Installing collected packages:"*) say "unpacking them into .venv" ;;
+    esac
   done; then
     cat "$log" >&2; rm -f "$log"
     echo "setup: pip install failed (output above)" >&2

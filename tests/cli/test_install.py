@@ -28,6 +28,7 @@ LAYOUT = [
     ("var/lib/factory-anchors", 0o755, "root", "root"),
     ("opt/factory/bin/factory", 0o755, "root", "root"),
     ("opt/factory/bin/factory-keep-anchor", 0o755, "root", "root"),
+    ("opt/factory/bin/factory-backup", 0o755, "root", "root"),
     ("etc/udev/rules.d/60-factory-nvme.rules", 0o644, "root", "root"),
     ("usr/lib/sysusers.d/factory.conf", 0o644, "root", "root"),
     ("usr/lib/tmpfiles.d/factory.conf", 0o644, "root", "root"),
