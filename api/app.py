@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
-from api.routes import audit, custody, intake, ledger, line, metrics
+from api.routes import audit, custody, identity, intake, ledger, line, metrics
 from api.schemas.common import ErrorBody
 from api.web import install_web
 from factory.kernel.context import AppContext
@@ -29,5 +29,6 @@ def create_app(context: AppContext | None = None) -> FastAPI:
     app.include_router(custody.router)
     app.include_router(metrics.router)
     app.include_router(line.router)
+    app.include_router(identity.router)
     install_web(app)
     return app

@@ -8,10 +8,10 @@ and parties, approve exceptions, redistribute and run disposal batches; every si
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
 from api.deps import AdminUser, Caller, ContextDep, CourierUser, CurrentUser, SessionDep, TechnicianUser
@@ -129,15 +129,26 @@ def approve_exception(approval_id: Id, session: SessionDep, user: AdminUser) -> 
 
 @router.post("/allocations/{allocation_id}/issue", response_model=EntriesOut)
 def issue_device(
-    allocation_id: Id, body: IssueIn, session: SessionDep, ctx: ContextDep, user: TechnicianUser
+    allocation_id: Id, body: IssueIn, session: SessionDep, ctx: ContextDep, user: TechnicianUser, request: Request
 ) -> dict[str, Any]:
-    result = service.issue_device(session, allocation_id=allocation_id, **body.args(), **_by(user, ctx))
+    with service.wrong_pins_counted(session):  # wrong PINs are throttled per officer and address
+        args = _from_address(body.args(), request)
+        result = service.issue_device(session, allocation_id=allocation_id, **args, **_by(user, ctx))
     return _accepted(result)
 
 
 @router.post("/swaps", response_model=EntriesOut)
-def walk_in_swap(body: SwapIn, session: SessionDep, ctx: ContextDep, user: TechnicianUser) -> dict[str, Any]:
-    return _accepted(service.walk_in_swap(session, **body.args(), **_by(user, ctx)))
+def walk_in_swap(
+    body: SwapIn, session: SessionDep, ctx: ContextDep, user: TechnicianUser, request: Request
+) -> dict[str, Any]:
+    with service.wrong_pins_counted(session):
+        return _accepted(service.walk_in_swap(session, **_from_address(body.args(), request), **_by(user, ctx)))
+
+
+def _from_address(args: dict[str, Any], request: Request) -> dict[str, Any]:
+    """The acceptance marked with the client's address (wrong PINs count against it too)."""
+    address = request.client.host if request.client else None
+    return args | {"acceptance": replace(args["acceptance"], address=address)}
 
 
 @router.post("/allocations/{allocation_id}/install", response_model=EntriesOut)

@@ -1,5 +1,6 @@
 """Server-rendered web pages by area (Jinja2, plain forms, small JS): intake (receive), custody
-(issue, swap, courier consignments), audit (the auditors' pages), line (the bench board), plus
+(issue, swap, courier consignments), audit (the auditors' pages), line (the bench board), identity
+(the admins' users and access page), plus
 login/logout (auth), rendering and form helpers."""
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
 from api.deps import LoginRequired, PageForbidden
-from api.web import audit, auth, custody, intake, line
+from api.web import audit, auth, custody, identity, intake, line
 from api.web.render import WEB_DIR, render
 
 
@@ -30,3 +31,4 @@ def install_web(app: FastAPI) -> None:
     app.include_router(intake.router)
     app.include_router(custody.router)
     app.include_router(audit.router)
+    app.include_router(identity.router)

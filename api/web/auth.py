@@ -18,12 +18,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.deps import ANY, SESSION_COOKIE, Caller, ContextDep, LoginRequired, page_user
 from api.web.render import render
+from factory.identity.errors import Throttled
 from factory.identity.models import Role
 from factory.identity.service import (
     SESSION_LIFETIME,
     check_password,
     close_web_session,
     directory_sign_in,
+    login_attempt,
     open_web_session,
 )
 from factory.kernel.db.engine import session_scope
@@ -76,14 +78,19 @@ def login(
     cookie_token = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     if not cookie_token or not hmac.compare_digest(cookie_token, csrf_token):
         return _login_page(request, next, "the login form expired: please try again", 400)
+    address = request.client.host if request.client else None
     try:
-        vouched = directory_sign_in(ctx, username, password)  # outside the transaction: network I/O
-        with session_scope(ctx.engine) as session:
+        # Throttled per account and per address; refused at once while either is delayed or locked.
+        with login_attempt(ctx.engine, username, address) as session:
+            vouched = directory_sign_in(ctx, username, password)  # before the first query: network I/O
             user = check_password(session, username, password, vouched)
             cookie, _web = open_web_session(session, user)
             role = user.role
-    except Unauthenticated as exc:
-        return _login_page(request, next, exc.reason, exc.status_code)
+    except (Unauthenticated, Throttled) as exc:
+        page = _login_page(request, next, exc.reason, exc.status_code)
+        if isinstance(exc, Throttled) and exc.retry_after:
+            page.headers["Retry-After"] = str(exc.retry_after)
+        return page
     response = RedirectResponse(safe_next(next, role), status_code=303)
     response.set_cookie(
         SESSION_COOKIE,

@@ -4,6 +4,7 @@ consignments: collection scans, proof of delivery and failed deliveries."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
@@ -14,7 +15,14 @@ from pydantic import BaseModel
 from api.deps import Caller, ContextDep, page_user
 from api.web.forms import AcceptanceForm, device_or_none, read_upload, scanned
 from api.web.render import render
-from factory.custody.service import deliver, hand_over, issue_device, record_failed_delivery, walk_in_swap
+from factory.custody.service import (
+    deliver,
+    hand_over,
+    issue_device,
+    record_failed_delivery,
+    walk_in_swap,
+    wrong_pins_counted,
+)
 from factory.custody.views import (
     active_consignments,
     consignment_detail,
@@ -43,7 +51,7 @@ def _act(
     """A page's form post: the action in one unit of work, then a redirect to ``then(what it
     returned)``; or, when the factory refuses, the page again with the reason (``refused``)."""
     try:
-        with session_scope(ctx.engine) as session:
+        with session_scope(ctx.engine) as session, wrong_pins_counted(session):
             done = action(session)
     except FactoryError as exc:
         return refused(exc)
@@ -59,9 +67,11 @@ def _bench_page(
     return render(request, template, me, v={}, device=device, notice=notice(device) if device else None)
 
 
-def _by(me: Caller, ctx: AppContext, form: AcceptanceForm) -> dict[str, Any]:
-    """Who hands a device to an officer, the officer's acceptance and the certificate verifier."""
-    return {"acceptance": form.acceptance(), "actor": me.name, "verifier": ctx.site_keys.verifier()}
+def _by(me: Caller, ctx: AppContext, form: AcceptanceForm, request: Request) -> dict[str, Any]:
+    """Who hands a device to an officer, the officer's acceptance (marked with the bench's address:
+    wrong PINs are throttled per officer and per address) and the certificate verifier."""
+    acceptance = replace(form.acceptance(), address=request.client.host if request.client else None)
+    return {"acceptance": acceptance, "actor": me.name, "verifier": ctx.site_keys.verifier()}
 
 
 def _refused(request: Request, me: Caller, template: str, form: AcceptanceForm) -> Callable[[FactoryError], Response]:
@@ -102,7 +112,7 @@ def issue(request: Request, ctx: ContextDep, me: TechUser, form: Annotated[Issue
             allocation_id=allocation.id or 0,
             old_serial=old_serial,
             approval_id=approval_id,
-            **_by(me, ctx, form),
+            **_by(me, ctx, form, request),
         )
         return outcome.handed_over or ""
 
@@ -129,7 +139,8 @@ def swap_form(request: Request, ctx: ContextDep, me: TechUser, spare: str = "") 
 @router.post("/tech/swap")
 def swap(request: Request, ctx: ContextDep, me: TechUser, form: Annotated[SwapForm, Form()]) -> Response:
     def action(session: Session) -> str:
-        return walk_in_swap(session, **form.model_dump(include=SWAP_FIELDS), **_by(me, ctx, form)).handed_over or ""
+        fields = form.model_dump(include=SWAP_FIELDS)
+        return walk_in_swap(session, **fields, **_by(me, ctx, form, request)).handed_over or ""
 
     refused = _refused(request, me, "tech_swap.html", form)
     return _act(ctx, action, refused, lambda serial: f"/tech/swap?{urlencode(dict(spare=serial))}")

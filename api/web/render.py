@@ -46,6 +46,7 @@ NAV: tuple[NavLink, ...] = (
     NavLink("/audit/search", "Search", (Role.AUDITOR,)),
     NavLink("/audit/verify", "Verify", (Role.AUDITOR,)),
     NavLink("/audit/export", "Export", (Role.AUDITOR,)),
+    NavLink("/admin/users", "Users", (Role.ADMIN,)),
 )
 
 

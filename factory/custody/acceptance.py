@@ -4,13 +4,17 @@ whose canonical SHA-256 is written into the ledger entry of the hand-over.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sqlmodel import Session
 
 from factory.custody.documents import DocumentKind, Upload, sha256_hex, store_document
+from factory.custody.errors import WrongPin
 from factory.custody.models import AcceptanceRecord, Officer
 from factory.custody.people import pin_matches
+from factory.identity.service import pin_allowed, pin_failed, pin_succeeded
 from factory.kernel.canonical import canonical_bytes
 from factory.kernel.clock import utc_now
 from factory.kernel.errors import GuardRefused, InvalidInput
@@ -22,6 +26,7 @@ class Acceptance:
     name: str
     signature: Upload | None = None  # a PNG/JPEG of the signature pad
     pin: str | None = None
+    address: str | None = None  # where the PIN was typed (the client's address), for throttling
 
 
 def acceptance_ref(record: AcceptanceRecord) -> dict[str, object]:
@@ -41,7 +46,8 @@ def record_acceptance(
     """Check and store the acceptance.
 
     :raises InvalidInput: no name, or not exactly one of signature and PIN.
-    :raises GuardRefused: a PIN for an officer without one, or a wrong PIN.
+    :raises GuardRefused: a PIN for an officer without one, or a wrong PIN (``WrongPin``).
+    :raises Throttled: too many wrong PINs for this officer or from this address.
     """
     name = (acceptance.name or "").strip()
     if not name:
@@ -63,8 +69,11 @@ def record_acceptance(
     else:
         if not officer.pin_hash:
             raise GuardRefused(f"officer {officer.staff_number} has no PIN set: accept with a signature")
+        pin_allowed(session, officer.staff_number, acceptance.address)
         if not pin_matches(officer, acceptance.pin or ""):
-            raise GuardRefused(f"the PIN does not match officer {officer.staff_number}'s")
+            reason = f"the PIN does not match officer {officer.staff_number}'s"
+            raise WrongPin(reason, officer.staff_number, acceptance.address)
+        pin_succeeded(session, officer.staff_number)
         record["method"] = "pin"
     text = canonical_bytes(record)
     row = AcceptanceRecord(
@@ -80,3 +89,17 @@ def record_acceptance(
     session.add(row)
     session.flush()
     return row
+
+
+@contextmanager
+def wrong_pins_counted(session: Session) -> Iterator[None]:
+    """Around a hand-over with an acceptance: a wrong PIN rolls the hand-over back, then is counted
+    in a transaction of its own on the same session (so it is counted even though nothing else of
+    the attempt is kept), and the refusal goes on to the caller."""
+    try:
+        yield
+    except WrongPin as exc:
+        session.rollback()
+        pin_failed(session, exc.staff_number, exc.address)
+        session.commit()
+        raise

@@ -18,6 +18,7 @@ __all__ = [
     "RecordNotFound",
     "StatusChangeRefused",
     "StepNotAllowed",
+    "WrongPin",
 ]
 
 
@@ -40,3 +41,13 @@ class StatusChangeRefused(Conflict):
         self.kind = kind
         self.from_status = status  # not ``status``: only the status tables assign that name
         self.step = step
+
+
+class WrongPin(GuardRefused):
+    """The acceptance PIN is not the officer's: counted against the officer and the address
+    (identity's throttle) even though the refused hand-over is rolled back."""
+
+    def __init__(self, reason: str, staff_number: str, address: str | None) -> None:
+        super().__init__(reason)
+        self.staff_number = staff_number
+        self.address = address

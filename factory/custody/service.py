@@ -9,7 +9,7 @@ parties and waves returns the row.
 
 from __future__ import annotations
 
-from factory.custody.acceptance import Acceptance
+from factory.custody.acceptance import Acceptance, wrong_pins_counted
 from factory.custody.allocation import allocate, release
 from factory.custody.consignments import (
     create_consignment,
@@ -72,4 +72,5 @@ __all__ = [
     "store_document",
     "walk_in_swap",
     "witness_destruction",
+    "wrong_pins_counted",
 ]

@@ -6,7 +6,7 @@ which check refused, for code and tests, without telling a caller more than the 
 
 from __future__ import annotations
 
-from factory.kernel.errors import Conflict, InvalidInput, NotFound, Unauthenticated
+from factory.kernel.errors import Conflict, FactoryError, InvalidInput, NotFound, Unauthenticated
 
 __all__ = [
     "DirectoryAccountDisabled",
@@ -16,7 +16,9 @@ __all__ = [
     "LoginRefused",
     "NoMappedGroup",
     "SessionRefused",
+    "Throttled",
     "Unauthenticated",
+    "UnknownToken",
     "UnknownUser",
     "UserExists",
 ]
@@ -52,3 +54,16 @@ class NoMappedGroup(LoginRefused):
 
 class DirectoryUnavailable(Unauthenticated, status=503, code="directory_unavailable"):
     """The directory cannot be reached or is misconfigured: directory accounts cannot sign in now."""
+
+
+class Throttled(FactoryError, status=429, code="throttled"):
+    """Too many failed sign-ins or PINs: refused for ``retry_after`` seconds, or (None) until an
+    admin unlocks the account or address. Refused before any password or PIN is checked."""
+
+    def __init__(self, reason: str, retry_after: int | None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class UnknownToken(NotFound):
+    """No API token or browser session has this id."""

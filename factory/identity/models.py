@@ -40,6 +40,8 @@ class ApiToken(SQLModel, table=True):
     token_sha256: str = Field(unique=True, max_length=64)
     created_at: str = Field(max_length=32)
     revoked_at: str | None = Field(default=None, max_length=32)
+    # Refused from this moment on (FACTORY_TOKEN_DAYS after issue); None only in rows no code writes.
+    expires_at: str | None = Field(default=None, max_length=32)
 
 
 class WebSession(SQLModel, table=True):
@@ -57,3 +59,33 @@ class WebSession(SQLModel, table=True):
     last_seen_at: str = Field(max_length=32)
     expires_at: str = Field(index=True, max_length=32)  # absolute end of the session (one shift)
     revoked_at: str | None = Field(default=None, max_length=32)
+
+
+class AuthThrottle(SQLModel, table=True):
+    """Failed sign-ins (or acceptance PINs) per account or address: growing delays, then a lockout.
+
+    ``key`` is ``<kind>:<subject>`` (see factory/identity/throttle.py). Kept in the database so
+    every API process sees the same counts.
+    """
+
+    __tablename__ = "auth_throttle"
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(unique=True, max_length=200)
+    failures: int = Field(default=0)
+    last_failure_at: str | None = Field(default=None, index=True, max_length=32)
+    blocked_until: str | None = Field(default=None, max_length=32)  # refused until then (the delay)
+    locked_at: str | None = Field(default=None, max_length=32)  # refused until an admin unlocks
+
+
+class IdentityAudit(SQLModel, table=True):
+    """One change to who may do what (append-only: triggers refuse UPDATE and DELETE)."""
+
+    __tablename__ = "identity_audit"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: str = Field(index=True, max_length=32)
+    actor: str = Field(max_length=80)  # a user name, "cli:<os user>" or "system"
+    action: str = Field(max_length=32)
+    target: str = Field(index=True, max_length=200)
+    detail: str = Field(default="", max_length=500)

@@ -16,12 +16,26 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlmodel import Session, select
 
-from factory.identity import directory
+from factory.identity import audit, directory
 from factory.identity.errors import DirectoryUnavailable, LoginRefused, SessionRefused, UserExists
+from factory.identity.lifecycle import (
+    end_session,
+    end_user_sessions,
+    login_attempt,
+    pin_allowed,
+    pin_failed,
+    pin_succeeded,
+    revoke_token,
+    revoke_user_tokens,
+    set_disabled,
+    token_expiry,
+    unlock,
+)
 from factory.identity.models import ApiToken, Role, User, WebSession, hash_token
 from factory.identity.views import authenticate_token, find_user, get_user
 from factory.kernel import clock
 from factory.kernel.clock import format_utc, utc_now
+from factory.kernel.config import TOKEN_DAYS
 from factory.kernel.context import AppContext
 from factory.kernel.db.engine import read_scope
 from factory.kernel.errors import InvalidInput
@@ -36,12 +50,22 @@ __all__ = [
     "check_password",
     "close_web_session",
     "directory_sign_in",
+    "end_session",
+    "end_user_sessions",
     "get_user",
     "hash_token",
     "issue_token",
+    "login_attempt",
     "open_web_session",
+    "pin_allowed",
+    "pin_failed",
+    "pin_succeeded",
+    "revoke_token",
     "revoke_user_sessions",
+    "revoke_user_tokens",
+    "set_disabled",
     "set_password",
+    "unlock",
     "web_session_user",
 ]
 
@@ -57,8 +81,11 @@ _BAD_LOGIN = "invalid user name or password"
 log = logging.getLogger(__name__)
 
 
-def add_user(session: Session, name: str, role: str) -> tuple[User, str]:
-    """Create a user and return it with a fresh API token (the only time the token is visible).
+def add_user(
+    session: Session, name: str, role: str, actor: str = audit.SYSTEM, days: int = TOKEN_DAYS
+) -> tuple[User, str]:
+    """Create a user and return it with a fresh API token (the only time the token is visible),
+    valid for ``days`` (``FACTORY_TOKEN_DAYS`` where the caller has settings).
 
     :raises InvalidInput: a malformed name or an unknown role.
     :raises UserExists: the name is taken.
@@ -74,14 +101,20 @@ def add_user(session: Session, name: str, role: str) -> tuple[User, str]:
     user = User(name=name, role=role, created_at=utc_now())
     session.add(user)
     session.flush()
-    return user, issue_token(session, user)
+    audit.record(session, actor, "add-user", f"user:{name}", f"role {role}")
+    return user, issue_token(session, user, actor, days)
 
 
-def issue_token(session: Session, user: User) -> str:
-    """A new API token for ``user``; only its SHA-256 is stored."""
+def issue_token(session: Session, user: User, actor: str = audit.SYSTEM, days: int = TOKEN_DAYS) -> str:
+    """A new API token for ``user``, refused after ``days``; only its SHA-256 is stored."""
+    if not 1 <= days <= 3650:
+        raise InvalidInput(f"a token lasts 1 to 3650 days, not {days}")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    session.add(ApiToken(user_id=user.id or 0, token_sha256=hash_token(token), created_at=utc_now()))
+    expires = token_expiry(days)
+    row = ApiToken(user_id=user.id or 0, token_sha256=hash_token(token), created_at=utc_now(), expires_at=expires)
+    session.add(row)
     session.flush()
+    audit.record(session, actor, "issue-token", f"token:{row.id}", f"user {user.name}, expires {expires}")
     return token
 
 
@@ -92,7 +125,7 @@ def _dummy_hash() -> str:
     return _hasher.hash("not-a-real-password-" + secrets.token_hex(8))
 
 
-def set_password(session: Session, name: str, password: str) -> User:
+def set_password(session: Session, name: str, password: str, actor: str = audit.SYSTEM) -> User:
     """Set (or replace) a user's password; every open browser session of the user is revoked.
 
     :raises UnknownUser: no such user.
@@ -105,7 +138,8 @@ def set_password(session: Session, name: str, password: str) -> User:
         raise InvalidInput("a password must not start or end with spaces or contain control characters")
     user.password_hash = _hasher.hash(password)
     session.add(user)
-    revoke_user_sessions(session, user)
+    ended = revoke_user_sessions(session, user)
+    audit.record(session, actor, "set-password", f"user:{user.name}", f"{ended} sessions ended")
     session.flush()
     return user
 
@@ -209,13 +243,4 @@ def close_web_session(session: Session, cookie: str) -> None:
         session.flush()
 
 
-def revoke_user_sessions(session: Session, user: User) -> int:
-    """End every open browser session of ``user``; returns how many were open."""
-    now = utc_now()
-    rows = session.exec(
-        select(WebSession).where(WebSession.user_id == user.id, WebSession.revoked_at.is_(None))  # type: ignore[union-attr]
-    ).all()
-    for web in rows:
-        web.revoked_at = now
-        session.add(web)
-    return len(rows)
+revoke_user_sessions = end_user_sessions  # the older name, kept for its callers

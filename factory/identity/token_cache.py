@@ -3,10 +3,10 @@
 Checking a bearer token costs a pool checkout and a query: more than everything else a small
 read (a certificate search by serial) costs. A token whose check *began* less than ``ttl``
 seconds ago is trusted again without the query. That is a bound, not a hole: revoking a token,
-disabling a user or changing a role takes effect in every API process within ``ttl`` seconds
-(``FACTORY_TOKEN_CACHE_SECONDS``, default 2; 0 turns the cache off). Only successful checks are
-kept, so an unknown, revoked or disabled token is refused by the database on every request; the
-role check itself still runs on every request, on the remembered role.
+disabling a user, a token reaching its expiry or changing a role takes effect in every API
+process within ``ttl`` seconds (``FACTORY_TOKEN_CACHE_SECONDS``, default 2; 0 turns the cache
+off). Only successful checks are kept, so an unknown, revoked, expired or disabled token is
+refused by the database on every request; the role check itself still runs on every request, on the remembered role.
 """
 
 from __future__ import annotations
@@ -19,24 +19,25 @@ from sqlalchemy import Connection, Engine, text
 
 from factory.identity.errors import InvalidToken
 from factory.identity.models import User, hash_token
+from factory.kernel.clock import utc_now
 from factory.kernel.db.engine import read_scope
 
 MAX_ENTRIES = 10_000  # tokens in use at once per process; beyond that, older checks are dropped
 
 _TOKEN_LOOKUP = text(
     "SELECT u.id, u.name, u.role, u.created_at, u.disabled FROM api_token t JOIN app_user u ON u.id = t.user_id "
-    "WHERE t.token_sha256 = :h AND t.revoked_at IS NULL"
+    "WHERE t.token_sha256 = :h AND t.revoked_at IS NULL AND t.expires_at > :now"
 )
 
 
 def authenticate_token_readonly(conn: Connection, token: str) -> User:
     """The per-request token check: one indexed query on a read-only connection, no ORM unit of work.
 
-    :raises InvalidToken: unknown or revoked token, or a disabled user.
+    :raises InvalidToken: unknown, revoked or expired token, or a disabled user.
     """
-    row = conn.execute(_TOKEN_LOOKUP, {"h": hash_token(token)}).first()
+    row = conn.execute(_TOKEN_LOOKUP, {"h": hash_token(token), "now": utc_now()}).first()
     if row is None or row.disabled:
-        raise InvalidToken("invalid or revoked API token")
+        raise InvalidToken("invalid or revoked API token, or expired")
     return User(id=row.id, name=row.name, role=row.role, created_at=row.created_at, disabled=row.disabled)
 
 

@@ -3,7 +3,8 @@
 ``FACTORY_HOME`` holds the embedded database, the site signing key and job work areas;
 ``FACTORY_DATABASE_URL`` points at PostgreSQL for multi-bench, multi-site use;
 ``FACTORY_TOKEN_CACHE_SECONDS`` bounds how long an API process trusts a verified token before
-checking it again (see ``factory/identity/token_cache.py``).
+checking it again (see ``factory/identity/token_cache.py``); ``FACTORY_TOKEN_DAYS`` is how long a
+newly issued API token works (1-3650 days, default 90).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from platformdirs import user_data_dir
 
 TOKEN_CACHE_SECONDS = 2.0  # default bound on how late a token revocation or role change takes effect
+TOKEN_DAYS = 90  # default lifetime of a newly issued API token
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,7 @@ class Settings:
     database_url: str
     site_name: str
     token_cache_seconds: float = TOKEN_CACHE_SECONDS
+    token_days: int = TOKEN_DAYS
 
     @property
     def keys_dir(self) -> Path:
@@ -60,7 +63,17 @@ def load_settings() -> Settings:
         database_url=url,
         site_name=os.environ.get("FACTORY_SITE", "device-factory"),
         token_cache_seconds=_seconds("FACTORY_TOKEN_CACHE_SECONDS", TOKEN_CACHE_SECONDS),
+        token_days=_days("FACTORY_TOKEN_DAYS", TOKEN_DAYS),
     )
+
+
+def _days(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= 3650:
+        raise ValueError(f"{name} must be a whole number of days from 1 to 3650, not '{raw[:20]}'")
+    return int(raw)
 
 
 def _seconds(name: str, default: float) -> float:

@@ -95,7 +95,7 @@ def test_failures_are_never_remembered(ctx, client) -> None:
     user_token = _auditor(ctx)
     with session_scope(ctx.engine) as s:
         owner = s.exec(select(ApiToken).where(ApiToken.token_sha256 == hash_token(user_token))).one().user_id
-        s.add(ApiToken(user_id=owner, token_sha256=hash_token(token), created_at=utc_now()))
+        s.add(ApiToken(user_id=owner, token_sha256=hash_token(token), created_at=utc_now(), expires_at="9999"))
     assert _search(client, token) == 200
 
 

@@ -121,6 +121,25 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/audit/export"): AUDIT,
     ("GET", "/audit/export/outcomes.csv"): AUDIT,
     ("GET", "/audit/export/bundle"): AUDIT,
+    # identity administration: admins only (JSON and the admin page)
+    ("GET", "/api/users"): ADMIN,
+    ("POST", "/api/users/{name}/disable"): ADMIN,
+    ("POST", "/api/users/{name}/enable"): ADMIN,
+    ("GET", "/api/users/{name}/tokens"): ADMIN,
+    ("POST", "/api/users/{name}/tokens"): ADMIN,
+    ("POST", "/api/users/{name}/tokens/revoke"): ADMIN,
+    ("POST", "/api/tokens/{token_id}/revoke"): ADMIN,
+    ("GET", "/api/sessions"): ADMIN,
+    ("POST", "/api/sessions/{session_id}/end"): ADMIN,
+    ("GET", "/api/locks"): ADMIN,
+    ("POST", "/api/locks/unlock"): ADMIN,
+    ("GET", "/api/identity/audit"): ADMIN,
+    ("GET", "/admin/users"): ADMIN,
+    ("POST", "/admin/users/{name}/disable"): ADMIN,
+    ("POST", "/admin/users/{name}/enable"): ADMIN,
+    ("POST", "/admin/tokens/{token_id}/revoke"): ADMIN,
+    ("POST", "/admin/sessions/{session_id}/end"): ADMIN,
+    ("POST", "/admin/locks/unlock"): ADMIN,
 }
 
 # Served paths that are not API/pages by design, checked with a concrete file.
@@ -142,7 +161,13 @@ def _served(app) -> dict[tuple[str, str], bool]:
         if isinstance(route, Mount):
             out[("GET", rc.path)] = False
             continue
-        page = rc.path in {"/", "/login", "/logout"} or rc.path.split("/")[1] in {"tech", "courier", "audit", "board"}
+        page = rc.path in {"/", "/login", "/logout"} or rc.path.split("/")[1] in {
+            "tech",
+            "courier",
+            "audit",
+            "board",
+            "admin",
+        }
         for method in sorted(getattr(route, "methods", None) or ()):
             if method != "HEAD":
                 out[(method, rc.path)] = page
