@@ -7,9 +7,11 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from factory.cli.common import JsonFlag, SerialArg, console, one_line_errors, print_json, unit_of_work
+from factory.cli.common import ActorOpt, JsonFlag, SerialArg, console, one_line_errors, print_json, unit_of_work
+from factory.cli.inputs import bounded
 from factory.intake.service import parse_media_spec, receive_device, register_endpoint
 from factory.intake.views import device_view, get_device
+from factory.kernel import limits
 
 app = typer.Typer(help="Devices in custody.", no_args_is_help=True)
 
@@ -19,14 +21,21 @@ app = typer.Typer(help="Devices in custody.", no_args_is_help=True)
 def receive_cmd(
     serial: SerialArg,
     kind: str = typer.Option(..., "--kind", help="laptop, tablet, vehicle-tablet or desktop."),
-    make: str = typer.Option("", "--make"),
-    model: str = typer.Option("", "--model"),
-    asset_tag: str | None = typer.Option(None, "--asset-tag"),
-    from_custodian: str = typer.Option("", "--from", help="Who handed it over, e.g. officer:12345."),
-    media: list[str] = typer.Option([], "--media", help="TYPE:SERIAL[:CAPACITY[:MODEL]], repeatable."),
+    make: str = typer.Option("", "--make", callback=bounded("--make", limits.MAKE)),
+    model: str = typer.Option("", "--model", callback=bounded("--model", limits.MODEL)),
+    asset_tag: str | None = typer.Option(None, "--asset-tag", callback=bounded("--asset-tag", limits.ASSET_TAG)),
+    from_custodian: str = typer.Option(
+        "", "--from", help="Who handed it over, e.g. officer:12345.", callback=bounded("--from", limits.PARTY)
+    ),
+    media: list[str] = typer.Option(
+        [],
+        "--media",
+        help="TYPE:SERIAL[:CAPACITY[:MODEL]], repeatable.",
+        callback=bounded("--media", limits.MEDIA_SPEC, count=limits.MEDIA_PER_DEVICE),
+    ),
     new_stock: bool = typer.Option(False, "--new-stock", help="Never held user data (from the supplier)."),
-    location: str = typer.Option("", "--location"),
-    actor: str = typer.Option("cli", "--actor", help="Who is booking it in."),
+    location: str = typer.Option("", "--location", callback=bounded("--location", limits.PARTY)),
+    actor: ActorOpt = "cli",
 ) -> None:
     """Book a device into the factory's custody."""
     specs = [parse_media_spec(m) for m in media]
@@ -73,12 +82,14 @@ def _print_device(view: dict[str, Any]) -> None:
 @one_line_errors
 def endpoint_cmd(
     serial: SerialArg,
-    address: str = typer.Option(..., "--address", help="Address in the service environment."),
+    address: str = typer.Option(
+        ..., "--address", help="Address in the service environment.", callback=bounded("--address", limits.HOST)
+    ),
     host_key: str = typer.Option(..., "--host-key", help="'ssh-ed25519 AAAA...' as first offered; pinned."),
-    port: int = typer.Option(22, "--port"),
-    user: str = typer.Option("root", "--user"),
+    port: int = typer.Option(22, "--port", min=limits.PORT_MIN, max=limits.PORT_MAX),
+    user: str = typer.Option("root", "--user", callback=bounded("--user", limits.NAME)),
     mac: str | None = typer.Option(None, "--mac", help="MAC of the NIC cabled to a bench switch (identifies it)."),
-    actor: str = typer.Option("cli", "--actor"),
+    actor: ActorOpt = "cli",
 ) -> None:
     """Record the device's service-environment SSH endpoint; the host key is pinned once."""
     with unit_of_work() as (_ctx, session):

@@ -17,6 +17,7 @@ from factory.cli import (
     users_cmd,
     wipe_cmd,
 )
+from factory.cli.oneline import OneLineGroup
 
 app = typer.Typer(
     name="factory",
@@ -24,6 +25,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    cls=OneLineGroup,  # every failure ends in one line and a non-zero exit
 )
 app.add_typer(db_cmd.app, name="db")
 app.add_typer(keys_cmd.app, name="keys")
