@@ -9,7 +9,6 @@ from rich.table import Table
 
 from factory.cli.common import ActorOpt, JsonFlag, SerialArg, console, one_line_errors, print_json, unit_of_work
 from factory.cli.inputs import bounded
-from factory.intake.service import parse_media_spec, receive_device, register_endpoint
 from factory.intake.views import device_view, get_device
 from factory.kernel import limits
 
@@ -38,6 +37,8 @@ def receive_cmd(
     actor: ActorOpt = "cli",
 ) -> None:
     """Book a device into the factory's custody."""
+    from factory.intake.service import parse_media_spec, receive_device  # heavy: kept out of 'device show'
+
     specs = [parse_media_spec(m) for m in media]
     with unit_of_work() as (_ctx, session):
         device = receive_device(
@@ -92,6 +93,8 @@ def endpoint_cmd(
     actor: ActorOpt = "cli",
 ) -> None:
     """Record the device's service-environment SSH endpoint; the host key is pinned once."""
+    from factory.intake.service import register_endpoint
+
     with unit_of_work() as (_ctx, session):
         ep = register_endpoint(
             session, serial, address=address, port=port, username=user, host_key=host_key, actor=actor, mac=mac
