@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import secrets
 import signal
+import socket
 import threading
 from typing import TYPE_CHECKING
 
 import typer
 
-from factory.cli.common import console, context, one_line_errors
+from factory.cli.common import console, context, fail, one_line_errors
+from factory.cli.inputs import bounded
 from factory.cli.systemd import http_answers, service_lifecycle
 from factory.kernel import limits
 from factory.kernel.context import AppContext
@@ -26,7 +28,7 @@ def register(app: typer.Typer) -> None:
     @app.command("serve")
     @one_line_errors
     def serve_cmd(
-        host: str = typer.Option("127.0.0.1", "--host"),
+        host: str = typer.Option("127.0.0.1", "--host", callback=bounded("--host", limits.HOST)),
         port: int = typer.Option(8000, "--port", min=limits.PORT_MIN, max=limits.PORT_MAX),
         simulate: str | None = typer.Option(
             None, "--simulate", help="Also run a simulated bench line, BENCHESxSLOTS (e.g. 2x4), with its board."
@@ -35,6 +37,7 @@ def register(app: typer.Typer) -> None:
         pull_rate: float = typer.Option(0.05, "--pull-rate", min=0.0, max=1.0, help="Share of devices pulled mid-job."),
     ) -> None:
         """Run the HTTP API (OpenAPI at /docs) and web pages on the configured database."""
+        check_listen(host, port)
         ctx = context(require_schema=False)
         if ctx.settings.is_sqlite:
             upgrade(ctx.settings.database_url)  # embedded default: always ready to run
@@ -42,6 +45,25 @@ def register(app: typer.Typer) -> None:
             run_api(host, port, "info")
             return
         _serve_simulated(ctx, simulate, host, port, disk_mib * MIB, pull_rate)
+
+
+def check_listen(host: str, port: int) -> None:
+    """Refuse, in one line and before anything is set up, an address uvicorn could not listen on
+    (it would log its way out over several lines). Binding like uvicorn does (SO_REUSEADDR) still
+    fails while another process listens there."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        fail(f"--host {host}: {getattr(exc, 'strerror', None) or exc}")
+        return
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
 
 
 def run_api(host: str, port: int, log_level: str) -> None:

@@ -7,6 +7,7 @@ nothing is written to the database.
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,8 @@ CASES: list[tuple[str, list[str], dict[str, str], str]] = [
     ("jobs-limit-huge", ["line", "jobs", "--limit", LONG_ID], {}, "less than or equal to"),
     ("serve-port-high", ["serve", "--port", "99999"], {}, "less than or equal to"),
     ("serve-port-zero", ["serve", "--port", "0"], {}, "greater than or equal to 1"),
+    ("serve-bad-host", ["serve", "--host", "999.1.1.1", "--port", "8123"], {}, "--host 999.1.1.1"),
+    ("serve-long-host", ["serve", "--host", "h" * 254], {}, "at most 253"),
     ("endpoint-port", [*ENDPOINT, "--port", "70000"], {}, "less than or equal to"),
     ("token-cache-words", ["device", "show", "SN-1"], {"FACTORY_TOKEN_CACHE_SECONDS": "abc"}, "must be a number"),
     ("token-cache-inf", ["device", "show", "SN-1"], {"FACTORY_TOKEN_CACHE_SECONDS": "1e999"}, "between 0 and 60"),
@@ -136,3 +139,12 @@ def test_values_at_the_limits_are_accepted(ctx) -> None:
     assert r.exit_code == 0, r.output
     with session_scope(ctx.engine) as s:
         assert s.exec(select(StorageMedium)).one().capacity_bytes == limits.CAPACITY_BYTES
+
+
+def test_serve_on_a_port_in_use_is_one_line(ctx) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(app, ["serve", "--host", "127.0.0.1", "--port", str(port)])
+    assert_one_line_refusal(result, f"cannot listen on 127.0.0.1:{port}: Address already in use")
