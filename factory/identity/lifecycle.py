@@ -104,8 +104,11 @@ def set_disabled(session: Session, name: str, disabled: bool, actor: str) -> tup
     and how many sessions were ended.
 
     :raises UnknownUser: no such user.
+    :raises InvalidInput: an admin disabling their own account (so the last one cannot lock all out).
     """
     user = get_user(session, name)
+    if disabled and user.name == actor:
+        raise InvalidInput("you cannot disable your own account (another admin or the CLI can)")
     ended = end_user_sessions(session, user) if disabled else 0
     if user.disabled != disabled:
         user.disabled = disabled

@@ -182,6 +182,8 @@ def test_the_admin_page_acts_and_shows_the_trail(ctx) -> None:
         shown = admin.get(r.headers["location"]).text
         assert "technician1 is disabled" in shown and 'aria-label="Enable technician1"' in shown
         assert admin.post("/admin/users/technician1/disable", data={}).status_code == 403  # no CSRF token
+        r = admin.post("/admin/users/admin1/disable", data={"csrf_token": csrf})
+        assert r.status_code == 422 and "cannot disable your own account" in r.text
         r = admin.post("/admin/sessions/999999/end", data={"csrf_token": csrf})
         assert r.status_code == 404 and "no browser session has id 999999" in r.text
         r = admin.post("/admin/locks/unlock", data={"csrf_token": csrf, "kind": "nonsense", "subject": "x"})

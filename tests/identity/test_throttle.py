@@ -168,3 +168,24 @@ def test_a_wrong_pin_right_away_waits(ctx, wall) -> None:
         form = {"csrf_token": csrf, "device_serial": "NEW-42", "old_serial": "OLD-42", "accepted_name": "Jane Smith"}
         codes = [client.post("/tech/issue", data={**form, "pin": "0000"}).status_code for _ in range(6)]
     assert codes[: ACCOUNT.free + 1] == [409] * (ACCOUNT.free + 1) and codes[ACCOUNT.free + 1 :] == [429, 429]
+
+
+def test_wrong_pins_over_the_json_api_are_counted_too(ctx, wall) -> None:
+    """The API's issue route: each wrong PIN is a 409 that leaves nothing behind but its count."""
+    tokens = make_users(ctx)
+    officer_with_device(ctx, "PC4003", "OLD-43")
+    allocation_id = allocated(ctx, "NEW-43", "PC4003")
+    body = {"old_serial": "OLD-43", "acceptance": {"name": "Jane Smith", "pin": "0000"}}
+    url = f"/api/custody/allocations/{allocation_id}/issue"
+    with TestClient(create_app(ctx), raise_server_exceptions=False) as client:
+        h = {"Authorization": f"Bearer {tokens['technician']}"}
+        codes = [client.post(url, json=body, headers=h).status_code for _ in range(ACCOUNT.free + 2)]
+        assert codes == [409] * (ACCOUNT.free + 1) + [429]
+        right = {**body, "acceptance": {"name": "Jane Smith", "pin": "4321"}}
+        r = client.post(url, json=right, headers=h)
+        assert r.status_code == 429 and "try again in 1 s" in r.json()["reason"]
+        wall.advance(1)
+        assert client.post(url, json=right, headers=h).status_code == 200
+    assert state_of(ctx, "NEW-43") == "issued"
+    with session_scope(ctx.engine) as s:  # the success started the officer over
+        assert [v.kind for v in throttled(s)] == ["address"]

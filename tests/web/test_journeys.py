@@ -284,3 +284,30 @@ def test_technician_sees_the_live_board_with_controller_notices(page, site: Site
     assert "bench-host-9" in notices.inner_text()
     assert page.locator("#notices-empty").is_hidden()
     shot(page, "technician-board-notices")
+
+
+def test_admin_disables_a_user_and_lifts_a_lockout_by_keyboard(page, site: Site) -> None:
+    """The admin page: every control labelled and named for its target; Enter on a focused button
+    acts, and the notice is announced (role=status)."""
+    from factory.identity.service import add_user
+    from factory.identity.throttle import ACCOUNT, Kind, fail, key
+    from factory.kernel.clock import now
+
+    with session_scope(site.ctx.engine) as s:
+        add_user(s, "visitor1", "courier")
+        for _ in range(ACCOUNT.lock_at):
+            fail(s, [key(Kind.LOGIN_ACCOUNT, "ghost.account")], now())
+    log_in(page, "admin1", "/admin/users")
+    assert_labelled(page)
+    page.get_by_role("button", name="Disable visitor1").focus()
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    assert "visitor1 is disabled" in page.get_by_role("status").inner_text()
+    assert page.get_by_role("button", name="Enable visitor1").is_visible()
+    page.get_by_role("button", name="Unlock account ghost.account").focus()
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    assert "account ghost.account is unlocked" in page.get_by_role("status").inner_text()
+    assert page.get_by_role("button", name="Unlock account ghost.account").count() == 0
+    assert "unlock" in page.locator("#trail").inner_text()
+    shot(page, "admin-users")
