@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import stat
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import psycopg
 import pytest
 from harness.audit_data import sanitised_device
 from harness.domain import receive
+from harness.waiting import wait_until
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
@@ -118,6 +120,42 @@ def test_a_backup_restores_into_an_empty_home_and_its_ledger_and_certificates_ve
     if restored.settings.is_sqlite:
         assert stat.S_IMODE((target[0] / "factory.db").stat().st_mode) == 0o600
     restored.engine.dispose()
+
+
+@pytest.mark.slow  # devices arrive for the whole backup, then a restore: seconds on PostgreSQL
+def test_a_backup_taken_while_devices_arrive_restores_one_consistent_moment(
+    ctx: AppContext, tmp_path: Path, target: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stop, received, errors = threading.Event(), [], []
+
+    def intake() -> None:  # the running service, booking devices in throughout
+        try:
+            while not stop.is_set():
+                receive(ctx, f"LIVE-{len(received)}", (f"LIVE-{len(received)}-M",))
+                received.append(1)
+        except Exception as exc:  # reported below: the test thread cannot see it otherwise
+            errors.append(exc)
+
+    thread = threading.Thread(target=intake, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: len(received) >= 5 or errors, message="devices arriving before the backup")
+        result = _run("backup", "--out", str(tmp_path / "live"))
+        assert result.exit_code == 0, result.output
+        during = len(received)
+        wait_until(lambda: len(received) >= during + 3 or errors, message="devices arriving after the backup")
+    finally:
+        stop.set()
+        thread.join(30)
+    assert not errors, errors
+    head = json.loads((tmp_path / "live" / MANIFEST).read_text())["head"]["seq"]
+    with ctx.engine.connect() as conn:
+        assert 5 <= head < conn.execute(text("SELECT count(*) FROM custody_entry")).scalar_one()
+
+    restored = _restore_into(monkeypatch, target, str(tmp_path / "live"))
+    assert restored.exit_code == 0, restored.output
+    report = json.loads(_run("ledger", "verify", "--json", "--anchor", str(tmp_path / "live" / ANCHOR)).stdout)
+    assert report["ok"] and report["entries"] == head
 
 
 def test_a_database_holding_records_is_replaced_only_with_force(ctx: AppContext, backup: Path) -> None:
