@@ -132,17 +132,22 @@ def end_user_sessions(session: Session, user: User) -> int:
     return len(rows)
 
 
+def _revoke(session: Session, row: ApiToken | WebSession, action: str, target: str, actor: str) -> None:
+    """Mark a token or a browser session revoked (once) and audit it with its owner's name."""
+    if row.revoked_at is None:
+        row.revoked_at = utc_now()
+        session.add(row)
+        owner = session.get(User, row.user_id)
+        audit.record(session, actor, action, target, f"user {owner.name if owner else '?'}")
+        session.flush()
+
+
 def revoke_token(session: Session, token_id: int, actor: str) -> ApiToken:
     """:raises UnknownToken: no token has this id."""
     token = session.get(ApiToken, token_id)
     if token is None:
         raise UnknownToken(f"no API token has id {token_id}")
-    if token.revoked_at is None:
-        token.revoked_at = utc_now()
-        session.add(token)
-        owner = session.get(User, token.user_id)
-        audit.record(session, actor, "revoke-token", f"token:{token_id}", f"user {owner.name if owner else '?'}")
-        session.flush()
+    _revoke(session, token, "revoke-token", f"token:{token_id}", actor)
     return token
 
 
@@ -166,12 +171,7 @@ def end_session(session: Session, session_id: int, actor: str) -> WebSession:
     web = session.get(WebSession, session_id)
     if web is None:
         raise UnknownToken(f"no browser session has id {session_id}")
-    if web.revoked_at is None:
-        web.revoked_at = utc_now()
-        session.add(web)
-        owner = session.get(User, web.user_id)
-        audit.record(session, actor, "end-session", f"session:{session_id}", f"user {owner.name if owner else '?'}")
-        session.flush()
+    _revoke(session, web, "end-session", f"session:{session_id}", actor)
     return web
 
 
