@@ -189,3 +189,24 @@ def test_the_admin_page_acts_and_shows_the_trail(ctx) -> None:
         r = admin.post("/admin/locks/unlock", data={"csrf_token": csrf, "kind": "nonsense", "subject": "x"})
         assert r.status_code == 422
     assert ("admin1", "disable", "user:technician1") in trail(ctx)
+
+
+def test_tokens_issued_before_expiry_existed_keep_working_for_the_grace_period(ctx) -> None:
+    """Migration 0010 gives every existing token 90 days from the upgrade, not an instant refusal."""
+    from alembic import command
+
+    from factory.kernel.db.migrate import alembic_config
+
+    with session_scope(ctx.engine) as s:
+        token = add_user(s, "auditor4", "auditor")[1]
+    ctx.engine.dispose()
+    config = alembic_config(ctx.settings.database_url)
+    command.downgrade(config, "0009")
+    command.upgrade(config, "head")
+    with session_scope(ctx.engine) as s:
+        row = s.exec(select(ApiToken).where(ApiToken.token_sha256 == hash_token(token))).one()
+        grace = kernel_clock.parse_utc(row.expires_at or "") - kernel_clock.now()
+        assert timedelta(days=89) < grace <= timedelta(days=90)
+    ctx.provide(VerifiedTokens(0))
+    with TestClient(create_app(ctx), raise_server_exceptions=False) as client:
+        assert client.get("/api/certificates", headers=bearer(token)).status_code == 200
