@@ -284,5 +284,6 @@ def _verify_certificates(engine: Engine, key: Ed25519PublicKey, whose: str) -> i
 def _install_public_key(settings: Settings, source: Path) -> None:
     if settings.public_key_path.exists():
         return  # the same key (checked above)
-    settings.keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)  # a new home is private, as serve makes it
+    settings.keys_dir.mkdir(exist_ok=True, mode=0o700)
     settings.public_key_path.write_bytes(source.read_bytes())
