@@ -200,6 +200,8 @@ def export_cmd(
     ),
 ) -> None:
     """Write an evidence bundle an auditor can verify offline with its own verify_bundle.py."""
+    if not out.name or out.is_dir():
+        fail(f"--out '{out}' must name a file for the bundle")
     ctx = context()
     tmp = out.with_name(out.name + ".part")
     try:

@@ -80,7 +80,13 @@ def settings() -> Settings:
 
 
 def context(require_schema: bool = True) -> AppContext:
-    ctx = AppContext(settings(), pooled=False)
+    config = settings()
+    ctx = AppContext(config, pooled=False)
+    try:
+        ctx.engine  # noqa: B018 - made now, so a malformed URL is named here (nothing connects yet)
+    except ValueError as exc:  # SQLAlchemy's URL parser, e.g. a port that is not a number
+        fail(f"configuration: FACTORY_DATABASE_URL {_safe_url(config.database_url)} is not a database URL: {exc}")
+        raise
     if require_schema:
         current = current_revision(ctx.engine)
         if current != head_revision(ctx.settings.database_url):
