@@ -7,6 +7,7 @@ and re-exported here for callers that book devices in.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from sqlmodel import Session, select
 
@@ -18,9 +19,10 @@ from factory.kernel.clock import utc_now
 from factory.kernel.lifecycle.states import Event
 from factory.kernel.lifecycle.transition import TransitionRequest, change_state
 from factory.kernel.models.device import Device, DeviceKind, StorageMedium
-from hardware_drivers.snmp import normalise_mac
-from hardware_drivers.ssh import InvalidPin, PinnedHostKey
-from imaging.deploy import DeployResult
+
+if TYPE_CHECKING:  # SSH, SNMP and the image engine load only when an endpoint or image is recorded
+    from hardware_drivers.ssh import PinnedHostKey
+    from imaging.deploy import DeployResult
 
 __all__ = [
     "FACTORY_CUSTODIAN",
@@ -154,6 +156,9 @@ def register_endpoint(
 
 
 def _parse_endpoint(mac: str | None, host_key: str, address: str, port: int) -> tuple[str | None, PinnedHostKey]:
+    from hardware_drivers.snmp import normalise_mac
+    from hardware_drivers.ssh import InvalidPin, PinnedHostKey
+
     try:
         mac = normalise_mac(mac) if mac is not None else None
     except ValueError as exc:

@@ -80,9 +80,14 @@ def test_every_command_module_is_in_the_list() -> None:
     assert modules == {entry.module for entry in COMMANDS.values()}
 
 
-def test_device_show_loads_none_of_the_heavy_modules(ctx: AppContext) -> None:
+@pytest.mark.parametrize(
+    "args",
+    [("device", "show", "QUICK-1", "--json"), ("device", "receive", "QUICK-2", "--kind", "laptop", "--media", "sd:Q2")],
+    ids=["show", "receive"],
+)
+def test_the_intake_desk_commands_load_none_of_the_heavy_modules(ctx: AppContext, args: tuple[str, ...]) -> None:
     receive(ctx, "QUICK-1", ("Q-M1",))
-    code, loaded = _modules_after("device", "show", "QUICK-1", "--json")
+    code, loaded = _modules_after(*args)
     assert code in (0, None) and not _heavy(loaded), _heavy(loaded)
 
 
