@@ -6,14 +6,16 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Engine
 from sqlalchemy.pool import NullPool
 
 from factory.kernel.config import Settings, load_settings
 from factory.kernel.db.engine import make_engine
-from factory.kernel.site_keys import SiteKeys
+
+if TYPE_CHECKING:  # keys and certificate code load when first asked for: most CLI commands never are
+    from factory.kernel.site_keys import SiteKeys
 
 T = TypeVar("T")
 
@@ -35,6 +37,8 @@ class AppContext:
     @cached_property
     def site_keys(self) -> SiteKeys:
         """The site's public key and certificate verifier, re-read only when the key file changes."""
+        from factory.kernel.site_keys import SiteKeys
+
         return SiteKeys(self.settings)
 
     def shared(self, kind: type[T], build: Callable[[AppContext], T]) -> T:
