@@ -17,7 +17,7 @@ from imaging.commands import CommandRunner
 from imaging.errors import ProbeError
 from imaging.probe import Probe, transport_and_media, with_firmware_info
 from imaging.result import CommandRecord
-from imaging.usage import SYSTEM_MOUNTPOINTS, Usage
+from imaging.usage import SYSTEM_MOUNTPOINTS, Mount, Usage, parse_mountinfo
 
 PROBE_TIMEOUT = 60.0
 ATTRS = (
@@ -59,7 +59,7 @@ class RemoteFacts:
     attrs: dict[str, str] = field(default_factory=dict)
     partitions: dict[str, str] = field(default_factory=dict)  # name -> major:minor
     holders: list[str] = field(default_factory=list)
-    mounts: list[tuple[str, str]] = field(default_factory=list)  # (major:minor, mount point)
+    mounts: list[Mount] = field(default_factory=list)
     swaps: list[str] = field(default_factory=list)
 
     def int_attr(self, key: str) -> int | None:
@@ -68,10 +68,6 @@ class RemoteFacts:
 
     def text_attr(self, key: str) -> str | None:
         return self.attrs.get(key, "").strip() or None
-
-
-def _unescape(text: str) -> str:
-    return text.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
 
 
 def parse_probe_output(text: str) -> RemoteFacts:
@@ -92,22 +88,34 @@ def parse_probe_output(text: str) -> RemoteFacts:
         elif tag == "holder":
             facts.holders.append(value.strip())
         elif tag == "mount":
-            fields = value.split()
-            if len(fields) >= 5:
-                facts.mounts.append((fields[2], _unescape(fields[4])))
+            facts.mounts.extend(parse_mountinfo([value]))
         elif tag == "swap":
             facts.swaps.append(value.strip())
     return facts
 
 
 def remote_usage(facts: RemoteFacts) -> Usage:
-    """Mounts, holders and swaps of the disk or any of its partitions, as on the remote kernel."""
+    """Mounts, holders and swaps of the disk or any of its partitions, as on the remote kernel.
+
+    Fails closed like the local check: when / is not a mount point there (a chroot), the remote's
+    system disk cannot be told, so this disk is refused as possibly being it.
+    """
     ours = {facts.attrs.get("dev", "").strip(), *facts.partitions.values()} - {""}
-    mountpoints = tuple(point for majmin, point in facts.mounts if majmin in ours)
     names = {facts.name, *facts.partitions}
+    # btrfs reports an anonymous device number: its source (/dev/sda2) names the device instead.
+    mountpoints = tuple(
+        m.mountpoint
+        for m in facts.mounts
+        if m.majmin in ours or (m.source.startswith("/dev/") and posixpath.basename(m.source) in names)
+    )
     swaps = tuple(path for path in facts.swaps if posixpath.basename(path) in names)
     system = [point for point in mountpoints if point in SYSTEM_MOUNTPOINTS]
     system_reason = f"{facts.name} holds the remote's running system ({system[0]})" if system else None
+    if system_reason is None and not any(m.mountpoint == "/" for m in facts.mounts):
+        system_reason = (
+            f"{facts.name} may hold the remote's running system: its disk cannot be determined "
+            "(/ is not a mount point there)"
+        )
     return Usage(mountpoints, tuple(sorted(set(facts.holders))), swaps, (), system_reason)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,11 +39,15 @@ def _unescape(field: str) -> str:
 
 
 def read_mounts(path: Path | None = None) -> list[Mount]:
-    mounts: list[Mount] = []
     try:
-        lines = (path or MOUNTINFO).read_text().splitlines()
+        return parse_mountinfo((path or MOUNTINFO).read_text().splitlines())
     except OSError:
-        return mounts
+        return []
+
+
+def parse_mountinfo(lines: Iterable[str]) -> list[Mount]:
+    """Lines of a /proc/<pid>/mountinfo (this machine's, or a remote's as its probe printed them)."""
+    mounts: list[Mount] = []
     for line in lines:
         fields = line.split()
         if len(fields) < 10 or "-" not in fields:

@@ -13,7 +13,7 @@ import pytest
 from harness.disks import MIB, loop_device, make_image
 from harness.requirements import require, require_root, require_tool
 
-from imaging import sysfs, usage
+from imaging import remote_probe, sysfs, usage
 from imaging.errors import SystemDiskRefused
 from imaging.probe import probe_target
 
@@ -145,3 +145,31 @@ def test_ram_roots_have_no_system_disk_and_network_roots_are_unknown(monkeypatch
     system = usage.system_disks(usage.read_mounts())
     assert system.disks == {}
     assert (system.unknown is not None) == unknown
+
+
+def _remote_facts(*mount_lines: str) -> remote_probe.RemoteFacts:
+    """A remote probe's output for disk sda (8:0) with partition sda2 (8:2), and the given mounts."""
+    lines = ["name=sda", "attr:dev=8:0", "part=sda2 8:2", *(f"mount={line}" for line in mount_lines)]
+    return remote_probe.parse_probe_output("\n".join(lines))
+
+
+def test_a_remote_in_a_chroot_refuses_its_disks() -> None:
+    facts = _remote_facts(_line(22, "0:21", "/proc", "proc", "proc"))
+    reason = remote_probe.remote_usage(facts).system_reason
+    assert (
+        reason
+        == "sda may hold the remote's running system: its disk cannot be determined (/ is not a mount point there)"
+    )
+
+
+def test_a_remote_btrfs_root_is_named_by_its_source() -> None:
+    facts = _remote_facts(_line(27, "0:45", "/", "btrfs", "/dev/sda2"))
+    usage_ = remote_probe.remote_usage(facts)
+    assert usage_.mountpoints == ("/",)
+    assert usage_.system_reason == "sda holds the remote's running system (/)"
+
+
+def test_a_remote_running_from_ram_leaves_an_unmounted_disk_free() -> None:
+    facts = _remote_facts(_line(1, "0:2", "/", "rootfs", "rootfs"), _line(22, "0:21", "/proc", "proc", "proc"))
+    usage_ = remote_probe.remote_usage(facts)
+    assert usage_.system_reason is None and usage_.mountpoints == ()
