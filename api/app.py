@@ -5,18 +5,25 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
+from api.middleware import AdmissionGate, SecurityHeaders
 from api.routes import audit, custody, identity, intake, ledger, line, metrics
 from api.schemas.common import ErrorBody
 from api.web import install_web
 from factory.kernel.context import AppContext
 
-_ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 422)}
+_ERRORS = {
+    code: {"model": ErrorBody, "content": {"application/problem+json": {}}}
+    for code in (400, 401, 403, 404, 409, 422, 503)
+}
 
 
 def create_app(context: AppContext | None = None) -> FastAPI:
     app = FastAPI(title="Device Factory", version="0.1.0", responses=_ERRORS)  # type: ignore[arg-type]
     app.state.context = context or AppContext.from_env()
     install_error_handlers(app)
+    # The last added runs first: security headers go on every response, the gate's 503s included.
+    app.add_middleware(AdmissionGate, capacity=app.state.context.settings.capacity)
+    app.add_middleware(SecurityHeaders)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:

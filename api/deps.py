@@ -12,18 +12,29 @@ Every route names who may call it with ``caller(...)`` (JSON) or ``page_user(...
   by browsers on their own, so it needs none.
 - Failures: JSON routes answer 401/403 problem details (api/errors.py); pages send a caller
   without a session to ``/login?next=...`` and render the 403 page (api/web/__init__.py).
+
+A JSON route's unit of work runs on one thread: a router that hands out ``SessionDep`` is made
+with ``route_class=UnitOfWorkRoute``, which commits (or rolls back) the session on the thread that
+ran the route, before the response is serialised. FastAPI validates a sync route's response model
+on a second trip through the shared 40-thread pool; a session still open then held SQLite's write
+lock or a pooled connection while waiting for a thread, and with more than 40 requests in flight
+the holders waited for threads held by requests waiting for them (issue 16).
 """
 
 from __future__ import annotations
 
+import functools
 import hmac
-from collections.abc import Callable, Coroutine, Iterator
+import inspect
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from enum import Enum
 from typing import Annotated, Any
 
+from anyio import CapacityLimiter, to_thread
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from factory.identity.models import Role
@@ -95,9 +106,55 @@ async def get_context(request: Request) -> AppContext:
 ContextDep = Annotated[AppContext, Depends(get_context)]
 
 
-def get_session(ctx: ContextDep) -> Iterator[Session]:
-    with session_scope(ctx.engine) as session:
+async def get_session(ctx: ContextDep) -> AsyncIterator[Session]:
+    """A session for the route (no connection until its first query). ``UnitOfWorkRoute`` ends
+    its transaction on the route's thread; only a route made without it leaves one open here."""
+    session = Session(ctx.engine, expire_on_commit=False)  # as session_scope's
+    try:
         yield session
+        if session.in_transaction():
+            await _off_pool(session.commit)
+    except BaseException:
+        if session.in_transaction():
+            await _off_pool(session.rollback)
+        raise
+    finally:
+        session.close()  # its transaction has ended by now, so this is no I/O
+
+
+async def _off_pool(action: Callable[[], None]) -> None:
+    # Like FastAPI's own dependency exit: a holder of the write lock or a pooled connection must
+    # never wait for a token of the shared thread pool, so it gets a limiter of its own.
+    await to_thread.run_sync(action, limiter=CapacityLimiter(1))
+
+
+def _one_thread(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    """The sync ``endpoint`` that ends its sessions' transactions itself, on its own thread."""
+    if inspect.iscoroutinefunction(endpoint) or getattr(endpoint, "one_thread_unit", False):
+        return endpoint
+
+    @functools.wraps(endpoint)
+    def unit_of_work(*args: Any, **kwargs: Any) -> Any:
+        sessions = [value for value in kwargs.values() if isinstance(value, Session)]
+        try:
+            result = endpoint(*args, **kwargs)
+        except BaseException:
+            for session in sessions:
+                session.rollback()
+            raise
+        for session in sessions:
+            session.commit()  # a refusal at commit is raised here, before any response is made
+        return result
+
+    unit_of_work.one_thread_unit = True  # type: ignore[attr-defined]
+    return unit_of_work
+
+
+class UnitOfWorkRoute(APIRoute):
+    """A JSON route whose session's transaction begins and ends on one thread (see above)."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, _one_thread(endpoint), **kwargs)
 
 
 SessionDep = Annotated[Session, Depends(get_session)]

@@ -13,7 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from api.deps import AuditorUser, ContextDep, SessionDep
+from api.deps import AuditorUser, ContextDep, SessionDep, UnitOfWorkRoute
 from api.schemas.audit import (
     CertificateCheckPublic,
     CertificateDetail,
@@ -37,7 +37,7 @@ from factory.kernel.db.engine import Session
 from factory.kernel.ledger.verify import verify_ledger
 from factory.kernel.site_keys import load_private_key
 
-router = APIRouter(tags=["audit"])
+router = APIRouter(tags=["audit"], route_class=UnitOfWorkRoute)
 
 Bounded = Annotated[str | None, Field(min_length=1, max_length=128)]
 CertId = Annotated[str, Path(min_length=1, max_length=64)]

@@ -14,7 +14,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
-from api.deps import AdminUser, Caller, ContextDep, CourierUser, CurrentUser, SessionDep, TechnicianUser
+from api.deps import (
+    AdminUser,
+    Caller,
+    ContextDep,
+    CourierUser,
+    CurrentUser,
+    SessionDep,
+    TechnicianUser,
+    UnitOfWorkRoute,
+)
 from api.schemas.custody import (
     AllocateIn,
     BatchIn,
@@ -44,7 +53,7 @@ from factory.custody.views import read_document
 from factory.intake.views import entry_view
 from factory.kernel.context import AppContext
 
-router = APIRouter(prefix="/api/custody", tags=["custody"])
+router = APIRouter(prefix="/api/custody", tags=["custody"], route_class=UnitOfWorkRoute)
 
 Id = Annotated[int, Path(ge=1)]
 Ref = Annotated[str, Path(min_length=1, max_length=128)]

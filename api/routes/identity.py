@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 
-from api.deps import AdminUser, ContextDep, SessionDep
+from api.deps import AdminUser, ContextDep, SessionDep, UnitOfWorkRoute
 from api.schemas.identity import (
     AuditPublic,
     LockPublic,
@@ -26,7 +26,7 @@ from api.schemas.identity import (
 )
 from factory.identity import service, views
 
-router = APIRouter(prefix="/api", tags=["identity"])
+router = APIRouter(prefix="/api", tags=["identity"], route_class=UnitOfWorkRoute)
 
 Name = Annotated[str, Path(min_length=1, max_length=64)]
 Id = Annotated[int, Path(ge=1, le=2**62)]

@@ -6,12 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
-from api.deps import CurrentUser, SessionDep, TechnicianUser
+from api.deps import CurrentUser, SessionDep, TechnicianUser, UnitOfWorkRoute
 from api.schemas.intake import DevicePublic, DeviceReceive
 from factory.intake.service import MediaSpec, receive_device
 from factory.intake.views import device_view, get_device
 
-router = APIRouter(prefix="/api/devices", tags=["devices"])
+router = APIRouter(prefix="/api/devices", tags=["devices"], route_class=UnitOfWorkRoute)
 
 SerialPath = Annotated[str, Path(min_length=1, max_length=128)]
 

@@ -9,24 +9,27 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from anyio import to_thread
+import anyio
+from anyio import CapacityLimiter, to_thread
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import StreamingResponse
 
-from api.deps import ANY, Caller, ContextDep, SessionDep, Via, caller
+from api.deps import ANY, Caller, ContextDep, SessionDep, UnitOfWorkRoute, Via, caller
 from factory.identity.models import Role
 from factory.kernel.context import AppContext
-from factory.kernel.db.engine import session_scope
+from factory.kernel.db.engine import Session, read_scope
 from factory.line import service as line_service
 from factory.line.views import LineBus, benches_view, board_snapshot, devices_view, job_detail, jobs_view, process_bus
 
-router = APIRouter(tags=["line"])
+router = APIRouter(tags=["line"], route_class=UnitOfWorkRoute)
 
 SSE_POLL_SECONDS = 1.0  # re-read the database at least this often (agents may run elsewhere)
 SSE_KEEPALIVE_SECONDS = 15.0
+SSE_TICK = 0.25  # progress ticks reach the board at most this often
 
 # The board page calls these from a browser with its session cookie (EventSource sends no headers).
 LineUser = Annotated[Caller, Depends(caller(ANY, via=Via.BEARER_OR_COOKIE))]
@@ -104,8 +107,11 @@ def list_devices(
 async def board_events(request: Request, ctx: ContextDep, _user: LineUser) -> StreamingResponse:
     """Server-sent events: a ``board`` event with the full snapshot whenever it changes."""
     bus: LineBus | None = getattr(request.app.state, "line_bus", None) or process_bus()
+    feed: BoardFeed | None = getattr(request.app.state, "board_feed", None)
+    if feed is None:
+        feed = request.app.state.board_feed = BoardFeed()
     return StreamingResponse(
-        _stream(request, ctx, bus),
+        _stream(request, ctx, bus, feed),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
@@ -113,28 +119,58 @@ async def board_events(request: Request, ctx: ContextDep, _user: LineUser) -> St
 
 def _snapshot_text(ctx: AppContext, bus: LineBus | None) -> str:
     live = bus.live_progress() if bus is not None else None
-    with session_scope(ctx.engine) as session:
+    # A read-only unit (a WAL snapshot on SQLite): the board never queues behind writers.
+    with read_scope(ctx.engine) as conn, Session(bind=conn) as session:
         return json.dumps(board_snapshot(session, live), separators=(",", ":"), sort_keys=True)
 
 
-async def _stream(request: Request, ctx: AppContext, bus: LineBus | None) -> AsyncIterator[str]:
+class BoardFeed:
+    """The board snapshot shared by every open stream of one app.
+
+    Fifty boards open at once must not starve other requests: the streams share one snapshot,
+    re-read at most every ``SSE_TICK`` seconds (or when the bus moves), on one thread of their own
+    rather than the shared pool, and so hold at most one database connection between them.
+    """
+
+    def __init__(self) -> None:
+        self._lock = anyio.Lock()
+        self._thread = CapacityLimiter(1)
+        self._text = ""
+        self._read_at = float("-inf")
+        self._version = -1
+
+    async def snapshot(self, ctx: AppContext, bus: LineBus | None) -> str:
+        async with self._lock:
+            version = bus.version if bus is not None else 0
+            if time.monotonic() - self._read_at >= SSE_TICK or version != self._version:
+                self._text = await to_thread.run_sync(_snapshot_text, ctx, bus, limiter=self._thread)
+                self._read_at, self._version = time.monotonic(), version
+            return self._text
+
+
+async def _next_tick(bus: LineBus | None, version: int) -> tuple[int, float]:
+    """Wait until the bus moves (checked each tick, no thread) or the poll interval passes."""
+    waited = 0.0
+    while True:
+        await asyncio.sleep(SSE_TICK)
+        waited += SSE_TICK
+        current = bus.version if bus is not None else 0
+        if current != version or waited >= SSE_POLL_SECONDS:
+            return current, waited
+
+
+async def _stream(request: Request, ctx: AppContext, bus: LineBus | None, feed: BoardFeed) -> AsyncIterator[str]:
     last = ""
     version = bus.version if bus else 0
     idle = 0.0
     yield "retry: 2000\n\n"
     while not await request.is_disconnected():
-        text = await to_thread.run_sync(_snapshot_text, ctx, bus)
+        text = await feed.snapshot(ctx, bus)
         if text != last:
             last, idle = text, 0.0
             yield f"event: board\ndata: {text}\n\n"
         elif idle >= SSE_KEEPALIVE_SECONDS:
             idle = 0.0
             yield ": keep-alive\n\n"
-        if bus is not None:
-            # Wake on the in-process bus (progress ticks), but at most ~4 times a second.
-            version = await to_thread.run_sync(bus.wait, version, SSE_POLL_SECONDS)
-            await asyncio.sleep(0.25)
-            idle += 0.25
-        else:
-            await asyncio.sleep(SSE_POLL_SECONDS)
-            idle += SSE_POLL_SECONDS
+        version, waited = await _next_tick(bus, version)
+        idle += waited

@@ -9,6 +9,12 @@ from pydantic import BaseModel
 
 
 class ErrorBody(BaseModel):
+    """An RFC 9457 problem (application/problem+json) with our ``error`` code and ``reason``."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
     error: str
     reason: str
 

@@ -3,17 +3,20 @@
 ``FACTORY_HOME`` holds the embedded database, the site signing key and job work areas;
 ``FACTORY_DATABASE_URL`` points at PostgreSQL for multi-bench, multi-site use;
 ``FACTORY_TOKEN_CACHE_SECONDS`` bounds how long an API process trusts a verified token before
-checking it again (see ``factory/identity/token_cache.py``); ``FACTORY_TOKEN_DAYS`` is how long a
+checking it again (see ``factory/identity/token_cache.py``); ``factory/kernel/capacity.py`` reads
+the admission queue and database pool sizes; ``FACTORY_TOKEN_DAYS`` is how long a
 newly issued API token works (1-3650 days, default 90).
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from platformdirs import user_data_dir
+
+from factory.kernel.capacity import Capacity, load_capacity
 
 TOKEN_CACHE_SECONDS = 2.0  # default bound on how late a token revocation or role change takes effect
 TOKEN_DAYS = 90  # default lifetime of a newly issued API token
@@ -25,6 +28,7 @@ class Settings:
     database_url: str
     site_name: str
     token_cache_seconds: float = TOKEN_CACHE_SECONDS
+    capacity: Capacity = field(default_factory=Capacity)  # admission queue and database pool
     token_days: int = TOKEN_DAYS
 
     @property
@@ -63,6 +67,7 @@ def load_settings() -> Settings:
         database_url=url,
         site_name=os.environ.get("FACTORY_SITE", "device-factory"),
         token_cache_seconds=_seconds("FACTORY_TOKEN_CACHE_SECONDS", TOKEN_CACHE_SECONDS),
+        capacity=load_capacity(),
         token_days=_days("FACTORY_TOKEN_DAYS", TOKEN_DAYS),
     )
 

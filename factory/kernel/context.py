@@ -31,7 +31,7 @@ class AppContext:
     @cached_property
     def engine(self) -> Engine:
         if self.pooled:
-            return make_engine(self.settings.database_url)
+            return make_engine(self.settings.database_url, **self.settings.capacity.pool_args())
         return make_engine(self.settings.database_url, poolclass=NullPool)
 
     @cached_property

@@ -8,12 +8,27 @@ rolled back, so nothing was stored. Anything else is a real failure and stays on
 
 from __future__ import annotations
 
-from sqlalchemy.exc import DataError, IntegrityError, StatementError
+import sqlite3
+
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError, StatementError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from factory.kernel.errors import Conflict, FactoryError, InvalidInput
 
 # Every SQLAlchemy error raised while running a statement (DataError and IntegrityError included).
 StorageError = StatementError
+# What a caller meets when the database cannot be had in time (try again shortly): no pooled
+# connection came free, or SQLite's write lock did not (raised bare by the engine's begin hook;
+# wrapped in StorageError when SQLite's own busy timeout ran out).
+BUSY_ERRORS: tuple[type[BaseException], ...] = (PoolTimeout, sqlite3.OperationalError)
+
+
+def is_busy(exc: BaseException) -> bool:
+    """True when ``exc`` means "the database is at capacity now", not a fault or bad input."""
+    if isinstance(exc, PoolTimeout):
+        return True
+    orig = exc.orig if isinstance(exc, OperationalError) else exc
+    return isinstance(orig, sqlite3.OperationalError) and "locked" in str(orig)
 
 
 def as_factory_error(exc: StatementError) -> FactoryError | None:
