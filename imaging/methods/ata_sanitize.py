@@ -11,15 +11,14 @@ from imaging.probe import Probe
 from imaging.result import Level
 
 COMMAND_TIMEOUT = 60.0
+ATA_LABELS = ("ATA", "ATA identify data", "hdparm -I")
 FLAGS = {"crypto": "--sanitize-crypto-scramble", "block": "--sanitize-block-erase"}
 
 
 def ata_precheck(probe: Probe) -> Support | None:
-    if probe.transport != "sata":
-        return Support.no("not an ATA device")
-    if probe.ata is None:
-        detail = "; ".join(probe.firmware_notes) or "hdparm -I was not read"
-        return Support.no(f"ATA identify data unavailable ({detail})")
+    if (refusal := Support.command_set_refusal(probe, "sata", probe.ata, ATA_LABELS)) is not None:
+        return refusal
+    assert probe.ata is not None
     if probe.ata.security is not None and probe.ata.security.locked:
         return Support.no("drive is security-locked")
     return None

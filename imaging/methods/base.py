@@ -30,6 +30,23 @@ class Support:
     def no(cls, why: str) -> Support:
         return cls(False, UNSUPPORTED + why, None)
 
+    @classmethod
+    def command_set_refusal(
+        cls, probe: Probe, transport: str, data: object | None, labels: tuple[str, str, str]
+    ) -> Support | None:
+        """The refusals every firmware method of one command set shares (None: it may go on).
+
+        ``labels``: the command set's name, what its identify data is called, and what reads it
+        (e.g. ("ATA", "ATA identify data", "hdparm -I")).
+        """
+        name, data_name, reader = labels
+        if probe.transport != transport:
+            return cls.no(f"not an {name} device")
+        if data is None:
+            detail = "; ".join(probe.firmware_notes) or f"{reader} was not read"
+            return cls.no(f"{data_name} unavailable ({detail})")
+        return None
+
 
 class EraseMethod(ABC):
     name: str  # recorded on the result and certificate, e.g. "nvme-sanitize-crypto"

@@ -16,12 +16,7 @@ START_TIMEOUT = 60.0
 
 def nvme_precheck(probe: Probe) -> Support | None:
     """Shared reasons an NVMe firmware method cannot run (None: it may)."""
-    if probe.transport != "nvme":
-        return Support.no("not an NVMe device")
-    if probe.nvme is None:
-        detail = "; ".join(probe.firmware_notes) or "nvme id-ctrl was not read"
-        return Support.no(f"NVMe controller data unavailable ({detail})")
-    return None
+    return Support.command_set_refusal(probe, "nvme", probe.nvme, ("NVMe", "NVMe controller data", "nvme id-ctrl"))
 
 
 # NVMe statuses the controller returns before it executes anything (NVMe base spec, generic status).
