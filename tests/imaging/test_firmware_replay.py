@@ -155,21 +155,25 @@ def test_ata_secure_erase_success_uses_one_temporary_password(disk):
     assert_every_byte(str(disk), SIZE, "zeros")
 
 
-def test_ata_exit_zero_but_rejected_erase_fails_and_removes_password(disk):
-    result, runner = erase_with("ata-secure-erase-rejected-exit0", disk, "sata", "hdd")
+def failed_ata_secure_erase(name: str, disk: Path, reason: str):
+    """Replays an ATA secure erase that must fail with ``reason``; returns the temporary password too."""
+    result, runner = erase_with(name, disk, "sata", "hdd")
     assert not result.ok
-    assert "SG_IO: bad/missing sense data" in (result.failure_reason or "")
+    assert reason in (result.failure_reason or "")
     password = next(c for c in runner.calls if "--security-set-pass" in c)[4]
+    return result, runner, password
+
+
+def test_ata_exit_zero_but_rejected_erase_fails_and_removes_password(disk):
+    reason = "SG_IO: bad/missing sense data"
+    result, runner, password = failed_ata_secure_erase("ata-secure-erase-rejected-exit0", disk, reason)
     assert any(password in r and "removed" in r for r in result.residual_risk)
     assert any("--security-disable" in c for c in runner.calls)
     assert result.verification is None
 
 
 def test_ata_interrupted_erase_records_the_password_left_on_the_drive(disk):
-    result, runner = erase_with("ata-secure-erase-interrupted", disk, "sata", "hdd")
-    assert not result.ok
-    assert "Input/output error" in (result.failure_reason or "")
-    password = next(c for c in runner.calls if "--security-set-pass" in c)[4]
+    result, _, password = failed_ata_secure_erase("ata-secure-erase-interrupted", disk, "Input/output error")
     assert any(password in r and "FAILED" in r for r in result.residual_risk)
 
 
