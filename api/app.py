@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.middleware import AdmissionGate, SecurityHeaders
 from api.routes import audit, custody, identity, intake, ledger, line, metrics
@@ -18,7 +19,8 @@ _ERRORS = {
 
 
 def create_app(context: AppContext | None = None) -> FastAPI:
-    app = FastAPI(title="Device Factory", version="0.1.0", responses=_ERRORS)  # type: ignore[arg-type]
+    # /docs and /redoc serve their assets from this process (api/docs.py): no CDN on an air-gapped site.
+    app = FastAPI(title="Device Factory", version="0.1.0", responses=_ERRORS, docs_url=None, redoc_url=None)  # type: ignore[arg-type]
     app.state.context = context or AppContext.from_env()
     install_error_handlers(app)
     # The last added runs first: security headers go on every response, the gate's 503s included.
@@ -38,4 +40,5 @@ def create_app(context: AppContext | None = None) -> FastAPI:
     app.include_router(line.router)
     app.include_router(identity.router)
     install_web(app)
+    install_docs(app)
     return app
