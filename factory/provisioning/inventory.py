@@ -12,12 +12,12 @@ import base64
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from cryptography import x509
 
+from factory.kernel.models.device import DeviceKind  # the device's own kind, one enum for every area
 from factory.provisioning.errors import InvalidTarget
 
 _SERIAL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -31,13 +31,6 @@ _HOST_KEY_ALGORITHMS = {
     "ecdsa-sha2-nistp521": "ecdsa-sha2-nistp521",
     "ssh-rsa": "rsa-sha2-512,rsa-sha2-256",
 }
-
-
-class DeviceKind(StrEnum):
-    LAPTOP = "laptop"
-    TABLET = "tablet"
-    VEHICLE_TABLET = "vehicle-tablet"
-    DESKTOP = "desktop"
 
 
 @dataclass(frozen=True)
