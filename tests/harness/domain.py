@@ -83,13 +83,14 @@ def receive(
     asset_tag: str | None = None,
     make: str = "Dell",
     model: str = "Latitude 5440",
+    kind: str = "laptop",
 ) -> int:
-    """Receive a laptop; each medium is a serial (a 64 MiB SATA SSD) or a full ``MediaSpec``."""
+    """Receive a device (a laptop unless told); each medium is a serial (a 64 MiB SATA SSD) or a full ``MediaSpec``."""
     with session_scope(ctx.engine) as s:
         d = receive_device(
             s,
             serial=serial,
-            kind="laptop",
+            kind=kind,
             make=make,
             model=model,
             asset_tag=asset_tag,

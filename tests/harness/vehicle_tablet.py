@@ -7,32 +7,24 @@ from __future__ import annotations
 from pathlib import Path
 
 from factory.custody.service import allocate, install_tablet, register_vehicle
-from factory.intake.service import MediaSpec, receive_device
+from factory.intake.service import MediaSpec
 from factory.kernel import clock
 from factory.kernel.context import AppContext
 from factory.kernel.db.engine import session_scope
 from factory.kernel.lifecycle.states import Event
 from factory.line.simulate import SimulatedLine
-from harness.domain import move, verifier
+from harness.domain import move, receive, verifier
 
 
 def installed_vehicle_tablet(
     ctx: AppContext, serial: str, disk_serial: str, fleet_number: str, *, size: int, asset_tag: str | None = None
 ) -> int:
     """The tablet's device id; the vehicle ``fleet_number`` is registered here."""
+    media = [MediaSpec("sata-ssd", disk_serial, size)]
+    device_id = receive(
+        ctx, serial, media, new_stock=True, asset_tag=asset_tag, make="Getac", model="F110", kind="vehicle-tablet"
+    )
     with session_scope(ctx.engine) as s:
-        device = receive_device(
-            s,
-            serial=serial,
-            kind="vehicle-tablet",
-            make="Getac",
-            model="F110",
-            asset_tag=asset_tag,
-            actor="tech.one",
-            media=[MediaSpec("sata-ssd", disk_serial, size)],
-            new_stock=True,
-        )
-        device_id = device.id or 0
         register_vehicle(s, fleet_number=fleet_number, registration="AB12 CDE")
     for event in (Event.START_PROVISION, Event.PROVISIONED):
         move(ctx, device_id, event)
