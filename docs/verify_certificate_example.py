@@ -1,55 +1,139 @@
 """Verify a Device Factory sanitisation certificate offline (needs only cryptography and rfc8785).
 
 Usage: python verify_certificate_example.py CERT.json PUBLIC_KEY.pem   (exit 0 valid, 1 invalid)
+
+Strict on purpose: it rejects everything the format forbids (docs/certificate-format.md), not only
+a bad signature. A lenient reader can be shown a file whose signed content verifies while what a
+person or another parser reads differs: a duplicated member (most parsers keep the last value,
+some the first), an unsigned extra envelope member, a version spelled 1.0 or true.
 """
 
 import base64
 import hashlib
+import hmac
 import json
+import re
 import sys
+import uuid
 
 import rfc8785
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+FORMAT, SCHEMA_VERSION, ALGORITHM = "device-factory-certificate", 1, "Ed25519"
+ENVELOPE_FIELDS = ("format", "schema_version", "certificate", "signature")
+SIGNATURE_FIELDS = ("algorithm", "key_fingerprint", "digest_sha256", "value")
+MAX_BYTES = 64 * 1024 * 1024  # far above any real certificate
+HEX_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _no_duplicates(pairs: list) -> dict:
+    members: dict = {}
+    for name, value in pairs:
+        if name in members:
+            raise ValueError(f"duplicate member {name!r}")
+        members[name] = value
+    return members
+
+
+def _no_constants(name: str) -> None:
+    raise ValueError(f"non-finite number {name}")
+
+
+def load(cert_path: str) -> dict:
+    """Step 1: strict UTF-8 JSON, no duplicate member names, no NaN or Infinity, an object."""
+    with open(cert_path, "rb") as f:
+        raw = f.read(MAX_BYTES + 1)
+    if len(raw) > MAX_BYTES:
+        raise ValueError(f"file is larger than {MAX_BYTES} bytes")
+    text = raw.decode("utf-8")  # strict: no BOM-sniffing, no UTF-16 (a UnicodeDecodeError is a ValueError)
+    try:
+        envelope = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+    if not isinstance(envelope, dict):
+        raise ValueError("the file is not a JSON object")
+    return envelope
+
+
+def _exact_members(obj: dict, fields: tuple, prefix: str) -> None:
+    for name in fields:
+        if name not in obj:
+            raise ValueError(f"missing field '{prefix}{name}'")
+    for name in obj:
+        if name not in fields:  # not covered by the signature: a reader could be misled by it
+            raise ValueError(f"unexpected field '{prefix}{name}'")
+
+
+def check_envelope(envelope: dict) -> tuple:
+    """Step 2: exactly the envelope and signature members, each of its exact JSON type and value.
+
+    ``type(x) is int`` and not ``x == 1``: in Python ``1.0 == 1`` and ``True == 1``.
+    """
+    _exact_members(envelope, ENVELOPE_FIELDS, "")
+    cert, sig = envelope["certificate"], envelope["signature"]
+    if type(cert) is not dict or type(sig) is not dict:
+        raise ValueError("'certificate' and 'signature' must be objects")
+    _exact_members(sig, SIGNATURE_FIELDS, "signature.")
+    if type(envelope["format"]) is not str or type(envelope["schema_version"]) is not int:
+        raise ValueError("'format' must be a string and 'schema_version' an integer")
+    if any(type(sig[name]) is not str for name in SIGNATURE_FIELDS):
+        raise ValueError("every signature field must be a string")
+    if (envelope["format"], envelope["schema_version"], sig["algorithm"]) != (FORMAT, SCHEMA_VERSION, ALGORITHM):
+        raise ValueError("unsupported format, schema version or algorithm")
+    return cert, sig
+
 
 def verify(cert_path: str, key_path: str) -> str:
-    with open(cert_path, "rb") as f:
-        envelope = json.load(f)
+    envelope = load(cert_path)
+    cert, sig = check_envelope(envelope)
     with open(key_path, "rb") as f:
         key = serialization.load_pem_public_key(f.read())
     if not isinstance(key, Ed25519PublicKey):
         raise ValueError("public key is not Ed25519")
-    cert, sig = envelope["certificate"], envelope["signature"]
-    if (envelope["format"], envelope["schema_version"], sig["algorithm"]) != (
-        "device-factory-certificate",
-        1,
-        "Ed25519",
-    ):
-        raise ValueError("unsupported format, schema version or algorithm")
     raw_key = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     fingerprint = "SHA256:" + base64.b64encode(hashlib.sha256(raw_key).digest()).decode().rstrip("=")
-    if sig["key_fingerprint"] != fingerprint:
-        raise ValueError(f"key fingerprint mismatch: certificate names {sig['key_fingerprint']}")
-    payload = rfc8785.dumps(cert)  # RFC 8785 canonical bytes: what was hashed and signed
-    if hashlib.sha256(payload).hexdigest() != sig["digest_sha256"]:
+    if sig["key_fingerprint"] != fingerprint:  # step 3
+        raise ValueError(f"key fingerprint mismatch: certificate names {sig['key_fingerprint']!r}")
+    if not HEX_SHA256.fullmatch(sig["digest_sha256"]):
+        raise ValueError("'signature.digest_sha256' is not 64 lowercase hex digits")
+    payload = rfc8785.dumps(cert)  # step 4: RFC 8785 canonical bytes, what was hashed and signed
+    if not hmac.compare_digest(hashlib.sha256(payload).hexdigest(), sig["digest_sha256"]):
         raise ValueError("digest mismatch: certificate content changed")
-    signature = base64.b64decode(sig["value"], validate=True)
+    signature = base64.b64decode(sig["value"], validate=True)  # step 5
     if base64.b64encode(signature).decode() != sig["value"]:
         raise ValueError("signature is not canonical base64")
     try:
         key.verify(signature, payload)
     except InvalidSignature:
         raise ValueError(f"signature invalid for key {fingerprint}") from None
-    return f"certificate {cert['certificate_id']} signed by {fingerprint}, SHA-256 {sig['digest_sha256']}"
+    version, cert_id = cert.get("schema_version"), cert.get("certificate_id")  # step 6
+    if type(version) is not int or version != envelope["schema_version"]:
+        raise ValueError("certificate schema_version differs from the envelope's")
+    if type(cert_id) is not str or not _is_uuid(cert_id):
+        raise ValueError("'certificate.certificate_id' is not a UUID")
+    return f"certificate {cert_id} signed by {fingerprint}, SHA-256 {sig['digest_sha256']}"
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        return str(uuid.UUID(text)) == text
+    except ValueError:
+        return False
+
+
+def main(argv: list) -> int:
+    if len(argv) != 3:
+        print(__doc__, file=sys.stderr)
+        return 2
+    try:
+        print("VALID:", verify(argv[1], argv[2]))
+    except (OSError, ValueError, UnsupportedAlgorithm) as exc:  # JSON, UTF-8, base64, RFC 8785: ValueErrors
+        print("INVALID:", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        sys.exit(__doc__)
-    try:
-        print("VALID:", verify(sys.argv[1], sys.argv[2]))
-    except (OSError, ValueError, KeyError, TypeError) as exc:  # JSON and base64 errors are ValueErrors
-        print("INVALID:", exc if not isinstance(exc, KeyError) else f"missing field {exc}")
-        sys.exit(1)
+    sys.exit(main(sys.argv))

@@ -95,7 +95,8 @@ def verify_certificate(envelope: Mapping[str, Any], public_key: Ed25519PublicKey
     except signing.SignatureInvalidError as exc:
         # One reason for every bad signature (wrong length or wrong value): the key it failed under.
         raise signing.SignatureInvalidError(f"signature invalid for key {expected_fingerprint}") from exc
-    if certificate.get("schema_version") != envelope["schema_version"]:
+    version = certificate.get("schema_version")
+    if type(version) is not int or version != envelope["schema_version"]:  # 1.0 and true equal 1 in Python
         raise MalformedEnvelopeError("malformed envelope: certificate schema_version differs from the envelope's")
     certificate_id = certificate.get("certificate_id")
     if not isinstance(certificate_id, str) or not _is_uuid(certificate_id):

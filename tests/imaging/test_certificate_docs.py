@@ -76,7 +76,7 @@ def test_example_script_reports_malformed_input(files, tmp_path):
     del envelope["signature"]["value"]
     cert.write_bytes(json.dumps(envelope).encode())
     done = run_script(cert, key)
-    assert (done.returncode, done.stdout.strip()) == (1, "INVALID: missing field 'value'")
+    assert (done.returncode, done.stdout.strip()) == (1, "INVALID: missing field 'signature.value'")
     (tmp_path / "junk.json").write_text("{nope")
     assert run_script(tmp_path / "junk.json", key).returncode == 1
 
