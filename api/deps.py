@@ -129,8 +129,9 @@ async def _off_pool(action: Callable[[], None]) -> None:
 
 
 def _one_thread(endpoint: Callable[..., Any]) -> Callable[..., Any]:
-    """The sync ``endpoint`` that ends its sessions' transactions itself, on its own thread."""
-    if inspect.iscoroutinefunction(endpoint) or getattr(endpoint, "one_thread_unit", False):
+    """The sync ``endpoint`` that ends its sessions' transactions itself, on its own thread.
+    (A coroutine or generator endpoint is left as it is: its body does not end when it returns.)"""
+    if getattr(endpoint, "one_thread_unit", False) or not inspect.isfunction(endpoint) or _is_lazy(endpoint):
         return endpoint
 
     @functools.wraps(endpoint)
@@ -148,6 +149,14 @@ def _one_thread(endpoint: Callable[..., Any]) -> Callable[..., Any]:
 
     unit_of_work.one_thread_unit = True  # type: ignore[attr-defined]
     return unit_of_work
+
+
+def _is_lazy(endpoint: Callable[..., Any]) -> bool:
+    return (
+        inspect.iscoroutinefunction(endpoint)
+        or inspect.isgeneratorfunction(endpoint)
+        or inspect.isasyncgenfunction(endpoint)
+    )
 
 
 class UnitOfWorkRoute(APIRoute):
