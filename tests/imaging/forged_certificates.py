@@ -88,7 +88,9 @@ def content_forgeries(envelope: dict[str, Any]) -> Iterator[Variant]:
 def envelope_forgeries(envelope: dict[str, Any]) -> Iterator[Variant]:
     sig = envelope["signature"]
     value = base64.b64decode(sig["value"])
-    other_bits = sig["value"][:-3] + chr(ord(sig["value"][-3]) ^ 1) + sig["value"][-2:]  # non-canonical tail
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    last = alphabet[alphabet.index(sig["value"][-3]) ^ 1]  # one of the 4 unused bits: same bytes, other text
+    other_bits = sig["value"][:-3] + last + sig["value"][-2:]
     changes: list[tuple[tuple, Any]] = [
         (("format",), "device-factory-certificate-v0"), (("format",), None), (("format",), [envelope["format"]]),
         (("schema_version",), 1.0), (("schema_version",), True), (("schema_version",), "1"), (("schema_version",), 2),
@@ -99,7 +101,7 @@ def envelope_forgeries(envelope: dict[str, Any]) -> Iterator[Variant]:
         (("signature", "digest_sha256"), sig["digest_sha256"].upper()), (("signature", "digest_sha256"), 0),
         (("signature", "digest_sha256"), hashlib.sha256(b"other").hexdigest()),
         (("signature", "value"), sig["value"].rstrip("=")), (("signature", "value"), sig["value"] + "\n"),
-        (("signature", "value"), base64.urlsafe_b64encode(value).decode()), (("signature", "value"), other_bits),
+        (("signature", "value"), "-" + sig["value"][1:]), (("signature", "value"), other_bits),
         (("signature", "value"), base64.b64encode(value[:-1]).decode()), (("signature", "value"), 1),
         (("signature", "value"), base64.b64encode(bytes(64)).decode()),
     ]  # fmt: skip
