@@ -50,8 +50,10 @@ def busy(reason: str) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(FactoryError)
     async def factory_error(_request: Request, exc: FactoryError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthenticated) else None
-        return problem(exc.status_code, exc.code, exc.reason, headers)
+        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthenticated) else {}
+        if retry_after := getattr(exc, "retry_after", None):  # identity's Throttled while a delay runs
+            headers["Retry-After"] = str(retry_after)
+        return problem(exc.status_code, exc.code, exc.reason, headers or None)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -185,6 +185,7 @@ def test_wrong_pins_over_the_json_api_are_counted_too(ctx, wall) -> None:
         right = {**body, "acceptance": {"name": "Jane Smith", "pin": "4321"}}
         r = client.post(url, json=right, headers=h)
         assert r.status_code == 429 and "try again in 1 s" in r.json()["reason"]
+        assert r.headers["retry-after"] == "1" and r.json()["error"] == "throttled"
         wall.advance(1)
         assert client.post(url, json=right, headers=h).status_code == 200
     assert state_of(ctx, "NEW-43") == "issued"
