@@ -100,39 +100,7 @@ class _Outcome(FirstFailure):
 
 
 def erase(
-    path: str,
-    *,
-    level: Level,
-    method: str = "auto",
-    verify: VerifyMode = VerifyMode.SAMPLE,
-    passes: int = 1,
-    progress: ProgressCallback | None = None,
-    runner: CommandRunner | None = None,
-    cancel: threading.Event | None = None,
-    poll_interval: float = 5.0,
-) -> EraseResult:
-    """Erase and verify one medium (block device or regular file) to ``level``.
-
-    Raises ``ProbeError``, ``TargetRefused`` (system disk, mounted, in use) or ``PlanError`` before
-    anything is written; returns ``EraseResult(ok=False, ...)`` for every failure after that.
-    """
-    runner = runner if runner is not None else SubprocessRunner()
-    probe = probe_target(path, runner)
-    return erase_probed(
-        probe,
-        level=level,
-        method=method,
-        verify=verify,
-        passes=passes,
-        progress=progress,
-        runner=runner,
-        cancel=cancel,
-        poll_interval=poll_interval,
-    )
-
-
-def erase_probed(
-    probe: Probe,
+    target: str | Probe,
     *,
     level: Level,
     method: str = "auto",
@@ -144,10 +112,17 @@ def erase_probed(
     poll_interval: float = 5.0,
     chunk: int = DEFAULT_CHUNK,
 ) -> EraseResult:
-    """``erase`` for an already probed target (firmware capabilities included)."""
+    """Erase and verify one medium (block device or regular file) to ``level``.
+
+    ``target`` is its path, or a ``Probe`` already taken (firmware capabilities included).
+    Raises ``ProbeError``, ``TargetRefused`` (system disk, mounted, in use) or ``PlanError`` before
+    anything is written; returns ``EraseResult(ok=False, ...)`` for every failure after that.
+    """
+    runner = runner if runner is not None else SubprocessRunner()
+    probe = target if isinstance(target, Probe) else probe_target(target, runner)
     probe.refuse_if_unsafe()
     plan = make_plan(probe, Level(level), method, passes)
-    recorder = RecordingRunner(runner if runner is not None else SubprocessRunner())
+    recorder = RecordingRunner(runner)
     outcome = _Outcome(probe=probe, plan=plan, started_at=utc_now())
     outcome.notes.extend(f"skipped {name}: {why}" for name, why in plan.considered)
     outcome.notes.extend(plan.notes)

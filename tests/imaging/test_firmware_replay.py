@@ -13,7 +13,7 @@ import pytest
 from harness.disks import FIXTURES, MIB, PLANT, assert_every_byte, fake_firmware_probe, make_image
 
 from imaging.commands import ReplayRunner
-from imaging.engine import erase_probed
+from imaging.engine import erase
 from imaging.errors import PlanError
 from imaging.result import Level, Technique, VerifyMode
 
@@ -49,7 +49,7 @@ def erase_with(name: str, disk: Path, transport: str, media: str, **kwargs):
     runner = replay(name, disk)
     probe = fake_firmware_probe(disk, transport, media, runner)
     kwargs.setdefault("level", Level.PURGE)
-    result = erase_probed(probe, runner=runner, poll_interval=0.001, **kwargs)
+    result = erase(probe, runner=runner, poll_interval=0.001, **kwargs)
     return result, runner
 
 
@@ -102,7 +102,7 @@ def test_nvme_sanitize_in_progress_is_a_plan_error_before_anything_runs(disk):
     runner = replay("nvme-sanitize-in-progress", disk)
     probe = fake_firmware_probe(disk, "nvme", "nvme", runner)
     with pytest.raises(PlanError, match="already in progress"):
-        erase_probed(probe, level=Level.CLEAR, runner=runner)
+        erase(probe, level=Level.CLEAR, runner=runner)
     assert not any(c[1] in ("sanitize", "format") for c in runner.calls)
 
 
@@ -133,14 +133,14 @@ def test_nvme_without_erase_support_cannot_purge_but_clears_by_overwrite(disk):
     runner = replay("nvme-unsupported", disk)
     probe = fake_firmware_probe(disk, "nvme", "nvme", runner)
     with pytest.raises(PlanError) as err:
-        erase_probed(probe, level=Level.PURGE, runner=runner)
+        erase(probe, level=Level.PURGE, runner=runner)
     assert "unsupported here: controller SANICAP 0x0" in str(err.value)
-    assert "overwrite-zeros: achieves clear only" in str(err.value)
-    result = erase_probed(probe, level=Level.CLEAR, runner=runner)
-    assert result.ok and result.method == "overwrite-zeros"
+    assert "overwrite-random: achieves clear only" in str(err.value)
+    result = erase(probe, level=Level.CLEAR, runner=runner)
+    assert result.ok and result.method == "overwrite-random"
     assert result.level_achieved is Level.CLEAR
     assert any("flash" in r for r in result.residual_risk)
-    assert_every_byte(str(disk), SIZE, "zeros")
+    assert_every_byte(str(disk), SIZE, "random", result.pattern_seed_hex)
 
 
 def test_ata_secure_erase_success_uses_one_temporary_password(disk):
@@ -189,9 +189,9 @@ def test_ata_frozen_drive_is_refused_with_the_reason(disk):
     probe = fake_firmware_probe(disk, "sata", "sata-ssd", runner)
     assert probe.ata is not None and probe.ata.security is not None and probe.ata.security.frozen
     with pytest.raises(PlanError, match="security is frozen"):
-        erase_probed(probe, level=Level.CLEAR, method="ata-secure-erase", runner=runner)
+        erase(probe, level=Level.CLEAR, method="ata-secure-erase", runner=runner)
     with pytest.raises(PlanError, match="SANITIZE feature set"):
-        erase_probed(probe, level=Level.PURGE, runner=runner)
+        erase(probe, level=Level.PURGE, runner=runner)
 
 
 def test_ata_sanitize_crypto_scramble_success(disk):
@@ -213,7 +213,7 @@ def test_ata_unsupported_explicit_method_is_a_plan_error(disk):
     runner = replay("ata-unsupported", disk)
     probe = fake_firmware_probe(disk, "sata", "hdd", runner)
     with pytest.raises(PlanError, match="unsupported here: drive lacks the SANITIZE feature set"):
-        erase_probed(probe, level=Level.PURGE, method="ata-sanitize", runner=runner)
+        erase(probe, level=Level.PURGE, method="ata-sanitize", runner=runner)
 
 
 def test_hpa_is_restored_before_overwrite_and_hidden_sectors_are_erased(tmp_path):
@@ -228,7 +228,7 @@ def test_hpa_is_restored_before_overwrite_and_hidden_sectors_are_erased(tmp_path
     assert result.hidden_areas.hpa_present_after is False
     assert result.media.size_bytes == 16384 * 512
     assert result.bytes_written == 16384 * 512
-    assert_every_byte(str(disk), 16384 * 512, "zeros")
+    assert_every_byte(str(disk), 16384 * 512, "random", result.pattern_seed_hex)
 
 
 def test_hpa_that_cannot_be_removed_refuses_certification(tmp_path):
