@@ -24,13 +24,19 @@ async def bare_async() -> dict[str, str]:
 
 def auth_only_app() -> FastAPI:
     """The project's bearer-token auth and role check in front of a constant: what a request
-    costs before the search itself runs (splits the gap between bare and search)."""
+    costs before the search itself runs. ``/auth-only-async`` is the search's reference (the
+    practical limit for an async route with that auth); ``/auth-only`` is its sync twin."""
     app = FastAPI()
     app.state.context = AppContext.from_env()
     install_error_handlers(app)
 
     @app.get("/auth-only")
     def auth_only(_user: AuditorUser) -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/auth-only-async")
+    async def auth_only_async(_user: AuditorUser) -> dict[str, str]:
+        # The reference for the search, which is async too: same auth, no query, no thread hop.
         return {"status": "ok"}
 
     return app

@@ -62,10 +62,22 @@ def dsn(name: str) -> str:
     return PG_ADMIN.rsplit("/", 1)[0] + "/" + name
 
 
+MARKER = "created by benchmarks/audit.py; safe to drop"
+
+
 def fresh_database() -> str:
+    """Create the benchmark's database. One left by an earlier run of this benchmark (it carries
+    MARKER as its comment) is dropped first; any other database of that name is refused, never dropped."""
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
+        row = conn.execute(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s", (DB_NAME,)
+        ).fetchone()
+        if row is not None and row[0] != MARKER:
+            raise SystemExit(f"database {DB_NAME} exists and was not created by this benchmark: not dropping it")
+        if row is not None:
+            conn.execute(f"DROP DATABASE {DB_NAME} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {DB_NAME}")
+        conn.execute(f"COMMENT ON DATABASE {DB_NAME} IS '{MARKER}'")
     upgrade(db_url(DB_NAME))
     return db_url(DB_NAME)
 

@@ -1,10 +1,26 @@
-"""Overwrite + full verify throughput: the imaging engine vs dd and nwipe on the same loop device.
+"""Overwrite + full verify: ``factory wipe`` and the imaging engine vs dd on the same loop device.
 
-    .venv/bin/python benchmarks/wipe.py [--size 1G] [--parallel 4] [--repeat 2] [--no-nwipe]
+    .venv/bin/python benchmarks/wipe.py [--size 4G] [--parallel 4] [--rounds 3] [--no-nwipe]
 
-Needs root and losetup. Each target is a loop device with direct I/O over a file on the local disk,
-so every tool runs at that disk's real bandwidth. Throughput counts bytes written plus bytes read
-back (2 x size per device), so "dd" here is `dd oflag=direct` followed by `dd iflag=direct`.
+Needs root and losetup. Each target is a loop device with direct I/O over a file on the local
+disk, and every backing file is written in full once before anything is timed (pre-allocated:
+no tool pays for the file system allocating blocks another tool then reuses).
+
+Reference (the practical limit): ``dd if=/dev/zero of=DEV bs=4M oflag=direct`` then
+``dd if=DEV of=/dev/null bs=4M iflag=direct`` - the same block size and O_DIRECT the engine uses,
+writing and reading back every byte as a full verify does (dd checks nothing it reads).
+
+Method (benchmarks/fair.py): each round runs dd and every project run once on the same device,
+in an order rotated round by round; each ratio is that round's dd time / the project's time
+(above 1: faster than dd), reported as min / median / max over at least 3 rounds, with the load
+average before and after. Project runs, each zeros and random with full verify:
+
+* ``factory wipe DEV --yes --method M --verify full`` - the user's command, as a new process
+  (start-up, imports, signing the certificate included);
+* the engine call ``imaging.engine.erase`` alone, in this process.
+
+Then N devices at once: N x the engine in parallel vs N x dd in parallel (aggregate), alternated
+the same way. nwipe (zero + verify=last), if installed, is timed once for context only.
 """
 
 from __future__ import annotations
@@ -18,16 +34,22 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from statistics import median
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from fair import Figure, compare, load_average, timed
+
+from factory.kernel.config import Settings
+from factory.kernel.site_keys import init_keys
 from imaging.engine import erase
 from imaging.result import Level, VerifyMode
 
 BS = 4 << 20
+FACTORY = str(Path(sys.executable).parent / "factory")
 
 
 def parse_size(text: str) -> int:
@@ -43,8 +65,11 @@ def loop_devices(workdir: Path, count: int, size: int) -> Iterator[list[str]]:
     try:
         for i in range(count):
             backing = workdir / f"bench{i}.img"
-            with open(backing, "wb") as f:
-                f.truncate(size)
+            # Written in full (untimed): every block exists before the first timed run.
+            subprocess.run(
+                ["dd", "if=/dev/zero", f"of={backing}", "bs=4M", f"count={size // BS}", "conv=fsync", "status=none"],
+                check=True,
+            )
             out = subprocess.run(
                 ["losetup", "--direct-io=on", "--find", "--show", str(backing)],
                 check=True,
@@ -56,12 +81,6 @@ def loop_devices(workdir: Path, count: int, size: int) -> Iterator[list[str]]:
     finally:
         for dev in devices:
             subprocess.run(["losetup", "-d", dev], check=False, capture_output=True)
-
-
-def timed(fn: Callable[[], None]) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def dd_write_read(dev: str, size: int) -> None:
@@ -76,10 +95,21 @@ def dd_write_read(dev: str, size: int) -> None:
     )
 
 
-def ours(dev: str, method: str) -> None:
+def engine(dev: str, method: str) -> None:
     result = erase(dev, level=Level.CLEAR, method=method, verify=VerifyMode.FULL)
     if not result.ok:
         raise RuntimeError(f"erase of {dev} failed: {result.failure_reason}")
+
+
+def factory_wipe(dev: str, method: str, home: Path) -> None:
+    done = subprocess.run(
+        [FACTORY, "wipe", dev, "--yes", "--method", method, "--verify", "full", "--out", str(home / "cert.json")],
+        env={**os.environ, "FACTORY_HOME": str(home)},
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"factory wipe {dev} failed ({done.returncode}): {done.stderr.strip()[-500:]}")
 
 
 def nwipe(dev: str, logdir: Path) -> None:
@@ -117,20 +147,30 @@ def parallel(devices: list[str], work: Callable[[str], None]) -> None:
         raise errors[0]
 
 
-def best_of(repeat: int, fn: Callable[[], None]) -> float:
-    return min(timed(fn) for _ in range(repeat))
+def single(dev: str, size: int, rounds: int, home: Path) -> list[Figure]:
+    projects: dict[str, Callable[[], object]] = {}
+    for method in ("zeros", "random"):
+        projects[f"factory wipe {method} + full verify"] = lambda m=method: factory_wipe(dev, m, home)
+        projects[f"engine {method} + full verify"] = lambda m=method: engine(dev, m)
+    return compare("dd write + dd read (4M, O_DIRECT)", lambda: dd_write_read(dev, size), projects, rounds)
 
 
-def mbps(nbytes: int, seconds: float) -> float:
-    return nbytes / seconds / 1e6
+def report(figures: list[Figure], size: int) -> None:
+    print(f"\n{'figure':<44} {'MB/s best':>9}  {'ratio min / median / max':>24}  load")
+    for f in figures:
+        nbytes = 2 * size * (int(f.name.split(" x ")[0]) if " x " in f.name else 1)
+        r = f.ratios()
+        dd_best = nbytes / min(f.reference) / 1e6
+        print(f"{f.name:<44} {nbytes / min(f.project) / 1e6:>9.1f}  {r[0]:>6.2f} / {median(r):>5.2f} / {r[-1]:>5.2f}"
+              f"   {f.load_before:.1f} -> {f.load_after:.1f}  (dd best {dd_best:.1f} MB/s)")  # fmt: skip
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=parse_size, default=parse_size("1G"), help="per single device")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=parse_size, default=parse_size("4G"), help="per single device")
     parser.add_argument("--parallel", type=int, default=4, help="devices in the concurrent run")
     parser.add_argument("--parallel-size", type=parse_size, default=None, help="per device (default size/4)")
-    parser.add_argument("--repeat", type=int, default=2, help="runs per measurement; the best counts")
+    parser.add_argument("--rounds", type=int, default=3, help="alternated rounds (at least 3)")
     parser.add_argument("--no-nwipe", action="store_true")
     parser.add_argument("--workdir", type=Path, default=None, help="where the backing files go")
     args = parser.parse_args()
@@ -138,30 +178,29 @@ def main() -> None:
         sys.exit("needs root (losetup)")
     size = args.size - args.size % BS
     psize = (args.parallel_size or size // args.parallel) // BS * BS
-    rows: list[tuple[str, float, float | None]] = []
     with tempfile.TemporaryDirectory(prefix="wipe-bench-", dir=args.workdir) as tmp:
         workdir = Path(tmp)
+        home = workdir / "home"
+        init_keys(Settings(home=home, database_url=f"sqlite:///{home / 'factory.db'}", site_name="bench-site"))
         with loop_devices(workdir, 1, size) as (dev,):
             print(f"single device: {dev}, {size >> 20} MiB, direct-io loop over {workdir}", flush=True)
-            dd = mbps(2 * size, best_of(args.repeat, lambda: dd_write_read(dev, size)))
-            rows.append(("dd write + dd read (4M, direct)", dd, 1.0))
-            for method in ("zeros", "random"):
-                speed = mbps(2 * size, best_of(args.repeat, lambda m=method: ours(dev, m)))
-                rows.append((f"engine {method} + full verify", speed, speed / dd))
+            figures = single(dev, size, args.rounds, home)
             if not args.no_nwipe and shutil.which("nwipe"):
-                speed = mbps(2 * size, best_of(1, lambda: nwipe(dev, workdir)))
-                rows.append(("nwipe zero + verify=last", speed, speed / dd))
+                load = load_average()
+                seconds = timed(lambda: nwipe(dev, workdir))
+                speed = 2 * size / seconds / 1e6
+                print(f"nwipe zero + verify=last, once, for context: {speed:.1f} MB/s (load {load:.1f})")
         with loop_devices(workdir, args.parallel, psize) as devices:
-            total = 2 * psize * len(devices)
-            print(f"{len(devices)} devices at once: {psize >> 20} MiB each", flush=True)
-            pdd = mbps(total, best_of(args.repeat, lambda: parallel(devices, lambda d: dd_write_read(d, psize))))
-            rows.append((f"{len(devices)} x dd in parallel (aggregate)", pdd, 1.0))
-            speed = mbps(total, best_of(args.repeat, lambda: parallel(devices, lambda d: ours(d, "zeros"))))
-            rows.append((f"{len(devices)} x engine zeros in parallel (aggregate)", speed, speed / pdd))
-    width = max(len(name) for name, _, _ in rows)
-    print(f"\n{'run':<{width}}  {'MB/s':>8}  {'vs dd':>6}")
-    for name, speed, ratio in rows:
-        print(f"{name:<{width}}  {speed:>8.1f}  {ratio:>5.2f}x" if ratio is not None else f"{name}  {speed:.1f}")
+            n = len(devices)
+            print(f"{n} devices at once: {psize >> 20} MiB each", flush=True)
+            figures += compare(
+                f"{n} x dd in parallel",
+                lambda: parallel(devices, lambda d: dd_write_read(d, psize)),
+                {f"{n} x engine zeros in parallel": lambda: parallel(devices, lambda d: engine(d, "zeros"))},
+                args.rounds,
+            )
+    report(figures[:4], size)
+    report(figures[4:], psize)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,124 @@
+"""Fair timing for the benchmarks: the project and its reference alternate on the same target.
+
+Every benchmark here reports ratios measured in one run, the same way (the method of the shared
+``ratio`` tool, copied so the project does not depend on anything outside it):
+
+* the reference (the practical limit) and the project alternate, A B B A A B ..., so caches,
+  allocation and load drifting over the run hit both alike; nothing runs first on a fresh target;
+* at least 3 rounds; each round gives one ratio (reference time / project time: above 1 the
+  project is faster) and the report is min / median / max of those ratios plus the best time of each;
+* the 1-minute load average is read before and after every figure and printed beside it: on a
+  shared machine a figure without its load is not a figure.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+MIN_ROUNDS = 3
+
+
+def load_average() -> float:
+    return os.getloadavg()[0]
+
+
+def cpus() -> int:
+    """CPUs this process may run on (its affinity mask, not the machine's count)."""
+    return len(os.sched_getaffinity(0))
+
+
+def free_cpus() -> int:
+    """CPUs not already busy, by the 1-minute load average; at least 1."""
+    return max(1, round(cpus() - load_average()))
+
+
+@dataclass
+class Figure:
+    """One alternated comparison: seconds per round of each side and the load around it."""
+
+    name: str
+    reference_name: str
+    reference: list[float] = field(default_factory=list)
+    project: list[float] = field(default_factory=list)
+    load_before: float = 0.0
+    load_after: float = 0.0
+
+    def ratios(self) -> list[float]:
+        return sorted(r / p for r, p in zip(self.reference, self.project, strict=True))
+
+    def summary(self) -> str:
+        r = self.ratios()
+        return (
+            f"{self.name} vs {self.reference_name}: ratio min {r[0]:.2f} median {statistics.median(r):.2f} "
+            f"max {r[-1]:.2f}  (best s: {min(self.project):.3f} vs {min(self.reference):.3f}; "
+            f"{len(r)} alternated rounds; load {self.load_before:.1f} -> {self.load_after:.1f} on {cpus()} CPUs)"
+        )
+
+    def as_dict(self) -> dict[str, object]:
+        r = self.ratios()
+        return {
+            "figure": self.name,
+            "reference": self.reference_name,
+            "ratio_min": round(r[0], 3),
+            "ratio_median": round(statistics.median(r), 3),
+            "ratio_max": round(r[-1], 3),
+            "project_s": [round(x, 4) for x in self.project],
+            "reference_s": [round(x, 4) for x in self.reference],
+            "load": [round(self.load_before, 2), round(self.load_after, 2)],
+            "cpus": cpus(),
+        }
+
+
+def timed(fn: Callable[[], object], setup: Callable[[], object] | None = None) -> float:
+    """Seconds ``fn`` takes; ``setup`` runs first, untimed (e.g. dropping a file's page cache)."""
+    if setup is not None:
+        setup()
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def alternate(
+    name: str,
+    reference_name: str,
+    reference: Callable[[], object],
+    project: Callable[[], object],
+    rounds: int = MIN_ROUNDS,
+    setup: Callable[[], object] | None = None,
+) -> Figure:
+    """Run reference and project alternately (A B, B A, A B, ...) for ``rounds`` rounds."""
+    return compare(reference_name, reference, {name: project}, rounds, setup)[0]
+
+
+def compare(
+    reference_name: str,
+    reference: Callable[[], object],
+    projects: dict[str, Callable[[], object]],
+    rounds: int = MIN_ROUNDS,
+    setup: Callable[[], object] | None = None,
+) -> list[Figure]:
+    """Several project runs against one reference: each round runs the reference and every project
+    once, in an order rotated round by round (nobody always goes first or last), and each project's
+    ratio for the round is taken against that round's reference time."""
+    figures = {name: Figure(name, reference_name, load_before=load_average()) for name in projects}
+    sides: list[tuple[str | None, Callable[[], object]]] = [(None, reference), *projects.items()]
+    for i in range(max(rounds, MIN_ROUNDS)):
+        shift = i % len(sides)
+        ref_s = 0.0
+        for label, fn in sides[shift:] + sides[:shift]:
+            seconds = timed(fn, setup)
+            if label is None:
+                ref_s = seconds
+            else:
+                figures[label].project.append(seconds)
+        for figure in figures.values():
+            figure.reference.append(ref_s)
+    load = load_average()
+    for figure in figures.values():
+        figure.load_after = load
+        print(figure.summary(), flush=True)
+    return list(figures.values())
