@@ -1,7 +1,8 @@
 """Choose an erase method per NIST SP 800-88 from what the medium can do, not what was asked.
 
-Purge where the medium supports it, else Clear by overwrite; a requested level no method can reach
-is a ``PlanError`` before anything is written.
+Purge where the medium supports it, else Clear by overwrite (a random pattern with a recorded key,
+verified by read-back, unless zeros are asked for); a requested level no method can reach is a
+``PlanError`` before anything is written.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from imaging.errors import PlanError
-from imaging.methods import EraseMethod, OverwriteMethod, methods_for_choice
+from imaging.methods import DEFAULT_OVERWRITE, EraseMethod, OverwriteMethod, methods_for_choice
 from imaging.methods.base import LEVEL_RANK
 from imaging.nvme_info import SanitizeState
 from imaging.probe import Probe
@@ -43,8 +44,16 @@ class Plan:
         return isinstance(self.method, OverwriteMethod)
 
 
-def make_plan(probe: Probe, level: Level, method: str = "auto", passes: int = 1, exclude: Collection[str] = ()) -> Plan:
-    """The first method that reaches ``level``; ``exclude`` names methods the drive already refused."""
+def make_plan(
+    probe: Probe,
+    level: Level,
+    method: str = "auto",
+    passes: int = 1,
+    exclude: Collection[str] = (),
+    overwrite: str = DEFAULT_OVERWRITE,
+) -> Plan:
+    """The first method that reaches ``level``; ``exclude`` names methods the drive already refused;
+    ``overwrite`` is the pattern of ``auto``'s overwrite (random unless a caller can only write zeros)."""
     level = Level(level)
     if method not in METHOD_CHOICES:
         raise PlanError(f"unknown method {method!r}; choose one of {', '.join(METHOD_CHOICES)}")
@@ -59,7 +68,7 @@ def make_plan(probe: Probe, level: Level, method: str = "auto", passes: int = 1,
             "it must be polled to completion before this medium is planned"
         )
     considered: list[tuple[str, str]] = []
-    for candidate in methods_for_choice(method):
+    for candidate in methods_for_choice(method, overwrite):
         if candidate.name in exclude:
             considered.append((candidate.name, "refused by the drive earlier in this erase"))
             continue

@@ -33,6 +33,7 @@ from imaging.result import CommandRecord, EraseResult, HiddenAreaStatus, Level, 
 
 FLASH_RESIDUAL = "flash medium overwritten: remapped/over-provisioned cells not reached"
 LOCAL_ONLY_PATTERNS = ("ones", "random")  # the remote dd writes /dev/zero only
+REMOTE_OVERWRITE = "zeros"  # so auto's overwrite here is zeros, unlike a local erase's keyed random
 MIN_WRITE_STEP = 256 << 20  # bytes per remote dd run: progress and cancel between runs
 MAX_WRITE_RUNS = 64  # on large disks the step grows so the certificate lists at most this many runs
 MIN_WRITE_TIMEOUT = 600.0
@@ -94,7 +95,7 @@ def erase_remote(
         raise PlanError(f"a remote overwrite writes zeros with the device's own dd; {method!r} is local only")
     probe = probe_remote(access, device, access.device_size)
     probe.refuse_if_unsafe()
-    plan = make_plan(probe, Level(level), method)
+    plan = make_plan(probe, Level(level), method, overwrite=REMOTE_OVERWRITE)
     recorder = _Recorder(access)
     outcome = _Outcome(probe=probe, plan=plan, started_at=utc_now())
     outcome.notes.extend(f"skipped {name}: {why}" for name, why in plan.considered)
@@ -147,7 +148,7 @@ def _run_with_fallback(
 
 def _next_plan(outcome: _Outcome, plan: Plan, method: str, refused: list[str], rejection: FirmwareRejected) -> Plan:
     try:
-        following = make_plan(outcome.probe, plan.level_requested, method, exclude=refused)
+        following = make_plan(outcome.probe, plan.level_requested, method, exclude=refused, overwrite=REMOTE_OVERWRITE)
     except PlanError as exc:
         raise EraseFailure(
             f"{rejection.reason}; no other method reaches {plan.level_requested} ({method}): nothing was erased"

@@ -30,7 +30,12 @@ def register(app: typer.Typer) -> None:
     def wipe_cmd(
         target: str = typer.Argument(..., help="Block device or regular file to erase."),
         yes: bool = typer.Option(False, "--yes", help="Confirm: everything on TARGET is destroyed."),
-        method: str = typer.Option("auto", "--method", help=f"One of: {', '.join(METHOD_CHOICES)}."),
+        method: str = typer.Option(
+            "auto",
+            "--method",
+            help=f"One of: {', '.join(METHOD_CHOICES)}. auto: firmware purge where the medium has one, else a "
+            "random overwrite (key recorded) that a medium dropping writes cannot pass; zeros only if asked.",
+        ),
         verify: str = typer.Option("sample", "--verify", help="full or sample (NIST representative sampling)."),
         level: str = typer.Option("clear", "--level", help="clear or purge (NIST SP 800-88)."),
         out: Path | None = typer.Option(None, "--out", help="Write the signed certificate (JSON) here."),

@@ -11,6 +11,7 @@ from imaging.methods.nvme_sanitize import NvmeSanitize
 from imaging.methods.overwrite import OverwriteMethod
 
 __all__ = [
+    "DEFAULT_OVERWRITE",
     "EraseMethod",
     "FirmwareContext",
     "FirmwareExpectation",
@@ -36,10 +37,16 @@ def firmware_methods() -> list[FirmwareMethod]:
     ]
 
 
-def methods_for_choice(choice: str) -> list[EraseMethod]:
-    """Candidate methods for an operator's choice, in order of preference."""
+# The overwrite ``auto`` falls back to: a keyed AES-CTR stream (its key recorded on the certificate)
+# that a medium cannot fake by dropping writes and reading back zeros, as it can a zeros overwrite.
+DEFAULT_OVERWRITE = "random"
+
+
+def methods_for_choice(choice: str, overwrite: str = DEFAULT_OVERWRITE) -> list[EraseMethod]:
+    """Candidate methods for an operator's choice, in order of preference; ``overwrite`` is the
+    pattern ``auto`` overwrites with where no firmware method applies (zeros only when asked)."""
     if choice == "auto":
-        return [*firmware_methods(), OverwriteMethod("zeros")]
+        return [*firmware_methods(), OverwriteMethod(overwrite)]
     if choice in ("zeros", "ones", "random"):
         return [OverwriteMethod(choice)]
     chosen: list[EraseMethod] = [m for m in firmware_methods() if m.choice == choice]

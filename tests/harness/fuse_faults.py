@@ -9,6 +9,10 @@ with the code under test):
     python tests/harness/fuse_faults.py IMAGE MOUNTPOINT --read-eio 2048:2056 --write-eio 4096:4104
 
 Sector ranges are 512-byte sectors, half-open ``start:end``. The mount exposes ``/disk.img``.
+
+``--discard-writes`` makes a medium that lies: every write is acknowledged and dropped, every read
+returns zeros (what a failing or counterfeit drive can do, and what a zeros overwrite cannot tell
+from a real erase).
 """
 
 from __future__ import annotations
@@ -41,7 +45,9 @@ def overlaps(ranges: list[tuple[int, int]], offset: int, length: int) -> bool:
     return any(offset < end and start < offset + length for start, end in ranges)
 
 
-def build_operations(image: str, read_eio: list[tuple[int, int]], write_eio: list[tuple[int, int]]) -> object:
+def build_operations(
+    image: str, read_eio: list[tuple[int, int]], write_eio: list[tuple[int, int]], discard_writes: bool = False
+) -> object:
     from fuse import FuseOSError, Operations  # fusepy; imported here so the module imports without it
 
     class FaultyImage(Operations):
@@ -72,11 +78,15 @@ def build_operations(image: str, read_eio: list[tuple[int, int]], write_eio: lis
         def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
             if overlaps(read_eio, offset, size):
                 raise FuseOSError(errno.EIO)
+            if discard_writes:
+                return bytes(max(0, min(size, os.fstat(self.fd).st_size - offset)))
             return os.pread(self.fd, size, offset)
 
         def write(self, path: str, data: bytes, offset: int, fh: int) -> int:
             if overlaps(write_eio, offset, len(data)):
                 raise FuseOSError(errno.EIO)
+            if discard_writes:
+                return len(data)  # acknowledged, never stored
             return os.pwrite(self.fd, data, offset)
 
         def truncate(self, path: str, length: int, fh: int | None = None) -> None:
@@ -102,8 +112,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("mountpoint")
     parser.add_argument("--read-eio", action="append", default=[], metavar="START:END")
     parser.add_argument("--write-eio", action="append", default=[], metavar="START:END")
+    parser.add_argument("--discard-writes", action="store_true", help="acknowledge writes, store nothing, read zeros")
     args = parser.parse_args(argv)
-    ops = build_operations(args.image, parse_ranges(args.read_eio), parse_ranges(args.write_eio))
+    ops = build_operations(args.image, parse_ranges(args.read_eio), parse_ranges(args.write_eio), args.discard_writes)
     # direct_io: every read/write reaches this process, so the loop device above sees the EIO.
     FUSE(ops, args.mountpoint, foreground=True, direct_io=True, nothreads=False)  # type: ignore[arg-type]
 
@@ -115,12 +126,14 @@ def faulty_image(
     *,
     read_eio: list[str] = (),  # type: ignore[assignment]
     write_eio: list[str] = (),  # type: ignore[assignment]
+    discard_writes: bool = False,
     timeout: float = 10.0,
 ) -> Iterator[Path]:
     """Mount the fault-injecting FS in a subprocess; yield the exposed file; unmount on exit."""
     mountpoint.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, __file__, str(image), str(mountpoint)]
     argv += [f"--read-eio={r}" for r in read_eio] + [f"--write-eio={w}" for w in write_eio]
+    argv += ["--discard-writes"] if discard_writes else []
     proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + timeout

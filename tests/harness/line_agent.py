@@ -10,10 +10,14 @@ import sys
 import time
 from pathlib import Path
 
-from sqlmodel import Session
+import numpy as np
+import orjson
+from sqlmodel import Session, col
 from sqlmodel import select as sql_select
 
+from factory.kernel.models.certificate import Certificate
 from factory.kernel.models.device import Device, StorageMedium
+from harness.disks import expected_bytes
 
 REPO = Path(__file__).resolve().parents[2]
 ERASED_STATES = ("sanitised", "provisioning", "ready", "provision_failed")
@@ -66,8 +70,24 @@ def disks_by_serial(home: Path) -> dict[str, Path]:
     return {p.stem: p for p in (home / "sim").glob("bench-*/slot-*/*.img")}
 
 
+def holds_certified_pattern(session: Session, medium_serial: str, disk: Path) -> bool:
+    """The disk holds, byte for byte, the pattern its latest certificate records (a random one
+    regenerated from the recorded key): the line's default overwrite is random, not zeros."""
+    certificate = session.exec(
+        sql_select(Certificate)
+        .where(Certificate.medium_serial == medium_serial)
+        .order_by(col(Certificate.erase_round_seq).desc())
+    ).first()
+    if certificate is None:
+        return False
+    done = orjson.loads(certificate.envelope)["certificate"]["sanitisation"]
+    data = np.frombuffer(disk.read_bytes(), dtype=np.uint8)
+    return bool(np.array_equal(data, expected_bytes(done["pattern"], done["pattern_seed_hex"], 0, data.size)))
+
+
 def erased_disk_problems(session: Session, home: Path) -> list[str]:
-    """Every disk still in a slot whose device the evidence says was erased really is all zeros."""
+    """Every disk still in a slot whose device the evidence says was erased really holds the pattern
+    its certificate records."""
     disks = disks_by_serial(home)
     problems = []
     rows = session.exec(
@@ -79,7 +99,6 @@ def erased_disk_problems(session: Session, home: Path) -> list[str]:
         path = disks.get(medium.serial)
         if path is None:
             continue
-        data = path.read_bytes()
-        if data.count(0) != len(data):
+        if not holds_certified_pattern(session, medium.serial, path):
             problems.append(f"{device.serial} is '{device.state}' but disk {medium.serial} still holds data")
     return problems

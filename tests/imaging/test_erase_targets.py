@@ -71,7 +71,9 @@ def test_auto_clear_samples_per_nist_and_records_the_seed(target):
     block = result.media.logical_sector_size if result.media.target_kind == "block" else 4096
     plan = sample_plan(size, block, bytes.fromhex(check.seed_hex))
     assert plan is not None and plan.bytes_sampled == check.bytes_read
-    assert_every_byte(path, size, "zeros")
+    # The default overwrite is the keyed random stream (a medium cannot fake it by returning zeros).
+    assert (result.method, result.pattern, check.expected_pattern) == ("overwrite-random", "random", "random")
+    assert_every_byte(path, size, "random", result.pattern_seed_hex)
 
 
 def test_verification_catches_a_byte_written_after_the_erase(target):

@@ -59,3 +59,19 @@ def test_write_lost_without_an_error_is_caught_by_verification(fuse_ready, tmp_p
     else:
         assert (result.failure_reason or "").startswith("verification failed")
         assert result.failure_offset >= bad_sector * 512 - 128 * 1024
+
+
+def test_a_medium_that_drops_writes_and_reads_zeros_is_not_certified_by_default(fuse_ready, tmp_path):
+    """The default overwrite is a keyed random stream, so a lying medium fails its read-back."""
+    with _faulty_loop(tmp_path, discard_writes=True) as exposed:
+        with loop_device(exposed) as dev:
+            asked_zeros = erase(dev, level=Level.CLEAR, method="zeros", verify=VerifyMode.FULL)
+            default = erase(dev, level=Level.CLEAR)
+    # The device really lies convincingly: a zeros overwrite cannot tell it from an erased disk.
+    assert asked_zeros.ok and asked_zeros.pattern == "zeros"
+    assert not default.ok and default.level_achieved is None
+    assert (default.method, default.pattern) == ("overwrite-random", "random")
+    assert default.bytes_written == SIZE  # every write was acknowledged
+    assert default.verification is not None and default.verification.mismatches > 0
+    assert (default.failure_reason or "").startswith("verification failed")
+    assert default.failure_offset is not None

@@ -45,9 +45,16 @@ def nvme(oacs=0x17, fna=0x4, sanicap=0x3) -> NvmeController:
 def test_loop_or_file_clears_by_overwrite_and_cannot_purge():
     p = probe(transport="loop", media_type="loop", rotational=False)
     plan = make_plan(p, Level.CLEAR)
-    assert plan.method.name == "overwrite-zeros" and plan.level is Level.CLEAR
+    assert plan.method.name == "overwrite-random" and plan.level is Level.CLEAR
     with pytest.raises(PlanError, match="cannot achieve purge"):
         make_plan(p, Level.PURGE)
+
+
+def test_zeros_overwrite_only_when_asked_for():
+    p = probe(transport="loop", media_type="loop", rotational=False)
+    assert make_plan(p, Level.CLEAR, "zeros").method.name == "overwrite-zeros"
+    # A caller whose writer can only write zeros (the remote dd) says so; auto then overwrites with zeros.
+    assert make_plan(p, Level.CLEAR, overwrite="zeros").method.name == "overwrite-zeros"
 
 
 def test_purge_preferred_even_when_clear_requested():
@@ -115,5 +122,5 @@ def test_destroy_bad_method_and_passes_are_refused():
 
 def test_hpa_noted_for_overwrite():
     plan = make_plan(probe(hpa=HpaState(1000, 2000, True)), Level.CLEAR)
-    assert plan.method.name == "overwrite-zeros"
+    assert plan.method.name == "overwrite-random"
     assert any("HPA hides 1000 sectors" in n for n in plan.notes)

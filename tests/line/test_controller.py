@@ -12,6 +12,7 @@ import orjson
 import pytest
 from harness.bench_line import SLOT, Line, running_line
 from harness.domain import move, receive
+from harness.line_agent import holds_certified_pattern
 from harness.udev_events import attached_disk
 from harness.waiting import wait_until
 from sqlmodel import col, select
@@ -69,9 +70,8 @@ def test_returned_device_is_sanitised_certified_and_provisioned(line: Line) -> N
         "start_provision",
         "provisioned",
     ]
-    data = dev.path.read_bytes()
-    assert data.count(0) == len(data), "the disk was not erased"
     with session_scope(line.ctx.engine) as s:
+        assert holds_certified_pattern(s, dev.disk_serial, dev.path), "the disk was not erased"
         device = get_device(s, dev.device_serial or "")
         assert device.state == "ready"
         certs = s.exec(select(Certificate).where(Certificate.device_id == device.id)).all()

@@ -2,9 +2,10 @@
 
 After every kill, before the restart, the evidence must already be consistent (the audit):
 ledger verifies, device states match their custody, no certificate for an incomplete wipe, a
-device in progress has its (dead) job. Every disk the evidence calls erased is all zeros. After
-the last restart, a clean run must leave no device in progress and every interrupted wipe
-restarted from a new erase round or waiting for a technician.
+device in progress has its (dead) job. Every disk the evidence calls erased holds the pattern
+its certificate records (random by default, regenerated from its key). After the last restart,
+a clean run must leave no device in progress and every interrupted wipe restarted from a new
+erase round or waiting for a technician.
 """
 
 from __future__ import annotations

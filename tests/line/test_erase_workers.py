@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from harness.disks import assert_every_byte
 from harness.waiting import wait_until
 
 from factory.line.erase_workers import EraseWorkers
@@ -40,7 +41,7 @@ def _disk(tmp_path: Path, name: str = "disk.img") -> Path:
     return path
 
 
-def test_erase_in_a_worker_zeroes_the_disk_and_reports_progress_on_the_callers_thread(
+def test_erase_in_a_worker_overwrites_the_disk_and_reports_progress_on_the_callers_thread(
     workers: EraseWorkers, tmp_path: Path
 ) -> None:
     disk = _disk(tmp_path)
@@ -51,8 +52,8 @@ def test_erase_in_a_worker_zeroes_the_disk_and_reports_progress_on_the_callers_t
 
     result = workers(str(disk), level=Level.CLEAR, verify=VerifyMode.SAMPLE, progress=progress)
     assert result.ok and result.verification is not None and result.verification.passed
-    data = disk.read_bytes()
-    assert data.count(0) == len(data) == DISK
+    assert disk.stat().st_size == DISK and (result.method, result.pattern) == ("overwrite-random", "random")
+    assert_every_byte(str(disk), DISK, "random", result.pattern_seed_hex)
     assert {phase for phase, _ in seen} >= {"write", "verify"}
     assert {name for _, name in seen} == {threading.current_thread().name}
     assert all(pid != os.getpid() for pid in workers.pids)

@@ -17,7 +17,7 @@ from pathlib import Path
 import orjson
 import pytest
 from harness.bench_line import SLOT, Line, running_line
-from harness.line_agent import start_agent
+from harness.line_agent import holds_certified_pattern, start_agent
 from harness.vehicle_tablet import dock, installed_vehicle_tablet
 from harness.waiting import wait_until
 from harness.web import bearer
@@ -70,8 +70,8 @@ def test_real_line_without_provisioning_stops_a_returned_device_at_sanitised(rea
     assert (job.pipeline, job.status, job.reason) == ("sanitise-provision", "held", NO_PROVISIONING)
     assert job.action and "--provisioning FILE" in job.action
     assert real.history(serial) == ["receive", "start_sanitise", "sanitised"]  # no provision entry
-    assert dev.path.read_bytes().count(0) == DISK, "the erase still runs"
     with session_scope(real.ctx.engine) as s:
+        assert holds_certified_pattern(s, dev.disk_serial, dev.path), "the erase still runs"
         assert get_device(s, serial).state == "sanitised"
         detail = job_detail(s, job.id or 0)
         board = board_snapshot(s)
