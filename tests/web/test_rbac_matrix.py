@@ -39,6 +39,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/redoc"): PUBLIC,
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/static"): PUBLIC,
+    ("GET", "/api-docs-assets"): PUBLIC,  # Swagger UI / ReDoc files, served locally (api/docs.py)
     ("GET", "/metrics"): ANY,
     # devices and ledger
     ("POST", "/api/devices"): TECH,
@@ -143,7 +144,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
 }
 
 # Served paths that are not API/pages by design, checked with a concrete file.
-CONCRETE = {"/static": "/static/app.css"}
+CONCRETE = {"/static": "/static/app.css", "/api-docs-assets": "/api-docs-assets/swagger-ui.css"}
 STREAMS = {"/api/board/events"}  # server-sent events: read the status line, then hang up
 _PARAM = re.compile(r"\{([^}:]+)(?::[^}]+)?\}")
 
