@@ -24,6 +24,7 @@ import base64
 import hashlib
 import json
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +62,10 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _load_json(text: str) -> Any:
-    return json.loads(text, object_pairs_hook=_no_duplicates)
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicates)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
 
 
 def fingerprint(key: Ed25519PublicKey) -> str:
@@ -84,6 +88,8 @@ def verify_certificate(envelope: Any, key: Ed25519PublicKey, key_fp: str) -> dic
     if not isinstance(cert, dict) or not isinstance(sig, dict) or set(sig) != SIGNATURE_FIELDS:
         raise ValueError("malformed certificate or signature member")
     expected = ("device-factory-certificate", 1, "Ed25519")
+    if type(envelope["schema_version"]) is not int:  # 1.0 == 1 and True == 1 in Python
+        raise ValueError("schema_version is not an integer")
     if (envelope["format"], envelope["schema_version"], sig["algorithm"]) != expected:
         raise ValueError("unsupported format, schema version or signature algorithm")
     if sig["key_fingerprint"] != key_fp:
@@ -98,8 +104,11 @@ def verify_certificate(envelope: Any, key: Ed25519PublicKey, key_fp: str) -> dic
         key.verify(signature, payload)
     except InvalidSignature:
         raise ValueError(f"signature invalid for key {key_fp}") from None
-    if cert.get("schema_version") != 1 or not isinstance(cert.get("certificate_id"), str):
-        raise ValueError("certificate schema_version or certificate_id is malformed")
+    if type(cert.get("schema_version")) is not int or cert["schema_version"] != 1:
+        raise ValueError("certificate schema_version is not the integer 1")
+    cert_id = cert.get("certificate_id")
+    if not isinstance(cert_id, str) or str(uuid.UUID(cert_id)) != cert_id:  # uuid.UUID raises ValueError
+        raise ValueError("certificate certificate_id is not a UUID")
     return cert
 
 

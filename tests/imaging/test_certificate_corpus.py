@@ -111,3 +111,24 @@ def test_the_script_names_what_the_format_forbids(real_certificate, tmp_path) ->
         "version-bool": "INVALID: 'format' must be a string and 'schema_version' an integer",
         "extra": "INVALID: unexpected field 'note'",
     }
+
+
+def test_the_offline_bundle_checker_rejects_every_forged_variant(real_certificate) -> None:
+    """factory/audit/verify_bundle.py checks a bundle's certificates the same way (file read as UTF-8)."""
+    from factory.audit import verify_bundle
+
+    envelope, private_pem, public_pem = real_certificate
+    key = verify_bundle.load_key(public_pem)
+    forged, equivalent = corpus(envelope, signing.private_key_from_pem(private_pem.read_bytes()))
+
+    def accepted(data: bytes) -> bool:
+        try:
+            verify_bundle.verify_certificate(
+                verify_bundle._load_json(data.decode("utf-8")), key, verify_bundle.fingerprint(key)
+            )
+        except (ValueError, TypeError, KeyError):  # what the bundle checker reports as a problem
+            return False
+        return True
+
+    assert [name for name, data in forged if accepted(data)] == []
+    assert [name for name, data in equivalent if not accepted(data)] == []
