@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.middleware import AdmissionGate, SecurityHeaders
+from api.observability import install_observability
 from api.routes import audit, custody, identity, intake, ledger, line, metrics
 from api.schemas.common import ErrorBody
 from api.web import install_web
@@ -26,6 +27,7 @@ def create_app(context: AppContext | None = None) -> FastAPI:
     # The last added runs first: security headers go on every response, the gate's 503s included.
     app.add_middleware(AdmissionGate, capacity=app.state.context.settings.capacity)
     app.add_middleware(SecurityHeaders)
+    install_observability(app)  # outermost: request ids, access log and HTTP metrics for every answer
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:

@@ -224,6 +224,7 @@ async def resolve_caller(
         raise Unauthenticated(f"missing {via.value}")
     else:
         caller = await run_in_threadpool(_session_caller, ctx, cookie)
+    request.scope["factory.caller"] = caller.name  # for the access log (api/observability.py)
     if allowed is not None and caller.role not in allowed:
         what = "use this page" if via is Via.PAGE and request.method in SAFE_METHODS else "do this"
         raise PermissionDenied(f"role '{caller.role}' may not {what}")

@@ -2,21 +2,32 @@
 
 Every value is computed from the database at scrape time (``factory.line.views.factory_metrics``;
 no in-process counters), so every API process reports the same numbers and a restart loses
-nothing. This module only formats them. Scraping needs an API token of any role (Prometheus:
-``authorization: {credentials: <token>}``).
+nothing. This module only formats them, beside this process's HTTP request counters
+(api/observability.py).
+
+Who may scrape: a bearer token equal to the one in ``FACTORY_METRICS_TOKEN_FILE`` (a token that
+opens nothing else), an API token of any role, or a client on the loopback interface with no token
+at all. A request that came through a proxy (``Forwarded``/``X-Forwarded-For``) is not treated as
+local, since a proxy on the same host would otherwise make every caller look local.
 """
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
+import logging
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from api.deps import ContextDep, CurrentUser
+from api.deps import ContextDep, Credentials, Via, resolve_caller
+from api.observability import HttpMetrics
 from factory.kernel.context import AppContext
 from factory.line.views import JOB_DURATION_BUCKETS, FactoryMetrics, factory_metrics
 
@@ -72,11 +83,48 @@ class FactoryCollector(Collector):
         yield from metric_families(factory_metrics(self.ctx.engine))
 
 
+log = logging.getLogger("api")
+PROXY_HEADERS = (b"forwarded", b"x-forwarded-for")
+
+
+def _scrape_token_matches(path: Path | None, token: str) -> bool:
+    if path is None:
+        return False
+    try:  # read at each scrape, so a rotated token takes effect without a restart
+        expected = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        log.warning("FACTORY_METRICS_TOKEN_FILE %s is unreadable: %s", path, exc)
+        return False
+    return bool(expected) and hmac.compare_digest(token.encode(), expected.encode())
+
+
+def _from_loopback(request: Request) -> bool:
+    if request.client is None or any(name in PROXY_HEADERS for name, _ in request.scope["headers"]):
+        return False
+    try:
+        return ipaddress.ip_address(request.client.host).is_loopback
+    except ValueError:  # not an address (a test client's "testclient", a unix socket)
+        return False
+
+
+async def may_scrape(request: Request, credentials: Credentials) -> None:
+    """The scrape token, a token of any role, or a local client without one; 401 otherwise."""
+    token = credentials.credentials if credentials is not None and credentials.scheme.lower() == "bearer" else ""
+    if token and _scrape_token_matches(request.app.state.context.settings.metrics_token_file, token):
+        return
+    if not token and _from_loopback(request):
+        return
+    await resolve_caller(request, credentials, Via.BEARER, None)
+
+
 router = APIRouter(tags=["metrics"])
 
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
-def metrics(ctx: ContextDep, _user: CurrentUser) -> Response:
+def metrics(ctx: ContextDep, request: Request, _scraper: Annotated[None, Depends(may_scrape)]) -> Response:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(FactoryCollector(ctx))
+    http: HttpMetrics = request.app.state.http_metrics
+    registry.register(http.requests)
+    registry.register(http.latency)
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

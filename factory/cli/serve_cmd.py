@@ -71,9 +71,14 @@ def run_api(host: str, port: int, log_level: str) -> None:
     it answers ``/healthz``."""
     import uvicorn
 
-    server = uvicorn.Server(
-        uvicorn.Config("api.app:create_app", factory=True, host=host, port=port, log_level=log_level)
-    )
+    from factory.kernel.logs import log_config
+
+    # JSON lines with request ids; the API writes its own access log (api/observability.py).
+    config = uvicorn.Config(
+        "api.app:create_app", factory=True, host=host, port=port, log_level=log_level,
+        log_config=log_config(log_level), access_log=False,
+    )  # fmt: skip
+    server = uvicorn.Server(config)
     # uvicorn shuts down gracefully on SIGTERM and then raises it again under the handler it found.
     # Python's default would kill us there, before the simulated agent is stopped and drained; with
     # this one a stop (systemctl stop) returns here and ends cleanly.

@@ -5,7 +5,8 @@
 ``FACTORY_TOKEN_CACHE_SECONDS`` bounds how long an API process trusts a verified token before
 checking it again (see ``factory/identity/token_cache.py``); ``factory/kernel/capacity.py`` reads
 the admission queue and database pool sizes; ``FACTORY_TOKEN_DAYS`` is how long a
-newly issued API token works (1-3650 days, default 90).
+newly issued API token works (1-3650 days, default 90); ``FACTORY_METRICS_TOKEN_FILE`` names a
+file holding a token that may read ``/metrics`` and nothing else (api/routes/metrics.py).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class Settings:
     token_cache_seconds: float = TOKEN_CACHE_SECONDS
     capacity: Capacity = field(default_factory=Capacity)  # admission queue and database pool
     token_days: int = TOKEN_DAYS
+    metrics_token_file: Path | None = None  # a scrape-only token for /metrics
 
     @property
     def keys_dir(self) -> Path:
@@ -69,6 +71,7 @@ def load_settings() -> Settings:
         token_cache_seconds=_seconds("FACTORY_TOKEN_CACHE_SECONDS", TOKEN_CACHE_SECONDS),
         capacity=load_capacity(),
         token_days=_days("FACTORY_TOKEN_DAYS", TOKEN_DAYS),
+        metrics_token_file=Path(raw) if (raw := os.environ.get("FACTORY_METRICS_TOKEN_FILE", "").strip()) else None,
     )
 
 
