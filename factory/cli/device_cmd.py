@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import typer
-from rich.table import Table
 
-from factory.cli.common import ActorOpt, JsonFlag, SerialArg, console, one_line_errors, print_json, unit_of_work
+# Only the light half of factory/cli/common.py here: 'device show' reads without SQLAlchemy or Rich
+# (for --json); 'receive' imports the session helpers when it runs.
 from factory.cli.inputs import bounded
-from factory.intake.views import device_view, get_device
+from factory.cli.params import ActorOpt, JsonFlag, SerialArg, one_line_errors, plain_errors, print_json, settings
 from factory.kernel import limits
 
 app = typer.Typer(help="Devices in custody.", no_args_is_help=True)
@@ -37,6 +37,7 @@ def receive_cmd(
     actor: ActorOpt = "cli",
 ) -> None:
     """Book a device into the factory's custody."""
+    from factory.cli.common import console, unit_of_work
     from factory.intake.service import parse_media_spec, receive_device  # heavy: kept out of 'device show'
 
     specs = [parse_media_spec(m) for m in media]
@@ -50,11 +51,15 @@ def receive_cmd(
 
 
 @app.command("show")
-@one_line_errors
+@plain_errors
 def show_cmd(serial: SerialArg, as_json: JsonFlag = False) -> None:
     """Show a device: state, media, certificates and its full custody history."""
-    with unit_of_work() as (_ctx, session):
-        view = device_view(session, get_device(session, serial))
+    from factory.intake.views import device_view_rows
+    from factory.kernel.db.readonly import read_only
+
+    # Fixed read-only SELECTs straight through the driver: the same view as intake.views.device_view.
+    with read_only(settings().database_url) as reader:
+        view = device_view_rows(reader, serial)
     if as_json:
         print_json(view)
     else:
@@ -62,6 +67,10 @@ def show_cmd(serial: SerialArg, as_json: JsonFlag = False) -> None:
 
 
 def _print_device(view: dict[str, Any]) -> None:
+    from rich.console import Console  # text output only: --json never loads Rich
+    from rich.table import Table
+
+    console = Console()
     console.print(
         f"[bold]{view['serial']}[/] {view['kind']} {view['make']} {view['model']} "
         f"asset={view['asset_tag'] or '-'} state=[bold]{view['state']}[/] custodian={view['custodian']}"
@@ -93,6 +102,7 @@ def endpoint_cmd(
     actor: ActorOpt = "cli",
 ) -> None:
     """Record the device's service-environment SSH endpoint; the host key is pinned once."""
+    from factory.cli.common import console, unit_of_work
     from factory.intake.service import register_endpoint
 
     with unit_of_work() as (_ctx, session):

@@ -38,10 +38,10 @@ print(json.dumps({"code": code, "loaded": loaded}), file=sys.stderr)
 """
 
 
-def _modules_after(*args: str) -> tuple[int, set[str]]:
-    """Run ``factory ARGS`` in a new interpreter; its exit code and which modules of HEAVY's packages it loaded."""
+def _modules_after(*args: str, packages: tuple[str, ...] = HEAVY) -> tuple[int, set[str]]:
+    """Run ``factory ARGS`` in a new interpreter; its exit code and which modules of ``packages`` it loaded."""
     done = subprocess.run(
-        [sys.executable, "-c", _PROBE, json.dumps(list(args)), json.dumps(HEAVY)],
+        [sys.executable, "-c", _PROBE, json.dumps(list(args)), json.dumps(packages)],
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     report = json.loads(done.stderr.strip().splitlines()[-1])
@@ -93,3 +93,18 @@ def test_the_intake_desk_commands_load_none_of_the_heavy_modules(ctx: AppContext
 
 def test_the_schema_check_finds_the_head_alembic_finds() -> None:
     assert head_revision() == ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
+# What 'device show' leaves out: the ORM (it reads through the driver, factory/kernel/db/readonly.py)
+# and, for --json, Rich. (pydantic is Typer's own: typer._adapters imports it for every command.)
+ORM = ("sqlalchemy", "sqlmodel")
+
+
+def test_device_show_reads_without_the_orm(ctx: AppContext) -> None:
+    receive(ctx, "QUICK-3", ("Q-M3",))
+    code, loaded = _modules_after("device", "show", "QUICK-3", "--json", packages=(*ORM, "rich"))
+    assert code in (0, None) and not loaded, loaded
+    code, loaded = _modules_after("device", "show", "QUICK-3", packages=ORM)
+    assert code in (0, None) and not loaded, loaded
+    code, loaded = _modules_after("device", "show", "QUICK-404", packages=ORM)  # a refusal too
+    assert code == 1 and not loaded, loaded
