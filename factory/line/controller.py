@@ -205,10 +205,13 @@ class Controller:
         deadline = time.monotonic() + drain_seconds
         while self.running_jobs and time.monotonic() < deadline:
             time.sleep(0.05)
-        self.dispatcher.stop_all(StopKind.STOPPING, "interrupted: controller stopped")
-        self.dispatcher.join(timeout=10)
+        self._interrupt_runners()
         for thread in self._threads:
             thread.join(timeout=5)
+        # A claim already under way when stopping began (an event lane or the dispatcher between its
+        # stop check and the launch) may have started a runner after the first pass; with the loops
+        # joined nothing else can start one, so this pass leaves no job running on a dead agent.
+        self._interrupt_runners()
         if self.erase_workers is not None:
             self.erase_workers.close()
         try:
@@ -218,6 +221,10 @@ class Controller:
             log.warning("could not release agent lease: %s", exc)
         if self.engine is not self.context.engine:
             self.engine.dispose()
+
+    def _interrupt_runners(self) -> None:
+        self.dispatcher.stop_all(StopKind.STOPPING, "interrupted: controller stopped")
+        self.dispatcher.join(timeout=10)
 
     # ------------------------------------------------------------------ events
 
