@@ -70,3 +70,18 @@ def test_json_responses_carry_the_pages_security_headers_and_hsts_only_over_tls(
         login = tls.get("/login")
         assert "script-src 'self'" in login.headers["Content-Security-Policy"]
         assert "Strict-Transport-Security" in login.headers
+
+
+def test_a_database_that_cannot_be_reached_is_a_503_to_retry_not_a_500(tmp_path) -> None:
+    """While PostgreSQL is down or failing over to its standby, callers are told to retry."""
+    from harness.ports import free_tcp_port
+
+    from factory.kernel.config import Settings
+    from factory.kernel.context import AppContext
+
+    nobody_listens = f"postgresql+psycopg://postgres@127.0.0.1:{free_tcp_port()}/factory?connect_timeout=2"
+    ctx = AppContext(Settings(home=tmp_path, database_url=nobody_listens, site_name="down"))
+    with TestClient(create_app(ctx), raise_server_exceptions=False) as down:
+        r = down.get("/api/devices/X", headers=_h("a-token-that-cannot-be-checked"))
+    _assert_problem(r, 503, "overloaded")
+    assert int(r.headers["Retry-After"]) >= 1

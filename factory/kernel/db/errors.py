@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 
+import psycopg
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError, StatementError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -24,10 +25,14 @@ BUSY_ERRORS: tuple[type[BaseException], ...] = (PoolTimeout, sqlite3.Operational
 
 
 def is_busy(exc: BaseException) -> bool:
-    """True when ``exc`` means "the database is at capacity now", not a fault or bad input."""
+    """True when ``exc`` means "the database cannot serve this now, try again", not a fault or bad
+    input: at capacity (pool, SQLite's write lock), or a PostgreSQL server unreachable or failing
+    over (the connection was refused or closed; a promoted standby takes over within seconds)."""
     if isinstance(exc, PoolTimeout):
         return True
     orig = exc.orig if isinstance(exc, OperationalError) else exc
+    if isinstance(orig, psycopg.OperationalError):
+        return True
     return isinstance(orig, sqlite3.OperationalError) and "locked" in str(orig)
 
 
