@@ -237,6 +237,7 @@ def test_filesystem_refusing_o_direct_falls_back_to_buffered(tmp_path):
         subprocess.run(["umount", str(mnt)], check=True)
 
 
+@pytest.mark.slow  # four loop devices erased at once
 def test_several_loop_devices_erase_concurrently(tmp_path):
     require_root()
     require_tool("losetup")

@@ -398,6 +398,7 @@ def _last_evidence(line: Line, serial: str) -> dict:
         return orjson.loads(entry.evidence)
 
 
+@pytest.mark.slow  # starts an agent process
 def test_agent_process_runs_the_simulated_line(ctx: AppContext) -> None:
     agent = LineAgentProcess(
         ctx,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 from harness.domain import certify_all, move, receive
@@ -205,6 +206,7 @@ def _outcome(status: int, location: str, page: bool) -> str:
     return "allowed"
 
 
+@pytest.mark.slow  # every route for every role: about a thousand requests
 def test_every_route_x_every_role(ctx) -> None:
     tokens = make_users(ctx)
     device_id = receive(ctx, "CERT-1", media=("CERT-1-M1",))
