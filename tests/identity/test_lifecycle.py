@@ -28,26 +28,6 @@ from factory.kernel import clock as kernel_clock
 from factory.kernel.db.engine import session_scope
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def cache_clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def app_client(ctx, cache_clock):
-    ctx.provide(VerifiedTokens(2.0, clock=cache_clock))
-    with TestClient(create_app(ctx), raise_server_exceptions=False) as c:
-        yield c
-
-
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 

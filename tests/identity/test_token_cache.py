@@ -9,7 +9,6 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import select
 
-from api.app import create_app
 from factory.identity.models import ApiToken, User
 from factory.identity.service import add_user, hash_token
 from factory.identity.token_cache import VerifiedTokens
@@ -17,16 +16,6 @@ from factory.kernel.clock import utc_now
 from factory.kernel.config import load_settings
 from factory.kernel.db.engine import session_scope
 from factory.kernel.errors import Unauthenticated
-
-
-class Clock:
-    """The cache's clock, moved by hand (like the ``now=`` of the web-session tests)."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def _auditor(ctx, name: str = "auditor1") -> str:
@@ -50,18 +39,6 @@ def _search(client: TestClient, token: str) -> int:
     return client.get("/api/certificates", headers={"Authorization": f"Bearer {token}"}).status_code
 
 
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def client(ctx, clock):
-    ctx.provide(VerifiedTokens(2.0, clock=clock))
-    with TestClient(create_app(ctx), raise_server_exceptions=False) as c:
-        yield c
-
-
 @pytest.mark.parametrize(
     "change, status",
     [
@@ -70,9 +47,9 @@ def client(ctx, clock):
         ("demote", 403),  # auditor -> courier: authenticated, but no longer allowed to search
     ],
 )
-def test_a_change_takes_effect_once_the_bound_has_passed(ctx, client, clock, change, status) -> None:
+def test_a_change_takes_effect_once_the_bound_has_passed(ctx, app_client, cache_clock, change, status) -> None:
     token = _auditor(ctx)
-    assert _search(client, token) == 200
+    assert _search(app_client, token) == 200
     if change == "revoke":
         _revoke(ctx, token)
     elif change == "disable":
@@ -80,23 +57,23 @@ def test_a_change_takes_effect_once_the_bound_has_passed(ctx, client, clock, cha
     else:
         _set_user(ctx, "auditor1", role="courier")
     # Within the bound the remembered check stands (the documented staleness)...
-    clock.now += 1.9
-    assert _search(client, token) == 200
+    cache_clock.now += 1.9
+    assert _search(app_client, token) == 200
     # ...and once it has passed, the database decides again, on every request from then on.
-    clock.now += 0.2
-    assert _search(client, token) == status
-    assert _search(client, token) == status
+    cache_clock.now += 0.2
+    assert _search(app_client, token) == status
+    assert _search(app_client, token) == status
 
 
-def test_failures_are_never_remembered(ctx, client) -> None:
+def test_failures_are_never_remembered(ctx, app_client) -> None:
     token = "dft_" + "t" * 43
-    assert _search(client, token) == 401
+    assert _search(app_client, token) == 401
     # The token becomes valid (issued straight into the table): accepted at once, not after the bound.
     user_token = _auditor(ctx)
     with session_scope(ctx.engine) as s:
         owner = s.exec(select(ApiToken).where(ApiToken.token_sha256 == hash_token(user_token))).one().user_id
         s.add(ApiToken(user_id=owner, token_sha256=hash_token(token), created_at=utc_now(), expires_at="9999"))
-    assert _search(client, token) == 200
+    assert _search(app_client, token) == 200
 
 
 def test_a_zero_bound_turns_the_cache_off(ctx) -> None:
@@ -120,8 +97,8 @@ def test_the_real_clock_expires_entries(ctx) -> None:
         tokens.check(ctx.engine, token)
 
 
-def test_the_cache_never_grows_past_its_size(ctx, clock) -> None:
-    tokens = VerifiedTokens(2.0, clock=clock, max_entries=3)
+def test_the_cache_never_grows_past_its_size(ctx, cache_clock) -> None:
+    tokens = VerifiedTokens(2.0, clock=cache_clock, max_entries=3)
     issued = [_auditor(ctx, f"auditor{i}") for i in range(7)]
     for token in issued:
         tokens.check(ctx.engine, token)
