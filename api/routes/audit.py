@@ -32,6 +32,7 @@ from factory.audit.views import (
     get_certificate,
     search_json,
 )
+from factory.kernel import limits
 from factory.kernel.context import AppContext
 from factory.kernel.db.engine import Session
 from factory.kernel.ledger.verify import verify_ledger
@@ -39,9 +40,9 @@ from factory.kernel.site_keys import load_private_key
 
 router = APIRouter(tags=["audit"], route_class=UnitOfWorkRoute)
 
-Bounded = Annotated[str | None, Field(min_length=1, max_length=128)]
-CertId = Annotated[str, Path(min_length=1, max_length=64)]
-SerialPath = Annotated[str, Path(min_length=1, max_length=128)]
+Bounded = Annotated[str | None, Field(min_length=1, max_length=limits.SEARCH_TERM)]
+CertId = Annotated[str, Path(min_length=1, max_length=limits.CERTIFICATE_ID)]
+SerialPath = Annotated[str, Path(min_length=1, max_length=limits.SERIAL)]
 
 
 class SearchParams(BaseModel):
@@ -51,14 +52,14 @@ class SearchParams(BaseModel):
     device_serial: Bounded = None
     media_serial: Bounded = None
     asset_tag: Bounded = None
-    from_: Annotated[str | None, Field(alias="from", max_length=40)] = None
-    to: Annotated[str | None, Field(max_length=40)] = None
+    from_: Annotated[str | None, Field(alias="from", max_length=limits.DATE_TEXT)] = None
+    to: Annotated[str | None, Field(max_length=limits.DATE_TEXT)] = None
     method: Bounded = None
     level: Bounded = None
     destination: Bounded = None
     outcome: Outcome = Outcome.SUCCESS
-    limit: Annotated[int, Field(ge=1, le=500)] = 50
-    cursor: Annotated[str | None, Field(max_length=400)] = None
+    limit: Annotated[int, Field(ge=1, le=limits.PAGE)] = 50
+    cursor: Annotated[str | None, Field(max_length=limits.CURSOR)] = None
 
 
 @router.get("/api/certificates", response_model=CertificatePage)
@@ -130,8 +131,8 @@ def exceptions(
     session: SessionDep,
     ctx: ContextDep,
     _user: AuditorUser,
-    days: Annotated[int, Query(ge=0, le=36500)] = 30,
-    limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
+    days: Annotated[int, Query(ge=0, le=limits.DAYS)] = 30,
+    limit: Annotated[int, Query(ge=1, le=limits.REPORT_ROWS)] = 1000,
 ) -> dict[str, object]:
     return exception_report(session, ctx.site_keys.public_key(), days=days, limit=limit).as_dict()
 
@@ -145,8 +146,8 @@ def export(
     session: SessionDep,
     ctx: ContextDep,
     user: AuditorUser,
-    serial: Annotated[list[str], Query(max_length=200)] = [],  # noqa: B006 (FastAPI copies defaults)
-    certificate_id: Annotated[list[str], Query(max_length=200)] = [],  # noqa: B006
+    serial: Annotated[list[str], Query(max_length=limits.BUNDLE_ITEMS)] = [],  # noqa: B006 (FastAPI copies defaults)
+    certificate_id: Annotated[list[str], Query(max_length=limits.BUNDLE_ITEMS)] = [],  # noqa: B006
 ) -> Response:
     return bundle_download(session, ctx, user.name, serials=serial, certificate_ids=certificate_id)
 

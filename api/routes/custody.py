@@ -51,12 +51,13 @@ from factory.custody import service, views
 from factory.custody.service import Outcome, allocate, release
 from factory.custody.views import read_document
 from factory.intake.views import entry_view
+from factory.kernel import limits
 from factory.kernel.context import AppContext
 
 router = APIRouter(prefix="/api/custody", tags=["custody"], route_class=UnitOfWorkRoute)
 
-Id = Annotated[int, Path(ge=1)]
-Ref = Annotated[str, Path(min_length=1, max_length=128)]
+Id = Annotated[int, Path(ge=1, le=limits.ROW_ID)]
+Ref = Annotated[str, Path(min_length=1, max_length=limits.REFERENCE)]
 
 
 def _by(user: Caller, ctx: AppContext) -> dict[str, Any]:

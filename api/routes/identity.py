@@ -25,11 +25,12 @@ from api.schemas.identity import (
     UserPublic,
 )
 from factory.identity import service, views
+from factory.kernel import limits
 
 router = APIRouter(prefix="/api", tags=["identity"], route_class=UnitOfWorkRoute)
 
-Name = Annotated[str, Path(min_length=1, max_length=64)]
-Id = Annotated[int, Path(ge=1, le=2**62)]
+Name = Annotated[str, Path(min_length=1, max_length=limits.NAME)]
+Id = Annotated[int, Path(ge=1, le=limits.ROW_ID)]
 
 
 def _user(user: Any, ended: int | None = None) -> dict[str, Any]:
@@ -79,7 +80,7 @@ def revoke_token(token_id: Id, session: SessionDep, admin: AdminUser) -> dict[st
 
 @router.get("/sessions", response_model=list[SessionPublic])
 def list_sessions(
-    session: SessionDep, _admin: AdminUser, user: Annotated[str | None, Query(max_length=64)] = None
+    session: SessionDep, _admin: AdminUser, user: Annotated[str | None, Query(max_length=limits.NAME)] = None
 ) -> list[dict[str, Any]]:
     return [asdict(w) for w in views.open_sessions(session, user)]
 
@@ -104,7 +105,7 @@ def unlock(body: UnlockIn, session: SessionDep, admin: AdminUser) -> dict[str, b
 def identity_audit(
     session: SessionDep,
     _admin: AdminUser,
-    target: Annotated[str | None, Query(max_length=200)] = None,
+    target: Annotated[str | None, Query(max_length=limits.PARTY)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[dict[str, Any]]:
     return [r.model_dump() for r in views.audit_trail(session, target, limit)]

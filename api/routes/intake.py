@@ -10,10 +10,11 @@ from api.deps import CurrentUser, SessionDep, TechnicianUser, UnitOfWorkRoute
 from api.schemas.intake import DevicePublic, DeviceReceive
 from factory.intake.service import MediaSpec, receive_device
 from factory.intake.views import device_view, get_device
+from factory.kernel import limits
 
 router = APIRouter(prefix="/api/devices", tags=["devices"], route_class=UnitOfWorkRoute)
 
-SerialPath = Annotated[str, Path(min_length=1, max_length=128)]
+SerialPath = Annotated[str, Path(min_length=1, max_length=limits.SERIAL)]
 
 
 @router.post("", status_code=201, response_model=DevicePublic)

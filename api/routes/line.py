@@ -20,6 +20,7 @@ from fastapi.responses import StreamingResponse
 
 from api.deps import ANY, Caller, ContextDep, SessionDep, UnitOfWorkRoute, Via, caller
 from factory.identity.models import Role
+from factory.kernel import limits
 from factory.kernel.context import AppContext
 from factory.kernel.db.engine import Session, read_scope
 from factory.line import service as line_service
@@ -34,8 +35,8 @@ SSE_TICK = 0.25  # progress ticks reach the board at most this often
 # The board page calls these from a browser with its session cookie (EventSource sends no headers).
 LineUser = Annotated[Caller, Depends(caller(ANY, via=Via.BEARER_OR_COOKIE))]
 LineTechnician = Annotated[Caller, Depends(caller(Role.TECHNICIAN, via=Via.BEARER_OR_COOKIE))]
-JobId = Annotated[int, Path(ge=1, le=2**62)]
-Limit = Annotated[int, Query(ge=1, le=500)]
+JobId = Annotated[int, Path(ge=1, le=limits.ROW_ID)]
+Limit = Annotated[int, Query(ge=1, le=limits.PAGE)]
 
 
 @router.get("/api/benches")
@@ -95,9 +96,9 @@ def list_devices(
     session: SessionDep,
     _user: LineUser,
     state: str | None = None,
-    serial_prefix: Annotated[str | None, Query(max_length=128)] = None,
+    serial_prefix: Annotated[str | None, Query(max_length=limits.SEARCH_TERM)] = None,
     limit: Limit = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=limits.ROW_ID)] = 0,
 ) -> list[dict[str, Any]]:
     """Devices, newest first (one device with its history: GET /api/devices/{serial})."""
     return devices_view(session, state=state, serial_prefix=serial_prefix, limit=limit, offset=offset)

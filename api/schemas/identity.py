@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from factory.kernel import limits
+
 
 class UserPublic(BaseModel):
     name: str
@@ -60,7 +62,7 @@ class LockPublic(BaseModel):
 
 class UnlockIn(BaseModel):
     kind: Literal["account", "officer", "address"]
-    subject: str = Field(min_length=1, max_length=160)
+    subject: str = Field(min_length=1, max_length=limits.LOCK_SUBJECT)
 
 
 class UnlockedPublic(BaseModel):

@@ -29,6 +29,7 @@ from factory.audit.views import (
     uncertified_departures,
 )
 from factory.identity.models import Role
+from factory.kernel import limits
 from factory.kernel.db.engine import session_scope
 from factory.kernel.errors import FactoryError, InvalidInput
 from factory.kernel.ledger.verify import verify_ledger
@@ -36,7 +37,7 @@ from factory.kernel.ledger.verify import verify_ledger
 router = APIRouter(prefix="/audit", include_in_schema=False)
 
 AuditPage = Annotated[Caller, Depends(page_user(Role.AUDITOR))]
-SerialPath = Annotated[str, Path(min_length=1, max_length=128)]
+SerialPath = Annotated[str, Path(min_length=1, max_length=limits.SERIAL)]
 CertificatePath = Annotated[str, Path(min_length=1, max_length=64)]
 
 EXPORT_COLUMNS = tuple(ErasureOutcomePublic.model_fields)  # the CSV has the JSON search's columns

@@ -19,6 +19,7 @@ from api.deps import Caller, ContextDep, page_user
 from api.web.render import render
 from factory.identity import service, views
 from factory.identity.models import Role
+from factory.kernel import limits
 from factory.kernel.context import AppContext
 from factory.kernel.db.engine import Session, session_scope
 from factory.kernel.errors import FactoryError
@@ -27,7 +28,7 @@ router = APIRouter(prefix="/admin", include_in_schema=False)
 
 AdminPage = Annotated[Caller, Depends(page_user(Role.ADMIN))]
 Name = Annotated[str, Path(min_length=1, max_length=64)]
-Id = Annotated[int, Path(ge=1, le=2**62)]
+Id = Annotated[int, Path(ge=1, le=limits.ROW_ID)]
 PAGE = "/admin/users"
 
 # What a redirect's ``done`` code says (fixed texts: the query string cannot put words on the page).
@@ -100,7 +101,7 @@ def unlock(
     ctx: ContextDep,
     me: AdminPage,
     kind: Annotated[str, Form(max_length=16)] = "",
-    subject: Annotated[str, Form(max_length=160)] = "",
+    subject: Annotated[str, Form(max_length=limits.LOCK_SUBJECT)] = "",
 ) -> Response:
     def action(session: Session) -> tuple[str, str]:
         lifted = service.unlock(session, kind, subject, me.name)

@@ -38,6 +38,7 @@ from ldap3.core.exceptions import LDAPException
 from ldap3.utils.conv import escape_filter_chars
 from sqlmodel import Session
 
+from factory.identity import audit
 from factory.identity.errors import (
     DirectoryAccountDisabled,
     DirectoryUnavailable,
@@ -323,12 +324,16 @@ def _authenticate(config: DirectoryConfig, name: str, password: str) -> Director
         return _vouch(config, conn, entry, name)
 
 
+DIRECTORY_ACTOR = "directory"  # the actor of changes made by a directory sign-in
+
+
 def provision(session: Session, who: DirectoryUser) -> User:
     """The local row of a directory user, created at first sign-in, its role refreshed at each.
 
     :raises LoginRefused: the name belongs to a local account, or the row was disabled here.
     """
     user = find_user(session, who.name)
+    created = user is None
     if user is None:
         user = User(name=who.name, role=who.role, password_hash=DIRECTORY_PASSWORD, created_at=utc_now())
     elif user.password_hash != DIRECTORY_PASSWORD:
@@ -336,6 +341,9 @@ def provision(session: Session, who: DirectoryUser) -> User:
         raise LoginRefused(f"'{who.name}' is a local account here and cannot sign in through the directory")
     elif user.disabled:
         raise LoginRefused(BAD_LOGIN)
+    if created or user.role != who.role:  # who may do what changed: the identity audit says so
+        action = "add-user" if created else "change-role"
+        audit.record(session, DIRECTORY_ACTOR, action, f"user:{who.name}", f"role {who.role} from the directory")
     user.role = who.role
     session.add(user)
     session.flush()

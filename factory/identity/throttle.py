@@ -27,6 +27,7 @@ from sqlmodel import Session, col, select
 from factory.identity import audit
 from factory.identity.errors import Throttled
 from factory.identity.models import AuthThrottle
+from factory.kernel import limits
 from factory.kernel.clock import format_utc, parse_utc
 
 
@@ -60,7 +61,7 @@ POLICIES = {
     Kind.LOGIN_ADDRESS: ADDRESS,
     Kind.PIN_ADDRESS: ADDRESS,
 }
-_SUBJECT_MAX = 160
+_SUBJECT_MAX = limits.LOCK_SUBJECT
 
 
 def key(kind: Kind, subject: str) -> str:

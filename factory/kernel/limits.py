@@ -21,6 +21,7 @@ HOST = 253  # a host name or address (DNS's longest name)
 MEDIA_SPEC = 320  # TYPE:SERIAL:CAPACITY:MODEL as typed on the CLI (its serial and model have their own limits)
 CURSOR = 400  # an opaque keyset cursor
 DATE_TEXT = 40  # an ISO date or date-time as typed
+LOCK_SUBJECT = 160  # what a sign-in lockout counts: 'account:NAME' or 'address:IP'
 
 # Counts and numbers.
 MEDIA_PER_DEVICE = 16

@@ -27,7 +27,7 @@ from factory.identity.directory import (
     load_config,
 )
 from factory.identity.errors import DirectoryAccountDisabled, DirectoryUnavailable, LoginRefused, NoMappedGroup
-from factory.identity.models import User
+from factory.identity.models import IdentityAudit, User
 from factory.identity.service import add_user, check_password, directory_sign_in, set_password
 from factory.kernel.db.engine import session_scope
 
@@ -112,8 +112,14 @@ def test_the_role_follows_the_directory_at_each_sign_in(with_directory, slapd: S
     techs_first = f"technician={group_dn('factory-technicians')};admin={group_dn('factory-admins')}"
     with_directory.provide(Directory(config_for(slapd, tmp_path, FACTORY_LDAP_GROUP_ROLES=techs_first)))
     assert sign_in(with_directory, "bob", PASSWORD).role == "technician"
+    assert sign_in(with_directory, "bob", PASSWORD).role == "technician"  # unchanged: nothing to audit
     with session_scope(with_directory.engine) as s:
         assert len(s.exec(select(User).where(User.name == "bob")).all()) == 1
+        trail = s.exec(select(IdentityAudit).where(IdentityAudit.target == "user:bob").order_by(IdentityAudit.id)).all()
+        assert [(a.actor, a.action, a.detail) for a in trail] == [
+            ("directory", "add-user", "role admin from the directory"),
+            ("directory", "change-role", "role technician from the directory"),
+        ]
 
 
 def test_no_mapped_group_is_refused_and_leaves_no_user(with_directory) -> None:
