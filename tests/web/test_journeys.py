@@ -251,8 +251,11 @@ def test_auditor_searches_verifies_and_exports(page, site: Site) -> None:
 
     page.get_by_role("link", name="Verify").click()
     page.wait_for_url("**/audit/verify")
+    # The verify button takes focus by itself (autofocus), which Chromium applies at a rendering
+    # step after the load event: wait for it rather than press Enter into an unfocused page.
+    page.wait_for_function("document.activeElement && document.activeElement.id === 'verify-button'")
     with page.expect_navigation():
-        page.keyboard.press("Enter")  # the verify button has focus
+        page.keyboard.press("Enter")
     assert page.locator("#ledger-verdict").inner_text().startswith("Intact:")
     assert "None" in page.locator("#departures-verdict").inner_text()
     shot(page, "auditor-4-verified")
