@@ -254,7 +254,7 @@ def test_auditor_searches_verifies_and_exports(page, site: Site) -> None:
     # The verify button takes focus by itself (autofocus), which Chromium applies at a rendering
     # step after the load event: wait for it rather than press Enter into an unfocused page.
     page.wait_for_function("document.activeElement && document.activeElement.id === 'verify-button'")
-    with page.expect_navigation():
+    with page.expect_navigation(timeout=30_000):  # the whole ledger is verified: slower on a loaded machine
         page.keyboard.press("Enter")
     assert page.locator("#ledger-verdict").inner_text().startswith("Intact:")
     assert "None" in page.locator("#departures-verdict").inner_text()
