@@ -34,13 +34,8 @@ def create_app(context: AppContext | None = None) -> FastAPI:
         return {"status": "ok"}
 
     # Routes match in order: the auditors' certificate search is the hottest read, so it goes first.
-    app.include_router(audit.router)
-    app.include_router(intake.router)
-    app.include_router(ledger.router)
-    app.include_router(custody.router)
-    app.include_router(metrics.router)
-    app.include_router(line.router)
-    app.include_router(identity.router)
+    for area in (audit, intake, ledger, custody, metrics, line, identity):
+        app.include_router(area.router)
     install_web(app)
     install_docs(app)
     return app

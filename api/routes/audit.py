@@ -8,12 +8,14 @@ import json
 import re
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from api.deps import AuditorUser, ContextDep, SessionDep, UnitOfWorkRoute
+from api.params import CertificateId as CertId
+from api.params import Serial as SerialPath
 from api.schemas.audit import (
     CertificateCheckPublic,
     CertificateDetail,
@@ -41,8 +43,6 @@ from factory.kernel.site_keys import load_private_key
 router = APIRouter(tags=["audit"], route_class=UnitOfWorkRoute)
 
 Bounded = Annotated[str | None, Field(min_length=1, max_length=limits.SEARCH_TERM)]
-CertId = Annotated[str, Path(min_length=1, max_length=limits.CERTIFICATE_ID)]
-SerialPath = Annotated[str, Path(min_length=1, max_length=limits.SERIAL)]
 
 
 class SearchParams(BaseModel):

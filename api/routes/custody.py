@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, replace
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from api.deps import (
@@ -24,6 +24,8 @@ from api.deps import (
     TechnicianUser,
     UnitOfWorkRoute,
 )
+from api.params import Reference as Ref
+from api.params import RowId as Id
 from api.schemas.custody import (
     AllocateIn,
     BatchIn,
@@ -51,13 +53,9 @@ from factory.custody import service, views
 from factory.custody.service import Outcome, allocate, release
 from factory.custody.views import read_document
 from factory.intake.views import entry_view
-from factory.kernel import limits
 from factory.kernel.context import AppContext
 
 router = APIRouter(prefix="/api/custody", tags=["custody"], route_class=UnitOfWorkRoute)
-
-Id = Annotated[int, Path(ge=1, le=limits.ROW_ID)]
-Ref = Annotated[str, Path(min_length=1, max_length=limits.REFERENCE)]
 
 
 def _by(user: Caller, ctx: AppContext) -> dict[str, Any]:

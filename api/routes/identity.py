@@ -8,9 +8,11 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 
 from api.deps import AdminUser, ContextDep, SessionDep, UnitOfWorkRoute
+from api.params import RowId as Id
+from api.params import UserName as Name
 from api.schemas.identity import (
     AuditPublic,
     LockPublic,
@@ -28,9 +30,6 @@ from factory.identity import service, views
 from factory.kernel import limits
 
 router = APIRouter(prefix="/api", tags=["identity"], route_class=UnitOfWorkRoute)
-
-Name = Annotated[str, Path(min_length=1, max_length=limits.NAME)]
-Id = Annotated[int, Path(ge=1, le=limits.ROW_ID)]
 
 
 def _user(user: Any, ended: int | None = None) -> dict[str, Any]:

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Path
+from fastapi import APIRouter
 
 from api.deps import CurrentUser, SessionDep, TechnicianUser, UnitOfWorkRoute
+from api.params import Serial as SerialPath
 from api.schemas.intake import DevicePublic, DeviceReceive
 from factory.intake.service import MediaSpec, receive_device
 from factory.intake.views import device_view, get_device
-from factory.kernel import limits
 
 router = APIRouter(prefix="/api/devices", tags=["devices"], route_class=UnitOfWorkRoute)
-
-SerialPath = Annotated[str, Path(min_length=1, max_length=limits.SERIAL)]
 
 
 @router.post("", status_code=201, response_model=DevicePublic)

@@ -15,10 +15,11 @@ from typing import Annotated, Any
 
 import anyio
 from anyio import CapacityLimiter, to_thread
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
 from api.deps import ANY, Caller, ContextDep, SessionDep, UnitOfWorkRoute, Via, caller
+from api.params import RowId as JobId
 from factory.identity.models import Role
 from factory.kernel import limits
 from factory.kernel.context import AppContext
@@ -35,7 +36,6 @@ SSE_TICK = 0.25  # progress ticks reach the board at most this often
 # The board page calls these from a browser with its session cookie (EventSource sends no headers).
 LineUser = Annotated[Caller, Depends(caller(ANY, via=Via.BEARER_OR_COOKIE))]
 LineTechnician = Annotated[Caller, Depends(caller(Role.TECHNICIAN, via=Via.BEARER_OR_COOKIE))]
-JobId = Annotated[int, Path(ge=1, le=limits.ROW_ID)]
 Limit = Annotated[int, Query(ge=1, le=limits.PAGE)]
 
 

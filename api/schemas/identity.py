@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from factory.identity.views import TokenView
 from factory.kernel import limits
 
 
@@ -20,15 +21,9 @@ class UserChangePublic(UserPublic):
     sessions_ended: int
 
 
-class TokenPublic(BaseModel):
-    """An API token as listed: its id and dates, never the token (only its hash is stored)."""
-
-    id: int
-    user: str
-    created_at: str
-    expires_at: str
-    revoked_at: str | None
-    live: bool
+# An API token as listed: its id and dates, never the token (only its hash is stored). The view's
+# dataclass is the response model itself (FastAPI validates dataclasses), so the fields live once.
+TokenPublic = TokenView
 
 
 class TokenIn(BaseModel):

@@ -26,9 +26,5 @@ def install_web(app: FastAPI) -> None:
     async def page_forbidden(request: Request, exc: PageForbidden) -> Response:
         return render(request, "forbidden.html", None, 403, reason=exc.reason)
 
-    app.include_router(auth.router)
-    app.include_router(line.router)
-    app.include_router(intake.router)
-    app.include_router(custody.router)
-    app.include_router(audit.router)
-    app.include_router(identity.router)
+    for area in (auth, line, intake, custody, audit, identity):
+        app.include_router(area.router)

@@ -10,10 +10,12 @@ import json
 from dataclasses import replace
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
 from api.deps import Caller, ContextDep, page_user
+from api.params import CertificateId as CertificatePath
+from api.params import Serial as SerialPath
 from api.routes.audit import bundle_download
 from api.schemas.audit import ErasureOutcomePublic
 from api.web.forms import scanned
@@ -29,7 +31,6 @@ from factory.audit.views import (
     uncertified_departures,
 )
 from factory.identity.models import Role
-from factory.kernel import limits
 from factory.kernel.db.engine import session_scope
 from factory.kernel.errors import FactoryError, InvalidInput
 from factory.kernel.ledger.verify import verify_ledger
@@ -37,8 +38,6 @@ from factory.kernel.ledger.verify import verify_ledger
 router = APIRouter(prefix="/audit", include_in_schema=False)
 
 AuditPage = Annotated[Caller, Depends(page_user(Role.AUDITOR))]
-SerialPath = Annotated[str, Path(min_length=1, max_length=limits.SERIAL)]
-CertificatePath = Annotated[str, Path(min_length=1, max_length=64)]
 
 EXPORT_COLUMNS = tuple(ErasureOutcomePublic.model_fields)  # the CSV has the JSON search's columns
 OUTCOMES = [o.value for o in Outcome]

@@ -8,11 +8,12 @@ from dataclasses import replace
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Depends, Form, Path, Request, UploadFile
+from fastapi import APIRouter, Depends, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel
 
 from api.deps import Caller, ContextDep, page_user
+from api.params import Reference
 from api.web.forms import AcceptanceForm, device_or_none, read_upload, scanned
 from api.web.render import render
 from factory.custody.service import (
@@ -39,7 +40,6 @@ router = APIRouter(include_in_schema=False)
 
 TechUser = Annotated[Caller, Depends(page_user(Role.TECHNICIAN))]
 CourierUser = Annotated[Caller, Depends(page_user(Role.COURIER))]
-Reference = Annotated[str, Path(min_length=1, max_length=64)]
 
 
 def _act(

@@ -12,10 +12,12 @@ from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Form, Path, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.deps import Caller, ContextDep, page_user
+from api.params import RowId as Id
+from api.params import UserName as Name
 from api.web.render import render
 from factory.identity import service, views
 from factory.identity.models import Role
@@ -27,8 +29,6 @@ from factory.kernel.errors import FactoryError
 router = APIRouter(prefix="/admin", include_in_schema=False)
 
 AdminPage = Annotated[Caller, Depends(page_user(Role.ADMIN))]
-Name = Annotated[str, Path(min_length=1, max_length=64)]
-Id = Annotated[int, Path(ge=1, le=limits.ROW_ID)]
 PAGE = "/admin/users"
 
 # What a redirect's ``done`` code says (fixed texts: the query string cannot put words on the page).

@@ -56,6 +56,8 @@ def verified_tokens(ctx: AppContext) -> VerifiedTokens:
 
 @dataclass(frozen=True)
 class TokenView:
+    """An API token as listed: its id and dates, never the token (only its hash is stored)."""
+
     id: int
     user: str
     created_at: str
