@@ -33,6 +33,10 @@ class UdevEvent:
     id_path: str | None
     bench_port: str | None
     size_bytes: int | None
+    # USB devices: udev's ID_VENDOR_ID, ID_MODEL_ID and ID_USB_INTERFACES (tablets are told by them).
+    vendor_id: str | None = None
+    product_id: str | None = None
+    usb_interfaces: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready form, with the action and the event type name."""

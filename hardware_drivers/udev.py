@@ -98,6 +98,9 @@ def event_from_device(
         id_path=props.get("ID_PATH") or None,
         bench_port=props.get(device_filter.bench_port_property) or None,
         size_bytes=_size_bytes(device) if subsystem == "block" and action != "remove" else None,
+        vendor_id=props.get("ID_VENDOR_ID") or None,
+        product_id=props.get("ID_MODEL_ID") or None,
+        usb_interfaces=props.get("ID_USB_INTERFACES") or None,
     )
 
 

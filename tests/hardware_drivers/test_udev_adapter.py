@@ -80,6 +80,9 @@ def test_hotplug_dock_and_disk_become_typed_events(scenario: str) -> None:
         "id_path": DISK_PATH,
         "bench_port": "B1-S1",
         "size_bytes": 488_397_168 * 512,
+        "vendor_id": None,  # a block device: udev's usb_id properties are the dock's, not set here
+        "product_id": None,
+        "usb_interfaces": None,
     }
     dock = one(events, "monitor", "DeviceAttached", "DOCK0001", subsystem="usb")
     assert (dock["devtype"], dock["id_path"], dock["size_bytes"]) == ("usb_device", DOCK_PATH, None)
