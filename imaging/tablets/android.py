@@ -1,0 +1,113 @@
+"""Android tablets over USB: Debian's ``adb`` through the command seam.
+
+``adb devices -l`` says whether the tablet is authorised (an unanswered "Allow USB debugging?"
+dialog shows as ``unauthorized``); ``adb -s SERIAL shell getprop`` gives identity and encryption
+(``ro.crypto.state``, ``ro.crypto.type`` = ``file`` for file-based encryption); ``dumpsys
+device_policy`` names the device owner; ``dumpsys account`` shows the Google accounts whose
+presence turns on factory-reset protection after a reset; ``settings get secure
+user_setup_complete`` tells a device still in its setup wizard.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from imaging.commands import NOT_FOUND, TIMED_OUT, CommandRunner
+from imaging.result import CommandRecord
+
+TIMEOUT = 30.0
+_PROP = re.compile(r"^\[([^\]]+)\]: \[(.*)\]$")
+_OWNER_PACKAGE = re.compile(r"^\s*package=(\S+)", re.MULTILINE)
+_GOOGLE_ACCOUNT = re.compile(r"Account \{name=[^,]*, type=com\.google\}")
+
+
+@dataclass(frozen=True)
+class AdbDevice:
+    serial: str
+    state: str  # device, unauthorized, offline, recovery, sideload, bootloader, no permissions
+    details: dict[str, str]
+
+
+# adb's state for a listed device -> (problem, the technician's action)
+STATE_PROBLEMS: dict[str, tuple[str, str]] = {
+    "unauthorized": (
+        "the tablet has not allowed USB debugging from this bench",
+        "unlock the tablet and tap Allow on 'Allow USB debugging?', then re-insert it",
+    ),
+    "offline": ("adb sees the tablet offline", "unplug it, wait five seconds and re-insert it"),
+    "recovery": ("the tablet is in recovery mode", "choose 'Reboot system now', then re-insert it"),
+    "sideload": ("the tablet is in sideload mode", "reboot it normally, then re-insert it"),
+    "bootloader": ("the tablet is in its bootloader", "choose 'Start' to boot Android, then re-insert it"),
+}
+
+
+def adb(serial: str, *args: str) -> list[str]:
+    return ["adb", "-s", serial, *args]
+
+
+def list_devices(runner: CommandRunner) -> tuple[dict[str, AdbDevice], CommandRecord]:
+    record = runner.run(["adb", "devices", "-l"], TIMEOUT)
+    return (parse_devices(record.stdout) if record.returncode == 0 else {}), record
+
+
+def parse_devices(text: str) -> dict[str, AdbDevice]:
+    found: dict[str, AdbDevice] = {}
+    for line in text.splitlines():
+        if not line.strip() or line.startswith(("List of devices", "*")):
+            continue
+        serial, _, rest = line.partition(" ")
+        rest = rest.strip()
+        state = "no permissions" if rest.startswith("no permissions") else rest.split(" ", 1)[0]
+        details = dict(part.split(":", 1) for part in rest.split() if ":" in part and not part.startswith("("))
+        found[serial] = AdbDevice(serial, state, details)
+    return found
+
+
+def getprop(runner: CommandRunner, serial: str) -> tuple[dict[str, str], CommandRecord]:
+    record = runner.run(adb(serial, "shell", "getprop"), TIMEOUT)
+    return (parse_props(record.stdout) if record.returncode == 0 else {}), record
+
+
+def parse_props(text: str) -> dict[str, str]:
+    props: dict[str, str] = {}
+    for line in text.splitlines():
+        match = _PROP.match(line.strip())
+        if match:
+            props[match.group(1)] = match.group(2)
+    return props
+
+
+def device_owner(runner: CommandRunner, serial: str) -> tuple[str | None, CommandRecord]:
+    """The device owner's package, or None when the tablet has none."""
+    record = runner.run(adb(serial, "shell", "dumpsys", "device_policy"), TIMEOUT)
+    return parse_device_owner(record.stdout) if record.returncode == 0 else None, record
+
+
+def parse_device_owner(text: str) -> str | None:
+    _, found, after = text.partition("Device Owner:")
+    if not found:
+        return None
+    match = _OWNER_PACKAGE.search(after.split("\n\n", 1)[0])
+    return match.group(1) if match else None
+
+
+def google_accounts(runner: CommandRunner, serial: str) -> tuple[int | None, CommandRecord]:
+    """How many Google accounts are on the tablet (None: unknown); names are not kept."""
+    record = runner.run(adb(serial, "shell", "dumpsys", "account"), TIMEOUT)
+    return (len(_GOOGLE_ACCOUNT.findall(record.stdout)) if record.returncode == 0 else None), record
+
+
+def setup_complete(runner: CommandRunner, serial: str) -> tuple[bool | None, CommandRecord]:
+    record = runner.run(adb(serial, "shell", "settings", "get", "secure", "user_setup_complete"), TIMEOUT)
+    value = record.stdout.strip()
+    return ({"1": True, "0": False}.get(value) if record.returncode == 0 else None), record
+
+
+def failure(record: CommandRecord) -> str:
+    if record.returncode == NOT_FOUND:
+        return "adb is not installed on this bench (Debian package adb)"
+    if record.returncode == TIMED_OUT:
+        return "adb timed out"
+    text = " | ".join(line.strip() for line in (record.stderr + record.stdout).splitlines() if line.strip())
+    return f"adb: {text[:300] or f'exit {record.returncode}'}"

@@ -1,0 +1,214 @@
+"""Tablet sanitisation methods, asked in order like the disk methods: each answers "unsupported
+here: <why>" or the level it reaches, and the planner takes the first that can serve.
+
+* device-management wipe (iPad: Apple MDM ``EraseDevice``; Android: Android Management API /
+  Intune ``wipe``): a cryptographic erase by the platform's own reset, Purge under NIST SP 800-88
+  Rev. 2 and the NCSC's guidance **only** for a tablet encrypted from first use;
+* Android reset over USB by the site's device-owner app (tablets the site owns as device owner);
+* eMMC secure erase + sanitize (Windows and rugged tablets): Clear per IEEE 2883-2022.
+
+A tablet that is not encrypted gets no cryptographic erase: every platform-reset method refuses
+it, the planner finds nothing, and the round fails with that reason (re-sanitise or destroy).
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from imaging.commands import CommandRunner
+from imaging.errors import EraseFailure, PlanError
+from imaging.methods.base import LEVEL_RANK, Support, tail
+from imaging.result import Level, Technique
+from imaging.tablets import android, emmc
+from imaging.tablets.device_management import (
+    AuditRecord,
+    DeviceManagement,
+    WipeCommand,
+    WipeRefused,
+    WipeState,
+    WipeWait,
+    wait_for_wipe,
+)
+from imaging.tablets.identity import ANDROID, IPADOS, WINDOWS, TabletProbe
+
+CRYPTO_RESET = "cryptographic erase (platform reset)"
+DPC_WIPE_ACTION = "uk.police.factory.action.WIPE"
+USB_RESET_TIMEOUT = 60.0
+
+
+@dataclass
+class ResetContext:
+    """What the methods may use: the command seam, the services, and the site's device-owner app."""
+
+    runner: CommandRunner
+    management: Mapping[str, DeviceManagement] = field(default_factory=dict)  # platform -> adapter
+    managed_id: str | None = None  # the service's id for this tablet (UDID for Apple MDM)
+    site_dpc: str | None = None  # package of the site's device-owner app (Android USB reset)
+    wait: WipeWait = field(default_factory=WipeWait)
+
+    @property
+    def cancel(self) -> threading.Event:
+        return self.wait.cancel or threading.Event()
+
+
+@dataclass(frozen=True)
+class ResetOutcome:
+    """What a method did: the notes, and the service's command and audit where one was used."""
+
+    notes: tuple[str, ...]
+    path: str  # "device management (<service>)", "usb (device owner)", "mmc-utils"
+    command: WipeCommand | None = None
+    acknowledgement: str | None = None
+    audit: AuditRecord | None = None
+
+
+class TabletMethod(ABC):
+    name: str
+    technique: Technique
+    label: str  # the method as the certificate names it
+
+    @abstractmethod
+    def supports(self, probe: TabletProbe, ctx: ResetContext) -> Support: ...
+
+    @abstractmethod
+    def execute(self, probe: TabletProbe, ctx: ResetContext) -> ResetOutcome:
+        """Run it to a confirmed end; raise ``EraseFailure`` for anything short of that."""
+
+
+def _not_encrypted(probe: TabletProbe) -> Support | None:
+    if probe.encrypted is True:
+        return None
+    state = "not encrypted" if probe.encrypted is False else "encryption state unknown"
+    return Support.no(f"{state} ({probe.encryption}): a reset of it is not a cryptographic erase")
+
+
+class ManagementWipe(TabletMethod):
+    name = "device-management-wipe"
+    technique = Technique.CRYPTO_ERASE
+    label = CRYPTO_RESET
+
+    def supports(self, probe: TabletProbe, ctx: ResetContext) -> Support:
+        if probe.platform not in (IPADOS, ANDROID):
+            return Support.no(f"no platform reset for {probe.platform} tablets")
+        if probe.platform not in ctx.management:
+            return Support.no(f"no device-management service configured for {probe.platform}")
+        if not ctx.managed_id:
+            return Support.no("the tablet is not enrolled in the device-management service")
+        return _not_encrypted(probe) or Support.yes(Level.PURGE, "NIST SP 800-88 Rev. 2 crypto erase by the platform")
+
+    def execute(self, probe: TabletProbe, ctx: ResetContext) -> ResetOutcome:
+        dm = ctx.management[probe.platform].bound(ctx.runner)  # every exchange on the result
+        assert ctx.managed_id is not None
+        try:
+            command = dm.send_wipe(ctx.managed_id)
+        except WipeRefused as exc:
+            raise EraseFailure(f"wipe refused: {exc.reason}") from exc
+        status = wait_for_wipe(dm, command, ctx.wait)
+        if status.state is not WipeState.ACKNOWLEDGED:
+            residual = ("the wipe may still run later: the tablet's state is unknown",)
+            raise EraseFailure(f"wipe {command.command_id} {status.state}: {status.detail}", residual=residual)
+        audit = dm.read_audit(command)
+        notes = (f"{dm.service}: wipe {command.command_id} {status.state}", f"audit: {audit.state}")
+        return ResetOutcome(notes, f"device management ({dm.service})", command, status.detail, audit)
+
+
+class UsbDeviceOwnerReset(TabletMethod):
+    name = "usb-device-owner-reset"
+    technique = Technique.CRYPTO_ERASE
+    label = CRYPTO_RESET
+
+    def supports(self, probe: TabletProbe, ctx: ResetContext) -> Support:
+        if probe.platform != ANDROID:
+            return Support.no("a reset over USB needs the site's device-owner app (Android)")
+        if not ctx.site_dpc or probe.device_owner != ctx.site_dpc:
+            return Support.no(f"device owner is {probe.device_owner or 'none'}, not the site's app")
+        return _not_encrypted(probe) or Support.yes(Level.PURGE, "reset by the site's device-owner app over USB")
+
+    def execute(self, probe: TabletProbe, ctx: ResetContext) -> ResetOutcome:
+        component = f"{ctx.site_dpc}/.WipeReceiver"
+        argv = android.adb(probe.ref, "shell", "am", "broadcast", "-a", DPC_WIPE_ACTION, "-n", component)
+        record = ctx.runner.run(argv, USB_RESET_TIMEOUT)
+        if record.returncode != 0 or "Broadcast completed: result=-1" not in record.stdout:
+            raise EraseFailure(f"the device-owner app refused the reset: {tail(record)}")
+        gone = self._left_adb(probe, ctx)
+        if not gone:
+            raise EraseFailure(
+                "the tablet accepted the reset but never restarted into it: outcome unknown",
+                residual=("the reset may not have run",),
+            )
+        return ResetOutcome(
+            ("device-owner app accepted the reset", "the tablet left adb to reset"),
+            "usb (device owner)",
+            acknowledgement="Broadcast completed: result=-1",
+        )
+
+    def _left_adb(self, probe: TabletProbe, ctx: ResetContext) -> bool:
+        """A reset tablet restarts and loses its adb keys: it drops off ``adb devices``."""
+        deadline_polls = max(1, int(ctx.wait.deadline_seconds // max(ctx.wait.poll_interval, 0.001)))
+        for _ in range(deadline_polls):
+            listed, record = android.list_devices(ctx.runner)
+            if record.returncode == 0 and listed.get(probe.ref) is None:
+                return True
+            if ctx.cancel.wait(ctx.wait.poll_interval):
+                return False
+        return False
+
+
+class EmmcSecureErase(TabletMethod):
+    name = "emmc-secure-erase-sanitize"
+    technique = Technique.BLOCK_ERASE
+    label = "eMMC secure erase + sanitize"
+
+    def supports(self, probe: TabletProbe, ctx: ResetContext) -> Support:
+        ext = probe.emmc
+        if probe.platform != WINDOWS or ext is None:
+            return Support.no("not an eMMC tablet")
+        if not (ext.secure_erase and ext.sanitize):
+            return Support.no(f"SEC_FEATURE_SUPPORT {ext.sec_feature_support:#04x} lacks secure erase or sanitize")
+        return Support.yes(Level.CLEAR, "IEEE 2883-2022: eMMC erase + sanitize is Clear")
+
+    def execute(self, probe: TabletProbe, ctx: ResetContext) -> ResetOutcome:
+        assert probe.emmc is not None
+        erased = emmc.secure_erase(ctx.runner, probe.ref, probe.emmc)
+        if not emmc.erase_succeeded(erased):
+            raise EraseFailure(f"secure erase failed: {emmc.failure(erased)}")
+        sanitized = emmc.sanitize(ctx.runner, probe.ref)
+        if sanitized.returncode != 0:
+            raise EraseFailure(f"sanitize failed: {emmc.failure(sanitized)}", residual=("unmapped blocks may remain",))
+        notes = (f"secure erase of sectors 0..{probe.emmc.last_sector:#x} succeeded", "sanitize completed")
+        return ResetOutcome(notes, "mmc-utils")
+
+
+def tablet_methods() -> list[TabletMethod]:
+    return [ManagementWipe(), UsbDeviceOwnerReset(), EmmcSecureErase()]
+
+
+@dataclass(frozen=True)
+class TabletPlan:
+    method: TabletMethod
+    level: Level
+    considered: tuple[tuple[str, str], ...]
+    note: str
+
+
+def plan_reset(probe: TabletProbe, ctx: ResetContext, level: Level = Level.CLEAR) -> TabletPlan:
+    """The first method that reaches ``level``.
+
+    :raises PlanError: the tablet was not identified, or no method serves it (with every reason).
+    """
+    if not probe.identified:
+        raise PlanError(f"tablet {probe.ref} is not identified: {probe.problem}")
+    considered: list[tuple[str, str]] = []
+    for method in tablet_methods():
+        support = method.supports(probe, ctx)
+        if not support.ok or support.level is None:
+            considered.append((method.name, support.reason))
+        elif LEVEL_RANK[support.level] < LEVEL_RANK[level]:
+            considered.append((method.name, f"achieves {support.level} only"))
+        else:
+            return TabletPlan(method, support.level, tuple(considered), support.reason)
+    reasons = "; ".join(f"{name}: {why}" for name, why in considered)
+    raise PlanError(f"no sanitisation method for {probe.platform} tablet {probe.serial or probe.ref}: {reasons}")

@@ -1,0 +1,146 @@
+"""Sanitise one tablet: plan, run the method, check the tablet after it, return one ``EraseResult``.
+
+The result is ``ok`` only when the method ran to a confirmed end (the service acknowledged the
+wipe and its audit record was read, or the eMMC commands reported success) **and** the after
+checks pass; anything else is a failed result with the reason, which has no path to a
+certificate. Every tool call and service exchange is on ``result.commands``; the "before"
+identity is the caller's probe, the "after" checks are ``verification`` (one location per check).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from imaging.commands import CommandRunner, RecordingRunner, utc_now
+from imaging.errors import EraseFailure, PlanError
+from imaging.result import EraseResult, Level, MediaIdentity, VerificationResult, VerifyMode
+from imaging.tablets.identity import WINDOWS, TabletProbe
+from imaging.tablets.methods import ResetContext, ResetOutcome, TabletPlan, plan_reset
+from imaging.toolinfo import TOOL_NAME, code_sha256, tool_version
+
+# Reads the tablet again after the reset, through the command seam it is given.
+Reprobe = Callable[[CommandRunner], TabletProbe]
+RESIDUAL_CRYPTO = (
+    "cryptographic erase relies on the platform's key destruction (NCSC: a reset is not a guarantee "
+    "by itself; this record shows encryption was on and the reset completed)",
+)
+RESIDUAL_EMMC = ("eMMC erase + sanitize is Clear (IEEE 2883-2022): not a Purge of the flash",)
+
+
+@dataclass(frozen=True)
+class AfterCheck:
+    name: str
+    passed: bool
+    detail: str
+
+
+def after_checks(before: TabletProbe, after: TabletProbe | None, outcome: ResetOutcome) -> list[AfterCheck]:
+    """The tablet after the reset: confirmed by the service or the tools, identity unchanged, in setup."""
+    checks = [AfterCheck("confirmed", True, outcome.acknowledgement or "; ".join(outcome.notes))]
+    if outcome.audit is not None:
+        checks.append(AfterCheck("audit record read", True, f"{outcome.audit.state} ({outcome.audit.command_id})"))
+    if after is not None and after.identified:
+        same = (after.serial or after.udid) == (before.serial or before.udid)
+        checks.append(AfterCheck("identity unchanged", same, f"{after.serial or after.udid}"))
+        if before.platform != WINDOWS:
+            fresh = after.setup_complete is False
+            checks.append(
+                AfterCheck("in setup state", fresh, "unactivated / setup wizard" if fresh else "still set up")
+            )
+    return checks
+
+
+def _media(probe: TabletProbe) -> MediaIdentity:
+    ext = probe.emmc
+    return MediaIdentity(
+        path=f"{probe.platform}:{probe.ref}",
+        target_kind="block" if ext is not None else "device",
+        media_type="emmc" if ext is not None else "flash",
+        size_bytes=ext.sectors * 512 if ext is not None else 0,
+        logical_sector_size=512,
+        physical_sector_size=512,
+        model=probe.model,
+        serial=probe.serial or probe.udid,
+        manufacturer=probe.maker,
+        transport="usb",
+    )
+
+
+def platform_reset(
+    probe: TabletProbe, ctx: ResetContext, *, level: Level = Level.CLEAR, reprobe: Reprobe | None = None
+) -> EraseResult:
+    """Sanitise the tablet ``probe`` describes; never raises for a failure during the reset.
+
+    :raises PlanError: nothing was sent: the tablet is unidentified or no method serves it.
+    """
+    recorder = RecordingRunner(ctx.runner)  # this reset's calls; the probe kept its own
+    ctx = replace(ctx, runner=recorder)
+    plan = plan_reset(probe, ctx, level)
+    started = utc_now()
+    try:
+        outcome = plan.method.execute(probe, ctx)
+        after = reprobe(recorder) if reprobe is not None else None
+        checks = after_checks(probe, after, outcome)
+    except EraseFailure as exc:
+        return _result(probe, plan, (started, level), recorder, ok=False, failure=exc.reason, residual=exc.residual)
+    failed = [c for c in checks if not c.passed]
+    if failed:
+        why = "; ".join(f"{c.name}: {c.detail}" for c in failed)
+        return _result(probe, plan, (started, level), recorder, ok=False, failure=f"after the reset: {why}")
+    verification = VerificationResult(
+        mode=VerifyMode.FULL,
+        expected_pattern="platform reset: " + ", ".join(c.name for c in checks),
+        seed_hex=None,
+        bytes_read=0,
+        coverage=1.0,
+        subsections=len(checks),
+        locations=len(checks),
+        mismatches=0,
+        passed=True,
+    )
+    notes = (*[f"{n}: {w}" for n, w in plan.considered], plan.note, *outcome.notes, f"path: {outcome.path}")
+    return _result(probe, plan, (started, level), recorder, ok=True, verification=verification, notes=notes)
+
+
+def _result(
+    probe: TabletProbe,
+    plan: TabletPlan,
+    begun: tuple[str, Level],
+    recorder: RecordingRunner,
+    *,
+    ok: bool,
+    failure: str | None = None,
+    residual: tuple[str, ...] = (),
+    verification: VerificationResult | None = None,
+    notes: tuple[str, ...] = (),
+) -> EraseResult:
+    crypto = plan.method.label.startswith("cryptographic")
+    started, level = begun
+    return EraseResult(
+        ok=ok,
+        media=_media(probe),
+        level_requested=level,
+        level_achieved=plan.level if ok else None,
+        method=plan.method.label,
+        technique=plan.method.technique,
+        pattern=None,
+        pattern_seed_hex=None,
+        passes=1,
+        bytes_written=0,
+        first_lba=0,
+        last_lba=probe.emmc.last_sector if probe.emmc is not None else 0,
+        started_at=started,
+        ended_at=utc_now(),
+        commands=(*probe.commands, *recorder.records),
+        verification=verification,
+        failure_reason=failure,
+        tool_name=TOOL_NAME,
+        tool_version=tool_version(),
+        tool_code_sha256=code_sha256(),
+        residual_risk=(*(RESIDUAL_CRYPTO if crypto else RESIDUAL_EMMC), *residual),
+        notes=notes,
+    )
+
+
+__all__ = ["AfterCheck", "PlanError", "platform_reset"]
