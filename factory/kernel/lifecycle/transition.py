@@ -111,7 +111,7 @@ def _apply(
     if witness:
         evidence.setdefault("witness", witness)
     to_custodian = req.to_custodian if req.to_custodian is not None else device.custodian
-    location = req.location if req.location is not None else device.location
+    location = _location_after(req, device, to_custodian)
     entry = append_entry(
         session,
         device_id=device.id or 0,
@@ -138,6 +138,16 @@ def _apply(
         device.erase_round_seq = entry.seq
     session.add(device)
     return entry
+
+
+def _location_after(req: TransitionRequest, device: Device, to_custodian: str) -> str:
+    """Where the device is after the event: where the step says; else, when it changes hands, with
+    its new custodian (the bench slot it was last seen in is no longer where it is); else unchanged."""
+    if req.location is not None:
+        return req.location
+    if to_custodian != device.custodian:
+        return to_custodian
+    return device.location
 
 
 def _lock_devices(session: Session, ids: list[int]) -> dict[int, Device]:
