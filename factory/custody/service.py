@@ -10,7 +10,7 @@ parties and waves returns the row.
 from __future__ import annotations
 
 from factory.custody.acceptance import Acceptance, wrong_pins_counted
-from factory.custody.allocation import allocate, release
+from factory.custody.allocation import allocate, mark_returned, release
 from factory.custody.consignments import (
     create_consignment,
     deliver,
@@ -56,6 +56,7 @@ __all__ = [
     "hand_over",
     "install_tablet",
     "issue_device",
+    "mark_returned",
     "open_batch",
     "party_label",
     "record_failed_delivery",

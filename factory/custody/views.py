@@ -41,6 +41,7 @@ from factory.custody.statuses import (
     OPEN_ALLOCATION,
     OUT_WITH_COURIER,
     WITH_HOLDER_OR_COURIER,
+    AllocationStatus,
     AllocationStep,
     ConsignmentStep,
     allows,
@@ -227,8 +228,9 @@ def open_in_person_allocation(session: Session, serial: str) -> Allocation:
 
 def vehicle_fleet_number(session: Session, device_id: int) -> str | None:
     """The fleet number of the in-service vehicle the device is allocated to, on its way to or
-    installed in (its latest such allocation), else None: what a vehicle tablet is provisioned for."""
-    held = sorted({*OPEN_ALLOCATION, *WITH_HOLDER_OR_COURIER})
+    installed in, or came back from (its latest such allocation), else None: what a vehicle tablet
+    is provisioned for. A tablet booked back from a vehicle is rebuilt for the same vehicle."""
+    held = sorted({*OPEN_ALLOCATION, *WITH_HOLDER_OR_COURIER, AllocationStatus.RETURNED.value})
     return session.exec(
         select(Vehicle.fleet_number)
         .join(Allocation, col(Allocation.vehicle_id) == col(Vehicle.id))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from factory.custody.service import mark_returned
 from factory.custody.views import vehicle_fleet_number
 from factory.intake.service import receive_device
 from factory.kernel.lifecycle.states import Event
@@ -32,6 +33,7 @@ def book_return(runner: JobRunner, step_id: int, name: str) -> None:
         values = runner.begin(s, job, name)
         values |= runner.end_step(s, job, name, StepStatus.SUCCEEDED, "booked back into the factory")
         seq = runner.transition(s, job, Event.RETURN, note="detected on a bench: booked back from the user")
+        mark_returned(s, job.device_id or 0)  # its allocation is over, as at a counter exchange
         runner.write_step(s, step_id, seq, **values)
 
 

@@ -1,0 +1,64 @@
+"""A device booked back on a bench ends its allocation: the officer's laptop that comes back is no
+longer recorded as with the officer (it stayed 'issued' before), and a tablet back from a vehicle
+is still rebuilt for that vehicle."""
+
+from __future__ import annotations
+
+from harness.bench_line import running_line
+from harness.custody_data import accept
+from harness.domain import move, receive, verifier
+from harness.vehicle_tablet import dock, installed_vehicle_tablet
+from sqlmodel import select
+
+from factory.custody.models import Allocation
+from factory.custody.service import allocate, approve_exception, issue_device, register_officer, request_exception
+from factory.custody.views import vehicle_fleet_number
+from factory.intake.service import MediaSpec
+from factory.kernel.context import AppContext
+from factory.kernel.db.engine import session_scope
+from factory.kernel.lifecycle.states import Event
+from factory.line.bench_config import simulated_config
+
+DISK = 2 * 2**20
+
+
+def _issued_laptop(ctx: AppContext) -> int:
+    device_id = receive(ctx, "LT-1", [MediaSpec("sata-ssd", "LT1DISK", DISK)], new_stock=True)
+    move(ctx, device_id, Event.START_PROVISION, new_stock=True)
+    move(ctx, device_id, Event.PROVISIONED)
+    with session_scope(ctx.engine) as s:
+        register_officer(s, staff_number="PC5001", name="Kim Lee")
+        allocation_id = allocate(s, serial="LT-1", actor="tech.one", staff_number="PC5001").record.id or 0
+        approval = request_exception(s, allocation_id=allocation_id, reason="new starter", requested_by="tech.one")
+        approve_exception(s, approval_id=approval.record.id or 0, approver="admin.one")
+    with session_scope(ctx.engine) as s:
+        issue_device(s, allocation_id=allocation_id, acceptance=accept("Kim Lee"), actor="tech.one",
+                     verifier=verifier(ctx), approval_id=approval.record.id)  # fmt: skip
+    return allocation_id
+
+
+def _status(ctx: AppContext, allocation_id: int) -> str:
+    with session_scope(ctx.engine) as s:
+        return s.exec(select(Allocation.status).where(Allocation.id == allocation_id)).one()
+
+
+def test_a_laptop_booked_back_on_a_bench_ends_its_allocation(ctx: AppContext) -> None:
+    allocation_id = _issued_laptop(ctx)
+    assert _status(ctx, allocation_id) == "issued"
+    for line in running_line(ctx, simulated_config("1x1", agent="book-back"), None, disk_bytes=DISK, seed=5):
+        dock(line.sim, "LT1DISK", DISK)
+        job = line.wait_job(timeout=60)
+        assert job.pipeline == "return-sanitise-provision", job.reason
+        assert line.history("LT-1")[4:6] == ["issue", "return"]
+    assert _status(ctx, allocation_id) == "returned"
+
+
+def test_a_tablet_booked_back_from_its_vehicle_is_still_built_for_that_vehicle(ctx: AppContext) -> None:
+    device_id = installed_vehicle_tablet(ctx, "VT-8", "VT8DISK", "FL-208", size=DISK)
+    for line in running_line(ctx, simulated_config("1x1", agent="book-back"), None, disk_bytes=DISK, seed=5):
+        dock(line.sim, "VT8DISK", DISK)
+        line.wait_job(timeout=60)
+    with session_scope(ctx.engine) as s:
+        [allocation] = s.exec(select(Allocation).where(Allocation.device_id == device_id)).all()
+        assert allocation.status == "returned"
+        assert vehicle_fleet_number(s, device_id) == "FL-208"
