@@ -1,16 +1,15 @@
 """The erase round: the one place a round is opened, certified and closed, or failed.
 
 Every path runs the same round (the line's dock and switch-port slots, remote over SSH, and
-the tablets next): ``open_round`` records ``start_sanitise`` and returns an :class:`EraseRound`
+the tablets' platform reset): ``open_round`` records ``start_sanitise`` and returns an :class:`EraseRound`
 handle; the media are erased outside any transaction; ``certify_round`` re-checks that the
 device is still in that round, stores one certificate per medium and records ``sanitised``, all
 in the caller's one transaction; ``fail_round`` closes it with ``fail`` and the reason.
 
 Crash safety comes from those boundaries, and it is the same for every path:
 
-* a certificate exists only for a round that completed: the certificates and ``sanitised``
-  commit together, after the round re-check (and, on the line, the caller's ownership re-check in
-  the same transaction);
+* a certificate exists only for a round that completed: the certificates and ``sanitised`` commit
+  together, after the round re-check (and, on the line, the caller's ownership re-check);
 * a failed or unknown outcome never yields a certificate (imaging refuses to build one, and a
   refused certification rolls back every certificate of the round);
 * a crash between open and close leaves the device ``sanitising`` without certificates, and
@@ -69,6 +68,7 @@ from imaging.result import EraseResult, Level, VerifyMode
 
 # Erased media of a round: (medium serial, the engine's result), in the round's media order.
 Results = Sequence[tuple[str, EraseResult]]
+Evidence = Mapping[str, Any]
 
 
 class RoundMedium(NamedTuple):
@@ -141,11 +141,12 @@ def certify_round(
     signatories: Signatories,
     *,
     before_close: Callable[[list[str]], None] | None = None,
+    evidence: Mapping[str, Any] | None = None,
 ) -> ClosedRound:
     """Store a certificate per erased medium and record ``sanitised``, in the caller's transaction.
 
     ``before_close`` runs after the certificates and before the ``sanitised`` entry (the line ends
-    its step there, so little follows the ledger append while its lock is held).
+    its step there, so little follows the ledger append while its lock is held). ``evidence``: on it too.
 
     :raises RoundLeft: the device is no longer in ``round_``; nothing was stored.
     :raises factory.kernel.errors.GuardRefused: a result is not certifiable, or the lifecycle
@@ -172,18 +173,20 @@ def certify_round(
         cert_ids.append(cert.id)
     if before_close is not None:
         before_close(cert_ids)
-    seq = _record(session, round_.device_id, Event.SANITISED, origin, certificates=cert_ids)
+    seq = _record(session, round_.device_id, Event.SANITISED, origin, certificates=cert_ids, **(evidence or {}))
     return ClosedRound(tuple(cert_ids), seq)
 
 
-def fail_round(session: Session, device: Device, round_: EraseRound, reason: str, origin: RoundOrigin) -> str:
+def fail_round(
+    session: Session, device: Device, round_: EraseRound, reason: str, origin: RoundOrigin, **evidence: Any
+) -> str:
     """Close ``round_`` with ``fail`` and ``reason``; return the device's state afterwards.
 
     A round someone else already closed (or replaced with a new one) is left as they did.
     """
     if device.state != State.SANITISING or device.erase_round_seq != round_.seq:
         return device.state
-    _record(session, round_.device_id, Event.FAIL, origin, reason=reason)
+    _record(session, round_.device_id, Event.FAIL, origin, reason=reason, **evidence)
     return State.SANITISE_FAILED.value
 
 
@@ -284,12 +287,18 @@ class RoundOutcome:
 
 
 def run_round(
-    ctx: AppContext, device_serial: str, origin: RoundOrigin, signatories: Signatories, erase: EraseMedia
+    ctx: AppContext,
+    device_serial: str,
+    origin: RoundOrigin,
+    signatories: Signatories,
+    erase: EraseMedia,
+    *,
+    closing_evidence: Callable[[], Mapping[str, Any]] | None = None,
 ) -> RoundOutcome:
     """Open a round on every recorded medium, ``erase`` them, then certify and close it, or fail it.
 
     Each step is its own transaction; anything that goes wrong after the round opened ends it in
-    ``fail`` with the reason, never in between.
+    ``fail`` with the reason, never in between. ``closing_evidence`` (what the erase found out) is on the last entry.
 
     :raises GuardRefused: the device has no recorded media (nothing changed).
     :raises factory.kernel.errors.InvalidTransition: the device may not start a sanitise now.
@@ -300,26 +309,27 @@ def run_round(
         if not media:
             raise GuardRefused(f"device {device_serial} has no recorded storage media to sanitise")
         round_ = open_round(s, device, media, origin)
+    closing = closing_evidence or dict
     try:
         results = erase(round_)
     except EraseFailed as exc:
-        return _abandon(ctx, round_, exc.reason, origin)
+        return _abandon(ctx, round_, exc.reason, origin, closing())
     try:
         with session_scope(ctx.engine) as s:
             device = get_device(s, device_serial)
-            closed = certify_round(s, ctx.settings, device, round_, results, origin, signatories)
+            closed = certify_round(s, ctx.settings, device, round_, results, origin, signatories, evidence=closing())
     except FactoryError as exc:
         # The session rolled back: no certificate of this round was stored.
-        return _abandon(ctx, round_, f"certification refused: {exc.reason}", origin)
+        return _abandon(ctx, round_, f"certification refused: {exc.reason}", origin, closing())
     certificates = dict(zip([serial for serial, _ in results], closed.certificate_ids, strict=True))
     return RoundOutcome(device_serial, State.SANITISED.value, certificates, None)
 
 
-def _abandon(ctx: AppContext, round_: EraseRound, reason: str, origin: RoundOrigin) -> RoundOutcome:
+def _abandon(ctx: AppContext, round_: EraseRound, reason: str, origin: RoundOrigin, evidence: Evidence) -> RoundOutcome:
     """The one failure path of :func:`run_round`."""
     with session_scope(ctx.engine) as s:
         device = get_device(s, round_.device_serial)
-        state = fail_round(s, device, round_, reason, origin)
+        state = fail_round(s, device, round_, reason, origin, **evidence)
     return RoundOutcome(round_.device_serial, state, {}, reason)
 
 
