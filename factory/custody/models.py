@@ -16,7 +16,7 @@ from sqlalchemy import BigInteger, LargeBinary
 from sqlmodel import Field, SQLModel, UniqueConstraint
 
 # The status enums live with their transition tables; imported here for the column defaults.
-from factory.custody.statuses import AllocationStatus, ConsignmentStatus, DisposalStatus
+from factory.custody.statuses import AllocationStatus, ConsignmentStatus, DisposalStatus, PoolMemberStatus
 
 
 class Officer(SQLModel, table=True):
@@ -187,6 +187,11 @@ class DisposalBatch(SQLModel, table=True):
     transferor_name: str | None = Field(default=None, max_length=200)
     transferee_name: str | None = Field(default=None, max_length=200)
     hazardous_note_reference: str | None = Field(default=None, max_length=64)
+    # Who carries the waste and under which registration, and the recycler's environmental permit:
+    # both are on the waste transfer note (set at collection).
+    carrier_name: str | None = Field(default=None, max_length=200)
+    carrier_registration: str | None = Field(default=None, max_length=64)
+    recycler_permit: str | None = Field(default=None, max_length=64)
     wtn_document_id: int | None = Field(default=None, foreign_key="evidence_document.id")
     recycler_certificate_ref: str | None = Field(default=None, max_length=128)
     recycler_certificate_document_id: int | None = Field(default=None, foreign_key="evidence_document.id")
@@ -221,3 +226,32 @@ class DestructionRecord(SQLModel, table=True):
     evidence_document_id: int = Field(foreign_key="evidence_document.id")
     witnessed_by: str | None = Field(default=None, max_length=128)
     destroyed_seq: int | None = Field(default=None)
+
+
+class ContingencyPool(SQLModel, table=True):
+    """The Tech Bar's stock of ready spares of one kind at one site: walk-in swaps take from it."""
+
+    __tablename__ = "contingency_pool"
+    __table_args__ = (UniqueConstraint("site", "kind", name="uq_contingency_pool_site_kind"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    site: str = Field(max_length=64)
+    kind: str = Field(max_length=32)
+    low_stock_level: int = Field(default=2)  # at or below this many spares the board warns
+    created_by: str = Field(max_length=128)
+    created_at: str = Field(max_length=32)
+
+
+class PoolMember(SQLModel, table=True):
+    """A ready device put into a pool; it leaves by a swap or by being withdrawn (statuses.py)."""
+
+    __tablename__ = "pool_member"
+
+    id: int | None = Field(default=None, primary_key=True)
+    pool_id: int = Field(foreign_key="contingency_pool.id", index=True)
+    device_id: int = Field(foreign_key="device.id", index=True)
+    status: str = Field(default=PoolMemberStatus.STOCKED.value, index=True, max_length=16)
+    added_by: str = Field(max_length=128)
+    added_at: str = Field(max_length=32)
+    left_at: str | None = Field(default=None, max_length=32)
+    left_reason: str | None = Field(default=None, max_length=200)

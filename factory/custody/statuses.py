@@ -1,4 +1,4 @@
-"""Status tables of the custody records: allocation, consignment and disposal batch.
+"""Status tables of the custody records: allocation, consignment, disposal batch and pool member.
 
 Like the device lifecycle (``factory/kernel/lifecycle/table.py``), each record's statuses and the
 steps between them are one flat tuple of edges. Read a row as: the STEP takes a record in
@@ -83,6 +83,21 @@ class BatchStep(StrEnum):
     CLOSE = "close"
 
 
+class PoolMemberStatus(StrEnum):
+    STOCKED = "stocked"
+    """On the Tech Bar's shelf: a ready spare a walk-in swap may hand out."""
+    SWAPPED_OUT = "swapped_out"
+    """Handed to an officer in a walk-in swap; it left the pool."""
+    WITHDRAWN = "withdrawn"
+    """Taken out of the pool by a technician (for allocation elsewhere, or found faulty)."""
+
+
+class PoolStep(StrEnum):
+    STOCK = "stock"
+    SWAP_OUT = "swap_out"
+    WITHDRAW = "withdraw"
+
+
 class Edge(NamedTuple):
     step: StrEnum
     source: StrEnum | None
@@ -92,6 +107,7 @@ class Edge(NamedTuple):
 A, AS = AllocationStatus, AllocationStep
 C, CS = ConsignmentStatus, ConsignmentStep
 D, DS = DisposalStatus, BatchStep
+P, PS = PoolMemberStatus, PoolStep
 
 # fmt: off
 ALLOCATION_EDGES: tuple[Edge, ...] = (
@@ -125,12 +141,18 @@ BATCH_EDGES: tuple[Edge, ...] = (
     Edge(DS.ACCOUNT,  D.COLLECTED,  D.COLLECTED),
     Edge(DS.CLOSE,    D.COLLECTED,  D.CLOSED),
 )
+POOL_EDGES: tuple[Edge, ...] = (
+    Edge(PS.STOCK,     None,       P.STOCKED),
+    Edge(PS.SWAP_OUT,  P.STOCKED,  P.SWAPPED_OUT),
+    Edge(PS.WITHDRAW,  P.STOCKED,  P.WITHDRAWN),
+)
 # fmt: on
 
 _TABLES: dict[type[StrEnum], tuple[str, tuple[Edge, ...]]] = {
     AllocationStep: ("allocation", ALLOCATION_EDGES),
     ConsignmentStep: ("consignment", CONSIGNMENT_EDGES),
     BatchStep: ("disposal batch", BATCH_EDGES),
+    PoolStep: ("pool member", POOL_EDGES),
 }
 
 # Named groups, like the lifecycle's, as stored values (for queries).
@@ -139,10 +161,11 @@ WITH_HOLDER_OR_COURIER = (A.ISSUED.value, A.IN_TRANSIT.value)  # out of the fact
 OUT_WITH_COURIER = (C.IN_TRANSIT.value, C.FAILED.value)  # devices travelling; overdue if not delivered in time
 UNFINISHED_CONSIGNMENT = (C.OPEN.value, C.IN_TRANSIT.value)  # an allocation may be in one of these only
 ACTIVE_CONSIGNMENT = (C.OPEN.value, C.IN_TRANSIT.value, C.FAILED.value)  # what a courier still has to act on
+IN_POOL = (P.STOCKED.value,)  # a spare on the shelf: counted in the stock level, offered to a swap
 
 
 class StatusRecord(Protocol):
-    """An allocation, consignment or disposal batch: the fields the tables read and write."""
+    """An allocation, consignment, disposal batch or pool member: the fields the tables read and write."""
 
     id: int | None
     status: str
