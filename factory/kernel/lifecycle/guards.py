@@ -9,16 +9,24 @@ trusting a flag, so a certificate row edited in the database cannot open the gat
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from factory.kernel.errors import GuardRefused
+from factory.kernel.lifecycle.states import Event
 from factory.kernel.lifecycle.table import Edge, Guard
 from factory.kernel.models.certificate import Certificate
+from factory.kernel.models.custody_entry import CustodyEntry
 from factory.kernel.models.device import Device, StorageMedium
+
+# Evidence key on a ``sanitised`` entry: locks the reset left on (a tablet's Activation Lock or
+# Factory Reset Protection). They tie the device to an account, so it may not be redistributed to
+# others until a new erase round ends without them; destruction and recycling stay open.
+REDISTRIBUTION_BLOCKERS = "redistribution_blockers"
 
 # Verifies a stored envelope and returns the signed certificate document, or raises with a reason.
 CertificateVerifier = Callable[[str], Mapping[str, Any]]
@@ -55,6 +63,27 @@ def check_guard(session: Session, g: GuardInput) -> None:
     if guard is Guard.CERTS_IF_USED and g.device.user_data_since_seq is None:
         return
     require_certified(session, g.device, g.verifier, g.required_destination)
+    if g.edge.event == Event.REDISTRIBUTE:
+        refuse_redistribution_blockers(session, g.device)
+
+
+def refuse_redistribution_blockers(session: Session, device: Device) -> None:
+    """Refuse when the ``sanitised`` entry of the device's latest erase round records a blocker."""
+    closed = session.exec(
+        select(CustodyEntry.evidence)
+        .where(
+            CustodyEntry.device_id == device.id,
+            CustodyEntry.event == Event.SANITISED.value,
+            CustodyEntry.seq > (device.erase_round_seq or 0),
+        )
+        .order_by(col(CustodyEntry.seq).desc())
+    ).first()
+    blockers = json.loads(closed).get(REDISTRIBUTION_BLOCKERS) if closed else None
+    if blockers:
+        raise GuardRefused(
+            f"device {device.serial} cannot be redistributed: {'; '.join(map(str, blockers))} "
+            "(clear it through device management and sanitise again; destruction is still allowed)"
+        )
 
 
 def require_certified(
