@@ -4,6 +4,7 @@ whose canonical SHA-256 is written into the ledger entry of the hand-over.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,6 +20,26 @@ from factory.kernel.canonical import canonical_bytes
 from factory.kernel.clock import utc_now
 from factory.kernel.errors import GuardRefused, InvalidInput
 from factory.kernel.models.device import Device
+
+# Ranks and titles an officer may put before their name when they type it ("PC Jane Smith").
+_TITLES = frozenset(
+    "pc dc pcso sc sgt ds dsgt insp di ci supt dsupt csupt ch det mr mrs ms miss mx dr constable sergeant "
+    "inspector superintendent detective chief special".split()
+)
+
+
+def _name_words(name: str) -> list[str]:
+    """A name as compared: case-folded words, dots and commas dropped, leading ranks and titles left out."""
+    words = re.sub(r"[.,]", " ", name).casefold().split()
+    while len(words) > 1 and words[0] in _TITLES:
+        words = words[1:]
+    return words
+
+
+def names_match(typed: str, registered: str) -> bool:
+    """Whether the name the officer typed is their registered name (case, spacing, dots and a
+    leading rank or title aside): "PC jane  smith" is Jane Smith, "Alice Jonez" is not Alice Jones."""
+    return bool(_name_words(typed)) and _name_words(typed) == _name_words(registered)
 
 
 @dataclass(frozen=True)
@@ -46,12 +67,18 @@ def record_acceptance(
     """Check and store the acceptance.
 
     :raises InvalidInput: no name, or not exactly one of signature and PIN.
-    :raises GuardRefused: a PIN for an officer without one, or a wrong PIN (``WrongPin``).
+    :raises GuardRefused: the name typed is not the officer's, a PIN for an officer without one,
+        or a wrong PIN (``WrongPin``).
     :raises Throttled: too many wrong PINs for this officer or from this address.
     """
     name = (acceptance.name or "").strip()
     if not name:
         raise InvalidInput("the officer's name is required to accept a device")
+    if not names_match(name, officer.name):
+        raise GuardRefused(
+            f"the name typed, '{name[:80]}', is not the name registered for officer {officer.staff_number}: "
+            "the officer types their own name to accept the device"
+        )
     if (acceptance.signature is None) == (acceptance.pin is None):
         raise InvalidInput("an acceptance carries either a signature or a PIN")
     record: dict[str, object] = {
