@@ -8,7 +8,7 @@ from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.middleware import AdmissionGate, SecurityHeaders
 from api.observability import install_observability
-from api.routes import audit, custody, identity, intake, ledger, line, metrics
+from api.routes import audit, custody, identity, intake, ledger, line, metrics, netboot
 from api.schemas.common import ErrorBody
 from api.web import install_web
 from factory.kernel.context import AppContext
@@ -34,7 +34,7 @@ def create_app(context: AppContext | None = None) -> FastAPI:
         return {"status": "ok"}
 
     # Routes match in order: the auditors' certificate search is the hottest read, so it goes first.
-    for area in (audit, intake, ledger, custody, metrics, line, identity):
+    for area in (audit, intake, ledger, custody, metrics, line, identity, netboot):
         app.include_router(area.router)
     install_web(app)
     install_docs(app)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from factory.kernel.errors import Conflict, InvalidInput, NotFound
+from factory.kernel.errors import Conflict, InvalidInput, NotFound, PermissionDenied, Unauthenticated
 
 __all__ = [
+    "BootTokenForAnotherMac",
+    "BootTokenRefused",
     "DeviceAlreadyKnown",
     "HostKeyChanged",
     "ImageNotVerified",
@@ -32,3 +34,11 @@ class HostKeyChanged(Conflict):
 
 class ImageNotVerified(Conflict):
     """An image deploy that failed (or did not verify) is never recorded as imaged."""
+
+
+class BootTokenRefused(Unauthenticated):
+    """A network enrolment without a boot token, or with one that is unknown, used or expired."""
+
+
+class BootTokenForAnotherMac(PermissionDenied):
+    """The boot token was issued to another NIC's boot: it cannot enrol this one."""

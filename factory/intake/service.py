@@ -11,12 +11,16 @@ from typing import TYPE_CHECKING
 
 from sqlmodel import Session, select
 
+from factory.intake.enrolment import DiskReport, EnrolmentOutcome, EnrolmentReport, Outcome, enrol
 from factory.intake.errors import DeviceAlreadyKnown, HostKeyChanged, ImageNotVerified, InvalidInput
 from factory.intake.media import MediaSpec, parse_capacity, parse_media_spec
 from factory.intake.models import DeviceImage, ServiceEndpoint
-from factory.intake.views import FACTORY_CUSTODIAN, clean_serial, find_endpoint, get_device
+from factory.intake.netboot import BootDecision, boot_script, chain_script, served_file
+from factory.intake.views import FACTORY_CUSTODIAN, clean_serial, find_endpoint, get_device, media_elsewhere
+from factory.kernel import limits
 from factory.kernel.clock import utc_now
-from factory.kernel.lifecycle.states import Event
+from factory.kernel.errors import GuardRefused
+from factory.kernel.lifecycle.states import Event, State
 from factory.kernel.lifecycle.transition import TransitionRequest, change_state
 from factory.kernel.models.device import Device, DeviceKind, StorageMedium
 
@@ -26,13 +30,23 @@ if TYPE_CHECKING:  # SSH, SNMP and the image engine load only when an endpoint o
 
 __all__ = [
     "FACTORY_CUSTODIAN",
+    "BootDecision",
+    "DiskReport",
+    "EnrolmentOutcome",
+    "EnrolmentReport",
     "MediaSpec",
+    "Outcome",
+    "boot_script",
+    "chain_script",
+    "enrol",
     "get_device",
+    "image_target",
     "parse_capacity",
     "parse_media_spec",
     "receive_device",
     "record_image",
     "register_endpoint",
+    "served_file",
 ]
 
 
@@ -53,10 +67,17 @@ def receive_device(
 ) -> Device:
     """Book a device into the factory's custody: one device row, its media, one ledger entry.
 
-    :raises InvalidInput: a malformed serial, an unknown kind, a media serial listed twice.
+    A medium whose serial is already recorded on another device is booked in all the same (the
+    disk may have moved), and the receipt's evidence names the other devices
+    (``media_also_recorded_on``); ``views.media_elsewhere`` gives the warning to show.
+
+    :raises InvalidInput: a malformed serial (one with a slash is unreachable by URL), an unknown
+        kind, a media serial listed twice.
     :raises DeviceAlreadyKnown: the serial or the asset tag is already booked in.
     """
     serial = clean_serial(serial)
+    if problem := limits.serial_problem("serial", serial):
+        raise InvalidInput(problem)
     asset_tag = asset_tag.strip() if asset_tag else None
     media_serials = _check_new_device(session, serial, kind, asset_tag, media)
     now = utc_now()
@@ -68,12 +89,16 @@ def receive_device(
     session.flush()
     for spec in media:
         session.add(_medium(device, spec))
+    session.flush()
+    evidence: dict[str, object] = {"new_stock": new_stock, "media": media_serials}
+    if elsewhere := media_elsewhere(session, device):
+        evidence["media_also_recorded_on"] = elsewhere
     receipt = TransitionRequest(
         device_id=device.id or 0,
         event=Event.RECEIVE,
         to_custodian=FACTORY_CUSTODIAN,
         location=location.strip(),
-        evidence={"new_stock": new_stock, "media": media_serials},
+        evidence=evidence,
         new_stock=new_stock,
     )
     change_state(session, [receipt], actor=actor)
@@ -130,7 +155,7 @@ def register_endpoint(
     :raises UnknownDevice: no such device.
     :raises HostKeyChanged: the device already has a different key pinned.
     """
-    mac, pin = _parse_endpoint(mac, host_key, address, port)
+    mac, pin = parse_endpoint(mac, host_key, address, port)
     device = get_device(session, serial)
     existing = find_endpoint(session, device)
     if existing is not None and existing.host_key_fingerprint != pin.fingerprint:
@@ -155,7 +180,8 @@ def register_endpoint(
     return endpoint
 
 
-def _parse_endpoint(mac: str | None, host_key: str, address: str, port: int) -> tuple[str | None, PinnedHostKey]:
+def parse_endpoint(mac: str | None, host_key: str, address: str, port: int) -> tuple[str | None, PinnedHostKey]:
+    """A normalised MAC and a parsed host key, once address and port are sound. :raises InvalidInput:"""
     from hardware_drivers.snmp import normalise_mac
     from hardware_drivers.ssh import InvalidPin, PinnedHostKey
 
@@ -174,14 +200,32 @@ def _parse_endpoint(mac: str | None, host_key: str, address: str, port: int) -> 
     return mac, pin
 
 
+def image_target(session: Session, serial: str) -> Device:
+    """The device an image is about to be written to, if its state allows it: only while it is
+    being provisioned, which it entered certified erased or as new stock, so no user data is on it.
+
+    :raises UnknownDevice: no such device. :raises GuardRefused: any other state.
+    """
+    device = get_device(session, serial)
+    if device.state != State.PROVISIONING:
+        held = " and may still hold user data" if device.user_data_since_seq is not None else ""
+        raise GuardRefused(
+            f"device {device.serial} is {device.state or 'not in custody'}{held}: an image is deployed only "
+            "while it is being provisioned (after a certified erase, or as new stock)"
+        )
+    return device
+
+
 def record_image(session: Session, serial: str, result: DeployResult, *, actor: str) -> DeviceImage:
-    """Record a verified image deploy on the device; a failed deploy is never recorded as imaged.
+    """Record a verified image deploy on the device, with its custody entry (``deploy_image``); a
+    failed deploy is never recorded as imaged.
 
     :raises ImageNotVerified: the deploy failed. :raises UnknownDevice: no such device.
+    :raises GuardRefused: the device's state does not allow a deploy.
     """
     if not result.ok:
         raise ImageNotVerified(f"device {serial}: image deploy failed, not recorded: {result.failure_reason}")
-    device = get_device(session, serial)
+    device = image_target(session, serial)
     row = DeviceImage(
         device_id=device.id or 0,
         image_name=result.image_name,
@@ -194,4 +238,7 @@ def record_image(session: Session, serial: str, result: DeployResult, *, actor: 
     )
     session.add(row)
     session.flush()
+    evidence = {"image": row.image_name, "version": row.image_version, "sha256": row.image_sha256,
+                "bytes_written": row.bytes_written, "target": row.target, "image_record": row.id}  # fmt: skip
+    change_state(session, [TransitionRequest(device.id or 0, Event.DEPLOY_IMAGE, evidence=evidence)], actor=actor)
     return row

@@ -36,6 +36,7 @@ from factory.line.models import (
     Slot,
     StopKind,
 )
+from factory.line.netboot_jobs import NoNetbootSlot, enrol_and_queue
 from factory.line.pipeline_rules import Step
 from factory.line.provision_step import NO_PROVISIONING_NOTICE, Provisioner, ProvisionOutcome, ProvisionRequest
 from factory.line.slots import locked
@@ -45,12 +46,14 @@ __all__ = [
     "JobLogBuffer",
     "LineAgentProcess",
     "LineConfig",
+    "NoNetbootSlot",
     "ProvisionOutcome",
     "ProvisionRequest",
     "Provisioner",
     "SimulationOptions",
     "StopKind",
     "audit_line",
+    "enrol_and_queue",
     "load_line_config",
     "logged_scope",
     "request_stop",

@@ -1,0 +1,103 @@
+"""What a network-booting NIC is told to boot: the controller's per-MAC iPXE script.
+
+* A MAC nobody recorded, or a device the line has work for: the service environment, with a fresh
+  one-time boot token (bound to this MAC) and the enrolment URL on its kernel command line.
+* A device whose work is done (``ready`` or allocated to an officer): its own internal disk.
+* A device the line must not touch (quarantined, or in no state the bench should see): held at
+  iPXE's prompt with the reason; nothing boots.
+
+The service environment's kernel and initramfs are served from ``FACTORY_NETBOOT_DIR`` (default
+``$FACTORY_HOME/netboot``): ``bzImage`` and ``initramfs.cpio`` as scripts/build-guest.sh writes them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlmodel import Session, col, select
+
+from factory.intake.boot_tokens import issue_boot_token
+from factory.intake.errors import InvalidInput
+from factory.intake.models import ServiceEndpoint
+from factory.kernel.config import Settings
+from factory.kernel.lifecycle.states import IN_PROGRESS, TERMINAL, State
+from factory.kernel.models.device import Device
+from hardware_drivers.netboot import (
+    NetbootConfigError,
+    ipxe_chain_script,
+    ipxe_hold_script,
+    ipxe_local_script,
+    ipxe_service_script,
+    mac_from_hexhyp,
+)
+
+KERNEL_FILE = "bzImage"
+INITRD_FILE = "initramfs.cpio"
+SERVED_FILES = frozenset({KERNEL_FILE, INITRD_FILE})
+ENROL_PATH = "/api/netboot/enrol"
+
+# Work done: the laptop boots what was deployed on it.
+LOCAL_BOOT_STATES: frozenset[str] = frozenset({State.READY, State.ALLOCATED})
+# Never booted into the service environment from the bench network.
+HELD_STATES: frozenset[str] = frozenset({State.QUARANTINED, *IN_PROGRESS, *TERMINAL})
+
+
+@dataclass(frozen=True)
+class BootDecision:
+    kind: str  # "service", "local" or "hold"
+    mac: str
+    serial: str | None
+    reason: str
+    script: str
+
+
+def netboot_dir(settings: Settings) -> Path:
+    raw = os.environ.get("FACTORY_NETBOOT_DIR", "").strip()
+    return Path(raw) if raw else settings.home / "netboot"
+
+
+def served_file(settings: Settings, name: str) -> Path:
+    """The service environment's kernel or initramfs. :raises InvalidInput: any other name."""
+    if name not in SERVED_FILES:
+        raise InvalidInput(f"'{name[:40]}' is not a service-environment file ({', '.join(sorted(SERVED_FILES))})")
+    return netboot_dir(settings) / name
+
+
+def normalised_mac(value: str) -> str:
+    try:
+        return mac_from_hexhyp(value)
+    except NetbootConfigError as exc:
+        raise InvalidInput(str(exc)) from exc
+
+
+def chain_script(controller_url: str) -> str:
+    return ipxe_chain_script(controller_url)
+
+
+def boot_script(session: Session, mac_text: str, controller_url: str) -> BootDecision:
+    """Decide what this NIC boots and write its iPXE script (issuing a boot token if it enrols).
+
+    :raises InvalidInput: not a MAC.
+    """
+    mac = normalised_mac(mac_text)
+    owners = session.exec(
+        select(Device)
+        .join(ServiceEndpoint, col(ServiceEndpoint.device_id) == Device.id)
+        .where(ServiceEndpoint.mac == mac)
+    ).all()
+    device = owners[0] if len(owners) == 1 else None
+    serial = device.serial if device else None
+    if device is not None and device.state in LOCAL_BOOT_STATES:
+        reason = f"{device.serial} is {device.state}: booting its own disk"
+        return BootDecision("local", mac, serial, reason, ipxe_local_script(reason))
+    if device is not None and device.state in HELD_STATES:
+        reason = f"{device.serial} is {device.state}: the bench will not boot it"
+        return BootDecision("hold", mac, serial, reason, ipxe_hold_script(reason))
+    token = issue_boot_token(session, mac)
+    base = controller_url.rstrip("/")
+    cmdline = f"console=tty0 console=ttyS0 panic=-1 df.enrol={base}{ENROL_PATH} df.mac={mac} df.token={token}"
+    script = ipxe_service_script(f"{base}/netboot/files/{KERNEL_FILE}", f"{base}/netboot/files/{INITRD_FILE}", cmdline)
+    reason = f"{serial or 'unknown MAC ' + mac}: service environment (enrolment)"
+    return BootDecision("service", mac, serial, reason, script)
