@@ -178,6 +178,9 @@ class CollectIn(StepIn):
     transferor_signature: UploadIn
     transferee_signature: UploadIn
     hierarchy_declaration: bool
+    carrier_name: str = Field(min_length=1, max_length=limits.PARTY)
+    carrier_registration: str = Field(min_length=1, max_length=64)
+    recycler_permit: str = Field(min_length=1, max_length=64)
     hazardous_note_reference: str | None = Field(default=None, max_length=64)
     collected_at: datetime | None = None
 

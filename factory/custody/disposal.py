@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
+from factory.custody.destinations import require_fit_for
 from factory.custody.documents import DocumentKind, Upload, document_ref, store_document, store_pdf
 from factory.custody.lookups import get_batch, get_document, get_party, linked, pick_scanned
 from factory.custody.models import DisposalBatch, DisposalItem, EvidenceDocument
@@ -23,36 +22,21 @@ from factory.custody.outcome import Outcome, saved
 from factory.custody.pdf import Party, WasteTransferNote, render_waste_transfer_note
 from factory.custody.people import party_label
 from factory.custody.statuses import BatchStep, change_status, require
+from factory.custody.waste_note import BATTERY_KINDS, WasteTransfer, checked_transfer, refuse_batteries_unless_hazardous
 from factory.intake.views import get_device
-from factory.kernel import clock
-from factory.kernel.clock import format_utc, utc_now
+from factory.kernel.clock import utc_now
 from factory.kernel.errors import Conflict, GuardRefused, InvalidInput, NotFound
 from factory.kernel.lifecycle.guards import CertificateVerifier
 from factory.kernel.lifecycle.states import Event
 from factory.kernel.lifecycle.transition import TransitionRequest, change_state
 from factory.kernel.models.custody_entry import CustodyEntry
-from factory.kernel.models.device import Device, DeviceKind
+from factory.kernel.models.device import Device
 from factory.kernel.models.parties import Custodian, CustodianKind
 
 _EWC = re.compile(r"^\d{2} \d{2} \d{2}\*?$")  # e.g. "16 02 14", "20 01 35*" (asterisk: hazardous)
 _SIC = re.compile(r"^\d{5}$")
-BATTERY_KINDS = frozenset({DeviceKind.LAPTOP.value, DeviceKind.TABLET.value, DeviceKind.VEHICLE_TABLET.value})
 Items = list[tuple[DisposalItem, Device]]
-
-
-@dataclass(frozen=True)
-class WasteTransfer:
-    """What the two parties sign at collection (the waste transfer note fields)."""
-
-    containment: str
-    place: str
-    transferor_name: str
-    transferor_address: str
-    transferor_signature: Upload
-    transferee_signature: Upload
-    hierarchy_declaration: bool
-    hazardous_note_reference: str | None = None
-    collected_at: datetime | None = None
+__all__ = ["WasteTransfer", "add_device", "close_batch", "collect", "open_batch", "record_recycler_certificate"]
 
 
 def batch_devices(session: Session, batch: DisposalBatch) -> Items:
@@ -104,10 +88,14 @@ def add_device(
 
     :raises NotFound: no such batch or device.
     :raises Conflict: the batch is not open.
-    :raises GuardRefused: the device is not certified.
+    :raises GuardRefused: the device is not certified for disposal (destinations.py), or it holds a
+        battery and the batch's EWC code is not a hazardous one.
     """
     batch = _batch_for(session, batch_id, BatchStep.FILL, ", not open")
     device = get_device(session, serial)
+    if device.kind in BATTERY_KINDS:
+        refuse_batteries_unless_hazardous(batch, f"{device.kind} {device.serial} holds a battery")
+    require_fit_for(session, device, verifier, "dispose")
     entries = change_state(
         session,
         [TransitionRequest(device.id or 0, Event.ADD_TO_DISPOSAL, evidence={"disposal_batch": batch.id})],
@@ -168,15 +156,16 @@ def collect(
 
     :raises NotFound: no such batch.
     :raises Conflict: the batch is not open, or empty.
-    :raises InvalidInput: a missing note field, a bad signature, or a bad collection time.
-    :raises GuardRefused: no waste hierarchy declaration, batteries without a hazardous note
-        reference, or a device that is not certified.
+    :raises InvalidInput: a missing note field, a bad signature or the same image for both
+        parties, or a bad collection time.
+    :raises GuardRefused: no waste hierarchy declaration, batteries without a hazardous EWC code
+        or a hazardous note reference, or a device that is not certified for disposal.
     """
     batch = _batch_for(session, batch_id, BatchStep.COLLECT, ", not open")
     devices = batch_devices(session, batch)
     if not devices:
         raise Conflict(f"disposal batch {batch.id} is empty")
-    hazardous, when = _checked_transfer(batch, transfer)
+    hazardous, when = checked_transfer(batch, transfer)
     recycler = linked(session, Custodian, batch.recycler_id)
     note = _store_transfer_note(session, batch, devices, transfer, recycler, hazardous, when, actor=actor, site=site)
     # The hand-off to the recycler is a custody event for every device, with the note's hash.
@@ -187,35 +176,14 @@ def collect(
     batch.hierarchy_declaration = True
     batch.transferor_name = transfer.transferor_name.strip()[:200]
     batch.transferee_name = recycler.name
+    batch.carrier_name = transfer.carrier_name.strip()[:200]
+    batch.carrier_registration = transfer.carrier_registration.strip()[:64]
+    batch.recycler_permit = transfer.recycler_permit.strip()[:64]
     batch.hazardous_note_reference = hazardous
     batch.collected_at = when
     batch.wtn_document_id = note.id
     change_status(batch, BatchStep.COLLECT)
     return saved(session, batch, entries, document=note)
-
-
-def _checked_transfer(batch: DisposalBatch, transfer: WasteTransfer) -> tuple[str | None, str]:
-    """The hazardous note reference (if any) and the collection time, once every field checks out."""
-    fields = {
-        "containment": transfer.containment,
-        "place of transfer": transfer.place,
-        "transferor name": transfer.transferor_name,
-        "transferor address": transfer.transferor_address,
-    }
-    missing = [k for k, v in fields.items() if not (v or "").strip()]
-    if missing:
-        raise InvalidInput(f"the waste transfer note needs: {', '.join(missing)}")
-    if not transfer.hierarchy_declaration:
-        raise GuardRefused("the transferor must declare that the waste hierarchy was applied")
-    hazardous = (transfer.hazardous_note_reference or "").strip() or None
-    if batch.contains_batteries and hazardous is None:
-        raise GuardRefused(
-            f"disposal batch {batch.id} contains batteries: a hazardous waste consignment note reference is required"
-        )
-    moment = transfer.collected_at or clock.now()
-    if moment.tzinfo is None or moment > clock.now() + timedelta(minutes=5):
-        raise InvalidInput("the collection time must carry a time zone and not be in the future")
-    return hazardous, format_utc(moment)
 
 
 def _store_transfer_note(
@@ -242,6 +210,8 @@ def _store_transfer_note(
             containment=transfer.containment.strip(),
             transferor=Party(transferor, transfer.transferor_address.strip(), ours.sha256),
             transferee=Party(recycler.name, recycler.address, theirs.sha256),
+            carrier=f"{transfer.carrier_name.strip()}, registration {transfer.carrier_registration.strip()}",
+            recycler_permit=transfer.recycler_permit.strip(),
             sic_code=batch.sic_code,
             hierarchy_declaration=True,
             place=transfer.place.strip(),
@@ -351,6 +321,8 @@ def _to_recycler(
 ) -> list[CustodyEntry]:
     """Each device goes to the recycler (collected, then disposed); its item keeps the entry's seq."""
     to = party_label(recycler)
+    for _item, device in items:
+        require_fit_for(session, device, verifier, "dispose")
     requests = [TransitionRequest(d.id or 0, event, to_custodian=to, evidence=evidence) for _, d in items]
     entries = change_state(session, requests, actor=actor, verifier=verifier)
     for (item, _device), entry in zip(items, entries, strict=True):

@@ -80,6 +80,8 @@ class WasteTransferNote:
     containment: str
     transferor: Party
     transferee: Party
+    carrier: str  # name and waste carrier registration number
+    recycler_permit: str
     sic_code: str
     hierarchy_declaration: bool
     place: str
@@ -186,6 +188,8 @@ def render_waste_transfer_note(w: WasteTransferNote) -> bytes:
                 ("Containment", w.containment),
                 ("Transferor", f"{w.transferor.name}, {w.transferor.address}"),
                 ("Transferee", f"{w.transferee.name}, {w.transferee.address}"),
+                ("Transferee's permit", f"Environmental permit {w.recycler_permit}"),
+                ("Carrier", w.carrier),
                 ("SIC code", w.sic_code),
                 (
                     "Waste hierarchy",

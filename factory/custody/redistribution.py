@@ -1,5 +1,6 @@
 """Redistribution to external organisations (e.g. schools): only devices whose every storage
-medium has a valid certificate naming the destination "external reuse", with a PDF transfer note.
+medium has a valid certificate that serves external reuse (the one rule in destinations.py), with
+a PDF transfer note.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from collections.abc import Sequence
 
 from sqlmodel import Session
 
+from factory.custody.destinations import require_fit_for
 from factory.custody.documents import DocumentKind, document_ref, store_pdf
 from factory.custody.lookups import get_party
 from factory.custody.models import EvidenceDocument, Transfer, TransferItem
@@ -17,13 +19,12 @@ from factory.custody.people import party_label
 from factory.intake.views import get_device
 from factory.kernel.clock import utc_now
 from factory.kernel.errors import InvalidInput
-from factory.kernel.lifecycle.guards import CertificateVerifier, require_certified
+from factory.kernel.lifecycle.guards import CertificateVerifier
 from factory.kernel.lifecycle.states import Event
 from factory.kernel.lifecycle.transition import TransitionRequest, change_state
 from factory.kernel.models.device import Device
 from factory.kernel.models.parties import Custodian, CustodianKind
 
-EXTERNAL_REUSE = "external_reuse"
 RECIPIENT_KINDS = (CustodianKind.SCHOOL, CustodianKind.ORGANISATION)
 
 
@@ -40,7 +41,7 @@ def redistribute(
 
     :raises NotFound: no such organisation or device.
     :raises InvalidInput: no devices, or a device listed twice.
-    :raises GuardRefused: a device without valid certificates for external reuse.
+    :raises GuardRefused: a device without valid certificates that serve external reuse.
     """
     organisation = get_party(session, RECIPIENT_KINDS, organisation_reference)
     wanted = [s.strip() for s in serials if s.strip()]
@@ -65,7 +66,6 @@ def redistribute(
                 device.id or 0,
                 Event.REDISTRIBUTE,
                 to_custodian=party_label(organisation),
-                required_destination=EXTERNAL_REUSE,
                 evidence={**evidence, "certificates": [cid for cid, _ in line.certificates]},
             )
             for device, line in zip(devices, lines, strict=True)
@@ -80,8 +80,8 @@ def redistribute(
 
 
 def _transfer_line(session: Session, device: Device, verifier: CertificateVerifier | None) -> TransferLine:
-    # The same check change_state makes, done first so the note can list the certificates.
-    certs = require_certified(session, device, verifier, EXTERNAL_REUSE)
+    # The lifecycle guard's check plus the destination rule, done first so the note can list the certificates.
+    certs = require_fit_for(session, device, verifier, "redistribute")
     return TransferLine(
         serial=device.serial,
         asset_tag=device.asset_tag or "",

@@ -20,7 +20,6 @@ from factory.custody.consignments import (
 )
 from factory.custody.destruction import request_destruction, witness_destruction
 from factory.custody.disposal import (
-    WasteTransfer,
     add_device,
     close_batch,
     collect,
@@ -35,6 +34,7 @@ from factory.custody.people import party_label, register_officer, register_party
 from factory.custody.redistribution import redistribute
 from factory.custody.swap import walk_in_swap
 from factory.custody.vehicles import decommission_vehicle, install_tablet
+from factory.custody.waste_note import WasteTransfer
 from factory.custody.waves import create_wave
 
 __all__ = [

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
+from factory.custody.destinations import certificate_serves
 from factory.custody.documents import COURIER_READABLE, read_document, sha256_hex
 from factory.custody.kpis import BenchKpis, WaveKpis, bench_kpis, wave_kpis
 from factory.custody.lookups import (
@@ -64,6 +65,7 @@ __all__ = [
     "WaveKpis",
     "active_consignments",
     "bench_kpis",
+    "certificate_serves",
     "consignment_detail",
     "consignment_items",
     "exception_report",

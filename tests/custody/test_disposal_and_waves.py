@@ -35,7 +35,8 @@ def _transfer(hazardous: str | None = "HWCN-ABC123") -> WasteTransfer:
     return WasteTransfer(containment="1 caged pallet", place="Loading bay, HQ", transferor_name="Alex Store",
                          transferor_address="Police HQ, Northtown", transferor_signature=signature("ours"),
                          transferee_signature=signature("theirs"), hierarchy_declaration=True,
-                         hazardous_note_reference=hazardous)  # fmt: skip
+                         hazardous_note_reference=hazardous, carrier_name="Green Recycling Ltd",
+                         carrier_registration="CBDU123456", recycler_permit="EPR/AB1234CD")  # fmt: skip
 
 
 def _batch(ctx, serials: list[str]) -> int:

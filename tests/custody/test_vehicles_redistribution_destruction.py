@@ -63,7 +63,7 @@ def test_redistribution_needs_external_reuse_certificates_and_writes_a_transfer_
                        address="School Lane, Northtown")  # fmt: skip
     before = entry_count(ctx)
     with (
-        pytest.raises(GuardRefused, match=r"SCH-2: certificate .* is for destination 'internal_reuse'"),
+        pytest.raises(GuardRefused, match=r"SCH-2: certificate .* was made for 'internal_reuse'"),
         session_scope(ctx.engine) as s,
     ):
         redistribute(s, organisation_reference="URN-100234", serials=["SCH-1", "SCH-2"], actor="tech.one",
