@@ -21,7 +21,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE_PACKAGES = ("factory", "api", "imaging", "hardware_drivers")
-AREAS = ("intake", "identity", "sanitisation", "custody", "line", "audit", "provisioning")
+AREAS = ("intake", "identity", "sanitisation", "custody", "line", "audit", "provisioning", "tablets")
 PUBLIC_FACES = ("service", "views", "errors", "models")
 MIGRATIONS = ROOT / "factory" / "kernel" / "db" / "migrations"
 MAX_FILE_LINES = 400

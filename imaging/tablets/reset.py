@@ -61,15 +61,31 @@ def _media(probe: TabletProbe) -> MediaIdentity:
         logical_sector_size=512,
         physical_sector_size=512,
         model=probe.model,
-        serial=probe.serial or probe.udid,
+        serial=None,  # the storage has no serial of its own here: the round names the recorded medium
         manufacturer=probe.maker,
         transport="usb",
     )
 
 
+@dataclass(frozen=True)
+class ResetReport:
+    """The result, and what the custody record keeps of the reset: its command and the after checks."""
+
+    result: EraseResult
+    outcome: ResetOutcome | None  # None: the method failed before it confirmed anything
+    checks: tuple[AfterCheck, ...] = ()
+
+
 def platform_reset(
     probe: TabletProbe, ctx: ResetContext, *, level: Level = Level.CLEAR, reprobe: Reprobe | None = None
 ) -> EraseResult:
+    """Sanitise the tablet ``probe`` describes (see :func:`run_reset`); the result only."""
+    return run_reset(probe, ctx, level=level, reprobe=reprobe).result
+
+
+def run_reset(
+    probe: TabletProbe, ctx: ResetContext, *, level: Level = Level.CLEAR, reprobe: Reprobe | None = None
+) -> ResetReport:
     """Sanitise the tablet ``probe`` describes; never raises for a failure during the reset.
 
     :raises PlanError: nothing was sent: the tablet is unidentified or no method serves it.
@@ -80,14 +96,15 @@ def platform_reset(
     started = utc_now()
     try:
         outcome = plan.method.execute(probe, ctx)
-        after = reprobe(recorder) if reprobe is not None else None
-        checks = after_checks(probe, after, outcome)
     except EraseFailure as exc:
-        return _result(probe, plan, (started, level), recorder, ok=False, failure=exc.reason, residual=exc.residual)
-    failed = [c for c in checks if not c.passed]
-    if failed:
-        why = "; ".join(f"{c.name}: {c.detail}" for c in failed)
-        return _result(probe, plan, (started, level), recorder, ok=False, failure=f"after the reset: {why}")
+        failed = _result(probe, plan, (started, level), recorder, ok=False, failure=exc.reason, residual=exc.residual)
+        return ResetReport(failed, None)
+    checks = after_checks(probe, reprobe(recorder) if reprobe is not None else None, outcome)
+    failed_checks = [c for c in checks if not c.passed]
+    if failed_checks:
+        why = "; ".join(f"{c.name}: {c.detail}" for c in failed_checks)
+        failed = _result(probe, plan, (started, level), recorder, ok=False, failure=f"after the reset: {why}")
+        return ResetReport(failed, outcome, tuple(checks))
     verification = VerificationResult(
         mode=VerifyMode.FULL,
         expected_pattern="platform reset: " + ", ".join(c.name for c in checks),
@@ -100,7 +117,8 @@ def platform_reset(
         passed=True,
     )
     notes = (*[f"{n}: {w}" for n, w in plan.considered], plan.note, *outcome.notes, f"path: {outcome.path}")
-    return _result(probe, plan, (started, level), recorder, ok=True, verification=verification, notes=notes)
+    result = _result(probe, plan, (started, level), recorder, ok=True, verification=verification, notes=notes)
+    return ResetReport(result, outcome, tuple(checks))
 
 
 def _result(
@@ -143,4 +161,4 @@ def _result(
     )
 
 
-__all__ = ["AfterCheck", "PlanError", "platform_reset"]
+__all__ = ["AfterCheck", "PlanError", "ResetReport", "platform_reset", "run_reset"]
