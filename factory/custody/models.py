@@ -29,6 +29,11 @@ class Officer(SQLModel, table=True):
     # scrypt$salt$hash of the acceptance PIN; None: the officer accepts by signature only.
     pin_hash: str | None = Field(default=None, max_length=255)
     created_at: str = Field(max_length=32)
+    # Courier dispatch is only for officers formally shielding: the reference of that decision,
+    # who recorded it and when. None: not recorded as shielding, so devices are issued in person.
+    shielding_reference: str | None = Field(default=None, max_length=64)
+    shielding_recorded_by: str | None = Field(default=None, max_length=128)
+    shielding_recorded_at: str | None = Field(default=None, max_length=32)
 
 
 class Vehicle(SQLModel, table=True):
