@@ -9,8 +9,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColum
 
 from factory.cli.common import console, fail, one_line_errors, unit_of_work
 from factory.cli.inputs import bounded
-from factory.intake.service import record_image
-from factory.intake.views import get_device
+from factory.intake.service import image_target, record_image
 from factory.kernel import limits
 from factory.kernel.db.engine import session_scope
 from imaging.deploy import deploy_image
@@ -55,7 +54,7 @@ def deploy_cmd(
     if not yes:
         fail(f"refusing to overwrite {target} without --yes")
     with unit_of_work() as (ctx, session):
-        get_device(session, serial)  # fail before writing anything for an unknown device
+        image_target(session, serial)  # fail before writing anything: unknown device, or its state forbids it
     bars: dict[str, TaskID] = {}
     with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                   console=console) as progress:  # fmt: skip

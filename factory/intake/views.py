@@ -174,6 +174,27 @@ def serials_with_mac(session: Session, mac: str) -> list[str]:
     return list(rows.all())
 
 
+def media_elsewhere(session: Session, device: Device) -> dict[str, list[str]]:
+    """For each of the device's media whose serial is also recorded on another device, those
+    devices' serials: a warning for the technician (the same disk cannot be in two devices, so
+    one record is wrong, or the disk moved and its certificates name the other device)."""
+    from sqlmodel import col, select
+
+    from factory.kernel.models.device import Device, StorageMedium
+
+    mine = select(StorageMedium.serial).where(StorageMedium.device_id == device.id)
+    rows = session.exec(
+        select(StorageMedium.serial, Device.serial)
+        .join(Device, col(Device.id) == StorageMedium.device_id)
+        .where(col(StorageMedium.serial).in_(mine), StorageMedium.device_id != device.id)
+        .order_by(col(StorageMedium.serial), col(Device.serial))
+    ).all()
+    out: dict[str, list[str]] = {}
+    for medium, other in rows:
+        out.setdefault(medium, []).append(other)
+    return out
+
+
 def images_of(session: Session, serial: str) -> list[DeviceImage]:
     """Images deployed onto the device, oldest first. :raises UnknownDevice: no such device."""
     from sqlmodel import select

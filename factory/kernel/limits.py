@@ -37,6 +37,21 @@ BENCH_JOBS = 64  # concurrent jobs on one bench (the site's default cap)
 SIM_PAUSE = 3600.0  # the longest pause, in seconds, a simulation may be asked for
 
 
+# A device's serial is a path segment of the API and the pages (/api/devices/{serial}): a slash
+# there makes a different URL (the device becomes unreachable), so serials never hold one.
+SERIAL_FORBIDDEN = "/\\"
+
+
+def serial_problem(what: str, value: str) -> str | None:
+    """Why ``value`` is not acceptable as a device serial: the text rules, and no slash or backslash."""
+    if problem := text_problem(what, value, SERIAL, required=True):
+        return problem
+    bad = sorted({c for c in value if c in SERIAL_FORBIDDEN})
+    if bad:
+        return f"{what} '{value[:40]}' must not contain {' or '.join(repr(c) for c in bad)}"
+    return None
+
+
 def text_problem(what: str, value: str, limit: int, *, required: bool = False) -> str | None:
     """Why ``value`` is not acceptable as ``what`` (too long, empty when required, control characters)."""
     if required and not value.strip():

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 
+import orjson
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from harness.domain import receive
+from harness.custody_data import entries
+from harness.domain import move, receive
 from typer.testing import CliRunner
 
 from factory.cli.main import app
@@ -15,6 +17,7 @@ from factory.intake.service import register_endpoint
 from factory.intake.views import get_endpoint, images_of
 from factory.kernel.db.engine import session_scope
 from factory.kernel.errors import Conflict, InvalidInput
+from factory.kernel.lifecycle.states import Event
 
 runner = CliRunner()
 
@@ -47,7 +50,8 @@ def test_host_key_is_pinned_once(ctx) -> None:
 
 
 def test_image_deploy_is_recorded_only_when_verified(ctx, tmp_path) -> None:
-    receive(ctx, "SE-2")
+    device_id = receive(ctx, "SE-2", new_stock=True)
+    move(ctx, device_id, Event.START_PROVISION, new_stock=True)
     image = tmp_path / "golden.img"
     image.write_bytes(os.urandom(3 * 2**20 + 4096))
     target = tmp_path / "target.img"
@@ -69,6 +73,26 @@ def test_image_deploy_is_recorded_only_when_verified(ctx, tmp_path) -> None:
         images = images_of(s, "SE-2")
     assert [(i.image_name, i.image_version) for i in images] == [("win11-laptop", "2026.11")]
     assert len(images[0].image_sha256) == 64
+    # the deploy is in the device's chain of custody, and the device is still being provisioned
+    deployed = [e for e in entries(ctx, "SE-2") if e.event == "deploy_image"]
+    assert [(e.from_state, e.to_state) for e in deployed] == [("provisioning", "provisioning")]
+    assert orjson.loads(deployed[0].evidence)["sha256"] == images[0].image_sha256
+
+
+def test_image_deploy_is_refused_on_a_device_that_may_hold_user_data(ctx, tmp_path) -> None:
+    receive(ctx, "SE-9")  # returned from an officer: its disk still holds their data
+    image = tmp_path / "golden.img"
+    image.write_bytes(os.urandom(2**20))
+    target = tmp_path / "target.img"
+    target.write_bytes(b"\xee" * (2 * 2**20))
+    assert runner.invoke(app, ["image", "manifest", str(image), "--name", "g", "--version", "1"]).exit_code == 0
+    before = len(entries(ctx, "SE-9"))
+    r = runner.invoke(app, ["image", "deploy", str(image), str(target), "--serial", "SE-9", "--yes"])
+    assert r.exit_code == 1 and "may still hold user data" in r.stderr and "Traceback" not in r.output
+    assert target.read_bytes() == b"\xee" * (2 * 2**20)  # nothing written
+    assert len(entries(ctx, "SE-9")) == before
+    with session_scope(ctx.engine) as s:
+        assert images_of(s, "SE-9") == []
 
 
 def test_endpoint_records_the_mac_the_line_identifies_a_laptop_by(ctx) -> None:

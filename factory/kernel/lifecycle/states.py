@@ -60,6 +60,7 @@ class Event(StrEnum):
     FAIL = "fail"
     START_PROVISION = "start_provision"
     PROVISIONED = "provisioned"
+    DEPLOY_IMAGE = "deploy_image"  # a golden image written and read back while provisioning (no state change)
     ALLOCATE = "allocate"
     RELEASE = "release"
     ISSUE = "issue"

@@ -58,6 +58,7 @@ TRANSITIONS: tuple[Edge, ...] = (
     Edge(E.START_PROVISION,      S.SANITISED,          S.PROVISIONING,      Guard.CERTIFIED),
     Edge(E.START_PROVISION,      S.RECEIVED,           S.PROVISIONING,      Guard.NEW_STOCK),
     Edge(E.START_PROVISION,      S.PROVISION_FAILED,   S.PROVISIONING,      Guard.CERTS_IF_USED),
+    Edge(E.DEPLOY_IMAGE,         S.PROVISIONING,       S.PROVISIONING),   # recorded, the device stays
     Edge(E.PROVISIONED,          S.PROVISIONING,       S.READY),
     Edge(E.FAIL,                 S.PROVISIONING,       S.PROVISION_FAILED),
     # allocation and hand-off to people
