@@ -30,3 +30,6 @@ class CustodyEntry(SQLModel, table=True):
     evidence: str = Field(default="{}")
     prev_hash: str = Field(unique=True, max_length=64)
     entry_hash: str = Field(unique=True, max_length=64)
+    # Which canonical form the hash covers (factory/kernel/ledger/hashing.py): 1 = before the
+    # device reference was hashed, 2 = with it. Never lower than the entry before.
+    hash_version: int = Field(default=1)

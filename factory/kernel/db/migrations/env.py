@@ -12,6 +12,7 @@ import factory.intake.models
 import factory.kernel.models.certificate
 import factory.kernel.models.custody_entry
 import factory.kernel.models.device
+import factory.kernel.models.ledger_tree
 import factory.kernel.models.parties
 import factory.line.models  # noqa: F401
 from factory.kernel.db.engine import make_engine
