@@ -29,6 +29,7 @@ from factory.kernel.lifecycle.guards import REDISTRIBUTION_BLOCKERS
 from factory.kernel.models.device import StorageMedium
 from factory.sanitisation.errors import EraseFailed
 from factory.sanitisation.service import EraseRound, Results, RoundOrigin, RoundOutcome, Signatories, Staff, run_round
+from factory.tablets.bench import TabletBench, load_bench, missing_tools
 from factory.tablets.errors import TabletMismatch, TabletNotReady
 from imaging.certificate import Destination
 from imaging.errors import PlanError
@@ -141,3 +142,13 @@ def reset_evidence(probe: TabletProbe, report: ResetReport) -> dict[str, Any]:
     if report.result.failure_reason:
         found["failure"] = report.result.failure_reason
     return found
+
+
+__all__ = [
+    "TabletBench",
+    "TabletRequest",
+    "load_bench",
+    "missing_tools",
+    "reset_evidence",
+    "sanitise_tablet",
+]

@@ -29,9 +29,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from pathlib import Path
 from typing import Any, Protocol, Self
-from urllib import error, request
 
 from imaging.commands import TIMED_OUT, CommandRunner, utc_now
 from imaging.result import CommandRecord
@@ -47,12 +45,16 @@ class WipeState(StrEnum):
     TIMED_OUT = "timed out"
 
 
-class WipeRefused(Exception):
-    """The service did not accept the wipe request; ``reason`` says why (nothing was queued)."""
+class ServiceRefused(Exception):
+    """The service did not accept a request; ``reason`` says why (nothing was queued)."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class WipeRefused(ServiceRefused):
+    """The service did not accept the wipe request (nothing was queued)."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,17 @@ class DeviceManagement(Protocol):
     def poll_status(self, command: WipeCommand) -> WipeStatus: ...
 
     def read_audit(self, command: WipeCommand) -> AuditRecord: ...
+
+    def lookup(self, identity: str) -> str | None:
+        """The service's id for the tablet with this serial (UDID for Apple), None if not enrolled."""
+        ...
+
+    def enrol(self, serial: str, device_ref: str | None, profile: str) -> str:
+        """Assign the enrolment profile the tablet takes at its next setup; a reference to the assignment.
+
+        :raises ServiceRefused: the service refused it.
+        """
+        ...
 
 
 def exchange(runner: CommandRunner, method: str, url: str, body: Mapping[str, Any] | None = None) -> CommandRecord:
@@ -183,6 +196,21 @@ class AppleMdm(_Service):
             {"result": result, "device": info},
         )
 
+    def lookup(self, identity: str) -> str | None:
+        record = exchange(self.runner, "GET", f"{self.base}/v1/devices/{identity}")
+        return identity if _ok(record) else None
+
+    def enrol(self, serial: str, device_ref: str | None, profile: str) -> str:
+        """Apple Business Manager's device assignment (``POST /profile/devices``) through the MDM server."""
+        body = {"profile_uuid": profile, "devices": [serial]}
+        record = exchange(self.runner, "POST", f"{self.base}/v1/dep/profile/devices", body)
+        outcome = (_json(record).get("devices") or {}).get(serial)
+        if not _ok(record) or outcome != "SUCCESS":
+            raise ServiceRefused(
+                f"{self.service}: profile {profile} not assigned: {outcome or _refusal(self.service, record)}"
+            )
+        return f"abm-profile:{profile}"
+
 
 class IntuneGraph(_Service):
     """Microsoft Intune through Microsoft Graph v1.0."""
@@ -228,6 +256,19 @@ class IntuneGraph(_Service):
             latest,
         )
 
+    def lookup(self, identity: str) -> str | None:
+        url = f"{self.base}/managedDevices?$filter=serialNumber eq '{identity}'&$select=id"
+        found = _json(exchange(self.runner, "GET", url)).get("value") or []
+        return str(found[0]["id"]) if found and "id" in found[0] else None
+
+    def enrol(self, serial: str, device_ref: str | None, profile: str) -> str:
+        """A token of the Android Enterprise corporate-owned enrolment profile (``createToken``)."""
+        url = f"{self.base}/androidDeviceOwnerEnrollmentProfiles/{profile}/createToken"
+        record = exchange(self.runner, "POST", url, {"tokenValidityInSeconds": 86400})
+        if not _ok(record):
+            raise ServiceRefused(_refusal(self.service, record))
+        return f"intune-enrolment-profile:{profile}"
+
 
 class AndroidManagement(_Service):
     """Android Enterprise through the Android Management API (``issueCommand`` WIPE)."""
@@ -269,6 +310,28 @@ class AndroidManagement(_Service):
         state = "done" if op.get("done") and "error" not in op else "error" if op.get("done") else "pending"
         return AuditRecord(command.command_id, state, meta.get("userName"), meta.get("createTime"), None, None, op)
 
+    def lookup(self, identity: str) -> str | None:
+        devices = _json(exchange(self.runner, "GET", f"{self.base}/enterprises/{self.enterprise}/devices")).get(
+            "devices"
+        )
+        for device in devices or []:
+            if (device.get("hardwareInfo") or {}).get("serialNumber") == identity:
+                return str(device.get("name", "")).rsplit("/", 1)[-1] or None
+        return None
+
+    def enrol(self, serial: str, device_ref: str | None, profile: str) -> str:
+        """An enrolment token for the policy ``profile`` (``enterprises.enrollmentTokens.create``)."""
+        body = {
+            "policyName": f"enterprises/{self.enterprise}/policies/{profile}",
+            "duration": "86400s",
+            "allowPersonalUsage": "PERSONAL_USAGE_DISALLOWED",
+        }
+        record = exchange(self.runner, "POST", f"{self.base}/enterprises/{self.enterprise}/enrollmentTokens", body)
+        name = _json(record).get("name")
+        if not _ok(record) or not name:
+            raise ServiceRefused(_refusal(self.service, record))
+        return str(name)
+
 
 # ------------------------------------------------------------------ waiting for the outcome
 
@@ -291,32 +354,3 @@ def wait_for_wipe(dm: DeviceManagement, command: WipeCommand, wait: WipeWait) ->
             return WipeStatus(WipeState.TIMED_OUT, f"not acknowledged in time (last: {status.detail})")
         status = dm.poll_status(command)
     return status
-
-
-# ------------------------------------------------------------------ the real transport
-
-
-class HttpsRunner:
-    """Runs ``("https", METHOD, URL, BODY)`` for real, with the service's bearer token."""
-
-    def __init__(self, token_file: Path) -> None:
-        self.token_file = token_file
-
-    def run(self, argv: Any, timeout: float) -> CommandRecord:
-        argv = tuple(argv)
-        _, method, url, body = argv
-        started = utc_now()
-        token = self.token_file.read_text().strip()
-        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-        if body:
-            headers["Content-Type"] = "application/json"
-        req = request.Request(url, data=body.encode() if body else None, method=method, headers=headers)
-        try:
-            with request.urlopen(req, timeout=timeout) as resp:  # the site config names https URLs only
-                return CommandRecord(argv, resp.status, resp.read().decode(errors="replace"), "", started, utc_now())
-        except error.HTTPError as exc:
-            return CommandRecord(argv, exc.code, exc.read().decode(errors="replace"), "", started, utc_now())
-        except TimeoutError:
-            return CommandRecord(argv, TIMED_OUT, "", f"timed out after {timeout:g}s", started, utc_now())
-        except (error.URLError, OSError) as exc:
-            return CommandRecord(argv, UNREACHABLE, "", str(exc), started, utc_now())

@@ -1,0 +1,135 @@
+"""What a bench needs to work on tablets: the tools' command seam, the device-management services,
+the site's device-owner app, and how long a wipe may take to be acknowledged.
+
+A real bench reads them from a TOML file (``factory line run --tablets FILE``)::
+
+    [apple_mdm]                      # the site's MDM server (EraseDevice, Return to Service)
+    url = "https://mdm.force.example"
+    token_file = "/etc/factory/apple-mdm.token"
+    [android]
+    service = "android_management"   # or "intune"
+    enterprise = "LC02abcd"          # Android Management API enterprise
+    token_file = "/etc/factory/amapi.token"
+    site_dpc = "uk.police.dpc"       # the site's device-owner app (reset over USB)
+    [wait]
+    poll_seconds = 15
+    deadline_seconds = 1800
+
+and refuses to start without the tools (Debian adb, libimobiledevice-utils, mmc-utils).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from factory.tablets.errors import TabletBenchUnavailable
+from imaging.commands import CommandRunner, SubprocessRunner
+from imaging.tablets.device_management import AndroidManagement, AppleMdm, DeviceManagement, IntuneGraph, WipeWait
+from imaging.tablets.https_runner import HttpsRunner, SeamRouter
+from imaging.tablets.identity import ANDROID, IPADOS, TabletProbe, probe_android, probe_ipad, probe_ipad_after_reset
+from imaging.tablets.identity import probe_windows as _probe_windows
+from imaging.tablets.methods import ResetContext
+from imaging.tablets.reset import Reprobe
+
+TOOLS = ("adb", "idevicepair", "ideviceinfo", "mmc")
+WINDOWS_NODE = "/dev/mmcblk0"  # the eMMC as the bench stick's service environment sees it
+
+
+@dataclass
+class TabletBench:
+    management: Mapping[str, DeviceManagement] = field(default_factory=dict)  # platform -> service
+    runner_for: Callable[[str], CommandRunner] = lambda _ref: SubprocessRunner()
+    site_dpc: str | None = None
+    wait: WipeWait = field(default_factory=WipeWait)
+    simulated: bool = False  # the stand-in of --simulate (refused on a real line)
+
+    def identify(self, platform: str, ref: str) -> TabletProbe:
+        runner = self.runner_for(ref)
+        if platform == IPADOS:
+            return probe_ipad(runner, ref)
+        if platform == ANDROID:
+            return probe_android(runner, ref)
+        return _probe_windows(runner, WINDOWS_NODE, ref)
+
+    def reset_context(self, probe: TabletProbe, cancel: Any = None) -> ResetContext:
+        runner = self.runner_for(probe.ref)
+        dm = self.management.get(probe.platform)
+        identity = probe.udid if probe.platform == IPADOS else probe.serial
+        managed_id = dm.bound(runner).lookup(identity) if dm is not None and identity else None
+        wait = WipeWait(self.wait.poll_interval, self.wait.deadline_seconds, cancel)
+        return ResetContext(runner, dict(self.management), managed_id, self.site_dpc, wait)
+
+    def reprobe(self, probe: TabletProbe) -> Reprobe | None:
+        """How the tablet is read after its reset: an erased iPad, without pairing."""
+        if probe.platform == IPADOS:
+            udid = probe.ref
+            return lambda runner: probe_ipad_after_reset(runner, udid)
+        return None
+
+    def enrol(self, probe: TabletProbe, profile: str) -> tuple[str, str]:
+        """Assign the enrolment profile through the platform's service: (service, reference).
+
+        :raises imaging.tablets.device_management.ServiceRefused: the service refused it.
+        :raises TabletBenchUnavailable: no service manages this platform here.
+        """
+        dm = self.management.get(probe.platform)
+        if dm is None:
+            raise TabletBenchUnavailable(f"no device-management service for {probe.platform} tablets on this bench")
+        bound = dm.bound(self.runner_for(probe.ref))
+        identity = probe.udid if probe.platform == IPADOS else probe.serial
+        return dm.service, bound.enrol(probe.serial or probe.ref, bound.lookup(identity or probe.ref), profile)
+
+
+def missing_tools() -> list[str]:
+    return [tool for tool in TOOLS if shutil.which(tool) is None]
+
+
+def load_bench(path: Path) -> TabletBench:
+    """The bench's tablet settings from ``path``.
+
+    :raises TabletBenchUnavailable: a tool is missing, the file is unreadable or incomplete.
+    """
+    missing = missing_tools()
+    if missing:
+        raise TabletBenchUnavailable(
+            f"tablet tools missing on this bench: {', '.join(missing)} (install them with scripts/setup.sh)"
+        )
+    try:
+        config = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise TabletBenchUnavailable(f"tablet settings {path}: {exc}") from exc
+    services: dict[str, HttpsRunner] = {}  # base URL -> its transport (each service its own token)
+    router = SeamRouter(SubprocessRunner(), services)
+
+    def service(section: Mapping[str, Any], name: str, base: str) -> SeamRouter:
+        token = section.get("token_file")
+        if not isinstance(token, str) or not token or not base.startswith("https://"):
+            raise TabletBenchUnavailable(f"tablet settings {path}: [{name}] needs an https url and token_file")
+        services[base] = HttpsRunner(Path(token))
+        router.services[base] = services[base]
+        return router
+
+    management: dict[str, DeviceManagement] = {}
+    if isinstance(apple := config.get("apple_mdm"), dict):
+        url = str(apple.get("url", "")).rstrip("/")
+        management[IPADOS] = AppleMdm(service(apple, "apple_mdm", url), url)
+    android = config.get("android") if isinstance(config.get("android"), dict) else {}
+    if android.get("service") == "intune":
+        management[ANDROID] = IntuneGraph(service(android, "android", IntuneGraph.BASE))
+    elif android.get("service") == "android_management":
+        runner = service(android, "android", AndroidManagement.BASE)
+        management[ANDROID] = AndroidManagement(runner, str(android.get("enterprise", "")))
+    if not management:
+        raise TabletBenchUnavailable(f"tablet settings {path}: no device-management service ([apple_mdm] or [android])")
+    wait = config.get("wait") if isinstance(config.get("wait"), dict) else {}
+    return TabletBench(
+        management,
+        runner_for=lambda _ref: router,
+        site_dpc=android.get("site_dpc"),
+        wait=WipeWait(float(wait.get("poll_seconds", 15)), float(wait.get("deadline_seconds", 1800))),
+    )
