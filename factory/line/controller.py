@@ -22,12 +22,14 @@ import time
 import uuid
 import zlib
 from collections.abc import Callable, Iterable
+from functools import partial
 
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from factory.kernel.context import AppContext
 from factory.kernel.db.engine import make_engine, read_scope, session_scope
+from factory.kernel.db.retry import until_reachable
 from factory.line import jobs
 from factory.line.bench_config import LineConfig
 from factory.line.bus import LineBus
@@ -38,12 +40,15 @@ from factory.line.job_log import JobLogBuffer, logged_scope
 from factory.line.job_runner import EraseFn, JobRunner, RunnerContext
 from factory.line.leases import register_agent, release_agent, renew_leases
 from factory.line.models import Job, JobStatus, Slot, StopKind
+from factory.line.netboot_service import BenchNetworks
 from factory.line.network_slots import NETWORK_EVENTS, NetworkEvent, NetworkSlots
 from factory.line.notices import BOARD_NOTICES, LineStats, Notice
 from factory.line.provision_step import NO_PROVISIONING_NOTICE, Provisioner, simulation_only, step_name
 from factory.line.reconcile import ReconcileReport, reconcile_benches
 from factory.line.remote_media import RemoteEraseSettings
 from factory.line.slots import Attachment, AttachResult, attach, detach, lock_slot
+from factory.line.tablet_slots import attached_node, tablet_serial
+from factory.tablets.service import TabletBench
 from hardware_drivers.events import DeviceAttached, DeviceDetached, UdevEvent
 from imaging.engine import Progress, erase
 
@@ -68,9 +73,13 @@ class Controller:
         present: Callable[[], Iterable[UdevEvent]] | None = None,
         observers: list[Observer] | None = None,
         engine: Engine | None = None,
+        tablets: TabletBench | None = None,
     ) -> None:
         if simulation_only(provisioner) and not config.simulated:
             raise SimulationOnly(f"'{step_name(provisioner)}' runs only on a simulated line: pass --provisioning FILE")
+        if tablets is not None and tablets.simulated and not config.simulated:
+            raise SimulationOnly("the simulated tablets run only on a simulated line: pass --tablets FILE")
+        self.tablets = tablets  # None: tablet steps hold their job with the reason
         self.context = context
         # Every running job holds a connection at times: size the pool for the agent's slots.
         self.engine = engine or make_engine(
@@ -96,6 +105,8 @@ class Controller:
         self.lost = threading.Event()  # set if another process took over our agent name
         self.beat_at = time.monotonic()  # when the last heartbeat attempt ended (the watchdog's sign of life)
         self.network = self._network_slots()
+        # Bench networks ([[netboot]]): one dnsmasq each, running while this agent runs.
+        self.bench_networks = BenchNetworks(config.network.netboot, context.settings.work_dir)
         # Default: erase in worker processes (config.erase_processes), off this process's GIL.
         use_workers = erase_fn is None and config.erase_processes > 0
         self.erase_workers = EraseWorkers(config.erase_processes) if use_workers else None
@@ -132,10 +143,12 @@ class Controller:
             erase=erase_fn,
             provisioner=self.provisioner,
             bus=self.bus,
+            tablets=self.tablets,
             level=self.config.erase_level,
             verify_mode=self.config.verify_mode,
             observers=list(observers),
             remote=RemoteEraseSettings(self.config.network.ssh_private_key),  # switch-port slots: erase over SSH
+            stopping=self._stopping,
         )
 
     @property
@@ -160,8 +173,10 @@ class Controller:
         if self.erase_workers is not None:
             self.erase_workers.launch()  # they import the engine while we reconcile
         try:
+            self.bench_networks.start()  # laptops on a bench network boot only while dnsmasq serves it
             return self._start()
         except BaseException:
+            self.bench_networks.stop()
             if self.erase_workers is not None:
                 self.erase_workers.close()
             raise
@@ -219,6 +234,7 @@ class Controller:
                 release_agent(s, self.config.agent, self.run_id)
         except Exception as exc:  # the database may be the reason we are stopping
             log.warning("could not release agent lease: %s", exc)
+        self.bench_networks.stop()
         if self.engine is not self.context.engine:
             self.engine.dispose()
 
@@ -251,7 +267,9 @@ class Controller:
             with self._lock:
                 self.stats.events += 1
             try:
-                self.handle(event, detected)
+                # Retried while the database is unreachable (failover): dropped, a device plugged in
+                # meanwhile would sit in its slot with no job. A retry of a committed attach is "same".
+                until_reachable(partial(self.handle, event, detected), stopping=self._stopping, what=f"event {event}")
             except Exception as exc:  # one bad event must not blind the bench
                 log.exception("event %s failed", event)
                 self._notice(f"event from {getattr(event, 'id_path', None) or event} failed: {exc}")
@@ -267,7 +285,7 @@ class Controller:
                 self._notice(f"{event.serial or 'device'} on unmapped port {event.id_path or event.bench_port}")
                 return
             if isinstance(event, DeviceAttached):
-                self._attached(code, Attachment(event.serial, event.device_node, event.size_bytes, detected))
+                self._attached(code, Attachment(tablet_serial(event), attached_node(event), event.size_bytes, detected))
             else:
                 self._detached(code, event.serial)
         elif isinstance(event, NETWORK_EVENTS):

@@ -15,6 +15,7 @@ import time
 from sqlmodel import Session, col, select
 
 from factory.kernel.db.engine import read_scope, session_scope
+from factory.kernel.db.errors import is_busy
 from factory.line.bench_config import LineConfig
 from factory.line.job_log import JobLogBuffer
 from factory.line.job_runner import JobRunner, RunnerContext
@@ -106,6 +107,8 @@ class JobDispatcher:
                 mine.flush(s)
                 return claimed
         except Exception as exc:
+            if is_busy(exc):  # the connection is gone, and with it the attachment: the event is retried
+                raise
             log.warning("claim at attach failed, left to the dispatcher: %s", exc)
             return []
 

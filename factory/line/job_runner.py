@@ -30,6 +30,8 @@ from sqlmodel import Session, select
 from factory.kernel.clock import utc_now
 from factory.kernel.config import Settings
 from factory.kernel.db.engine import read_scope, session_scope
+from factory.kernel.db.errors import is_busy
+from factory.kernel.db.retry import until_reachable
 from factory.kernel.errors import FactoryError
 from factory.kernel.lifecycle.guards import CertificateVerifier
 from factory.kernel.lifecycle.states import Event
@@ -44,6 +46,8 @@ from factory.line.models import Job, JobStatus, JobStep, Slot, StepStatus, StopK
 from factory.line.pipeline_rules import Step
 from factory.line.provision_step import Provisioner
 from factory.line.remote_media import RemoteEraseSettings
+from factory.line.tablet_steps import enrol, identify_tablet
+from factory.tablets.service import TabletBench
 from imaging.engine import Progress
 from imaging.result import EraseResult, Level, VerifyMode
 
@@ -60,6 +64,8 @@ _HANDLERS: dict[Step, StepHandler] = {
     Step.SANITISE: sanitise,
     Step.PROVISION: provision,
     Step.QUARANTINE: quarantine,
+    Step.IDENTIFY_TABLET: identify_tablet,
+    Step.ENROL: enrol,
 }
 
 
@@ -73,10 +79,12 @@ class RunnerContext:
     erase: EraseFn
     provisioner: Provisioner | None  # None: no provisioning settings, provision steps hold the job
     bus: LineBus
+    tablets: TabletBench | None = None  # None: no tablet settings, tablet steps hold their job
     level: Level = Level.CLEAR
     verify_mode: VerifyMode = VerifyMode.SAMPLE
     observers: list[Callable[[int, Progress], None]] = field(default_factory=list)
     remote: RemoteEraseSettings = field(default_factory=RemoteEraseSettings)  # switch-port slots: SSH
+    stopping: threading.Event = field(default_factory=threading.Event)  # the controller is stopping
 
     @property
     def actor(self) -> str:
@@ -114,9 +122,13 @@ class JobRunner:
             self._run()
         except LostOwnership as exc:
             log.warning("%s", exc)
-        except Exception:  # a bug must not leave the job running forever: fail it with the reason
-            log.exception("job %s crashed", self.job_id)
-            self._fail("controller error while running the job (see the agent log)", None)
+        except Exception as exc:  # a bug must not leave the job running forever: fail it with the reason
+            if is_busy(exc):  # the database went away mid-step (failover): what that write did is unknown
+                log.warning("job %s: database unavailable, failing the job once it is back: %s", self.job_id, exc)
+                self._fail("database connection lost during the job (see the agent log)", None)
+            else:
+                log.exception("job %s crashed", self.job_id)
+                self._fail("controller error while running the job (see the agent log)", None)
         finally:
             self.ctx.bus.publish("job", job=self.job_id)
 
@@ -176,6 +188,14 @@ class JobRunner:
         return f"{base} during '{step}'" + (f" ({detail})" if detail else "")
 
     def _fail(self, reason: str, step_id: int | None) -> None:
+        """Fail the job (and the device, if this job put it in progress). While the database cannot
+        be reached (a standby being promoted) keep trying until the controller stops: given up, the
+        job would stay 'running' under this live agent, its slot blocked, until a restart."""
+        until_reachable(
+            lambda: self._write_failure(reason), stopping=self.ctx.stopping, what=f"job {self.job_id}'s end"
+        )
+
+    def _write_failure(self, reason: str) -> None:
         stopped = jobs.STOP_OUTCOMES.get(self.stop_kind) if self.stop_kind is not None else None
         status, action = stopped if stopped is not None else (JobStatus.FAILED, None)
         try:

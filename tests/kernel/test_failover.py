@@ -1,16 +1,22 @@
 """Database failover without losing custody (issue 17).
 
-A primary with a synchronous standby (``synchronous_commit = remote_apply``); writers receive
-devices and quarantine them through the real services, on one engine whose URL names both hosts
-with ``target_session_attrs=read-write``. The primary is SIGKILLed mid-stream and the standby
-promoted: the same engine, never restarted or re-pointed, carries on writing to the new primary,
-every custody entry whose commit returned is there, and ``factory ledger verify`` passes on it.
+A primary with a synchronous standby (``synchronous_commit = remote_apply``), both from the
+installed binaries. The simulated line (controller, simulated technician, real disk files) runs
+against the primary through an engine whose URL names both hosts with
+``target_session_attrs=read-write``, and the API runs beside it on its own engine. The primary is
+SIGKILLed mid-line and the standby promoted: neither the line nor the API is restarted or given a
+new URL, both carry on against the new primary, every custody entry whose commit returned is
+there, and ``factory ledger verify`` passes on it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -18,70 +24,68 @@ from fastapi.testclient import TestClient
 from harness.pg_standby import PgPair, primary_with_sync_standby
 from harness.requirements import require_root
 from harness.waiting import wait_until
-from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import select
+from sqlalchemy import Engine, event
+from sqlmodel import Session, col, select
 from typer.testing import CliRunner
 
-from factory.intake.service import MediaSpec, receive_device
 from factory.kernel.context import AppContext
 from factory.kernel.db.engine import session_scope
-from factory.kernel.lifecycle.states import Event
-from factory.kernel.lifecycle.transition import TransitionRequest, change_state
-from factory.kernel.models.custody_entry import CustodyEntry
+from factory.kernel.lifecycle import transition
+from factory.line.agent import LineAgentProcess, SimulationOptions
+from factory.line.bench_config import simulated_config
+from factory.line.models import FINISHED_JOB_STATUSES, Job
 
-WRITERS = 3
+PENDING = "failover-test:custody"
 
 
-class CustodyWriters:
-    """Threads that each receive a device, then quarantine it, and note every entry whose commit returned."""
+class AcknowledgedCustody:
+    """Every custody entry whose transaction's commit returned, on one engine.
 
-    def __init__(self, ctx: AppContext) -> None:
-        self.ctx = ctx
-        self.acknowledged: list[tuple[int, str]] = []  # (seq, entry_hash); list.append is atomic
-        self.failures = 0
-        self.stop = threading.Event()
-        self.threads = [threading.Thread(target=self._write, args=(n,), daemon=True) for n in range(WRITERS)]
+    Entries are noted as the ledger appends them (in the session) and counted only in the
+    session's ``after_commit``, which runs once the database acknowledged the commit: an entry of a
+    transaction the dead primary took with it (commit failed or never sent) is not counted.
+    """
 
-    def __enter__(self) -> CustodyWriters:
-        for thread in self.threads:
-            thread.start()
-        return self
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.entries: dict[int, str] = {}
+        self.lock = threading.Lock()
 
-    def __exit__(self, *_exc: object) -> None:
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(timeout=30)
+    def appended(self, session: Session, entry: Any) -> None:
+        session.info.setdefault(PENDING, []).append((entry.seq, entry.entry_hash))
 
-    def _write(self, writer: int) -> None:
-        serial_number = 0
-        while not self.stop.is_set():
-            serial_number += 1
-            try:
-                device_id = self._receive(f"FO-{writer}-{serial_number}")
-                self._quarantine(device_id)
-            except SQLAlchemyError:
-                # The primary is gone (or not yet replaced): this commit's fate is unknown, so it is
-                # not counted; a later unit on the same engine tries again. The wait is only back-off.
-                self.failures += 1
-                self.stop.wait(0.1)
+    def committed(self, session: Session) -> None:
+        noted = session.info.pop(PENDING, [])
+        if noted and session.get_bind() is self.engine:
+            with self.lock:
+                self.entries.update(noted)
 
-    def _receive(self, serial: str) -> int:
-        with session_scope(self.ctx.engine) as s:
-            device = receive_device(
-                s, serial=serial, kind="laptop", make="Dell", model="Latitude 5440", asset_tag=None,
-                actor="tech.one", media=[MediaSpec("sata-ssd", f"{serial}-M1", 2**30)], new_stock=False,
-            )  # fmt: skip
-            entry = s.exec(select(CustodyEntry).where(CustodyEntry.device_id == device.id)).one()
-            noted, device_id = (entry.seq, entry.entry_hash), device.id or 0
-        self.acknowledged.append(noted)  # reached only when the commit returned
-        return device_id
+    def count(self) -> int:
+        with self.lock:
+            return len(self.entries)
 
-    def _quarantine(self, device_id: int) -> None:
-        with session_scope(self.ctx.engine) as s:
-            request = TransitionRequest(device_id=device_id, event=Event.QUARANTINE, evidence={"reason": "failover"})
-            (entry,) = change_state(s, [request], actor="tech.one")
-            noted = (entry.seq, entry.entry_hash)
-        self.acknowledged.append(noted)
+
+@contextmanager
+def acknowledged_custody(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[AcknowledgedCustody]:
+    seen = AcknowledgedCustody(engine)
+    real_append = transition.append_entry
+
+    def append_entry(session: Session, **kwargs: Any) -> Any:
+        entry = real_append(session, **kwargs)
+        seen.appended(session, entry)
+        return entry
+
+    def forget(session: Session, *_args: object) -> None:
+        session.info.pop(PENDING, None)
+
+    monkeypatch.setattr(transition, "append_entry", append_entry)
+    event.listen(Session, "after_commit", seen.committed)
+    event.listen(Session, "after_soft_rollback", forget)
+    try:
+        yield seen
+    finally:
+        event.remove(Session, "after_commit", seen.committed)
+        event.remove(Session, "after_soft_rollback", forget)
 
 
 def _entries_on(pair: PgPair, port: int) -> dict[int, str]:
@@ -104,6 +108,13 @@ def _app_context(pair: PgPair, home: Path, monkeypatch: pytest.MonkeyPatch) -> A
     return ctx
 
 
+def _line(ctx: AppContext) -> LineAgentProcess:
+    """A 1x3 simulated line on small disks, erasing on the job threads (no worker processes)."""
+    config = dataclasses.replace(simulated_config("1x3", agent="failover-bench"), erase_processes=0)
+    sim = SimulationOptions(disk_bytes=2**20, seed=17, dwell=(0.1, 0.3), gap=(0.1, 0.4))
+    return LineAgentProcess(ctx, config, simulation=sim)
+
+
 def _api(ctx: AppContext) -> tuple[TestClient, dict[str, str]]:
     """The API on its own engine (as 'factory serve' would have), with an auditor's token."""
     from api.app import create_app
@@ -114,41 +125,71 @@ def _api(ctx: AppContext) -> tuple[TestClient, dict[str, str]]:
     return TestClient(create_app(ctx), raise_server_exceptions=False), {"Authorization": f"Bearer {token}"}
 
 
-def _history_events(api: TestClient, headers: dict[str, str], serial: str) -> list[str]:
-    response = api.get(f"/api/devices/{serial}/history", headers=headers)
+def _jobs_finished(engine: Engine) -> int:
+    with Session(engine) as s:
+        return len(s.exec(select(Job.id).where(col(Job.status).in_(FINISHED_JOB_STATUSES))).all())
+
+
+def _last_job_id(engine: Engine) -> int:
+    with Session(engine) as s:
+        return s.exec(select(Job.id).order_by(col(Job.id).desc())).first() or 0
+
+
+def _recovered(engine: Engine, last_before: int, slots: int) -> bool:
+    """Every job the failover caught has ended, and every slot has since finished a new one."""
+    with Session(engine) as s:
+        jobs = s.exec(select(Job.id, Job.slot_id, Job.status)).all()
+    caught_open = [j for j, _slot, status in jobs if j <= last_before and status not in FINISHED_JOB_STATUSES]
+    slots_done = {slot for j, slot, status in jobs if j > last_before and status in FINISHED_JOB_STATUSES}
+    return not caught_open and len(slots_done) == slots
+
+
+def _ledger_length(api: TestClient, headers: dict[str, str]) -> int:
+    response = api.get("/api/ledger/verify", headers=headers)
     assert response.status_code == 200, response.text
-    return [entry["event"] for entry in response.json()["entries"]]
+    assert response.json()["ok"], response.text
+    return int(response.json()["entries"])
 
 
 @pytest.mark.slow
-def test_promoted_standby_has_every_acknowledged_custody_entry(tmp_path: Path, monkeypatch) -> None:
+def test_line_keeps_every_acknowledged_custody_entry_across_a_failover(tmp_path: Path, monkeypatch) -> None:
     require_root()
     with primary_with_sync_standby() as pair:
         ctx = _app_context(pair, tmp_path / "home", monkeypatch)
         api_ctx = AppContext(ctx.settings)
         api, headers = _api(api_ctx)
+        line = _line(ctx)
+        engine = line.controller.engine
+        stopped = False
+        disconnects: list[BaseException] = []
+        event.listen(engine, "handle_error", lambda err: disconnects.append(err.original_exception))
         try:
-            with api, CustodyWriters(ctx) as writers:
-                wait_until(lambda: len(writers.acknowledged) >= 30, timeout=30, message="custody writes on the primary")
-                assert "receive" in _history_events(api, headers, "FO-0-1")  # the API's pool now holds the primary
-                pair.kill_primary()
+            with api, acknowledged_custody(engine, monkeypatch) as custody:
+                line.start()
+                wait_until(lambda: _jobs_finished(engine) >= 4, timeout=60, message="jobs done on the primary")
+                assert _ledger_length(api, headers) > 0  # the API's pool now holds the primary
+                pair.kill_primary()  # mid-line: jobs are running, devices arriving
                 pair.promote_standby()
-                promoted_at = len(writers.acknowledged)
+                last_before = _last_job_id(engine)
                 wait_until(
-                    lambda: len(writers.acknowledged) >= promoted_at + 20, timeout=30,
-                    message="the same engine to write to the promoted standby",
+                    lambda: _recovered(engine, last_before, slots=3), timeout=120,
+                    message="the line (not restarted, same URL) to end the jobs the kill caught and run new ones",
                 )  # fmt: skip
-                # Neither the writers' engine nor the API's was restarted or given a new URL.
-                assert "receive" in _history_events(api, headers, "FO-0-1")
-            acknowledged = dict(writers.acknowledged)
+                # The API (its own engine, not restarted) answers from the new primary.
+                assert _ledger_length(api, headers) >= custody.count()
+                line.stop(drain_seconds=10)
+                stopped = True
+                acknowledged = dict(custody.entries)
         finally:
+            if not stopped:  # a failed test's line: end its threads
+                line.stop(drain_seconds=0)
             ctx.engine.dispose()
             api_ctx.engine.dispose()
-        assert writers.failures > 0, "no write met the dead primary: the kill did not land mid-stream"
+        assert disconnects, "the line never met the dead primary: the kill did not land mid-line"
         on_new_primary = _entries_on(pair, pair.standby_port)
         missing = {seq: h for seq, h in acknowledged.items() if on_new_primary.get(seq) != h}
         assert not missing, f"acknowledged custody entries lost in the failover: {sorted(missing)[:10]}"
-        assert min(acknowledged) in on_new_primary  # entries written before the kill are among them
+        assert min(acknowledged) == 1 and max(acknowledged) == len(on_new_primary)
 
         standby_only = pair.dsn(pair.standby_port, "factory").replace("postgresql://", "postgresql+psycopg://", 1)
         monkeypatch.setenv("FACTORY_DATABASE_URL", standby_only)
