@@ -173,7 +173,7 @@ class DhcpEvent:
     ipxe: bool  # the request carried user class iPXE (the second stage)
 
 
-_LOG_LINE = re.compile(r"dnsmasq-dhcp\[\d+\]: (?P<id>\d+) (?P<iface>\S+) (?P<kind>DHCP[A-Z]+)\(\S+\)\s+(?P<rest>.*)$")
+_LOG_LINE = re.compile(r"dnsmasq-dhcp\[\d+\]: (?P<id>\d+) (?P<kind>DHCP[A-Z]+)\(\S+\)\s+(?P<rest>.*)$")
 _USER_CLASS = re.compile(r"dnsmasq-dhcp\[\d+\]: (?P<id>\d+) user class: (?P<cls>.*)$")
 
 
@@ -226,9 +226,16 @@ class Dnsmasq:
     file and log under ``work_dir``. Start and stop it by its own PID only."""
 
     def __init__(
-        self, net: BenchNetwork, work_dir: Path, *, binary: str = "dnsmasq", ipxe_dir: Path = IPXE_DIR
+        self,
+        net: BenchNetwork,
+        work_dir: Path,
+        *,
+        binary: str = "dnsmasq",
+        ipxe_dir: Path = IPXE_DIR,
+        wrapper: Sequence[str] = (),
     ) -> None:
         self.net = net
+        self.wrapper = tuple(wrapper)  # e.g. ("ip", "netns", "exec", NS): where the bench network is
         self.dir = work_dir
         self.binary = binary
         self.ipxe_dir = ipxe_dir
@@ -266,7 +273,7 @@ class Dnsmasq:
         self.prepare(user="root" if os.geteuid() == 0 else None)
         self.log_file.unlink(missing_ok=True)
         self.proc = subprocess.Popen(
-            [self.binary, "--keep-in-foreground", f"--conf-file={self.conf}"],
+            [*self.wrapper, self.binary, "--keep-in-foreground", f"--conf-file={self.conf}"],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

@@ -16,6 +16,15 @@ communities = ["bench-ro"] # optional, default: the switches' communities
 
 [service_env]              # laptops in switch-port slots are erased over SSH with this key
 ssh_private_key = "/etc/factory/service-env-key"
+
+[[netboot]]                # bench networks the agent serves DHCP/TFTP on (dnsmasq, chain-loading iPXE)
+name = "bench-net-1"
+interface = "enp3s0"       # the agent's NIC on that bench network
+range_start = "10.20.0.100"
+range_end = "10.20.0.199"
+netmask = "255.255.255.0"  # optional
+controller_url = "http://10.20.0.1:8000"   # factory serve, as the laptops reach it
+lease_seconds = 600        # optional
 """
 
 from __future__ import annotations
@@ -26,10 +35,12 @@ from pathlib import Path
 from typing import Any
 
 from factory.kernel.errors import InvalidInput
+from hardware_drivers.netboot import BenchNetwork, NetbootConfigError
 from hardware_drivers.switch_poller import SwitchTarget, TrapListen
 
 _SWITCH_KEYS = {"name", "host", "port", "community", "interval", "timeout", "retries"}
 _TRAP_KEYS = {"host", "port", "communities"}
+_NETBOOT_KEYS = {"name", "interface", "range_start", "range_end", "netmask", "controller_url", "lease_seconds"}
 
 
 @dataclass(frozen=True)
@@ -38,6 +49,7 @@ class NetworkSettings:
     traps: TrapListen | None = None
     max_backoff: float = 60.0  # longest pause between polls of a switch that keeps failing
     ssh_private_key: Path | None = None  # client key for laptops' service environment (switch-port slots)
+    netboot: tuple[BenchNetwork, ...] = ()  # bench networks this agent runs dnsmasq on
 
 
 def parse_network(data: Mapping[str, Any], *, mapped_switches: frozenset[str], where: str) -> NetworkSettings:
@@ -75,8 +87,40 @@ def parse_network(data: Mapping[str, Any], *, mapped_switches: frozenset[str], w
             f"{where}: port_map switch_ports name switch(es) {', '.join(unpolled)} with no [[switches]] entry"
         )
     return NetworkSettings(
-        tuple(switches), _traps(data.get("traps"), where), ssh_private_key=_service_key(data.get("service_env"), where)
+        tuple(switches),
+        _traps(data.get("traps"), where),
+        ssh_private_key=_service_key(data.get("service_env"), where),
+        netboot=_netboot(data.get("netboot", []), where),
     )
+
+
+def _netboot(raw: object, where: str) -> tuple[BenchNetwork, ...]:
+    """``[[netboot]]``: one dnsmasq per bench network; names and interfaces unique."""
+    if not isinstance(raw, list) or not all(isinstance(n, Mapping) for n in raw):
+        raise InvalidInput(f"{where}: 'netboot' must be a list of tables ([[netboot]])")
+    networks = []
+    for n, table in enumerate(raw):
+        if unknown := set(table) - _NETBOOT_KEYS:
+            raise InvalidInput(f"{where}: netboot[{n}]: unknown key(s) {', '.join(sorted(unknown))}")
+        try:
+            networks.append(
+                BenchNetwork(
+                    name=_text(table.get("name"), f"{where}: netboot[{n}].name"),
+                    interface=_text(table.get("interface"), f"{where}: netboot[{n}].interface"),
+                    range_start=_text(table.get("range_start"), f"{where}: netboot[{n}].range_start"),
+                    range_end=_text(table.get("range_end"), f"{where}: netboot[{n}].range_end"),
+                    controller_url=_text(table.get("controller_url"), f"{where}: netboot[{n}].controller_url"),
+                    netmask=_text(table.get("netmask", "255.255.255.0"), f"{where}: netboot[{n}].netmask"),
+                    lease_seconds=int(table.get("lease_seconds", 600)),
+                )
+            )
+        except (NetbootConfigError, TypeError, ValueError) as exc:
+            raise InvalidInput(f"{where}: netboot[{n}]: {exc}") from exc
+    for attr in ("name", "interface"):
+        values = [getattr(net, attr) for net in networks]
+        if dup := sorted({v for v in values if values.count(v) > 1}):
+            raise InvalidInput(f"{where}: netboot {attr}(s) {', '.join(dup)} defined twice")
+    return tuple(networks)
 
 
 def _service_key(raw: object, where: str) -> Path | None:
