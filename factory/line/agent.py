@@ -23,6 +23,8 @@ from factory.line.network_slots import SwitchFailed, SwitchRecovered
 from factory.line.provision_step import Provisioner
 from factory.line.reconcile import ReconcileReport
 from factory.line.simulate import NoOpProvisioner, SimulatedLine
+from factory.line.simulate_tablets import SimulatedTablets
+from factory.tablets.service import TabletBench
 from hardware_drivers.events import UdevEvent
 from hardware_drivers.switch_poller import SwitchPoller
 
@@ -50,6 +52,7 @@ class LineAgentProcess:
         simulation: SimulationOptions | None = None,
         bus: LineBus | None = None,
         provisioner: Provisioner | None = None,
+        tablets: TabletBench | None = None,
     ) -> None:
         self.context = context
         self.config = config
@@ -59,7 +62,12 @@ class LineAgentProcess:
         self.switches: SwitchPoller | None = None  # real mode with [[switches]] in the site file
         if provisioner is None and simulation is not None:
             provisioner = NoOpProvisioner()  # the simulated line's stand-in; a real line fails closed without one
-        self.controller = Controller(context, config, bus=self.bus, provisioner=provisioner, present=self._present)
+        sim_tablets = SimulatedTablets() if simulation is not None and tablets is None else None
+        if sim_tablets is not None:
+            tablets = sim_tablets.bench()  # the simulated line's stand-in; a real line holds tablet jobs without one
+        self.controller = Controller(
+            context, config, bus=self.bus, provisioner=provisioner, present=self._present, tablets=tablets
+        )
         if simulation is not None:
             self.sim = SimulatedLine(
                 context,
@@ -72,6 +80,7 @@ class LineAgentProcess:
                 dwell=simulation.dwell,
                 gap=simulation.gap,
                 engine=self.controller.engine,
+                tablets=sim_tablets,
             )
 
     def _present(self) -> list[UdevEvent]:

@@ -22,6 +22,7 @@ from factory.line import jobs
 from factory.line.errors import StepFailed
 from factory.line.models import Job, Slot, StepStatus
 from factory.line.remote_media import RemoteMedia, RemoteMediaError, connect_for_job
+from factory.line.tablet_steps import before_evidence, closing_evidence, tablet_erase
 from factory.sanitisation.service import EraseRound, RoundOrigin, Signatories, Staff, certify_round, open_round
 from imaging.certificate import Destination
 from imaging.errors import ImagingError
@@ -56,7 +57,7 @@ class _Erase:
     def run(self, step_id: int, name: str) -> None:
         runner = self.runner
         round_, targets = self._open(step_id, name)
-        erase = self.remote.erase if self.remote is not None else runner.ctx.erase
+        erase = self.remote.erase if self.remote is not None else tablet_erase(runner) or runner.ctx.erase
         results: list[tuple[str, EraseResult]] = []
         for n, (serial, path) in enumerate(targets):
             started = time.monotonic()
@@ -105,7 +106,15 @@ class _Erase:
 
             origin = self._origin(s, job)
             closed = certify_round(
-                s, runner.ctx.settings, device, round_, results, origin, signatories, before_close=end_step
+                s,
+                runner.ctx.settings,
+                device,
+                round_,
+                results,
+                origin,
+                signatories,
+                before_close=end_step,
+                evidence=closing_evidence(runner),  # a tablet's wipe command and state after; nothing for disks
             )
             runner.write_step(s, step_id, closed.seq, **ended)
 
@@ -129,7 +138,7 @@ class _Erase:
                 raise StepFailed(f"media {', '.join(missing)} recorded on the device are not attached in {slot.code}")
             remote = {"remote": self.remote.label} if self.remote is not None else {}  # as the remote path does
             runner.logs.flush(s)  # not under the ledger's lock, which opening the round takes
-            round_ = open_round(s, device, media, self._origin(s, job), **remote)
+            round_ = open_round(s, device, media, self._origin(s, job), **remote, **before_evidence(runner))
             runner.write_step(s, step_id, round_.seq, **started)
             runner.logs.add(runner.job_id, f"erase round {round_.seq} opened for {', '.join(round_.serials)}")
             return round_, [(m.serial, where[m.serial]) for m in media]

@@ -23,8 +23,9 @@ from factory.line.errors import JobNotActionable, JobNotFound, LostOwnership
 from factory.line.identify import identify
 from factory.line.job_log import JobLogBuffer, job_log_batch
 from factory.line.models import ACTIVE_JOB_STATUSES, Job, JobStatus, JobStep, LineAgent, Slot, StepStatus, StopKind
-from factory.line.pipeline_rules import Plan, Step, choose_plan
+from factory.line.pipeline_rules import Plan, Step, choose_plan, step_name
 from factory.line.slots import locked
+from factory.line.tablet_slots import hold_until_ready
 from factory.sanitisation.service import EraseRound, RoundOrigin, fail_round
 
 IN_PROGRESS = (State.SANITISING.value, State.PROVISIONING.value)
@@ -40,7 +41,8 @@ STOP_OUTCOMES: dict[StopKind, tuple[JobStatus, str]] = {
 
 
 def step_names(plan: Plan, provision_name: str) -> list[tuple[Step, str]]:
-    return [(s, provision_name if s is Step.PROVISION else s.value) for s in plan.steps]
+    kind = plan.profile.split("/", 1)[0]
+    return [(s, step_name(s, kind, provision_name)) for s in plan.steps]
 
 
 def create_job(
@@ -62,6 +64,7 @@ def create_job(
     ident = identify(session, slot.attached_serial)
     device = ident.device
     plan = choose_plan(ident, kind=device.kind if device else slot.default_kind, role=device.role if device else None)
+    plan = hold_until_ready(plan, slot.attached_node)  # a tablet in recovery, MTP-only: the technician acts first
     now = utc_now()
     held = plan.hold_reason is not None
     job = Job(

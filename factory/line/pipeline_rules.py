@@ -23,6 +23,22 @@ class Step(StrEnum):
     SANITISE = "sanitise"
     PROVISION = "provision"
     QUARANTINE = "quarantine"
+    IDENTIFY_TABLET = "identify tablet"
+    ENROL = "enrol"
+
+
+# Tablets and vehicle tablets follow the same rules with their own steps: the platform's tools
+# identify them first (a locked or untrusted tablet holds the job with the action), the sanitise
+# step is the platform reset, and provisioning is the device-management enrolment profile, not Ansible.
+TABLET_KINDS = frozenset({"tablet", "vehicle-tablet"})
+TABLET_STEPS: dict[Step, tuple[Step, ...]] = {
+    Step.SANITISE: (Step.IDENTIFY_TABLET, Step.SANITISE),
+    Step.PROVISION: (Step.ENROL,),
+}
+TABLET_STEP_NAMES: dict[Step, str] = {
+    Step.SANITISE: "sanitise (platform reset)",
+    Step.ENROL: "enrol (device management)",
+}
 
 
 # Intended roles (Device.role) that leave the fleet after sanitising, and where to.
@@ -101,4 +117,16 @@ def choose_plan(ident: Identification, *, kind: str, role: str | None) -> Plan:
     if rule.hold is not None:
         state = ident.device.state if ident.device is not None else "unknown"
         return Plan(rule.name, (), destination, profile, f"{rule.hold} (state '{state}')", rule.action)
+    if kind in TABLET_KINDS and rule.steps != (Step.QUARANTINE,):
+        steps = tuple(t for step in rule.steps for t in TABLET_STEPS.get(step, (step,)))
+        if steps and steps[0] is not Step.IDENTIFY_TABLET and Step.ENROL in steps:
+            steps = (Step.IDENTIFY_TABLET, *steps)  # new stock too: the tools read it before enrolling
+        return Plan(f"{kind} {rule.name}", steps, destination, profile, None, rule.action)
     return Plan(rule.name, rule.steps, destination, profile, None, rule.action)
+
+
+def step_name(step: Step, kind: str, provision_name: str) -> str:
+    """How the board names a step: the provisioner's name, a tablet's own step names, or the step."""
+    if kind in TABLET_KINDS and step in TABLET_STEP_NAMES:
+        return TABLET_STEP_NAMES[step]
+    return provision_name if step is Step.PROVISION else step.value

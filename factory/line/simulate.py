@@ -15,6 +15,7 @@ The "technician" takes a device out a moment after its job finished, or pulls on
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import shutil
@@ -34,6 +35,7 @@ from factory.line.bench_config import LineConfig, sim_id_path
 from factory.line.identify import Identity
 from factory.line.models import FINISHED_JOB_STATUSES, Job, JobStatus, Slot
 from factory.line.provision_step import ProvisionOutcome, ProvisionRequest
+from factory.line.simulate_tablets import USB, SimTablet, SimulatedTablets, arrival_event, new_tablet
 from hardware_drivers.events import DeviceAttached, DeviceDetached, UdevEvent
 
 log = logging.getLogger(__name__)
@@ -94,6 +96,7 @@ class SimulatedLine:
         redistribution_rate: float = 0.1,
         auto: bool = True,
         engine: Engine | None = None,
+        tablets: SimulatedTablets | None = None,
     ) -> None:
         self.context = context
         self.engine = engine or context.engine
@@ -117,6 +120,7 @@ class SimulatedLine:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._staging = self.root / ".staging"
+        self.tablets = tablets  # set: tablets arrive as tablets (iPad, Android, Windows) on the bench hubs
         self._data: bytes | None = None
 
     # ------------------------------------------------------------------ what is plugged in
@@ -125,10 +129,13 @@ class SimulatedLine:
         return self.root / slot.code
 
     def disk_in(self, slot: SimSlot) -> Path | None:
-        found = sorted(self.slot_dir(slot).glob("*.img"))
+        """What is in the slot: a disk image, or a tablet's marker (``*.tablet``)."""
+        found = sorted([*self.slot_dir(slot).glob("*.img"), *self.slot_dir(slot).glob("*.tablet")])
         return found[0] if found else None
 
     def event_for(self, slot: SimSlot, path: Path, attached: bool = True) -> UdevEvent:
+        if path.suffix == ".tablet":
+            return arrival_event(SimTablet(**json.loads(path.read_text())), slot.id_path, attached)
         cls = DeviceAttached if attached else DeviceDetached
         size = path.stat().st_size if attached and path.exists() else None
         return cls(
@@ -156,12 +163,21 @@ class SimulatedLine:
     # ------------------------------------------------------------------ arrivals and departures
 
     def arrive(
-        self, code: str, identity: Identity | None = None, *, role: str | None = None, kind: str | None = None
+        self,
+        code: str,
+        identity: Identity | None = None,
+        *,
+        role: str | None = None,
+        kind: str | None = None,
+        platform: str | None = None,
     ) -> SimDevice:
         slot = self._slot(code)
         if self.disk_in(slot) is not None:
             raise RuntimeError(f"simulated slot {code} is occupied")
         identity = identity or self._pick_identity()
+        kind = kind or self.rng.choice(["laptop", "laptop", "tablet"])
+        if self.tablets is not None and kind in ("tablet", "vehicle-tablet"):
+            return self._arrive_tablet(slot, identity, role, kind, platform)
         token = self.rng.getrandbits(48)
         disk_serial = f"SD{token:012X}"
         device_serial = None if identity is Identity.UNKNOWN else f"SIM-{token:012X}"
@@ -179,7 +195,7 @@ class SimulatedLine:
                 receive_device(
                     s,
                     serial=device_serial,
-                    kind=kind or self.rng.choice(["laptop", "laptop", "tablet"]),
+                    kind=kind,
                     make="Simulated",
                     model="SimBook 14" if identity is Identity.RETURNED else "SimBook 15",
                     role=role,
@@ -196,6 +212,42 @@ class SimulatedLine:
         self.arrivals += 1
         self.submit(self.event_for(slot, target))
         return SimDevice(identity, device_serial, disk_serial, target)
+
+    def _arrive_tablet(
+        self, slot: SimSlot, identity: Identity, role: str | None, kind: str, platform: str | None
+    ) -> SimDevice:
+        """An iPad, Android or Windows tablet plugged into the slot's hub port (one in twenty unencrypted)."""
+        assert self.tablets is not None
+        platform = platform or self.rng.choice(["ipados", "android", "windows"])
+        tablet = new_tablet(platform, self.rng.getrandbits(32), encrypted=self.rng.random() >= 0.05)
+        _, _, _, maker, model, medium = USB[platform]
+        if identity is not Identity.UNKNOWN:
+            with session_scope(self.engine) as s:
+                receive_device(
+                    s,
+                    serial=tablet.serial,
+                    kind=kind,
+                    make=maker,
+                    model=model,
+                    role=role,
+                    actor="sim:goods-in",
+                    from_custodian=f"officer:{self.rng.randint(10000, 99999)}"
+                    if identity is Identity.RETURNED
+                    else "supplier:sim-supplies",
+                    media=[MediaSpec(medium, tablet.ref, 64 * 10**9, f"{model} built-in storage")],
+                    new_stock=identity is Identity.NEW_STOCK,
+                )
+        self.tablets.add(tablet)
+        self._staging.mkdir(parents=True, exist_ok=True)
+        staged = self._staging / f"{tablet.usb_serial}.tablet"
+        staged.write_text(json.dumps({"platform": platform, "usb_serial": tablet.usb_serial, "serial": tablet.serial}))
+        marker = self.slot_dir(slot) / staged.name
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        staged.rename(marker)  # the plug-in moment: atomic
+        self.arrivals += 1
+        self.submit(arrival_event(tablet, slot.id_path))
+        device_serial = None if identity is Identity.UNKNOWN else tablet.serial
+        return SimDevice(identity, device_serial, tablet.ref, marker)
 
     def _user_data(self) -> bytes:
         """The disk contents of a returned device, built once: building 16 MiB per arrival holds

@@ -1,0 +1,60 @@
+"""A tablet in a bench slot: what its USB identity says, kept as the slot's attached node.
+
+A tablet has no block device node; the slot records ``tablet:<platform>:<mode>`` instead (from
+:mod:`hardware_drivers.tablet_usb`), so the job knows which tools to use and whether the tablet
+can be worked on at all. One in recovery/DFU, in its bootloader or without USB debugging holds its
+job with the technician's action; re-inserting it after that starts a new job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from factory.line.pipeline_rules import Plan, Step
+from hardware_drivers.events import UdevEvent
+from hardware_drivers.tablet_usb import ACTIONS, Platform, UsbMode, classify
+
+PREFIX = "tablet:"
+
+
+def attached_node(event: UdevEvent) -> str | None:
+    """What a slot records as the node of ``event``'s device: the tablet marker, or the device node."""
+    sighting = classify(event)
+    if sighting is None:
+        return event.device_node
+    return f"{PREFIX}{sighting.platform.value}:{sighting.mode.value}"
+
+
+def tablet_serial(event: UdevEvent) -> str | None:
+    """The serial a slot records: an iPad's 24-digit USB serial is its UDID without the dash
+    (usbmuxd and the tools spell it ``00008103-001A2B3C4D5E001E``); others as udev reports them."""
+    serial = event.serial
+    sighting = classify(event)
+    if (
+        sighting is not None
+        and sighting.platform is Platform.IPADOS
+        and serial
+        and len(serial) == 24
+        and "-" not in serial
+    ):
+        return f"{serial[:8]}-{serial[8:]}"
+    return serial
+
+
+def tablet_of(node: str | None) -> tuple[Platform, UsbMode] | None:
+    if not node or not node.startswith(PREFIX):
+        return None
+    platform, _, mode = node[len(PREFIX) :].partition(":")
+    return Platform(platform), UsbMode(mode)
+
+
+def hold_until_ready(plan: Plan, node: str | None) -> Plan:
+    """Hold a tablet job whose first step needs the tools while the tablet is in a mode they cannot use."""
+    tablet = tablet_of(node)
+    if tablet is None or Step.IDENTIFY_TABLET not in plan.steps:
+        return plan
+    platform, mode = tablet
+    action = ACTIONS.get(mode)
+    if action is None:
+        return plan
+    return replace(plan, steps=(), hold_reason=f"{platform.value} tablet in {mode.value} mode", action=action)

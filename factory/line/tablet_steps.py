@@ -1,0 +1,141 @@
+"""The line's tablet steps (``pipeline_rules.TABLET_STEPS``).
+
+* identify: the platform's tools read the tablet in its slot (outside any transaction); a locked,
+  untrusted or unreachable tablet holds the job with the technician's action, and the device keeps
+  its state; a tablet that reads as another device fails the step;
+* sanitise: ``erase_step.py``'s round, whose erase for a tablet is :func:`tablet_erase` (the
+  platform reset) and whose entries carry the before and the during/after evidence;
+* enrol: the device-management enrolment profile assigned through the adapter (recorded on the
+  provisioning entries), in place of Ansible.
+"""
+
+from __future__ import annotations
+
+import time
+import weakref
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import update
+from sqlmodel import select
+
+from factory.custody.views import vehicle_fleet_number
+from factory.kernel.errors import FactoryError
+from factory.kernel.lifecycle.states import Event
+from factory.kernel.models.device import StorageMedium
+from factory.line import jobs
+from factory.line.errors import StepFailed, StepHeld
+from factory.line.models import JobStep, Slot, StepStatus
+from factory.line.tablet_slots import tablet_of
+from factory.tablets.service import TabletBench, reset_evidence
+from imaging.errors import ImagingError
+from imaging.result import EraseResult, Level
+from imaging.tablets.device_management import ServiceRefused
+from imaging.tablets.identity import TabletProbe
+from imaging.tablets.reset import run_reset
+
+if TYPE_CHECKING:
+    from factory.line.job_runner import JobRunner
+
+NO_TABLET_BENCH = "no tablet settings on this line"
+NO_TABLET_BENCH_ACTION = "start the agent with --tablets FILE (device-management services), then retry"
+_STEP = JobStep.__table__  # type: ignore[attr-defined]
+
+# What the identify step read, for the later steps of the same job (one runner per job).
+_probes: weakref.WeakKeyDictionary[JobRunner, TabletProbe] = weakref.WeakKeyDictionary()
+_closing: weakref.WeakKeyDictionary[JobRunner, dict[str, Any]] = weakref.WeakKeyDictionary()
+
+
+def _bench(runner: JobRunner) -> TabletBench:
+    bench = runner.ctx.tablets
+    if bench is None:
+        raise StepHeld(NO_TABLET_BENCH, NO_TABLET_BENCH_ACTION)
+    return bench
+
+
+def identify_tablet(runner: JobRunner, step_id: int, name: str) -> None:
+    """:raises StepHeld: no tablet settings, or the tablet cannot be read (the action says why).
+    :raises StepFailed: the tablet left its slot, or reads as another device."""
+    bench = _bench(runner)
+    with runner.scope() as (s, job):
+        started = runner.begin(s, job, name)
+        slot = s.get(Slot, job.slot_id)
+        tablet = tablet_of(slot.attached_node if slot else None)
+        if slot is None or slot.attachment_id != job.attachment_id or tablet is None or not slot.attached_serial:
+            raise StepFailed("the tablet is no longer in its slot")
+        device = jobs.device_of(s, job)
+        known = {device.serial, *s.exec(select(StorageMedium.serial).where(StorageMedium.device_id == device.id))}
+        ref = slot.attached_serial
+    begun = time.monotonic()
+    probe = bench.identify(tablet[0].value, ref)
+    runner.work += time.monotonic() - begun
+    if not probe.identified:
+        raise StepHeld(probe.problem or "the tablet could not be read", probe.action or "re-insert the tablet")
+    if not known & ({probe.serial, probe.udid} - {None}):
+        raise StepFailed(f"the tablet reads as {probe.serial or probe.udid}: not device {device.serial}")
+    _probes[runner] = probe
+    lock = f"; {probe.lock}" if probe.lock else ""
+    outcome = f"{probe.platform} {probe.model or ''} serial {probe.serial}, {probe.encryption}{lock}".replace("  ", " ")
+    with runner.scope() as (s, job):
+        runner.logs.add(runner.job_id, f"tablet read: {probe.evidence()}")
+        ended = runner.end_step(s, job, name, StepStatus.SUCCEEDED, outcome)
+        s.execute(update(_STEP).where(_STEP.c.id == step_id).values(**{**started, **ended}))
+
+
+def tablet_erase(runner: JobRunner) -> Callable[..., EraseResult] | None:
+    """The erase of the sanitise step for a tablet identified in this job; None for anything else."""
+    probe = _probes.get(runner)
+    bench = runner.ctx.tablets
+    if probe is None or bench is None:
+        return None
+
+    def erase(path: str, *, level: Level, cancel: Any = None, **_: Any) -> EraseResult:
+        try:
+            report = run_reset(probe, bench.reset_context(probe, cancel), level=level, reprobe=bench.reprobe(probe))
+        except ImagingError as exc:  # planned nothing: not encrypted, no service, no method
+            _closing[runner] = {"failure": str(exc)}
+            raise
+        _closing[runner] = reset_evidence(probe, report)
+        return report.result
+
+    return erase
+
+
+def before_evidence(runner: JobRunner) -> dict[str, Any]:
+    """What the round's opening entry records of a tablet (nothing for a disk)."""
+    probe = _probes.get(runner)
+    return {"tablet": probe.evidence()} if probe is not None else {}
+
+
+def closing_evidence(runner: JobRunner) -> Mapping[str, Any]:
+    return _closing.get(runner, {})
+
+
+def enrol(runner: JobRunner, step_id: int, name: str) -> None:
+    """:raises StepHeld: no tablet settings. :raises StepFailed: the service refused the profile."""
+    bench = _bench(runner)
+    probe = _probes.get(runner)
+    if probe is None:
+        raise StepFailed("the tablet was not identified in this job: retry it")
+    with runner.scope() as (s, job):
+        started = runner.begin(s, job, name)
+        fleet = vehicle_fleet_number(s, job.device_id or 0)
+        vehicle = {"vehicle": fleet} if fleet else {}
+        seq = runner.transition(s, job, Event.START_PROVISION, provisioner=name, **vehicle)
+        runner.write_step(s, step_id, seq, **started)
+        profile = bench.profiles.get(job.profile, job.profile.replace("/", "-"))
+    begun = time.monotonic()
+    try:
+        service, reference = bench.enrol(probe, profile)
+    except (ServiceRefused, FactoryError) as exc:
+        raise StepFailed(f"enrolment refused: {exc}") from exc
+    finally:
+        runner.work += time.monotonic() - begun
+    enrolment = {"service": service, "profile": profile, "reference": reference}
+    with runner.scope() as (s, job):
+        ended = runner.end_step(s, job, name, StepStatus.SUCCEEDED, f"{service}: profile {profile} assigned")
+        seq = runner.transition(s, job, Event.PROVISIONED, provisioner=name, enrolment=enrolment, **vehicle)
+        runner.write_step(s, step_id, seq, **ended)
+
+
+__all__ = ["before_evidence", "closing_evidence", "enrol", "identify_tablet", "tablet_erase"]

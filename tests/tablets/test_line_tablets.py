@@ -1,0 +1,151 @@
+"""Tablets on the bench line: an iPad, an Android and a Windows tablet arrive on bench hub ports
+(the udev events a real hub gives, through the port map and the controller's one entry point),
+each drives a job on the board with the tablet pipeline (identify, platform reset, enrol)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+
+import pytest
+from harness.bench_line import SLOT
+from harness.domain import receive, state_of
+from sqlmodel import col, select
+
+from factory.intake.service import MediaSpec
+from factory.kernel.db.engine import session_scope
+from factory.kernel.models.certificate import Certificate
+from factory.line.bench_config import simulated_config
+from factory.line.controller import Controller
+from factory.line.identify import Identity
+from factory.line.models import Job, JobStep, Slot
+from factory.line.simulate import NoOpProvisioner, SimulatedLine
+from factory.line.simulate_tablets import SimulatedTablets
+from factory.line.views import board_snapshot, job_detail
+from factory.tablets.views import latest_tablet_round
+from hardware_drivers.events import DeviceAttached
+from imaging.tablets.methods import CRYPTO_RESET
+
+
+@dataclass
+class TabletLine:
+    ctx: object
+    controller: Controller
+    sim: SimulatedLine
+
+    def job(self, slot: str) -> Job:
+        with session_scope(self.controller.engine) as s:
+            row = s.exec(
+                select(Job)
+                .join(Slot, col(Slot.id) == Job.slot_id)
+                .where(Slot.code == slot)
+                .order_by(col(Job.id).desc())
+            ).first()
+            assert row is not None, f"no job in {slot}"
+            return row
+
+    def steps(self, job_id: int) -> list[tuple[str, str]]:
+        with session_scope(self.controller.engine) as s:
+            rows = s.exec(select(JobStep).where(JobStep.job_id == job_id).order_by(col(JobStep.position))).all()
+            return [(r.name, r.status) for r in rows]
+
+
+@pytest.fixture
+def tablet_line(ctx) -> Iterator[TabletLine]:
+    config = replace(simulated_config("1x3", agent="tablet-agent"), erase_processes=0)
+    tablets = SimulatedTablets()
+    holder: dict[str, SimulatedLine] = {}
+    controller = Controller(
+        ctx, config, provisioner=NoOpProvisioner(), present=lambda: holder["sim"].present(), tablets=tablets.bench()
+    )
+    sim = SimulatedLine(ctx, config, controller.submit, auto=False, seed=12, tablets=tablets)
+    holder["sim"] = sim
+    controller.start()
+    try:
+        yield TabletLine(ctx, controller, sim)
+    finally:
+        controller.stop(drain_seconds=5)
+
+
+def test_ipad_android_and_windows_tablets_flow_through_the_line(tablet_line: TabletLine) -> None:
+    arrived = {
+        platform: tablet_line.sim.arrive(f"bench-1/slot-{n}", Identity.RETURNED, kind="tablet", platform=platform)
+        for n, platform in enumerate(("ipados", "android", "windows"), start=1)
+    }
+    assert tablet_line.controller.wait_idle(60)
+
+    for n, platform in enumerate(arrived, start=1):
+        job = tablet_line.job(f"bench-1/slot-{n}")
+        assert (job.status, job.pipeline) == ("succeeded", "tablet sanitise-provision"), (platform, job.reason)
+        assert tablet_line.steps(job.id or 0) == [
+            ("identify tablet", "succeeded"),
+            ("sanitise (platform reset)", "succeeded"),
+            ("enrol (device management)", "succeeded"),
+        ]
+    with session_scope(tablet_line.controller.engine) as s:
+        methods = {c.device_serial: c.method for c in s.exec(select(Certificate)).all()}
+        ipad = latest_tablet_round(s, arrived["ipados"].device_serial or "")
+    assert methods[arrived["ipados"].device_serial] == CRYPTO_RESET
+    assert methods[arrived["android"].device_serial] == CRYPTO_RESET
+    assert methods[arrived["windows"].device_serial] == "eMMC secure erase + sanitize"
+    assert ipad is not None and ipad.certified and ipad.before["platform"] == "ipados"
+    assert ipad.closing["wipe"]["service"] == "apple-mdm"
+
+
+def test_a_tablet_job_is_live_on_the_board(tablet_line: TabletLine) -> None:
+    tablet_line.sim.arrive(SLOT, Identity.RETURNED, kind="vehicle-tablet", platform="android")
+    assert tablet_line.controller.wait_idle(60)
+    with session_scope(tablet_line.controller.engine) as s:
+        board = board_snapshot(s)
+        [slot] = [sl for sl in board["benches"][0]["slots"] if sl["code"] == SLOT]
+        detail = job_detail(s, slot["job"]["id"])
+    assert slot["job"]["pipeline"] == "vehicle-tablet sanitise-provision"
+    assert [step["name"] for step in detail["steps"]] == [
+        "identify tablet",
+        "sanitise (platform reset)",
+        "enrol (device management)",
+    ]
+
+
+def test_a_tablet_without_usb_debugging_holds_its_job_with_the_action(tablet_line: TabletLine) -> None:
+    receive(tablet_line.ctx, "R52MTP000001", [MediaSpec("ufs", "R52MTP000001", 64 * 10**9)], kind="tablet")
+    # A returned tablet with debugging off: MTP only, no ADB interface on the hub port.
+    tablet_line.controller.submit(
+        DeviceAttached(
+            subsystem="usb",
+            sys_path="/sys/devices/sim/mtp",
+            device_node=None,
+            devtype="usb_device",
+            serial="R52MTP000001",
+            vendor="Samsung",
+            model="SM-T505",
+            id_path="sim-bench-1-port-1",
+            bench_port=None,
+            size_bytes=None,
+            vendor_id="04e8",
+            product_id="6860",
+            usb_interfaces=":ffff00:",
+        )
+    )
+    assert tablet_line.controller.wait_idle(30)
+    job = tablet_line.job(SLOT)
+    assert (job.status, job.reason) == ("held", "android tablet in mtp-only mode")
+    assert "enable Developer options > USB debugging" in (job.action or "")
+    assert state_of(tablet_line.ctx, "R52MTP000001") == "received"  # untouched
+
+
+def test_a_line_without_tablet_settings_holds_tablet_jobs(ctx) -> None:
+    config = replace(simulated_config("1x1", agent="no-tablets"), erase_processes=0)
+    tablets = SimulatedTablets()  # the tablets exist, but the line has no bench settings for them
+    controller = Controller(ctx, config, provisioner=NoOpProvisioner())
+    sim = SimulatedLine(ctx, config, controller.submit, auto=False, seed=3, tablets=tablets)
+    controller.start()
+    try:
+        sim.arrive(SLOT, Identity.RETURNED, kind="tablet", platform="ipados")
+        assert controller.wait_idle(30)
+        with session_scope(controller.engine) as s:
+            job = s.exec(select(Job).order_by(col(Job.id).desc())).first()
+    finally:
+        controller.stop(drain_seconds=5)
+    assert job is not None and (job.status, job.reason) == ("held", "no tablet settings on this line")
+    assert "--tablets FILE" in (job.action or "")
