@@ -1,7 +1,6 @@
 """The bench controller: one per bench host, fed by udev/SNMP (or the simulated line).
 
-``submit(event)`` is the single entry point for hardware events; the UdevWatcher callback and
-the simulated line both call it. Threads do the rest:
+``submit(event)`` is the single entry point for hardware events (udev watcher, simulated line). Threads do the rest:
 
 * events (a few lanes; one slot's events always on the same lane, in order): slot occupancy,
   job creation and, capacity permitting, the claim, in one short transaction per event;
@@ -47,8 +46,7 @@ from factory.line.provision_step import NO_PROVISIONING_NOTICE, Provisioner, sim
 from factory.line.reconcile import ReconcileReport, reconcile_benches
 from factory.line.remote_media import RemoteEraseSettings
 from factory.line.slots import Attachment, AttachResult, attach, detach, lock_slot
-from factory.line.tablet_slots import attached_node, tablet_serial
-from factory.tablets.service import TabletBench
+from factory.line.tablet_slots import TabletBench, attached_node, checked_bench, tablet_serial
 from hardware_drivers.events import DeviceAttached, DeviceDetached, UdevEvent
 from imaging.engine import Progress, erase
 
@@ -77,9 +75,7 @@ class Controller:
     ) -> None:
         if simulation_only(provisioner) and not config.simulated:
             raise SimulationOnly(f"'{step_name(provisioner)}' runs only on a simulated line: pass --provisioning FILE")
-        if tablets is not None and tablets.simulated and not config.simulated:
-            raise SimulationOnly("the simulated tablets run only on a simulated line: pass --tablets FILE")
-        self.tablets = tablets  # None: tablet steps hold their job with the reason
+        self.tablets = checked_bench(tablets, config.simulated)  # None: tablet steps hold their job
         self.context = context
         # Every running job holds a connection at times: size the pool for the agent's slots.
         self.engine = engine or make_engine(
@@ -92,8 +88,7 @@ class Controller:
         self.provisioner = provisioner
         self.provision_name = step_name(provisioner)
         self._present = present or (lambda: ())
-        # Events for one slot stay in order on one lane; different slots' events are handled in
-        # parallel (on PostgreSQL a slow attach must not hold up the rest of the bench).
+        # One slot's events stay in order on one lane; slots in parallel (a slow attach must not hold up the bench).
         self._lanes: list[queue.Queue[tuple[float, HardwareEvent] | None]] = [queue.Queue() for _ in range(EVENT_LANES)]
         self._inflight = 0  # submitted but not yet handled
         self._wake = threading.Event()
@@ -349,8 +344,7 @@ class Controller:
                 return
 
     def _beat(self) -> bool:
-        """Renew our leases, store progress and notices, relay technicians' requests; False once
-        another process has taken our agent name (we stop working)."""
+        """Renew leases, store progress and notices, relay technicians' requests; False once our name is taken."""
         runners = self.dispatcher.runners()
         progress = {r.job_id: live for r in runners if (live := r.progress_to_write()) is not None}
         notices = self.stats.take_changed()

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from factory.line.errors import SimulationOnly
 from factory.line.pipeline_rules import Plan, Step
+from factory.tablets.service import TabletBench
 from hardware_drivers.events import UdevEvent
 from hardware_drivers.tablet_usb import ACTIONS, Platform, UsbMode, classify
 
@@ -58,3 +60,13 @@ def hold_until_ready(plan: Plan, node: str | None) -> Plan:
     if action is None:
         return plan
     return replace(plan, steps=(), hold_reason=f"{platform.value} tablet in {mode.value} mode", action=action)
+
+
+def checked_bench(tablets: TabletBench | None, simulated_line: bool) -> TabletBench | None:
+    """The line's tablet settings; the simulated tablets are refused on a real line."""
+    if tablets is not None and tablets.simulated and not simulated_line:
+        raise SimulationOnly("the simulated tablets run only on a simulated line: pass --tablets FILE")
+    return tablets
+
+
+__all__ = ["PREFIX", "TabletBench", "attached_node", "checked_bench", "hold_until_ready", "tablet_of", "tablet_serial"]
