@@ -23,6 +23,7 @@ from factory.custody.models import (
 )
 from factory.custody.outcome import Outcome, saved
 from factory.custody.people import officer_label
+from factory.custody.personalisation import refuse_unless_personalised
 from factory.custody.statuses import AllocationStep, change_status, require
 from factory.intake.views import FACTORY_CUSTODIAN, get_device
 from factory.kernel.clock import utc_now
@@ -86,12 +87,14 @@ def issue_device(
 
     :raises NotFound: no such allocation, old device or exception.
     :raises Conflict: the allocation is not ``allocated``.
-    :raises GuardRefused: no exchange and no usable exception, or the old device is not the officer's.
+    :raises GuardRefused: no exchange and no usable exception, the old device is not the officer's, or
+        the officer has assistive-technology needs and the device's personalisation QA has not passed.
     :raises InvalidInput: both an old device and an exception, or a bad acceptance.
     """
     allocation = _in_person_allocation(session, allocation_id)
     require(allocation, AllocationStep.ISSUE, f"allocation {allocation_id} is {allocation.status}, not allocated")
     officer, device = linked(session, Officer, allocation.officer_id), linked(session, Device, allocation.device_id)
+    refuse_unless_personalised(session, allocation, officer, device)
     old, approval = _exchange_or_exception(session, allocation, device, officer, old_serial, approval_id, actor)
     context = _wave_context(session, allocation)
     evidence: dict[str, object] = {"allocation_id": allocation.id, "officer": officer.staff_number, **context}

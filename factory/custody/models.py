@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, LargeBinary
+from sqlalchemy import BigInteger, Column, LargeBinary, Text
 from sqlmodel import Field, SQLModel, UniqueConstraint
 
 # The status enums live with their transition tables; imported here for the column defaults.
@@ -24,8 +24,11 @@ class Officer(SQLModel, table=True):
     staff_number: str = Field(unique=True, max_length=32)
     name: str = Field(max_length=200)
     team: str = Field(default="", max_length=200)
-    # Assistive-technology profile the device must be provisioned with (e.g. "screen-reader").
+    # The assistive-technology needs in words a person reads ("screen reader (NVDA), magnifier x2.0").
     at_profile: str = Field(default="", max_length=200)
+    # The same needs structured (at_needs.AtNeeds as canonical JSON; "" for none): what the
+    # personalise step applies and the issue guard checks the device's QA against.
+    at_needs: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     # scrypt$salt$hash of the acceptance PIN; None: the officer accepts by signature only.
     pin_hash: str | None = Field(default=None, max_length=255)
     created_at: str = Field(max_length=32)
@@ -260,3 +263,20 @@ class PoolMember(SQLModel, table=True):
     added_at: str = Field(max_length=32)
     left_at: str | None = Field(default=None, max_length=32)
     left_reason: str | None = Field(default=None, max_length=200)
+
+
+class Personalisation(SQLModel, table=True):
+    """One personalisation run's QA result on an allocated device, for the officer's profile as
+    it was then (``needs``, hashed in ``needs_digest``); the issue guard reads the latest pass."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    allocation_id: int = Field(foreign_key="allocation.id", index=True)
+    device_id: int = Field(foreign_key="device.id", index=True)
+    needs: str = Field(sa_column=Column(Text, nullable=False))
+    needs_digest: str = Field(max_length=64)
+    passed: bool
+    missing: str = Field(sa_column=Column(Text, nullable=False))  # one finding per line
+    detail: str = Field(sa_column=Column(Text, nullable=False))
+    job_id: int | None = Field(default=None)
+    recorded_by: str = Field(max_length=128)
+    recorded_at: str = Field(max_length=32)

@@ -1,6 +1,9 @@
 """People and parties devices are handed to: vehicles (fleet number), officers (staff number, team, assistive-technology
-profile, acceptance PIN) and organisations kept in the shared custodian table (couriers,
+needs, acceptance PIN) and organisations kept in the shared custodian table (couriers,
 schools and other external organisations, recyclers, installing contractors).
+
+An officer's assistive-technology profile is given in words or JSON and stored structured
+(``at_needs.py``): a word that names no known feature is refused, never kept as text nothing reads.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import secrets
 
 from sqlmodel import Session, select
 
+from factory.custody.at_needs import parse as parse_at_needs
 from factory.custody.models import Officer, Vehicle
 from factory.kernel.clock import utc_now
 from factory.kernel.errors import Conflict, InvalidInput
@@ -76,11 +80,13 @@ def register_officer(
         raise InvalidInput(f"staff number '{number[:40]}' must be 1-32 letters, digits or '-'")
     if session.exec(select(Officer).where(Officer.staff_number == number)).first():
         raise Conflict(f"officer {number} is already registered")
+    needs = parse_at_needs(_optional(at_profile, "assistive-technology profile", 500))
     officer = Officer(
         staff_number=number,
         name=_required(name, "officer name", 200),
         team=_optional(team, "team", 200),
-        at_profile=_optional(at_profile, "assistive-technology profile", 200),
+        at_profile=needs.summary()[:200],
+        at_needs=needs.to_json(),
         pin_hash=hash_pin(pin) if pin else None,
         created_at=utc_now(),
     )

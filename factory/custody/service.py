@@ -31,6 +31,7 @@ from factory.custody.documents import MAX_DOCUMENT_BYTES, DocumentKind, Upload, 
 from factory.custody.issue import approve_exception, issue_device, request_exception
 from factory.custody.outcome import Outcome
 from factory.custody.people import party_label, register_officer, register_party, register_vehicle
+from factory.custody.personalisation import import_at_needs, record_personalisation, set_at_needs
 from factory.custody.redistribution import redistribute
 from factory.custody.swap import walk_in_swap
 from factory.custody.vehicles import decommission_vehicle, install_tablet
@@ -54,12 +55,14 @@ __all__ = [
     "decommission_vehicle",
     "deliver",
     "hand_over",
+    "import_at_needs",
     "install_tablet",
     "issue_device",
     "mark_returned",
     "open_batch",
     "party_label",
     "record_failed_delivery",
+    "record_personalisation",
     "record_recycler_certificate",
     "redistribute",
     "register_officer",
@@ -70,6 +73,7 @@ __all__ = [
     "request_destruction",
     "request_exception",
     "return_to_factory",
+    "set_at_needs",
     "store_document",
     "walk_in_swap",
     "witness_destruction",

@@ -37,6 +37,7 @@ from factory.custody.models import (
     ConsignmentStatus,
     Vehicle,
 )
+from factory.custody.personalisation import PersonaliseDue, needs_of, personalisation_due
 from factory.custody.statuses import (
     ACTIVE_CONSIGNMENT,
     OPEN_ALLOCATION,
@@ -62,6 +63,7 @@ __all__ = [
     "ConsignmentException",
     "ConsignmentItemView",
     "ConsignmentView",
+    "PersonaliseDue",
     "WaveKpis",
     "active_consignments",
     "bench_kpis",
@@ -80,7 +82,9 @@ __all__ = [
     "get_vehicle",
     "get_wave",
     "list_consignments",
+    "needs_of",
     "open_in_person_allocation",
+    "personalisation_due",
     "read_document",
     "seal_list",
     "sha256_hex",

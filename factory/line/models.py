@@ -167,3 +167,18 @@ class JobLog(SQLModel, table=True):
     at: str = Field(max_length=32)
     level: str = Field(default="info", max_length=8)
     message: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class DeviceCondition(SQLModel, table=True):
+    """Disk health, battery wear and age as read from a device, with the route they called for
+    under the site's thresholds then (``condition_rules.py``); the rules route by the latest."""
+
+    __tablename__ = "device_condition"
+
+    id: int | None = Field(default=None, primary_key=True)
+    device_id: int = Field(foreign_key="device.id", index=True)
+    evidence: str = Field(sa_column=Column(Text, nullable=False))  # JSON, as read
+    route: str = Field(max_length=32)  # reissue, redistribution or disposal
+    reasons: str = Field(sa_column=Column(Text, nullable=False))  # JSON list, deciding reasons first
+    recorded_by: str = Field(max_length=128)
+    recorded_at: str = Field(max_length=32)

@@ -47,8 +47,7 @@ def ready(ctx: AppContext, serial: str, kind: str = "laptop") -> int:
 
 def officer(ctx: AppContext, staff_number: str = "PC1001", pin: str | None = None) -> str:
     with session_scope(ctx.engine) as s:
-        register_officer(s, staff_number=staff_number, name="Jane Smith", team="Response A", pin=pin,
-                         at_profile="screen-reader")  # fmt: skip
+        register_officer(s, staff_number=staff_number, name="Jane Smith", team="Response A", pin=pin)
     return staff_number
 
 
