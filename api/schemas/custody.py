@@ -94,7 +94,7 @@ class WaveIn(StepIn):
     name: str = Field(min_length=1, max_length=64)
     cohort: str = Field(default="", max_length=limits.PARTY)
     target_devices: int = Field(default=0, ge=0, le=1_000_000)
-    courier_cap_percent: int = Field(default=25, ge=0, le=100)
+    courier_cap_percent: int = Field(default=25, ge=0, le=25)
 
 
 class AllocateIn(StepIn):
@@ -144,11 +144,14 @@ class ConsignmentIn(StepIn):
     courier: str = Name
     recipient_name: str = Name
     recipient_address: str = Field(min_length=1, max_length=limits.REASON)
-    seal_numbers: list[str] = Field(default_factory=list, max_length=50)
+    seal_numbers: list[str] = Field(min_length=1, max_length=50)
+    # staff number -> reference of the officer's formal shielding (for officers not recorded yet)
+    shielding: dict[str, str] = Field(default_factory=dict, max_length=500)
 
 
 class ScanIn(StepIn):
     scanned_serials: list[str] = Field(min_length=1, max_length=500)
+    scanned_seals: list[str] = Field(min_length=1, max_length=50)
 
 
 class DeliveryIn(StepIn):
@@ -156,6 +159,8 @@ class DeliveryIn(StepIn):
     signature: UploadIn
     delivered_at: datetime | None = None
     scanned_serials: list[str] | None = Field(default=None, max_length=500)
+    scanned_seals: list[str] = Field(min_length=1, max_length=50)
+    old_serials: list[str] = Field(min_length=1, max_length=500)  # one old device per new one, same officer
 
 
 class TransferIn(StepIn):

@@ -30,7 +30,8 @@ def allocate(
 ) -> Outcome[Allocation]:
     """Reserve a ready device for exactly one officer or one vehicle (``allocate`` edge).
 
-    :raises InvalidInput: not exactly one holder, or a channel or device kind that does not fit it.
+    :raises InvalidInput: not exactly one holder, a channel or device kind that does not fit it,
+        or a courier allocation without a wave.
     :raises NotFound: no such device, officer, vehicle or wave.
     :raises Conflict: the vehicle is decommissioned or the device already has an open allocation.
     """
@@ -40,6 +41,8 @@ def allocate(
     officer = get_officer(session, staff_number) if staff_number is not None else None
     vehicle = get_vehicle(session, fleet_number) if fleet_number is not None else None
     channel = _channel_for(device, vehicle, channel)
+    if channel is AllocationChannel.COURIER and not wave:
+        raise InvalidInput("a courier allocation belongs to a refresh wave (its courier cap applies): name the wave")
     wave_row = get_wave(session, wave) if wave else None
     _refuse_if_open_allocation(session, device)
     allocation = Allocation(

@@ -1,5 +1,5 @@
-"""PDF renderings of the paper that travels with devices: courier manifest, transfer note for
-redistribution, and the WEEE waste transfer note.
+"""PDF renderings of the paper that travels with devices: the transfer note for redistribution and
+the WEEE waste transfer note (the courier manifest, with its barcodes, is ``manifest_pdf.py``).
 
 The PDFs are built with reportlab in invariant mode (no timestamps or random ids inside), so
 the same input renders to the same bytes; the bytes are stored and their SHA-256 goes into the
@@ -20,28 +20,6 @@ from reportlab.lib.units import mm
 from reportlab.platypus import Flowable, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 _STYLES = getSampleStyleSheet()
-
-
-@dataclass(frozen=True)
-class ManifestLine:
-    serial: str
-    asset_tag: str
-    kind: str
-    make_model: str
-    officer: str
-
-
-@dataclass(frozen=True)
-class Manifest:
-    reference: str
-    site: str
-    courier: str
-    recipient_name: str
-    recipient_address: str
-    seal_numbers: Sequence[str]
-    created_at: str
-    created_by: str
-    lines: Sequence[ManifestLine]
 
 
 @dataclass(frozen=True)
@@ -116,32 +94,6 @@ def _render(title: str, story: list[Flowable]) -> bytes:
     )
     doc.build([_p(title, "Title"), *story])
     return buffer.getvalue()
-
-
-def render_manifest(m: Manifest) -> bytes:
-    story: list[Flowable] = [
-        _fields(
-            [
-                ("Consignment", m.reference),
-                ("From", m.site),
-                ("Courier", m.courier),
-                ("Recipient", m.recipient_name),
-                ("Delivery address", m.recipient_address),
-                ("Seal / bag numbers", ", ".join(m.seal_numbers) or "none"),
-                ("Prepared", f"{m.created_at} by {m.created_by}"),
-                ("Devices", str(len(m.lines))),
-            ]
-        ),
-        Spacer(1, 6 * mm),
-        _table(
-            [("Serial", "Asset tag", "Kind", "Make / model", "Officer")]
-            + [(x.serial, x.asset_tag, x.kind, x.make_model, x.officer) for x in m.lines],
-            (40 * mm, 25 * mm, 22 * mm, 45 * mm, 38 * mm),
-        ),
-        Spacer(1, 10 * mm),
-        _fields([("Collected by (courier)", ""), ("Signature, date and time", ""), ("Received by", "")]),
-    ]
-    return _render(f"Courier manifest {m.reference}", story)
 
 
 def render_transfer_note(n: TransferNote) -> bytes:

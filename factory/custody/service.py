@@ -11,13 +11,8 @@ from __future__ import annotations
 
 from factory.custody.acceptance import Acceptance, wrong_pins_counted
 from factory.custody.allocation import allocate, mark_returned, release
-from factory.custody.consignments import (
-    create_consignment,
-    deliver,
-    hand_over,
-    record_failed_delivery,
-    return_to_factory,
-)
+from factory.custody.consignments import create_consignment, record_shielding
+from factory.custody.courier_transit import deliver, hand_over, record_failed_delivery, return_to_factory
 from factory.custody.destruction import request_destruction, witness_destruction
 from factory.custody.disposal import (
     add_device,
@@ -64,6 +59,7 @@ __all__ = [
     "record_failed_delivery",
     "record_personalisation",
     "record_recycler_certificate",
+    "record_shielding",
     "redistribute",
     "register_officer",
     "register_party",

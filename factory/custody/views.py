@@ -15,6 +15,14 @@ from datetime import datetime, timedelta
 from sqlmodel import Session, col, select
 
 from factory.custody.destinations import certificate_serves
+from factory.custody.courier_cap import CapHeadroom
+from factory.custody.courier_views import (
+    ConsignableRow,
+    DeliveryLine,
+    cap_headroom,
+    consignable_allocations,
+    delivery_lines,
+)
 from factory.custody.documents import COURIER_READABLE, read_document, sha256_hex
 from factory.custody.kpis import BenchKpis, WaveKpis, bench_kpis, wave_kpis
 from factory.custody.lookups import (
@@ -59,17 +67,23 @@ __all__ = [
     "COURIER_READABLE",
     "DEFAULT_OVERDUE_DAYS",
     "BenchKpis",
+    "CapHeadroom",
+    "ConsignableRow",
     "ConsignmentDetail",
     "ConsignmentException",
     "ConsignmentItemView",
     "ConsignmentView",
+    "DeliveryLine",
     "PersonaliseDue",
     "WaveKpis",
     "active_consignments",
     "bench_kpis",
+    "cap_headroom",
     "certificate_serves",
+    "consignable_allocations",
     "consignment_detail",
     "consignment_items",
+    "delivery_lines",
     "exception_report",
     "get_allocation",
     "get_approval",

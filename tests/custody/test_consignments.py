@@ -1,106 +1,119 @@
-"""Courier dispatch: manifest, hand-over scan, proof of delivery, failed delivery and return,
-the per-wave courier cap with its numbers, and the exception report."""
+"""Packing a courier consignment: the per-wave courier cap (every courier allocation in a wave),
+the officers' shielding record, seals scanned at packing, and the manifest with barcodes."""
 
 from __future__ import annotations
 
 import io
-from datetime import UTC, datetime, timedelta
 
 import pytest
-from harness.custody_data import allocated, entry_count, issue_first, last_evidence, ledger_ok, officer, signature
-from harness.domain import state_of, verifier
+from harness.courier_data import COURIER, courier_allocations, packed, shielded_officer, wave_with_room
+from harness.custody_data import allocated, entry_count, officer
 from pypdf import PdfReader
+from sqlmodel import select
 
-from factory.custody.models import AllocationChannel
-from factory.custody.service import (
-    create_consignment,
-    create_wave,
-    deliver,
-    hand_over,
-    record_failed_delivery,
-    return_to_factory,
-)
-from factory.custody.views import exception_report, get_consignment, get_document, sha256_hex
+from factory.custody.models import Allocation, Officer
+from factory.custody.service import create_consignment, create_wave
+from factory.custody.views import cap_headroom, consignable_allocations, get_consignment, get_document, sha256_hex
 from factory.kernel.db.engine import session_scope
-from factory.kernel.errors import GuardRefused
-
-COURIER = AllocationChannel.COURIER
+from factory.kernel.errors import Conflict, GuardRefused, InvalidInput
 
 
-def _consign(ctx, allocation_ids: list[int]) -> str:
+def _create(ctx, ids: list[int], seals=("S-9",), shielding=None) -> str:
     with session_scope(ctx.engine) as s:
-        return create_consignment(s, allocation_ids=allocation_ids, courier="SecureParcel Ltd",
-                                  recipient_name="Front desk, Northtown station",
-                                  recipient_address="1 High Street, Northtown", seal_numbers=["SEAL-77", "BAG-3"],
-                                  actor="tech.one", site="test-site").record.reference  # fmt: skip
+        return create_consignment(s, allocation_ids=ids, courier="X", recipient_name="Y", recipient_address="Z",
+                                  seal_numbers=list(seals), actor="dispatch.one", site="test-site",
+                                  shielding=shielding).record.reference  # fmt: skip
 
 
-def test_consignment_lifecycle_with_manifest_and_proof_of_delivery(ctx) -> None:
-    pc = officer(ctx)
-    ids = [allocated(ctx, f"C-{n}", pc, channel=COURIER) for n in range(2)]
-    ref = _consign(ctx, ids)
+def test_the_manifest_carries_barcodes_for_the_reference_the_seals_and_every_device(ctx) -> None:
+    wave_with_room(ctx, "WM", in_person=0)
+    pc = shielded_officer(ctx, "PC1001")
+    ref = packed(ctx, courier_allocations(ctx, ["C-0", "C-1"], pc, "WM"), seals=["SEAL-77", "BAG-3"])
     with session_scope(ctx.engine) as s:
         manifest = get_document(s, get_consignment(s, ref).manifest_document_id or 0)
-        text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(manifest.content)).pages)
-        manifest_hash = manifest.sha256
-        assert sha256_hex(manifest.content) == manifest_hash
-    for needle in (ref, "SecureParcel Ltd", "SEAL-77", "C-0", "C-1", "PC1001", "1 High Street"):
+        assert sha256_hex(manifest.content) == manifest.sha256
+        pdf = PdfReader(io.BytesIO(manifest.content))
+    text = "".join(p.extract_text() for p in pdf.pages)
+    for needle in (ref, "SecureParcel Ltd", "SEAL-77", "BAG-3", "C-0", "C-1", "PC1001", "1 High Street"):
         assert needle in text
-    with session_scope(ctx.engine) as s:
-        hand_over(s, reference=ref, scanned_serials=["C-0", "C-1"], actor="courier.one", verifier=verifier(ctx))
-    assert state_of(ctx, "C-0") == "in_transit"
-    dispatched = last_evidence(ctx, "C-0")
-    assert dispatched["manifest"]["sha256"] == manifest_hash and dispatched["seals"] == ["SEAL-77", "BAG-3"]
-    with session_scope(ctx.engine) as s:
-        deliver(s, reference=ref, recipient_name="Sgt Brown", signature=signature("pod"), actor="courier.one")
-    delivered = last_evidence(ctx, "C-1")
-    assert delivered["recipient_name"] == "Sgt Brown" and delivered["consignment"] == ref
-    assert delivered["proof_of_delivery"]["sha256"] == sha256_hex(signature("pod").content)
-    assert state_of(ctx, "C-1") == "issued"
-    assert ledger_ok(ctx)
+    # Code 128 bars are filled rectangles: one barcode each for the reference, 2 seals and 2 devices
+    # holds hundreds of them, where the text and table lines alone hold a handful.
+    bars = sum(p.get_contents().get_data().count(b" re") for p in pdf.pages)  # type: ignore[union-attr]
+    assert bars > 5 * 20
 
 
-def test_failed_delivery_and_return(ctx) -> None:
-    pc = officer(ctx)
-    ref = _consign(ctx, [allocated(ctx, "F-1", pc, channel=COURIER)])
-    with session_scope(ctx.engine) as s:
-        hand_over(s, reference=ref, scanned_serials=["F-1"], actor="courier.one", verifier=verifier(ctx))
-        record_failed_delivery(s, reference=ref, reason="station closed", actor="courier.one")
-    with session_scope(ctx.engine) as s:
-        return_to_factory(s, reference=ref, actor="tech.one")
-    assert state_of(ctx, "F-1") == "returned"
-    assert "station closed" in last_evidence(ctx, "F-1")["failure"]
+def test_a_courier_allocation_belongs_to_a_wave(ctx) -> None:
+    pc = shielded_officer(ctx, "PC1002")
+    with pytest.raises(InvalidInput, match="belongs to a refresh wave"):
+        allocated(ctx, "NW-1", pc, channel=COURIER)
 
 
-def test_courier_cap_refusal_states_the_numbers(ctx) -> None:
-    with session_scope(ctx.engine) as s:
-        create_wave(s, name="W1", cohort="Northtown station", target_devices=10)
-    pc = officer(ctx)
-    for n in range(3):
-        issue_first(ctx, f"HAND-{n}", officer(ctx, f"PCH{n}"), wave="W1")
-    first = allocated(ctx, "CAP-1", pc, channel=COURIER, wave="W1")
-    _consign(ctx, [first])  # 1 of 4 = 25%: allowed
-    second = allocated(ctx, "CAP-2", pc, channel=COURIER, wave="W1")
+def test_the_cap_holds_for_an_allocation_without_a_wave(ctx) -> None:
+    """Allocations made before every courier allocation had a wave no longer pass the cap unseen."""
+    wave_with_room(ctx, "WL", in_person=0)
+    pc = shielded_officer(ctx, "PC1003")
+    [laptop] = courier_allocations(ctx, ["NW-2"], pc, "WL", kind="laptop")
+    with session_scope(ctx.engine) as s:  # as stored before the rule: no wave
+        row = s.exec(select(Allocation).where(Allocation.id == laptop)).one()
+        row.wave_id = None
+        s.add(row)
     before = entry_count(ctx)
-    with pytest.raises(GuardRefused) as refused, session_scope(ctx.engine) as s:
-        create_consignment(s, allocation_ids=[second], courier="X", recipient_name="Y", recipient_address="Z",
-                           seal_numbers=[], actor="tech.one", site="test-site")  # fmt: skip
+    with pytest.raises(GuardRefused, match="belongs to no refresh wave"):
+        _create(ctx, [laptop])
+    assert entry_count(ctx) == before
+
+
+def test_courier_cap_refusal_states_the_numbers_and_the_page_shows_the_headroom(ctx) -> None:
+    wave_with_room(ctx, "W1", in_person=3)
+    pc = shielded_officer(ctx, "PC1004")
+    [first] = courier_allocations(ctx, ["CAP-1"], pc, "W1", kind="laptop")
+    with session_scope(ctx.engine) as s:
+        [w1] = cap_headroom(s, [first])
+        assert (w1.wave, w1.in_person, w1.by_courier, w1.headroom, w1.adding, w1.allowed) == ("W1", 3, 0, 1, 1, True)
+    _create(ctx, [first])  # 1 of 4 = 25%: allowed
+    [second] = courier_allocations(ctx, ["CAP-2"], pc, "W1", kind="laptop")
+    with session_scope(ctx.engine) as s:
+        [w1] = cap_headroom(s, [second])
+        assert (w1.headroom, w1.adding, w1.allowed, w1.left_after) == (0, 1, False, -1)
+    before = entry_count(ctx)
+    with pytest.raises(GuardRefused) as refused:
+        _create(ctx, [second], seals=["S-10"])
     assert "wave W1: 2 of 5 laptops would be issued by courier (40.0%), above the 25% cap" in refused.value.reason
     assert "3 in person, 1 already by courier, 1 in this consignment" in refused.value.reason
     assert entry_count(ctx) == before
 
 
-def test_exception_report_overdue_and_missing_scans(ctx) -> None:
-    pc = officer(ctx)
-    ref = _consign(ctx, [allocated(ctx, f"E-{n}", pc, channel=COURIER) for n in range(3)])
+def test_a_wave_cap_is_at_most_a_quarter(ctx) -> None:
+    with pytest.raises(InvalidInput, match="from 0 to 25"), session_scope(ctx.engine) as s:
+        create_wave(s, name="W-BIG", cohort="", target_devices=1, courier_cap_percent=40)
+
+
+def test_only_officers_formally_shielding_go_by_courier_and_their_reference_is_recorded(ctx) -> None:
+    wave_with_room(ctx, "WS", in_person=0)
+    pc = officer(ctx, "PC1005")
+    ids = courier_allocations(ctx, ["SH-1"], pc, "WS")
     with session_scope(ctx.engine) as s:
-        hand_over(s, reference=ref, scanned_serials=["E-0", "E-1"], actor="courier.one", verifier=verifier(ctx))
+        [row] = consignable_allocations(s)
+        assert (row.serial, row.staff_number, row.shielding_reference, row.wave) == ("SH-1", "PC1005", None, "WS")
+    with pytest.raises(GuardRefused, match="PC1005 is not recorded as formally shielding"):
+        _create(ctx, ids)
+    _create(ctx, ids, shielding={"PC1005": "OH-2026-0042"})
     with session_scope(ctx.engine) as s:
-        deliver(s, reference=ref, recipient_name="Sgt Brown", signature=signature(), actor="courier.one",
-                scanned_serials=["E-0"])  # fmt: skip
-    with session_scope(ctx.engine) as s:
-        now = [(e.problem, e.device_serial) for e in exception_report(s, overdue_days=3)]
-        later = [e.problem for e in exception_report(s, overdue_days=3, now=datetime.now(UTC) + timedelta(days=4))]
-    assert sorted(now) == [("missing_delivery_scan", "E-1"), ("missing_handover_scan", "E-2")]
-    assert "overdue" in later
-    assert state_of(ctx, "E-2") == "allocated"
+        o = s.exec(select(Officer).where(Officer.staff_number == "PC1005")).one()
+        assert (o.shielding_reference, o.shielding_recorded_by) == ("OH-2026-0042", "dispatch.one")
+        assert consignable_allocations(s) == []
+
+
+def test_seals_at_packing_are_each_scanned_once_and_not_on_another_consignment(ctx) -> None:
+    wave_with_room(ctx, "WP", in_person=0)
+    pc = shielded_officer(ctx, "PC1006")
+    a, b, c = courier_allocations(ctx, ["SE-1", "SE-2", "SE-3"], pc, "WP")
+    with pytest.raises(InvalidInput, match="seal number of every bag"):
+        _create(ctx, [a], seals=[" "])
+    with pytest.raises(InvalidInput, match="seal SEAL-5 is scanned twice"):
+        _create(ctx, [a], seals=["SEAL-5", "SEAL-6", "SEAL-5"])
+    ref = _create(ctx, [a], seals=["SEAL-5"])
+    with pytest.raises(Conflict, match=f"seal SEAL-5 is already on consignment {ref}"):
+        _create(ctx, [b], seals=["SEAL-5"])
+    with pytest.raises(Conflict, match="already in an open consignment"):
+        _create(ctx, [a, c], seals=["SEAL-8"])

@@ -6,7 +6,7 @@ import base64
 import hashlib
 
 import pytest
-from harness.custody_data import PNG, ready
+from harness.custody_data import PNG, accept, issue_first, ready
 
 from factory.identity.service import add_user
 from factory.kernel.db.engine import session_scope
@@ -60,18 +60,25 @@ def test_issue_flow_roles_and_refusals(ctx, client, h) -> None:
 
 
 def test_courier_flow_and_documents(ctx, client, h) -> None:
-    ready(ctx, "API-C1")
+    ready(ctx, "API-C1", kind="tablet")  # tablets are outside the laptop courier cap
     client.post("/api/custody/officers", json={"staff_number": "PC7", "name": "Bo Ray"}, headers=h["admin1"])
-    allocation_id = client.post("/api/custody/allocations", json={"serial": "API-C1", "staff_number": "PC7",
-                                "channel": "courier"}, headers=h["tech1"]).json()["id"]  # fmt: skip
+    issue_first(ctx, "API-OLD", "PC7", acceptance=accept("Bo Ray"))  # the officer's old device
+    client.post("/api/custody/waves", json={"name": "WA", "cohort": "Northtown"}, headers=h["admin1"])
+    allocation = {"serial": "API-C1", "staff_number": "PC7", "channel": "courier"}
+    r = client.post("/api/custody/allocations", json=allocation, headers=h["tech1"])
+    assert r.status_code == 422 and "belongs to a refresh wave" in r.json()["reason"]
+    allocation_id = client.post("/api/custody/allocations", json={**allocation, "wave": "WA"},
+                                headers=h["tech1"]).json()["id"]  # fmt: skip
     body = {"allocation_ids": [allocation_id], "courier": "SecureParcel", "recipient_name": "Desk",
             "recipient_address": "1 High St", "seal_numbers": ["S1"]}  # fmt: skip
     r = client.post("/api/custody/consignments", json=body, headers=h["tech1"])
+    assert r.status_code == 409 and "not recorded as formally shielding" in r.json()["reason"]
+    r = client.post("/api/custody/consignments", json={**body, "shielding": {"PC7": "OH-7"}}, headers=h["tech1"])
     assert r.status_code == 201, r.text
     ref, manifest_id = r.json()["id"], r.json()["details"]["manifest_document_id"]
-    scan = {"scanned_serials": ["API-C1"]}
+    scan = {"scanned_serials": ["API-C1"], "scanned_seals": ["S1"]}
     assert client.post(f"/api/custody/consignments/{ref}/handover", json=scan, headers=h["tech1"]).status_code == 403
-    r = client.post(f"/api/custody/consignments/{ref}/handover", json={"scanned_serials": ["NOPE"]},
+    r = client.post(f"/api/custody/consignments/{ref}/handover", json={**scan, "scanned_serials": ["NOPE"]},
                     headers=h["courier1"])  # fmt: skip
     assert r.status_code == 409 and "does not contain NOPE" in r.json()["reason"]
     r = client.post(f"/api/custody/consignments/{ref}/handover", json=scan, headers=h["courier1"])
@@ -82,7 +89,8 @@ def test_courier_flow_and_documents(ctx, client, h) -> None:
     assert r.json()["entries"][0]["evidence"]["manifest"]["sha256"] == pdf.headers["x-content-sha256"]
     assert client.get(f"/api/custody/documents/{manifest_id}", headers=h["courier1"]).status_code == 200
     r = client.post(f"/api/custody/consignments/{ref}/delivery",
-                    json={"recipient_name": "Sgt Brown", "signature": _png("pod")}, headers=h["courier1"])  # fmt: skip
+                    json={"recipient_name": "Sgt Brown", "signature": _png("pod"), "scanned_seals": ["S1"],
+                          "old_serials": ["API-OLD"]}, headers=h["courier1"])  # fmt: skip
     assert r.status_code == 200 and r.json()["entries"][0]["to_custodian"] == "officer:PC7"
     from factory.custody.service import DocumentKind, Upload, store_document
     from factory.kernel.db.engine import session_scope
