@@ -27,6 +27,7 @@ from factory.custody.issue import approve_exception, issue_device, request_excep
 from factory.custody.outcome import Outcome
 from factory.custody.people import party_label, register_officer, register_party, register_vehicle
 from factory.custody.personalisation import import_at_needs, record_personalisation, set_at_needs
+from factory.custody.pool import create_pool, stock_spare, withdraw_spare
 from factory.custody.redistribution import redistribute
 from factory.custody.swap import walk_in_swap
 from factory.custody.vehicles import decommission_vehicle, install_tablet
@@ -46,6 +47,7 @@ __all__ = [
     "close_batch",
     "collect",
     "create_consignment",
+    "create_pool",
     "create_wave",
     "decommission_vehicle",
     "deliver",
@@ -70,8 +72,10 @@ __all__ = [
     "request_exception",
     "return_to_factory",
     "set_at_needs",
+    "stock_spare",
     "store_document",
     "walk_in_swap",
+    "withdraw_spare",
     "witness_destruction",
     "wrong_pins_counted",
 ]

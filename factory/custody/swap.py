@@ -1,5 +1,6 @@
-"""Contingency pool walk-in swap: a ready spare out to the officer and the faulty device back
-into the returned pipeline, in one ``change_state`` call (both swap entries or neither).
+"""Contingency pool walk-in swap: a ready spare from the Tech Bar's pool (pool.py) out to the
+officer and the faulty device back into the returned pipeline, in one ``change_state`` call (both
+swap entries or neither).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from factory.custody.lookups import get_officer, get_wave
 from factory.custody.models import Allocation, AllocationChannel, Officer, Wave
 from factory.custody.outcome import Outcome
 from factory.custody.people import officer_label
+from factory.custody.pool import take_for_swap
 from factory.custody.statuses import AllocationStep, change_status
 from factory.intake.views import FACTORY_CUSTODIAN, get_device
 from factory.kernel.clock import utc_now
@@ -38,14 +40,18 @@ def walk_in_swap(
 
     :raises NotFound: no such officer, device or wave.
     :raises InvalidInput: no fault, the same device twice, different kinds, or a bad acceptance.
-    :raises GuardRefused: the faulty device is not the officer's, or the acceptance is refused.
+    :raises GuardRefused: the faulty device is not the officer's, the spare is not in a contingency
+        pool, or the acceptance is refused.
     """
     officer = get_officer(session, staff_number)
     faulty, spare = get_device(session, faulty_serial), get_device(session, spare_serial)
     fault_text = (fault or "").strip()
     _check_swap(officer, faulty, spare, fault_text)
     wave_row = get_wave(session, wave) if wave else None
-    context: dict[str, object] = {"wave": wave_row.name} if wave_row else {}
+    pool = take_for_swap(session, spare)
+    context: dict[str, object] = {"contingency_pool": f"{pool.site}/{pool.kind}"}
+    if wave_row:
+        context["wave"] = wave_row.name
     record = record_acceptance(
         session, device=spare, officer=officer, acceptance=acceptance, context={"swap_for": faulty.serial}, actor=actor
     )

@@ -46,6 +46,7 @@ from factory.custody.models import (
     Vehicle,
 )
 from factory.custody.personalisation import PersonaliseDue, needs_of, personalisation_due
+from factory.custody.pool_views import PoolLevel, low_pools, pool_levels
 from factory.custody.statuses import (
     ACTIVE_CONSIGNMENT,
     OPEN_ALLOCATION,
@@ -73,6 +74,7 @@ __all__ = [
     "ConsignmentException",
     "ConsignmentItemView",
     "ConsignmentView",
+    "PoolLevel",
     "DeliveryLine",
     "PersonaliseDue",
     "WaveKpis",
@@ -96,8 +98,10 @@ __all__ = [
     "get_vehicle",
     "get_wave",
     "list_consignments",
+    "low_pools",
     "needs_of",
     "open_in_person_allocation",
+    "pool_levels",
     "personalisation_due",
     "read_document",
     "seal_list",

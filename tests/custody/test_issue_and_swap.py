@@ -12,7 +12,7 @@ from harness.custody_data import (
     last_evidence,
     ledger_ok,
     officer,
-    ready,
+    pooled,
 )
 from harness.domain import move, state_of, verifier
 from sqlmodel import select
@@ -127,7 +127,7 @@ def test_acceptance_by_pin(ctx) -> None:
 def test_walk_in_swap_is_one_step_and_faulty_goes_to_returned(ctx) -> None:
     pc = officer(ctx)
     issue_first(ctx, "FAULTY", pc)
-    ready(ctx, "SPARE")
+    pooled(ctx, "SPARE")
     with session_scope(ctx.engine) as s:
         result = walk_in_swap(s, staff_number=pc, faulty_serial="FAULTY", spare_serial="SPARE", fault="screen cracked",
                               acceptance=accept(), actor="tech.one", verifier=verifier(ctx))  # fmt: skip
@@ -136,6 +136,7 @@ def test_walk_in_swap_is_one_step_and_faulty_goes_to_returned(ctx) -> None:
     assert state_of(ctx, "SPARE") == "issued" and state_of(ctx, "FAULTY") == "returned"
     spare = last_evidence(ctx, "SPARE")
     assert spare["swap_for"] == "FAULTY" and spare["acceptance"]["sha256"] == record_hash
+    assert spare["contingency_pool"] == "test-site/laptop"
     assert last_evidence(ctx, "FAULTY")["fault"] == "screen cracked"
     with session_scope(ctx.engine) as s:
         statuses = {a.device_id: a.status for a in s.exec(select(Allocation)).all()}
@@ -148,7 +149,7 @@ def test_swap_with_a_spare_that_is_not_ready_writes_nothing(ctx) -> None:
     issue_first(ctx, "FAULTY-2", pc)
     allocated(ctx, "NOT-SPARE", pc)  # allocated, not in the pool
     before = entry_count(ctx)
-    with pytest.raises(InvalidTransition, match="NOT-SPARE: event 'swap'"), session_scope(ctx.engine) as s:
+    with pytest.raises(GuardRefused, match="NOT-SPARE is not in a contingency pool"), session_scope(ctx.engine) as s:
         walk_in_swap(s, staff_number=pc, faulty_serial="FAULTY-2", spare_serial="NOT-SPARE", fault="battery",
                      acceptance=accept(), actor="tech.one", verifier=verifier(ctx))  # fmt: skip
     assert entry_count(ctx) == before and state_of(ctx, "FAULTY-2") == "issued"

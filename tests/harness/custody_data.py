@@ -111,3 +111,18 @@ def ledger_ok(ctx: AppContext) -> bool:
     report = verify_ledger(ctx.engine)
     assert report.ok, report.reason
     return True
+
+
+def pooled(ctx: AppContext, serial: str, kind: str = "laptop", site: str = "test-site") -> int:
+    """A ready spare stocked in the site's contingency pool of its kind (the pool made if missing)."""
+    from factory.custody.models import ContingencyPool
+    from factory.custody.service import create_pool, stock_spare
+
+    device_id = ready(ctx, serial, kind)
+    with session_scope(ctx.engine) as s:
+        if not s.exec(
+            select(ContingencyPool).where(ContingencyPool.site == site, ContingencyPool.kind == kind)
+        ).first():
+            create_pool(s, site=site, kind=kind, low_stock_level=1, actor="tech.one")
+        stock_spare(s, site=site, serial=serial, actor="tech.one")
+    return device_id

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
-from harness.custody_data import PNG, allocated, officer, officer_with_device, ready
+from harness.custody_data import PNG, allocated, officer, officer_with_device, pooled, ready
 from harness.domain import state_of
 from harness.web import (  # noqa: F401 (cheap_password_hashing: autouse fixture)
     cheap_password_hashing,
@@ -26,9 +26,9 @@ def tech(ctx):
 
 
 def swap_form(ctx, csrf: str, staff_number: str, faulty: str, spare: str, fault: str) -> dict[str, str]:
-    """The walk-in swap form for an officer's issued device and a ready spare."""
+    """The walk-in swap form for an officer's issued device and a spare from the contingency pool."""
     officer_with_device(ctx, staff_number, faulty)
-    ready(ctx, spare)
+    pooled(ctx, spare)
     return {"csrf_token": csrf, "staff_number": staff_number, "faulty_serial": faulty, "spare_serial": spare,
             "fault": fault, "accepted_name": "Jane Smith"}  # fmt: skip
 
