@@ -2,21 +2,31 @@
 
     README.txt                          what is inside and how to check it
     verify_bundle.py                    standalone checker (cryptography + rfc8785 only)
-    manifest.json                       what was exported, when, by whom; the ledger head then
+    manifest.json                       what was exported, when, by whom; the signed tree head;
+                                        the SHA-256 of every other file
+    manifest.sig.json                   the site key's signature over the manifest
     keys/site-public-key.pem            the site's Ed25519 public key
     keys/site-public-key.fingerprint.txt
+    keys/site-keys.json                 the signed list of every site key (validity, revocations)
+    ledger/tree-head.json               the custody log's tree head, signed at export
+    ledger-anchor.json                  the chain head at export, signed (``ledger verify --anchor``)
     certificates/<id>.json              each signed envelope, byte for byte as stored
     certificates/<id>.pdf               its human-readable rendering
     custody/entries.jsonl               every custody entry the certificates name, and each
-                                        exported device's whole history, one JSON object a line
+                                        exported device's whole history, one JSON object a line,
+                                        each with its RFC 9162 inclusion proof (``audit_path``)
 
 Certificates are exported as stored; nothing is re-signed. An entry is written with exactly the
-fields its hash covers (``factory.kernel.ledger.hashing.HASHED_FIELDS``, evidence as an object) plus
-``entry_hash``, so the checker recomputes every hash from the file alone.
+fields its hash covers (``hashing.hashed_row``: by its hash version, evidence as an object) plus
+``entry_hash`` and its audit path to the signed tree head, so the checker recomputes every hash and
+proves every entry in the signed log from the file alone: an entry edited (hash recomputed or not),
+added, removed or moved fails, and so does a missing head or manifest signature.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import tempfile
 import zipfile
@@ -33,8 +43,13 @@ from factory.audit.certificate_check import get_certificate
 from factory.audit.errors import AuditRequestInvalid
 from factory.audit.history import device_entries, entry_record
 from factory.intake.views import get_device
+from factory.kernel.canonical import canonical_bytes
 from factory.kernel.clock import utc_now
+from factory.kernel.key_registry import ensure_registered, list_keys, signed_key_list
+from factory.kernel.ledger import merkle
 from factory.kernel.ledger.anchor import sign_entry
+from factory.kernel.ledger.heads import TreeHead, sign_tree_head
+from factory.kernel.ledger.tree import node_source
 from factory.kernel.models.certificate import Certificate
 from factory.kernel.models.custody_entry import CustodyEntry
 from factory.kernel.models.device import Device
@@ -43,7 +58,7 @@ from imaging.certificate import CertificateError
 from imaging.certificate_pdf import render_pdf
 
 BUNDLE_FORMAT = "device-factory-audit-bundle"
-BUNDLE_VERSION = 1
+BUNDLE_VERSION = 2
 MAX_DEVICES = 200
 VERIFIER_SOURCE = Path(__file__).with_name("verify_bundle.py")
 
@@ -69,38 +84,72 @@ def export_bundle(
 ) -> BundleSummary:
     """Write the bundle for the given devices (all their certificates) and certificates to ``out``.
 
-    With ``head_key`` (the site signing key) the ledger head at export goes in signed, as
-    ``ledger-anchor.json``: kept by the auditor, it later proves no entry up to it was removed.
+    ``head_key`` (the site signing key) signs a tree head over the whole log at export (kept in
+    the database too), the manifest, and the chain anchor ``ledger-anchor.json``.
 
-    :raises AuditRequestInvalid: nothing named, or more than ``MAX_DEVICES`` devices.
+    :raises AuditRequestInvalid: nothing named, more than ``MAX_DEVICES`` devices, or no signing key.
     :raises factory.kernel.errors.NotFound: a serial or certificate id that does not exist.
     """
+    if head_key is None:
+        raise AuditRequestInvalid("an audit bundle is signed: the site signing key is needed")
     devices, certificates = _select(session, serials, certificate_ids)
     histories = {d_id: device_entries(session, d_id) for d_id in devices}
     entries = _entries(session, histories, certificates.values())
-    head = session.execute(
-        select(CustodyEntry.seq, CustodyEntry.entry_hash).order_by(CustodyEntry.seq.desc()).limit(1)  # type: ignore[attr-defined]
-    ).first()
+    head = sign_tree_head(session, head_key, site, kind="bundle")
+    ensure_registered(session, site, public_key)
     fingerprint = signing.key_fingerprint(public_key)
     ordered = sorted(certificates.values(), key=lambda c: (c.device_serial, c.issued_at, c.id))
-    manifest = _manifest(site, exported_by, fingerprint, head, devices, histories, ordered)
+    files = {
+        "README.txt": _readme(site, fingerprint).encode("utf-8"),
+        "verify_bundle.py": VERIFIER_SOURCE.read_bytes(),
+        "verify_bundle_keys.py": VERIFIER_SOURCE.with_name("verify_bundle_keys.py").read_bytes(),
+        "keys/site-public-key.pem": signing.public_key_to_pem(public_key),
+        "keys/site-public-key.fingerprint.txt": (fingerprint + "\n").encode("ascii"),
+        "keys/site-keys.json": _json(signed_key_list(list_keys(session), head_key, site)),
+        "ledger/tree-head.json": head.dumps(),
+        **_certificate_files(ordered),
+        "custody/entries.jsonl": _entry_lines(session, entries, head),
+    }
+    head_hash = _entry_hash_at(session, head.tree_size)  # the chain's head at the same moment
+    files["ledger-anchor.json"] = sign_entry(head_key, site, head.tree_size, head_hash).dumps()
+    manifest = _manifest(site, exported_by, fingerprint, (head, head_hash), devices, histories, ordered)
+    manifest["entries"] = sorted(entries)
+    manifest["files"] = {name: hashlib.sha256(data).hexdigest() for name, data in sorted(files.items())}
+    value = base64.b64encode(signing.sign(head_key, canonical_bytes(manifest))).decode("ascii")
+    signed = {"key_fingerprint": signing.key_fingerprint(head_key.public_key()), "signature": value}
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("README.txt", _readme(site, fingerprint))
-        zf.writestr("verify_bundle.py", VERIFIER_SOURCE.read_text(encoding="utf-8"))
+        for name, data in files.items():
+            zf.writestr(name, data)
         zf.writestr("manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        zf.writestr("keys/site-public-key.pem", signing.public_key_to_pem(public_key))
-        zf.writestr("keys/site-public-key.fingerprint.txt", fingerprint + "\n")
-        if head_key is not None and head is not None:
-            zf.writestr("ledger-anchor.json", sign_entry(head_key, site, head[0], head[1]).dumps())
-        _write_certificates(zf, ordered)
-        lines = [json.dumps(entry_record(entries[s]), ensure_ascii=False, sort_keys=True) for s in sorted(entries)]
-        zf.writestr("custody/entries.jsonl", "\n".join(lines) + "\n")
+        zf.writestr("manifest.sig.json", _json(signed))
     return BundleSummary(
         devices=sorted(d.serial for d in devices.values()),
         certificates=[c.id for c in ordered],
         entries=len(entries),
         key_fingerprint=fingerprint,
     )
+
+
+def _json(doc: Any) -> bytes:
+    return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode("utf-8")
+
+
+def _entry_hash_at(session: Session, seq: int) -> str:
+    return str(session.execute(select(CustodyEntry.entry_hash).where(CustodyEntry.seq == seq)).scalar_one())
+
+
+def _entry_lines(session: Session, entries: dict[int, CustodyEntry], head: TreeHead) -> bytes:
+    """Each entry as hashed, with its audit path to the signed head (checked before it is written)."""
+    nodes = node_source(session)
+    root = bytes.fromhex(head.root_hash)
+    lines = []
+    for seq in sorted(entries):
+        record = entry_record(entries[seq])
+        path = merkle.inclusion_proof(seq - 1, head.tree_size, nodes)
+        leaf = merkle.leaf_hash(canonical_bytes({k: v for k, v in record.items() if k != "entry_hash"}))
+        merkle.verify_inclusion(seq - 1, head.tree_size, leaf, path, root)
+        lines.append(json.dumps({**record, "audit_path": [p.hex() for p in path]}, ensure_ascii=False, sort_keys=True))
+    return ("\n".join(lines) + "\n").encode("utf-8")
 
 
 def _select(
@@ -149,12 +198,12 @@ def _manifest(
     site: str,
     exported_by: str,
     fingerprint: str,
-    head: Sequence[Any] | None,
+    heads: tuple[TreeHead, str],
     devices: dict[int, Device],
     histories: dict[int, list[CustodyEntry]],
     ordered: Sequence[Certificate],
 ) -> dict[str, Any]:
-    """What was exported, when and by whom, and the ledger head at that moment."""
+    """What was exported, when and by whom, and the signed tree head at that moment."""
     return {
         "format": BUNDLE_FORMAT,
         "version": BUNDLE_VERSION,
@@ -162,7 +211,8 @@ def _manifest(
         "exported_at": utc_now(),
         "exported_by": exported_by,
         "key_fingerprint": fingerprint,
-        "ledger_head": {"seq": head[0], "entry_hash": head[1]} if head else None,
+        "ledger_head": {"seq": heads[0].tree_size, "entry_hash": heads[1]},
+        "tree_head": heads[0].as_dict(),
         "devices": [
             {
                 "serial": d.serial,
@@ -189,17 +239,19 @@ def _manifest_certificate(c: Certificate) -> dict[str, Any]:
     }
 
 
-def _write_certificates(zf: zipfile.ZipFile, ordered: Sequence[Certificate]) -> None:
+def _certificate_files(ordered: Sequence[Certificate]) -> dict[str, bytes]:
     """Each envelope byte for byte as stored, and its PDF rendering where the content still renders."""
+    files: dict[str, bytes] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for cert in ordered:
-            zf.writestr(f"certificates/{cert.id}.json", cert.envelope)
+            files[f"certificates/{cert.id}.json"] = cert.envelope.encode("utf-8")
             pdf = Path(tmp) / f"{cert.id}.pdf"
             try:
                 render_pdf(json.loads(cert.envelope), pdf)
             except (CertificateError, ValueError):
                 continue  # altered content: no rendering; the checker reports it by name
-            zf.write(pdf, f"certificates/{cert.id}.pdf")
+            files[f"certificates/{cert.id}.pdf"] = pdf.read_bytes()
+    return files
 
 
 def _readme(site: str, fingerprint: str) -> str:
@@ -212,11 +264,17 @@ Contents
   certificates/<id>.json   signed certificate (the evidence); see "Certificate format" below
   certificates/<id>.pdf    a human-readable rendering of the same certificate (not evidence)
   custody/entries.jsonl    custody ledger entries, one JSON object per line, in sequence order:
-                           every entry a certificate names, and each exported device's whole history
+                           every entry a certificate names, and each exported device's whole
+                           history, each with its inclusion proof in the signed log (audit_path)
+  ledger/tree-head.json    the custody log's Merkle tree head (size, root), signed at export
+  ledger-anchor.json       the chain's head (sequence, hash) at export, signed
   keys/site-public-key.pem the site's Ed25519 public key
   keys/site-public-key.fingerprint.txt   its fingerprint: {fingerprint}
-  manifest.json            what was exported, by whom and when, and the ledger head at that time
-  verify_bundle.py         the checker described below
+  keys/site-keys.json      the signed list of every site key: validity, retirement, revocation
+  manifest.json            what was exported, by whom and when, the signed tree head, and the
+                           SHA-256 of every other file
+  manifest.sig.json        the site key's Ed25519 signature over manifest.json (RFC 8785 form)
+  verify_bundle.py         the checker described below (and verify_bundle_keys.py, its companion)
 
 How to verify
   1. Obtain the site's public key fingerprint through a channel other than this archive (the
@@ -228,23 +286,29 @@ How to verify
   problem naming the certificate or custody entry, and exits 1.
 
 What is checked
+  - The key list is signed by a site key that the fingerprint you trust is, or endorsed (each
+    key after a rotation is endorsed by the key it replaced). Every signature below must be by a
+    key in that list that was valid at the time the signed document states.
+  - manifest.json is signed (manifest.sig.json), and every file it lists has its SHA-256; a file
+    not listed, or missing, fails.
   - Each certificate: its SHA-256 digest over the RFC 8785 (JCS) canonical form of the
-    "certificate" member, and the Ed25519 signature over those canonical bytes, with the site key.
-  - Each custody entry: entry_hash = SHA-256 of the RFC 8785 canonical JSON of all its other
-    fields (seq, device_serial, event, from_state, to_state, actor, from_custodian, to_custodian,
-    location, occurred_at, evidence, prev_hash). Entries with consecutive sequence numbers must
-    link: prev_hash equals the entry_hash of the entry before (entry 1 links to 64 zeros).
+    "certificate" member, and the Ed25519 signature over those canonical bytes, with the key the
+    signature names.
+  - Each custody entry: entry_hash = SHA-256 of the RFC 8785 canonical JSON of its hashed fields
+    (seq, device_serial, event, from_state, to_state, actor, from_custodian, to_custodian,
+    location, occurred_at, evidence, prev_hash; and device_id and hash_version for version 2).
+    Entries with consecutive sequence numbers must link: prev_hash equals the entry_hash of the
+    entry before (entry 1 links to 64 zeros). Its audit_path must lead from its leaf
+    (SHA-256 of 0x00 and those canonical bytes, RFC 9162) to the signed tree head's root at
+    position seq - 1: an entry edited, added, removed or moved fails.
   - Each certificate extends the custody entry it names in custody.sequence (the start of the
     erase round for that device), whose hash must equal custody.previous_entry_sha256.
 
 Limits
-  The archive itself is not signed: it proves that what it contains is authentic and unaltered,
-  not that nothing was left out. Entries of other devices between this device's entries are not
-  included; to place them in the whole chain, ask the site to run "factory ledger verify" in
-  your presence and compare its head hash with ledger_head in manifest.json (the head at export).
-  ledger-anchor.json is that head signed with the site key: keep it. Later, in your presence,
-  "factory ledger verify --anchor ledger-anchor.json" proves that no custody entry up to it has
-  since been removed or changed (entries cut off the end of the chain leave no trace otherwise).
+  Entries of other devices are not included; the signed tree head commits to them all. Keep
+  ledger/tree-head.json: later, "factory ledger consistency <it> latest" proves the log has only
+  grown since, and "factory ledger verify --anchor ledger/tree-head.json" (in your presence)
+  that no custody entry up to it was removed or changed.
 
 Certificate format: docs/certificate-format.md in the Device Factory source.
 """

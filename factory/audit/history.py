@@ -19,7 +19,7 @@ from sqlmodel import Session
 
 from factory.audit.certificate_check import check_certificate
 from factory.intake.views import get_device
-from factory.kernel.ledger.hashing import HASHED_FIELDS, entry_hash
+from factory.kernel.ledger.hashing import entry_hash, hashed_row
 from factory.kernel.ledger.verify import LedgerReport
 from factory.kernel.models.certificate import Certificate
 from factory.kernel.models.custody_entry import GENESIS_HASH, CustodyEntry
@@ -102,7 +102,7 @@ class DeviceHistory:
 
 def entry_record(e: CustodyEntry) -> dict[str, Any]:
     """The entry as it is hashed (``evidence`` as an object), plus its stored hash."""
-    record: dict[str, Any] = {name: getattr(e, name) for name in HASHED_FIELDS}
+    record: dict[str, Any] = hashed_row(e)
     record["evidence"] = orjson.loads(e.evidence)
     record["entry_hash"] = e.entry_hash
     return record
@@ -123,7 +123,7 @@ def device_history(
     neighbours = _neighbours(session, {e.seq - 1 for e in entries} | {e.seq + 1 for e in entries})
     proofs = []
     for e in entries:
-        row = {name: getattr(e, name) for name in HASHED_FIELDS}
+        row = hashed_row(e)
         before = neighbours.get(e.seq - 1)
         after = neighbours.get(e.seq + 1)
         proofs.append(

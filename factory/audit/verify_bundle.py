@@ -4,16 +4,19 @@ Usage (from the unpacked bundle directory, or naming it):
     python verify_bundle.py [BUNDLE_DIR] [--key PUBLIC_KEY.pem] [--fingerprint SHA256:...]
 
 Checks, and names every failure:
-  1. the public key (the bundle's, or --key obtained through another channel) and its fingerprint
-     (compared with --fingerprint when given: the value published by the site);
-  2. every certificate in certificates/*.json: format, key fingerprint, SHA-256 digest of the
+  1. the trusted key (--fingerprint, the value published by the site; or --key obtained through
+     another channel; else the bundle's own) signs keys/site-keys.json or endorses the key that
+     does; every later signature must be by a key in that list valid at the time it states;
+  2. manifest.json is signed (manifest.sig.json) and lists every other file with its SHA-256;
+  3. every certificate in certificates/*.json: format, key fingerprint, SHA-256 digest of the
      RFC 8785 canonical certificate, Ed25519 signature; and that its PDF rendering is present;
-  3. every custody entry in custody/entries.jsonl: its entry_hash is SHA-256 over the RFC 8785
-     canonical JSON of all its other fields; entries with consecutive sequence numbers link
-     (prev_hash = the previous entry's entry_hash; entry 1 links to the all-zero genesis hash);
-  4. every certificate extends the custody entry it names (custody.sequence is included, is the
+  4. the signed tree head (ledger/tree-head.json, also in the manifest) and every custody entry in
+     custody/entries.jsonl: its entry_hash is SHA-256 over the RFC 8785 canonical JSON of its
+     hashed fields, its audit_path leads from its RFC 9162 leaf to the head's root at position
+     seq - 1; entries with consecutive sequence numbers link (prev_hash);
+  5. every certificate extends the custody entry it names (custody.sequence is included, is the
      start of an erase round for the same device, and its entry_hash is custody.previous_entry_sha256);
-  5. everything manifest.json lists is present.
+  6. everything manifest.json lists is present, and nothing else.
 Exit status 0 when everything verifies, 1 otherwise (each problem on its own line).
 """
 
@@ -33,6 +36,10 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+sys.dont_write_bytecode = True  # leave the unpacked bundle exactly as it was
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # its companion, shipped beside it
+from verify_bundle_keys import Keyring, _h, _signed, inclusion_root, load_keyring  # noqa: E402
+
 GENESIS_HASH = "0" * 64
 ENTRY_FIELDS = (
     "seq",
@@ -48,6 +55,8 @@ ENTRY_FIELDS = (
     "evidence",
     "prev_hash",
 )
+ENTRY_FIELDS_V2 = (*ENTRY_FIELDS, "device_id", "hash_version")
+UNSIGNED_FILES = {"manifest.json", "manifest.sig.json"}
 ENVELOPE_FIELDS = {"format", "schema_version", "certificate", "signature"}
 SIGNATURE_FIELDS = {"algorithm", "key_fingerprint", "digest_sha256", "value"}
 
@@ -112,8 +121,14 @@ def verify_certificate(envelope: Any, key: Ed25519PublicKey, key_fp: str) -> dic
     return cert
 
 
+def entry_bytes(entry: dict[str, Any]) -> bytes:
+    """The entry's canonical bytes: what its hash covers, and its Merkle leaf (by hash version)."""
+    fields = ENTRY_FIELDS_V2 if entry.get("hash_version", 1) == 2 else ENTRY_FIELDS
+    return rfc8785.dumps({name: entry[name] for name in fields})
+
+
 def entry_hash(entry: dict[str, Any]) -> str:
-    return hashlib.sha256(rfc8785.dumps({name: entry[name] for name in ENTRY_FIELDS})).hexdigest()
+    return hashlib.sha256(entry_bytes(entry)).hexdigest()
 
 
 def verify_bundle(root: Path, key_path: Path | None, published_fp: str | None) -> tuple[list[str], str]:
@@ -121,12 +136,15 @@ def verify_bundle(root: Path, key_path: Path | None, published_fp: str | None) -
     key = load_key(key_path or root / "keys" / "site-public-key.pem")
     key_fp = fingerprint(key)
     problems = _check_key(root, key_fp, published_fp)
-    certificates = _check_certificates(root, key, key_fp, problems)
-    entries = _check_entries(root, problems)
-    problems += _check_links(certificates, entries)
+    keyring = load_keyring(root, published_fp.strip() if published_fp else key_fp, problems)
     manifest = _load_json((root / "manifest.json").read_text(encoding="utf-8"))
+    problems += _check_manifest_signature(root, manifest, keyring)
+    head = _check_head(root, manifest, keyring, problems)
+    certificates = _check_certificates(root, keyring, problems)
+    entries = _check_entries(root, head, problems)
+    problems += _check_links(certificates, entries)
     problems += _check_manifest(manifest, certificates, entries, problems)
-    problems += _check_anchor(root, manifest, key, key_fp)
+    problems += _check_anchor(root, manifest, keyring)
     summary = f"{len(certificates)} certificates and {len(entries)} custody entries, key {key_fp}"
     return problems, summary
 
@@ -141,15 +159,56 @@ def _check_key(root: Path, key_fp: str, published_fp: str | None) -> list[str]:
     return problems
 
 
-def _check_certificates(
-    root: Path, key: Ed25519PublicKey, key_fp: str, problems: list[str]
-) -> dict[str, dict[str, Any]]:
+def _check_manifest_signature(root: Path, manifest: dict[str, Any], keyring: Keyring) -> list[str]:
+    """The manifest is signed, and lists exactly the other files, each with its SHA-256."""
+    try:
+        signed = _load_json((root / "manifest.sig.json").read_text(encoding="utf-8"))
+        key = keyring.key(signed["key_fingerprint"], manifest["exported_at"])
+        _signed(key, signed["signature"], rfc8785.dumps(manifest), "manifest.json")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return [f"manifest.json: not signed by a site key ({exc})"]
+    listed = manifest.get("files") or {}
+    present = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+    present -= UNSIGNED_FILES
+    problems = [f"{name}: not listed in the signed manifest" for name in sorted(present - set(listed))]
+    for name, digest in sorted(listed.items()):
+        path = root / name
+        if not path.is_file():
+            problems.append(f"{name}: listed in the signed manifest but missing")
+        elif hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+            problems.append(f"{name}: differs from the signed manifest")
+    return problems
+
+
+def _check_head(root: Path, manifest: dict[str, Any], keyring: Keyring, problems: list[str]) -> dict[str, Any] | None:
+    """The signed tree head (in the manifest and ledger/tree-head.json), or None with a problem."""
+    try:
+        head = manifest["tree_head"]
+        fields = ("format", "site", "tree_size", "root_hash", "signed_at", "key_fingerprint")
+        if _load_json((root / "ledger" / "tree-head.json").read_text(encoding="utf-8")) != head:
+            raise ValueError("ledger/tree-head.json differs from the manifest's")
+        if head["format"] != "device-factory/tree-head/1" or type(head["tree_size"]) is not int:
+            raise ValueError("not a device-factory/tree-head/1 with an integer size")
+        body = {k: head[k] for k in fields}
+        _signed(
+            keyring.key(head["key_fingerprint"], head["signed_at"]), head["signature"], rfc8785.dumps(body), "tree head"
+        )
+        return head
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        problems.append(f"ledger/tree-head.json: no valid signed tree head ({exc})")
+        return None
+
+
+def _check_certificates(root: Path, keyring: Keyring, problems: list[str]) -> dict[str, dict[str, Any]]:
     """The certificates that verify, by id; a problem added to ``problems`` for each that does not."""
     certificates: dict[str, dict[str, Any]] = {}
     for path in sorted((root / "certificates").glob("*.json")):
         name = f"certificate {path.stem}"
         try:
-            cert = verify_certificate(_load_json(path.read_text(encoding="utf-8")), key, key_fp)
+            envelope = _load_json(path.read_text(encoding="utf-8"))
+            fp = envelope["signature"]["key_fingerprint"]
+            key = keyring.key(fp, envelope["certificate"]["issued_at"])
+            cert = verify_certificate(envelope, key, fp)
         except (ValueError, TypeError, KeyError) as exc:
             problems.append(f"{name}: {exc}")
             continue
@@ -161,25 +220,41 @@ def _check_certificates(
     return certificates
 
 
-def _check_entries(root: Path, problems: list[str]) -> dict[int, dict[str, Any]]:
-    """The well-formed custody entries, by sequence number, each hash and link checked."""
+def _read_entry(line: str, seen: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    entry = _load_json(line)
+    version = entry.get("hash_version", 1) if isinstance(entry, dict) else None
+    fields = ENTRY_FIELDS_V2 if version == 2 else ENTRY_FIELDS
+    if version not in (1, 2) or set(entry) != {*fields, "entry_hash", "audit_path"}:
+        raise ValueError("unexpected or missing fields")
+    seq = entry["seq"]
+    if type(seq) is not int or seq < 1 or seq in seen:
+        raise ValueError(f"bad or repeated sequence number {seq!r}")
+    return entry
+
+
+def _check_entries(root: Path, head: dict[str, Any] | None, problems: list[str]) -> dict[int, dict[str, Any]]:
+    """The well-formed custody entries, by sequence number, each hash, proof and link checked."""
     entries: dict[int, dict[str, Any]] = {}
     jsonl = root / "custody" / "entries.jsonl"
     for number, line in enumerate(jsonl.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            entry = _load_json(line)
-            if not isinstance(entry, dict) or set(entry) != {*ENTRY_FIELDS, "entry_hash"}:
-                raise ValueError("unexpected or missing fields")
-            seq = entry["seq"]
-            if not isinstance(seq, int) or seq < 1 or seq in entries:
-                raise ValueError(f"bad or repeated sequence number {seq!r}")
+            entry = _read_entry(line, entries)
+            data = entry_bytes(entry)
         except (ValueError, TypeError) as exc:
             problems.append(f"custody/entries.jsonl line {number}: {exc}")
             continue
-        if entry_hash(entry) != entry["entry_hash"]:
+        seq = entry["seq"]
+        if hashlib.sha256(data).hexdigest() != entry["entry_hash"]:
             problems.append(f"custody entry {seq}: entry_hash does not match the entry's fields")
+        elif head is not None:
+            try:
+                path = [bytes.fromhex(p) for p in entry["audit_path"]]
+                if inclusion_root(seq - 1, head["tree_size"], _h(b"\x00" + data), path).hex() != head["root_hash"]:
+                    raise ValueError("its audit path does not lead to the signed root")
+            except (ValueError, TypeError) as exc:
+                problems.append(f"custody entry {seq}: not in the signed log ({exc})")
         entries[seq] = entry
     for seq, entry in sorted(entries.items()):
         previous = GENESIS_HASH if seq == 1 else entries.get(seq - 1, {}).get("entry_hash")
@@ -218,25 +293,33 @@ def _check_manifest(
     for item in manifest.get("certificates", []):
         if item["id"] not in certificates and not any(item["id"] in p for p in [*found, *problems]):
             problems.append(f"certificate {item['id']}: listed in the manifest but missing")
+    by_device = set()
     for device in manifest.get("devices", []):
         for seq in device.get("entries", []):
+            by_device.add(seq)
             if seq not in entries:
                 problems.append(f"custody entry {seq} (device {device['serial']}): listed in the manifest but missing")
+    listed = set(manifest.get("entries", []))
+    problems += [f"custody entry {s}: not listed in the signed manifest" for s in sorted(set(entries) - listed)]
+    problems += [
+        f"custody entry {s}: listed in the manifest but missing" for s in sorted(listed - set(entries) - by_device)
+    ]
     return problems
 
 
-def _check_anchor(root: Path, manifest: dict[str, Any], key: Ed25519PublicKey, key_fp: str) -> list[str]:
-    """ledger-anchor.json: the ledger head at export, signed; it must match the manifest's ledger_head."""
+def _check_anchor(root: Path, manifest: dict[str, Any], keyring: Keyring) -> list[str]:
+    """ledger-anchor.json: the chain head at export, signed; it must match the manifest's ledger_head."""
     path = root / "ledger-anchor.json"
     if not path.exists():
-        return []
+        return ["ledger-anchor.json: missing"]
     try:
         anchor = _load_json(path.read_text(encoding="utf-8"))
         body = {k: anchor[k] for k in ("format", "site", "seq", "entry_hash", "signed_at", "key_fingerprint")}
-        if body["format"] != "device-factory/ledger-anchor/1" or body["key_fingerprint"] != key_fp:
-            raise ValueError("unsupported format or another key")
-        key.verify(base64.b64decode(anchor["signature"], validate=True), rfc8785.dumps(body))
-    except (ValueError, TypeError, KeyError, InvalidSignature) as exc:
+        if body["format"] != "device-factory/ledger-anchor/1":
+            raise ValueError("unsupported format")
+        key = keyring.key(body["key_fingerprint"], body["signed_at"])
+        _signed(key, anchor["signature"], rfc8785.dumps(body), "ledger-anchor.json")
+    except (ValueError, TypeError, KeyError) as exc:
         return [f"ledger-anchor.json: not a valid signed ledger head ({exc or type(exc).__name__})"]
     head = manifest.get("ledger_head") or {}
     if (head.get("seq"), head.get("entry_hash")) != (body["seq"], body["entry_hash"]):

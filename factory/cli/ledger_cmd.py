@@ -1,19 +1,51 @@
-"""``factory ledger``: verify the custody chain and sign its head."""
+"""``factory ledger``: verify the custody log, sign its tree heads, and prove entries offline."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from typing import Any
 
+import orjson
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import text
 
-from factory.cli.common import JsonFlag, console, context, fail, one_line_errors, print_json_result
-from factory.kernel.ledger.anchor import check_anchor, parse_anchor, sign_head
-from factory.kernel.ledger.verify import verify_ledger
+from factory.cli.common import JsonFlag, console, context, fail, one_line_errors, print_json, print_json_result
+from factory.kernel.context import AppContext
+from factory.kernel.db.engine import session_scope
+from factory.kernel.ledger.anchor import LedgerAnchor, check_anchor, parse_anchor, sign_head
+from factory.kernel.ledger.heads import (
+    HeadPolicy,
+    TreeHead,
+    head_with_size,
+    latest_head,
+    parse_head,
+    sign_if_due,
+    sign_tree_head,
+    stored_heads,
+)  # fmt: skip
+from factory.kernel.ledger.proofs import consistency_document, entry_seqs, inclusion_document
+from factory.kernel.ledger.verify import LedgerReport, verify_ledger
 from factory.kernel.site_keys import load_private_key
 
 app = typer.Typer(help="The custody ledger.", no_args_is_help=True)
+
+
+def _verify(ctx: AppContext, as_json: bool, witnessed: list[TreeHead]) -> LedgerReport:
+    keyring = ctx.site_keys.keyring()
+    if as_json:
+        return verify_ledger(ctx.engine, keyring=keyring, witnessed=witnessed)
+    with ctx.engine.connect() as conn:
+        total = conn.execute(text("SELECT count(*) FROM custody_entry")).scalar_one()
+    with Progress(
+        TextColumn("verifying ledger"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console, transient=True,
+    ) as bar:  # fmt: skip
+        task = bar.add_task("verify", total=total)
+        return verify_ledger(
+            ctx.engine, progress=lambda n: bar.update(task, completed=n), keyring=keyring, witnessed=witnessed
+        )
 
 
 @app.command("verify")
@@ -21,40 +53,58 @@ app = typer.Typer(help="The custody ledger.", no_args_is_help=True)
 def verify_cmd(
     as_json: JsonFlag = False,
     anchors: list[Path] = typer.Option(
-        [], "--anchor", help="A signed head from 'factory ledger anchor' that must still be in the chain (repeatable)."
+        [],
+        "--anchor",
+        help="A signed tree head ('factory ledger head') or chain anchor ('factory ledger anchor') kept outside the"
+        " database, which the log must still hold (repeatable).",
     ),
+    strict: bool = typer.Option(False, "--strict", help="Fail when entries follow the latest signed tree head."),
 ) -> None:
-    """Recompute the whole hash chain; exit 1 naming the first broken entry or a head that was cut off."""
+    """Recompute the chain, the Merkle tree and every signed tree head; exit 1 naming what is broken.
+
+    Entries after the latest signed head are reported as the unsigned tail (a failure with --strict).
+    """
     ctx = context()
     # Read and check the anchor files first: a bad file is the caller's error, not a broken ledger.
-    parsed = [(path, parse_anchor(path.read_bytes())) for path in anchors]
+    witnessed, parsed = _read_kept(anchors)
     public_key = ctx.site_keys.public_key() if parsed else None
-    with ctx.engine.connect() as conn:
-        total = conn.execute(text("SELECT count(*) FROM custody_entry")).scalar_one()
-    if as_json:
-        report = verify_ledger(ctx.engine)
-    else:
-        with Progress(
-            TextColumn("verifying ledger"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=console, transient=True,
-        ) as bar:  # fmt: skip
-            task = bar.add_task("verify", total=total)
-            report = verify_ledger(ctx.engine, progress=lambda n: bar.update(task, completed=n))
+    report = _verify(ctx, as_json, witnessed)
     if report.ok and public_key is not None:
         for path, anchor in parsed:
             problem = check_anchor(ctx.engine, anchor, public_key)
             if problem is not None:
                 report = report.failed_anchor(f"{path}: {problem}", anchor.seq)
                 break
+    ok = report.ok and not (strict and report.unsigned_tail)
     if as_json:
-        print_json_result({**report.as_dict(), "anchors_checked": len(parsed) if report.ok else None}, report.ok)
+        print_json_result(
+            {**report.as_dict(), "anchors_checked": len(parsed) if report.ok else None, "strict": strict}, ok
+        )
         return
     if not report.ok:
         fail(f"ledger broken: {report.reason}")
-    anchored = f"; {len(parsed)} signed head(s) still in the chain" if parsed else ""
+    tail = f"unsigned tail: {report.unsigned_tail} entries after the latest signed head (size {report.signed_size})"
+    if not ok:
+        fail(f"ledger not fully signed: {tail}")
+    kept = len(parsed) + len(witnessed)
+    anchored = f"; {kept} signed head(s) still in the chain" if kept else ""
     console.print(
-        f"ledger ok: {report.entries} entries, head {report.head_hash}{anchored}", markup=False, soft_wrap=True
-    )
+        f"ledger ok: {report.entries} entries, head {report.head_hash}, root {report.root_hash}, "
+        f"{report.heads_checked} signed tree head(s) verified{anchored}; {tail}",
+        markup=False, soft_wrap=True,
+    )  # fmt: skip
+
+
+def _read_kept(paths: list[Path]) -> tuple[list[TreeHead], list[tuple[Path, LedgerAnchor]]]:
+    """Kept heads by their format: signed tree heads, and chain anchors of the earlier format."""
+    heads, anchors = [], []
+    for path in paths:
+        data = path.read_bytes()
+        if b'"device-factory/tree-head/' in data:
+            heads.append(parse_head(data))
+        else:
+            anchors.append((path, parse_anchor(data)))
+    return heads, anchors
 
 
 @app.command("anchor")
@@ -62,12 +112,137 @@ def verify_cmd(
 def anchor_cmd(
     out: Path | None = typer.Option(None, "--out", help="Write the signed head to this file (refuses to overwrite)."),
 ) -> None:
-    """Sign the current head with the site key, to keep outside the database (detects a cut-off tail)."""
+    """Sign the current chain head (sequence and hash) with the site key, to keep outside the database."""
     ctx = context()
     anchor = sign_head(ctx.engine, load_private_key(ctx.settings), ctx.settings.site_name)
     if out is None:
         console.out(anchor.dumps().decode(), end="")
         return
-    with out.open("xb") as f:
-        f.write(anchor.dumps())
+    _write_once(out, anchor.dumps())
     console.print(f"signed head: entry {anchor.seq} {anchor.entry_hash} -> {out}", markup=False, soft_wrap=True)
+
+
+def _write_once(path: Path, data: bytes) -> None:
+    with path.open("xb") as f:  # write-once: never replace what a witness may already hold
+        f.write(data)
+
+
+@app.command("head")
+@one_line_errors
+def head_cmd(
+    out: Path | None = typer.Option(None, "--out", help="Also write the signed tree head to this file (write-once)."),
+) -> None:
+    """Sign a tree head now (size, Merkle root, time, key fingerprint), store it and print it."""
+    ctx = context()
+    key = load_private_key(ctx.settings)
+    with session_scope(ctx.engine) as session:
+        head = sign_tree_head(session, key, ctx.settings.site_name, kind="on_demand")
+    if out is not None:
+        _write_once(out, head.dumps())
+    console.out(head.dumps().decode(), end="")
+
+
+@app.command("heads")
+@one_line_errors
+def heads_cmd(
+    as_json: JsonFlag = False,
+    export: Path | None = typer.Option(
+        None, "--export", help="Write every stored head not yet there into this folder."
+    ),
+    watch: bool = typer.Option(False, "--watch", help="Keep signing heads on the schedule until interrupted."),
+    poll: float = typer.Option(5.0, "--poll", min=0.5, max=3600, help="Seconds between schedule checks (--watch)."),
+) -> None:
+    """List the signed tree heads; export them (write-once files) or sign them on the schedule.
+
+    The schedule: a head once FACTORY_HEAD_EVERY_ENTRIES entries are unsigned (default 1000) or the
+    oldest unsigned entry is FACTORY_HEAD_EVERY_SECONDS old (default 300).
+    """
+    ctx = context()
+    if watch:
+        _watch(ctx, poll)
+        return
+    with session_scope(ctx.engine) as session:
+        heads = stored_heads(session)
+    if export is not None:
+        export.mkdir(parents=True, exist_ok=True)
+        for head in heads:
+            path = export / f"tree-head-{head.tree_size:012d}-{head.signed_at.replace(':', '')}.json"
+            if not path.exists():
+                _write_once(path, head.dumps())
+    if as_json:
+        print_json([h.as_dict() for h in heads])
+        return
+    for head in heads:
+        console.print(f"{head.tree_size:>10}  {head.root_hash}  {head.signed_at}  {head.key_fingerprint}", markup=False)
+
+
+def _watch(ctx: AppContext, poll: float) -> None:
+    policy = HeadPolicy.from_env()
+    key = load_private_key(ctx.settings)
+    console.print(
+        f"signing tree heads every {policy.every_entries} entries or {policy.every_seconds:g} s", markup=False
+    )
+    while True:
+        with session_scope(ctx.engine) as session:
+            head = sign_if_due(session, key, ctx.settings.site_name, policy)
+        if head is not None:
+            console.print(f"signed tree head of size {head.tree_size}: {head.root_hash}", markup=False)
+        time.sleep(poll)
+
+
+def _head_ref(session: Any, ref: str) -> TreeHead:
+    """A head named by a file, by its tree size, or 'latest'."""
+    if ref == "latest":
+        head = latest_head(session)
+    elif ref.isdigit():
+        head = head_with_size(session, int(ref))
+    else:
+        return parse_head(Path(ref).read_bytes())
+    if head is None:
+        fail(f"no signed tree head {ref!r}: sign one with 'factory ledger head'")
+        raise AssertionError("unreachable")
+    return head
+
+
+@app.command("prove")
+@one_line_errors
+def prove_cmd(
+    ref: str = typer.Argument(..., help="A device serial (all its entries) or a custody entry's sequence number."),
+    out: Path | None = typer.Option(None, "--out", help="Write the proof here (refuses to overwrite)."),
+    sign: bool = typer.Option(False, "--sign-head", help="Sign a new tree head first, covering the newest entries."),
+) -> None:
+    """Inclusion proofs of a device's entries (or one entry) against the latest signed tree head.
+
+    Verify offline with docs/verify_ledger_proof.py PROOF --key SITE_KEY.pem.
+    """
+    ctx = context()
+    key = load_private_key(ctx.settings) if sign else None
+    with session_scope(ctx.engine) as session:
+        seqs = entry_seqs(session, ref)
+        head = sign_tree_head(session, key, ctx.settings.site_name) if key is not None else _head_ref(session, "latest")
+        doc = inclusion_document(session, seqs, head)
+    _emit(doc, out, f"{len(seqs)} inclusion proof(s) against the signed head of size {head.tree_size}")
+
+
+@app.command("consistency")
+@one_line_errors
+def consistency_cmd(
+    old: str = typer.Argument(..., help="The older signed head: a file, or a stored head's tree size."),
+    new: str = typer.Argument("latest", help="The newer signed head: a file, a stored head's tree size, or 'latest'."),
+    out: Path | None = typer.Option(None, "--out", help="Write the proof here (refuses to overwrite)."),
+) -> None:
+    """Prove the log the OLD head signed is a prefix of the log the NEW head signed (RFC 9162)."""
+    ctx = context()
+    with session_scope(ctx.engine) as session:
+        old_head, new_head = _head_ref(session, old), _head_ref(session, new)
+        doc = consistency_document(session, old_head, new_head)
+    _emit(doc, out, f"consistency proof from size {old_head.tree_size} to {new_head.tree_size}")
+
+
+def _emit(doc: dict[str, Any], out: Path | None, summary: str) -> None:
+    data = orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n"
+    if out is None:
+        console.out(data.decode(), end="")
+        return
+    _write_once(out, data)
+    console.print(f"{summary} -> {out}", markup=False, soft_wrap=True)

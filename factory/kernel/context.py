@@ -39,7 +39,7 @@ class AppContext:
         """The site's public key and certificate verifier, re-read only when the key file changes."""
         from factory.kernel.site_keys import SiteKeys
 
-        return SiteKeys(self.settings)
+        return SiteKeys(self.settings, engine=lambda: self.engine)
 
     def shared(self, kind: type[T], build: Callable[[AppContext], T]) -> T:
         """The one ``kind`` of this context, built on first use by the area that owns it.

@@ -1,9 +1,12 @@
 """The site's Ed25519 signing key on disk under FACTORY_HOME (private key mode 0600).
 
 ``SiteKeys`` is the one verifier service: it reads the public key once and again only when the key
-file changes (``factory keys init --force``), so a request that checks certificates costs a
-``stat``, not a file read and a PEM parse. ``AppContext.site_keys`` holds one per process;
-code without a context calls ``site_keys(settings)``.
+file changes (``factory keys init --force``, ``factory keys rotate``), so a request that checks
+certificates costs a ``stat``, not a file read and a PEM parse. Its verifier picks the key each
+certificate names by fingerprint from the key registry (``key_registry.py``; every site sharing
+the database) and checks that key could sign at the certificate's ``issued_at``; the key on disk
+counts as registered while it is not. ``AppContext.site_keys`` holds one per process; code
+without a context calls ``site_keys(settings)``.
 """
 
 from __future__ import annotations
@@ -11,15 +14,19 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from sqlalchemy import Engine
+from sqlmodel import Session
 
+from factory.kernel.clock import utc_now
 from factory.kernel.config import Settings
 from factory.kernel.errors import KeyStoreError
+from factory.kernel.key_registry import KeyRecord, Keyring, ensure_registered, read_registry, register, retire
 from factory.kernel.lifecycle.guards import CertificateVerifier
 from imaging import signing
 from imaging.certificate import verify_certificate
@@ -95,14 +102,62 @@ def public_key_info(settings: Settings) -> PublicKeyInfo:
     return PublicKeyInfo(pem=signing.public_key_to_pem(key).decode(), fingerprint=signing.key_fingerprint(key))
 
 
-def make_verifier(public_key: Ed25519PublicKey) -> CertificateVerifier:
-    """A verifier of stored envelopes against ``public_key`` (raises with the reason if one fails)."""
+def make_verifier(public_key: Ed25519PublicKey, keyring: Keyring | None = None) -> CertificateVerifier:
+    """A verifier of stored envelopes (raises a ``CertificateError`` with the reason if one fails).
+
+    With a ``keyring`` the key is the one the signature names, valid at the certificate's
+    ``issued_at``; without one, ``public_key`` only. A malformed envelope is left to
+    ``verify_certificate`` to name.
+    """
 
     def verify(envelope_text: str) -> Mapping[str, Any]:
         envelope = json.loads(envelope_text)
-        return verify_certificate(envelope, public_key).certificate
+        if keyring is None or not isinstance(envelope, dict) or not isinstance(envelope.get("signature"), dict):
+            return verify_certificate(envelope, public_key).certificate
+        fingerprint = envelope["signature"].get("key_fingerprint")
+        # The signature first (a malformed document is named as such), then the key's validity then.
+        certificate = verify_certificate(envelope, keyring.public_key(fingerprint)).certificate
+        keyring.check_time(str(fingerprint), certificate.get("issued_at"))
+        return certificate
 
     return verify
+
+
+def rotate_keys(settings: Settings, session: Session) -> tuple[KeyRecord, KeyRecord]:
+    """Retire the current signing key and register a new one it endorses; return (old, new).
+
+    What the old key signed while valid keeps verifying; the old private key is deleted (a
+    retired key never signs again). The registry rows are written in ``session``; the new key
+    files replace the old ones only after the caller commits (``commit_rotation``).
+
+    :raises KeyStoreError: no current key.
+    """
+    old_key = load_private_key(settings)
+    old = ensure_registered(session, settings.site_name, old_key.public_key())
+    now = utc_now()
+    retire(session, old.fingerprint, now)
+    new_key = signing.generate_private_key()
+    new = register(session, settings.site_name, new_key.public_key(), now, endorsed_by=old_key)
+    staged = settings.private_key_path.with_suffix(".next")
+    fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, signing.private_key_to_pem(new_key))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return old, new
+
+
+def commit_rotation(settings: Settings) -> None:
+    """Put the staged key of ``rotate_keys`` in place (after its registry rows were committed)."""
+    staged = settings.private_key_path.with_suffix(".next")
+    key = signing.private_key_from_pem(staged.read_bytes())
+    settings.public_key_path.write_bytes(signing.public_key_to_pem(key.public_key()))
+    os.replace(staged, settings.private_key_path)
+
+
+def abandon_rotation(settings: Settings) -> None:
+    settings.private_key_path.with_suffix(".next").unlink(missing_ok=True)
 
 
 # What identifies one version of a key file: a rewrite in place changes mtime or size, a replace the inode.
@@ -125,8 +180,9 @@ class SiteKeys:
     the process started is found on the next call.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, engine: Callable[[], Engine] | None = None) -> None:
         self.settings = settings
+        self._engine = engine
         self._lock = threading.Lock()
         # One tuple, replaced whole: a reader never pairs one version's stamp with another's key.
         self._loaded: tuple[_Stamp, Ed25519PublicKey] | None = None
@@ -147,12 +203,39 @@ class SiteKeys:
                 self.loads += 1
             return self._loaded[1]
 
+    def keyring(self) -> Keyring:
+        """The registry as it is now (every site's keys), with the key on disk if it is not registered.
+
+        :raises KeyStoreError: no key on disk, or an unreadable one.
+        """
+        return Keyring.of(self.registry(), self.public_key(), self.settings.site_name)
+
+    def registry(self) -> list[KeyRecord]:
+        engine = self._registry_engine()
+        return read_registry(engine) if engine is not None else []
+
+    def _registry_engine(self) -> Engine | None:
+        if self._engine is not None:
+            return self._engine()
+        settings = self.settings
+        if settings.is_sqlite and not (settings.home / "factory.db").exists() and "factory.db" in settings.database_url:
+            return None  # no database yet: do not create one just to find it empty
+        if settings.database_url in ("sqlite://", "sqlite:///:memory:"):
+            return None
+        from sqlalchemy.pool import NullPool
+
+        from factory.kernel.db.engine import make_engine
+
+        built = make_engine(settings.database_url, poolclass=NullPool)
+        self._engine = lambda: built
+        return built
+
     def verifier(self) -> CertificateVerifier:
-        """A verifier bound to the current key (one unit of work checks all its certificates with it).
+        """A verifier over the key registry as it is now (one unit of work checks all its certificates with it).
 
         :raises KeyStoreError: no key, or an unreadable one.
         """
-        return make_verifier(self.public_key())
+        return make_verifier(self.public_key(), self.keyring())
 
 
 _by_home: dict[tuple[Path, Path], SiteKeys] = {}

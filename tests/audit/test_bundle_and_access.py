@@ -168,6 +168,101 @@ def test_bundle_carries_a_signed_head_that_later_catches_a_cut_off_tail(bundle, 
         for stmt in drop_statements(ctx.engine.dialect.name, "custody_entry"):
             s.execute(text(stmt))
         s.execute(text("DELETE FROM custody_entry WHERE seq = :seq"), {"seq": anchor["seq"]})
-    assert runner.invoke(app, ["ledger", "verify"]).exit_code == 0  # the rows alone cannot tell
+    # The rows alone could not tell; the tree head the export signed (kept in the database) does.
+    alone = runner.invoke(app, ["ledger", "verify"])
+    assert alone.exit_code == 1 and "ledger truncated: signed tree head" in alone.stderr
     cut = runner.invoke(app, ["ledger", "verify", "--anchor", str(root / "ledger-anchor.json")])
     assert cut.exit_code == 1 and "ledger truncated" in cut.stderr
+
+
+# ---------------------------------------------------------------- forgeries the signed tree head catches
+
+
+def _lines(root: Path) -> list[dict]:
+    return [json.loads(line) for line in (root / "custody" / "entries.jsonl").read_text().splitlines()]
+
+
+def _write_lines(root: Path, entries: list[dict]) -> None:
+    text = "".join(json.dumps(e, sort_keys=True) + "\n" for e in entries)
+    (root / "custody" / "entries.jsonl").write_text(text)
+
+
+def _rehashed(entry: dict) -> dict:
+    from factory.audit.verify_bundle import entry_hash
+
+    return {**entry, "entry_hash": entry_hash(entry)}
+
+
+def test_an_entry_rewritten_with_its_hash_recomputed_is_not_in_the_signed_log(bundle) -> None:
+    root, _ = bundle
+    entries = _lines(root)
+    entries[3] = _rehashed({**entries[3], "to_custodian": "school:8"})
+    _write_lines(root, entries)
+    result = _verify(root)
+    assert result.returncode == 1
+    assert f"FAIL: custody entry {entries[3]['seq']}: not in the signed log" in result.stdout, result.stdout
+    assert "custody/entries.jsonl: differs from the signed manifest" in result.stdout
+
+
+def test_a_forged_entry_moved_or_added_is_caught(bundle) -> None:
+    root, _ = bundle
+    entries = _lines(root)
+    last = entries[-1]
+    forged = _rehashed({**last, "seq": last["seq"] + 1, "prev_hash": last["entry_hash"], "event": "return"})
+    moved = _rehashed({**entries[1], "seq": entries[1]["seq"] + 1000})
+    _write_lines(root, [entries[0], moved, *entries[2:], forged])
+    result = _verify(root)
+    assert result.returncode == 1
+    for seq in (forged["seq"], moved["seq"]):
+        assert f"FAIL: custody entry {seq}: not in the signed log" in result.stdout, result.stdout
+        assert f"FAIL: custody entry {seq}: not listed in the signed manifest" in result.stdout
+
+
+@pytest.mark.parametrize("name", ["ledger-anchor.json", "ledger/tree-head.json", "manifest.sig.json"])
+def test_a_removed_head_anchor_or_signature_fails(bundle, name: str) -> None:
+    root, _ = bundle
+    (root / name).unlink()
+    result = _verify(root)
+    assert result.returncode == 1 and "FAIL: " in result.stdout
+    assert {"ledger-anchor.json": "ledger-anchor.json: missing",
+            "ledger/tree-head.json": "ledger/tree-head.json: no valid signed tree head",
+            "manifest.sig.json": "manifest.json: not signed by a site key"}[name] in result.stdout  # fmt: skip
+
+
+def test_an_edited_manifest_fails_its_signature(bundle) -> None:
+    root, _ = bundle
+    manifest = json.loads((root / "manifest.json").read_text())
+    manifest["exported_by"] = "someone else"
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    result = _verify(root)
+    assert result.returncode == 1 and "manifest.json: not signed by a site key" in result.stdout
+
+
+def test_a_bundle_signed_by_a_key_outside_the_site_key_list_fails(bundle) -> None:
+    """A forger re-signs head, key list and manifest with a key of their own: the published fingerprint refuses it."""
+    import base64
+
+    import rfc8785
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from imaging import signing
+
+    root, _ = bundle
+    published = (root / "keys" / "site-public-key.fingerprint.txt").read_text().strip()
+    forger = Ed25519PrivateKey.generate()
+    fp = signing.key_fingerprint(forger.public_key())
+    sign = lambda doc: base64.b64encode(forger.sign(rfc8785.dumps(doc))).decode()  # noqa: E731
+    keys = json.loads((root / "keys" / "site-keys.json").read_text())
+    record = {**keys["keys"][0], "fingerprint": fp, "endorsed_by": None, "endorsement": None,
+              "public_key_pem": signing.public_key_to_pem(forger.public_key()).decode()}  # fmt: skip
+    body = {**{k: v for k, v in keys.items() if k != "signature"}, "keys": [record], "signed_by": fp}
+    (root / "keys" / "site-keys.json").write_text(json.dumps({**body, "signature": sign(body)}))
+    manifest = json.loads((root / "manifest.json").read_text())
+    head = {k: v for k, v in manifest["tree_head"].items() if k != "signature"} | {"key_fingerprint": fp}
+    manifest["tree_head"] = {**head, "signature": sign(head)}
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    (root / "manifest.sig.json").write_text(json.dumps({"key_fingerprint": fp, "signature": sign(manifest)}))
+    result = _verify(root, "--fingerprint", published)
+    assert result.returncode == 1
+    assert "keys/site-keys.json: not a key list the trusted key vouches for" in result.stdout, result.stdout
+    assert "not in the site key list" in result.stdout

@@ -7,7 +7,7 @@ import importlib.util
 from types import ModuleType
 
 from factory.audit import bundle
-from factory.kernel.ledger.hashing import HASHED_FIELDS
+from factory.kernel.ledger.hashing import HASHED_FIELDS, HASHED_FIELDS_V2
 from factory.kernel.models.custody_entry import GENESIS_HASH
 
 
@@ -22,10 +22,12 @@ def _checker() -> ModuleType:
 def test_the_checker_hashes_exactly_the_ledger_fields() -> None:
     checker = _checker()
     assert checker.ENTRY_FIELDS == HASHED_FIELDS
+    assert checker.ENTRY_FIELDS_V2 == HASHED_FIELDS_V2  # version 2 adds the device reference
     assert checker.GENESIS_HASH == GENESIS_HASH
 
 
 def test_the_checker_imports_nothing_of_this_project() -> None:
-    source = bundle.VERIFIER_SOURCE.read_text(encoding="utf-8")
+    companion = bundle.VERIFIER_SOURCE.with_name("verify_bundle_keys.py")
+    source = bundle.VERIFIER_SOURCE.read_text(encoding="utf-8") + companion.read_text(encoding="utf-8")
     for package in ("factory", "imaging", "hardware_drivers", "api"):
         assert f"from {package}" not in source and f"import {package}" not in source

@@ -45,37 +45,61 @@ def test_floats_use_the_reference() -> None:
     assert canonical_bytes({"x": 1.5e-7}) == rfc8785.dumps({"x": 1.5e-7})
 
 
-def test_verify_fast_row_hash_equals_the_reference_entry_hash() -> None:
-    from factory.kernel.ledger.hashing import HASHED_FIELDS, entry_hash, hash_row
+@pytest.mark.parametrize("version", [1, 2])
+def test_verify_row_bytes_equal_the_reference_entry_hash(version: int) -> None:
+    from factory.kernel.ledger.hashing import ROW_COLUMNS, entry_hash, row_bytes
 
     base = {
         "seq": 7, "device_serial": "SN-1", "event": "receive", "from_state": None, "to_state": "received",
         "actor": "tech", "from_custodian": "officer:1", "to_custodian": "factory", "location": "é-site",
         "occurred_at": "2026-11-22T10:00:00.000000Z", "evidence": '{"media":["A"],"new_stock":false}',
-        "prev_hash": "0" * 64,
+        "prev_hash": "0" * 64, "device_id": 3, "hash_version": version, "entry_hash": None,
     }  # fmt: skip
     for evidence in ('{"media":["A"],"new_stock":false}', '{"ratio":0.25,"n":-3,"nested":{"z":[1.5e-7,null]}}', "{}"):
         row = {**base, "evidence": evidence}
-        values = tuple(row[k] for k in HASHED_FIELDS)
-        assert hash_row(values) == entry_hash(row)
+        values = tuple(row[k] for k in ROW_COLUMNS)
+        assert hashlib.sha256(row_bytes(values)).hexdigest() == entry_hash(row)
 
 
 ledger_text = st.one_of(st.none(), st.text(max_size=30))
 
 
 @settings(max_examples=500, deadline=None)
-@given(st.lists(ledger_text, min_size=10, max_size=10), st.integers(min_value=1, max_value=2**53 - 1), values)
-def test_spliced_hash_equals_the_reference_for_canonical_evidence(
-    texts: list[str | None], seq: int, evidence: object
+@given(
+    st.lists(ledger_text, min_size=10, max_size=10),
+    st.integers(min_value=1, max_value=2**53 - 1),
+    values,
+    st.integers(min_value=1, max_value=2**53 - 1),
+    st.sampled_from([1, 2]),
+)
+def test_spliced_bytes_equal_the_reference_for_canonical_evidence(
+    texts: list[str | None], seq: int, evidence: object, device_id: int, version: int
 ) -> None:
-    """The verify fast path (evidence spliced in as stored) gives the reference hash of the entry."""
-    from factory.kernel.ledger.hashing import HASHED_FIELDS, spliced_hash
+    """The verify fast path (evidence spliced in as stored) gives the reference bytes of the entry, or declines."""
+    from factory.kernel.ledger.hashing import HASHED_FIELDS, spliced_bytes
 
     try:
         evidence_bytes = rfc8785.dumps(evidence)
-        fields = (seq, *texts[:9], evidence_bytes.decode(), texts[9])
-        doc = dict(zip(HASHED_FIELDS, fields, strict=True)) | {"evidence": evidence}
-        expected = hashlib.sha256(rfc8785.dumps(doc)).hexdigest()
+        fields = (seq, *texts[:9], evidence_bytes.decode(), texts[9], device_id, version, None)
+        doc = dict(zip(HASHED_FIELDS, fields[:12], strict=True)) | {"evidence": evidence}
+        if version == 2:
+            doc |= {"device_id": device_id, "hash_version": 2}
+        expected = rfc8785.dumps(doc)
     except Exception:  # values the reference refuses (lone surrogates) are not ledger content
         return
-    assert spliced_hash(fields) == expected
+    got = spliced_bytes(fields)
+    assert got is None or got == expected
+    if (
+        isinstance(evidence, dict)
+        and canonical_bytes(evidence) == evidence_bytes
+        and all(t is None or isinstance(t, str) for t in texts)
+    ):
+        assert got == expected  # canonical evidence takes the fast path
+
+
+def test_spliced_bytes_decline_duplicate_members_and_extra_text() -> None:
+    from factory.kernel.ledger.hashing import spliced_bytes
+
+    base = (1, "S", "receive", None, "received", "a", "", "", "", "t", "{}", "0" * 64, 1, 2, None)
+    for evidence in ('{"a":1,"a":2}', ' {"a":1}', '{"a":1}x', '{"b":1,"a":2}'):
+        assert spliced_bytes((*base[:10], evidence, *base[11:])) is None

@@ -27,10 +27,13 @@ def _anchor(tmp_path: Path, name: str = "head.json") -> Path:
 
 
 def _cut_tail(ctx, keep: int) -> None:
+    """An attacker with the database cuts the entries and the Merkle tree's nodes over them."""
     with session_scope(ctx.engine) as s:
-        for stmt in drop_statements(ctx.engine.dialect.name, "custody_entry"):
-            s.execute(text(stmt))
+        for table in ("custody_entry", "ledger_node"):
+            for stmt in drop_statements(ctx.engine.dialect.name, table):
+                s.execute(text(stmt))
         s.execute(text("DELETE FROM custody_entry WHERE seq > :keep"), {"keep": keep})
+        s.execute(text("DELETE FROM ledger_node WHERE (idx + 1) * (1 << level) > :keep"), {"keep": keep})
 
 
 def _verify(*anchors: Path, as_json: bool = False):

@@ -1,15 +1,24 @@
-"""What exactly an entry hash covers: every field of the entry except the hash itself."""
+"""What exactly an entry hash covers, per version of the canonical form.
+
+Version 1 (entries written before the Merkle tree): every field but ``device_id`` and the hash.
+Version 2: the same plus ``device_id`` (the device reference, so an entry cannot be moved to
+another device) and ``hash_version`` itself. An entry's *canonical bytes* are the RFC 8785 JSON
+of its hashed fields; ``entry_hash`` is their SHA-256 and its Merkle leaf is those same bytes
+(``merkle.leaf_hash``). Stored evidence must parse without duplicate member names: a text such as
+``{"reason":"a","reason":"b"}`` would otherwise hash as one value while SQL reads the other.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
 from typing import Any
 
 import orjson
-import rfc8785
 
-from factory.kernel.canonical import canonical_bytes, in_fast_domain
+from factory.kernel.canonical import canonical_bytes
+from factory.kernel.errors import InvalidInput
 
 HASHED_FIELDS: tuple[str, ...] = (
     "seq",
@@ -25,116 +34,127 @@ HASHED_FIELDS: tuple[str, ...] = (
     "evidence",
     "prev_hash",
 )
-_SCALARS = HASHED_FIELDS[:-2] + HASHED_FIELDS[-1:]  # all but evidence
+HASHED_FIELDS_V2: tuple[str, ...] = (*HASHED_FIELDS, "device_id", "hash_version")
+CURRENT_VERSION = 2
+# What ``verify`` selects per row, in this order; ``row_bytes`` and ``spliced_bytes`` read it.
+ROW_COLUMNS: tuple[str, ...] = (*HASHED_FIELDS, "device_id", "hash_version", "entry_hash")
 _SORT = orjson.OPT_SORT_KEYS
-_MAX_SEQ = 2**53 - 1
-
-
-def evidence_text(evidence: dict[str, Any]) -> str:
-    """Evidence is stored as its canonical JSON text, so storage round trips are exact."""
-    return canonical_bytes(evidence).decode("utf-8")
-
-
-def entry_document(row: dict[str, Any]) -> dict[str, Any]:
-    doc = {name: row[name] for name in HASHED_FIELDS}
-    doc["evidence"] = orjson.loads(row["evidence"])
-    return doc
-
-
-def entry_hash(row: dict[str, Any]) -> str:
-    return hash_document(entry_document(row))
-
-
-def hash_document(doc: dict[str, Any]) -> str:
-    """SHA-256 of the canonical document; the hot loop of ``ledger verify``.
-
-    Scalar columns are checked by type (cheap); only the small evidence object is walked.
-    """
-    seq = doc["seq"]
-    fast = type(seq) is int and 0 < seq <= 2**53 - 1 and in_fast_domain(doc["evidence"])
-    if fast:
-        for name in _SCALARS[1:]:
-            value = doc[name]
-            if value is not None and type(value) is not str:
-                fast = False
-                break
-    if fast:
-        try:
-            return hashlib.sha256(orjson.dumps(doc, option=_SORT)).hexdigest()
-        except orjson.JSONEncodeError:
-            pass
-    return hashlib.sha256(rfc8785.dumps(doc)).hexdigest()
-
-
-def hash_row(values: Sequence[Any]) -> str:
-    """``entry_hash`` of a row given as a tuple in ``HASHED_FIELDS`` order: the verify hot loop.
-
-    The common case (string columns, an int sequence, evidence inside the fast domain) is
-    serialised inline; anything else takes the general path, which falls back to rfc8785.
-    """
-    seq, dev, event, from_state, to_state, actor, from_c, to_c, location, occurred, evidence, prev = values[:12]
-    doc_evidence = orjson.loads(evidence)
-    if (
-        type(seq) is int
-        and 0 < seq <= _MAX_SEQ
-        and (from_state is None or type(from_state) is str)
-        and type(dev) is str
-        and type(event) is str
-        and type(to_state) is str
-        and type(actor) is str
-        and type(from_c) is str
-        and type(to_c) is str
-        and type(location) is str
-        and type(occurred) is str
-        and type(prev) is str
-        and in_fast_domain(doc_evidence)
-    ):
-        try:
-            return hashlib.sha256(
-                orjson.dumps(
-                    {
-                        "seq": seq,
-                        "device_serial": dev,
-                        "event": event,
-                        "from_state": from_state,
-                        "to_state": to_state,
-                        "actor": actor,
-                        "from_custodian": from_c,
-                        "to_custodian": to_c,
-                        "location": location,
-                        "occurred_at": occurred,
-                        "evidence": doc_evidence,
-                        "prev_hash": prev,
-                    },
-                    option=_SORT,
-                )
-            ).hexdigest()
-        except orjson.JSONEncodeError:
-            pass
-    doc = dict(zip(HASHED_FIELDS, values, strict=False))
-    doc["evidence"] = doc_evidence
-    return hash_document(doc)
-
-
 _FRAGMENT = orjson.Fragment
 
 
-def spliced_hash(values: Sequence[Any]) -> str | None:
-    """``entry_hash`` assuming the stored evidence text is already canonical; the verify fast path.
+class EvidenceError(InvalidInput, ValueError):
+    """Evidence text that is not one JSON object with unique member names."""
 
-    Keys are written in RFC 8785 order by hand and the evidence column (stored as canonical JSON
-    text, see ``evidence_text``) is spliced in verbatim instead of being parsed and re-serialised.
-    A match with the stored hash is conclusive: the evidence text is first checked to be one
-    complete JSON value, so the document bytes parse back into exactly these fields, and equal
-    bytes mean equal fields. A mismatch is not: the caller re-hashes through ``hash_row``, which
-    decides. Returns None when the evidence text is not JSON at all.
+
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise EvidenceError(f"evidence has the member {key!r} twice")
+        out[key] = value
+    return out
+
+
+def parse_evidence(text: str) -> dict[str, Any]:
+    """The evidence object, refusing duplicate member names and anything but one JSON object."""
+    try:
+        value = json.loads(text, object_pairs_hook=_unique_members)
+    except EvidenceError:
+        raise
+    except (ValueError, RecursionError) as exc:
+        raise EvidenceError(f"evidence is not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise EvidenceError("evidence is not a JSON object")
+    return value
+
+
+def evidence_text(evidence: dict[str, Any]) -> str:
+    """Evidence is stored as its canonical JSON text, so storage round trips are exact.
+
+    :raises EvidenceError: not a JSON object of string-named members.
+    """
+    if not isinstance(evidence, dict) or not all(type(k) is str for k in evidence):
+        raise EvidenceError("evidence must be a JSON object with string member names")
+    return canonical_bytes(evidence).decode("utf-8")
+
+
+def fields_of(row: dict[str, Any]) -> tuple[str, ...]:
+    version = row.get("hash_version") or 1
+    if version not in (1, 2):
+        raise EvidenceError(f"unknown hash_version {version!r}")
+    return HASHED_FIELDS if version == 1 else HASHED_FIELDS_V2
+
+
+def hashed_row(entry: Any) -> dict[str, Any]:
+    """The fields an entry object's hash covers (by its version), evidence as the stored text."""
+    version = getattr(entry, "hash_version", None) or 1
+    return {name: getattr(entry, name) for name in fields_of({"hash_version": version})}
+
+
+def entry_document(row: dict[str, Any]) -> dict[str, Any]:
+    doc = {name: row[name] for name in fields_of(row)}
+    doc["evidence"] = parse_evidence(row["evidence"])
+    return doc
+
+
+def entry_bytes(row: dict[str, Any]) -> bytes:
+    """The entry's canonical bytes: what its hash covers and what its Merkle leaf is."""
+    return canonical_bytes(entry_document(row))
+
+
+def entry_hash(row: dict[str, Any]) -> str:
+    return hashlib.sha256(entry_bytes(row)).hexdigest()
+
+
+def hash_document(doc: dict[str, Any]) -> str:
+    """SHA-256 of an entry document (evidence as an object), for callers that build documents."""
+    return hashlib.sha256(canonical_bytes(doc)).hexdigest()
+
+
+def row_bytes(values: Sequence[Any]) -> bytes:
+    """``entry_bytes`` of a row given in ``ROW_COLUMNS`` order (the general path of verify).
+
+    :raises EvidenceError: evidence with duplicate members, not JSON, or an unknown version.
+    """
+    return entry_bytes(dict(zip(ROW_COLUMNS, values, strict=False)))
+
+
+def spliced_bytes(values: Sequence[Any]) -> bytes | None:
+    """The canonical bytes assuming the stored evidence text is already canonical: the fast path.
+
+    Keys are written in RFC 8785 order by hand and the evidence column is spliced in verbatim.
+    The evidence text is first checked to be exactly orjson's sorted form of what it parses to,
+    which a text with a duplicate member, extra whitespace or trailing text never is; then a match
+    of the SHA-256 with the stored hash is conclusive. A mismatch is not: the caller re-hashes
+    through ``row_bytes``, which decides. None when the fast path does not apply.
     """
     seq, dev, event, from_state, to_state, actor, from_c, to_c, location, occurred, evidence, prev = values[:12]
+    device_id, version = values[12], values[13]
     try:
-        orjson.loads(evidence)
-        return hashlib.sha256(
-            orjson.dumps(
+        if orjson.dumps(orjson.loads(evidence), option=_SORT) != evidence.encode("utf-8"):
+            return None
+        if version == 2:
+            return orjson.dumps(
                 {  # sorted by UTF-16 code units, as RFC 8785 requires (all ASCII here)
+                    "actor": actor,
+                    "device_id": device_id,
+                    "device_serial": dev,
+                    "event": event,
+                    "evidence": _FRAGMENT(evidence),
+                    "from_custodian": from_c,
+                    "from_state": from_state,
+                    "hash_version": 2,
+                    "location": location,
+                    "occurred_at": occurred,
+                    "prev_hash": prev,
+                    "seq": seq,
+                    "to_custodian": to_c,
+                    "to_state": to_state,
+                }
+            )
+        if version == 1:
+            return orjson.dumps(
+                {
                     "actor": actor,
                     "device_serial": dev,
                     "event": event,
@@ -149,6 +169,6 @@ def spliced_hash(values: Sequence[Any]) -> str | None:
                     "to_state": to_state,
                 }
             )
-        ).hexdigest()
-    except (orjson.JSONDecodeError, orjson.JSONEncodeError, TypeError):
+    except (orjson.JSONDecodeError, orjson.JSONEncodeError, TypeError, AttributeError):
         return None
+    return None

@@ -1,0 +1,175 @@
+"""Signed tree heads: the custody log's size and Merkle root at a moment, signed with a site key.
+
+A head commits to every entry up to its size at once: an entry edited (its hash recomputed or
+not), removed, reordered or inserted below it changes the root, and an entry appended after the
+latest head is visible as the *unsigned tail* until the next head covers it. Heads are made on a
+schedule (``HeadPolicy``: every N entries or T seconds, ``factory ledger heads --watch`` or the
+caller's own loop through ``sign_if_due``), on demand (``factory ledger head``) and for every
+audit bundle; they are kept in ``ledger_head`` and exported as JSON (``TreeHead.dumps``) to
+write-once storage and witnesses. The body is flat ASCII strings and integers, so its RFC 8785
+form is also what ``json.dumps(sort_keys=True, separators=(",", ":"))`` gives: the standalone
+verifier needs only the standard library and ``cryptography``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+from typing import Any
+
+import orjson
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import select, text
+from sqlmodel import Session
+
+from factory.kernel.canonical import canonical_bytes
+from factory.kernel.clock import now, parse_utc, utc_now
+from factory.kernel.errors import InvalidInput
+from factory.kernel.key_registry import KeyNotValid, Keyring, ensure_registered
+from factory.kernel.ledger.append import lock_ledger_head
+from factory.kernel.ledger.tree import catch_up, root_at
+from factory.kernel.models.ledger_tree import LedgerHead
+from imaging import signing
+
+HEAD_FORMAT = "device-factory/tree-head/1"
+_BODY = ("format", "site", "tree_size", "root_hash", "signed_at", "key_fingerprint")
+
+
+class HeadFormatError(InvalidInput):
+    """The file is not a signed tree head this version can read."""
+
+
+@dataclass(frozen=True)
+class TreeHead:
+    site: str
+    tree_size: int
+    root_hash: str  # hex
+    signed_at: str
+    key_fingerprint: str
+    signature: str  # base64 Ed25519 over the canonical JSON of the body
+
+    def body(self) -> dict[str, Any]:
+        return {"format": HEAD_FORMAT, **{k: v for k, v in asdict(self).items() if k != "signature"}}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.body(), "signature": self.signature}
+
+    def dumps(self) -> bytes:
+        return orjson.dumps(self.as_dict(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+
+    def check_signature(self, keyring: Keyring) -> None:
+        """:raises KeyNotValid: not signed by a key in the list that was valid at ``signed_at``."""
+        key = keyring.key_for(self.key_fingerprint, self.signed_at)
+        try:
+            signing.verify(key, canonical_bytes(self.body()), base64.b64decode(self.signature, validate=True))
+        except (signing.SigningError, binascii.Error) as exc:
+            raise KeyNotValid(f"tree head of size {self.tree_size}: signature does not verify") from exc
+
+
+def sign_tree_head(session: Session, private_key: Ed25519PrivateKey, site: str, kind: str = "on_demand") -> TreeHead:
+    """Sign the tree over every entry now, store the head and return it (in the caller's transaction)."""
+    lock_ledger_head(session)  # the size and root must be of one moment, between two appends
+    ensure_registered(session, site, private_key.public_key())  # so the head verifies after a rotation
+    size = int(session.execute(text("SELECT coalesce(max(seq), 0) FROM custody_entry")).scalar_one())
+    catch_up(session, size)
+    unsigned = TreeHead(site, size, root_at(session, size).hex(), utc_now(),
+                        signing.key_fingerprint(private_key.public_key()), "")  # fmt: skip
+    value = base64.b64encode(signing.sign(private_key, canonical_bytes(unsigned.body()))).decode("ascii")
+    head = TreeHead(**{**asdict(unsigned), "signature": value})
+    session.add(LedgerHead(**asdict(head), kind=kind))
+    session.flush()
+    return head
+
+
+def _head(row: LedgerHead) -> TreeHead:
+    return TreeHead(row.site, row.tree_size, row.root_hash, row.signed_at, row.key_fingerprint, row.signature)
+
+
+def stored_heads(session: Session) -> list[TreeHead]:
+    rows = session.execute(select(LedgerHead).order_by(LedgerHead.tree_size, LedgerHead.id)).scalars()  # type: ignore[arg-type]
+    return [_head(r) for r in rows]
+
+
+def latest_head(session: Session) -> TreeHead | None:
+    row = session.execute(
+        select(LedgerHead).order_by(LedgerHead.tree_size.desc(), LedgerHead.id.desc()).limit(1)  # type: ignore[attr-defined]
+    ).scalar_one_or_none()
+    return _head(row) if row is not None else None
+
+
+def head_with_size(session: Session, size: int) -> TreeHead | None:
+    row = session.execute(
+        select(LedgerHead).where(LedgerHead.tree_size == size).order_by(LedgerHead.id.desc()).limit(1)  # type: ignore[attr-defined]
+    ).scalar_one_or_none()
+    return _head(row) if row is not None else None
+
+
+def parse_head(data: bytes) -> TreeHead:
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise HeadFormatError(f"not JSON: {exc}") from exc
+    return head_from_dict(doc)
+
+
+def head_from_dict(doc: object) -> TreeHead:
+    if not isinstance(doc, dict) or doc.get("format") != HEAD_FORMAT:
+        raise HeadFormatError(f"not a signed tree head (format must be {HEAD_FORMAT!r})")
+    if set(doc) != {*_BODY, "signature"}:
+        raise HeadFormatError("signed tree head has unexpected or missing fields")
+    head = TreeHead(**{k: doc[k] for k in (*_BODY[1:], "signature")})
+    if (
+        type(head.tree_size) is not int
+        or head.tree_size < 0
+        or not all(
+            isinstance(v, str) and v.isascii() for v in (head.site, head.root_hash, head.signed_at, head.signature)
+        )
+    ):
+        raise HeadFormatError("signed tree head has a field of the wrong type")
+    return head
+
+
+@dataclass(frozen=True)
+class HeadPolicy:
+    """When the line signs a head by itself: once ``every_entries`` are unsigned, or the oldest
+    unsigned entry is ``every_seconds`` old (``FACTORY_HEAD_EVERY_ENTRIES``, ``FACTORY_HEAD_EVERY_SECONDS``)."""
+
+    every_entries: int = 1000
+    every_seconds: float = 300.0
+
+    @classmethod
+    def from_env(cls) -> HeadPolicy:
+        entries = os.environ.get("FACTORY_HEAD_EVERY_ENTRIES", "").strip()
+        seconds = os.environ.get("FACTORY_HEAD_EVERY_SECONDS", "").strip()
+        try:
+            policy = cls(int(entries) if entries else cls.every_entries,
+                         float(seconds) if seconds else cls.every_seconds)  # fmt: skip
+        except ValueError:
+            raise ValueError("FACTORY_HEAD_EVERY_ENTRIES and FACTORY_HEAD_EVERY_SECONDS must be numbers") from None
+        if policy.every_entries < 1 or policy.every_seconds <= 0:
+            raise ValueError("FACTORY_HEAD_EVERY_ENTRIES must be >= 1 and FACTORY_HEAD_EVERY_SECONDS > 0")
+        return policy
+
+
+def head_due(session: Session, policy: HeadPolicy) -> bool:
+    """Whether the unsigned tail has reached the policy's count or age."""
+    signed = session.execute(text("SELECT coalesce(max(tree_size), 0) FROM ledger_head")).scalar_one()
+    first = session.execute(
+        text("SELECT seq, occurred_at FROM custody_entry WHERE seq > :s ORDER BY seq LIMIT 1"), {"s": signed}
+    ).first()
+    if first is None:
+        return False
+    size = int(session.execute(text("SELECT max(seq) FROM custody_entry")).scalar_one())
+    if size - int(signed) >= policy.every_entries:
+        return True
+    return now() - parse_utc(str(first[1])) >= timedelta(seconds=policy.every_seconds)
+
+
+def sign_if_due(session: Session, private_key: Ed25519PrivateKey, site: str, policy: HeadPolicy) -> TreeHead | None:
+    """The scheduled head: signed when ``head_due``, else None."""
+    if not head_due(session, policy):
+        return None
+    return sign_tree_head(session, private_key, site, kind="scheduled")
