@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -16,6 +16,9 @@ from factory.kernel.db.engine import session_scope
 from factory.line import service as line_service
 from factory.line.service import LineConfig, load_line_config, simulated_config
 from factory.line.views import benches_view, job_detail, jobs_view
+
+if TYPE_CHECKING:
+    from factory.tablets.service import TabletBench
 
 app = typer.Typer(help="The bench line: agents, slots and jobs.", no_args_is_help=True)
 
@@ -54,6 +57,27 @@ def build_config(
     return load_line_config(config_file, agent=agent)
 
 
+TabletsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--tablets",
+        help="Tablet settings (TOML): device-management services, the site's device-owner app. Without them a "
+        "real line holds tablet jobs; --simulate uses simulated tablets.",
+    ),
+]
+
+
+def tablet_bench(path: Path | None, *, real: bool) -> TabletBench | None:
+    """The bench's tablet settings, or None; a bench without the tools or a service raises its reason."""
+    if path is None:
+        if real:
+            console.print("warning: no tablet settings: tablet jobs are held (pass --tablets FILE)", markup=False)
+        return None
+    from factory.tablets.service import load_bench
+
+    return load_bench(path)
+
+
 @app.command("run")
 @one_line_errors
 def run_cmd(
@@ -75,12 +99,14 @@ def run_cmd(
         help="Provisioning settings (TOML) for the Ansible provision step. Without them a real line stops "
         "devices before provisioning (held, with the reason); only --simulate provisions with a no-op.",
     ),
+    tablets: TabletsOpt = None,
 ) -> None:
     """Run the controller for this host's benches until Ctrl-C (or --duration)."""
     from factory.line.service import LineAgentProcess, SimulationOptions
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = build_config(simulate, config_file, agent, first_bench, max_jobs)
+    bench = tablet_bench(tablets, real=simulate is None)  # without the tools or a service: stops here, first
     ctx = context()
     simulation = None
     if simulate is not None:
@@ -97,7 +123,7 @@ def run_cmd(
         from factory.provisioning.service import load_provisioner
 
         provisioner = load_provisioner(provisioning, engine=ctx.engine, work_dir=ctx.settings.work_dir / "provision")
-    process = LineAgentProcess(ctx, config, simulation=simulation, provisioner=provisioner)
+    process = LineAgentProcess(ctx, config, simulation=simulation, provisioner=provisioner, tablets=bench)
     report = process.start()
     console.print(
         f"agent {config.agent}: {len(config.benches)} bench(es), {config.slot_count} slot(s); {report.summary()}",

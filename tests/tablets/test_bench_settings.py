@@ -1,0 +1,82 @@
+"""A bench's tablet settings: read from TOML, refused with the reason when a tool or a service is
+missing; a real line started with unusable settings stops with one line, before any device is touched."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from factory.cli.main import app
+from factory.tablets.errors import TabletBenchUnavailable
+from factory.tablets.service import load_bench
+from imaging.tablets.device_management import AndroidManagement, AppleMdm, IntuneGraph
+from imaging.tablets.https_runner import SeamRouter
+
+SETTINGS = """
+[apple_mdm]
+url = "https://mdm.force.invalid"
+token_file = "/etc/factory/apple-mdm.token"
+[android]
+service = "{android}"
+enterprise = "LC02abcd"
+token_file = "/etc/factory/android.token"
+site_dpc = "uk.police.dpc"
+[wait]
+poll_seconds = 5
+deadline_seconds = 600
+[profiles]
+"vehicle-tablet/standard" = "vehicle-policy"
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "tablets.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(("android", "adapter"), [("android_management", AndroidManagement), ("intune", IntuneGraph)])
+def test_settings_name_the_services_and_route_their_exchanges(tmp_path: Path, android: str, adapter: type) -> None:
+    bench = load_bench(write(tmp_path, SETTINGS.format(android=android)))
+    assert isinstance(bench.management["ipados"], AppleMdm) and isinstance(bench.management["android"], adapter)
+    assert (bench.site_dpc, bench.wait.poll_interval, bench.wait.deadline_seconds) == ("uk.police.dpc", 5.0, 600.0)
+    assert bench.profiles == {"vehicle-tablet/standard": "vehicle-policy"} and not bench.simulated
+    router = bench.runner_for("R52N50ABCDE")
+    assert isinstance(router, SeamRouter) and "https://mdm.force.invalid" in router.services
+    unknown = router.run(["https", "GET", "https://elsewhere.invalid/x", ""], 5)  # nothing is sent anywhere else
+    assert unknown.returncode < 0 and "no device-management service" in unknown.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("[wait]\npoll_seconds = 5\n", "no device-management service"),
+        ('[apple_mdm]\nurl = "https://mdm.force.invalid"\n', "[apple_mdm] needs an https url and token_file"),
+        ("[apple_mdm\n", "tablet settings"),
+    ],
+)
+def test_unusable_settings_are_refused_with_the_reason(tmp_path: Path, text: str, reason: str) -> None:
+    with pytest.raises(TabletBenchUnavailable) as refused:
+        load_bench(write(tmp_path, text))
+    assert reason in refused.value.reason
+
+
+def test_a_bench_without_the_tools_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # adb, idevice*, mmc not found
+    with pytest.raises(TabletBenchUnavailable, match="tablet tools missing on this bench: adb, idevicepair"):
+        load_bench(write(tmp_path, SETTINGS.format(android="intune")))
+
+
+def test_a_real_line_with_unusable_tablet_settings_stops_with_one_line(ctx, tmp_path: Path) -> None:
+    site = tmp_path / "site.toml"
+    site.write_text(
+        'agent = "tablet-site"\nerase_processes = 0\n[[bench]]\nname = "bench-1"\nslots = [{position = 1}]\n'
+        '[port_map]\nudev = [{id_path = "pci-0000:00:14.0-usb-0:3", slot = "bench-1/slot-1"}]\n'
+    )
+    settings = write(tmp_path, "[wait]\npoll_seconds = 5\n")
+    result = CliRunner().invoke(app, ["line", "run", "--config", str(site), "--tablets", str(settings)])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: tablet settings") and "no device-management service" in line
