@@ -32,7 +32,7 @@ def init_cmd(force: bool = typer.Option(False, "--force", help="Replace an exist
     ctx = context(require_schema=False)
     info = init_keys(ctx.settings, force=force)
     console.print(f"signing key created at {ctx.settings.private_key_path}")
-    console.print(f"fingerprint {info.fingerprint}", markup=False)
+    console.print(f"fingerprint {info.fingerprint}", markup=False, soft_wrap=True)
 
 
 @app.command("public")
@@ -57,8 +57,8 @@ def rotate_cmd() -> None:
         abandon_rotation(ctx.settings)
         raise
     commit_rotation(ctx.settings)
-    console.print(f"retired {old.fingerprint} (valid to {new.valid_from})", markup=False)
-    console.print(f"new signing key {new.fingerprint}, endorsed by {old.fingerprint}", markup=False)
+    console.print(f"retired {old.fingerprint} (valid to {new.valid_from})", markup=False, soft_wrap=True)
+    console.print(f"new signing key {new.fingerprint}, endorsed by {old.fingerprint}", markup=False, soft_wrap=True)
 
 
 @app.command("list")
@@ -86,7 +86,9 @@ def list_cmd(
     for r in records:
         until = r.valid_to or "-"
         why = f"  revoked {r.revoked_at}: {r.revoked_reason}" if r.revoked_at else ""
-        console.print(f"{r.site}  {r.fingerprint}  {r.status}  from {r.valid_from} to {until}{why}", markup=False)
+        console.print(
+            f"{r.site}  {r.fingerprint}  {r.status}  from {r.valid_from} to {until}{why}", markup=False, soft_wrap=True
+        )
     if not records:
         console.print("no keys registered yet (the site key registers itself when it first signs a head)")
 
@@ -104,7 +106,9 @@ def revoke_cmd(
     ctx = context()
     with session_scope(ctx.engine) as session:
         record = revoke(session, fingerprint, reason.strip(), _stamp(at) if at else None)
-    console.print(f"revoked {record.fingerprint} from {record.revoked_at}: {record.revoked_reason}", markup=False)
+    console.print(
+        f"revoked {record.fingerprint} from {record.revoked_at}: {record.revoked_reason}", markup=False, soft_wrap=True
+    )
 
 
 def _stamp(value: str) -> str:
