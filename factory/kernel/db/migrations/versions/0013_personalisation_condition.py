@@ -14,21 +14,12 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import sqlalchemy as sa
 from alembic import op
 
-
-def _previous() -> str:
-    """0012, once it lands; until then the highest revision below this one, so the chain stays
-    linear while the wave's migrations land in any order (replaced by the literal afterwards)."""
-    numbers = [int(m.group(1)) for p in Path(__file__).parent.glob("00*_*.py") if (m := re.match(r"(\d{4})_", p.name))]
-    return f"{max(n for n in numbers if n < 13):04d}"
-
-
 revision = "0013"
-down_revision = _previous()
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 

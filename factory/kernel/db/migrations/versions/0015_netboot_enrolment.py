@@ -11,23 +11,11 @@ Revises: 0014
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 import sqlalchemy as sa
 from alembic import op
 
-
-def _previous() -> str:
-    """The highest revision below this one present in this folder. Migrations 0012-0014 were claimed
-    by others working at the same time and land in their own order; this keeps the chain linear
-    meanwhile. Replace with the literal "0014" once it exists (noted in the helpers' notes)."""
-    numbers = [int(m.group(1)) for p in Path(__file__).parent.glob("00*_*.py") if (m := re.match(r"(\d{4})_", p.name))]
-    return f"{max(n for n in numbers if n < 15):04d}"
-
-
 revision = "0015"
-down_revision = _previous()
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
