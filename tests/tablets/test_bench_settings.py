@@ -69,7 +69,8 @@ def test_a_bench_without_the_tools_is_refused(tmp_path: Path, monkeypatch: pytes
         load_bench(write(tmp_path, SETTINGS.format(android="intune")))
 
 
-def test_a_real_line_with_unusable_tablet_settings_stops_with_one_line(ctx, tmp_path: Path) -> None:
+def test_a_real_line_with_unusable_tablet_settings_stops_with_one_line(tmp_path: Path) -> None:
+    """Refused before the database is opened: no context is needed."""
     site = tmp_path / "site.toml"
     site.write_text(
         'agent = "tablet-site"\nerase_processes = 0\n[[bench]]\nname = "bench-1"\nslots = [{position = 1}]\n'

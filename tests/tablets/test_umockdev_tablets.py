@@ -94,6 +94,7 @@ def hub_line(ctx, tmp_path: Path) -> Iterator[Controller]:
         controller.stop(drain_seconds=5)
 
 
+@pytest.mark.slow  # a umockdev subprocess per recording and three full jobs
 def test_recorded_tablets_arrive_on_the_hub_and_drive_jobs_on_the_board(ctx, hub_line: Controller) -> None:
     for recording, (_, usb_serial, (serial, medium, medium_serial)) in ARRIVALS.items():
         receive(ctx, serial, [MediaSpec(medium, medium_serial, 64 * 10**9)], kind="tablet")
