@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from api.deps import LoginRequired, PageForbidden
 from api.web import audit, auth, custody, identity, intake, line
 from api.web.render import WEB_DIR, render
+from api.web.tech_routers import ROUTERS as TECH_ROUTERS
 
 
 def install_web(app: FastAPI) -> None:
@@ -28,3 +29,5 @@ def install_web(app: FastAPI) -> None:
 
     for area in (auth, line, intake, custody, audit, identity):
         app.include_router(area.router)
+    for router in TECH_ROUTERS:
+        app.include_router(router)

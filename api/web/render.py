@@ -42,6 +42,8 @@ NAV: tuple[NavLink, ...] = (
     NavLink("/tech/receive", "Receive", (Role.TECHNICIAN,)),
     NavLink("/tech/issue", "Issue", (Role.TECHNICIAN,)),
     NavLink("/tech/swap", "Swap", (Role.TECHNICIAN,)),
+    NavLink("/tech/held", "Held", (Role.TECHNICIAN,)),
+    NavLink("/tech/destruction", "Destruction", (Role.TECHNICIAN,)),
     NavLink("/courier/consignments", "Consignments", (Role.COURIER,)),
     NavLink("/audit/search", "Search", (Role.AUDITOR,)),
     NavLink("/audit/verify", "Verify", (Role.AUDITOR,)),

@@ -30,6 +30,7 @@ from factory.custody.personalisation import import_at_needs, record_personalisat
 from factory.custody.pool import create_pool, stock_spare, withdraw_spare
 from factory.custody.redistribution import redistribute
 from factory.custody.swap import walk_in_swap
+from factory.custody.triage import triage
 from factory.custody.vehicles import decommission_vehicle, install_tablet
 from factory.custody.waste_note import WasteTransfer
 from factory.custody.waves import create_wave
@@ -74,6 +75,7 @@ __all__ = [
     "set_at_needs",
     "stock_spare",
     "store_document",
+    "triage",
     "walk_in_swap",
     "withdraw_spare",
     "witness_destruction",

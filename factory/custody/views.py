@@ -47,6 +47,7 @@ from factory.custody.models import (
 )
 from factory.custody.personalisation import PersonaliseDue, needs_of, personalisation_due
 from factory.custody.pool_views import PoolLevel, low_pools, pool_levels
+from factory.custody.tech_views import HeldDevice, PendingDestruction, held_devices, pending_destructions
 from factory.custody.statuses import (
     ACTIVE_CONSIGNMENT,
     OPEN_ALLOCATION,
@@ -74,6 +75,8 @@ __all__ = [
     "ConsignmentException",
     "ConsignmentItemView",
     "ConsignmentView",
+    "HeldDevice",
+    "PendingDestruction",
     "PoolLevel",
     "DeliveryLine",
     "PersonaliseDue",
@@ -97,10 +100,12 @@ __all__ = [
     "get_party",
     "get_vehicle",
     "get_wave",
+    "held_devices",
     "list_consignments",
     "low_pools",
     "needs_of",
     "open_in_person_allocation",
+    "pending_destructions",
     "pool_levels",
     "personalisation_due",
     "read_document",

@@ -1,0 +1,10 @@
+"""The technicians' workflow pages beyond receive, issue and swap, one module each (mounted by
+api/web/__init__.py)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from api.web import tech_devices
+
+ROUTERS: tuple[APIRouter, ...] = (tech_devices.router,)
