@@ -26,6 +26,10 @@ class LedgerReportPublic(BaseModel):
     head_hash: str | None
     broken_seq: int | None
     reason: str | None
+    signed_size: int = 0  # entries covered by the latest signed tree head
+    unsigned_tail: int = 0  # entries after it
+    heads_checked: int = 0
+    root_hash: str | None = None  # the Merkle root over every entry
 
 
 class CustodyEntryPublic(BaseModel):

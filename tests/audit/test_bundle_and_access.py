@@ -266,3 +266,25 @@ def test_a_bundle_signed_by_a_key_outside_the_site_key_list_fails(bundle) -> Non
     assert result.returncode == 1
     assert "keys/site-keys.json: not a key list the trusted key vouches for" in result.stdout, result.stdout
     assert "not in the site key list" in result.stdout
+
+
+def test_ledger_api_signs_heads_and_serves_proofs(ctx, client, headers) -> None:
+    sanitised_device(ctx, "DEV-L", ("L-M1",))
+    assert client.get("/api/ledger/proofs/DEV-L", headers=headers["auditor"]).status_code == 404  # no head yet
+    assert client.post("/api/ledger/heads", headers=headers["auditor"]).status_code == 403
+    first = client.post("/api/ledger/heads", headers=headers["admin"])
+    assert first.status_code == 201, first.text
+    size = first.json()["tree_size"]
+    move(ctx, sanitised_device(ctx, "DEV-M", ("M-M1",))[0], Event.REDISTRIBUTE, to_custodian="school:9")
+    report = client.get("/api/ledger/verify", headers=headers["auditor"]).json()
+    assert report["ok"] and report["signed_size"] == size and report["unsigned_tail"] > 0
+    assert client.post("/api/ledger/heads", headers=headers["admin"]).status_code == 201
+    proof = client.get("/api/ledger/proofs/DEV-L", headers=headers["auditor"])
+    assert proof.status_code == 200 and len(proof.json()["entries"]) == 3
+    assert client.get("/api/ledger/proofs/DEV-L", headers=headers["technician"]).status_code == 403
+    consistency = client.get("/api/ledger/consistency", params={"old": size}, headers=headers["auditor"])
+    assert consistency.status_code == 200 and consistency.json()["old"]["tree_size"] == size
+    heads = client.get("/api/ledger/heads", headers=headers["auditor"]).json()
+    assert [h["tree_size"] for h in heads] == [size, size + 4]
+    missing = client.get("/api/ledger/consistency", params={"old": 99999}, headers=headers["auditor"])
+    assert missing.status_code == 404 and missing.json()["error"] == "not_found"
