@@ -13,7 +13,14 @@
 #   host_key.pub       the guest's SSH host key (OpenSSH format) for clients to pin
 #   client_key         an OpenSSH private key the guest's root account accepts
 #   client_key.pub
+#   bzImage            the same kernel as iPXE boots it over the network (network boot)
 #   guest.env          KERNEL (file name), KERNEL_VERSION, IP address and markers, for the harness
+#
+# Network boot: when the kernel command line carries df.enrol=URL (the controller's iPXE script puts
+# it there with df.mac= and a one-time df.token=), init takes an address by DHCP on the NIC with that
+# MAC, makes a fresh SSH host key for this boot, starts dropbear and runs /usr/sbin/df-enrol, which
+# posts identity, disks and the host key to the controller. Without df.enrol= the guest is the
+# fixed-address test guest of QEMU's user-mode network (the sanitisation tests).
 # A rebuild is skipped when the inputs (this script, package versions, kernel) are unchanged; the keys
 # are generated once per OUT_DIR and kept across rebuilds so pinned copies stay valid.
 set -euo pipefail
@@ -29,7 +36,7 @@ FAIL_MARKER=DF-GUEST-BOOT-FAILED
 PACKAGES=(busybox-static dropbear-bin nvme-cli hdparm coreutils cpio)
 # coreutils dd, as on a Debian service environment; callers name it /bin/dd because busybox sh runs
 # its own applets for bare names, and busybox dd prints no byte count.
-BINARIES=(/usr/sbin/dropbear /usr/sbin/nvme /usr/sbin/hdparm /bin/dd)
+BINARIES=(/usr/sbin/dropbear /usr/bin/dropbearkey /usr/sbin/nvme /usr/sbin/hdparm /bin/dd)
 # Storage and network drivers the guest needs; their dependencies come from modules.dep. The crypto
 # providers are listed because crc-t10dif and crc64-rocksoft ask for them through request_module,
 # which has no modprobe to answer it inside the guest.
@@ -91,7 +98,7 @@ generate_keys() {
 generate_keys
 DIGEST=$(inputs_digest)
 if [ -f "$OUT/.inputs" ] && [ "$(cat "$OUT/.inputs")" = "$DIGEST" ] \
-  && [ -s "$OUT/initramfs.cpio" ] && [ -s "$OUT/guest.env" ] \
+  && [ -s "$OUT/initramfs.cpio" ] && [ -s "$OUT/guest.env" ] && [ -s "$OUT/bzImage" ] \
   && [ -s "$OUT/$(sed -n 's/^KERNEL=//p' "$OUT/guest.env")" ]; then
   echo "build-guest: up to date in $OUT"
   exit 0
@@ -186,6 +193,80 @@ chmod 600 "$ROOT/etc/dropbear/dropbear_ed25519_host_key"
 cp "$OUT/client_key.pub" "$ROOT/root/.ssh/authorized_keys"
 chmod 600 "$ROOT/root/.ssh/authorized_keys"
 
+mkdir -p "$ROOT/usr/share/udhcpc"
+cat >"$ROOT/usr/share/udhcpc/default.script" <<'EOF'
+#!/bin/sh
+# udhcpc's hook: configure the NIC with the lease, and keep it for the enrolment agent.
+case "$1" in
+  deconfig) ip addr flush dev "$interface"; ip link set "$interface" up ;;
+  bound|renew)
+    ip addr flush dev "$interface"
+    ip addr add "$ip/${mask:-24}" dev "$interface"
+    echo "$ip" > /run/df-address ;;
+esac
+EOF
+chmod 755 "$ROOT/usr/share/udhcpc/default.script"
+
+# The enrolment agent: who this laptop is, what disks it holds, and this boot's host key, posted to
+# the controller with the one-time token from the kernel command line.
+cat >"$ROOT/usr/sbin/df-enrol" <<'EOF'
+#!/bin/sh
+arg() { tr ' ' '\n' < /proc/cmdline | sed -n "s/^$1=//p" | head -n1; }
+esc() { printf '%s' "$1" | tr -d '\000-\037"\\' | sed 's/[[:space:]]*$//'; }
+field() { [ -r "$1" ] && esc "$(cat "$1" 2>/dev/null)"; }
+ENROL=$(arg df.enrol) TOKEN=$(arg df.token) MAC=$(arg df.mac)
+caps_nvme() {
+  out=$(nvme id-ctrl "/dev/$1" 2>/dev/null) || return 0
+  val() { printf '%s\n' "$out" | sed -n "s/^$1[[:space:]]*: *//p" | head -n1; }
+  oacs=$(val oacs); sanicap=$(val sanicap); fna=$(val fna)
+  oacs=$((${oacs:-0})); sanicap=$((${sanicap:-0})); fna=$((${fna:-0}))
+  c=""
+  [ $((oacs & 2)) -ne 0 ] && c="$c\"nvme-format\","
+  [ $((fna & 4)) -ne 0 ] && c="$c\"nvme-format-crypto\","
+  [ $((sanicap & 1)) -ne 0 ] && c="$c\"nvme-sanitize-crypto\","
+  [ $((sanicap & 2)) -ne 0 ] && c="$c\"nvme-sanitize-block\","
+  [ $((sanicap & 4)) -ne 0 ] && c="$c\"nvme-sanitize-overwrite\","
+  printf '%s' "${c%,}"
+}
+caps_ata() {
+  out=$(hdparm -I "/dev/$1" 2>/dev/null) || return 0
+  c=""
+  printf '%s\n' "$out" | grep -q 'supported: enhanced erase' && c="$c\"ata-enhanced-erase\","
+  printf '%s\n' "$out" | grep -q 'SANITIZE feature set' && c="$c\"ata-sanitize\","
+  printf '%s\n' "$out" | grep -q 'CRYPTO_SCRAMBLE_EXT' && c="$c\"ata-sanitize-crypto\","
+  printf '%s' "${c%,}"
+}
+disks=""
+for d in /sys/block/*; do
+  name=${d##*/}
+  case "$name" in loop*|ram*|sr*|dm-*|zram*|md*|nbd*) continue ;; esac
+  size=$(( $(cat "$d/size") * 512 )); [ "$size" -gt 0 ] || continue
+  rot=false; [ "$(cat "$d/queue/rotational" 2>/dev/null)" = 1 ] && rot=true
+  case "$name" in
+    nvme*) ctrl=/sys/class/nvme/${name%n*}; t=nvme; serial=$(field "$ctrl/serial"); model=$(field "$ctrl/model")
+           fw=$(field "$ctrl/firmware_rev"); caps=$(caps_nvme "${name%n*}") ;;
+    mmcblk*) t=mmc; serial=$(field "$d/device/serial"); model=$(field "$d/device/name"); fw=$(field "$d/device/fwrev"); caps="" ;;
+    *) t=sata; readlink -f "$d" | grep -q /usb && t=usb
+       serial=$(esc "$(hdparm -I "/dev/$name" 2>/dev/null | sed -n 's/.*Serial Number: *//p' | head -n1)")
+       model=$(field "$d/device/model"); fw=$(field "$d/device/rev"); caps=$(caps_ata "$name") ;;
+  esac
+  disks="$disks{\"name\":\"$name\",\"serial\":\"$serial\",\"model\":\"$model\",\"size_bytes\":$size,\"firmware\":\"$fw\",\"transport\":\"$t\",\"rotational\":$rot,\"capabilities\":[$caps]},"
+done
+macs=""
+for n in /sys/class/net/*; do [ "${n##*/}" = lo ] || macs="$macs\"$(cat "$n/address")\","; done
+key=$(dropbearkey -y -f /etc/dropbear/boot_host_key | grep '^ssh-ed25519 ' | cut -d' ' -f1,2)
+cat > /run/enrol.json <<JSON
+{"token":"$TOKEN","boot_mac":"$MAC","serial":"$(field /sys/class/dmi/id/product_serial)","vendor":"$(field /sys/class/dmi/id/sys_vendor)","model":"$(field /sys/class/dmi/id/product_name)","macs":[${macs%,}],"disks":[${disks%,}],"host_key":"$key","ssh_port":22}
+JSON
+n=0
+until wget -q -O /run/enrol.out --header 'Content-Type: application/json' --post-file /run/enrol.json "$ENROL"; do
+  n=$((n + 1)); [ $n -lt 3 ] || { echo "DF-ENROL-REFUSED: $(cat /run/enrol.out 2>/dev/null)"; exit 1; }
+  sleep 2
+done
+echo "DF-ENROLLED: $(cat /run/enrol.out)"
+EOF
+chmod 755 "$ROOT/usr/sbin/df-enrol"
+
 cat >"$ROOT/init" <<EOF
 #!/bin/sh
 # Service-environment init: mount, load drivers, configure the network, start dropbear, then idle.
@@ -202,17 +283,41 @@ while read -r mod; do
   insmod "/lib/modules/\$mod" || fail "insmod \$mod"
 done < /etc/guest-modules
 ip link set lo up
-ip link set eth0 up || fail "no eth0"
-ip addr add $GUEST_IP/24 dev eth0
-ip route add default via $GUEST_GW
-# Disks appear asynchronously after the drivers load; SSH is ready only once they are there.
-n=0
-while [ ! -b /dev/nvme0n1 ] || [ ! -b /dev/sda ]; do
-  n=\$((n + 1)); [ \$n -le 100 ] || fail "disks did not appear: \$(ls /dev | tr '\n' ' ')"
-  sleep 0.1
-done
-dropbear -r /etc/dropbear/dropbear_ed25519_host_key -s -g -j -k -p 22 || fail "dropbear"
-echo "$READY_MARKER"
+netboot_nic() {  # the NIC whose MAC the boot token was issued to
+  for n in /sys/class/net/*; do [ "\$(cat \$n/address)" = "\$1" ] && { echo "\${n##*/}"; return; }; done
+}
+if grep -q 'df.enrol=' /proc/cmdline; then
+  mac=\$(tr ' ' '\n' < /proc/cmdline | sed -n 's/^df.mac=//p')
+  n=0
+  while [ -z "\$(netboot_nic "\$mac")" ]; do
+    n=\$((n + 1)); [ \$n -le 100 ] || fail "no NIC with MAC \$mac"; sleep 0.1
+  done
+  nic=\$(netboot_nic "\$mac")
+  ip link set "\$nic" up
+  udhcpc -i "\$nic" -n -q -t 10 -T 2 -s /usr/share/udhcpc/default.script >/dev/null 2>&1 || fail "no DHCP lease on \$nic"
+  # Disks appear asynchronously after the drivers load: wait for one, then let the rest settle.
+  n=0
+  while ! ls /sys/block | grep -qE '^(nvme|sd|mmcblk)'; do
+    n=\$((n + 1)); [ \$n -le 100 ] || fail "no disk appeared"; sleep 0.1
+  done
+  sleep 1
+  dropbearkey -t ed25519 -f /etc/dropbear/boot_host_key >/dev/null 2>&1 || fail "dropbearkey"
+  dropbear -r /etc/dropbear/boot_host_key -s -g -j -k -p 22 || fail "dropbear"
+  echo "$READY_MARKER"
+  df-enrol
+else
+  ip link set eth0 up || fail "no eth0"
+  ip addr add $GUEST_IP/24 dev eth0
+  ip route add default via $GUEST_GW
+  # Disks appear asynchronously after the drivers load; SSH is ready only once they are there.
+  n=0
+  while [ ! -b /dev/nvme0n1 ] || [ ! -b /dev/sda ]; do
+    n=\$((n + 1)); [ \$n -le 100 ] || fail "disks did not appear: \$(ls /dev | tr '\n' ' ')"
+    sleep 0.1
+  done
+  dropbear -r /etc/dropbear/dropbear_ed25519_host_key -s -g -j -k -p 22 || fail "dropbear"
+  echo "$READY_MARKER"
+fi
 trap 'poweroff -f' USR2 TERM
 while :; do sleep 3600 & wait \$!; done
 EOF
@@ -236,6 +341,7 @@ FAIL_MARKER=$FAIL_MARKER
 EOF
 rm -f "$OUT/vmlinux" "$OUT/vmlinuz"
 mv -f "$STAGE/$KERNEL_FILE" "$OUT/$KERNEL_FILE"
+cp "$KERNEL" "$OUT/bzImage.new" && mv -f "$OUT/bzImage.new" "$OUT/bzImage"
 mv -f "$STAGE/initramfs.cpio" "$OUT/initramfs.cpio"
 mv -f "$STAGE/guest.env" "$OUT/guest.env"
 echo "$DIGEST" >"$OUT/.inputs"

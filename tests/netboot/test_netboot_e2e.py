@@ -1,0 +1,96 @@
+"""End to end on a bench network: a QEMU laptop (TCG; an NVMe drive with a serial, full of a known
+"user data" pattern; an e1000 NIC with Debian's iPXE ROM on a bridge inside a network namespace)
+PXE-boots from the dnsmasq the line agent started, gets its iPXE script from the controller,
+boots the service environment, enrols itself with the one-time token, and is driven by the line
+over SSH like a docked device.
+
+One boot, 16 MiB disk: the slow part is TCG itself. SQLite only (the namespace cannot reach the
+host's PostgreSQL); the enrolment logic runs on both databases in test_enrolment.py.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from harness.domain import receive
+from harness.netboot_laptop import factory_on_bench, pxe_laptop
+from harness.netns import bench_network
+from harness.qemu_guest import PATTERN_UNIT, GuestImage, build_guest_image
+from harness.requirements import require_root, require_tool
+from harness.waiting import wait_until
+from sqlmodel import col, select
+
+from factory.intake.media import MediaSpec
+from factory.intake.models import Enrolment
+from factory.intake.views import get_device
+from factory.kernel.context import AppContext
+from factory.kernel.db.engine import session_scope
+from factory.kernel.ledger.verify import verify_ledger
+from factory.kernel.models.certificate import Certificate
+from factory.kernel.models.custody_entry import CustodyEntry
+from factory.kernel.site_keys import load_public_key
+from factory.line.models import Job, JobStatus
+from imaging.certificate import verify_certificate
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]  # slow: a TCG boot over the network
+
+MAC = "52:54:00:0d:f0:01"
+SERIAL = "LT-NB-1"
+NVME = "NV-NB-1"
+DISK_MIB = 16
+
+
+@pytest.fixture
+def database_url(sqlite_template: Path, tmp_path: Path) -> str:
+    target = tmp_path / "factory.db"
+    shutil.copyfile(sqlite_template, target)
+    return f"sqlite:///{target}"
+
+
+@pytest.fixture(scope="module")
+def guest() -> Iterator[GuestImage]:
+    require_root()
+    for tool in ("qemu-system-x86_64", "dnsmasq"):
+        require_tool(tool)
+    yield build_guest_image()
+
+
+def finished_job(ctx: AppContext) -> Job | None:
+    with session_scope(ctx.engine) as s:
+        job = s.exec(select(Job).where(col(Job.status).not_in([JobStatus.QUEUED, JobStatus.RUNNING]))).first()
+        if job is not None:
+            s.expunge(job)
+        return job
+
+
+def test_a_laptop_boots_from_the_network_enrols_and_is_erased_with_a_certificate(
+    ctx: AppContext, guest: GuestImage, tmp_path: Path
+) -> None:
+    receive(ctx, SERIAL, [MediaSpec("nvme", NVME, DISK_MIB << 20)], make="QEMU", model="DF-Laptop")
+    with bench_network() as ns, factory_on_bench(ns, tmp_path, guest) as factory:
+        with pxe_laptop(ns, tmp_path / "laptop", mac=MAC, serial=SERIAL, nvme_serial=NVME, disk_mib=DISK_MIB) as lt:
+            try:
+                job = wait_until(lambda: finished_job(ctx), timeout=300, interval=0.5, message="the laptop's job")
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}\n--- serial ---\n{lt.serial_text()[-3000:]}\n{factory.logs()}") from None
+            console = lt.serial_text()
+    assert "DF-ENROLLED" in console, console[-3000:]
+    assert (job.device_serial, job.pipeline, job.status) == (SERIAL, "sanitise-provision", "held"), job.reason
+    with session_scope(ctx.engine) as s:
+        (enrolment,) = s.exec(select(Enrolment)).all()
+        assert (enrolment.outcome, enrolment.mac, enrolment.dmi_serial) == ("accepted", MAC, SERIAL)
+        assert [d["serial"] for d in json.loads(enrolment.report)["disks"]] == [NVME]
+        device = get_device(s, SERIAL)
+        assert device.state == "sanitised"
+        (cert,) = s.exec(select(Certificate).where(Certificate.device_id == device.id)).all()
+        body = verify_certificate(json.loads(cert.envelope), load_public_key(ctx.settings)).certificate
+        assert body["verification"]["passed"] is True and cert.medium_serial == NVME
+        events = [e.event for e in s.exec(select(CustodyEntry).where(CustodyEntry.device_id == device.id))]
+        assert events == ["receive", "start_sanitise", "sanitised"]
+    disk = (tmp_path / "laptop" / "nvme.img").read_bytes()
+    assert PATTERN_UNIT not in disk, "the user-data pattern survived the erase"
+    assert verify_ledger(ctx.engine).ok
