@@ -150,4 +150,5 @@ def _context(site: str, serial: str, asset_tag: str, entry_hash: str, seq: int) 
         media_source=MediaSource.USER, destination=Destination.INTERNAL_REUSE, data_backed_up=DataBackedUp.NO,
         sanitised_by=person, validated_by=replace(person, name="Bench Validator", title="Validator"),
         custody_previous_entry_sha256=entry_hash, custody_sequence=seq,
+        pre_sanitisation_confidentiality="OFFICIAL", reason_for_sanitisation="returned by its officer",
     )  # fmt: skip

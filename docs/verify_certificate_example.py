@@ -21,7 +21,9 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-FORMAT, SCHEMA_VERSION, ALGORITHM = "device-factory-certificate", 1, "Ed25519"
+FORMAT, ALGORITHM = "device-factory-certificate", "Ed25519"
+SCHEMA_VERSIONS = (1, 2)  # version 1 certificates keep verifying, forever
+CERTIFICATE_TYPES = ("sanitisation", "destruction")  # schema version 2 names its type
 ENVELOPE_FIELDS = ("format", "schema_version", "certificate", "signature")
 SIGNATURE_FIELDS = ("algorithm", "key_fingerprint", "digest_sha256", "value")
 MAX_BYTES = 64 * 1024 * 1024  # far above any real certificate
@@ -80,7 +82,9 @@ def check_envelope(envelope: dict) -> tuple:
         raise ValueError("'format' must be a string and 'schema_version' an integer")
     if any(type(sig[name]) is not str for name in SIGNATURE_FIELDS):
         raise ValueError("every signature field must be a string")
-    if (envelope["format"], envelope["schema_version"], sig["algorithm"]) != (FORMAT, SCHEMA_VERSION, ALGORITHM):
+    if (envelope["format"], sig["algorithm"]) != (FORMAT, ALGORITHM) or envelope[
+        "schema_version"
+    ] not in SCHEMA_VERSIONS:
         raise ValueError("unsupported format, schema version or algorithm")
     return cert, sig
 
@@ -113,6 +117,10 @@ def verify(cert_path: str, key_path: str) -> str:
         raise ValueError("certificate schema_version differs from the envelope's")
     if type(cert_id) is not str or not _is_uuid(cert_id):
         raise ValueError("'certificate.certificate_id' is not a UUID")
+    if version >= 2 and (
+        type(cert.get("certificate_type")) is not str or cert["certificate_type"] not in CERTIFICATE_TYPES
+    ):
+        raise ValueError("'certificate.certificate_type' is not a known type")
     return f"certificate {cert_id} signed by {fingerprint}, SHA-256 {sig['digest_sha256']}"
 
 

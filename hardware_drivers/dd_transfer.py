@@ -7,6 +7,7 @@ Pure functions over numbers and text; running them over SSH is ``remote_commands
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Generic, TypeVar
@@ -87,6 +88,31 @@ def write_argv(
         "oflag=seek_bytes,direct",
         "conv=notrunc,fsync",
     )
+
+
+AES_BLOCK = 16
+
+
+def keystream_write_argv(
+    dd_path: str, key: bytes, device: str, offset: int, length: int, block: int
+) -> tuple[str, ...]:
+    """dd writing the AES-256-CTR keystream of ``key`` over one run, with O_DIRECT and an fsync.
+
+    The keystream is the one ``imaging.patterns`` generates for a ``random`` overwrite (counter
+    block = byte offset / 16), made on the target by ``openssl enc`` encrypting zeros, so any byte
+    can be regenerated here from the recorded key and a read-back can tell it from zeros. openssl
+    ends on SIGPIPE once dd has its count; the pipeline's status is dd's, whose byte count must
+    equal the request (a missing openssl writes nothing and fails the run).
+    """
+    if len(key) != 32:
+        raise ValueError("the keystream key must be 32 bytes (AES-256)")
+    if offset % AES_BLOCK:
+        raise ValueError(f"keystream offsets must be multiples of {AES_BLOCK}, got {offset}")
+    keystream = ("openssl", "enc", "-aes-256-ctr", "-nosalt", "-K", key.hex(), "-iv", f"{offset // AES_BLOCK:032x}")
+    dd = [
+        arg for arg in write_argv(dd_path, RemotePattern.ZEROS, device, offset, length, block) if arg != "if=/dev/zero"
+    ]
+    return ("sh", "-c", f"{shlex.join(keystream)} -in /dev/zero 2>/dev/null | {shlex.join(dd)}")
 
 
 def dd_bytes_written(status: str, block_size: int) -> int:

@@ -38,6 +38,7 @@ from hardware_drivers.dd_transfer import (
     WriteReport,
     check_extent,
     dd_bytes_written,
+    keystream_write_argv,
     last_line,
     read_argv,
     write_argv,
@@ -296,11 +297,14 @@ class SshCommandRunner(Generic[R]):
         length: int | None = None,
         block_size: int = 1 << 20,
         timeout: float = 3600.0,
+        key: bytes | None = None,
     ) -> WriteReport[R]:
         """Overwrite ``[offset, offset + length)`` (default: to the end) with the device's own dd.
 
-        Writes use O_DIRECT and end with an fsync, so success means the device acknowledged every
-        byte. The byte count comes from dd's own status lines and must equal the request.
+        With ``key`` the bytes are the AES-256-CTR keystream of that key (``keystream_write_argv``),
+        which a read-back can check; otherwise ``pattern``'s kernel source. Writes use O_DIRECT and
+        end with an fsync, so success means the device acknowledged every byte. The byte count
+        comes from dd's own status lines and must equal the request.
         """
         if block_size <= 0 or block_size % DIRECT_IO_ALIGNMENT:
             raise ValueError(f"block size must be a positive multiple of {DIRECT_IO_ALIGNMENT}")
@@ -314,7 +318,10 @@ class SshCommandRunner(Generic[R]):
             remaining = timeout - (time.monotonic() - began)
             if remaining <= 0:
                 raise RemoteTimeout(f"overwrite of {device} did not finish within {timeout:g}s")
-            argv = write_argv(self.dd_path, pattern, device, run_offset, run_length, run_block)
+            if key is not None:
+                argv = keystream_write_argv(self.dd_path, key, device, run_offset, run_length, run_block)
+            else:
+                argv = write_argv(self.dd_path, pattern, device, run_offset, run_length, run_block)
             where = f"{device} [{run_offset}, +{run_length})"
             written += self._write_run(argv, where, run_length, run_block, remaining, timeout, records)
         return WriteReport(device, pattern, offset, length, written, time.monotonic() - began, tuple(records))

@@ -1,9 +1,13 @@
 """Signed sanitisation certificates: one per storage medium, built only from a verified erase.
 
-The document carries every field of the NIST SP 800-88 Rev. 1 certificate (section 4.8 /
-Appendix G) plus the engine's evidence (commands with raw status, block range, hidden areas,
-verification). It is signed detached with Ed25519 over its RFC 8785 canonical bytes and wrapped
-in an envelope; ``docs/certificate-format.md`` is the published description of both.
+Schema version 2 follows NIST SP 800-88 Rev. 2 (which withdrew Rev. 1 in September 2025): the
+IEEE 2883-2022 technique and category of the method, the firmware revision and sanitize
+capabilities as probed, each command's raw output and normalised completion status, the
+provenance of a cryptographic erase, a ``validation`` block apart from ``verification``, the
+reason for sanitisation and the data classification, and the people by name with the bench agent
+as the tool. Version 1 certificates keep verifying (``certificate_envelope``). It is signed
+detached with Ed25519 over its RFC 8785 canonical bytes and wrapped in an envelope;
+``docs/certificate-format.md`` is the published description of both, field by field.
 
 This module builds the document and refuses what cannot be certified; the envelope (canonical
 bytes, signing, offline verification, loading) is ``certificate_envelope``, the caller's context
@@ -18,6 +22,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from imaging import certificate_sections as sections
 from imaging.certificate_context import (
     CertificateContext,
     DataBackedUp,
@@ -26,16 +31,17 @@ from imaging.certificate_context import (
     MediaSource,
     Person,
     enum_value,
-    normalised_utc,
     parse_utc,
     utc_iso,
 )
 from imaging.certificate_envelope import (
+    CERTIFICATE_TYPES,
     ENVELOPE_FORMAT,
     HEX_SHA256,
     MAX_ENVELOPE_BYTES,
     SCHEMA_VERSION,
     SIGNATURE_ALGORITHM,
+    SUPPORTED_SCHEMA_VERSIONS,
     VerifiedCertificate,
     canonical_bytes,
     document_field,
@@ -54,14 +60,16 @@ from imaging.certificate_errors import (
     MalformedEnvelopeError,
     UnsupportedEnvelopeError,
 )
-from imaging.result import EraseResult, Technique
+from imaging.result import EraseResult, Level, Technique
 from imaging.signing import SignatureInvalidError
 
 __all__ = [
+    "CERTIFICATE_TYPES",
     "ENVELOPE_FORMAT",
     "MAX_ENVELOPE_BYTES",
     "SCHEMA_VERSION",
     "SIGNATURE_ALGORITHM",
+    "SUPPORTED_SCHEMA_VERSIONS",
     "CertificateContentError",
     "CertificateContext",
     "CertificateError",
@@ -95,7 +103,7 @@ def build_certificate(
     certificate_id: uuid.UUID | None = None,
     issued_at: datetime | None = None,
 ) -> dict[str, Any]:
-    """The unsigned certificate document for one successfully erased and verified medium.
+    """The unsigned certificate document (schema version 2) for one erased, verified and validated medium.
 
     Raises ``CertificateRefusedError`` for any outcome that is not a verified success, and for
     an incomplete context; ``CertificateContentError`` if the result holds values that canonical
@@ -105,8 +113,10 @@ def build_certificate(
     _refuse_incomplete_context(context)
     doc: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
+        "certificate_type": "sanitisation",
         "certificate_id": str(certificate_id or uuid.uuid4()),
         "issued_at": utc_iso(issued_at or datetime.now(UTC), "issued_at"),
+        "standards": sections.standards_section(),
         "organisation": {"name": context.organisation, "site": context.site},
         "device": {
             "manufacturer": context.device.manufacturer,
@@ -115,17 +125,19 @@ def build_certificate(
             "asset_tag": context.device.asset_tag,
             "kind": context.device.kind,
         },
-        "media": _media_section(result, context),
+        "media": sections.media_section(result, context),
+        "reason_for_sanitisation": context.reason_for_sanitisation,
         "confidentiality": {
             "pre_sanitisation": context.pre_sanitisation_confidentiality,
             "post_sanitisation": context.post_sanitisation_confidentiality,
         },
-        "sanitisation": _sanitisation_section(result),
-        "verification": _verification_section(result),
-        "tool": {"name": result.tool_name, "version": result.tool_version, "code_sha256": result.tool_code_sha256},
+        "sanitisation": sections.sanitisation_section(result),
+        "verification": sections.verification_section(result),
+        "validation": sections.validation_section(result, context),
+        "tool": sections.tool_section(result, context),
         "personnel": {
-            "sanitised_by": _person(context.sanitised_by, "sanitised_by"),
-            "validated_by": _person(context.validated_by, "validated_by"),
+            "sanitised_by": sections.person_section(context.sanitised_by, "sanitised_by"),
+            "validated_by": sections.person_section(context.validated_by, "validated_by"),
         },
         "destination": {
             "category": enum_value(Destination, context.destination),
@@ -142,96 +154,9 @@ def build_certificate(
     return doc
 
 
-# --- sections of the document -------------------------------------------------------------------
-
-
-def _media_section(result: EraseResult, context: CertificateContext) -> dict[str, Any]:
-    media = result.media
-    return {
-        "manufacturer": media.manufacturer,
-        "model": media.model,
-        "serial_number": media.serial,
-        "media_type": media.media_type,
-        "source": enum_value(MediaSource, context.media_source),
-        "transport": media.transport,
-        "rotational": media.rotational,
-        "size_bytes": media.size_bytes,
-        "logical_sector_size": media.logical_sector_size,
-        "physical_sector_size": media.physical_sector_size,
-        "path": media.path,
-        "target_kind": media.target_kind,
-    }
-
-
-def _sanitisation_section(result: EraseResult) -> dict[str, Any]:
-    assert result.level_achieved is not None  # refused earlier otherwise
-    hidden = result.hidden_areas
-    return {
-        "level_requested": result.level_requested.value,
-        "level_achieved": result.level_achieved.value,
-        "method": result.method,
-        "technique": result.technique.value,
-        "pattern": result.pattern,
-        "pattern_seed_hex": result.pattern_seed_hex,
-        "passes": result.passes,
-        "started_at": normalised_utc(result.started_at, "started_at"),
-        "ended_at": normalised_utc(result.ended_at, "ended_at"),
-        "bytes_written": result.bytes_written,
-        "block_range": {
-            "first_lba": result.first_lba,
-            "last_lba": result.last_lba,
-            "sector_size": result.media.logical_sector_size,
-        },
-        "hidden_areas": {
-            "hpa_present_before": hidden.hpa_present_before,
-            "hpa_present_after": hidden.hpa_present_after,
-            "dco_present": hidden.dco_present,
-            "native_max_sectors": hidden.native_max_sectors,
-            "note": hidden.note,
-        },
-        "commands": [
-            {
-                "argv": list(cmd.argv),
-                "returncode": cmd.returncode,
-                "stdout": cmd.stdout,
-                "stderr": cmd.stderr,
-                "started_at": normalised_utc(cmd.started_at, "command started_at"),
-                "ended_at": normalised_utc(cmd.ended_at, "command ended_at"),
-            }
-            for cmd in result.commands
-        ],
-    }
-
-
-def _verification_section(result: EraseResult) -> dict[str, Any]:
-    verification = result.verification
-    assert verification is not None  # refused earlier otherwise
-    return {
-        "mode": verification.mode.value,
-        "expected_pattern": verification.expected_pattern,
-        "seed_hex": verification.seed_hex,
-        "bytes_read": verification.bytes_read,
-        "coverage": verification.coverage,
-        "subsections": verification.subsections,
-        "locations": verification.locations,
-        "mismatches": verification.mismatches,
-        "first_mismatch_offset": verification.first_mismatch_offset,
-        "passed": verification.passed,
-    }
-
-
-def _person(person: Person, role: str) -> dict[str, Any]:
-    return {
-        "name": person.name,
-        "title": person.title,
-        "organisation": person.organisation,
-        "location": person.location,
-        "contact": person.contact,
-        "date": utc_iso(person.date, f"{role}.date"),
-    }
-
-
 # --- refusal rules ------------------------------------------------------------------------------
+
+_RANK = {Level.CLEAR: 1, Level.PURGE: 2, Level.DESTROY: 3}
 
 
 def _refuse_unless_certifiable(result: EraseResult) -> None:
@@ -250,6 +175,10 @@ def _refuse_unless_certifiable(result: EraseResult) -> None:
         raise CertificateRefusedError(f"verification coverage {verification.coverage!r} is not in (0, 1]")
     if result.level_achieved is None:
         raise CertificateRefusedError("erase result achieved no sanitisation level")
+    if _RANK[result.level_achieved] < _RANK[result.level_requested]:
+        raise CertificateRefusedError(
+            f"erase achieved {result.level_achieved}, less than the {result.level_requested} requested"
+        )
     if result.technique is Technique.OVERWRITE and result.bytes_written <= 0:
         raise CertificateRefusedError("overwrite reports success but wrote no bytes")
     if result.first_lba < 0 or result.last_lba < result.first_lba:
@@ -271,6 +200,8 @@ def _refuse_incomplete_context(context: CertificateContext) -> None:
         "device.model": context.device.model,
         "device.serial_number": context.device.serial_number,
         "device.kind": context.device.kind,
+        "reason_for_sanitisation": context.reason_for_sanitisation,
+        "pre_sanitisation_confidentiality": context.pre_sanitisation_confidentiality,
     }
     for role in ("sanitised_by", "validated_by"):
         person: Person = getattr(context, role)

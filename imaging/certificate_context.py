@@ -41,6 +41,7 @@ class Person:
     location: str
     contact: str
     date: datetime  # timezone-aware; recorded in UTC
+    account: str | None = None  # the signed-in account that acted (None: no account, e.g. a loose-media wipe)
 
 
 @dataclass(frozen=True)
@@ -67,10 +68,13 @@ class CertificateContext:
     sanitised_by: Person
     validated_by: Person
     destination_detail: str | None = None  # required when destination is OTHER
-    pre_sanitisation_confidentiality: str | None = None
+    pre_sanitisation_confidentiality: str | None = None  # the data classification (required since v2)
     post_sanitisation_confidentiality: str | None = None
     custody_previous_entry_sha256: str | None = None  # hex SHA-256 of the ledger entry this extends
     custody_sequence: int | None = None
+    # Schema version 2: why the medium was sanitised, and the bench agent or host that ran the tool.
+    reason_for_sanitisation: str = ""
+    tool_agent: str | None = None
 
 
 def enum_value(enum_type: type[StrEnum], value: object) -> str:

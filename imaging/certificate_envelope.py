@@ -30,7 +30,9 @@ from imaging.certificate_errors import (
 )
 
 ENVELOPE_FORMAT = "device-factory-certificate"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # what is issued now; every version in SUPPORTED_SCHEMA_VERSIONS verifies, forever
+SUPPORTED_SCHEMA_VERSIONS = (1, 2)
+CERTIFICATE_TYPES = ("sanitisation", "destruction")  # schema version 2's ``certificate_type``
 SIGNATURE_ALGORITHM = "Ed25519"
 MAX_ENVELOPE_BYTES = 64 * 1024 * 1024  # a certificate with full command output stays far below this
 
@@ -101,6 +103,8 @@ def verify_certificate(envelope: Mapping[str, Any], public_key: Ed25519PublicKey
     certificate_id = certificate.get("certificate_id")
     if not isinstance(certificate_id, str) or not _is_uuid(certificate_id):
         raise MalformedEnvelopeError("malformed envelope: 'certificate.certificate_id' is not a UUID")
+    if version >= 2 and certificate.get("certificate_type") not in CERTIFICATE_TYPES:
+        raise MalformedEnvelopeError("malformed envelope: 'certificate.certificate_type' is not a known type")
     return VerifiedCertificate(
         certificate_id=certificate_id,
         key_fingerprint=expected_fingerprint,
@@ -178,7 +182,7 @@ def _check_shape(envelope: Any) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
 def _check_versions(envelope: Mapping[str, Any], signature: Mapping[str, Any]) -> None:
     if envelope["format"] != ENVELOPE_FORMAT:
         raise UnsupportedEnvelopeError(f"unsupported format {envelope['format']!r}")
-    if envelope["schema_version"] != SCHEMA_VERSION:
+    if envelope["schema_version"] not in SUPPORTED_SCHEMA_VERSIONS:
         raise UnsupportedEnvelopeError(f"unsupported schema version {envelope['schema_version']}")
     if signature["algorithm"] != SIGNATURE_ALGORITHM:
         raise UnsupportedEnvelopeError(f"unsupported signature algorithm {signature['algorithm']!r}")

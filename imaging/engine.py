@@ -18,6 +18,7 @@ from imaging.blockio import TargetIO
 from imaging.commands import CommandRunner, RecordingRunner, SubprocessRunner, utc_now
 from imaging.errors import EraseFailure, TargetRefused
 from imaging.hidden_areas import restore_native_max
+from imaging.ieee2883 import firmware_revision, probed_capabilities
 from imaging.methods import FirmwareContext, FirmwareMethod, OverwriteMethod
 from imaging.overwrite_pass import DEFAULT_CHUNK, write_pass
 from imaging.patterns import Pattern, make_pattern
@@ -277,6 +278,8 @@ def _result(outcome: _Outcome, recorder: RecordingRunner) -> EraseResult:
         residual_risk=tuple(outcome.residual),
         io_mode=outcome.io_mode,
         notes=tuple(outcome.notes),
+        firmware_revision=firmware_revision(probe),
+        sanitize_capabilities=probed_capabilities(probe),
     )
 
 

@@ -3,7 +3,8 @@ command channel, producing the very same ``EraseResult`` as a local erase.
 
 The probe, the planner, the method modules, the sample plan and the result assembly are the
 engine's own; only the I/O path differs: firmware commands run on the remote through the command
-seam, the overwrite uses the remote's own ``dd`` (zeros) and the read-back runs there in batches.
+seam, the overwrite uses the remote's own ``dd`` (fed, for the default keyed random pattern, by the
+remote's ``openssl`` with the recorded key) and the read-back runs there in batches.
 
 One addition to the local flow: a firmware method that the drive refuses outright, provably
 starting nothing (``FirmwareRejected``: an NVMe Invalid Command Opcode, a SECURITY SET PASSWORD
@@ -32,8 +33,10 @@ from imaging.remote_verify import fingerprint_remote, sampled_pieces, verify_rem
 from imaging.result import CommandRecord, EraseResult, HiddenAreaStatus, Level, VerifyMode
 
 FLASH_RESIDUAL = "flash medium overwritten: remapped/over-provisioned cells not reached"
-LOCAL_ONLY_PATTERNS = ("ones", "random")  # the remote dd writes /dev/zero only
-REMOTE_OVERWRITE = "zeros"  # so auto's overwrite here is zeros, unlike a local erase's keyed random
+LOCAL_ONLY_PATTERNS = ("ones",)  # the remote writes zeros or the keyed AES-CTR stream
+# auto's overwrite, as a local erase's: a keyed random stream a medium cannot fake by dropping
+# writes and reading back zeros (the key is recorded on the certificate and checked by read-back)
+REMOTE_OVERWRITE = "random"
 MIN_WRITE_STEP = 256 << 20  # bytes per remote dd run: progress and cancel between runs
 MAX_WRITE_RUNS = 64  # on large disks the step grows so the certificate lists at most this many runs
 MIN_WRITE_TIMEOUT = 600.0
@@ -57,9 +60,16 @@ class RemoteBlockAccess(Protocol):
     def run(self, argv: Sequence[str], timeout: float) -> CommandRecord: ...
 
     def write_pattern(
-        self, device: str, *, offset: int = 0, length: int | None = None, timeout: float = 3600.0
+        self,
+        device: str,
+        *,
+        offset: int = 0,
+        length: int | None = None,
+        timeout: float = 3600.0,
+        key: bytes | None = None,
     ) -> RemoteWrite:
-        """Overwrite ``[offset, offset + length)`` with zeros using the device's own tools."""
+        """Overwrite ``[offset, offset + length)`` using the device's own tools: zeros, or with
+        ``key`` the AES-256-CTR keystream of ``imaging.patterns`` for that key."""
         ...
 
     def device_size(self, device: str) -> int: ...
@@ -92,7 +102,7 @@ def erase_remote(
     returns ``EraseResult(ok=False, ...)`` for every failure after that.
     """
     if method in LOCAL_ONLY_PATTERNS:
-        raise PlanError(f"a remote overwrite writes zeros with the device's own dd; {method!r} is local only")
+        raise PlanError(f"a remote overwrite writes zeros or a keyed random stream; {method!r} is local only")
     probe = probe_remote(access, device, access.device_size)
     probe.refuse_if_unsafe()
     plan = make_plan(probe, Level(level), method, overwrite=REMOTE_OVERWRITE)
@@ -183,7 +193,8 @@ def _overwrite(
                 "erase it locally or remove the HPA first"
             )
         outcome.hidden = HiddenAreaStatus(False, False, None, probe.hpa.native_sectors, "no HPA")
-    pattern = make_pattern("zeros")
+    assert isinstance(outcome.plan.method, OverwriteMethod)
+    pattern = make_pattern(outcome.plan.method.pattern)
     outcome.pattern, outcome.pattern_label = pattern, pattern.name
     size = probe.size_bytes
     step = max(MIN_WRITE_STEP, math.ceil(size / MAX_WRITE_RUNS / (1 << 20)) << 20)
@@ -194,7 +205,7 @@ def _overwrite(
         length = min(step, size - offset)
         timeout = max(MIN_WRITE_TIMEOUT, length / ASSUMED_MIN_WRITE_RATE)
         try:
-            report = access.write_pattern(probe.path, offset=offset, length=length, timeout=timeout)
+            report = access.write_pattern(probe.path, offset=offset, length=length, timeout=timeout, key=pattern.key)
         except Exception as exc:
             raise EraseFailure(f"remote overwrite failed: {exc}", offset) from exc
         recorder.extend(report.records)

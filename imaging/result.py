@@ -114,6 +114,8 @@ class EraseResult:
     residual_risk: tuple[str, ...] = ()
     io_mode: str | None = None  # "direct" (O_DIRECT) or "buffered+fdatasync" (filesystem refused O_DIRECT)
     notes: tuple[str, ...] = ()  # planner and firmware remarks (methods skipped and why, status lines)
+    firmware_revision: str | None = None  # as the medium reported it when probed (NVMe/ATA identify)
+    sanitize_capabilities: tuple[str, ...] = ()  # firmware sanitisation commands advertised when probed
 
 
 @dataclass(kw_only=True)

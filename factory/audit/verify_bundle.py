@@ -96,10 +96,10 @@ def verify_certificate(envelope: Any, key: Ed25519PublicKey, key_fp: str) -> dic
     cert, sig = envelope["certificate"], envelope["signature"]
     if not isinstance(cert, dict) or not isinstance(sig, dict) or set(sig) != SIGNATURE_FIELDS:
         raise ValueError("malformed certificate or signature member")
-    expected = ("device-factory-certificate", 1, "Ed25519")
     if type(envelope["schema_version"]) is not int:  # 1.0 == 1 and True == 1 in Python
         raise ValueError("schema_version is not an integer")
-    if (envelope["format"], envelope["schema_version"], sig["algorithm"]) != expected:
+    known = envelope["schema_version"] in (1, 2)  # version 1 certificates keep verifying
+    if (envelope["format"], sig["algorithm"]) != ("device-factory-certificate", "Ed25519") or not known:
         raise ValueError("unsupported format, schema version or signature algorithm")
     if sig["key_fingerprint"] != key_fp:
         raise ValueError(f"signed by key {sig['key_fingerprint']}, not {key_fp}")
@@ -113,8 +113,11 @@ def verify_certificate(envelope: Any, key: Ed25519PublicKey, key_fp: str) -> dic
         key.verify(signature, payload)
     except InvalidSignature:
         raise ValueError(f"signature invalid for key {key_fp}") from None
-    if type(cert.get("schema_version")) is not int or cert["schema_version"] != 1:
-        raise ValueError("certificate schema_version is not the integer 1")
+    if type(cert.get("schema_version")) is not int or cert["schema_version"] != envelope["schema_version"]:
+        raise ValueError("certificate schema_version differs from the envelope's")
+    kind = cert.get("certificate_type")
+    if cert["schema_version"] >= 2 and (type(kind) is not str or kind not in ("sanitisation", "destruction")):
+        raise ValueError("certificate certificate_type is not a known type")
     cert_id = cert.get("certificate_id")
     if not isinstance(cert_id, str) or str(uuid.UUID(cert_id)) != cert_id:  # uuid.UUID raises ValueError
         raise ValueError("certificate certificate_id is not a UUID")

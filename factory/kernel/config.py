@@ -6,7 +6,9 @@
 checking it again (see ``factory/identity/token_cache.py``); ``factory/kernel/capacity.py`` reads
 the admission queue and database pool sizes; ``FACTORY_TOKEN_DAYS`` is how long a
 newly issued API token works (1-3650 days, default 90); ``FACTORY_METRICS_TOKEN_FILE`` names a
-file holding a token that may read ``/metrics`` and nothing else (api/routes/metrics.py).
+file holding a token that may read ``/metrics`` and nothing else (api/routes/metrics.py);
+``FACTORY_ORGANISATION`` and ``FACTORY_DATA_CLASSIFICATION`` are what certificates state about who
+sanitised and what the data was (``FACTORY_SITE`` names the site).
 """
 
 from __future__ import annotations
@@ -21,6 +23,10 @@ from factory.kernel.capacity import Capacity, load_capacity
 
 TOKEN_CACHE_SECONDS = 2.0  # default bound on how late a token revocation or role change takes effect
 TOKEN_DAYS = 90  # default lifetime of a newly issued API token
+# Certificates name the organisation and site from configuration; a real line refuses to start
+# under this placeholder (FACTORY_ORGANISATION must name the force).
+DEFAULT_ORGANISATION = "device-factory"
+DEFAULT_DATA_CLASSIFICATION = "OFFICIAL"  # UK Government Security Classification of returned devices' data
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,8 @@ class Settings:
     capacity: Capacity = field(default_factory=Capacity)  # admission queue and database pool
     token_days: int = TOKEN_DAYS
     metrics_token_file: Path | None = None  # a scrape-only token for /metrics
+    organisation: str = DEFAULT_ORGANISATION  # FACTORY_ORGANISATION: who signs certificates
+    data_classification: str = DEFAULT_DATA_CLASSIFICATION  # FACTORY_DATA_CLASSIFICATION
 
     @property
     def keys_dir(self) -> Path:
@@ -72,6 +80,8 @@ def load_settings() -> Settings:
         capacity=load_capacity(),
         token_days=_days("FACTORY_TOKEN_DAYS", TOKEN_DAYS),
         metrics_token_file=Path(raw) if (raw := os.environ.get("FACTORY_METRICS_TOKEN_FILE", "").strip()) else None,
+        organisation=os.environ.get("FACTORY_ORGANISATION", "").strip() or DEFAULT_ORGANISATION,
+        data_classification=os.environ.get("FACTORY_DATA_CLASSIFICATION", "").strip() or DEFAULT_DATA_CLASSIFICATION,
     )
 
 

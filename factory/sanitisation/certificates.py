@@ -13,6 +13,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from factory.kernel.config import Settings
 from factory.kernel.models.device import Device
 from factory.kernel.site_keys import make_verifier  # re-exported for older callers; prefer SiteKeys
 from imaging import certificate as document
@@ -22,25 +23,38 @@ from imaging.result import EraseResult
 
 @dataclass(frozen=True)
 class Staff:
-    """Who sanitised or validated; empty fields default to the site (see :func:`person`)."""
+    """Who sanitised or validated: a person, named by their signed-in ``account`` where they have
+    one; empty fields default to the organisation and site (see :func:`person`)."""
 
     name: str
     title: str = "Bench technician"
     organisation: str = ""
     location: str = ""
     contact: str = ""
+    account: str | None = None
 
 
-def person(staff: Staff, site: str, when: datetime) -> document.Person:
-    """The certificate's record of ``staff`` at ``site``, dated ``when``."""
+def person(staff: Staff, site: str, when: datetime, organisation: str | None = None) -> document.Person:
+    """The certificate's record of ``staff`` at ``site`` of ``organisation``, dated ``when``."""
     return document.Person(
         name=staff.name,
         title=staff.title,
-        organisation=staff.organisation or site,
+        organisation=staff.organisation or organisation or site,
         location=staff.location or site,
         contact=staff.contact or f"{staff.name}@{site}",
         date=when,
+        account=staff.account,
     )
+
+
+def signed_in(account: str, title: str) -> Staff:
+    """The person behind a signed-in account, as a certificate names them."""
+    return Staff(account, title=title, account=account)
+
+
+# Why a medium is sanitised, as the certificate states it (derived from the device's custody).
+REASON_USED = "returned after use: the device held user data and leaves it behind before reuse or disposal"
+REASON_HOST = "organisational host asset sanitised before reuse or disposal"
 
 
 @dataclass(frozen=True)
@@ -51,6 +65,21 @@ class Signatories:
     validator: Staff
     destination: Destination = Destination.INTERNAL_REUSE
     data_backed_up: DataBackedUp = DataBackedUp.UNKNOWN
+    reason: str | None = None  # None: derived from the medium's source (REASON_USED / REASON_HOST)
+    agent: str | None = None  # the bench agent or host that ran the tool
+
+
+@dataclass(frozen=True)
+class Issuer:
+    """Who issues: the organisation and site from configuration, and the data classification."""
+
+    organisation: str
+    site: str
+    classification: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Issuer:
+        return cls(settings.organisation, settings.site_name, settings.data_classification)
 
 
 def sign_erasure(
@@ -60,7 +89,7 @@ def sign_erasure(
     signatories: Signatories,
     key: Ed25519PrivateKey,
     *,
-    site: str,
+    issuer: Issuer,
     issued_at: datetime,
     custody: tuple[str, int] | None = None,
 ) -> dict[str, Any]:
@@ -69,17 +98,23 @@ def sign_erasure(
     :raises imaging.certificate.CertificateError: the result is not a verified success, or the
         context is incomplete; nothing was signed.
     """
+    site, organisation = issuer.site, issuer.organisation
+    reason = signatories.reason or (REASON_USED if media_source == MediaSource.USER else REASON_HOST)
     context = document.CertificateContext(
-        organisation=site,
+        organisation=organisation,
         site=site,
         device=device,
         media_source=media_source,
         destination=signatories.destination,
         data_backed_up=signatories.data_backed_up,
-        sanitised_by=person(signatories.operator, site, issued_at),
-        validated_by=person(signatories.validator, site, issued_at),
+        sanitised_by=person(signatories.operator, site, issued_at, organisation),
+        validated_by=person(signatories.validator, site, issued_at, organisation),
+        pre_sanitisation_confidentiality=issuer.classification,
+        post_sanitisation_confidentiality="unclassified (no data remains)",
         custody_previous_entry_sha256=custody[0] if custody else None,
         custody_sequence=custody[1] if custody else None,
+        reason_for_sanitisation=reason,
+        tool_agent=signatories.agent,
     )
     return document.sign_certificate(document.build_certificate(result, context, issued_at=issued_at), key)
 
@@ -103,4 +138,16 @@ def with_medium_serial(result: EraseResult, serial: str, model: str | None) -> E
     return replace(result, media=media)
 
 
-__all__ = ["Signatories", "Staff", "device_info", "make_verifier", "person", "sign_erasure", "with_medium_serial"]
+__all__ = [
+    "REASON_HOST",
+    "REASON_USED",
+    "Issuer",
+    "Signatories",
+    "Staff",
+    "device_info",
+    "make_verifier",
+    "person",
+    "sign_erasure",
+    "signed_in",
+    "with_medium_serial",
+]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import socket
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 from factory.kernel import clock
 from factory.kernel.config import Settings
 from factory.kernel.site_keys import load_private_key
-from factory.sanitisation.certificates import Signatories, Staff, sign_erasure
+from factory.sanitisation.certificates import Issuer, Signatories, Staff, sign_erasure
 from factory.sanitisation.errors import WipeFailed
 from imaging.certificate import CertificateError, Destination, DeviceInfo, MediaSource, dumps_envelope
 from imaging.engine import ProgressCallback, erase
@@ -66,14 +67,19 @@ def run_wipe(
         kind="loose-media",
         asset_tag=asset_tag,
     )
-    signatories = Signatories(Staff(who, title="Technician"), Staff(validator or who, title="Technician"), dest)
+    staff = (Staff(who, title="Technician"), Staff(validator or who, title="Technician"))
+    signatories = Signatories(*staff, dest, reason=WIPE_REASON, agent=f"factory wipe on {socket.gethostname()}")
     try:
+        issuer = Issuer.from_settings(settings)
         envelope = sign_erasure(
-            result, device, MediaSource.USER, signatories, key, site=settings.site_name, issued_at=clock.now()
+            result, device, MediaSource.USER, signatories, key, issuer=issuer, issued_at=clock.now()
         )
     except CertificateError as exc:
         raise WipeFailed(f"erase verified but not certifiable: {exc}") from exc
     return result, envelope
+
+
+WIPE_REASON = "loose medium sanitised with 'factory wipe' before reuse or disposal"
 
 
 def write_certificate(envelope: dict[str, Any], path: Path) -> None:

@@ -21,6 +21,7 @@ with the one failure path; the line calls the three steps inside its own leased 
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -28,26 +29,21 @@ from typing import Any, NamedTuple
 from sqlmodel import Session, select
 
 from factory.intake.service import get_device
-from factory.kernel import clock
 from factory.kernel.config import Settings
 from factory.kernel.context import AppContext
 from factory.kernel.db.engine import session_scope
-from factory.kernel.errors import Conflict, FactoryError, GuardRefused
+from factory.kernel.errors import FactoryError, GuardRefused
 from factory.kernel.lifecycle.guards import CertificateVerifier
 from factory.kernel.lifecycle.states import Event, State
 from factory.kernel.lifecycle.transition import TransitionRequest, change_state
-from factory.kernel.models.certificate import Certificate
-from factory.kernel.models.custody_entry import CustodyEntry
 from factory.kernel.models.device import Device, StorageMedium
-from factory.kernel.site_keys import load_private_key
 from factory.sanitisation.certificates import (
     Signatories,
     Staff,
-    device_info,
     person,
-    sign_erasure,
-    with_medium_serial,
+    signed_in,
 )
+from factory.sanitisation.certify import certify_medium, record_certificate
 from factory.sanitisation.errors import EraseFailed, RemoteUnavailable, RoundLeft
 from factory.sanitisation.local_wipe import run_wipe, write_certificate
 from factory.sanitisation.remote import (
@@ -62,7 +58,7 @@ from factory.sanitisation.remote import (
     target_label,
 )
 from hardware_drivers.remote_commands import RemoteCommandError, SshTarget
-from imaging.certificate import CertificateError, DataBackedUp, Destination, MediaSource, dumps_envelope
+from imaging.certificate import Destination
 from imaging.errors import ImagingError
 from imaging.result import EraseResult, Level, VerifyMode
 
@@ -169,6 +165,7 @@ def certify_round(
             validator=signatories.validator,
             destination=signatories.destination,
             data_backed_up=signatories.data_backed_up,
+            agent=signatories.agent,
         )
         cert_ids.append(cert.id)
     if before_close is not None:
@@ -188,84 +185,6 @@ def fail_round(
         return device.state
     _record(session, round_.device_id, Event.FAIL, origin, reason=reason, **evidence)
     return State.SANITISE_FAILED.value
-
-
-def certify_medium(
-    session: Session,
-    settings: Settings,
-    *,
-    device: Device,
-    medium: StorageMedium,
-    result: EraseResult,
-    operator: Staff,
-    validator: Staff,
-    destination: Destination = Destination.INTERNAL_REUSE,
-    data_backed_up: DataBackedUp = DataBackedUp.UNKNOWN,
-) -> Certificate:
-    """Sign and store the certificate of one medium erased in the device's open round.
-
-    :raises GuardRefused: the device is in no erase round, or the result is not certifiable.
-    :raises Conflict: the medium or the result belongs to another device or medium.
-    """
-    if device.state != State.SANITISING or device.erase_round_seq is None:
-        raise GuardRefused(f"device {device.serial} is not in an erase round (state '{device.state}')")
-    if medium.device_id != device.id:
-        raise Conflict(f"medium {medium.serial} is not recorded on device {device.serial}")
-    opened = session.exec(select(CustodyEntry).where(CustodyEntry.seq == device.erase_round_seq)).one()
-    now = clock.now()
-    if result.media.serial not in (None, medium.serial):
-        raise Conflict(f"erase result is for medium {result.media.serial}, not {medium.serial}")
-    source = MediaSource.USER if device.user_data_since_seq is not None else MediaSource.HOST
-    try:
-        envelope = sign_erasure(
-            with_medium_serial(result, medium.serial, medium.model),
-            device_info(device),
-            source,
-            Signatories(operator, validator, destination, data_backed_up),
-            load_private_key(settings),
-            site=settings.site_name,
-            issued_at=now,
-            custody=(opened.entry_hash, opened.seq),
-        )
-    except CertificateError as exc:
-        raise GuardRefused(f"medium {medium.serial}: no certificate: {exc}") from exc
-    return record_certificate(session, device=device, medium=medium, envelope=envelope, erase_round_seq=opened.seq)
-
-
-def record_certificate(
-    session: Session,
-    *,
-    device: Device,
-    medium: StorageMedium,
-    envelope: Mapping[str, Any],
-    erase_round_seq: int,
-) -> Certificate:
-    """Store an issued certificate; the envelope text is kept byte-for-byte as signed.
-
-    :raises Conflict: the certificate names another device or medium.
-    """
-    doc = envelope["certificate"]
-    if doc["media"]["serial_number"] != medium.serial or doc["device"]["serial_number"] != device.serial:
-        raise Conflict(f"certificate {doc['certificate_id']} does not name {device.serial}/{medium.serial}")
-    row = Certificate(
-        id=doc["certificate_id"],
-        device_id=device.id or 0,
-        medium_id=medium.id or 0,
-        device_serial=device.serial,
-        medium_serial=medium.serial,
-        asset_tag=device.asset_tag,
-        erase_round_seq=erase_round_seq,
-        level=doc["sanitisation"]["level_achieved"],
-        method=doc["sanitisation"]["method"],
-        destination=doc["destination"]["category"],
-        digest_sha256=envelope["signature"]["digest_sha256"],
-        key_fingerprint=envelope["signature"]["key_fingerprint"],
-        issued_at=doc["issued_at"],
-        envelope=dumps_envelope(envelope).decode("utf-8"),
-    )
-    session.add(row)
-    session.flush()
-    return row
 
 
 # ------------------------------------------------------------------ the flow for paths without a lease
@@ -356,9 +275,10 @@ def sanitise_remote(
     """
     label = target_label(target)
     signatories = Signatories(
-        operator or Staff(actor, title="Bench technician"),
-        validator or Staff(actor, title="Automated validation (read-back verification)"),
+        operator or signed_in(actor, "Bench technician"),
+        validator or signed_in(actor, "Validator (approved the remote erase)"),
         destination,
+        agent=f"remote erase over SSH from {socket.gethostname()}",
     )
     try:
         access, disks = connect_channel(target, access_factory)

@@ -1,7 +1,9 @@
 """NVMe Format NVM with Secure Erase Settings: SES=2 crypto erase, SES=1 user data erase.
 
-NIST SP 800-88 Rev. 1 lists both as Purge for NVMe; IEEE 2883 rates them lower, which the result
-records as a caveat.
+NIST SP 800-88 Rev. 1 listed both as Purge for NVMe. Rev. 2 leaves technique to IEEE 2883-2022,
+which takes Purge on NVMe from the Sanitize command; a Format is labelled Purge here only when
+what it does qualifies: a cryptographic erase (SES=2) that the controller applies to every
+namespace (FNA bit 1), so no namespace keeps data under a surviving key. Any other Format is Clear.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from imaging.result import Level, Technique
 
 FORMAT_TIMEOUT = 4 * 3600.0
 IEEE_NOTE = "IEEE 2883 prefers NVMe Sanitize to Format for Purge"
+# FNA bit 1: a secure erase by Format applies to all namespaces of the controller.
+FNA_SECURE_ERASE_ALL_NAMESPACES = 1 << 1
+CLEAR_NOTE = "Format NVM is Clear per IEEE 2883 unless it is a crypto erase applied to every namespace"
 
 
 class NvmeFormat(FirmwareMethod):
@@ -38,7 +43,9 @@ class NvmeFormat(FirmwareMethod):
             return Support.no(f"controller FNA {ctrl.fna:#x} lacks crypto erase in Format")
         if probe.sanitize_log is not None and probe.sanitize_log.state is SanitizeState.FAILED:
             return Support.no("the last sanitize failed: the controller accepts only a new sanitize")
-        return Support.yes(Level.PURGE, IEEE_NOTE)
+        if self.ses == 2 and ctrl.fna & FNA_SECURE_ERASE_ALL_NAMESPACES:
+            return Support.yes(Level.PURGE, IEEE_NOTE)
+        return Support.yes(Level.CLEAR, CLEAR_NOTE)
 
     def expectation(self, probe: Probe) -> FirmwareExpectation:
         return vendor_or_zeros(probe, self.name)

@@ -93,8 +93,8 @@ def envelope_forgeries(envelope: dict[str, Any]) -> Iterator[Variant]:
     other_bits = sig["value"][:-3] + last + sig["value"][-2:]
     changes: list[tuple[tuple, Any]] = [
         (("format",), "device-factory-certificate-v0"), (("format",), None), (("format",), [envelope["format"]]),
-        (("schema_version",), 1.0), (("schema_version",), True), (("schema_version",), "1"), (("schema_version",), 2),
-        (("schema_version",), 0), (("schema_version",), None), (("schema_version",), [1]),
+        (("schema_version",), 2.0), (("schema_version",), True), (("schema_version",), "2"), (("schema_version",), 1),
+        (("schema_version",), 3), (("schema_version",), 0), (("schema_version",), None), (("schema_version",), [2]),
         (("certificate",), []), (("certificate",), None), (("certificate",), "{}"), (("signature",), []),
         (("signature", "algorithm"), "ed25519"), (("signature", "algorithm"), "EdDSA"), (("signature", "algorithm"), 1),
         (("signature", "key_fingerprint"), sig["key_fingerprint"] + "="), (("signature", "key_fingerprint"), None),
@@ -154,13 +154,16 @@ def encoding_forgeries(envelope: dict[str, Any]) -> Iterator[Variant]:
 def resigned_forgeries(envelope: dict[str, Any], key: Ed25519PrivateKey) -> Iterator[Variant]:
     """Content the format forbids, signed with the site key (the signature itself verifies)."""
     cert = envelope["certificate"]
-    for how, change in (("schema_version=2", 2), ('schema_version="1"', "1"), ("schema_version=true", True)):
+    for how, change in (("schema_version=1", 1), ('schema_version="2"', "2"), ("schema_version=true", True)):
         yield f"resigned:{how}", _signed(envelope, {**cert, "schema_version": change}, key)
+    for how, kind in (("type-unknown", "erasure"), ("type-null", None), ("type-list", ["sanitisation"])):
+        yield f"resigned:{how}", _signed(envelope, {**cert, "certificate_type": kind}, key)
+    yield "resigned:type-missing", _signed(envelope, {k: v for k, v in cert.items() if k != "certificate_type"}, key)
     for how, cid in (("id-upper", cert["certificate_id"].upper()), ("id-not-uuid", "cert-1"), ("id-int", 1)):
         yield f"resigned:{how}", _signed(envelope, {**cert, "certificate_id": cid}, key)
     yield "resigned:id-missing", _signed(envelope, {k: v for k, v in cert.items() if k != "certificate_id"}, key)
-    # Same canonical bytes as the genuine document (JCS writes 1.0 as 1), so the signature is intact.
-    yield "certificate.schema_version=1.0", emit(replaced(envelope, ("certificate", "schema_version"), 1.0)).encode()
+    # Same canonical bytes as the genuine document (JCS writes 2.0 as 2), so the signature is intact.
+    yield "certificate.schema_version=2.0", emit(replaced(envelope, ("certificate", "schema_version"), 2.0)).encode()
 
 
 def _signed(envelope: dict[str, Any], cert: dict[str, Any], key: Ed25519PrivateKey) -> bytes:

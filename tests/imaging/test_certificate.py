@@ -74,7 +74,7 @@ COMMANDS = (
     CommandRecord(
         argv=("nvme", "sanitize-log", "/dev/nvme0n1", "-o", "json"),
         returncode=0,
-        stdout='{"sstat": "0x101", "sprog": 65535}\n',
+        stdout='{"sstat": 257, "sprog": 65535}\n',
         stderr="warning: caf\u00e9 \x1b[0m\n",
         started_at="2025-03-04T10:03:40Z",
         ended_at="2025-03-04T10:03:41Z",
@@ -119,11 +119,14 @@ def make_result(**changes: Any) -> EraseResult:
         tool_version="0.1.0",
         tool_code_sha256="a" * 64,
         residual_risk=("firmware erase trusted as reported", "over-provisioned area not read back"),
+        firmware_revision="2B2QEXM7",
+        sanitize_capabilities=("nvme-sanitize-crypto-erase", "nvme-format-crypto-erase"),
     )
     return dataclasses.replace(result, **changes)
 
 
 def make_person(name: str, title: str) -> Person:
+    first, last = name.split()[0], name.split()[-1]
     return Person(
         name=name,
         title=title,
@@ -131,6 +134,7 @@ def make_person(name: str, title: str) -> Person:
         location="Build room 2, Hendon",
         contact=f"{name.split()[0].lower()}@example.police.uk",
         date=datetime(2025, 3, 4, 11, 0, tzinfo=timezone(timedelta(hours=1))),
+        account=(first[0] + last).lower(),
     )
 
 
@@ -154,6 +158,8 @@ def make_context(**changes: Any) -> CertificateContext:
         post_sanitisation_confidentiality="OFFICIAL",
         custody_previous_entry_sha256="b" * 64,
         custody_sequence=42,
+        reason_for_sanitisation="returned by its officer",
+        tool_agent="bench-agent-3",
     )
     return dataclasses.replace(context, **changes)
 
@@ -239,7 +245,7 @@ def test_certificate_carries_nist_form_fields_and_engine_evidence():
     doc = build_certificate(make_result(), make_context(), certificate_id=CERT_ID, issued_at=ISSUED_AT)
     for path in NIST_FIELDS:
         assert get_at(doc, path) not in (None, ""), path
-    assert doc["schema_version"] == 1
+    assert doc["schema_version"] == 2
     assert doc["certificate_id"] == str(CERT_ID)
     assert doc["issued_at"] == "2025-03-04T10:15:00Z"
     assert doc["sanitisation"]["level_requested"] == "purge"

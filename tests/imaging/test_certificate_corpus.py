@@ -95,8 +95,8 @@ def test_the_script_names_what_the_format_forbids(real_certificate, tmp_path) ->
     text = json.dumps(envelope)
     cases = {
         "duplicate": text.replace('"format": ', '"format": "x", "format": ', 1),
-        "version-float": text.replace('"schema_version": 1, "certificate"', '"schema_version": 1.0, "certificate"'),
-        "version-bool": text.replace('"schema_version": 1, "certificate"', '"schema_version": true, "certificate"'),
+        "version-float": text.replace('"schema_version": 2, "certificate"', '"schema_version": 2.0, "certificate"'),
+        "version-bool": text.replace('"schema_version": 2, "certificate"', '"schema_version": true, "certificate"'),
         "extra": json.dumps({**envelope, "note": "unsigned"}),
     }
     paths = []

@@ -76,7 +76,7 @@ def test_removed_or_added_certificate_fields_fail_verification():
     ("field", "error", "reason"),
     [
         ("format", UnsupportedEnvelopeError, "unsupported format"),
-        ("schema_version", UnsupportedEnvelopeError, "unsupported schema version 2"),
+        ("schema_version", UnsupportedEnvelopeError, "unsupported schema version 3"),
         ("signature.algorithm", UnsupportedEnvelopeError, "unsupported signature algorithm"),
         ("signature.key_fingerprint", KeyMismatchError, "key fingerprint mismatch"),
         ("signature.digest_sha256", MalformedEnvelopeError, "not 64 lowercase hex"),
@@ -162,7 +162,7 @@ def test_unsupported_schema_version_message():
 
 def test_signed_content_must_agree_with_the_envelope_version():
     doc = build_certificate(make_result(), make_context(), certificate_id=CERT_ID, issued_at=ISSUED_AT)
-    doc["schema_version"] = 2
+    doc["schema_version"] = 1
     with pytest.raises(MalformedEnvelopeError, match="schema_version differs"):
         verify_certificate(sign_certificate(doc, SIGNING_KEY), SIGNING_KEY.public_key())
 

@@ -107,22 +107,26 @@ def test_nvme_sanitize_in_progress_is_a_plan_error_before_anything_runs(disk):
 
 
 def test_nvme_format_crypto_chosen_when_sanitize_is_missing(disk):
-    result, runner = erase_with("nvme-format-crypto-success", disk, "nvme", "nvme")
+    # The recorded controller's FNA (0x4) does not apply a secure erase to every namespace: Clear
+    # per IEEE 2883, so a Purge cannot be planned with it, and a Clear runs it.
+    with pytest.raises(PlanError, match="nvme-format-crypto: achieves clear only"):
+        erase_with("nvme-format-crypto-success", disk, "nvme", "nvme")
+    result, runner = erase_with("nvme-format-crypto-success", disk, "nvme", "nvme", level=Level.CLEAR)
     assert result.ok, result.failure_reason
-    assert result.method == "nvme-format-crypto"
+    assert result.method == "nvme-format-crypto" and result.level_achieved is Level.CLEAR
     assert any("skipped nvme-sanitize-crypto: unsupported here" in n for n in result.notes)
     assert ("nvme", "format", str(disk), "--ses=2", "--force") in runner.calls
     assert_every_byte(str(disk), SIZE, "zeros")
 
 
 def test_nvme_format_rejected(disk):
-    result, _ = erase_with("nvme-format-rejected", disk, "nvme", "nvme", method="nvme-format")
+    result, _ = erase_with("nvme-format-rejected", disk, "nvme", "nvme", method="nvme-format", level=Level.CLEAR)
     assert not result.ok
     assert "INVALID_FORMAT" in (result.failure_reason or "")
 
 
 def test_nvme_format_claiming_success_without_erasing_is_caught_by_read_back(disk):
-    result, _ = erase_with("nvme-format-exit0-no-erase", disk, "nvme", "nvme", method="nvme-format")
+    result, _ = erase_with("nvme-format-exit0-no-erase", disk, "nvme", "nvme", method="nvme-format", level=Level.CLEAR)
     assert not result.ok
     assert result.verification is not None and result.verification.mismatches > 0
     assert result.failure_offset == 0

@@ -66,10 +66,14 @@ def test_purge_preferred_even_when_clear_requested():
 def test_nvme_order_falls_through_to_block_then_format():
     assert make_plan(probe(transport="nvme", media_type="nvme", nvme=nvme(sanicap=0x2)), Level.PURGE)\
         .method.name == "nvme-sanitize-block"  # fmt: skip
-    assert make_plan(probe(transport="nvme", media_type="nvme", nvme=nvme(sanicap=0)), Level.PURGE)\
+    # IEEE 2883: a Format is Purge only as a crypto erase applied to every namespace (FNA bits 1 and 2).
+    assert make_plan(probe(transport="nvme", media_type="nvme", nvme=nvme(sanicap=0, fna=0x6)), Level.PURGE)\
         .method.name == "nvme-format-crypto"  # fmt: skip
-    assert make_plan(probe(transport="nvme", media_type="nvme", nvme=nvme(sanicap=0, fna=0)), Level.PURGE)\
-        .method.name == "nvme-format-erase"  # fmt: skip
+    for fna in (0x4, 0x2, 0):
+        with pytest.raises(PlanError, match="achieves clear only"):
+            make_plan(probe(transport="nvme", media_type="nvme", nvme=nvme(sanicap=0, fna=fna)), Level.PURGE)
+    clear = make_plan(probe(transport="nvme", media_type="nvme", nvme=nvme(sanicap=0, fna=0)), Level.CLEAR)
+    assert (clear.method.name, clear.level) == ("nvme-format-erase", Level.CLEAR)
 
 
 def test_ssd_overwrite_is_clear_only():

@@ -30,7 +30,7 @@ from factory.kernel.models.custody_entry import CustodyEntry
 from factory.kernel.site_keys import load_public_key
 from factory.sanitisation.errors import RemoteUnavailable
 from factory.sanitisation.service import sanitise_remote
-from hardware_drivers.remote_commands import HostKeyMismatch, SshCommandRunner
+from hardware_drivers.remote_commands import HostKeyMismatch, RemotePattern, SshCommandRunner
 from imaging.certificate import (
     CertificateContext,
     CertificateError,
@@ -44,6 +44,7 @@ from imaging.certificate import (
     verify_certificate,
 )
 from imaging.errors import PlanError
+from imaging.patterns import make_pattern
 from imaging.remote_erase import RemoteWrite, erase_remote
 from imaging.result import CommandRecord, EraseResult, Level, VerifyMode
 
@@ -72,6 +73,15 @@ def fresh(disk: GuestDisk) -> None:
 
 def assert_zeros(disk: GuestDisk) -> None:
     assert disk.read_image(0, disk.size) == bytes(disk.size)
+
+
+def assert_keystream(disk: GuestDisk, seed_hex: str | None) -> None:
+    """Every byte is the recorded key's AES-CTR stream (what a random overwrite certifies)."""
+    assert seed_hex is not None
+    pattern = make_pattern("random", bytes.fromhex(seed_hex))
+    want = bytearray(disk.size)
+    pattern.fill(want, 0, disk.size, bytes(disk.size))
+    assert disk.read_image(0, disk.size) == bytes(want)
 
 
 def assert_untouched(disk: GuestDisk) -> None:
@@ -110,9 +120,16 @@ class ClaimingAccess:
         return record
 
     def write_pattern(
-        self, device: str, *, offset: int = 0, length: int | None = None, timeout: float = 3600.0
+        self,
+        device: str,
+        *,
+        offset: int = 0,
+        length: int | None = None,
+        timeout: float = 3600.0,
+        key: bytes | None = None,
     ) -> RemoteWrite:
-        return self.inner.write_pattern(device, offset=offset, length=length, timeout=timeout)
+        pattern = RemotePattern.RANDOM if key is not None else RemotePattern.ZEROS
+        return self.inner.write_pattern(device, pattern=pattern, offset=offset, length=length, timeout=timeout, key=key)
 
     def device_size(self, device: str) -> int:
         return self.inner.device_size(device)
@@ -136,6 +153,8 @@ def sign_offline(result: EraseResult) -> tuple[dict, ed25519.Ed25519PublicKey]:
         validated_by=person,
         custody_previous_entry_sha256="a" * 64,
         custody_sequence=1,
+        pre_sanitisation_confidentiality="OFFICIAL",
+        reason_for_sanitisation="returned by its officer",
     )
     return sign_certificate(build_certificate(result, context), key), key.public_key()
 
@@ -143,13 +162,16 @@ def sign_offline(result: EraseResult) -> tuple[dict, ed25519.Ed25519PublicKey]:
 # ------------------------------------------------------------------------------------ NVMe
 
 
-def test_nvme_remote_erase_purges_by_format_and_certifies(guest: RunningGuest, runner) -> None:
+def test_nvme_remote_erase_clears_by_format_and_certifies(guest: RunningGuest, runner) -> None:
     fresh(guest.nvme)
+    # QEMU's controller has no Sanitize and its Format is a user data erase: Clear per IEEE 2883.
+    with pytest.raises(PlanError, match="nvme-format-erase: achieves clear only"):
+        erase_remote(runner, guest.nvme.device, level=Level.PURGE)
 
-    result = erase_remote(runner, guest.nvme.device, level=Level.PURGE, remote_label="qemu guest")
+    result = erase_remote(runner, guest.nvme.device, level=Level.CLEAR, remote_label="qemu guest")
 
     assert result.ok, result.failure_reason
-    assert (result.method, result.level_achieved) == ("nvme-format-erase", Level.PURGE)
+    assert (result.method, result.level_achieved) == ("nvme-format-erase", Level.CLEAR)
     assert result.media.serial == NVME_SERIAL and result.media.media_type == "nvme"
     [fmt] = commands_named(result, "nvme", "format")
     assert fmt.returncode == 0 and "Success formatting namespace" in fmt.stdout
@@ -168,15 +190,15 @@ def test_advertised_sanitize_refused_with_invalid_opcode_falls_back_to_format(gu
     fresh(guest.nvme)
     access = ClaimingAccess(runner, nvme_sanicap=0b11)  # claims crypto and block sanitize
 
-    result = erase_remote(access, guest.nvme.device, level=Level.PURGE, verify=VerifyMode.FULL)
+    result = erase_remote(access, guest.nvme.device, level=Level.CLEAR, verify=VerifyMode.FULL)
 
     assert result.ok, result.failure_reason
-    assert (result.method, result.level_achieved) == ("nvme-format-erase", Level.PURGE)
+    assert (result.method, result.level_achieved) == ("nvme-format-erase", Level.CLEAR)
     sanitizes = commands_named(result, "nvme", "sanitize")
     assert [c.argv[-1] for c in sanitizes] == ["--sanact=4", "--sanact=2"]
     assert all(c.returncode != 0 and "Invalid Command Opcode" in c.stderr for c in sanitizes)
     assert any(n.startswith("nvme-sanitize-crypto refused by the drive, nothing started") for n in result.notes)
-    assert "falling back to nvme-format-erase (purge)" in result.notes
+    assert "falling back to nvme-format-erase (clear)" in result.notes
     assert result.verification is not None and result.verification.coverage == 1.0
     assert_zeros(guest.nvme)
 
@@ -219,7 +241,7 @@ def test_refused_security_erase_falls_back_to_overwrite_when_clear_was_asked(gue
 
     assert result.ok, result.failure_reason
     assert (result.method, result.level_achieved, result.level_requested) == (
-        "overwrite-zeros",
+        "overwrite-random",
         Level.CLEAR,
         Level.CLEAR,
     )
@@ -227,7 +249,8 @@ def test_refused_security_erase_falls_back_to_overwrite_when_clear_was_asked(gue
     assert [n.split()[0] for n in refused] == ["ata-secure-erase-enhanced", "ata-secure-erase-normal"]
     assert result.bytes_written == guest.sata.size
     assert result.hidden_areas.hpa_present_before is False
-    assert_zeros(guest.sata)
+    assert result.verification is not None and result.verification.expected_pattern == "random"
+    assert_keystream(guest.sata, result.pattern_seed_hex)
 
 
 # ------------------------------------------------------------------------------------ factory
@@ -250,21 +273,26 @@ def test_factory_sanitises_both_media_over_ssh(ctx, guest: RunningGuest) -> None
     assert report.ok, report.failure_reason
     assert report.state == "sanitised"
     methods = {m.medium_serial: (m.remote_device, m.result.method if m.result else None) for m in report.media}
-    assert methods == {NVME_SERIAL: ("/dev/nvme0n1", "nvme-format-erase"), SATA_SERIAL: ("/dev/sda", "overwrite-zeros")}
+    assert methods == {
+        NVME_SERIAL: ("/dev/nvme0n1", "nvme-format-erase"),
+        SATA_SERIAL: ("/dev/sda", "overwrite-random"),
+    }
     public_key = load_public_key(ctx.settings)
     with session_scope(ctx.engine) as s:
         assert get_device(s, "GUEST-1").state == "sanitised"
         certificates = s.exec(select(Certificate)).all()
         assert sorted(c.medium_serial for c in certificates) == sorted([NVME_SERIAL, SATA_SERIAL])
         assert {c.id for c in certificates} == {m.certificate_id for m in report.media}
-        for cert in certificates:
-            verified = verify_certificate(json.loads(cert.envelope), public_key).certificate
-            assert verified["verification"]["passed"] is True
-    assert {c.level for c in certificates} == {"purge", "clear"}
+        signed = {
+            c.medium_serial: verify_certificate(json.loads(c.envelope), public_key).certificate for c in certificates
+        }
+    assert all(doc["verification"]["passed"] is True for doc in signed.values())
+    assert {c.level for c in certificates} == {"clear"}
+    assert signed[SATA_SERIAL]["personnel"]["sanitised_by"]["account"] == "tech.one"
     assert custody_events(ctx, "GUEST-1") == ["receive", "start_sanitise", "sanitised"]
     assert verify_ledger(ctx.engine).ok
     assert_zeros(guest.nvme)
-    assert_zeros(guest.sata)
+    assert_keystream(guest.sata, signed[SATA_SERIAL]["sanitisation"]["pattern_seed_hex"])
 
 
 def test_factory_fails_a_device_whose_medium_is_not_on_the_remote(ctx, guest: RunningGuest) -> None:
