@@ -2,9 +2,10 @@
 
     .venv/bin/python benchmarks/ledger.py --entries 100000 1000000 --db sqlite postgresql [--rounds 3]
 
-Appends go through the real ``append_entry`` (serialised head, canonical hash): one entry per
-transaction (what a state change costs). The ledger is then filled to each size with chained rows
-computed by the same hashing code and inserted in bulk (a fixture, not a product path) with a
+Appends go through the real ``append_entry`` (serialised head, canonical hash, the Merkle tree's
+nodes kept): one entry per transaction (what a state change costs). The ledger is then filled to
+each size with chained rows and their tree nodes computed by the same hashing and tree code and
+inserted in bulk (a fixture, not a product path) with a
 production-like shape: one device per ten entries (many serials), events in lifecycle order and
 varied evidence (job ids, certificate id lists, document references, free text with non-ASCII
 letters, allocation and transfer records), not one repeated small object.
@@ -17,6 +18,12 @@ canonicalisation. Projects: ``verify_ledger`` as ``factory ledger verify`` calls
 worker processes itself), the user's command ``factory ledger verify --json`` as a new process
 and, at sizes where the product may spawn workers, ``verify_ledger`` in one process and with as
 many workers as CPUs are free by the load average (when that is 2 or more).
+
+Proofs: at each size a tree head is signed (so verify also checks a signed root), then inclusion
+proofs of random entries are made from the stored tree (``merkle.inclusion_proof`` over
+``tree.node_source``) and checked: median and worst time per proof, audit path bytes (32 per
+hash) and the JSON size of one entry's proof document (what ``factory ledger prove SEQ`` writes
+per entry, the entry's own bytes included). Target: under 1 ms and 1 KB of path.
 
 Method (benchmarks/fair.py): reference and projects alternate on the same database, the order
 rotated round by round, at least 3 rounds; ratio = reference time / project time (1.0: verify
@@ -48,11 +55,17 @@ from fair import Figure, compare, free_cpus
 from factory.kernel.clock import utc_now
 from factory.kernel.db.engine import make_engine, session_scope
 from factory.kernel.db.migrate import upgrade
+from factory.kernel.ledger import merkle
 from factory.kernel.ledger.append import append_entry
-from factory.kernel.ledger.hashing import HASHED_FIELDS, entry_hash, evidence_text
+from factory.kernel.ledger.hashing import ROW_COLUMNS, entry_bytes, evidence_text
+from factory.kernel.ledger.heads import latest_head, sign_tree_head
+from factory.kernel.ledger.proofs import inclusion_document
+from factory.kernel.ledger.tree import frontier, node_source
 from factory.kernel.ledger.verify import BATCH, PARALLEL_THRESHOLD, verify_ledger
 from factory.kernel.models.custody_entry import GENESIS_HASH, CustodyEntry
 from factory.kernel.models.device import Device
+from factory.kernel.models.ledger_tree import LedgerNode
+from imaging import signing
 
 PG_ADMIN = os.environ.get("FACTORY_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 FACTORY = str(Path(sys.executable).parent / "factory")
@@ -130,9 +143,11 @@ def _append_rate(engine: Engine, count: int) -> float:
 
 
 def _bulk_fill(engine: Engine, seq: int, prev: str, size: int) -> tuple[int, str]:
+    with engine.connect() as conn:
+        edge = frontier(conn, seq)  # the tree as the real appends left it
     now = utc_now()
     while seq < size:
-        batch = []
+        batch, nodes = [], []
         for _ in range(min(10_000, size - seq)):
             seq += 1
             device = (seq - 1) // PER_DEVICE
@@ -141,18 +156,46 @@ def _bulk_fill(engine: Engine, seq: int, prev: str, size: int) -> tuple[int, str
                    "to_state": to_state, "actor": f"tech.{seq % 41}", "from_custodian": "factory",
                    "to_custodian": "factory" if event != "issue" else f"officer-{seq % 5000}", "location": location,
                    "occurred_at": now, "evidence": evidence_text(_evidence(seq, (seq - 1) % PER_DEVICE)),
-                   "prev_hash": prev}  # fmt: skip
-            row["entry_hash"] = prev = entry_hash(row)
-            row["device_id"] = 1 + device
+                   "prev_hash": prev, "device_id": 1 + device, "hash_version": 2}  # fmt: skip
+            canonical = entry_bytes(row)
+            row["entry_hash"] = prev = hashlib.sha256(canonical).hexdigest()
+            nodes += [{"level": lv, "idx": ix, "hash": h} for lv, ix, h in edge.push(merkle.leaf_hash(canonical))]
             batch.append(row)
         with engine.begin() as conn:
             conn.execute(insert(CustodyEntry), batch)
+            conn.execute(insert(LedgerNode), nodes)
     return seq, prev
+
+
+def proof_figures(engine: Engine, size: int, samples: int = 300) -> dict[str, object]:
+    """Inclusion proofs of random entries against the head signed at this size: time, path and JSON size."""
+    import random
+
+    rng = random.Random(size)
+    times, path_bytes = [], []
+    with session_scope(engine) as s:
+        head = latest_head(s)
+        assert head is not None and head.tree_size == size
+        nodes, root = node_source(s), bytes.fromhex(head.root_hash)
+        for _ in range(samples):
+            index = rng.randrange(size)
+            t = time.perf_counter()
+            path = merkle.inclusion_proof(index, size, nodes)
+            times.append(time.perf_counter() - t)
+            path_bytes.append(32 * len(path))
+        leaf_doc = inclusion_document(s, [rng.randrange(1, size + 1)], head)
+        entry = leaf_doc["entries"][0]
+        merkle.verify_inclusion(entry["leaf_index"], size, merkle.leaf_hash(entry["entry"].encode()),
+                                [bytes.fromhex(p) for p in entry["audit_path"]], root)  # fmt: skip
+    times.sort()
+    return {"proof_ms_median": round(1000 * times[len(times) // 2], 3), "proof_ms_max": round(1000 * times[-1], 3),
+            "audit_path_bytes_max": max(path_bytes), "proof_json_bytes_one_entry": len(json.dumps(entry)),
+            "load_avg": os.getloadavg()[0]}  # fmt: skip
 
 
 def read_and_hash(engine: Engine) -> int:
     """The reference: read the rows verify reads, link-check them and SHA-256 their stored bytes."""
-    columns = ", ".join((*HASHED_FIELDS, "entry_hash"))
+    columns = ", ".join(ROW_COLUMNS)
     raw = engine.raw_connection()
     count, last = 0, GENESIS_HASH
     try:
@@ -162,8 +205,8 @@ def read_and_hash(engine: Engine) -> int:
             for values in rows:
                 if values[11] != last:
                     raise RuntimeError(f"reference loop: chain broken at {values[0]}")
-                hashlib.sha256("\x1f".join(map(str, values[:12])).encode()).hexdigest()
-                last = values[12]
+                hashlib.sha256("\x1f".join(map(str, values[:14])).encode()).hexdigest()
+                last = values[14]
                 count += 1
         cur.close()
     finally:
@@ -207,17 +250,22 @@ def run(kind: str, sizes: list[int], rounds: int) -> list[dict[str, object]]:
             engine = make_engine(url)
             _devices(engine, max(sizes) // PER_DEVICE + 1)
             single_rate = _append_rate(engine, 2000)
+            key = signing.generate_private_key()
             seq, head = 2000, engine.connect().exec_driver_sql(
                 "SELECT entry_hash FROM custody_entry ORDER BY seq DESC LIMIT 1").scalar_one()  # fmt: skip
             for size in sorted(sizes):
                 t, before = time.perf_counter(), seq
                 seq, head = _bulk_fill(engine, seq, head, size)
                 bulk_rate = (size - before) / (time.perf_counter() - t)
-                print(f"{kind}, {size:,} entries ({size // PER_DEVICE:,} devices): append 1/txn {single_rate:.0f}/s, "
-                      f"bulk fill {bulk_rate:.0f}/s", flush=True)  # fmt: skip
+                with session_scope(engine) as s:
+                    sign_tree_head(s, key, "bench")
+                proofs = proof_figures(engine, size)
+                print(f"{kind}, {size:,} entries ({size // PER_DEVICE:,} devices): append 1/txn with the tree "
+                      f"{single_rate:.0f}/s, bulk fill {bulk_rate:.0f}/s; proofs {proofs}", flush=True)  # fmt: skip
                 for figure in measure(engine, url, workdir, size, rounds):
                     results.append({"db": kind, "entries": size, "per_s_best": round(size / min(figure.project)),
-                                    "append_1_per_txn_per_s": round(single_rate), **figure.as_dict()})  # fmt: skip
+                                    "append_1_per_txn_per_s": round(single_rate), **proofs,
+                                    **figure.as_dict()})  # fmt: skip
             engine.dispose()
         finally:
             if kind == "postgresql":

@@ -204,11 +204,12 @@ class SiteKeys:
             return self._loaded[1]
 
     def keyring(self) -> Keyring:
-        """The registry as it is now (every site's keys), with the key on disk if it is not registered.
-
-        :raises KeyStoreError: no key on disk, or an unreadable one.
-        """
-        return Keyring.of(self.registry(), self.public_key(), self.settings.site_name)
+        """The registry as it is now (every site's keys), with the key on disk if it is not registered."""
+        try:
+            own: Ed25519PublicKey | None = self.public_key()
+        except KeyStoreError:  # an auditor's copy of the database may come without the site key
+            own = None
+        return Keyring.of(self.registry(), own, self.settings.site_name)
 
     def registry(self) -> list[KeyRecord]:
         engine = self._registry_engine()
