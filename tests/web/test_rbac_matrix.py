@@ -108,6 +108,11 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/tech/swap"): TECH,
     ("GET", "/tech/issue"): TECH,
     ("POST", "/tech/issue"): TECH,
+    ("GET", "/tech/held"): TECH,
+    ("POST", "/tech/held/triage"): TECH,
+    ("GET", "/tech/destruction"): TECH,
+    ("POST", "/tech/destruction"): TECH,
+    ("POST", "/tech/destruction/{record_id}/witness"): TECH,
     # web: couriers
     ("GET", "/courier/consignments"): COURIER,
     ("GET", "/courier/consignments/{reference}"): COURIER,
