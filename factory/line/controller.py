@@ -282,7 +282,7 @@ class Controller:
             if isinstance(event, DeviceAttached):
                 self._attached(code, Attachment(tablet_serial(event), attached_node(event), event.size_bytes, detected))
             else:
-                self._detached(code, event.serial)
+                self._detached(code, tablet_serial(event))
         elif isinstance(event, NETWORK_EVENTS):
             self.network.handle(event, detected)
 

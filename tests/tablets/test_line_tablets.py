@@ -91,6 +91,11 @@ def test_ipad_android_and_windows_tablets_flow_through_the_line(tablet_line: Tab
     assert ipad is not None and ipad.certified and ipad.before["platform"] == "ipados"
     assert ipad.closing["wipe"]["service"] == "apple-mdm"
 
+    assert tablet_line.sim.depart("bench-1/slot-1")  # the iPad unplugged: its UDID-spelt serial frees the slot
+    assert tablet_line.controller.wait_idle(30)
+    slot = tablet_line.controller.slot("bench-1/slot-1")
+    assert slot is not None and (slot.attachment_id, slot.error) == (None, None)
+
 
 def test_a_tablet_job_is_live_on_the_board(tablet_line: TabletLine) -> None:
     tablet_line.sim.arrive(SLOT, Identity.RETURNED, kind="vehicle-tablet", platform="android")
