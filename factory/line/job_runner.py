@@ -43,6 +43,7 @@ from factory.line.errors import JobNotFound, LostOwnership, StepFailed, StepHeld
 from factory.line.job_log import JobLogBuffer
 from factory.line.job_steps import book_return, provision, quarantine
 from factory.line.models import Job, JobStatus, JobStep, Slot, StepStatus, StopKind
+from factory.line.personalise_step import personalise
 from factory.line.pipeline_rules import Step
 from factory.line.provision_step import Provisioner
 from factory.line.remote_media import RemoteEraseSettings
@@ -63,6 +64,7 @@ _HANDLERS: dict[Step, StepHandler] = {
     Step.BOOK_RETURN: book_return,
     Step.SANITISE: sanitise,
     Step.PROVISION: provision,
+    Step.PERSONALISE: personalise,
     Step.QUARANTINE: quarantine,
     Step.IDENTIFY_TABLET: identify_tablet,
     Step.ENROL: enrol,
@@ -297,4 +299,6 @@ def _failure_action(s: Session, job: Job) -> str:
     step = s.exec(select(JobStep).where(JobStep.job_id == job.id, JobStep.status == StepStatus.RUNNING)).first()
     if step is not None and step.kind == Step.PROVISION:
         return "retry provisioning, or check the provisioning log"
+    if step is not None and step.kind == Step.PERSONALISE:
+        return "fix what the QA found missing (see the log), then re-insert the device to personalise it again"
     return "retry (restarts the wipe from the beginning) or send the device for destruction"

@@ -23,7 +23,8 @@ from factory.line.errors import JobNotActionable, JobNotFound, LostOwnership
 from factory.line.identify import identify
 from factory.line.job_log import JobLogBuffer, job_log_batch
 from factory.line.models import ACTIVE_JOB_STATUSES, Job, JobStatus, JobStep, LineAgent, Slot, StepStatus, StopKind
-from factory.line.pipeline_rules import Plan, Step, choose_plan, step_name
+from factory.line.pipeline_rules import Plan, Step, step_name
+from factory.line.plan_facts import planned
 from factory.line.slots import locked
 from factory.line.tablet_slots import hold_until_ready
 from factory.sanitisation.service import EraseRound, RoundOrigin, fail_round
@@ -63,7 +64,7 @@ def create_job(
         raise JobNotActionable(f"slot {slot.code} is empty")
     ident = identify(session, slot.attached_serial)
     device = ident.device
-    plan = choose_plan(ident, kind=device.kind if device else slot.default_kind, role=device.role if device else None)
+    plan = planned(session, ident, slot.default_kind)
     plan = hold_until_ready(plan, slot.attached_node)  # a tablet in recovery, MTP-only: the technician acts first
     now = utc_now()
     held = plan.hold_reason is not None
@@ -100,8 +101,9 @@ def create_job(
     job_id = job.id or 0
     with job_log_batch(session, logs) as lines:
         lines.add(job_id, f"detected {slot.attached_serial or '(no serial)'} in {slot.code}: {ident.detail}")
-        if note:
-            lines.add(job_id, note)
+        for line in (note, plan.why and f"routed by its condition to {plan.why}"):
+            if line:
+                lines.add(job_id, line)
         lines.add(job_id, f"held: {plan.hold_reason}" if held else f"pipeline '{plan.name}' (attempt {attempt})")
     return job
 

@@ -3,14 +3,17 @@ the line runs on it. One flat table, first match wins, so the policy reads in on
 
 Returned -> sanitise -> provision; new stock -> provision; unknown -> quarantine for a
 technician. A role that leaves the fleet (redistribution, disposal) stops after sanitising, with
-the certificate naming that destination. Anything the line cannot act on is held, with the
-reason and the action a technician should take.
+the certificate naming that destination; so does a returned device whose recorded condition
+(battery, age, disks: ``condition_rules.py``) routes it out of the fleet, with the reasons. An
+allocated device whose officer's assistive technology has not passed its QA on it is
+personalised. Anything the line cannot act on is held, with the reason and the action a
+technician should take.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from factory.kernel.lifecycle.states import State
@@ -23,6 +26,7 @@ class Step(StrEnum):
     SANITISE = "sanitise"
     PROVISION = "provision"
     QUARANTINE = "quarantine"
+    PERSONALISE = "personalise"
     IDENTIFY_TABLET = "identify tablet"
     ENROL = "enrol"
 
@@ -41,11 +45,22 @@ TABLET_STEP_NAMES: dict[Step, str] = {
 }
 
 
+PERSONALISE_STEP_NAME = "personalise for the officer (assistive technology)"
+
 # Intended roles (Device.role) that leave the fleet after sanitising, and where to.
 LEAVING_ROLES: dict[str, Destination] = {
     "redistribution": Destination.EXTERNAL_REUSE,
     "disposal": Destination.RECYCLING,
 }
+
+
+@dataclass(frozen=True)
+class PlanFacts:
+    """What the rules read besides the device itself (found by ``plan_facts.py``)."""
+
+    personalise: bool = False  # allocated to an officer whose AT has not passed QA on it
+    condition_role: str | None = None  # a LEAVING_ROLES role its recorded condition calls for
+    condition_why: str | None = None  # the reasons, for the board and the job log
 
 
 @dataclass(frozen=True)
@@ -56,46 +71,66 @@ class Plan:
     profile: str = ""  # provisioning profile: kind/role
     hold_reason: str | None = None  # set: no steps, a technician must act
     action: str | None = None
+    why: str | None = None  # what routed it (its condition), shown with the job
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What a rule looks at: the identification, the role it is routed for, the other facts."""
+
+    ident: Identification
+    role: str | None
+    facts: PlanFacts = field(default_factory=PlanFacts)
+
+
+Match = Callable[[Seen], bool]
 
 
 @dataclass(frozen=True)
 class Rule:
     name: str
-    matches: Callable[[Identification, str | None], bool]
+    matches: Match
     steps: tuple[Step, ...] = ()
     hold: str | None = None
     action: str | None = None
 
 
-def _state(*states: str) -> Callable[[Identification, str | None], bool]:
+def _state(*states: str) -> Match:
     wanted = frozenset(states)
-    return lambda ident, _role: ident.device is not None and ident.device.state in wanted
+    return lambda seen: seen.ident.device is not None and seen.ident.device.state in wanted
 
 
-def _leaving(ident: Identification, role: str | None) -> bool:
-    return role in LEAVING_ROLES
+def _leaving(seen: Seen) -> bool:
+    return seen.role in LEAVING_ROLES
 
 
-def _both(
-    a: Callable[[Identification, str | None], bool], b: Callable[[Identification, str | None], bool]
-) -> Callable[[Identification, str | None], bool]:
-    return lambda ident, role: a(ident, role) and b(ident, role)
+def _identity(identity: Identity) -> Match:
+    return lambda seen: seen.ident.identity is identity
 
 
-S, P, R, Q = Step.SANITISE, Step.PROVISION, Step.BOOK_RETURN, Step.QUARANTINE
+def _both(a: Match, b: Match) -> Match:
+    return lambda seen: a(seen) and b(seen)
+
+
+def _personalise(seen: Seen) -> bool:
+    return seen.facts.personalise
+
+
+S, P, R, Q, Z = Step.SANITISE, Step.PROVISION, Step.BOOK_RETURN, Step.QUARANTINE, Step.PERSONALISE
 
 # fmt: off
 RULES: tuple[Rule, ...] = (
-    Rule("quarantine", lambda i, _r: i.identity is Identity.UNKNOWN, (Q,),
+    Rule("quarantine", _identity(Identity.UNKNOWN), (Q,),
          action="unknown device: identify it and triage it, or send it for witnessed destruction"),
     Rule("return-sanitise", _both(_state(State.ISSUED, State.INSTALLED), _leaving), (R, S)),
     Rule("return-sanitise-provision", _state(State.ISSUED, State.INSTALLED), (R, S, P)),
     Rule("sanitise", _both(_state(State.RETURNED, State.RECEIVED, State.SANITISE_FAILED), _leaving), (S,)),
-    Rule("sanitise-provision", lambda i, _r: i.identity is Identity.RETURNED, (S, P)),
-    Rule("provision", lambda i, _r: i.identity is Identity.NEW_STOCK, (P,)),
+    Rule("sanitise-provision", _identity(Identity.RETURNED), (S, P)),
+    Rule("provision", _identity(Identity.NEW_STOCK), (P,)),
     Rule("sanitise-provision", _state(State.SANITISE_FAILED), (S, P)),
-    Rule("provision", _both(_state(State.SANITISED), lambda i, r: not _leaving(i, r)), (P,)),
+    Rule("provision", _both(_state(State.SANITISED), lambda seen: not _leaving(seen)), (P,)),
     Rule("provision", _state(State.PROVISION_FAILED), (P,)),
+    Rule("personalise", _both(_state(State.ALLOCATED), _personalise), (Z,)),
     Rule("hold", _state(State.SANITISED), hold="sanitised for a role that leaves the fleet",
          action="add it to a redistribution or disposal batch"),
     Rule("hold", _state(State.READY, State.ALLOCATED), hold="already provisioned: nothing to do",
@@ -104,29 +139,37 @@ RULES: tuple[Rule, ...] = (
          action="triage it first, then re-insert it"),
     Rule("hold", _state(State.SANITISING, State.PROVISIONING), hold="already in a job elsewhere",
          action="check the other job on the board; remove this device"),
-    Rule("hold", lambda _i, _r: True, hold="the line cannot process a device in this state",
+    Rule("hold", lambda _seen: True, hold="the line cannot process a device in this state",
          action="report it to a supervisor: its custody record says it should not be here"),
 )
 # fmt: on
 
 
-def choose_plan(ident: Identification, *, kind: str, role: str | None) -> Plan:
-    rule = next(r for r in RULES if r.matches(ident, role))
-    destination = LEAVING_ROLES.get(role or "", Destination.INTERNAL_REUSE)
+def choose_plan(ident: Identification, *, kind: str, role: str | None, facts: PlanFacts | None = None) -> Plan:
+    """The first matching rule's plan. A returned device whose condition calls for leaving the
+    fleet is routed as if its role said so (its own role is kept for the profile)."""
+    facts = facts or PlanFacts()
+    routed = facts.condition_role if role not in LEAVING_ROLES and facts.condition_role in LEAVING_ROLES else None
+    seen = Seen(ident, routed or role, facts)
+    rule = next(r for r in RULES if r.matches(seen))
+    destination = LEAVING_ROLES.get(seen.role or "", Destination.INTERNAL_REUSE)
     profile = f"{kind}/{role or 'standard'}"
+    why = facts.condition_why if routed else None
     if rule.hold is not None:
         state = ident.device.state if ident.device is not None else "unknown"
-        return Plan(rule.name, (), destination, profile, f"{rule.hold} (state '{state}')", rule.action)
+        return Plan(rule.name, (), destination, profile, f"{rule.hold} (state '{state}')", rule.action, why)
     if kind in TABLET_KINDS and rule.steps != (Step.QUARANTINE,):
         steps = tuple(t for step in rule.steps for t in TABLET_STEPS.get(step, (step,)))
         if steps and steps[0] is not Step.IDENTIFY_TABLET and Step.ENROL in steps:
             steps = (Step.IDENTIFY_TABLET, *steps)  # new stock too: the tools read it before enrolling
-        return Plan(f"{kind} {rule.name}", steps, destination, profile, None, rule.action)
-    return Plan(rule.name, rule.steps, destination, profile, None, rule.action)
+        return Plan(f"{kind} {rule.name}", steps, destination, profile, None, rule.action, why)
+    return Plan(rule.name, rule.steps, destination, profile, None, rule.action, why)
 
 
 def step_name(step: Step, kind: str, provision_name: str) -> str:
     """How the board names a step: the provisioner's name, a tablet's own step names, or the step."""
     if kind in TABLET_KINDS and step in TABLET_STEP_NAMES:
         return TABLET_STEP_NAMES[step]
+    if step is Step.PERSONALISE:
+        return PERSONALISE_STEP_NAME
     return provision_name if step is Step.PROVISION else step.value

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 NO_PROVISIONING = "no provisioning settings: pass --provisioning FILE"
 NO_PROVISIONING_ACTION = "restart the agent with --provisioning FILE, then take the device out and re-insert it"
@@ -45,6 +45,33 @@ class Provisioner(Protocol):
     name: str
 
     def __call__(self, request: ProvisionRequest) -> ProvisionOutcome: ...
+
+
+@dataclass(frozen=True)
+class PersonaliseRequest:
+    """Apply an officer's assistive-technology profile to an allocated device and prove it works."""
+
+    job_id: int
+    device_serial: str
+    staff_number: str
+    needs: dict[str, Any]  # the officer's structured profile (custody's AtNeeds fields)
+    cancel: threading.Event
+
+
+@dataclass(frozen=True)
+class PersonaliseOutcome:
+    passed: bool  # the QA of every feature passed
+    detail: str
+    missing: tuple[str, ...] = ()  # what the QA found missing, one item each
+
+
+class Personaliser(Protocol):
+    def personalise(self, request: PersonaliseRequest) -> PersonaliseOutcome: ...
+
+
+def personaliser(provisioner: Provisioner | None) -> Personaliser | None:
+    """The line's provisioner, if it can also personalise (the Ansible one can)."""
+    return provisioner if callable(getattr(provisioner, "personalise", None)) else None  # type: ignore[return-value]
 
 
 def step_name(provisioner: Provisioner | None) -> str:

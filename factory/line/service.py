@@ -38,7 +38,14 @@ from factory.line.models import (
 )
 from factory.line.netboot_jobs import NoNetbootSlot, enrol_and_queue
 from factory.line.pipeline_rules import Step
-from factory.line.provision_step import NO_PROVISIONING_NOTICE, Provisioner, ProvisionOutcome, ProvisionRequest
+from factory.line.provision_step import (
+    NO_PROVISIONING_NOTICE,
+    PersonaliseOutcome,
+    PersonaliseRequest,
+    Provisioner,
+    ProvisionOutcome,
+    ProvisionRequest,
+)
 from factory.line.slots import locked
 
 __all__ = [
@@ -47,6 +54,8 @@ __all__ = [
     "LineAgentProcess",
     "LineConfig",
     "NoNetbootSlot",
+    "PersonaliseOutcome",
+    "PersonaliseRequest",
     "ProvisionOutcome",
     "ProvisionRequest",
     "Provisioner",
@@ -140,6 +149,7 @@ def retry_job(session: Session, job_id: int, *, actor: str, provision_name: str 
         note=f"retry of job {job_id} requested by {actor}",
         logs=logs,
     )
+    new.started_by, new.approved_by = job.started_by, actor  # the retry's certificates name its approver
     logs.add(job_id, f"retried as job {new.id} by {actor}")
     logs.flush(session)
     return new

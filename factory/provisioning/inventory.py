@@ -44,12 +44,23 @@ class AccessibilityProfile:
     high_contrast: bool = False
     large_text: bool = False
     dictation: bool = False
+    screen_reader_product: str = "nvda"  # Windows: nvda or jaws (Linux uses Orca)
 
     def __post_init__(self) -> None:
         if not _USER_RE.match(self.user):
             raise InvalidTarget(f"accessibility.user {self.user!r} is not a valid account name")
         if not 1.0 <= self.magnifier_zoom <= 32.0:
             raise InvalidTarget(f"accessibility.magnifier_zoom {self.magnifier_zoom} is outside 1-32")
+        if self.screen_reader_product not in ("nvda", "jaws"):
+            raise InvalidTarget(f"accessibility.screen_reader_product {self.screen_reader_product!r} is not nvda/jaws")
+
+    @classmethod
+    def for_officer(cls, staff_number: str, needs: Mapping[str, Any]) -> AccessibilityProfile:
+        """An officer's profile: the account name is the staff number, made a valid user name."""
+        user = re.sub(r"[^a-z0-9_.-]", "", staff_number.lower())[:31]
+        user = user if user[:1].isalpha() or user[:1] == "_" else f"o{user}"[:32]
+        known = {f: needs[f] for f in cls.__dataclass_fields__ if f != "user" and f in needs}
+        return cls(user=user, **known)
 
     def to_vars(self) -> dict[str, Any]:
         return {
@@ -60,6 +71,7 @@ class AccessibilityProfile:
             "high_contrast": self.high_contrast,
             "large_text": self.large_text,
             "dictation": self.dictation,
+            "screen_reader_product": self.screen_reader_product,
         }
 
 
@@ -80,6 +92,7 @@ class ProvisionTarget:
     accessibility: AccessibilityProfile | None = None
     target_root: str = "/"
     python_interpreter: str = "auto_silent"
+    os_family: str = "linux"  # linux or windows: the branch each role takes
     # Further per-device playbook inputs, deep-merged into ``device_factory`` last.
     extra_vars: Mapping[str, Any] = field(default_factory=dict)
 
@@ -93,6 +106,8 @@ class ProvisionTarget:
             raise InvalidTarget("role must not be empty")
         if not 0 < self.port < 65536:
             raise InvalidTarget(f"port {self.port} is out of range")
+        if self.os_family not in ("linux", "windows"):
+            raise InvalidTarget(f"os_family {self.os_family!r} must be linux or windows")
         if not self.target_root.startswith("/"):
             raise InvalidTarget(f"target_root {self.target_root!r} must be absolute")
         if self.kind is DeviceKind.VEHICLE_TABLET and not self.vehicle_fleet_number:
@@ -174,6 +189,7 @@ def device_vars(target: ProvisionTarget, site: SiteSettings) -> dict[str, Any]:
     """The ``device_factory`` dict the playbook reads for one host."""
     dfv: dict[str, Any] = {
         "target_root": target.target_root,
+        "os_family": target.os_family,
         "serial": target.serial,
         "asset_tag": target.asset_tag,
         "kind": str(target.kind),
@@ -213,6 +229,11 @@ def known_hosts_text(targets: Sequence[ProvisionTarget]) -> str:
     return "".join(f"{t.serial} {' '.join(t.host_key.split()[:2])}\n" for t in targets)
 
 
+def _windows_connection(target: ProvisionTarget) -> dict[str, Any]:
+    """A Windows laptop is reached over its OpenSSH server, whose shell is PowerShell."""
+    return {"ansible_shell_type": "powershell"} if target.os_family == "windows" else {}
+
+
 def build_inventory(targets: Sequence[ProvisionTarget], site: SiteSettings, known_hosts: Path) -> dict[str, Any]:
     """A YAML/JSON inventory with every target in group ``all``."""
     names = [t.inventory_name for t in targets]
@@ -228,6 +249,7 @@ def build_inventory(targets: Sequence[ProvisionTarget], site: SiteSettings, know
             "ansible_python_interpreter": t.python_interpreter,
             "device_factory": device_vars(t, site),
         }
+        | _windows_connection(t)
         for t in targets
     }
     return {"all": {"hosts": hosts}}

@@ -7,6 +7,7 @@ task results stream into the job log; the final per-host stats are stored in the
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from collections.abc import Callable, Mapping
@@ -20,10 +21,28 @@ from factory.intake.views import get_device, get_endpoint
 from factory.kernel.clock import utc_now
 from factory.kernel.db.engine import session_scope
 from factory.kernel.errors import FactoryError
-from factory.line.service import JobLogBuffer, ProvisionOutcome, ProvisionRequest
+from factory.line.service import (
+    JobLogBuffer,
+    PersonaliseOutcome,
+    PersonaliseRequest,
+    ProvisionOutcome,
+    ProvisionRequest,
+)
+from factory.provisioning.adapter_types import ProvisionOutcome as RunOutcome
 from factory.provisioning.ansible_adapter import ProvisionError, RunnerOptions, RunStatus, run_provision
 from factory.provisioning.events import HostStatsDict
-from factory.provisioning.inventory import DeviceKind, InvalidTarget, ProvisionSecrets, ProvisionTarget, SiteSettings
+from factory.provisioning.inventory import (
+    AccessibilityProfile,
+    DeviceKind,
+    InvalidTarget,
+    ProvisionSecrets,
+    ProvisionTarget,
+    SiteSettings,
+)
+
+PERSONALISE_PLAYBOOK = "personalise.yml"
+# The personalise playbook's QA assert says this, then what is missing joined by "; ".
+_QA_FAILED = "QA failed: assistive technology not ready: "
 
 
 class JobLogSink:
@@ -91,7 +110,7 @@ class AnsibleProvisioner:
     extra_vars: Mapping[str, Any] = field(default_factory=dict)
     name: str = "provision (ansible)"
 
-    def _target(self, request: ProvisionRequest) -> ProvisionTarget:
+    def _target(self, request: ProvisionRequest, accessibility: AccessibilityProfile | None = None) -> ProvisionTarget:
         serial = request.device_serial
         with session_scope(self.engine) as s:
             device = get_device(s, serial)
@@ -114,6 +133,7 @@ class AnsibleProvisioner:
                 private_key_path=self.private_key_path,
                 host_key=endpoint.host_key,
                 vehicle_fleet_number=request.vehicle_fleet_number,
+                accessibility=accessibility,
                 target_root=self.target_root(serial),
                 python_interpreter=self.python_interpreter,
                 extra_vars=dict(self.extra_vars),
@@ -124,17 +144,53 @@ class AnsibleProvisioner:
             target = self._target(request)
         except (FactoryError, InvalidTarget) as exc:
             return ProvisionOutcome(False, f"cannot provision: {getattr(exc, 'reason', exc)}")
-        sink = JobLogSink(self.engine, request.job_id)
-        self.work_dir.mkdir(parents=True, exist_ok=True)
         try:
-            outcome = run_provision(
-                f"job-{request.job_id}", [target], self.site, self.secrets, sink, self.work_dir,
-                self.options, cancel=request.cancel,
-            )  # fmt: skip
+            outcome = self._run(f"job-{request.job_id}", request.job_id, target, self.options, request.cancel)
         except ProvisionError as exc:
             return ProvisionOutcome(False, f"cannot provision: {exc}")
-        finally:
-            sink.flush()  # the whole log is in before the step ends
         if outcome.status is RunStatus.SUCCESSFUL:
             return ProvisionOutcome(True, f"provisioned {target.kind}/{target.role} via ansible")
         return ProvisionOutcome(False, outcome.reason or f"provisioning ended {outcome.status}")
+
+    def personalise(self, request: PersonaliseRequest) -> PersonaliseOutcome:
+        """Run ``personalise.yml`` with the officer's profile on the device's pinned endpoint; the
+        QA's findings come back one item each."""
+        try:
+            profile = AccessibilityProfile.for_officer(request.staff_number, request.needs)
+            with session_scope(self.engine) as s:
+                device = get_device(s, request.device_serial)
+                kind, role = device.kind, device.role
+            # Only officers' devices are personalised: a vehicle tablet never gets here.
+            provision = ProvisionRequest(request.job_id, request.device_serial, kind, role, "", "", request.cancel)
+            target = self._target(provision, profile)
+        except (FactoryError, InvalidTarget) as exc:
+            return PersonaliseOutcome(False, f"cannot personalise: {getattr(exc, 'reason', exc)}")
+        options = dataclasses.replace(self.options, playbook=PERSONALISE_PLAYBOOK)
+        try:
+            outcome = self._run(f"job-{request.job_id}-personalise", request.job_id, target, options, request.cancel)
+        except ProvisionError as exc:
+            return PersonaliseOutcome(False, f"cannot personalise: {exc}")
+        if outcome.status is RunStatus.SUCCESSFUL:
+            return PersonaliseOutcome(
+                True, f"assistive technology applied and checked: {', '.join(profile_features(profile))}"
+            )
+        reason = outcome.reason or f"personalisation ended {outcome.status}"
+        host = outcome.hosts.get(target.inventory_name)
+        said = (host.reason if host is not None else None) or ""  # the failed task's own message
+        missing = said.split(_QA_FAILED, 1)[1].split("; ") if _QA_FAILED in said else []
+        return PersonaliseOutcome(False, reason, tuple(m.strip() for m in missing if m.strip()))
+
+    def _run(
+        self, name: str, job_id: int, target: ProvisionTarget, options: RunnerOptions, cancel: threading.Event
+    ) -> RunOutcome:
+        sink = JobLogSink(self.engine, job_id)
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            return run_provision(name, [target], self.site, self.secrets, sink, self.work_dir, options, cancel=cancel)
+        finally:
+            sink.flush()  # the whole log is in before the step ends
+
+
+def profile_features(profile: AccessibilityProfile) -> list[str]:
+    names = ("screen_reader", "magnifier", "high_contrast", "large_text", "dictation")
+    return [n.replace("_", " ") for n in names if getattr(profile, n)]
