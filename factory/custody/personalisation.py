@@ -20,6 +20,9 @@ from factory.kernel.clock import utc_now
 from factory.kernel.errors import GuardRefused, InvalidInput
 from factory.kernel.models.device import Device
 
+# The kinds the line personalises (Ansible, playbooks/personalise.yml).
+PERSONALISED_KINDS = frozenset({"laptop", "desktop"})
+
 
 def needs_of(officer: Officer) -> AtNeeds:
     return from_json(officer.at_needs)
@@ -128,6 +131,8 @@ def refuse_unless_personalised(session: Session, allocation: Allocation, officer
     :raises GuardRefused: naming the needs and what is missing (or that no run happened).
     """
     needs = needs_of(officer)
+    if device.kind not in PERSONALISED_KINDS:
+        return  # a tablet's AT comes with its device-management profile, not this step
     if not needs.any or _latest(session, allocation.id or 0, device.id or 0, needs, passed=True) is not None:
         return
     last = _latest(session, allocation.id or 0, device.id or 0, needs)
