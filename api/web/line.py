@@ -11,8 +11,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
-from api.deps import Caller, page_user
+from api.deps import Caller, ContextDep, page_user
 from api.web.render import render
+from api.web.tech_pages import read
+from factory.custody.views import low_pools
 from factory.identity.models import Role
 
 router = APIRouter(include_in_schema=False)
@@ -21,5 +23,6 @@ BoardUser = Annotated[Caller, Depends(page_user(Role.TECHNICIAN))]
 
 
 @router.get("/board")
-def board_page(request: Request, me: BoardUser) -> HTMLResponse:
-    return render(request, "board.html", me)
+def board_page(request: Request, ctx: ContextDep, me: BoardUser) -> HTMLResponse:
+    # The contingency pools at or below their low-stock level: a warning above the live board.
+    return render(request, "board.html", me, low_pools=read(ctx, low_pools))

@@ -44,6 +44,7 @@ NAV: tuple[NavLink, ...] = (
     NavLink("/tech/swap", "Swap", (Role.TECHNICIAN,)),
     NavLink("/tech/held", "Held", (Role.TECHNICIAN,)),
     NavLink("/tech/destruction", "Destruction", (Role.TECHNICIAN,)),
+    NavLink("/tech/pool", "Pool", (Role.TECHNICIAN,)),
     NavLink("/courier/consignments", "Consignments", (Role.COURIER,)),
     NavLink("/audit/search", "Search", (Role.AUDITOR,)),
     NavLink("/audit/verify", "Verify", (Role.AUDITOR,)),

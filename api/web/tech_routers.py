@@ -5,6 +5,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.web import tech_devices
+from api.web import tech_devices, tech_pool
 
-ROUTERS: tuple[APIRouter, ...] = (tech_devices.router,)
+ROUTERS: tuple[APIRouter, ...] = (tech_devices.router, tech_pool.router)

@@ -75,13 +75,14 @@ def issue_first(
 ) -> None:
     """An officer's first device: issued under an approved exception (nothing to exchange)."""
     allocation_id = allocated(ctx, serial, staff_number, wave=wave)
+    check = verifier(ctx)  # before the unit of work: the key registry is read in a transaction of its own
     with session_scope(ctx.engine) as s:
         approval = request_exception(
             s, allocation_id=allocation_id, reason="new starter", requested_by="tech.one"
         ).record
         approve_exception(s, approval_id=approval.id or 0, approver="admin.one")
         issue_device(s, allocation_id=allocation_id, acceptance=acceptance or accept(), actor="tech.one",
-                     verifier=verifier(ctx), approval_id=approval.id)  # fmt: skip
+                     verifier=check, approval_id=approval.id)  # fmt: skip
 
 
 def officer_with_device(ctx: AppContext, staff_number: str, serial: str, pin: str = "4321") -> None:

@@ -113,6 +113,10 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/tech/destruction"): TECH,
     ("POST", "/tech/destruction"): TECH,
     ("POST", "/tech/destruction/{record_id}/witness"): TECH,
+    ("GET", "/tech/pool"): TECH,
+    ("POST", "/tech/pool/stock"): TECH,
+    ("POST", "/tech/pool/new"): TECH,
+    ("POST", "/tech/pool/withdraw"): TECH,
     # web: couriers
     ("GET", "/courier/consignments"): COURIER,
     ("GET", "/courier/consignments/{reference}"): COURIER,
