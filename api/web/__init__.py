@@ -1,5 +1,5 @@
 """Server-rendered web pages by area (Jinja2, plain forms, small JS): intake (receive), custody
-(issue, swap, courier consignments), audit (the auditors' pages), line (the bench board), identity
+(issue, swap), courier (consignments), audit (the auditors' pages), line (the bench board), identity
 (the admins' users and access page), plus
 login/logout (auth), rendering and form helpers."""
 
@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
 from api.deps import LoginRequired, PageForbidden
-from api.web import audit, auth, custody, identity, intake, line
+from api.web import audit, auth, courier, custody, identity, intake, line
 from api.web.render import WEB_DIR, render
 from api.web.tech_routers import ROUTERS as TECH_ROUTERS
 
@@ -27,7 +27,7 @@ def install_web(app: FastAPI) -> None:
     async def page_forbidden(request: Request, exc: PageForbidden) -> Response:
         return render(request, "forbidden.html", None, 403, reason=exc.reason)
 
-    for area in (auth, line, intake, custody, audit, identity):
+    for area in (auth, line, intake, custody, courier, audit, identity):
         app.include_router(area.router)
     for router in TECH_ROUTERS:
         app.include_router(router)

@@ -1,34 +1,25 @@
-"""Custody pages: issue and walk-in swap at the bench (technicians), and the couriers'
-consignments: collection scans, proof of delivery and failed deliveries."""
+"""Custody pages: issue and walk-in swap at the bench (technicians). The couriers' pages are in
+``courier.py``."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Annotated, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import BaseModel
 
 from api.deps import Caller, ContextDep, page_user
-from api.params import Reference
-from api.web.forms import AcceptanceForm, device_or_none, read_upload, scanned
+from api.web.forms import AcceptanceForm, device_or_none
 from api.web.render import render
 from factory.custody.service import (
-    deliver,
-    hand_over,
     issue_device,
-    record_failed_delivery,
     walk_in_swap,
     wrong_pins_counted,
 )
 from factory.custody.views import (
-    active_consignments,
-    consignment_detail,
-    get_consignment,
-    get_document,
     open_in_person_allocation,
 )
 from factory.identity.models import Role
@@ -39,7 +30,6 @@ from factory.kernel.errors import FactoryError, InvalidInput
 router = APIRouter(include_in_schema=False)
 
 TechUser = Annotated[Caller, Depends(page_user(Role.TECHNICIAN))]
-CourierUser = Annotated[Caller, Depends(page_user(Role.COURIER))]
 
 
 def _act(
@@ -144,119 +134,3 @@ def swap(request: Request, ctx: ContextDep, me: TechUser, form: Annotated[SwapFo
 
     refused = _refused(request, me, "tech_swap.html", form)
     return _act(ctx, action, refused, lambda serial: f"/tech/swap?{urlencode(dict(spare=serial))}")
-
-
-# ---------------------------------------------------------------- consignments (couriers)
-NOTICES = {
-    "handover": "Hand-over recorded: the scanned devices are in transit with you.",
-    "delivered": "Delivery recorded.",
-    "failed": "Failed delivery recorded: bring the devices back to the factory.",
-}
-
-
-@router.get("/courier/consignments")
-def consignments(request: Request, ctx: ContextDep, me: CourierUser) -> HTMLResponse:
-    with session_scope(ctx.engine) as session:
-        return render(request, "courier_consignments.html", me, rows=active_consignments(session))
-
-
-def _consignment_page(
-    request: Request, ctx: AppContext, me: Caller, reference: str, status: int = 200, **extra: Any
-) -> HTMLResponse:
-    with session_scope(ctx.engine) as session:
-        try:
-            detail = consignment_detail(session, reference)
-        except FactoryError as exc:
-            return render(request, "forbidden.html", me, exc.status_code, reason=exc.reason)
-        return render(
-            request, "courier_consignment.html", me, status, c=detail.consignment, items=detail.items, **extra
-        )
-
-
-@router.get("/courier/consignments/{reference}")
-def consignment(request: Request, ctx: ContextDep, me: CourierUser, reference: Reference, done: str = "") -> Response:
-    return _consignment_page(request, ctx, me, reference, notice=NOTICES.get(done))
-
-
-@router.get("/courier/consignments/{reference}/manifest")
-def manifest(ctx: ContextDep, _me: CourierUser, reference: Reference) -> Response:
-    with session_scope(ctx.engine) as session:
-        try:
-            doc = get_document(session, get_consignment(session, reference).manifest_document_id or 0)
-        except FactoryError as exc:
-            return Response(exc.reason, status_code=exc.status_code, media_type="text/plain")
-        return Response(
-            doc.content,
-            media_type=doc.media_type,
-            headers={"Content-Disposition": f'attachment; filename="{quote(doc.filename or "manifest.pdf")}"'},
-        )
-
-
-def _courier_action(
-    request: Request, ctx: AppContext, me: Caller, reference: str, done: str, action: Callable[[Session], object]
-) -> Response:
-    """A courier's form post: the action, then back to the consignment with a notice (or the
-    consignment page again with the reason when the factory refuses)."""
-
-    def refused(exc: FactoryError) -> Response:
-        return _consignment_page(request, ctx, me, reference, exc.status_code, error=exc.reason)
-
-    def run(session: Session) -> str:
-        action(session)
-        return reference
-
-    return _act(ctx, run, refused, lambda ref: f"/courier/consignments/{quote(ref, safe='')}?done={done}")
-
-
-class HandoverForm(BaseModel):
-    serial: list[str] = []
-
-
-@router.post("/courier/consignments/{reference}/handover")
-def handover(
-    request: Request, ctx: ContextDep, me: CourierUser, reference: Reference, form: Annotated[HandoverForm, Form()]
-) -> Response:
-    def action(session: Session) -> object:
-        verifier = ctx.site_keys.verifier()
-        return hand_over(
-            session, reference=reference, scanned_serials=scanned(form.serial), actor=me.name, verifier=verifier
-        )
-
-    return _courier_action(request, ctx, me, reference, "handover", action)
-
-
-class DeliveryForm(BaseModel):
-    recipient_name: str = ""
-    serial: list[str] = []
-    signature: UploadFile | None = None
-
-
-@router.post("/courier/consignments/{reference}/deliver")
-def delivered(
-    request: Request, ctx: ContextDep, me: CourierUser, reference: Reference, form: Annotated[DeliveryForm, Form()]
-) -> Response:
-    upload = read_upload(form.signature)
-
-    def action(session: Session) -> object:
-        if upload is None:
-            raise InvalidInput("proof of delivery needs the recipient's signature (PNG, JPEG or PDF)")
-        return deliver(
-            session,
-            reference=reference,
-            recipient_name=form.recipient_name,
-            signature=upload,
-            actor=me.name,
-            scanned_serials=scanned(form.serial) or None,
-        )
-
-    return _courier_action(request, ctx, me, reference, "delivered", action)
-
-
-@router.post("/courier/consignments/{reference}/failed")
-def failed(
-    request: Request, ctx: ContextDep, me: CourierUser, reference: Reference, reason: Annotated[str, Form()] = ""
-) -> Response:
-    def action(session: Session) -> object:
-        return record_failed_delivery(session, reference=reference, reason=reason, actor=me.name)
-
-    return _courier_action(request, ctx, me, reference, "failed", action)

@@ -12,9 +12,12 @@ from fastapi.templating import Jinja2Templates
 
 from api.deps import Caller
 from factory.identity.models import Role
+from factory.kernel.clock import uk_time
 
 WEB_DIR = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=str(WEB_DIR / "templates"))
+# Every time on a page in 24-hour UK local time: {{ entry.occurred_at|uk_time }}.
+templates.env.filters["uk_time"] = uk_time
 
 # Everything is served from this origin: no inline script, no third-party content, no framing.
 SECURITY_HEADERS = {

@@ -74,11 +74,7 @@ def record_acceptance(
     name = (acceptance.name or "").strip()
     if not name:
         raise InvalidInput("the officer's name is required to accept a device")
-    if not names_match(name, officer.name):
-        raise GuardRefused(
-            f"the name typed, '{name[:80]}', is not the name registered for officer {officer.staff_number}: "
-            "the officer types their own name to accept the device"
-        )
+    _refuse_another_name(name, officer)
     if (acceptance.signature is None) == (acceptance.pin is None):
         raise InvalidInput("an acceptance carries either a signature or a PIN")
     record: dict[str, object] = {
@@ -116,6 +112,14 @@ def record_acceptance(
     session.add(row)
     session.flush()
     return row
+
+
+def _refuse_another_name(name: str, officer: Officer) -> None:
+    if not names_match(name, officer.name):
+        raise GuardRefused(
+            f"the name typed, '{name[:80]}', is not the name registered for officer {officer.staff_number}: "
+            "the officer types their own name to accept the device"
+        )
 
 
 @contextmanager

@@ -4,8 +4,10 @@ hash identically on every database."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 _FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+_SITE_ZONE = ZoneInfo("Europe/London")  # the force's sites are in the UK: pages show its local time
 
 
 def now() -> datetime:
@@ -25,3 +27,15 @@ def format_utc(moment: datetime) -> str:
 def parse_utc(stamp: str) -> datetime:
     """A stored timestamp back as an aware UTC moment (the inverse of ``format_utc``)."""
     return datetime.strptime(stamp, _FORMAT).replace(tzinfo=UTC)
+
+
+def uk_time(stamp: str | None, empty: str = "—") -> str:
+    """A stored timestamp as people on site read it: UK local time, 24-hour, day first
+    ("06/12/2026 08:15"); ``empty`` for none. Text that is not a stored timestamp comes back as is."""
+    if not stamp:
+        return empty
+    try:
+        moment = parse_utc(stamp)
+    except ValueError:
+        return stamp
+    return moment.astimezone(_SITE_ZONE).strftime("%d/%m/%Y %H:%M")

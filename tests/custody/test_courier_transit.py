@@ -24,9 +24,10 @@ def _setup(ctx, serials: list[str], staff: str = "PC2001", old: str | None = "OL
 
 
 def _hand_over(ctx, ref: str, serials: list[str], seals: list[str]) -> None:
+    keys = verifier(ctx)  # outside the unit of work: it may read the key registry
     with session_scope(ctx.engine) as s:
         hand_over(s, reference=ref, scanned_serials=serials, scanned_seals=seals, actor="courier.one",
-                  verifier=verifier(ctx))  # fmt: skip
+                  verifier=keys)  # fmt: skip
 
 
 def _deliver(ctx, ref: str, old: list[str], seals=("SEAL-1", "SEAL-2"), serials=None) -> None:

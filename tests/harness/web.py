@@ -9,12 +9,9 @@ import pytest
 from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 
-from factory.custody.consignments import create_consignment
-from factory.custody.models import AllocationChannel
 from factory.identity.service import add_user, set_password
 from factory.kernel.context import AppContext
 from factory.kernel.db.engine import session_scope
-from harness.custody_data import allocated
 
 ROLES = ("technician", "courier", "auditor", "admin")
 PASSWORD = "correct horse battery staple"
@@ -67,20 +64,3 @@ def csrf_of(html: str) -> str:
     match = _CSRF_META.search(html)
     assert match is not None, "no CSRF token on the page"
     return match.group(1)
-
-
-def consignment(ctx: AppContext, serials: tuple[str, ...], staff_number: str = "PC1001") -> str:
-    """An open courier consignment of ready devices allocated to one officer."""
-    ids = [allocated(ctx, serial, staff_number, channel=AllocationChannel.COURIER) for serial in serials]
-    with session_scope(ctx.engine) as s:
-        c = create_consignment(
-            s,
-            allocation_ids=ids,
-            courier="Swift Couriers",
-            recipient_name="Sgt Mary Jones",
-            recipient_address="Central Police Station, 1 High Street",
-            seal_numbers=["SEAL-1"],
-            actor="tech.one",
-            site=ctx.settings.site_name,
-        )
-        return c.record.reference

@@ -17,14 +17,13 @@ from pathlib import Path
 import pytest
 import uvicorn
 from harness.audit_data import sanitised_device
-from harness.custody_data import PNG, officer
+from harness.custody_data import officer
 from harness.ports import free_tcp_port
 from harness.requirements import require
 from harness.waiting import wait_until
 from harness.web import (  # noqa: F401 (cheap_password_hashing: autouse fixture)
     PASSWORD,
     cheap_password_hashing,
-    consignment,
     make_users,
 )
 
@@ -51,10 +50,9 @@ SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 
 
 class Site:
-    def __init__(self, ctx: AppContext, base: str, consignment_ref: str) -> None:
+    def __init__(self, ctx: AppContext, base: str) -> None:
         self.ctx = ctx
         self.base = base
-        self.consignment_ref = consignment_ref
 
     def state(self, serial: str) -> str | None:
         with session_scope(self.ctx.engine) as s:
@@ -69,7 +67,6 @@ def site(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Ite
     init_keys(ctx.settings)
     make_users(ctx)
     officer(ctx, "PC2001", pin="4321")
-    ref = consignment(ctx, ("CN-DEV-1", "CN-DEV-2"), "PC2001")
     sanitised_device(ctx, "AUD-1", ("AUD-1-M1",))
     port = free_tcp_port()
     server = uvicorn.Server(uvicorn.Config(create_app(ctx), host="127.0.0.1", port=port, log_level="warning"))
@@ -78,7 +75,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Ite
     wait_until(lambda: server.started or not thread.is_alive(), 15, message="uvicorn to start")
     assert thread.is_alive(), "uvicorn did not start"
     try:
-        yield Site(ctx, f"http://127.0.0.1:{port}", ref)
+        yield Site(ctx, f"http://127.0.0.1:{port}")
     finally:
         server.should_exit = True
         thread.join(timeout=10)
@@ -175,41 +172,6 @@ def test_technician_receives_a_device_by_scanning(page, site: Site) -> None:
         "WEB-SN-1"
     )
     shot(page, "technician-2-duplicate-refused")
-
-
-def test_courier_collects_and_delivers_a_consignment(page, site: Site) -> None:
-    ref = site.consignment_ref
-    log_in(page, "courier1", "/courier/consignments")
-    assert_labelled(page)
-    link = page.get_by_role("link", name=ref)
-    assert link.is_visible()
-    shot(page, "courier-1-consignments")
-    link.click()
-    page.wait_for_url(f"**/courier/consignments/{ref}")
-    assert page.locator("#consignment-status").inner_text() == "open"
-    assert focused_id(page) == "f-scan"
-    for serial in ("CN-DEV-1", "CN-DEV-2"):
-        page.keyboard.type(serial)
-        page.keyboard.press("Enter")
-        assert focused_id(page) == "f-scan"
-    assert page.locator("#handover-list li").all_inner_texts() == ["CN-DEV-1", "CN-DEV-2"]
-    shot(page, "courier-2-scanned")
-    with page.expect_navigation():
-        page.get_by_role("button", name="Record hand-over").click()
-    assert page.locator("#consignment-status").inner_text() == "in_transit"
-    assert "in transit with you" in page.locator("#page-notice").inner_text()
-    assert site.state("CN-DEV-1") == site.state("CN-DEV-2") == "in_transit"
-    shot(page, "courier-3-handed-over")
-
-    page.get_by_label("Recipient's name").fill("Sgt Mary Jones")
-    page.get_by_label("Recipient's signature (PNG, JPEG or PDF)").set_input_files(
-        {"name": "signature.png", "mimeType": "image/png", "buffer": PNG}
-    )
-    with page.expect_navigation():
-        page.get_by_role("button", name="Record delivery").click()
-    assert page.locator("#consignment-status").inner_text() == "delivered"
-    assert site.state("CN-DEV-1") == site.state("CN-DEV-2") == "issued"
-    shot(page, "courier-4-delivered")
 
 
 def test_auditor_searches_verifies_and_exports(page, site: Site) -> None:

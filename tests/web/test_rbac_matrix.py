@@ -119,11 +119,14 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/tech/pool/withdraw"): TECH,
     # web: couriers
     ("GET", "/courier/consignments"): COURIER,
+    ("GET", "/courier/consignments/new"): COURIER,
+    ("POST", "/courier/consignments/new"): COURIER,
     ("GET", "/courier/consignments/{reference}"): COURIER,
     ("GET", "/courier/consignments/{reference}/manifest"): COURIER,
     ("POST", "/courier/consignments/{reference}/handover"): COURIER,
     ("POST", "/courier/consignments/{reference}/deliver"): COURIER,
     ("POST", "/courier/consignments/{reference}/failed"): COURIER,
+    ("POST", "/courier/consignments/{reference}/return"): COURIER,
     # web: auditors (GET only)
     ("GET", "/audit/search"): AUDIT,
     ("GET", "/audit/devices/{serial}"): AUDIT,
