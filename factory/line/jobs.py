@@ -26,7 +26,7 @@ from factory.line.models import ACTIVE_JOB_STATUSES, Job, JobStatus, JobStep, Li
 from factory.line.pipeline_rules import Plan, Step, step_name
 from factory.line.plan_facts import planned
 from factory.line.slots import locked
-from factory.line.tablet_slots import hold_until_ready
+from factory.line.tablet_slots import for_attachment
 from factory.sanitisation.service import EraseRound, RoundOrigin, fail_round
 
 IN_PROGRESS = (State.SANITISING.value, State.PROVISIONING.value)
@@ -42,8 +42,7 @@ STOP_OUTCOMES: dict[StopKind, tuple[JobStatus, str]] = {
 
 
 def step_names(plan: Plan, provision_name: str) -> list[tuple[Step, str]]:
-    kind = plan.profile.split("/", 1)[0]
-    return [(s, step_name(s, kind, provision_name)) for s in plan.steps]
+    return [(s, step_name(s, plan.steps, provision_name)) for s in plan.steps]
 
 
 def create_job(
@@ -65,7 +64,7 @@ def create_job(
     ident = identify(session, slot.attached_serial)
     device = ident.device
     plan = planned(session, ident, slot.default_kind)
-    plan = hold_until_ready(plan, slot.attached_node)  # a tablet in recovery, MTP-only: the technician acts first
+    plan = for_attachment(plan, slot.attached_node)  # a tablet on a hub port: its own steps, or held
     now = utc_now()
     held = plan.hold_reason is not None
     job = Job(

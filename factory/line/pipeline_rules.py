@@ -13,7 +13,7 @@ technician should take.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from factory.kernel.lifecycle.states import State
@@ -31,9 +31,10 @@ class Step(StrEnum):
     ENROL = "enrol"
 
 
-# Tablets and vehicle tablets follow the same rules with their own steps: the platform's tools
-# identify them first (a locked or untrusted tablet holds the job with the action), the sanitise
-# step is the platform reset, and provisioning is the device-management enrolment profile, not Ansible.
+# A tablet on a bench hub port (a tablet or a vehicle tablet) follows the same rules with its own
+# steps (``tablet_plan``): the platform's tools identify it first (a locked or untrusted tablet holds
+# the job with the action), the sanitise step is the platform reset, and provisioning is the
+# device-management enrolment profile, not Ansible. A tablet's disk in a dock keeps the disk steps.
 TABLET_KINDS = frozenset({"tablet", "vehicle-tablet"})
 TABLET_STEPS: dict[Step, tuple[Step, ...]] = {
     Step.SANITISE: (Step.IDENTIFY_TABLET, Step.SANITISE),
@@ -158,17 +159,22 @@ def choose_plan(ident: Identification, *, kind: str, role: str | None, facts: Pl
     if rule.hold is not None:
         state = ident.device.state if ident.device is not None else "unknown"
         return Plan(rule.name, (), destination, profile, f"{rule.hold} (state '{state}')", rule.action, why)
-    if kind in TABLET_KINDS and rule.steps != (Step.QUARANTINE,):
-        steps = tuple(t for step in rule.steps for t in TABLET_STEPS.get(step, (step,)))
-        if steps and steps[0] is not Step.IDENTIFY_TABLET and Step.ENROL in steps:
-            steps = (Step.IDENTIFY_TABLET, *steps)  # new stock too: the tools read it before enrolling
-        return Plan(f"{kind} {rule.name}", steps, destination, profile, None, rule.action, why)
     return Plan(rule.name, rule.steps, destination, profile, None, rule.action, why)
 
 
-def step_name(step: Step, kind: str, provision_name: str) -> str:
-    """How the board names a step: the provisioner's name, a tablet's own step names, or the step."""
-    if kind in TABLET_KINDS and step in TABLET_STEP_NAMES:
+def tablet_plan(plan: Plan, platform: str) -> Plan:
+    """The same rule's plan for a tablet on a hub port (a tablet's disk in a dock keeps the disk plan)."""
+    if not plan.steps or plan.steps == (Step.QUARANTINE,):
+        return plan
+    steps = tuple(t for step in plan.steps for t in TABLET_STEPS.get(step, (step,)))
+    if steps[0] is not Step.IDENTIFY_TABLET and Step.ENROL in steps:
+        steps = (Step.IDENTIFY_TABLET, *steps)  # new stock too: the tools read it before enrolling
+    return replace(plan, name=f"{platform} tablet {plan.name}", steps=steps)
+
+
+def step_name(step: Step, steps: tuple[Step, ...], provision_name: str) -> str:
+    """How the board names a step: a tablet pipeline's own names, the provisioner's name, or the step."""
+    if Step.IDENTIFY_TABLET in steps and step in TABLET_STEP_NAMES:
         return TABLET_STEP_NAMES[step]
     if step is Step.PERSONALISE:
         return PERSONALISE_STEP_NAME

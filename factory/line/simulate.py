@@ -175,9 +175,10 @@ class SimulatedLine:
         if self.disk_in(slot) is not None:
             raise RuntimeError(f"simulated slot {code} is occupied")
         identity = identity or self._pick_identity()
-        kind = kind or self.rng.choice(["laptop", "laptop", "tablet"])
-        if self.tablets is not None and kind in ("tablet", "vehicle-tablet"):
-            return self._arrive_tablet(slot, identity, role, kind, platform)
+        if self.tablets is not None:  # (drawn here only then: seeded runs without tablets keep their sequence)
+            kind = kind or self.rng.choice(["laptop", "laptop", "tablet"])
+            if kind in ("tablet", "vehicle-tablet"):
+                return self._arrive_tablet(slot, identity, role, kind, platform)
         token = self.rng.getrandbits(48)
         disk_serial = f"SD{token:012X}"
         device_serial = None if identity is Identity.UNKNOWN else f"SIM-{token:012X}"
@@ -195,7 +196,7 @@ class SimulatedLine:
                 receive_device(
                     s,
                     serial=device_serial,
-                    kind=kind,
+                    kind=kind or self.rng.choice(["laptop", "laptop", "tablet"]),
                     make="Simulated",
                     model="SimBook 14" if identity is Identity.RETURNED else "SimBook 15",
                     role=role,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from factory.line.errors import SimulationOnly
-from factory.line.pipeline_rules import Plan, Step
+from factory.line.pipeline_rules import Plan, Step, tablet_plan
 from factory.tablets.service import TabletBench
 from hardware_drivers.events import UdevEvent
 from hardware_drivers.tablet_usb import ACTIONS, Platform, UsbMode, classify
@@ -50,14 +50,16 @@ def tablet_of(node: str | None) -> tuple[Platform, UsbMode] | None:
     return Platform(platform), UsbMode(mode)
 
 
-def hold_until_ready(plan: Plan, node: str | None) -> Plan:
-    """Hold a tablet job whose first step needs the tools while the tablet is in a mode they cannot use."""
+def for_attachment(plan: Plan, node: str | None) -> Plan:
+    """A tablet's plan for what is in the slot; held with the action while the tablet is in a mode the
+    tools cannot use (recovery, bootloader, MTP only)."""
     tablet = tablet_of(node)
-    if tablet is None or Step.IDENTIFY_TABLET not in plan.steps:
+    if tablet is None:
         return plan
     platform, mode = tablet
+    plan = tablet_plan(plan, platform.value)
     action = ACTIONS.get(mode)
-    if action is None:
+    if action is None or Step.IDENTIFY_TABLET not in plan.steps:
         return plan
     return replace(plan, steps=(), hold_reason=f"{platform.value} tablet in {mode.value} mode", action=action)
 
@@ -69,4 +71,4 @@ def checked_bench(tablets: TabletBench | None, simulated_line: bool) -> TabletBe
     return tablets
 
 
-__all__ = ["PREFIX", "TabletBench", "attached_node", "checked_bench", "hold_until_ready", "tablet_of", "tablet_serial"]
+__all__ = ["PREFIX", "TabletBench", "attached_node", "checked_bench", "for_attachment", "tablet_of", "tablet_serial"]

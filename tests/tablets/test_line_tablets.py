@@ -76,7 +76,7 @@ def test_ipad_android_and_windows_tablets_flow_through_the_line(tablet_line: Tab
 
     for n, platform in enumerate(arrived, start=1):
         job = tablet_line.job(f"bench-1/slot-{n}")
-        assert (job.status, job.pipeline) == ("succeeded", "tablet sanitise-provision"), (platform, job.reason)
+        assert (job.status, job.pipeline) == ("succeeded", f"{platform} tablet sanitise-provision"), job.reason
         assert tablet_line.steps(job.id or 0) == [
             ("identify tablet", "succeeded"),
             ("sanitise (platform reset)", "succeeded"),
@@ -104,7 +104,7 @@ def test_a_tablet_job_is_live_on_the_board(tablet_line: TabletLine) -> None:
         board = board_snapshot(s)
         [slot] = [sl for sl in board["benches"][0]["slots"] if sl["code"] == SLOT]
         detail = job_detail(s, slot["job"]["id"])
-    assert slot["job"]["pipeline"] == "vehicle-tablet sanitise-provision"
+    assert slot["job"]["pipeline"] == "android tablet sanitise-provision"
     assert [step["name"] for step in detail["steps"]] == [
         "identify tablet",
         "sanitise (platform reset)",

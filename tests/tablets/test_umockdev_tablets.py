@@ -123,4 +123,8 @@ def test_recorded_tablets_arrive_on_the_hub_and_drive_jobs_on_the_board(ctx, hub
     assert steps.count(("enrol (device management)", "succeeded")) == 3
     assert methods == [CRYPTO_RESET, CRYPTO_RESET, "eMMC secure erase + sanitize"]
     shown = {slot["code"]: slot["job"]["pipeline"] for slot in board["benches"][0]["slots"]}
-    assert set(shown.values()) == {"tablet sanitise-provision"}
+    assert shown == {
+        "bench-1/slot-1": "ipados tablet sanitise-provision",
+        "bench-1/slot-2": "android tablet sanitise-provision",
+        "bench-1/slot-3": "windows tablet sanitise-provision",
+    }
