@@ -124,7 +124,7 @@ class Controller:
             bench_ids=lambda: self.dispatcher.bench_ids,
             provision_name=self.provision_name,
             notice=self._notice,
-            release=lambda code: self._detached(code, None),
+            release=lambda code, why=None: self._detached(code, None, why),
             wake=self._wake.set,
         )
 
@@ -303,7 +303,7 @@ class Controller:
         if not claimed:
             self._wake.set()
 
-    def _detached(self, code: str, serial: str | None) -> None:
+    def _detached(self, code: str, serial: str | None, why: str | None = None) -> None:
         runner: JobRunner | None = None
         with logged_scope(self.engine) as (s, logs):
             slot = lock_slot(s, code)
@@ -318,7 +318,7 @@ class Controller:
                 if runner is None:
                     self._settle_unrun(s, logs, job, code)
         if runner is not None:
-            runner.request_stop(StopKind.REMOVED, "device removed from slot")
+            runner.request_stop(StopKind.REMOVED, why or "device removed from slot")
         self.bus.publish("slot", slot=code, result="detached")
         self._wake.set()
 

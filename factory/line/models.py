@@ -106,6 +106,10 @@ class Slot(SQLModel, table=True):
     attached_mac: str | None = Field(default=None, max_length=17)  # switch-port slots: the MAC on the port
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     updated_at: str = Field(max_length=32)
+    # An expected reboot (reboot_grace.py): until this epoch a link drop keeps the slot and its job;
+    # link_down_at is when the link dropped in it (None: up, or back).
+    reboot_until: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
+    link_down_at: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
 
 
 class Job(SQLModel, table=True):

@@ -7,6 +7,9 @@ device, shown on the board for a technician, with no job. A second, different MA
 port is refused like a second device in a dock. The occupant's MAC leaving, or the port's link
 going down, frees the slot through the controller's own removal path (a running job is stopped).
 
+A link drop during an expected reboot (``reboot_grace.py``) keeps the slot and its job; a device
+not back when the reboot's window closes is released with that reason, which fails its job.
+
 Switch failures arrive here too, through the same queue: one notice when a switch starts failing
 (or fails differently), one when it answers again, however often the poller retries in between.
 """
@@ -14,6 +17,8 @@ Switch failures arrive here too, through the same queue: one notice when a switc
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -22,7 +27,7 @@ from sqlmodel import Session
 
 from factory.intake.views import serials_with_mac
 from factory.kernel.db.engine import session_scope
-from factory.line import jobs
+from factory.line import jobs, reboot_grace
 from factory.line.bus import LineBus
 from factory.line.models import Slot
 from factory.line.slots import Attachment, attach, lock_slot
@@ -89,7 +94,7 @@ class NetworkSlots:
         bench_ids: Callable[[], Sequence[int]],
         provision_name: str,
         notice: Callable[[str], None],
-        release: Callable[[str], None],
+        release: Callable[..., None],
         wake: Callable[[], None],
     ) -> None:
         self.engine = engine
@@ -98,7 +103,7 @@ class NetworkSlots:
         self._bench_ids = bench_ids
         self._provision_name = provision_name
         self._notice = notice
-        self._release = release  # the controller's removal path: stops the slot's job, frees it
+        self._release = release  # the controller's removal path (code, reason): stops the slot's job, frees it
         self._wake = wake
         self._failing: dict[str, type[DriverError]] = {}
 
@@ -115,8 +120,10 @@ class NetworkSlots:
             self.bus.publish("link", slot=code, event="LinkUp")
         if code is None:
             return  # uplinks and ports no slot is cabled to
-        if isinstance(event, LinkDown):
-            self._release(code)
+        if isinstance(event, LinkUp):
+            self._back(code)
+        elif isinstance(event, LinkDown):
+            self._link_down(code)
         elif isinstance(event, MacSeen):
             self._mac_seen(code, event.mac, detected)
         elif isinstance(event, MacGone):
@@ -149,7 +156,9 @@ class NetworkSlots:
                 return
             if slot.attachment_id is not None:
                 if slot.attached_mac == mac:
-                    return  # the occupant, seen again (another VLAN, or after a switch outage)
+                    reboot_grace.came_back(slot)  # the occupant, seen again (another VLAN, a reboot, a switch outage)
+                    s.add(slot)
+                    return
                 holds = slot.attached_serial or (f"MAC {slot.attached_mac}" if slot.attached_mac else "a device")
                 slot.error = (
                     f"second device (MAC {mac}) on occupied slot {code} (holds {holds}): "
@@ -177,6 +186,8 @@ class NetworkSlots:
             slot = self._ours(s, code)
             if slot is None or slot.attachment_id is None:
                 return
+            if slot.attached_mac == mac and reboot_grace.in_window(slot, time.time()):
+                return  # the occupant rebooting: its MAC leaves the table with the link
             if slot.attached_mac != mac:
                 if slot.error and mac in slot.error:  # the refused second device left; the occupant stays
                     slot.error = self._occupant_note(s, slot)
@@ -184,6 +195,39 @@ class NetworkSlots:
                     self.bus.publish("slot", slot=code, result="conflict cleared")
                 return
         self._release(code)
+
+    # ------------------------------------------------------------------ expected reboots
+
+    def _link_down(self, code: str) -> None:
+        """Inside an expected reboot the slot stays; otherwise the device left."""
+        with session_scope(self.engine) as s:
+            slot = self._ours(s, code)
+            left = reboot_grace.went_down(slot, time.time()) if slot is not None and slot.attachment_id else None
+            if slot is not None and left is not None:
+                s.add(slot)
+        if left is None:
+            self._release(code)
+            return
+        self.bus.publish("slot", slot=code, result="rebooting")
+        timer = threading.Timer(left + 0.05, self._check_back, args=(code,))
+        timer.daemon = True  # the window's end; a stopping agent does not wait for it
+        timer.start()
+
+    def _back(self, code: str) -> None:
+        with session_scope(self.engine) as s:
+            slot = self._ours(s, code)
+            if slot is not None and reboot_grace.came_back(slot):
+                s.add(slot)
+                self.bus.publish("slot", slot=code, result="back from reboot")
+
+    def _check_back(self, code: str) -> None:
+        """The reboot window closed: a device still down fails its job with the reason."""
+        with session_scope(self.engine) as s:
+            slot = self._ours(s, code)
+            reason = reboot_grace.overdue(slot, time.time()) if slot is not None else None
+        if reason is not None:
+            log.warning("slot %s: %s", code, reason)
+            self._release(code, reason)
 
     @staticmethod
     def _occupant_note(session: Session, slot: Slot) -> str | None:

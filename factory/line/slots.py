@@ -118,7 +118,7 @@ def detach(session: Session, slot: Slot, serial: str | None) -> bool:
 def free(session: Session, slot: Slot) -> None:
     slot.attachment_id = slot.attached_serial = slot.attached_node = slot.attached_at = None
     slot.attached_size = slot.device_id = None
-    slot.attached_epoch = slot.attached_mac = None
+    slot.attached_epoch = slot.attached_mac = slot.reboot_until = slot.link_down_at = None
     slot.error, slot.updated_at = None, utc_now()
     session.add(slot)
 
