@@ -21,6 +21,7 @@ from factory.tablets.errors import TabletMismatch, TabletNotReady
 from factory.tablets.service import TabletRequest, sanitise_tablet
 from factory.tablets.views import latest_tablet_round
 from imaging.certificate import CertificateError, load_envelope, verify_certificate
+from imaging.certificate_pdf import render_pdf
 from imaging.commands import ReplayRunner
 from imaging.tablets.device_management import AndroidManagement, AppleMdm, WipeWait
 from imaging.tablets.identity import probe_android, probe_ipad, probe_ipad_after_reset
@@ -90,6 +91,8 @@ def test_the_certificate_verifies_offline_and_fails_on_any_changed_byte(ctx, tmp
     envelope = tmp_path / "tablet.cert.json"
     envelope.write_bytes(text)
     verify_certificate(load_envelope(envelope), key)  # offline: the file and the public key only
+    render_pdf(load_envelope(envelope), tmp_path / "tablet.pdf")  # and its PDF, as for every certificate
+    assert (tmp_path / "tablet.pdf").read_bytes().startswith(b"%PDF")
     accepted = []
     for offset in range(0, len(text), max(1, len(text) // 400)):  # ~400 positions across the envelope
         changed = bytearray(text)
