@@ -14,6 +14,7 @@ from factory.intake.service import receive_device
 from factory.kernel.lifecycle.states import Event
 from factory.kernel.lifecycle.transition import TransitionRequest, change_state
 from factory.kernel.models.device import Device
+from factory.line.device_condition import latest_condition
 from factory.line.errors import StepFailed, StepHeld
 from factory.line.models import Slot, StepStatus
 from factory.line.provision_step import (
@@ -32,7 +33,9 @@ def book_return(runner: JobRunner, step_id: int, name: str) -> None:
     with runner.scope() as (s, job):
         values = runner.begin(s, job, name)
         values |= runner.end_step(s, job, name, StepStatus.SUCCEEDED, "booked back into the factory")
-        seq = runner.transition(s, job, Event.RETURN, note="detected on a bench: booked back from the user")
+        condition = latest_condition(s, job.device_id or 0)  # what routed it, into the signed entry
+        routed = {"condition": {"route": condition.route, "why": condition.why}} if condition else {}
+        seq = runner.transition(s, job, Event.RETURN, note="detected on a bench: booked back from the user", **routed)
         mark_returned(s, job.device_id or 0)  # its allocation is over, as at a counter exchange
         runner.write_step(s, step_id, seq, **values)
 

@@ -156,6 +156,7 @@ def choose_plan(ident: Identification, *, kind: str, role: str | None, facts: Pl
     destination = LEAVING_ROLES.get(seen.role or "", Destination.INTERNAL_REUSE)
     profile = f"{kind}/{role or 'standard'}"
     why = facts.condition_why if routed else None
+    rule = replace(rule, name=f"{rule.name} (by condition: {routed})") if routed else rule  # the board says so
     if rule.hold is not None:
         state = ident.device.state if ident.device is not None else "unknown"
         return Plan(rule.name, (), destination, profile, f"{rule.hold} (state '{state}')", rule.action, why)

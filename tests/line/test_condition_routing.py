@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
+import orjson
 import pytest
 from harness.bench_line import running_line
 from harness.custody_data import accept
@@ -20,6 +21,7 @@ from factory.kernel.context import AppContext
 from factory.kernel.db.engine import session_scope
 from factory.kernel.errors import InvalidInput
 from factory.kernel.lifecycle.states import Event
+from factory.kernel.models.custody_entry import CustodyEntry
 from factory.line.bench_config import simulated_config
 from factory.line.condition_rules import Condition, Route, Thresholds, decide
 from factory.line.device_condition import latest_condition, record_condition
@@ -119,10 +121,14 @@ def test_a_returned_laptop_with_a_worn_battery_is_routed_to_redistribution(ctx: 
     for line in running_line(ctx, simulated_config("1x1", agent="routing"), None, disk_bytes=DISK, seed=9):
         dock(line.sim, "LT9DISK", DISK)
         job = line.wait_job(timeout=60)
-        assert (job.pipeline, job.destination, job.status) == ("return-sanitise", "external_reuse", "succeeded"), (
-            job.reason
-        )
+        assert (job.pipeline, job.destination, job.status) == (
+            "return-sanitise (by condition: redistribution)", "external_reuse", "succeeded",
+        ), job.reason  # fmt: skip
         assert line.history("LT-9")[-3:] == ["return", "start_sanitise", "sanitised"]  # no provisioning for reissue
     with session_scope(ctx.engine) as s:
         logs = [r.message for r in s.exec(select(JobLog).where(JobLog.job_id == job.id).order_by(col(JobLog.id)))]
-    assert "routed by its condition to redistribution: battery holds 52% of its design capacity (under 60%)" in logs
+    why = "redistribution: battery holds 52% of its design capacity (under 60%)"
+    assert f"routed by its condition to {why}" in logs
+    with session_scope(ctx.engine) as s:  # and the signed return entry records it
+        entry = s.exec(select(CustodyEntry).where(CustodyEntry.event == "return")).one()
+    assert orjson.loads(entry.evidence)["condition"] == {"route": "redistribution", "why": why}
