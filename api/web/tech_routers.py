@@ -5,6 +5,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.web import tech_devices, tech_pool
+from api.web import tech_devices, tech_disposal, tech_pool
 
-ROUTERS: tuple[APIRouter, ...] = (tech_devices.router, tech_pool.router)
+ROUTERS: tuple[APIRouter, ...] = (tech_devices.router, tech_pool.router, tech_disposal.router)

@@ -47,6 +47,7 @@ from factory.custody.models import (
 )
 from factory.custody.personalisation import PersonaliseDue, needs_of, personalisation_due
 from factory.custody.pool_views import PoolLevel, low_pools, pool_levels
+from factory.custody.disposal_views import BatchItemView, BatchView, disposal_batch, disposal_batches
 from factory.custody.tech_views import HeldDevice, PendingDestruction, held_devices, pending_destructions
 from factory.custody.statuses import (
     ACTIVE_CONSIGNMENT,
@@ -67,6 +68,8 @@ from factory.kernel.models.device import Device
 
 __all__ = [
     "COURIER_READABLE",
+    "BatchItemView",
+    "BatchView",
     "DEFAULT_OVERDUE_DAYS",
     "BenchKpis",
     "CapHeadroom",
@@ -88,6 +91,8 @@ __all__ = [
     "consignable_allocations",
     "consignment_detail",
     "consignment_items",
+    "disposal_batch",
+    "disposal_batches",
     "delivery_lines",
     "exception_report",
     "get_allocation",

@@ -1,0 +1,229 @@
+"""WEEE disposal batch pages: open a batch for a recycler, fill it by scanning certified devices,
+hand it over under a signed waste transfer note (both parties' signatures, the carrier's
+registration and the recycler's permit), record the recycler's certificate for the devices it
+accounts for, and close it. The refusals are the disposal service's (factory/custody/disposal.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Form, Request, UploadFile
+from fastapi.responses import HTMLResponse, Response
+from pydantic import BaseModel
+
+from api.deps import Caller, ContextDep
+from api.params import RowId
+from api.web.forms import read_upload, scanned
+from api.web.tech_pages import TechUser, act, field_of, page, read
+from factory.custody.service import (
+    WasteTransfer,
+    add_device,
+    close_batch,
+    collect,
+    open_batch,
+    record_recycler_certificate,
+)
+from factory.custody.views import disposal_batch, disposal_batches, get_document
+from factory.kernel.context import AppContext
+from factory.kernel.db.engine import Session
+from factory.kernel.errors import FactoryError, InvalidInput
+
+router = APIRouter(prefix="/tech/disposal", include_in_schema=False)
+
+
+class BatchForm(BaseModel):
+    recycler_reference: str = ""
+    description: str = ""
+    ewc_code: str = "16 02 13*"
+    sic_code: str = ""
+
+
+@router.get("")
+def batches(request: Request, ctx: ContextDep, me: TechUser) -> HTMLResponse:
+    return page(request, me, "tech_disposal_list.html", rows=read(ctx, disposal_batches), v=BatchForm().model_dump())
+
+
+@router.post("")
+def new_batch(request: Request, ctx: ContextDep, me: TechUser, form: Annotated[BatchForm, Form()]) -> Response:
+    def action(session: Session) -> str:
+        return str(open_batch(session, **form.model_dump(), actor=me.name).record.id)
+
+    def refused(exc: FactoryError) -> Response:
+        fields = {"ewc_code": ("ewc",), "sic_code": ("sic",), "description": ("description",)}
+        where = field_of(exc, fields, "recycler_reference")
+        rows = read(ctx, disposal_batches)
+        values = form.model_dump()
+        return page(request, me, "tech_disposal_list.html", exc.status_code, rows=rows, v=values, error=exc.reason,
+                    error_field=where)  # fmt: skip
+
+    return act(ctx, action, lambda batch_id: f"/tech/disposal/{batch_id}?done=opened", refused)
+
+
+NOTICES = {
+    "opened": "Batch opened: scan the certified devices into it.",
+    "added": "Devices added to the batch.",
+    "collected": "Collected: the waste transfer note is signed and stored.",
+    "accounted": "The recycler's certificate is recorded for the scanned devices.",
+    "closed": "Batch closed: every device is accounted for.",
+}
+
+
+def _batch_page(
+    request: Request, ctx: AppContext, me: Caller, batch_id: int, status: int = 200, **extra: Any
+) -> HTMLResponse:
+    try:
+        batch, items = read(ctx, lambda s: disposal_batch(s, batch_id))
+    except FactoryError as exc:
+        return page(request, me, "forbidden.html", exc.status_code, reason=exc.reason)
+    context = {"v": {}, "added": [], "accounted": [], **extra}
+    return page(request, me, "tech_disposal_batch.html", status, b=batch, items=items, **context)
+
+
+@router.get("/{batch_id}")
+def batch(request: Request, ctx: ContextDep, me: TechUser, batch_id: RowId, done: str = "") -> HTMLResponse:
+    return _batch_page(request, ctx, me, batch_id, notice=NOTICES.get(done))
+
+
+def _step(
+    request: Request,
+    ctx: AppContext,
+    me: Caller,
+    batch_id: int,
+    done: str,
+    action: Callable[[Session], object],
+    refused_with: Callable[[FactoryError], dict[str, Any]],
+) -> Response:
+    """A step on the batch: the action, then the batch page with a notice; or the batch page
+    again with the reason, the field it concerns and what was entered."""
+
+    def run(session: Session) -> str:
+        action(session)
+        return done
+
+    def refused(exc: FactoryError) -> Response:
+        return _batch_page(request, ctx, me, batch_id, exc.status_code, error=exc.reason, **refused_with(exc))
+
+    return act(ctx, run, lambda what: f"/tech/disposal/{batch_id}?done={quote(what)}", refused)
+
+
+class ScanForm(BaseModel):
+    serial: list[str] = []
+
+
+@router.post("/{batch_id}/add")
+def add(
+    request: Request, ctx: ContextDep, me: TechUser, batch_id: RowId, form: Annotated[ScanForm, Form()]
+) -> Response:
+    serials = scanned(form.serial)
+    verifier = ctx.site_keys.verifier()
+
+    def action(session: Session) -> None:
+        if not serials:
+            raise InvalidInput("scan at least one device into the batch")
+        for serial in serials:  # all or none: one refusal leaves the batch as it was
+            add_device(session, batch_id=batch_id, serial=serial, actor=me.name, verifier=verifier)
+
+    return _step(request, ctx, me, batch_id, "added", action, lambda _e: {"added": serials, "error_field": "serial"})
+
+
+class CollectForm(BaseModel):
+    containment: str = ""
+    place: str = ""
+    transferor_name: str = ""
+    transferor_address: str = ""
+    carrier_name: str = ""
+    carrier_registration: str = ""
+    recycler_permit: str = ""
+    hazardous_note_reference: str = ""
+    hierarchy_declaration: bool = False
+    transferor_signature: UploadFile | None = None
+    transferee_signature: UploadFile | None = None
+
+    def values(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"transferor_signature", "transferee_signature"})
+
+
+COLLECT_FIELDS = {
+    "carrier_registration": ("carrier registration",),
+    "recycler_permit": ("permit",),
+    "carrier_name": ("carrier name",),
+    "transferee_signature": ("same image", "signature"),
+    "hierarchy_declaration": ("hierarchy",),
+    "hazardous_note_reference": ("consignment note",),
+    "containment": ("containment",),
+    "place": ("place",),
+    "transferor_address": ("transferor address",),
+}
+
+
+@router.post("/{batch_id}/collect")
+def collected(
+    request: Request, ctx: ContextDep, me: TechUser, batch_id: RowId, form: Annotated[CollectForm, Form()]
+) -> Response:
+    ours, theirs = read_upload(form.transferor_signature), read_upload(form.transferee_signature)
+    verifier = ctx.site_keys.verifier()
+
+    def action(session: Session) -> None:
+        if ours is None or theirs is None:
+            raise InvalidInput("the waste transfer note needs both signatures: the transferor's and the recycler's")
+        fields = form.values() | {"transferor_signature": ours, "transferee_signature": theirs}
+        fields["hazardous_note_reference"] = form.hazardous_note_reference or None
+        transfer = WasteTransfer(**fields)
+        collect(session, batch_id=batch_id, transfer=transfer, actor=me.name, site=ctx.settings.site_name,
+                verifier=verifier)  # fmt: skip
+
+    def refused_with(exc: FactoryError) -> dict[str, Any]:
+        return {"v": form.values(), "error_field": field_of(exc, COLLECT_FIELDS, "transferor_name")}
+
+    return _step(request, ctx, me, batch_id, "collected", action, refused_with)
+
+
+class AccountForm(BaseModel):
+    reference: str = ""
+    serial: list[str] = []
+    document: UploadFile | None = None
+
+
+@router.post("/{batch_id}/account")
+def accounted(
+    request: Request, ctx: ContextDep, me: TechUser, batch_id: RowId, form: Annotated[AccountForm, Form()]
+) -> Response:
+    serials, document = scanned(form.serial), read_upload(form.document)
+    verifier = ctx.site_keys.verifier()
+
+    def action(session: Session) -> None:
+        record_recycler_certificate(session, batch_id=batch_id, serials=serials, actor=me.name, verifier=verifier,
+                                    reference=form.reference or None, document=document)  # fmt: skip
+
+    def refused_with(exc: FactoryError) -> dict[str, Any]:
+        where = field_of(exc, {"reference": ("certificate recorded", "already has")}, "serial")
+        return {"v": {"reference": form.reference}, "accounted": serials, "error_field": where}
+
+    return _step(request, ctx, me, batch_id, "accounted", action, refused_with)
+
+
+@router.post("/{batch_id}/close")
+def closed(request: Request, ctx: ContextDep, me: TechUser, batch_id: RowId) -> Response:
+    def action(session: Session) -> None:
+        close_batch(session, batch_id=batch_id, actor=me.name)
+
+    return _step(request, ctx, me, batch_id, "closed", action, lambda _e: {})
+
+
+@router.get("/{batch_id}/waste-transfer-note")
+def waste_transfer_note(ctx: ContextDep, _me: TechUser, batch_id: RowId) -> Response:
+    def pdf(session: Session) -> tuple[bytes, str]:
+        view, _items = disposal_batch(session, batch_id)
+        if view.wtn_document_id is None:
+            raise InvalidInput(f"disposal batch {batch_id} has no waste transfer note yet: it is not collected")
+        doc = get_document(session, view.wtn_document_id)
+        return doc.content, doc.filename or f"wtn-batch-{batch_id}.pdf"
+
+    try:
+        content, name = read(ctx, pdf)
+    except FactoryError as exc:
+        return Response(exc.reason, status_code=exc.status_code, media_type="text/plain")
+    disposition = f'attachment; filename="{quote(name)}"'
+    return Response(content, media_type="application/pdf", headers={"Content-Disposition": disposition})
