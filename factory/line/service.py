@@ -46,9 +46,12 @@ from factory.line.provision_step import (
     ProvisionOutcome,
     ProvisionRequest,
 )
+from factory.line.reboot_grace import DEFAULT_GRACE_SECONDS, MAX_GRACE_SECONDS, expect_reboot
 from factory.line.slots import locked
 
 __all__ = [
+    "DEFAULT_GRACE_SECONDS",
+    "MAX_GRACE_SECONDS",
     "NO_PROVISIONING_NOTICE",
     "JobLogBuffer",
     "LineAgentProcess",
@@ -63,6 +66,7 @@ __all__ = [
     "StopKind",
     "audit_line",
     "enrol_and_queue",
+    "expect_reboot",
     "load_line_config",
     "logged_scope",
     "request_stop",

@@ -22,11 +22,13 @@ from factory.kernel.clock import utc_now
 from factory.kernel.db.engine import session_scope
 from factory.kernel.errors import FactoryError
 from factory.line.service import (
+    DEFAULT_GRACE_SECONDS,
     JobLogBuffer,
     PersonaliseOutcome,
     PersonaliseRequest,
     ProvisionOutcome,
     ProvisionRequest,
+    expect_reboot,
 )
 from factory.provisioning.adapter_types import ProvisionOutcome as RunOutcome
 from factory.provisioning.ansible_adapter import ProvisionError, RunnerOptions, RunStatus, run_provision
@@ -41,6 +43,7 @@ from factory.provisioning.inventory import (
 )
 
 PERSONALISE_PLAYBOOK = "personalise.yml"
+REBOOT_TASK_PREFIX = "Restart"
 # The personalise playbook's QA assert says this, then what is missing joined by "; ".
 _QA_FAILED = "QA failed: assistive technology not ready: "
 
@@ -52,9 +55,10 @@ class JobLogSink:
 
     FLUSH_SECONDS = 1.0
 
-    def __init__(self, engine: Engine, job_id: int) -> None:
+    def __init__(self, engine: Engine, job_id: int, on_reboot: Callable[[], None] | None = None) -> None:
         self._engine = engine
         self._job_id = job_id
+        self._on_reboot = on_reboot  # a task that restarts the device is starting
         self._pending: list[tuple[str, str, str]] = []  # (at, level, message)
         self._lock = threading.Lock()
         self._flushing = threading.Lock()  # one batch at a time, so lines keep their order
@@ -88,6 +92,10 @@ class JobLogSink:
 
     def task_event(self, host: str, task: str, status: str, changed: bool) -> None:
         if status == "started":
+            # The playbooks name every task that restarts the device "Restart ...": the line then
+            # expects its switch port to drop and come back (reboot_grace.py).
+            if self._on_reboot is not None and task.rpartition(" : ")[2].startswith(REBOOT_TASK_PREFIX):
+                self._on_reboot()
             return  # the board shows results; a line per dispatch would double the log
         level = "error" if status in ("failed", "unreachable") else "info"
         self._write(f"{host}: {task}: {status}{' (changed)' if changed else ''}", level)
@@ -109,6 +117,8 @@ class AnsibleProvisioner:
     python_interpreter: str = "auto_silent"
     extra_vars: Mapping[str, Any] = field(default_factory=dict)
     name: str = "provision (ansible)"
+    # How long a device may be away in a reboot a playbook starts before its job fails.
+    reboot_grace_s: float = DEFAULT_GRACE_SECONDS
 
     def _target(self, request: ProvisionRequest, accessibility: AccessibilityProfile | None = None) -> ProvisionTarget:
         serial = request.device_serial
@@ -145,7 +155,10 @@ class AnsibleProvisioner:
         except (FactoryError, InvalidTarget) as exc:
             return ProvisionOutcome(False, f"cannot provision: {getattr(exc, 'reason', exc)}")
         try:
-            outcome = self._run(f"job-{request.job_id}", request.job_id, target, self.options, request.cancel)
+            outcome = self._run(
+                f"job-{request.job_id}", request.job_id, target, self.options, request.cancel,
+                on_reboot=lambda: self._expect_reboot(request.slot),
+            )  # fmt: skip
         except ProvisionError as exc:
             return ProvisionOutcome(False, f"cannot provision: {exc}")
         if outcome.status is RunStatus.SUCCESSFUL:
@@ -181,14 +194,26 @@ class AnsibleProvisioner:
         return PersonaliseOutcome(False, reason, tuple(m.strip() for m in missing if m.strip()))
 
     def _run(
-        self, name: str, job_id: int, target: ProvisionTarget, options: RunnerOptions, cancel: threading.Event
+        self,
+        name: str,
+        job_id: int,
+        target: ProvisionTarget,
+        options: RunnerOptions,
+        cancel: threading.Event,
+        on_reboot: Callable[[], None] | None = None,
     ) -> RunOutcome:
-        sink = JobLogSink(self.engine, job_id)
+        sink = JobLogSink(self.engine, job_id, on_reboot)
         self.work_dir.mkdir(parents=True, exist_ok=True)
         try:
             return run_provision(name, [target], self.site, self.secrets, sink, self.work_dir, options, cancel=cancel)
         finally:
             sink.flush()  # the whole log is in before the step ends
+
+    def _expect_reboot(self, slot: str) -> None:
+        """A playbook task restarts the device now: its switch port may drop for the grace period."""
+        if slot:
+            with session_scope(self.engine) as s:
+                expect_reboot(s, slot, self.reboot_grace_s)
 
 
 def profile_features(profile: AccessibilityProfile) -> list[str]:

@@ -7,6 +7,7 @@ enrolment_tenant = "met-devices"
 enrolment_token_file = "/etc/factory/enrolment-token"   # mode 0600; never in the config itself
 ssh_private_key = "/etc/factory/service-env-key"        # the service environment's client key
 timezone = "Europe/London"
+reboot_grace_seconds = 300                              # a device restarted by a playbook may be away this long
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from factory.kernel.errors import InvalidInput
+from factory.line.service import DEFAULT_GRACE_SECONDS, MAX_GRACE_SECONDS
 from factory.provisioning.inventory import InvalidTarget, ProvisionSecrets, SiteSettings
 from factory.provisioning.line_provisioner import AnsibleProvisioner
 
@@ -49,4 +51,11 @@ def load_provisioner(path: Path, *, engine: Engine, work_dir: Path) -> AnsiblePr
         secrets = ProvisionSecrets(enrolment_token=token)
     except InvalidTarget as exc:
         raise InvalidInput(f"provisioning config {path}: {exc}") from exc
-    return AnsibleProvisioner(engine=engine, site=site, secrets=secrets, private_key_path=key, work_dir=work_dir)
+    grace = data.get("reboot_grace_seconds", DEFAULT_GRACE_SECONDS)
+    if isinstance(grace, bool) or not isinstance(grace, int | float) or not 0 < grace <= MAX_GRACE_SECONDS:
+        raise InvalidInput(
+            f"provisioning config {path}: reboot_grace_seconds must be a number in 1-{MAX_GRACE_SECONDS:g}"
+        )
+    return AnsibleProvisioner(
+        engine=engine, site=site, secrets=secrets, private_key_path=key, work_dir=work_dir, reboot_grace_s=float(grace)
+    )

@@ -59,3 +59,14 @@ def test_a_line_is_written_without_waiting_for_the_end(ctx: AppContext) -> None:
 
     found = wait_until(written, 30, message="the buffered line to be written")
     assert found, "a buffered line was never written while the run went on"
+
+
+def test_a_task_that_restarts_the_device_opens_its_slots_reboot_window(ctx: AppContext) -> None:
+    job_id = _job(ctx)
+    opened: list[str] = []
+    sink = JobLogSink(ctx.engine, job_id, on_reboot=lambda: opened.append("reboot"))
+    sink.task_event("host-1", "base : Write the enrolment configuration", "started", changed=False)
+    assert opened == []
+    sink.task_event("host-1", "base : Restart to apply the new hostname", "started", changed=False)
+    assert opened == ["reboot"]
+    sink.flush()

@@ -186,6 +186,10 @@ def test_provisioning_site_config(ctx: AppContext, tmp_path: Path) -> None:
     )
     provisioner = load_provisioner(conf, engine=ctx.engine, work_dir=tmp_path / "w")
     assert provisioner.secrets.enrolment_token == ENROLMENT_TOKEN and provisioner.name == "provision (ansible)"
+    assert provisioner.reboot_grace_s == 300.0  # the default; a site sets reboot_grace_seconds
+    conf.write_text(conf.read_text() + "reboot_grace_seconds = 0\n")
+    with pytest.raises(InvalidInput, match="reboot_grace_seconds must be a number in 1-3600"):
+        load_provisioner(conf, engine=ctx.engine, work_dir=tmp_path / "w")
     assert ENROLMENT_TOKEN not in repr(provisioner)
     conf.write_text('[provisioning]\nenrolment_tenant = "x"\n')
     with pytest.raises(InvalidInput, match="needs site_ca_file, enrolment_server_url"):
