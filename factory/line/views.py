@@ -31,6 +31,9 @@ from factory.line.models import (
 )
 from factory.line.pipeline_rules import Step
 
+# Device states that need a technician wherever the device is (docs/operations.md, "Needs attention").
+NEEDS_TECHNICIAN = (State.SANITISE_FAILED.value, State.PROVISION_FAILED.value)
+STOPPED_ACTION = "start a new erase round on a bench, or send it for witnessed destruction"
 ATTENTION_STATUSES = (JobStatus.FAILED, JobStatus.HELD, JobStatus.INTERRUPTED, JobStatus.ABORTED, JobStatus.CANCELLED)
 MAX_LIMIT = 500
 
@@ -166,7 +169,10 @@ def job_detail(session: Session, job_id: int) -> dict[str, Any]:
 
 
 def attention_view(session: Session, limit: int = 30) -> list[dict[str, Any]]:
-    """Jobs a technician must look at, while their device is still in its slot."""
+    """What a technician must look at: jobs that stopped while their device is still in its slot,
+    then devices that stopped wherever they are now (pulled from the slot mid-job, or failed to
+    sanitise or provision), newest first. A pulled device's row has ``pulled`` set and offers no
+    job action (its slot holds nothing to retry); one that never had a job has ``id`` None."""
     rows = session.exec(
         select(Job, Slot.code)
         .join(Slot, col(Slot.id) == Job.slot_id)
@@ -174,7 +180,31 @@ def attention_view(session: Session, limit: int = 30) -> list[dict[str, Any]]:
         .order_by(col(Job.id).desc())
         .limit(_limit(limit))
     ).all()
-    return [job_view(job, code) for job, code in rows]
+    out = [{**job_view(job, code), "pulled": False} for job, code in rows]
+    listed = {j["device_serial"] for j in out}
+    stopped = session.exec(
+        select(Device)
+        .where(col(Device.state).in_(NEEDS_TECHNICIAN))
+        .order_by(col(Device.updated_at).desc())
+        .limit(_limit(limit))
+    ).all()
+    out += [_stopped_device(session, d) for d in stopped if d.serial not in listed]
+    return out[: _limit(limit)]
+
+
+def _stopped_device(session: Session, device: Device) -> dict[str, Any]:
+    """A failed device's attention row: its latest job (with its reason and action), or the device alone."""
+    row = session.exec(
+        select(Job, Slot.code, Slot.attachment_id)
+        .join(Slot, col(Slot.id) == Job.slot_id)
+        .where(Job.device_id == device.id)
+        .order_by(col(Job.id).desc())
+    ).first()
+    if row is None:
+        return {"id": None, "slot": None, "device_serial": device.serial, "status": device.state,
+                "reason": f"device is {device.state}", "action": STOPPED_ACTION, "pulled": False}  # fmt: skip
+    job, code, attached = row
+    return {**job_view(job, code), "pulled": attached != job.attachment_id}
 
 
 def devices_view(

@@ -20,6 +20,16 @@
     return node;
   }
 
+  // Times as people here read them: 24-hour UK time in London, whatever the browser's locale.
+  var UK = new Intl.DateTimeFormat("en-GB", {
+    timeZone: "Europe/London", hourCycle: "h23", day: "2-digit", month: "2-digit", year: "numeric",
+    hour: "2-digit", minute: "2-digit", second: "2-digit"
+  });
+  function ukTime(when) {
+    var moment = when instanceof Date ? when : new Date(String(when).replace(/(\.\d{3})\d+/, "$1"));
+    return isNaN(moment.getTime()) ? String(when) : UK.format(moment).replace(",", "");
+  }
+
   function act(jobId, action) {
     fetch("/api/jobs/" + jobId + "/" + action, {
       method: "POST",
@@ -103,11 +113,14 @@
     body.textContent = "";
     snapshot.attention.forEach(function (job) {
       var row = el("tr");
-      [job.slot, job.device_serial, job.id + " " + job.status, job.reason || "", job.action || ""].forEach(function (v) {
+      var slot = job.slot ? job.slot + (job.pulled ? " (pulled out)" : "") : "not in a slot";
+      var what = job.id === null ? job.status : "job " + job.id + " " + job.status;
+      [slot, job.device_serial, what, job.reason || "", job.action || ""].forEach(function (v) {
         row.appendChild(el("td", null, v));
       });
       var cell = el("td");
-      cell.appendChild(actions(job));
+      // A pulled device's slot holds nothing to retry: its row says what to do instead.
+      if (job.id !== null && !job.pulled) cell.appendChild(actions(job));
       row.appendChild(cell);
       body.appendChild(row);
     });
@@ -116,7 +129,7 @@
     var notices = snapshot.notices || [];
     noticesList.textContent = "";
     notices.forEach(function (n) {
-      noticesList.appendChild(el("li", null, n.at.replace("T", " ").slice(0, 19) + " · " + n.agent + " · " + n.message));
+      noticesList.appendChild(el("li", null, ukTime(n.at) + " · " + n.agent + " · " + n.message));
     });
     noticesList.hidden = notices.length === 0;
     noticesEmpty.hidden = notices.length !== 0;
@@ -130,7 +143,7 @@
     source.addEventListener("board", function (event) {
       render(JSON.parse(event.data));
       statusEl.className = "board-status";
-      statusEl.textContent = "Live · updated " + new Date().toLocaleTimeString();
+      statusEl.textContent = "Live · updated " + ukTime(new Date());
     });
     source.onerror = function () {
       statusEl.className = "board-status stale";
