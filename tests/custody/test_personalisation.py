@@ -108,3 +108,22 @@ def _device_id(s, serial: str) -> int:
     from factory.intake.views import get_device
 
     return get_device(s, serial).id or 0
+
+
+def test_needs_are_imported_from_the_command_line_with_one_line_errors(ctx, tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from factory.cli.main import app
+
+    officer(ctx, "PC8001")
+    good, bad = tmp_path / "at.csv", tmp_path / "bad.csv"
+    good.write_text('\ufeffstaff_number,at_profile\nPC8001,"jaws; magnifier x4"\n', encoding="utf-8")
+    bad.write_text("staff_number,at_profile\nPC8001,telepathy\n")
+    result = CliRunner().invoke(app, ["officers", "import-at-needs", str(good)])
+    assert result.exit_code == 0 and "PC8001: screen reader (JAWS), magnifier x4.0" in result.stdout
+    result = CliRunner().invoke(app, ["officers", "import-at-needs", str(bad)])
+    assert result.exit_code != 0 and result.stderr.strip().splitlines() == [
+        "error: line 2 (PC8001): assistive-technology need 'telepathy' is not one of: dictation, dragon, "
+        "high-contrast, jaws, large-text, magnifier, nvda, orca, screen-reader, screenreader, "
+        "speech-recognition, zoomtext, magnifier xN"
+    ]
