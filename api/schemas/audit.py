@@ -116,6 +116,12 @@ class WaveCertificatesPublic(BaseModel):
     devices: list[WaveDevicePublic]
 
 
+class CertificateRowPublic(BaseModel):
+    certificate_id: str
+    seq: int | None  # the sanitised entry that names it, if any
+    reason: str
+
+
 class ExceptionReportPublic(BaseModel):
     generated_at: str
     days: int
@@ -123,3 +129,4 @@ class ExceptionReportPublic(BaseModel):
     out_of_custody: list[OutOfCustodyPublic]
     uncertified_departures: list[ViolationPublic]  # must always be empty
     certificates_by_wave: list[WaveCertificatesPublic]
+    certificate_rows: list[CertificateRowPublic] = []  # must always be empty: rows the ledger disagrees with

@@ -27,6 +27,7 @@ from factory.audit.errors import AuditRequestInvalid
 from factory.custody.models import Allocation, AllocationStatus, Wave
 from factory.kernel import clock
 from factory.kernel.clock import format_utc
+from factory.kernel.ledger.certificates import CertificateRowProblem, check_certificate_rows
 from factory.kernel.lifecycle.states import OUT_OF_FACTORY, Event, State
 from factory.kernel.lifecycle.table import TAINTING_EVENTS, TRANSITIONS, Guard
 from factory.kernel.models.certificate import Certificate
@@ -129,6 +130,8 @@ class ExceptionReport:
     out_of_custody: list[OutOfCustody]
     uncertified_departures: list[Violation]
     certificates_by_wave: list[WaveCertificates]
+    # certificate rows deleted, swapped or added against the sanitised entries that name them
+    certificate_rows: list[CertificateRowProblem] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -138,6 +141,7 @@ class ExceptionReport:
             "out_of_custody": [o.as_dict() for o in self.out_of_custody],
             "uncertified_departures": [v.as_dict() for v in self.uncertified_departures],
             "certificates_by_wave": [w.as_dict() for w in self.certificates_by_wave],
+            "certificate_rows": [c.as_dict() for c in self.certificate_rows],
         }
 
 
@@ -158,6 +162,7 @@ def exception_report(
         out_of_custody=out,
         uncertified_departures=uncertified_departures(session, public_key),
         certificates_by_wave=certificates_by_wave(session),
+        certificate_rows=check_certificate_rows(session),
     )
 
 

@@ -160,7 +160,8 @@ def exceptions_cmd(
     limit: int = typer.Option(1000, "--limit", min=1, max=limits.REPORT_ROWS),
     as_json: JsonFlag = False,
 ) -> None:
-    """Exception reports. Exit 1 if any device left for reuse or recycling without valid certificates."""
+    """Exception reports. Exit 1 if any device left without valid certificates, or a certificate row
+    disagrees with the ledger (deleted, swapped, or added to a closed erase round)."""
     with unit_of_work() as (ctx, session):
         report = exception_report(session, ctx.site_keys.public_key(), days=days, limit=limit)
     if as_json:
@@ -175,7 +176,10 @@ def exceptions_cmd(
             console.print(f"  {v.device_serial} entry {v.seq} ({v.event}): {'; '.join(v.problems)}", markup=False)
         for w in report.certificates_by_wave:
             console.print(f"wave {w.wave}: {len(w.devices)} devices, {w.certificates} certificates", markup=False)
-    if report.uncertified_departures:
+        console.print(f"certificate rows that disagree with the ledger: {len(report.certificate_rows)}", markup=False)
+        for c in report.certificate_rows:
+            console.print(f"  certificate {c.certificate_id} (entry {c.seq}): {c.reason}", markup=False)
+    if report.uncertified_departures or report.certificate_rows:
         raise typer.Exit(1)
 
 

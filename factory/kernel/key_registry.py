@@ -27,6 +27,7 @@ from sqlmodel import Session
 
 from factory.kernel.canonical import canonical_bytes
 from factory.kernel.clock import utc_now
+from factory.kernel.db.engine import read_scope
 from factory.kernel.errors import Conflict, NotFound
 from factory.kernel.models.ledger_tree import SiteKey
 from imaging import signing
@@ -126,6 +127,9 @@ class Keyring:
         return cls(found)
 
 
+_FIELDS = tuple(KeyRecord.__dataclass_fields__)
+
+
 def _record(row: SiteKey) -> KeyRecord:
     return KeyRecord(
         row.site, row.fingerprint, row.public_key_pem, row.valid_from, row.valid_to,
@@ -140,11 +144,14 @@ def list_keys(session: Session) -> list[KeyRecord]:
 
 def read_registry(engine: Engine) -> list[KeyRecord]:
     """Every registered key; none when the database has no registry yet (not migrated)."""
+    # A read-only connection: verifiers are made inside callers' write transactions, and on
+    # SQLite a second writer in the same process would wait for them.
     try:
-        with Session(engine) as session:
-            return list_keys(session)
+        with read_scope(engine) as conn:
+            rows = conn.execute(select(*SiteKey.__table__.columns).order_by("site", "valid_from")).all()
     except (OperationalError, ProgrammingError):
         return []
+    return [KeyRecord(**{name: row._mapping[name] for name in _FIELDS}) for row in rows]
 
 
 def register(

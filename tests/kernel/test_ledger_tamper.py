@@ -123,6 +123,9 @@ def test_a_certificate_row_deleted_or_swapped_fails_verify(ctx, how: str) -> Non
     assert not report.ok and report.reason and report.reason.startswith(f"certificate {ids[0]}")
     result = runner.invoke(app, ["ledger", "verify"])
     assert result.exit_code == 1 and f"certificate {ids[0]}" in result.stderr
+    exceptions = runner.invoke(app, ["audit", "exceptions", "--days", "0", "--json"])
+    assert exceptions.exit_code == 1, exceptions.output
+    assert [c["certificate_id"] for c in json.loads(exceptions.stdout)["certificate_rows"]] == [ids[0]]
 
 
 def test_an_entry_rewritten_with_every_hash_recomputed_fails_against_the_signed_head(ctx) -> None:

@@ -53,7 +53,12 @@ def test_a_round_opens_certifies_every_medium_and_closes_with_the_origin_in_each
     events = entries(ctx, d)
     assert [e for e, _ in events] == ["receive", "start_sanitise", "sanitised"]
     assert events[1][1] == {"media": ["A", "B"], "platform": "test"}
-    assert events[2][1] == {"certificates": list(outcome.certificates.values()), "platform": "test"}
+    digests = {c.id: c.digest_sha256 for c in certificates(ctx)}  # the ledger binds each certificate row
+    assert events[2][1] == {
+        "certificates": list(outcome.certificates.values()),
+        "certificate_digests": digests,
+        "platform": "test",
+    }
 
 
 def test_a_failed_erase_fails_the_round_with_its_reason_and_no_certificate(ctx) -> None:

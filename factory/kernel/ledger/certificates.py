@@ -13,9 +13,11 @@ import hashlib
 from dataclasses import dataclass
 
 import orjson
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
+from sqlmodel import Session
 
 from factory.kernel.canonical import canonical_bytes
+from factory.kernel.db.engine import read_scope
 
 
 @dataclass(frozen=True)
@@ -36,21 +38,24 @@ def _envelope_digest(envelope: str) -> str | None:
         return None
 
 
-def check_certificate_rows(engine: Engine) -> list[CertificateRowProblem]:
-    """Every problem between the certificate rows and the ``sanitised`` entries, in sequence order."""
-    with engine.connect() as conn:
-        rows = {
-            str(cid): (str(digest), str(envelope), int(round_seq))
-            for cid, digest, envelope, round_seq in conn.execute(
-                text("SELECT id, digest_sha256, envelope, erase_round_seq FROM certificate")
-            )
-        }
-        closing = conn.execute(
-            text("SELECT seq, evidence, device_id FROM custody_entry WHERE event = 'sanitised' ORDER BY seq")
-        ).all()
-        opened = dict(
-            conn.execute(text("SELECT seq, device_id FROM custody_entry WHERE event = 'start_sanitise'")).all()
+def check_certificate_rows(bind: Engine | Connection | Session) -> list[CertificateRowProblem]:
+    """Every problem between the certificate rows and the ``sanitised`` entries, in sequence order.
+
+    ``bind``: an engine (a connection of its own) or the caller's connection or session.
+    """
+    if isinstance(bind, Engine):
+        with read_scope(bind) as conn:
+            return check_certificate_rows(conn)
+    rows = {
+        str(cid): (str(digest), str(envelope), int(round_seq))
+        for cid, digest, envelope, round_seq in bind.execute(
+            text("SELECT id, digest_sha256, envelope, erase_round_seq FROM certificate")
         )
+    }
+    closing = bind.execute(
+        text("SELECT seq, evidence, device_id FROM custody_entry WHERE event = 'sanitised' ORDER BY seq")
+    ).all()
+    opened = dict(bind.execute(text("SELECT seq, device_id FROM custody_entry WHERE event = 'start_sanitise'")).all())
     problems: list[CertificateRowProblem] = []
     named: set[str] = set()
     for seq, evidence, _ in closing:

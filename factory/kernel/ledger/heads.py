@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import select, text
+from sqlalchemy import Connection, select, text
 from sqlmodel import Session
 
 from factory.kernel.canonical import canonical_bytes
@@ -84,13 +84,14 @@ def sign_tree_head(session: Session, private_key: Ed25519PrivateKey, site: str, 
     return head
 
 
-def _head(row: LedgerHead) -> TreeHead:
-    return TreeHead(row.site, row.tree_size, row.root_hash, row.signed_at, row.key_fingerprint, row.signature)
+def _head(row: Any) -> TreeHead:
+    return TreeHead(row.site, int(row.tree_size), row.root_hash, row.signed_at, row.key_fingerprint, row.signature)
 
 
-def stored_heads(session: Session) -> list[TreeHead]:
-    rows = session.execute(select(LedgerHead).order_by(LedgerHead.tree_size, LedgerHead.id)).scalars()  # type: ignore[arg-type]
-    return [_head(r) for r in rows]
+def stored_heads(conn: Session | Connection) -> list[TreeHead]:
+    """Every stored head, smallest first (a session or a plain, e.g. read-only, connection)."""
+    cols = select(*LedgerHead.__table__.columns).order_by("tree_size", "id")  # type: ignore[attr-defined]
+    return [_head(r) for r in conn.execute(cols).all()]
 
 
 def latest_head(session: Session) -> TreeHead | None:

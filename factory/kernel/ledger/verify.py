@@ -19,8 +19,8 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 
 from sqlalchemy import Engine
-from sqlmodel import Session
 
+from factory.kernel.db.engine import read_scope
 from factory.kernel.key_registry import KeyNotValid, Keyring
 from factory.kernel.ledger import merkle
 from factory.kernel.ledger.certificates import check_certificate_rows
@@ -184,10 +184,10 @@ def verify_ledger(
     ``witnessed`` are heads kept outside the database (a witness's or an auditor's copy): checked
     like the stored ones, so deleting a head from the database does not hide a rewrite.
     """
-    with engine.connect() as conn:
+    with read_scope(engine) as conn:
         total, max_seq = conn.exec_driver_sql("SELECT count(*), max(seq) FROM custody_entry").one()
-    with Session(engine) as session:
-        heads = [*stored_heads(session), *witnessed]
+    with read_scope(engine) as conn:
+        heads = [*stored_heads(conn), *witnessed]
     sizes = frozenset(h.tree_size for h in heads if h.tree_size > 0)
     workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
     if total < PARALLEL_THRESHOLD or workers < 2 or engine.url.database in (None, "", ":memory:"):
@@ -223,7 +223,7 @@ def _check_tree_and_heads(
     engine: Engine, report: LedgerReport, heads: list[TreeHead], roots: dict[int, bytes], keyring: Keyring | None
 ) -> LedgerReport:
     """The stored tree must match the entries, and every head the root at its size."""
-    with Session(engine) as session:
+    with read_scope(engine) as session:
         stored = tree_size(session)
         if stored >= report.entries > 0:
             try:
