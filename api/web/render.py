@@ -44,6 +44,7 @@ NAV: tuple[NavLink, ...] = (
     NavLink("/board", "Bench board", (Role.TECHNICIAN,)),
     NavLink("/tech/receive", "Receive", (Role.TECHNICIAN,)),
     NavLink("/tech/issue", "Issue", (Role.TECHNICIAN,)),
+    NavLink("/tech/allocate", "Allocate", (Role.TECHNICIAN,)),
     NavLink("/tech/swap", "Swap", (Role.TECHNICIAN,)),
     NavLink("/tech/held", "Held", (Role.TECHNICIAN,)),
     NavLink("/tech/destruction", "Destruction", (Role.TECHNICIAN,)),

@@ -5,6 +5,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.web import tech_devices, tech_disposal, tech_pool
+from api.web import tech_allocate, tech_devices, tech_disposal, tech_labels, tech_pool
 
-ROUTERS: tuple[APIRouter, ...] = (tech_devices.router, tech_pool.router, tech_disposal.router)
+ROUTERS: tuple[APIRouter, ...] = (
+    tech_devices.router,
+    tech_pool.router,
+    tech_disposal.router,
+    tech_allocate.router,
+    tech_labels.router,
+)

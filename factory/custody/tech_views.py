@@ -76,3 +76,15 @@ def held_devices(session: Session) -> list[HeldDevice]:
         action, can_triage, can_destroy = _HELD[d.state or ""]
         out.append(HeldDevice(d.serial, d.kind, d.state or "", d.updated_at, action, can_triage, can_destroy))
     return out
+
+
+def asset_label(session: Session, serial: str, site: str) -> tuple[str, bytes]:
+    """The device's serial (as stored) and its asset label PDF.
+
+    :raises NotFound: no such device.
+    """
+    from factory.custody.labels import render_label  # reportlab loads only when a label is printed
+    from factory.intake.views import get_device
+
+    device = get_device(session, serial)
+    return device.serial, render_label(device, site)

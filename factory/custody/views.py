@@ -48,7 +48,13 @@ from factory.custody.models import (
 from factory.custody.personalisation import PersonaliseDue, needs_of, personalisation_due
 from factory.custody.pool_views import PoolLevel, low_pools, pool_levels
 from factory.custody.disposal_views import BatchItemView, BatchView, disposal_batch, disposal_batches
-from factory.custody.tech_views import HeldDevice, PendingDestruction, held_devices, pending_destructions
+from factory.custody.tech_views import (
+    HeldDevice,
+    PendingDestruction,
+    asset_label,
+    held_devices,
+    pending_destructions,
+)
 from factory.custody.statuses import (
     ACTIVE_CONSIGNMENT,
     OPEN_ALLOCATION,
@@ -85,6 +91,7 @@ __all__ = [
     "PersonaliseDue",
     "WaveKpis",
     "active_consignments",
+    "asset_label",
     "bench_kpis",
     "cap_headroom",
     "certificate_serves",

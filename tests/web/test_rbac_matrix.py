@@ -125,6 +125,9 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/tech/disposal/{batch_id}/account"): TECH,
     ("POST", "/tech/disposal/{batch_id}/close"): TECH,
     ("GET", "/tech/disposal/{batch_id}/waste-transfer-note"): TECH,
+    ("GET", "/tech/allocate"): TECH,
+    ("POST", "/tech/allocate"): TECH,
+    ("GET", "/tech/labels/{serial}"): TECH,
     # web: couriers
     ("GET", "/courier/consignments"): COURIER,
     ("GET", "/courier/consignments/new"): COURIER,
