@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -18,6 +19,8 @@ from factory.line.service import LineConfig, load_line_config, simulated_config
 from factory.line.views import benches_view, job_detail, jobs_view
 
 if TYPE_CHECKING:
+    from factory.kernel.context import AppContext
+    from factory.line.service import SimulationOptions
     from factory.tablets.service import TabletBench
 
 app = typer.Typer(help="The bench line: agents, slots and jobs.", no_args_is_help=True)
@@ -44,6 +47,49 @@ DwellOpt = Annotated[
         "--dwell", min=0.0, max=limits.SIM_PAUSE, help="Longest wait before a finished device is taken out (s)."
     ),
 ]
+
+
+TechnicianOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--technician",
+        envvar="FACTORY_TECHNICIAN",
+        help="The signed-in technician the line runs for (named on its certificates); required unless --simulate.",
+    ),
+]
+
+
+def _for_person(ctx: AppContext, config: LineConfig, technician: str | None, *, real: bool) -> LineConfig:
+    """The config with the person it runs for; a real line refuses to start without one (or
+    under the placeholder organisation name): factory/line/people.py."""
+    if real:
+        from factory.line.people import require_named_people
+
+        technician = require_named_people(ctx, technician)
+    return dataclasses.replace(config, technician=(technician or "").strip() or None)
+
+
+def _simulation(
+    simulate: str | None,
+    disk_bytes: int,
+    pull_rate: float,
+    seed: int | None,
+    max_devices: int | None,
+    gap: float,
+    dwell: float,
+) -> SimulationOptions | None:
+    from factory.line.service import SimulationOptions
+
+    if simulate is None:
+        return None
+    return SimulationOptions(
+        disk_bytes=disk_bytes,
+        pull_rate=pull_rate,
+        seed=seed,
+        max_devices=max_devices,
+        gap=(min(0.3, gap), gap),
+        dwell=(min(0.1, dwell), dwell),
+    )
 
 
 def build_config(
@@ -93,6 +139,7 @@ def run_cmd(
     duration: float | None = typer.Option(None, "--duration", min=0.0, help="Stop after this many seconds."),
     gap: GapOpt = 3.0,
     dwell: DwellOpt = 2.0,
+    technician: TechnicianOpt = None,
     provisioning: Path | None = typer.Option(
         None,
         "--provisioning",
@@ -102,22 +149,13 @@ def run_cmd(
     tablets: TabletsOpt = None,
 ) -> None:
     """Run the controller for this host's benches until Ctrl-C (or --duration)."""
-    from factory.line.service import LineAgentProcess, SimulationOptions
+    from factory.line.service import LineAgentProcess
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = build_config(simulate, config_file, agent, first_bench, max_jobs)
     bench = tablet_bench(tablets, real=simulate is None)  # without the tools or a service: stops here, first
-    ctx = context()
-    simulation = None
-    if simulate is not None:
-        simulation = SimulationOptions(
-            disk_bytes=disk_mib * MIB,
-            pull_rate=pull_rate,
-            seed=seed,
-            max_devices=max_devices,
-            gap=(min(0.3, gap), gap),
-            dwell=(min(0.1, dwell), dwell),
-        )
+    config = _for_person(ctx := context(), config, technician, real=simulate is None)
+    simulation = _simulation(simulate, disk_mib * MIB, pull_rate, seed, max_devices, gap, dwell)
     provisioner = None
     if provisioning is not None:
         from factory.provisioning.service import load_provisioner

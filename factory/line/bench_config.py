@@ -63,6 +63,7 @@ class LineConfig:
     extra: Mapping[str, Any] = field(default_factory=dict)
     # Built by simulated_config (--simulate): only such a line may run simulation stand-ins.
     simulated: bool = False
+    technician: str | None = None  # the signed-in person who started the line (required for a real one)
 
     @property
     def slot_count(self) -> int:

@@ -93,6 +93,7 @@ class JobDispatcher:
             limit=self.capacity(),
             lease_seconds=self.config.lease_seconds,
             logs=logs,
+            technician=self.config.technician,
         )
 
     def claim_here(self, s: Session) -> list[int]:

@@ -23,7 +23,7 @@ from factory.line.errors import StepFailed
 from factory.line.models import Job, Slot, StepStatus
 from factory.line.remote_media import RemoteMedia, RemoteMediaError, connect_for_job
 from factory.line.tablet_steps import before_evidence, closing_evidence, tablet_erase
-from factory.sanitisation.service import EraseRound, RoundOrigin, Signatories, Staff, certify_round, open_round
+from factory.sanitisation.service import EraseRound, RoundOrigin, certify_round, job_signatories, open_round
 from imaging.certificate import Destination
 from imaging.errors import ImagingError
 from imaging.result import EraseResult
@@ -92,10 +92,8 @@ class _Erase:
         runner = self.runner
         with runner.scope() as (s, job):
             device = jobs.device_of(s, job)
-            signatories = Signatories(
-                Staff(runner.ctx.actor, title="Bench controller"),
-                Staff(runner.ctx.actor, title="Automated validation (read-back verification)"),
-                Destination(job.destination),
+            signatories = job_signatories(
+                job.started_by, job.approved_by, runner.ctx.agent, Destination(job.destination)
             )
             ended: dict[str, Any] = {}
 

@@ -39,6 +39,7 @@ def claim_jobs(
     limit: int,
     lease_seconds: float,
     logs: JobLogBuffer | None = None,
+    technician: str | None = None,
 ) -> list[int]:
     """Take up to ``limit`` queued jobs on our benches, within the bench and site limits."""
     if limit <= 0 or not bench_ids:
@@ -72,6 +73,7 @@ def claim_jobs(
         if running.get(job.bench_id, 0) >= limits.get(job.bench_id, 0):
             continue
         job.status, job.owner, job.owner_run = JobStatus.RUNNING, agent, run_id
+        job.started_by = job.started_by or technician  # the person the agent runs for
         job.lease_expires_at, job.started_epoch, job.started_at, job.updated_at = now + lease_seconds, now, stamp, stamp
         session.add(job)
         running[job.bench_id] = running.get(job.bench_id, 0) + 1
@@ -80,7 +82,7 @@ def claim_jobs(
     session.flush()
     with job_log_batch(session, logs) as lines:
         for job_id in claimed:
-            lines.add(job_id, f"started by {agent}")
+            lines.add(job_id, f"started by {agent}" + (f" for {technician}" if technician else ""))
     return claimed
 
 

@@ -136,6 +136,10 @@ class Job(SQLModel, table=True):
     lease_expires_at: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
     requested: str | None = Field(default=None, max_length=16)  # StopKind.CANCEL / ABORT asked by a technician
     requested_by: str | None = Field(default=None, max_length=64)
+    # People, not agents: the signed-in technician on whose authority the line ran it, and who
+    # approved a retry (certificates name them; the agent is recorded as the tool).
+    started_by: str | None = Field(default=None, max_length=64)
+    approved_by: str | None = Field(default=None, max_length=64)
     detected_epoch: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
     started_epoch: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
     ended_epoch: float | None = Field(default=None, sa_column=Column(Float, nullable=True))

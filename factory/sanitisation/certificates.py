@@ -69,6 +69,23 @@ class Signatories:
     agent: str | None = None  # the bench agent or host that ran the tool
 
 
+def job_signatories(
+    started_by: str | None, approved_by: str | None, agent: str, destination: Destination
+) -> Signatories:
+    """Who a line job's certificates name: the person who started it and the one who approved it
+    (or, without an approval, the starter as validator), with the bench agent as the tool. Only a
+    simulated line runs without a person; its certificates then say so instead of naming one."""
+    if started_by:
+        operator = signed_in(started_by, "Bench technician (started the job)")
+        approver = approved_by or started_by
+        validator = signed_in(
+            approver, "Validator (approved the job)" if approved_by else "Validator (started the job)"
+        )
+    else:
+        operator = validator = Staff(f"agent:{agent}", title="Bench agent (simulation: no person recorded)")
+    return Signatories(operator, validator, destination, agent=agent)
+
+
 @dataclass(frozen=True)
 class Issuer:
     """Who issues: the organisation and site from configuration, and the data classification."""
@@ -145,6 +162,7 @@ __all__ = [
     "Signatories",
     "Staff",
     "device_info",
+    "job_signatories",
     "make_verifier",
     "person",
     "sign_erasure",

@@ -40,6 +40,7 @@ from factory.kernel.models.device import Device, StorageMedium
 from factory.sanitisation.certificates import (
     Signatories,
     Staff,
+    job_signatories,
     person,
     signed_in,
 )
@@ -307,6 +308,7 @@ __all__ = [
     "certify_round",
     "connect_channel",
     "fail_round",
+    "job_signatories",
     "locate_media",
     "open_round",
     "person",

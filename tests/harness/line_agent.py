@@ -26,6 +26,7 @@ ERASED_STATES = ("sanitised", "provisioning", "ready", "provision_failed")
 def agent_env(home: Path, database_url: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(FACTORY_HOME=str(home), FACTORY_DATABASE_URL=database_url, PYTHONPATH=str(REPO))
+    env["FACTORY_ORGANISATION"] = "Test Constabulary"  # a real line refuses the placeholder name
     return env
 
 

@@ -23,6 +23,7 @@ from harness.waiting import wait_until
 from harness.web import bearer
 from sqlmodel import select
 
+from factory.identity.service import add_user
 from factory.intake.views import get_device
 from factory.kernel.context import AppContext
 from factory.kernel.db.engine import session_scope
@@ -175,8 +176,10 @@ def test_a_vehicle_tablet_is_provisioned_with_its_vehicles_fleet_number(ctx: App
 @pytest.mark.slow  # a whole agent process
 def test_factory_line_run_without_provisioning_says_so(ctx: AppContext, tmp_path: Path) -> None:
     real_site(tmp_path)  # writes site.toml
+    with session_scope(ctx.engine) as s:
+        add_user(s, "tech.runner", "technician")  # a real line runs for a named technician
     proc = start_agent(ctx.settings.home, ctx.settings.database_url, "--config", str(tmp_path / "site.toml"),
-                       "--duration", "0.5")  # fmt: skip
+                       "--duration", "0.5", "--technician", "tech.runner")  # fmt: skip
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert f"warning: {NO_PROVISIONING_NOTICE}" in out.splitlines()

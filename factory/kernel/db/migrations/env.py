@@ -14,7 +14,8 @@ import factory.kernel.models.custody_entry
 import factory.kernel.models.device
 import factory.kernel.models.ledger_tree
 import factory.kernel.models.parties
-import factory.line.models  # noqa: F401
+import factory.line.models
+import factory.sanitisation.models  # noqa: F401
 from factory.kernel.db.engine import make_engine
 
 config = context.config
