@@ -14,6 +14,7 @@ from sqlalchemy import text
 from factory.cli.common import JsonFlag, console, context, fail, one_line_errors, print_json, print_json_result
 from factory.kernel.context import AppContext
 from factory.kernel.db.engine import session_scope
+from factory.kernel.key_registry import KeyNotValid
 from factory.kernel.ledger.anchor import LedgerAnchor, check_anchor, parse_anchor, sign_head
 from factory.kernel.ledger.heads import (
     HeadPolicy,
@@ -67,18 +68,27 @@ def verify_cmd(
     ctx = context()
     # Read and check the anchor files first: a bad file is the caller's error, not a broken ledger.
     witnessed, parsed = _read_kept(anchors)
-    public_key = ctx.site_keys.public_key() if parsed else None
+    keyring = ctx.site_keys.keyring()
     report = _verify(ctx, as_json, witnessed)
-    if report.ok and public_key is not None:
-        for path, anchor in parsed:
-            problem = check_anchor(ctx.engine, anchor, public_key)
-            if problem is not None:
-                report = report.failed_anchor(f"{path}: {problem}", anchor.seq)
-                break
+    for path, anchor in parsed if report.ok else []:
+        try:  # the key the anchor names, valid when it was signed (anchors outlive rotations)
+            key = keyring.key_for(anchor.key_fingerprint, anchor.signed_at)
+        except KeyNotValid as exc:
+            report = report.failed_anchor(f"{path}: {exc}", anchor.seq)
+            break
+        problem = check_anchor(ctx.engine, anchor, key)
+        if problem is not None:
+            report = report.failed_anchor(f"{path}: {problem}", anchor.seq)
+            break
     ok = report.ok and not (strict and report.unsigned_tail)
     if as_json:
         print_json_result(
-            {**report.as_dict(), "anchors_checked": len(parsed) if report.ok else None, "strict": strict}, ok
+            {
+                **report.as_dict(),
+                "anchors_checked": len(parsed) + len(witnessed) if report.ok else None,
+                "strict": strict,
+            },
+            ok,
         )
         return
     if not report.ok:
