@@ -50,6 +50,7 @@ NAV: tuple[NavLink, ...] = (
     NavLink("/tech/destruction", "Destruction", (Role.TECHNICIAN,)),
     NavLink("/tech/pool", "Pool", (Role.TECHNICIAN,)),
     NavLink("/tech/disposal", "Disposal", (Role.TECHNICIAN,)),
+    NavLink("/tech/redistribute", "Schools", (Role.TECHNICIAN,)),
     NavLink("/courier/consignments", "Consignments", (Role.COURIER,)),
     NavLink("/audit/search", "Search", (Role.AUDITOR,)),
     NavLink("/audit/verify", "Verify", (Role.AUDITOR,)),

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 
 from sqlmodel import Session, col, select
 
-from factory.custody.models import DestructionRecord
+from factory.custody.errors import RecordNotFound
+from factory.custody.lookups import get_document
+from factory.custody.models import DestructionRecord, EvidenceDocument, Transfer
 from factory.kernel.lifecycle.states import State
 from factory.kernel.models.device import Device
 
@@ -88,3 +90,14 @@ def asset_label(session: Session, serial: str, site: str) -> tuple[str, bytes]:
 
     device = get_device(session, serial)
     return device.serial, render_label(device, site)
+
+
+def transfer_note(session: Session, transfer_id: int) -> EvidenceDocument:
+    """The PDF transfer note of a redistribution.
+
+    :raises NotFound: no such transfer.
+    """
+    transfer = session.get(Transfer, transfer_id)
+    if transfer is None or transfer.note_document_id is None:
+        raise RecordNotFound(f"no transfer {transfer_id}")
+    return get_document(session, transfer.note_document_id)

@@ -54,6 +54,7 @@ from factory.custody.tech_views import (
     asset_label,
     held_devices,
     pending_destructions,
+    transfer_note,
 )
 from factory.custody.statuses import (
     ACTIVE_CONSIGNMENT,
@@ -122,6 +123,7 @@ __all__ = [
     "personalisation_due",
     "read_document",
     "seal_list",
+    "transfer_note",
     "sha256_hex",
     "vehicle_fleet_number",
     "wave_kpis",

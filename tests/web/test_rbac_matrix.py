@@ -128,6 +128,9 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/tech/allocate"): TECH,
     ("POST", "/tech/allocate"): TECH,
     ("GET", "/tech/labels/{serial}"): TECH,
+    ("GET", "/tech/redistribute"): TECH,
+    ("POST", "/tech/redistribute"): TECH,
+    ("GET", "/tech/redistribute/{transfer_id}/note"): TECH,
     # web: couriers
     ("GET", "/courier/consignments"): COURIER,
     ("GET", "/courier/consignments/new"): COURIER,
