@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
+from pypdf import PdfReader, PdfWriter
+from pypdf.generic import NameObject, TextStringObject
 from reportlab.graphics.barcode.qr import QrCodeWidget
 from reportlab.graphics.shapes import Drawing
 from reportlab.lib import colors
@@ -26,7 +28,7 @@ from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import Flowable, KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
-from imaging.certificate import ENVELOPE_FORMAT, CertificateError, canonical_bytes, document_field
+from imaging.certificate import ENVELOPE_FORMAT, CertificateError, canonical_bytes, document_field, dumps_envelope
 
 QR_PREFIX = "dfcert"
 OUTPUT_LIMIT_CHARS = 1500  # per stdout/stderr on the PDF only
@@ -109,6 +111,23 @@ def render_pdf(envelope: Mapping[str, Any], path: str | os.PathLike[str]) -> Non
         creator="device-factory imaging",
     )
     doc.build(story, onFirstPage=footer, onLaterPages=footer)
+    attach_signed_json(path, envelope, certificate_id)
+
+
+ATTACHMENT_NAME = "certificate-{id}.json"
+
+
+def attach_signed_json(path: str | os.PathLike[str], envelope: Mapping[str, Any], certificate_id: str) -> None:
+    """Embed the signed JSON envelope in the PDF (an embedded file, PDF 1.7 section 7.11.4): the PDF
+    carries its own evidence, which a reader extracts and verifies like any certificate file.
+    The PDF's language is set for screen readers; reportlab writes no structure tree, so the PDF
+    is not tagged (docs/certificate-format.md says so)."""
+    reader = PdfReader(os.fspath(path))
+    writer = PdfWriter(clone_from=reader)
+    writer.add_attachment(ATTACHMENT_NAME.format(id=certificate_id), dumps_envelope(envelope))
+    writer._root_object[NameObject("/Lang")] = TextStringObject("en-GB")
+    with open(path, "wb") as handle:
+        writer.write(handle)
 
 
 # --- envelope checks ----------------------------------------------------------------------------

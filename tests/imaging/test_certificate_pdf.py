@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import re
 import subprocess
 
@@ -119,3 +120,18 @@ def test_envelope_with_changed_content_is_not_rendered(tmp_path):
     assert not (tmp_path / "x.pdf").exists()
     with pytest.raises(CertificateRenderError, match="not a device-factory-certificate envelope"):
         render_pdf({"format": "other"}, tmp_path / "x.pdf")
+
+
+def test_the_signed_json_is_attached_inside_the_pdf_and_verifies(rendered):
+    from test_certificate import SIGNING_KEY
+
+    from imaging.certificate import verify_certificate
+
+    reader = PdfReader(str(rendered[1]))
+    attachments = reader.attachments
+    assert list(attachments) == [f"certificate-{CERT_ID}.json"]
+    [data] = attachments[f"certificate-{CERT_ID}.json"]
+    envelope = json.loads(data)
+    assert envelope == rendered[0]
+    assert verify_certificate(envelope, SIGNING_KEY.public_key()).certificate_id == str(CERT_ID)
+    assert reader.trailer["/Root"]["/Lang"] == "en-GB"
