@@ -51,6 +51,7 @@ NAV: tuple[NavLink, ...] = (
     NavLink("/tech/pool", "Pool", (Role.TECHNICIAN,)),
     NavLink("/tech/disposal", "Disposal", (Role.TECHNICIAN,)),
     NavLink("/tech/redistribute", "Schools", (Role.TECHNICIAN,)),
+    NavLink("/tech/vehicles", "Vehicles", (Role.TECHNICIAN,)),
     NavLink("/courier/consignments", "Consignments", (Role.COURIER,)),
     NavLink("/audit/search", "Search", (Role.AUDITOR,)),
     NavLink("/audit/verify", "Verify", (Role.AUDITOR,)),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.web import tech_allocate, tech_devices, tech_disposal, tech_labels, tech_pool, tech_redistribute
+from api.web import tech_allocate, tech_devices, tech_disposal, tech_labels, tech_pool, tech_redistribute, tech_vehicles
 
 ROUTERS: tuple[APIRouter, ...] = (
     tech_devices.router,
@@ -14,4 +14,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     tech_allocate.router,
     tech_labels.router,
     tech_redistribute.router,
+    tech_vehicles.router,
 )

@@ -31,6 +31,7 @@ from factory.custody.pool import create_pool, stock_spare, withdraw_spare
 from factory.custody.redistribution import redistribute
 from factory.custody.swap import walk_in_swap
 from factory.custody.triage import triage
+from factory.custody.vehicle_swap import Fitter, replace_tablet
 from factory.custody.vehicles import decommission_vehicle, install_tablet
 from factory.custody.waste_note import WasteTransfer
 from factory.custody.waves import create_wave
@@ -39,6 +40,7 @@ __all__ = [
     "MAX_DOCUMENT_BYTES",
     "Acceptance",
     "DocumentKind",
+    "Fitter",
     "Outcome",
     "Upload",
     "WasteTransfer",
@@ -69,6 +71,7 @@ __all__ = [
     "register_vehicle",
     "release",
     "remove_device",
+    "replace_tablet",
     "request_destruction",
     "request_exception",
     "return_to_factory",

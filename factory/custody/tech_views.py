@@ -9,7 +9,7 @@ from sqlmodel import Session, col, select
 
 from factory.custody.errors import RecordNotFound
 from factory.custody.lookups import get_document
-from factory.custody.models import DestructionRecord, EvidenceDocument, Transfer
+from factory.custody.models import DestructionRecord, EvidenceDocument, Transfer, Vehicle
 from factory.kernel.lifecycle.states import State
 from factory.kernel.models.device import Device
 
@@ -101,3 +101,45 @@ def transfer_note(session: Session, transfer_id: int) -> EvidenceDocument:
     if transfer is None or transfer.note_document_id is None:
         raise RecordNotFound(f"no transfer {transfer_id}")
     return get_document(session, transfer.note_document_id)
+
+
+@dataclass(frozen=True)
+class VehicleView:
+    fleet_number: str
+    registration: str
+    description: str
+    tablets: list[str]  # serials installed in it now
+    in_service: bool
+
+
+def vehicles_view(session: Session) -> list[VehicleView]:
+    """Every vehicle with the tablets installed in it now, in service first."""
+    from factory.custody.people import vehicle_label
+
+    out = []
+    for v in session.exec(select(Vehicle).order_by(col(Vehicle.fleet_number))).all():
+        label = vehicle_label(v)
+        tablets = session.exec(
+            select(Device.serial)
+            .where(Device.custodian == label, Device.state == State.INSTALLED.value)
+            .order_by(col(Device.serial))
+        ).all()
+        out.append(
+            VehicleView(v.fleet_number, v.registration, v.description, list(tablets), v.decommissioned_at is None)
+        )
+    return sorted(out, key=lambda v: not v.in_service)
+
+
+def vehicle_allocation_for(session: Session, serial: str) -> int:
+    """The id of the device's allocation to a vehicle that waits for installation.
+
+    :raises NotFound: no such device, or no such allocation.
+    """
+    from factory.custody.vehicle_swap import open_vehicle_allocation
+    from factory.intake.views import get_device
+
+    device = get_device(session, serial)
+    allocation = open_vehicle_allocation(session, device)
+    if allocation is None:
+        raise RecordNotFound(f"device {device.serial} is not allocated to a vehicle: allocate it first")
+    return allocation.id or 0

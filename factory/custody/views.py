@@ -55,6 +55,8 @@ from factory.custody.tech_views import (
     held_devices,
     pending_destructions,
     transfer_note,
+    vehicle_allocation_for,
+    vehicles_view,
 )
 from factory.custody.statuses import (
     ACTIVE_CONSIGNMENT,
@@ -125,7 +127,9 @@ __all__ = [
     "seal_list",
     "transfer_note",
     "sha256_hex",
+    "vehicle_allocation_for",
     "vehicle_fleet_number",
+    "vehicles_view",
     "wave_kpis",
 ]
 

@@ -131,6 +131,10 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/tech/redistribute"): TECH,
     ("POST", "/tech/redistribute"): TECH,
     ("GET", "/tech/redistribute/{transfer_id}/note"): TECH,
+    ("GET", "/tech/vehicles"): TECH,
+    ("POST", "/tech/vehicles/install"): TECH,
+    ("POST", "/tech/vehicles/replace"): TECH,
+    ("POST", "/tech/vehicles/decommission"): TECH,
     # web: couriers
     ("GET", "/courier/consignments"): COURIER,
     ("GET", "/courier/consignments/new"): COURIER,

@@ -1,0 +1,74 @@
+"""In-vehicle tablets as a technician in Chromium: install an allocated tablet, replace a faulty one
+(out and in, in one step), decommission the vehicle; unknown and unallocated tablets, a tablet not
+in that vehicle and a second decommission are refused on the page with the entries kept; axe-core
+on every page, screenshots under test-artifacts/."""
+
+from __future__ import annotations
+
+import pytest
+from harness.browser import check_page, log_in, scan
+from harness.custody_data import ready
+from harness.web import cheap_password_hashing  # noqa: F401 (autouse fixture)
+
+from factory.custody.service import allocate, register_vehicle
+from factory.kernel.db.engine import session_scope
+
+pytestmark = pytest.mark.slow  # a real browser against a served site
+
+
+def _seed(ctx) -> None:
+    for serial in ("VT-A", "VT-B", "VT-C"):
+        ready(ctx, serial, kind="vehicle-tablet")
+    with session_scope(ctx.engine) as s:
+        register_vehicle(s, fleet_number="FL-1", registration="AB12 CDE", description="Response car")
+        for serial in ("VT-A", "VT-B"):
+            allocate(s, serial=serial, fleet_number="FL-1", actor="tech.one")
+
+
+def _press(page, button: str) -> None:
+    with page.expect_navigation():
+        page.get_by_role("button", name=button).click()
+
+
+def _error(page) -> str:
+    return page.locator("#page-error").inner_text()
+
+
+def test_install_replace_and_decommission(tech_page, tech_site) -> None:
+    page, site = tech_page, tech_site
+    _seed(site.ctx)
+    log_in(page, "technician1", "/tech/vehicles")
+    check_page(page, "tech-vehicles-1-form")
+    for wrong, reason in (("NOPE-T", "NOPE-T"), ("VT-C", "not allocated to a vehicle")):
+        page.locator("#f-tablet_serial").fill(wrong)
+        page.get_by_label("Installer", exact=True).fill("Sam Fitter")
+        page.get_by_label("Installing contractor").fill("Fleet Fit Ltd")
+        _press(page, "Record installation")
+        assert reason in _error(page)
+        assert page.locator("#f-tablet_serial").get_attribute("aria-invalid") == "true"
+        assert page.get_by_label("Installing contractor").input_value() == "Fleet Fit Ltd"  # kept
+    page.locator("#f-tablet_serial").fill("VT-A")
+    _press(page, "Record installation")
+    assert "VT-A installed" in page.locator("#page-notice").inner_text() and site.state("VT-A") == "installed"
+
+    page.locator("#f-fleet_number").focus()
+    for code in ("FL-1", "VT-C", "VT-B"):
+        scan(page, code)
+    page.keyboard.type("screen flickers")
+    page.get_by_label("Fitter", exact=True).fill("Sam Fitter")
+    page.get_by_label("Fitter's contractor").fill("Fleet Fit Ltd")
+    _press(page, "Record replacement")
+    assert "VT-C is not installed in vehicle FL-1" in _error(page)
+    check_page(page, "tech-vehicles-2-wrong-tablet")
+    page.locator("#f-faulty_serial").fill("VT-A")
+    _press(page, "Record replacement")
+    assert "VT-A replaced by VT-B" in page.locator("#page-notice").inner_text()
+    assert (site.state("VT-A"), site.state("VT-B")) == ("returned", "installed")
+    assert "VT-B" in page.locator("#vehicles tbody tr").first.inner_text()
+
+    for _ in range(2):  # the second time is out of order: already decommissioned
+        page.locator("#f-retire_fleet_number").fill("FL-1")
+        page.get_by_label("Tablets removed by").fill("Sam Fitter")
+        _press(page, "Decommission")
+    assert "already decommissioned" in _error(page) and site.state("VT-B") == "returned"
+    check_page(page, "tech-vehicles-3-decommissioned")
