@@ -106,6 +106,7 @@ class NetworkSlots:
         self._release = release  # the controller's removal path (code, reason): stops the slot's job, frees it
         self._wake = wake
         self._failing: dict[str, type[DriverError]] = {}
+        self._reboot_timers: dict[str, threading.Timer] = {}  # slot code -> the end of its reboot window
 
     def handle(self, event: NetworkEvent, detected: float) -> None:
         if isinstance(event, SwitchFailed):
@@ -156,8 +157,10 @@ class NetworkSlots:
                 return
             if slot.attachment_id is not None:
                 if slot.attached_mac == mac:
-                    reboot_grace.came_back(slot)  # the occupant, seen again (another VLAN, a reboot, a switch outage)
-                    s.add(slot)
+                    # The occupant, seen again (another VLAN, a switch outage, or back from a reboot).
+                    if reboot_grace.came_back(slot):
+                        s.add(slot)
+                        self._stop_timer(code)
                     return
                 holds = slot.attached_serial or (f"MAC {slot.attached_mac}" if slot.attached_mac else "a device")
                 slot.error = (
@@ -211,23 +214,38 @@ class NetworkSlots:
         self.bus.publish("slot", slot=code, result="rebooting")
         timer = threading.Timer(left + 0.05, self._check_back, args=(code,))
         timer.daemon = True  # the window's end; a stopping agent does not wait for it
+        previous, self._reboot_timers[code] = self._reboot_timers.get(code), timer
+        if previous is not None:
+            previous.cancel()
         timer.start()
 
     def _back(self, code: str) -> None:
         with session_scope(self.engine) as s:
             slot = self._ours(s, code)
-            if slot is not None and reboot_grace.came_back(slot):
+            back = slot is not None and reboot_grace.came_back(slot)
+            if back:
                 s.add(slot)
-                self.bus.publish("slot", slot=code, result="back from reboot")
+        if back:
+            self._stop_timer(code)
+            self.bus.publish("slot", slot=code, result="back from reboot")
+
+    def _stop_timer(self, code: str) -> None:
+        timer = self._reboot_timers.pop(code, None)
+        if timer is not None:
+            timer.cancel()  # back: nothing to check when the window closes
 
     def _check_back(self, code: str) -> None:
         """The reboot window closed: a device still down fails its job with the reason."""
-        with session_scope(self.engine) as s:
-            slot = self._ours(s, code)
-            reason = reboot_grace.overdue(slot, time.time()) if slot is not None else None
-        if reason is not None:
-            log.warning("slot %s: %s", code, reason)
-            self._release(code, reason)
+        self._reboot_timers.pop(code, None)
+        try:
+            with session_scope(self.engine) as s:
+                slot = self._ours(s, code)
+                reason = reboot_grace.overdue(slot, time.time()) if slot is not None else None
+            if reason is not None:
+                log.warning("slot %s: %s", code, reason)
+                self._release(code, reason)
+        except Exception:  # a timer thread: an agent that stopped (or lost its database) meanwhile
+            log.exception("slot %s: checking the end of its reboot window failed", code)
 
     @staticmethod
     def _occupant_note(session: Session, slot: Slot) -> str | None:
