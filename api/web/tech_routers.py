@@ -5,7 +5,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.web import tech_allocate, tech_devices, tech_disposal, tech_labels, tech_pool, tech_redistribute, tech_vehicles
+from api.web import (
+    tech_allocate,
+    tech_devices,
+    tech_disposal,
+    tech_kpis,
+    tech_labels,
+    tech_pool,
+    tech_redistribute,
+    tech_vehicles,
+)
 
 ROUTERS: tuple[APIRouter, ...] = (
     tech_devices.router,
@@ -15,4 +24,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     tech_labels.router,
     tech_redistribute.router,
     tech_vehicles.router,
+    tech_kpis.router,
 )

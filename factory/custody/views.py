@@ -24,6 +24,7 @@ from factory.custody.courier_views import (
     delivery_lines,
 )
 from factory.custody.documents import COURIER_READABLE, read_document, sha256_hex
+from factory.custody.kpi_window import BenchWindow, WaveWindow, window_kpis, working_hours
 from factory.custody.kpis import BenchKpis, WaveKpis, bench_kpis, wave_kpis
 from factory.custody.lookups import (
     get_allocation,
@@ -81,6 +82,7 @@ __all__ = [
     "BatchView",
     "DEFAULT_OVERDUE_DAYS",
     "BenchKpis",
+    "BenchWindow",
     "CapHeadroom",
     "ConsignableRow",
     "ConsignmentDetail",
@@ -93,6 +95,7 @@ __all__ = [
     "DeliveryLine",
     "PersonaliseDue",
     "WaveKpis",
+    "WaveWindow",
     "active_consignments",
     "asset_label",
     "bench_kpis",
@@ -131,6 +134,8 @@ __all__ = [
     "vehicle_fleet_number",
     "vehicles_view",
     "wave_kpis",
+    "window_kpis",
+    "working_hours",
 ]
 
 DEFAULT_OVERDUE_DAYS = 3

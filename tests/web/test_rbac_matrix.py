@@ -135,6 +135,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/tech/vehicles/install"): TECH,
     ("POST", "/tech/vehicles/replace"): TECH,
     ("POST", "/tech/vehicles/decommission"): TECH,
+    ("GET", "/tech/kpis"): TECH,
     # web: couriers
     ("GET", "/courier/consignments"): COURIER,
     ("GET", "/courier/consignments/new"): COURIER,
