@@ -58,6 +58,7 @@ NAV: tuple[NavLink, ...] = (
     NavLink("/audit/verify", "Verify", (Role.AUDITOR,)),
     NavLink("/audit/export", "Export", (Role.AUDITOR,)),
     NavLink("/admin/users", "Users", (Role.ADMIN,)),
+    NavLink("/admin/accounts", "Accounts", (Role.ADMIN,)),
 )
 
 

@@ -1,11 +1,12 @@
-"""The technicians' workflow pages beyond receive, issue and swap, one module each (mounted by
-api/web/__init__.py)."""
+"""The technicians' workflow pages beyond receive, issue and swap, one module each, and the admins'
+accounts page (mounted by api/web/__init__.py)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
 from api.web import (
+    admin_accounts,
     tech_allocate,
     tech_devices,
     tech_disposal,
@@ -25,4 +26,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     tech_redistribute.router,
     tech_vehicles.router,
     tech_kpis.router,
+    admin_accounts.router,
 )
