@@ -33,14 +33,14 @@ GUEST_IP=10.0.2.15      # QEMU user-mode networking's guest address (never leave
 GUEST_GW=10.0.2.2       # QEMU user-mode networking's host alias
 READY_MARKER=DF-GUEST-SSH-READY
 FAIL_MARKER=DF-GUEST-BOOT-FAILED
-PACKAGES=(busybox-static dropbear-bin nvme-cli hdparm coreutils cpio)
+PACKAGES=(busybox-static dropbear-bin nvme-cli hdparm coreutils cpio python3.11-minimal libpython3.11-stdlib)
 # coreutils dd, as on a Debian service environment; callers name it /bin/dd because busybox sh runs
 # its own applets for bare names, and busybox dd prints no byte count.
 BINARIES=(/usr/sbin/dropbear /usr/bin/dropbearkey /usr/sbin/nvme /usr/sbin/hdparm /bin/dd)
 # Storage and network drivers the guest needs; their dependencies come from modules.dep. The crypto
 # providers are listed because crc-t10dif and crc64-rocksoft ask for them through request_module,
 # which has no modprobe to answer it inside the guest.
-MODULES=(crct10dif_generic crc64_rocksoft_generic nvme ahci sd_mod e1000)
+MODULES=(crct10dif_generic crc64_rocksoft_generic nvme ahci sd_mod e1000 crc32c_generic ext4)
 
 for tool in busybox dropbearkey dropbearconvert cpio sha256sum dpkg-query ldd flock; do
   command -v "$tool" >/dev/null || die "missing tool '$tool' (run scripts/setup.sh)"
@@ -148,6 +148,23 @@ for bin in "${BINARIES[@]}"; do
     link=$ROOT/$dir/$(basename "$bin")
     if [ -L "$link" ] && [ "$(readlink "$link")" = /bin/busybox ]; then ln -sf "$bin" "$link"; fi
   done
+done
+
+# Python for Ansible's modules: network-booted laptops are provisioned against their deployed system
+# (mounted in the service environment), and Ansible runs its modules with the target's python3.
+# Debian's python3.11 with a standard library trimmed of what modules never import (tests, GUI, docs).
+PYVER=3.11
+copy_with_libs /usr/bin/python$PYVER
+ln -sf python$PYVER "$ROOT/usr/bin/python3"
+(cd /usr/lib/python$PYVER && find . -type d \( -name test -o -name tests -o -name idlelib -o -name tkinter \
+    -o -name turtledemo -o -name ensurepip -o -name lib2to3 -o -name pydoc_data -o -name distutils \
+    -o -name 'config-*' -o -name dist-packages -o -name site-packages -o -name lib-dynload \) -prune \
+    -o \( -type f \( -name '*.py' -o -name "*.cpython-${PYVER/./}.pyc" \) -print0 \) |
+  cpio --null -pdm --quiet "$ROOT/usr/lib/python$PYVER")
+mkdir -p "$ROOT/usr/lib/python$PYVER/lib-dynload"
+for so in /usr/lib/python$PYVER/lib-dynload/*.so; do
+  case "${so##*/}" in _test*|xx*|_curses*|readline*|_ssl*|_hashlib*|_sqlite3*|_dbm*|nis*|ossaudiodev*|audioop*|_crypt*|_tkinter*|_codecs_*) continue ;; esac
+  copy_with_libs "$so"
 done
 
 # Module closure in load order: modules.dep lists a module's dependencies so that loading them from
@@ -264,6 +281,13 @@ until wget -q -O /run/enrol.out --header 'Content-Type: application/json' --post
   sleep 2
 done
 echo "DF-ENROLLED: $(cat /run/enrol.out)"
+# Boot-to-disk: once the controller says the work is done, reboot; iPXE then boots the disk.
+BASE=${ENROL%/api/netboot/enrol}
+while sleep 3; do
+  case "$(wget -q -O - "$BASE/netboot/next/$MAC" 2>/dev/null)" in
+    reboot*) echo "DF-BOOT-TO-DISK"; sync; reboot -f ;;
+  esac
+done
 EOF
 chmod 755 "$ROOT/usr/sbin/df-enrol"
 
@@ -304,7 +328,7 @@ if grep -q 'df.enrol=' /proc/cmdline; then
   dropbearkey -t ed25519 -f /etc/dropbear/boot_host_key >/dev/null 2>&1 || fail "dropbearkey"
   dropbear -r /etc/dropbear/boot_host_key -s -g -j -k -p 22 || fail "dropbear"
   echo "$READY_MARKER"
-  df-enrol
+  df-enrol &
 else
   ip link set eth0 up || fail "no eth0"
   ip addr add $GUEST_IP/24 dev eth0

@@ -15,7 +15,7 @@ from api.deps import ContextDep, SessionDep, UnitOfWorkRoute
 from api.errors import problem
 from api.schemas.netboot import EnrolmentIn, EnrolmentPublic
 from factory.intake.errors import InvalidInput
-from factory.intake.service import DiskReport, EnrolmentReport, boot_script, chain_script, served_file
+from factory.intake.service import DiskReport, EnrolmentReport, boot_script, chain_script, next_action, served_file
 from factory.line.service import enrol_and_queue
 
 router = APIRouter(tags=["netboot"], route_class=UnitOfWorkRoute)
@@ -36,6 +36,12 @@ def chain(request: Request) -> PlainTextResponse:
 def script(request: Request, session: SessionDep, mac: str = Path(max_length=17)) -> PlainTextResponse:
     decision = boot_script(session, mac, _base(request))
     return PlainTextResponse(decision.script, media_type=IPXE, headers={"X-Boot-Decision": decision.kind})
+
+
+@router.get("/netboot/next/{mac}", response_class=PlainTextResponse)
+def next_step(session: SessionDep, mac: str = Path(max_length=17)) -> PlainTextResponse:
+    """The service environment's agent polls this: ``reboot`` once the work is done, else ``wait``."""
+    return PlainTextResponse(next_action(session, mac) + "\n")
 
 
 @router.get("/netboot/files/{name}")

@@ -101,3 +101,15 @@ def boot_script(session: Session, mac_text: str, controller_url: str) -> BootDec
     script = ipxe_service_script(f"{base}/netboot/files/{KERNEL_FILE}", f"{base}/netboot/files/{INITRD_FILE}", cmdline)
     reason = f"{serial or 'unknown MAC ' + mac}: service environment (enrolment)"
     return BootDecision("service", mac, serial, reason, script)
+
+
+def next_action(session: Session, mac_text: str) -> str:
+    """What a laptop in the service environment does next: ``reboot`` once its work is done (its
+    next boot then goes to its own disk), else ``wait``. :raises InvalidInput: not a MAC."""
+    mac = normalised_mac(mac_text)
+    states = session.exec(
+        select(Device.state)
+        .join(ServiceEndpoint, col(ServiceEndpoint.device_id) == Device.id)
+        .where(ServiceEndpoint.mac == mac)
+    ).all()
+    return "reboot" if len(states) == 1 and states[0] in LOCAL_BOOT_STATES else "wait"

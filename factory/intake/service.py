@@ -15,7 +15,7 @@ from factory.intake.enrolment import DiskReport, EnrolmentOutcome, EnrolmentRepo
 from factory.intake.errors import DeviceAlreadyKnown, HostKeyChanged, ImageNotVerified, InvalidInput
 from factory.intake.media import MediaSpec, parse_capacity, parse_media_spec
 from factory.intake.models import DeviceImage, ServiceEndpoint
-from factory.intake.netboot import BootDecision, boot_script, chain_script, served_file
+from factory.intake.netboot import BootDecision, boot_script, chain_script, next_action, served_file
 from factory.intake.views import FACTORY_CUSTODIAN, clean_serial, find_endpoint, get_device, media_elsewhere
 from factory.kernel import limits
 from factory.kernel.clock import utc_now
@@ -41,9 +41,11 @@ __all__ = [
     "enrol",
     "get_device",
     "image_target",
+    "next_action",
     "parse_capacity",
     "parse_media_spec",
     "receive_device",
+    "record_deployed_image",
     "record_image",
     "register_endpoint",
     "served_file",
@@ -240,5 +242,34 @@ def record_image(session: Session, serial: str, result: DeployResult, *, actor: 
     session.flush()
     evidence = {"image": row.image_name, "version": row.image_version, "sha256": row.image_sha256,
                 "bytes_written": row.bytes_written, "target": row.target, "image_record": row.id}  # fmt: skip
+    change_state(session, [TransitionRequest(device.id or 0, Event.DEPLOY_IMAGE, evidence=evidence)], actor=actor)
+    return row
+
+
+def record_deployed_image(
+    session: Session,
+    serial: str,
+    *,
+    name: str,
+    version: str,
+    sha256: str,
+    bytes_written: int,
+    target: str,
+    actor: str,
+) -> DeviceImage:
+    """Record an image written over the network and read back equal to its manifest's ``sha256``
+    (the caller compared them), with its custody entry (``deploy_image``), like ``record_image``.
+
+    :raises UnknownDevice: no such device. :raises GuardRefused: the state does not allow a deploy.
+    """
+    device = image_target(session, serial)
+    row = DeviceImage(
+        device_id=device.id or 0, image_name=name, image_version=version, image_sha256=sha256,
+        bytes_written=bytes_written, target=target[:255], deployed_at=utc_now(), deployed_by=actor,
+    )  # fmt: skip
+    session.add(row)
+    session.flush()
+    evidence = {"image": name, "version": version, "sha256": sha256, "readback_sha256": sha256, "over": "network",
+                "bytes_written": bytes_written, "target": row.target, "image_record": row.id}  # fmt: skip
     change_state(session, [TransitionRequest(device.id or 0, Event.DEPLOY_IMAGE, evidence=evidence)], actor=actor)
     return row

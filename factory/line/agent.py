@@ -19,6 +19,7 @@ from factory.kernel.context import AppContext
 from factory.line.bench_config import LineConfig
 from factory.line.bus import LineBus
 from factory.line.controller import Controller, HardwareEvent
+from factory.line.netboot_deploy import with_image_deploy
 from factory.line.network_slots import SwitchFailed, SwitchRecovered
 from factory.line.provision_step import Provisioner
 from factory.line.reconcile import ReconcileReport
@@ -65,6 +66,9 @@ class LineAgentProcess:
         sim_tablets = SimulatedTablets() if simulation is not None and tablets is None else None
         if sim_tablets is not None:
             tablets = sim_tablets.bench()  # the simulated line's stand-in; a real line holds tablet jobs without one
+        # Network-booted laptops get the profile's golden image before provisioning ([deploy]).
+        net = config.network
+        provisioner = with_image_deploy(context.engine, net.deploy_images, net.ssh_private_key, provisioner)
         self.controller = Controller(
             context, config, bus=self.bus, provisioner=provisioner, present=self._present, tablets=tablets
         )

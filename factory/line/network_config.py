@@ -30,7 +30,7 @@ lease_seconds = 600        # optional
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,7 @@ class NetworkSettings:
     max_backoff: float = 60.0  # longest pause between polls of a switch that keeps failing
     ssh_private_key: Path | None = None  # client key for laptops' service environment (switch-port slots)
     netboot: tuple[BenchNetwork, ...] = ()  # bench networks this agent runs dnsmasq on
+    deploy_images: Mapping[str, Path] = field(default_factory=dict)  # [deploy]: profile -> golden image
 
 
 def parse_network(data: Mapping[str, Any], *, mapped_switches: frozenset[str], where: str) -> NetworkSettings:
@@ -91,7 +92,22 @@ def parse_network(data: Mapping[str, Any], *, mapped_switches: frozenset[str], w
         _traps(data.get("traps"), where),
         ssh_private_key=_service_key(data.get("service_env"), where),
         netboot=_netboot(data.get("netboot", []), where),
+        deploy_images=_deploy_images(data.get("deploy", {}), where),
     )
+
+
+def _deploy_images(raw: object, where: str) -> dict[str, Path]:
+    """``[deploy]``: golden images by profile ("default" for the rest), each with its manifest beside it."""
+    if not isinstance(raw, Mapping):
+        raise InvalidInput(f"{where}: [deploy] must be a table of profile = image path")
+    images = {}
+    for profile, value in raw.items():
+        image = Path(_text(value, f"{where}: deploy.{profile}"))
+        manifest = Path(f"{image}.manifest.json")
+        if not image.is_file() or not manifest.is_file():
+            raise InvalidInput(f"{where}: deploy.{profile}: {image} or its manifest {manifest.name} does not exist")
+        images[str(profile)] = image
+    return images
 
 
 def _netboot(raw: object, where: str) -> tuple[BenchNetwork, ...]:

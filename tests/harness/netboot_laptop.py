@@ -23,12 +23,14 @@ from pathlib import Path
 from harness.netns import RANGE, SERVER_ADDRESS, BenchNamespace
 from harness.qemu_guest import GuestImage, make_patterned_disk
 from harness.waiting import wait_until
+from imaging.image_manifest import build_manifest, manifest_path_for, save_manifest
 
 REPO = Path(__file__).resolve().parents[2]
 PORT = 8080
 CONTROLLER = f"http://{SERVER_ADDRESS}:{PORT}"
 IPXE_ROM = "/usr/lib/ipxe/qemu/pxe-e1000.rom"
 GOLDEN_MARKER = b"DF-GOLDEN-IMAGE-BOOTED"
+TECHNICIAN = "tech.netboot"  # the signed-in technician the line runs for (add_user it first)
 
 
 def golden_boot_sector() -> bytes:
@@ -50,6 +52,50 @@ def golden_boot_sector() -> bytes:
     )
     body = code + GOLDEN_MARKER + b"\r\n\x00"
     return body.ljust(510, b"\x00") + b"\x55\xaa"
+
+
+def make_golden_image(path: Path, size_mib: int = 8) -> None:
+    """A raw golden image with its manifest: the boot sector above, one Linux partition from 1 MiB
+    holding an ext4 filesystem (what provisioning writes into), so the deployed disk boots."""
+    size = size_mib << 20
+    with path.open("wb") as f:
+        f.truncate(size)
+    # The system's own configuration as the image ships it: its root is a LUKS volume (QA checks).
+    root = path.parent / "golden-root"
+    (root / "etc").mkdir(parents=True, exist_ok=True)
+    (root / "etc" / "crypttab").write_text("cryptroot UUID=8d0e1c7a-4f3b-4e2a-9b1d-2f6c5a7e9d10 none luks,discard\n")
+    (root / "etc" / "hostname").write_text("golden\n")
+    subprocess.run(
+        ["mkfs.ext4", "-q", "-F", "-L", "df-golden", "-d", str(root), "-E", "offset=1048576", str(path),
+         f"{size_mib - 1}M"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    mbr = bytearray(golden_boot_sector())
+    first_lba, sectors = 2048, (size - (1 << 20)) // 512
+    entry = bytes([0x00, 0xFE, 0xFF, 0xFF, 0x83, 0xFE, 0xFF, 0xFF]) + first_lba.to_bytes(4, "little")
+    mbr[446:462] = entry + sectors.to_bytes(4, "little")
+    with path.open("r+b") as f:
+        f.write(bytes(mbr))
+    save_manifest(build_manifest(path, name="laptop-golden", version="2026.12"), manifest_path_for(path))
+
+
+def provisioning_file(work: Path, guest: GuestImage) -> Path:
+    """Provisioning settings for the line's Ansible provisioner (test CA, enrolment service)."""
+    from harness.provisioning_site import ENROLMENT_TOKEN, site_ca_pem
+
+    (work / "ca.pem").write_text(site_ca_pem())
+    (work / "enrol-token").write_text(ENROLMENT_TOKEN + "\n")
+    path = work / "provisioning.toml"
+    path.write_text(
+        f"""[provisioning]
+site_ca_file = "{work / "ca.pem"}"
+enrolment_server_url = "https://mdm.devicefactory.test/enrol"
+enrolment_tenant = "df-test"
+enrolment_token_file = "{work / "enrol-token"}"
+ssh_private_key = "{guest.client_key}"
+"""
+    )
+    return path
 
 
 def site_file(work: Path, guest: GuestImage, *, slots: int = 2, extra: str = "") -> Path:
@@ -95,7 +141,12 @@ def factory_on_bench(
 ) -> Iterator[FactoryOnBench]:
     """``factory serve`` (the iPXE scripts, files and enrolment API) and ``factory line run`` (which
     starts dnsmasq on the bridge) inside the namespace; the environment names the test's database."""
-    env = {**os.environ, "PYTHONPATH": str(REPO), "FACTORY_NETBOOT_DIR": str(guest.kernel.parent)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "FACTORY_NETBOOT_DIR": str(guest.kernel.parent),
+        "FACTORY_ORGANISATION": os.environ.get("FACTORY_ORGANISATION", "Test Constabulary"),
+    }
     logs = FactoryOnBench(
         work / "server.log",
         work / "agent.log",
@@ -106,27 +157,27 @@ def factory_on_bench(
          "--port", str(PORT), "--log-level", "warning"],
         log=str(logs.server_log), env=env,
     )  # fmt: skip
-    agent = [
-        sys.executable,
-        "-m",
-        "factory.cli.main",
-        "line",
-        "run",
-        "--config",
-        str(site_file(work, guest, extra=site_extra)),
-    ]
+    site = site_file(work, guest, extra=site_extra)
+    agent = [sys.executable, "-m", "factory.cli.main", "line", "run", "--config", str(site), "--technician", TECHNICIAN]
     if provisioning is not None:
         agent += ["--provisioning", str(provisioning)]
-    ns.spawn(agent, log=str(logs.agent_log), env=env)
+    spawned = [ns.procs[-1], ns.spawn(agent, log=str(logs.agent_log), env=env)]
     probe = [sys.executable, "-c", f"import urllib.request; urllib.request.urlopen('{CONTROLLER}/healthz', timeout=2)"]
     try:
         wait_until(
-            lambda: ns.run(*probe).returncode == 0 and "DHCP, IP range" in _text(logs.dnsmasq_log),
+            lambda: _alive(spawned) and ns.run(*probe).returncode == 0 and "DHCP, IP range" in _text(logs.dnsmasq_log),
             timeout=90, interval=0.5, message="the factory serving the bench network",
         )  # fmt: skip
     except AssertionError as exc:
         raise AssertionError(f"{exc}\n{logs.logs()}") from None
     yield logs
+
+
+def _alive(procs: list[subprocess.Popen]) -> bool:  # type: ignore[type-arg]
+    """True while every process runs; one that exited fails the wait at once (its log says why)."""
+    if any(p.poll() is not None for p in procs):
+        raise AssertionError("a factory process exited")
+    return True
 
 
 def _text(path: Path) -> str:
@@ -144,6 +195,9 @@ class PxeLaptop:
 
     def serial_text(self) -> str:
         return _text(self.serial_log)
+
+    def serial_bytes(self) -> bytes:
+        return self.serial_log.read_bytes() if self.serial_log.exists() else b""
 
 
 def qemu_argv(tap: str, laptop: PxeLaptop, *, memory_mib: int = 384) -> list[str]:
