@@ -15,19 +15,28 @@ from fastapi.responses import HTMLResponse, Response
 
 from api.deps import Caller, ContextDep, page_user
 from api.params import CertificateId as CertificatePath
+from api.params import Reference as ReferencePath
 from api.params import Serial as SerialPath
 from api.routes.audit import bundle_download
 from api.schemas.audit import ErasureOutcomePublic
 from api.web.forms import scanned
 from api.web.render import render
 from factory.audit.views import (
+    DESTINATION_CHOICES,
+    LEVEL_CHOICES,
     CertificateQuery,
     Outcome,
     SearchPage,
+    certificate_sections,
+    certificates_by_wave,
     check_certificate,
     device_history,
+    exception_report,
     get_certificate,
+    parse_bound,
     search_certificates,
+    summarise,
+    summary_pdf,
     uncertified_departures,
 )
 from factory.identity.models import Role
@@ -39,21 +48,31 @@ router = APIRouter(prefix="/audit", include_in_schema=False)
 
 AuditPage = Annotated[Caller, Depends(page_user(Role.AUDITOR))]
 
+EXCEPTION_DAYS = 30  # out of custody longer than this is an exception (the API's default)
 EXPORT_COLUMNS = tuple(ErasureOutcomePublic.model_fields)  # the CSV has the JSON search's columns
 OUTCOMES = [o.value for o in Outcome]
+CHOICES = {"outcomes": OUTCOMES, "levels": LEVEL_CHOICES, "destinations": DESTINATION_CHOICES}
+
+
+FILTERS = ("serial", "media_serial", "asset_tag", "issued_from", "issued_to", "method", "level", "destination")
 
 
 def _query(request: Request, limit: int = 50) -> tuple[CertificateQuery, dict[str, str]]:
-    """The search form's fields as a query; blanks mean 'any'."""
-    fields = {k: request.query_params.get(k, "").strip() for k in ("serial", "media_serial", "asset_tag", "cursor")}
+    """The search form's fields as a query (the CLI's and the API's filters); blanks mean 'any'."""
+    fields = {k: request.query_params.get(k, "").strip()[:128] for k in (*FILTERS, "cursor")}
     outcome = request.query_params.get("outcome", Outcome.SUCCESS.value)
     if outcome not in {o.value for o in Outcome}:
         raise InvalidInput(f"outcome '{outcome[:20]}' is not one of: {', '.join(o.value for o in Outcome)}")
     fields["outcome"] = outcome
-    query = CertificateQuery(
+    query = CertificateQuery.from_text(
+        issued_from=fields["issued_from"] or None,
+        issued_to=fields["issued_to"] or None,
         device_serial=fields["serial"] or None,
         media_serial=fields["media_serial"] or None,
         asset_tag=fields["asset_tag"] or None,
+        method=fields["method"] or None,
+        level=fields["level"] or None,
+        destination=fields["destination"] or None,
         outcome=Outcome(outcome),
         cursor=fields["cursor"] or None,
         limit=limit,
@@ -70,7 +89,7 @@ def _cell(value: object) -> object:
 
 @router.get("/search")
 def search(request: Request, ctx: ContextDep, me: AuditPage) -> HTMLResponse:
-    asked = any(request.query_params.get(k) for k in ("serial", "media_serial", "asset_tag", "outcome"))
+    asked = any(request.query_params.get(k) for k in (*FILTERS, "outcome"))
     page: SearchPage | None = None
     fields: dict[str, str] = {"outcome": Outcome.SUCCESS.value}
     try:
@@ -79,8 +98,10 @@ def search(request: Request, ctx: ContextDep, me: AuditPage) -> HTMLResponse:
             with session_scope(ctx.engine) as session:
                 page = search_certificates(session, query)
     except FactoryError as exc:
-        return render(request, "audit_search.html", me, exc.status_code, v=fields, page=None, error=exc.reason)
-    return render(request, "audit_search.html", me, v=fields, page=page, outcomes=OUTCOMES)
+        return render(
+            request, "audit_search.html", me, exc.status_code, v=fields, page=None, error=exc.reason, **CHOICES
+        )
+    return render(request, "audit_search.html", me, v=fields, page=page, **CHOICES)
 
 
 @router.get("/devices/{serial}")
@@ -100,11 +121,23 @@ def certificate(request: Request, ctx: ContextDep, me: AuditPage, certificate_id
         with session_scope(ctx.engine) as session:
             cert = get_certificate(session, certificate_id)
             check = check_certificate(session, cert, ctx.site_keys.public_key()).as_dict()
-            envelope = json.dumps(json.loads(cert.envelope), indent=2, ensure_ascii=False)
+            signed = json.loads(cert.envelope)
             serial = cert.device_serial
     except FactoryError as exc:
         return render(request, "forbidden.html", me, exc.status_code, reason=exc.reason)
-    return render(request, "audit_certificate.html", me, check=check, envelope=envelope, serial=serial)
+    sections = [s.as_dict() for s in certificate_sections(signed.get("certificate") or {})]
+    return render(request, "audit_certificate.html", me, check=check, sections=sections, serial=serial)
+
+
+@router.get("/certificates/{certificate_id}/signed.json")
+def certificate_json(ctx: ContextDep, _me: AuditPage, certificate_id: CertificatePath) -> Response:
+    """The signed envelope exactly as stored: what every check and the page above are read from."""
+    try:
+        with session_scope(ctx.engine) as session:
+            cert = get_certificate(session, certificate_id)
+    except FactoryError as exc:
+        return Response(exc.reason, status_code=exc.status_code, media_type="text/plain")
+    return Response(cert.envelope, media_type="application/json", headers={"Cache-Control": "no-store"})
 
 
 @router.get("/verify")
@@ -157,3 +190,43 @@ def export_bundle_zip(request: Request, ctx: ContextDep, me: AuditPage) -> Respo
             return bundle_download(session, ctx, me.name, serials=serials, headers={"Cache-Control": "no-store"})
     except FactoryError as exc:
         return render(request, "audit_export.html", me, exc.status_code, outcomes=OUTCOMES, error=exc.reason)
+
+
+@router.get("/exceptions")
+def exceptions(request: Request, ctx: ContextDep, me: AuditPage) -> HTMLResponse:
+    """Exceptions as a report: uncertified departures, devices out of custody too long, certificate
+    rows that disagree with the ledger, and each wave's devices with their certificates."""
+    with session_scope(ctx.engine) as session:
+        report = exception_report(session, ctx.site_keys.public_key(), days=EXCEPTION_DAYS).as_dict()
+    return render(request, "audit_exceptions.html", me, r=report)
+
+
+@router.get("/waves/{wave}")
+def wave_report(request: Request, ctx: ContextDep, me: AuditPage, wave: ReferencePath) -> HTMLResponse:
+    with session_scope(ctx.engine) as session:
+        found = certificates_by_wave(session, wave)
+    if not found:
+        return render(request, "forbidden.html", me, 404, reason=f"no wave '{wave}' with allocated devices")
+    return render(request, "audit_wave.html", me, w=found[0].as_dict())
+
+
+@router.get("/summary.pdf")
+def summary_download(request: Request, ctx: ContextDep, _me: AuditPage) -> Response:
+    """The summary PDF of a wave (?wave=) or a date range (?issued_from=&issued_to=)."""
+    params = {k: request.query_params.get(k, "").strip()[:64] or None for k in ("wave", "issued_from", "issued_to")}
+    try:
+        with session_scope(ctx.engine) as session:
+            summary = summarise(
+                session,
+                ctx.site_keys.public_key(),
+                wave=params["wave"],
+                issued_from=parse_bound(params["issued_from"]),
+                issued_to=parse_bound(params["issued_to"], upper=True),
+            )
+    except FactoryError as exc:
+        return Response(exc.reason, status_code=exc.status_code, media_type="text/plain")
+    return Response(
+        summary_pdf(summary),
+        media_type="application/pdf",
+        headers={"Content-Disposition": 'inline; filename="sanitisation-summary.pdf"', "Cache-Control": "no-store"},
+    )

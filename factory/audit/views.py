@@ -9,6 +9,7 @@ modules can change shape without their callers noticing.
 from __future__ import annotations
 
 from factory.audit.certificate_check import CertificateCheck, certificate_pdf, check_certificate, get_certificate
+from factory.audit.certificate_view import DESTINATION_CHOICES, LEVEL_CHOICES, Section, certificate_sections
 from factory.audit.exceptions import (
     ExceptionReport,
     OutOfCustody,
@@ -29,8 +30,12 @@ from factory.audit.search import (
     search_certificates,
     search_json,
 )
+from factory.audit.summary import Summary, SummaryCertificate, summarise
+from factory.audit.summary_pdf import summary_pdf
 
 __all__ = [
+    "DESTINATION_CHOICES",
+    "LEVEL_CHOICES",
     "CertificateCheck",
     "CertificateQuery",
     "DeviceHistory",
@@ -40,9 +45,13 @@ __all__ = [
     "OutOfCustody",
     "Outcome",
     "SearchPage",
+    "Section",
+    "Summary",
+    "SummaryCertificate",
     "Violation",
     "WaveCertificates",
     "certificate_pdf",
+    "certificate_sections",
     "certificates_by_wave",
     "check_certificate",
     "device_history",
@@ -52,5 +61,7 @@ __all__ = [
     "parse_bound",
     "search_certificates",
     "search_json",
+    "summarise",
+    "summary_pdf",
     "uncertified_departures",
 ]

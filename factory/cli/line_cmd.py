@@ -63,9 +63,7 @@ def _for_person(ctx: AppContext, config: LineConfig, technician: str | None, *, 
     """The config with the person it runs for; a real line refuses to start without one (or
     under the placeholder organisation name): factory/line/people.py."""
     if real:
-        from factory.line.people import require_named_people
-
-        technician = require_named_people(ctx, technician)
+        technician = line_service.require_named_people(ctx, technician)
     return dataclasses.replace(config, technician=(technician or "").strip() or None)
 
 

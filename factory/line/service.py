@@ -37,6 +37,7 @@ from factory.line.models import (
     StopKind,
 )
 from factory.line.netboot_jobs import NoNetbootSlot, enrol_and_queue
+from factory.line.people import require_named_people
 from factory.line.pipeline_rules import Step
 from factory.line.provision_step import (
     NO_PROVISIONING_NOTICE,
@@ -70,6 +71,7 @@ __all__ = [
     "load_line_config",
     "logged_scope",
     "request_stop",
+    "require_named_people",
     "retry_job",
     "set_process_bus",
     "simulated_config",

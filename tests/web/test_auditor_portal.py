@@ -1,0 +1,62 @@
+"""The auditor's portal as a report: search with the filters, a certificate read in sections with
+the raw signed JSON one click away, the exception report with its waves, and the summary PDF; every
+page passes axe-core at WCAG 2.2 AA with 0 violations, and its screenshot is kept."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from harness.audit_data import failed_device, sanitised_device
+from harness.browser import check_page, focused_id, log_in, scan
+from harness.web import cheap_password_hashing  # noqa: F401 (autouse fixture)
+
+from imaging.certificate import verify_certificate
+
+pytestmark = pytest.mark.slow  # a real browser against a served site
+
+
+def test_auditor_reads_a_certificate_as_a_report(tech_page, tech_site) -> None:
+    ctx = tech_site.ctx
+    _, [cert_id] = sanitised_device(ctx, "AUD-1", ("AUD-1-M",), asset_tag="AT-AUD-1")
+    sanitised_device(ctx, "AUD-2", ("AUD-2-M",), purge=True)
+    failed_device(ctx, "AUD-3", "read-back found 3 mismatches")
+    page = tech_page
+    log_in(page, "auditor1", "/audit/search")
+    assert focused_id(page) == "f-serial"
+    scan(page, "AUD-1")
+    page.wait_for_selector("#results")
+    check_page(page, "auditor-1-search-serial")
+
+    page.goto("/audit/search?level=purge&outcome=success&issued_from=2000-01-01")
+    rows = page.locator("#results tbody tr")
+    assert rows.count() == 1 and "AUD-2" in rows.first.inner_text()
+    check_page(page, "auditor-2-search-level")
+
+    page.goto(f"/audit/certificates/{cert_id}")
+    assert "Signature valid" in page.locator("#certificate-verdict").inner_text()
+    titles = page.locator("section h2").all_inner_texts()
+    assert titles == [
+        "Device",
+        "Medium",
+        "Method and standard",
+        "Verification",
+        "Validation",
+        "People",
+        "Custody link and destination",
+    ]
+    assert "NIST SP 800-88 Rev. 2" in page.locator("#section-method").inner_text()
+    assert "AT-AUD-1" in page.locator("#section-device").inner_text()
+    check_page(page, "auditor-3-certificate-sections")
+
+    response = page.request.get(page.locator("#raw-json").get_attribute("href") or "")
+    envelope = json.loads(response.text())
+    assert verify_certificate(envelope, ctx.site_keys.public_key()).certificate_id == cert_id
+
+    page.goto("/audit/exceptions")
+    assert page.locator("h1").inner_text() == "Exception report"
+    check_page(page, "auditor-4-exceptions")
+
+    pdf = page.request.get("/audit/summary.pdf?issued_from=2000-01-01")
+    assert pdf.status == 200 and pdf.body()[:5] == b"%PDF-"
+    assert page.request.get("/audit/summary.pdf").status == 422  # neither a wave nor a range
