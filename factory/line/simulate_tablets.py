@@ -99,6 +99,7 @@ class SimulatedTablets:
             runner_for=lambda ref: _Seam(self, ref),
             wait=WipeWait(poll_interval=0.05, deadline_seconds=30.0),
             simulated=True,
+            windows_here=True,  # the stand-in plays the service environment too
         )
 
     def find(self, ref: str | None) -> SimTablet | None:

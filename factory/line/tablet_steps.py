@@ -20,6 +20,7 @@ from sqlalchemy import update
 from sqlmodel import select
 
 from factory.custody.views import vehicle_fleet_number
+from factory.intake.models import ServiceEndpoint
 from factory.kernel.errors import FactoryError
 from factory.kernel.lifecycle.states import Event
 from factory.kernel.models.device import StorageMedium
@@ -28,8 +29,13 @@ from factory.line.errors import StepFailed, StepHeld
 from factory.line.models import JobStep, Slot, StepStatus
 from factory.line.tablet_slots import tablet_of
 from factory.tablets.service import TabletBench, reset_evidence
-from imaging.errors import ImagingError
-from imaging.result import EraseResult, Level
+from hardware_drivers.remote_commands import RemoteCommandError, SshCommandRunner
+from hardware_drivers.ssh import PinnedHostKey
+from hardware_drivers.ssh_errors import InvalidPin
+from hardware_drivers.ssh_transport import SshTarget
+from hardware_drivers.tablet_usb import Platform
+from imaging.errors import EraseFailure, ImagingError
+from imaging.result import CommandRecord, EraseResult, Level
 from imaging.tablets.device_management import ServiceRefused
 from imaging.tablets.identity import TabletProbe
 from imaging.tablets.reset import run_reset
@@ -66,10 +72,20 @@ def identify_tablet(runner: JobRunner, step_id: int, name: str) -> None:
         device = jobs.device_of(s, job)
         known = {device.serial, *s.exec(select(StorageMedium.serial).where(StorageMedium.device_id == device.id))}
         ref = slot.attached_serial
+        windows = tablet[0] is Platform.WINDOWS and not bench.windows_here
+        endpoint = s.exec(select(ServiceEndpoint).where(ServiceEndpoint.device_id == device.id)).first()
+    if windows:
+        bench.open_channel(ref, _service_environment(runner, endpoint))
     begun = time.monotonic()
-    probe = bench.identify(tablet[0].value, ref)
-    runner.work += time.monotonic() - begun
+    try:
+        probe = bench.identify(tablet[0].value, ref)
+    except RemoteCommandError as exc:  # the Windows tablet's service environment did not answer
+        bench.close_channel(ref)
+        raise StepHeld(f"service environment unreachable: {exc}", "check it booted the bench stick; re-insert") from exc
+    finally:
+        runner.work += time.monotonic() - begun
     if not probe.identified:
+        bench.close_channel(ref)
         raise StepHeld(probe.problem or "the tablet could not be read", probe.action or "re-insert the tablet")
     if not known & ({probe.serial, probe.udid} - {None}):
         raise StepFailed(f"the tablet reads as {probe.serial or probe.udid}: not device {device.serial}")
@@ -80,6 +96,27 @@ def identify_tablet(runner: JobRunner, step_id: int, name: str) -> None:
         runner.logs.add(runner.job_id, f"tablet read: {probe.evidence()}")
         ended = runner.end_step(s, job, name, StepStatus.SUCCEEDED, outcome)
         s.execute(update(_STEP).where(_STEP.c.id == step_id).values(**{**started, **ended}))
+
+
+def _service_environment(runner: JobRunner, endpoint: ServiceEndpoint | None) -> SshCommandRunner[CommandRecord]:
+    """The SSH channel to a Windows tablet booted from the bench stick (its eMMC is there, not here).
+
+    :raises StepHeld: no endpoint recorded for it, or no client key on this line.
+    """
+    if endpoint is None:
+        raise StepHeld(
+            "no service-environment endpoint recorded for this Windows tablet",
+            "boot it from the bench stick so the service environment enrols, then re-insert it",
+        )
+    key = runner.ctx.remote.client_key
+    if key is None:
+        raise StepHeld("no SSH client key for the service environment", "set [service_env] ssh_private_key")
+    try:
+        pin = PinnedHostKey.parse(endpoint.host_key)
+    except InvalidPin as exc:
+        raise StepFailed(f"pinned host key unusable: {exc}") from exc
+    target = SshTarget(endpoint.address, endpoint.port, endpoint.username, key, pin)
+    return SshCommandRunner(target, record_factory=CommandRecord)
 
 
 def tablet_erase(runner: JobRunner) -> Callable[..., EraseResult] | None:
@@ -95,6 +132,10 @@ def tablet_erase(runner: JobRunner) -> Callable[..., EraseResult] | None:
         except ImagingError as exc:  # planned nothing: not encrypted, no service, no method
             _closing[runner] = {"failure": str(exc)}
             raise
+        except RemoteCommandError as exc:  # the channel to a Windows tablet dropped: outcome unknown
+            raise EraseFailure(f"service environment lost during the erase: {exc}") from exc
+        finally:
+            bench.close_channel(probe.serial or probe.ref)  # a Windows tablet's SSH channel: done with it
         _closing[runner] = reset_evidence(probe, report)
         return report.result
 

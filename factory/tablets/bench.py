@@ -14,6 +14,8 @@ A real bench reads them from a TOML file (``factory line run --tablets FILE``)::
     [wait]
     poll_seconds = 15
     deadline_seconds = 1800
+    [profiles]                       # the line's kind/role -> the service's enrolment profile or policy
+    "vehicle-tablet/standard" = "vehicle-tablet-policy"
 
 and refuses to start without the tools (Debian adb, libimobiledevice-utils, mmc-utils).
 """
@@ -31,7 +33,15 @@ from factory.tablets.errors import TabletBenchUnavailable
 from imaging.commands import CommandRunner, SubprocessRunner
 from imaging.tablets.device_management import AndroidManagement, AppleMdm, DeviceManagement, IntuneGraph, WipeWait
 from imaging.tablets.https_runner import HttpsRunner, SeamRouter
-from imaging.tablets.identity import ANDROID, IPADOS, TabletProbe, probe_android, probe_ipad, probe_ipad_after_reset
+from imaging.tablets.identity import (
+    ANDROID,
+    IPADOS,
+    WINDOWS,
+    TabletProbe,
+    probe_android,
+    probe_ipad,
+    probe_ipad_after_reset,
+)
 from imaging.tablets.identity import probe_windows as _probe_windows
 from imaging.tablets.methods import ResetContext
 from imaging.tablets.reset import Reprobe
@@ -46,18 +56,42 @@ class TabletBench:
     runner_for: Callable[[str], CommandRunner] = lambda _ref: SubprocessRunner()
     site_dpc: str | None = None
     wait: WipeWait = field(default_factory=WipeWait)
+    profiles: Mapping[str, str] = field(default_factory=dict)  # the line's profile (kind/role) -> the service's
     simulated: bool = False  # the stand-in of --simulate (refused on a real line)
+    # A Windows tablet's eMMC is reached in its service environment (the bench stick), over SSH: never
+    # on this host. Only a bench whose seam plays the tablet itself (simulated, replayed) sets this.
+    windows_here: bool = False
+    channels: dict[str, CommandRunner] = field(default_factory=dict)  # ref -> the tablet's own channel
+
+    def seam(self, ref: str) -> CommandRunner:
+        return self.channels.get(ref) or self.runner_for(ref)
+
+    def open_channel(self, ref: str, tools: CommandRunner) -> None:
+        """Run this tablet's tools through ``tools`` (its service environment); services as before."""
+        base = self.runner_for(ref)
+        services = base.services if isinstance(base, SeamRouter) else {"https://": base}
+        self.channels[ref] = SeamRouter(tools, services)
+
+    def close_channel(self, ref: str) -> None:
+        router = self.channels.pop(ref, None)
+        close = getattr(getattr(router, "tools", None), "close", None)
+        if close is not None:
+            close()
 
     def identify(self, platform: str, ref: str) -> TabletProbe:
-        runner = self.runner_for(ref)
+        runner = self.seam(ref)
         if platform == IPADOS:
             return probe_ipad(runner, ref)
         if platform == ANDROID:
             return probe_android(runner, ref)
         return _probe_windows(runner, WINDOWS_NODE, ref)
 
+    def seam_of(self, probe: TabletProbe) -> CommandRunner:
+        """The seam for this tablet, by what the bench found it as (a Windows tablet's ref is its eMMC node)."""
+        return self.seam(probe.serial or probe.ref if probe.platform == WINDOWS else probe.ref)
+
     def reset_context(self, probe: TabletProbe, cancel: Any = None) -> ResetContext:
-        runner = self.runner_for(probe.ref)
+        runner = self.seam_of(probe)
         dm = self.management.get(probe.platform)
         identity = probe.udid if probe.platform == IPADOS else probe.serial
         managed_id = dm.bound(runner).lookup(identity) if dm is not None and identity else None
@@ -80,7 +114,7 @@ class TabletBench:
         dm = self.management.get(probe.platform)
         if dm is None:
             raise TabletBenchUnavailable(f"no device-management service for {probe.platform} tablets on this bench")
-        bound = dm.bound(self.runner_for(probe.ref))
+        bound = dm.bound(self.seam_of(probe))
         identity = probe.udid if probe.platform == IPADOS else probe.serial
         return dm.service, bound.enrol(probe.serial or probe.ref, bound.lookup(identity or probe.ref), profile)
 
@@ -131,5 +165,6 @@ def load_bench(path: Path) -> TabletBench:
         management,
         runner_for=lambda _ref: router,
         site_dpc=android.get("site_dpc"),
+        profiles={str(k): str(v) for k, v in (config.get("profiles") or {}).items()},
         wait=WipeWait(float(wait.get("poll_seconds", 15)), float(wait.get("deadline_seconds", 1800))),
     )

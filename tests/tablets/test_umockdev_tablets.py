@@ -74,7 +74,7 @@ def replay_bench() -> TabletBench:
         "android": AndroidManagement(seam, "LC02abcd"),
         "windows": IntuneGraph(runners["PTB55G20042"], windows=True),
     }
-    return TabletBench(management, runner_for=runners.__getitem__, wait=WipeWait(0.0, 5.0))
+    return TabletBench(management, runner_for=runners.__getitem__, wait=WipeWait(0.0, 5.0), windows_here=True)
 
 
 @pytest.fixture
