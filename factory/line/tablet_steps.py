@@ -88,6 +88,7 @@ def identify_tablet(runner: JobRunner, step_id: int, name: str) -> None:
         bench.close_channel(ref)
         raise StepHeld(probe.problem or "the tablet could not be read", probe.action or "re-insert the tablet")
     if not known & ({probe.serial, probe.udid} - {None}):
+        bench.close_channel(ref)
         raise StepFailed(f"the tablet reads as {probe.serial or probe.udid}: not device {device.serial}")
     _probes[runner] = probe
     lock = f"; {probe.lock}" if probe.lock else ""
