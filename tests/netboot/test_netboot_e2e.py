@@ -43,7 +43,7 @@ from factory.kernel.models.custody_entry import CustodyEntry
 from factory.kernel.site_keys import load_public_key
 from factory.line.models import Job, JobLog, JobStatus
 from imaging.certificate import verify_certificate
-from imaging.image_manifest import load_manifest, manifest_path_for
+from imaging.image_manifest import ImageManifest, load_manifest, manifest_path_for
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]  # slow: a TCG boot over the network
 
@@ -81,35 +81,8 @@ def job_log(ctx: AppContext, job_id: int) -> list[str]:
         return [row.message for row in s.exec(select(JobLog).where(JobLog.job_id == job_id).order_by(col(JobLog.id)))]
 
 
-@pytest.mark.timeout(600)  # one TCG boot, an erase, a deploy, an Ansible run in the guest, one more boot
-def test_a_laptop_boots_from_the_network_is_erased_imaged_provisioned_and_boots_its_disk(
-    ctx: AppContext, guest: GuestImage, tmp_path: Path
-) -> None:
-    golden = tmp_path / "golden.img"
-    make_golden_image(golden)
-    with session_scope(ctx.engine) as s:
-        add_user(s, TECHNICIAN, "technician")
-    receive(
-        ctx, SERIAL, [MediaSpec("nvme", NVME, DISK_MIB << 20)], make="QEMU", model="DF-Laptop", asset_tag="DF-NB-0001"
-    )
-    site = f'[deploy]\ndefault = "{golden}"\n'
-    provisioning = provisioning_file(tmp_path, guest)
-    with (
-        bench_network() as ns,
-        factory_on_bench(ns, tmp_path, guest, provisioning=provisioning, site_extra=site) as factory,
-    ):
-        with pxe_laptop(ns, tmp_path / "laptop", mac=MAC, serial=SERIAL, nvme_serial=NVME, disk_mib=DISK_MIB) as lt:
-            try:
-                job = wait_until(lambda: finished_job(ctx), timeout=420, interval=0.5, message="the laptop's job")
-                # Work done: the agent reboots the laptop, iPXE is told to boot the disk, the image boots.
-                wait_until(lambda: GOLDEN_MARKER in lt.serial_bytes(), timeout=180, interval=0.5,
-                           message="the laptop booting its own disk")  # fmt: skip
-            except AssertionError as exc:
-                raise AssertionError(f"{exc}\n--- serial ---\n{lt.serial_text()[-3000:]}\n{factory.logs()}") from None
-            console = lt.serial_text()
-    assert "DF-ENROLLED" in console and "DF-BOOT-TO-DISK" in console, console[-3000:]
-    assert (job.device_serial, job.pipeline, job.status) == (SERIAL, "sanitise-provision", "succeeded"), job.reason
-    manifest = load_manifest(manifest_path_for(golden))
+def assert_records(ctx: AppContext, manifest: ImageManifest) -> None:
+    """The evidence: the enrolment, a verified certificate, every step's custody entry, the image."""
     with session_scope(ctx.engine) as s:
         (enrolment,) = s.exec(select(Enrolment)).all()
         assert (enrolment.outcome, enrolment.mac, enrolment.dmi_serial) == ("accepted", MAC, SERIAL)
@@ -139,6 +112,37 @@ def test_a_laptop_boots_from_the_network_is_erased_imaged_provisioned_and_boots_
             manifest.sha256,
             manifest.size_bytes,
         )
+
+
+@pytest.mark.timeout(600)  # one TCG boot, an erase, a deploy, an Ansible run in the guest, one more boot
+def test_a_laptop_boots_from_the_network_is_erased_imaged_provisioned_and_boots_its_disk(
+    ctx: AppContext, guest: GuestImage, tmp_path: Path
+) -> None:
+    golden = tmp_path / "golden.img"
+    make_golden_image(golden)
+    with session_scope(ctx.engine) as s:
+        add_user(s, TECHNICIAN, "technician")
+    receive(
+        ctx, SERIAL, [MediaSpec("nvme", NVME, DISK_MIB << 20)], make="QEMU", model="DF-Laptop", asset_tag="DF-NB-0001"
+    )
+    site = f'[deploy]\ndefault = "{golden}"\n'
+    provisioning = provisioning_file(tmp_path, guest)
+    with (
+        bench_network() as ns,
+        factory_on_bench(ns, tmp_path, guest, provisioning=provisioning, site_extra=site) as factory,
+    ):
+        with pxe_laptop(ns, tmp_path / "laptop", mac=MAC, serial=SERIAL, nvme_serial=NVME, disk_mib=DISK_MIB) as lt:
+            try:
+                job = wait_until(lambda: finished_job(ctx), timeout=420, interval=0.5, message="the laptop's job")
+                # Work done: the agent reboots the laptop, iPXE is told to boot the disk, the image boots.
+                wait_until(lambda: GOLDEN_MARKER in lt.serial_bytes(), timeout=180, interval=0.5,
+                           message="the laptop booting its own disk")  # fmt: skip
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}\n--- serial ---\n{lt.serial_text()[-3000:]}\n{factory.logs()}") from None
+            console = lt.serial_text()
+    assert "DF-ENROLLED" in console and "DF-BOOT-TO-DISK" in console, console[-3000:]
+    assert (job.device_serial, job.pipeline, job.status) == (SERIAL, "sanitise-provision", "succeeded"), job.reason
+    assert_records(ctx, load_manifest(manifest_path_for(golden)))
     stats = [line for line in job_log(ctx, job.id or 0) if line.startswith("provision stats ")]
     assert stats and json.loads(stats[0].removeprefix("provision stats ")), "no Ansible stats in the job log"
     disk = (tmp_path / "laptop" / "nvme.img").read_bytes()
