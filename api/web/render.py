@@ -52,6 +52,7 @@ NAV: tuple[NavLink, ...] = (
     NavLink("/tech/disposal", "Disposal", (Role.TECHNICIAN,)),
     NavLink("/tech/redistribute", "Schools", (Role.TECHNICIAN,)),
     NavLink("/tech/vehicles", "Vehicles", (Role.TECHNICIAN,)),
+    NavLink("/tech/import", "Import", (Role.TECHNICIAN,)),
     NavLink("/tech/kpis", "KPIs", (Role.TECHNICIAN,)),
     NavLink("/courier/consignments", "Consignments", (Role.COURIER,)),
     NavLink("/audit/search", "Search", (Role.AUDITOR,)),

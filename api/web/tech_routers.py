@@ -10,6 +10,7 @@ from api.web import (
     tech_allocate,
     tech_devices,
     tech_disposal,
+    tech_import,
     tech_kpis,
     tech_labels,
     tech_pool,
@@ -27,4 +28,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     tech_vehicles.router,
     tech_kpis.router,
     admin_accounts.router,
+    tech_import.router,
 )

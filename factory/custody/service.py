@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from factory.custody.acceptance import Acceptance, wrong_pins_counted
 from factory.custody.allocation import allocate, mark_returned, release
+from factory.custody.bulk_import import MAX_BYTES as MAX_IMPORT_BYTES
+from factory.custody.bulk_import import ImportKind, ImportReport, import_csv
 from factory.custody.consignments import create_consignment, record_shielding
 from factory.custody.courier_transit import deliver, hand_over, record_failed_delivery, return_to_factory
 from factory.custody.destruction import request_destruction, witness_destruction
@@ -38,9 +40,12 @@ from factory.custody.waves import create_wave
 
 __all__ = [
     "MAX_DOCUMENT_BYTES",
+    "MAX_IMPORT_BYTES",
     "Acceptance",
     "DocumentKind",
     "Fitter",
+    "ImportKind",
+    "ImportReport",
     "Outcome",
     "Upload",
     "WasteTransfer",
@@ -56,6 +61,7 @@ __all__ = [
     "deliver",
     "hand_over",
     "import_at_needs",
+    "import_csv",
     "install_tablet",
     "issue_device",
     "mark_returned",

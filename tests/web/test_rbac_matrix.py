@@ -136,6 +136,8 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/tech/vehicles/replace"): TECH,
     ("POST", "/tech/vehicles/decommission"): TECH,
     ("GET", "/tech/kpis"): TECH,
+    ("GET", "/tech/import"): TECH,
+    ("POST", "/tech/import"): TECH,
     # web: couriers
     ("GET", "/courier/consignments"): COURIER,
     ("GET", "/courier/consignments/new"): COURIER,
