@@ -17,6 +17,7 @@ from reportlab.lib.units import mm
 from reportlab.platypus import Flowable, Spacer, Table, TableStyle
 
 from factory.custody.pdf import _fields, _p, _render
+from factory.kernel.clock import uk_time
 
 
 @dataclass(frozen=True)
@@ -42,12 +43,12 @@ class Manifest:
 
 
 def barcode(value: str, width: float = 60 * mm, height: float = 11 * mm) -> Drawing:
-    """A Code 128 barcode of ``value``, scaled to fit ``width`` (long serials get narrower bars)."""
-    drawing = createBarcodeDrawing("Code128", value=value, barHeight=height, humanReadable=False, quiet=False)
-    scale = min(1.0, width / max(drawing.width, 1))
-    drawing.scale(scale, 1)
-    drawing.width, drawing.height = drawing.width * scale, height
-    return drawing
+    """A Code 128 barcode of ``value``, narrowed to ``width`` when it is wider (long serials get thinner bars)."""
+    natural = createBarcodeDrawing("Code128", value=value, barHeight=height, humanReadable=False)
+    if natural.width <= width:
+        return natural
+    return createBarcodeDrawing("Code128", value=value, barHeight=height, humanReadable=False, width=width,
+                                height=natural.height)  # fmt: skip
 
 
 def _grid(rows: list[list[object]], widths: Sequence[float]) -> Table:
@@ -81,7 +82,7 @@ def render_manifest(m: Manifest) -> bytes:
                 ("Recipient", m.recipient_name),
                 ("Delivery address", m.recipient_address),
                 ("Seal / bag numbers", ", ".join(m.seal_numbers) or "none"),
-                ("Prepared", f"{m.created_at} by {m.created_by}"),
+                ("Prepared", f"{uk_time(m.created_at)} (UK time) by {m.created_by}"),
                 ("Devices", str(len(m.lines))),
             ]
         ),
