@@ -8,7 +8,7 @@ from factory.intake.service import receive_device
 from factory.kernel.db.engine import session_scope
 from factory.line.views import devices_view
 
-SERIALS = ["AB-1", "AB_2", "A%B-3", "A/B-4", "XY-5"]
+SERIALS = ["AB-1", "AB_2", "A%B-3", "XY-5"]  # no "/" in a serial (limits.serial_problem)
 
 
 @pytest.mark.parametrize(
@@ -19,7 +19,7 @@ SERIALS = ["AB-1", "AB_2", "A%B-3", "A/B-4", "XY-5"]
         ("A_", []),
         ("AB_", ["AB_2"]),
         ("A%", ["A%B-3"]),
-        ("A/", ["A/B-4"]),
+        ("A/", []),  # LIKE's escape character, typed: matches literally (nothing), no error
         ("AB", ["AB-1", "AB_2"]),
         ("", SERIALS),
     ],
