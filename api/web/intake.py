@@ -10,8 +10,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel
 
 from api.deps import Caller, ContextDep, page_user
-from api.web.forms import device_or_none
+from api.web.forms import device_or_none, scanned
 from api.web.render import render
+from factory.custody.views import get_officer
 from factory.identity.models import Role
 from factory.intake.service import MediaSpec, receive_device
 from factory.kernel.db.engine import session_scope
@@ -24,8 +25,15 @@ TechUser = Annotated[Caller, Depends(page_user(Role.TECHNICIAN))]
 
 KINDS = [k.value for k in DeviceKind]
 MEDIA_TYPES = [m.value for m in MediaType]
+# What the device is received for: reissue (the line provisions it), or one of the roles that
+# leave the fleet after sanitising (the line's LEAVING_ROLES; their certificates name the destination).
+ROLES = {
+    "": "Reissue to officers",
+    "redistribution": "Redistribution (external reuse)",
+    "disposal": "Disposal (recycling)",
+}
 # Batch settings kept from one receive to the next, so a scanner-only loop stays possible.
-STICKY = ("kind", "make", "model", "location", "from_custodian", "media_type")
+STICKY = ("kind", "make", "model", "location", "from_custodian", "media_type", "role")
 
 
 class ReceiveForm(BaseModel):
@@ -40,16 +48,24 @@ class ReceiveForm(BaseModel):
     model: str = ""
     location: str = ""
     from_custodian: str = ""
+    officer: str = ""  # staff number of the officer handing it back
+    role: str = ""
+    more_media: list[str] = []  # further media scanned into a list (a laptop with two drives)
     new_stock: bool = False
 
-    def values(self) -> dict[str, str]:
+    def values(self) -> dict[str, Any]:
         return self.model_dump(exclude={"new_stock"})
+
+    def media(self) -> list[MediaSpec]:
+        first = [self.medium_serial.strip()] if self.medium_serial.strip() else []
+        return [MediaSpec(self.media_type, serial) for serial in scanned([*first, *self.more_media])]
 
 
 def _receive_page(
-    request: Request, me: Caller, values: dict[str, str], status: int = 200, **extra: Any
+    request: Request, me: Caller, values: dict[str, Any], status: int = 200, **extra: Any
 ) -> HTMLResponse:
-    return render(request, "tech_receive.html", me, status, v=values, kinds=KINDS, media_types=MEDIA_TYPES, **extra)
+    context = {"kinds": KINDS, "media_types": MEDIA_TYPES, "roles": ROLES}
+    return render(request, "tech_receive.html", me, status, v={"more_media": [], **values}, **context, **extra)
 
 
 @router.get("/receive")
@@ -64,19 +80,25 @@ def receive_form(request: Request, ctx: ContextDep, me: TechUser, received: str 
 
 @router.post("/receive")
 def receive(request: Request, ctx: ContextDep, me: TechUser, form: Annotated[ReceiveForm, Form()]) -> Response:
-    medium = form.medium_serial.strip()
     try:
         with session_scope(ctx.engine) as session:
+            from_custodian = form.from_custodian
+            if form.officer.strip():  # the officer must be registered; the ledger names them
+                from_custodian = f"officer:{get_officer(session, form.officer).staff_number}"
+            fields = form.model_dump(include={"serial", "kind", "make", "model", "location", "new_stock"})
             done = receive_device(
                 session,
-                **form.model_dump(exclude={"medium_serial", "media_type", "asset_tag"}),
+                **fields,
+                from_custodian=from_custodian,
+                role=form.role or None,
                 asset_tag=form.asset_tag or None,
-                media=[MediaSpec(form.media_type, medium)] if medium else [],
+                media=form.media(),
                 actor=me.name,
             ).serial
     except FactoryError as exc:
-        return _receive_page(request, me, form.values(), exc.status_code, error=exc.reason)
+        where = "officer" if "officer" in exc.reason else "medium_serial" if "medi" in exc.reason else "serial"
+        return _receive_page(request, me, form.values(), exc.status_code, error=exc.reason, error_field=where)
     values = form.values()
-    sticky = {k: values[k] for k in STICKY if values[k]}
+    sticky = {k: str(values[k]) for k in STICKY if values[k]}
     # The query names the device (a parameter name, not a state) and carries the batch settings.
     return RedirectResponse(f"/tech/receive?{urlencode(dict(received=done, **sticky))}", status_code=303)
