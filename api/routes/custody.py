@@ -273,8 +273,8 @@ def request_destruction(body: DestructionIn, session: SessionDep, user: Technici
 
 
 @router.post("/destructions/{record_id}/witness", response_model=EntriesOut)
-def witness_destruction(record_id: Id, session: SessionDep, user: TechnicianUser) -> dict[str, Any]:
-    return _entries(service.witness_destruction(session, record_id=record_id, witness=user.name))
+def witness_destruction(record_id: Id, session: SessionDep, user: TechnicianUser, ctx: ContextDep) -> dict[str, Any]:
+    return _entries(service.witness_destruction(session, record_id=record_id, witness=user.name, settings=ctx.settings))
 
 
 # ------------------------------------------------------------------ evidence documents (read-only)

@@ -105,7 +105,7 @@ def request_it(request: Request, ctx: ContextDep, me: TechUser, form: Annotated[
 @router.post("/destruction/{record_id}/witness")
 def witness(request: Request, ctx: ContextDep, me: TechUser, record_id: RowId) -> Response:
     def action(session: Session) -> str:
-        witness_destruction(session, record_id=record_id, witness=me.name)
+        witness_destruction(session, record_id=record_id, witness=me.name, settings=ctx.settings)
         return next((p.serial for p in pending if p.id == record_id), str(record_id))
 
     def refused(exc: FactoryError) -> Response:

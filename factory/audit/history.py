@@ -9,7 +9,8 @@ verification of the chain, that places the device's entries in an intact ledger.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -21,9 +22,12 @@ from factory.audit.certificate_check import check_certificate
 from factory.intake.views import get_device
 from factory.kernel.ledger.hashing import entry_hash, hashed_row
 from factory.kernel.ledger.verify import LedgerReport
+from factory.kernel.lifecycle.states import State
 from factory.kernel.models.certificate import Certificate
 from factory.kernel.models.custody_entry import GENESIS_HASH, CustodyEntry
 from factory.kernel.models.device import Device, StorageMedium
+from factory.sanitisation.service import destruction_certificates_of
+from imaging.certificate import CertificateError, document_field, verify_certificate
 
 
 @dataclass(frozen=True)
@@ -76,12 +80,14 @@ class DeviceHistory:
     head_seq: int | None
     head_hash: str | None
     ledger: LedgerReport | None  # None unless a full verification was asked for
+    destruction_certificates: list[dict[str, Any]] = field(default_factory=list)  # a destroyed device's
 
     @property
     def ok(self) -> bool:
         return (
             all(e.ok for e in self.entries)
             and all(c["check"]["ok"] for c in self.certificates)
+            and all(d["verified"] for d in self.destruction_certificates)
             and (self.ledger is None or self.ledger.ok)
         )
 
@@ -91,6 +97,9 @@ class DeviceHistory:
             "device": self.device,
             "media": self.media,
             "certificates": self.certificates,
+            "destruction_certificates": self.destruction_certificates,
+            "destruction_certificate_missing": self.device.get("state") == State.DESTROYED.value
+            and not self.destruction_certificates,
             "entries": [e.as_dict() for e in self.entries],
             "ledger": {
                 "head_seq": self.head_seq,
@@ -143,6 +152,7 @@ def device_history(
         select(Certificate).where(Certificate.device_id == device.id).order_by(Certificate.issued_at)  # type: ignore[arg-type]
     ).scalars()
     return DeviceHistory(
+        destruction_certificates=_destructions(session, device.id or 0, public_key),
         device=_device_summary(device),
         media=_media(session, device.id or 0),
         certificates=[
@@ -200,3 +210,29 @@ def _media(session: Session, device_id: int) -> list[dict[str, Any]]:
         {"serial": m.serial, "model": m.model, "media_type": m.media_type, "capacity_bytes": m.capacity_bytes}
         for m in rows
     ]
+
+
+def _destructions(session: Session, device_id: int, public_key: Ed25519PublicKey) -> list[dict[str, Any]]:
+    """The device's destruction certificates, each verified against the site key."""
+    out = []
+    for row in destruction_certificates_of(session, device_id):
+        try:
+            doc = verify_certificate(json.loads(row.envelope), public_key).certificate
+            verified, problem = True, None
+        except (CertificateError, ValueError) as exc:
+            doc, verified, problem = {}, False, str(exc)
+        out.append(
+            {
+                "id": row.id,
+                "medium_serial": row.medium_serial,
+                "issued_at": row.issued_at,
+                "technique": row.technique,
+                "particle_size_mm": document_field(doc, "destruction", "particle_size_mm"),
+                "machine": document_field(doc, "destruction", "machine"),
+                "witness": document_field(doc, "personnel", "witnessed_by", "name"),
+                "digest_sha256": row.digest_sha256,
+                "verified": verified,
+                "problem": problem,
+            }
+        )
+    return out

@@ -13,10 +13,13 @@ from factory.custody.models import DestructionRecord
 from factory.custody.outcome import Outcome, saved
 from factory.intake.views import get_device
 from factory.kernel.clock import utc_now
+from factory.kernel.config import Settings
 from factory.kernel.errors import Conflict, GuardRefused, InvalidInput, InvalidTransition
 from factory.kernel.lifecycle.states import Event, State
 from factory.kernel.lifecycle.table import find_edge
 from factory.kernel.lifecycle.transition import TransitionRequest, change_state
+from factory.kernel.models.device import Device
+from factory.sanitisation.service import Witnessed, issue_destruction_certificates
 
 
 def request_destruction(
@@ -56,8 +59,11 @@ def request_destruction(
     return saved(session, record)
 
 
-def witness_destruction(session: Session, *, record_id: int, witness: str) -> Outcome[DestructionRecord]:
-    """A second person witnesses the destruction: the ``destroy`` transition runs.
+def witness_destruction(
+    session: Session, *, record_id: int, witness: str, settings: Settings | None = None
+) -> Outcome[DestructionRecord]:
+    """A second person witnesses the destruction: the ``destroy`` transition runs, and (with the
+    site's ``settings``) each medium gets its signed destruction certificate.
 
     :raises NotFound: no such request.
     :raises Conflict: already witnessed.
@@ -88,4 +94,10 @@ def witness_destruction(session: Session, *, record_id: int, witness: str) -> Ou
     )
     record.witnessed_by = witness
     record.destroyed_seq = entries[0].seq
+    if settings is not None:
+        witnessed = Witnessed(record.id or 0, record.method, record.reason, record.requested_by, witness,
+                              (doc.sha256,), (entries[0].entry_hash, entries[0].seq))  # fmt: skip
+        destroyed = session.get(Device, record.device_id)
+        assert destroyed is not None  # devices are never deleted
+        issue_destruction_certificates(session, settings, destroyed, witnessed)
     return saved(session, record, entries)

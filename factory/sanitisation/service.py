@@ -45,6 +45,11 @@ from factory.sanitisation.certificates import (
     signed_in,
 )
 from factory.sanitisation.certify import certify_medium, record_certificate
+from factory.sanitisation.destruction_certificates import (
+    Witnessed,
+    destruction_certificates_of,
+    issue_destruction_certificates,
+)
 from factory.sanitisation.errors import EraseFailed, RemoteUnavailable, RoundLeft
 from factory.sanitisation.local_wipe import run_wipe, write_certificate
 from factory.sanitisation.remote import (
@@ -304,10 +309,13 @@ __all__ = [
     "RoundOutcome",
     "Signatories",
     "Staff",
+    "Witnessed",
     "certify_medium",
     "certify_round",
     "connect_channel",
+    "destruction_certificates_of",
     "fail_round",
+    "issue_destruction_certificates",
     "job_signatories",
     "locate_media",
     "open_round",
