@@ -163,8 +163,10 @@ def test_disks_not_as_recorded_stop_the_job_with_the_reason(  # type: ignore[no-
 def test_a_laptop_whose_work_is_done_boots_its_own_disk(ctx: AppContext, client, bench) -> None:  # type: ignore[no-untyped-def]
     device_id = receive(ctx, "LT-6", ["NV-1", "SA-1"], new_stock=True)
     assert client.post("/api/netboot/enrol", json=report(MAC, "LT-6", DISKS, token=boot(client))).status_code == 200
+    assert client.get(f"/netboot/next/{MAC}").text == "wait\n"  # the agent keeps the laptop up
     move(ctx, device_id, Event.START_PROVISION)
     move(ctx, device_id, Event.PROVISIONED)
+    assert client.get(f"/netboot/next/{MAC}").text == "reboot\n"  # work done: the agent reboots it
     r = client.get(f"/netboot/ipxe/{MAC}")
     assert r.headers["x-boot-decision"] == "local"
     assert "sanboot --no-describe --drive 0x80 || exit" in r.text and "df.token" not in r.text
