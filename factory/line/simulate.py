@@ -121,6 +121,8 @@ class SimulatedLine:
         self._thread: threading.Thread | None = None
         self._staging = self.root / ".staging"
         self.tablets = tablets  # set: tablets arrive as tablets (iPad, Android, Windows) on the bench hubs
+        if tablets is not None:
+            tablets.on_restart = self._restart_tablet
         self._data: bytes | None = None
 
     # ------------------------------------------------------------------ what is plugged in
@@ -249,6 +251,13 @@ class SimulatedLine:
         self.submit(arrival_event(tablet, slot.id_path))
         device_serial = None if identity is Identity.UNKNOWN else tablet.serial
         return SimDevice(identity, device_serial, tablet.ref, marker)
+
+    def _restart_tablet(self, tablet: SimTablet) -> None:
+        """A tablet's reset restarts it: it leaves its hub port and comes back (udev: remove, add)."""
+        for slot in self.slots:
+            if (self.slot_dir(slot) / f"{tablet.usb_serial}.tablet").exists():
+                self.submit(arrival_event(tablet, slot.id_path, attached=False))
+                self.submit(arrival_event(tablet, slot.id_path))
 
     def _user_data(self) -> bytes:
         """The disk contents of a returned device, built once: building 16 MiB per arrival holds

@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from factory.tablets.service import TabletBench
 from hardware_drivers.events import DeviceAttached, DeviceDetached, UdevEvent
@@ -37,7 +37,7 @@ class SimTablet:
     serial: str  # the device's own serial (booked in under it)
     encrypted: bool = True
     wiped: bool = False
-    commands: list[str] = field(default_factory=list)
+    restarted: bool = False  # left and came back on the bus after its reset
 
     @property
     def udid(self) -> str:
@@ -59,6 +59,8 @@ def new_tablet(platform: str, token: int, *, encrypted: bool = True) -> SimTable
 
 def arrival_event(tablet: SimTablet, id_path: str, attached: bool = True) -> UdevEvent:
     vendor, product, interfaces, maker, model, _ = USB[tablet.platform]
+    if tablet.wiped and tablet.platform == "android":
+        interfaces = ":ffff00:"  # back in its setup wizard: USB debugging is off again
     cls = DeviceAttached if attached else DeviceDetached
     return cls(
         subsystem="usb",
@@ -83,6 +85,7 @@ class SimulatedTablets:
     def __init__(self) -> None:
         self._tablets: dict[str, SimTablet] = {}
         self._lock = threading.Lock()
+        self.on_restart: Callable[[SimTablet], None] | None = None  # the simulated line re-plugs it
 
     def add(self, tablet: SimTablet) -> None:
         with self._lock:
@@ -122,6 +125,10 @@ class _Seam:
         if tablet is None:
             return CommandRecord(argv, 1, "", "ERROR: No device found!\n", started, utc_now())
         out, rc = _answer(tablet, argv)
+        if tablet.wiped and not tablet.restarted and tablet.platform != "windows":
+            tablet.restarted = True  # the reset restarts it: it leaves the bus and comes back
+            if self.tablets.on_restart is not None:
+                self.tablets.on_restart(tablet)
         return CommandRecord(argv, rc, out, "" if rc in (0, 200, 204) else out, started, utc_now())
 
 

@@ -19,6 +19,7 @@ from factory.kernel.clock import utc_now
 from factory.kernel.errors import Conflict, NotFound
 from factory.line.bench_config import LineConfig
 from factory.line.models import Bench, LineAgent, Slot
+from factory.line.tablet_slots import restarting_for_reset
 
 
 def locked(session: Session, stmt: Select) -> Select:
@@ -105,11 +106,14 @@ def attach(session: Session, slot: Slot, seen: Attachment) -> AttachResult:
 
 
 def detach(session: Session, slot: Slot, serial: str | None) -> bool:
-    """Record a removal; False if it was the refused second device (the occupant stays)."""
+    """Record a removal; False if it was the refused second device or a tablet restarting for its
+    reset (the occupant stays)."""
     now = utc_now()
     if slot.attachment_id is not None and serial is not None and slot.attached_serial not in (None, serial):
         slot.error, slot.updated_at = None, now
         session.add(slot)
+        return False
+    if restarting_for_reset(session, slot):  # the tablet's platform reset restarts it: it comes back
         return False
     free(session, slot)
     return True

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from sqlmodel import Session, select
+
 from factory.line.errors import SimulationOnly
-from factory.line.pipeline_rules import Plan, Step, tablet_plan
+from factory.line.models import Job, JobStatus, Slot
+from factory.line.pipeline_rules import TABLET_STEP_NAMES, Plan, Step, tablet_plan
 from factory.tablets.service import TabletBench
 from hardware_drivers.events import UdevEvent
 from hardware_drivers.tablet_usb import ACTIONS, Platform, UsbMode, classify
@@ -64,6 +67,23 @@ def for_attachment(plan: Plan, node: str | None) -> Plan:
     return replace(plan, steps=(), hold_reason=f"{platform.value} tablet in {mode.value} mode", action=action)
 
 
+RESET_STEP = TABLET_STEP_NAMES[Step.SANITISE]
+
+
+def restarting_for_reset(session: Session, slot: Slot) -> bool:
+    """A tablet leaves the bus while its platform reset restarts it (an iPad erasing, an Android
+    tablet rebooting into its reset): not a removal, so its job is not stopped. A tablet really
+    pulled then is caught by the reset's own checks (no acknowledgement, or not back in setup)."""
+    if tablet_of(slot.attached_node) is None or slot.attachment_id is None:
+        return False
+    job = session.exec(
+        select(Job).where(
+            Job.slot_id == slot.id, Job.attachment_id == slot.attachment_id, Job.status == JobStatus.RUNNING
+        )
+    ).first()
+    return job is not None and job.current_step == RESET_STEP
+
+
 def checked_bench(tablets: TabletBench | None, simulated_line: bool) -> TabletBench | None:
     """The line's tablet settings; the simulated tablets are refused on a real line."""
     if tablets is not None and tablets.simulated and not simulated_line:
@@ -71,4 +91,13 @@ def checked_bench(tablets: TabletBench | None, simulated_line: bool) -> TabletBe
     return tablets
 
 
-__all__ = ["PREFIX", "TabletBench", "attached_node", "checked_bench", "for_attachment", "tablet_of", "tablet_serial"]
+__all__ = [
+    "PREFIX",
+    "TabletBench",
+    "attached_node",
+    "checked_bench",
+    "for_attachment",
+    "restarting_for_reset",
+    "tablet_of",
+    "tablet_serial",
+]

@@ -129,7 +129,9 @@ def tablet_erase(runner: JobRunner) -> Callable[..., EraseResult] | None:
 
     def erase(path: str, *, level: Level, cancel: Any = None, **_: Any) -> EraseResult:
         try:
-            report = run_reset(probe, bench.reset_context(probe, cancel), level=level, reprobe=bench.reprobe(probe))
+            report = run_reset(
+                probe, bench.reset_context(probe, cancel), level=level, reprobe=bench.reprobe(probe, cancel)
+            )
         except ImagingError as exc:  # planned nothing: not encrypted, no service, no method
             _closing[runner] = {"failure": str(exc)}
             raise

@@ -23,6 +23,8 @@ and refuses to start without the tools (Debian adb, libimobiledevice-utils, mmc-
 from __future__ import annotations
 
 import shutil
+import threading
+import time
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -98,12 +100,22 @@ class TabletBench:
         wait = WipeWait(self.wait.poll_interval, self.wait.deadline_seconds, cancel)
         return ResetContext(runner, dict(self.management), managed_id, self.site_dpc, wait)
 
-    def reprobe(self, probe: TabletProbe) -> Reprobe | None:
-        """How the tablet is read after its reset: an erased iPad, without pairing."""
-        if probe.platform == IPADOS:
-            udid = probe.ref
-            return lambda runner: probe_ipad_after_reset(runner, udid)
-        return None
+    def reprobe(self, probe: TabletProbe, cancel: Any = None) -> Reprobe | None:
+        """How the tablet is read after its reset: an erased iPad, without pairing, polled until it is
+        back from its restart in its setup state (or the wait's deadline)."""
+        if probe.platform != IPADOS:
+            return None
+        udid, wait = probe.ref, self.wait
+        stop = cancel or threading.Event()
+
+        def read_back(runner: CommandRunner) -> TabletProbe:
+            deadline = time.monotonic() + wait.deadline_seconds
+            while True:
+                after = probe_ipad_after_reset(runner, udid)
+                if after.setup_complete is False or time.monotonic() >= deadline or stop.wait(wait.poll_interval):
+                    return after
+
+        return read_back
 
     def enrol(self, probe: TabletProbe, profile: str) -> tuple[str, str]:
         """Assign the enrolment profile through the platform's service: (service, reference).

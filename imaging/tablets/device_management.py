@@ -219,8 +219,8 @@ class IntuneGraph(_Service):
     BASE = "https://graph.microsoft.com/v1.0/deviceManagement"
     _STATES = {"done": WipeState.ACKNOWLEDGED, "pending": WipeState.PENDING, "active": WipeState.PENDING}
 
-    def __init__(self, runner: CommandRunner, base_url: str = BASE) -> None:
-        self.runner, self.base = runner, base_url.rstrip("/")
+    def __init__(self, runner: CommandRunner, base_url: str = BASE, *, windows: bool = False) -> None:
+        self.runner, self.base, self.windows = runner, base_url.rstrip("/"), windows
 
     def send_wipe(self, device_ref: str) -> WipeCommand:
         body = {"keepEnrollmentData": False, "keepUserData": False, "persistEsimDataPlan": False}
@@ -262,12 +262,17 @@ class IntuneGraph(_Service):
         return str(found[0]["id"]) if found and "id" in found[0] else None
 
     def enrol(self, serial: str, device_ref: str | None, profile: str) -> str:
-        """A token of the Android Enterprise corporate-owned enrolment profile (``createToken``)."""
-        url = f"{self.base}/androidDeviceOwnerEnrollmentProfiles/{profile}/createToken"
-        record = exchange(self.runner, "POST", url, {"tokenValidityInSeconds": 86400})
+        """A token of the Android Enterprise corporate-owned enrolment profile (``createToken``), or
+        for Windows tablets the Autopilot deployment profile's assignment."""
+        if self.windows:
+            url = f"{self.base}/windowsAutopilotDeploymentProfiles/{profile}/assign"
+            record = exchange(self.runner, "POST", url, {"target": {"deviceId": device_ref}})
+        else:
+            url = f"{self.base}/androidDeviceOwnerEnrollmentProfiles/{profile}/createToken"
+            record = exchange(self.runner, "POST", url, {"tokenValidityInSeconds": 86400})
         if not _ok(record):
             raise ServiceRefused(_refusal(self.service, record))
-        return f"intune-enrolment-profile:{profile}"
+        return f"intune-{'autopilot' if self.windows else 'enrolment'}-profile:{profile}"
 
 
 class AndroidManagement(_Service):

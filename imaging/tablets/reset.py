@@ -35,11 +35,16 @@ class AfterCheck:
     detail: str
 
 
-def after_checks(before: TabletProbe, after: TabletProbe | None, outcome: ResetOutcome) -> list[AfterCheck]:
-    """The tablet after the reset: confirmed by the service or the tools, identity unchanged, in setup."""
+def after_checks(
+    before: TabletProbe, after: TabletProbe | None, outcome: ResetOutcome, *, expected: bool = False
+) -> list[AfterCheck]:
+    """The tablet after the reset: confirmed by the service or the tools, identity unchanged, in setup.
+    ``expected``: the tablet was to be read again; not reading it is a failed check, not a skipped one."""
     checks = [AfterCheck("confirmed", True, outcome.acknowledgement or "; ".join(outcome.notes))]
     if outcome.audit is not None:
         checks.append(AfterCheck("audit record read", True, f"{outcome.audit.state} ({outcome.audit.command_id})"))
+    if expected and (after is None or not after.identified):
+        checks.append(AfterCheck("read after the reset", False, after.problem or "" if after else "not read"))
     if after is not None and after.identified:
         same = (after.serial or after.udid) == (before.serial or before.udid)
         checks.append(AfterCheck("identity unchanged", same, f"{after.serial or after.udid}"))
@@ -99,7 +104,7 @@ def run_reset(
     except EraseFailure as exc:
         failed = _result(probe, plan, (started, level), recorder, ok=False, failure=exc.reason, residual=exc.residual)
         return ResetReport(failed, None)
-    checks = after_checks(probe, reprobe(recorder) if reprobe is not None else None, outcome)
+    checks = after_checks(probe, reprobe(recorder) if reprobe else None, outcome, expected=reprobe is not None)
     failed_checks = [c for c in checks if not c.passed]
     if failed_checks:
         why = "; ".join(f"{c.name}: {c.detail}" for c in failed_checks)

@@ -208,3 +208,10 @@ def test_an_emmc_without_sanitize_has_no_method_here() -> None:
     runner = replay("windows-emmc-no-sanitize", MMC)
     with pytest.raises(PlanError, match="SEC_FEATURE_SUPPORT 0x15 lacks secure erase or sanitize"):
         platform_reset(probe_windows(runner, MMC, None), ResetContext(runner))
+
+
+def test_an_ipad_that_does_not_come_back_after_its_reset_is_not_certifiable() -> None:
+    runner, ctx = ipad("ipad-not-back-after-reset")
+    result = platform_reset(probe_ipad(runner, UDID), ctx, reprobe=lambda r: probe_ipad_after_reset(r, UDID))
+    assert not result.ok and result.verification is None
+    assert "after the reset: read after the reset: ideviceinfo: ERROR: Device" in (result.failure_reason or "")
