@@ -26,7 +26,18 @@ def _yaml(rel: str) -> Any:
 
 
 def _modules(tasks: list[dict[str, Any]]) -> set[str]:
-    keywords = {"name", "when", "loop", "register", "vars", "no_log", "check_mode", "notify", "changed_when"}
+    keywords = {
+        "name",
+        "when",
+        "loop",
+        "loop_control",
+        "register",
+        "vars",
+        "no_log",
+        "check_mode",
+        "notify",
+        "changed_when",
+    }
     return {key for task in tasks for key in task if key not in keywords}
 
 
@@ -55,6 +66,8 @@ def test_syntax_check_resolves_both_branches(playbook: str) -> None:
         ("accessibility/tasks/main.yml", "linux.yml", "windows.yml"),
         ("accessibility/tasks/verify.yml", "verify_linux.yml", "verify_windows.yml"),
         ("base/tasks/main.yml", "linux.yml", "windows.yml"),
+        ("profile/tasks/main.yml", "linux.yml", "windows.yml"),
+        ("qa/tasks/main.yml", "linux.yml", "windows.yml"),
     ],
 )
 def test_each_branched_role_picks_its_branch_by_os_family(dispatcher: str, linux: str, windows: str) -> None:
@@ -65,12 +78,14 @@ def test_each_branched_role_picks_its_branch_by_os_family(dispatcher: str, linux
 
 def test_windows_tasks_use_windows_modules_and_linux_tasks_none() -> None:
     for role, branch in [("accessibility", "windows.yml"), ("accessibility", "verify_windows.yml"),
-                         ("base", "windows.yml")]:  # fmt: skip
+                         ("base", "windows.yml"), ("profile", "windows.yml"), ("qa", "windows.yml")]:  # fmt: skip
         modules = _modules(_yaml(f"roles/{role}/tasks/{branch}"))
         assert modules and all(m.startswith("ansible.windows.") or m == "ansible.builtin.set_fact" for m in modules), (
             role, branch, modules,
         )  # fmt: skip
-    for role, branch in [("accessibility", "linux.yml"), ("accessibility", "verify_linux.yml"), ("base", "linux.yml")]:
+    linux = [("accessibility", "linux.yml"), ("accessibility", "verify_linux.yml"), ("base", "linux.yml"),
+             ("profile", "linux.yml"), ("qa", "linux.yml")]  # fmt: skip
+    for role, branch in linux:
         assert not any(m.startswith("ansible.windows.") for m in _modules(_yaml(f"roles/{role}/tasks/{branch}")))
 
 
@@ -109,14 +124,36 @@ def test_every_feature_is_provided_and_configured_on_both_os_families() -> None:
 
 def test_branches_read_only_the_shared_inputs() -> None:
     """Both branches of a role read the profile through the same variables; the Windows branch adds
-    only its df.windows settings."""
+    only its df.windows settings (and the CA's name, a file name there), and the Linux branch only
+    what places files under its target root."""
     read = {}
-    for role, branches in (("accessibility", ("linux", "windows")), ("base", ("linux", "windows"))):
-        for branch in branches:
+    for role in ("accessibility", "base", "profile", "qa"):
+        for branch in ("linux", "windows"):
             text = (PLAYBOOKS / f"roles/{role}/tasks/{branch}.yml").read_text()
             read[(role, branch)] = set(re.findall(r"\bdf\.([a-z_]+)", text))
-    shared = {"accessibility": {"install_packages", "target_root"}, "base": {"target_root", "site_ca_pem"}}
-    for role in ("accessibility", "base"):
+    shared = {"accessibility": {"install_packages", "target_root"}, "base": {"target_root", "site_ca_pem"},
+              "profile": {"target_root"}, "qa": {"target_root"}}  # fmt: skip
+    for role in ("accessibility", "base", "profile", "qa"):
         windows_only = read[(role, "windows")] - read[(role, "linux")]
         assert windows_only <= {"windows", "site_ca_name"}, (role, windows_only)
         assert read[(role, "linux")] - read[(role, "windows")] <= shared[role] | {"set_live_hostname"}, role
+
+
+def test_both_qa_branches_hand_the_same_findings_to_the_build_gates(tmp_path: Path) -> None:
+    """The Linux findings come from df_qa_probe; the Windows branch builds the same shape."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("df_qa_probe", PLAYBOOKS / "library" / "df_qa_probe.py")
+    assert spec is not None and spec.loader is not None
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
+    linux = {
+        "encryption": sorted(probe.encryption_state(str(tmp_path), False)),
+        "enrolment": sorted(probe.enrolment_state(str(tmp_path))),
+        "assistive_technology": sorted(probe.assistive_technology_state(str(tmp_path), [])),
+    }
+    [collect] = [t for t in _yaml("roles/qa/tasks/windows.yml") if "ansible.builtin.set_fact" in t]
+    windows = {k: sorted(v) for k, v in collect["ansible.builtin.set_fact"]["qa_probe"].items()}
+    assert windows == {"encryption": ["detail", "ok"], "enrolment": ["detail", "ok"],
+                       "assistive_technology": ["missing", "ok"]}  # fmt: skip
+    assert {k: [f for f in v if f in ("ok", "detail", "missing")] for k, v in linux.items()} == windows
