@@ -53,7 +53,9 @@ def keyfile_values(path: str) -> dict[str, str] | None:
             parser.read_file(f)
     except FileNotFoundError:
         return None
-    return {f"{section}/{key}": value.strip() for section in parser.sections() for key, value in parser[section].items()}
+    return {
+        f"{section}/{key}": value.strip() for section in parser.sections() for key, value in parser[section].items()
+    }
 
 
 def missing_items(params: dict[str, Any]) -> list[str]:
