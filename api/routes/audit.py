@@ -57,6 +57,8 @@ class SearchParams(BaseModel):
     method: Bounded = None
     level: Bounded = None
     destination: Bounded = None
+    site: Bounded = None
+    wave: Bounded = None
     outcome: Outcome = Outcome.SUCCESS
     limit: Annotated[int, Field(ge=1, le=limits.PAGE)] = 50
     cursor: Annotated[str | None, Field(max_length=limits.CURSOR)] = None
@@ -73,6 +75,8 @@ async def search(ctx: ContextDep, _user: AuditorUser, params: Annotated[SearchPa
         method=params.method,
         level=params.level,
         destination=params.destination,
+        site=params.site,
+        wave=params.wave,
         outcome=params.outcome,
         limit=params.limit,
         cursor=params.cursor,

@@ -54,7 +54,18 @@ OUTCOMES = [o.value for o in Outcome]
 CHOICES = {"outcomes": OUTCOMES, "levels": LEVEL_CHOICES, "destinations": DESTINATION_CHOICES}
 
 
-FILTERS = ("serial", "media_serial", "asset_tag", "issued_from", "issued_to", "method", "level", "destination")
+FILTERS = (
+    "serial",
+    "media_serial",
+    "asset_tag",
+    "issued_from",
+    "issued_to",
+    "method",
+    "level",
+    "destination",
+    "site",
+    "wave",
+)
 
 
 def _query(request: Request, limit: int = 50) -> tuple[CertificateQuery, dict[str, str]]:
@@ -73,6 +84,8 @@ def _query(request: Request, limit: int = 50) -> tuple[CertificateQuery, dict[st
         method=fields["method"] or None,
         level=fields["level"] or None,
         destination=fields["destination"] or None,
+        site=fields["site"] or None,
+        wave=fields["wave"] or None,
         outcome=Outcome(outcome),
         cursor=fields["cursor"] or None,
         limit=limit,

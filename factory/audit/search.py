@@ -57,6 +57,8 @@ class CertificateQuery:
     method: str | None = None
     level: str | None = None
     destination: str | None = None
+    site: str | None = None  # certificates signed by one of the site's keys (site_key registry)
+    wave: str | None = None  # outcomes of devices allocated to the wave
     outcome: Outcome = Outcome.SUCCESS
     limit: int = DEFAULT_LIMIT
     cursor: str | None = None
@@ -76,7 +78,7 @@ class CertificateQuery:
 
     @property
     def certificate_only(self) -> bool:
-        return any(v is not None for v in (self.method, self.level, self.destination))
+        return any(v is not None for v in (self.method, self.level, self.destination, self.site))
 
 
 @dataclass(frozen=True)
@@ -185,6 +187,7 @@ def _bound_text(moment: datetime, *, round_up: bool) -> str:
 # tree per request (``select_rows`` hands it to the driver as it is). Every filter has an index:
 # device_serial, medium_serial, asset_tag, and (issued_at, id) for the keyset order; failures use
 # the partial index on event = 'fail'.
+_WAVE_DEVICES = "SELECT a.device_id FROM allocation a JOIN wave w ON w.id = a.wave_id WHERE w.name = :wave"
 _CERT_SQL = (
     "SELECT id, issued_at, device_serial, asset_tag, medium_serial, level, method, destination, "
     "digest_sha256, erase_round_seq FROM certificate"
@@ -196,6 +199,8 @@ _CERT_FILTERS = (
     ("method", "method = :method"),
     ("level", "level = :level"),
     ("destination", "destination = :destination"),
+    ("site", "key_fingerprint IN (SELECT k.fingerprint FROM site_key k WHERE k.site = :site)"),
+    ("wave", f"device_id IN ({_WAVE_DEVICES})"),
 )
 _FAIL_SQL = (
     "SELECT e.seq, e.occurred_at, e.device_serial, e.evidence, d.asset_tag "
@@ -205,6 +210,7 @@ _FAIL_FILTERS = (
     ("device_serial", "e.device_serial = :device_serial"),
     ("asset_tag", "d.asset_tag = :asset_tag"),
     ("media_serial", "e.device_id IN (SELECT m.device_id FROM storage_medium m WHERE m.serial = :media_serial)"),
+    ("wave", f"e.device_id IN ({_WAVE_DEVICES})"),
 )
 # Literal, not bound, so the planner can match the partial index's predicate.
 _FAIL_FIXED = f"e.event = '{Event.FAIL.value}' AND e.from_state = '{State.SANITISING.value}'"

@@ -17,7 +17,10 @@ from factory.audit.views import (
     device_history,
     exception_report,
     get_certificate,
+    parse_bound,
     search_certificates,
+    summarise,
+    summary_pdf,
 )
 from factory.cli.common import (
     JsonFlag,
@@ -68,6 +71,8 @@ def search_cmd(
     destination: str | None = typer.Option(
         None, "--destination", help="internal_reuse, external_reuse, recycling...", callback=_term("--destination")
     ),
+    site: str | None = typer.Option(None, "--site", help="Signed by that site's keys.", callback=_term("--site")),
+    wave: str | None = typer.Option(None, "--wave", help="Devices allocated to the wave.", callback=_term("--wave")),
     outcome: Outcome = typer.Option(Outcome.SUCCESS, "--outcome", help="success (certificates), failed, or any."),
     limit: int = typer.Option(50, "--limit", min=1, max=limits.PAGE),
     cursor: str | None = typer.Option(
@@ -85,6 +90,8 @@ def search_cmd(
         method=method,
         level=level,
         destination=destination,
+        site=site,
+        wave=wave,
         outcome=outcome,
         limit=limit,
         cursor=cursor,
@@ -222,3 +229,28 @@ def export_cmd(
         f"{summary.entries} custody entries, key {summary.key_fingerprint}",
         markup=False,
     )
+
+
+@app.command("summary")
+@one_line_errors
+def summary_cmd(
+    out: Path = typer.Option(..., "--out", help="Where to write the summary PDF."),
+    wave: str | None = typer.Option(None, "--wave", help="Summarise one wave...", callback=_term("--wave")),
+    issued_from: str | None = typer.Option(
+        None, "--from", help="...or a date range: from (inclusive).", callback=bounded("--from", limits.DATE_TEXT)
+    ),
+    issued_to: str | None = typer.Option(
+        None, "--to", help="To (a date covers its day).", callback=bounded("--to", limits.DATE_TEXT)
+    ),
+) -> None:
+    """A summary PDF for an auditor: counts by method and level, exceptions, every certificate's digest."""
+    with unit_of_work() as (ctx, session):
+        summary = summarise(
+            session,
+            ctx.site_keys.public_key(),
+            wave=wave,
+            issued_from=parse_bound(issued_from),
+            issued_to=parse_bound(issued_to, upper=True),
+        )
+    out.write_bytes(summary_pdf(summary))
+    console.print(f"{out}: {summary.scope}: {len(summary.certificates)} certificate(s)", markup=False)
