@@ -24,6 +24,7 @@ from factory.line.provision_step import (
     ProvisionOutcome,
     ProvisionRequest,
 )
+from factory.line.tablet_slots import tablet_of
 
 if TYPE_CHECKING:
     from factory.line.job_runner import JobRunner
@@ -107,7 +108,7 @@ def quarantine(runner: JobRunner, step_id: int, name: str) -> None:
         device = receive_device(
             s,
             serial=job.device_serial,
-            kind=slot.default_kind,
+            kind="tablet" if tablet_of(slot.attached_node) else slot.default_kind,  # seen on a hub as a tablet
             actor=runner.ctx.actor,
             from_custodian="unknown",
             location=slot.code,

@@ -13,6 +13,7 @@ from harness.domain import receive, state_of
 from sqlmodel import col, select
 
 from factory.intake.service import MediaSpec
+from factory.intake.views import get_device
 from factory.kernel.db.engine import session_scope
 from factory.kernel.models.certificate import Certificate
 from factory.line.bench_config import simulated_config
@@ -154,3 +155,13 @@ def test_a_line_without_tablet_settings_holds_tablet_jobs(ctx) -> None:
         controller.stop(drain_seconds=5)
     assert job is not None and (job.status, job.reason) == ("held", "no tablet settings on this line")
     assert "--tablets FILE" in (job.action or "")
+
+
+def test_an_unknown_tablet_is_quarantined_as_a_tablet(tablet_line: TabletLine) -> None:
+    arrived = tablet_line.sim.arrive(SLOT, Identity.UNKNOWN, kind="tablet", platform="android")
+    assert tablet_line.controller.wait_idle(30)
+    job = tablet_line.job(SLOT)
+    assert (job.status, job.pipeline) == ("held", "quarantine")
+    with session_scope(tablet_line.controller.engine) as s:
+        device = get_device(s, arrived.disk_serial)  # booked in under the serial the hub reported
+        assert (device.kind, device.state) == ("tablet", "quarantined")
