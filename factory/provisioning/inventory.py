@@ -22,6 +22,7 @@ from factory.provisioning.errors import InvalidTarget
 
 _SERIAL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _ASSET_TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{1,62}$")
+OS_FAMILIES = ("linux", "windows")  # the branches the playbooks' roles take
 _USER_RE = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
 # OpenSSH HostKeyAlgorithms accepted for each pinned key type.
 _HOST_KEY_ALGORITHMS = {
@@ -106,7 +107,7 @@ class ProvisionTarget:
             raise InvalidTarget("role must not be empty")
         if not 0 < self.port < 65536:
             raise InvalidTarget(f"port {self.port} is out of range")
-        if self.os_family not in ("linux", "windows"):
+        if self.os_family not in OS_FAMILIES:
             raise InvalidTarget(f"os_family {self.os_family!r} must be linux or windows")
         if not self.target_root.startswith("/"):
             raise InvalidTarget(f"target_root {self.target_root!r} must be absolute")

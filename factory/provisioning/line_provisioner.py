@@ -115,6 +115,7 @@ class AnsibleProvisioner:
     # Where the playbook writes on the device: "/" in production; tests point it into a sandbox.
     target_root: Callable[[str], str] = lambda _serial: "/"
     python_interpreter: str = "auto_silent"
+    os_family: str = "linux"  # the golden image's: the playbooks' roles branch on it
     extra_vars: Mapping[str, Any] = field(default_factory=dict)
     name: str = "provision (ansible)"
     # How long a device may be away in a reboot a playbook starts before its job fails.
@@ -146,6 +147,7 @@ class AnsibleProvisioner:
                 accessibility=accessibility,
                 target_root=self.target_root(serial),
                 python_interpreter=self.python_interpreter,
+                os_family=self.os_family,
                 extra_vars=dict(self.extra_vars),
             )
 

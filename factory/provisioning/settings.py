@@ -8,6 +8,7 @@ enrolment_token_file = "/etc/factory/enrolment-token"   # mode 0600; never in th
 ssh_private_key = "/etc/factory/service-env-key"        # the service environment's client key
 timezone = "Europe/London"
 reboot_grace_seconds = 300                              # a device restarted by a playbook may be away this long
+os_family = "windows"                                   # the golden image's: linux (default) or windows
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from sqlalchemy import Engine
 
 from factory.kernel.errors import InvalidInput
 from factory.line.service import DEFAULT_GRACE_SECONDS, MAX_GRACE_SECONDS
-from factory.provisioning.inventory import InvalidTarget, ProvisionSecrets, SiteSettings
+from factory.provisioning.inventory import OS_FAMILIES, InvalidTarget, ProvisionSecrets, SiteSettings
 from factory.provisioning.line_provisioner import AnsibleProvisioner
 
 _REQUIRED = ("site_ca_file", "enrolment_server_url", "enrolment_tenant", "enrolment_token_file", "ssh_private_key")
@@ -51,11 +52,19 @@ def load_provisioner(path: Path, *, engine: Engine, work_dir: Path) -> AnsiblePr
         secrets = ProvisionSecrets(enrolment_token=token)
     except InvalidTarget as exc:
         raise InvalidInput(f"provisioning config {path}: {exc}") from exc
+    return AnsibleProvisioner(
+        engine=engine, site=site, secrets=secrets, private_key_path=key, work_dir=work_dir, **_line_options(path, data)
+    )
+
+
+def _line_options(path: Path, data: dict[str, object]) -> dict[str, object]:
+    """The optional settings: the reboot grace, and the OS family of the line's golden image."""
     grace = data.get("reboot_grace_seconds", DEFAULT_GRACE_SECONDS)
     if isinstance(grace, bool) or not isinstance(grace, int | float) or not 0 < grace <= MAX_GRACE_SECONDS:
         raise InvalidInput(
             f"provisioning config {path}: reboot_grace_seconds must be a number in 1-{MAX_GRACE_SECONDS:g}"
         )
-    return AnsibleProvisioner(
-        engine=engine, site=site, secrets=secrets, private_key_path=key, work_dir=work_dir, reboot_grace_s=float(grace)
-    )
+    os_family = data.get("os_family", "linux")
+    if os_family not in OS_FAMILIES:
+        raise InvalidInput(f"provisioning config {path}: os_family must be one of {', '.join(OS_FAMILIES)}")
+    return {"reboot_grace_s": float(grace), "os_family": os_family}

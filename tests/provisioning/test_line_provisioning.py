@@ -186,8 +186,15 @@ def test_provisioning_site_config(ctx: AppContext, tmp_path: Path) -> None:
     )
     provisioner = load_provisioner(conf, engine=ctx.engine, work_dir=tmp_path / "w")
     assert provisioner.secrets.enrolment_token == ENROLMENT_TOKEN and provisioner.name == "provision (ansible)"
-    assert provisioner.reboot_grace_s == 300.0  # the default; a site sets reboot_grace_seconds
-    conf.write_text(conf.read_text() + "reboot_grace_seconds = 0\n")
+    assert (provisioner.reboot_grace_s, provisioner.os_family) == (300.0, "linux")  # the defaults
+    base = conf.read_text()
+    conf.write_text(base + 'os_family = "windows"\nreboot_grace_seconds = 600\n')
+    provisioner = load_provisioner(conf, engine=ctx.engine, work_dir=tmp_path / "w")
+    assert (provisioner.reboot_grace_s, provisioner.os_family) == (600.0, "windows")
+    conf.write_text(base + 'os_family = "macos"\n')
+    with pytest.raises(InvalidInput, match="os_family must be one of linux, windows"):
+        load_provisioner(conf, engine=ctx.engine, work_dir=tmp_path / "w")
+    conf.write_text(base + "reboot_grace_seconds = 0\n")
     with pytest.raises(InvalidInput, match="reboot_grace_seconds must be a number in 1-3600"):
         load_provisioner(conf, engine=ctx.engine, work_dir=tmp_path / "w")
     assert ENROLMENT_TOKEN not in repr(provisioner)

@@ -61,6 +61,21 @@ def test_inventory_pins_host_key_by_serial(tmp_path: Path) -> None:
     assert ENROLMENT_TOKEN not in repr(host), "secrets never go into the inventory"
 
 
+def test_a_windows_target_gets_the_windows_branch_over_openssh(tmp_path: Path) -> None:
+    profile = AccessibilityProfile.for_officer("PC-4711", {"screen_reader": True, "screen_reader_product": "jaws"})
+    target = _target(os_family="windows", accessibility=profile)
+    host = build_inventory([target], site(), tmp_path / "kh")["all"]["hosts"]["5CG1234XYZ"]
+    assert host["ansible_shell_type"] == "powershell"  # Windows' OpenSSH server runs PowerShell
+    df = host["device_factory"]
+    assert df["os_family"] == "windows" and df["accessibility"]["screen_reader_product"] == "jaws"
+    assert df["accessibility"]["user"] == "pc-4711"
+    assert (
+        "ansible_shell_type" not in build_inventory([_target()], site(), tmp_path / "kh")["all"]["hosts"]["5CG1234XYZ"]
+    )
+    with pytest.raises(InvalidTarget, match="os_family 'macos' must be linux or windows"):
+        _target(os_family="macos")
+
+
 def test_known_hosts_file_is_what_openssh_checks(tmp_path: Path) -> None:
     kh = tmp_path / "known_hosts"
     kh.write_text(known_hosts_text([_target()]))
