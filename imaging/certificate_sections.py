@@ -109,15 +109,21 @@ def crypto_erase_section(result: EraseResult) -> dict[str, Any] | None:
         return None
     standard = method_standard(result.method)
     advertised = [c for c in result.sanitize_capabilities if "crypto" in c]
-    return {
-        "encryption": "drive-managed media encryption (self-encrypting drive)",
-        "encrypted_from_first_use": bool(advertised),
-        "basis": (
+    if standard is not None and standard.interface.startswith("platform"):  # a tablet's platform reset
+        encryption = "the platform's encryption of user data, as the tablet reported it before the reset"
+        basis = f"read before the reset: {', '.join(advertised)}" if advertised else "no encryption reported"
+    else:
+        encryption = "drive-managed media encryption (self-encrypting drive)"
+        basis = (
             f"the firmware advertised {', '.join(advertised)}: user data is stored under the drive's "
             "media encryption key from manufacture"
             if advertised
             else "the firmware advertised no cryptographic erase capability when probed"
-        ),
+        )
+    return {
+        "encryption": encryption,
+        "encrypted_from_first_use": bool(advertised),
+        "basis": basis,
         "key_destroyed": standard.key_scope if standard else None,
     }
 

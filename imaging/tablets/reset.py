@@ -163,7 +163,22 @@ def _result(
         tool_code_sha256=code_sha256(),
         residual_risk=(*(RESIDUAL_CRYPTO if crypto else RESIDUAL_EMMC), *residual),
         notes=notes,
+        firmware_revision=probe.os_build,
+        sanitize_capabilities=_capabilities(probe),
     )
+
+
+def _capabilities(probe: TabletProbe) -> tuple[str, ...]:
+    """What the tablet offered, as the certificate's probed capabilities: its encryption (the basis
+    of a crypto erase, read before the reset) or its eMMC's secure commands."""
+    caps = [f"platform crypto erase: {probe.encryption}"] if probe.encrypted else []
+    if probe.emmc is not None:
+        caps += [
+            name
+            for name, ok in (("emmc-secure-erase", probe.emmc.secure_erase), ("emmc-sanitize", probe.emmc.sanitize))
+            if ok
+        ]
+    return tuple(caps)
 
 
 __all__ = ["AfterCheck", "PlanError", "ResetReport", "platform_reset", "run_reset"]

@@ -69,6 +69,9 @@ def test_an_ipad_reset_through_mdm_is_certified_with_its_evidence(ctx) -> None:
     assert ["https", "PUT"] in argv and ["idevicepair", "-u"] in argv  # during and before, signed
     assert "identity unchanged" in doc["verification"]["expected_pattern"]
     assert any("NCSC" in risk for risk in doc["residual_risk"])
+    crypto = doc["sanitisation"]["crypto_erase"]
+    assert crypto["encrypted_from_first_use"] is True
+    assert crypto["basis"] == "read before the reset: platform crypto erase: Data Protection (hardware AES, always on)"
 
     with session_scope(ctx.engine) as s:
         record = latest_tablet_round(s, IPAD_SERIAL)
