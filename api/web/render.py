@@ -57,6 +57,7 @@ NAV: tuple[NavLink, ...] = (
     NavLink("/courier/consignments", "Consignments", (Role.COURIER,)),
     NavLink("/audit/search", "Search", (Role.AUDITOR,)),
     NavLink("/audit/verify", "Verify", (Role.AUDITOR,)),
+    NavLink("/audit/exceptions", "Exceptions", (Role.AUDITOR,)),
     NavLink("/audit/export", "Export", (Role.AUDITOR,)),
     NavLink("/admin/users", "Users", (Role.ADMIN,)),
     NavLink("/admin/accounts", "Accounts", (Role.ADMIN,)),

@@ -156,6 +156,10 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/audit/export"): AUDIT,
     ("GET", "/audit/export/outcomes.csv"): AUDIT,
     ("GET", "/audit/export/bundle"): AUDIT,
+    ("GET", "/audit/certificates/{certificate_id}/signed.json"): AUDIT,
+    ("GET", "/audit/exceptions"): AUDIT,
+    ("GET", "/audit/waves/{wave}"): AUDIT,
+    ("GET", "/audit/summary.pdf"): AUDIT,
     # identity administration: admins only (JSON and the admin page)
     ("GET", "/api/users"): ADMIN,
     ("POST", "/api/users/{name}/disable"): ADMIN,
