@@ -26,6 +26,7 @@ from factory.line.bench_config import LineConfig
 from factory.line.job_log import JobLogBuffer, logged_scope
 from factory.line.models import ACTIVE_JOB_STATUSES, Job, JobStatus, Slot
 from factory.line.slots import Attachment, AttachResult, attach, free, locked
+from factory.line.tablet_slots import attached_node, tablet_serial
 from hardware_drivers.events import DeviceAttached, UdevEvent
 
 INTERRUPTED_REASON = "interrupted: controller restarted"
@@ -63,7 +64,8 @@ def reconcile_benches(
     for event in present:
         code = config.port_map.slot_for_device(event)
         if code is not None and isinstance(event, DeviceAttached):
-            attached[code] = Attachment(event.serial, event.device_node, event.size_bytes, time.time())
+            # A tablet as its arrival would record it (UDID spelling, tablet marker), so it is recognised.
+            attached[code] = Attachment(tablet_serial(event), attached_node(event), event.size_bytes, time.time())
     report = ReconcileReport()
     with logged_scope(engine) as (s, logs):
         report.interrupted = interrupt_orphans(s, bench_ids=bench_ids, run_id=run_id, actor=actor, logs=logs)

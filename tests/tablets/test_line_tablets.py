@@ -165,3 +165,22 @@ def test_an_unknown_tablet_is_quarantined_as_a_tablet(tablet_line: TabletLine) -
     with session_scope(tablet_line.controller.engine) as s:
         device = get_device(s, arrived.disk_serial)  # booked in under the serial the hub reported
         assert (device.kind, device.state) == ("tablet", "quarantined")
+
+
+def test_a_restarted_controller_recognises_the_tablet_still_in_its_slot(ctx, tablet_line: TabletLine) -> None:
+    tablet_line.sim.arrive(SLOT, Identity.RETURNED, kind="tablet", platform="ipados")
+    assert tablet_line.controller.wait_idle(60)
+    first = tablet_line.job(SLOT)
+    tablet_line.controller.stop(drain_seconds=5)
+    config = replace(simulated_config("1x3", agent="tablet-agent"), erase_processes=0)
+    again = Controller(ctx, config, present=tablet_line.sim.present, tablets=tablet_line.controller.tablets)
+    report = again.start()
+    try:
+        assert again.wait_idle(30)
+        assert (report.attached, report.freed) == ([], []), (
+            report.summary()
+        )  # the same iPad, recorded as it arrived: no new job
+    finally:
+        again.stop(drain_seconds=5)
+        tablet_line.controller = again  # the fixture stops it again (harmless)
+    assert tablet_line.job(SLOT).id == first.id
