@@ -7,12 +7,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import orjson
 from sqlmodel import Session, col, select
 
 from factory.custody.courier_cap import CapHeadroom, headroom, laptops_by_wave
 from factory.custody.lookups import get_consignment
 from factory.custody.models import Allocation, AllocationChannel, Consignment, ConsignmentItem, Officer, Wave
 from factory.custody.statuses import UNFINISHED_CONSIGNMENT, AllocationStep, sources
+from factory.kernel.lifecycle.states import Event
+from factory.kernel.models.custody_entry import CustodyEntry
 from factory.kernel.models.device import Device
 
 
@@ -37,6 +40,7 @@ class DeliveryLine:
     serial: str
     staff_number: str
     officer_name: str
+    old_serial: str | None = None  # the officer's old device collected when this one was delivered
 
 
 def consignable_allocations(session: Session) -> list[ConsignableRow]:
@@ -91,10 +95,14 @@ def cap_headroom(session: Session, allocation_ids: Sequence[int] = ()) -> list[C
 
 
 def delivery_lines(session: Session, reference: str) -> list[DeliveryLine]:
-    """The consignment's devices with their officers, by serial. :raises NotFound: no such consignment."""
+    """The consignment's devices with their officers and, once delivered, the old device collected
+    for each (read back from the delivery's custody entry), by serial.
+
+    :raises NotFound: no such consignment.
+    """
     consignment = get_consignment(session, reference)
     rows = session.exec(
-        select(Device.serial, Officer.staff_number, Officer.name)
+        select(Device.id, Device.serial, Officer.staff_number, Officer.name)
         .select_from(ConsignmentItem)
         .join(Device, col(Device.id) == ConsignmentItem.device_id)
         .join(Allocation, col(Allocation.id) == ConsignmentItem.allocation_id)
@@ -102,4 +110,14 @@ def delivery_lines(session: Session, reference: str) -> list[DeliveryLine]:
         .where(ConsignmentItem.consignment_id == consignment.id)
         .order_by(col(Device.serial))
     ).all()
-    return [DeliveryLine(serial, staff, name) for serial, staff, name in rows]
+    delivered = session.exec(
+        select(CustodyEntry.device_id, CustodyEntry.evidence).where(
+            col(CustodyEntry.device_id).in_([r[0] for r in rows]), CustodyEntry.event == Event.DELIVER.value
+        )
+    ).all()
+    old: dict[int, str] = {}
+    for device_id, evidence in delivered:
+        fields = orjson.loads(evidence)
+        if fields.get("consignment") == consignment.reference and fields.get("exchange_for"):
+            old[device_id] = str(fields["exchange_for"])
+    return [DeliveryLine(serial, staff, name, old.get(device_id)) for device_id, serial, staff, name in rows]

@@ -162,6 +162,8 @@ def test_courier_hands_over_and_delivers_with_the_old_devices(tech_page: Any, te
     assert page.locator("#consignment-status").inner_text() == "delivered"
     assert tech_site.state("J-3") == tech_site.state("J-4") == "issued"
     assert tech_site.state("OLD-J1") == tech_site.state("OLD-J3") == "returned"
+    old = page.locator("#devices tbody tr td:last-child").all_inner_texts()
+    assert sorted(old) == ["OLD-J1", "OLD-J3"]  # which old device came back for which new one
     check_page(page, "courier-9-delivered")
 
 
