@@ -53,7 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fair import Figure, compare, free_cpus
 
 from factory.kernel.clock import utc_now
-from factory.kernel.db.engine import make_engine, session_scope
+from factory.kernel.db.engine import make_engine, read_scope, session_scope
 from factory.kernel.db.migrate import upgrade
 from factory.kernel.ledger import merkle
 from factory.kernel.ledger.append import append_entry
@@ -143,7 +143,7 @@ def _append_rate(engine: Engine, count: int) -> float:
 
 
 def _bulk_fill(engine: Engine, seq: int, prev: str, size: int) -> tuple[int, str]:
-    with engine.connect() as conn:
+    with read_scope(engine) as conn:
         edge = frontier(conn, seq)  # the tree as the real appends left it
     now = utc_now()
     while seq < size:
@@ -251,8 +251,9 @@ def run(kind: str, sizes: list[int], rounds: int) -> list[dict[str, object]]:
             _devices(engine, max(sizes) // PER_DEVICE + 1)
             single_rate = _append_rate(engine, 2000)
             key = signing.generate_private_key()
-            seq, head = 2000, engine.connect().exec_driver_sql(
-                "SELECT entry_hash FROM custody_entry ORDER BY seq DESC LIMIT 1").scalar_one()  # fmt: skip
+            with read_scope(engine) as conn:
+                seq, head = 2000, conn.exec_driver_sql(
+                    "SELECT entry_hash FROM custody_entry ORDER BY seq DESC LIMIT 1").scalar_one()  # fmt: skip
             for size in sorted(sizes):
                 t, before = time.perf_counter(), seq
                 seq, head = _bulk_fill(engine, seq, head, size)
