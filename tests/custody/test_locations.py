@@ -52,3 +52,16 @@ def test_a_redistribution_records_the_school(ctx) -> None:
                      verifier=verifier(ctx))  # fmt: skip
     moved = entries(ctx, "LOC-3")[-1]
     assert moved.event == "redistribute" and moved.location == moved.to_custodian and SLOT not in moved.location
+
+
+def test_collection_and_disposal_record_the_recycler(ctx) -> None:
+    device_id = receive(ctx, "LOC-4")
+    move(ctx, device_id, Event.START_SANITISE, location=SLOT)
+    certify_all(ctx, device_id, Destination.RECYCLING)
+    move(ctx, device_id, Event.SANITISED)
+    move(ctx, device_id, Event.ADD_TO_DISPOSAL)
+    move(ctx, device_id, Event.COLLECT, to_custodian="recycler:WEEE-1")
+    move(ctx, device_id, Event.DISPOSE)
+    collected, disposed = entries(ctx, "LOC-4")[-2:]
+    assert (collected.event, collected.location) == ("collect", "recycler:WEEE-1")
+    assert (disposed.event, disposed.location) == ("dispose", "recycler:WEEE-1")
