@@ -14,7 +14,6 @@ from fastapi.responses import FileResponse, PlainTextResponse
 from api.deps import ContextDep, SessionDep, UnitOfWorkRoute
 from api.errors import problem
 from api.schemas.netboot import EnrolmentIn, EnrolmentPublic
-from factory.intake.errors import InvalidInput
 from factory.intake.service import DiskReport, EnrolmentReport, boot_script, chain_script, next_action, served_file
 from factory.line.service import enrol_and_queue
 
@@ -46,10 +45,7 @@ def next_step(session: SessionDep, mac: str = Path(max_length=17)) -> PlainTextR
 
 @router.get("/netboot/files/{name}")
 def files(ctx: ContextDep, name: str = Path(max_length=32)) -> FileResponse:
-    path = served_file(ctx.settings, name)
-    if not path.is_file():
-        raise InvalidInput(f"the service environment's {name} is not installed in {path.parent}")
-    return FileResponse(path, media_type="application/octet-stream")
+    return FileResponse(served_file(ctx.settings, name), media_type="application/octet-stream")
 
 
 @router.post("/api/netboot/enrol", response_model=EnrolmentPublic)

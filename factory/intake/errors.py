@@ -12,6 +12,7 @@ __all__ = [
     "ImageNotVerified",
     "InvalidInput",
     "NoEndpoint",
+    "ServiceEnvironmentMissing",
     "UnknownDevice",
 ]
 
@@ -42,3 +43,7 @@ class BootTokenRefused(Unauthenticated):
 
 class BootTokenForAnotherMac(PermissionDenied):
     """The boot token was issued to another NIC's boot: it cannot enrol this one."""
+
+
+class ServiceEnvironmentMissing(NotFound):
+    """The service environment's kernel or initramfs is not installed where the controller serves it."""

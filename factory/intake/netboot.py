@@ -19,7 +19,7 @@ from pathlib import Path
 from sqlmodel import Session, col, select
 
 from factory.intake.boot_tokens import issue_boot_token
-from factory.intake.errors import InvalidInput
+from factory.intake.errors import InvalidInput, ServiceEnvironmentMissing
 from factory.intake.models import ServiceEndpoint
 from factory.kernel.config import Settings
 from factory.kernel.lifecycle.states import IN_PROGRESS, TERMINAL, State
@@ -59,10 +59,18 @@ def netboot_dir(settings: Settings) -> Path:
 
 
 def served_file(settings: Settings, name: str) -> Path:
-    """The service environment's kernel or initramfs. :raises InvalidInput: any other name."""
+    """The service environment's kernel or initramfs.
+
+    :raises InvalidInput: any other name. :raises ServiceEnvironmentMissing: not installed.
+    """
     if name not in SERVED_FILES:
         raise InvalidInput(f"'{name[:40]}' is not a service-environment file ({', '.join(sorted(SERVED_FILES))})")
-    return netboot_dir(settings) / name
+    path = netboot_dir(settings) / name
+    if not path.is_file():
+        raise ServiceEnvironmentMissing(
+            f"the service environment's {name} is not installed in {path.parent} (scripts/build-guest.sh DIR)"
+        )
+    return path
 
 
 def normalised_mac(value: str) -> str:

@@ -57,6 +57,8 @@ def test_chain_and_service_scripts_point_back_at_the_controller(client) -> None:
     assert "initrd --name initrd http://testserver/netboot/files/initramfs.cpio" in r.text
     assert f"df.enrol=http://testserver/api/netboot/enrol df.mac={MAC} df.token=" in r.text
     assert client.get("/netboot/ipxe/not-a-mac").status_code == 422
+    assert client.get("/netboot/files/bzImage").status_code == 404  # not installed in this FACTORY_HOME
+    assert client.get("/netboot/files/etc-passwd").status_code == 422
 
 
 def test_enrolment_pins_the_boots_host_key_and_queues_the_job(ctx: AppContext, client, bench) -> None:  # type: ignore[no-untyped-def]
