@@ -14,7 +14,6 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
-from factory.custody.destinations import certificate_serves
 from factory.custody.courier_cap import CapHeadroom
 from factory.custody.courier_views import (
     ConsignableRow,
@@ -23,6 +22,8 @@ from factory.custody.courier_views import (
     consignable_allocations,
     delivery_lines,
 )
+from factory.custody.destinations import certificate_serves
+from factory.custody.disposal_views import BatchItemView, BatchView, disposal_batch, disposal_batches
 from factory.custody.documents import COURIER_READABLE, read_document, sha256_hex
 from factory.custody.kpi_window import BenchWindow, WaveWindow, window_kpis, working_hours
 from factory.custody.kpis import BenchKpis, WaveKpis, bench_kpis, wave_kpis
@@ -48,17 +49,6 @@ from factory.custody.models import (
 )
 from factory.custody.personalisation import PersonaliseDue, needs_of, personalisation_due
 from factory.custody.pool_views import PoolLevel, low_pools, pool_levels
-from factory.custody.disposal_views import BatchItemView, BatchView, disposal_batch, disposal_batches
-from factory.custody.tech_views import (
-    HeldDevice,
-    PendingDestruction,
-    asset_label,
-    held_devices,
-    pending_destructions,
-    transfer_note,
-    vehicle_allocation_for,
-    vehicles_view,
-)
 from factory.custody.statuses import (
     ACTIVE_CONSIGNMENT,
     OPEN_ALLOCATION,
@@ -70,6 +60,16 @@ from factory.custody.statuses import (
     allows,
     sources,
 )
+from factory.custody.tech_views import (
+    HeldDevice,
+    PendingDestruction,
+    asset_label,
+    held_devices,
+    pending_destructions,
+    transfer_note,
+    vehicle_allocation_for,
+    vehicles_view,
+)
 from factory.intake.views import get_device
 from factory.kernel import clock
 from factory.kernel.clock import format_utc
@@ -78,9 +78,9 @@ from factory.kernel.models.device import Device
 
 __all__ = [
     "COURIER_READABLE",
+    "DEFAULT_OVERDUE_DAYS",
     "BatchItemView",
     "BatchView",
-    "DEFAULT_OVERDUE_DAYS",
     "BenchKpis",
     "BenchWindow",
     "CapHeadroom",
@@ -89,11 +89,11 @@ __all__ = [
     "ConsignmentException",
     "ConsignmentItemView",
     "ConsignmentView",
+    "DeliveryLine",
     "HeldDevice",
     "PendingDestruction",
-    "PoolLevel",
-    "DeliveryLine",
     "PersonaliseDue",
+    "PoolLevel",
     "WaveKpis",
     "WaveWindow",
     "active_consignments",
@@ -104,9 +104,9 @@ __all__ = [
     "consignable_allocations",
     "consignment_detail",
     "consignment_items",
+    "delivery_lines",
     "disposal_batch",
     "disposal_batches",
-    "delivery_lines",
     "exception_report",
     "get_allocation",
     "get_approval",
@@ -124,12 +124,12 @@ __all__ = [
     "needs_of",
     "open_in_person_allocation",
     "pending_destructions",
-    "pool_levels",
     "personalisation_due",
+    "pool_levels",
     "read_document",
     "seal_list",
-    "transfer_note",
     "sha256_hex",
+    "transfer_note",
     "vehicle_allocation_for",
     "vehicle_fleet_number",
     "vehicles_view",
