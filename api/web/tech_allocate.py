@@ -35,8 +35,8 @@ def _allocate_page(request: Request, me: Caller, status: int = 200, **extra: Any
 
 
 @router.get("/allocate")
-def allocate_form(request: Request, ctx: ContextDep, me: TechUser, allocated: str = "") -> HTMLResponse:
-    device = device_or_none(ctx, allocated)
+def allocate_form(request: Request, ctx: ContextDep, me: TechUser, serial: str = "") -> HTMLResponse:
+    device = device_or_none(ctx, serial)
     notice = f"{device['serial']} allocated: now {device['state']}" if device else None
     return _allocate_page(request, me, device=device, notice=notice)
 
@@ -68,4 +68,4 @@ def allocate_device(request: Request, ctx: ContextDep, me: TechUser, form: Annot
             where = "serial"
         return _allocate_page(request, me, exc.status_code, v=form.model_dump(), error=exc.reason, error_field=where)
 
-    return act(ctx, action, lambda serial: f"/tech/allocate?{urlencode({'allocated': serial})}", refused)
+    return act(ctx, action, lambda serial: f"/tech/allocate?{urlencode({'serial': serial})}", refused)

@@ -77,7 +77,7 @@ def new_page(browser: Any, base: str) -> Iterator[Any]:
     SHOTS.mkdir(parents=True, exist_ok=True)
     context = browser.new_context(base_url=base, accept_downloads=True, viewport={"width": 1366, "height": 900})
     page = context.new_page()
-    page.set_default_timeout(10_000)
+    page.set_default_timeout(20_000)  # a loaded 2-core CI machine can take seconds per navigation
     try:
         yield page
     finally:
