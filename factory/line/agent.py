@@ -40,6 +40,7 @@ class SimulationOptions:
     max_devices: int | None = None
     dwell: tuple[float, float] = (0.5, 2.0)
     gap: tuple[float, float] = (0.3, 3.0)
+    tablets: bool = True  # False: laptops only (tests that are about something else)
 
 
 class LineAgentProcess:
@@ -63,7 +64,7 @@ class LineAgentProcess:
         self.switches: SwitchPoller | None = None  # real mode with [[switches]] in the site file
         if provisioner is None and simulation is not None:
             provisioner = NoOpProvisioner()  # the simulated line's stand-in; a real line fails closed without one
-        sim_tablets = SimulatedTablets() if simulation is not None and tablets is None else None
+        sim_tablets = SimulatedTablets() if simulation is not None and simulation.tablets and tablets is None else None
         if sim_tablets is not None:
             tablets = sim_tablets.bench()  # the simulated line's stand-in; a real line holds tablet jobs without one
         # Network-booted laptops get the profile's golden image before provisioning ([deploy]).

@@ -21,8 +21,11 @@ from factory.line.job_log import JobLogBuffer
 from factory.line.job_runner import JobRunner, RunnerContext
 from factory.line.leases import claim_jobs
 from factory.line.models import Job, JobStatus, StopKind
+from factory.line.orphans import OrphanWatch
 
 log = logging.getLogger(__name__)
+# How often the dispatcher looks for jobs of ours without a runner (two sightings fail one).
+ORPHAN_CHECK_SECONDS = 2.0
 
 
 class JobDispatcher:
@@ -45,6 +48,7 @@ class JobDispatcher:
         self._threads: dict[int, threading.Thread] = {}
         self._lock = threading.Lock()
         self._queued_query = select(Job.id).where(Job.status == JobStatus.QUEUED).limit(1)  # narrowed by take()
+        self.orphans = OrphanWatch(runner_ctx.engine, runner_ctx.run_id, runner_ctx.actor, lambda: self.running_jobs)
 
     def take(self, bench_ids: list[int]) -> None:
         """Work on these benches (the agent holds them now)."""
@@ -123,11 +127,15 @@ class JobDispatcher:
             return True  # let the claim try, and report its own error
 
     def loop(self) -> None:
+        orphan_check = time.monotonic() + ORPHAN_CHECK_SECONDS
         while not self._stopping.is_set():
             self._wake.wait(timeout=0.25)
             self._wake.clear()
             if self._stopping.is_set() or self._lost.is_set():
                 return
+            if time.monotonic() >= orphan_check:
+                orphan_check = time.monotonic() + ORPHAN_CHECK_SECONDS
+                self._settle_orphans()
             if self.capacity() <= 0 or not self.anything_queued():
                 continue
             try:
@@ -141,6 +149,13 @@ class JobDispatcher:
                 continue
             for job_id in claimed:
                 self.launch(job_id)
+
+    def _settle_orphans(self) -> None:
+        """Fail our running jobs that have no runner here (orphans.py: a claim whose commit landed unseen)."""
+        try:
+            self.orphans.check()
+        except Exception as exc:  # the database may be away; the next round tries again
+            log.warning("orphaned job check failed: %s", exc)
 
     # ------------------------------------------------------------------ running
 

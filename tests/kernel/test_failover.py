@@ -109,9 +109,10 @@ def _app_context(pair: PgPair, home: Path, monkeypatch: pytest.MonkeyPatch) -> A
 
 
 def _line(ctx: AppContext) -> LineAgentProcess:
-    """A 1x3 simulated line on small disks, erasing on the job threads (no worker processes)."""
+    """A 1x3 simulated line of laptops on small disks, erasing on the job threads (no worker
+    processes). Tablets would put the same custody entries through the same commits."""
     config = dataclasses.replace(simulated_config("1x3", agent="failover-bench"), erase_processes=0)
-    sim = SimulationOptions(disk_bytes=2**20, seed=17, dwell=(0.1, 0.3), gap=(0.1, 0.4))
+    sim = SimulationOptions(disk_bytes=2**20, seed=17, dwell=(0.1, 0.3), gap=(0.1, 0.4), tablets=False)
     return LineAgentProcess(ctx, config, simulation=sim)
 
 
@@ -133,6 +134,11 @@ def _jobs_finished(engine: Engine) -> int:
 def _last_job_id(engine: Engine) -> int:
     with Session(engine) as s:
         return s.exec(select(Job.id).order_by(col(Job.id).desc())).first() or 0
+
+
+def _jobs(engine: Engine) -> list[tuple[int | None, int, str, str, str | None]]:
+    with Session(engine) as s:
+        return list(s.exec(select(Job.id, Job.slot_id, Job.pipeline, Job.status, Job.reason)).all())
 
 
 def _recovered(engine: Engine, last_before: int, slots: int) -> bool:
@@ -171,10 +177,10 @@ def test_line_keeps_every_acknowledged_custody_entry_across_a_failover(tmp_path:
                 pair.kill_primary()  # mid-line: jobs are running, devices arriving
                 pair.promote_standby()
                 last_before = _last_job_id(engine)
-                wait_until(
-                    lambda: _recovered(engine, last_before, slots=3), timeout=120,
-                    message="the line (not restarted, same URL) to end the jobs the kill caught and run new ones",
-                )  # fmt: skip
+                try:
+                    wait_until(lambda: _recovered(engine, last_before, slots=3), timeout=120, message="recovery")
+                except AssertionError:
+                    pytest.fail(f"the line (not restarted, same URL) did not recover: jobs {_jobs(engine)}")
                 # The API (its own engine, not restarted) answers from the new primary.
                 assert _ledger_length(api, headers) >= custody.count()
                 line.stop(drain_seconds=10)
