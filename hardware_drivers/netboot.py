@@ -208,17 +208,20 @@ def _looks_ipv4(word: str) -> bool:
     return True
 
 
-def lease_address(lease_file: Path, mac: str) -> str | None:
-    """The address dnsmasq leased to ``mac`` (its lease file: ``expiry mac ip host client-id``)."""
+def lease_addresses(lease_file: Path, mac: str) -> list[str]:
+    """Every address dnsmasq holds a lease on for ``mac`` (lease file: ``expiry mac ip host client-id``;
+    the firmware's, iPXE's and the service environment's requests may differ in client id)."""
     try:
         lines = lease_file.read_text().splitlines()
     except FileNotFoundError:
-        return None
-    for line in lines:
-        parts = line.split()
-        if len(parts) >= 3 and parts[1].lower() == mac.lower():
-            return parts[2]
-    return None
+        return []
+    return [p[2] for p in (line.split() for line in lines) if len(p) >= 3 and p[1].lower() == mac.lower()]
+
+
+def lease_address(lease_file: Path, mac: str) -> str | None:
+    """The first address dnsmasq leased to ``mac``, or None."""
+    found = lease_addresses(lease_file, mac)
+    return found[0] if found else None
 
 
 class Dnsmasq:

@@ -14,7 +14,15 @@ from fastapi.responses import FileResponse, PlainTextResponse
 from api.deps import ContextDep, SessionDep, UnitOfWorkRoute
 from api.errors import problem
 from api.schemas.netboot import EnrolmentIn, EnrolmentPublic
-from factory.intake.service import DiskReport, EnrolmentReport, boot_script, chain_script, next_action, served_file
+from factory.intake.service import (
+    DiskReport,
+    EnrolmentReport,
+    boot_script,
+    chain_script,
+    leased_addresses,
+    next_action,
+    served_file,
+)
 from factory.line.service import enrol_and_queue
 
 router = APIRouter(tags=["netboot"], route_class=UnitOfWorkRoute)
@@ -49,7 +57,7 @@ def files(ctx: ContextDep, name: str = Path(max_length=32)) -> FileResponse:
 
 
 @router.post("/api/netboot/enrol", response_model=EnrolmentPublic)
-def enrol(body: EnrolmentIn, request: Request, session: SessionDep) -> object:
+def enrol(body: EnrolmentIn, request: Request, session: SessionDep, ctx: ContextDep) -> object:
     report = EnrolmentReport(
         boot_mac=body.boot_mac,
         serial=body.serial,
@@ -61,7 +69,7 @@ def enrol(body: EnrolmentIn, request: Request, session: SessionDep) -> object:
         disks=tuple(DiskReport(**d.model_dump() | {"capabilities": tuple(d.capabilities)}) for d in body.disks),
         ssh_port=body.ssh_port,
     )
-    outcome, job = enrol_and_queue(session, body.token, report)
+    outcome, job = enrol_and_queue(session, body.token, report, leased=leased_addresses(ctx.settings, body.boot_mac))
     answer = EnrolmentPublic(
         outcome=outcome.outcome.value, serial=outcome.serial, mac=outcome.mac, matched_by=outcome.matched_by,
         job=job.id or 0, job_status=job.status, reason=outcome.reason or job.reason,

@@ -26,7 +26,7 @@ from enum import StrEnum
 from sqlmodel import Session, col, select
 
 from factory.intake.boot_tokens import use_boot_token
-from factory.intake.errors import InvalidInput
+from factory.intake.errors import EnrolmentFromElsewhere, InvalidInput
 from factory.intake.media import MediaSpec
 from factory.intake.models import Enrolment, ServiceEndpoint
 from factory.intake.views import clean_serial, find_endpoint
@@ -85,12 +85,17 @@ class EnrolmentOutcome:
         return self.outcome is Outcome.REFUSED
 
 
-def enrol(session: Session, token: str | None, report: EnrolmentReport) -> EnrolmentOutcome:
+def enrol(
+    session: Session, token: str | None, report: EnrolmentReport, *, leased: tuple[str, ...] = ()
+) -> EnrolmentOutcome:
     """Check the token, match the laptop, pin its key, compare its disks; record the enrolment.
+    ``leased``: the addresses the bench's DHCP gave the boot MAC, when known; a post from elsewhere is
+    refused before the token is used (someone else on the bench network cannot spend it).
 
     :raises BootTokenRefused: no token, unknown, used or expired (nothing recorded).
     :raises BootTokenForAnotherMac: the token belongs to another NIC's boot.
     :raises InvalidInput: a malformed MAC, serial, host key or disk list.
+    :raises EnrolmentFromElsewhere: posted from another address than the MAC's lease.
     """
     from factory.intake.service import parse_endpoint  # the endpoint checks register_endpoint uses
 
@@ -98,6 +103,10 @@ def enrol(session: Session, token: str | None, report: EnrolmentReport) -> Enrol
     assert mac is not None
     serial = clean_serial(report.serial, "DMI serial")
     _check_disks(report.disks)
+    if leased and report.address not in leased:
+        raise EnrolmentFromElsewhere(
+            f"enrolment for MAC {mac} came from {report.address}, which its lease ({', '.join(leased)}) is not"
+        )
     boot = use_boot_token(session, token, mac)
     device, matched_by = _match(session, serial, report.macs or (mac,))
     reason: str | None = None

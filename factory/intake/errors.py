@@ -8,6 +8,7 @@ __all__ = [
     "BootTokenForAnotherMac",
     "BootTokenRefused",
     "DeviceAlreadyKnown",
+    "EnrolmentFromElsewhere",
     "HostKeyChanged",
     "ImageNotVerified",
     "InvalidInput",
@@ -47,3 +48,7 @@ class BootTokenForAnotherMac(PermissionDenied):
 
 class ServiceEnvironmentMissing(NotFound):
     """The service environment's kernel or initramfs is not installed where the controller serves it."""
+
+
+class EnrolmentFromElsewhere(PermissionDenied):
+    """An enrolment for a MAC posted from another address than the one the bench's DHCP leased it."""

@@ -30,6 +30,7 @@ from hardware_drivers.netboot import (
     ipxe_hold_script,
     ipxe_local_script,
     ipxe_service_script,
+    lease_addresses,
     mac_from_hexhyp,
 )
 
@@ -121,3 +122,14 @@ def next_action(session: Session, mac_text: str) -> str:
         .where(ServiceEndpoint.mac == mac)
     ).all()
     return "reboot" if len(states) == 1 and states[0] in LOCAL_BOOT_STATES else "wait"
+
+
+def leased_addresses(settings: Settings, mac_text: str) -> tuple[str, ...]:
+    """The addresses the agent's dnsmasq leased this MAC, when the agent runs beside this process
+    (its lease files under ``$FACTORY_HOME/work/netboot``); empty when unknown (a site's own DHCP)."""
+    try:
+        mac = normalised_mac(mac_text)
+    except InvalidInput:
+        return ()
+    files = sorted((settings.work_dir / "netboot").glob("*/dnsmasq.leases"))
+    return tuple(address for lease_file in files for address in lease_addresses(lease_file, mac))

@@ -15,7 +15,7 @@ from factory.intake.enrolment import DiskReport, EnrolmentOutcome, EnrolmentRepo
 from factory.intake.errors import DeviceAlreadyKnown, HostKeyChanged, ImageNotVerified, InvalidInput
 from factory.intake.media import MediaSpec, parse_capacity, parse_media_spec
 from factory.intake.models import DeviceImage, ServiceEndpoint
-from factory.intake.netboot import BootDecision, boot_script, chain_script, next_action, served_file
+from factory.intake.netboot import BootDecision, boot_script, chain_script, leased_addresses, next_action, served_file
 from factory.intake.views import FACTORY_CUSTODIAN, clean_serial, find_endpoint, get_device, media_elsewhere
 from factory.kernel import limits
 from factory.kernel.clock import utc_now
@@ -41,6 +41,7 @@ __all__ = [
     "enrol",
     "get_device",
     "image_target",
+    "leased_addresses",
     "next_action",
     "parse_capacity",
     "parse_media_spec",

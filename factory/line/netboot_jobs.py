@@ -33,13 +33,15 @@ class NoNetbootSlot(JobNotActionable):
     """Every network-boot slot holds a laptop with a job in progress."""
 
 
-def enrol_and_queue(session: Session, token: str | None, report: EnrolmentReport) -> tuple[EnrolmentOutcome, Job]:
+def enrol_and_queue(
+    session: Session, token: str | None, report: EnrolmentReport, *, leased: tuple[str, ...] = ()
+) -> tuple[EnrolmentOutcome, Job]:
     """The enrolment (intake's checks and records) and the laptop's job, in one transaction.
 
-    :raises BootTokenRefused, BootTokenForAnotherMac, InvalidInput: from the enrolment.
+    :raises BootTokenRefused, BootTokenForAnotherMac, EnrolmentFromElsewhere, InvalidInput: from the enrolment.
     :raises NoNetbootSlot: no slot is free (nothing is recorded: the laptop may retry).
     """
-    outcome = enrol(session, token, report)
+    outcome = enrol(session, token, report, leased=leased)
     slot = _slot_for(session, outcome.mac)
     if slot.attachment_id is not None:  # the same laptop's earlier boot (its job is over)
         slot.attachment_id = None

@@ -188,3 +188,18 @@ def test_every_network_boot_slot_busy_refuses_without_spending_the_token(
     with session_scope(ctx.engine) as s:
         s.execute(update(Job).values(status=JobStatus.SUCCEEDED))
     assert client.post("/api/netboot/enrol", json=body).status_code == 200  # the same boot, once a slot is free
+
+
+def test_an_enrolment_from_another_address_than_the_macs_lease_is_refused_without_spending_the_token(  # type: ignore[no-untyped-def]
+    ctx: AppContext, client, bench
+) -> None:
+    receive(ctx, "LT-9", ["NV-1", "SA-1"])
+    leases = ctx.settings.work_dir / "netboot" / "bench-net" / "dnsmasq.leases"
+    leases.parent.mkdir(parents=True)
+    leases.write_text(f"1765000000 {MAC} 198.18.0.120 * 01:{MAC}\n")  # dnsmasq's lease file format
+    token = boot(client)
+    r = client.post("/api/netboot/enrol", json=report(MAC, "LT-9", DISKS, token=token))
+    assert (r.status_code, r.json()["error"]) == (403, "forbidden")
+    assert "came from testclient, which its lease (198.18.0.120) is not" in r.json()["reason"]
+    leases.write_text("")  # the lease gone (a site's own DHCP): the same boot's token still works
+    assert client.post("/api/netboot/enrol", json=report(MAC, "LT-9", DISKS, token=token)).status_code == 200
