@@ -32,6 +32,7 @@ from factory.audit.views import (
     check_certificate,
     device_history,
     exception_report,
+    failures_without_reerase,
     get_certificate,
     parse_bound,
     search_certificates,
@@ -211,7 +212,8 @@ def exceptions(request: Request, ctx: ContextDep, me: AuditPage) -> HTMLResponse
     rows that disagree with the ledger, and each wave's devices with their certificates."""
     with session_scope(ctx.engine) as session:
         report = exception_report(session, ctx.site_keys.public_key(), days=EXCEPTION_DAYS).as_dict()
-    return render(request, "audit_exceptions.html", me, r=report)
+        failures = [f.as_dict() for f in failures_without_reerase(session)]
+    return render(request, "audit_exceptions.html", me, r=report, failures=failures)
 
 
 @router.get("/waves/{wave}")

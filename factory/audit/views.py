@@ -21,6 +21,7 @@ from factory.audit.exceptions import (
     uncertified_departures,
 )
 from factory.audit.history import DeviceHistory, EntryProof, device_history
+from factory.audit.open_failures import OpenFailure, failures_without_reerase
 from factory.audit.search import (
     CertificateQuery,
     ErasureOutcome,
@@ -42,6 +43,7 @@ __all__ = [
     "EntryProof",
     "ErasureOutcome",
     "ExceptionReport",
+    "OpenFailure",
     "OutOfCustody",
     "Outcome",
     "SearchPage",
@@ -56,6 +58,7 @@ __all__ = [
     "check_certificate",
     "device_history",
     "exception_report",
+    "failures_without_reerase",
     "get_certificate",
     "out_of_custody",
     "parse_bound",

@@ -9,11 +9,31 @@ import json
 import pytest
 from harness.audit_data import failed_device, sanitised_device
 from harness.browser import check_page, focused_id, log_in, scan
+from harness.custody_data import officer
+from harness.domain import move
 from harness.web import cheap_password_hashing  # noqa: F401 (autouse fixture)
 
+from factory.custody.service import allocate, create_wave
+from factory.intake.views import get_device
+from factory.kernel.context import AppContext
+from factory.kernel.db.engine import session_scope
+from factory.kernel.lifecycle.states import Event
 from imaging.certificate import verify_certificate
 
 pytestmark = pytest.mark.slow  # a real browser against a served site
+
+
+def in_wave_allocation(ctx: AppContext, serial: str, wave: str) -> None:
+    """The sanitised device provisioned and allocated to an officer in ``wave``."""
+    with session_scope(ctx.engine) as s:
+        device_id = get_device(s, serial).id or 0
+    for event in (Event.START_PROVISION, Event.PROVISIONED):
+        move(ctx, device_id, event)
+    staff = officer(ctx, "PC3001")
+    with session_scope(ctx.engine) as s:
+        create_wave(s, name=wave, cohort="South", target_devices=4)
+    with session_scope(ctx.engine) as s:
+        allocate(s, serial=serial, actor="technician1", staff_number=staff, wave=wave)
 
 
 def test_auditor_reads_a_certificate_as_a_report(tech_page, tech_site) -> None:
@@ -21,6 +41,7 @@ def test_auditor_reads_a_certificate_as_a_report(tech_page, tech_site) -> None:
     _, [cert_id] = sanitised_device(ctx, "AUD-1", ("AUD-1-M",), asset_tag="AT-AUD-1")
     sanitised_device(ctx, "AUD-2", ("AUD-2-M",), purge=True)
     failed_device(ctx, "AUD-3", "read-back found 3 mismatches")
+    in_wave_allocation(ctx, "AUD-2", "W-AUD")
     page = tech_page
     log_in(page, "auditor1", "/audit/search")
     assert focused_id(page) == "f-serial"
@@ -55,7 +76,14 @@ def test_auditor_reads_a_certificate_as_a_report(tech_page, tech_site) -> None:
 
     page.goto("/audit/exceptions")
     assert page.locator("h1").inner_text() == "Exception report"
+    assert "read-back found 3 mismatches" in page.locator("#open-failures").inner_text()  # AUD-3 not re-erased
     check_page(page, "auditor-4-exceptions")
+
+    page.goto("/audit/waves/W-AUD")
+    assert "AUD-2" in page.locator("#wave-devices").inner_text()
+    check_page(page, "auditor-5-wave")
+    wave_pdf = page.request.get(page.locator("#wave-pdf").get_attribute("href") or "")
+    assert wave_pdf.status == 200 and wave_pdf.body()[:5] == b"%PDF-"
 
     pdf = page.request.get("/audit/summary.pdf?issued_from=2000-01-01")
     assert pdf.status == 200 and pdf.body()[:5] == b"%PDF-"
