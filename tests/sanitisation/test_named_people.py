@@ -24,6 +24,8 @@ from factory.line.bench_config import simulated_config
 from factory.line.identify import Identity
 from factory.line.models import Job
 from factory.line.simulate import NoOpProvisioner
+from factory.sanitisation.service import job_signatories
+from imaging.certificate import Destination
 
 DISK = 4 * 2**20
 SITE = (
@@ -97,3 +99,11 @@ def test_a_simulated_line_still_starts_without_them(ctx: AppContext) -> None:
     done = _run(env, "--simulate", "1x1", "--disk-mib", "1", "--max-devices", "0", "--duration", "0.1")
     assert done.exit_code == 0, done.output
     assert done.output.startswith("agent ")
+
+
+def test_a_retry_names_its_approver_as_validator_and_a_simulation_without_a_person_says_so() -> None:
+    approved = job_signatories("alice.tech", "bob.lead", "bench-2", Destination.INTERNAL_REUSE)
+    assert (approved.operator.account, approved.validator.account) == ("alice.tech", "bob.lead")
+    assert approved.validator.title == "Validator (approved the job)" and approved.agent == "bench-2"
+    nobody = job_signatories(None, None, "sim-agent", Destination.RECYCLING)
+    assert nobody.operator.account is None and "simulation: no person recorded" in nobody.operator.title
