@@ -67,12 +67,15 @@ def for_attachment(plan: Plan, node: str | None) -> Plan:
     return replace(plan, steps=(), hold_reason=f"{platform.value} tablet in {mode.value} mode", action=action)
 
 
-RESET_STEP = TABLET_STEP_NAMES[Step.SANITISE]
+# From the reset on, a tablet may leave the bus to restart (an Android tablet reboots after the
+# service has confirmed the wipe, while the job is already enrolling it).
+RESTARTING_STEPS = frozenset({TABLET_STEP_NAMES[Step.SANITISE], TABLET_STEP_NAMES[Step.ENROL]})
 
 
 def restarting_for_reset(session: Session, slot: Slot) -> bool:
     """A tablet leaves the bus while its platform reset restarts it (an iPad erasing, an Android
-    tablet rebooting into its reset): not a removal, so its job is not stopped. A tablet really
+    tablet rebooting into its reset, during or after the reset step): not a removal, so its job is
+    not stopped. A tablet really
     pulled then is caught by the reset's own checks (no acknowledgement, or not back in setup)."""
     if tablet_of(slot.attached_node) is None or slot.attachment_id is None:
         return False
@@ -81,7 +84,7 @@ def restarting_for_reset(session: Session, slot: Slot) -> bool:
             Job.slot_id == slot.id, Job.attachment_id == slot.attachment_id, Job.status == JobStatus.RUNNING
         )
     ).first()
-    return job is not None and job.current_step == RESET_STEP
+    return job is not None and job.current_step in RESTARTING_STEPS
 
 
 def checked_bench(tablets: TabletBench | None, simulated_line: bool) -> TabletBench | None:
