@@ -33,10 +33,11 @@ GUEST_IP=10.0.2.15      # QEMU user-mode networking's guest address (never leave
 GUEST_GW=10.0.2.2       # QEMU user-mode networking's host alias
 READY_MARKER=DF-GUEST-SSH-READY
 FAIL_MARKER=DF-GUEST-BOOT-FAILED
-PACKAGES=(busybox-static dropbear-bin nvme-cli hdparm coreutils cpio python3.11-minimal libpython3.11-stdlib)
+PACKAGES=(busybox-static dropbear-bin nvme-cli hdparm coreutils cpio python3.11-minimal libpython3.11-stdlib openssl)
+# openssl makes the keyed random overwrite stream on the guest (hardware_drivers/dd_transfer.py).
 # coreutils dd, as on a Debian service environment; callers name it /bin/dd because busybox sh runs
 # its own applets for bare names, and busybox dd prints no byte count.
-BINARIES=(/usr/sbin/dropbear /usr/bin/dropbearkey /usr/sbin/nvme /usr/sbin/hdparm /bin/dd)
+BINARIES=(/usr/sbin/dropbear /usr/bin/dropbearkey /usr/sbin/nvme /usr/sbin/hdparm /bin/dd /usr/bin/openssl)
 # Storage and network drivers the guest needs; their dependencies come from modules.dep. The crypto
 # providers are listed because crc-t10dif and crc64-rocksoft ask for them through request_module,
 # which has no modprobe to answer it inside the guest.
