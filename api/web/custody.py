@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from api.deps import Caller, ContextDep, page_user
 from api.web.forms import AcceptanceForm, device_or_none
 from api.web.render import render
+from api.web.tech_pages import field_of
 from factory.custody.service import (
     issue_device,
     walk_in_swap,
@@ -64,9 +65,25 @@ def _by(me: Caller, ctx: AppContext, form: AcceptanceForm, request: Request) -> 
     return {"acceptance": acceptance, "actor": me.name, "verifier": ctx.site_keys.verifier()}
 
 
+# The field a refusal is about, by the words of its reason (the page marks it and focuses it).
+REFUSAL_FIELDS = {
+    "tech_issue.html": (
+        {"pin": ("pin",), "old_serial": ("exchange", "old device"), "approval": ("approval", "exception"),
+         "accepted_name": ("name",)},
+        "device_serial",
+    ),
+    "tech_swap.html": (
+        {"pin": ("pin",), "spare_serial": ("spare",), "fault": ("fault",), "faulty_serial": ("held by",),
+         "staff_number": ("officer", "staff number"), "accepted_name": ("name",)},
+        "faulty_serial",
+    ),
+}  # fmt: skip
+
+
 def _refused(request: Request, me: Caller, template: str, form: AcceptanceForm) -> Callable[[FactoryError], Response]:
     def page(exc: FactoryError) -> Response:
-        return render(request, template, me, exc.status_code, v=form.values(), error=exc.reason)
+        where = field_of(exc, *REFUSAL_FIELDS[template])
+        return render(request, template, me, exc.status_code, v=form.values(), error=exc.reason, error_field=where)
 
     return page
 

@@ -34,8 +34,10 @@ def test_issue_in_exchange(tech_page, tech_site) -> None:
     assert "ISS-NOPE" in page.locator("#page-error").inner_text()
     _issue(page, "ISS-NEW", "", "4321")
     assert "exchange" in page.locator("#page-error").inner_text()
+    assert page.locator("#f-old_serial").get_attribute("aria-invalid") == "true"
     _issue(page, "ISS-NEW", "ISS-OLD", "0000")
     assert "PIN" in page.locator("#page-error").inner_text()
+    assert page.locator("#f-pin").get_attribute("aria-invalid") == "true" and focused_id(page) == "f-pin"
     assert page.locator("#f-device_serial").input_value() == "ISS-NEW"  # the scans are kept
     assert page.locator("#f-old_serial").input_value() == "ISS-OLD"
     check_page(page, "tech-issue-2-wrong-pin")
