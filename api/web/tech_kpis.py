@@ -38,7 +38,7 @@ def kpis(request: Request, ctx: ContextDep, me: TechUser, start: str = "", end: 
         window = (datetime.combine(first, time(), UTC), datetime.combine(last + timedelta(days=1), time(), UTC))
         benches, waves = read(ctx, lambda s: window_kpis(s, *window, now=now))
     except FactoryError as exc:
-        where = "end" if "ends after" in exc.reason or "'to'" in exc.reason or " to date" in exc.reason else "start"
+        where = "end" if "end after" in exc.reason or "'to'" in exc.reason or " to date" in exc.reason else "start"
         return page(request, me, "tech_kpis.html", exc.status_code, v=values, benches=[], waves=[],
                     error=exc.reason, error_field=where)  # fmt: skip
     return page(request, me, "tech_kpis.html", v=values, benches=benches, waves=waves)

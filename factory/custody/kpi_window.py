@@ -53,7 +53,7 @@ def _check(start: datetime, end: datetime) -> None:
     if start.tzinfo is None or end.tzinfo is None:
         raise InvalidInput("the window's dates carry a time zone")
     if end <= start:
-        raise InvalidInput("the window ends after it starts")
+        raise InvalidInput("the window must end after it starts")
     if (end - start).days > MAX_DAYS:
         raise InvalidInput(f"the window is at most {MAX_DAYS} days")
 

@@ -52,5 +52,5 @@ def test_bench_figures_over_a_window(ctx) -> None:
     assert (row.devices_finished, row.working_hours, row.devices_per_hour) == (2, 2.5, 0.8)
     assert row.first_time_pass_rate == 0.5 and (row.queued, row.running) == (1, 0)
     assert waves == []
-    with pytest.raises(InvalidInput, match="ends after it starts"), session_scope(ctx.engine) as s:
+    with pytest.raises(InvalidInput, match="end after it starts"), session_scope(ctx.engine) as s:
         window_kpis(s, DAY, DAY, now=DAY)

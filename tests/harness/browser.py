@@ -75,7 +75,13 @@ def chromium() -> Iterator[Any]:
 def new_page(browser: Any, base: str) -> Iterator[Any]:
     """A fresh browser context (no cookies) and page at a bench laptop's size."""
     SHOTS.mkdir(parents=True, exist_ok=True)
-    context = browser.new_context(base_url=base, accept_downloads=True, viewport={"width": 1366, "height": 900})
+    context = browser.new_context(
+        base_url=base,
+        accept_downloads=True,
+        viewport={"width": 1366, "height": 900},
+        locale="en-GB",  # a UK bench laptop (navigator.language, Accept-Language)
+        timezone_id="Europe/London",
+    )
     page = context.new_page()
     page.set_default_timeout(20_000)  # a loaded 2-core CI machine can take seconds per navigation
     try:

@@ -24,7 +24,7 @@ def test_kpis_over_a_window(tech_page, tech_site) -> None:
     page.get_by_label("To (inclusive)").fill("2026-03-01")
     with page.expect_navigation():
         page.get_by_role("button", name="Show").click()
-    assert "ends after it starts" in page.locator("#page-error").inner_text()
+    assert "end after it starts" in page.locator("#page-error").inner_text()
     assert page.locator("#f-end").get_attribute("aria-invalid") == "true"
     check_page(page, "tech-kpis-2-backwards-window")
     page.goto("/tech/kpis?start=last-week")
