@@ -100,7 +100,7 @@ def show(certificate_id: CertId, session: SessionDep, _user: AuditorUser) -> dic
 @router.get("/api/certificates/{certificate_id}/verify", response_model=CertificateCheckPublic)
 def verify(certificate_id: CertId, session: SessionDep, ctx: ContextDep, _user: AuditorUser) -> dict[str, object]:
     cert = get_certificate(session, certificate_id)
-    return check_certificate(session, cert, ctx.site_keys.public_key()).as_dict()
+    return check_certificate(session, cert, ctx.site_keys.keyring()).as_dict()
 
 
 @router.get(
@@ -127,7 +127,7 @@ def history(
 ) -> dict[str, object]:
     # Before the session's first query: on SQLite that query takes the write lock the verifier would wait on.
     report = verify_ledger(ctx.engine) if full_verify else None
-    return device_history(session, serial, ctx.site_keys.public_key(), ledger=report).as_dict()
+    return device_history(session, serial, ctx.site_keys.keyring(), ledger=report).as_dict()
 
 
 @router.get("/api/audit/exceptions", response_model=ExceptionReportPublic)
@@ -138,7 +138,7 @@ def exceptions(
     days: Annotated[int, Query(ge=0, le=limits.DAYS)] = 30,
     limit: Annotated[int, Query(ge=1, le=limits.REPORT_ROWS)] = 1000,
 ) -> dict[str, object]:
-    return exception_report(session, ctx.site_keys.public_key(), days=days, limit=limit).as_dict()
+    return exception_report(session, ctx.site_keys.keyring(), days=days, limit=limit).as_dict()
 
 
 @router.get(

@@ -122,7 +122,7 @@ def search(request: Request, ctx: ContextDep, me: AuditPage) -> HTMLResponse:
 def history(request: Request, ctx: ContextDep, me: AuditPage, serial: SerialPath) -> HTMLResponse:
     try:
         with session_scope(ctx.engine) as session:
-            found = device_history(session, serial, ctx.site_keys.public_key())
+            found = device_history(session, serial, ctx.site_keys.keyring())
             view: dict[str, Any] = found.as_dict()
     except FactoryError as exc:
         return render(request, "forbidden.html", me, exc.status_code, reason=exc.reason)
@@ -134,7 +134,7 @@ def certificate(request: Request, ctx: ContextDep, me: AuditPage, certificate_id
     try:
         with session_scope(ctx.engine) as session:
             cert = get_certificate(session, certificate_id)
-            check = check_certificate(session, cert, ctx.site_keys.public_key()).as_dict()
+            check = check_certificate(session, cert, ctx.site_keys.keyring()).as_dict()
             signed = json.loads(cert.envelope)
             serial = cert.device_serial
     except FactoryError as exc:
@@ -160,7 +160,7 @@ def verify(request: Request, ctx: ContextDep, me: AuditPage, run: str = "") -> H
     if run:
         report = verify_ledger(ctx.engine).as_dict()
         with session_scope(ctx.engine) as session:
-            departures = [v.as_dict() for v in uncertified_departures(session, ctx.site_keys.public_key())]
+            departures = [v.as_dict() for v in uncertified_departures(session, ctx.site_keys.keyring())]
     return render(request, "audit_verify.html", me, report=report, departures=departures)
 
 
@@ -211,7 +211,7 @@ def exceptions(request: Request, ctx: ContextDep, me: AuditPage) -> HTMLResponse
     """Exceptions as a report: uncertified departures, devices out of custody too long, certificate
     rows that disagree with the ledger, and each wave's devices with their certificates."""
     with session_scope(ctx.engine) as session:
-        report = exception_report(session, ctx.site_keys.public_key(), days=EXCEPTION_DAYS).as_dict()
+        report = exception_report(session, ctx.site_keys.keyring(), days=EXCEPTION_DAYS).as_dict()
         failures = [f.as_dict() for f in failures_without_reerase(session)]
     return render(request, "audit_exceptions.html", me, r=report, failures=failures)
 
@@ -233,7 +233,7 @@ def summary_download(request: Request, ctx: ContextDep, _me: AuditPage) -> Respo
         with session_scope(ctx.engine) as session:
             summary = summarise(
                 session,
-                ctx.site_keys.public_key(),
+                ctx.site_keys.keyring(),
                 wave=params["wave"],
                 issued_from=parse_bound(params["issued_from"]),
                 issued_to=parse_bound(params["issued_to"], upper=True),

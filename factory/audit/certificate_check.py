@@ -18,11 +18,34 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlmodel import Session
 
 from factory.audit.errors import CertificateNotFound, CertificateUnrenderable
+from factory.kernel.key_registry import Keyring
 from factory.kernel.lifecycle.states import Event
 from factory.kernel.models.certificate import Certificate
 from factory.kernel.models.custody_entry import CustodyEntry
-from imaging.certificate import CertificateError, document_field, verify_certificate
+from imaging.certificate import CertificateError, VerifiedCertificate, document_field, verify_certificate
 from imaging.certificate_pdf import render_pdf
+
+# What an audit checks signatures with: the site key list (each certificate against the key its
+# signature names, valid when it was issued: rotated and other sites' keys included), or one key.
+SiteKeyList = Keyring | Ed25519PublicKey
+
+
+def verify_stored(envelope: Any, keys: SiteKeyList) -> VerifiedCertificate:
+    """Verify a stored envelope with the key its signature names, valid at its ``issued_at``.
+
+    :raises CertificateError: a bad signature or document, or a key unknown, revoked, retired or
+        not yet valid at the certificate's time (``KeyNotValid``, with the reason).
+    """
+    if isinstance(keys, Ed25519PublicKey):
+        return verify_certificate(envelope, keys)
+    signature = envelope.get("signature") if isinstance(envelope, dict) else None
+    fingerprint = signature.get("key_fingerprint") if isinstance(signature, dict) else None
+    if not isinstance(fingerprint, str) and keys.records:
+        # Malformed: let the verifier name what is wrong, with any key (it fails before the signature).
+        fingerprint = next(iter(keys.records))
+    verified = verify_certificate(envelope, keys.public_key(fingerprint))
+    keys.check_time(str(fingerprint), verified.certificate.get("issued_at"))
+    return verified
 
 
 @dataclass(frozen=True)
@@ -52,10 +75,10 @@ def get_certificate(session: Session, certificate_id: str) -> Certificate:
     return cert
 
 
-def check_certificate(session: Session, cert: Certificate, public_key: Ed25519PublicKey) -> CertificateCheck:
-    """Verify the envelope against the site key, then its columns and custody link against it."""
+def check_certificate(session: Session, cert: Certificate, keys: SiteKeyList) -> CertificateCheck:
+    """Verify the envelope against the site key list, then its columns and custody link against it."""
     try:
-        verified = verify_certificate(json.loads(cert.envelope), public_key)
+        verified = verify_stored(json.loads(cert.envelope), keys)
     except (CertificateError, ValueError) as exc:  # ValueError: the stored text is not JSON
         return CertificateCheck(cert.id, False, False, None, None, (f"signature: {exc}",))
     doc = verified.certificate

@@ -18,11 +18,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import func, or_, select
 from sqlmodel import Session
 
-from factory.audit.certificate_check import CertificateCheck, check_certificate
+from factory.audit.certificate_check import CertificateCheck, SiteKeyList, check_certificate
 from factory.audit.errors import AuditRequestInvalid
 from factory.custody.models import Allocation, AllocationStatus, Wave
 from factory.kernel import clock
@@ -147,7 +146,7 @@ class ExceptionReport:
 
 def exception_report(
     session: Session,
-    public_key: Ed25519PublicKey,
+    keys: SiteKeyList,
     *,
     days: int,
     now: datetime | None = None,
@@ -160,7 +159,7 @@ def exception_report(
         days=days,
         out_of_custody_total=total,
         out_of_custody=out,
-        uncertified_departures=uncertified_departures(session, public_key),
+        uncertified_departures=uncertified_departures(session, keys),
         certificates_by_wave=certificates_by_wave(session),
         certificate_rows=check_certificate_rows(session),
     )
@@ -230,7 +229,7 @@ class _Replay:
     round_seq: int | None = None
 
 
-def uncertified_departures(session: Session, public_key: Ed25519PublicKey) -> list[Violation]:
+def uncertified_departures(session: Session, keys: SiteKeyList) -> list[Violation]:
     """Every departure for reuse, redistribution or recycling without valid certificates."""
     checks: dict[str, CertificateCheck] = {}
     violations = []
@@ -245,7 +244,7 @@ def uncertified_departures(session: Session, public_key: Ed25519PublicKey) -> li
                 (e.event, e.to_state) in CERTIFIED_IF_USED and replay.tainted_seq is not None
             )
             if needs:
-                problems = _departure_problems(session, public_key, device_id, e, replay, checks)
+                problems = _departure_problems(session, keys, device_id, e, replay, checks)
                 if problems:
                     violations.append(Violation(e.device_serial, e.seq, e.event, e.to_state, e.occurred_at, problems))
     return violations
@@ -279,7 +278,7 @@ def _new_stock(entry: CustodyEntry) -> bool:
 
 def _departure_problems(
     session: Session,
-    public_key: Ed25519PublicKey,
+    keys: SiteKeyList,
     device_id: int,
     departure: CustodyEntry,
     replay: _Replay,
@@ -307,7 +306,7 @@ def _departure_problems(
             problems.append(f"medium {medium.serial} has no certificate from erase round {replay.round_seq}")
             continue
         if cert.id not in checks:
-            checks[cert.id] = check_certificate(session, cert, public_key)
+            checks[cert.id] = check_certificate(session, cert, keys)
         problems += [f"certificate {cert.id} (medium {medium.serial}): {p}" for p in checks[cert.id].problems]
         if cert.medium_serial != medium.serial:
             problems.append(f"certificate {cert.id} is for medium {cert.medium_serial}, not {medium.serial}")

@@ -14,11 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
 from sqlmodel import Session
 
-from factory.audit.certificate_check import check_certificate
+from factory.audit.certificate_check import SiteKeyList, check_certificate, verify_stored
 from factory.intake.views import get_device
 from factory.kernel.ledger.hashing import entry_hash, hashed_row
 from factory.kernel.ledger.verify import LedgerReport
@@ -27,7 +26,7 @@ from factory.kernel.models.certificate import Certificate
 from factory.kernel.models.custody_entry import GENESIS_HASH, CustodyEntry
 from factory.kernel.models.device import Device, StorageMedium
 from factory.sanitisation.service import destruction_certificates_of
-from imaging.certificate import CertificateError, document_field, verify_certificate
+from imaging.certificate import CertificateError, document_field
 
 
 @dataclass(frozen=True)
@@ -123,7 +122,7 @@ def device_entries(session: Session, device_id: int) -> list[CustodyEntry]:
 
 
 def device_history(
-    session: Session, serial: str, public_key: Ed25519PublicKey, *, ledger: LedgerReport | None = None
+    session: Session, serial: str, keys: SiteKeyList, *, ledger: LedgerReport | None = None
 ) -> DeviceHistory:
     """``ledger``: a full ``verify_ledger`` report to attach, run by the caller before this session
     starts (on SQLite a session holds the write lock, which the verifier's connection would wait on)."""
@@ -152,7 +151,7 @@ def device_history(
         select(Certificate).where(Certificate.device_id == device.id).order_by(Certificate.issued_at)  # type: ignore[arg-type]
     ).scalars()
     return DeviceHistory(
-        destruction_certificates=_destructions(session, device.id or 0, public_key),
+        destruction_certificates=_destructions(session, device.id or 0, keys),
         device=_device_summary(device),
         media=_media(session, device.id or 0),
         certificates=[
@@ -165,7 +164,7 @@ def device_history(
                 "destination": c.destination,
                 "erase_round_seq": c.erase_round_seq,
                 "digest_sha256": c.digest_sha256,
-                "check": check_certificate(session, c, public_key).as_dict(),
+                "check": check_certificate(session, c, keys).as_dict(),
             }
             for c in certs
         ],
@@ -212,12 +211,12 @@ def _media(session: Session, device_id: int) -> list[dict[str, Any]]:
     ]
 
 
-def _destructions(session: Session, device_id: int, public_key: Ed25519PublicKey) -> list[dict[str, Any]]:
-    """The device's destruction certificates, each verified against the site key."""
+def _destructions(session: Session, device_id: int, keys: SiteKeyList) -> list[dict[str, Any]]:
+    """The device's destruction certificates, each verified against the site key list."""
     out = []
     for row in destruction_certificates_of(session, device_id):
         try:
-            doc = verify_certificate(json.loads(row.envelope), public_key).certificate
+            doc = verify_stored(json.loads(row.envelope), keys).certificate
             verified, problem = True, None
         except (CertificateError, ValueError) as exc:
             doc, verified, problem = {}, False, str(exc)

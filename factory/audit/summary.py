@@ -12,9 +12,9 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlmodel import Session, col, select
 
+from factory.audit.certificate_check import SiteKeyList
 from factory.audit.errors import AuditRequestInvalid
 from factory.audit.exceptions import Violation, certificates_by_wave, uncertified_departures
 from factory.audit.search import CertificateQuery, Outcome, _bound_text, search_certificates
@@ -81,7 +81,7 @@ def _failures(session: Session, issued_from: datetime | None, issued_to: datetim
 
 def summarise(
     session: Session,
-    public_key: Ed25519PublicKey,
+    keys: SiteKeyList,
     *,
     wave: str | None = None,
     issued_from: datetime | None = None,
@@ -94,7 +94,7 @@ def summarise(
     if (wave is None) == (issued_from is None and issued_to is None):
         raise AuditRequestInvalid("a summary covers a wave or a date range (from and/or to), not both or neither")
     now = format_utc(clock.now())
-    violations = uncertified_departures(session, public_key)
+    violations = uncertified_departures(session, keys)
     if wave is not None:
         [found] = certificates_by_wave(session, wave) or [None]
         if found is None:

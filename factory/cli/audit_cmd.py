@@ -121,7 +121,7 @@ def verify_cmd(
 ) -> None:
     """Re-check a stored certificate: signature, indexed columns, custody link. Exit 1 if it fails."""
     with unit_of_work() as (ctx, session):
-        check = check_certificate(session, get_certificate(session, certificate_id), ctx.site_keys.public_key())
+        check = check_certificate(session, get_certificate(session, certificate_id), ctx.site_keys.keyring())
     if as_json:
         print_json_result(check.as_dict(), check.ok)
         return
@@ -141,7 +141,7 @@ def history_cmd(
     ctx = context()
     report = verify_ledger(ctx.engine) if full_verify else None
     with session_scope(ctx.engine) as session:
-        history = device_history(session, serial, ctx.site_keys.public_key(), ledger=report)
+        history = device_history(session, serial, ctx.site_keys.keyring(), ledger=report)
     if as_json:
         print_json(history.as_dict())
     else:
@@ -170,7 +170,7 @@ def exceptions_cmd(
     """Exception reports. Exit 1 if any device left without valid certificates, or a certificate row
     disagrees with the ledger (deleted, swapped, or added to a closed erase round)."""
     with unit_of_work() as (ctx, session):
-        report = exception_report(session, ctx.site_keys.public_key(), days=days, limit=limit)
+        report = exception_report(session, ctx.site_keys.keyring(), days=days, limit=limit)
     if as_json:
         print_json(report.as_dict())
     else:
@@ -247,7 +247,7 @@ def summary_cmd(
     with unit_of_work() as (ctx, session):
         summary = summarise(
             session,
-            ctx.site_keys.public_key(),
+            ctx.site_keys.keyring(),
             wave=wave,
             issued_from=parse_bound(issued_from),
             issued_to=parse_bound(issued_to, upper=True),
