@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.console import Console
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -15,18 +16,20 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from factory.cli.common import console, context, fail, one_line_errors, print_json
 from factory.cli.inputs import bounded
+from factory.cli.params import fail, plain_errors, print_json, settings
 from factory.kernel import limits
-from factory.sanitisation.service import run_wipe, write_certificate
-from imaging.certificate_pdf import render_pdf
+
+# The standalone wipe touches no database: it loads neither the database layers nor the PDF
+# library unless asked (--pdf), because its start-up counts against dd in benchmarks/wipe.py.
+from factory.sanitisation import run_wipe, write_certificate
 from imaging.engine import Progress as EngineProgress
 from imaging.plan import METHOD_CHOICES
 
 
 def register(app: typer.Typer) -> None:
     @app.command("wipe")
-    @one_line_errors
+    @plain_errors
     def wipe_cmd(
         target: str = typer.Argument(..., help="Block device or regular file to erase."),
         yes: bool = typer.Option(False, "--yes", help="Confirm: everything on TARGET is destroyed."),
@@ -59,11 +62,11 @@ def register(app: typer.Typer) -> None:
         for path in (out, pdf):
             if path is not None and not path.parent.is_dir():
                 fail(f"directory {path.parent} does not exist")
-        ctx = context(require_schema=False)
+        config = settings()
         bars = _PassBars()
         try:
             result, envelope = run_wipe(
-                ctx.settings, target, method=method, verify=verify, level=level, operator=operator,
+                config, target, method=method, verify=verify, level=level, operator=operator,
                 validator=validator, destination=destination, asset_tag=asset_tag, progress=bars.update,
             )  # fmt: skip
         finally:
@@ -71,6 +74,8 @@ def register(app: typer.Typer) -> None:
         if out is not None:
             write_certificate(envelope, out)
         if pdf is not None:
+            from imaging.certificate_pdf import render_pdf
+
             render_pdf(envelope, pdf)
         if as_json:
             print_json(envelope)
@@ -82,6 +87,9 @@ def register(app: typer.Typer) -> None:
             f"certificate {cert['certificate_id']} digest {envelope['signature']['digest_sha256']}",
             markup=False,
         )
+
+
+console = Console()
 
 
 class _PassBars:

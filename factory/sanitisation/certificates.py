@@ -9,16 +9,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from factory.kernel.config import Settings
-from factory.kernel.models.device import Device
-from factory.kernel.site_keys import make_verifier  # re-exported for older callers; prefer SiteKeys
 from imaging import certificate as document
 from imaging.certificate import DataBackedUp, Destination, DeviceInfo, MediaSource
 from imaging.result import EraseResult
+
+if TYPE_CHECKING:  # the standalone wipe signs with these helpers and must not load the ORM
+    from factory.kernel.models.device import Device
 
 
 @dataclass(frozen=True)
@@ -163,7 +164,6 @@ __all__ = [
     "Staff",
     "device_info",
     "job_signatories",
-    "make_verifier",
     "person",
     "sign_erasure",
     "signed_in",

@@ -17,7 +17,7 @@ from typing import Any
 
 from factory.kernel import clock
 from factory.kernel.config import Settings
-from factory.kernel.site_keys import load_private_key
+from factory.kernel.key_files import load_private_key
 from factory.sanitisation.certificates import Issuer, Signatories, Staff, sign_erasure
 from factory.sanitisation.errors import WipeFailed
 from imaging.certificate import CertificateError, Destination, DeviceInfo, MediaSource, dumps_envelope
