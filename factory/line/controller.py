@@ -45,6 +45,7 @@ from factory.line.notices import BOARD_NOTICES, LineStats, Notice
 from factory.line.provision_step import NO_PROVISIONING_NOTICE, Provisioner, simulation_only, step_name
 from factory.line.reconcile import ReconcileReport, reconcile_benches
 from factory.line.remote_media import RemoteEraseSettings
+from factory.line.scheduled_heads import ScheduledHeads
 from factory.line.slots import Attachment, AttachResult, attach, detach, lock_slot
 from factory.line.tablet_slots import TabletBench, attached_node, checked_bench, tablet_serial
 from hardware_drivers.events import DeviceAttached, DeviceDetached, UdevEvent
@@ -99,6 +100,7 @@ class Controller:
         self.reconcile_report: ReconcileReport | None = None
         self.lost = threading.Event()  # set if another process took over our agent name
         self.beat_at = time.monotonic()  # when the last heartbeat attempt ended (the watchdog's sign of life)
+        self.heads = ScheduledHeads(self.engine, context.settings)  # signed tree heads on the site's schedule
         self.network = self._network_slots()
         # Bench networks ([[netboot]]): one dnsmasq each, running while this agent runs.
         self.bench_networks = BenchNetworks(config.network.netboot, context.settings.work_dir)
@@ -115,8 +117,7 @@ class Controller:
             lost=self.lost,
         )
 
-    def _network_slots(self) -> NetworkSlots:
-        """Switch-port slots (MAC occupancy, link state, switch failures): network_slots.py."""
+    def _network_slots(self) -> NetworkSlots:  # switch-port slots: MAC occupancy, link state, switch failures
         return NetworkSlots(
             self.engine,
             self.config.port_map,
@@ -340,6 +341,7 @@ class Controller:
         while not self._stopping.wait(self.config.heartbeat_seconds):
             beating = self._beat()
             self.beat_at = time.monotonic()
+            self.heads.tick()
             if not beating:
                 return
 
@@ -351,13 +353,9 @@ class Controller:
         try:
             with session_scope(self.engine) as s:
                 requests = renew_leases(
-                    s,
-                    agent=self.config.agent,
-                    run_id=self.run_id,
-                    lease_seconds=self.config.lease_seconds,
-                    progress=progress,
-                    notices=notices,
-                )
+                    s, agent=self.config.agent, run_id=self.run_id, lease_seconds=self.config.lease_seconds,
+                    progress=progress, notices=notices,
+                )  # fmt: skip
         except LostOwnership as exc:
             log.error("%s: stopping work", exc)
             self.lost.set()
