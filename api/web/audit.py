@@ -44,6 +44,7 @@ from factory.identity.models import Role
 from factory.kernel.db.engine import session_scope
 from factory.kernel.errors import FactoryError, InvalidInput
 from factory.kernel.ledger.verify import verify_ledger
+from factory.line.views import condition_of
 
 router = APIRouter(prefix="/audit", include_in_schema=False)
 
@@ -124,9 +125,10 @@ def history(request: Request, ctx: ContextDep, me: AuditPage, serial: SerialPath
         with session_scope(ctx.engine) as session:
             found = device_history(session, serial, ctx.site_keys.keyring())
             view: dict[str, Any] = found.as_dict()
+            condition = condition_of(session, serial)
     except FactoryError as exc:
         return render(request, "forbidden.html", me, exc.status_code, reason=exc.reason)
-    return render(request, "audit_device.html", me, h=view)
+    return render(request, "audit_device.html", me, h=view, condition=condition)
 
 
 @router.get("/certificates/{certificate_id}")

@@ -14,6 +14,7 @@ from sqlmodel import Session, col, select
 
 from factory.kernel import clock
 from factory.kernel.clock import utc_now
+from factory.kernel.models.device import Device
 from factory.line.condition_rules import Condition, Decision, Thresholds, decide
 from factory.line.models import DeviceCondition
 
@@ -54,3 +55,9 @@ def latest_condition(session: Session, device_id: int) -> RecordedCondition | No
     role = {"redistribution": "redistribution", "disposal": "disposal"}.get(row.route)
     why = f"{row.route}: {'; '.join(json.loads(row.reasons))}"
     return RecordedCondition(row.route, role, why, row.recorded_at)
+
+
+def condition_of(session: Session, serial: str) -> RecordedCondition | None:
+    """The latest recorded condition of the device with ``serial`` and the route it called for."""
+    device_id = session.exec(select(Device.id).where(Device.serial == serial)).first()
+    return latest_condition(session, device_id) if device_id is not None else None

@@ -18,6 +18,7 @@ from factory.kernel.models.certificate import Certificate
 from factory.kernel.models.device import Device, StorageMedium
 from factory.line.bus import LineBus as LineBus  # re-exported: the board's live progress
 from factory.line.bus import process_bus as process_bus
+from factory.line.device_condition import condition_of as condition_of  # why a device went where it went
 from factory.line.models import (
     FINISHED_JOB_STATUSES,
     Bench,
