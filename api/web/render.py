@@ -49,7 +49,7 @@ NAV: tuple[NavLink, ...] = (
     NavLink("/tech/held", "Held", (Role.TECHNICIAN,)),
     NavLink("/tech/destruction", "Destruction", (Role.TECHNICIAN,)),
     NavLink("/tech/pool", "Pool", (Role.TECHNICIAN,)),
-    NavLink("/tech/disposal", "Disposal", (Role.TECHNICIAN,)),
+    NavLink("/tech/disposal", "Disposal", (Role.ADMIN,)),
     NavLink("/tech/redistribute", "Schools", (Role.TECHNICIAN,)),
     NavLink("/tech/vehicles", "Vehicles", (Role.TECHNICIAN,)),
     NavLink("/tech/import", "Import", (Role.TECHNICIAN,)),

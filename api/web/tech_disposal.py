@@ -9,14 +9,14 @@ from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
 
-from api.deps import Caller, ContextDep
+from api.deps import Caller, ContextDep, page_user
 from api.params import RowId
 from api.web.forms import read_upload, scanned
-from api.web.tech_pages import TechUser, act, field_of, page, read
+from api.web.tech_pages import act, field_of, page, read
 from factory.custody.service import (
     WasteTransfer,
     add_device,
@@ -26,9 +26,13 @@ from factory.custody.service import (
     record_recycler_certificate,
 )
 from factory.custody.views import disposal_batch, disposal_batches, get_document
+from factory.identity.models import Role
 from factory.kernel.context import AppContext
 from factory.kernel.db.engine import Session
 from factory.kernel.errors import FactoryError, InvalidInput
+
+# Disposal is an administrator's decision (the API's rule too): a technician fills no WEEE batch.
+DisposalUser = Annotated[Caller, Depends(page_user(Role.ADMIN))]
 
 router = APIRouter(prefix="/tech/disposal", include_in_schema=False)
 
@@ -41,12 +45,12 @@ class BatchForm(BaseModel):
 
 
 @router.get("")
-def batches(request: Request, ctx: ContextDep, me: TechUser) -> HTMLResponse:
+def batches(request: Request, ctx: ContextDep, me: DisposalUser) -> HTMLResponse:
     return page(request, me, "tech_disposal_list.html", rows=read(ctx, disposal_batches), v=BatchForm().model_dump())
 
 
 @router.post("")
-def new_batch(request: Request, ctx: ContextDep, me: TechUser, form: Annotated[BatchForm, Form()]) -> Response:
+def new_batch(request: Request, ctx: ContextDep, me: DisposalUser, form: Annotated[BatchForm, Form()]) -> Response:
     def action(session: Session) -> str:
         return str(open_batch(session, **form.model_dump(), actor=me.name).record.id)
 
@@ -82,7 +86,7 @@ def _batch_page(
 
 
 @router.get("/{batch_id}")
-def batch(request: Request, ctx: ContextDep, me: TechUser, batch_id: RowId, done: str = "") -> HTMLResponse:
+def batch(request: Request, ctx: ContextDep, me: DisposalUser, batch_id: RowId, done: str = "") -> HTMLResponse:
     return _batch_page(request, ctx, me, batch_id, notice=NOTICES.get(done))
 
 
@@ -114,7 +118,7 @@ class ScanForm(BaseModel):
 
 @router.post("/{batch_id}/add")
 def add(
-    request: Request, ctx: ContextDep, me: TechUser, batch_id: RowId, form: Annotated[ScanForm, Form()]
+    request: Request, ctx: ContextDep, me: DisposalUser, batch_id: RowId, form: Annotated[ScanForm, Form()]
 ) -> Response:
     serials = scanned(form.serial)
     verifier = ctx.site_keys.verifier()
@@ -160,7 +164,7 @@ COLLECT_FIELDS = {
 
 @router.post("/{batch_id}/collect")
 def collected(
-    request: Request, ctx: ContextDep, me: TechUser, batch_id: RowId, form: Annotated[CollectForm, Form()]
+    request: Request, ctx: ContextDep, me: DisposalUser, batch_id: RowId, form: Annotated[CollectForm, Form()]
 ) -> Response:
     ours, theirs = read_upload(form.transferor_signature), read_upload(form.transferee_signature)
     verifier = ctx.site_keys.verifier()
@@ -188,7 +192,7 @@ class AccountForm(BaseModel):
 
 @router.post("/{batch_id}/account")
 def accounted(
-    request: Request, ctx: ContextDep, me: TechUser, batch_id: RowId, form: Annotated[AccountForm, Form()]
+    request: Request, ctx: ContextDep, me: DisposalUser, batch_id: RowId, form: Annotated[AccountForm, Form()]
 ) -> Response:
     serials, document = scanned(form.serial), read_upload(form.document)
     verifier = ctx.site_keys.verifier()
@@ -205,7 +209,7 @@ def accounted(
 
 
 @router.post("/{batch_id}/close")
-def closed(request: Request, ctx: ContextDep, me: TechUser, batch_id: RowId) -> Response:
+def closed(request: Request, ctx: ContextDep, me: DisposalUser, batch_id: RowId) -> Response:
     def action(session: Session) -> None:
         close_batch(session, batch_id=batch_id, actor=me.name)
 
@@ -213,7 +217,7 @@ def closed(request: Request, ctx: ContextDep, me: TechUser, batch_id: RowId) -> 
 
 
 @router.get("/{batch_id}/waste-transfer-note")
-def waste_transfer_note(ctx: ContextDep, _me: TechUser, batch_id: RowId) -> Response:
+def waste_transfer_note(ctx: ContextDep, _me: DisposalUser, batch_id: RowId) -> Response:
     def pdf(session: Session) -> tuple[bytes, str]:
         view, _items = disposal_batch(session, batch_id)
         if view.wtn_document_id is None:

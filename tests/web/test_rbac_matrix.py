@@ -46,6 +46,17 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/devices"): TECH,
     ("GET", "/api/devices/{serial}"): ANY,
     ("GET", "/api/ledger/verify"): AUDIT,
+    ("GET", "/api/ledger/heads"): AUDIT,
+    ("POST", "/api/ledger/heads"): ADMIN,  # signing a head on demand
+    ("GET", "/api/ledger/proofs/{ref}"): AUDIT,
+    ("GET", "/api/ledger/consistency"): AUDIT,
+    # network boot: a booting laptop has no login; the one-time boot token bound to its MAC (and
+    # the DHCP lease) is the control, checked by the enrolment itself (tests/netboot)
+    ("GET", "/netboot/boot.ipxe"): PUBLIC,
+    ("GET", "/netboot/ipxe/{mac}"): PUBLIC,
+    ("GET", "/netboot/next/{mac}"): PUBLIC,
+    ("GET", "/netboot/files/{name}"): PUBLIC,
+    ("POST", "/api/netboot/enrol"): PUBLIC,
     # custody: reference data and four-eyes approvals are admin work
     ("POST", "/api/custody/officers"): ADMIN,
     ("POST", "/api/custody/vehicles"): ADMIN,
@@ -117,14 +128,14 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/tech/pool/stock"): TECH,
     ("POST", "/tech/pool/new"): TECH,
     ("POST", "/tech/pool/withdraw"): TECH,
-    ("GET", "/tech/disposal"): TECH,
-    ("POST", "/tech/disposal"): TECH,
-    ("GET", "/tech/disposal/{batch_id}"): TECH,
-    ("POST", "/tech/disposal/{batch_id}/add"): TECH,
-    ("POST", "/tech/disposal/{batch_id}/collect"): TECH,
-    ("POST", "/tech/disposal/{batch_id}/account"): TECH,
-    ("POST", "/tech/disposal/{batch_id}/close"): TECH,
-    ("GET", "/tech/disposal/{batch_id}/waste-transfer-note"): TECH,
+    ("GET", "/tech/disposal"): ADMIN,
+    ("POST", "/tech/disposal"): ADMIN,
+    ("GET", "/tech/disposal/{batch_id}"): ADMIN,
+    ("POST", "/tech/disposal/{batch_id}/add"): ADMIN,
+    ("POST", "/tech/disposal/{batch_id}/collect"): ADMIN,
+    ("POST", "/tech/disposal/{batch_id}/account"): ADMIN,
+    ("POST", "/tech/disposal/{batch_id}/close"): ADMIN,
+    ("GET", "/tech/disposal/{batch_id}/waste-transfer-note"): ADMIN,
     ("GET", "/tech/allocate"): TECH,
     ("POST", "/tech/allocate"): TECH,
     ("GET", "/tech/labels/{serial}"): TECH,
@@ -218,7 +229,7 @@ def _served(app) -> dict[tuple[str, str], bool]:
 
 def test_the_table_states_the_issue_rules() -> None:
     for (method, path), allowed in EXPECTED.items():
-        if method != "GET" and path not in {"/login", "/logout"}:
+        if method != "GET" and path not in {"/login", "/logout", "/api/netboot/enrol"}:  # the laptop's own post
             assert "auditor" not in allowed, f"auditors are read-only: {method} {path}"
         if "disposal" in path:
             assert "technician" not in allowed, f"technicians cannot dispose: {method} {path}"

@@ -79,5 +79,7 @@ def downgrade() -> None:
     op.drop_table("ledger_node")
     with op.batch_alter_table("custody_entry") as batch:  # SQLite copies the table: its triggers go too
         batch.drop_column("hash_version")
-    for stmt in create_statements(dialect, "custody_entry"):
+    # SQLite's copy lost the table's triggers; PostgreSQL's ALTER kept them: drop (if there) and
+    # create again, so the downgraded table is append-only on both and an upgrade can follow.
+    for stmt in (*drop_statements(dialect, "custody_entry"), *create_statements(dialect, "custody_entry")):
         op.execute(stmt)
