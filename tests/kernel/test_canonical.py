@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
+import orjson
 import pytest
 import rfc8785
 from hypothesis import given, settings
@@ -92,6 +93,9 @@ def test_spliced_bytes_equal_the_reference_for_canonical_evidence(
     if (
         isinstance(evidence, dict)
         and canonical_bytes(evidence) == evidence_bytes
+        # orjson sorts keys by code point, RFC 8785 by UTF-16 unit: they differ when a key outside
+        # the BMP meets one at U+E000 or above, and there the fast path rightly declines
+        and orjson.dumps(evidence, option=orjson.OPT_SORT_KEYS) == evidence_bytes
         and all(t is None or isinstance(t, str) for t in texts)
     ):
         assert got == expected  # canonical evidence takes the fast path
@@ -103,3 +107,17 @@ def test_spliced_bytes_decline_duplicate_members_and_extra_text() -> None:
     base = (1, "S", "receive", None, "received", "a", "", "", "", "t", "{}", "0" * 64, 1, 2, None)
     for evidence in ('{"a":1,"a":2}', ' {"a":1}', '{"a":1}x', '{"b":1,"a":2}'):
         assert spliced_bytes((*base[:10], evidence, *base[11:])) is None
+
+
+def test_keys_that_sort_differently_in_utf16_decline_the_fast_path_and_hash_by_rfc8785() -> None:
+    """U+10000 sorts before U+E000 in UTF-16 units (RFC 8785) but after it by code point (orjson):
+    the fast path declines and the general path gives the RFC 8785 bytes (found by Hypothesis)."""
+    from factory.kernel.ledger.hashing import HASHED_FIELDS, row_bytes, spliced_bytes
+
+    evidence = {"\U00010000": None, "\ue000": None}
+    stored = rfc8785.dumps(evidence).decode()
+    fields = (1, *([None] * 9), stored, None, 7, 2, None)
+    doc = dict(zip(HASHED_FIELDS, fields[:12], strict=True)) | {"evidence": evidence}
+    doc |= {"device_id": 7, "hash_version": 2}
+    assert spliced_bytes(fields) is None
+    assert row_bytes(fields) == rfc8785.dumps(doc)
