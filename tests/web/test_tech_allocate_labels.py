@@ -5,12 +5,12 @@ card, its Code 128 and QR codes read back with zbarimg; axe-core on every page, 
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 
 import pytest
 from harness.browser import SHOTS, check_page, focused_id, log_in, scan
 from harness.custody_data import officer, ready
+from harness.requirements import require_tool
 from harness.web import cheap_password_hashing  # noqa: F401 (autouse fixture)
 
 pytestmark = pytest.mark.slow  # a real browser against a served site
@@ -75,8 +75,8 @@ def test_asset_label_from_the_receive_page(tech_page, tech_site) -> None:
     pdf.write_bytes(response.body())
     missing = page.request.get("/tech/labels/NOPE-404")
     assert missing.status == 404 and "NOPE-404" in missing.text()
-    if not (shutil.which("pdftoppm") and shutil.which("zbarimg")):
-        pytest.skip("needs poppler-utils and zbar-tools (scripts/apt-packages.txt) to read the codes back")
+    require_tool("pdftoppm")  # poppler-utils and zbar-tools read the codes back; CI fails without them
+    require_tool("zbarimg")
     subprocess.run(["pdftoppm", "-r", "300", "-png", "-singlefile", str(pdf), str(pdf.with_suffix(""))], check=True)
     codes = subprocess.run(["zbarimg", "-q", str(pdf.with_suffix(".png"))], capture_output=True, text=True).stdout
     assert set(codes.split()) == {"CODE-128:LBL-0042", "QR-Code:SN:LBL-0042;AT:AT-4242"}
