@@ -7,20 +7,15 @@ typed text followed by Enter). Screenshots are kept in test-artifacts/screenshot
 
 from __future__ import annotations
 
-import os
 import shutil
-import threading
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from harness.audit_data import sanitised_device
+from harness.browser import SHOTS, chromium, served
 from harness.custody_data import officer
-from harness.ports import free_tcp_port
-from harness.requirements import require
-from harness.waiting import wait_until
 from harness.web import (  # noqa: F401 (cheap_password_hashing: autouse fixture)
     PASSWORD,
     cheap_password_hashing,
@@ -35,18 +30,6 @@ from factory.kernel.db.engine import session_scope
 from factory.kernel.site_keys import init_keys
 
 pytestmark = pytest.mark.slow  # a real browser (Playwright + Chromium) against a served site
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 
 
 class Site:
@@ -68,31 +51,17 @@ def site(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Ite
     make_users(ctx)
     officer(ctx, "PC2001", pin="4321")
     sanitised_device(ctx, "AUD-1", ("AUD-1-M1",))
-    port = free_tcp_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(ctx), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_until(lambda: server.started or not thread.is_alive(), 15, message="uvicorn to start")
-    assert thread.is_alive(), "uvicorn did not start"
     try:
-        yield Site(ctx, f"http://127.0.0.1:{port}")
+        with served(create_app(ctx)) as base:
+            yield Site(ctx, base)
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
         ctx.engine.dispose()
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    require(os.access(CHROMIUM, os.X_OK), f"needs Debian chromium at {CHROMIUM} (scripts/apt-packages.txt)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture
