@@ -16,6 +16,7 @@ import pytest
 from harness.audit_data import sanitised_device
 from harness.browser import SHOTS, chromium, served
 from harness.custody_data import officer
+from harness.tech_site import Site
 from harness.web import (  # noqa: F401 (cheap_password_hashing: autouse fixture)
     PASSWORD,
     cheap_password_hashing,
@@ -23,23 +24,12 @@ from harness.web import (  # noqa: F401 (cheap_password_hashing: autouse fixture
 )
 
 from api.app import create_app
-from factory.intake.views import get_device
 from factory.kernel.config import Settings
 from factory.kernel.context import AppContext
 from factory.kernel.db.engine import session_scope
 from factory.kernel.site_keys import init_keys
 
 pytestmark = pytest.mark.slow  # a real browser (Playwright + Chromium) against a served site
-
-
-class Site:
-    def __init__(self, ctx: AppContext, base: str) -> None:
-        self.ctx = ctx
-        self.base = base
-
-    def state(self, serial: str) -> str | None:
-        with session_scope(self.ctx.engine) as s:
-            return get_device(s, serial).state
 
 
 @pytest.fixture(scope="module")
