@@ -88,6 +88,17 @@ def acknowledged_custody(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Ite
         event.remove(Session, "after_soft_rollback", forget)
 
 
+def _disconnects_seen_by(engine: Engine) -> list[object]:
+    """What shows the line met the dead primary: a statement or connect that failed, or a pooled
+    connection thrown away at checkout because the server had closed it. (Which one it meets is a
+    race: an idle line's connections die quietly and are discarded at checkout, and its next
+    connect may find the standby already promoted.)"""
+    seen: list[object] = []
+    event.listen(engine, "handle_error", lambda err: seen.append(err.original_exception))
+    event.listen(engine, "invalidate", lambda _conn, _record, exc: seen.append(exc))
+    return seen
+
+
 def _entries_on(pair: PgPair, port: int) -> dict[int, str]:
     with psycopg.connect(pair.dsn(port, "factory"), connect_timeout=5) as conn:
         return dict(conn.execute("SELECT seq, entry_hash FROM custody_entry").fetchall())
@@ -167,8 +178,7 @@ def test_line_keeps_every_acknowledged_custody_entry_across_a_failover(tmp_path:
         line = _line(ctx)
         engine = line.controller.engine
         stopped = False
-        disconnects: list[BaseException] = []
-        event.listen(engine, "handle_error", lambda err: disconnects.append(err.original_exception))
+        disconnects = _disconnects_seen_by(engine)
         try:
             with api, acknowledged_custody(engine, monkeypatch) as custody:
                 line.start()
