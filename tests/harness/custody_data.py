@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import orjson
 from sqlmodel import func, select
 
@@ -11,6 +13,7 @@ from factory.custody.documents import Upload
 from factory.custody.issue import approve_exception, issue_device, request_exception
 from factory.custody.models import AllocationChannel
 from factory.custody.people import register_officer
+from factory.intake.service import MediaSpec
 from factory.kernel.context import AppContext
 from factory.kernel.db.engine import session_scope
 from factory.kernel.ledger.verify import verify_ledger
@@ -31,9 +34,9 @@ def accept(name: str = "PC Jane Smith", pin: str | None = None) -> Acceptance:
     return Acceptance(name=name, pin=pin) if pin else Acceptance(name=name, signature=signature(name))
 
 
-def ready(ctx: AppContext, serial: str, kind: str = "laptop") -> int:
-    """A new-stock device provisioned and ready."""
-    device_id = receive(ctx, serial, new_stock=True)
+def ready(ctx: AppContext, serial: str, kind: str = "laptop", media: Sequence[str | MediaSpec] = ("M1",)) -> int:
+    """A new-stock device provisioned and ready (``media`` as ``harness.domain.receive`` takes them)."""
+    device_id = receive(ctx, serial, media, new_stock=True)
     if kind != "laptop":
         with session_scope(ctx.engine) as s:
             d = s.get(Device, device_id)
@@ -59,8 +62,9 @@ def allocated(
     channel: AllocationChannel = AllocationChannel.IN_PERSON,
     wave: str | None = None,
     kind: str = "laptop",
+    media: Sequence[str | MediaSpec] = ("M1",),
 ) -> int:
-    ready(ctx, serial, kind)
+    ready(ctx, serial, kind, media)
     with session_scope(ctx.engine) as s:
         return (
             allocate(
@@ -71,10 +75,15 @@ def allocated(
 
 
 def issue_first(
-    ctx: AppContext, serial: str, staff_number: str, wave: str | None = None, acceptance: Acceptance | None = None
-) -> None:
-    """An officer's first device: issued under an approved exception (nothing to exchange)."""
-    allocation_id = allocated(ctx, serial, staff_number, wave=wave)
+    ctx: AppContext,
+    serial: str,
+    staff_number: str,
+    wave: str | None = None,
+    acceptance: Acceptance | None = None,
+    media: Sequence[str | MediaSpec] = ("M1",),
+) -> int:
+    """An officer's first device: issued under an approved exception (nothing to exchange); its allocation."""
+    allocation_id = allocated(ctx, serial, staff_number, wave=wave, media=media)
     check = verifier(ctx)  # before the unit of work: the key registry is read in a transaction of its own
     with session_scope(ctx.engine) as s:
         approval = request_exception(
@@ -83,6 +92,7 @@ def issue_first(
         approve_exception(s, approval_id=approval.id or 0, approver="admin.one")
         issue_device(s, allocation_id=allocation_id, acceptance=acceptance or accept(), actor="tech.one",
                      verifier=check, approval_id=approval.id)  # fmt: skip
+    return allocation_id
 
 
 def officer_with_device(ctx: AppContext, staff_number: str, serial: str, pin: str = "4321") -> None:

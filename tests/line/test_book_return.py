@@ -5,20 +5,13 @@ is still rebuilt for that vehicle."""
 from __future__ import annotations
 
 from harness.bench_line import running_line
-from harness.custody_data import accept
-from harness.domain import move, receive, verifier
+from harness.custody_data import issue_first, officer
+from harness.domain import move
 from harness.vehicle_tablet import dock, installed_vehicle_tablet
 from sqlmodel import select
 
 from factory.custody.models import Allocation
-from factory.custody.service import (
-    allocate,
-    approve_exception,
-    issue_device,
-    mark_returned,
-    register_officer,
-    request_exception,
-)
+from factory.custody.service import mark_returned
 from factory.custody.views import vehicle_fleet_number
 from factory.intake.service import MediaSpec
 from factory.kernel.context import AppContext
@@ -30,18 +23,9 @@ DISK = 2 * 2**20
 
 
 def _issued_laptop(ctx: AppContext) -> int:
-    device_id = receive(ctx, "LT-1", [MediaSpec("sata-ssd", "LT1DISK", DISK)], new_stock=True)
-    move(ctx, device_id, Event.START_PROVISION, new_stock=True)
-    move(ctx, device_id, Event.PROVISIONED)
-    with session_scope(ctx.engine) as s:
-        register_officer(s, staff_number="PC5001", name="Kim Lee")
-        allocation_id = allocate(s, serial="LT-1", actor="tech.one", staff_number="PC5001").record.id or 0
-        approval = request_exception(s, allocation_id=allocation_id, reason="new starter", requested_by="tech.one")
-        approve_exception(s, approval_id=approval.record.id or 0, approver="admin.one")
-    with session_scope(ctx.engine) as s:
-        issue_device(s, allocation_id=allocation_id, acceptance=accept("Kim Lee"), actor="tech.one",
-                     verifier=verifier(ctx), approval_id=approval.record.id)  # fmt: skip
-    return allocation_id
+    """LT-1, whose disk the line docks, issued to a new officer: its allocation."""
+    officer(ctx, "PC5001")
+    return issue_first(ctx, "LT-1", "PC5001", media=[MediaSpec("sata-ssd", "LT1DISK", DISK)])
 
 
 def _status(ctx: AppContext, allocation_id: int) -> str:

@@ -10,17 +10,15 @@ from pathlib import Path
 import orjson
 import pytest
 from harness.bench_line import running_line
-from harness.custody_data import accept
-from harness.domain import move, receive, verifier
+from harness.custody_data import issue_first, officer
 from harness.vehicle_tablet import dock
 from sqlmodel import col, select
 
-from factory.custody.service import allocate, approve_exception, issue_device, register_officer, request_exception
 from factory.intake.service import MediaSpec
+from factory.intake.views import get_device
 from factory.kernel.context import AppContext
 from factory.kernel.db.engine import session_scope
 from factory.kernel.errors import InvalidInput
-from factory.kernel.lifecycle.states import Event
 from factory.kernel.models.custody_entry import CustodyEntry
 from factory.line.bench_config import simulated_config
 from factory.line.condition_rules import Condition, Route, Thresholds, decide
@@ -95,18 +93,11 @@ def test_site_thresholds_come_from_the_routing_table(tmp_path: Path) -> None:
 
 
 def _issued_laptop(ctx: AppContext) -> int:
-    device_id = receive(ctx, "LT-9", [MediaSpec("sata-ssd", "LT9DISK", DISK)], new_stock=True)
-    move(ctx, device_id, Event.START_PROVISION, new_stock=True)
-    move(ctx, device_id, Event.PROVISIONED)
+    """LT-9, whose disk the line docks, issued to a new officer: its device id."""
+    officer(ctx, "PC6001")
+    issue_first(ctx, "LT-9", "PC6001", media=[MediaSpec("sata-ssd", "LT9DISK", DISK)])
     with session_scope(ctx.engine) as s:
-        register_officer(s, staff_number="PC6001", name="Ola Berg")
-        allocation_id = allocate(s, serial="LT-9", actor="tech.one", staff_number="PC6001").record.id or 0
-        approval = request_exception(s, allocation_id=allocation_id, reason="new starter", requested_by="tech.one")
-        approve_exception(s, approval_id=approval.record.id or 0, approver="admin.one")
-    with session_scope(ctx.engine) as s:
-        issue_device(s, allocation_id=allocation_id, acceptance=accept("Ola Berg"), actor="tech.one",
-                     verifier=verifier(ctx), approval_id=approval.record.id)  # fmt: skip
-    return device_id
+        return get_device(s, "LT-9").id or 0
 
 
 def test_a_returned_laptop_with_a_worn_battery_is_routed_to_redistribution(ctx: AppContext) -> None:

@@ -5,10 +5,10 @@ each drives a job on the board with the tablet pipeline (identify, platform rese
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import pytest
-from harness.bench_line import SLOT
+from harness.bench_line import SLOT, Line
 from harness.domain import receive, state_of
 from sqlmodel import col, select
 
@@ -19,7 +19,7 @@ from factory.kernel.models.certificate import Certificate
 from factory.line.bench_config import simulated_config
 from factory.line.controller import Controller
 from factory.line.identify import Identity
-from factory.line.models import Job, JobStep, Slot
+from factory.line.models import Job, JobStep
 from factory.line.simulate import NoOpProvisioner, SimulatedLine
 from factory.line.simulate_tablets import SimulatedTablets
 from factory.line.views import board_snapshot, job_detail
@@ -28,22 +28,8 @@ from hardware_drivers.events import DeviceAttached
 from imaging.tablets.methods import CRYPTO_RESET
 
 
-@dataclass
-class TabletLine:
-    ctx: object
-    controller: Controller
-    sim: SimulatedLine
-
-    def job(self, slot: str) -> Job:
-        with session_scope(self.controller.engine) as s:
-            row = s.exec(
-                select(Job)
-                .join(Slot, col(Slot.id) == Job.slot_id)
-                .where(Slot.code == slot)
-                .order_by(col(Job.id).desc())
-            ).first()
-            assert row is not None, f"no job in {slot}"
-            return row
+class TabletLine(Line):
+    """The bench line with the simulated tablets on its hub ports."""
 
     def steps(self, job_id: int) -> list[tuple[str, str]]:
         with session_scope(self.controller.engine) as s:
