@@ -70,6 +70,7 @@ def provision(runner: JobRunner, step_id: int, name: str) -> None:
             slot=runner.slot_code(s, job) or "",
             cancel=runner.cancel,
             vehicle_fleet_number=fleet,
+            progress=lambda p: runner.on_progress(name, p, 0, 1),
         )
     outcome = _call_provisioner(runner, provisioner, request)
     with runner.scope() as (s, job):

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +41,7 @@ from factory.sanitisation.service import ssh_access
 from hardware_drivers.remote_commands import RemoteCommandError, SshTarget
 from hardware_drivers.remote_deploy import RemoteImageWriter
 from hardware_drivers.ssh import PinnedHostKey
+from imaging.engine import PhaseReporter
 from imaging.errors import ImagingError
 from imaging.image_manifest import ImageFormat, ImageManifest, load_manifest, manifest_path_for
 
@@ -131,9 +132,14 @@ class NetbootImageDeploy:
         self._log(request.job_id, f"deploying {manifest.name} {manifest.version} to {disk} ({serial})")
         with RemoteImageWriter(target) as writer:
             writer.write_stream(
-                disk, _chunks(image, manifest), manifest.size_bytes, progress=self._quarters(request, "written")
+                disk,
+                _chunks(image, manifest),
+                manifest.size_bytes,
+                progress=self._progress(request, "written", "write", manifest.size_bytes),
             )
-            readback = writer.read_back_sha256(disk, manifest.size_bytes, progress=self._quarters(request, "read back"))
+            readback = writer.read_back_sha256(
+                disk, manifest.size_bytes, progress=self._progress(request, "read back", "verify", manifest.size_bytes)
+            )
         if readback != manifest.sha256:
             raise DeployRefused(f"read-back of {disk} has sha256 {readback}, the manifest says {manifest.sha256}")
         with session_scope(self.engine) as s:
@@ -162,10 +168,14 @@ class NetbootImageDeploy:
             finally:
                 shell.run(("sh", "-c", f"sync; umount {MOUNT_POINT}"), 60.0)
 
-    def _quarters(self, request: ProvisionRequest, what: str) -> object:
+    def _progress(self, request: ProvisionRequest, what: str, phase: str, total: int) -> Callable[[int, int], None]:
+        """Bytes written or read back: live on the board (the runner's progress, throttled as an
+        erase's), and a job-log line at each quarter for the record."""
         shown = {0}
+        live = PhaseReporter(request.progress, phase, 1, 1, total)
 
         def progress(done: int, total: int) -> None:
+            live(done)
             quarter = done * 4 // max(1, total)
             if quarter not in shown:
                 shown.add(quarter)

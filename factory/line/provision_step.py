@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from imaging.engine import ProgressCallback
 
 NO_PROVISIONING = "no provisioning settings: pass --provisioning FILE"
 NO_PROVISIONING_ACTION = "restart the agent with --provisioning FILE, then take the device out and re-insert it"
@@ -32,6 +35,9 @@ class ProvisionRequest:
     cancel: threading.Event
     # A vehicle tablet: the fleet number of the vehicle it is allocated to or installed in.
     vehicle_fleet_number: str | None = None
+    # Where a provisioner that moves bytes (the network image deploy) reports them: the job runner
+    # shows it live on the board as it does an erase's. A provisioner without such a phase ignores it.
+    progress: ProgressCallback | None = None
 
 
 @dataclass(frozen=True)
