@@ -19,6 +19,19 @@ from sqlmodel import Field, SQLModel, UniqueConstraint
 from factory.custody.statuses import AllocationStatus, ConsignmentStatus, DisposalStatus, PoolMemberStatus
 
 
+class CreatedRecord(SQLModel):
+    """The columns of a custody record a person opens: its key, who created it and when.
+
+    Not a table: allocations, evidence documents, consignments, transfers, disposal batches and
+    contingency pools inherit these columns as the migrations made them (same names, types and
+    lengths; only their place in the class changes, which the schema does not see).
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    created_by: str = Field(max_length=128)
+    created_at: str = Field(max_length=32)
+
+
 class Officer(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     staff_number: str = Field(unique=True, max_length=32)
@@ -63,8 +76,7 @@ class AllocationChannel(StrEnum):
     VEHICLE = "vehicle"
 
 
-class Allocation(SQLModel, table=True):
-    id: int | None = Field(default=None, primary_key=True)
+class Allocation(CreatedRecord, table=True):
     device_id: int = Field(foreign_key="device.id", index=True)
     officer_id: int | None = Field(default=None, foreign_key="officer.id", index=True)
     vehicle_id: int | None = Field(default=None, foreign_key="vehicle.id", index=True)
@@ -73,24 +85,19 @@ class Allocation(SQLModel, table=True):
     status: str = Field(default=AllocationStatus.ALLOCATED.value, index=True, max_length=16)
     device_kind: str = Field(max_length=32)
     allocated_seq: int
-    created_by: str = Field(max_length=128)
-    created_at: str = Field(max_length=32)
 
 
-class EvidenceDocument(SQLModel, table=True):
+class EvidenceDocument(CreatedRecord, table=True):
     """Bytes of a piece of evidence (PDF, photo, signature image); append-only."""
 
     __tablename__ = "evidence_document"
 
-    id: int | None = Field(default=None, primary_key=True)
     kind: str = Field(index=True, max_length=32)
     media_type: str = Field(max_length=64)
     filename: str = Field(default="", max_length=200)
     sha256: str = Field(index=True, max_length=64)
     size_bytes: int = Field(sa_type=BigInteger)
     content: bytes = Field(sa_type=LargeBinary)
-    created_by: str = Field(max_length=128)
-    created_at: str = Field(max_length=32)
 
 
 class AcceptanceRecord(SQLModel, table=True):
@@ -127,8 +134,7 @@ class Approval(SQLModel, table=True):
     used_seq: int | None = Field(default=None)
 
 
-class Consignment(SQLModel, table=True):
-    id: int | None = Field(default=None, primary_key=True)
+class Consignment(CreatedRecord, table=True):
     reference: str = Field(unique=True, max_length=64)
     courier: str = Field(max_length=200)
     recipient_name: str = Field(max_length=200)
@@ -136,8 +142,6 @@ class Consignment(SQLModel, table=True):
     seal_numbers: str = Field(default="", max_length=500)  # comma-separated seal or bag numbers
     status: str = Field(default=ConsignmentStatus.OPEN.value, index=True, max_length=16)
     manifest_document_id: int | None = Field(default=None, foreign_key="evidence_document.id")
-    created_by: str = Field(max_length=128)
-    created_at: str = Field(max_length=32)
     handed_over_at: str | None = Field(default=None, max_length=32)
     delivered_at: str | None = Field(default=None, max_length=32)
     failed_at: str | None = Field(default=None, max_length=32)
@@ -160,14 +164,11 @@ class ConsignmentItem(SQLModel, table=True):
     returned_at: str | None = Field(default=None, max_length=32)
 
 
-class Transfer(SQLModel, table=True):
+class Transfer(CreatedRecord, table=True):
     """Redistribution of sanitised devices to an external organisation (e.g. a school)."""
 
-    id: int | None = Field(default=None, primary_key=True)
     organisation_id: int = Field(foreign_key="custodian.id", index=True)
     note_document_id: int | None = Field(default=None, foreign_key="evidence_document.id")
-    created_by: str = Field(max_length=128)
-    created_at: str = Field(max_length=32)
 
 
 class TransferItem(SQLModel, table=True):
@@ -178,10 +179,9 @@ class TransferItem(SQLModel, table=True):
     device_id: int = Field(foreign_key="device.id", unique=True)
 
 
-class DisposalBatch(SQLModel, table=True):
+class DisposalBatch(CreatedRecord, table=True):
     __tablename__ = "disposal_batch"
 
-    id: int | None = Field(default=None, primary_key=True)
     recycler_id: int = Field(foreign_key="custodian.id", index=True)
     status: str = Field(default=DisposalStatus.OPEN.value, index=True, max_length=16)
     description: str = Field(max_length=500)
@@ -203,8 +203,6 @@ class DisposalBatch(SQLModel, table=True):
     wtn_document_id: int | None = Field(default=None, foreign_key="evidence_document.id")
     recycler_certificate_ref: str | None = Field(default=None, max_length=128)
     recycler_certificate_document_id: int | None = Field(default=None, foreign_key="evidence_document.id")
-    created_by: str = Field(max_length=128)
-    created_at: str = Field(max_length=32)
     closed_at: str | None = Field(default=None, max_length=32)
 
 
@@ -236,18 +234,15 @@ class DestructionRecord(SQLModel, table=True):
     destroyed_seq: int | None = Field(default=None)
 
 
-class ContingencyPool(SQLModel, table=True):
+class ContingencyPool(CreatedRecord, table=True):
     """The Tech Bar's stock of ready spares of one kind at one site: walk-in swaps take from it."""
 
     __tablename__ = "contingency_pool"
     __table_args__ = (UniqueConstraint("site", "kind", name="uq_contingency_pool_site_kind"),)
 
-    id: int | None = Field(default=None, primary_key=True)
     site: str = Field(max_length=64)
     kind: str = Field(max_length=32)
     low_stock_level: int = Field(default=2)  # at or below this many spares the board warns
-    created_by: str = Field(max_length=128)
-    created_at: str = Field(max_length=32)
 
 
 class PoolMember(SQLModel, table=True):
