@@ -11,25 +11,32 @@ TWO_PORTS = (
 )
 
 
+def net_agent_site_file(directory: Path, *, bench: str, port_kind: str, slots: int, tables: str) -> Path:
+    """``site.toml`` for agent ``net-agent`` erasing in-process: one bench named ``bench`` with
+    ``slots`` slots of ``port_kind``, then ``tables`` (the rest of the site, any TOML) as they are."""
+    slot_list = ", ".join(f'{{position = {n}, port_kind = "{port_kind}"}}' for n in range(1, slots + 1))
+    path = directory / "site.toml"
+    path.write_text(
+        f"""agent = "net-agent"
+erase_processes = 0
+[[bench]]
+name = "{bench}"
+slots = [{slot_list}]
+{tables}"""
+    )
+    return path
+
+
 def switch_site_file(
     tmp_path: Path, switches: str = ONE_SWITCH, *, traps: str = "", ports: str = TWO_PORTS, slots: int = 3
 ) -> Path:
     """``site.toml`` for agent ``net-agent``: bench-1 with ``slots`` switch-port slots, wired by
     ``ports`` (TOML inline tables); ``switches`` and ``traps`` are appended as they are (any TOML)."""
-    slot_list = ", ".join(f'{{position = {n}, port_kind = "switch"}}' for n in range(1, slots + 1))
-    path = tmp_path / "site.toml"
-    path.write_text(
-        f"""agent = "net-agent"
-erase_processes = 0
-[[bench]]
-name = "bench-1"
-slots = [{slot_list}]
-[port_map]
+    wiring = f"""[port_map]
 switch_ports = [
   {ports}
 ]
 {switches}
 {traps}
 """
-    )
-    return path
+    return net_agent_site_file(tmp_path, bench="bench-1", port_kind="switch", slots=slots, tables=wiring)

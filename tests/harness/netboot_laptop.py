@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.line_sites import net_agent_site_file
 from harness.netns import RANGE, SERVER_ADDRESS, BenchNamespace
 from harness.qemu_guest import GuestImage, make_patterned_disk
 from harness.waiting import wait_until
@@ -100,15 +101,7 @@ ssh_private_key = "{guest.client_key}"
 
 def site_file(work: Path, guest: GuestImage, *, slots: int = 2, extra: str = "") -> Path:
     """The agent's site file: one bench of network-boot slots, its bench network on ``br0``."""
-    slot_list = ", ".join(f'{{position = {n}, port_kind = "netboot"}}' for n in range(1, slots + 1))
-    path = work / "site.toml"
-    path.write_text(
-        f"""agent = "net-agent"
-erase_processes = 0
-[[bench]]
-name = "bench-net"
-slots = [{slot_list}]
-[service_env]
+    network = f"""[service_env]
 ssh_private_key = "{guest.client_key}"
 [[netboot]]
 name = "bench-net"
@@ -117,8 +110,7 @@ range_start = "{RANGE[0]}"
 range_end = "{RANGE[1]}"
 controller_url = "{CONTROLLER}"
 {extra}"""
-    )
-    return path
+    return net_agent_site_file(work, bench="bench-net", port_kind="netboot", slots=slots, tables=network)
 
 
 @dataclass
