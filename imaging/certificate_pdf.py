@@ -2,12 +2,16 @@
 
 The PDF is a view, never the evidence: the signed JSON is. So the PDF shows the digest and the
 key fingerprint, carries a QR code ``dfcert:<certificate id>:<digest>`` that leads back to the
-JSON, and truncates long command output (saying so) where the JSON keeps every byte.
+JSON, and truncates long command output (saying so) where the JSON keeps every byte. It is a
+tagged PDF (``pdf_tagging``): headings, paragraphs and table cells in reading order for screen
+readers, the QR code a figure with its payload as alternative text, rules and footers artifacts;
+the signed JSON envelope is embedded in it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -15,8 +19,6 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
-from pypdf import PdfReader, PdfWriter
-from pypdf.generic import NameObject, TextStringObject
 from reportlab.graphics.barcode.qr import QrCodeWidget
 from reportlab.graphics.shapes import Drawing
 from reportlab.lib import colors
@@ -29,6 +31,7 @@ from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import Flowable, KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from imaging.certificate import ENVELOPE_FORMAT, CertificateError, canonical_bytes, document_field, dumps_envelope
+from imaging.pdf_tagging import TagRecorder, finish_tagged
 
 QR_PREFIX = "dfcert"
 OUTPUT_LIMIT_CHARS = 1500  # per stdout/stderr on the PDF only
@@ -66,7 +69,7 @@ def qr_payload(certificate_id: str, digest_sha256: str) -> str:
 
 
 def render_pdf(envelope: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
-    """Write a readable PDF of ``envelope`` to ``path``.
+    """Write a readable, tagged PDF of ``envelope`` to ``path``, the signed JSON embedded in it.
 
     Checks the recorded digest against the certificate content first, so a PDF is never made
     from an envelope whose content was altered; signature checking needs the public key and is
@@ -76,18 +79,18 @@ def render_pdf(envelope: Mapping[str, Any], path: str | os.PathLike[str]) -> Non
     certificate_id = str(certificate.get("certificate_id", ""))
     digest = signature["digest_sha256"]
     fonts = _fonts()
-    styles = _Styles(fonts)
+    r = _Render(fonts)
 
-    story: list[Flowable] = [_header(certificate, signature, styles), Spacer(1, 4 * mm)]
+    story: list[Flowable] = [_header(certificate, signature, r), Spacer(1, 4 * mm)]
     rendered = set(_HEADER_FIELDS)
     for key, title in _SECTIONS:
         if key in certificate:
-            story.extend(_section(title, certificate[key], styles))
+            story.extend(_section(title, certificate[key], r))
             rendered.add(key)
     for key, value in certificate.items():
         if key not in rendered:
-            story.extend(_section(_label(key), value, styles))
-    story.extend(_signature_section(signature, certificate_id, styles))
+            story.extend(_section(_label(key), value, r))
+    story.extend(_signature_section(signature, certificate_id, r))
 
     def footer(canvas: Canvas, doc: SimpleDocTemplate) -> None:
         canvas.saveState()
@@ -98,36 +101,26 @@ def render_pdf(envelope: Mapping[str, Any], path: str | os.PathLike[str]) -> Non
         )
         canvas.restoreState()
 
+    title = f"Certificate of sanitisation {certificate_id}"
+    buffer = io.BytesIO()
     doc = SimpleDocTemplate(
-        os.fspath(path),
+        buffer,
         pagesize=A4,
         leftMargin=PAGE_MARGIN,
         rightMargin=PAGE_MARGIN,
         topMargin=PAGE_MARGIN,
         bottomMargin=PAGE_MARGIN,
-        title=f"Certificate of sanitisation {certificate_id}",
+        title=title,
         author=str(document_field(certificate, "organisation", "name") or ""),
         subject=qr_payload(certificate_id, digest),
         creator="device-factory imaging",
     )
-    doc.build(story, onFirstPage=footer, onLaterPages=footer)
-    attach_signed_json(path, envelope, certificate_id)
+    doc.build(story, onFirstPage=r.tags.page_decoration(footer), onLaterPages=r.tags.page_decoration(footer))
+    attachment = {ATTACHMENT_NAME.format(id=certificate_id): dumps_envelope(envelope)}
+    Path(path).write_bytes(finish_tagged(buffer.getvalue(), r.tags, title=title, attachments=attachment))
 
 
 ATTACHMENT_NAME = "certificate-{id}.json"
-
-
-def attach_signed_json(path: str | os.PathLike[str], envelope: Mapping[str, Any], certificate_id: str) -> None:
-    """Embed the signed JSON envelope in the PDF (an embedded file, PDF 1.7 section 7.11.4): the PDF
-    carries its own evidence, which a reader extracts and verifies like any certificate file.
-    The PDF's language is set for screen readers; reportlab writes no structure tree, so the PDF
-    is not tagged (docs/certificate-format.md says so)."""
-    reader = PdfReader(os.fspath(path))
-    writer = PdfWriter(clone_from=reader)
-    writer.add_attachment(ATTACHMENT_NAME.format(id=certificate_id), dumps_envelope(envelope))
-    writer._root_object[NameObject("/Lang")] = TextStringObject("en-GB")
-    with open(path, "wb") as handle:
-        writer.write(handle)
 
 
 # --- envelope checks ----------------------------------------------------------------------------
@@ -189,6 +182,18 @@ class _Styles:
         )
 
 
+class _Render:
+    """What the layout functions share for one PDF: its styles and its tag recorder."""
+
+    def __init__(self, fonts: _Fonts) -> None:
+        self.styles = _Styles(fonts)
+        self.tags = TagRecorder()
+
+    def tagged(self, markup: str, style: ParagraphStyle, role: str = "P") -> Flowable:
+        """A paragraph outside any table, tagged ``role`` (table cells are tagged by their table)."""
+        return self.tags.tagged(role, Paragraph(markup, style))
+
+
 _TABLE_STYLE = TableStyle(
     [
         ("VALIGN", (0, 0), (-1, -1), "TOP"),
@@ -204,17 +209,18 @@ _CONTENT_WIDTH = A4[0] - 2 * PAGE_MARGIN
 _LABEL_WIDTH = 46 * mm
 
 
-def _header(certificate: Mapping[str, Any], signature: Mapping[str, Any], styles: _Styles) -> Table:
+def _header(certificate: Mapping[str, Any], signature: Mapping[str, Any], r: _Render) -> Table:
     certificate_id = str(certificate.get("certificate_id", ""))
     org = document_field(certificate, "organisation", "name")
     site = document_field(certificate, "organisation", "site")
     achieved = document_field(certificate, "sanitisation", "level_achieved")
     technique = document_field(certificate, "sanitisation", "technique")
+    styles = r.styles
     lines = [
-        Paragraph("Certificate of Sanitisation", styles.title),
+        r.tagged("Certificate of Sanitisation", styles.title, "H1"),
         Spacer(1, 2 * mm),
-        Paragraph(_text(f"{org or ''} - {site or ''}"), styles.subtitle),
-        Paragraph(_text(f"Sanitisation level achieved: {str(achieved).upper()} ({technique})"), styles.subtitle),
+        r.tagged(_text(f"{org or ''} - {site or ''}"), styles.subtitle),
+        r.tagged(_text(f"Sanitisation level achieved: {str(achieved).upper()} ({technique})"), styles.subtitle),
         Spacer(1, 2 * mm),
         _kv_table(
             [
@@ -224,15 +230,17 @@ def _header(certificate: Mapping[str, Any], signature: Mapping[str, Any], styles
                 ("SHA-256 digest", signature["digest_sha256"]),
                 ("Signing key", signature["key_fingerprint"]),
             ],
-            styles,
+            r,
             width=_CONTENT_WIDTH - QR_SIZE - 6 * mm,
             label_width=28 * mm,
             mono_keys={"SHA-256 digest", "Signing key", "Certificate ID"},
         ),
     ]
     payload = qr_payload(certificate_id, signature["digest_sha256"])
-    qr_cell = [_qr_drawing(payload), Paragraph("Scan: certificate id and digest", styles.note)]
-    table = Table([[lines, qr_cell]], colWidths=[_CONTENT_WIDTH - QR_SIZE - 4 * mm, QR_SIZE + 4 * mm])
+    qr = r.tags.tagged("Figure", _qr_drawing(payload), alt=f"QR code of the certificate id and digest: {payload}")
+    qr_cell = [qr, r.tagged("Scan: certificate id and digest", styles.note)]
+    widths = [_CONTENT_WIDTH - QR_SIZE - 4 * mm, QR_SIZE + 4 * mm]
+    table = r.tags.layout_table([[lines, qr_cell]], colWidths=widths)
     table.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("LEFTPADDING", (0, 0), (-1, -1), 0)]))
     return table
 
@@ -245,36 +253,38 @@ def _qr_drawing(payload: str) -> Drawing:
     return drawing
 
 
-def _section(title: str, value: Any, styles: _Styles) -> list[Flowable]:
-    heading = Paragraph(_text(title), styles.heading)
+def _section(title: str, value: Any, r: _Render) -> list[Flowable]:
+    heading = r.tagged(_text(title), r.styles.heading, "H2")
     if isinstance(value, Mapping):
-        body = _mapping_flowables(value, styles, _CONTENT_WIDTH)
+        body = _mapping_flowables(value, r, _CONTENT_WIDTH)
     elif isinstance(value, list) and not value:
-        body = [Paragraph("none recorded", styles.value)]
+        body = [r.tagged("none recorded", r.styles.value)]
     elif isinstance(value, list):
-        body = [Paragraph(_text(f"- {_scalar(item)}"), styles.value) for item in value]
+        body = [r.tagged(_text(f"- {_scalar(item)}"), r.styles.value) for item in value]
     else:
-        body = [_kv_table([(title, value)], styles, width=_CONTENT_WIDTH)]
+        body = [_kv_table([(title, value)], r, width=_CONTENT_WIDTH)]
     return _kept_with_first(heading, body)
 
 
-def _mapping_flowables(mapping: Mapping[str, Any], styles: _Styles, width: float) -> list[Flowable]:
-    """Scalars of a mapping as one table, then each nested mapping or list of records as its own."""
+def _mapping_flowables(mapping: Mapping[str, Any], r: _Render, width: float, depth: int = 3) -> list[Flowable]:
+    """Scalars of a mapping as one table, then each nested mapping or list of records as its own,
+    under a heading one level below its parent's (H3 under a section's H2, at most H6)."""
     flat = [(_label(k), v) for k, v in mapping.items() if not _is_nested(v)]
-    out: list[Flowable] = [_kv_table(flat, styles, width=width)] if flat else []
+    out: list[Flowable] = [_kv_table(flat, r, width=width)] if flat else []
+    inner = min(depth + 1, 6)
     for key, value in mapping.items():
         if not _is_nested(value):
             continue
-        heading = Paragraph(_text(_label(key)), styles.label)
+        heading = r.tagged(_text(_label(key)), r.styles.label, f"H{depth}")
         if isinstance(value, Mapping):
-            out.extend(_kept_with_first(heading, _mapping_flowables(value, styles, width)))
+            out.extend(_kept_with_first(heading, _mapping_flowables(value, r, width, inner)))
         elif not value:
-            out.extend([heading, Paragraph("none recorded", styles.value)])
+            out.extend([heading, r.tagged("none recorded", r.styles.value)])
         else:
             out.append(heading)
             for index, item in enumerate(value, start=1):
-                note = Paragraph(_text(f"{_label(key)} {index} of {len(value)}"), styles.note)
-                out.extend(_kept_with_first(note, _mapping_flowables(item, styles, width)))
+                note = r.tagged(_text(f"{_label(key)} {index} of {len(value)}"), r.styles.note)
+                out.extend(_kept_with_first(note, _mapping_flowables(item, r, width, inner)))
         out.append(Spacer(1, 1.5 * mm))
     return out
 
@@ -288,12 +298,13 @@ def _kept_with_first(heading: Flowable, body: list[Flowable]) -> list[Flowable]:
 
 def _kv_table(
     rows: Sequence[tuple[str, Any]],
-    styles: _Styles,
+    r: _Render,
     *,
     width: float,
     label_width: float = _LABEL_WIDTH,
     mono_keys: frozenset[str] | set[str] = frozenset(),
 ) -> Table:
+    styles = r.styles
     cells = []
     for label, value in rows:
         key = label.lower()
@@ -306,7 +317,7 @@ def _kv_table(
         else:
             cell = Paragraph(_text(_scalar(value)), styles.value)
         cells.append([Paragraph(_text(label), styles.label), cell])
-    table = Table(cells, colWidths=[label_width, width - label_width], repeatRows=0)
+    table = r.tags.table(cells, header_columns=1, colWidths=[label_width, width - label_width], repeatRows=0)
     table.setStyle(_TABLE_STYLE)
     return table
 
@@ -331,7 +342,7 @@ def _output_cell(text: str, styles: _Styles) -> list[Flowable]:
     return cell
 
 
-def _signature_section(signature: Mapping[str, Any], certificate_id: str, styles: _Styles) -> list[Flowable]:
+def _signature_section(signature: Mapping[str, Any], certificate_id: str, r: _Render) -> list[Flowable]:
     rows = [
         ("Algorithm", signature["algorithm"]),
         ("Key fingerprint", signature["key_fingerprint"]),
@@ -341,15 +352,15 @@ def _signature_section(signature: Mapping[str, Any], certificate_id: str, styles
     ]
     mono = {label for label, _ in rows if label != "Algorithm"}
     return [
-        Paragraph("Digital signature", styles.heading),
-        _kv_table(rows, styles, width=_CONTENT_WIDTH, mono_keys=mono),
+        r.tagged("Digital signature", r.styles.heading, "H2"),
+        _kv_table(rows, r, width=_CONTENT_WIDTH, mono_keys=mono),
         Spacer(1, 2 * mm),
-        Paragraph(
+        r.tagged(
             "This PDF is a rendering. The evidence is the signed JSON certificate: its RFC 8785"
             " canonical form hashes to the digest above and carries an Ed25519 signature by the key"
             " with the fingerprint above. The personnel named above sign through that site key."
             " Verify offline as described in docs/certificate-format.md.",
-            styles.note,
+            r.styles.note,
         ),
     ]
 
