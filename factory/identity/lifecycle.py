@@ -18,7 +18,7 @@ from sqlmodel import Session, col, select
 
 from factory.identity import audit, throttle
 from factory.identity.errors import DirectoryUnavailable, UnknownToken
-from factory.identity.models import ApiToken, User, WebSession
+from factory.identity.models import ApiToken, User, UserCredential, WebSession
 from factory.identity.throttle import Kind
 from factory.identity.views import get_user
 from factory.kernel import clock
@@ -132,7 +132,7 @@ def end_user_sessions(session: Session, user: User) -> int:
     return len(rows)
 
 
-def _revoke(session: Session, row: ApiToken | WebSession, action: str, target: str, actor: str) -> None:
+def _revoke(session: Session, row: UserCredential, action: str, target: str, actor: str) -> None:
     """Mark a token or a browser session revoked (once) and audit it with its owner's name."""
     if row.revoked_at is None:
         row.revoked_at = utc_now()

@@ -31,34 +31,41 @@ class User(SQLModel, table=True):
     disabled: bool = Field(default=False)
 
 
-class ApiToken(SQLModel, table=True):
-    __tablename__ = "api_token"
+class UserCredential(SQLModel):
+    """What an API token and a browser session have alike: the user it speaks for, when it was
+    issued, and when it was revoked (None: not revoked).
+
+    Not a table: both credential tables inherit these columns as the migrations made them (same
+    names, types, lengths and index; only their place in the class changes, which the schema does
+    not see), and revoking either is the same code (``lifecycle._revoke``).
+    """
 
     id: int | None = Field(default=None, primary_key=True)
     user_id: int = Field(foreign_key="app_user.id", index=True)
-    # SHA-256 of the token: tokens are 256-bit random, so a fast hash is enough and lookups stay O(1).
-    token_sha256: str = Field(unique=True, max_length=64)
     created_at: str = Field(max_length=32)
     revoked_at: str | None = Field(default=None, max_length=32)
+
+
+class ApiToken(UserCredential, table=True):
+    __tablename__ = "api_token"
+
+    # SHA-256 of the token: tokens are 256-bit random, so a fast hash is enough and lookups stay O(1).
+    token_sha256: str = Field(unique=True, max_length=64)
     # Refused from this moment on (FACTORY_TOKEN_DAYS after issue); None only in rows no code writes.
     expires_at: str | None = Field(default=None, max_length=32)
 
 
-class WebSession(SQLModel, table=True):
+class WebSession(UserCredential, table=True):
     """A browser session: a random id in a cookie, only its SHA-256 stored; expiring and revocable."""
 
     __tablename__ = "web_session"
 
-    id: int | None = Field(default=None, primary_key=True)
-    user_id: int = Field(foreign_key="app_user.id", index=True)
     # SHA-256 of the cookie value: the id is 256-bit random, so a leaked table cannot be replayed.
     session_sha256: str = Field(unique=True, max_length=64)
     # Session-bound CSRF token, embedded in every form and compared on every POST.
     csrf_token: str = Field(max_length=64)
-    created_at: str = Field(max_length=32)
     last_seen_at: str = Field(max_length=32)
     expires_at: str = Field(index=True, max_length=32)  # absolute end of the session (one shift)
-    revoked_at: str | None = Field(default=None, max_length=32)
 
 
 class AuthThrottle(SQLModel, table=True):
