@@ -10,9 +10,10 @@ decide what an unknown means.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from imaging.tool_json import tool_json_object
 
 # ATA attributes read for errors: reallocated sectors, reported uncorrectable, pending, offline uncorrectable.
 _ATA_ERROR_ATTRIBUTES = (5, 187, 197, 198)
@@ -40,13 +41,7 @@ class DiskHealth:
 
 
 def _load(text: str, tool: str) -> dict[str, Any]:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise HealthParseError(f"{tool} output is not JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise HealthParseError(f"{tool} output is not a JSON object")
-    return data
+    return tool_json_object(text, tool, HealthParseError)
 
 
 def _int(value: Any) -> int | None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from enum import IntEnum
+
+from imaging.tool_json import tool_json_object
 
 # OACS bit 1: Format NVM supported.
 OACS_FORMAT = 1 << 1
@@ -77,13 +78,7 @@ class SanitizeLog:
 
 
 def _load(text: str, what: str) -> dict[str, object]:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise NvmeParseError(f"{what}: output is not JSON ({exc.msg})") from exc
-    if not isinstance(data, dict):
-        raise NvmeParseError(f"{what}: expected a JSON object")
-    return data
+    return tool_json_object(text, what, NvmeParseError)
 
 
 def _int(data: dict[str, object], key: str, what: str) -> int:
