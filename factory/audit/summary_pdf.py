@@ -2,16 +2,15 @@
 
 Tables a reader can check line by line: counts by method and level (with totals), the failures
 and exceptions, and every certificate with its SHA-256 digest, which ``factory cert verify`` or the
-auditor's portal confirm one by one. The PDF declares its language and title; reportlab writes no
-structure tree, so it is not tagged (the web pages are the accessible form of the same report).
+auditor's portal confirm one by one. A tagged PDF (``imaging.pdf_tagging``): title, headings,
+paragraphs and every table cell (header rows as column headers) in reading order, the grids and
+the header rows repeated on later pages as artifacts; language en-GB, title shown by viewers.
 """
 
 from __future__ import annotations
 
 import io
 
-from pypdf import PdfReader, PdfWriter
-from pypdf.generic import NameObject, TextStringObject
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4, landscape
 from reportlab.lib.styles import getSampleStyleSheet
@@ -19,6 +18,7 @@ from reportlab.lib.units import mm
 from reportlab.platypus import Flowable, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from factory.audit.summary import Summary
+from imaging.pdf_tagging import TagRecorder, finish_tagged
 
 _GRID = TableStyle(
     [
@@ -31,36 +31,42 @@ _GRID = TableStyle(
 )
 
 
-def _table(rows: list[list[str]], widths: list[float] | None = None) -> Table:
-    table = Table(rows, colWidths=widths, repeatRows=1)
+def _table(tags: TagRecorder, rows: list[list[str]], widths: list[float] | None = None) -> Table:
+    table = tags.table(rows, header_rows=1, colWidths=widths, repeatRows=1)
     table.setStyle(_GRID)
     return table
 
 
 def summary_pdf(summary: Summary) -> bytes:
     styles = getSampleStyleSheet()
+    tags = TagRecorder()
+
+    def para(text: str, style: str, role: str = "P") -> Flowable:
+        return tags.tagged(role, Paragraph(text, styles[style]))
+
+    title = f"Sanitisation summary: {summary.scope}"
     story: list[Flowable] = [
-        Paragraph(f"Sanitisation summary: {summary.scope}", styles["Title"]),
-        Paragraph(f"Generated {summary.generated_at}. Certificates: {len(summary.certificates)}.", styles["Normal"]),
+        para(title, "Title", "H1"),
+        para(f"Generated {summary.generated_at}. Certificates: {len(summary.certificates)}.", "Normal"),
         Spacer(1, 4 * mm),
-        Paragraph("Certificates by method and level", styles["Heading2"]),
+        para("Certificates by method and level", "Heading2", "H2"),
     ]
     counts = [["Method", "Level", "Certificates"]]
     counts += [[method, level, str(n)] for method, level, n in summary.by_method_and_level]
     counts += [["All methods", level, str(n)] for level, n in summary.by_level.items()]
     counts.append(["Total", "", str(len(summary.certificates))])
-    story += [_table(counts), Spacer(1, 4 * mm), Paragraph("Exceptions", styles["Heading2"])]
-    story.append(Paragraph(f"Failed or unknown erase outcomes: {summary.failures}", styles["Normal"]))
-    story.append(Paragraph(f"Exceptions listed: {len(summary.exceptions)}", styles["Normal"]))
-    listed = [Paragraph(line, styles["Normal"]) for line in summary.exceptions]
-    story += listed or [Paragraph("None.", styles["Normal"])]
-    story += [Spacer(1, 4 * mm), Paragraph("Certificates", styles["Heading2"])]
+    story += [_table(tags, counts), Spacer(1, 4 * mm), para("Exceptions", "Heading2", "H2")]
+    story.append(para(f"Failed or unknown erase outcomes: {summary.failures}", "Normal"))
+    story.append(para(f"Exceptions listed: {len(summary.exceptions)}", "Normal"))
+    listed = [para(line, "Normal") for line in summary.exceptions]
+    story += listed or [para("None.", "Normal")]
+    story += [Spacer(1, 4 * mm), para("Certificates", "Heading2", "H2")]
     rows = [["Issued (UTC)", "Device", "Medium", "Method", "Level", "Certificate id", "SHA-256 digest"]]
     rows += [
         [c.issued_at[:19], c.device_serial, c.medium_serial, c.method, c.level, c.certificate_id, c.digest_sha256]
         for c in summary.certificates
     ]
-    certificates = _table(rows, [28 * mm, 24 * mm, 24 * mm, 34 * mm, 12 * mm, 52 * mm, 96 * mm])
+    certificates = _table(tags, rows, [28 * mm, 24 * mm, 24 * mm, 34 * mm, 12 * mm, 52 * mm, 96 * mm])
     certificates.setStyle(TableStyle([("FONTSIZE", (0, 0), (-1, -1), 7)]))
     story.append(certificates)
     buffer = io.BytesIO()
@@ -69,17 +75,9 @@ def summary_pdf(summary: Summary) -> bytes:
         pagesize=landscape(A4),
         leftMargin=10 * mm,
         rightMargin=10 * mm,
-        title=f"Sanitisation summary: {summary.scope}",
+        title=title,
         author="device-factory",
         subject="Certificates by method and level, exceptions, certificate digests",
     )
     doc.build(story)
-    return _with_language(buffer.getvalue())
-
-
-def _with_language(pdf: bytes) -> bytes:
-    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf)))
-    writer._root_object[NameObject("/Lang")] = TextStringObject("en-GB")
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
+    return finish_tagged(buffer.getvalue(), tags, title=title)
