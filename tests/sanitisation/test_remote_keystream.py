@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from harness.sshd import SshdTarget, one_sshd_target
 
 from hardware_drivers.remote_commands import PinnedHostKey, RemotePattern, SshCommandRunner, SshTarget
-from imaging.patterns import make_pattern
+from imaging.patterns import Pattern, make_pattern
 from imaging.readback import Expected
 from imaging.remote_verify import verify_remote
-from imaging.result import CommandRecord, VerifyMode
+from imaging.result import CommandRecord, VerificationResult, VerifyMode
 
 SIZE = 3 << 20  # three runs of 1 MiB: the counter block must carry on across runs
 
@@ -35,6 +36,15 @@ def runner(target: SshdTarget) -> Iterator[SshCommandRunner[CommandRecord]]:
         yield r
 
 
+def _verify_random(
+    runner: SshCommandRunner[CommandRecord], disk: Path, pattern: Pattern, mode: VerifyMode, *, seed: bytes
+) -> VerificationResult:
+    """The remote read-back of the whole file ``disk`` against the keyed random ``pattern``."""
+    return verify_remote(
+        runner, str(disk), size=SIZE, block=512, expected=Expected("random", pattern), mode=mode, seed=seed
+    )
+
+
 def test_remote_random_overwrite_is_the_recorded_keystream_and_verifies(target: SshdTarget, runner) -> None:
     disk = target.root / "disk.img"
     disk.write_bytes(b"\xa5" * SIZE)
@@ -48,15 +58,7 @@ def test_remote_random_overwrite_is_the_recorded_keystream_and_verifies(target: 
     want = bytearray(SIZE)
     pattern.fill(want, 0, SIZE, bytes(SIZE))
     assert disk.read_bytes() == bytes(want)  # every byte regenerated here from the key alone
-    check = verify_remote(
-        runner,
-        str(disk),
-        size=SIZE,
-        block=512,
-        expected=Expected("random", pattern),
-        mode=VerifyMode.FULL,
-        seed=key[:16],
-    )
+    check = _verify_random(runner, disk, pattern, VerifyMode.FULL, seed=key[:16])
     assert check.passed and check.mismatches == 0 and check.coverage == 1.0
 
 
@@ -65,13 +67,5 @@ def test_zeros_on_the_medium_fail_a_random_overwrites_verification(target: SshdT
     disk = target.root / "dropping.img"
     disk.write_bytes(bytes(SIZE))
     pattern = make_pattern("random", os.urandom(32))
-    check = verify_remote(
-        runner,
-        str(disk),
-        size=SIZE,
-        block=512,
-        expected=Expected("random", pattern),
-        mode=VerifyMode.SAMPLE,
-        seed=b"s" * 16,
-    )
+    check = _verify_random(runner, disk, pattern, VerifyMode.SAMPLE, seed=b"s" * 16)
     assert not check.passed and check.mismatches > 0
