@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -30,7 +31,7 @@ from factory.kernel.models.custody_entry import CustodyEntry
 from factory.kernel.site_keys import load_public_key
 from factory.sanitisation.errors import RemoteUnavailable
 from factory.sanitisation.service import sanitise_remote
-from hardware_drivers.remote_commands import HostKeyMismatch, RemotePattern, SshCommandRunner
+from hardware_drivers.remote_commands import HostKeyMismatch, SshCommandRunner
 from imaging.certificate import (
     CertificateContext,
     CertificateError,
@@ -119,17 +120,9 @@ class ClaimingAccess:
             return CommandRecord(argv, 0, json.dumps(ctrl), record.stderr, record.started_at, record.ended_at)
         return record
 
-    def write_pattern(
-        self,
-        device: str,
-        *,
-        offset: int = 0,
-        length: int | None = None,
-        timeout: float = 3600.0,
-        key: bytes | None = None,
-    ) -> RemoteWrite:
-        pattern = RemotePattern.RANDOM if key is not None else RemotePattern.ZEROS
-        return self.inner.write_pattern(device, pattern=pattern, offset=offset, length=length, timeout=timeout, key=key)
+    def write_pattern(self, device: str, **options: Any) -> RemoteWrite:
+        """Writes reach the guest as erase_remote gives them to a plain runner (no claim to doctor)."""
+        return self.inner.write_pattern(device, **options)
 
     def device_size(self, device: str) -> int:
         return self.inner.device_size(device)
