@@ -14,6 +14,7 @@ from sqlmodel import Session
 from factory.custody.documents import DocumentKind, Upload, sha256_hex, store_document
 from factory.custody.errors import WrongPin
 from factory.custody.models import AcceptanceRecord, Officer
+from factory.custody.outcome import stored
 from factory.custody.people import pin_matches
 from factory.identity.service import pin_allowed, pin_failed, pin_succeeded
 from factory.kernel.canonical import canonical_bytes
@@ -109,9 +110,7 @@ def record_acceptance(
         record=text.decode("utf-8"),
         accepted_at=str(record["accepted_at"]),
     )
-    session.add(row)
-    session.flush()
-    return row
+    return stored(session, row)
 
 
 def _refuse_another_name(name: str, officer: Officer) -> None:

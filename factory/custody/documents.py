@@ -14,6 +14,7 @@ from sqlmodel import Session
 
 from factory.custody.lookups import get_document
 from factory.custody.models import EvidenceDocument
+from factory.custody.outcome import stored
 from factory.kernel.clock import utc_now
 from factory.kernel.errors import InvalidInput, PermissionDenied
 
@@ -68,9 +69,7 @@ def store_document(session: Session, kind: DocumentKind, upload: Upload, *, acto
         created_by=actor,
         created_at=utc_now(),
     )
-    session.add(doc)
-    session.flush()
-    return doc
+    return stored(session, doc)
 
 
 def store_pdf(session: Session, kind: DocumentKind, content: bytes, filename: str, *, actor: str) -> EvidenceDocument:

@@ -29,8 +29,14 @@ class Outcome(Generic[R]):
     handed_over: str | None = None  # serial of the device that reached its officer (issue, swap)
 
 
-def saved(session: Session, record: R, entries: list[CustodyEntry] | None = None, **extra: Any) -> Outcome[R]:
-    """Add the step's record to the session and flush (ids assigned, constraints checked): its outcome."""
+def stored(session: Session, record: R) -> R:
+    """Add a new record to the session and flush, so its id is assigned and constraints are checked
+    now (a duplicate is refused inside the step that made it); the record itself back."""
     session.add(record)
     session.flush()
-    return Outcome(record, entries or [], **extra)
+    return record
+
+
+def saved(session: Session, record: R, entries: list[CustodyEntry] | None = None, **extra: Any) -> Outcome[R]:
+    """The step's record stored (``stored``) and its ledger entries: the step's outcome."""
+    return Outcome(stored(session, record), entries or [], **extra)

@@ -17,6 +17,7 @@ from sqlmodel import Session, select
 
 from factory.custody.at_needs import parse as parse_at_needs
 from factory.custody.models import Officer, Vehicle
+from factory.custody.outcome import stored
 from factory.kernel.clock import utc_now
 from factory.kernel.errors import Conflict, InvalidInput
 from factory.kernel.models.parties import Custodian, CustodianKind
@@ -90,9 +91,7 @@ def register_officer(
         pin_hash=hash_pin(pin) if pin else None,
         created_at=utc_now(),
     )
-    session.add(officer)
-    session.flush()
-    return officer
+    return stored(session, officer)
 
 
 def register_party(session: Session, *, kind: CustodianKind, reference: str, name: str, address: str = "") -> Custodian:
@@ -105,9 +104,7 @@ def register_party(session: Session, *, kind: CustodianKind, reference: str, nam
         name=_required(name, f"{kind} name", 200),
         address=_optional(address, f"{kind} address", 500),
     )
-    session.add(party)
-    session.flush()
-    return party
+    return stored(session, party)
 
 
 def vehicle_label(vehicle: Vehicle) -> str:
@@ -126,6 +123,4 @@ def register_vehicle(session: Session, *, fleet_number: str, registration: str =
         description=(description or "").strip()[:200],
         created_at=utc_now(),
     )
-    session.add(vehicle)
-    session.flush()
-    return vehicle
+    return stored(session, vehicle)

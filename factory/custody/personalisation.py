@@ -15,6 +15,7 @@ from factory.custody.at_needs import AtNeeds, from_json, read_import
 from factory.custody.errors import RecordNotFound
 from factory.custody.lookups import get_officer
 from factory.custody.models import Allocation, Officer, Personalisation
+from factory.custody.outcome import stored
 from factory.custody.statuses import AllocationStatus
 from factory.kernel.clock import utc_now
 from factory.kernel.errors import GuardRefused, InvalidInput
@@ -107,9 +108,7 @@ def record_personalisation(
         recorded_by=actor,
         recorded_at=utc_now(),
     )
-    session.add(row)
-    session.flush()
-    return row
+    return stored(session, row)
 
 
 def _latest(

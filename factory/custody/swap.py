@@ -11,7 +11,7 @@ from factory.custody.acceptance import Acceptance, acceptance_ref, record_accept
 from factory.custody.allocation import mark_returned
 from factory.custody.lookups import get_officer, get_wave
 from factory.custody.models import Allocation, AllocationChannel, Officer, Wave
-from factory.custody.outcome import Outcome
+from factory.custody.outcome import Outcome, stored
 from factory.custody.people import officer_label
 from factory.custody.pool import take_for_swap
 from factory.custody.statuses import AllocationStep, change_status
@@ -95,6 +95,4 @@ def _spare_allocation(
         created_at=utc_now(),
     )
     change_status(allocation, AllocationStep.SWAP)
-    session.add(allocation)
-    session.flush()
-    return allocation
+    return stored(session, allocation)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from sqlmodel import Session, select
 
 from factory.custody.models import Wave
+from factory.custody.outcome import stored
 from factory.kernel.clock import utc_now
 from factory.kernel.errors import Conflict, InvalidInput
 
@@ -39,6 +40,4 @@ def create_wave(
         courier_cap_percent=courier_cap_percent,
         created_at=utc_now(),
     )
-    session.add(wave)
-    session.flush()
-    return wave
+    return stored(session, wave)
