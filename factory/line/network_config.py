@@ -29,15 +29,16 @@ lease_seconds = 600        # optional
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from factory.kernel.errors import InvalidInput
-from hardware_drivers.netboot import BenchNetwork, NetbootConfigError
+from hardware_drivers.netboot import BenchNetwork
 from hardware_drivers.switch_poller import SwitchTarget, TrapListen
 
+_T = TypeVar("_T")
 _SWITCH_KEYS = {"name", "host", "port", "community", "interval", "timeout", "retries"}
 _TRAP_KEYS = {"host", "port", "communities"}
 _NETBOOT_KEYS = {"name", "interface", "range_start", "range_end", "netmask", "controller_url", "lease_seconds"}
@@ -55,32 +56,9 @@ class NetworkSettings:
 
 def parse_network(data: Mapping[str, Any], *, mapped_switches: frozenset[str], where: str) -> NetworkSettings:
     """Read ``[[switches]]`` and ``[traps]``; every switch the port map names must be polled."""
-    raw_switches = data.get("switches", [])
-    if not isinstance(raw_switches, list) or not all(isinstance(s, Mapping) for s in raw_switches):
-        raise InvalidInput(f"{where}: 'switches' must be a list of tables ([[switches]])")
-    switches = []
-    for n, raw in enumerate(raw_switches):
-        label = f"{where}: switches[{n}]"
-        unknown = set(raw) - _SWITCH_KEYS
-        if unknown:
-            raise InvalidInput(f"{label}: unknown key(s) {', '.join(sorted(unknown))}")
-        try:
-            switches.append(
-                SwitchTarget(
-                    name=_text(raw.get("name"), f"{label}.name"),
-                    host=_text(raw.get("host"), f"{label}.host"),
-                    port=int(raw.get("port", 161)),
-                    community=_text(raw.get("community", "public"), f"{label}.community"),
-                    interval=float(raw.get("interval", 10.0)),
-                    timeout=float(raw.get("timeout", 2.0)),
-                    retries=int(raw.get("retries", 1)),
-                )
-            )
-        except (TypeError, ValueError) as exc:
-            raise InvalidInput(f"{label}: {exc}") from exc
+    switches = _each_table(data.get("switches", []), "switches", _SWITCH_KEYS, where, _switch)
     names = [s.name for s in switches]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
+    if duplicates := _twice(names):
         raise InvalidInput(f"{where}: switch(es) {', '.join(duplicates)} defined twice")
     unpolled = sorted(mapped_switches - set(names))
     if unpolled:
@@ -94,6 +72,54 @@ def parse_network(data: Mapping[str, Any], *, mapped_switches: frozenset[str], w
         netboot=_netboot(data.get("netboot", []), where),
         deploy_images=_deploy_images(data.get("deploy", {}), where),
     )
+
+
+def _each_table(
+    raw: object, array: str, keys: set[str], where: str, build: Callable[[Mapping[str, Any], str], _T]
+) -> list[_T]:
+    """``[[array]]``: each table built by ``build(table, label)``, after its keys are checked; a
+    bad value is refused with the table's label (``where: array[n]``)."""
+    if not isinstance(raw, list) or not all(isinstance(t, Mapping) for t in raw):
+        raise InvalidInput(f"{where}: '{array}' must be a list of tables ([[{array}]])")
+    built = []
+    for n, table in enumerate(raw):
+        label = f"{where}: {array}[{n}]"
+        if unknown := set(table) - keys:
+            raise InvalidInput(f"{label}: unknown key(s) {', '.join(sorted(unknown))}")
+        try:
+            built.append(build(table, label))
+        except (TypeError, ValueError) as exc:  # int()/float() of a bad value, NetbootConfigError
+            raise InvalidInput(f"{label}: {exc}") from exc
+    return built
+
+
+def _switch(table: Mapping[str, Any], label: str) -> SwitchTarget:
+    return SwitchTarget(
+        name=_text(table.get("name"), f"{label}.name"),
+        host=_text(table.get("host"), f"{label}.host"),
+        port=int(table.get("port", 161)),
+        community=_text(table.get("community", "public"), f"{label}.community"),
+        interval=float(table.get("interval", 10.0)),
+        timeout=float(table.get("timeout", 2.0)),
+        retries=int(table.get("retries", 1)),
+    )
+
+
+def _bench_network(table: Mapping[str, Any], label: str) -> BenchNetwork:
+    return BenchNetwork(
+        name=_text(table.get("name"), f"{label}.name"),
+        interface=_text(table.get("interface"), f"{label}.interface"),
+        range_start=_text(table.get("range_start"), f"{label}.range_start"),
+        range_end=_text(table.get("range_end"), f"{label}.range_end"),
+        controller_url=_text(table.get("controller_url"), f"{label}.controller_url"),
+        netmask=_text(table.get("netmask", "255.255.255.0"), f"{label}.netmask"),
+        lease_seconds=int(table.get("lease_seconds", 600)),
+    )
+
+
+def _twice(values: Sequence[str]) -> list[str]:
+    """The values that appear more than once, sorted."""
+    return sorted({v for v in values if values.count(v) > 1})
 
 
 def _deploy_images(raw: object, where: str) -> dict[str, Path]:
@@ -112,29 +138,9 @@ def _deploy_images(raw: object, where: str) -> dict[str, Path]:
 
 def _netboot(raw: object, where: str) -> tuple[BenchNetwork, ...]:
     """``[[netboot]]``: one dnsmasq per bench network; names and interfaces unique."""
-    if not isinstance(raw, list) or not all(isinstance(n, Mapping) for n in raw):
-        raise InvalidInput(f"{where}: 'netboot' must be a list of tables ([[netboot]])")
-    networks = []
-    for n, table in enumerate(raw):
-        if unknown := set(table) - _NETBOOT_KEYS:
-            raise InvalidInput(f"{where}: netboot[{n}]: unknown key(s) {', '.join(sorted(unknown))}")
-        try:
-            networks.append(
-                BenchNetwork(
-                    name=_text(table.get("name"), f"{where}: netboot[{n}].name"),
-                    interface=_text(table.get("interface"), f"{where}: netboot[{n}].interface"),
-                    range_start=_text(table.get("range_start"), f"{where}: netboot[{n}].range_start"),
-                    range_end=_text(table.get("range_end"), f"{where}: netboot[{n}].range_end"),
-                    controller_url=_text(table.get("controller_url"), f"{where}: netboot[{n}].controller_url"),
-                    netmask=_text(table.get("netmask", "255.255.255.0"), f"{where}: netboot[{n}].netmask"),
-                    lease_seconds=int(table.get("lease_seconds", 600)),
-                )
-            )
-        except (NetbootConfigError, TypeError, ValueError) as exc:
-            raise InvalidInput(f"{where}: netboot[{n}]: {exc}") from exc
+    networks = _each_table(raw, "netboot", _NETBOOT_KEYS, where, _bench_network)
     for attr in ("name", "interface"):
-        values = [getattr(net, attr) for net in networks]
-        if dup := sorted({v for v in values if values.count(v) > 1}):
+        if dup := _twice([getattr(net, attr) for net in networks]):
             raise InvalidInput(f"{where}: netboot {attr}(s) {', '.join(dup)} defined twice")
     return tuple(networks)
 
