@@ -2,7 +2,8 @@
 read: the consignment reference, each seal and each device's serial.
 
 Built like the other custody PDFs (``pdf.py``): reportlab in invariant mode, so the same input
-renders to the same bytes, and real text beside every barcode so the document stays searchable.
+renders to the same bytes, and real text beside every barcode so the document stays searchable;
+tagged like them, the consignment's barcode a figure named by its alternative text.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from reportlab.platypus import Flowable, Spacer, Table, TableStyle
 
 from factory.custody.pdf import _fields, _p, _render
 from factory.kernel.clock import uk_time
+from imaging.pdf_tagging import TagRecorder
 
 
 @dataclass(frozen=True)
@@ -51,8 +53,8 @@ def barcode(value: str, width: float = 60 * mm, height: float = 11 * mm) -> Draw
                                 height=natural.height)  # fmt: skip
 
 
-def _grid(rows: list[list[object]], widths: Sequence[float]) -> Table:
-    table = Table(rows, colWidths=list(widths), repeatRows=1)
+def _grid(tags: TagRecorder, rows: list[list[object]], widths: Sequence[float]) -> Table:
+    table = tags.table(rows, header_rows=1, colWidths=list(widths), repeatRows=1)
     table.setStyle(
         TableStyle(
             [
@@ -72,25 +74,33 @@ def render_manifest(m: Manifest) -> bytes:
         devices.append([_p(x.serial + tag), barcode(x.serial, 62 * mm), _p(f"{x.kind} {x.make_model}"), _p(x.officer)])
     seals: list[list[object]] = [[_p("Seal / bag number"), _p("Barcode")]]
     seals += [[_p(s), barcode(s)] for s in m.seal_numbers]
-    story: list[Flowable] = [
-        barcode(m.reference, 80 * mm, 14 * mm),
-        _fields(
-            [
-                ("Consignment", m.reference),
-                ("From", m.site),
-                ("Courier", m.courier),
-                ("Recipient", m.recipient_name),
-                ("Delivery address", m.recipient_address),
-                ("Seal / bag numbers", ", ".join(m.seal_numbers) or "none"),
-                ("Prepared", f"{uk_time(m.created_at)} (UK time) by {m.created_by}"),
-                ("Devices", str(len(m.lines))),
-            ]
-        ),
-        Spacer(1, 5 * mm),
-        _grid(seals, (60 * mm, 70 * mm)),
-        Spacer(1, 5 * mm),
-        _grid(devices, (42 * mm, 66 * mm, 32 * mm, 34 * mm)),
-        Spacer(1, 10 * mm),
-        _fields([("Collected by (courier)", ""), ("Signature, date and time", ""), ("Received by", "")]),
-    ]
+
+    def story(tags: TagRecorder) -> list[Flowable]:
+        code = tags.tagged(
+            "Figure", barcode(m.reference, 80 * mm, 14 * mm), alt=f"Barcode of consignment {m.reference}"
+        )
+        return [
+            code,
+            _fields(tags, _manifest_fields(m)),
+            Spacer(1, 5 * mm),
+            _grid(tags, seals, (60 * mm, 70 * mm)),
+            Spacer(1, 5 * mm),
+            _grid(tags, devices, (42 * mm, 66 * mm, 32 * mm, 34 * mm)),
+            Spacer(1, 10 * mm),
+            _fields(tags, [("Collected by (courier)", ""), ("Signature, date and time", ""), ("Received by", "")]),
+        ]
+
     return _render(f"Courier manifest {m.reference}", story)
+
+
+def _manifest_fields(m: Manifest) -> list[tuple[str, str]]:
+    return [
+        ("Consignment", m.reference),
+        ("From", m.site),
+        ("Courier", m.courier),
+        ("Recipient", m.recipient_name),
+        ("Delivery address", m.recipient_address),
+        ("Seal / bag numbers", ", ".join(m.seal_numbers) or "none"),
+        ("Prepared", f"{uk_time(m.created_at)} (UK time) by {m.created_by}"),
+        ("Devices", str(len(m.lines))),
+    ]

@@ -3,13 +3,15 @@ the WEEE waste transfer note (the courier manifest, with its barcodes, is ``mani
 
 The PDFs are built with reportlab in invariant mode (no timestamps or random ids inside), so
 the same input renders to the same bytes; the bytes are stored and their SHA-256 goes into the
-ledger. Text is drawn as real text so the documents stay searchable and parseable.
+ledger. Text is drawn as real text so the documents stay searchable and parseable, and the PDFs
+are tagged (``imaging.pdf_tagging``: title, paragraphs and table cells in reading order, grids as
+artifacts, language and title set) for screen readers.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
@@ -18,6 +20,8 @@ from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import getSampleStyleSheet
 from reportlab.lib.units import mm
 from reportlab.platypus import Flowable, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+
+from imaging.pdf_tagging import TagRecorder, finish_tagged
 
 _STYLES = getSampleStyleSheet()
 
@@ -73,9 +77,13 @@ def _p(text: str, style: str = "BodyText") -> Paragraph:
     return Paragraph(escape(text), _STYLES[style])
 
 
-def _table(rows: Sequence[Sequence[str]], widths: Sequence[float], header: bool = True) -> Table:
+def _table(tags: TagRecorder, rows: Sequence[Sequence[str]], widths: Sequence[float], header: bool = True) -> Table:
+    """Rows of text under a header row, or (``header=False``) label-value rows whose first column
+    is the row header."""
     cells = [[_p(c) for c in row] for row in rows]
-    table = Table(cells, colWidths=list(widths), repeatRows=1 if header else 0)
+    table = tags.table(
+        cells, header_rows=int(header), header_columns=int(not header), colWidths=list(widths), repeatRows=int(header)
+    )
     style = [("GRID", (0, 0), (-1, -1), 0.4, colors.grey), ("VALIGN", (0, 0), (-1, -1), "TOP")]
     if header:
         style.append(("BACKGROUND", (0, 0), (-1, 0), colors.whitesmoke))
@@ -83,17 +91,21 @@ def _table(rows: Sequence[Sequence[str]], widths: Sequence[float], header: bool 
     return table
 
 
-def _fields(pairs: Sequence[tuple[str, str]]) -> Table:
-    return _table([[k, v] for k, v in pairs], (50 * mm, 120 * mm), header=False)
+def _fields(tags: TagRecorder, pairs: Sequence[tuple[str, str]]) -> Table:
+    return _table(tags, [[k, v] for k, v in pairs], (50 * mm, 120 * mm), header=False)
 
 
-def _render(title: str, story: list[Flowable]) -> bytes:
+def _render(title: str, story: Callable[[TagRecorder], list[Flowable]]) -> bytes:
+    """The tagged PDF: ``title`` as its heading, then what ``story`` builds with the same recorder
+    (called after the heading is tagged, so the structure reads in page order)."""
+    tags = TagRecorder()
+    heading = tags.tagged("H1", _p(title, "Title"))
     buffer = io.BytesIO()
     doc = SimpleDocTemplate(
         buffer, pagesize=A4, title=title, author="Device Factory", invariant=1, leftMargin=18 * mm, rightMargin=18 * mm
     )
-    doc.build([_p(title, "Title"), *story])
-    return buffer.getvalue()
+    doc.build([heading, *story(tags)])
+    return finish_tagged(buffer.getvalue(), tags, title=title)
 
 
 def render_transfer_note(n: TransferNote) -> bytes:
@@ -101,63 +113,71 @@ def render_transfer_note(n: TransferNote) -> bytes:
     for line in n.lines:
         certs = "; ".join(f"{cid} (SHA-256 {digest})" for cid, digest in line.certificates)
         rows.append((line.serial, line.asset_tag, line.make_model, certs))
-    story: list[Flowable] = [
-        _fields(
-            [
-                ("Transfer", str(n.transfer_id)),
-                ("From", n.site),
-                ("To", f"{n.organisation_name} ({n.organisation_reference})"),
-                ("Address", n.organisation_address),
-                ("Date", n.created_at),
-                ("Authorised by", n.created_by),
-                ("Devices", str(len(n.lines))),
-                (
-                    "Declaration",
-                    "Every storage medium in these devices was sanitised and verified; each certificate names "
-                    "the destination external reuse.",
-                ),
-            ]
+    return _render(
+        f"Transfer note {n.transfer_id}",
+        lambda tags: [
+            _fields(tags, _transfer_fields(n)),
+            Spacer(1, 6 * mm),
+            _table(tags, rows, (35 * mm, 22 * mm, 35 * mm, 78 * mm)),
+        ],
+    )
+
+
+def _transfer_fields(n: TransferNote) -> list[tuple[str, str]]:
+    return [
+        ("Transfer", str(n.transfer_id)),
+        ("From", n.site),
+        ("To", f"{n.organisation_name} ({n.organisation_reference})"),
+        ("Address", n.organisation_address),
+        ("Date", n.created_at),
+        ("Authorised by", n.created_by),
+        ("Devices", str(len(n.lines))),
+        (
+            "Declaration",
+            "Every storage medium in these devices was sanitised and verified; each certificate names "
+            "the destination external reuse.",
         ),
-        Spacer(1, 6 * mm),
-        _table(rows, (35 * mm, 22 * mm, 35 * mm, 78 * mm)),
     ]
-    return _render(f"Transfer note {n.transfer_id}", story)
 
 
 def render_waste_transfer_note(w: WasteTransferNote) -> bytes:
+    return _render(
+        f"Waste transfer note, batch {w.batch_id}",
+        lambda tags: [
+            _fields(tags, _waste_fields(w)),
+            Spacer(1, 6 * mm),
+            tags.tagged("P", _p("Devices in this batch")),
+            _table(tags, [("Serial",)] + [(s,) for s in w.device_serials], (170 * mm,)),
+        ],
+    )
+
+
+def _waste_fields(w: WasteTransferNote) -> list[tuple[str, str]]:
     hazardous = (
         f"Yes: batteries; hazardous waste consignment note {w.hazardous_note_reference}"
         if w.contains_batteries
         else "No"
     )
-    story: list[Flowable] = [
-        _fields(
-            [
-                ("Batch", str(w.batch_id)),
-                ("Description of waste", w.description),
-                ("EWC code", w.ewc_code),
-                ("Quantity", f"{w.quantity} devices"),
-                ("Containment", w.containment),
-                ("Transferor", f"{w.transferor.name}, {w.transferor.address}"),
-                ("Transferee", f"{w.transferee.name}, {w.transferee.address}"),
-                ("Transferee's permit", f"Environmental permit {w.recycler_permit}"),
-                ("Carrier", w.carrier),
-                ("SIC code", w.sic_code),
-                (
-                    "Waste hierarchy",
-                    "The transferor confirms it has applied the waste management hierarchy."
-                    if w.hierarchy_declaration
-                    else "NOT DECLARED",
-                ),
-                ("Place of transfer", w.place),
-                ("Date and time", w.collected_at),
-                ("Hazardous components", hazardous),
-                ("Transferor signature", f"signed, SHA-256 {w.transferor.signature_sha256}"),
-                ("Transferee signature", f"signed, SHA-256 {w.transferee.signature_sha256}"),
-            ]
+    return [
+        ("Batch", str(w.batch_id)),
+        ("Description of waste", w.description),
+        ("EWC code", w.ewc_code),
+        ("Quantity", f"{w.quantity} devices"),
+        ("Containment", w.containment),
+        ("Transferor", f"{w.transferor.name}, {w.transferor.address}"),
+        ("Transferee", f"{w.transferee.name}, {w.transferee.address}"),
+        ("Transferee's permit", f"Environmental permit {w.recycler_permit}"),
+        ("Carrier", w.carrier),
+        ("SIC code", w.sic_code),
+        (
+            "Waste hierarchy",
+            "The transferor confirms it has applied the waste management hierarchy."
+            if w.hierarchy_declaration
+            else "NOT DECLARED",
         ),
-        Spacer(1, 6 * mm),
-        _p("Devices in this batch"),
-        _table([("Serial",)] + [(s,) for s in w.device_serials], (170 * mm,)),
+        ("Place of transfer", w.place),
+        ("Date and time", w.collected_at),
+        ("Hazardous components", hazardous),
+        ("Transferor signature", f"signed, SHA-256 {w.transferor.signature_sha256}"),
+        ("Transferee signature", f"signed, SHA-256 {w.transferee.signature_sha256}"),
     ]
-    return _render(f"Waste transfer note, batch {w.batch_id}", story)
