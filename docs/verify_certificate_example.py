@@ -1,5 +1,9 @@
 """Verify a Device Factory sanitisation certificate offline (needs only cryptography and rfc8785).
 
+And offline_verify.py, the verification primitives it shares with the factory (strict JSON, the
+key fingerprint): keep it beside this script; in a checkout of the repository it is
+imaging/offline_verify.py, found there; an audit bundle carries a copy beside verify_bundle.py.
+
 Usage: python verify_certificate_example.py CERT.json PUBLIC_KEY.pem   (exit 0 valid, 1 invalid)
 
 Strict on purpose: it rejects everything the format forbids (docs/certificate-format.md), not only
@@ -11,15 +15,18 @@ some the first), an unsigned extra envelope member, a version spelled 1.0 or tru
 import base64
 import hashlib
 import hmac
-import json
 import re
 import sys
 import uuid
+from pathlib import Path
 
 import rfc8785
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # offline_verify.py beside this script, else
+sys.path.append(str(Path(__file__).resolve().parent.parent / "imaging"))  # the repository's copy
+from offline_verify import fingerprint as key_fingerprint
+from offline_verify import load_public_key, loads
 
 FORMAT, ALGORITHM = "device-factory-certificate", "Ed25519"
 SCHEMA_VERSIONS = (1, 2)  # version 1 certificates keep verifying, forever
@@ -30,19 +37,6 @@ MAX_BYTES = 64 * 1024 * 1024  # far above any real certificate
 HEX_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
-def _no_duplicates(pairs: list) -> dict:
-    members: dict = {}
-    for name, value in pairs:
-        if name in members:
-            raise ValueError(f"duplicate member {name!r}")
-        members[name] = value
-    return members
-
-
-def _no_constants(name: str) -> None:
-    raise ValueError(f"non-finite number {name}")
-
-
 def load(cert_path: str) -> dict:
     """Step 1: strict UTF-8 JSON, no duplicate member names, no NaN or Infinity, an object."""
     with open(cert_path, "rb") as f:
@@ -50,10 +44,7 @@ def load(cert_path: str) -> dict:
     if len(raw) > MAX_BYTES:
         raise ValueError(f"file is larger than {MAX_BYTES} bytes")
     text = raw.decode("utf-8")  # strict: no BOM-sniffing, no UTF-16 (a UnicodeDecodeError is a ValueError)
-    try:
-        envelope = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
-    except RecursionError:
-        raise ValueError("JSON nested too deeply") from None
+    envelope = loads(text)
     if not isinstance(envelope, dict):
         raise ValueError("the file is not a JSON object")
     return envelope
@@ -93,11 +84,8 @@ def verify(cert_path: str, key_path: str) -> str:
     envelope = load(cert_path)
     cert, sig = check_envelope(envelope)
     with open(key_path, "rb") as f:
-        key = serialization.load_pem_public_key(f.read())
-    if not isinstance(key, Ed25519PublicKey):
-        raise ValueError("public key is not Ed25519")
-    raw_key = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    fingerprint = "SHA256:" + base64.b64encode(hashlib.sha256(raw_key).digest()).decode().rstrip("=")
+        key = load_public_key(f.read())
+    fingerprint = key_fingerprint(key)
     if sig["key_fingerprint"] != fingerprint:  # step 3
         raise ValueError(f"key fingerprint mismatch: certificate names {sig['key_fingerprint']!r}")
     if not HEX_SHA256.fullmatch(sig["digest_sha256"]):

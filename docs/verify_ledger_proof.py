@@ -1,5 +1,10 @@
 """Verify a Device Factory custody-log proof offline. Needs Python 3.9+ and `cryptography` only.
 
+It needs one more file: offline_verify.py, the verification primitives it shares with the factory
+(strict JSON, the key fingerprint, RFC 9162 hashing and proof checks). Keep it beside this script;
+in a checkout of the repository it is imaging/offline_verify.py, found there; an audit bundle
+carries a copy beside its verify_bundle.py.
+
 Usage:
     python verify_ledger_proof.py PROOF.json --key SITE_PUBLIC_KEY.pem
 
@@ -14,36 +19,28 @@ Prints "OK: ..." and exits 0, or "FAIL: ..." lines and exits 1.
 from __future__ import annotations
 
 import argparse
-import base64
 import hashlib
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # offline_verify.py beside this script, else
+sys.path.append(str(Path(__file__).resolve().parent.parent / "imaging"))  # the repository's copy
+from offline_verify import (
+    ProofError,
+    fingerprint,
+    inclusion_root,
+    leaf_hash,
+    load_public_key,
+    loads,
+    verify_signature,
+)
+from offline_verify import verify_consistency as check_consistency
+
 HEAD_FIELDS = ("format", "site", "tree_size", "root_hash", "signed_at", "key_fingerprint")
-
-
-def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"duplicate member {key!r}")
-        out[key] = value
-    return out
-
-
-def _h(data: bytes) -> bytes:
-    return hashlib.sha256(data).digest()
-
-
-def fingerprint(key: Ed25519PublicKey) -> str:
-    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return "SHA256:" + base64.b64encode(_h(raw)).decode("ascii").rstrip("=")
 
 
 def check_head(head: Any, key: Ed25519PublicKey) -> tuple[int, bytes]:
@@ -56,57 +53,8 @@ def check_head(head: Any, key: Ed25519PublicKey) -> tuple[int, bytes]:
         raise ValueError(f"tree head signed by {head['key_fingerprint']}, not by the given key {fingerprint(key)}")
     body = {k: head[k] for k in HEAD_FIELDS}  # flat ASCII strings and integers: this is RFC 8785
     signed = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    try:
-        key.verify(base64.b64decode(head["signature"], validate=True), signed)
-    except InvalidSignature:
-        raise ValueError(f"tree head of size {head['tree_size']}: signature does not verify") from None
+    verify_signature(key, head["signature"], signed, f"tree head of size {head['tree_size']}")
     return head["tree_size"], bytes.fromhex(head["root_hash"])
-
-
-def inclusion_root(index: int, size: int, leaf: bytes, path: list[bytes]) -> bytes:
-    """RFC 9162 section 2.1.3.2."""
-    if not 0 <= index < size:
-        raise ValueError(f"leaf {index} is outside a tree of {size}")
-    fn, sn, r = index, size - 1, leaf
-    for p in path:
-        if sn == 0:
-            raise ValueError("audit path too long")
-        if fn & 1 or fn == sn:
-            r = _h(b"\x01" + p + r)
-            while fn and not fn & 1:
-                fn, sn = fn >> 1, sn >> 1
-        else:
-            r = _h(b"\x01" + r + p)
-        fn, sn = fn >> 1, sn >> 1
-    if sn != 0:
-        raise ValueError("audit path too short")
-    return r
-
-
-def consistent(old: int, new: int, old_root: bytes, new_root: bytes, proof: list[bytes]) -> bool:
-    """RFC 9162 section 2.1.4.2."""
-    if old == new:
-        return not proof and old_root == new_root
-    if old == 0 or old > new:
-        return old == 0 and not proof
-    path = ([old_root] if old & (old - 1) == 0 else []) + proof
-    if not path:
-        return False
-    fn, sn = old - 1, new - 1
-    while fn & 1:
-        fn, sn = fn >> 1, sn >> 1
-    fr = sr = path[0]
-    for c in path[1:]:
-        if sn == 0:
-            return False
-        if fn & 1 or fn == sn:
-            fr, sr = _h(b"\x01" + c + fr), _h(b"\x01" + c + sr)
-            while fn and not fn & 1:
-                fn, sn = fn >> 1, sn >> 1
-        else:
-            sr = _h(b"\x01" + sr + c)
-        fn, sn = fn >> 1, sn >> 1
-    return sn == 0 and fr == old_root and sr == new_root
 
 
 def verify_inclusion(doc: dict[str, Any], key: Ed25519PublicKey) -> tuple[list[str], str]:
@@ -114,12 +62,12 @@ def verify_inclusion(doc: dict[str, Any], key: Ed25519PublicKey) -> tuple[list[s
     problems = []
     for item in doc["entries"]:
         seq, data = item["seq"], item["entry"].encode("utf-8")
-        entry = json.loads(data, object_pairs_hook=_unique)
+        entry = loads(data)
         if entry.get("seq") != seq or item["leaf_index"] != seq - 1:
             problems.append(f"custody entry {seq}: sequence number and leaf position disagree")
-        elif _h(data).hex() != item["entry_hash"]:
+        elif hashlib.sha256(data).hexdigest() != item["entry_hash"]:
             problems.append(f"custody entry {seq}: entry_hash is not the SHA-256 of its bytes")
-        elif inclusion_root(seq - 1, size, _h(b"\x00" + data), [bytes.fromhex(p) for p in item["audit_path"]]) != root:
+        elif inclusion_root(seq - 1, size, leaf_hash(data), [bytes.fromhex(p) for p in item["audit_path"]]) != root:
             problems.append(f"custody entry {seq}: not in the log the signed head commits to")
     return problems, f"{len(doc['entries'])} custody entries in the signed log of {size} entries"
 
@@ -127,8 +75,10 @@ def verify_inclusion(doc: dict[str, Any], key: Ed25519PublicKey) -> tuple[list[s
 def verify_consistency(doc: dict[str, Any], key: Ed25519PublicKey) -> tuple[list[str], str]:
     old, old_root = check_head(doc["old"], key)
     new, new_root = check_head(doc["new"], key)
-    if not consistent(old, new, old_root, new_root, [bytes.fromhex(p) for p in doc["proof"]]):
-        return [f"the signed log of {old} entries is not a prefix of the signed log of {new}"], ""
+    try:
+        check_consistency(old, new, old_root, new_root, [bytes.fromhex(p) for p in doc["proof"]])
+    except ProofError as exc:
+        return [f"the signed log of {old} entries is not a prefix of the signed log of {new} ({exc})"], ""
     return [], f"the signed log of {old} entries is a prefix of the signed log of {new}"
 
 
@@ -138,10 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--key", type=Path, required=True, help="the site's Ed25519 public key (PEM)")
     args = parser.parse_args(argv)
     try:
-        key = serialization.load_pem_public_key(args.key.read_bytes())
-        if not isinstance(key, Ed25519PublicKey):
-            raise ValueError("the key is not an Ed25519 public key")
-        doc = json.loads(args.proof.read_text(encoding="utf-8"), object_pairs_hook=_unique)
+        key = load_public_key(args.key.read_bytes())
+        doc = loads(args.proof.read_text(encoding="utf-8"))
         check = {"device-factory/ledger-inclusion/1": verify_inclusion,
                  "device-factory/ledger-consistency/1": verify_consistency}.get(doc.get("format"))  # fmt: skip
         if check is None:

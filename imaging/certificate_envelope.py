@@ -28,6 +28,7 @@ from imaging.certificate_errors import (
     MalformedEnvelopeError,
     UnsupportedEnvelopeError,
 )
+from imaging.offline_verify import DuplicateMemberError, reject_constant, unique_members
 
 ENVELOPE_FORMAT = "device-factory-certificate"
 SCHEMA_VERSION = 2  # what is issued now; every version in SUPPORTED_SCHEMA_VERSIONS verifies, forever
@@ -143,12 +144,14 @@ def load_envelope(path: str | os.PathLike[str]) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise EnvelopeLoadError(f"{os.fspath(path)} is not UTF-8 text: {exc.reason}") from exc
     try:
-        value = json.loads(text, object_pairs_hook=_reject_duplicate_keys, parse_constant=_reject_constant)
+        value = json.loads(text, object_pairs_hook=unique_members, parse_constant=reject_constant)
+    except DuplicateMemberError as exc:
+        raise EnvelopeLoadError(f"{os.fspath(path)} is not acceptable JSON: duplicate key {exc.name!r}") from exc
     except json.JSONDecodeError as exc:
         raise EnvelopeLoadError(
             f"{os.fspath(path)} is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from exc
-    except ValueError as exc:  # raised by the hooks below
+    except ValueError as exc:  # a non-finite number (reject_constant)
         raise EnvelopeLoadError(f"{os.fspath(path)} is not acceptable JSON: {exc}") from exc
     except RecursionError:
         raise EnvelopeLoadError(f"{os.fspath(path)} nests JSON too deeply to be a certificate") from None
@@ -234,16 +237,3 @@ def _is_uuid(text: str) -> bool:
         return str(uuid.UUID(text)) == text
     except ValueError:
         return False
-
-
-def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError(f"duplicate key {key!r}")
-        result[key] = value
-    return result
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"non-finite number {name}")

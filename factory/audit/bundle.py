@@ -1,7 +1,8 @@
 """An evidence bundle an auditor can verify offline: one zip file.
 
     README.txt                          what is inside and how to check it
-    verify_bundle.py                    standalone checker (cryptography + rfc8785 only)
+    verify_bundle.py                    standalone checker (cryptography + rfc8785 only), with its
+                                        companions verify_bundle_keys.py and offline_verify.py
     manifest.json                       what was exported, when, by whom; the signed tree head;
                                         the SHA-256 of every other file
     manifest.sig.json                   the site key's signature over the manifest
@@ -53,7 +54,7 @@ from factory.kernel.ledger.tree import node_source
 from factory.kernel.models.certificate import Certificate
 from factory.kernel.models.custody_entry import CustodyEntry
 from factory.kernel.models.device import Device
-from imaging import signing
+from imaging import offline_verify, signing
 from imaging.certificate import CertificateError
 from imaging.certificate_pdf import render_pdf
 
@@ -61,6 +62,8 @@ BUNDLE_FORMAT = "device-factory-audit-bundle"
 BUNDLE_VERSION = 2
 MAX_DEVICES = 200
 VERIFIER_SOURCE = Path(__file__).with_name("verify_bundle.py")
+# The verification primitives the checker shares with the factory (and docs/verify_*.py).
+PRIMITIVES_SOURCE = Path(offline_verify.__file__)
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,7 @@ def export_bundle(
         "README.txt": _readme(site, fingerprint).encode("utf-8"),
         "verify_bundle.py": VERIFIER_SOURCE.read_bytes(),
         "verify_bundle_keys.py": VERIFIER_SOURCE.with_name("verify_bundle_keys.py").read_bytes(),
+        "offline_verify.py": PRIMITIVES_SOURCE.read_bytes(),
         "keys/site-public-key.pem": signing.public_key_to_pem(public_key),
         "keys/site-public-key.fingerprint.txt": (fingerprint + "\n").encode("ascii"),
         "keys/site-keys.json": _json(signed_key_list(list_keys(session), head_key, site)),
@@ -274,7 +278,8 @@ Contents
   manifest.json            what was exported, by whom and when, the signed tree head, and the
                            SHA-256 of every other file
   manifest.sig.json        the site key's Ed25519 signature over manifest.json (RFC 8785 form)
-  verify_bundle.py         the checker described below (and verify_bundle_keys.py, its companion)
+  verify_bundle.py         the checker described below (and its companions verify_bundle_keys.py
+                           and offline_verify.py, the verification primitives it imports)
 
 How to verify
   1. Obtain the site's public key fingerprint through a channel other than this archive (the

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
-import json
 import sys
 import uuid
 from pathlib import Path
@@ -33,60 +32,36 @@ from typing import Any
 
 import rfc8785
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 sys.dont_write_bytecode = True  # leave the unpacked bundle exactly as it was
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # its companion, shipped beside it
-from verify_bundle_keys import Keyring, _h, _signed, inclusion_root, load_keyring  # noqa: E402
+# Its companions: verify_bundle_keys.py and offline_verify.py, shipped beside it; in the
+# repository offline_verify.py is imaging/'s (the same file: see its docstring).
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.append(str(Path(__file__).resolve().parent.parent.parent / "imaging"))
+from offline_verify import (  # noqa: E402
+    ENTRY_FIELDS,
+    ENTRY_FIELDS_V2,
+    fingerprint,
+    inclusion_root,
+    leaf_hash,
+    load_public_key,
+    loads,
+    verify_signature,
+)
+from verify_bundle_keys import Keyring, load_keyring  # noqa: E402
 
 GENESIS_HASH = "0" * 64
-ENTRY_FIELDS = (
-    "seq",
-    "device_serial",
-    "event",
-    "from_state",
-    "to_state",
-    "actor",
-    "from_custodian",
-    "to_custodian",
-    "location",
-    "occurred_at",
-    "evidence",
-    "prev_hash",
-)
-ENTRY_FIELDS_V2 = (*ENTRY_FIELDS, "device_id", "hash_version")
 UNSIGNED_FILES = {"manifest.json", "manifest.sig.json"}
 ENVELOPE_FIELDS = {"format", "schema_version", "certificate", "signature"}
 SIGNATURE_FIELDS = {"algorithm", "key_fingerprint", "digest_sha256", "value"}
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"duplicate member {key!r}")
-        out[key] = value
-    return out
-
-
-def _load_json(text: str) -> Any:
-    try:
-        return json.loads(text, object_pairs_hook=_no_duplicates)
-    except RecursionError:
-        raise ValueError("JSON nested too deeply") from None
-
-
-def fingerprint(key: Ed25519PublicKey) -> str:
-    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return "SHA256:" + base64.b64encode(hashlib.sha256(raw).digest()).decode("ascii").rstrip("=")
-
-
 def load_key(path: Path) -> Ed25519PublicKey:
-    key = serialization.load_pem_public_key(path.read_bytes())
-    if not isinstance(key, Ed25519PublicKey):
-        raise ValueError(f"{path} is not an Ed25519 public key")
-    return key
+    try:
+        return load_public_key(path.read_bytes())
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
 
 
 def verify_certificate(envelope: Any, key: Ed25519PublicKey, key_fp: str) -> dict[str, Any]:
@@ -140,7 +115,7 @@ def verify_bundle(root: Path, key_path: Path | None, published_fp: str | None) -
     key_fp = fingerprint(key)
     problems = _check_key(root, key_fp, published_fp)
     keyring = load_keyring(root, published_fp.strip() if published_fp else key_fp, problems)
-    manifest = _load_json((root / "manifest.json").read_text(encoding="utf-8"))
+    manifest = loads((root / "manifest.json").read_text(encoding="utf-8"))
     problems += _check_manifest_signature(root, manifest, keyring)
     head = _check_head(root, manifest, keyring, problems)
     certificates = _check_certificates(root, keyring, problems)
@@ -165,9 +140,9 @@ def _check_key(root: Path, key_fp: str, published_fp: str | None) -> list[str]:
 def _check_manifest_signature(root: Path, manifest: dict[str, Any], keyring: Keyring) -> list[str]:
     """The manifest is signed, and lists exactly the other files, each with its SHA-256."""
     try:
-        signed = _load_json((root / "manifest.sig.json").read_text(encoding="utf-8"))
+        signed = loads((root / "manifest.sig.json").read_text(encoding="utf-8"))
         key = keyring.key(signed["key_fingerprint"], manifest["exported_at"])
-        _signed(key, signed["signature"], rfc8785.dumps(manifest), "manifest.json")
+        verify_signature(key, signed["signature"], rfc8785.dumps(manifest), "manifest.json")
     except (OSError, ValueError, KeyError, TypeError) as exc:
         return [f"manifest.json: not signed by a site key ({exc})"]
     listed = manifest.get("files") or {}
@@ -188,12 +163,12 @@ def _check_head(root: Path, manifest: dict[str, Any], keyring: Keyring, problems
     try:
         head = manifest["tree_head"]
         fields = ("format", "site", "tree_size", "root_hash", "signed_at", "key_fingerprint")
-        if _load_json((root / "ledger" / "tree-head.json").read_text(encoding="utf-8")) != head:
+        if loads((root / "ledger" / "tree-head.json").read_text(encoding="utf-8")) != head:
             raise ValueError("ledger/tree-head.json differs from the manifest's")
         if head["format"] != "device-factory/tree-head/1" or type(head["tree_size"]) is not int:
             raise ValueError("not a device-factory/tree-head/1 with an integer size")
         body = {k: head[k] for k in fields}
-        _signed(
+        verify_signature(
             keyring.key(head["key_fingerprint"], head["signed_at"]), head["signature"], rfc8785.dumps(body), "tree head"
         )
         return head
@@ -208,7 +183,7 @@ def _check_certificates(root: Path, keyring: Keyring, problems: list[str]) -> di
     for path in sorted((root / "certificates").glob("*.json")):
         name = f"certificate {path.stem}"
         try:
-            envelope = _load_json(path.read_text(encoding="utf-8"))
+            envelope = loads(path.read_text(encoding="utf-8"))
             fp = envelope["signature"]["key_fingerprint"]
             key = keyring.key(fp, envelope["certificate"]["issued_at"])
             cert = verify_certificate(envelope, key, fp)
@@ -224,7 +199,7 @@ def _check_certificates(root: Path, keyring: Keyring, problems: list[str]) -> di
 
 
 def _read_entry(line: str, seen: dict[int, dict[str, Any]]) -> dict[str, Any]:
-    entry = _load_json(line)
+    entry = loads(line)
     version = entry.get("hash_version", 1) if isinstance(entry, dict) else None
     fields = ENTRY_FIELDS_V2 if version == 2 else ENTRY_FIELDS
     if version not in (1, 2) or set(entry) != {*fields, "entry_hash", "audit_path"}:
@@ -254,7 +229,7 @@ def _check_entries(root: Path, head: dict[str, Any] | None, problems: list[str])
         elif head is not None:
             try:
                 path = [bytes.fromhex(p) for p in entry["audit_path"]]
-                if inclusion_root(seq - 1, head["tree_size"], _h(b"\x00" + data), path).hex() != head["root_hash"]:
+                if inclusion_root(seq - 1, head["tree_size"], leaf_hash(data), path).hex() != head["root_hash"]:
                     raise ValueError("its audit path does not lead to the signed root")
             except (ValueError, TypeError) as exc:
                 problems.append(f"custody entry {seq}: not in the signed log ({exc})")
@@ -316,12 +291,12 @@ def _check_anchor(root: Path, manifest: dict[str, Any], keyring: Keyring) -> lis
     if not path.exists():
         return ["ledger-anchor.json: missing"]
     try:
-        anchor = _load_json(path.read_text(encoding="utf-8"))
+        anchor = loads(path.read_text(encoding="utf-8"))
         body = {k: anchor[k] for k in ("format", "site", "seq", "entry_hash", "signed_at", "key_fingerprint")}
         if body["format"] != "device-factory/ledger-anchor/1":
             raise ValueError("unsupported format")
         key = keyring.key(body["key_fingerprint"], body["signed_at"])
-        _signed(key, anchor["signature"], rfc8785.dumps(body), "ledger-anchor.json")
+        verify_signature(key, anchor["signature"], rfc8785.dumps(body), "ledger-anchor.json")
     except (ValueError, TypeError, KeyError) as exc:
         return [f"ledger-anchor.json: not a valid signed ledger head ({exc or type(exc).__name__})"]
     head = manifest.get("ledger_head") or {}

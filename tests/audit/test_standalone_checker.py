@@ -1,5 +1,6 @@
-"""The bundle's checker is a standalone script (an auditor runs it without this project), so it
-repeats what an entry hash covers; these tests keep its copy equal to the ledger's own."""
+"""The bundle's checker is a standalone script (an auditor runs it without this project): it and
+its companions import nothing of the project, and it hashes exactly what the ledger hashes (both
+take the list from imaging/offline_verify.py, which the bundle carries)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ def test_the_checker_hashes_exactly_the_ledger_fields() -> None:
 
 
 def test_the_checker_imports_nothing_of_this_project() -> None:
-    companion = bundle.VERIFIER_SOURCE.with_name("verify_bundle_keys.py")
-    source = bundle.VERIFIER_SOURCE.read_text(encoding="utf-8") + companion.read_text(encoding="utf-8")
+    companions = (bundle.VERIFIER_SOURCE.with_name("verify_bundle_keys.py"), bundle.PRIMITIVES_SOURCE)
+    source = bundle.VERIFIER_SOURCE.read_text(encoding="utf-8")
+    source += "".join(path.read_text(encoding="utf-8") for path in companions)
     for package in ("factory", "imaging", "hardware_drivers", "api"):
         assert f"from {package}" not in source and f"import {package}" not in source

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,13 +15,20 @@ from factory.cli.main import app
 from factory.kernel.lifecycle.states import Event
 
 runner = CliRunner()
-SCRIPT = Path(__file__).resolve().parents[2] / "docs" / "verify_ledger_proof.py"
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "docs" / "verify_ledger_proof.py"
+PRIMITIVES = ROOT / "imaging" / "offline_verify.py"  # the one file the script needs beside it
 
 
 def _check(proof: Path, key: Path) -> subprocess.CompletedProcess[str]:
-    # -I: isolated mode, nothing of this project importable: the script stands alone.
+    # As an auditor has it: the script and its primitives in a directory of their own, outside
+    # the repository; -I: isolated mode, nothing of this project importable: the two stand alone.
+    auditor = proof.parent / "auditor"
+    auditor.mkdir(exist_ok=True)
+    for source in (SCRIPT, PRIMITIVES):
+        shutil.copy(source, auditor / source.name)
     return subprocess.run(
-        [sys.executable, "-I", str(SCRIPT), str(proof), "--key", str(key)],
+        [sys.executable, "-I", str(auditor / SCRIPT.name), str(proof), "--key", str(key)],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
 

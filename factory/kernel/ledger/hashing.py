@@ -19,22 +19,11 @@ import orjson
 
 from factory.kernel.canonical import canonical_bytes
 from factory.kernel.errors import InvalidInput
+from imaging.offline_verify import ENTRY_FIELDS, ENTRY_FIELDS_V2, DuplicateMemberError, unique_members
 
-HASHED_FIELDS: tuple[str, ...] = (
-    "seq",
-    "device_serial",
-    "event",
-    "from_state",
-    "to_state",
-    "actor",
-    "from_custodian",
-    "to_custodian",
-    "location",
-    "occurred_at",
-    "evidence",
-    "prev_hash",
-)
-HASHED_FIELDS_V2: tuple[str, ...] = (*HASHED_FIELDS, "device_id", "hash_version")
+# The one list, shared with the standalone verifiers (an audit bundle's verify_bundle.py hashes the same).
+HASHED_FIELDS: tuple[str, ...] = ENTRY_FIELDS
+HASHED_FIELDS_V2: tuple[str, ...] = ENTRY_FIELDS_V2
 CURRENT_VERSION = 2
 # What ``verify`` selects per row, in this order; ``row_bytes`` and ``spliced_bytes`` read it.
 ROW_COLUMNS: tuple[str, ...] = (*HASHED_FIELDS, "device_id", "hash_version", "entry_hash")
@@ -46,21 +35,12 @@ class EvidenceError(InvalidInput, ValueError):
     """Evidence text that is not one JSON object with unique member names."""
 
 
-def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise EvidenceError(f"evidence has the member {key!r} twice")
-        out[key] = value
-    return out
-
-
 def parse_evidence(text: str) -> dict[str, Any]:
     """The evidence object, refusing duplicate member names and anything but one JSON object."""
     try:
-        value = json.loads(text, object_pairs_hook=_unique_members)
-    except EvidenceError:
-        raise
+        value = json.loads(text, object_pairs_hook=unique_members)
+    except DuplicateMemberError as exc:
+        raise EvidenceError(f"evidence has the member {exc.name!r} twice") from None
     except (ValueError, RecursionError) as exc:
         raise EvidenceError(f"evidence is not JSON: {exc}") from None
     if not isinstance(value, dict):
@@ -122,53 +102,21 @@ def row_bytes(values: Sequence[Any]) -> bytes:
 def spliced_bytes(values: Sequence[Any]) -> bytes | None:
     """The canonical bytes assuming the stored evidence text is already canonical: the fast path.
 
-    Keys are written in RFC 8785 order by hand and the evidence column is spliced in verbatim.
+    Keys are sorted by orjson (all ASCII: RFC 8785's order) and the evidence column is spliced in verbatim.
     The evidence text is first checked to be exactly orjson's sorted form of what it parses to,
     which a text with a duplicate member, extra whitespace or trailing text never is; then a match
     of the SHA-256 with the stored hash is conclusive. A mismatch is not: the caller re-hashes
     through ``row_bytes``, which decides. None when the fast path does not apply.
     """
-    seq, dev, event, from_state, to_state, actor, from_c, to_c, location, occurred, evidence, prev = values[:12]
-    device_id, version = values[12], values[13]
+    version, evidence = values[13], values[10]
     try:
-        if orjson.dumps(orjson.loads(evidence), option=_SORT) != evidence.encode("utf-8"):
+        if version not in (1, 2) or orjson.dumps(orjson.loads(evidence), option=_SORT) != evidence.encode("utf-8"):
             return None
+        doc = dict(zip(HASHED_FIELDS, values[:12], strict=True))
+        doc["evidence"] = _FRAGMENT(evidence)
         if version == 2:
-            return orjson.dumps(
-                {  # sorted by UTF-16 code units, as RFC 8785 requires (all ASCII here)
-                    "actor": actor,
-                    "device_id": device_id,
-                    "device_serial": dev,
-                    "event": event,
-                    "evidence": _FRAGMENT(evidence),
-                    "from_custodian": from_c,
-                    "from_state": from_state,
-                    "hash_version": 2,
-                    "location": location,
-                    "occurred_at": occurred,
-                    "prev_hash": prev,
-                    "seq": seq,
-                    "to_custodian": to_c,
-                    "to_state": to_state,
-                }
-            )
-        if version == 1:
-            return orjson.dumps(
-                {
-                    "actor": actor,
-                    "device_serial": dev,
-                    "event": event,
-                    "evidence": _FRAGMENT(evidence),
-                    "from_custodian": from_c,
-                    "from_state": from_state,
-                    "location": location,
-                    "occurred_at": occurred,
-                    "prev_hash": prev,
-                    "seq": seq,
-                    "to_custodian": to_c,
-                    "to_state": to_state,
-                }
-            )
+            doc.update(device_id=values[12], hash_version=2)
+        # orjson sorts by code point and RFC 8785 by UTF-16 unit: the same order for these ASCII names.
+        return orjson.dumps(doc, option=_SORT)
     except (orjson.JSONDecodeError, orjson.JSONEncodeError, TypeError, AttributeError):
         return None
-    return None

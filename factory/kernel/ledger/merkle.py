@@ -5,8 +5,9 @@ right)`` (RFC 9162 section 2.1.1), so a leaf can never pass for a node. The tree
 splits at ``k``, the largest power of two below ``n``; every subtree this module ever needs is a
 *perfect* one (``2**level`` leaves starting at a multiple of ``2**level``), which is what the
 database keeps (``ledger_node``). Proof *generation* reads those nodes through a ``NodeSource``;
-proof *verification* needs only hashes and is repeated, on purpose, in the standalone script
-``docs/verify_ledger_proof.py`` (the RFC's algorithms 2.1.3.2 and 2.1.4.2).
+proof *verification* needs only hashes: it and the leaf and node hashes are
+``imaging.offline_verify``'s (the RFC's algorithms 2.1.3.2 and 2.1.4.2), the one copy the
+standalone ``docs/verify_ledger_proof.py`` and an audit bundle's ``verify_bundle.py`` run too.
 """
 
 from __future__ import annotations
@@ -14,22 +15,16 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
 
+# The hashes and the proof checks are the standalone verifiers' own, re-exported (the ledger calls them merkle's).
+from imaging.offline_verify import ProofError, node_hash
+from imaging.offline_verify import leaf_hash as leaf_hash
+from imaging.offline_verify import verify_consistency as verify_consistency
+from imaging.offline_verify import verify_inclusion as verify_inclusion
+
 # (level, index) -> the hash of the perfect subtree over leaves [index * 2**level, (index + 1) * 2**level)
 NodeSource = Callable[[Sequence[tuple[int, int]]], dict[tuple[int, int], bytes]]
 
 EMPTY_ROOT = hashlib.sha256(b"").digest()
-
-
-class ProofError(ValueError):
-    """A proof that does not verify, or a request for one that cannot exist."""
-
-
-def leaf_hash(data: bytes) -> bytes:
-    return hashlib.sha256(b"\x00" + data).digest()
-
-
-def node_hash(left: bytes, right: bytes) -> bytes:
-    return hashlib.sha256(b"\x01" + left + right).digest()
 
 
 def _split(n: int) -> int:
@@ -136,68 +131,6 @@ def consistency_proof(old: int, new: int, nodes: NodeSource) -> list[bytes]:
     if old in (0, new):
         return []
     return _hashes_of(_consistency_ranges(old, new), nodes)
-
-
-def verify_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[bytes], root: bytes) -> None:
-    """RFC 9162 2.1.3.2. :raises ProofError: the proof does not lead from ``leaf`` to ``root``."""
-    if not 0 <= index < size:
-        raise ProofError(f"leaf {index} is not in a tree of {size} leaves")
-    fn, sn, r = index, size - 1, leaf
-    for p in proof:
-        if sn == 0:
-            raise ProofError("inclusion proof is too long")
-        if fn & 1 or fn == sn:
-            r = node_hash(p, r)
-            if not fn & 1:
-                while fn and not fn & 1:
-                    fn, sn = fn >> 1, sn >> 1
-        else:
-            r = node_hash(r, p)
-        fn, sn = fn >> 1, sn >> 1
-    if sn != 0:
-        raise ProofError("inclusion proof is too short")
-    if r != root:
-        raise ProofError("inclusion proof does not lead to the signed root")
-
-
-def verify_consistency(old: int, new: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]) -> None:
-    """RFC 9162 2.1.4.2. :raises ProofError: ``old_root`` is not a prefix of ``new_root`` by ``proof``."""
-    if not 0 <= old <= new:
-        raise ProofError(f"a tree of {old} leaves cannot be a prefix of one of {new}")
-    if old == new:
-        if proof or old_root != new_root:
-            raise ProofError("equal sizes need an empty proof and equal roots")
-        return
-    if old == 0:
-        if proof:
-            raise ProofError("an empty tree needs an empty proof")
-        return
-    path = list(proof)
-    if old & (old - 1) == 0:  # a power of two: the old root is itself the first node
-        path.insert(0, old_root)
-    if not path:
-        raise ProofError("consistency proof is empty")
-    fn, sn = old - 1, new - 1
-    while fn & 1:
-        fn, sn = fn >> 1, sn >> 1
-    fr = sr = path[0]
-    for c in path[1:]:
-        if sn == 0:
-            raise ProofError("consistency proof is too long")
-        if fn & 1 or fn == sn:
-            fr, sr = node_hash(c, fr), node_hash(c, sr)
-            if not fn & 1:
-                while fn and not fn & 1:
-                    fn, sn = fn >> 1, sn >> 1
-        else:
-            sr = node_hash(sr, c)
-        fn, sn = fn >> 1, sn >> 1
-    if sn != 0:
-        raise ProofError("consistency proof is too short")
-    if fr != old_root:
-        raise ProofError("consistency proof does not lead to the old root")
-    if sr != new_root:
-        raise ProofError("consistency proof does not lead to the new root")
 
 
 class Frontier:

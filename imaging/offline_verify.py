@@ -1,0 +1,209 @@
+"""The verification primitives an auditor runs offline: the one copy the factory and the
+standalone verifiers share.
+
+An auditor checks Device Factory's evidence with short scripts and without the project
+installed: ``docs/verify_certificate_example.py``, ``docs/verify_ledger_proof.py`` and, inside an
+audit bundle, ``verify_bundle.py`` (``factory/audit/``). What those scripts and the factory's own
+checks have in common lives here, once, so the auditor's check and the factory's cannot drift
+apart: strict JSON (no duplicate member names, no NaN or Infinity), the hashed fields of a custody
+entry, the Ed25519 key fingerprint and signature check, and RFC 9162's Merkle hashes with its
+inclusion (2.1.3.2) and consistency (2.1.4.2) verification.
+
+Why a file of its own, and its rules:
+
+* It imports the standard library and ``cryptography`` only, never this project (and not
+  ``rfc8785``, which ``verify_ledger_proof.py`` does without), and runs on Python 3.9+.
+  ``tests/test_architecture.py`` and ``tests/audit/test_standalone_checker.py`` hold it to that.
+* The factory imports it as ``imaging.offline_verify`` (``imaging.certificate_envelope``,
+  ``factory.kernel.ledger.hashing`` and ``merkle``, ``factory.audit.verify_bundle``).
+* A standalone script imports it as the top-level module ``offline_verify``: from beside the
+  script (an audit bundle carries a copy beside ``verify_bundle.py``; an auditor given a docs
+  script is given this file with it) or, in a checkout of the repository, from ``imaging/``.
+  Each error is a ``ValueError``, so a script's one ``except ValueError`` reports it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+# What a custody entry's hash covers. Version 1 (entries written before the Merkle tree): these;
+# version 2 adds the device reference and the version itself (factory.kernel.ledger.hashing).
+ENTRY_FIELDS: tuple[str, ...] = (
+    "seq",
+    "device_serial",
+    "event",
+    "from_state",
+    "to_state",
+    "actor",
+    "from_custodian",
+    "to_custodian",
+    "location",
+    "occurred_at",
+    "evidence",
+    "prev_hash",
+)
+ENTRY_FIELDS_V2: tuple[str, ...] = (*ENTRY_FIELDS, "device_id", "hash_version")
+FINGERPRINT_PREFIX = "SHA256:"
+
+
+class DuplicateMemberError(ValueError):
+    """A JSON object naming one member twice: parsers disagree on which value it has."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"duplicate member {name!r}")
+        self.name = name
+
+
+class ProofError(ValueError):
+    """A Merkle proof that does not verify, or a request for one that cannot exist."""
+
+
+# --- strict JSON ----------------------------------------------------------------------------------
+
+
+def unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json.loads``'s ``object_pairs_hook``: an object, unless a member name comes twice.
+
+    A text such as ``{"a":1,"a":2}`` would otherwise be signed or hashed as one value while
+    another reader sees the other; callers word ``DuplicateMemberError`` as their own error.
+    """
+    members: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in members:
+            raise DuplicateMemberError(name)
+        members[name] = value
+    return members
+
+
+def reject_constant(name: str) -> Any:
+    """``json.loads``'s ``parse_constant``: NaN and Infinity are not JSON (RFC 8259)."""
+    raise ValueError(f"non-finite number {name}")
+
+
+def loads(text: str) -> Any:
+    """Strict JSON: duplicate member names and NaN/Infinity refused; too deep a nesting a ValueError."""
+    try:
+        return json.loads(text, object_pairs_hook=unique_members, parse_constant=reject_constant)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
+# --- Ed25519 keys and signatures --------------------------------------------------------------------
+
+
+def fingerprint(key: Ed25519PublicKey) -> str:
+    """``SHA256:`` and the unpadded base64 SHA-256 of the raw 32-byte public key."""
+    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return FINGERPRINT_PREFIX + base64.b64encode(hashlib.sha256(raw).digest()).decode("ascii").rstrip("=")
+
+
+def load_public_key(pem: bytes) -> Ed25519PublicKey:
+    """An Ed25519 public key from PEM; ValueError for anything else."""
+    key = serialization.load_pem_public_key(pem)
+    if not isinstance(key, Ed25519PublicKey):
+        raise ValueError("not an Ed25519 public key")
+    return key
+
+
+def verify_signature(key: Ed25519PublicKey, signature: str, data: bytes, what: str) -> None:
+    """``signature`` (base64) is ``key``'s over ``data``; ValueError naming ``what`` if not."""
+    try:
+        key.verify(base64.b64decode(signature, validate=True), data)
+    except (InvalidSignature, ValueError):  # a binascii.Error (bad base64) is a ValueError
+        raise ValueError(f"{what}: signature does not verify") from None
+
+
+# --- RFC 9162 Merkle tree ---------------------------------------------------------------------------
+
+
+def leaf_hash(data: bytes) -> bytes:
+    """SHA-256(0x00 || data): a leaf can never pass for an interior node."""
+    return hashlib.sha256(b"\x00" + data).digest()
+
+
+def node_hash(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def _right_edge(fn: int, sn: int) -> tuple[int, int]:
+    """Shift past the levels where node ``fn`` is a left child with no right sibling."""
+    while fn and not fn & 1:
+        fn, sn = fn >> 1, sn >> 1
+    return fn, sn
+
+
+def inclusion_root(index: int, size: int, leaf: bytes, proof: Sequence[bytes]) -> bytes:
+    """The root the audit path ``proof`` leads to from ``leaf`` at ``index`` (RFC 9162 2.1.3.2)."""
+    if not 0 <= index < size:
+        raise ProofError(f"leaf {index} is not in a tree of {size} leaves")
+    fn, sn, r = index, size - 1, leaf
+    for p in proof:
+        if sn == 0:
+            raise ProofError("inclusion proof is too long")
+        if fn & 1 or fn == sn:
+            r = node_hash(p, r)
+            fn, sn = _right_edge(fn, sn)
+        else:
+            r = node_hash(r, p)
+        fn, sn = fn >> 1, sn >> 1
+    if sn != 0:
+        raise ProofError("inclusion proof is too short")
+    return r
+
+
+def verify_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[bytes], root: bytes) -> None:
+    """:raises ProofError: the proof does not lead from ``leaf`` to ``root``."""
+    if inclusion_root(index, size, leaf, proof) != root:
+        raise ProofError("inclusion proof does not lead to the signed root")
+
+
+def verify_consistency(old: int, new: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]) -> None:
+    """RFC 9162 2.1.4.2. :raises ProofError: ``old_root`` is not a prefix of ``new_root`` by ``proof``."""
+    if not 0 <= old <= new:
+        raise ProofError(f"a tree of {old} leaves cannot be a prefix of one of {new}")
+    if old == new:
+        if proof or old_root != new_root:
+            raise ProofError("equal sizes need an empty proof and equal roots")
+        return
+    if old == 0:
+        if proof:
+            raise ProofError("an empty tree needs an empty proof")
+        return
+    path = list(proof)
+    if old & (old - 1) == 0:  # a power of two: the old root is itself the first node
+        path.insert(0, old_root)
+    if not path:
+        raise ProofError("consistency proof is empty")
+    fr, sr = _consistency_roots(old, new, path)
+    if fr != old_root:
+        raise ProofError("consistency proof does not lead to the old root")
+    if sr != new_root:
+        raise ProofError("consistency proof does not lead to the new root")
+
+
+def _consistency_roots(old: int, new: int, path: list[bytes]) -> tuple[bytes, bytes]:
+    """The old and new roots a consistency path leads to (the loop of RFC 9162 2.1.4.2)."""
+    fn, sn = old - 1, new - 1
+    while fn & 1:
+        fn, sn = fn >> 1, sn >> 1
+    fr = sr = path[0]
+    for c in path[1:]:
+        if sn == 0:
+            raise ProofError("consistency proof is too long")
+        if fn & 1 or fn == sn:
+            fr, sr = node_hash(c, fr), node_hash(c, sr)
+            fn, sn = _right_edge(fn, sn)
+        else:
+            sr = node_hash(sr, c)
+        fn, sn = fn >> 1, sn >> 1
+    if sn != 0:
+        raise ProofError("consistency proof is too short")
+    return fr, sr
