@@ -15,6 +15,20 @@ from test_certificate import CERT_ID, make_result, signed_envelope
 
 from imaging.certificate_pdf import OUTPUT_LIMIT_CHARS, CertificateRenderError, qr_payload, render_pdf
 
+# The sections of the example certificate, in the order the PDF shows them.
+SECTION_HEADINGS = (
+    "Organisation",
+    "Device",
+    "Storage medium",
+    "Confidentiality category",
+    "Sanitisation",
+    "Verification",
+    "Personnel",
+    "Destination",
+    "Data backed up",
+    "Residual risk",
+    "Chain of custody",
+)
 LONG_STDOUT = "".join(f"pass 1 block {n:08d} written ok\n" for n in range(400))  # ~13 kB
 
 
@@ -44,21 +58,7 @@ def test_pdf_shows_id_digest_fingerprint_and_every_section(rendered):
     assert str(CERT_ID) in flat
     assert signature["digest_sha256"] in flat
     assert signature["key_fingerprint"] in flat
-    for heading in (
-        "Certificate of Sanitisation",
-        "Organisation",
-        "Device",
-        "Storage medium",
-        "Confidentiality category",
-        "Sanitisation",
-        "Verification",
-        "Personnel",
-        "Destination",
-        "Data backed up",
-        "Residual risk",
-        "Chain of custody",
-        "Digital signature",
-    ):
+    for heading in ("Certificate of Sanitisation", *SECTION_HEADINGS, "Digital signature"):
         assert heading in text, heading
     cert = envelope["certificate"]
     for value in (

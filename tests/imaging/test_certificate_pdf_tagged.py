@@ -9,18 +9,9 @@ import subprocess
 from harness.requirements import require_tool
 from harness.tagged_pdf import pdfinfo, read_tagged
 from test_certificate import CERT_ID
-from test_certificate_pdf import rendered  # noqa: F401 (the module's rendered certificate fixture)
+from test_certificate_pdf import SECTION_HEADINGS, rendered  # noqa: F401 (rendered: the module's certificate fixture)
 
 from imaging.certificate_pdf import qr_payload
-
-SECTIONS = [
-    "Organisation",
-    "Device",
-    "Storage medium",
-    "Confidentiality category",
-    "Sanitisation",
-    "Verification",
-]
 
 
 def test_pdf_is_marked_with_language_title_and_displayed_title(rendered):  # noqa: F811
@@ -45,7 +36,7 @@ def test_structure_holds_headings_and_cells_in_reading_order(rendered):  # noqa:
     assert tagged.elements[0].role == "Document"
     assert tagged.roles("H1") == [("H1", "Certificate of Sanitisation")]
     headings = [text for _, text in tagged.roles("H2")]
-    assert headings[: len(SECTIONS)] == SECTIONS and headings[-1] == "Digital signature"
+    assert headings[: len(SECTION_HEADINGS)] == list(SECTION_HEADINGS) and headings[-1] == "Digital signature"
     order = [e.text for e in tagged.elements if e.role in ("H2", "TH")]
     assert order.index("Device") < order.index("Serial number") < order.index("Storage medium")
     rows = tagged.row_values()
