@@ -19,12 +19,13 @@ argv and status parsing are in ``dd_transfer``.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import select
 import shlex
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Generic, Protocol, TypeVar, overload
@@ -188,6 +189,20 @@ class SshCommandRunner(Generic[R]):
             self.close()
             raise RemoteConnectError(f"cannot open a session on {self.target.host}:{self.target.port}: {exc}") from exc
 
+    @contextlib.contextmanager
+    def _channel(self, during: str = "") -> Iterator[paramiko.Channel]:
+        """A session channel, closed after use. The connection fails with it: a transport error
+        inside closes the connection (the next call reconnects) and raises ``RemoteConnectError``
+        saying what was under way (``during``)."""
+        channel = self._session()
+        try:
+            yield channel
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            self.close()
+            raise RemoteConnectError(f"SSH session to {self.target.host} failed{during}: {exc}") from exc
+        finally:
+            channel.close()
+
     # -- command execution -------------------------------------------------------------------
 
     def _exec(self, argv: Sequence[str], timeout: float, *, stdout_limit: int | None = None) -> _Exit:
@@ -200,12 +215,11 @@ class SshCommandRunner(Generic[R]):
         # The trailing `exit $?` keeps the shell from exec'ing the last command, so a tool killed by a
         # signal still yields an exit status (128 + signal) instead of an exit-signal paramiko drops.
         command = f"{_REMOTE_ENV} timeout -s KILL {math.ceil(timeout)} {shlex.join(argv)}; exit $?"
-        channel = self._session()
-        out = bytearray()
-        err = bytearray()
-        started = time.monotonic()
-        deadline = started + timeout + _TIMEOUT_GRACE_SECONDS
-        try:
+        with self._channel() as channel:
+            out = bytearray()
+            err = bytearray()
+            started = time.monotonic()
+            deadline = started + timeout + _TIMEOUT_GRACE_SECONDS
             channel.exec_command(command)
             channel.shutdown_write()
             while True:
@@ -229,11 +243,6 @@ class SshCommandRunner(Generic[R]):
                     # The channel's pipe wakes us for stdout; stderr and exit status are polled.
                     select.select([channel], [], [], _POLL_SECONDS)
             status = channel.recv_exit_status()
-        except (paramiko.SSHException, OSError, EOFError) as exc:
-            self.close()
-            raise RemoteConnectError(f"SSH session to {self.target.host} failed: {exc}") from exc
-        finally:
-            channel.close()
         if status == -1:
             if self._transport is None or not self._transport.is_active():
                 self.close()

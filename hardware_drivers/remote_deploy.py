@@ -12,11 +12,9 @@ import hashlib
 import shlex
 from collections.abc import Callable, Iterable
 
-import paramiko
-
 from hardware_drivers.dd_transfer import MAX_READ_BYTES
 from hardware_drivers.remote_commands import SshCommandRunner
-from hardware_drivers.ssh_errors import RemoteConnectError, RemoteWriteError
+from hardware_drivers.ssh_errors import RemoteWriteError
 
 ALIGNMENT = 4096
 READ_PIECE = 64 << 20
@@ -36,9 +34,8 @@ class RemoteImageWriter(SshCommandRunner):  # type: ignore[type-arg]
         if length <= 0 or length % ALIGNMENT:
             raise RemoteWriteError(f"image size {length} is not a positive multiple of {ALIGNMENT}")
         argv = (self.dd_path, f"of={device}", "bs=1M", "iflag=fullblock", "oflag=direct", "conv=fsync")
-        channel = self._session()
         sent = 0
-        try:
+        with self._channel(during=f" while writing {device}") as channel:
             channel.exec_command(shlex.join(argv))
             for chunk in chunks:
                 channel.sendall(chunk)
@@ -48,11 +45,6 @@ class RemoteImageWriter(SshCommandRunner):  # type: ignore[type-arg]
             channel.shutdown_write()
             err = channel.makefile_stderr("rb").read()  # to EOF: dd's summary comes last
             status = channel.recv_exit_status()
-        except (paramiko.SSHException, OSError, EOFError) as exc:
-            self.close()
-            raise RemoteConnectError(f"SSH session to {self.target.host} failed while writing {device}: {exc}") from exc
-        finally:
-            channel.close()
         text = err.decode(errors="replace")
         if status != 0:
             raise RemoteWriteError(f"dd to {device} failed (status {status}): {text.strip().splitlines()[-1:]}")

@@ -305,21 +305,11 @@ def _parse_disks(lsblk_json: str, sys_block: str) -> tuple[Disk, ...]:
     return tuple(disks)
 
 
-def preflight(
-    address: str,
-    port: int,
-    user: str,
-    key_path: str | Path,
-    pinned_host_key: str,
-    timeout: float = 10.0,
-    target_root: str = "/",
-) -> Facts:
-    """Check the device answers with the pinned key and read its identity in one round trip.
-
-    Raises ``Unreachable``, ``AuthFailed``, ``HostKeyMismatch`` or ``RemoteTimeout``.
-    """
-    with connect(address, port, user, key_path, pinned_host_key, timeout) as session:
-        result = session.run(_facts_script(target_root), timeout=timeout)
+def preflight(session: SshSession, *, timeout: float = 10.0, target_root: str = "/") -> Facts:
+    """Read the identity of the device a ``connect`` session reached (its pinned key already
+    checked) in one round trip. Raises ``RemoteTimeout``, or ``SshError`` on unexpected output."""
+    address, port = session.address, session.port
+    result = session.run(_facts_script(target_root), timeout=timeout)
     sections = result.stdout.split(_SECTION + "\n")
     if len(sections) != 6:
         raise SshError(f"{address}:{port}: unexpected preflight output (rc={result.rc})")

@@ -36,15 +36,8 @@ def _other_key(tmp_path: Path) -> str:
 
 
 def test_preflight_reports_identity_of_the_device(target: SshdTarget) -> None:
-    facts = preflight(
-        "127.0.0.1",
-        target.port,
-        "root",
-        target.client_key,
-        target.host_key_pub,
-        timeout=10,
-        target_root=str(target.root),
-    )
+    with connect("127.0.0.1", target.port, "root", target.client_key, target.host_key_pub, timeout=10) as session:
+        facts = preflight(session, timeout=10, target_root=str(target.root))
 
     assert facts.host_key_fingerprint == PinnedHostKey.parse(target.host_key_pub).fingerprint
     assert facts.hostname == target.name  # its own UTS namespace
