@@ -1,5 +1,9 @@
 """A PostgreSQL server for the suite: the local one on 127.0.0.1:5432 when it answers,
-otherwise a throwaway cluster started from the installed binaries (initdb + pg_ctl)."""
+otherwise a throwaway cluster started from the installed binaries (initdb + pg_ctl).
+
+Both also listen on a Unix socket, which a process inside a network namespace (the bench network's
+controller) reaches where the host's loopback is out of its sight: ``over_unix_socket``.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,13 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+
+LOCAL_SOCKET_DIR = "/var/run/postgresql"  # Debian's packaged server
+_socket_dirs: dict[int, str] = {}  # port -> the directory holding that server's .s.PGSQL.<port>
 
 
 def _port_open(host: str, port: int) -> bool:
@@ -66,6 +75,7 @@ def _throwaway() -> Iterator[str]:
         check=True, capture_output=True, **run_as,  # type: ignore[arg-type]
     )  # fmt: skip
     opts = f"-c listen_addresses=127.0.0.1 -p {port} -k {workdir} -c fsync=off"
+    _socket_dirs[port] = workdir
     subprocess.run(
         [_pg_bin("pg_ctl"), "-D", data, "-o", opts, "-w", "-l", os.path.join(workdir, "log"), "start"],
         check=True, capture_output=True, **run_as,  # type: ignore[arg-type]
@@ -79,3 +89,17 @@ def _throwaway() -> Iterator[str]:
             **run_as,  # type: ignore[arg-type]
         )
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def over_unix_socket(url: str) -> str:
+    """The same database by the server's Unix socket: a libpq URL with ``host`` set to the socket's
+    directory (network namespaces do not separate the file system, so a socket is reachable from
+    inside one). :raises RuntimeError: no socket is known for that server."""
+    parts = urlsplit(url)
+    port = parts.port or 5432
+    directory = _socket_dirs.get(port, LOCAL_SOCKET_DIR)
+    if not (Path(directory) / f".s.PGSQL.{port}").exists():
+        raise RuntimeError(f"no Unix socket for the PostgreSQL server on port {port} in {directory}")
+    user = f"{parts.username}@" if parts.username else ""
+    query = "&".join(q for q in (parts.query, f"host={directory}&port={port}") if q)
+    return urlunsplit((parts.scheme, user, parts.path, query, ""))

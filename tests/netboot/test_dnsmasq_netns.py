@@ -3,16 +3,14 @@ namespaces, with the controller's HTTP server beside it: a PXE client is given i
 is given the chain script's URL, and the chain script and the per-MAC script come from the
 controller. A NIC's DHCP conversation is played by busybox's udhcpc in a namespace of its own.
 
-The controller process runs inside the bench namespace, which cannot reach the PostgreSQL server
-on the host's loopback: these tests use SQLite only (the enrolment logic runs on both databases in
-test_enrolment.py).
+The controller process runs inside the bench namespace and reaches PostgreSQL by its Unix socket
+(tests/netboot/conftest.py): these tests run on both databases.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,15 +38,7 @@ echo "ip=$ip" >> "$OUT"
 
 
 @pytest.fixture
-def database_url(sqlite_template: Path, tmp_path: Path) -> str:
-    """SQLite only: the server process in the namespace cannot reach the host's PostgreSQL."""
-    target = tmp_path / "factory.db"
-    shutil.copyfile(sqlite_template, target)
-    return f"sqlite:///{target}"
-
-
-@pytest.fixture
-def bench(ctx: object, tmp_path: Path) -> Iterator[tuple[BenchNamespace, Dnsmasq]]:
+def bench(ctx: object, database_in_namespace: str, tmp_path: Path) -> Iterator[tuple[BenchNamespace, Dnsmasq]]:
     require_root()
     require_tool("dnsmasq")
     require_tool("busybox")

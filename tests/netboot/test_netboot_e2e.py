@@ -4,14 +4,13 @@ PXE-boots from the dnsmasq the line agent started, gets its iPXE script from the
 boots the service environment, enrols itself with the one-time token, and is driven by the line
 over SSH like a docked device.
 
-One boot, 16 MiB disk: the slow part is TCG itself. SQLite only (the namespace cannot reach the
-host's PostgreSQL); the enrolment logic runs on both databases in test_enrolment.py.
+One boot, 16 MiB disk: the slow part is TCG itself. On both databases: the factory's processes in
+the namespace reach PostgreSQL by its Unix socket (tests/netboot/conftest.py).
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,13 +50,6 @@ MAC = "52:54:00:0d:f0:01"
 SERIAL = "LT-NB-1"
 NVME = "NV-NB-1"
 DISK_MIB = 16
-
-
-@pytest.fixture
-def database_url(sqlite_template: Path, tmp_path: Path) -> str:
-    target = tmp_path / "factory.db"
-    shutil.copyfile(sqlite_template, target)
-    return f"sqlite:///{target}"
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +108,7 @@ def assert_records(ctx: AppContext, manifest: ImageManifest) -> None:
 
 @pytest.mark.timeout(600)  # one TCG boot, an erase, a deploy, an Ansible run in the guest, one more boot
 def test_a_laptop_boots_from_the_network_is_erased_imaged_provisioned_and_boots_its_disk(
-    ctx: AppContext, guest: GuestImage, tmp_path: Path
+    ctx: AppContext, database_in_namespace: str, guest: GuestImage, tmp_path: Path
 ) -> None:
     golden = tmp_path / "golden.img"
     make_golden_image(golden)
