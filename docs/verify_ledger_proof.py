@@ -29,16 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # offline_verify.py beside this script, else
 sys.path.append(str(Path(__file__).resolve().parent.parent / "imaging"))  # the repository's copy
-from offline_verify import (
-    ProofError,
-    fingerprint,
-    inclusion_root,
-    leaf_hash,
-    load_public_key,
-    loads,
-    verify_signature,
-)
-from offline_verify import verify_consistency as check_consistency
+import offline_verify  # the primitives the factory checks with too
 
 HEAD_FIELDS = ("format", "site", "tree_size", "root_hash", "signed_at", "key_fingerprint")
 
@@ -49,11 +40,12 @@ def check_head(head: Any, key: Ed25519PublicKey) -> tuple[int, bytes]:
         raise ValueError("tree head has unexpected or missing fields")
     if head["format"] != "device-factory/tree-head/1" or type(head["tree_size"]) is not int:
         raise ValueError("not a device-factory/tree-head/1 with an integer size")
-    if head["key_fingerprint"] != fingerprint(key):
-        raise ValueError(f"tree head signed by {head['key_fingerprint']}, not by the given key {fingerprint(key)}")
+    expected = offline_verify.fingerprint(key)
+    if head["key_fingerprint"] != expected:
+        raise ValueError(f"tree head signed by {head['key_fingerprint']}, not by the given key {expected}")
     body = {k: head[k] for k in HEAD_FIELDS}  # flat ASCII strings and integers: this is RFC 8785
     signed = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    verify_signature(key, head["signature"], signed, f"tree head of size {head['tree_size']}")
+    offline_verify.verify_signature(key, head["signature"], signed, f"tree head of size {head['tree_size']}")
     return head["tree_size"], bytes.fromhex(head["root_hash"])
 
 
@@ -62,22 +54,28 @@ def verify_inclusion(doc: dict[str, Any], key: Ed25519PublicKey) -> tuple[list[s
     problems = []
     for item in doc["entries"]:
         seq, data = item["seq"], item["entry"].encode("utf-8")
-        entry = loads(data)
+        entry = offline_verify.loads(data)
         if entry.get("seq") != seq or item["leaf_index"] != seq - 1:
             problems.append(f"custody entry {seq}: sequence number and leaf position disagree")
         elif hashlib.sha256(data).hexdigest() != item["entry_hash"]:
             problems.append(f"custody entry {seq}: entry_hash is not the SHA-256 of its bytes")
-        elif inclusion_root(seq - 1, size, leaf_hash(data), [bytes.fromhex(p) for p in item["audit_path"]]) != root:
+        elif not _in_signed_log(seq - 1, size, root, data, item["audit_path"]):
             problems.append(f"custody entry {seq}: not in the log the signed head commits to")
     return problems, f"{len(doc['entries'])} custody entries in the signed log of {size} entries"
+
+
+def _in_signed_log(index: int, size: int, root: bytes, data: bytes, audit_path: list[str]) -> bool:
+    """RFC 9162 2.1.3.2: the audit path leads from the entry's leaf to the signed root."""
+    path = [bytes.fromhex(p) for p in audit_path]
+    return offline_verify.inclusion_root(index, size, offline_verify.leaf_hash(data), path) == root
 
 
 def verify_consistency(doc: dict[str, Any], key: Ed25519PublicKey) -> tuple[list[str], str]:
     old, old_root = check_head(doc["old"], key)
     new, new_root = check_head(doc["new"], key)
     try:
-        check_consistency(old, new, old_root, new_root, [bytes.fromhex(p) for p in doc["proof"]])
-    except ProofError as exc:
+        offline_verify.verify_consistency(old, new, old_root, new_root, [bytes.fromhex(p) for p in doc["proof"]])
+    except offline_verify.ProofError as exc:
         return [f"the signed log of {old} entries is not a prefix of the signed log of {new} ({exc})"], ""
     return [], f"the signed log of {old} entries is a prefix of the signed log of {new}"
 
@@ -88,8 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--key", type=Path, required=True, help="the site's Ed25519 public key (PEM)")
     args = parser.parse_args(argv)
     try:
-        key = load_public_key(args.key.read_bytes())
-        doc = loads(args.proof.read_text(encoding="utf-8"))
+        key = offline_verify.load_public_key(args.key.read_bytes())
+        doc = offline_verify.loads(args.proof.read_text(encoding="utf-8"))
         check = {"device-factory/ledger-inclusion/1": verify_inclusion,
                  "device-factory/ledger-consistency/1": verify_consistency}.get(doc.get("format"))  # fmt: skip
         if check is None:
