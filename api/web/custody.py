@@ -4,58 +4,80 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, Response
 
-from api.deps import Caller, ContextDep, page_user
+from api.deps import Caller, ContextDep
 from api.web.forms import AcceptanceForm, device_or_none
-from api.web.render import render
-from api.web.tech_pages import field_of
-from factory.custody.service import (
-    issue_device,
-    walk_in_swap,
-    wrong_pins_counted,
-)
-from factory.custody.views import (
-    open_in_person_allocation,
-)
-from factory.identity.models import Role
+from api.web.tech_pages import TechUser, act, field_of, page
+from factory.custody.service import issue_device, walk_in_swap, wrong_pins_counted
+from factory.custody.views import open_in_person_allocation
 from factory.kernel.context import AppContext
-from factory.kernel.db.engine import Session, session_scope
+from factory.kernel.db.engine import Session
 from factory.kernel.errors import FactoryError, InvalidInput
 
 router = APIRouter(include_in_schema=False)
 
-TechUser = Annotated[Caller, Depends(page_user(Role.TECHNICIAN))]
+
+@dataclass(frozen=True)
+class HandOverPage:
+    """A bench page that hands a device to an officer who accepts it: the form; after the hand-over
+    (the device's serial comes back in the redirect's query) the device's card and a notice; after
+    a refusal the form again, the field the reason is about marked."""
+
+    template: str
+    notice: str  # formatted with the device card's fields
+    fields: dict[str, tuple[str, ...]]  # the field a refusal is about, by the words of its reason
+    default_field: str
+    redirect: Callable[[str], str]  # where the page goes after handing over the device with this serial
+
+    def shown(self, request: Request, ctx: AppContext, me: Caller, serial: str) -> HTMLResponse:
+        device = device_or_none(ctx, serial)
+        notice = self.notice.format_map(device) if device else None
+        return page(request, me, self.template, v={}, device=device, notice=notice)
+
+    def posted(
+        self, request: Request, ctx: AppContext, me: Caller, form: AcceptanceForm, action: Callable[[Session], str]
+    ) -> Response:
+        """The form post: ``action`` (it returns the serial handed over) in one unit of work where a
+        wrong PIN is counted even though the hand-over is rolled back."""
+
+        def refused(exc: FactoryError) -> Response:
+            where, values = field_of(exc, self.fields, self.default_field), form.values()
+            return page(request, me, self.template, exc.status_code, v=values, error=exc.reason, error_field=where)
+
+        return act(ctx, action, self.redirect, refused, guard=wrong_pins_counted)
 
 
-def _act(
-    ctx: AppContext,
-    action: Callable[[Session], str],
-    refused: Callable[[FactoryError], Response],
-    then: Callable[[str], str],
-) -> Response:
-    """A page's form post: the action in one unit of work, then a redirect to ``then(what it
-    returned)``; or, when the factory refuses, the page again with the reason (``refused``)."""
-    try:
-        with session_scope(ctx.engine) as session, wrong_pins_counted(session):
-            done = action(session)
-    except FactoryError as exc:
-        return refused(exc)
-    return RedirectResponse(then(done), status_code=303)
+ISSUE = HandOverPage(
+    "tech_issue.html", "Issued {serial} to {custodian}",
+    {"pin": ("pin",), "old_serial": ("exchange", "old device"), "approval": ("approval", "exception"),
+     "accepted_name": ("name",)},
+    "device_serial",
+    lambda serial: f"/tech/issue?{urlencode(dict(issued=serial))}",
+)  # fmt: skip
+SWAP = HandOverPage(
+    "tech_swap.html", "Swap recorded: {serial} is now {state}",
+    {"pin": ("pin",), "spare_serial": ("spare",), "fault": ("fault",), "faulty_serial": ("held by",),
+     "staff_number": ("officer", "staff number"), "accepted_name": ("name",)},
+    "faulty_serial",
+    lambda serial: f"/tech/swap?{urlencode(dict(spare=serial))}",
+)  # fmt: skip
 
 
-def _bench_page(
-    request: Request, ctx: AppContext, me: Caller, template: str, serial: str, notice: Callable[[dict[str, Any]], str]
-) -> HTMLResponse:
-    """A technician's form; after an action (the serial comes back in the redirect), with the
-    device's card and a notice."""
-    device = device_or_none(ctx, serial)
-    return render(request, template, me, v={}, device=device, notice=notice(device) if device else None)
+# The forms (after a hand-over, the serial in the query shows the device's card).
+@router.get("/tech/issue")
+def issue_form(request: Request, ctx: ContextDep, me: TechUser, issued: str = "") -> HTMLResponse:
+    return ISSUE.shown(request, ctx, me, issued)
+
+
+@router.get("/tech/swap")
+def swap_form(request: Request, ctx: ContextDep, me: TechUser, spare: str = "") -> HTMLResponse:
+    return SWAP.shown(request, ctx, me, spare)
 
 
 def _by(me: Caller, ctx: AppContext, form: AcceptanceForm, request: Request) -> dict[str, Any]:
@@ -63,29 +85,6 @@ def _by(me: Caller, ctx: AppContext, form: AcceptanceForm, request: Request) -> 
     wrong PINs are throttled per officer and per address) and the certificate verifier."""
     acceptance = replace(form.acceptance(), address=request.client.host if request.client else None)
     return {"acceptance": acceptance, "actor": me.name, "verifier": ctx.site_keys.verifier()}
-
-
-# The field a refusal is about, by the words of its reason (the page marks it and focuses it).
-REFUSAL_FIELDS = {
-    "tech_issue.html": (
-        {"pin": ("pin",), "old_serial": ("exchange", "old device"), "approval": ("approval", "exception"),
-         "accepted_name": ("name",)},
-        "device_serial",
-    ),
-    "tech_swap.html": (
-        {"pin": ("pin",), "spare_serial": ("spare",), "fault": ("fault",), "faulty_serial": ("held by",),
-         "staff_number": ("officer", "staff number"), "accepted_name": ("name",)},
-        "faulty_serial",
-    ),
-}  # fmt: skip
-
-
-def _refused(request: Request, me: Caller, template: str, form: AcceptanceForm) -> Callable[[FactoryError], Response]:
-    def page(exc: FactoryError) -> Response:
-        where = field_of(exc, *REFUSAL_FIELDS[template])
-        return render(request, template, me, exc.status_code, v=form.values(), error=exc.reason, error_field=where)
-
-    return page
 
 
 # ---------------------------------------------------------------- issue in person (technicians)
@@ -103,11 +102,6 @@ class IssueForm(AcceptanceForm):
         return int(value)
 
 
-@router.get("/tech/issue")
-def issue_form(request: Request, ctx: ContextDep, me: TechUser, issued: str = "") -> HTMLResponse:
-    return _bench_page(request, ctx, me, "tech_issue.html", issued, "Issued {serial} to {custodian}".format_map)
-
-
 @router.post("/tech/issue")
 def issue(request: Request, ctx: ContextDep, me: TechUser, form: Annotated[IssueForm, Form()]) -> Response:
     def action(session: Session) -> str:
@@ -123,8 +117,7 @@ def issue(request: Request, ctx: ContextDep, me: TechUser, form: Annotated[Issue
         )
         return outcome.handed_over or ""
 
-    refused = _refused(request, me, "tech_issue.html", form)
-    return _act(ctx, action, refused, lambda serial: f"/tech/issue?{urlencode(dict(issued=serial))}")
+    return ISSUE.posted(request, ctx, me, form, action)
 
 
 # ---------------------------------------------------------------- walk-in swap (technicians)
@@ -138,16 +131,10 @@ class SwapForm(AcceptanceForm):
 SWAP_FIELDS = {"staff_number", "faulty_serial", "spare_serial", "fault"}
 
 
-@router.get("/tech/swap")
-def swap_form(request: Request, ctx: ContextDep, me: TechUser, spare: str = "") -> HTMLResponse:
-    return _bench_page(request, ctx, me, "tech_swap.html", spare, "Swap recorded: {serial} is now {state}".format_map)
-
-
 @router.post("/tech/swap")
 def swap(request: Request, ctx: ContextDep, me: TechUser, form: Annotated[SwapForm, Form()]) -> Response:
     def action(session: Session) -> str:
         fields = form.model_dump(include=SWAP_FIELDS)
         return walk_in_swap(session, **fields, **_by(me, ctx, form, request)).handed_over or ""
 
-    refused = _refused(request, me, "tech_swap.html", form)
-    return _act(ctx, action, refused, lambda serial: f"/tech/swap?{urlencode(dict(spare=serial))}")
+    return SWAP.posted(request, ctx, me, form, action)

@@ -6,6 +6,7 @@ accounts for, and close it. The refusals are the disposal service's (factory/cus
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -16,7 +17,7 @@ from pydantic import BaseModel
 from api.deps import Caller, ContextDep, page_user
 from api.params import RowId
 from api.web.forms import read_upload, scanned
-from api.web.tech_pages import act, field_of, page, read
+from api.web.tech_pages import act, field_of, page, pdf_download, read
 from factory.custody.service import (
     WasteTransfer,
     add_device,
@@ -74,42 +75,49 @@ NOTICES = {
 }
 
 
-def _batch_page(
-    request: Request, ctx: AppContext, me: Caller, batch_id: int, status: int = 200, **extra: Any
-) -> HTMLResponse:
-    try:
-        batch, items = read(ctx, lambda s: disposal_batch(s, batch_id))
-    except FactoryError as exc:
-        return page(request, me, "forbidden.html", exc.status_code, reason=exc.reason)
-    context = {"v": {}, "added": [], "accounted": [], **extra}
-    return page(request, me, "tech_disposal_batch.html", status, b=batch, items=items, **context)
+@dataclass(frozen=True)
+class OnBatch:
+    """A page request about one batch (who asks, and which batch): the batch's page, and a step on it."""
+
+    request: Request
+    ctx: AppContext
+    me: Caller
+    batch_id: int
+
+    def page(self, status: int = 200, **extra: Any) -> HTMLResponse:
+        try:
+            batch, items = read(self.ctx, lambda s: disposal_batch(s, self.batch_id))
+        except FactoryError as exc:
+            return page(self.request, self.me, "forbidden.html", exc.status_code, reason=exc.reason)
+        context = {"v": {}, "added": [], "accounted": [], **extra}
+        return page(self.request, self.me, "tech_disposal_batch.html", status, b=batch, items=items, **context)
+
+    def step(
+        self, done: str, action: Callable[[Session], object], refused_with: Callable[[FactoryError], dict[str, Any]]
+    ) -> Response:
+        """The action, then the batch page with a notice; or the batch page again with the reason,
+        the field it concerns and what was entered."""
+
+        def run(session: Session) -> str:
+            action(session)
+            return done
+
+        def refused(exc: FactoryError) -> Response:
+            return self.page(exc.status_code, error=exc.reason, **refused_with(exc))
+
+        return act(self.ctx, run, lambda what: f"/tech/disposal/{self.batch_id}?done={quote(what)}", refused)
+
+
+def _on_batch(request: Request, ctx: ContextDep, me: DisposalUser, batch_id: RowId) -> OnBatch:
+    return OnBatch(request, ctx, me, batch_id)
+
+
+Batch = Annotated[OnBatch, Depends(_on_batch)]
 
 
 @router.get("/{batch_id}")
-def batch(request: Request, ctx: ContextDep, me: DisposalUser, batch_id: RowId, done: str = "") -> HTMLResponse:
-    return _batch_page(request, ctx, me, batch_id, notice=NOTICES.get(done))
-
-
-def _step(
-    request: Request,
-    ctx: AppContext,
-    me: Caller,
-    batch_id: int,
-    done: str,
-    action: Callable[[Session], object],
-    refused_with: Callable[[FactoryError], dict[str, Any]],
-) -> Response:
-    """A step on the batch: the action, then the batch page with a notice; or the batch page
-    again with the reason, the field it concerns and what was entered."""
-
-    def run(session: Session) -> str:
-        action(session)
-        return done
-
-    def refused(exc: FactoryError) -> Response:
-        return _batch_page(request, ctx, me, batch_id, exc.status_code, error=exc.reason, **refused_with(exc))
-
-    return act(ctx, run, lambda what: f"/tech/disposal/{batch_id}?done={quote(what)}", refused)
+def batch(on: Batch, done: str = "") -> HTMLResponse:
+    return on.page(notice=NOTICES.get(done))
 
 
 class ScanForm(BaseModel):
@@ -117,19 +125,17 @@ class ScanForm(BaseModel):
 
 
 @router.post("/{batch_id}/add")
-def add(
-    request: Request, ctx: ContextDep, me: DisposalUser, batch_id: RowId, form: Annotated[ScanForm, Form()]
-) -> Response:
+def add(on: Batch, form: Annotated[ScanForm, Form()]) -> Response:
     serials = scanned(form.serial)
-    verifier = ctx.site_keys.verifier()
+    verifier = on.ctx.site_keys.verifier()
 
     def action(session: Session) -> None:
         if not serials:
             raise InvalidInput("scan at least one device into the batch")
         for serial in serials:  # all or none: one refusal leaves the batch as it was
-            add_device(session, batch_id=batch_id, serial=serial, actor=me.name, verifier=verifier)
+            add_device(session, batch_id=on.batch_id, serial=serial, actor=on.me.name, verifier=verifier)
 
-    return _step(request, ctx, me, batch_id, "added", action, lambda _e: {"added": serials, "error_field": "serial"})
+    return on.step("added", action, lambda _e: {"added": serials, "error_field": "serial"})
 
 
 class CollectForm(BaseModel):
@@ -163,11 +169,9 @@ COLLECT_FIELDS = {
 
 
 @router.post("/{batch_id}/collect")
-def collected(
-    request: Request, ctx: ContextDep, me: DisposalUser, batch_id: RowId, form: Annotated[CollectForm, Form()]
-) -> Response:
+def collected(on: Batch, form: Annotated[CollectForm, Form()]) -> Response:
     ours, theirs = read_upload(form.transferor_signature), read_upload(form.transferee_signature)
-    verifier = ctx.site_keys.verifier()
+    verifier = on.ctx.site_keys.verifier()
 
     def action(session: Session) -> None:
         if ours is None or theirs is None:
@@ -175,13 +179,13 @@ def collected(
         fields = form.values() | {"transferor_signature": ours, "transferee_signature": theirs}
         fields["hazardous_note_reference"] = form.hazardous_note_reference or None
         transfer = WasteTransfer(**fields)
-        collect(session, batch_id=batch_id, transfer=transfer, actor=me.name, site=ctx.settings.site_name,
+        collect(session, batch_id=on.batch_id, transfer=transfer, actor=on.me.name, site=on.ctx.settings.site_name,
                 verifier=verifier)  # fmt: skip
 
     def refused_with(exc: FactoryError) -> dict[str, Any]:
         return {"v": form.values(), "error_field": field_of(exc, COLLECT_FIELDS, "transferor_name")}
 
-    return _step(request, ctx, me, batch_id, "collected", action, refused_with)
+    return on.step("collected", action, refused_with)
 
 
 class AccountForm(BaseModel):
@@ -191,29 +195,27 @@ class AccountForm(BaseModel):
 
 
 @router.post("/{batch_id}/account")
-def accounted(
-    request: Request, ctx: ContextDep, me: DisposalUser, batch_id: RowId, form: Annotated[AccountForm, Form()]
-) -> Response:
+def accounted(on: Batch, form: Annotated[AccountForm, Form()]) -> Response:
     serials, document = scanned(form.serial), read_upload(form.document)
-    verifier = ctx.site_keys.verifier()
+    verifier = on.ctx.site_keys.verifier()
 
     def action(session: Session) -> None:
-        record_recycler_certificate(session, batch_id=batch_id, serials=serials, actor=me.name, verifier=verifier,
+        record_recycler_certificate(session, batch_id=on.batch_id, serials=serials, actor=on.me.name, verifier=verifier,
                                     reference=form.reference or None, document=document)  # fmt: skip
 
     def refused_with(exc: FactoryError) -> dict[str, Any]:
         where = field_of(exc, {"reference": ("certificate recorded", "already has")}, "serial")
         return {"v": {"reference": form.reference}, "accounted": serials, "error_field": where}
 
-    return _step(request, ctx, me, batch_id, "accounted", action, refused_with)
+    return on.step("accounted", action, refused_with)
 
 
 @router.post("/{batch_id}/close")
-def closed(request: Request, ctx: ContextDep, me: DisposalUser, batch_id: RowId) -> Response:
+def closed(on: Batch) -> Response:
     def action(session: Session) -> None:
-        close_batch(session, batch_id=batch_id, actor=me.name)
+        close_batch(session, batch_id=on.batch_id, actor=on.me.name)
 
-    return _step(request, ctx, me, batch_id, "closed", action, lambda _e: {})
+    return on.step("closed", action, lambda _e: {})
 
 
 @router.get("/{batch_id}/waste-transfer-note")
@@ -225,9 +227,4 @@ def waste_transfer_note(ctx: ContextDep, _me: DisposalUser, batch_id: RowId) -> 
         doc = get_document(session, view.wtn_document_id)
         return doc.content, doc.filename or f"wtn-batch-{batch_id}.pdf"
 
-    try:
-        content, name = read(ctx, pdf)
-    except FactoryError as exc:
-        return Response(exc.reason, status_code=exc.status_code, media_type="text/plain")
-    disposition = f'attachment; filename="{quote(name)}"'
-    return Response(content, media_type="application/pdf", headers={"Content-Disposition": disposition})
+    return pdf_download(ctx, pdf)

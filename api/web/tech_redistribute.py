@@ -5,7 +5,6 @@ kept), with the transfer note PDF to print and sign."""
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
@@ -14,7 +13,7 @@ from pydantic import BaseModel
 from api.deps import Caller, ContextDep
 from api.params import RowId
 from api.web.forms import scanned
-from api.web.tech_pages import TechUser, act, field_of, page, read
+from api.web.tech_pages import TechUser, act, field_of, page, pdf_download
 from factory.custody.service import redistribute
 from factory.custody.views import transfer_note
 from factory.kernel.db.engine import Session
@@ -60,11 +59,6 @@ def transfer(request: Request, ctx: ContextDep, me: TechUser, form: Annotated[Tr
 def note(ctx: ContextDep, _me: TechUser, transfer_id: RowId) -> Response:
     def pdf(session: Session) -> tuple[bytes, str]:
         doc = transfer_note(session, transfer_id)
-        return doc.content, doc.filename
+        return doc.content, doc.filename or "transfer-note.pdf"
 
-    try:
-        content, name = read(ctx, pdf)
-    except FactoryError as exc:
-        return Response(exc.reason, status_code=exc.status_code, media_type="text/plain")
-    disposition = f'attachment; filename="{quote(name or "transfer-note.pdf")}"'
-    return Response(content, media_type="application/pdf", headers={"Content-Disposition": disposition})
+    return pdf_download(ctx, pdf)
