@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, replace
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from api.deps import (
@@ -61,6 +61,24 @@ router = APIRouter(prefix="/api/custody", tags=["custody"], route_class=UnitOfWo
 def _by(user: Caller, ctx: AppContext) -> dict[str, Any]:
     """Who does a step that moves a device, and the certificate verifier its guards use."""
     return {"actor": user.name, "verifier": ctx.site_keys.verifier()}
+
+
+# The same as a route's dependency, one per role (the role is checked by the user dependency).
+def _technician(user: TechnicianUser, ctx: ContextDep) -> dict[str, Any]:
+    return _by(user, ctx)
+
+
+def _courier(user: CourierUser, ctx: ContextDep) -> dict[str, Any]:
+    return _by(user, ctx)
+
+
+def _admin(user: AdminUser, ctx: ContextDep) -> dict[str, Any]:
+    return _by(user, ctx)
+
+
+ByTechnician = Annotated[dict[str, Any], Depends(_technician)]
+ByCourier = Annotated[dict[str, Any], Depends(_courier)]
+ByAdmin = Annotated[dict[str, Any], Depends(_admin)]
 
 
 def _entries(outcome: Outcome[Any], **details: Any) -> dict[str, Any]:
@@ -137,20 +155,18 @@ def approve_exception(approval_id: Id, session: SessionDep, user: AdminUser) -> 
 
 @router.post("/allocations/{allocation_id}/issue", response_model=EntriesOut)
 def issue_device(
-    allocation_id: Id, body: IssueIn, session: SessionDep, ctx: ContextDep, user: TechnicianUser, request: Request
+    allocation_id: Id, body: IssueIn, session: SessionDep, by: ByTechnician, request: Request
 ) -> dict[str, Any]:
     with service.wrong_pins_counted(session):  # wrong PINs are throttled per officer and address
         args = _from_address(body.args(), request)
-        result = service.issue_device(session, allocation_id=allocation_id, **args, **_by(user, ctx))
+        result = service.issue_device(session, allocation_id=allocation_id, **args, **by)
     return _accepted(result)
 
 
 @router.post("/swaps", response_model=EntriesOut)
-def walk_in_swap(
-    body: SwapIn, session: SessionDep, ctx: ContextDep, user: TechnicianUser, request: Request
-) -> dict[str, Any]:
+def walk_in_swap(body: SwapIn, session: SessionDep, by: ByTechnician, request: Request) -> dict[str, Any]:
     with service.wrong_pins_counted(session):
-        return _accepted(service.walk_in_swap(session, **_from_address(body.args(), request), **_by(user, ctx)))
+        return _accepted(service.walk_in_swap(session, **_from_address(body.args(), request), **by))
 
 
 def _from_address(args: dict[str, Any], request: Request) -> dict[str, Any]:
@@ -160,10 +176,8 @@ def _from_address(args: dict[str, Any], request: Request) -> dict[str, Any]:
 
 
 @router.post("/allocations/{allocation_id}/install", response_model=EntriesOut)
-def install_tablet(
-    allocation_id: Id, body: InstallIn, session: SessionDep, ctx: ContextDep, user: TechnicianUser
-) -> dict[str, Any]:
-    return _entries(service.install_tablet(session, allocation_id=allocation_id, **body.args(), **_by(user, ctx)))
+def install_tablet(allocation_id: Id, body: InstallIn, session: SessionDep, by: ByTechnician) -> dict[str, Any]:
+    return _entries(service.install_tablet(session, allocation_id=allocation_id, **body.args(), **by))
 
 
 @router.post("/vehicles/{fleet_number}/decommission", response_model=EntriesOut)
@@ -185,8 +199,8 @@ def create_consignment(
 
 
 @router.post("/consignments/{reference}/handover", response_model=EntriesOut)
-def hand_over(reference: Ref, body: ScanIn, session: SessionDep, ctx: ContextDep, user: CourierUser) -> dict[str, Any]:
-    return _entries(service.hand_over(session, reference=reference, **body.args(), **_by(user, ctx)))
+def hand_over(reference: Ref, body: ScanIn, session: SessionDep, by: ByCourier) -> dict[str, Any]:
+    return _entries(service.hand_over(session, reference=reference, **body.args(), **by))
 
 
 @router.post("/consignments/{reference}/delivery", response_model=EntriesOut)
@@ -216,8 +230,8 @@ def consignment_exceptions(
 
 
 @router.post("/transfers", status_code=201, response_model=EntriesOut)
-def redistribute(body: TransferIn, session: SessionDep, ctx: ContextDep, user: AdminUser) -> dict[str, Any]:
-    result = service.redistribute(session, **body.args(), site=ctx.settings.site_name, **_by(user, ctx))
+def redistribute(body: TransferIn, session: SessionDep, ctx: ContextDep, by: ByAdmin) -> dict[str, Any]:
+    result = service.redistribute(session, **body.args(), site=ctx.settings.site_name, **by)
     note_id = result.document.id if result.document else None
     return _entries(result, transfer_id=result.record.id, note_document_id=note_id)
 
@@ -228,8 +242,8 @@ def open_batch(body: BatchIn, session: SessionDep, user: AdminUser) -> dict[str,
 
 
 @router.post("/disposal-batches/{batch_id}/devices/{serial}", response_model=EntriesOut)
-def add_to_batch(batch_id: Id, serial: Ref, session: SessionDep, ctx: ContextDep, user: AdminUser) -> dict[str, Any]:
-    return _entries(service.add_device(session, batch_id=batch_id, serial=serial, **_by(user, ctx)))
+def add_to_batch(batch_id: Id, serial: Ref, session: SessionDep, by: ByAdmin) -> dict[str, Any]:
+    return _entries(service.add_device(session, batch_id=batch_id, serial=serial, **by))
 
 
 @router.post("/disposal-batches/{batch_id}/devices/{serial}/remove", response_model=EntriesOut)
@@ -240,21 +254,15 @@ def remove_from_batch(
 
 
 @router.post("/disposal-batches/{batch_id}/collect", response_model=RecordOut)
-def collect_batch(
-    batch_id: Id, body: CollectIn, session: SessionDep, ctx: ContextDep, user: AdminUser
-) -> dict[str, Any]:
+def collect_batch(batch_id: Id, body: CollectIn, session: SessionDep, ctx: ContextDep, by: ByAdmin) -> dict[str, Any]:
     transfer = service.WasteTransfer(**body.args())
-    b = service.collect(
-        session, batch_id=batch_id, transfer=transfer, site=ctx.settings.site_name, **_by(user, ctx)
-    ).record
+    b = service.collect(session, batch_id=batch_id, transfer=transfer, site=ctx.settings.site_name, **by).record
     return {"id": b.id or 0, "details": {"status": b.status, "wtn_document_id": b.wtn_document_id}}
 
 
 @router.post("/disposal-batches/{batch_id}/recycler-certificate", response_model=EntriesOut)
-def recycler_certificate(
-    batch_id: Id, body: RecyclerCertificateIn, session: SessionDep, ctx: ContextDep, user: AdminUser
-) -> dict[str, Any]:
-    return _entries(service.record_recycler_certificate(session, batch_id=batch_id, **body.args(), **_by(user, ctx)))
+def recycler_certificate(batch_id: Id, body: RecyclerCertificateIn, session: SessionDep, by: ByAdmin) -> dict[str, Any]:
+    return _entries(service.record_recycler_certificate(session, batch_id=batch_id, **body.args(), **by))
 
 
 @router.post("/disposal-batches/{batch_id}/close", response_model=RecordOut)
