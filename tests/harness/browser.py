@@ -119,6 +119,22 @@ def scan(page: Any, code: str) -> None:
     page.keyboard.press("Enter")
 
 
+def press(page: Any, button: str) -> None:
+    """Press the named button and wait for the page its form post leads to."""
+    with page.expect_navigation():
+        page.get_by_role("button", name=button).click()
+
+
+def attach(page: Any, label: str, name: str, content: bytes, media_type: str = "image/png") -> None:
+    """Choose a file for the labelled file input, as if picked from the bench laptop's disk."""
+    page.get_by_label(label).set_input_files({"name": name, "mimeType": media_type, "buffer": content})
+
+
+def page_error(page: Any) -> str:
+    """The reason a refused form post shows at the top of the page."""
+    return str(page.locator("#page-error").inner_text())
+
+
 @cache
 def _axe_source() -> str:
     return files("axe_playwright_python").joinpath("axe.min.js").read_text(encoding="utf-8")
@@ -133,16 +149,21 @@ def axe_violations(page: Any) -> list[dict[str, Any]]:
     return list(result["violations"])
 
 
-def assert_accessible(page: Any) -> None:
-    """0 axe-core violations at WCAG 2.2 AA, and every visible form control labelled."""
-    found = axe_violations(page)
-    summary = [f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:5]}" for v in found]
-    assert found == [], f"{page.url}: " + "; ".join(summary)
+def assert_labelled(page: Any) -> None:
+    """Every visible form control has a label (screen readers and keyboard users need one)."""
     unlabelled = page.evaluate(
         """[...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
              .filter(el => el.labels.length === 0 && !el.getAttribute('aria-label')).map(el => el.name)"""
     )
     assert unlabelled == [], f"{page.url}: unlabelled controls {unlabelled}"
+
+
+def assert_accessible(page: Any) -> None:
+    """0 axe-core violations at WCAG 2.2 AA, and every visible form control labelled."""
+    found = axe_violations(page)
+    summary = [f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:5]}" for v in found]
+    assert found == [], f"{page.url}: " + "; ".join(summary)
+    assert_labelled(page)
 
 
 def check_page(page: Any, name: str) -> Path:

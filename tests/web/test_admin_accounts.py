@@ -5,7 +5,7 @@ is refused the page; axe-core on every page, screenshots."""
 from __future__ import annotations
 
 import pytest
-from harness.browser import check_page, log_in, new_page
+from harness.browser import check_page, log_in, new_page, press
 from harness.web import cheap_password_hashing  # noqa: F401 (autouse fixture)
 
 pytestmark = pytest.mark.slow  # a real browser against a served site
@@ -17,8 +17,7 @@ def _add(page, name: str, password: str) -> None:
     page.locator("#f-name").fill(name)
     page.get_by_label("Role").select_option("technician")
     page.locator("#f-password").fill(password)
-    with page.expect_navigation():
-        page.get_by_role("button", name="Add user").click()
+    press(page, "Add user")
 
 
 def test_admin_adds_a_user_and_resets_a_password(tech_page, tech_site, tech_browser) -> None:
@@ -38,8 +37,7 @@ def test_admin_adds_a_user_and_resets_a_password(tech_page, tech_site, tech_brow
 
     page.locator("#f-reset_name").fill("new.tech")
     page.locator("#f-new_password").fill(GOOD + " two")
-    with page.expect_navigation():
-        page.get_by_role("button", name="Reset password").click()
+    press(page, "Reset password")
     assert "Password of new.tech reset" in page.locator("#page-notice").inner_text()
     with new_page(tech_browser, tech_site.base) as second:
         log_in(second, "new.tech", "/tech/receive", password=GOOD + " two")

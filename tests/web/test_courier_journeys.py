@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from harness.browser import check_page, focused_id, log_in, new_page, scan, shot
+from harness.browser import attach, check_page, focused_id, log_in, new_page, page_error, press, scan, shot
 from harness.courier_data import courier_allocations, packed, shielded_officer, wave_with_room
 from harness.custody_data import PNG, issue_first, officer
 from harness.domain import verifier
@@ -43,10 +43,6 @@ def refs(tech_site: Site) -> dict[str, str]:
                   verifier=keys)  # fmt: skip
     issue_first(ctx, "OLD-J3", "PC3001")
     return {"two": with_two, "failing": failing}
-
-
-def _error(page: Any) -> str:
-    return page.locator("#page-error").inner_text()
 
 
 def _listed(page: Any, list_id: str) -> list[str]:
@@ -81,15 +77,13 @@ def test_courier_packs_a_consignment(tech_page: Any, refs: dict[str, str]) -> No
     assert _listed(page, "seal-list") == ["SEAL-P1"]
     assert "already in the list" in page.locator("#seal-list-status").inner_text()
     assert focused_id(page) == "f-seal"
-    with page.expect_navigation():
-        page.get_by_role("button", name="Check the cap").click()
+    press(page, "Check the cap")
     assert page.locator("#cap-WJ td").all_inner_texts()[4:] == ["1", "0"]  # this consignment takes it, none left
     assert _listed(page, "seal-list") == ["SEAL-P1"] and page.get_by_label("J-2").is_checked()
     check_page(page, "courier-3-cap-checked")
 
-    with page.expect_navigation():
-        page.get_by_role("button", name="Save consignment").click()
-    assert "PC3002 is not recorded as formally shielding" in _error(page)
+    press(page, "Save consignment")
+    assert "PC3002 is not recorded as formally shielding" in page_error(page)
     # nothing lost: ticks, typed fields and scanned seals come back
     assert page.get_by_label("J-LAPTOP").is_checked() and page.get_by_label("J-2").is_checked()
     assert page.get_by_label("Delivery address").input_value() == "2 Low Road, Northtown"
@@ -97,8 +91,7 @@ def test_courier_packs_a_consignment(tech_page: Any, refs: dict[str, str]) -> No
     check_page(page, "courier-4-pack-refused")
 
     page.get_by_label("Shielding reference for officer PC3002").fill("OH-2026-0099")
-    with page.expect_navigation():
-        page.get_by_role("button", name="Save consignment").click()
+    press(page, "Save consignment")
     assert "Consignment packed" in page.locator("#page-notice").inner_text()
     assert page.locator("#consignment-status").inner_text() == "open"
     assert page.locator("#seals").inner_text() == "SEAL-P1"
@@ -117,22 +110,19 @@ def test_courier_hands_over_and_delivers_with_the_old_devices(tech_page: Any, te
     scan(page, "J-3")
     page.locator("#f-handover-seal").focus()
     scan(page, "SEAL-J3")
-    with page.expect_navigation():
-        page.get_by_role("button", name="Record hand-over").click()
-    assert "does not contain NOPE-1" in _error(page)
+    press(page, "Record hand-over")
+    assert "does not contain NOPE-1" in page_error(page)
     assert _listed(page, "handover-list") == ["NOPE-1", "J-3"] and _listed(page, "handover-seal-list") == ["SEAL-J3"]
     check_page(page, "courier-6-unknown-serial")
 
     page.get_by_role("button", name="Remove NOPE-1").click()
     assert _listed(page, "handover-list") == ["J-3"] and focused_id(page) == "f-handover"
-    with page.expect_navigation():
-        page.get_by_role("button", name="Record hand-over").click()
-    assert "1 of 2 devices not scanned: J-4" in _error(page)  # named, and nothing in transit
+    press(page, "Record hand-over")
+    assert "1 of 2 devices not scanned: J-4" in page_error(page)  # named, and nothing in transit
     assert tech_site.state("J-3") == "allocated"
     page.locator("#f-handover").focus()
     scan(page, "J-4")
-    with page.expect_navigation():
-        page.get_by_role("button", name="Record hand-over").click()
+    press(page, "Record hand-over")
     assert page.locator("#consignment-status").inner_text() == "in_transit"
     assert tech_site.state("J-3") == tech_site.state("J-4") == "in_transit"
     check_page(page, "courier-7-handed-over")
@@ -142,23 +132,17 @@ def test_courier_hands_over_and_delivers_with_the_old_devices(tech_page: Any, te
     page.locator("#f-old").focus()
     scan(page, "OLD-J1")
     page.get_by_label("Recipient's name").fill("PC Jane Smith")
-    page.get_by_label("Recipient's signature (PNG, JPEG or PDF)").set_input_files(
-        {"name": "signature.png", "mimeType": "image/png", "buffer": PNG}
-    )
-    with page.expect_navigation():
-        page.get_by_role("button", name="Record delivery").click()
-    assert "PC3001 receives 2 and hands back 1" in _error(page)
+    attach(page, "Recipient's signature (PNG, JPEG or PDF)", "signature.png", PNG)
+    press(page, "Record delivery")
+    assert "PC3001 receives 2 and hands back 1" in page_error(page)
     assert _listed(page, "old-list") == ["OLD-J1"] and _listed(page, "deliver-seal-list") == ["SEAL-J3"]
     assert page.get_by_label("Recipient's name").input_value() == "PC Jane Smith"
     check_page(page, "courier-8-one-for-one-refused")
 
     page.locator("#f-old").focus()
     scan(page, "OLD-J3")
-    page.get_by_label("Recipient's signature (PNG, JPEG or PDF)").set_input_files(
-        {"name": "signature.png", "mimeType": "image/png", "buffer": PNG}
-    )
-    with page.expect_navigation():
-        page.get_by_role("button", name="Record delivery").click()
+    attach(page, "Recipient's signature (PNG, JPEG or PDF)", "signature.png", PNG)
+    press(page, "Record delivery")
     assert page.locator("#consignment-status").inner_text() == "delivered"
     assert tech_site.state("J-3") == tech_site.state("J-4") == "issued"
     assert tech_site.state("OLD-J1") == tech_site.state("OLD-J3") == "returned"
@@ -178,9 +162,8 @@ def test_a_step_out_of_order_is_refused_on_the_page(tech_browser: Any, tech_site
             hand_over(s, reference=officer_ref, scanned_serials=["J-6"], scanned_seals=["SEAL-J6"],
                       actor="courier2", verifier=keys)  # fmt: skip
         scan(page, "J-6")
-        with page.expect_navigation():
-            page.get_by_role("button", name="Record hand-over").click()
-        assert "already handed over" in _error(page)
+        press(page, "Record hand-over")
+        assert "already handed over" in page_error(page)
         assert page.locator("#consignment-status").inner_text() == "in_transit"
         check_page(page, "courier-10-out-of-order")
 
@@ -190,14 +173,12 @@ def test_failed_delivery_and_return_to_the_factory(tech_page: Any, tech_site: Si
     log_in(page, "courier1", f"/courier/consignments/{ref}")
     check_page(page, "courier-11-in-transit")
     page.get_by_label("Why the delivery failed").fill("nobody at home, card left")
-    with page.expect_navigation():
-        page.get_by_role("button", name="Record failed delivery").click()
+    press(page, "Record failed delivery")
     assert "Failed delivery recorded" in page.locator("#page-notice").inner_text()
     assert page.locator("#consignment-status").inner_text() == "failed"
     check_page(page, "courier-12-failed")
     page.get_by_label("Where the devices are put").fill("returns cage 2")
-    with page.expect_navigation():
-        page.get_by_role("button", name="Record return to the factory").click()
+    press(page, "Record return to the factory")
     assert page.locator("#consignment-status").inner_text() == "returned"
     assert tech_site.state("J-5") == "returned"
     shot(page, "courier-13-returned")

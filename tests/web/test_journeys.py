@@ -7,93 +7,31 @@ typed text followed by Enter). Screenshots are kept in test-artifacts/screenshot
 
 from __future__ import annotations
 
-import shutil
 import zipfile
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from harness.audit_data import sanitised_device
-from harness.browser import SHOTS, chromium, served
+from harness.browser import SHOTS, assert_labelled, focused_id, log_in, shot
 from harness.custody_data import officer
 from harness.tech_site import Site
-from harness.web import (  # noqa: F401 (cheap_password_hashing: autouse fixture)
-    PASSWORD,
-    cheap_password_hashing,
-    make_users,
-)
+from harness.web import cheap_password_hashing  # noqa: F401 (autouse fixture)
 
-from api.app import create_app
-from factory.kernel.config import Settings
-from factory.kernel.context import AppContext
 from factory.kernel.db.engine import session_scope
-from factory.kernel.site_keys import init_keys
 
 pytestmark = pytest.mark.slow  # a real browser (Playwright + Chromium) against a served site
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Iterator[Site]:
-    root = tmp_path_factory.mktemp("web-site")
-    shutil.copyfile(sqlite_template, root / "factory.db")
-    ctx = AppContext(Settings(home=root / "home", database_url=f"sqlite:///{root / 'factory.db'}", site_name="web"))
-    init_keys(ctx.settings)
-    make_users(ctx)
-    officer(ctx, "PC2001", pin="4321")
-    sanitised_device(ctx, "AUD-1", ("AUD-1-M1",))
-    try:
-        with served(create_app(ctx)) as base:
-            yield Site(ctx, base)
-    finally:
-        ctx.engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with chromium() as launched:
-        yield launched
+def site(tech_site: Site) -> Site:
+    """The served site (harness.tech_site) with an officer and a sanitised device to find."""
+    officer(tech_site.ctx, "PC2001", pin="4321")
+    sanitised_device(tech_site.ctx, "AUD-1", ("AUD-1-M1",))
+    return tech_site
 
 
 @pytest.fixture
-def page(browser, site: Site) -> Iterator[object]:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    context = browser.new_context(base_url=site.base, accept_downloads=True, viewport={"width": 1366, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    try:
-        yield page
-    finally:
-        context.close()
-
-
-def shot(page, name: str) -> None:
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
-
-
-def focused_id(page) -> str:
-    return str(page.evaluate("document.activeElement && document.activeElement.id"))
-
-
-def assert_labelled(page) -> None:
-    """Every visible form control has a label (screen readers and keyboard users need one)."""
-    unlabelled = page.evaluate(
-        """[...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
-             .filter(el => el.labels.length === 0 && !el.getAttribute('aria-label')).map(el => el.name)"""
-    )
-    assert unlabelled == [], unlabelled
-
-
-def log_in(page, name: str, path: str) -> None:
-    """Keyboard only: the login form takes focus, Tab to the password, Enter submits."""
-    page.goto(path)
-    assert "/login" in page.url
-    assert focused_id(page) == "f-username"
-    page.keyboard.type(name)
-    page.keyboard.press("Tab")
-    page.keyboard.type(PASSWORD)
-    with page.expect_navigation():
-        page.keyboard.press("Enter")
-    assert page.url.endswith(path), page.url
+def page(tech_page: object, site: Site) -> object:
+    return tech_page
 
 
 def test_technician_receives_a_device_by_scanning(page, site: Site) -> None:

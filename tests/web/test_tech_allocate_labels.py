@@ -8,7 +8,7 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from harness.browser import SHOTS, check_page, focused_id, log_in, scan
+from harness.browser import SHOTS, check_page, focused_id, log_in, press, scan
 from harness.custody_data import officer, ready
 from harness.requirements import require_tool
 from harness.web import cheap_password_hashing  # noqa: F401 (autouse fixture)
@@ -20,8 +20,7 @@ def _allocate(page, serial: str, holder: str, channel: str = "in_person") -> Non
     page.locator("#f-serial").fill(serial)
     page.locator("#f-holder").fill(holder)
     page.get_by_label("How it reaches its holder").select_option(channel)
-    with page.expect_navigation():
-        page.get_by_role("button", name="Allocate").click()
+    press(page, "Allocate")
 
 
 def _invalid(page, field: str) -> bool:
@@ -39,8 +38,7 @@ def test_allocate_by_scanning_with_refusals_on_the_page(tech_page, tech_site) ->
     scan(page, "ALC-1")
     assert focused_id(page) == "f-holder"
     scan(page, "PC9999")  # Enter moves on to the wave; the officer is unknown
-    with page.expect_navigation():
-        page.get_by_role("button", name="Allocate").click()
+    press(page, "Allocate")
     assert "PC9999" in page.locator("#page-error").inner_text() and _invalid(page, "holder")
     assert focused_id(page) == "f-holder"  # the field to correct has focus
     assert page.locator("#f-serial").input_value() == "ALC-1"  # what was scanned is kept

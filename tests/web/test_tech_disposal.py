@@ -8,7 +8,7 @@ from __future__ import annotations
 import io
 
 import pytest
-from harness.browser import check_page, log_in, scan
+from harness.browser import attach, check_page, log_in, press, scan
 from harness.custody_data import JPEG, PNG
 from harness.domain import receive, sanitise
 from harness.web import cheap_password_hashing  # noqa: F401 (autouse fixture)
@@ -36,27 +36,22 @@ def _seed(ctx) -> None:
                        address="Unit 4, Industrial Estate")  # fmt: skip
 
 
-def _submit(page, button: str) -> None:
-    with page.expect_navigation():
-        page.get_by_role("button", name=button).click()
-
-
 def _open_batch(page) -> None:
     page.get_by_label("Recycler reference").fill("WEEE-CO")
     page.get_by_label("Description of the waste").fill("Waste laptops")
     page.get_by_label("EWC code").fill("16 02 13")  # no asterisk: not hazardous
     page.get_by_label("Your SIC code").fill("84240")
-    _submit(page, "Open batch")
+    press(page, "Open batch")
     check_page(page, "tech-disposal-1-batch-opened")
     scan(page, "DSP-1")
-    _submit(page, "Add the scanned devices")
+    press(page, "Add the scanned devices")
     assert "holds a battery" in page.locator("#page-error").inner_text()
     page.goto("/tech/disposal")
     page.get_by_label("Recycler reference").fill("WEEE-CO")
     page.get_by_label("Description of the waste").fill("Waste laptops")
     page.get_by_label("EWC code").fill("16 02 13*")
     page.get_by_label("Your SIC code").fill("84240")
-    _submit(page, "Open batch")
+    press(page, "Open batch")
 
 
 def test_disposal_batch_from_open_to_closed(tech_page, tech_site) -> None:
@@ -67,14 +62,14 @@ def test_disposal_batch_from_open_to_closed(tech_page, tech_site) -> None:
     _open_batch(page)
     for code in ("DSP-1", "DSP-INT", "DSP-2"):
         scan(page, code)
-    _submit(page, "Add the scanned devices")
+    press(page, "Add the scanned devices")
     assert "made for 'internal_reuse'" in page.locator("#page-error").inner_text()
     assert page.locator("#add-list li").count() == 3  # the scans are kept
     check_page(page, "tech-disposal-2-wrong-certificate")
     page.goto(page.url.removesuffix("/add"))
     for code in ("DSP-1", "DSP-2"):
         scan(page, code)
-    _submit(page, "Add the scanned devices")
+    press(page, "Add the scanned devices")
     assert site.state("DSP-1") == site.state("DSP-2") == "awaiting_disposal"
 
     for name, value in NOTE.items():
@@ -83,29 +78,27 @@ def test_disposal_batch_from_open_to_closed(tech_page, tech_site) -> None:
     same = {"name": "sig.png", "mimeType": "image/png", "buffer": PNG}
     page.get_by_label("Transferor's signature (PNG, JPEG or PDF)").set_input_files(same)
     page.get_by_label("Recycler's signature (PNG, JPEG or PDF)").set_input_files(same)
-    _submit(page, "Record collection")
+    press(page, "Record collection")
     assert "same image" in page.locator("#page-error").inner_text()
     assert page.get_by_label("Carrier's registration number").input_value() == "CBDU123456"  # kept
     check_page(page, "tech-disposal-3-same-signature")
     page.get_by_label("Transferor's signature (PNG, JPEG or PDF)").set_input_files(same)
-    page.get_by_label("Recycler's signature (PNG, JPEG or PDF)").set_input_files(
-        {"name": "theirs.jpg", "mimeType": "image/jpeg", "buffer": JPEG}
-    )
-    _submit(page, "Record collection")
+    attach(page, "Recycler's signature (PNG, JPEG or PDF)", "theirs.jpg", JPEG, "image/jpeg")
+    press(page, "Record collection")
     assert site.state("DSP-1") == "with_recycler"
     with page.expect_download() as download:
         page.locator("#wtn-link").click()
     text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(download.value.path().read_bytes())).pages)
     assert "CBDU123456" in text and "EPR/AB1234CD" in text
 
-    _submit(page, "Close the batch")  # out of order: the recycler has not accounted for the devices
+    press(page, "Close the batch")  # out of order: the recycler has not accounted for the devices
     assert "not accounted for" in page.locator("#page-error").inner_text()
     page.get_by_label("Certificate reference").fill("RC-2026-1")
     page.get_by_label("Scan each device it accounts for, then Enter").focus()
     for code in ("DSP-1", "DSP-2"):
         scan(page, code)
-    _submit(page, "Record the certificate")
-    _submit(page, "Close the batch")
+    press(page, "Record the certificate")
+    press(page, "Close the batch")
     assert page.locator("#batch-status").inner_text() == "closed"
     assert site.state("DSP-2") == "disposed"
     check_page(page, "tech-disposal-4-closed")

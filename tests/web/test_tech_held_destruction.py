@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 from harness.audit_data import failed_device
-from harness.browser import check_page, focused_id, log_in, new_page, scan
+from harness.browser import attach, check_page, focused_id, log_in, new_page, page_error, press, scan
 from harness.custody_data import PNG
 from harness.domain import move, receive
 from harness.web import cheap_password_hashing  # noqa: F401 (autouse fixture)
@@ -14,10 +14,6 @@ from harness.web import cheap_password_hashing  # noqa: F401 (autouse fixture)
 from factory.kernel.lifecycle.states import Event
 
 pytestmark = pytest.mark.slow  # a real browser against a served site
-
-
-def _error(page) -> str:
-    return page.locator("#page-error").inner_text()
 
 
 def test_held_devices_and_quarantine_triage(tech_page, tech_site) -> None:
@@ -34,9 +30,8 @@ def test_held_devices_and_quarantine_triage(tech_page, tech_site) -> None:
     assert focused_id(page) == "f-serial"
     scan(page, "NO-SUCH-1")
     page.keyboard.type("label was missing")
-    with page.expect_navigation():
-        page.get_by_role("button", name="Release to intake").click()
-    assert "NO-SUCH-1" in _error(page)
+    press(page, "Release to intake")
+    assert "NO-SUCH-1" in page_error(page)
     serial = page.locator("#f-serial")
     assert serial.get_attribute("aria-invalid") == "true" and "page-error" in serial.get_attribute("aria-describedby")
     assert page.locator("#f-finding").input_value() == "label was missing"
@@ -44,13 +39,11 @@ def test_held_devices_and_quarantine_triage(tech_page, tech_site) -> None:
 
     # Out of order: a failed erase cannot be released by triage.
     page.locator("#f-serial").fill("HELD-F1")
-    with page.expect_navigation():
-        page.get_by_role("button", name="Release to intake").click()
-    assert "triage" in _error(page) and site.state("HELD-F1") == "sanitise_failed"
+    press(page, "Release to intake")
+    assert "triage" in page_error(page) and site.state("HELD-F1") == "sanitise_failed"
 
     page.locator("#f-serial").fill("HELD-Q1")
-    with page.expect_navigation():
-        page.get_by_role("button", name="Release to intake").click()
+    press(page, "Release to intake")
     assert "HELD-Q1 released to intake" in page.locator("#page-notice").inner_text()
     assert site.state("HELD-Q1") == "received"
 
@@ -69,11 +62,8 @@ def test_destruction_is_requested_by_one_technician_and_witnessed_by_another(
     page.get_by_role("button", name="Request destruction").click()  # no evidence: the browser holds the form
     assert page.locator("#f-evidence").evaluate("el => !el.validity.valid")
     assert page.locator("#f-reason").input_value().startswith("erase failed")  # nothing lost
-    page.get_by_label("Evidence (photo or PDF)").set_input_files(
-        {"name": "drive.png", "mimeType": "image/png", "buffer": PNG}
-    )
-    with page.expect_navigation():
-        page.get_by_role("button", name="Request destruction").click()
+    attach(page, "Evidence (photo or PDF)", "drive.png", PNG)
+    press(page, "Request destruction")
     assert "another technician witnesses it" in page.locator("#page-notice").inner_text()
     assert page.get_by_role("button", name="Witness destruction of HELD-F2").count() == 0  # not by the requester
     check_page(page, "tech-destruction-1-requested")
@@ -81,12 +71,9 @@ def test_destruction_is_requested_by_one_technician_and_witnessed_by_another(
     # ... a second request for the same device is refused (duplicate) ...
     page.locator("#f-serial").fill("HELD-F2")
     page.get_by_label("Reason").fill("again")
-    page.get_by_label("Evidence (photo or PDF)").set_input_files(
-        {"name": "drive.png", "mimeType": "image/png", "buffer": PNG}
-    )
-    with page.expect_navigation():
-        page.get_by_role("button", name="Request destruction").click()
-    assert "awaiting a witness" in _error(page)
+    attach(page, "Evidence (photo or PDF)", "drive.png", PNG)
+    press(page, "Request destruction")
+    assert "awaiting a witness" in page_error(page)
 
     # ... and witnessed by technician2 on their own login.
     with new_page(tech_browser, site.base) as second:

@@ -5,7 +5,7 @@ axe-core on every page, screenshots."""
 from __future__ import annotations
 
 import pytest
-from harness.browser import check_page, focused_id, log_in, scan
+from harness.browser import check_page, focused_id, log_in, press, scan
 from harness.custody_data import allocated, officer_with_device
 from harness.web import cheap_password_hashing  # noqa: F401 (autouse fixture)
 
@@ -17,8 +17,7 @@ def _issue(page, new: str, old: str, pin: str) -> None:
     page.locator("#f-old_serial").fill(old)
     page.get_by_label("Officer's name as given").fill("Jane Smith")
     page.get_by_label("Officer's PIN").fill(pin)
-    with page.expect_navigation():
-        page.get_by_role("button", name="Issue").click()
+    press(page, "Issue")
 
 
 def test_issue_in_exchange(tech_page, tech_site) -> None:

@@ -5,7 +5,7 @@ low-stock warning; axe-core on every page, screenshots under test-artifacts/."""
 from __future__ import annotations
 
 import pytest
-from harness.browser import check_page, focused_id, log_in, scan
+from harness.browser import check_page, focused_id, log_in, press, scan
 from harness.custody_data import officer_with_device, ready
 from harness.web import cheap_password_hashing  # noqa: F401 (autouse fixture)
 
@@ -27,13 +27,11 @@ def test_pool_stock_swap_and_low_stock_warning(tech_page, tech_site) -> None:
     assert page.locator("#pools-empty").is_visible()
 
     page.get_by_label("Warn at or below").fill("a few")
-    with page.expect_navigation():
-        page.get_by_role("button", name="Open pool").click()
+    press(page, "Open pool")
     assert "whole number" in page.locator("#page-error").inner_text()
     assert page.locator("#f-low_stock_level").get_attribute("aria-invalid") == "true"
     page.get_by_label("Warn at or below").fill("1")
-    with page.expect_navigation():
-        page.get_by_role("button", name="Open pool").click()
+    press(page, "Open pool")
     assert "pool of laptop devices opened" in page.locator("#page-notice").inner_text()
 
     # Scanning: a repeat is kept once; an unknown serial refuses the lot by name and the list stays.
@@ -41,16 +39,14 @@ def test_pool_stock_swap_and_low_stock_warning(tech_page, tech_site) -> None:
     for code in ("POOL-A", "POOL-A", "NOPE-9", "POOL-B"):
         scan(page, code)
     assert _listed(page) == ["POOL-A", "NOPE-9", "POOL-B"]
-    with page.expect_navigation():
-        page.get_by_role("button", name="Stock the scanned spares").click()
+    press(page, "Stock the scanned spares")
     assert "NOPE-9" in page.locator("#page-error").inner_text()
     assert _listed(page) == ["POOL-A", "NOPE-9", "POOL-B"]  # nothing lost
     check_page(page, "tech-pool-1-wrong-scan")
     page.goto("/tech/pool")
     for code in ("POOL-A", "POOL-B"):
         scan(page, code)
-    with page.expect_navigation():
-        page.get_by_role("button", name="Stock the scanned spares").click()
+    press(page, "Stock the scanned spares")
     assert "Stocked 2 spare(s)" in page.locator("#page-notice").inner_text()
     assert "OK" in page.locator("#pools tbody tr").inner_text()
     check_page(page, "tech-pool-2-stocked")
@@ -62,8 +58,7 @@ def test_pool_stock_swap_and_low_stock_warning(tech_page, tech_site) -> None:
     page.keyboard.type("keyboard dead")
     page.get_by_label("Officer's name as given").fill("Jane Smith")
     page.get_by_label("Officer's PIN").fill("4321")
-    with page.expect_navigation():
-        page.get_by_role("button", name="Record swap").click()
+    press(page, "Record swap")
     assert site.state("POOL-A") == "issued"
     check_page(page, "tech-swap-from-pool")
 

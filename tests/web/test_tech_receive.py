@@ -5,7 +5,7 @@ axe-core and screenshots."""
 from __future__ import annotations
 
 import pytest
-from harness.browser import check_page, focused_id, log_in, scan
+from harness.browser import check_page, focused_id, log_in, press, scan
 from harness.custody_data import officer
 from harness.web import cheap_password_hashing  # noqa: F401 (autouse fixture)
 
@@ -29,16 +29,14 @@ def test_receive_with_officer_role_and_media(tech_page, tech_site) -> None:
         scan(page, code)
     page.get_by_label("Returned by officer (staff number)").fill("PC9999")
     page.get_by_label("Received for").select_option("redistribution")
-    with page.expect_navigation():
-        page.get_by_role("button", name="Receive").click()
+    press(page, "Receive")
     assert "PC9999" in page.locator("#page-error").inner_text()
     assert page.locator("#f-officer").get_attribute("aria-invalid") == "true" and focused_id(page) == "f-officer"
     assert page.locator("#f-serial").input_value() == "RCV-1" and page.locator("#media-list li").count() == 1
     check_page(page, "tech-receive-2-unknown-officer")
 
     page.get_by_label("Returned by officer (staff number)").fill("PC8001")
-    with page.expect_navigation():
-        page.get_by_role("button", name="Receive").click()
+    press(page, "Receive")
     assert "Received RCV-1" in page.locator("#page-notice").inner_text()
     assert page.locator("#device-media li").all_inner_texts() == ["RCV-1-M1 (sata-ssd)", "RCV-1-M2 (sata-ssd)"]
     assert page.get_by_label("Received for").input_value() == "redistribution"  # kept for the next scan

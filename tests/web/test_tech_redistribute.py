@@ -7,7 +7,7 @@ from __future__ import annotations
 import io
 
 import pytest
-from harness.browser import check_page, log_in, scan
+from harness.browser import check_page, log_in, press, scan
 from harness.domain import receive, sanitise
 from harness.web import cheap_password_hashing  # noqa: F401 (autouse fixture)
 from pypdf import PdfReader
@@ -25,8 +25,7 @@ def _transfer(page, organisation: str, serials: tuple[str, ...]) -> None:
     page.locator("#f-transfer-list").focus()
     for serial in serials:
         scan(page, serial)
-    with page.expect_navigation():
-        page.get_by_role("button", name="Record the transfer").click()
+    press(page, "Record the transfer")
 
 
 def test_redistribution_to_a_school(tech_page, tech_site) -> None:

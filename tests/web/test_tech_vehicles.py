@@ -6,7 +6,7 @@ on every page, screenshots under test-artifacts/."""
 from __future__ import annotations
 
 import pytest
-from harness.browser import check_page, log_in, scan
+from harness.browser import check_page, log_in, page_error, press, scan
 from harness.custody_data import ready
 from harness.web import cheap_password_hashing  # noqa: F401 (autouse fixture)
 
@@ -25,15 +25,6 @@ def _seed(ctx) -> None:
             allocate(s, serial=serial, fleet_number="FL-1", actor="tech.one")
 
 
-def _press(page, button: str) -> None:
-    with page.expect_navigation():
-        page.get_by_role("button", name=button).click()
-
-
-def _error(page) -> str:
-    return page.locator("#page-error").inner_text()
-
-
 def test_install_replace_and_decommission(tech_page, tech_site) -> None:
     page, site = tech_page, tech_site
     _seed(site.ctx)
@@ -43,12 +34,12 @@ def test_install_replace_and_decommission(tech_page, tech_site) -> None:
         page.locator("#f-tablet_serial").fill(wrong)
         page.get_by_label("Installer", exact=True).fill("Sam Fitter")
         page.get_by_label("Installing contractor").fill("Fleet Fit Ltd")
-        _press(page, "Record installation")
-        assert reason in _error(page)
+        press(page, "Record installation")
+        assert reason in page_error(page)
         assert page.locator("#f-tablet_serial").get_attribute("aria-invalid") == "true"
         assert page.get_by_label("Installing contractor").input_value() == "Fleet Fit Ltd"  # kept
     page.locator("#f-tablet_serial").fill("VT-A")
-    _press(page, "Record installation")
+    press(page, "Record installation")
     assert "VT-A installed" in page.locator("#page-notice").inner_text() and site.state("VT-A") == "installed"
 
     page.locator("#f-fleet_number").focus()
@@ -57,11 +48,11 @@ def test_install_replace_and_decommission(tech_page, tech_site) -> None:
     page.keyboard.type("screen flickers")
     page.get_by_label("Fitter", exact=True).fill("Sam Fitter")
     page.get_by_label("Fitter's contractor").fill("Fleet Fit Ltd")
-    _press(page, "Record replacement")
-    assert "VT-C is not installed in vehicle FL-1" in _error(page)
+    press(page, "Record replacement")
+    assert "VT-C is not installed in vehicle FL-1" in page_error(page)
     check_page(page, "tech-vehicles-2-wrong-tablet")
     page.locator("#f-faulty_serial").fill("VT-A")
-    _press(page, "Record replacement")
+    press(page, "Record replacement")
     assert "VT-A replaced by VT-B" in page.locator("#page-notice").inner_text()
     assert (site.state("VT-A"), site.state("VT-B")) == ("returned", "installed")
     assert "VT-B" in page.locator("#vehicles tbody tr").first.inner_text()
@@ -69,6 +60,6 @@ def test_install_replace_and_decommission(tech_page, tech_site) -> None:
     for _ in range(2):  # the second time is out of order: already decommissioned
         page.locator("#f-retire_fleet_number").fill("FL-1")
         page.get_by_label("Tablets removed by").fill("Sam Fitter")
-        _press(page, "Decommission")
-    assert "already decommissioned" in _error(page) and site.state("VT-B") == "returned"
+        press(page, "Decommission")
+    assert "already decommissioned" in page_error(page) and site.state("VT-B") == "returned"
     check_page(page, "tech-vehicles-3-decommissioned")
