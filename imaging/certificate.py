@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from imaging import certificate_sections as sections
@@ -30,9 +30,9 @@ from imaging.certificate_context import (
     DeviceInfo,
     MediaSource,
     Person,
+    document_head,
     enum_value,
     parse_utc,
-    utc_iso,
 )
 from imaging.certificate_envelope import (
     CERTIFICATE_TYPES,
@@ -112,19 +112,7 @@ def build_certificate(
     _refuse_unless_certifiable(result)
     _refuse_incomplete_context(context)
     doc: dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION,
-        "certificate_type": "sanitisation",
-        "certificate_id": str(certificate_id or uuid.uuid4()),
-        "issued_at": utc_iso(issued_at or datetime.now(UTC), "issued_at"),
-        "standards": sections.standards_section(),
-        "organisation": {"name": context.organisation, "site": context.site},
-        "device": {
-            "manufacturer": context.device.manufacturer,
-            "model": context.device.model,
-            "serial_number": context.device.serial_number,
-            "asset_tag": context.device.asset_tag,
-            "kind": context.device.kind,
-        },
+        **document_head("sanitisation", context, sections.standards_section(), certificate_id, issued_at),
         "media": sections.media_section(result, context),
         "reason_for_sanitisation": context.reason_for_sanitisation,
         "confidentiality": {

@@ -3,10 +3,13 @@ and the one spelling of times and enum values the certificate format allows."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import Any, Protocol
 
+from imaging.certificate_envelope import SCHEMA_VERSION
 from imaging.certificate_errors import CertificateRefusedError
 
 
@@ -75,6 +78,46 @@ class CertificateContext:
     # Schema version 2: why the medium was sanitised, and the bench agent or host that ran the tool.
     reason_for_sanitisation: str = ""
     tool_agent: str | None = None
+
+
+class IssuingContext(Protocol):
+    """What every certificate type names of who issues it and for which device."""
+
+    @property
+    def organisation(self) -> str: ...
+
+    @property
+    def site(self) -> str: ...
+
+    @property
+    def device(self) -> DeviceInfo: ...
+
+
+def document_head(
+    certificate_type: str,
+    context: IssuingContext,
+    standards: dict[str, Any],
+    certificate_id: uuid.UUID | None,
+    issued_at: datetime | None,
+) -> dict[str, Any]:
+    """The members every certificate type opens with, in the format's order (a new id and the
+    current time unless given)."""
+    device = context.device
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "certificate_type": certificate_type,
+        "certificate_id": str(certificate_id or uuid.uuid4()),
+        "issued_at": utc_iso(issued_at or datetime.now(UTC), "issued_at"),
+        "standards": standards,
+        "organisation": {"name": context.organisation, "site": context.site},
+        "device": {
+            "manufacturer": device.manufacturer,
+            "model": device.model,
+            "serial_number": device.serial_number,
+            "asset_tag": device.asset_tag,
+            "kind": device.kind,
+        },
+    }
 
 
 def enum_value(enum_type: type[StrEnum], value: object) -> str:

@@ -15,11 +15,11 @@ import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from imaging.certificate_context import DeviceInfo, Person, utc_iso
-from imaging.certificate_envelope import HEX_SHA256, SCHEMA_VERSION, canonical_bytes
+from imaging.certificate_context import DeviceInfo, Person, document_head, utc_iso
+from imaging.certificate_envelope import HEX_SHA256, canonical_bytes
 from imaging.certificate_errors import CertificateRefusedError
 from imaging.certificate_sections import person_section, standards_section
 
@@ -90,19 +90,7 @@ def build_destruction_certificate(
     machine = context.machine or machine_named(context.method)
     _refuse(context, technique, size, machine)
     doc: dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION,
-        "certificate_type": "destruction",
-        "certificate_id": str(certificate_id or uuid.uuid4()),
-        "issued_at": utc_iso(issued_at or datetime.now(UTC), "issued_at"),
-        "standards": standards_section(),
-        "organisation": {"name": context.organisation, "site": context.site},
-        "device": {
-            "manufacturer": context.device.manufacturer,
-            "model": context.device.model,
-            "serial_number": context.device.serial_number,
-            "asset_tag": context.device.asset_tag,
-            "kind": context.device.kind,
-        },
+        **document_head("destruction", context, standards_section(), certificate_id, issued_at),
         "media": {
             "serial_number": context.medium.serial_number,
             "media_type": context.medium.media_type,

@@ -7,6 +7,7 @@ certificate says the same thing about who sanitised and validated whichever way 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -19,7 +20,7 @@ from imaging.certificate import DataBackedUp, Destination, DeviceInfo, MediaSour
 from imaging.result import EraseResult
 
 if TYPE_CHECKING:  # the standalone wipe signs with these helpers and must not load the ORM
-    from factory.kernel.models.device import Device
+    from factory.kernel.models.device import Device, StorageMedium
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,23 @@ def with_medium_serial(result: EraseResult, serial: str, model: str | None) -> E
     return replace(result, media=media)
 
 
+def stored_columns(envelope: Mapping[str, Any], device: Device, medium: StorageMedium) -> dict[str, Any]:
+    """The columns every stored certificate row has, sanitisation or destruction: its id, what it
+    is of, its digest and key from the signed envelope, and the envelope text exactly as signed."""
+    doc, signature = envelope["certificate"], envelope["signature"]
+    return {
+        "id": doc["certificate_id"],
+        "device_id": device.id or 0,
+        "medium_id": medium.id or 0,
+        "device_serial": device.serial,
+        "medium_serial": medium.serial,
+        "digest_sha256": signature["digest_sha256"],
+        "key_fingerprint": signature["key_fingerprint"],
+        "issued_at": doc["issued_at"],
+        "envelope": document.dumps_envelope(envelope).decode("utf-8"),
+    }
+
+
 __all__ = [
     "REASON_HOST",
     "REASON_USED",
@@ -167,5 +185,6 @@ __all__ = [
     "person",
     "sign_erasure",
     "signed_in",
+    "stored_columns",
     "with_medium_serial",
 ]

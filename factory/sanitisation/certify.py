@@ -25,9 +25,10 @@ from factory.sanitisation.certificates import (
     Staff,
     device_info,
     sign_erasure,
+    stored_columns,
     with_medium_serial,
 )
-from imaging.certificate import CertificateError, DataBackedUp, Destination, MediaSource, dumps_envelope
+from imaging.certificate import CertificateError, DataBackedUp, Destination, MediaSource
 from imaging.result import EraseResult
 
 
@@ -90,20 +91,12 @@ def record_certificate(
     if doc["media"]["serial_number"] != medium.serial or doc["device"]["serial_number"] != device.serial:
         raise Conflict(f"certificate {doc['certificate_id']} does not name {device.serial}/{medium.serial}")
     row = Certificate(
-        id=doc["certificate_id"],
-        device_id=device.id or 0,
-        medium_id=medium.id or 0,
-        device_serial=device.serial,
-        medium_serial=medium.serial,
+        **stored_columns(envelope, device, medium),
         asset_tag=device.asset_tag,
         erase_round_seq=erase_round_seq,
         level=doc["sanitisation"]["level_achieved"],
         method=doc["sanitisation"]["method"],
         destination=doc["destination"]["category"],
-        digest_sha256=envelope["signature"]["digest_sha256"],
-        key_fingerprint=envelope["signature"]["key_fingerprint"],
-        issued_at=doc["issued_at"],
-        envelope=dumps_envelope(envelope).decode("utf-8"),
     )
     session.add(row)
     session.flush()

@@ -17,9 +17,9 @@ from factory.kernel import clock
 from factory.kernel.config import Settings
 from factory.kernel.models.device import Device, StorageMedium
 from factory.kernel.site_keys import load_private_key
-from factory.sanitisation.certificates import Issuer, device_info, person, signed_in
+from factory.sanitisation.certificates import Issuer, device_info, person, signed_in, stored_columns
 from factory.sanitisation.models import DestructionCertificate
-from imaging.certificate import CertificateError, dumps_envelope, sign_certificate
+from imaging.certificate import CertificateError, sign_certificate
 from imaging.certificate_destruction import DestroyedMedium, DestructionContext, build_destruction_certificate
 
 
@@ -62,20 +62,11 @@ def issue_destruction_certificates(
             envelope = sign_certificate(build_destruction_certificate(context, issued_at=now), key)
         except CertificateError as exc:
             return [], str(exc)
-        doc = envelope["certificate"]
         rows.append(
             DestructionCertificate(
-                id=doc["certificate_id"],
-                device_id=device.id or 0,
-                medium_id=medium.id or 0,
-                device_serial=device.serial,
-                medium_serial=medium.serial,
+                **stored_columns(envelope, device, medium),
                 destruction_id=witnessed.destruction_id,
-                technique=doc["destruction"]["technique"],
-                digest_sha256=envelope["signature"]["digest_sha256"],
-                key_fingerprint=envelope["signature"]["key_fingerprint"],
-                issued_at=doc["issued_at"],
-                envelope=dumps_envelope(envelope).decode("utf-8"),
+                technique=envelope["certificate"]["destruction"]["technique"],
             )
         )
     session.add_all(rows)
