@@ -18,6 +18,14 @@ from harness.requirements import require_root, require_tool
 REPO = Path(__file__).resolve().parents[2]
 INSTALL = REPO / "scripts" / "install.sh"
 UNITS = sorted(p.name for p in (REPO / "deploy" / "systemd").iterdir())
+PROGRAMS = ("factory", "factory-keep-anchor", "factory-backup")  # in opt/factory/bin
+# The system's own configuration the install adds to: everyone reads it, root alone writes it.
+SYSTEM_FILES = (
+    "etc/udev/rules.d/60-factory-nvme.rules",
+    "usr/lib/sysusers.d/factory.conf",
+    "usr/lib/tmpfiles.d/factory.conf",
+    *(f"etc/systemd/system/{unit}" for unit in UNITS),
+)
 # (path, mode, owner, group) of what the install creates; "factory" is the user it creates in the root.
 LAYOUT = [
     ("etc/factory", 0o750, "root", "factory"),
@@ -26,13 +34,8 @@ LAYOUT = [
     ("var/lib/factory", 0o700, "factory", "factory"),
     ("var/backups/factory", 0o700, "factory", "factory"),
     ("var/lib/factory-anchors", 0o755, "root", "root"),
-    ("opt/factory/bin/factory", 0o755, "root", "root"),
-    ("opt/factory/bin/factory-keep-anchor", 0o755, "root", "root"),
-    ("opt/factory/bin/factory-backup", 0o755, "root", "root"),
-    ("etc/udev/rules.d/60-factory-nvme.rules", 0o644, "root", "root"),
-    ("usr/lib/sysusers.d/factory.conf", 0o644, "root", "root"),
-    ("usr/lib/tmpfiles.d/factory.conf", 0o644, "root", "root"),
-    *((f"etc/systemd/system/{unit}", 0o644, "root", "root") for unit in UNITS),
+    *((f"opt/factory/bin/{program}", 0o755, "root", "root") for program in PROGRAMS),
+    *((path, 0o644, "root", "root") for path in SYSTEM_FILES),
 ]
 
 
