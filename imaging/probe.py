@@ -109,12 +109,71 @@ class Probe:
             raise TargetInUse(f"refusing {self.path}: {reason}")
 
 
-def _transport_and_media(name: str, rotational: bool | None) -> tuple[str, str]:
-    return transport_and_media(
-        name,
-        rotational,
-        device_path=lambda: sysfs.device_path(name),
-        mmc_type=lambda: sysfs.attr(name, "device/type"),
+@dataclass(frozen=True)
+class DiskQueue:
+    """A whole disk's sector sizes and rotation (its ``queue`` in sysfs), and the transport and
+    media type they and its device path imply."""
+
+    logical_sector_size: int
+    physical_sector_size: int
+    rotational: bool | None
+    transport: str
+    media_type: str
+
+
+def read_disk_queue(
+    name: str,
+    int_attr: Callable[[str], int | None],
+    *,
+    device_path: Callable[[], str],
+    mmc_type: Callable[[], str | None],
+) -> DiskQueue | None:
+    """The disk ``name``'s queue from its sysfs attributes, read locally or on a remote kernel;
+    ``None`` when sysfs gives no sector sizes."""
+    logical = int_attr("queue/logical_block_size")
+    physical = int_attr("queue/physical_block_size")
+    if logical is None or physical is None:
+        return None
+    rotational_attr = int_attr("queue/rotational")
+    rotational = None if rotational_attr is None else rotational_attr == 1
+    transport, media = transport_and_media(name, rotational, device_path=device_path, mmc_type=mmc_type)
+    return DiskQueue(logical, physical, rotational, transport, media)
+
+
+def block_probe(
+    path: str,
+    name: str,
+    queue: DiskQueue,
+    *,
+    rdev: int | None,
+    inode: tuple[int, int],
+    size_bytes: int,
+    read_only: bool,
+    usage: Usage,
+    model: str | None,
+    serial: str | None,
+    vendor: str | None,
+    commands: tuple[CommandRecord, ...] = (),
+) -> Probe:
+    """The probe of a block device, from what the kernel (local or remote) says of it."""
+    return Probe(
+        path=path,
+        kind="block",
+        name=name,
+        rdev=rdev,
+        inode=inode,
+        size_bytes=size_bytes,
+        logical_sector_size=queue.logical_sector_size,
+        physical_sector_size=queue.physical_sector_size,
+        rotational=queue.rotational,
+        transport=queue.transport,
+        media_type=queue.media_type,
+        read_only=read_only,
+        usage=usage,
+        model=model or None,
+        serial=serial or None,
+        vendor=vendor or None,
+        commands=commands,
     )
 
 
@@ -153,36 +212,27 @@ def _probe_block(path: str, st: os.stat_result) -> Probe:
     # system disk inside a sandbox) is probed and then refused.
     disk = sysfs.whole_disk(name)
     sectors = sysfs.int_attr(name, "size")
-    logical = sysfs.int_attr(disk, "queue/logical_block_size")
-    physical = sysfs.int_attr(disk, "queue/physical_block_size")
-    if sectors is None or logical is None or physical is None:
+    queue = read_disk_queue(
+        disk,
+        lambda attr: sysfs.int_attr(disk, attr),
+        device_path=lambda: sysfs.device_path(disk),
+        mmc_type=lambda: sysfs.attr(disk, "device/type"),
+    )
+    if sectors is None or queue is None:
         raise ProbeError(f"{path}: sysfs has no size or sector size for {name}")
-    size = sectors * 512  # sysfs "size" counts 512-byte units whatever the sector size
-    read_only = sysfs.int_attr(name, "ro") == 1
-    rotational_attr = sysfs.int_attr(disk, "queue/rotational")
-    rotational = None if rotational_attr is None else rotational_attr == 1
-    transport, media = _transport_and_media(disk, rotational)
     udev = sysfs.udev_properties(st.st_rdev)
-    model = sysfs.attr(disk, "device/model") or udev.get("ID_MODEL")
-    serial = sysfs.attr(disk, "device/serial") or udev.get("ID_SERIAL_SHORT")
-    vendor = sysfs.attr(disk, "device/vendor") or udev.get("ID_VENDOR")
-    return Probe(
-        path=path,
-        kind="block",
-        name=name,
+    return block_probe(
+        path,
+        name,
+        queue,
         rdev=st.st_rdev,
         inode=(st.st_dev, st.st_ino),
-        size_bytes=size,
-        logical_sector_size=logical,
-        physical_sector_size=physical,
-        rotational=rotational,
-        transport=transport,
-        media_type=media,
-        read_only=read_only,
+        size_bytes=sectors * 512,  # sysfs "size" counts 512-byte units whatever the sector size
+        read_only=sysfs.int_attr(name, "ro") == 1,
         usage=block_usage(name),
-        model=model or None,
-        serial=serial or None,
-        vendor=vendor or None,
+        model=sysfs.attr(disk, "device/model") or udev.get("ID_MODEL"),
+        serial=sysfs.attr(disk, "device/serial") or udev.get("ID_SERIAL_SHORT"),
+        vendor=sysfs.attr(disk, "device/vendor") or udev.get("ID_VENDOR"),
     )
 
 

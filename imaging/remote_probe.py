@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from imaging.commands import CommandRunner
 from imaging.errors import ProbeError
-from imaging.probe import Probe, transport_and_media, with_firmware_info
+from imaging.probe import Probe, block_probe, read_disk_queue, with_firmware_info
 from imaging.result import CommandRecord
 from imaging.usage import SYSTEM_MOUNTPOINTS, Mount, Usage, parse_mountinfo
 
@@ -133,32 +133,23 @@ def probe_remote(runner: CommandRunner, device: str, size_bytes: Callable[[str],
         raise ProbeError(f"remote {device}: the probe printed no device name")
     if facts.int_attr("partition") is not None:
         raise ProbeError(f"remote {device}: {facts.name} is a partition; a remote erase takes the whole disk")
-    logical = facts.int_attr("queue/logical_block_size")
-    physical = facts.int_attr("queue/physical_block_size")
-    if logical is None or physical is None:
-        raise ProbeError(f"remote {device}: sysfs has no sector sizes for {facts.name}")
-    size = size_bytes(device)
-    rotational_attr = facts.int_attr("queue/rotational")
-    rotational = None if rotational_attr is None else rotational_attr == 1
-    transport, media = transport_and_media(
+    queue = read_disk_queue(
         facts.name,
-        rotational,
+        facts.int_attr,
         device_path=lambda: facts.syspath,
         mmc_type=lambda: facts.text_attr("device/type"),
     )
+    if queue is None:
+        raise ProbeError(f"remote {device}: sysfs has no sector sizes for {facts.name}")
     major, _, minor = facts.attrs.get("dev", "").strip().partition(":")
-    probe = Probe(
-        path=device,
-        kind="block",
-        name=facts.name,
-        rdev=os.makedev(int(major), int(minor)) if major.isdigit() and minor.isdigit() else None,
+    rdev = os.makedev(int(major), int(minor)) if major.isdigit() and minor.isdigit() else None
+    probe = block_probe(
+        device,
+        facts.name,
+        queue,
+        rdev=rdev,
         inode=(0, 0),  # no local node: nothing on this machine refers to the disk
-        size_bytes=size,
-        logical_sector_size=logical,
-        physical_sector_size=physical,
-        rotational=rotational,
-        transport=transport,
-        media_type=media,
+        size_bytes=size_bytes(device),
         read_only=facts.int_attr("ro") == 1,
         usage=remote_usage(facts),
         model=facts.text_attr("device/model"),
@@ -166,7 +157,7 @@ def probe_remote(runner: CommandRunner, device: str, size_bytes: Callable[[str],
         vendor=facts.text_attr("device/vendor"),
         commands=(record,),
     )
-    if transport in ("nvme", "sata"):
+    if queue.transport in ("nvme", "sata"):
         probe = with_firmware_info(probe, runner)
     return probe
 
