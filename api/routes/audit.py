@@ -34,6 +34,7 @@ from factory.audit.views import (
     get_certificate,
     search_json,
 )
+from factory.custody.views import DEFAULT_OVERDUE_DAYS
 from factory.kernel import limits
 from factory.kernel.context import AppContext
 from factory.kernel.db.engine import Session
@@ -137,8 +138,15 @@ def exceptions(
     _user: AuditorUser,
     days: Annotated[int, Query(ge=0, le=limits.DAYS)] = 30,
     limit: Annotated[int, Query(ge=1, le=limits.REPORT_ROWS)] = 1000,
+    overdue_days: Annotated[
+        int,
+        Query(
+            ge=0, le=limits.DAYS, description="A consignment not delivered this many days after hand-over is overdue."
+        ),
+    ] = DEFAULT_OVERDUE_DAYS,
 ) -> dict[str, object]:
-    return exception_report(session, ctx.site_keys.keyring(), days=days, limit=limit).as_dict()
+    keys = ctx.site_keys.keyring()
+    return exception_report(session, keys, days=days, overdue_days=overdue_days, limit=limit).as_dict()
 
 
 @router.get(

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from api.schemas.common import CertificateSummary, CustodyEntryPublic, LedgerReportPublic, MediumPublic
 from api.schemas.intake import DeviceStatus
 from factory.audit.views import OutOfCustody, Violation
+from factory.custody.views import ConsignmentException
 
 
 class ErasureOutcomePublic(BaseModel):
@@ -98,6 +99,7 @@ class DeviceHistoryPublic(BaseModel):
 # The exception report's rows are the audit views' own records: one definition, no copy.
 OutOfCustodyPublic = OutOfCustody
 ViolationPublic = Violation
+ConsignmentExceptionPublic = ConsignmentException  # reference, problem, detail, device_serial
 
 
 class WaveDevicePublic(BaseModel):
@@ -130,3 +132,5 @@ class ExceptionReportPublic(BaseModel):
     uncertified_departures: list[ViolationPublic]  # must always be empty
     certificates_by_wave: list[WaveCertificatesPublic]
     certificate_rows: list[CertificateRowPublic] = []  # must always be empty: rows the ledger disagrees with
+    overdue_days: int  # consignments not delivered within this many days of hand-over are overdue
+    consignments: list[ConsignmentExceptionPublic] = []  # overdue, or a device missing a scan

@@ -210,8 +210,9 @@ def export_bundle_zip(request: Request, ctx: ContextDep, me: AuditPage) -> Respo
 
 @router.get("/exceptions")
 def exceptions(request: Request, ctx: ContextDep, me: AuditPage) -> HTMLResponse:
-    """Exceptions as a report: uncertified departures, devices out of custody too long, certificate
-    rows that disagree with the ledger, and each wave's devices with their certificates."""
+    """Exceptions as a report: uncertified departures, devices out of custody too long, consignments
+    overdue or missing a scan, certificate rows that disagree with the ledger, and each wave's
+    devices with their certificates."""
     with session_scope(ctx.engine) as session:
         report = exception_report(session, ctx.site_keys.keyring(), days=EXCEPTION_DAYS).as_dict()
         failures = [f.as_dict() for f in failures_without_reerase(session)]

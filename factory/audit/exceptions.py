@@ -8,6 +8,10 @@ someone's data), the certificate verifies against the site key, names the device
 extends the custody entry that opened that round, and was issued before the device left. The
 guard is what keeps the list empty; this report is the independent proof that it did, and it
 catches anything written around ``change_state`` (direct SQL, a restored backup, a bug).
+
+The auditor's report also carries the courier consignments overdue (handed over, not delivered
+within ``overdue_days``) or with a device missing a hand-over or delivery scan, as the custody
+area's own consignment report finds them (``factory.custody.views``).
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from sqlmodel import Session
 from factory.audit.certificate_check import CertificateCheck, SiteKeyList, check_certificate
 from factory.audit.errors import AuditRequestInvalid
 from factory.custody.models import Allocation, AllocationStatus, Wave
+from factory.custody.views import DEFAULT_OVERDUE_DAYS, ConsignmentException
+from factory.custody.views import exception_report as consignment_exceptions
 from factory.kernel import clock
 from factory.kernel.clock import format_utc
 from factory.kernel.ledger.certificates import CertificateRowProblem, check_certificate_rows
@@ -131,6 +137,8 @@ class ExceptionReport:
     certificates_by_wave: list[WaveCertificates]
     # certificate rows deleted, swapped or added against the sanitised entries that name them
     certificate_rows: list[CertificateRowProblem] = field(default_factory=list)
+    overdue_days: int = DEFAULT_OVERDUE_DAYS
+    consignments: list[ConsignmentException] = field(default_factory=list)  # overdue, or a scan missing
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -141,6 +149,8 @@ class ExceptionReport:
             "uncertified_departures": [v.as_dict() for v in self.uncertified_departures],
             "certificates_by_wave": [w.as_dict() for w in self.certificates_by_wave],
             "certificate_rows": [c.as_dict() for c in self.certificate_rows],
+            "overdue_days": self.overdue_days,
+            "consignments": [asdict(c) for c in self.consignments],
         }
 
 
@@ -149,9 +159,18 @@ def exception_report(
     keys: SiteKeyList,
     *,
     days: int,
+    overdue_days: int = DEFAULT_OVERDUE_DAYS,
     now: datetime | None = None,
     limit: int = DEFAULT_LIMIT,
 ) -> ExceptionReport:
+    """Every exception report at ``now``: out of custody for ``days``+ days, uncertified departures,
+    certificates by wave, certificate rows the ledger disagrees with, and consignments not
+    delivered within ``overdue_days`` of hand-over or with a missing scan.
+
+    :raises AuditRequestInvalid: negative days or overdue days, or a limit below 1.
+    """
+    if overdue_days < 0:
+        raise AuditRequestInvalid("overdue days must be zero or more")
     now = now or clock.now()
     total, out = out_of_custody(session, days=days, now=now, limit=limit)
     return ExceptionReport(
@@ -162,6 +181,8 @@ def exception_report(
         uncertified_departures=uncertified_departures(session, keys),
         certificates_by_wave=certificates_by_wave(session),
         certificate_rows=check_certificate_rows(session),
+        overdue_days=overdue_days,
+        consignments=consignment_exceptions(session, overdue_days=overdue_days, now=now),
     )
 
 

@@ -34,6 +34,7 @@ from factory.cli.common import (
     unit_of_work,
 )
 from factory.cli.inputs import bounded
+from factory.custody.views import DEFAULT_OVERDUE_DAYS
 from factory.kernel import limits
 from factory.kernel.db.engine import session_scope
 from factory.kernel.ledger.verify import verify_ledger
@@ -165,12 +166,19 @@ def history_cmd(
 def exceptions_cmd(
     days: int = typer.Option(30, "--days", min=0, max=limits.DAYS, help="Out of custody for at least this many days."),
     limit: int = typer.Option(1000, "--limit", min=1, max=limits.REPORT_ROWS),
+    overdue_days: int = typer.Option(
+        DEFAULT_OVERDUE_DAYS,
+        "--overdue-days",
+        min=0,
+        max=limits.DAYS,
+        help="A consignment not delivered this many days after hand-over is overdue.",
+    ),
     as_json: JsonFlag = False,
 ) -> None:
     """Exception reports. Exit 1 if any device left without valid certificates, or a certificate row
     disagrees with the ledger (deleted, swapped, or added to a closed erase round)."""
     with unit_of_work() as (ctx, session):
-        report = exception_report(session, ctx.site_keys.keyring(), days=days, limit=limit)
+        report = exception_report(session, ctx.site_keys.keyring(), days=days, overdue_days=overdue_days, limit=limit)
     if as_json:
         print_json(report.as_dict())
     else:
@@ -186,6 +194,11 @@ def exceptions_cmd(
         console.print(f"certificate rows that disagree with the ledger: {len(report.certificate_rows)}", markup=False)
         for c in report.certificate_rows:
             console.print(f"  certificate {c.certificate_id} (entry {c.seq}): {c.reason}", markup=False)
+        console.print(f"consignments overdue ({overdue_days}+ days) or missing a scan: {len(report.consignments)}",
+                      markup=False)  # fmt: skip
+        for e in report.consignments:
+            device = f" {e.device_serial}" if e.device_serial else ""
+            console.print(f"  {e.reference}{device} {e.problem}: {e.detail}", markup=False)
     if report.uncertified_departures or report.certificate_rows:
         raise typer.Exit(1)
 
