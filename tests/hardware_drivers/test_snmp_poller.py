@@ -10,13 +10,15 @@ import time
 import pytest
 from harness.snmpsim import (
     DOT1D_TP_FDB_PORT,
-    DOT1Q_TP_FDB_PORT,
+    GARBLED_LINK,
     IF_OPER_STATUS,
+    LAPTOP_AGED_OUT,
     LAPTOP_INDEX,
     LAPTOP_MAC,
     LAPTOP_RECABLED,
     SWITCH_FILES,
     SnmpSim,
+    link,
 )
 
 from hardware_drivers.events import DriverError, MalformedReply, SnmpTimeout, SwitchUnreachable
@@ -93,10 +95,7 @@ def test_port_down_and_mac_move_are_seen_on_the_next_poll(sim: SnmpSim) -> None:
     assert after.macs_on("Gi1/0/1") == ()
 
     # The MAC ages out of the tables altogether.
-    sim.update(
-        "sw-bench-1",
-        delete=[f"{DOT1D_TP_FDB_PORT}.{LAPTOP_INDEX}", f"{DOT1Q_TP_FDB_PORT}.20.{LAPTOP_INDEX}"],
-    )
+    sim.update("sw-bench-1", delete=LAPTOP_AGED_OUT)
     assert find_mac(poll(switch), LAPTOP_MAC) == ()
 
 
@@ -172,10 +171,10 @@ def test_garbage_in_tables_is_a_malformed_reply(sim: SnmpSim, records: dict[str,
 
 def test_driver_errors_share_a_base_and_client_recovers(sim: SnmpSim) -> None:
     switch = client(sim, "sw-bench-1")
-    sim.update("sw-bench-1", set_={f"{IF_OPER_STATUS}.1": ("4", "up")})
+    sim.update("sw-bench-1", set_=GARBLED_LINK)
     with pytest.raises(DriverError):
         poll(switch)
-    sim.update("sw-bench-1", set_={f"{IF_OPER_STATUS}.1": ("2", "1")})
+    sim.update("sw-bench-1", set_=link(1, up=True))
     assert poll(switch).interface("Gi1/0/1").is_up
 
 

@@ -10,15 +10,7 @@ from collections.abc import Callable
 
 import pytest
 from harness.requirements import require_tool
-from harness.snmpsim import (
-    DOT1D_TP_FDB_PORT,
-    DOT1Q_TP_FDB_PORT,
-    IF_OPER_STATUS,
-    LAPTOP_INDEX,
-    LAPTOP_MAC,
-    LAPTOP_RECABLED,
-    SnmpSim,
-)
+from harness.snmpsim import GARBLED_LINK, LAPTOP_AGED_OUT, LAPTOP_MAC, LAPTOP_RECABLED, SnmpSim, link
 
 from hardware_drivers.events import (
     DriverError,
@@ -117,9 +109,7 @@ def test_first_poll_reports_every_mac_then_only_changes(sim: SnmpSim) -> None:
         )
 
         # The MAC ages out altogether.
-        sim.update(
-            "sw-bench-1", delete=[f"{DOT1D_TP_FDB_PORT}.{LAPTOP_INDEX}", f"{DOT1Q_TP_FDB_PORT}.20.{LAPTOP_INDEX}"]
-        )
+        sim.update("sw-bench-1", delete=LAPTOP_AGED_OUT)
         rec.wait(lambda: len(rec.events) >= 9, "the MAC leaving")
         assert rec.events[8] == MacGone("sw-bench-1", LAPTOP_MAC, 3, 3, "Gi1/0/3")
     finally:
@@ -158,14 +148,14 @@ def test_failing_switches_are_typed_errors_and_polling_goes_on(sim: SnmpSim) -> 
 
 
 def test_a_switch_that_answers_again_is_reported_recovered(sim: SnmpSim) -> None:
-    sim.update("sw-bench-1", set_={f"{IF_OPER_STATUS}.1": ("4", "up")})  # garbage: a malformed reply
+    sim.update("sw-bench-1", set_=GARBLED_LINK)
     rec = Recorder()
     p = poller(rec, target(sim, "sw-bench-1"), max_backoff=0.4)
     p.start()
     try:
         rec.wait(lambda: len(rec.errors) >= 2, "two failed polls")
         assert rec.events == []
-        sim.update("sw-bench-1", set_={f"{IF_OPER_STATUS}.1": ("2", "1")})
+        sim.update("sw-bench-1", set_=link(1, up=True))
         rec.wait(lambda: rec.recovered == ["sw-bench-1"], "recovery")
         rec.wait(lambda: len(rec.of(MacSeen)) == 4, "the MACs once it answers")
     finally:
@@ -207,18 +197,14 @@ def test_link_trap_is_reported_at_once_and_makes_the_switch_poll(sim: SnmpSim) -
     try:
         assert p.trap_port
         rec.wait(lambda: len(rec.events) == 4, "the first poll")
-        sim.update(
-            "sw-bench-1",
-            set_={f"{IF_OPER_STATUS}.1": ("2", "2")},
-            delete=[f"{DOT1D_TP_FDB_PORT}.{LAPTOP_INDEX}", f"{DOT1Q_TP_FDB_PORT}.20.{LAPTOP_INDEX}"],
-        )
+        sim.update("sw-bench-1", set_=link(1, up=False), delete=LAPTOP_AGED_OUT)
         _send_trap(p.trap_port, "1.3.6.1.6.3.1.1.5.3", "1.3.6.1.2.1.2.2.1.1.1", "i", "1")
         rec.wait(lambda: bool(rec.of(MacGone)), "the poll the trap triggered")
         snapshot = p.snapshot("sw-bench-1")
         assert snapshot is not None and not snapshot.interface("Gi1/0/1").is_up  # type: ignore[union-attr]
         # A second linkDown trap for the same port adds nothing.
         _send_trap(p.trap_port, "1.3.6.1.6.3.1.1.5.3", "1.3.6.1.2.1.2.2.1.1.1", "i", "1")
-        sim.update("sw-bench-1", set_={f"{IF_OPER_STATUS}.3": ("2", "1")})
+        sim.update("sw-bench-1", set_=link(3, up=True))
         _send_trap(p.trap_port, "1.3.6.1.6.3.1.1.5.4", "1.3.6.1.2.1.2.2.1.1.3", "i", "3")
         rec.wait(lambda: bool(rec.of(LinkUp)), "the linkUp trap")
     finally:

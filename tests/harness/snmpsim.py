@@ -174,14 +174,24 @@ LAPTOP_INDEX = "0.27.99.170.0.1"
 
 SWITCH_FILES = sorted((Path(__file__).resolve().parents[1] / "fixtures" / "snmp").glob("*.snmprec"))
 
+
+def link(if_index: int, *, up: bool) -> dict[str, Record]:
+    """The change that sets one port's ifOperStatus, up(1) or down(2): ``SnmpSim.update(..., set_=...)``."""
+    return {f"{IF_OPER_STATUS}.{if_index}": ("2", "1" if up else "2")}
+
+
+# Gi1/0/1's ifOperStatus as an OCTET STRING where an INTEGER belongs: the switch's reply is malformed.
+GARBLED_LINK = {f"{IF_OPER_STATUS}.1": ("4", "up")}
 # The laptop recabled on sw-bench-1 from Gi1/0/1 to Gi1/0/3: the old port drops, the new one comes up
 # and both forwarding tables learn the MAC on port 3 (``SnmpSim.update(..., set_=LAPTOP_RECABLED)``).
 LAPTOP_RECABLED = {
-    f"{IF_OPER_STATUS}.1": ("2", "2"),
-    f"{IF_OPER_STATUS}.3": ("2", "1"),
+    **link(1, up=False),
+    **link(3, up=True),
     f"{DOT1D_TP_FDB_PORT}.{LAPTOP_INDEX}": ("2", "3"),
     f"{DOT1Q_TP_FDB_PORT}.20.{LAPTOP_INDEX}": ("2", "3"),
 }
+# The laptop's MAC aged out of both of sw-bench-1's forwarding tables (``SnmpSim.update(..., delete=...)``).
+LAPTOP_AGED_OUT = (f"{DOT1D_TP_FDB_PORT}.{LAPTOP_INDEX}", f"{DOT1Q_TP_FDB_PORT}.20.{LAPTOP_INDEX}")
 
 
 def switch_simulator(workdir: Path) -> Iterator[SnmpSim]:
