@@ -4,25 +4,22 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import sys
 import uuid
-from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import rfc8785
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the tests' harness
+from harness.bench_certificate import bench_context
+
 from imaging import signing
-from imaging.certificate import (
-    CertificateContext,
-    DataBackedUp,
-    Destination,
-    DeviceInfo,
-    MediaSource,
-    Person,
-    build_certificate,
-    dumps_envelope,
-)
+from imaging.certificate import build_certificate, dumps_envelope
 from imaging.result import CommandRecord, EraseResult, Level, MediaIdentity, Technique, VerificationResult, VerifyMode
+
+WHEN = datetime(2024, 1, 1, 10, 0, 10, tzinfo=UTC)  # the date the bench people signed for
 
 
 class CertificateFactory:
@@ -49,7 +46,13 @@ class CertificateFactory:
         m = self.MARKERS
         doc = build_certificate(
             _erase_result(m["medium_serial"]),
-            _context(site, m["device_serial"], m["asset_tag"], m["entry_hash"], int(m["sequence"])),
+            bench_context(
+                site,
+                m["device_serial"],
+                asset_tag=m["asset_tag"],
+                custody=(m["entry_hash"], int(m["sequence"])),
+                when=WHEN,
+            ),
             certificate_id=uuid.UUID(m["certificate_id"]),
             issued_at=datetime.fromisoformat(m["issued_at"]),
         )
@@ -59,7 +62,7 @@ class CertificateFactory:
         )
         envelope = {
             "format": "device-factory-certificate",
-            "schema_version": 1,
+            "schema_version": doc["schema_version"],  # the envelope's version must be its certificate's
             "certificate": doc,
             "signature": {
                 "algorithm": "Ed25519",
@@ -136,19 +139,4 @@ def _erase_result(medium_serial: str) -> EraseResult:
                           ended_at="2024-01-01T10:00:09Z"),
         ),
         tool_version="1.0.0", tool_code_sha256="ab" * 32,
-    )  # fmt: skip
-
-
-def _context(site: str, serial: str, asset_tag: str, entry_hash: str, seq: int) -> CertificateContext:
-    when = datetime(2024, 1, 1, 10, 0, 10, tzinfo=UTC)
-    person = Person(name="Bench Tech", title="Technician", organisation=site, location=site,
-                    contact="tech@example.invalid", date=when)  # fmt: skip
-    return CertificateContext(
-        organisation=site, site=site,
-        device=DeviceInfo(manufacturer="Dell", model="Latitude 5440", serial_number=serial, kind="laptop",
-                          asset_tag=asset_tag),
-        media_source=MediaSource.USER, destination=Destination.INTERNAL_REUSE, data_backed_up=DataBackedUp.NO,
-        sanitised_by=person, validated_by=replace(person, name="Bench Validator", title="Validator"),
-        custody_previous_entry_sha256=entry_hash, custody_sequence=seq,
-        pre_sanitisation_confidentiality="OFFICIAL", reason_for_sanitisation="returned by its officer",
     )  # fmt: skip

@@ -12,12 +12,12 @@ import json
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
+from harness.bench_certificate import bench_context
 from harness.domain import receive_guest_laptop
 from harness.qemu_guest import MIB, NVME_SERIAL, SATA_SERIAL, GuestDisk, RunningGuest, booted_guest
 from harness.qemu_guest import pattern_bytes as guest_pattern
@@ -32,18 +32,7 @@ from factory.kernel.site_keys import load_public_key
 from factory.sanitisation.errors import RemoteUnavailable
 from factory.sanitisation.service import sanitise_remote
 from hardware_drivers.remote_commands import HostKeyMismatch, SshCommandRunner
-from imaging.certificate import (
-    CertificateContext,
-    CertificateError,
-    DataBackedUp,
-    Destination,
-    DeviceInfo,
-    MediaSource,
-    Person,
-    build_certificate,
-    sign_certificate,
-    verify_certificate,
-)
+from imaging.certificate import CertificateError, build_certificate, sign_certificate, verify_certificate
 from imaging.errors import PlanError
 from imaging.patterns import make_pattern
 from imaging.remote_erase import RemoteWrite, erase_remote
@@ -134,21 +123,7 @@ def commands_named(result: EraseResult, *head: str) -> list[CommandRecord]:
 
 def sign_offline(result: EraseResult) -> tuple[dict, ed25519.Ed25519PublicKey]:
     key = ed25519.Ed25519PrivateKey.generate()
-    person = Person("Alex Morgan", "Device technician", "Test force", "Bench 1", "alex@example", datetime.now(UTC))
-    context = CertificateContext(
-        organisation="Test force",
-        site="test-site",
-        device=DeviceInfo("QEMU", "Standard PC", "GUEST-1", "laptop", None),
-        media_source=MediaSource.USER,
-        destination=Destination.INTERNAL_REUSE,
-        data_backed_up=DataBackedUp.NO,
-        sanitised_by=person,
-        validated_by=person,
-        custody_previous_entry_sha256="a" * 64,
-        custody_sequence=1,
-        pre_sanitisation_confidentiality="OFFICIAL",
-        reason_for_sanitisation="returned by its officer",
-    )
+    context = bench_context("test-site", "GUEST-1", model=("QEMU", "Standard PC"))
     return sign_certificate(build_certificate(result, context), key), key.public_key()
 
 
