@@ -33,7 +33,7 @@ from factory.kernel.db.engine import session_scope
 from factory.kernel.lifecycle import transition
 from factory.line.agent import LineAgentProcess, SimulationOptions
 from factory.line.bench_config import simulated_config
-from factory.line.models import FINISHED_JOB_STATUSES, Job
+from factory.line.models import FINISHED_JOB_STATUSES, Job, JobStatus
 
 PENDING = "failover-test:custody"
 
@@ -120,10 +120,10 @@ def _app_context(pair: PgPair, home: Path, monkeypatch: pytest.MonkeyPatch) -> A
 
 
 def _line(ctx: AppContext) -> LineAgentProcess:
-    """A 1x3 simulated line of laptops on small disks, erasing on the job threads (no worker
-    processes). Tablets would put the same custody entries through the same commits."""
+    """A 1x3 simulated line of laptops on small disks and simulated tablets (iPad, Android,
+    Windows: identify, platform reset, enrol), erasing on the job threads (no worker processes)."""
     config = dataclasses.replace(simulated_config("1x3", agent="failover-bench"), erase_processes=0)
-    sim = SimulationOptions(disk_bytes=2**20, seed=17, dwell=(0.1, 0.3), gap=(0.1, 0.4), tablets=False)
+    sim = SimulationOptions(disk_bytes=2**20, seed=17, dwell=(0.1, 0.3), gap=(0.1, 0.4))
     return LineAgentProcess(ctx, config, simulation=sim)
 
 
@@ -140,6 +140,16 @@ def _api(ctx: AppContext) -> tuple[TestClient, dict[str, str]]:
 def _jobs_finished(engine: Engine) -> int:
     with Session(engine) as s:
         return len(s.exec(select(Job.id).where(col(Job.status).in_(FINISHED_JOB_STATUSES))).all())
+
+
+def _tablet_job_mid_step(engine: Engine) -> tuple[int | None, str | None] | None:
+    """A tablet job in one of its steps (identify, platform reset, enrol), if one is running now."""
+    with Session(engine) as s:
+        running = select(Job.id, Job.current_step).where(
+            Job.status == JobStatus.RUNNING, col(Job.pipeline).contains("tablet"), col(Job.current_step).is_not(None)
+        )
+        row = s.exec(running).first()
+    return (row[0], row[1]) if row is not None else None
 
 
 def _last_job_id(engine: Engine) -> int:
@@ -184,7 +194,10 @@ def test_line_keeps_every_acknowledged_custody_entry_across_a_failover(tmp_path:
                 line.start()
                 wait_until(lambda: _jobs_finished(engine) >= 4, timeout=60, message="jobs done on the primary")
                 assert _ledger_length(api, headers) > 0  # the API's pool now holds the primary
-                pair.kill_primary()  # mid-line: jobs are running, devices arriving
+                # Jobs finish in well under a second: wait for a tablet job mid-step, or the kill
+                # usually lands between jobs (and never on a tablet's reset and restart).
+                wait_until(lambda: _tablet_job_mid_step(engine), timeout=60, interval=0.01, message="a tablet job")
+                pair.kill_primary()  # mid-line: a tablet job running, devices arriving
                 pair.promote_standby()
                 last_before = _last_job_id(engine)
                 try:
