@@ -6,50 +6,30 @@ the custody area's own consignment report's default)."""
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 
 import pytest
-from harness.courier_data import courier_allocations, packed, shielded_officer, wave_with_room
+from harness.courier_data import handed_over, handed_over_days_ago, wave_with_room
 from harness.custody_data import signature
-from harness.domain import verifier
 from harness.web import cheap_password_hashing, login, make_users  # noqa: F401 (autouse fixture)
 from typer.testing import CliRunner
 
 from factory.cli.main import app
-from factory.custody.service import deliver, hand_over
-from factory.custody.views import DEFAULT_OVERDUE_DAYS, get_consignment
-from factory.kernel import clock
+from factory.custody.service import deliver
+from factory.custody.views import DEFAULT_OVERDUE_DAYS
 from factory.kernel.context import AppContext
 from factory.kernel.db.engine import session_scope
-
-
-def _handed_over(ctx: AppContext, staff: str, old: str, serial: str) -> str:
-    """A consignment of one tablet for ``staff`` (who holds ``old``), handed to the courier."""
-    seal = f"SEAL-{serial}"
-    reference = packed(ctx, courier_allocations(ctx, [serial], shielded_officer(ctx, staff, old), "W-CON"), [seal])
-    keys = verifier(ctx)
-    with session_scope(ctx.engine) as s:
-        hand_over(s, reference=reference, scanned_serials=[serial], scanned_seals=[seal], actor="courier.one",
-                  verifier=keys)  # fmt: skip
-    return reference
-
-
-def _handed_over_days_ago(ctx: AppContext, reference: str, days: int) -> None:
-    """Moves the hand-over back in time: the consignment record is what the report reads."""
-    with session_scope(ctx.engine) as s:
-        get_consignment(s, reference).handed_over_at = clock.format_utc(clock.now() - timedelta(days=days))
 
 
 @pytest.fixture
 def late_and_delivered(ctx: AppContext) -> tuple[str, str]:
     wave_with_room(ctx, "W-CON", in_person=0)
-    late = _handed_over(ctx, "PC4001", "OLD-LATE", "CON-LATE")
-    done = _handed_over(ctx, "PC4002", "OLD-DONE", "CON-DONE")
+    late = handed_over(ctx, "W-CON", "PC4001", "OLD-LATE", "CON-LATE")
+    done = handed_over(ctx, "W-CON", "PC4002", "OLD-DONE", "CON-DONE")
     with session_scope(ctx.engine) as s:
         deliver(s, reference=done, recipient_name="Jane Smith", signature=signature("pod"),
                 scanned_seals=["SEAL-CON-DONE"], old_serials=["OLD-DONE"], actor="courier.one")  # fmt: skip
     for reference in (late, done):
-        _handed_over_days_ago(ctx, reference, DEFAULT_OVERDUE_DAYS + 1)
+        handed_over_days_ago(ctx, reference, DEFAULT_OVERDUE_DAYS + 1)
     return late, done
 
 

@@ -5,14 +5,18 @@ packed consignments."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 
 from factory.custody.consignments import create_consignment, record_shielding
-from factory.custody.lookups import get_officer
+from factory.custody.lookups import get_consignment, get_officer
 from factory.custody.models import AllocationChannel
+from factory.custody.service import hand_over
 from factory.custody.waves import create_wave
+from factory.kernel import clock
 from factory.kernel.context import AppContext
 from factory.kernel.db.engine import session_scope
 from harness.custody_data import allocated, issue_first, officer
+from harness.domain import verifier
 
 COURIER = AllocationChannel.COURIER
 COURIER_NAME = "SecureParcel Ltd"
@@ -57,3 +61,22 @@ def packed(ctx: AppContext, allocation_ids: Sequence[int], seals: Sequence[str] 
             actor="dispatch.one",
             site=ctx.settings.site_name,
         ).record.reference
+
+
+def handed_over(ctx: AppContext, wave: str, staff_number: str, old_serial: str, serial: str) -> str:
+    """A consignment of one tablet for a shielded officer (holding ``old_serial``) in ``wave``,
+    sealed with ``SEAL-<serial>`` and handed to the courier; its reference."""
+    seal = f"SEAL-{serial}"
+    staff = shielded_officer(ctx, staff_number, old_serial)
+    reference = packed(ctx, courier_allocations(ctx, [serial], staff, wave), [seal])
+    keys = verifier(ctx)  # outside the unit of work: it may read the key registry
+    with session_scope(ctx.engine) as s:
+        hand_over(s, reference=reference, scanned_serials=[serial], scanned_seals=[seal], actor="courier.one",
+                  verifier=keys)  # fmt: skip
+    return reference
+
+
+def handed_over_days_ago(ctx: AppContext, reference: str, days: int) -> None:
+    """Moves the consignment's hand-over ``days`` back: the record the overdue reports read."""
+    with session_scope(ctx.engine) as s:
+        get_consignment(s, reference).handed_over_at = clock.format_utc(clock.now() - timedelta(days=days))

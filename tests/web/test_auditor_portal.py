@@ -9,11 +9,13 @@ import json
 import pytest
 from harness.audit_data import failed_device, sanitised_device
 from harness.browser import check_page, focused_id, log_in, scan
+from harness.courier_data import handed_over, handed_over_days_ago, wave_with_room
 from harness.custody_data import officer
 from harness.domain import move
 from harness.web import cheap_password_hashing  # noqa: F401 (autouse fixture)
 
 from factory.custody.service import allocate, create_wave
+from factory.custody.views import DEFAULT_OVERDUE_DAYS
 from factory.intake.views import get_device
 from factory.kernel.context import AppContext
 from factory.kernel.db.engine import session_scope
@@ -74,9 +76,13 @@ def test_auditor_reads_a_certificate_as_a_report(tech_page, tech_site) -> None:
     envelope = json.loads(response.text())
     assert verify_certificate(envelope, ctx.site_keys.public_key()).certificate_id == cert_id
 
+    wave_with_room(ctx, "W-LATE", in_person=0)
+    late = handed_over(ctx, "W-LATE", "PC3101", "AUD-OLD", "AUD-LATE")
+    handed_over_days_ago(ctx, late, DEFAULT_OVERDUE_DAYS + 1)
     page.goto("/audit/exceptions")
     assert page.locator("h1").inner_text() == "Exception report"
     assert "read-back found 3 mismatches" in page.locator("#open-failures").inner_text()  # AUD-3 not re-erased
+    assert f"{late}\t—\tOverdue\thanded over" in page.locator("#consignments").inner_text()  # no device named
     check_page(page, "auditor-4-exceptions")
 
     page.goto("/audit/waves/W-AUD")
