@@ -13,7 +13,7 @@ from factory.custody.views import vehicle_fleet_number
 from factory.intake.service import receive_device
 from factory.kernel.lifecycle.states import Event
 from factory.kernel.lifecycle.transition import TransitionRequest, change_state
-from factory.kernel.models.device import Device
+from factory.kernel.models.device import Device, DeviceKind
 from factory.line.device_condition import latest_condition
 from factory.line.errors import StepFailed, StepHeld
 from factory.line.models import Slot, StepStatus
@@ -28,6 +28,14 @@ from factory.line.tablet_slots import tablet_of
 
 if TYPE_CHECKING:
     from factory.line.job_runner import JobRunner
+
+NO_VEHICLE = (
+    "a vehicle tablet is built for its vehicle: this one is neither earmarked for nor allocated to a vehicle in service"
+)
+NO_VEHICLE_ACTION = (
+    "earmark it for the vehicle it will be fitted in (Vehicles page: Build a new tablet for this vehicle; "
+    "or factory vehicle build-for SERIAL FLEET), then take it out and re-insert it"
+)
 
 
 def book_return(runner: JobRunner, step_id: int, name: str) -> None:
@@ -54,8 +62,13 @@ def provision(runner: JobRunner, step_id: int, name: str) -> None:
         raise StepHeld(NO_PROVISIONING, NO_PROVISIONING_ACTION)
     name = provisioner.name
     with runner.scope() as (s, job):
-        started = runner.begin(s, job, name)
         fleet = vehicle_fleet_number(s, job.device_id or 0)
+        tablet = s.get(Device, job.device_id)
+        if not fleet and tablet is not None and tablet.kind == DeviceKind.VEHICLE_TABLET:
+            # Its build names the vehicle (fleet number, in-vehicle settings): it waits for one,
+            # kept where it is (sanitised, or received if new), rather than failing provisioning.
+            raise StepHeld(NO_VEHICLE, NO_VEHICLE_ACTION)
+        started = runner.begin(s, job, name)
         vehicle = {"vehicle": fleet} if fleet else {}
         seq = runner.transition(s, job, Event.START_PROVISION, provisioner=name, **vehicle)
         runner.write_step(s, step_id, seq, name=name, **started)
