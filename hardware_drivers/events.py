@@ -147,3 +147,16 @@ class MalformedReply(DriverError):
 
 class SnmpAgentError(DriverError):
     """The agent answered with an SNMP error-status (e.g. genErr, authorizationError)."""
+
+
+_FAILING: dict[type[DriverError], str] = {
+    SnmpTimeout: "is not answering",
+    SwitchUnreachable: "is unreachable",
+    MalformedReply: "sent a malformed reply",
+    SnmpAgentError: "reported an SNMP error",
+}
+
+
+def failing(error: DriverError) -> str:
+    """What a switch that raised ``error`` does, in words for an operator ("switch sw-1 is unreachable")."""
+    return _FAILING.get(type(error), "failed")

@@ -37,10 +37,7 @@ from hardware_drivers.events import (
     LinkUp,
     MacGone,
     MacSeen,
-    MalformedReply,
-    SnmpAgentError,
-    SnmpTimeout,
-    SwitchUnreachable,
+    failing,
 )
 from hardware_drivers.port_map import PortMap
 
@@ -64,13 +61,6 @@ class SwitchRecovered:
 
 NetworkEvent = LinkUp | LinkDown | MacSeen | MacGone | SwitchFailed | SwitchRecovered
 NETWORK_EVENTS = (LinkUp, LinkDown, MacSeen, MacGone, SwitchFailed, SwitchRecovered)
-
-_FAILURE_WORDS: dict[type[DriverError], str] = {
-    SnmpTimeout: "is not answering",
-    SwitchUnreachable: "is unreachable",
-    MalformedReply: "sent a malformed reply",
-    SnmpAgentError: "reported an SNMP error",
-}
 
 
 def unknown_mac_note(mac: str, serials: Sequence[str]) -> str:
@@ -137,7 +127,7 @@ class NetworkSlots:
         if self._failing.get(event.switch) is kind:
             return  # still failing the same way: said already
         self._failing[event.switch] = kind
-        words = _FAILURE_WORDS.get(kind, "failed")
+        words = failing(event.error)
         log.warning("switch %s %s: %s", event.switch, words, event.error.reason)
         self._notice(
             f"switch {event.switch} {words}: {event.error.reason}; "
