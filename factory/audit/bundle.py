@@ -42,7 +42,7 @@ from sqlmodel import Session
 
 from factory.audit.certificate_check import get_certificate
 from factory.audit.errors import AuditRequestInvalid
-from factory.audit.history import device_entries, entry_record
+from factory.audit.history import columns_of, device_entries, entry_record
 from factory.intake.views import get_device
 from factory.kernel.canonical import canonical_bytes
 from factory.kernel.clock import utc_now
@@ -233,11 +233,7 @@ def _manifest(
 
 def _manifest_certificate(c: Certificate) -> dict[str, Any]:
     return {
-        "id": c.id,
-        "device_serial": c.device_serial,
-        "medium_serial": c.medium_serial,
-        "issued_at": c.issued_at,
-        "digest_sha256": c.digest_sha256,
+        **columns_of(c, ("id", "device_serial", "medium_serial", "issued_at", "digest_sha256")),
         "json": f"certificates/{c.id}.json",
         "pdf": f"certificates/{c.id}.pdf",
     }

@@ -10,6 +10,7 @@ verification of the chain, that places the device's entries in an intact ledger.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,19 @@ from factory.kernel.models.custody_entry import GENESIS_HASH, CustodyEntry
 from factory.kernel.models.device import Device, StorageMedium
 from factory.sanitisation.service import destruction_certificates_of
 from imaging.certificate import CertificateError, document_field
+
+# What a device's history lists of the device and of each of its certificates, in this order.
+DEVICE_SUMMARY_COLUMNS = ("serial", "asset_tag", "make", "model", "kind", "state", "custodian", "location")
+HISTORY_CERTIFICATE_COLUMNS = (
+    "id",
+    "medium_serial",
+    "issued_at",
+    "level",
+    "method",
+    "destination",
+    "erase_round_seq",
+    "digest_sha256",
+)
 
 
 @dataclass(frozen=True)
@@ -155,17 +169,7 @@ def device_history(
         device=_device_summary(device),
         media=_media(session, device.id or 0),
         certificates=[
-            {
-                "id": c.id,
-                "medium_serial": c.medium_serial,
-                "issued_at": c.issued_at,
-                "level": c.level,
-                "method": c.method,
-                "destination": c.destination,
-                "erase_round_seq": c.erase_round_seq,
-                "digest_sha256": c.digest_sha256,
-                "check": check_certificate(session, c, keys).as_dict(),
-            }
+            {**columns_of(c, HISTORY_CERTIFICATE_COLUMNS), "check": check_certificate(session, c, keys).as_dict()}
             for c in certs
         ],
         entries=proofs,
@@ -188,16 +192,14 @@ def _neighbours(session: Session, seqs: set[int]) -> dict[int, tuple[str, str]]:
     return out
 
 
+def columns_of(row: Any, names: Sequence[str]) -> dict[str, Any]:
+    """The named columns of a row, by name, in that order: what a history or a manifest lists of it."""
+    return {name: getattr(row, name) for name in names}
+
+
 def _device_summary(device: Device) -> dict[str, Any]:
     return {
-        "serial": device.serial,
-        "asset_tag": device.asset_tag,
-        "make": device.make,
-        "model": device.model,
-        "kind": device.kind,
-        "state": device.state,
-        "custodian": device.custodian,
-        "location": device.location,
+        **columns_of(device, DEVICE_SUMMARY_COLUMNS),
         "held_user_data": device.user_data_since_seq is not None,
         "erase_round_seq": device.erase_round_seq,
     }
