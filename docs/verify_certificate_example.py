@@ -25,8 +25,11 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # offline_verify.py beside this script, else
 sys.path.append(str(Path(__file__).resolve().parent.parent / "imaging"))  # the repository's copy
-from offline_verify import fingerprint as key_fingerprint
-from offline_verify import load_public_key, loads
+try:
+    from offline_verify import fingerprint as key_fingerprint
+    from offline_verify import load_public_key, loads
+except ModuleNotFoundError:
+    sys.exit("offline_verify.py is missing: keep it beside this script (in the repository: imaging/)")
 
 FORMAT, ALGORITHM = "device-factory-certificate", "Ed25519"
 SCHEMA_VERSIONS = (1, 2)  # version 1 certificates keep verifying, forever

@@ -29,7 +29,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # offline_verify.py beside this script, else
 sys.path.append(str(Path(__file__).resolve().parent.parent / "imaging"))  # the repository's copy
-import offline_verify  # the primitives the factory checks with too
+try:
+    import offline_verify  # the primitives the factory checks with too
+except ModuleNotFoundError:
+    sys.exit("offline_verify.py is missing: keep it beside this script (in the repository: imaging/)")
 
 HEAD_FIELDS = ("format", "site", "tree_size", "root_hash", "signed_at", "key_fingerprint")
 
