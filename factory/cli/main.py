@@ -34,6 +34,7 @@ COMMANDS: dict[str, _Lazy] = {
     "cert": _Lazy("cert_cmd", "Sanitisation certificates."),
     "image": _Lazy("image_cmd", "Golden images."),
     "officers": _Lazy("officers_cmd", "Officers: assistive-technology needs."),
+    "vehicle": _Lazy("vehicle_cmd", "In-vehicle tablets: which vehicle a new tablet is built for."),
     "audit": _Lazy("audit_cmd", "Audit: certificates, device histories, exception reports, evidence bundles."),
     "wipe": _Lazy("wipe_cmd", "Erase TARGET by the strongest method it supports, verify, and certify it.", False),
     "serve": _Lazy("serve_cmd", "Run the HTTP API (OpenAPI at /docs) and web pages on the configured database.", False),

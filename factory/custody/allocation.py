@@ -10,6 +10,7 @@ from factory.custody.lookups import get_allocation, get_officer, get_vehicle, ge
 from factory.custody.models import Allocation, AllocationChannel, Officer, Vehicle
 from factory.custody.outcome import Outcome, saved
 from factory.custody.statuses import OPEN_ALLOCATION, WITH_HOLDER_OR_COURIER, AllocationStep, change_status, require
+from factory.custody.vehicle_builds import refuse_other_vehicle
 from factory.intake.views import get_device
 from factory.kernel.clock import utc_now
 from factory.kernel.errors import Conflict, InvalidInput
@@ -34,6 +35,7 @@ def allocate(
         or a courier allocation without a wave.
     :raises NotFound: no such device, officer, vehicle or wave.
     :raises Conflict: the vehicle is decommissioned or the device already has an open allocation.
+    :raises GuardRefused: a vehicle tablet built (or earmarked) for another vehicle.
     """
     if (staff_number is None) == (fleet_number is None):
         raise InvalidInput("allocate to exactly one of: an officer (staff number) or a vehicle (fleet number)")
@@ -45,6 +47,8 @@ def allocate(
         raise InvalidInput("a courier allocation belongs to a refresh wave (its courier cap applies): name the wave")
     wave_row = get_wave(session, wave) if wave else None
     _refuse_if_open_allocation(session, device)
+    if vehicle is not None:
+        refuse_other_vehicle(session, device, vehicle.fleet_number)
     allocation = Allocation(
         device_id=device.id or 0,
         officer_id=officer.id if officer else None,

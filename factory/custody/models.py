@@ -1,6 +1,6 @@
 """Tables behind the custody workflows: officers, vehicles, refresh waves, allocations,
 consignments, acceptances, evidence documents, redistribution transfers, WEEE disposal batches,
-destruction records and four-eyes approvals.
+destruction records, four-eyes approvals and the vehicle a new in-vehicle tablet is built for.
 
 None of these rows changes a device's state: they hold the who/what/where that the custody
 ledger entries point at (by id and by SHA-256), and the workflows in ``factory/custody/`` write
@@ -74,6 +74,7 @@ class AllocationChannel(StrEnum):
     IN_PERSON = "in_person"
     COURIER = "courier"
     VEHICLE = "vehicle"
+    IN_FIELD = "in_field"  # already with its officer when its record was imported: never handed over here
 
 
 class Allocation(CreatedRecord, table=True):
@@ -275,3 +276,13 @@ class Personalisation(SQLModel, table=True):
     job_id: int | None = Field(default=None)
     recorded_by: str = Field(max_length=128)
     recorded_at: str = Field(max_length=32)
+
+
+class VehicleBuild(CreatedRecord, table=True):
+    """A vehicle tablet earmarked, before its build, for the vehicle it will be fitted in
+    (``vehicle_builds.py``): the line provisions it with that vehicle's fleet number."""
+
+    __tablename__ = "vehicle_build"
+
+    device_id: int = Field(foreign_key="device.id", unique=True)
+    vehicle_id: int = Field(foreign_key="vehicle.id", index=True)

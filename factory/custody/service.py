@@ -33,6 +33,7 @@ from factory.custody.pool import create_pool, stock_spare, withdraw_spare
 from factory.custody.redistribution import redistribute
 from factory.custody.swap import walk_in_swap
 from factory.custody.triage import triage
+from factory.custody.vehicle_builds import build_for_vehicle, remove_build
 from factory.custody.vehicle_swap import Fitter, replace_tablet
 from factory.custody.vehicles import decommission_vehicle, install_tablet
 from factory.custody.waste_note import WasteTransfer
@@ -52,6 +53,7 @@ __all__ = [
     "add_device",
     "allocate",
     "approve_exception",
+    "build_for_vehicle",
     "close_batch",
     "collect",
     "create_consignment",
@@ -76,6 +78,7 @@ __all__ = [
     "register_party",
     "register_vehicle",
     "release",
+    "remove_build",
     "remove_device",
     "replace_tablet",
     "request_destruction",

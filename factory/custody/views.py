@@ -51,9 +51,7 @@ from factory.custody.personalisation import PersonaliseDue, needs_of, personalis
 from factory.custody.pool_views import PoolLevel, low_pools, pool_levels
 from factory.custody.statuses import (
     ACTIVE_CONSIGNMENT,
-    OPEN_ALLOCATION,
     OUT_WITH_COURIER,
-    WITH_HOLDER_OR_COURIER,
     AllocationStatus,
     AllocationStep,
     ConsignmentStep,
@@ -70,6 +68,7 @@ from factory.custody.tech_views import (
     vehicle_allocation_for,
     vehicles_view,
 )
+from factory.custody.vehicle_builds import TAKEN, Earmark, earmarked_fleet_number, earmarks
 from factory.intake.views import get_device
 from factory.kernel import clock
 from factory.kernel.clock import format_utc
@@ -90,6 +89,7 @@ __all__ = [
     "ConsignmentItemView",
     "ConsignmentView",
     "DeliveryLine",
+    "Earmark",
     "HeldDevice",
     "PendingDestruction",
     "PersonaliseDue",
@@ -107,6 +107,7 @@ __all__ = [
     "delivery_lines",
     "disposal_batch",
     "disposal_batches",
+    "earmarks",
     "exception_report",
     "get_allocation",
     "get_approval",
@@ -279,16 +280,24 @@ def open_in_person_allocation(session: Session, serial: str) -> Allocation:
 
 
 def vehicle_fleet_number(session: Session, device_id: int) -> str | None:
-    """The fleet number of the in-service vehicle the device is allocated to, on its way to or
-    installed in, or came back from (its latest such allocation), else None: what a vehicle tablet
-    is provisioned for. A tablet booked back from a vehicle is rebuilt for the same vehicle."""
-    held = sorted({*OPEN_ALLOCATION, *WITH_HOLDER_OR_COURIER, AllocationStatus.RETURNED.value})
+    """The fleet number of the in-service vehicle a vehicle tablet is built for, else None: the
+    vehicle it is allocated to, on its way to or installed in; else the one it is earmarked for
+    (a new tablet, or one re-earmarked after its return); else the one it came back from (its
+    latest such allocation), so a tablet booked back from a vehicle is rebuilt for that vehicle."""
+    return (
+        _allocated_fleet_number(session, device_id, TAKEN)
+        or earmarked_fleet_number(session, device_id)
+        or _allocated_fleet_number(session, device_id, (AllocationStatus.RETURNED.value,))
+    )
+
+
+def _allocated_fleet_number(session: Session, device_id: int, statuses: Sequence[str]) -> str | None:
     return session.exec(
         select(Vehicle.fleet_number)
         .join(Allocation, col(Allocation.vehicle_id) == col(Vehicle.id))
         .where(
             Allocation.device_id == device_id,
-            col(Allocation.status).in_(held),
+            col(Allocation.status).in_(list(statuses)),
             col(Vehicle.decommissioned_at).is_(None),
         )
         .order_by(col(Allocation.id).desc())

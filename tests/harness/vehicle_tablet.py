@@ -1,12 +1,13 @@
 """A vehicle tablet with its custody as the workflows record it: received new, provisioned,
-allocated to a registered vehicle and installed in it by the contractor; and its disk docked on a
-simulated bench slot (the way a tablet brought back from the vehicle arrives)."""
+allocated to a registered vehicle and installed in it by the contractor; or received new and
+earmarked for its vehicle before its build; and its disk docked on a simulated bench slot (the way
+a tablet brought back from the vehicle, or a new one, arrives)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from factory.custody.service import allocate, install_tablet, register_vehicle
+from factory.custody.service import allocate, build_for_vehicle, install_tablet, register_vehicle
 from factory.intake.service import MediaSpec
 from factory.kernel import clock
 from factory.kernel.context import AppContext
@@ -20,12 +21,7 @@ def installed_vehicle_tablet(
     ctx: AppContext, serial: str, disk_serial: str, fleet_number: str, *, size: int, asset_tag: str | None = None
 ) -> int:
     """The tablet's device id; the vehicle ``fleet_number`` is registered here."""
-    media = [MediaSpec("sata-ssd", disk_serial, size)]
-    device_id = receive(
-        ctx, serial, media, new_stock=True, asset_tag=asset_tag, make="Getac", model="F110", kind="vehicle-tablet"
-    )
-    with session_scope(ctx.engine) as s:
-        register_vehicle(s, fleet_number=fleet_number, registration="AB12 CDE")
+    device_id = new_vehicle_tablet(ctx, serial, disk_serial, fleet_number, size=size, asset_tag=asset_tag)
     for event in (Event.START_PROVISION, Event.PROVISIONED):
         move(ctx, device_id, event)
     with session_scope(ctx.engine) as s:
@@ -40,6 +36,30 @@ def installed_vehicle_tablet(
             actor="tech.one",
             verifier=verifier(ctx),
         )
+    return device_id
+
+
+def new_vehicle_tablet(
+    ctx: AppContext,
+    serial: str,
+    disk_serial: str,
+    fleet_number: str,
+    *,
+    size: int,
+    asset_tag: str | None = None,
+    earmark: bool = False,
+) -> int:
+    """A vehicle tablet received new from the supplier (its device id), the vehicle ``fleet_number``
+    registered; with ``earmark``, the tablet earmarked for that vehicle before its build."""
+    media = [MediaSpec("sata-ssd", disk_serial, size)]
+    device_id = receive(
+        ctx, serial, media, new_stock=True, asset_tag=asset_tag, make="Getac", model="F110", kind="vehicle-tablet"
+    )
+    with session_scope(ctx.engine) as s:
+        register_vehicle(s, fleet_number=fleet_number, registration="AB12 CDE")
+    if earmark:
+        with session_scope(ctx.engine) as s:
+            build_for_vehicle(s, serial=serial, fleet_number=fleet_number, actor="tech.one")
     return device_id
 
 

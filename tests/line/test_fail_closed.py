@@ -1,5 +1,5 @@
 """A real line fails closed without provisioning settings, and a vehicle tablet is provisioned for
-its vehicle.
+its vehicle (a new one for the vehicle it is earmarked for, and held without one).
 
 A "real" line here is one built from a site file (udev port map), not ``--simulate``; the
 simulated line's disks and udev events drive it through the controller's one entry point. Without
@@ -18,7 +18,7 @@ import orjson
 import pytest
 from harness.bench_line import SLOT, Line, running_line
 from harness.line_agent import holds_certified_pattern, start_agent
-from harness.vehicle_tablet import dock, installed_vehicle_tablet
+from harness.vehicle_tablet import dock, installed_vehicle_tablet, new_vehicle_tablet
 from harness.waiting import wait_until
 from harness.web import bearer
 from sqlmodel import select
@@ -34,6 +34,7 @@ from factory.line.bench_config import LineConfig, load_line_config, simulated_co
 from factory.line.controller import Controller
 from factory.line.errors import SimulationOnly
 from factory.line.identify import Identity
+from factory.line.job_steps import NO_VEHICLE, NO_VEHICLE_ACTION
 from factory.line.models import Job, JobStep
 from factory.line.provision_step import (
     NO_PROVISIONING,
@@ -165,12 +166,47 @@ def test_a_vehicle_tablet_is_provisioned_with_its_vehicles_fleet_number(ctx: App
         assert bench.history("VT-7")[-5:] == ["return", "start_sanitise", "sanitised", "start_provision", "provisioned"]
     [request] = recording.requests
     assert (request.device_serial, request.kind, request.vehicle_fleet_number) == ("VT-7", "vehicle-tablet", "FL-204")
+    assert last_start_provision(ctx, "VT-7")["vehicle"] == "FL-204"  # the evidence names the vehicle it was built for
+
+
+def last_start_provision(ctx: AppContext, serial: str) -> dict[str, object]:
+    """The evidence of the device's latest ``start_provision`` entry."""
     with session_scope(ctx.engine) as s:
-        device = get_device(s, "VT-7")
+        device = get_device(s, serial)
         started = s.exec(
             select(CustodyEntry).where(CustodyEntry.device_id == device.id, CustodyEntry.event == "start_provision")
         ).all()[-1]
-    assert orjson.loads(started.evidence)["vehicle"] == "FL-204"  # the evidence names the vehicle it was built for
+    return orjson.loads(started.evidence)
+
+
+def test_a_new_vehicle_tablet_is_built_for_the_vehicle_it_is_earmarked_for(ctx: AppContext, tmp_path: Path) -> None:
+    new_vehicle_tablet(ctx, "VT-N", "VTNDISK", "FL-204", size=DISK, earmark=True)
+    recording = Recording()
+    for bench in running_line(ctx, real_site(tmp_path), recording, disk_bytes=DISK, seed=7):
+        dock(bench.sim, "VTNDISK", DISK)
+        job = bench.wait_job(timeout=60)
+        assert (job.pipeline, job.status) == ("provision", "succeeded"), job.reason
+        assert bench.history("VT-N") == ["receive", "start_provision", "provisioned"]
+    [request] = recording.requests
+    assert (request.device_serial, request.kind, request.vehicle_fleet_number) == ("VT-N", "vehicle-tablet", "FL-204")
+    assert last_start_provision(ctx, "VT-N")["vehicle"] == "FL-204"
+    with session_scope(ctx.engine) as s:
+        assert get_device(s, "VT-N").state == "ready"
+
+
+def test_a_new_vehicle_tablet_with_no_vehicle_is_held_where_it_is(ctx: AppContext, tmp_path: Path) -> None:
+    new_vehicle_tablet(ctx, "VT-U", "VTUDISK", "FL-204", size=DISK)  # the vehicle exists; no earmark
+    recording = Recording()
+    for bench in running_line(ctx, real_site(tmp_path), recording, disk_bytes=DISK, seed=7):
+        dock(bench.sim, "VTUDISK", DISK)
+        job = bench.wait_job(timeout=60)
+        held = ("provision", "held", NO_VEHICLE, NO_VEHICLE_ACTION)
+        assert (job.pipeline, job.status, job.reason, job.action) == held
+        assert bench.history("VT-U") == ["receive"]  # no start_provision: nothing was built
+        with session_scope(ctx.engine) as s:
+            assert get_device(s, "VT-U").state == "received"
+            assert [(j["id"], j["reason"]) for j in board_snapshot(s)["attention"]] == [(job.id, NO_VEHICLE)]
+    assert recording.requests == []
 
 
 @pytest.mark.slow  # a whole agent process
