@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from harness.custody_data import entry_count, ready
 from harness.domain import move, receive, state_of, verifier
+from harness.vehicle_tablet import built
 
 from factory.custody.service import (
     allocate,
@@ -39,12 +40,6 @@ def _new_tablet(ctx: AppContext, serial: str) -> int:
 def _earmark(ctx: AppContext, serial: str, fleet: str) -> None:
     with session_scope(ctx.engine) as s:
         build_for_vehicle(s, serial=serial, fleet_number=fleet, actor="tech.one")
-
-
-def _built(ctx: AppContext, device_id: int, fleet: str | None) -> None:
-    """As the line builds it: the start_provision entry names the vehicle (when it has one)."""
-    move(ctx, device_id, Event.START_PROVISION, evidence={"vehicle": fleet} if fleet else {})
-    move(ctx, device_id, Event.PROVISIONED)
 
 
 def _fleet(ctx: AppContext, serial: str) -> str | None:
@@ -102,7 +97,7 @@ def test_an_allocated_tablet_keeps_its_earmark_and_is_allocated_only_to_its_vehi
     _vehicles(ctx, "FL-204", "FL-300")
     device_id = _new_tablet(ctx, "VT-N3")
     _earmark(ctx, "VT-N3", "FL-204")
-    _built(ctx, device_id, "FL-204")
+    built(ctx, device_id, "FL-204")
     _earmark(ctx, "VT-N3", "FL-300")  # changed after the build: the tablet is still built for FL-204
     with pytest.raises(GuardRefused, match="VT-N3 was built for vehicle FL-204: allocate it to FL-204, or earmark it "
                                            "for FL-300 and rebuild it"):  # fmt: skip
@@ -135,7 +130,7 @@ def test_a_tablet_back_from_its_vehicle_is_rebuilt_for_it_unless_earmarked_for_a
     _vehicles(ctx, "FL-204", "FL-300")
     device_id = _new_tablet(ctx, "VT-N4")
     _earmark(ctx, "VT-N4", "FL-204")
-    _built(ctx, device_id, "FL-204")
+    built(ctx, device_id, "FL-204")
     allocation_id = _allocate(ctx, "VT-N4", "FL-204")
     with session_scope(ctx.engine) as s:
         install_tablet(s, allocation_id=allocation_id, installer_name="Sam", installer_company="Fleet Fit Ltd",

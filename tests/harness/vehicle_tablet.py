@@ -63,6 +63,12 @@ def new_vehicle_tablet(
     return device_id
 
 
+def built(ctx: AppContext, device_id: int, fleet_number: str | None) -> None:
+    """Provisioned as the line does it: the ``start_provision`` entry names the vehicle (if any)."""
+    move(ctx, device_id, Event.START_PROVISION, evidence={"vehicle": fleet_number} if fleet_number else {})
+    move(ctx, device_id, Event.PROVISIONED)
+
+
 def dock(sim: SimulatedLine, disk_serial: str, size: int, slot_index: int = 0) -> Path:
     """Put the tablet's disk (with data on it) in a slot and announce it as udev would."""
     slot = sim.slots[slot_index]
