@@ -112,7 +112,7 @@ class Probe:
 @dataclass(frozen=True)
 class DiskQueue:
     """A whole disk's sector sizes and rotation (its ``queue`` in sysfs), and the transport and
-    media type they and its device path imply."""
+    media type they and its device path imply: fields of a ``Probe``, under the same names."""
 
     logical_sector_size: int
     physical_sector_size: int
@@ -138,43 +138,6 @@ def read_disk_queue(
     rotational = None if rotational_attr is None else rotational_attr == 1
     transport, media = transport_and_media(name, rotational, device_path=device_path, mmc_type=mmc_type)
     return DiskQueue(logical, physical, rotational, transport, media)
-
-
-def block_probe(
-    path: str,
-    name: str,
-    queue: DiskQueue,
-    *,
-    rdev: int | None,
-    inode: tuple[int, int],
-    size_bytes: int,
-    read_only: bool,
-    usage: Usage,
-    model: str | None,
-    serial: str | None,
-    vendor: str | None,
-    commands: tuple[CommandRecord, ...] = (),
-) -> Probe:
-    """The probe of a block device, from what the kernel (local or remote) says of it."""
-    return Probe(
-        path=path,
-        kind="block",
-        name=name,
-        rdev=rdev,
-        inode=inode,
-        size_bytes=size_bytes,
-        logical_sector_size=queue.logical_sector_size,
-        physical_sector_size=queue.physical_sector_size,
-        rotational=queue.rotational,
-        transport=queue.transport,
-        media_type=queue.media_type,
-        read_only=read_only,
-        usage=usage,
-        model=model or None,
-        serial=serial or None,
-        vendor=vendor or None,
-        commands=commands,
-    )
 
 
 def transport_and_media(
@@ -221,18 +184,19 @@ def _probe_block(path: str, st: os.stat_result) -> Probe:
     if sectors is None or queue is None:
         raise ProbeError(f"{path}: sysfs has no size or sector size for {name}")
     udev = sysfs.udev_properties(st.st_rdev)
-    return block_probe(
-        path,
-        name,
-        queue,
+    return Probe(
+        path=path,
+        kind="block",
+        name=name,
         rdev=st.st_rdev,
         inode=(st.st_dev, st.st_ino),
         size_bytes=sectors * 512,  # sysfs "size" counts 512-byte units whatever the sector size
         read_only=sysfs.int_attr(name, "ro") == 1,
         usage=block_usage(name),
-        model=sysfs.attr(disk, "device/model") or udev.get("ID_MODEL"),
-        serial=sysfs.attr(disk, "device/serial") or udev.get("ID_SERIAL_SHORT"),
-        vendor=sysfs.attr(disk, "device/vendor") or udev.get("ID_VENDOR"),
+        model=sysfs.attr(disk, "device/model") or udev.get("ID_MODEL") or None,
+        serial=sysfs.attr(disk, "device/serial") or udev.get("ID_SERIAL_SHORT") or None,
+        vendor=sysfs.attr(disk, "device/vendor") or udev.get("ID_VENDOR") or None,
+        **dataclasses.asdict(queue),
     )
 
 

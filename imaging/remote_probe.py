@@ -11,11 +11,11 @@ from __future__ import annotations
 import os
 import posixpath
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from imaging.commands import CommandRunner
 from imaging.errors import ProbeError
-from imaging.probe import Probe, block_probe, read_disk_queue, with_firmware_info
+from imaging.probe import Probe, read_disk_queue, with_firmware_info
 from imaging.result import CommandRecord
 from imaging.usage import SYSTEM_MOUNTPOINTS, Mount, Usage, parse_mountinfo
 
@@ -142,12 +142,11 @@ def probe_remote(runner: CommandRunner, device: str, size_bytes: Callable[[str],
     if queue is None:
         raise ProbeError(f"remote {device}: sysfs has no sector sizes for {facts.name}")
     major, _, minor = facts.attrs.get("dev", "").strip().partition(":")
-    rdev = os.makedev(int(major), int(minor)) if major.isdigit() and minor.isdigit() else None
-    probe = block_probe(
-        device,
-        facts.name,
-        queue,
-        rdev=rdev,
+    probe = Probe(
+        path=device,
+        kind="block",
+        name=facts.name,
+        rdev=os.makedev(int(major), int(minor)) if major.isdigit() and minor.isdigit() else None,
         inode=(0, 0),  # no local node: nothing on this machine refers to the disk
         size_bytes=size_bytes(device),
         read_only=facts.int_attr("ro") == 1,
@@ -156,6 +155,7 @@ def probe_remote(runner: CommandRunner, device: str, size_bytes: Callable[[str],
         serial=facts.text_attr("device/serial"),
         vendor=facts.text_attr("device/vendor"),
         commands=(record,),
+        **asdict(queue),
     )
     if queue.transport in ("nvme", "sata"):
         probe = with_firmware_info(probe, runner)
