@@ -28,7 +28,7 @@ from imaging.certificate_errors import (
     MalformedEnvelopeError,
     UnsupportedEnvelopeError,
 )
-from imaging.offline_verify import DuplicateMemberError, reject_constant, unique_members
+from imaging.offline_verify import DuplicateMemberError, exact_members, reject_constant, unique_members
 
 ENVELOPE_FORMAT = "device-factory-certificate"
 SCHEMA_VERSION = 2  # what is issued now; every version in SUPPORTED_SCHEMA_VERSIONS verifies, forever
@@ -206,12 +206,10 @@ def _check_digest(certificate: Mapping[str, Any], recorded_digest: str) -> tuple
 
 
 def _require_exact_fields(obj: Mapping[str, Any], fields: tuple[str, ...], prefix: str) -> None:
-    for name in fields:
-        if name not in obj:
-            raise MalformedEnvelopeError(f"malformed envelope: missing field '{prefix}{name}'")
-    for name in obj:
-        if name not in fields:  # unsigned extras could mislead a reader: reject them
-            raise MalformedEnvelopeError(f"malformed envelope: unexpected field '{prefix}{name}'")
+    try:
+        exact_members(obj, fields, prefix)  # unsigned extras could mislead a reader: rejected too
+    except ValueError as exc:
+        raise MalformedEnvelopeError(f"malformed envelope: {exc}") from None
 
 
 def _require_type(value: Any, expected: type, name: str) -> None:

@@ -3,19 +3,22 @@ standalone verifiers share.
 
 An auditor checks Device Factory's evidence with short scripts and without the project
 installed: ``docs/verify_certificate_example.py``, ``docs/verify_ledger_proof.py`` and, inside an
-audit bundle, ``verify_bundle.py`` (``factory/audit/``). What those scripts and the factory's own
-checks have in common lives here, once, so the auditor's check and the factory's cannot drift
-apart: strict JSON (no duplicate member names, no NaN or Infinity), the hashed fields of a custody
-entry, the Ed25519 key fingerprint and signature check, and RFC 9162's Merkle hashes with its
-inclusion (2.1.3.2) and consistency (2.1.4.2) verification.
+audit bundle, ``verify_bundle.py`` (``factory/audit/``). What those scripts have in common with
+each other and with the factory's own checks lives here, once, so they cannot drift apart:
+strict JSON (no duplicate member names, no NaN or Infinity), the hashed fields of a custody entry,
+the Ed25519 key fingerprint and signature check, RFC 9162's Merkle hashes with its inclusion
+(2.1.3.2) and consistency (2.1.4.2) verification, and the strict check of a certificate envelope
+(``verify_envelope``: the steps ``docs/certificate-format.md`` numbers 2 to 6).
 
 Why a file of its own, and its rules:
 
-* It imports the standard library and ``cryptography`` only, never this project (and not
-  ``rfc8785``, which ``verify_ledger_proof.py`` does without), and runs on Python 3.9+.
-  ``tests/test_architecture.py`` and ``tests/audit/test_standalone_checker.py`` hold it to that.
+* It imports the standard library and ``cryptography`` only, never this project, and is written
+  for Python 3.9+; ``verify_envelope`` alone imports ``rfc8785``, when called, so
+  ``verify_ledger_proof.py`` needs no more than ``cryptography``. The import contracts
+  (``lint-imports``: imaging imports no factory) and ``tests/audit/test_standalone_checker.py``
+  (no project import at all) hold it to that.
 * The factory imports it as ``imaging.offline_verify`` (``imaging.certificate_envelope``,
-  ``factory.kernel.ledger.hashing`` and ``merkle``, ``factory.audit.verify_bundle``).
+  ``factory.kernel.ledger.hashing`` and ``merkle``).
 * A standalone script imports it as the top-level module ``offline_verify``: from beside the
   script (an audit bundle carries a copy beside ``verify_bundle.py``; an auditor given a docs
   script is given this file with it) or, in a checkout of the repository, from ``imaging/``.
@@ -26,8 +29,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
-from collections.abc import Sequence
+import re
+import uuid
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -52,6 +58,14 @@ ENTRY_FIELDS: tuple[str, ...] = (
 )
 ENTRY_FIELDS_V2: tuple[str, ...] = (*ENTRY_FIELDS, "device_id", "hash_version")
 FINGERPRINT_PREFIX = "SHA256:"
+
+# The certificate envelope (docs/certificate-format.md); version 1 certificates keep verifying, forever.
+CERTIFICATE_FORMAT, SIGNATURE_ALGORITHM = "device-factory-certificate", "Ed25519"
+SCHEMA_VERSIONS = (1, 2)
+CERTIFICATE_TYPES = ("sanitisation", "destruction")  # schema version 2 names its type
+ENVELOPE_FIELDS = ("format", "schema_version", "certificate", "signature")
+SIGNATURE_FIELDS = ("algorithm", "key_fingerprint", "digest_sha256", "value")
+HEX_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class DuplicateMemberError(ValueError):
@@ -207,3 +221,87 @@ def _consistency_roots(old: int, new: int, path: list[bytes]) -> tuple[bytes, by
     if sn != 0:
         raise ProofError("consistency proof is too short")
     return fr, sr
+
+
+# --- the certificate envelope, strictly (docs/certificate-format.md, steps 2 to 6) ---------------
+# imaging.certificate_envelope.verify_certificate is the factory's own reading of the same steps,
+# with a typed error per reason; tests/imaging/test_certificate_corpus.py holds the two to agreeing
+# on several hundred forged variants.
+
+
+def verify_envelope(envelope: dict[str, Any], key: Ed25519PublicKey) -> tuple[dict[str, Any], str]:
+    """The signed certificate and the fingerprint of ``key``, which signed it; else ValueError.
+
+    Strict on purpose: a lenient reader can be shown a file whose signed content verifies while
+    what a person or another parser reads differs (an unsigned extra member, a version spelled
+    ``1.0`` or ``true``). Needs ``rfc8785``, imported here so the rest of this file does without.
+    """
+    import rfc8785
+
+    cert, sig = check_envelope(envelope)
+    signer = fingerprint(key)
+    if sig["key_fingerprint"] != signer:  # step 3
+        raise ValueError(f"key fingerprint mismatch: certificate names {sig['key_fingerprint']!r}")
+    if not HEX_SHA256.fullmatch(sig["digest_sha256"]):
+        raise ValueError("'signature.digest_sha256' is not 64 lowercase hex digits")
+    payload = rfc8785.dumps(cert)  # step 4: RFC 8785 canonical bytes, what was hashed and signed
+    if not hmac.compare_digest(hashlib.sha256(payload).hexdigest(), sig["digest_sha256"]):
+        raise ValueError("digest mismatch: certificate content changed")
+    signature = base64.b64decode(sig["value"], validate=True)  # step 5
+    if base64.b64encode(signature).decode() != sig["value"]:
+        raise ValueError("signature is not canonical base64")
+    try:
+        key.verify(signature, payload)
+    except InvalidSignature:
+        raise ValueError(f"signature invalid for key {signer}") from None
+    _check_signed_identity(cert, envelope["schema_version"])  # step 6
+    return cert, signer
+
+
+def check_envelope(envelope: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Step 2: exactly the envelope and signature members, each of its exact JSON type and value.
+
+    ``type(x) is int`` and not ``x == 1``: in Python ``1.0 == 1`` and ``True == 1``.
+    """
+    exact_members(envelope, ENVELOPE_FIELDS, "")
+    cert, sig = envelope["certificate"], envelope["signature"]
+    if type(cert) is not dict or type(sig) is not dict:
+        raise ValueError("'certificate' and 'signature' must be objects")
+    exact_members(sig, SIGNATURE_FIELDS, "signature.")
+    if type(envelope["format"]) is not str or type(envelope["schema_version"]) is not int:
+        raise ValueError("'format' must be a string and 'schema_version' an integer")
+    if any(type(sig[name]) is not str for name in SIGNATURE_FIELDS):
+        raise ValueError("every signature field must be a string")
+    supported = envelope["schema_version"] in SCHEMA_VERSIONS
+    if (envelope["format"], sig["algorithm"]) != (CERTIFICATE_FORMAT, SIGNATURE_ALGORITHM) or not supported:
+        raise ValueError("unsupported format, schema version or algorithm")
+    return cert, sig
+
+
+def exact_members(obj: Mapping[str, Any], fields: tuple[str, ...], prefix: str) -> None:
+    """``obj`` has each of ``fields`` and nothing else (ValueError naming the first that differs)."""
+    for name in fields:
+        if name not in obj:
+            raise ValueError(f"missing field '{prefix}{name}'")
+    for name in obj:
+        if name not in fields:  # not covered by the signature: a reader could be misled by it
+            raise ValueError(f"unexpected field '{prefix}{name}'")
+
+
+def _check_signed_identity(cert: dict[str, Any], envelope_version: int) -> None:
+    """Step 6: the signed content's own version, id and (from version 2) type."""
+    version, cert_id = cert.get("schema_version"), cert.get("certificate_id")
+    if type(version) is not int or version != envelope_version:
+        raise ValueError("certificate schema_version differs from the envelope's")
+    if type(cert_id) is not str or not _is_uuid(cert_id):
+        raise ValueError("'certificate.certificate_id' is not a UUID")
+    kind = cert.get("certificate_type")
+    if version >= 2 and (type(kind) is not str or kind not in CERTIFICATE_TYPES):
+        raise ValueError("'certificate.certificate_type' is not a known type")
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        return str(uuid.UUID(text)) == text
+    except ValueError:
+        return False

@@ -23,15 +23,12 @@ Exit status 0 when everything verifies, 1 otherwise (each problem on its own lin
 from __future__ import annotations
 
 import argparse
-import base64
 import hashlib
 import sys
-import uuid
 from pathlib import Path
 from typing import Any
 
 import rfc8785
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 sys.dont_write_bytecode = True  # leave the unpacked bundle exactly as it was
@@ -47,14 +44,13 @@ from offline_verify import (  # noqa: E402
     leaf_hash,
     load_public_key,
     loads,
+    verify_envelope,
     verify_signature,
 )
 from verify_bundle_keys import Keyring, load_keyring  # noqa: E402
 
 GENESIS_HASH = "0" * 64
 UNSIGNED_FILES = {"manifest.json", "manifest.sig.json"}
-ENVELOPE_FIELDS = {"format", "schema_version", "certificate", "signature"}
-SIGNATURE_FIELDS = {"algorithm", "key_fingerprint", "digest_sha256", "value"}
 
 
 def load_key(path: Path) -> Ed25519PublicKey:
@@ -64,39 +60,12 @@ def load_key(path: Path) -> Ed25519PublicKey:
         raise ValueError(f"{path}: {exc}") from None
 
 
-def verify_certificate(envelope: Any, key: Ed25519PublicKey, key_fp: str) -> dict[str, Any]:
-    """Return the signed certificate document, or raise ValueError with the reason."""
-    if not isinstance(envelope, dict) or set(envelope) != ENVELOPE_FIELDS:
-        raise ValueError("not a certificate envelope (unexpected or missing members)")
-    cert, sig = envelope["certificate"], envelope["signature"]
-    if not isinstance(cert, dict) or not isinstance(sig, dict) or set(sig) != SIGNATURE_FIELDS:
-        raise ValueError("malformed certificate or signature member")
-    if type(envelope["schema_version"]) is not int:  # 1.0 == 1 and True == 1 in Python
-        raise ValueError("schema_version is not an integer")
-    known = envelope["schema_version"] in (1, 2)  # version 1 certificates keep verifying
-    if (envelope["format"], sig["algorithm"]) != ("device-factory-certificate", "Ed25519") or not known:
-        raise ValueError("unsupported format, schema version or signature algorithm")
-    if sig["key_fingerprint"] != key_fp:
-        raise ValueError(f"signed by key {sig['key_fingerprint']}, not {key_fp}")
-    payload = rfc8785.dumps(cert)
-    if hashlib.sha256(payload).hexdigest() != sig["digest_sha256"]:
-        raise ValueError("digest mismatch: certificate content changed")
-    signature = base64.b64decode(sig["value"], validate=True)
-    if base64.b64encode(signature).decode("ascii") != sig["value"]:
-        raise ValueError("signature is not canonical base64")
-    try:
-        key.verify(signature, payload)
-    except InvalidSignature:
-        raise ValueError(f"signature invalid for key {key_fp}") from None
-    if type(cert.get("schema_version")) is not int or cert["schema_version"] != envelope["schema_version"]:
-        raise ValueError("certificate schema_version differs from the envelope's")
-    kind = cert.get("certificate_type")
-    if cert["schema_version"] >= 2 and (type(kind) is not str or kind not in ("sanitisation", "destruction")):
-        raise ValueError("certificate certificate_type is not a known type")
-    cert_id = cert.get("certificate_id")
-    if not isinstance(cert_id, str) or str(uuid.UUID(cert_id)) != cert_id:  # uuid.UUID raises ValueError
-        raise ValueError("certificate certificate_id is not a UUID")
-    return cert
+def verify_certificate(envelope: Any, key: Ed25519PublicKey) -> dict[str, Any]:
+    """Return the signed certificate document, or raise ValueError with the reason: exactly the
+    checks of docs/verify_certificate_example.py (offline_verify.verify_envelope)."""
+    if not isinstance(envelope, dict):
+        raise ValueError("not a certificate envelope (not a JSON object)")
+    return verify_envelope(envelope, key)[0]
 
 
 def entry_bytes(entry: dict[str, Any]) -> bytes:
@@ -186,7 +155,7 @@ def _check_certificates(root: Path, keyring: Keyring, problems: list[str]) -> di
             envelope = loads(path.read_text(encoding="utf-8"))
             fp = envelope["signature"]["key_fingerprint"]
             key = keyring.key(fp, envelope["certificate"]["issued_at"])
-            cert = verify_certificate(envelope, key, fp)
+            cert = verify_certificate(envelope, key)
         except (ValueError, TypeError, KeyError) as exc:
             problems.append(f"{name}: {exc}")
             continue
