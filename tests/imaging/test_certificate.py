@@ -6,10 +6,11 @@ the other certificate test modules.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -204,6 +205,22 @@ def altered(value: Any) -> Any:
     if isinstance(value, str):
         return value + " " if value else "x"
     raise AssertionError(f"unexpected leaf {value!r}")
+
+
+def each_changed(envelope: dict[str, Any], paths: Iterable[tuple[Any, ...]]) -> Iterator[dict[str, Any]]:
+    """A copy of ``envelope`` per path, with that one leaf of its certificate ``altered``."""
+    for path in paths:
+        tampered = copy.deepcopy(envelope)
+        set_at(tampered["certificate"], path, altered(get_at(tampered["certificate"], path)))
+        yield tampered
+
+
+def each_removed(envelope: dict[str, Any], paths: Iterable[tuple[Any, ...]]) -> Iterator[dict[str, Any]]:
+    """A copy of ``envelope`` per path, with that one member of its certificate removed."""
+    for path in paths:
+        tampered = copy.deepcopy(envelope)
+        del get_at(tampered["certificate"], path[:-1])[path[-1]]
+        yield tampered
 
 
 def reload(envelope: dict[str, Any], tmp_path) -> dict[str, Any]:
