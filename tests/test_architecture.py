@@ -234,6 +234,27 @@ def test_only_the_erase_round_service_opens_or_closes_an_erase_round() -> None:
     assert not offenders, offenders
 
 
+def test_only_the_bulk_import_records_a_device_already_in_the_field() -> None:
+    """``enrol_in_field`` (none -> issued) skips the factory's hand-over: only intake's
+    ``record_in_field`` passes it, only custody's in-field import calls that, only the bulk import that."""
+    offenders = [
+        f"{rel(path)}:{call.lineno} passes Event.{event}"
+        for path in others_than("factory/intake/service.py")
+        if "lifecycle" not in path.parts
+        for call in calls(path)
+        for event in _event_arguments(call)
+        if event == "ENROL_IN_FIELD"
+    ]
+    callers = {"record_in_field": "factory/custody/in_field.py", "enrol_in_field": "factory/custody/bulk_import.py"}
+    offenders += [
+        f"{rel(path)}:{call.lineno} calls {call_name(call)}"
+        for path in source_files()
+        for call in calls(path)
+        if call_name(call) in callers and rel(path) != callers[call_name(call)]
+    ]
+    assert not offenders, offenders
+
+
 def _custody_status_writers() -> dict[str, list[str]]:
     writers: dict[str, list[str]] = {}
     for path in source_files("factory", "api"):

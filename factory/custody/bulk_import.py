@@ -1,5 +1,5 @@
-"""Bulk CSV import of officers (with their assistive-technology needs) and vehicles, with a dry run
-and a per-row report.
+"""Bulk CSV import of officers (with their assistive-technology needs), vehicles, and devices already
+in the field with their officers (``in_field.py``), with a dry run and a per-row report.
 
 All or nothing: every row is checked by the real registration (in a savepoint of its own, so one
 refusal does not hide the next), and the import is kept only when every row was accepted and it is
@@ -10,6 +10,7 @@ and reason.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from enum import StrEnum
 from sqlmodel import Session
 
 from factory.custody.at_needs import parse
+from factory.custody.in_field import ImportSource, enrol_in_field
 from factory.custody.people import register_officer, register_vehicle
 from factory.custody.personalisation import set_at_needs
 from factory.kernel.errors import FactoryError, InvalidInput
@@ -29,22 +31,25 @@ MAX_BYTES = 2 * 2**20
 class ImportKind(StrEnum):
     OFFICERS = "officers"
     VEHICLES = "vehicles"
+    DEVICES = "devices"  # already with their officers (the first wave exchanges them one for one)
 
 
 COLUMNS: dict[ImportKind, tuple[str, ...]] = {
     ImportKind.OFFICERS: ("staff_number", "name", "team", "at_needs"),
     ImportKind.VEHICLES: ("fleet_number", "registration", "description"),
+    ImportKind.DEVICES: ("serial", "asset_tag", "kind", "make", "model", "staff_number", "media"),
 }
 REQUIRED: dict[ImportKind, tuple[str, ...]] = {
     ImportKind.OFFICERS: ("staff_number", "name"),
     ImportKind.VEHICLES: ("fleet_number",),
+    ImportKind.DEVICES: ("serial", "kind", "staff_number"),
 }
 
 
 @dataclass(frozen=True)
 class RowResult:
     line: int
-    key: str  # the staff or fleet number
+    key: str  # the staff number, fleet number or device serial
     accepted: bool
     reason: str  # why it was refused ("" when accepted)
 
@@ -61,7 +66,7 @@ class ImportReport:
         return sum(1 for r in self.rows if not r.accepted)
 
 
-def _officer(session: Session, row: dict[str, str]) -> None:
+def _officer(session: Session, row: dict[str, str], _source: ImportSource) -> None:
     needs = parse(row.get("at_needs"))
     officer = register_officer(
         session, staff_number=row.get("staff_number", ""), name=row.get("name", ""), team=row.get("team", "")
@@ -70,14 +75,19 @@ def _officer(session: Session, row: dict[str, str]) -> None:
     session.flush()
 
 
-def _vehicle(session: Session, row: dict[str, str]) -> None:
+def _vehicle(session: Session, row: dict[str, str], _source: ImportSource) -> None:
     register_vehicle(session, fleet_number=row.get("fleet_number", ""), registration=row.get("registration", ""),
                      description=row.get("description", ""))  # fmt: skip
 
 
-_REGISTER: dict[ImportKind, Callable[[Session, dict[str, str]], None]] = {
+def _device(session: Session, row: dict[str, str], source: ImportSource) -> None:
+    enrol_in_field(session, row, source)
+
+
+_REGISTER: dict[ImportKind, Callable[[Session, dict[str, str], ImportSource], None]] = {
     ImportKind.OFFICERS: _officer,
     ImportKind.VEHICLES: _vehicle,
+    ImportKind.DEVICES: _device,
 }
 
 
@@ -103,8 +113,9 @@ def _rows(kind: ImportKind, text: str) -> list[tuple[int, dict[str, str]]]:
     return rows
 
 
-def import_csv(session: Session, *, kind: str, text: str, dry_run: bool) -> ImportReport:
-    """Check (and, unless a dry run or a row is refused, register) every row of the CSV.
+def import_csv(session: Session, *, kind: str, text: str, dry_run: bool, actor: str = "") -> ImportReport:
+    """Check (and, unless a dry run or a row is refused, register) every row of the CSV, as
+    ``actor``. A device's custody entry names the file (SHA-256 of its text as UTF-8) and its line.
 
     :raises InvalidInput: an unknown kind, a file too large, a header without the needed columns,
         a line with more fields than the header, or no rows.
@@ -113,13 +124,14 @@ def import_csv(session: Session, *, kind: str, text: str, dry_run: bool) -> Impo
         what = ImportKind(kind)
     except ValueError:
         raise InvalidInput(f"'{kind[:20]}' is not one of: {', '.join(k.value for k in ImportKind)}") from None
+    digest = hashlib.sha256(text.encode()).hexdigest()
     outer = session.begin_nested()
     results = []
     for line, row in _rows(what, text):
         key = row.get(REQUIRED[what][0], "")
         inner = session.begin_nested()
         try:
-            _REGISTER[what](session, row)
+            _REGISTER[what](session, row, ImportSource(digest, line, actor))
         except FactoryError as exc:
             inner.rollback()
             results.append(RowResult(line, key, False, exc.reason))

@@ -34,6 +34,7 @@ class AllocationStatus(StrEnum):
 
 class AllocationStep(StrEnum):
     ALLOCATE = "allocate"
+    ENROL = "enrol"  # a device imported as already with its officer is recorded as issued to them
     SWAP = "swap"  # the spare handed over at the counter is recorded as issued at once
     RELEASE = "release"
     ISSUE = "issue"
@@ -112,6 +113,7 @@ P, PS = PoolMemberStatus, PoolStep
 # fmt: off
 ALLOCATION_EDGES: tuple[Edge, ...] = (
     Edge(AS.ALLOCATE,   None,          A.ALLOCATED),
+    Edge(AS.ENROL,      None,          A.ISSUED),     # already in the field (bulk import)
     Edge(AS.SWAP,       None,          A.ISSUED),
     Edge(AS.RELEASE,    A.ALLOCATED,   A.RELEASED),
     Edge(AS.ISSUE,      A.ALLOCATED,   A.ISSUED),

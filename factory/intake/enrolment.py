@@ -12,7 +12,10 @@ the one-time boot token from its kernel command line. In one transaction:
 4. a known device has the host key pinned for this boot (each boot makes a fresh key: the token is
    what makes it trustworthy, and a key that changes during the boot is refused by the SSH layer);
 5. the disks found are compared with the media recorded: a missing or extra medium refuses the
-   enrolment with the reason (the line holds the job with it).
+   enrolment with the reason (the line holds the job with it). A device with no media recorded is
+   refused too, except one first recorded as already in the field (``enrol_in_field``, bulk import)
+   without its media: the disks found are recorded as its media (``record_media``, a signed entry
+   naming each disk), since that is the first time the factory sees inside it.
 
 Every outcome, refusals included, is kept as an ``Enrolment`` row with the report as received.
 """
@@ -27,13 +30,15 @@ from sqlmodel import Session, col, select
 
 from factory.intake.boot_tokens import use_boot_token
 from factory.intake.errors import EnrolmentFromElsewhere, InvalidInput
-from factory.intake.media import MediaSpec
+from factory.intake.media import MediaSpec, medium_row
 from factory.intake.models import Enrolment, ServiceEndpoint
 from factory.intake.views import clean_serial, find_endpoint
 from factory.kernel.canonical import canonical_bytes
 from factory.kernel.clock import utc_now
-from factory.kernel.lifecycle.states import Event
+from factory.kernel.lifecycle.states import Event, State
+from factory.kernel.lifecycle.table import find_edge
 from factory.kernel.lifecycle.transition import TransitionRequest, change_state
+from factory.kernel.models.custody_entry import CustodyEntry
 from factory.kernel.models.device import Device, DeviceKind, MediaType, StorageMedium
 
 ENROLMENT_ACTOR = "netboot-enrolment"
@@ -114,6 +119,7 @@ def enrol(
         device = _book_in_unknown(session, serial, report)
         outcome, matched_by = Outcome.QUARANTINED, "new"
     else:
+        _record_media_found(session, device, report)
         reason = _media_mismatch(session, device, report.disks)
         outcome = Outcome.REFUSED if reason else Outcome.ACCEPTED
     _pin_for_boot(session, device, report, mac, pin.fingerprint, f"{pin.key_type} {report.host_key.split()[1]}")
@@ -151,7 +157,7 @@ def _match(session: Session, serial: str, macs: Sequence[str]) -> tuple[Device |
 def _book_in_unknown(session: Session, serial: str, report: EnrolmentReport) -> Device:
     from factory.intake.service import receive_device
 
-    media = [MediaSpec(_media_type(d).value, d.serial.strip(), d.size_bytes, d.model[:128]) for d in report.disks]
+    media = [_medium_of(d) for d in report.disks]
     device = receive_device(
         session, serial=serial, kind=DeviceKind.LAPTOP.value, actor=ENROLMENT_ACTOR, make=report.vendor[:128],
         model=report.model[:128], from_custodian="unknown", location="bench network", media=media,
@@ -163,6 +169,10 @@ def _book_in_unknown(session: Session, serial: str, report: EnrolmentReport) -> 
     return device
 
 
+def _medium_of(disk: DiskReport) -> MediaSpec:
+    return MediaSpec(_media_type(disk).value, disk.serial.strip(), disk.size_bytes, disk.model[:128])
+
+
 def _media_type(disk: DiskReport) -> MediaType:
     if disk.transport == "nvme":
         return MediaType.NVME
@@ -171,6 +181,34 @@ def _media_type(disk: DiskReport) -> MediaType:
     if disk.transport == "mmc":
         return MediaType.EMMC
     return MediaType.HDD if disk.rotational else MediaType.SATA_SSD
+
+
+def _record_media_found(session: Session, device: Device, report: EnrolmentReport) -> None:
+    """An in-field device imported without its media, back for the first time: record the disks
+    found as its media (one ``record_media`` entry). Any other device is left as recorded."""
+    if not report.disks or not awaits_media(session, device):
+        return
+    media = [_medium_of(d) for d in report.disks]
+    for spec in media:
+        session.add(medium_row(device.id or 0, spec))
+    session.flush()
+    evidence = {"media": [m.serial for m in media], "found_by": "network enrolment", "mac": report.boot_mac}
+    change_state(
+        session, [TransitionRequest(device.id or 0, Event.RECORD_MEDIA, evidence=evidence)], actor=ENROLMENT_ACTOR
+    )
+
+
+def awaits_media(session: Session, device: Device) -> bool:
+    """The device was recorded as already in the field without its media, none recorded since,
+    and it is where media may be recorded (issued, or back and not yet erased)."""
+    if device.state is None or find_edge(Event.RECORD_MEDIA, State(device.state)) is None:
+        return False
+    if session.exec(select(StorageMedium.id).where(StorageMedium.device_id == device.id)).first() is not None:
+        return False
+    first = session.exec(
+        select(CustodyEntry.event).where(CustodyEntry.device_id == device.id).order_by(col(CustodyEntry.seq))
+    ).first()
+    return first == Event.ENROL_IN_FIELD.value
 
 
 def _media_mismatch(session: Session, device: Device, disks: Sequence[DiskReport]) -> str | None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from factory.kernel import limits
 from factory.kernel.errors import InvalidInput
-from factory.kernel.models.device import MediaType
+from factory.kernel.models.device import MediaType, StorageMedium
 
 _UNITS = {"": 1, "B": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
           "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40, "KB": 10**3, "MB": 10**6,
@@ -47,3 +47,14 @@ def parse_media_spec(spec: str) -> MediaSpec:
         if problem := limits.text_problem(what, value, limit):
             raise InvalidInput(problem)
     return MediaSpec(media_type=media_type, serial=parts[1].strip(), capacity_bytes=capacity, model=model)
+
+
+def medium_row(device_id: int, spec: MediaSpec) -> StorageMedium:
+    """The storage-medium row recording ``spec`` inside device ``device_id``."""
+    return StorageMedium(
+        device_id=device_id,
+        serial=spec.serial.strip(),
+        model=spec.model,
+        media_type=spec.media_type,
+        capacity_bytes=spec.capacity_bytes,
+    )

@@ -7,13 +7,14 @@ and re-exported here for callers that book devices in.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sqlmodel import Session, select
 
 from factory.intake.enrolment import DiskReport, EnrolmentOutcome, EnrolmentReport, Outcome, enrol
 from factory.intake.errors import DeviceAlreadyKnown, HostKeyChanged, ImageNotVerified, InvalidInput
-from factory.intake.media import MediaSpec, parse_capacity, parse_media_spec
+from factory.intake.media import MediaSpec, medium_row, parse_capacity, parse_media_spec
 from factory.intake.models import DeviceImage, ServiceEndpoint
 from factory.intake.netboot import BootDecision, boot_script, chain_script, leased_addresses, next_action, served_file
 from factory.intake.views import FACTORY_CUSTODIAN, clean_serial, find_endpoint, get_device, media_elsewhere
@@ -22,7 +23,7 @@ from factory.kernel.clock import utc_now
 from factory.kernel.errors import GuardRefused
 from factory.kernel.lifecycle.states import Event, State
 from factory.kernel.lifecycle.transition import TransitionRequest, change_state
-from factory.kernel.models.device import Device, DeviceKind, StorageMedium
+from factory.kernel.models.device import Device, DeviceKind
 
 if TYPE_CHECKING:  # SSH, SNMP and the image engine load only when an endpoint or image is recorded
     from hardware_drivers.ssh import PinnedHostKey
@@ -34,6 +35,7 @@ __all__ = [
     "DiskReport",
     "EnrolmentOutcome",
     "EnrolmentReport",
+    "FirstRecord",
     "MediaSpec",
     "Outcome",
     "boot_script",
@@ -48,6 +50,7 @@ __all__ = [
     "receive_device",
     "record_deployed_image",
     "record_image",
+    "record_in_field",
     "register_endpoint",
     "served_file",
 ]
@@ -78,44 +81,84 @@ def receive_device(
         kind, a media serial listed twice.
     :raises DeviceAlreadyKnown: the serial or the asset tag is already booked in.
     """
-    serial = clean_serial(serial)
-    if problem := limits.serial_problem("serial", serial):
-        raise InvalidInput(problem)
-    asset_tag = asset_tag.strip() if asset_tag else None
-    media_serials = _check_new_device(session, serial, kind, asset_tag, media)
-    now = utc_now()
-    device = Device(
-        serial=serial, asset_tag=asset_tag, make=make.strip(), model=model.strip(), kind=kind, role=role,
-        custodian=from_custodian.strip(), location=location.strip(), created_at=now, updated_at=now,
-    )  # fmt: skip
-    session.add(device)
-    session.flush()
-    for spec in media:
-        session.add(_medium(device, spec))
-    session.flush()
-    evidence: dict[str, object] = {"new_stock": new_stock, "media": media_serials}
-    if elsewhere := media_elsewhere(session, device):
-        evidence["media_also_recorded_on"] = elsewhere
+    first = FirstRecord(serial, kind, make, model, asset_tag, role, from_custodian, location, media)
+    device, evidence = _new_device(session, first)
     receipt = TransitionRequest(
         device_id=device.id or 0,
         event=Event.RECEIVE,
         to_custodian=FACTORY_CUSTODIAN,
         location=location.strip(),
-        evidence=evidence,
+        evidence={"new_stock": new_stock, **evidence},
         new_stock=new_stock,
     )
     change_state(session, [receipt], actor=actor)
     return device
 
 
-def _medium(device: Device, spec: MediaSpec) -> StorageMedium:
-    return StorageMedium(
+def record_in_field(
+    session: Session, first: FirstRecord, *, holder: str, actor: str, evidence: dict[str, object]
+) -> tuple[Device, int]:
+    """Record a device that is already with its holder (the ``enrol_in_field`` edge: none -> issued):
+    its row, the media given (none: they are recorded when it comes back), and its first ledger
+    entry, which names the holder, says it was never issued here and carries ``evidence`` (where
+    the record came from). The device counts as holding user data from that entry. Returns the
+    device and the entry's sequence number. Only the bulk import calls this.
+
+    :raises InvalidInput: a malformed serial, an unknown kind, a media serial listed twice.
+    :raises DeviceAlreadyKnown: the serial or the asset tag is already recorded.
+    """
+    device, found = _new_device(session, first)
+    if not found["media"]:  # nothing to erase is known yet: the disks found on its return are recorded then
+        found["media_recorded"] = "when it comes back"
+    request = TransitionRequest(
         device_id=device.id or 0,
-        serial=spec.serial.strip(),
-        model=spec.model,
-        media_type=spec.media_type,
-        capacity_bytes=spec.capacity_bytes,
+        event=Event.ENROL_IN_FIELD,
+        to_custodian=holder,
+        location=holder,
+        evidence={"recorded_as": "already in use by its holder, never issued by the factory", **evidence, **found},
     )
+    [entry] = change_state(session, [request], actor=actor)
+    return device, entry.seq
+
+
+@dataclass(frozen=True)
+class FirstRecord:
+    """What a device's first record holds: its identity, where it is and its media."""
+
+    serial: str
+    kind: str
+    make: str = ""
+    model: str = ""
+    asset_tag: str | None = None
+    role: str | None = None
+    custodian: str = ""
+    location: str = ""
+    media: Sequence[MediaSpec] = ()
+
+
+def _new_device(session: Session, first: FirstRecord) -> tuple[Device, dict[str, object]]:
+    """The device's row and its media rows, once its description is sound and it is new; with the
+    first entry's evidence about its media (their serials; those recorded on other devices too)."""
+    serial = clean_serial(first.serial)
+    if problem := limits.serial_problem("serial", serial):
+        raise InvalidInput(problem)
+    asset_tag = first.asset_tag.strip() if first.asset_tag else None
+    media_serials = _check_new_device(session, serial, first.kind, asset_tag, first.media)
+    now = utc_now()
+    device = Device(
+        serial=serial, asset_tag=asset_tag, make=first.make.strip(), model=first.model.strip(), kind=first.kind,
+        role=first.role, custodian=first.custodian.strip(), location=first.location.strip(), created_at=now,
+        updated_at=now,
+    )  # fmt: skip
+    session.add(device)
+    session.flush()
+    for spec in first.media:
+        session.add(medium_row(device.id or 0, spec))
+    session.flush()
+    evidence: dict[str, object] = {"media": media_serials}
+    if elsewhere := media_elsewhere(session, device):
+        evidence["media_also_recorded_on"] = elsewhere
+    return device, evidence
 
 
 def _check_new_device(

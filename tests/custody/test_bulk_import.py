@@ -58,4 +58,4 @@ def test_malformed_files_are_refused_whole(ctx) -> None:
     with pytest.raises(InvalidInput, match="needs a header"), session_scope(ctx.engine) as s:
         import_csv(s, kind="officers", text="number,who\n1,2\n", dry_run=True)
     with pytest.raises(InvalidInput, match="not one of"), session_scope(ctx.engine) as s:
-        import_csv(s, kind="devices", text="x\n", dry_run=True)
+        import_csv(s, kind="radios", text="x\n", dry_run=True)

@@ -53,6 +53,8 @@ class State(StrEnum):
 
 class Event(StrEnum):
     RECEIVE = "receive"
+    ENROL_IN_FIELD = "enrol_in_field"  # first record of a device already with its officer (bulk import only)
+    RECORD_MEDIA = "record_media"  # media of an in-field device recorded when it came back (no state change)
     QUARANTINE = "quarantine"
     TRIAGE = "triage"
     START_SANITISE = "start_sanitise"

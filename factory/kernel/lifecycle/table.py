@@ -11,6 +11,15 @@ Guards (see guards.py):
 - TWO_PEOPLE: a second, different user witnessed (destruction).
 - PAIRED: only as one half of an exchange or swap, in the same transaction.
 
+Devices already in the field: the first refresh wave exchanges officers' current devices, which
+were never issued through this factory. ``enrol_in_field`` is their first entry: (none) -> ``issued``,
+with the officer as custodian and the import's evidence (officer, file digest and line, who imported).
+It taints the device at once (``user_data_since_seq``), so when it comes back it must be sanitised
+and certified before any reuse, like any returned device. Only the bulk import records it
+(``factory/custody/in_field.py``; tests/test_architecture.py checks). An in-field device imported
+without its media has them recorded when it comes back (``record_media``: the disks a network boot
+found, the device staying where it is), so the erase round covers every disk found.
+
 Failed or unknown erase outcomes (sanitise_failed) have exactly two exits: start_sanitise again,
 or destroy. Nothing reaches redistributed / awaiting_disposal / disposed except through sanitised.
 """
@@ -44,6 +53,9 @@ class Edge(NamedTuple):
 TRANSITIONS: tuple[Edge, ...] = (
     # booking in and triage
     Edge(E.RECEIVE,              None,                 S.RECEIVED),
+    Edge(E.ENROL_IN_FIELD,       None,                 S.ISSUED),         # already with its officer (import)
+    Edge(E.RECORD_MEDIA,         S.ISSUED,             S.ISSUED),         # recorded, the device stays
+    Edge(E.RECORD_MEDIA,         S.RETURNED,           S.RETURNED),
     Edge(E.QUARANTINE,           S.RECEIVED,           S.QUARANTINED),
     Edge(E.TRIAGE,               S.QUARANTINED,        S.RECEIVED),
     # sanitisation (a sanitise_failed device may only be re-sanitised or destroyed)
@@ -96,6 +108,7 @@ TAINTING_EVENTS: frozenset[tuple[E, S]] = frozenset(
         (E.RETURN, S.RETURNED),
         (E.UNDELIVERABLE, S.RETURNED),
         (E.SWAP, S.RETURNED),
+        (E.ENROL_IN_FIELD, S.ISSUED),  # recorded as already in use by its officer
     }
 )
 
