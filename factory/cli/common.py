@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import typer
@@ -75,3 +76,14 @@ def print_json_result(data: Any, ok: bool) -> None:
     print_json(data)
     if not ok:
         raise typer.Exit(1)
+
+
+def read_csv(file: Path, max_bytes: int) -> str:
+    """The text of a CSV file to import (a spreadsheet's may start with a BOM), or a one-line failure."""
+    try:
+        if file.stat().st_size > max_bytes:
+            fail(f"{file} is larger than {max_bytes // 2**20} MiB")
+        return file.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"cannot read {file}: {exc}")
+        raise  # fail() has exited; this only tells the type checker

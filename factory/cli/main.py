@@ -34,6 +34,7 @@ COMMANDS: dict[str, _Lazy] = {
     "cert": _Lazy("cert_cmd", "Sanitisation certificates."),
     "image": _Lazy("image_cmd", "Golden images."),
     "officers": _Lazy("officers_cmd", "Officers: assistive-technology needs."),
+    "import": _Lazy("import_cmd", "Import officers, vehicles or in-field devices from CSV (all rows or none).", False),
     "vehicle": _Lazy("vehicle_cmd", "In-vehicle tablets: which vehicle a new tablet is built for."),
     "audit": _Lazy("audit_cmd", "Audit: certificates, device histories, exception reports, evidence bundles."),
     "wipe": _Lazy("wipe_cmd", "Erase TARGET by the strongest method it supports, verify, and certify it.", False),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from factory.cli.common import console, fail, one_line_errors, unit_of_work
+from factory.cli.common import console, one_line_errors, read_csv, unit_of_work
 from factory.custody.service import import_at_needs
 
 app = typer.Typer(help="Officers: assistive-technology needs.", no_args_is_help=True)
@@ -24,13 +24,7 @@ def import_at_needs_cmd(
     at_profile is words ("screen-reader; jaws; magnifier x3; dictation") or a JSON object; a word
     that names no known feature refuses the whole file.
     """
-    try:
-        if file.stat().st_size > MAX_IMPORT_BYTES:
-            fail(f"{file} is larger than {MAX_IMPORT_BYTES // 2**20} MiB")
-        text = file.read_text(encoding="utf-8-sig")  # a spreadsheet's CSV may start with a BOM
-    except (OSError, UnicodeDecodeError) as exc:
-        fail(f"cannot read {file}: {exc}")
-        return
+    text = read_csv(file, MAX_IMPORT_BYTES)
     with unit_of_work() as (_ctx, session):
         done = import_at_needs(session, text)
     for staff_number, profile in done:

@@ -53,6 +53,11 @@ def _allocations(ctx, serial: str) -> list[tuple[str, str]]:
         return [(a.channel, a.status) for a in rows]
 
 
+def _unrecorded(ctx, serial: str) -> bool:
+    with session_scope(ctx.engine) as s:
+        return s.exec(select(Device).where(Device.serial == serial)).first() is None
+
+
 def test_a_dry_run_checks_every_row_and_writes_nothing(ctx) -> None:
     assert _import(ctx, "officers", OFFICERS).kept
     before = entry_count(ctx)
@@ -200,3 +205,28 @@ def test_media_are_recorded_when_a_device_imported_without_them_comes_back(ctx, 
         assert not awaits_media(s, s.exec(select(Device).where(Device.serial == "OLD-L3")).one())
     assert len(sanitise(ctx, recorded.device_id)) == 2  # one certificate per disk found
     assert ledger_ok(ctx)
+
+
+def test_the_import_command_reports_each_row_and_imports_only_a_clean_file(ctx, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from factory.cli.main import app
+
+    officers, devices, bad = tmp_path / "officers.csv", tmp_path / "devices.csv", tmp_path / "bad.csv"
+    officers.write_text(OFFICERS)
+    devices.write_text("\ufeff" + DEVICES, encoding="utf-8")  # a spreadsheet's CSV UTF-8 starts with a BOM
+    bad.write_text(HEADER + "OLD-9,,laptop,Dell,X,PC9999,\n")
+    assert CliRunner().invoke(app, ["import", "officers", str(officers)]).exit_code == 0
+    dry = CliRunner().invoke(app, ["import", "devices", str(devices), "--dry-run", "--actor", "tech.two"])
+    assert dry.exit_code == 0 and "line 2 OLD-L1: ok" in dry.stdout and "dry run: nothing written" in dry.stdout
+    assert _unrecorded(ctx, "OLD-L1")
+    refused = CliRunner().invoke(app, ["import", "devices", str(bad)])
+    assert refused.exit_code == 1 and "line 2 OLD-9: refused: no officer with staff number PC9999" in refused.stdout
+    assert refused.stderr.strip() == "error: 1 of 1 row(s) refused: nothing was imported"
+    done = CliRunner().invoke(app, ["import", "devices", str(devices), "--actor", "tech.two", "--json"])
+    assert done.exit_code == 0 and json.loads(done.stdout)["kept"] is True
+    assert state_of(ctx, "OLD-L1") == "issued" and entries(ctx, "OLD-L1")[0].actor == "tech.two"
+    wrong = CliRunner().invoke(app, ["import", "radios", str(devices)])
+    assert wrong.exit_code == 1 and wrong.stderr.startswith(
+        "error: 'radios' is not one of: officers, vehicles, devices"
+    )
