@@ -1,6 +1,7 @@
 """Custody workflows over JSON: transport only, every rule lives in factory/custody/.
 
-Roles: technicians allocate, issue, swap, install, receive returns and request or witness
+Roles: technicians allocate, earmark new vehicle tablets for their vehicle (before the build),
+issue, swap, install, receive returns and request or witness
 destruction; couriers hand over, deliver and report failed deliveries; admins register people
 and parties, approve exceptions, redistribute and run disposal batches; every signed-in user
 (auditors included) can read KPIs, the exception report and evidence documents.
@@ -26,9 +27,11 @@ from api.deps import (
 )
 from api.params import Reference as Ref
 from api.params import RowId as Id
+from api.params import Serial
 from api.schemas.custody import (
     AllocateIn,
     BatchIn,
+    BuildIn,
     CollectIn,
     ConsignmentIn,
     DecommissionIn,
@@ -185,6 +188,20 @@ def decommission_vehicle(
     fleet_number: Ref, body: DecommissionIn, session: SessionDep, user: TechnicianUser
 ) -> dict[str, Any]:
     return _entries(service.decommission_vehicle(session, fleet_number=fleet_number, **body.args(), actor=user.name))
+
+
+@router.post("/vehicles/{fleet_number}/builds", status_code=201, response_model=RecordOut)
+def build_for_vehicle(fleet_number: Ref, body: BuildIn, session: SessionDep, user: TechnicianUser) -> dict[str, Any]:
+    """Earmark a new vehicle tablet for this vehicle before its build: the line builds it with this fleet number."""
+    mark = service.build_for_vehicle(session, fleet_number=fleet_number, **body.args(), actor=user.name)
+    return {"id": mark.serial, "details": {"vehicle": mark.fleet_number, "by": mark.created_by}}
+
+
+@router.delete("/vehicles/{fleet_number}/builds/{serial}", response_model=RecordOut)
+def remove_build(fleet_number: Ref, serial: Serial, session: SessionDep, _user: TechnicianUser) -> dict[str, Any]:
+    """Remove the tablet's earmark for this vehicle (before the tablet is allocated)."""
+    fleet = service.remove_build(session, serial=serial, fleet_number=fleet_number)
+    return {"id": serial, "details": {"vehicle": fleet}}
 
 
 # ------------------------------------------------------------------ courier consignments

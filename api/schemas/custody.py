@@ -83,6 +83,10 @@ class VehicleIn(StepIn):
     description: str = Field(default="", max_length=limits.PARTY)
 
 
+class BuildIn(StepIn):
+    serial: str = Serial  # the vehicle tablet to build for the vehicle in the path
+
+
 class PartyIn(StepIn):
     kind: CustodianKind
     reference: str = Field(min_length=1, max_length=limits.REFERENCE)

@@ -1,5 +1,6 @@
-"""Vehicle pages: install an allocated in-vehicle tablet (the contractor's fitting), replace a
-faulty one (out and in, in one step), and decommission a vehicle (its tablets come back)."""
+"""Vehicle pages: build a new in-vehicle tablet for its vehicle (the earmark before its build),
+install an allocated tablet (the contractor's fitting), replace a faulty one (out and in, in one
+step), and decommission a vehicle (its tablets come back)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,15 @@ from pydantic import BaseModel
 
 from api.deps import Caller, ContextDep
 from api.web.tech_pages import TechUser, act, field_of, page, read
-from factory.custody.service import Fitter, decommission_vehicle, install_tablet, replace_tablet
-from factory.custody.views import vehicle_allocation_for, vehicles_view
+from factory.custody.service import (
+    Fitter,
+    build_for_vehicle,
+    decommission_vehicle,
+    install_tablet,
+    remove_build,
+    replace_tablet,
+)
+from factory.custody.views import earmarks, vehicle_allocation_for, vehicles_view
 from factory.kernel import clock
 from factory.kernel.context import AppContext
 from factory.kernel.db.engine import Session
@@ -28,6 +36,16 @@ def _day(text: str) -> date:
         return date.fromisoformat(text.strip()) if text.strip() else clock.now().date()
     except ValueError:
         raise InvalidInput(f"'{text[:20]}' is not a date (YYYY-MM-DD)") from None
+
+
+class BuildForm(BaseModel):
+    build_fleet_number: str = ""
+    build_serial: str = ""
+
+
+class UnbuildForm(BaseModel):
+    unbuild_serial: str = ""
+    unbuild_fleet_number: str = ""
 
 
 class InstallForm(BaseModel):
@@ -52,6 +70,7 @@ class DecommissionForm(BaseModel):
     removed_by: str = ""
 
 
+BUILD_FIELDS = {"build_fleet_number": ("fleet number", "decommissioned")}
 INSTALL_FIELDS = {"installed_on": ("date",), "installer_name": ("installer",)}
 REPLACE_FIELDS = {
     "fitted_on": ("date",),
@@ -64,27 +83,54 @@ RETIRE_FIELDS = {"removed_by": ("who took",)}
 
 
 def _page(request: Request, ctx: AppContext, me: Caller, status: int = 200, **extra: Any) -> HTMLResponse:
-    vehicles = read(ctx, vehicles_view)
-    context = {"v": {}, "today": clock.now().date().isoformat(), **extra}
-    return page(request, me, "tech_vehicles.html", status, vehicles=vehicles, **context)
+    vehicles, builds = read(ctx, vehicles_view), read(ctx, earmarks)
+    context = {"v": {}, "building": False, "today": clock.now().date().isoformat(), **extra}
+    return page(request, me, "tech_vehicles.html", status, vehicles=vehicles, builds=builds, **context)
 
 
 @router.get("")
-def vehicles(request: Request, ctx: ContextDep, me: TechUser, done: str = "") -> HTMLResponse:
-    return _page(request, ctx, me, notice=done[:200] or None)
+def vehicles(request: Request, ctx: ContextDep, me: TechUser, done: str = "", build: str = "") -> HTMLResponse:
+    """The page; after a build, ``build`` keeps its vehicle so the next scan is the next tablet's serial."""
+    fleet = build.strip()[:32]
+    return _page(request, ctx, me, notice=done[:200] or None, v={"build_fleet_number": fleet}, building=bool(fleet))
 
 
 def _post(
-    request: Request, ctx: AppContext, me: Caller, form: BaseModel, fields: tuple[dict[str, Any], str], action: Any
+    request: Request,
+    ctx: AppContext,
+    me: Caller,
+    form: BaseModel,
+    fields: tuple[dict[str, Any], str],
+    action: Any,
+    **query: str,
 ) -> Response:
     """A form post on this page; a refusal marks the field its reason names (``fields``: words
-    per field, and the field otherwise)."""
+    per field, and the field otherwise). ``query`` goes with the notice to the page after success."""
 
     def refused(exc: FactoryError) -> Response:
         where = field_of(exc, *fields)
         return _page(request, ctx, me, exc.status_code, v=form.model_dump(), error=exc.reason, error_field=where)
 
-    return act(ctx, action, lambda text: f"/tech/vehicles?{urlencode({'done': text})}", refused)
+    return act(ctx, action, lambda text: f"/tech/vehicles?{urlencode({'done': text, **query})}", refused)
+
+
+@router.post("/build")
+def build(request: Request, ctx: ContextDep, me: TechUser, form: Annotated[BuildForm, Form()]) -> Response:
+    def action(session: Session) -> str:
+        mark = build_for_vehicle(session, serial=form.build_serial, fleet_number=form.build_fleet_number, actor=me.name)
+        return f"{mark.serial} will be built for vehicle {mark.fleet_number}: put it on a bench to build it"
+
+    fleet = form.build_fleet_number.strip()
+    return _post(request, ctx, me, form, (BUILD_FIELDS, "build_serial"), action, build=fleet)
+
+
+@router.post("/unbuild")
+def unbuild(request: Request, ctx: ContextDep, me: TechUser, form: Annotated[UnbuildForm, Form()]) -> Response:
+    def action(session: Session) -> str:
+        fleet = remove_build(session, serial=form.unbuild_serial, fleet_number=form.unbuild_fleet_number or None)
+        return f"{form.unbuild_serial.strip()} is no longer earmarked for vehicle {fleet}"
+
+    return _post(request, ctx, me, form, ({}, ""), action)  # its refusal names the tablet; no field to mark
 
 
 @router.post("/install")
