@@ -222,29 +222,27 @@ def _event_arguments(call: ast.Call) -> Iterator[str]:
             yield value.attr
 
 
-def test_only_the_erase_round_service_opens_or_closes_an_erase_round() -> None:
-    offenders = [
+def _passing_events(allowed: str, events: set[str]) -> list[str]:
+    """Where code other than ``allowed`` (and the lifecycle itself) passes one of ``events`` to a call."""
+    return [
         f"{rel(path)}:{call.lineno} passes Event.{event}"
-        for path in others_than("factory/sanitisation/service.py")
+        for path in others_than(allowed)
         if "lifecycle" not in path.parts
         for call in calls(path)
         for event in _event_arguments(call)
-        if event in {"START_SANITISE", "SANITISED"}
+        if event in events
     ]
+
+
+def test_only_the_erase_round_service_opens_or_closes_an_erase_round() -> None:
+    offenders = _passing_events("factory/sanitisation/service.py", {"START_SANITISE", "SANITISED"})
     assert not offenders, offenders
 
 
 def test_only_the_bulk_import_records_a_device_already_in_the_field() -> None:
     """``enrol_in_field`` (none -> issued) skips the factory's hand-over: only intake's
     ``record_in_field`` passes it, only custody's in-field import calls that, only the bulk import that."""
-    offenders = [
-        f"{rel(path)}:{call.lineno} passes Event.{event}"
-        for path in others_than("factory/intake/service.py")
-        if "lifecycle" not in path.parts
-        for call in calls(path)
-        for event in _event_arguments(call)
-        if event == "ENROL_IN_FIELD"
-    ]
+    offenders = _passing_events("factory/intake/service.py", {"ENROL_IN_FIELD"})
     callers = {"record_in_field": "factory/custody/in_field.py", "enrol_in_field": "factory/custody/bulk_import.py"}
     offenders += [
         f"{rel(path)}:{call.lineno} calls {call_name(call)}"
