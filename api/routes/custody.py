@@ -2,7 +2,8 @@
 
 Roles: technicians allocate, earmark new vehicle tablets for their vehicle (before the build),
 issue, swap, install, receive returns and request or witness
-destruction; couriers hand over, deliver and report failed deliveries; admins register people
+destruction; couriers (the dispatch team) hand over, deliver, report failed deliveries and bring
+undelivered consignments back to the factory, as on their pages; admins register people
 and parties, approve exceptions, redistribute and run disposal batches; every signed-in user
 (auditors included) can read KPIs, the exception report and evidence documents.
 """
@@ -232,7 +233,7 @@ def failed_delivery(reference: Ref, body: ReasonIn, session: SessionDep, user: C
 
 
 @router.post("/consignments/{reference}/return", response_model=EntriesOut)
-def return_consignment(reference: Ref, session: SessionDep, user: TechnicianUser) -> dict[str, Any]:
+def return_consignment(reference: Ref, session: SessionDep, user: CourierUser) -> dict[str, Any]:
     return _entries(service.return_to_factory(session, reference=reference, actor=user.name))
 
 

@@ -164,7 +164,8 @@ class DeliveryIn(StepIn):
     delivered_at: datetime | None = None
     scanned_serials: list[str] | None = Field(default=None, max_length=500)
     scanned_seals: list[str] = Field(min_length=1, max_length=50)
-    old_serials: list[str] = Field(min_length=1, max_length=500)  # one old device per new one, same officer
+    # one old device per new one, same officer; none for a device under an approved exception
+    old_serials: list[str] = Field(default_factory=list, max_length=500)
 
 
 class TransferIn(StepIn):

@@ -1,6 +1,7 @@
 """A packed consignment on its way: the hand-over scan when the courier collects (``dispatch``),
 proof of delivery with the officers' old devices collected in the same visit (``deliver`` and
-``return``, one for one), failed delivery, and the return to the factory (``undeliverable``).
+``return``, one for one, or no old device under an approved four-eyes exception, as at the
+counter), failed delivery, and the return to the factory (``undeliverable``).
 
 Seals are checked at hand-over and at delivery against those scanned at packing; a consignment
 goes in transit only with every device scanned.
@@ -23,8 +24,9 @@ from factory.custody.consignments import (
     with_courier,
 )
 from factory.custody.documents import DocumentKind, Upload, document_ref, store_document
+from factory.custody.issue import exception_ref, usable_exceptions
 from factory.custody.lookups import get_allocation, get_document, linked
-from factory.custody.models import Consignment, Officer
+from factory.custody.models import Approval, Consignment, Officer
 from factory.custody.outcome import Outcome, saved
 from factory.custody.people import officer_label
 from factory.custody.statuses import AllocationStep, ConsignmentStep, change_status
@@ -36,6 +38,7 @@ from factory.kernel.errors import Conflict, GuardRefused, InvalidInput
 from factory.kernel.lifecycle.guards import CertificateVerifier
 from factory.kernel.lifecycle.states import Event
 from factory.kernel.lifecycle.transition import TransitionRequest, change_state
+from factory.kernel.models.custody_entry import CustodyEntry
 from factory.kernel.models.device import Device
 
 
@@ -104,13 +107,15 @@ def deliver(
     scanned_serials: Sequence[str] | None = None,
 ) -> Outcome[Consignment]:
     """Proof of delivery: seals intact, recipient name, signature, time; each scanned device goes
-    to its officer and, in the same visit, one old device of that officer comes back for each.
+    to its officer and, in the same visit, one old device of that officer comes back for each. A
+    device whose allocation has an approved, unused exception (approved by someone other than
+    ``actor``) may go with no old device: the deliver entry records the exception, used once.
 
     :raises NotFound: no such consignment or old device.
     :raises Conflict: not in transit, or a scanned device is not with the courier.
     :raises InvalidInput: no recipient name, a time without zone or in the future, a bad signature.
     :raises GuardRefused: a scanned device is not in the consignment, a seal is wrong or missing,
-        or the old devices are not one for each new device of the same officer.
+        or the old devices are not one for each new device of the same officer without an exception.
     """
     consignment = consignment_for(session, reference, ConsignmentStep.DELIVER, ", not in transit")
     name = (recipient_name or "").strip()
@@ -120,27 +125,27 @@ def deliver(
     travelling, chosen = _delivered_items(session, consignment, scanned_serials)
     seals = check_seals(consignment, scanned_seals, "delivery")
     officers = {d.id: linked(session, Officer, get_allocation(session, i.allocation_id).officer_id) for i, d in chosen}
-    exchange = _old_devices(session, chosen, officers, old_serials)
+    exceptions = usable_exceptions(session, [i.allocation_id for i, _ in chosen], actor)
+    excused = {d.id: exceptions[i.allocation_id] for i, d in chosen if i.allocation_id in exceptions}
+    exchange = _old_devices(session, chosen, officers, old_serials, excused)
     pod = store_document(session, DocumentKind.PROOF_OF_DELIVERY, signature, actor=actor)
     evidence = {"consignment": consignment.reference, "recipient_name": name, "delivered_at": when,
                 "seals_checked": seals, "proof_of_delivery": document_ref(pod)}  # fmt: skip
     requests = []
     for _item, device in chosen:
-        officer, old = officers[device.id], exchange[device.id]
+        officer, old = officers[device.id], exchange.get(device.id)
+        given = {"exchange_for": old.serial} if old else {"exception": exception_ref(excused[device.id])}
         requests.append(
             TransitionRequest(device.id or 0, Event.DELIVER, to_custodian=officer_label(officer),
                               location=consignment.recipient_address[:200],
-                              evidence={**evidence, "officer": officer.staff_number, "exchange_for": old.serial})
+                              evidence={**evidence, "officer": officer.staff_number, **given})
         )  # fmt: skip
-        requests.append(
-            TransitionRequest(old.id or 0, Event.RETURN, to_custodian=f"courier:{consignment.courier}",
-                              location=f"with courier {consignment.courier}, on the way back to the factory",
-                              evidence={"consignment": consignment.reference, "exchanged_for": device.serial,
-                                        "officer": officer.staff_number, "collected_at": when})
-        )  # fmt: skip
+        if old is not None:
+            requests.append(_collected(consignment, old, device, officer, when))
     entries = change_state(session, requests, actor=actor)
     for old in exchange.values():
         mark_returned(session, old.id or 0)
+    _use_exceptions(session, entries, {d: a for d, a in excused.items() if d not in exchange})
     stamp(session, consignment, chosen, AllocationStep.DELIVER, when)
     consignment.pod_recipient_name = name[:200]
     consignment.pod_document_id = pod.id
@@ -149,10 +154,34 @@ def deliver(
     return saved(session, consignment, entries)
 
 
+def _collected(consignment: Consignment, old: Device, new: Device, officer: Officer, when: str) -> TransitionRequest:
+    """The officer's old device going back with the courier, in exchange for ``new``."""
+    return TransitionRequest(
+        old.id or 0, Event.RETURN, to_custodian=f"courier:{consignment.courier}",
+        location=f"with courier {consignment.courier}, on the way back to the factory",
+        evidence={"consignment": consignment.reference, "exchanged_for": new.serial,
+                  "officer": officer.staff_number, "collected_at": when},
+    )  # fmt: skip
+
+
+def _use_exceptions(session: Session, entries: Sequence[CustodyEntry], used: dict[int | None, Approval]) -> None:
+    """Each exception a device went under is used, once: it names the device's deliver entry."""
+    for entry in entries:
+        approval = used.get(entry.device_id)
+        if approval is not None and entry.event == Event.DELIVER.value:
+            approval.used_seq = entry.seq
+            session.add(approval)
+
+
 def _old_devices(
-    session: Session, chosen: Items, officers: dict[int | None, Officer], old_serials: Sequence[str]
+    session: Session,
+    chosen: Items,
+    officers: dict[int | None, Officer],
+    old_serials: Sequence[str],
+    excused: dict[int | None, Approval],
 ) -> dict[int | None, Device]:
-    """One old device of the same officer for each device delivered (one for one), paired in order.
+    """One old device of the same officer for each device delivered (one for one), paired in order;
+    the devices with an exception (``excused``) are paired last and may go without one.
 
     :raises NotFound: an old serial that is no device.
     :raises GuardRefused: an old device not held by an officer of this delivery, or too few or too many.
@@ -175,14 +204,19 @@ def _old_devices(
     problems = []
     for officer in sorted({o.staff_number: o for o in officers.values()}.values(), key=lambda o: o.staff_number):
         new = [d for _, d in chosen if officers[d.id].staff_number == officer.staff_number]
+        free = [d for d in new if d.id in excused]
         old_ones = by_officer.get(officer.staff_number, [])
-        if len(old_ones) != len(new):
-            problems.append(f"officer {officer.staff_number} receives {len(new)} and hands back {len(old_ones)}")
-        pairs |= {d.id: o for d, o in zip(new, old_ones, strict=False)}
+        if not len(new) - len(free) <= len(old_ones) <= len(new):
+            problems.append(
+                f"officer {officer.staff_number} receives {len(new)} and hands back {len(old_ones)}"
+                + (f" ({len(free)} with an approved exception)" if free else "")
+            )
+        in_order = [d for d in new if d.id not in excused] + free
+        pairs |= {d.id: o for d, o in zip(in_order, old_ones, strict=False)}
     if problems:
         raise GuardRefused(
-            "a device is delivered only in exchange for the officer's old one, collected in the same visit: "
-            + "; ".join(problems)
+            "a device is delivered only in exchange for the officer's old one, collected in the same visit, "
+            "or under an exception approved by a second user: " + "; ".join(problems)
         )
     return pairs
 

@@ -11,6 +11,7 @@ import orjson
 from sqlmodel import Session, col, select
 
 from factory.custody.courier_cap import CapHeadroom, headroom, laptops_by_wave
+from factory.custody.issue import usable_exceptions
 from factory.custody.lookups import get_consignment
 from factory.custody.models import Allocation, AllocationChannel, Consignment, ConsignmentItem, Officer, Wave
 from factory.custody.statuses import UNFINISHED_CONSIGNMENT, AllocationStep, sources
@@ -41,6 +42,9 @@ class DeliveryLine:
     staff_number: str
     officer_name: str
     old_serial: str | None = None  # the officer's old device collected when this one was delivered
+    # An approved exception to the exchange rule, in words: still to use ("exception 7 (new starter),
+    # approved by admin.one": it may go with no old device), or the one it was delivered under.
+    exception: str | None = None
 
 
 def consignable_allocations(session: Session) -> list[ConsignableRow]:
@@ -96,13 +100,14 @@ def cap_headroom(session: Session, allocation_ids: Sequence[int] = ()) -> list[C
 
 def delivery_lines(session: Session, reference: str) -> list[DeliveryLine]:
     """The consignment's devices with their officers and, once delivered, the old device collected
-    for each (read back from the delivery's custody entry), by serial.
+    for each or the exception it went under (read back from the delivery's custody entry); before
+    delivery, the approved exception a device may go under. By serial.
 
     :raises NotFound: no such consignment.
     """
     consignment = get_consignment(session, reference)
     rows = session.exec(
-        select(Device.id, Device.serial, Officer.staff_number, Officer.name)
+        select(Device.id, Device.serial, Officer.staff_number, Officer.name, Allocation.id)
         .select_from(ConsignmentItem)
         .join(Device, col(Device.id) == ConsignmentItem.device_id)
         .join(Allocation, col(Allocation.id) == ConsignmentItem.allocation_id)
@@ -116,8 +121,28 @@ def delivery_lines(session: Session, reference: str) -> list[DeliveryLine]:
         )
     ).all()
     old: dict[int, str] = {}
+    went_under: dict[int, str] = {}
     for device_id, evidence in delivered:
         fields = orjson.loads(evidence)
-        if fields.get("consignment") == consignment.reference and fields.get("exchange_for"):
+        if fields.get("consignment") != consignment.reference:
+            continue
+        if fields.get("exchange_for"):
             old[device_id] = str(fields["exchange_for"])
-    return [DeliveryLine(serial, staff, name, old.get(device_id)) for device_id, serial, staff, name in rows]
+        elif isinstance(fields.get("exception"), dict):
+            went_under[device_id] = _exception_words(fields["exception"])
+    waiting = {a: _exception_words(e.model_dump()) for a, e in usable_exceptions(session, [r[4] for r in rows]).items()}
+    return [
+        DeliveryLine(
+            serial,
+            staff,
+            name,
+            old.get(device_id),
+            went_under.get(device_id) or (None if device_id in old else waiting.get(allocation_id)),
+        )
+        for device_id, serial, staff, name, allocation_id in rows
+    ]
+
+
+def _exception_words(exception: dict[str, object]) -> str:
+    number = exception.get("approval_id", exception.get("id"))
+    return f"exception {number} ({exception.get('reason')}), approved by {exception.get('approved_by')}"

@@ -4,11 +4,16 @@ A new device goes out only in exchange for the officer's old one, scanned back i
 ``change_state`` call (issue + return: both entries or neither). Without an old device the issue
 needs an exception: a reason from one user and approval by a different user (four eyes), used
 once. The officer's acceptance is stored and its hash goes into the issue entry.
+
+The same exception lets a courier deliver an allocated device with no old device collected (a new
+starter has none): ``usable_exceptions`` finds the approved, unused ones for a delivery.
 """
 
 from __future__ import annotations
 
-from sqlmodel import Session
+from collections.abc import Sequence
+
+from sqlmodel import Session, col, select
 
 from factory.custody.acceptance import Acceptance, acceptance_ref, record_acceptance
 from factory.custody.allocation import mark_returned
@@ -33,14 +38,19 @@ from factory.kernel.lifecycle.states import Event
 from factory.kernel.lifecycle.transition import TransitionRequest, change_state
 from factory.kernel.models.device import Device
 
+# The allocations handed to their officer by a person (at the counter or on the doorstep): the
+# ones that take an old device back, or else go under an exception.
+EXCHANGED_CHANNELS = frozenset({AllocationChannel.IN_PERSON.value, AllocationChannel.COURIER.value})
+_HANDED = {AllocationChannel.IN_PERSON.value: "in person", AllocationChannel.COURIER.value: "by courier"}
+
 
 def request_exception(session: Session, *, allocation_id: int, reason: str, requested_by: str) -> Outcome[Approval]:
-    """Ask to issue without taking an old device back; a different user must approve it.
+    """Ask to issue (or deliver) without taking an old device back; a different user must approve it.
 
     :raises NotFound: no such allocation.
-    :raises InvalidInput: not an in-person allocation, or no reason.
+    :raises InvalidInput: not an in-person or courier allocation to an officer, or no reason.
     """
-    allocation = _in_person_allocation(session, allocation_id)
+    allocation = _allocation_to_officer(session, allocation_id, EXCHANGED_CHANNELS)
     text = (reason or "").strip()
     if not text:
         raise InvalidInput("an exception to the exchange rule needs a reason")
@@ -101,7 +111,7 @@ def issue_device(
     if old is not None:
         evidence["exchange_for"] = old.serial
     elif approval is not None:
-        evidence["exception"] = _exception_ref(approval)
+        evidence["exception"] = exception_ref(approval)
     record = record_acceptance(
         session, device=device, officer=officer, acceptance=acceptance, context={"allocation_id": allocation.id},
         actor=actor,
@@ -151,15 +161,40 @@ def _exchange_or_exception(
     return None, _usable_approval(session, approval_id or 0, allocation, actor)
 
 
-def _exception_ref(approval: Approval) -> dict[str, object]:
-    """What the issue entry records about the exception it went under."""
+def exception_ref(approval: Approval) -> dict[str, object]:
+    """What the issue (or delivery) entry records about the exception it went under."""
     return {"approval_id": approval.id} | approval.model_dump(include={"reason", "requested_by", "approved_by"})
 
 
+def usable_exceptions(session: Session, allocation_ids: Sequence[int], actor: str | None = None) -> dict[int, Approval]:
+    """The approved, unused exception of each allocation that has one, by allocation id (the first
+    approved if several). With ``actor``, not one that ``actor`` approved: four eyes."""
+    rows = session.exec(
+        select(Approval)
+        .where(
+            col(Approval.allocation_id).in_(list(allocation_ids)),
+            Approval.kind == ApprovalKind.ISSUE_WITHOUT_EXCHANGE.value,
+            col(Approval.approved_by).is_not(None),
+            col(Approval.used_seq).is_(None),
+        )
+        .order_by(col(Approval.id))
+    ).all()
+    usable: dict[int, Approval] = {}
+    for approval in rows:
+        if approval.approved_by != actor:
+            usable.setdefault(approval.allocation_id, approval)
+    return usable
+
+
 def _in_person_allocation(session: Session, allocation_id: int) -> Allocation:
+    return _allocation_to_officer(session, allocation_id, {AllocationChannel.IN_PERSON.value})
+
+
+def _allocation_to_officer(session: Session, allocation_id: int, channels: frozenset[str] | set[str]) -> Allocation:
     allocation = get_allocation(session, allocation_id)
-    if allocation.officer_id is None or allocation.channel != AllocationChannel.IN_PERSON:
-        raise InvalidInput(f"allocation {allocation_id} is not an in-person allocation to an officer")
+    if allocation.officer_id is None or allocation.channel not in channels:
+        how = " or ".join(_HANDED[c] for c in sorted(channels))
+        raise InvalidInput(f"allocation {allocation_id} is not an allocation handed to an officer {how}")
     return allocation
 
 

@@ -11,7 +11,16 @@ from harness.courier_data import COURIER_NAME, courier_allocations, packed, shie
 from harness.custody_data import entries, entry_count, last_evidence, ledger_ok, signature
 from harness.domain import state_of, verifier
 
-from factory.custody.service import deliver, hand_over, record_failed_delivery, return_to_factory
+from factory.custody.issue import usable_exceptions
+from factory.custody.lookups import get_approval
+from factory.custody.service import (
+    approve_exception,
+    deliver,
+    hand_over,
+    record_failed_delivery,
+    request_exception,
+    return_to_factory,
+)
 from factory.custody.views import exception_report, get_consignment
 from factory.kernel.db.engine import session_scope
 from factory.kernel.errors import GuardRefused
@@ -78,6 +87,59 @@ def test_delivery_takes_the_officers_old_device_back_one_for_one(ctx) -> None:
     with session_scope(ctx.engine) as s:
         assert get_consignment(s, ref).status == "delivered"
     assert ledger_ok(ctx)
+
+
+def _exception(ctx, allocation_id: int, approver: str = "admin.one") -> int:
+    """An exception to the exchange rule for the allocation, asked for by tech.one and approved by ``approver``."""
+    with session_scope(ctx.engine) as s:
+        approval = request_exception(s, allocation_id=allocation_id, reason="new starter", requested_by="tech.one")
+        approve_exception(s, approval_id=approval.record.id or 0, approver=approver)
+        return approval.record.id or 0
+
+
+def test_a_new_starter_gets_a_delivery_only_under_an_approved_exception_used_once(ctx) -> None:
+    wave_with_room(ctx, "WX", in_person=0)
+    staff = shielded_officer(ctx, "PC2100")  # a new starter: no old device to collect
+    first, second = courier_allocations(ctx, ["NS-0", "NS-1"], staff, "WX")
+    ref = packed(ctx, [first, second], seals=["SEAL-1", "SEAL-2"])
+    _hand_over(ctx, ref, ["NS-0", "NS-1"], ["SEAL-1", "SEAL-2"])
+    with pytest.raises(GuardRefused, match="PC2100 receives 1 and hands back 0"):
+        _deliver(ctx, ref, old=[], serials=["NS-0"])  # refused without an exception
+    with session_scope(ctx.engine) as s:
+        asked = request_exception(s, allocation_id=first, reason="new starter", requested_by="tech.one").record.id
+    with pytest.raises(GuardRefused, match="needs a second user"), session_scope(ctx.engine) as s:
+        approve_exception(s, approval_id=asked or 0, approver="tech.one")  # not the user who asked
+    with session_scope(ctx.engine) as s:
+        approve_exception(s, approval_id=asked or 0, approver="admin.one")
+    with pytest.raises(GuardRefused, match=r"PC2100 receives 2 and hands back 0 \(1 with an approved exception\)"):
+        _deliver(ctx, ref, old=[])  # one exception, one device
+    _deliver(ctx, ref, old=[], serials=["NS-0"])
+    delivered = entries(ctx, "NS-0")[-1]
+    evidence = last_evidence(ctx, "NS-0")
+    assert (delivered.event, delivered.to_custodian) == ("deliver", "officer:PC2100")
+    assert "exchange_for" not in evidence
+    assert evidence["exception"] == {"approval_id": asked, "reason": "new starter", "requested_by": "tech.one",
+                                     "approved_by": "admin.one"}  # fmt: skip
+    with session_scope(ctx.engine) as s:
+        assert get_approval(s, asked or 0).used_seq == delivered.seq  # used, once
+        assert usable_exceptions(s, [first, second]) == {}
+    _exception(ctx, second, approver="courier.one")  # four eyes: the courier approved it, so cannot use it
+    with pytest.raises(GuardRefused, match="PC2100 receives 1 and hands back 0"):
+        _deliver(ctx, ref, old=[], serials=["NS-1"])
+    assert state_of(ctx, "NS-1") == "in_transit" and ledger_ok(ctx)
+
+
+def test_an_exception_stays_unused_when_the_old_device_is_collected(ctx) -> None:
+    wave_with_room(ctx, "WY", in_person=0)
+    staff = shielded_officer(ctx, "PC2200", old_serial="OLD-Y")
+    [allocation_id] = courier_allocations(ctx, ["Y-0"], staff, "WY")
+    approval_id = _exception(ctx, allocation_id)
+    ref = packed(ctx, [allocation_id], seals=["SEAL-1", "SEAL-2"])
+    _hand_over(ctx, ref, ["Y-0"], ["SEAL-1", "SEAL-2"])
+    _deliver(ctx, ref, old=["OLD-Y"])
+    assert last_evidence(ctx, "Y-0")["exchange_for"] == "OLD-Y" and "exception" not in last_evidence(ctx, "Y-0")
+    with session_scope(ctx.engine) as s:
+        assert get_approval(s, approval_id).used_seq is None  # nothing went under it
 
 
 def test_failed_delivery_and_return_to_the_factory(ctx) -> None:

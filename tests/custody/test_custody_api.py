@@ -102,3 +102,46 @@ def test_courier_flow_and_documents(ctx, client, h) -> None:
     assert client.get(f"/api/custody/documents/{signature_id}", headers=h["auditor1"]).status_code == 200
     r = client.get("/api/custody/consignment-exceptions", headers=h["auditor1"])
     assert r.status_code == 200 and r.json() == []
+
+
+def test_the_dispatch_team_returns_a_failed_delivery_as_on_its_page(ctx, client, h) -> None:
+    """Couriers (the dispatch team) bring an undelivered consignment back over JSON as on the
+    courier page; a technician may not (tests/web/test_rbac_matrix.py keeps the two the same)."""
+    from harness.courier_data import handed_over, wave_with_room
+
+    ref = handed_over(ctx, wave_with_room(ctx, "WR", in_person=0), "PC8", "API-R-OLD", "API-R1")
+    r = client.post(f"/api/custody/consignments/{ref}/failed-delivery", json={"reason": "no answer"},
+                    headers=h["courier1"])  # fmt: skip
+    assert r.status_code == 200, r.text
+    assert client.post(f"/api/custody/consignments/{ref}/return", headers=h["tech1"]).status_code == 403
+    r = client.post(f"/api/custody/consignments/{ref}/return", headers=h["courier1"])
+    assert r.status_code == 200, r.text
+    [entry] = r.json()["entries"]
+    assert (entry["event"], entry["to_state"], entry["to_custodian"]) == ("undeliverable", "returned", "factory")
+
+
+def test_courier_delivery_without_an_old_device_under_an_approved_exception(ctx, client, h) -> None:
+    from harness.courier_data import courier_allocations, packed, shielded_officer, wave_with_room
+    from harness.domain import verifier
+
+    from factory.custody.service import hand_over
+
+    staff = shielded_officer(ctx, "PC6")  # a new starter: no old device
+    [allocation_id] = courier_allocations(ctx, ["API-NS1"], staff, wave_with_room(ctx, "WN", in_person=0))
+    ref = packed(ctx, [allocation_id], ["S6"])
+    keys = verifier(ctx)
+    with session_scope(ctx.engine) as s:
+        hand_over(s, reference=ref, scanned_serials=["API-NS1"], scanned_seals=["S6"], actor="c", verifier=keys)
+    pod = {"recipient_name": "PC Six", "signature": _png("pod6"), "scanned_seals": ["S6"], "old_serials": []}
+    r = client.post(f"/api/custody/consignments/{ref}/delivery", json=pod, headers=h["courier1"])
+    assert r.status_code == 409 and "PC6 receives 1 and hands back 0" in r.json()["reason"]
+    r = client.post("/api/custody/exceptions", json={"allocation_id": allocation_id, "reason": "new starter"},
+                    headers=h["tech1"])  # fmt: skip
+    assert r.status_code == 201, r.text
+    r = client.post(f"/api/custody/exceptions/{r.json()['id']}/approve", headers=h["admin1"])
+    assert r.status_code == 200, r.text
+    r = client.post(f"/api/custody/consignments/{ref}/delivery", json=pod, headers=h["courier1"])
+    assert r.status_code == 200, r.text
+    [entry] = r.json()["entries"]
+    assert entry["to_custodian"] == "officer:PC6"
+    assert entry["evidence"]["exception"]["approved_by"] == "admin1" and "exchange_for" not in entry["evidence"]

@@ -18,7 +18,7 @@ from harness.domain import verifier
 from harness.tech_site import Site
 from harness.web import cheap_password_hashing  # noqa: F401 (autouse fixture)
 
-from factory.custody.service import hand_over
+from factory.custody.service import approve_exception, hand_over, request_exception
 from factory.kernel.db.engine import session_scope
 
 pytestmark = pytest.mark.slow  # a real browser against a served site
@@ -42,7 +42,13 @@ def refs(tech_site: Site) -> dict[str, str]:
         hand_over(s, reference=failing, scanned_serials=["J-5"], scanned_seals=["SEAL-J5"], actor="courier1",
                   verifier=keys)  # fmt: skip
     issue_first(ctx, "OLD-J3", "PC3001")
-    return {"two": with_two, "failing": failing}
+    shielded_officer(ctx, "PC3004")  # a new starter: no old device to collect
+    [starter] = courier_allocations(ctx, ["J-7"], "PC3004", "WJ")
+    new_starter = packed(ctx, [starter], seals=["SEAL-J7"])
+    with session_scope(ctx.engine) as s:
+        hand_over(s, reference=new_starter, scanned_serials=["J-7"], scanned_seals=["SEAL-J7"], actor="courier1",
+                  verifier=keys)  # fmt: skip
+    return {"two": with_two, "failing": failing, "new_starter": new_starter, "starter_allocation": str(starter)}
 
 
 def _listed(page: Any, list_id: str) -> list[str]:
@@ -146,9 +152,42 @@ def test_courier_hands_over_and_delivers_with_the_old_devices(tech_page: Any, te
     assert page.locator("#consignment-status").inner_text() == "delivered"
     assert tech_site.state("J-3") == tech_site.state("J-4") == "issued"
     assert tech_site.state("OLD-J1") == tech_site.state("OLD-J3") == "returned"
-    old = page.locator("#devices tbody tr td:last-child").all_inner_texts()
+    old = page.locator("#devices tbody tr td.old-device").all_inner_texts()
     assert sorted(old) == ["OLD-J1", "OLD-J3"]  # which old device came back for which new one
     check_page(page, "courier-9-delivered")
+
+
+def test_a_new_starter_is_delivered_to_only_under_an_approved_exception(
+    tech_page: Any, tech_site: Site, refs: dict[str, str]
+) -> None:
+    """No old device to collect: refused until a second user approves the exception, which the
+    page then shows for the device; the delivery records it."""
+    page, ref = tech_page, refs["new_starter"]
+    log_in(page, "courier1", f"/courier/consignments/{ref}")
+    scan(page, "SEAL-J7")
+    page.get_by_label("Recipient's name").fill("PC New Starter")
+    attach(page, "Recipient's signature (PNG, JPEG or PDF)", "signature.png", PNG)
+    press(page, "Record delivery")
+    assert "PC3004 receives 1 and hands back 0" in page_error(page)
+    assert page.locator("#devices td.exception").inner_text() == "—"
+    with session_scope(tech_site.ctx.engine) as s:
+        asked = request_exception(s, allocation_id=int(refs["starter_allocation"]), reason="new starter",
+                                  requested_by="technician1").record  # fmt: skip
+        approve_exception(s, approval_id=asked.id or 0, approver="admin1")
+    page.goto(f"/courier/consignments/{ref}")
+    shown = f"exception {asked.id} (new starter), approved by admin1"
+    assert page.locator("#devices td.exception").inner_text() == shown
+    assert "none needed for J-7, under an approved exception" in page.locator("#h-old").inner_text()
+    check_page(page, "courier-9a-exception-approved")
+    scan(page, "SEAL-J7")
+    page.get_by_label("Recipient's name").fill("PC New Starter")
+    attach(page, "Recipient's signature (PNG, JPEG or PDF)", "signature.png", PNG)
+    press(page, "Record delivery")
+    assert page.locator("#consignment-status").inner_text() == "delivered"
+    assert tech_site.state("J-7") == "issued"
+    assert page.locator("#devices td.old-device").inner_text() == "—"
+    assert page.locator("#devices td.exception").inner_text() == shown  # the one it went under
+    check_page(page, "courier-9b-delivered-under-exception")
 
 
 def test_a_step_out_of_order_is_refused_on_the_page(tech_browser: Any, tech_site: Site, refs) -> None:

@@ -78,7 +78,8 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/custody/consignments/{reference}/handover"): COURIER,
     ("POST", "/api/custody/consignments/{reference}/delivery"): COURIER,
     ("POST", "/api/custody/consignments/{reference}/failed-delivery"): COURIER,
-    ("POST", "/api/custody/consignments/{reference}/return"): TECH,
+    # the dispatch team brings a failed delivery back (as on its page: SAME_STEP below)
+    ("POST", "/api/custody/consignments/{reference}/return"): COURIER,
     ("GET", "/api/custody/consignment-exceptions"): ANY,
     ("POST", "/api/custody/transfers"): ADMIN,
     ("POST", "/api/custody/disposal-batches"): ADMIN,
@@ -199,6 +200,10 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/admin/locks/unlock"): ADMIN,
 }
 
+# One step over JSON and on its page (POST /api/custody/consignments/{reference}/<api> and
+# POST /courier/consignments/{reference}/<page>): the same people may do it either way.
+SAME_STEP = {"handover": "handover", "delivery": "deliver", "failed-delivery": "failed", "return": "return"}
+
 # Served paths that are not API/pages by design, checked with a concrete file.
 CONCRETE = {"/static": "/static/app.css", "/api-docs-assets": "/api-docs-assets/swagger-ui.css"}
 STREAMS = {"/api/board/events"}  # server-sent events: read the status line, then hang up
@@ -239,6 +244,14 @@ def test_the_table_states_the_issue_rules() -> None:
             assert "technician" not in allowed, f"technicians cannot dispose: {method} {path}"
         if "certificate" in path or path.startswith(("/api/audit", "/audit", "/api/devices/{serial}/history")):
             assert "courier" not in allowed, f"couriers never see certificates: {method} {path}"
+
+
+def test_a_step_is_open_to_the_same_roles_over_json_and_on_its_page() -> None:
+    pairs = [(("POST", f"/api/custody/consignments/{{reference}}/{api}"),
+              ("POST", f"/courier/consignments/{{reference}}/{web}")) for api, web in SAME_STEP.items()]  # fmt: skip
+    differ = [f"{api[1]}: {sorted(EXPECTED[api])} but {web[1]}: {sorted(EXPECTED[web])}"
+              for api, web in pairs if EXPECTED[api] != EXPECTED[web]]  # fmt: skip
+    assert not differ, differ
 
 
 def test_every_route_is_in_the_table(ctx) -> None:
