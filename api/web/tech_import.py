@@ -1,4 +1,5 @@
-"""Bulk import page: officers (with their assistive-technology needs) or vehicles from a CSV file,
+"""Bulk import page: officers (with their assistive-technology needs), vehicles, or devices already
+in the field with their officers (so the first wave exchanges them one for one) from a CSV file,
 checked first by a dry run; the report names every row, refused ones with their reason."""
 
 from __future__ import annotations
@@ -11,12 +12,15 @@ from pydantic import BaseModel
 
 from api.deps import Caller, ContextDep
 from api.web.tech_pages import TechUser, page
-from factory.custody.service import MAX_IMPORT_BYTES, ImportKind, import_csv
+from factory.custody.service import MAX_IMPORT_BYTES, ImportKind, ImportReport, import_csv
 from factory.kernel.db.engine import session_scope
 from factory.kernel.errors import FactoryError, InvalidInput
 
 router = APIRouter(prefix="/tech", include_in_schema=False)
+IN_FIELD_NOTE = " Each is recorded as with its officer: a new device is issued in exchange for it."
 KINDS = [k.value for k in ImportKind]
+# What each kind's rows are named by in the report (the first column it requires).
+KEY_LABELS = {ImportKind.OFFICERS: "Staff number", ImportKind.VEHICLES: "Fleet number", ImportKind.DEVICES: "Serial"}
 
 
 class ImportForm(BaseModel):
@@ -27,7 +31,7 @@ class ImportForm(BaseModel):
 
 def _page(request: Request, me: Caller, status: int = 200, **extra: Any) -> HTMLResponse:
     context = {"v": {"kind": ImportKind.OFFICERS.value, "dry_run": True}, "report": None, **extra}
-    return page(request, me, "tech_import.html", status, kinds=KINDS, **context)
+    return page(request, me, "tech_import.html", status, kinds=KINDS, key_labels=KEY_LABELS, **context)
 
 
 @router.get("/import")
@@ -51,16 +55,11 @@ def import_file(request: Request, ctx: ContextDep, me: TechUser, form: Annotated
     try:
         text = _text(form.file)
         with session_scope(ctx.engine) as session:
-            report = import_csv(session, kind=form.kind, text=text, dry_run=form.dry_run)
+            report = import_csv(session, kind=form.kind, text=text, dry_run=form.dry_run, actor=me.name)
     except FactoryError as exc:
         field = "kind" if "is not one of" in exc.reason else "file"
         return _page(request, me, exc.status_code, v=values, error=exc.reason, error_field=field)
-    if report.kept:
-        notice = f"Imported {len(report.rows)} {report.kind}."
-    elif report.dry_run and not report.refused:
-        notice = f"Dry run: all {len(report.rows)} rows can be imported. Untick the dry run and import again."
-    else:
-        notice = None
+    notice = _notice(report)
     error = (
         f"{report.refused} row(s) refused: nothing was imported. Correct them and try again."
         if report.refused
@@ -68,3 +67,13 @@ def import_file(request: Request, ctx: ContextDep, me: TechUser, form: Annotated
     )
     return _page(request, me, 422 if report.refused else 200, v=values, report=report, notice=notice, error=error,
                  error_field="file")  # fmt: skip
+
+
+def _notice(report: ImportReport) -> str | None:
+    """What the page says of a report with no refused row (None when a row was refused)."""
+    if report.refused:
+        return None
+    if report.kept:
+        done = f"Imported {len(report.rows)} {report.kind}."
+        return done + IN_FIELD_NOTE if report.kind == ImportKind.DEVICES else done
+    return f"Dry run: all {len(report.rows)} rows can be imported. Untick the dry run and import again."

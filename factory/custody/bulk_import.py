@@ -113,7 +113,7 @@ def _rows(kind: ImportKind, text: str) -> list[tuple[int, dict[str, str]]]:
     return rows
 
 
-def import_csv(session: Session, *, kind: str, text: str, dry_run: bool, actor: str = "") -> ImportReport:
+def import_csv(session: Session, *, kind: str, text: str, dry_run: bool, actor: str) -> ImportReport:
     """Check (and, unless a dry run or a row is refused, register) every row of the CSV, as
     ``actor``. A device's custody entry names the file (SHA-256 of its text as UTF-8) and its line.
 

@@ -27,7 +27,7 @@ def _count(ctx, model) -> int:
 
 def _run(ctx, kind: str, text: str, dry_run: bool):
     with session_scope(ctx.engine) as s:
-        return import_csv(s, kind=kind, text=text, dry_run=dry_run)
+        return import_csv(s, kind=kind, text=text, dry_run=dry_run, actor="tech.one")
 
 
 def test_dry_run_reports_every_row_and_writes_nothing(ctx) -> None:
@@ -56,6 +56,6 @@ def test_a_clean_import_registers_every_row_once(ctx) -> None:
 
 def test_malformed_files_are_refused_whole(ctx) -> None:
     with pytest.raises(InvalidInput, match="needs a header"), session_scope(ctx.engine) as s:
-        import_csv(s, kind="officers", text="number,who\n1,2\n", dry_run=True)
+        import_csv(s, kind="officers", text="number,who\n1,2\n", dry_run=True, actor="tech.one")
     with pytest.raises(InvalidInput, match="not one of"), session_scope(ctx.engine) as s:
-        import_csv(s, kind="radios", text="x\n", dry_run=True)
+        import_csv(s, kind="radios", text="x\n", dry_run=True, actor="tech.one")

@@ -1,6 +1,7 @@
 """Bulk import as a technician in Chromium: a dry run reports every row (a refused row named with
 its line and reason, nothing written), the corrected file imports, a second import of it is
-refused row by row; a non-CSV file is refused on its field; axe-core, screenshots."""
+refused row by row; a non-CSV file is refused on its field; devices already in the field are
+imported with their officers (each then issued to them); axe-core, screenshots."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from harness.web import cheap_password_hashing  # noqa: F401 (autouse fixture)
 from sqlmodel import select
 
 from factory.custody.models import Officer
+from factory.custody.service import register_officer
 from factory.kernel.db.engine import session_scope
 
 pytestmark = pytest.mark.slow  # a real browser against a served site
@@ -18,8 +20,8 @@ BAD = b"staff_number,name,team,at_needs\nPC6001,Alice Jones,Response A,screen re
 GOOD = b"staff_number,name,team,at_needs\nPC6001,Alice Jones,Response A,screen reader\nPC6002,Bob Smith,,none\n"
 
 
-def _import(page, content: bytes, dry_run: bool, name: str = "officers.csv") -> None:
-    page.get_by_label("What the file holds").select_option("officers")
+def _import(page, content: bytes, dry_run: bool, name: str = "officers.csv", kind: str = "officers") -> None:
+    page.get_by_label("What the file holds").select_option(kind)
     attach(page, "CSV file", name, content, "text/csv")
     page.get_by_label("Dry run: check every row, import nothing").set_checked(dry_run)
     press(page, "Check and import")
@@ -49,3 +51,32 @@ def test_officers_import_with_a_dry_run(tech_page, tech_site) -> None:
     _import(page, b"\xff\xfe\x00not text", dry_run=True, name="photo.csv")
     assert "not UTF-8" in page.locator("#page-error").inner_text()
     assert page.locator("#f-file").get_attribute("aria-invalid") == "true"
+
+
+IN_FIELD = b"serial,asset_tag,kind,make,model,staff_number,media\n"
+LAPTOP = b"FLD-1,AT-FLD-1,laptop,Dell,Latitude 5420,PC6101,nvme:NV-FLD-1:512G\n"
+IN_FIELD_BAD = IN_FIELD + LAPTOP + b"FLD-2,,tablet,Samsung,Tab S8,PC9999,\n"  # no such officer
+IN_FIELD_GOOD = IN_FIELD + LAPTOP + b"FLD-2,,tablet,Samsung,Tab S8,PC6102,\n"
+
+
+def test_devices_in_the_field_import_with_their_officers(tech_page, tech_site) -> None:
+    page, site = tech_page, tech_site
+    with session_scope(site.ctx.engine) as s:
+        for staff_number in ("PC6101", "PC6102"):
+            register_officer(s, staff_number=staff_number, name="Field Officer", team="Response C")
+    log_in(page, "technician1", "/tech/import")
+    _import(page, IN_FIELD_BAD, dry_run=True, name="in-field.csv", kind="devices")
+    assert page.locator("#report thead").inner_text().split("\t")[1].strip() == "Serial"
+    rows = page.locator("#report tbody tr")
+    assert rows.count() == 2 and "OK" in rows.nth(0).inner_text()
+    assert "no officer with staff number PC9999" in rows.nth(1).inner_text()
+    assert "1 row(s) refused" in page.locator("#page-error").inner_text()
+    assert page.get_by_label("What the file holds").input_value() == "devices"  # the choice is kept
+    check_page(page, "tech-import-3-devices-refused")
+    _import(page, IN_FIELD_GOOD, dry_run=False, name="in-field.csv", kind="devices")
+    notice = page.locator("#page-notice").inner_text()
+    assert "Imported 2 devices" in notice and "issued in exchange for it" in notice
+    assert site.state("FLD-1") == "issued" and site.state("FLD-2") == "issued"
+    check_page(page, "tech-import-4-devices-imported")
+    _import(page, IN_FIELD_GOOD, dry_run=True, name="in-field.csv", kind="devices")  # already recorded, row by row
+    assert page.locator("#report tbody tr").filter(has_text="already known").count() == 2
