@@ -15,6 +15,8 @@ from api.web.render import render
 from factory.custody.views import get_officer
 from factory.identity.models import Role
 from factory.intake.service import MediaSpec, receive_device
+from factory.intake.views import get_device, media_elsewhere
+from factory.kernel.context import AppContext
 from factory.kernel.db.engine import session_scope
 from factory.kernel.errors import FactoryError
 from factory.kernel.models.device import DeviceKind, MediaType
@@ -75,7 +77,15 @@ def receive_form(request: Request, ctx: ContextDep, me: TechUser, received: str 
     values["media_type"] = values["media_type"] or MediaType.SATA_SSD.value
     device = device_or_none(ctx, received)
     notice = f"Received {device['serial']}: now {device['state']}" if device else None
-    return _receive_page(request, me, values, device=device, notice=notice)
+    elsewhere = _media_elsewhere(ctx, received) if device else {}
+    return _receive_page(request, me, values, device=device, notice=notice, elsewhere=elsewhere)
+
+
+def _media_elsewhere(ctx: AppContext, serial: str) -> dict[str, list[str]]:
+    """The device's media also recorded on other devices (medium serial -> their serials): receiving
+    records them, and the page warns, naming the other devices."""
+    with session_scope(ctx.engine) as session:
+        return media_elsewhere(session, get_device(session, serial))
 
 
 @router.post("/receive")

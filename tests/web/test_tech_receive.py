@@ -1,12 +1,13 @@
 """Receive page journey (technician): a returned laptop with its officer, its role and two media
 scanned (a repeated scan kept once), an unknown officer refused on its field with the scans kept;
-axe-core and screenshots."""
+a medium already recorded on another device warned of, naming it; axe-core and screenshots."""
 
 from __future__ import annotations
 
 import pytest
 from harness.browser import check_page, focused_id, log_in, press, scan
 from harness.custody_data import officer
+from harness.domain import receive
 from harness.web import cheap_password_hashing  # noqa: F401 (autouse fixture)
 
 from factory.intake.views import device_view, get_device
@@ -45,3 +46,26 @@ def test_receive_with_officer_role_and_media(tech_page, tech_site) -> None:
         device = get_device(s, "RCV-1")
         receipt = device_view(s, device)["history"][0]
     assert device.role == "redistribution" and receipt["from_custodian"] == "officer:PC8001"
+
+
+def test_receive_warns_of_a_medium_recorded_on_another_device(tech_page, tech_site) -> None:
+    """The disk scanned is already recorded on RCV-OTHER: the device is received (the medium is
+    recorded) and the page warns in an alert, naming the other device; no warning otherwise."""
+    page, site = tech_page, tech_site
+    receive(site.ctx, "RCV-OTHER", media=("SHARED-DISK",))
+    log_in(page, "technician1", "/tech/receive")
+    scan(page, "RCV-TWIN")
+    scan(page, "AT-RCV-TWIN")
+    scan(page, "SHARED-DISK")  # Enter in the medium field receives the device
+    assert "Received RCV-TWIN" in page.locator("#page-notice").inner_text()
+    warning = page.locator("#media-warning")
+    assert warning.get_attribute("role") == "alert"
+    assert "Medium SHARED-DISK is also recorded on device RCV-OTHER" in warning.inner_text()
+    assert page.locator("#device-media li").all_inner_texts() == ["SHARED-DISK (sata-ssd)"]
+    assert focused_id(page) == "f-serial"  # ready for the next device
+    check_page(page, "tech-receive-4-medium-elsewhere")
+    scan(page, "RCV-SINGLE")
+    scan(page, "AT-RCV-SINGLE")
+    scan(page, "RCV-SINGLE-M1")
+    assert "Received RCV-SINGLE" in page.locator("#page-notice").inner_text()
+    assert page.locator("#media-warning").count() == 0
