@@ -34,19 +34,14 @@ try:
 except ModuleNotFoundError:
     sys.exit("offline_verify.py is missing: keep it beside this script (in the repository: imaging/)")
 
-HEAD_FIELDS = ("format", "site", "tree_size", "root_hash", "signed_at", "key_fingerprint")
-
 
 def check_head(head: Any, key: Ed25519PublicKey) -> tuple[int, bytes]:
     """The signed size and root of a tree head, or ValueError."""
-    if not isinstance(head, dict) or set(head) != {*HEAD_FIELDS, "signature"}:
-        raise ValueError("tree head has unexpected or missing fields")
-    if head["format"] != "device-factory/tree-head/1" or type(head["tree_size"]) is not int:
-        raise ValueError("not a device-factory/tree-head/1 with an integer size")
+    body = offline_verify.tree_head_body(head)
     expected = offline_verify.fingerprint(key)
     if head["key_fingerprint"] != expected:
         raise ValueError(f"tree head signed by {head['key_fingerprint']}, not by the given key {expected}")
-    body = {k: head[k] for k in HEAD_FIELDS}  # flat ASCII strings and integers: this is RFC 8785
+    # Flat ASCII strings and integers: their sorted compact JSON is their RFC 8785 form.
     signed = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     offline_verify.verify_signature(key, head["signature"], signed, f"tree head of size {head['tree_size']}")
     return head["tree_size"], bytes.fromhex(head["root_hash"])

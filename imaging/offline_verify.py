@@ -58,6 +58,9 @@ ENTRY_FIELDS: tuple[str, ...] = (
 )
 ENTRY_FIELDS_V2: tuple[str, ...] = (*ENTRY_FIELDS, "device_id", "hash_version")
 FINGERPRINT_PREFIX = "SHA256:"
+# A signed tree head: the custody log's size and Merkle root, signed (factory.kernel.ledger.heads).
+TREE_HEAD_FORMAT = "device-factory/tree-head/1"
+TREE_HEAD_FIELDS = ("format", "site", "tree_size", "root_hash", "signed_at", "key_fingerprint")
 
 # The certificate envelope (docs/certificate-format.md); version 1 certificates keep verifying, forever.
 CERTIFICATE_FORMAT, SIGNATURE_ALGORITHM = "device-factory-certificate", "Ed25519"
@@ -133,6 +136,16 @@ def verify_signature(key: Ed25519PublicKey, signature: str, data: bytes, what: s
         key.verify(base64.b64decode(signature, validate=True), data)
     except (InvalidSignature, ValueError):  # a binascii.Error (bad base64) is a ValueError
         raise ValueError(f"{what}: signature does not verify") from None
+
+
+def tree_head_body(head: Any) -> dict[str, Any]:
+    """What a tree head's signature covers (every member but ``signature``), once the head has
+    exactly its members, this format and an integer size; else ValueError."""
+    if not isinstance(head, dict) or set(head) != {*TREE_HEAD_FIELDS, "signature"}:
+        raise ValueError("tree head has unexpected or missing fields")
+    if head["format"] != TREE_HEAD_FORMAT or type(head["tree_size"]) is not int:
+        raise ValueError(f"not a {TREE_HEAD_FORMAT} with an integer size")
+    return {k: head[k] for k in TREE_HEAD_FIELDS}
 
 
 # --- RFC 9162 Merkle tree ---------------------------------------------------------------------------

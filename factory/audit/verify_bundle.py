@@ -44,6 +44,7 @@ from offline_verify import (  # noqa: E402
     leaf_hash,
     load_public_key,
     loads,
+    tree_head_body,
     verify_envelope,
     verify_signature,
 )
@@ -131,12 +132,9 @@ def _check_head(root: Path, manifest: dict[str, Any], keyring: Keyring, problems
     """The signed tree head (in the manifest and ledger/tree-head.json), or None with a problem."""
     try:
         head = manifest["tree_head"]
-        fields = ("format", "site", "tree_size", "root_hash", "signed_at", "key_fingerprint")
         if loads((root / "ledger" / "tree-head.json").read_text(encoding="utf-8")) != head:
             raise ValueError("ledger/tree-head.json differs from the manifest's")
-        if head["format"] != "device-factory/tree-head/1" or type(head["tree_size"]) is not int:
-            raise ValueError("not a device-factory/tree-head/1 with an integer size")
-        body = {k: head[k] for k in fields}
+        body = tree_head_body(head)
         verify_signature(
             keyring.key(head["key_fingerprint"], head["signed_at"]), head["signature"], rfc8785.dumps(body), "tree head"
         )

@@ -33,9 +33,8 @@ from factory.kernel.ledger.append import lock_ledger_head
 from factory.kernel.ledger.tree import catch_up, root_at
 from factory.kernel.models.ledger_tree import LedgerHead
 from imaging import signing
-
-HEAD_FORMAT = "device-factory/tree-head/1"
-_BODY = ("format", "site", "tree_size", "root_hash", "signed_at", "key_fingerprint")
+from imaging.offline_verify import TREE_HEAD_FIELDS as _BODY
+from imaging.offline_verify import TREE_HEAD_FORMAT as HEAD_FORMAT
 
 
 class HeadFormatError(InvalidInput):
