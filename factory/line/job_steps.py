@@ -8,6 +8,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from sqlmodel import Session
+
 from factory.custody.service import mark_returned
 from factory.custody.views import vehicle_fleet_number
 from factory.intake.service import receive_device
@@ -49,12 +51,27 @@ def book_return(runner: JobRunner, step_id: int, name: str) -> None:
         runner.write_step(s, step_id, seq, **values)
 
 
+def vehicle_of_build(session: Session, device_id: int) -> str | None:
+    """The fleet number a device is built for (None for a device that is no vehicle tablet).
+
+    :raises StepHeld: a vehicle tablet with no vehicle: its build names the vehicle (fleet number,
+        in-vehicle settings), so it waits for one where it is (sanitised, or received if new)
+        rather than failing its provisioning.
+    """
+    fleet = vehicle_fleet_number(session, device_id)
+    device = session.get(Device, device_id)
+    if not fleet and device is not None and device.kind == DeviceKind.VEHICLE_TABLET:
+        raise StepHeld(NO_VEHICLE, NO_VEHICLE_ACTION)
+    return fleet
+
+
 def provision(runner: JobRunner, step_id: int, name: str) -> None:
     """Move the device to provisioning, run the provisioner outside any transaction, then record
     its outcome. The step takes the name of the provisioner that runs it (a retry's label may be
     older than this agent's settings).
 
-    :raises StepHeld: this line has no provisioner: nothing is run and the device stays put.
+    :raises StepHeld: this line has no provisioner, or the device is a vehicle tablet with no
+        vehicle: nothing is run and the device stays put.
     :raises StepFailed: the provisioner failed or raised.
     """
     provisioner = runner.ctx.provisioner
@@ -62,12 +79,7 @@ def provision(runner: JobRunner, step_id: int, name: str) -> None:
         raise StepHeld(NO_PROVISIONING, NO_PROVISIONING_ACTION)
     name = provisioner.name
     with runner.scope() as (s, job):
-        fleet = vehicle_fleet_number(s, job.device_id or 0)
-        tablet = s.get(Device, job.device_id)
-        if not fleet and tablet is not None and tablet.kind == DeviceKind.VEHICLE_TABLET:
-            # Its build names the vehicle (fleet number, in-vehicle settings): it waits for one,
-            # kept where it is (sanitised, or received if new), rather than failing provisioning.
-            raise StepHeld(NO_VEHICLE, NO_VEHICLE_ACTION)
+        fleet = vehicle_of_build(s, job.device_id or 0)
         started = runner.begin(s, job, name)
         vehicle = {"vehicle": fleet} if fleet else {}
         seq = runner.transition(s, job, Event.START_PROVISION, provisioner=name, **vehicle)

@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import update
 from sqlmodel import select
 
-from factory.custody.views import vehicle_fleet_number
 from factory.intake.models import ServiceEndpoint
 from factory.kernel.errors import FactoryError
 from factory.kernel.lifecycle.states import Event
 from factory.kernel.models.device import StorageMedium
 from factory.line import jobs
 from factory.line.errors import StepFailed, StepHeld
+from factory.line.job_steps import vehicle_of_build
 from factory.line.models import JobStep, Slot, StepStatus
 from factory.line.tablet_slots import tablet_of
 from factory.tablets.service import TabletBench, reset_evidence
@@ -156,14 +156,15 @@ def closing_evidence(runner: JobRunner) -> Mapping[str, Any]:
 
 
 def enrol(runner: JobRunner, step_id: int, name: str) -> None:
-    """:raises StepHeld: no tablet settings. :raises StepFailed: the service refused the profile."""
+    """:raises StepHeld: no tablet settings, or a vehicle tablet with no vehicle.
+    :raises StepFailed: the service refused the profile."""
     bench = _bench(runner)
     probe = _probes.get(runner)
     if probe is None:
         raise StepFailed("the tablet was not identified in this job: retry it")
     with runner.scope() as (s, job):
+        fleet = vehicle_of_build(s, job.device_id or 0)  # a vehicle tablet with no vehicle is held here
         started = runner.begin(s, job, name)
-        fleet = vehicle_fleet_number(s, job.device_id or 0)
         vehicle = {"vehicle": fleet} if fleet else {}
         seq = runner.transition(s, job, Event.START_PROVISION, provisioner=name, **vehicle)
         runner.write_step(s, step_id, seq, **started)

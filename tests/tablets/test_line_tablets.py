@@ -19,6 +19,7 @@ from factory.kernel.models.certificate import Certificate
 from factory.line.bench_config import simulated_config
 from factory.line.controller import Controller
 from factory.line.identify import Identity
+from factory.line.job_steps import NO_VEHICLE, NO_VEHICLE_ACTION
 from factory.line.models import Job, JobStep
 from factory.line.simulate import NoOpProvisioner, SimulatedLine
 from factory.line.simulate_tablets import SimulatedTablets
@@ -97,6 +98,15 @@ def test_a_tablet_job_is_live_on_the_board(tablet_line: TabletLine) -> None:
         "sanitise (platform reset)",
         "enrol (device management)",
     ]
+
+
+def test_a_vehicle_tablet_with_no_vehicle_is_wiped_but_not_enrolled(tablet_line: TabletLine) -> None:
+    arrived = tablet_line.sim.arrive(SLOT, Identity.RETURNED, kind="vehicle-tablet", platform="android")
+    assert tablet_line.controller.wait_idle(60)
+    job = tablet_line.job(SLOT)
+    assert (job.status, job.reason, job.action) == ("held", NO_VEHICLE, NO_VEHICLE_ACTION)
+    assert tablet_line.steps(job.id or 0)[-1] == ("enrol (device management)", "skipped")
+    assert state_of(tablet_line.ctx, arrived.device_serial or "") == "sanitised"  # reset and certified, not built
 
 
 def test_a_tablet_without_usb_debugging_holds_its_job_with_the_action(tablet_line: TabletLine) -> None:
