@@ -1,13 +1,18 @@
 """The contingency pool as a technician in Chromium: open a pool, stock spares by scanning (a wrong
-scan refused by name with the list kept), swap from the pool at the counter, and the board's
-low-stock warning; axe-core on every page, screenshots under test-artifacts/."""
+scan refused by name with the list kept), swap from the pool at the counter, the board's
+low-stock warning, and withdrawing a spare (wrong serial, no reason); axe-core on every page,
+screenshots under test-artifacts/."""
 
 from __future__ import annotations
 
 import pytest
-from harness.browser import check_page, focused_id, log_in, press, scan
+from harness.browser import check_page, focused_id, log_in, page_error, press, scan
 from harness.custody_data import officer_with_device, ready
 from harness.web import cheap_password_hashing  # noqa: F401 (autouse fixture)
+
+from factory.custody.service import create_pool, stock_spare
+from factory.custody.views import pool_levels
+from factory.kernel.db.engine import session_scope
 
 pytestmark = pytest.mark.slow  # a real browser against a served site
 
@@ -70,3 +75,40 @@ def test_pool_stock_swap_and_low_stock_warning(tech_page, tech_site) -> None:
     assert "1 laptop spare(s) left" in warning.inner_text()
     page.get_by_text("Live · updated").wait_for()
     check_page(page, "tech-board-low-stock")
+
+
+def test_withdraw_a_spare_from_the_pool(tech_page, tech_site) -> None:
+    """Withdrawing a spare (found faulty, or wanted elsewhere): an unknown serial and a missing
+    reason are refused on their fields with what was typed kept; then the spare leaves the pool."""
+    page, site = tech_page, tech_site
+    for serial in ("POOL-T1", "POOL-T2"):
+        ready(site.ctx, serial, kind="tablet")
+    with session_scope(site.ctx.engine) as s:
+        create_pool(s, site=site.ctx.settings.site_name, kind="tablet", low_stock_level=0, actor="technician1")
+        for serial in ("POOL-T1", "POOL-T2"):
+            stock_spare(s, site=site.ctx.settings.site_name, serial=serial, actor="technician1")
+    log_in(page, "technician1", "/tech/pool")
+    page.get_by_label("Spare serial").focus()
+    scan(page, "NOPE-W1")  # Enter moves on to the reason
+    assert focused_id(page) == "f-reason"
+    page.keyboard.type("screen cracked")
+    press(page, "Withdraw")
+    assert "NOPE-W1" in page_error(page)
+    assert page.locator("#f-withdraw_serial").get_attribute("aria-invalid") == "true"
+    assert page.get_by_label("Reason").input_value() == "screen cracked"  # nothing lost
+    check_page(page, "tech-pool-3-withdraw-unknown")
+
+    page.get_by_label("Spare serial").fill("POOL-T1")
+    page.get_by_label("Reason").fill("")
+    press(page, "Withdraw")
+    assert "needs a reason" in page_error(page)
+    assert page.locator("#f-reason").get_attribute("aria-invalid") == "true" and focused_id(page) == "f-reason"
+    assert page.get_by_label("Spare serial").input_value() == "POOL-T1"
+    page.keyboard.type("screen cracked")
+    press(page, "Withdraw")
+    assert "POOL-T1 withdrawn from the pool" in page.locator("#page-notice").inner_text()
+    tablets = page.locator("#pools tbody tr", has_text="tablet")
+    assert tablets.locator("td").all_inner_texts()[1] == "1" and "POOL-T1" not in tablets.inner_text()
+    check_page(page, "tech-pool-4-withdrawn")
+    with session_scope(site.ctx.engine) as s:
+        assert [p.spares for p in pool_levels(s, site.ctx.settings.site_name) if p.kind == "tablet"] == [["POOL-T2"]]
