@@ -84,8 +84,9 @@ DEVICES+=(/dev/loop[0-9]*)
 binds=()
 for dev in "${DEVICES[@]}"; do [ -e "$dev" ] && binds+=("--bind=$dev"); done
 # API VFS writable and no seccomp filter: root on a real machine writes /proc/sys and makes any call.
+# /tmp on the root's disk as on Debian 12 (nspawn's default tmpfs filled up: test disks, guests, PostgreSQL).
 in_root() {
-  SYSTEMD_NSPAWN_API_VFS_WRITABLE=1 SYSTEMD_SECCOMP=0 nice -n 15 systemd-nspawn -q -D "$ROOT" \
+  SYSTEMD_NSPAWN_API_VFS_WRITABLE=1 SYSTEMD_SECCOMP=0 SYSTEMD_NSPAWN_TMPFS_TMP=0 nice -n 15 systemd-nspawn -q -D "$ROOT" \
     --register=no --keep-unit --as-pid2 --capability=all "${binds[@]}" \
     --kill-signal=SIGTERM --console=pipe --setenv=HOME=/root --setenv=LANG=C.UTF-8 --chdir="$CHECKOUT" "$@"
 }
