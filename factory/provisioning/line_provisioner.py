@@ -130,7 +130,7 @@ class AnsibleProvisioner:
                 raise InvalidTarget(f"device {serial} has no asset tag: its hostname is derived from it")
             if device.kind == DeviceKind.VEHICLE_TABLET and not request.vehicle_fleet_number:
                 raise InvalidTarget(
-                    f"vehicle tablet {serial} is not allocated to or installed in a vehicle in service: "
+                    f"vehicle tablet {serial} is not earmarked for, allocated to or installed in a vehicle in service: "
                     "it is provisioned for that vehicle's fleet number"
                 )
             return ProvisionTarget(

@@ -162,7 +162,8 @@ def test_a_vehicle_tablet_without_a_vehicle_in_service_is_refused_with_the_reaso
     request = ProvisionRequest(1, "VT-3", "vehicle-tablet", None, "vehicle-tablet/standard", SLOT, threading.Event())
     outcome = provisioner(request)
     assert not outcome.ok
-    assert "vehicle tablet VT-3 is not allocated to or installed in a vehicle in service" in outcome.detail
+    no_vehicle = "vehicle tablet VT-3 is not earmarked for, allocated to or installed in a vehicle in service"
+    assert no_vehicle in outcome.detail
     assert not (tmp_path / "w").exists(), "nothing was run"
 
 
