@@ -50,6 +50,28 @@ def receive_cmd(
     console.print(f"received {serial} ({kind}) -> {state}", markup=False)
 
 
+@app.command("record-media")
+@one_line_errors
+def record_media_cmd(
+    serial: SerialArg,
+    media: list[str] = typer.Option(
+        ...,
+        "--media",
+        help="TYPE:SERIAL[:CAPACITY[:MODEL]] of each medium found, repeatable.",
+        callback=bounded("--media", limits.MEDIA_SPEC, count=limits.MEDIA_PER_DEVICE),
+    ),
+    actor: ActorOpt = "cli",
+) -> None:
+    """Record the media found in a device imported as already in the field without them, now back."""
+    from factory.cli.common import console, unit_of_work
+    from factory.intake.service import parse_media_spec, record_returned_media
+
+    specs = [parse_media_spec(m) for m in media]
+    with unit_of_work() as (_ctx, session):
+        seq = record_returned_media(session, serial=serial, media=specs, actor=actor)
+    console.print(f"{serial}: {len(specs)} medium(s) recorded (ledger entry {seq})", markup=False)
+
+
 @app.command("show")
 @plain_errors
 def show_cmd(serial: SerialArg, as_json: JsonFlag = False) -> None:

@@ -30,15 +30,14 @@ from sqlmodel import Session, col, select
 
 from factory.intake.boot_tokens import use_boot_token
 from factory.intake.errors import EnrolmentFromElsewhere, InvalidInput
-from factory.intake.media import MediaSpec, medium_row
+from factory.intake.media import MediaSpec
 from factory.intake.models import Enrolment, ServiceEndpoint
+from factory.intake.returned_media import awaits_media, record_media
 from factory.intake.views import clean_serial, find_endpoint
 from factory.kernel.canonical import canonical_bytes
 from factory.kernel.clock import utc_now
-from factory.kernel.lifecycle.states import Event, State
-from factory.kernel.lifecycle.table import find_edge
+from factory.kernel.lifecycle.states import Event
 from factory.kernel.lifecycle.transition import TransitionRequest, change_state
-from factory.kernel.models.custody_entry import CustodyEntry
 from factory.kernel.models.device import Device, DeviceKind, MediaType, StorageMedium
 
 ENROLMENT_ACTOR = "netboot-enrolment"
@@ -186,29 +185,9 @@ def _media_type(disk: DiskReport) -> MediaType:
 def _record_media_found(session: Session, device: Device, report: EnrolmentReport) -> None:
     """An in-field device imported without its media, back for the first time: record the disks
     found as its media (one ``record_media`` entry). Any other device is left as recorded."""
-    if not report.disks or not awaits_media(session, device):
-        return
-    media = [_medium_of(d) for d in report.disks]
-    for spec in media:
-        session.add(medium_row(device.id or 0, spec))
-    session.flush()
-    evidence = {"media": [m.serial for m in media], "found_by": "network enrolment", "mac": report.boot_mac}
-    change_state(
-        session, [TransitionRequest(device.id or 0, Event.RECORD_MEDIA, evidence=evidence)], actor=ENROLMENT_ACTOR
-    )
-
-
-def awaits_media(session: Session, device: Device) -> bool:
-    """The device was recorded as already in the field without its media, none recorded since,
-    and it is where media may be recorded (issued, or back and not yet erased)."""
-    if device.state is None or find_edge(Event.RECORD_MEDIA, State(device.state)) is None:
-        return False
-    if session.exec(select(StorageMedium.id).where(StorageMedium.device_id == device.id)).first() is not None:
-        return False
-    first = session.exec(
-        select(CustodyEntry.event).where(CustodyEntry.device_id == device.id).order_by(col(CustodyEntry.seq))
-    ).first()
-    return first == Event.ENROL_IN_FIELD.value
+    if report.disks and awaits_media(session, device):
+        evidence: dict[str, object] = {"found_by": "network enrolment", "mac": report.boot_mac}
+        record_media(session, device, [_medium_of(d) for d in report.disks], actor=ENROLMENT_ACTOR, evidence=evidence)
 
 
 def _media_mismatch(session: Session, device: Device, disks: Sequence[DiskReport]) -> str | None:

@@ -17,6 +17,7 @@ from factory.intake.errors import DeviceAlreadyKnown, HostKeyChanged, ImageNotVe
 from factory.intake.media import MediaSpec, medium_row, parse_capacity, parse_media_spec
 from factory.intake.models import DeviceImage, ServiceEndpoint
 from factory.intake.netboot import BootDecision, boot_script, chain_script, leased_addresses, next_action, served_file
+from factory.intake.returned_media import record_media
 from factory.intake.views import FACTORY_CUSTODIAN, clean_serial, find_endpoint, get_device, media_elsewhere
 from factory.kernel import limits
 from factory.kernel.clock import utc_now
@@ -51,6 +52,7 @@ __all__ = [
     "record_deployed_image",
     "record_image",
     "record_in_field",
+    "record_returned_media",
     "register_endpoint",
     "served_file",
 ]
@@ -119,6 +121,18 @@ def record_in_field(
     )
     [entry] = change_state(session, [request], actor=actor)
     return device, entry.seq
+
+
+def record_returned_media(session: Session, *, serial: str, media: Sequence[MediaSpec], actor: str) -> int:
+    """Record the media a technician read off a device imported as already in the field without
+    them, now back (``returned_media.record_media``); returns the ``record_media`` entry's number.
+
+    :raises UnknownDevice: no such device.
+    :raises Conflict: it has media recorded already, or was not imported without them.
+    :raises InvalidInput: no media, or one listed twice.
+    """
+    device = get_device(session, serial)
+    return record_media(session, device, media, actor=actor, evidence={"found_by": "technician"}).seq
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from sqlmodel import select
 
 from factory.custody.models import Allocation
 from factory.custody.service import deliver, hand_over, import_csv, issue_device, walk_in_swap
-from factory.intake.enrolment import awaits_media
+from factory.intake.returned_media import awaits_media
 from factory.kernel.db.engine import session_scope
 from factory.kernel.errors import InvalidTransition
 from factory.kernel.lifecycle.states import Event
@@ -230,3 +230,27 @@ def test_the_import_command_reports_each_row_and_imports_only_a_clean_file(ctx, 
     assert wrong.exit_code == 1 and wrong.stderr.startswith(
         "error: 'radios' is not one of: officers, vehicles, devices"
     )
+
+
+def test_a_technician_records_the_media_of_a_device_imported_without_them(ctx) -> None:
+    from typer.testing import CliRunner
+
+    from factory.cli.main import app
+
+    _in_field(ctx)  # OLD-T2 (tablet) has no media recorded
+    pooled(ctx, "SPARE-T2", kind="tablet")
+    with session_scope(ctx.engine) as s:
+        walk_in_swap(s, staff_number="PC5002", faulty_serial="OLD-T2", spare_serial="SPARE-T2", fault="cracked",
+                     acceptance=accept("Bob Smith"), actor="tech.one", verifier=verifier(ctx))  # fmt: skip
+    record = ["device", "record-media", "OLD-T2", "--media", "emmc:EM-T2:128G", "--actor", "tech.two"]
+    done = CliRunner().invoke(app, record)
+    assert done.exit_code == 0 and "OLD-T2: 1 medium(s) recorded" in done.stdout, done.output
+    entry = entries(ctx, "OLD-T2")[-1]
+    assert (entry.event, entry.to_state, entry.actor) == ("record_media", "returned", "tech.two")
+    assert json.loads(entry.evidence) == {"media": ["EM-T2"], "found_by": "technician"}
+    again = CliRunner().invoke(app, record)  # recorded now: checked like any device's from here on
+    assert again.exit_code == 1 and "OLD-T2 is not awaiting its media" in again.stderr
+    other = CliRunner().invoke(app, ["device", "record-media", "OLD-L1", "--media", "nvme:X-1"])
+    assert other.exit_code == 1 and "OLD-L1 is not awaiting its media" in other.stderr
+    assert len(sanitise(ctx, entry.device_id)) == 1
+    assert ledger_ok(ctx)
