@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from harness.provisioning_site import secrets, site
 from harness.sshd import SshdTarget, one_sshd_target
-from harness.vehicle_tablet import dock, installed_vehicle_tablet
+from harness.vehicle_tablet import dock, installed_vehicle_tablet, new_vehicle_tablet
 from sqlmodel import col, select
 
 from factory.custody.service import decommission_vehicle
@@ -144,6 +144,20 @@ def test_line_provisions_a_vehicle_tablet_for_its_vehicle(ctx: AppContext, targe
     )
     conf = (target.root / "etc/device-factory/profile.d/50-vehicle-tablet.conf").read_text()
     assert "fleet_number = FL-204" in conf and "ssid = VEH-FL-204" in conf
+
+
+@pytest.mark.slow  # an Ansible run over SSH
+def test_line_builds_a_new_vehicle_tablet_for_the_vehicle_it_is_earmarked_for(
+    ctx: AppContext, target: SshdTarget, tmp_path: Path
+) -> None:
+    """New from the supplier, earmarked for FL-207 before its build: provisioned for FL-207."""
+    new_vehicle_tablet(ctx, "VT-10", "VT10DISK", "FL-207", size=4 * 2**20, earmark=True)
+    job = _run_line(ctx, target, tmp_path, target.host_key_pub, lambda sim: dock(sim, "VT10DISK", 4 * 2**20))
+    assert (job.device_serial, job.pipeline, job.status) == ("VT-10", "provision", "succeeded"), job.reason
+    conf = (target.root / "etc/device-factory/profile.d/50-vehicle-tablet.conf").read_text()
+    assert "fleet_number = FL-207" in conf and "ssid = VEH-FL-207" in conf
+    with session_scope(ctx.engine) as s:
+        assert get_device(s, "VT-10").state == "ready"
 
 
 def test_a_vehicle_tablet_without_a_vehicle_in_service_is_refused_with_the_reason(
