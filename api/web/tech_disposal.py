@@ -1,4 +1,5 @@
 """WEEE disposal batch pages: open a batch for a recycler, fill it by scanning certified devices,
+take a device out again while the batch is open (scan it, give the reason),
 hand it over under a signed waste transfer note (both parties' signatures, the carrier's
 registration and the recycler's permit), record the recycler's certificate for the devices it
 accounts for, and close it. The refusals are the disposal service's (factory/custody/disposal.py)."""
@@ -25,9 +26,11 @@ from factory.custody.service import (
     collect,
     open_batch,
     record_recycler_certificate,
+    remove_device,
 )
 from factory.custody.views import disposal_batch, disposal_batches, get_document
 from factory.identity.models import Role
+from factory.kernel import limits
 from factory.kernel.context import AppContext
 from factory.kernel.db.engine import Session
 from factory.kernel.errors import FactoryError, InvalidInput
@@ -69,6 +72,7 @@ def new_batch(request: Request, ctx: ContextDep, me: DisposalUser, form: Annotat
 NOTICES = {
     "opened": "Batch opened: scan the certified devices into it.",
     "added": "Devices added to the batch.",
+    "removed": "Device taken out of the batch: it is back on the shelf, sanitised, with its certificates.",
     "collected": "Collected: the waste transfer note is signed and stored.",
     "accounted": "The recycler's certificate is recorded for the scanned devices.",
     "closed": "Batch closed: every device is accounted for.",
@@ -136,6 +140,25 @@ def add(on: Batch, form: Annotated[ScanForm, Form()]) -> Response:
             add_device(session, batch_id=on.batch_id, serial=serial, actor=on.me.name, verifier=verifier)
 
     return on.step("added", action, lambda _e: {"added": serials, "error_field": "serial"})
+
+
+class RemoveForm(BaseModel):
+    remove_serial: str = ""
+    remove_reason: str = ""
+
+
+@router.post("/{batch_id}/remove")
+def remove(on: Batch, form: Annotated[RemoveForm, Form()]) -> Response:
+    """Take a device out of the open batch (a wrong scan, or it is wanted elsewhere), with the reason."""
+
+    def action(session: Session) -> None:
+        remove_device(session, batch_id=on.batch_id, serial=form.remove_serial.strip(),
+                      reason=form.remove_reason[: limits.REASON], actor=on.me.name)  # fmt: skip
+
+    def refused_with(exc: FactoryError) -> dict[str, Any]:
+        return {"v": form.model_dump(), "error_field": field_of(exc, {"remove_reason": ("reason",)}, "remove_serial")}
+
+    return on.step("removed", action, refused_with)
 
 
 class CollectForm(BaseModel):

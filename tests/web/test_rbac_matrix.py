@@ -135,6 +135,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/tech/disposal"): ADMIN,
     ("GET", "/tech/disposal/{batch_id}"): ADMIN,
     ("POST", "/tech/disposal/{batch_id}/add"): ADMIN,
+    ("POST", "/tech/disposal/{batch_id}/remove"): ADMIN,
     ("POST", "/tech/disposal/{batch_id}/collect"): ADMIN,
     ("POST", "/tech/disposal/{batch_id}/account"): ADMIN,
     ("POST", "/tech/disposal/{batch_id}/close"): ADMIN,

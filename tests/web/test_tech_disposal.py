@@ -1,20 +1,28 @@
 """A WEEE disposal batch from opening to closing as a technician in Chromium: scanned devices,
 the issue-13 refusals on the page (a battery device under a non-hazardous code, a certificate
 made for internal reuse, the same signature image for both parties, closing before the recycler
-accounted for every device) with what was entered kept; axe-core on every page, screenshots."""
+accounted for every device) with what was entered kept; taking a device out of an open batch;
+axe-core on every page, screenshots."""
 
 from __future__ import annotations
 
 import io
 
 import pytest
-from harness.browser import attach, check_page, log_in, press, scan
+from harness.browser import attach, check_page, focused_id, log_in, page_error, press, scan
 from harness.custody_data import JPEG, PNG
-from harness.domain import receive, sanitise
+from harness.domain import receive, sanitise, verifier
 from harness.web import cheap_password_hashing  # noqa: F401 (autouse fixture)
 from pypdf import PdfReader
 
-from factory.custody.service import register_party
+from factory.custody.service import (
+    Upload,
+    WasteTransfer,
+    add_device,
+    collect,
+    open_batch,
+    register_party,
+)
 from factory.kernel.db.engine import session_scope
 from factory.kernel.models.parties import CustodianKind
 from imaging.certificate import Destination
@@ -102,3 +110,54 @@ def test_disposal_batch_from_open_to_closed(tech_page, tech_site) -> None:
     assert page.locator("#batch-status").inner_text() == "closed"
     assert site.state("DSP-2") == "disposed"
     check_page(page, "tech-disposal-4-closed")
+
+
+def test_remove_a_device_from_an_open_batch(tech_page, tech_site) -> None:
+    """A device scanned into the wrong batch comes out again while the batch is open (scan, Enter,
+    the reason, Enter): an unknown serial and a missing reason are refused on their fields; once
+    the batch is collected the control is gone."""
+    page, site = tech_page, tech_site
+    for serial in ("RMV-1", "RMV-2"):
+        sanitise(site.ctx, receive(site.ctx, serial, (f"{serial}-M",)), destination=Destination.RECYCLING)
+    keys = verifier(site.ctx)
+    with session_scope(site.ctx.engine) as s:
+        register_party(s, kind=CustodianKind.RECYCLER, reference="WEEE-RM", name="Remove Recycling Ltd",
+                       address="Unit 9, Industrial Estate")  # fmt: skip
+        batch_id = open_batch(s, recycler_reference="WEEE-RM", description="Waste laptops", ewc_code="16 02 13*",
+                              sic_code="84240", actor="admin1").record.id  # fmt: skip
+        for serial in ("RMV-1", "RMV-2"):
+            add_device(s, batch_id=batch_id or 0, serial=serial, actor="admin1", verifier=keys)
+    log_in(page, "admin1", f"/tech/disposal/{batch_id}")
+    page.get_by_label("Device to take out").focus()
+    scan(page, "NOPE-R1")
+    assert focused_id(page) == "f-remove_reason"  # Enter after the scan moves on to the reason
+    with page.expect_navigation():
+        scan(page, "scanned into the wrong batch")  # typed, then Enter submits
+    assert "NOPE-R1" in page_error(page)
+    assert page.locator("#f-remove_serial").get_attribute("aria-invalid") == "true"
+    assert page.get_by_label("Why it comes out").input_value() == "scanned into the wrong batch"  # kept
+    check_page(page, "tech-disposal-5-remove-unknown")
+
+    page.get_by_label("Device to take out").fill("")
+    page.get_by_label("Device to take out").focus()
+    scan(page, "RMV-1")
+    page.get_by_label("Why it comes out").fill("")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    assert "needs a reason" in page_error(page) and focused_id(page) == "f-remove_reason"
+    assert page.get_by_label("Device to take out").input_value() == "RMV-1"
+    with page.expect_navigation():
+        scan(page, "wanted for redistribution")
+    assert "Device taken out of the batch" in page.locator("#page-notice").inner_text()
+    assert page.locator("#devices tbody td.mono").all_inner_texts() == ["RMV-2"]
+    assert site.state("RMV-1") == "sanitised" and site.state("RMV-2") == "awaiting_disposal"
+    check_page(page, "tech-disposal-6-removed")
+
+    with session_scope(site.ctx.engine) as s:
+        transfer = WasteTransfer(**NOTE, hierarchy_declaration=True, transferor_signature=Upload(PNG, "image/png"),
+                                 transferee_signature=Upload(JPEG, "image/jpeg"))  # fmt: skip
+        collect(s, batch_id=batch_id or 0, transfer=transfer, actor="admin1", site=site.ctx.settings.site_name,
+                verifier=keys)  # fmt: skip
+    page.goto(f"/tech/disposal/{batch_id}")
+    assert page.locator("#batch-status").inner_text() == "collected"
+    assert page.locator("#remove-form").count() == 0  # only while the batch is open
