@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 
 from factory.intake.errors import InvalidInput
 from factory.intake.media import MediaSpec, medium_row
-from factory.intake.views import clean_serial
+from factory.intake.views import clean_serial, media_elsewhere
 from factory.kernel.errors import Conflict
 from factory.kernel.lifecycle.states import Event, State
 from factory.kernel.lifecycle.table import find_edge
@@ -56,6 +56,9 @@ def record_media(
     for spec in media:
         session.add(medium_row(device.id or 0, spec))
     session.flush()
-    request = TransitionRequest(device.id or 0, Event.RECORD_MEDIA, evidence={"media": serials, **evidence})
+    found: dict[str, object] = {"media": serials, **evidence}
+    if elsewhere := media_elsewhere(session, device):  # as at receipt: the warning is kept in the entry
+        found["media_also_recorded_on"] = elsewhere
+    request = TransitionRequest(device.id or 0, Event.RECORD_MEDIA, evidence=found)
     [entry] = change_state(session, [request], actor=actor)
     return entry

@@ -242,12 +242,15 @@ def test_a_technician_records_the_media_of_a_device_imported_without_them(ctx) -
     with session_scope(ctx.engine) as s:
         walk_in_swap(s, staff_number="PC5002", faulty_serial="OLD-T2", spare_serial="SPARE-T2", fault="cracked",
                      acceptance=accept("Bob Smith"), actor="tech.one", verifier=verifier(ctx))  # fmt: skip
+    receive(ctx, "LOOSE-1", ["EM-T2"])  # the same medium serial recorded elsewhere: kept as a warning
     record = ["device", "record-media", "OLD-T2", "--media", "emmc:EM-T2:128G", "--actor", "tech.two"]
     done = CliRunner().invoke(app, record)
     assert done.exit_code == 0 and "OLD-T2: 1 medium(s) recorded" in done.stdout, done.output
     entry = entries(ctx, "OLD-T2")[-1]
     assert (entry.event, entry.to_state, entry.actor) == ("record_media", "returned", "tech.two")
-    assert json.loads(entry.evidence) == {"media": ["EM-T2"], "found_by": "technician"}
+    assert json.loads(entry.evidence) == {
+        "media": ["EM-T2"], "found_by": "technician", "media_also_recorded_on": {"EM-T2": ["LOOSE-1"]}
+    }  # fmt: skip
     again = CliRunner().invoke(app, record)  # recorded now: checked like any device's from here on
     assert again.exit_code == 1 and "OLD-T2 is not awaiting its media" in again.stderr
     other = CliRunner().invoke(app, ["device", "record-media", "OLD-L1", "--media", "nvme:X-1"])
