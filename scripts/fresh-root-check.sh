@@ -146,7 +146,7 @@ while kill -0 "$TEST_PID" 2>/dev/null; do
 done
 rc=0; wait "$TEST_PID" || rc=$?
 say "test.sh: exit status $rc after $(((SECONDS - test_started) / 60)) min"
-grep -E '^== |^(FAILED|ERROR|SKIPPED) ' "$WORK/test.log" | sed 's/^/    /' || true
-tail -1 "$WORK/test.log" | sed 's/^/    /'
+grep -E '^== |^(FAILED|ERROR|SKIPPED) ' "$WORK/test.log" | cut -c1-220 | sed 's/^/    /' || true
+grep -E '[0-9]+ (passed|failed|errors?)' "$WORK/test.log" | tail -1 | sed 's/^/    /' || true
 [ "$rc" -eq 0 ] || fail "bash scripts/test.sh (log: $WORK/test.log)"
 say "PASS (commit $COMMIT)"
