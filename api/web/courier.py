@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from api.deps import Caller, ContextDep, page_user
 from api.params import Reference
-from api.web.forms import read_upload, scanned
+from api.web.forms import parse_uk_moment, read_upload, scanned
 from api.web.render import render
 from factory.custody.service import (
     create_consignment,
@@ -174,7 +174,9 @@ def _courier_action(
         with session_scope(ctx.engine) as session:
             action(session)
     except FactoryError as exc:
-        return _consignment_page(request, ctx, me, reference, exc.status_code, error=exc.reason, v=values, form=done)
+        where = getattr(exc, "field", None)  # a form field's own error (api.web.forms.FieldError) marks it
+        return _consignment_page(request, ctx, me, reference, exc.status_code, error=exc.reason, v=values, form=done,
+                                 error_field=where)  # fmt: skip
     return RedirectResponse(f"{_page_of(reference)}?done={done}", status_code=303)
 
 
@@ -203,6 +205,8 @@ class DeliveryForm(BaseModel):
     serial: list[str] = []
     seal: list[str] = []
     old_serial: list[str] = []
+    delivered_on: str = ""  # day first, dd/mm/yyyy; empty with the time: now
+    delivered_time: str = ""  # 24-hour HH:MM, UK time
     signature: UploadFile | None = None
 
 
@@ -214,13 +218,16 @@ def delivered(
     serials, seals, old = scanned(form.serial), scanned(form.seal), scanned(form.old_serial)
 
     def action(session: Session) -> object:
+        when = parse_uk_moment(form.delivered_on, form.delivered_time, fields=("delivered_on", "delivered_time"),
+                               label="Delivered")  # fmt: skip
         if upload is None:
             raise InvalidInput("proof of delivery needs the recipient's signature (PNG, JPEG or PDF)")
         return deliver(session, reference=reference, recipient_name=form.recipient_name, signature=upload,
-                       scanned_seals=seals, old_serials=old, actor=me.name,
+                       scanned_seals=seals, old_serials=old, actor=me.name, delivered_at=when,
                        scanned_serials=serials or None)  # fmt: skip
 
-    values = {"serials": serials, "seals": seals, "old": old, "recipient_name": form.recipient_name}
+    values = {"serials": serials, "seals": seals, "old": old, "recipient_name": form.recipient_name,
+              "delivered_on": form.delivered_on[:10], "delivered_time": form.delivered_time[:5]}  # fmt: skip
     return _courier_action(request, ctx, me, reference, "delivered", action, values)
 
 

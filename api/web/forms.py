@@ -1,8 +1,12 @@
-"""Small helpers shared by the page routers: form models, uploads, scanned lists, device cards."""
+"""Small helpers shared by the page routers: form models, uploads, scanned lists, device cards,
+and dates and times as UK users type them (day first, 24-hour clock)."""
 
 from __future__ import annotations
 
+import calendar
+import re
 from collections.abc import Iterable
+from datetime import date, datetime, time
 from typing import Any
 
 from fastapi import UploadFile
@@ -10,9 +14,10 @@ from pydantic import BaseModel
 
 from factory.custody.service import MAX_DOCUMENT_BYTES, Acceptance, Upload
 from factory.intake.views import device_view, get_device
+from factory.kernel.clock import uk_moment
 from factory.kernel.context import AppContext
 from factory.kernel.db.engine import session_scope
-from factory.kernel.errors import FactoryError
+from factory.kernel.errors import FactoryError, InvalidInput
 
 
 def read_upload(file: UploadFile | None) -> Upload | None:
@@ -56,3 +61,80 @@ def device_or_none(ctx: AppContext, serial: str) -> dict[str, Any] | None:
             return device_view(session, get_device(session, serial))
         except FactoryError:
             return None
+
+
+# ---------------------------------------------------------------- dates and times, UK style
+# A browser's <input type=date> shows the order of its locale (and headless Chromium ignores the
+# locale), so date fields are text fields that take the date day first: 31/01/2026 (1/2/2026 too).
+# yyyy-mm-dd is also taken: it cannot be misread. The template macro is tech_macros.date_field.
+DATE_PATTERN = r"\d{1,2}/\d{1,2}/\d{4}|\d{4}-\d{2}-\d{2}"
+TIME_PATTERN = r"([01]?\d|2[0-3]):[0-5]\d"
+_DAY_FIRST = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})")
+_ISO_DAY = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+
+
+class FieldError(InvalidInput):
+    """A refusal about one form field: the page marks ``field`` invalid and ties the reason to it."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(reason)
+        self.field = field
+
+
+def day_first(day: date | None) -> str:
+    """A date as UK users read it: 31/01/2026 ("" for none)."""
+    return day.strftime("%d/%m/%Y") if day else ""
+
+
+def parse_day(text: str, *, field: str, label: str) -> date | None:
+    """A date typed day first (dd/mm/yyyy); None when left empty.
+
+    :raises FieldError: not written dd/mm/yyyy, or no such day (31/02/2026).
+    """
+    value = (text or "").strip()
+    if not value:
+        return None
+    if found := _DAY_FIRST.fullmatch(value):
+        day, month, year = (int(g) for g in found.groups())
+    elif found := _ISO_DAY.fullmatch(value):
+        year, month, day = (int(g) for g in found.groups())
+    else:
+        raise FieldError(
+            field, f"{label}: '{value[:20]}' is not a date written day first, dd/mm/yyyy (e.g. 31/01/2026)"
+        )
+    try:
+        return date(year, month, day)
+    except ValueError:
+        why = f"{calendar.month_name[month]} {year} has no day {day}" if 1 <= month <= 12 else "months go 1 to 12"
+        raise FieldError(field, f"{label}: {value} is not a real date ({why})") from None
+
+
+def parse_clock(text: str, *, field: str, label: str) -> time | None:
+    """A time typed on the 24-hour clock (HH:MM); None when left empty.
+
+    :raises FieldError: not HH:MM from 00:00 to 23:59.
+    """
+    value = (text or "").strip()
+    if not value:
+        return None
+    if not re.fullmatch(TIME_PATTERN, value):
+        raise FieldError(field, f"{label}: '{value[:20]}' is not a time on the 24-hour clock, HH:MM (e.g. 14:05)")
+    hours, minutes = value.split(":")
+    return time(int(hours), int(minutes))
+
+
+def parse_uk_moment(day_text: str, time_text: str, *, fields: tuple[str, str], label: str) -> datetime | None:
+    """A UK local date (day first) and time (24-hour) typed in two fields, as an aware moment; None
+    when both are empty.
+
+    :raises FieldError: either is malformed, or one is given without the other.
+    """
+    day = parse_day(day_text, field=fields[0], label=f"{label} (date)")
+    at = parse_clock(time_text, field=fields[1], label=f"{label} (time)")
+    if day is None and at is None:
+        return None
+    if day is None:
+        raise FieldError(fields[0], f"{label}: give the date too, dd/mm/yyyy")
+    if at is None:
+        raise FieldError(fields[1], f"{label}: give the time too, HH:MM on the 24-hour clock")
+    return uk_moment(day, at)

@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from api.deps import Caller
+from api.web.forms import DATE_PATTERN, TIME_PATTERN
 from factory.identity.models import Role
 from factory.kernel.clock import uk_time
 
@@ -18,6 +19,9 @@ WEB_DIR = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=str(WEB_DIR / "templates"))
 # Every time on a page in 24-hour UK local time: {{ entry.occurred_at|uk_time }}.
 templates.env.filters["uk_time"] = uk_time
+# Date and time fields take what UK users type, day first and 24-hour (tech_macros.date_field; the
+# same patterns api.web.forms parses with).
+templates.env.globals.update(date_pattern=DATE_PATTERN, time_pattern=TIME_PATTERN)
 
 # Everything is served from this origin: no inline script, no third-party content, no framing.
 SECURITY_HEADERS = {

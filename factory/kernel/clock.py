@@ -3,7 +3,7 @@ hash identically on every database."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
 _FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -27,6 +27,11 @@ def format_utc(moment: datetime) -> str:
 def parse_utc(stamp: str) -> datetime:
     """A stored timestamp back as an aware UTC moment (the inverse of ``format_utc``)."""
     return datetime.strptime(stamp, _FORMAT).replace(tzinfo=UTC)
+
+
+def uk_moment(day: date, at: time) -> datetime:
+    """A UK wall-clock time on a day (what a person on site types) as an aware moment."""
+    return datetime.combine(day, at, _SITE_ZONE)
 
 
 def uk_time(stamp: str | None, empty: str = "—") -> str:

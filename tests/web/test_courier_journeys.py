@@ -8,17 +8,20 @@ passes axe-core (WCAG 2.2 AA) and is kept as a screenshot under test-artifacts/s
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from harness.browser import attach, check_page, focused_id, log_in, new_page, page_error, press, scan, shot
 from harness.courier_data import courier_allocations, packed, shielded_officer, wave_with_room
-from harness.custody_data import PNG, issue_first, officer
+from harness.custody_data import PNG, issue_first, last_evidence, officer
 from harness.domain import verifier
 from harness.tech_site import Site
 from harness.web import cheap_password_hashing  # noqa: F401 (autouse fixture)
 
 from factory.custody.service import approve_exception, hand_over, request_exception
+from factory.kernel import clock
 from factory.kernel.db.engine import session_scope
 
 pytestmark = pytest.mark.slow  # a real browser against a served site
@@ -181,9 +184,14 @@ def test_a_new_starter_is_delivered_to_only_under_an_approved_exception(
     check_page(page, "courier-9a-exception-approved")
     scan(page, "SEAL-J7")
     page.get_by_label("Recipient's name").fill("PC New Starter")
+    # Recorded after the visit: the time of delivery typed day first, 24-hour clock, UK time.
+    visit = (clock.now() - timedelta(hours=1)).astimezone(ZoneInfo("Europe/London")).replace(second=0, microsecond=0)
+    page.get_by_label("Date", exact=True).press_sequentially(visit.strftime("%d/%m/%Y"))
+    page.get_by_label("Time", exact=True).press_sequentially(visit.strftime("%H:%M"))
     attach(page, "Recipient's signature (PNG, JPEG or PDF)", "signature.png", PNG)
     press(page, "Record delivery")
     assert page.locator("#consignment-status").inner_text() == "delivered"
+    assert last_evidence(tech_site.ctx, "J-7")["delivered_at"] == clock.format_utc(visit)
     assert tech_site.state("J-7") == "issued"
     assert page.locator("#devices td.old-device").inner_text() == "—"
     assert page.locator("#devices td.exception").inner_text() == shown  # the one it went under
