@@ -20,7 +20,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -72,31 +72,23 @@ def unknown_mac_note(mac: str, serials: Sequence[str]) -> str:
     )
 
 
+@dataclass(eq=False)
 class NetworkSlots:
-    """Runs on the controller's event thread, one event at a time."""
+    """Runs on the controller's event thread, one event at a time. The callables are the
+    controller's: the benches it runs, its notices, its removal path and its dispatcher's wake-up."""
 
-    def __init__(
-        self,
-        engine: Engine,
-        port_map: PortMap,
-        bus: LineBus,
-        *,
-        bench_ids: Callable[[], Sequence[int]],
-        provision_name: str,
-        notice: Callable[[str], None],
-        release: Callable[..., None],
-        wake: Callable[[], None],
-    ) -> None:
-        self.engine = engine
-        self.port_map = port_map
-        self.bus = bus
-        self._bench_ids = bench_ids
-        self._provision_name = provision_name
-        self._notice = notice
-        self._release = release  # the controller's removal path (code, reason): stops the slot's job, frees it
-        self._wake = wake
-        self._failing: dict[str, type[DriverError]] = {}
-        self._reboot_timers: dict[str, threading.Timer] = {}  # slot code -> the end of its reboot window
+    engine: Engine
+    port_map: PortMap
+    bus: LineBus
+    _: KW_ONLY
+    bench_ids: Callable[[], Sequence[int]]
+    provision_name: str
+    notice: Callable[[str], None]
+    release: Callable[..., None]  # the controller's removal path (code, reason): stops the slot's job, frees it
+    wake: Callable[[], None]
+    _failing: dict[str, type[DriverError]] = field(default_factory=dict, init=False)
+    # slot code -> the end of its reboot window
+    _reboot_timers: dict[str, threading.Timer] = field(default_factory=dict, init=False)
 
     def handle(self, event: NetworkEvent, detected: float) -> None:
         if isinstance(event, SwitchFailed):
@@ -104,7 +96,7 @@ class NetworkSlots:
             return
         if isinstance(event, SwitchRecovered):
             if self._failing.pop(event.switch, None) is not None:
-                self._notice(f"switch {event.switch} answers again")
+                self.notice(f"switch {event.switch} answers again")
             return
         code = self.port_map.slot_for_switch_port(event.switch, event.if_name)
         if isinstance(event, LinkUp):
@@ -129,7 +121,7 @@ class NetworkSlots:
         self._failing[event.switch] = kind
         words = failing(event.error)
         log.warning("switch %s %s: %s", event.switch, words, event.error.reason)
-        self._notice(
+        self.notice(
             f"switch {event.switch} {words}: {event.error.reason}; "
             "its slots are not updated until it answers (retrying)"
         )
@@ -138,7 +130,7 @@ class NetworkSlots:
 
     def _ours(self, session: Session, code: str) -> Slot | None:
         slot = lock_slot(session, code)
-        return slot if slot.bench_id in self._bench_ids() else None
+        return slot if slot.bench_id in self.bench_ids() else None
 
     def _mac_seen(self, code: str, mac: str, detected: float) -> None:
         with session_scope(self.engine) as s:
@@ -165,14 +157,14 @@ class NetworkSlots:
                 attach(s, slot, Attachment(serial, None, None, detected))
                 slot.attached_mac = mac
                 if serial is not None:
-                    jobs.create_job(s, slot, provision_name=self._provision_name, detected_epoch=detected)
+                    jobs.create_job(s, slot, provision_name=self.provision_name, detected_epoch=detected)
                     result = "attached"
                 else:
                     slot.error = unknown_mac_note(mac, serials)
                     result = "unknown device"
                 s.add(slot)
         self.bus.publish("slot", slot=code, result=result)
-        self._wake()
+        self.wake()
 
     def _mac_gone(self, code: str, mac: str) -> None:
         with session_scope(self.engine) as s:
@@ -187,7 +179,7 @@ class NetworkSlots:
                     s.add(slot)
                     self.bus.publish("slot", slot=code, result="conflict cleared")
                 return
-        self._release(code)
+        self.release(code)
 
     # ------------------------------------------------------------------ expected reboots
 
@@ -199,7 +191,7 @@ class NetworkSlots:
             if slot is not None and left is not None:
                 s.add(slot)
         if left is None:
-            self._release(code)
+            self.release(code)
             return
         self.bus.publish("slot", slot=code, result="rebooting")
         timer = threading.Timer(left + 0.05, self._check_back, args=(code,))
@@ -233,7 +225,7 @@ class NetworkSlots:
                 reason = reboot_grace.overdue(slot, time.time()) if slot is not None else None
             if reason is not None:
                 log.warning("slot %s: %s", code, reason)
-                self._release(code, reason)
+                self.release(code, reason)
         except Exception:  # a timer thread: an agent that stopped (or lost its database) meanwhile
             log.exception("slot %s: checking the end of its reboot window failed", code)
 
