@@ -21,8 +21,11 @@ FleetArg = Annotated[
 @app.command("build-for")
 @one_line_errors
 def build_for_cmd(serial: SerialArg, fleet_number: FleetArg, actor: ActorOpt = "cli") -> None:
-    """Earmark vehicle tablet SERIAL for vehicle FLEET_NUMBER before its build: the line provisions it
-    with that fleet number. Run again with another vehicle to change the earmark (until allocated)."""
+    """Earmark vehicle tablet SERIAL for vehicle FLEET_NUMBER before its build.
+
+    The line provisions it with that fleet number. Run again with another vehicle to change the
+    earmark (until the tablet is allocated).
+    """
     with unit_of_work() as (_ctx, session):
         build_for_vehicle(session, serial=serial, fleet_number=fleet_number, actor=actor)
     console.print(f"{serial.strip()} will be built for vehicle {fleet_number.strip()}", markup=False)
