@@ -3,7 +3,10 @@ level, the exceptions, and every certificate with its digest; rendered as a PDF 
 
 Everything is read from the evidence tables as they are: certificates by their indexed columns
 (which ``check_certificate`` holds equal to the signed documents), failures from the custody
-ledger (the ``fail`` entries out of ``sanitising``), exceptions from ``exceptions``.
+ledger (the ``fail`` entries out of ``sanitising``), exceptions from ``exceptions``: departures
+without a verified certificate, failed erases not yet followed by a re-erase, and consignments
+overdue or missing a scan, as they stand when the summary is made (a wave's: those of its devices
+and its consignments' devices).
 """
 
 from __future__ import annotations
@@ -17,7 +20,10 @@ from sqlmodel import Session, col, select
 from factory.audit.certificate_check import SiteKeyList
 from factory.audit.errors import AuditRequestInvalid
 from factory.audit.exceptions import Violation, certificates_by_wave, uncertified_departures
+from factory.audit.open_failures import OpenFailure, failures_without_reerase
 from factory.audit.search import CertificateQuery, Outcome, _bound_text, search_certificates
+from factory.custody.views import ConsignmentException, consignment_items, get_consignment
+from factory.custody.views import exception_report as consignment_exceptions
 from factory.kernel import clock
 from factory.kernel.clock import format_utc
 from factory.kernel.models.certificate import Certificate
@@ -94,7 +100,7 @@ def summarise(
     if (wave is None) == (issued_from is None and issued_to is None):
         raise AuditRequestInvalid("a summary covers a wave or a date range (from and/or to), not both or neither")
     now = format_utc(clock.now())
-    violations = uncertified_departures(session, keys)
+    open_now = _OpenExceptions.read(session, keys)
     if wave is not None:
         [found] = certificates_by_wave(session, wave) or [None]
         if found is None:
@@ -106,15 +112,54 @@ def summarise(
             if d.held_user_data and not d.certificate_ids
         ]
         serials = {d.device_serial for d in found.devices}
-        own = [_departure(v) for v in violations if v.device_serial in serials]
-        return Summary(f"wave {wave}", now, _rows(session, ids, None, None), 0, uncovered + own)
+        return Summary(f"wave {wave}", now, _rows(session, ids, None, None), 0, uncovered + open_now.lines(serials))
     scope = f"{_day(issued_from) if issued_from else 'the start'} to {_day(issued_to) if issued_to else 'now'}"
     rows = _rows(session, None, issued_from, issued_to)
-    return Summary(scope, now, rows, _failures(session, issued_from, issued_to), [_departure(v) for v in violations])
+    return Summary(scope, now, rows, _failures(session, issued_from, issued_to), open_now.lines(None))
+
+
+@dataclass(frozen=True)
+class _OpenExceptions:
+    """The exception report's open items, as lines for the summary."""
+
+    departures: list[Violation]
+    failures: list[OpenFailure]
+    consignments: list[ConsignmentException]
+    carried: dict[str, set[str]]  # consignment reference -> the serials it carries
+
+    @classmethod
+    def read(cls, session: Session, keys: SiteKeyList) -> _OpenExceptions:
+        consignments = consignment_exceptions(session)
+        carried = {
+            ref: {device.serial for _item, device in consignment_items(session, get_consignment(session, ref))}
+            for ref in {c.reference for c in consignments}
+        }
+        return cls(uncertified_departures(session, keys), failures_without_reerase(session), consignments, carried)
+
+    def lines(self, serials: set[str] | None) -> list[str]:
+        """Every open item, or (a wave's summary) those naming one of ``serials``; a consignment
+        problem naming no device counts for a wave when one of its devices is the wave's."""
+
+        def ours(serial: str | None) -> bool:
+            return serials is None or serial in serials
+
+        return [
+            *(_departure(v) for v in self.departures if ours(v.device_serial)),
+            *(_open_failure(f) for f in self.failures if ours(f.device_serial)),
+            *(
+                f"consignment {c.reference} {c.problem.replace('_', ' ')}: {c.detail}"
+                for c in self.consignments
+                if ours(c.device_serial) or (c.device_serial is None and self.carried[c.reference] & (serials or set()))
+            ),
+        ]
 
 
 def _day(moment: datetime) -> str:
     return format_utc(moment)[:16].replace("T", " ") + " UTC"
+
+
+def _open_failure(f: OpenFailure) -> str:
+    return f"failed erase without a re-erase: {f.device_serial} at {f.failed_at}: {f.reason or 'no reason recorded'}"
 
 
 def _departure(v: Violation) -> str:

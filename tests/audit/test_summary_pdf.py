@@ -12,11 +12,13 @@ from pathlib import Path
 
 import pytest
 from harness.audit_data import failed_device, sanitised_device
+from harness.courier_data import handed_over, handed_over_days_ago, wave_with_room
 from harness.requirements import require_tool
 from sqlmodel import select
 
 from factory.audit.errors import AuditRequestInvalid
 from factory.audit.views import certificate_sections, summarise, summary_pdf
+from factory.custody.views import DEFAULT_OVERDUE_DAYS
 from factory.kernel.context import AppContext
 from factory.kernel.db.engine import session_scope
 from factory.kernel.models.certificate import Certificate
@@ -80,3 +82,28 @@ def test_certificate_page_sections_come_from_the_signed_document(ctx: AppContext
     assert sections["validation"]["Result"] == "accepted"
     assert sections["people"]["Sanitised by"].startswith("tech.one")
     assert sections["custody"]["Custody entry (sequence)"] == str(doc["custody"]["sequence"])
+
+
+def test_summary_lists_every_kind_of_open_exception(ctx: AppContext, tmp_path: Path) -> None:
+    """Failed erases without a re-erase and overdue consignments are exceptions of the summary as
+    of the exception report; a wave's summary keeps those of its own devices."""
+    require_tool("pdftotext")
+    failed_device(ctx, "EXC-FAIL", "read-back found 3 mismatches")
+    wave = wave_with_room(ctx, "W-EXC", in_person=0)
+    late = handed_over(ctx, wave, "S-EXC", "OLD-EXC", "CON-EXC")
+    handed_over_days_ago(ctx, late, DEFAULT_OVERDUE_DAYS + 1)
+    with session_scope(ctx.engine) as s:
+        everything = summarise(s, ctx.site_keys.public_key(), issued_from=FROM, issued_to=TO)
+        the_wave = summarise(s, ctx.site_keys.public_key(), wave=wave)
+    failure = "failed erase without a re-erase: EXC-FAIL at "
+    overdue = f"consignment {late} overdue: handed over "
+    assert any(line.startswith(failure) and "3 mismatches" in line for line in everything.exceptions)
+    assert any(line.startswith(overdue) for line in everything.exceptions), everything.exceptions
+    # The failed laptop is not the wave's; the late consignment carries the wave's tablet.
+    assert not any(line.startswith(failure) for line in the_wave.exceptions)
+    assert any(line.startswith(overdue) for line in the_wave.exceptions), the_wave.exceptions
+    pdf = tmp_path / "summary.pdf"
+    pdf.write_bytes(summary_pdf(everything))
+    flat = re.sub(r"\s+", " ", _text(pdf))
+    assert f"Exceptions listed: {len(everything.exceptions)}" in flat
+    assert "failed erase without a re-erase: EXC-FAIL" in flat and f"consignment {late} overdue" in flat
