@@ -50,6 +50,7 @@ NAV: tuple[NavLink, ...] = (
     NavLink("/tech/issue", "Issue", (Role.TECHNICIAN,)),
     NavLink("/tech/allocate", "Allocate", (Role.TECHNICIAN,)),
     NavLink("/tech/swap", "Swap", (Role.TECHNICIAN,)),
+    NavLink("/tech/exceptions", "Exchange exceptions", (Role.TECHNICIAN,)),
     NavLink("/tech/held", "Held", (Role.TECHNICIAN,)),
     NavLink("/tech/destruction", "Destruction", (Role.TECHNICIAN,)),
     NavLink("/tech/pool", "Pool", (Role.TECHNICIAN,)),

@@ -10,6 +10,7 @@ from api.web import (
     tech_allocate,
     tech_devices,
     tech_disposal,
+    tech_exceptions,
     tech_import,
     tech_kpis,
     tech_labels,
@@ -29,4 +30,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     tech_kpis.router,
     admin_accounts.router,
     tech_import.router,
+    tech_exceptions.router,
 )

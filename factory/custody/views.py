@@ -25,6 +25,7 @@ from factory.custody.courier_views import (
 from factory.custody.destinations import certificate_serves
 from factory.custody.disposal_views import BatchItemView, BatchView, disposal_batch, disposal_batches
 from factory.custody.documents import COURIER_READABLE, read_document, sha256_hex
+from factory.custody.exception_views import ExceptionRow, exception_allocation, open_exceptions
 from factory.custody.kpi_window import BenchWindow, WaveWindow, window_kpis, working_hours
 from factory.custody.kpis import BenchKpis, WaveKpis, bench_kpis, wave_kpis
 from factory.custody.lookups import (
@@ -90,6 +91,7 @@ __all__ = [
     "ConsignmentView",
     "DeliveryLine",
     "Earmark",
+    "ExceptionRow",
     "HeldDevice",
     "PendingDestruction",
     "PersonaliseDue",
@@ -108,6 +110,7 @@ __all__ = [
     "disposal_batch",
     "disposal_batches",
     "earmarks",
+    "exception_allocation",
     "exception_report",
     "get_allocation",
     "get_approval",
@@ -123,6 +126,7 @@ __all__ = [
     "list_consignments",
     "low_pools",
     "needs_of",
+    "open_exceptions",
     "open_in_person_allocation",
     "pending_destructions",
     "personalisation_due",
