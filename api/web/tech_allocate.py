@@ -13,13 +13,13 @@ from pydantic import BaseModel
 from api.deps import Caller, ContextDep
 from api.web.forms import device_or_none
 from api.web.tech_pages import TechUser, act, field_of, page
-from factory.custody.models import AllocationChannel
+from factory.custody.models import ALLOCATION_CHANNELS, AllocationChannel
 from factory.custody.service import allocate
 from factory.kernel.db.engine import Session
 from factory.kernel.errors import FactoryError, InvalidInput
 
 router = APIRouter(prefix="/tech", include_in_schema=False)
-CHANNELS = [c.value for c in AllocationChannel]
+CHANNELS = [c.value for c in ALLOCATION_CHANNELS]
 
 
 class AllocateForm(BaseModel):
@@ -42,10 +42,9 @@ def allocate_form(request: Request, ctx: ContextDep, me: TechUser, serial: str =
 
 
 def _holder(form: AllocateForm) -> dict[str, Any]:
-    try:
-        channel = AllocationChannel(form.channel)
-    except ValueError:
-        raise InvalidInput(f"'{form.channel[:20]}' is not a delivery channel") from None
+    channel = next((c for c in ALLOCATION_CHANNELS if c.value == form.channel), None)
+    if channel is None:
+        raise InvalidInput(f"'{form.channel[:20]}' is not a delivery channel")
     holder = form.holder.strip()
     if not holder:
         raise InvalidInput("scan the officer's staff number (or the vehicle's fleet number)")

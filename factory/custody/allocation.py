@@ -7,7 +7,7 @@ from __future__ import annotations
 from sqlmodel import Session, col, select
 
 from factory.custody.lookups import get_allocation, get_officer, get_vehicle, get_wave
-from factory.custody.models import Allocation, AllocationChannel, Officer, Vehicle
+from factory.custody.models import ALLOCATION_CHANNELS, Allocation, AllocationChannel, Officer, Vehicle
 from factory.custody.outcome import Outcome, saved
 from factory.custody.statuses import OPEN_ALLOCATION, WITH_HOLDER_OR_COURIER, AllocationStep, change_status, require
 from factory.custody.vehicle_builds import refuse_other_vehicle
@@ -70,6 +70,8 @@ def allocate(
 
 
 def _channel_for(device: Device, vehicle: Vehicle | None, channel: AllocationChannel | None) -> AllocationChannel:
+    if channel is not None and channel not in ALLOCATION_CHANNELS:
+        raise InvalidInput(f"channel '{channel}' is recorded only by the import of devices already in the field")
     if vehicle is not None:
         channel = channel or AllocationChannel.VEHICLE
         if channel is not AllocationChannel.VEHICLE:

@@ -77,6 +77,14 @@ class AllocationChannel(StrEnum):
     IN_FIELD = "in_field"  # already with its officer when its record was imported: never handed over here
 
 
+# The channels a device is allocated through; in_field allocations are made only by the import.
+ALLOCATION_CHANNELS: tuple[AllocationChannel, ...] = (
+    AllocationChannel.IN_PERSON,
+    AllocationChannel.COURIER,
+    AllocationChannel.VEHICLE,
+)
+
+
 class Allocation(CreatedRecord, table=True):
     device_id: int = Field(foreign_key="device.id", index=True)
     officer_id: int | None = Field(default=None, foreign_key="officer.id", index=True)

@@ -13,16 +13,16 @@ from pathlib import Path
 
 import pytest
 from harness.courier_data import courier_allocations, packed, shielded_officer, wave_with_room
-from harness.custody_data import accept, allocated, entries, entry_count, ledger_ok, pooled, signature
+from harness.custody_data import accept, allocated, entries, entry_count, ledger_ok, pooled, ready, signature
 from harness.domain import move, receive, sanitise, state_of, verifier
 from harness.netboot_site import register_netboot_bench, report
 from sqlmodel import select
 
-from factory.custody.models import Allocation
-from factory.custody.service import deliver, hand_over, import_csv, issue_device, walk_in_swap
+from factory.custody.models import Allocation, AllocationChannel
+from factory.custody.service import allocate, deliver, hand_over, import_csv, issue_device, walk_in_swap
 from factory.intake.returned_media import awaits_media
 from factory.kernel.db.engine import session_scope
-from factory.kernel.errors import InvalidTransition
+from factory.kernel.errors import InvalidInput, InvalidTransition
 from factory.kernel.lifecycle.states import Event
 from factory.kernel.models.device import Device, StorageMedium
 
@@ -257,3 +257,11 @@ def test_a_technician_records_the_media_of_a_device_imported_without_them(ctx) -
     assert other.exit_code == 1 and "OLD-L1 is not awaiting its media" in other.stderr
     assert len(sanitise(ctx, entry.device_id)) == 1
     assert ledger_ok(ctx)
+
+
+def test_the_in_field_channel_is_never_allocated_by_hand(ctx) -> None:
+    _in_field(ctx)
+    ready(ctx, "NEW-X")
+    with pytest.raises(InvalidInput, match="recorded only by the import"), session_scope(ctx.engine) as s:
+        allocate(s, serial="NEW-X", actor="tech.one", staff_number="PC5001", channel=AllocationChannel.IN_FIELD)
+    assert state_of(ctx, "NEW-X") == "ready"
