@@ -1,12 +1,13 @@
 """Bulk import as a technician in Chromium: a dry run reports every row (a refused row named with
 its line and reason, nothing written), the corrected file imports, a second import of it is
 refused row by row; a non-CSV file is refused on its field; devices already in the field are
-imported with their officers (each then issued to them); axe-core, screenshots."""
+imported with their officers, and a new laptop is issued in exchange for one; axe-core, screenshots."""
 
 from __future__ import annotations
 
 import pytest
-from harness.browser import attach, check_page, log_in, press
+from harness.browser import attach, check_page, log_in, press, scan
+from harness.custody_data import allocated
 from harness.web import cheap_password_hashing  # noqa: F401 (autouse fixture)
 from sqlmodel import select
 
@@ -63,7 +64,7 @@ def test_devices_in_the_field_import_with_their_officers(tech_page, tech_site) -
     page, site = tech_page, tech_site
     with session_scope(site.ctx.engine) as s:
         for staff_number in ("PC6101", "PC6102"):
-            register_officer(s, staff_number=staff_number, name="Field Officer", team="Response C")
+            register_officer(s, staff_number=staff_number, name="Field Officer", team="Response C", pin="4321")
     log_in(page, "technician1", "/tech/import")
     _import(page, IN_FIELD_BAD, dry_run=True, name="in-field.csv", kind="devices")
     assert page.locator("#report thead").inner_text().split("\t")[1].strip() == "Serial"
@@ -80,3 +81,13 @@ def test_devices_in_the_field_import_with_their_officers(tech_page, tech_site) -
     check_page(page, "tech-import-4-devices-imported")
     _import(page, IN_FIELD_GOOD, dry_run=True, name="in-field.csv", kind="devices")  # already recorded, row by row
     assert page.locator("#report tbody tr").filter(has_text="already known").count() == 2
+    # The first wave: a new laptop is issued at the counter in exchange for the imported one.
+    allocated(site.ctx, "FLD-NEW", "PC6101")
+    page.goto("/tech/issue")
+    scan(page, "FLD-NEW")
+    scan(page, "FLD-1")
+    page.get_by_label("Officer's name as given").fill("Field Officer")
+    page.get_by_label("Officer's PIN").fill("4321")
+    press(page, "Issue")
+    assert "Issued FLD-NEW" in page.locator("#page-notice").inner_text()
+    assert site.state("FLD-NEW") == "issued" and site.state("FLD-1") == "returned"
