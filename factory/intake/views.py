@@ -158,6 +158,23 @@ def get_endpoint(session: Session, serial: str) -> ServiceEndpoint:
     return endpoint
 
 
+def endpoint_bound_to_a_boot(session: Session, serial: str) -> bool:
+    """True when the device's endpoint was pinned by a network enrolment: its host key is that
+    boot's, so a later boot must enrol again before anything connects to it."""
+    from sqlmodel import col, select
+
+    from factory.intake.enrolment import ENROLMENT_ACTOR
+    from factory.intake.models import ServiceEndpoint
+    from factory.kernel.models.device import Device
+
+    recorded_by = session.exec(
+        select(ServiceEndpoint.recorded_by)
+        .join(Device, col(Device.id) == ServiceEndpoint.device_id)
+        .where(Device.serial == serial)
+    ).first()
+    return recorded_by == ENROLMENT_ACTOR
+
+
 def serials_with_mac(session: Session, mac: str) -> list[str]:
     """Serials of the devices whose endpoint records ``mac`` (normalised); more than one is ambiguous."""
     from sqlmodel import col, select

@@ -127,6 +127,7 @@ class Controller:
             notice=self._notice,
             release=lambda code, why=None: self._detached(code, None, why),
             wake=self._wake.set,
+            network_boot=bool(self.config.network.netboot),
         )
 
     def _runner_context(self, erase_fn: EraseFn, observers: list[Observer]) -> RunnerContext:

@@ -25,7 +25,7 @@ from dataclasses import KW_ONLY, dataclass, field
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from factory.intake.views import serials_with_mac
+from factory.intake.views import endpoint_bound_to_a_boot, serials_with_mac
 from factory.kernel.db.engine import session_scope
 from factory.line import jobs, reboot_grace
 from factory.line.bus import LineBus
@@ -72,6 +72,15 @@ def unknown_mac_note(mac: str, serials: Sequence[str]) -> str:
     )
 
 
+def awaiting_enrolment_note(mac: str, serial: str | None) -> str:
+    """What the board says about a laptop on a switch port that has not enrolled on this boot."""
+    who = f"laptop {serial}" if serial else f"MAC {mac} (not recorded yet)"
+    return (
+        f"{who} is on the bench, waiting for its network boot: power it on (or restart it) to boot from "
+        "the network; it enrols itself and its job starts on this slot"
+    )
+
+
 @dataclass(eq=False)
 class NetworkSlots:
     """Runs on the controller's event thread, one event at a time. The callables are the
@@ -86,6 +95,7 @@ class NetworkSlots:
     notice: Callable[[str], None]
     release: Callable[..., None]  # the controller's removal path (code, reason): stops the slot's job, frees it
     wake: Callable[[], None]
+    network_boot: bool = False  # the agent serves network boot ([[netboot]]): laptops enrol themselves
     _failing: dict[str, type[DriverError]] = field(default_factory=dict, init=False)
     # slot code -> the end of its reboot window
     _reboot_timers: dict[str, threading.Timer] = field(default_factory=dict, init=False)
@@ -152,19 +162,29 @@ class NetworkSlots:
                 s.add(slot)
                 result = "conflict"
             else:
-                serials = serials_with_mac(s, mac)
-                serial = serials[0] if len(serials) == 1 else None
-                attach(s, slot, Attachment(serial, None, None, detected))
-                slot.attached_mac = mac
-                if serial is not None:
-                    jobs.create_job(s, slot, provision_name=self.provision_name, detected_epoch=detected)
-                    result = "attached"
-                else:
-                    slot.error = unknown_mac_note(mac, serials)
-                    result = "unknown device"
-                s.add(slot)
+                result = self._occupy(s, slot, mac, detected)
         self.bus.publish("slot", slot=code, result=result)
         self.wake()
+
+    def _occupy(self, s: Session, slot: Slot, mac: str, detected: float) -> str:
+        """A free slot takes the MAC's laptop. Its job is queued here only when its endpoint was
+        recorded by hand (``factory device endpoint``): a network-booting laptop's endpoint is bound
+        to one boot (that boot's host key), so it waits, occupying the slot, for its next enrolment,
+        which queues its job on this slot (``netboot_jobs``); its reboots and its leaving then count
+        here like any other occupant's."""
+        serials = serials_with_mac(s, mac)
+        serial = serials[0] if len(serials) == 1 else None
+        attach(s, slot, Attachment(serial, None, None, detected))
+        slot.attached_mac = mac
+        s.add(slot)
+        if serial is not None and not endpoint_bound_to_a_boot(s, serial):
+            jobs.create_job(s, slot, provision_name=self.provision_name, detected_epoch=detected)
+            return "attached"
+        if serial is not None or (self.network_boot and not serials):
+            slot.error = awaiting_enrolment_note(mac, serial)
+            return "awaiting network boot"
+        slot.error = unknown_mac_note(mac, serials)
+        return "unknown device"
 
     def _mac_gone(self, code: str, mac: str) -> None:
         with session_scope(self.engine) as s:

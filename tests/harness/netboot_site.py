@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -64,3 +65,12 @@ def _disk(n: int, transport: str, serial: str) -> dict[str, object]:
     capabilities = ["nvme-format"] if transport == "nvme" else []
     return {"name": f"disk{n}", "serial": serial, "model": "QEMU disk", "size_bytes": 64 << 20,
             "transport": transport, "firmware": "1.0", "capabilities": capabilities}  # fmt: skip
+
+
+def boot(client, mac: str) -> str:  # type: ignore[no-untyped-def]
+    """What iPXE does: fetch this NIC's script; returns the boot token on its kernel command line."""
+    r = client.get(f"/netboot/ipxe/{mac.replace(':', '-')}")
+    assert r.status_code == 200 and r.headers["x-boot-decision"] == "service", r.text
+    match = re.search(r"df\.token=(\S+)", r.text)
+    assert match, r.text
+    return match.group(1)

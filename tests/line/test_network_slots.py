@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import socket
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from harness.requirements import require_tool
 from harness.snmpsim import (
     SnmpSim,
 )
+from harness.switch_ports import gone, host_key, jobs_in, seen, slot, with_mac
 from harness.waiting import wait_until
 from sqlmodel import col, select
 
@@ -29,45 +29,14 @@ from factory.kernel.models.custody_entry import CustodyEntry
 from factory.line.agent import LineAgentProcess
 from factory.line.bench_config import LineConfig, load_line_config
 from factory.line.controller import Controller
-from factory.line.models import Job, Slot
 from factory.line.network_slots import SwitchFailed, SwitchRecovered
 from factory.line.provision_step import NO_PROVISIONING, NO_PROVISIONING_NOTICE
-from hardware_drivers.events import LinkDown, MacGone, MacSeen, MalformedReply, SnmpTimeout
+from hardware_drivers.events import LinkDown, MacSeen, MalformedReply, SnmpTimeout
 from hardware_drivers.switch_poller import SwitchTarget, TrapListen
 
 LAPTOP = "00:1b:63:aa:00:01"  # on sw-bench-1 Gi1/0/1 in the fixture
 STRANGER = "00:1b:63:aa:00:02"  # on sw-bench-1 Gi1/0/2: recorded on no device
 SLOT1, SLOT2, SLOT3 = "bench-1/slot-1", "bench-1/slot-2", "bench-1/slot-3"
-
-
-def host_key() -> str:
-    public = Ed25519PrivateKey.generate().public_key()
-    return public.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
-
-
-def with_mac(ctx: AppContext, serial: str, mac: str, *, new_stock: bool = True) -> None:
-    receive(ctx, serial, media=(f"{serial}-D",), new_stock=new_stock)
-    with session_scope(ctx.engine) as s:
-        register_endpoint(
-            s, serial, address="127.0.0.1", port=22, username="root", host_key=host_key(), actor="t", mac=mac.upper()
-        )
-
-
-def slot(ctx: AppContext, code: str) -> Slot:
-    with session_scope(ctx.engine) as s:
-        row = s.exec(select(Slot).where(Slot.code == code)).one()
-        s.expunge(row)
-        return row
-
-
-def jobs_in(ctx: AppContext, code: str) -> list[Job]:
-    with session_scope(ctx.engine) as s:
-        rows = s.exec(
-            select(Job).join(Slot, col(Slot.id) == Job.slot_id).where(Slot.code == code).order_by(col(Job.id))
-        ).all()
-        for row in rows:
-            s.expunge(row)
-        return list(rows)
 
 
 # ---------------------------------------------------------------------------- the site file
@@ -111,30 +80,11 @@ def test_site_file_refuses_bad_switch_settings(tmp_path: Path, switches: str, tr
 # ---------------------------------------------------------------------------- MAC occupancy
 
 
-@pytest.fixture
-def controller(ctx: AppContext, tmp_path: Path) -> Iterator[Controller]:
-    config = load_line_config(switch_site_file(tmp_path, ONE_SWITCH))
-    ctl = Controller(ctx, config)  # the events below are the ones the switch poller submits
-    ctl.start()
-    try:
-        yield ctl
-    finally:
-        ctl.stop(drain_seconds=5)
-
-
 def later_notices(controller: Controller) -> list[str]:
     """The notices after the one every agent without provisioning settings starts with."""
     first, *rest = [n.message for n in controller.stats.notices]
     assert first == NO_PROVISIONING_NOTICE
     return rest
-
-
-def seen(mac: str, port: int) -> MacSeen:
-    return MacSeen("sw-bench-1", mac, port, port, f"Gi1/0/{port}", 20)
-
-
-def gone(mac: str, port: int) -> MacGone:
-    return MacGone("sw-bench-1", mac, port, port, f"Gi1/0/{port}")
 
 
 def test_known_mac_occupies_its_slot_and_gets_a_job(ctx: AppContext, controller: Controller) -> None:

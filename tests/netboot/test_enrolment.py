@@ -5,12 +5,11 @@ key, compares its disks with the media recorded, and queues (or holds) its job o
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pytest
 from harness.domain import move, receive, state_of
-from harness.netboot_site import new_host_key, register_netboot_bench, report
+from harness.netboot_site import boot, new_host_key, register_netboot_bench, report
 from sqlalchemy import update
 from sqlmodel import select
 
@@ -30,15 +29,6 @@ DISKS = [("nvme", "NV-1"), ("sata", "SA-1")]
 @pytest.fixture
 def bench(ctx: AppContext, tmp_path: Path) -> None:
     register_netboot_bench(ctx, tmp_path, slots=2)
-
-
-def boot(client, mac: str = MAC) -> str:  # type: ignore[no-untyped-def]
-    """What iPXE does: fetch this NIC's script; returns the boot token on its kernel command line."""
-    r = client.get(f"/netboot/ipxe/{mac.replace(':', '-')}")
-    assert r.status_code == 200 and r.headers["x-boot-decision"] == "service", r.text
-    match = re.search(r"df\.token=(\S+)", r.text)
-    assert match, r.text
-    return match.group(1)
 
 
 def only_job(ctx: AppContext) -> Job:
@@ -64,7 +54,7 @@ def test_chain_and_service_scripts_point_back_at_the_controller(client) -> None:
 def test_enrolment_pins_the_boots_host_key_and_queues_the_job(ctx: AppContext, client, bench) -> None:  # type: ignore[no-untyped-def]
     receive(ctx, "LT-1", ["NV-1", "SA-1"])
     key = new_host_key()
-    r = client.post("/api/netboot/enrol", json=report(MAC, "LT-1", DISKS, token=boot(client), host_key=key))
+    r = client.post("/api/netboot/enrol", json=report(MAC, "LT-1", DISKS, token=boot(client, MAC), host_key=key))
     assert r.status_code == 200, r.text
     body = r.json()
     assert (body["outcome"], body["serial"], body["matched_by"], body["job_status"]) == (
@@ -89,7 +79,7 @@ def test_enrolment_without_a_token_or_with_a_used_one_is_refused(ctx: AppContext
     assert "no boot token" in r.json()["reason"]
     r = client.post("/api/netboot/enrol", json=report(MAC, "LT-2", DISKS, token="made-up"))
     assert r.status_code == 401 and "not recognised" in r.json()["reason"]
-    token = boot(client)
+    token = boot(client, MAC)
     assert client.post("/api/netboot/enrol", json=report(MAC, "LT-2", DISKS, token=token)).status_code == 200
     # The same boot posting again, with another host key: the token is spent, nothing changes.
     again = client.post("/api/netboot/enrol", json=report(MAC, "LT-2", DISKS, token=token))
@@ -105,7 +95,7 @@ def test_a_token_for_another_mac_or_an_expired_one_is_refused(ctx: AppContext, c
     r = client.post("/api/netboot/enrol", json=report(MAC, "LT-3", DISKS, token=theirs))
     assert (r.status_code, r.json()["error"]) == (403, "forbidden")
     assert f"issued to MAC {OTHER_MAC}" in r.json()["reason"]
-    mine = boot(client)
+    mine = boot(client, MAC)
     with session_scope(ctx.engine) as s:  # the laptop took longer than the token lives
         s.execute(update(BootToken).values(expires_at="2000-01-01T00:00:00.000000Z"))
     r = client.post("/api/netboot/enrol", json=report(MAC, "LT-3", DISKS, token=mine))
@@ -115,7 +105,7 @@ def test_a_token_for_another_mac_or_an_expired_one_is_refused(ctx: AppContext, c
 
 
 def test_an_unknown_laptop_is_booked_in_with_its_disks_and_quarantined(ctx: AppContext, client, bench) -> None:  # type: ignore[no-untyped-def]
-    r = client.post("/api/netboot/enrol", json=report(MAC, "STRANGER-1", DISKS, token=boot(client)))
+    r = client.post("/api/netboot/enrol", json=report(MAC, "STRANGER-1", DISKS, token=boot(client, MAC)))
     assert r.status_code == 200, r.text
     assert (r.json()["outcome"], r.json()["matched_by"], r.json()["job_status"]) == ("quarantined", "new", "held")
     assert state_of(ctx, "STRANGER-1") == "quarantined"
@@ -132,11 +122,12 @@ def test_an_unknown_laptop_is_booked_in_with_its_disks_and_quarantined(ctx: AppC
 
 def test_a_laptop_is_matched_by_its_mac_when_its_dmi_serial_is_not_on_record(ctx: AppContext, client, bench) -> None:  # type: ignore[no-untyped-def]
     receive(ctx, "LT-4", ["NV-1", "SA-1"])
-    assert client.post("/api/netboot/enrol", json=report(MAC, "LT-4", DISKS, token=boot(client))).status_code == 200
+    token = boot(client, MAC)
+    assert client.post("/api/netboot/enrol", json=report(MAC, "LT-4", DISKS, token=token)).status_code == 200
     # Board replaced: the DMI serial changed, the NIC (recorded at the first enrolment) did not.
     with session_scope(ctx.engine) as s:
         s.execute(update(Job).values(status=JobStatus.SUCCEEDED))
-    r = client.post("/api/netboot/enrol", json=report(MAC, "NEW-BOARD", DISKS, token=boot(client)))
+    r = client.post("/api/netboot/enrol", json=report(MAC, "NEW-BOARD", DISKS, token=boot(client, MAC)))
     assert r.status_code == 200 and (r.json()["serial"], r.json()["matched_by"]) == ("LT-4", "mac")
 
 
@@ -151,7 +142,7 @@ def test_disks_not_as_recorded_stop_the_job_with_the_reason(  # type: ignore[no-
     ctx: AppContext, client, bench, found: list[tuple[str, str]], reason: str
 ) -> None:
     receive(ctx, "LT-5", ["NV-1", "SA-1"])
-    r = client.post("/api/netboot/enrol", json=report(MAC, "LT-5", found, token=boot(client)))
+    r = client.post("/api/netboot/enrol", json=report(MAC, "LT-5", found, token=boot(client, MAC)))
     assert (r.status_code, r.json()["error"]) == (409, "enrolment_refused")
     assert reason in r.json()["reason"]
     job = only_job(ctx)
@@ -164,7 +155,8 @@ def test_disks_not_as_recorded_stop_the_job_with_the_reason(  # type: ignore[no-
 
 def test_a_laptop_whose_work_is_done_boots_its_own_disk(ctx: AppContext, client, bench) -> None:  # type: ignore[no-untyped-def]
     device_id = receive(ctx, "LT-6", ["NV-1", "SA-1"], new_stock=True)
-    assert client.post("/api/netboot/enrol", json=report(MAC, "LT-6", DISKS, token=boot(client))).status_code == 200
+    token = boot(client, MAC)
+    assert client.post("/api/netboot/enrol", json=report(MAC, "LT-6", DISKS, token=token)).status_code == 200
     assert client.get(f"/netboot/next/{MAC}").text == "wait\n"  # the agent keeps the laptop up
     move(ctx, device_id, Event.START_PROVISION)
     move(ctx, device_id, Event.PROVISIONED)
@@ -180,7 +172,8 @@ def test_every_network_boot_slot_busy_refuses_without_spending_the_token(
     register_netboot_bench(ctx, tmp_path, slots=1)
     receive(ctx, "LT-7", ["NV-1", "SA-1"])
     receive(ctx, "LT-8", ["NV-2"])
-    assert client.post("/api/netboot/enrol", json=report(MAC, "LT-7", DISKS, token=boot(client))).status_code == 200
+    token = boot(client, MAC)
+    assert client.post("/api/netboot/enrol", json=report(MAC, "LT-7", DISKS, token=token)).status_code == 200
     token = boot(client, OTHER_MAC)
     body = report(OTHER_MAC, "LT-8", [("nvme", "NV-2")], token=token)
     r = client.post("/api/netboot/enrol", json=body)
@@ -197,7 +190,7 @@ def test_an_enrolment_from_another_address_than_the_macs_lease_is_refused_withou
     leases = ctx.settings.work_dir / "netboot" / "bench-net" / "dnsmasq.leases"
     leases.parent.mkdir(parents=True)
     leases.write_text(f"1765000000 {MAC} 198.18.0.120 * 01:{MAC}\n")  # dnsmasq's lease file format
-    token = boot(client)
+    token = boot(client, MAC)
     r = client.post("/api/netboot/enrol", json=report(MAC, "LT-9", DISKS, token=token))
     assert (r.status_code, r.json()["error"]) == (403, "forbidden")
     assert "came from testclient, which its lease (198.18.0.120) is not" in r.json()["reason"]
