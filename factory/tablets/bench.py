@@ -41,6 +41,7 @@ from imaging.tablets.identity import (
     WINDOWS,
     TabletProbe,
     probe_android,
+    probe_android_after_reset,
     probe_ipad,
     probe_ipad_after_reset,
 )
@@ -101,18 +102,26 @@ class TabletBench:
         return ResetContext(runner, dict(self.management), managed_id, self.site_dpc, wait)
 
     def reprobe(self, probe: TabletProbe, cancel: Any = None) -> Reprobe | None:
-        """How the tablet is read after its reset: an erased iPad, without pairing, polled until it is
-        back from its restart in its setup state (or the wait's deadline)."""
-        if probe.platform != IPADOS:
-            return None
-        udid, wait = probe.ref, self.wait
-        stop = cancel or threading.Event()
+        """How the tablet is read after its reset, polled until it is back from its restart or the
+        wait's deadline: an erased iPad without pairing, until it shows its setup state; an Android
+        tablet reset over USB on adb, until adb lists it ready again (then read once: a tablet back
+        still set up, or as another serial, fails the reset's checks)."""
+        if probe.platform == IPADOS:
+            return self._polled(
+                lambda r: probe_ipad_after_reset(r, probe.ref), lambda a: a.setup_complete is False, cancel
+            )
+        if probe.platform == ANDROID:
+            return self._polled(lambda r: probe_android_after_reset(r, probe.ref), lambda a: a.identified, cancel)
+        return None
+
+    def _polled(self, read: Reprobe, back: Callable[[TabletProbe], bool], cancel: threading.Event | None) -> Reprobe:
+        wait, stop = self.wait, cancel or threading.Event()
 
         def read_back(runner: CommandRunner) -> TabletProbe:
             deadline = time.monotonic() + wait.deadline_seconds
             while True:
-                after = probe_ipad_after_reset(runner, udid)
-                if after.setup_complete is False or time.monotonic() >= deadline or stop.wait(wait.poll_interval):
+                after = read(runner)
+                if back(after) or time.monotonic() >= deadline or stop.wait(wait.poll_interval):
                     return after
 
         return read_back

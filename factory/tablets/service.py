@@ -136,7 +136,12 @@ def reset_evidence(probe: TabletProbe, report: ResetReport) -> dict[str, Any]:
             else None,
         }
         found["after"] = [{"check": c.name, "passed": c.passed, "detail": c.detail} for c in report.checks]
-        blockers = [lock for lock in (probe.lock, audit.device_lock if audit else None) if lock]
+        if report.after is not None:  # the tablet's own word after its reset, through the command seam
+            found["read_back"] = report.after.read_back_evidence()
+        read_back_lock = report.after.lock if report.after is not None else None
+        blockers = list(
+            dict.fromkeys(lock for lock in (probe.lock, audit.device_lock if audit else None, read_back_lock) if lock)
+        )
         if blockers:
             found[REDISTRIBUTION_BLOCKERS] = blockers
     if report.result.failure_reason:

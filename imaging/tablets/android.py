@@ -6,6 +6,12 @@ dialog shows as ``unauthorized``); ``adb -s SERIAL shell getprop`` gives identit
 device_policy`` names the device owner; ``dumpsys account`` shows the Google accounts whose
 presence turns on factory-reset protection after a reset; ``settings get secure
 user_setup_complete`` tells a device still in its setup wizard.
+
+After a reset over USB the tablet itself is the only witness: it is read again once it is back on
+``adb`` (``identity.probe_android_after_reset``): ``ro.serialno`` (the same tablet), ``settings get secure
+user_setup_complete`` and ``settings get global device_provisioned`` (both ``0`` in the setup
+wizard), ``pm list users`` (only the system user 0: no secondary user, no work profile), and
+``settings get global secure_frp_mode`` (``1`` while Factory Reset Protection holds the setup wizard).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ TIMEOUT = 30.0
 _PROP = re.compile(r"^\[([^\]]+)\]: \[(.*)\]$")
 _OWNER_PACKAGE = re.compile(r"^\s*package=(\S+)", re.MULTILINE)
 _GOOGLE_ACCOUNT = re.compile(r"Account \{name=[^,]*, type=com\.google\}")
+_USER = re.compile(r"UserInfo\{(\d+):[^}]*\}")
 
 
 @dataclass(frozen=True)
@@ -98,10 +105,22 @@ def google_accounts(runner: CommandRunner, serial: str) -> tuple[int | None, Com
     return (len(_GOOGLE_ACCOUNT.findall(record.stdout)) if record.returncode == 0 else None), record
 
 
-def setup_complete(runner: CommandRunner, serial: str) -> tuple[bool | None, CommandRecord]:
-    record = runner.run(adb(serial, "shell", "settings", "get", "secure", "user_setup_complete"), TIMEOUT)
+def setting(runner: CommandRunner, serial: str, namespace: str, key: str) -> tuple[bool | None, CommandRecord]:
+    """A 0/1 setting as a bool; None when it is unset (``null``) or could not be read."""
+    record = runner.run(adb(serial, "shell", "settings", "get", namespace, key), TIMEOUT)
     value = record.stdout.strip()
     return ({"1": True, "0": False}.get(value) if record.returncode == 0 else None), record
+
+
+def setup_complete(runner: CommandRunner, serial: str) -> tuple[bool | None, CommandRecord]:
+    return setting(runner, serial, "secure", "user_setup_complete")
+
+
+def users(runner: CommandRunner, serial: str) -> tuple[tuple[int, ...] | None, CommandRecord]:
+    """The ids of the tablet's users and profiles (``pm list users``); None when it could not be read."""
+    record = runner.run(adb(serial, "shell", "pm", "list", "users"), TIMEOUT)
+    found = tuple(int(uid) for uid in _USER.findall(record.stdout))
+    return (found if record.returncode == 0 and found else None), record
 
 
 def failure(record: CommandRecord) -> str:

@@ -35,6 +35,7 @@ class TabletProbe:
     device_owner: str | None = None
     setup_complete: bool | None = None  # False: in its setup wizard / unactivated
     emmc: emmc.ExtCsd | None = None
+    users: tuple[int, ...] | None = None  # Android user and profile ids (read after a reset over USB)
     problem: str | None = None
     action: str | None = None
     commands: tuple[CommandRecord, ...] = field(default=(), repr=False)
@@ -58,6 +59,21 @@ class TabletProbe:
             "supervised": self.supervised,
             "device_owner": self.device_owner,
             "setup_complete": self.setup_complete,
+        }
+
+    def read_back_evidence(self) -> dict[str, Any]:
+        """What the custody record keeps of the tablet read again after its reset."""
+        if not self.identified:
+            return {"platform": self.platform, "read": False, "problem": self.problem}
+        return {
+            "platform": self.platform,
+            "read": True,
+            "serial": self.serial,
+            "udid": self.udid,
+            "model": self.model,
+            "setup_complete": self.setup_complete,
+            "users": list(self.users) if self.users is not None else None,
+            "lock": self.lock,
         }
 
 
@@ -137,6 +153,47 @@ def probe_android(runner: CommandRunner, serial: str) -> TabletProbe:
         setup_complete=setup,
         commands=commands,
     )
+
+
+NOT_BACK = "the tablet is not back on adb after its reset"
+
+
+def probe_android_after_reset(runner: CommandRunner, serial: str) -> TabletProbe:
+    """A tablet reset over USB, back on adb: who it is (``ro.serialno``), whether it is in its setup
+    wizard (``user_setup_complete`` and ``device_provisioned`` both 0) with only the system user, and
+    whether Factory Reset Protection holds it (``secure_frp_mode``)."""
+    base = TabletProbe(ANDROID, serial)
+    listed, devices = android.list_devices(runner)
+    seen = listed.get(serial)
+    if seen is None or seen.state != "device":
+        problem = android.STATE_PROBLEMS[seen.state][0] if seen and seen.state in android.STATE_PROBLEMS else NOT_BACK
+        return replace(base, problem=problem, action="re-sanitise or destroy the tablet", commands=(devices,))
+    props, getprop = android.getprop(runner, serial)
+    user_setup, user_record = android.setting(runner, serial, "secure", "user_setup_complete")
+    provisioned, provisioned_record = android.setting(runner, serial, "global", "device_provisioned")
+    ids, users_record = android.users(runner, serial)
+    frp, frp_record = android.setting(runner, serial, "global", "secure_frp_mode")
+    commands = (devices, getprop, user_record, provisioned_record, users_record, frp_record)
+    if not props.get("ro.serialno"):
+        return replace(base, problem=android.failure(getprop), action="re-insert the tablet", commands=commands)
+    return replace(
+        base,
+        serial=props["ro.serialno"],
+        maker=props.get("ro.product.manufacturer"),
+        model=props.get("ro.product.model"),
+        os_build=props.get("ro.build.fingerprint"),
+        setup_complete=_set_up(user_setup, provisioned),
+        users=ids,
+        lock="Factory Reset Protection on (secure_frp_mode=1)" if frp else None,
+        commands=commands,
+    )
+
+
+def _set_up(user_setup: bool | None, provisioned: bool | None) -> bool | None:
+    """Set up if either flag says so; in the setup wizard only when no flag does and one was read."""
+    if user_setup or provisioned:
+        return True
+    return None if user_setup is None and provisioned is None else False
 
 
 def _frp(accounts: int | None, props: dict[str, str]) -> str | None:

@@ -69,6 +69,11 @@ class TabletMethod(ABC):
     name: str
     technique: Technique
     label: str  # the method as the certificate names it
+    # The platforms whose tablet is read again after this method (the caller's reprobe), and whether
+    # that read is the only confirmation there is (no service acknowledges a reset over USB): then a
+    # tablet not read back is a failed check, never a skipped one.
+    read_back: frozenset[str] = frozenset()
+    read_back_required: bool = False
 
     @abstractmethod
     def supports(self, probe: TabletProbe, ctx: ResetContext) -> Support: ...
@@ -89,6 +94,7 @@ class ManagementWipe(TabletMethod):
     name = "device-management-wipe"
     technique = Technique.CRYPTO_ERASE
     label = CRYPTO_RESET
+    read_back = frozenset({IPADOS})  # an erased iPad answers unpaired; a wiped Android tablet has adb off
 
     def supports(self, probe: TabletProbe, ctx: ResetContext) -> Support:
         if probe.platform not in (IPADOS, ANDROID):
@@ -119,6 +125,8 @@ class UsbDeviceOwnerReset(TabletMethod):
     name = "usb-device-owner-reset"
     technique = Technique.CRYPTO_ERASE
     label = CRYPTO_RESET
+    read_back = frozenset({ANDROID})
+    read_back_required = True  # the tablet itself, back on adb, is the only witness of its reset
 
     def supports(self, probe: TabletProbe, ctx: ResetContext) -> Support:
         if probe.platform != ANDROID:

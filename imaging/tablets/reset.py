@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from imaging.commands import CommandRunner, RecordingRunner, utc_now
 from imaging.errors import EraseFailure, PlanError
 from imaging.result import EraseResult, Level, MediaIdentity, VerificationResult, VerifyMode
-from imaging.tablets.identity import WINDOWS, TabletProbe
+from imaging.tablets.identity import ANDROID, WINDOWS, TabletProbe
 from imaging.tablets.methods import ResetContext, ResetOutcome, TabletPlan, plan_reset
 from imaging.toolinfo import TOOL_NAME, code_sha256, tool_version
 
@@ -50,9 +50,12 @@ def after_checks(
         checks.append(AfterCheck("identity unchanged", same, f"{after.serial or after.udid}"))
         if before.platform != WINDOWS:
             fresh = after.setup_complete is False
-            checks.append(
-                AfterCheck("in setup state", fresh, "unactivated / setup wizard" if fresh else "still set up")
-            )
+            state = "unactivated / setup wizard" if fresh else "still set up" if after.setup_complete else "unknown"
+            checks.append(AfterCheck("in setup state", fresh, state))
+        if before.platform == ANDROID:
+            alone = after.users == (0,)
+            listed = ", ".join(map(str, after.users)) if after.users is not None else "not read"
+            checks.append(AfterCheck("no user profiles", alone, f"users: {listed}"))
     return checks
 
 
@@ -79,6 +82,7 @@ class ResetReport:
     result: EraseResult
     outcome: ResetOutcome | None  # None: the method failed before it confirmed anything
     checks: tuple[AfterCheck, ...] = ()
+    after: TabletProbe | None = None  # the tablet read again after its reset, where it was
 
 
 def platform_reset(
@@ -104,12 +108,15 @@ def run_reset(
     except EraseFailure as exc:
         failed = _result(probe, plan, (started, level), recorder, ok=False, failure=exc.reason, residual=exc.residual)
         return ResetReport(failed, None)
-    checks = after_checks(probe, reprobe(recorder) if reprobe else None, outcome, expected=reprobe is not None)
+    wanted = probe.platform in plan.method.read_back
+    after = reprobe(recorder) if wanted and reprobe else None
+    expected = wanted and (reprobe is not None or plan.method.read_back_required)
+    checks = after_checks(probe, after, outcome, expected=expected)
     failed_checks = [c for c in checks if not c.passed]
     if failed_checks:
         why = "; ".join(f"{c.name}: {c.detail}" for c in failed_checks)
         failed = _result(probe, plan, (started, level), recorder, ok=False, failure=f"after the reset: {why}")
-        return ResetReport(failed, outcome, tuple(checks))
+        return ResetReport(failed, outcome, tuple(checks), after)
     verification = VerificationResult(
         mode=VerifyMode.FULL,
         expected_pattern="platform reset: " + ", ".join(c.name for c in checks),
@@ -123,7 +130,7 @@ def run_reset(
     )
     notes = (*[f"{n}: {w}" for n, w in plan.considered], plan.note, *outcome.notes, f"path: {outcome.path}")
     result = _result(probe, plan, (started, level), recorder, ok=True, verification=verification, notes=notes)
-    return ResetReport(result, outcome, tuple(checks))
+    return ResetReport(result, outcome, tuple(checks), after)
 
 
 def _result(

@@ -11,7 +11,13 @@ from imaging.commands import ReplayRunner
 from imaging.errors import PlanError
 from imaging.result import Level, Technique
 from imaging.tablets.device_management import AndroidManagement, AppleMdm, IntuneGraph, WipeState, WipeWait
-from imaging.tablets.identity import probe_android, probe_ipad, probe_ipad_after_reset, probe_windows
+from imaging.tablets.identity import (
+    probe_android,
+    probe_android_after_reset,
+    probe_ipad,
+    probe_ipad_after_reset,
+    probe_windows,
+)
 from imaging.tablets.methods import CRYPTO_RESET, ResetContext
 from imaging.tablets.reset import platform_reset
 
@@ -149,7 +155,9 @@ def test_android_with_a_google_account_records_factory_reset_protection() -> Non
 )
 def test_android_wipe_outcomes(scenario: str, service: str, ok: bool, reason: str | None) -> None:
     runner, ctx = android(scenario, service=service)
-    result = platform_reset(probe_android(runner, ANDROID_SERIAL), ctx)
+    # A reset over USB is confirmed by the tablet read back on adb; a service's wipe by its audit.
+    reprobe = lambda r: probe_android_after_reset(r, ANDROID_SERIAL)  # noqa: E731
+    result = platform_reset(probe_android(runner, ANDROID_SERIAL), ctx, reprobe=reprobe)
     assert result.ok is ok, result.failure_reason
     if reason:
         assert reason in (result.failure_reason or "")
