@@ -13,11 +13,13 @@ from fastapi import UploadFile
 from pydantic import BaseModel
 
 from factory.custody.service import MAX_DOCUMENT_BYTES, Acceptance, Upload
+from factory.intake.service import MediaSpec
 from factory.intake.views import device_view, get_device
 from factory.kernel.clock import uk_moment
 from factory.kernel.context import AppContext
 from factory.kernel.db.engine import session_scope
 from factory.kernel.errors import FactoryError, InvalidInput
+from factory.kernel.models.device import MediaType
 
 
 def read_upload(file: UploadFile | None) -> Upload | None:
@@ -50,6 +52,19 @@ class AcceptanceForm(BaseModel):
 def scanned(values: Iterable[str]) -> list[str]:
     """Scanned codes in scan order, blanks and repeats dropped."""
     return list(dict.fromkeys(v.strip() for v in values if v and v.strip()))
+
+
+class MediaScanForm(BaseModel):
+    """A device's storage media as scanned: the first medium's serial, any further ones scanned into
+    a list (a laptop with two drives), and the medium type they all share."""
+
+    medium_serial: str = ""
+    media_type: str = MediaType.SATA_SSD.value
+    more_media: list[str] = []
+
+    def media(self) -> list[MediaSpec]:
+        first = [self.medium_serial.strip()] if self.medium_serial.strip() else []
+        return [MediaSpec(self.media_type, serial) for serial in scanned([*first, *self.more_media])]
 
 
 def device_or_none(ctx: AppContext, serial: str) -> dict[str, Any] | None:

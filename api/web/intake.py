@@ -7,14 +7,13 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import BaseModel
 
 from api.deps import Caller, ContextDep, page_user
-from api.web.forms import device_or_none, scanned
+from api.web.forms import MediaScanForm, device_or_none
 from api.web.render import render
 from factory.custody.views import get_officer
 from factory.identity.models import Role
-from factory.intake.service import MediaSpec, receive_device
+from factory.intake.service import receive_device
 from factory.intake.views import get_device, media_elsewhere
 from factory.kernel.context import AppContext
 from factory.kernel.db.engine import session_scope
@@ -38,13 +37,11 @@ ROLES = {
 STICKY = ("kind", "make", "model", "location", "from_custodian", "media_type", "role")
 
 
-class ReceiveForm(BaseModel):
+class ReceiveForm(MediaScanForm):
     """The receive form; every field but the checkbox is echoed back when it is refused."""
 
     serial: str = ""
     asset_tag: str = ""
-    medium_serial: str = ""
-    media_type: str = MediaType.SATA_SSD.value
     kind: str = DeviceKind.LAPTOP.value
     make: str = ""
     model: str = ""
@@ -52,15 +49,10 @@ class ReceiveForm(BaseModel):
     from_custodian: str = ""
     officer: str = ""  # staff number of the officer handing it back
     role: str = ""
-    more_media: list[str] = []  # further media scanned into a list (a laptop with two drives)
     new_stock: bool = False
 
     def values(self) -> dict[str, Any]:
         return self.model_dump(exclude={"new_stock"})
-
-    def media(self) -> list[MediaSpec]:
-        first = [self.medium_serial.strip()] if self.medium_serial.strip() else []
-        return [MediaSpec(self.media_type, serial) for serial in scanned([*first, *self.more_media])]
 
 
 def _receive_page(

@@ -1,26 +1,32 @@
 """Bulk import page: officers (with their assistive-technology needs), vehicles, or devices already
 in the field with their officers (so the first wave exchanges them one for one) from a CSV file,
-checked first by a dry run; the report names every row, refused ones with their reason."""
+checked first by a dry run; the report names every row, refused ones with their reason. A device
+imported without its media has them scanned in here when it comes back, before its erase."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
 
 from api.deps import Caller, ContextDep
-from api.web.tech_pages import TechUser, page
+from api.web.forms import MediaScanForm
+from api.web.tech_pages import TechUser, act, field_of, page
 from factory.custody.service import MAX_IMPORT_BYTES, ImportKind, ImportReport, import_csv
-from factory.kernel.db.engine import session_scope
+from factory.intake.service import record_returned_media
+from factory.kernel.db.engine import Session, session_scope
 from factory.kernel.errors import FactoryError, InvalidInput
+from factory.kernel.models.device import MediaType
 
 router = APIRouter(prefix="/tech", include_in_schema=False)
 IN_FIELD_NOTE = " Each is recorded as with its officer: a new device is issued in exchange for it."
 KINDS = [k.value for k in ImportKind]
 # What each kind's rows are named by in the report (the first column it requires).
 KEY_LABELS = {ImportKind.OFFICERS: "Staff number", ImportKind.VEHICLES: "Fleet number", ImportKind.DEVICES: "Serial"}
+MEDIA_TYPES = [m.value for m in MediaType]
 
 
 class ImportForm(BaseModel):
@@ -29,14 +35,37 @@ class ImportForm(BaseModel):
     file: UploadFile | None = None
 
 
+class MediaForm(MediaScanForm):
+    """The media read off a device back from the field that was imported without them."""
+
+    serial: str = ""
+
+
 def _page(request: Request, me: Caller, status: int = 200, **extra: Any) -> HTMLResponse:
-    context = {"v": {"kind": ImportKind.OFFICERS.value, "dry_run": True}, "report": None, **extra}
-    return page(request, me, "tech_import.html", status, kinds=KINDS, key_labels=KEY_LABELS, **context)
+    context = {"v": {"kind": ImportKind.OFFICERS.value, "dry_run": True}, "report": None, "m": MediaForm(), **extra}
+    return page(request, me, "tech_import.html", status, kinds=KINDS, key_labels=KEY_LABELS, media_types=MEDIA_TYPES,
+                **context)  # fmt: skip
 
 
 @router.get("/import")
-def import_form(request: Request, me: TechUser) -> HTMLResponse:
-    return _page(request, me)
+def import_form(request: Request, me: TechUser, media_recorded: str = "") -> HTMLResponse:
+    notice = f"Media recorded for {media_recorded}: it can be erased now." if media_recorded else None
+    return _page(request, me, notice=notice)
+
+
+@router.post("/import/media")
+def record_media(request: Request, ctx: ContextDep, me: TechUser, form: Annotated[MediaForm, Form()]) -> Response:
+    def action(session: Session) -> str:
+        if not form.media():
+            raise InvalidInput("scan the serial of each storage medium read off the device")
+        record_returned_media(session, serial=form.serial, media=form.media(), actor=me.name)
+        return form.serial.strip()
+
+    def refused(exc: FactoryError) -> Response:
+        field = field_of(exc, {"serial": ("not awaiting", "no device"), "medium_serial": ("medi",)}, "serial")
+        return _page(request, me, exc.status_code, m=form, error=exc.reason, error_field=field)
+
+    return act(ctx, action, lambda serial: f"/tech/import?media_recorded={quote(serial)}", refused)
 
 
 def _text(file: UploadFile | None) -> str:

@@ -5,14 +5,16 @@ imported with their officers, and a new laptop is issued in exchange for one; ax
 
 from __future__ import annotations
 
+import json
+
 import pytest
-from harness.browser import attach, check_page, log_in, press, scan
-from harness.custody_data import allocated
+from harness.browser import attach, check_page, focused_id, log_in, page_error, press, scan
+from harness.custody_data import allocated, entries
 from harness.web import cheap_password_hashing  # noqa: F401 (autouse fixture)
 from sqlmodel import select
 
 from factory.custody.models import Officer
-from factory.custody.service import register_officer
+from factory.custody.service import import_csv, register_officer
 from factory.kernel.db.engine import session_scope
 
 pytestmark = pytest.mark.slow  # a real browser against a served site
@@ -91,3 +93,37 @@ def test_devices_in_the_field_import_with_their_officers(tech_page, tech_site) -
     press(page, "Issue")
     assert "Issued FLD-NEW" in page.locator("#page-notice").inner_text()
     assert site.state("FLD-NEW") == "issued" and site.state("FLD-1") == "returned"
+
+
+def test_media_of_a_device_imported_without_them_are_scanned_in(tech_page, tech_site) -> None:
+    page, site = tech_page, tech_site
+    with session_scope(site.ctx.engine) as s:
+        register_officer(s, staff_number="PC6201", name="Field Officer", team="Response C")
+        text = IN_FIELD.decode() + "FLD-T1,,tablet,Samsung,Tab S8,PC6201,\n"
+        assert import_csv(s, kind="devices", text=text, dry_run=False, actor="technician1").kept
+    log_in(page, "technician1", "/tech/import")
+    page.get_by_label("Medium type").select_option("emmc")
+    page.get_by_label("Device serial").focus()
+    scan(page, "FLD-NOPE")  # Enter moves on to the medium
+    with page.expect_navigation():
+        scan(page, "EM-FLD-T1")
+    assert "no device with serial FLD-NOPE" in page_error(page)
+    assert page.locator("#f-serial").get_attribute("aria-invalid") == "true" and focused_id(page) == "f-serial"
+    assert page.locator("#f-medium_serial").input_value() == "EM-FLD-T1"  # the scans are kept
+    check_page(page, "tech-import-5-media-refused")
+    page.locator("#f-serial").fill("")
+    scan(page, "FLD-T1")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")  # on the medium scanned before
+    assert "Media recorded for FLD-T1" in page.locator("#page-notice").inner_text()
+    check_page(page, "tech-import-6-media-recorded")
+    last = entries(site.ctx, "FLD-T1")[-1]
+    assert (last.event, last.actor, json.loads(last.evidence)["media"]) == (
+        "record_media",
+        "technician1",
+        ["EM-FLD-T1"],
+    )
+    page.get_by_label("Device serial").fill("FLD-T1")  # once only: its media are recorded now
+    page.get_by_label("Storage medium serial").fill("EM-OTHER")
+    press(page, "Record the media")
+    assert "FLD-T1 is not awaiting its media" in page_error(page)
