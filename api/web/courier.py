@@ -49,7 +49,7 @@ CourierUser = Annotated[Caller, Depends(page_user(Role.COURIER))]
 NOTICES = {
     "packed": "Consignment packed: its manifest is ready to print.",
     "handover": "Hand-over recorded: every device is in transit with the courier.",
-    "delivered": "Delivery recorded, with the old devices collected.",
+    "delivered": "Delivery recorded: below, the old device collected for each device, or its exception.",
     "failed": "Failed delivery recorded: bring the devices back to the factory.",
     "back": "Return recorded: the devices are back in the factory.",
 }

@@ -33,7 +33,7 @@ from factory.custody.statuses import AllocationStep, ConsignmentStep, change_sta
 from factory.custody.views import consignment_items, seal_list
 from factory.intake.views import FACTORY_CUSTODIAN, get_device
 from factory.kernel import clock
-from factory.kernel.clock import format_utc, utc_now
+from factory.kernel.clock import format_utc, parse_utc, uk_time, utc_now
 from factory.kernel.errors import Conflict, GuardRefused, InvalidInput
 from factory.kernel.lifecycle.guards import CertificateVerifier
 from factory.kernel.lifecycle.states import Event
@@ -121,7 +121,7 @@ def deliver(
     name = (recipient_name or "").strip()
     if not name:
         raise InvalidInput("proof of delivery needs the recipient's name")
-    when = format_utc(_delivery_moment(delivered_at))
+    when = format_utc(_delivery_moment(delivered_at, consignment))
     travelling, chosen = _delivered_items(session, consignment, scanned_serials)
     seals = check_seals(consignment, scanned_seals, "delivery")
     officers = {d.id: linked(session, Officer, get_allocation(session, i.allocation_id).officer_id) for i, d in chosen}
@@ -221,12 +221,19 @@ def _old_devices(
     return pairs
 
 
-def _delivery_moment(delivered_at: datetime | None) -> datetime:
+def _delivery_moment(delivered_at: datetime | None, consignment: Consignment) -> datetime:
+    """When the devices were delivered: now, or a time given (recorded after the visit), which is
+    neither in the future nor before the courier collected them (to the minute people type)."""
     moment = delivered_at or clock.now()
     if moment.tzinfo is None:
         raise InvalidInput("the delivery time must carry a time zone")
     if moment > clock.now() + timedelta(minutes=5):
         raise InvalidInput("the delivery time is in the future")
+    collected = parse_utc(consignment.handed_over_at) if consignment.handed_over_at else None
+    if collected is not None and moment < collected.replace(second=0, microsecond=0):
+        raise InvalidInput(
+            f"the delivery time is before the courier collected the consignment ({uk_time(consignment.handed_over_at)})"
+        )
     return moment
 
 

@@ -23,7 +23,7 @@ from factory.custody.service import (
 )
 from factory.custody.views import exception_report, get_consignment
 from factory.kernel.db.engine import session_scope
-from factory.kernel.errors import GuardRefused
+from factory.kernel.errors import GuardRefused, InvalidInput
 
 
 def _setup(ctx, serials: list[str], staff: str = "PC2001", old: str | None = "OLD-1") -> str:
@@ -39,10 +39,10 @@ def _hand_over(ctx, ref: str, serials: list[str], seals: list[str]) -> None:
                   verifier=keys)  # fmt: skip
 
 
-def _deliver(ctx, ref: str, old: list[str], seals=("SEAL-1", "SEAL-2"), serials=None) -> None:
+def _deliver(ctx, ref: str, old: list[str], seals=("SEAL-1", "SEAL-2"), serials=None, at=None) -> None:
     with session_scope(ctx.engine) as s:
         deliver(s, reference=ref, recipient_name="Jane Smith", signature=signature("pod"), scanned_seals=list(seals),
-                old_serials=old, actor="courier.one", scanned_serials=serials)  # fmt: skip
+                old_serials=old, actor="courier.one", scanned_serials=serials, delivered_at=at)  # fmt: skip
 
 
 def test_hand_over_names_every_device_not_scanned_and_moves_nothing(ctx) -> None:
@@ -76,6 +76,10 @@ def test_delivery_takes_the_officers_old_device_back_one_for_one(ctx) -> None:
         _deliver(ctx, ref, old=["OTHERS-OLD"])
     with pytest.raises(GuardRefused, match=r"seal SEAL-2 of consignment .* not scanned at delivery"):
         _deliver(ctx, ref, old=["OLD-1"], seals=["SEAL-1"])
+    with pytest.raises(InvalidInput, match="before the courier collected the consignment"):
+        _deliver(ctx, ref, old=["OLD-1"], at=datetime.now(UTC) - timedelta(hours=1))  # typed after the visit, wrong
+    with pytest.raises(InvalidInput, match="in the future"):
+        _deliver(ctx, ref, old=["OLD-1"], at=datetime.now(UTC) + timedelta(hours=1))
     assert entry_count(ctx) == before and state_of(ctx, "D-0") == "in_transit"
     _deliver(ctx, ref, old=["OLD-1"])
     new, old = entries(ctx, "D-0")[-1], entries(ctx, "OLD-1")[-1]

@@ -8,7 +8,6 @@ passes axe-core (WCAG 2.2 AA) and is kept as a screenshot under test-artifacts/s
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -185,7 +184,7 @@ def test_a_new_starter_is_delivered_to_only_under_an_approved_exception(
     scan(page, "SEAL-J7")
     page.get_by_label("Recipient's name").fill("PC New Starter")
     # Recorded after the visit: the time of delivery typed day first, 24-hour clock, UK time.
-    visit = (clock.now() - timedelta(hours=1)).astimezone(ZoneInfo("Europe/London")).replace(second=0, microsecond=0)
+    visit = clock.now().astimezone(ZoneInfo("Europe/London")).replace(second=0, microsecond=0)
     page.get_by_label("Date", exact=True).press_sequentially(visit.strftime("%d/%m/%Y"))
     page.get_by_label("Time", exact=True).press_sequentially(visit.strftime("%H:%M"))
     attach(page, "Recipient's signature (PNG, JPEG or PDF)", "signature.png", PNG)
