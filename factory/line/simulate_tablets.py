@@ -13,6 +13,7 @@ import threading
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from factory.tablets.service import TabletBench
 from hardware_drivers.events import DeviceAttached, DeviceDetached, UdevEvent
@@ -38,6 +39,8 @@ class SimTablet:
     encrypted: bool = True
     wiped: bool = False
     restarted: bool = False  # left and came back on the bus after its reset
+    emmc_sanitize: bool = True  # a Windows tablet's eMMC offers secure erase + sanitize
+    emmc_image: Path | None = None  # its eMMC as a block device (a file) the bench sees, if any
 
     @property
     def udid(self) -> str:
@@ -103,7 +106,12 @@ class SimulatedTablets:
             wait=WipeWait(poll_interval=0.05, deadline_seconds=30.0),
             simulated=True,
             windows_here=True,  # the stand-in plays the service environment too
+            emmc_exposed=self.emmc_image,
         )
+
+    def emmc_image(self, ref: str) -> str | None:
+        tablet = self.find(ref)
+        return str(tablet.emmc_image) if tablet is not None and tablet.emmc_image is not None else None
 
     def find(self, ref: str | None) -> SimTablet | None:
         with self._lock:
@@ -149,7 +157,7 @@ def _answer(t: SimTablet, argv: tuple[str, ...]) -> tuple[str, int]:
     if tool == "adb":
         return _adb(t, argv)
     if tool == "mmc":
-        return _mmc(argv)
+        return _mmc(t, argv)
     if tool == "https":
         return _https(t, argv)
     return f"{tool}: command not found", NOT_FOUND
@@ -191,10 +199,11 @@ def _adb(t: SimTablet, argv: tuple[str, ...]) -> tuple[str, int]:
     return f"error: unknown command {command}", 1
 
 
-def _mmc(argv: tuple[str, ...]) -> tuple[str, int]:
+def _mmc(t: SimTablet, argv: tuple[str, ...]) -> tuple[str, int]:
     if argv[1:3] == ("extcsd", "read"):
+        features = "0x55" if t.emmc_sanitize else "0x15"  # bit 6: sanitize (SEC_SANITIZE)
         return (
-            "  Extended CSD rev 1.8 (MMC 5.1)\nSecure Feature support [SEC_FEATURE_SUPPORT: 0x55]\n"
+            f"  Extended CSD rev 1.8 (MMC 5.1)\nSecure Feature support [SEC_FEATURE_SUPPORT: {features}]\n"
             "Sector Count [SEC_COUNT: 0x0733c000]\nErased memory content [ERASED_MEM_CONT: 0x00]\n"
         ), 0
     if argv[1] == "erase":

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 import weakref
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import update
@@ -38,6 +39,7 @@ from imaging.errors import EraseFailure, ImagingError
 from imaging.result import CommandRecord, EraseResult, Level
 from imaging.tablets.device_management import ServiceRefused
 from imaging.tablets.identity import TabletProbe
+from imaging.tablets.methods import Overwrite
 from imaging.tablets.reset import run_reset
 
 if TYPE_CHECKING:
@@ -127,11 +129,10 @@ def tablet_erase(runner: JobRunner) -> Callable[..., EraseResult] | None:
     if probe is None or bench is None:
         return None
 
-    def erase(path: str, *, level: Level, cancel: Any = None, **_: Any) -> EraseResult:
+    def erase(path: str, *, level: Level, cancel: Any = None, **engine: Any) -> EraseResult:
+        reset = replace(bench.reset_context(probe, cancel), overwrite=_overwrite(runner, bench, probe, cancel, engine))
         try:
-            report = run_reset(
-                probe, bench.reset_context(probe, cancel), level=level, reprobe=bench.reprobe(probe, cancel)
-            )
+            report = run_reset(probe, reset, level=level, reprobe=bench.reprobe(probe, cancel))
         except ImagingError as exc:  # planned nothing: not encrypted, no service, no method
             _closing[runner] = {"failure": str(exc)}
             raise
@@ -143,6 +144,21 @@ def tablet_erase(runner: JobRunner) -> Callable[..., EraseResult] | None:
         return report.result
 
     return erase
+
+
+def _overwrite(
+    runner: JobRunner, bench: TabletBench, probe: TabletProbe, cancel: Any, engine: Mapping[str, Any]
+) -> Overwrite | None:
+    """The erase engine's overwrite of the tablet's eMMC, through the same erase (and verification)
+    as a disk in a dock, where the bench exposes the eMMC as a block device; None elsewhere."""
+    node = bench.emmc_node(probe)
+    if node is None:
+        return None
+
+    def overwrite(level: Level) -> EraseResult:
+        return runner.ctx.erase(node, level=level, cancel=cancel, **engine)
+
+    return overwrite
 
 
 def before_evidence(runner: JobRunner) -> dict[str, Any]:

@@ -65,6 +65,9 @@ class TabletBench:
     # on this host. Only a bench whose seam plays the tablet itself (simulated, replayed) sets this.
     windows_here: bool = False
     channels: dict[str, CommandRunner] = field(default_factory=dict)  # ref -> the tablet's own channel
+    # Where this bench sees a Windows tablet's eMMC as a block device on this host (its serial -> the
+    # node), for the overwrite of an eMMC without sanitize; None: not exposed here.
+    emmc_exposed: Callable[[str], str | None] = lambda _serial: None
 
     def seam(self, ref: str) -> CommandRunner:
         return self.channels.get(ref) or self.runner_for(ref)
@@ -92,6 +95,12 @@ class TabletBench:
     def seam_of(self, probe: TabletProbe) -> CommandRunner:
         """The seam for this tablet, by what the bench found it as (a Windows tablet's ref is its eMMC node)."""
         return self.seam(probe.serial or probe.ref if probe.platform == WINDOWS else probe.ref)
+
+    def emmc_node(self, probe: TabletProbe) -> str | None:
+        """The block device of this Windows tablet's eMMC on this host, where the bench exposes it."""
+        if probe.platform != WINDOWS or probe.emmc is None:
+            return None
+        return self.emmc_exposed(probe.serial or probe.ref)
 
     def reset_context(self, probe: TabletProbe, cancel: Any = None) -> ResetContext:
         runner = self.seam_of(probe)

@@ -5,7 +5,10 @@ here: <why>" or the level it reaches, and the planner takes the first that can s
   Intune ``wipe``): a cryptographic erase by the platform's own reset, Purge under NIST SP 800-88
   Rev. 2 and the NCSC's guidance **only** for a tablet encrypted from first use;
 * Android reset over USB by the site's device-owner app (tablets the site owns as device owner);
-* eMMC secure erase + sanitize (Windows and rugged tablets): Clear per IEEE 2883-2022.
+* eMMC secure erase + sanitize (Windows and rugged tablets): Clear per IEEE 2883-2022;
+* else, where the bench exposes the eMMC as a block device, the erase engine's overwrite of it (the
+  same erase and verification as a disk's): Clear, with the residual risk of the blocks the eMMC's
+  controller keeps out of the host's reach.
 
 A tablet that is not encrypted gets no cryptographic erase: every platform-reset method refuses
 it, the planner finds nothing, and the round fails with that reason (re-sanitise or destroy).
@@ -15,13 +18,13 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from imaging.commands import CommandRunner
 from imaging.errors import EraseFailure, PlanError
 from imaging.methods.base import LEVEL_RANK, Support, tail
-from imaging.result import Level, Technique
+from imaging.result import EraseResult, Level, Technique
 from imaging.tablets import android, emmc
 from imaging.tablets.device_management import (
     AuditRecord,
@@ -37,6 +40,9 @@ from imaging.tablets.identity import ANDROID, IPADOS, WINDOWS, TabletProbe
 CRYPTO_RESET = "cryptographic erase (platform reset)"
 DPC_WIPE_ACTION = "uk.police.factory.action.WIPE"
 USB_RESET_TIMEOUT = 60.0
+# The erase engine's overwrite of the tablet's eMMC where the bench exposes it as a block device,
+# bound by the caller to its path, verification and cancel (the disks' path): level -> its result.
+Overwrite = Callable[[Level], EraseResult]
 
 
 @dataclass
@@ -48,6 +54,7 @@ class ResetContext:
     managed_id: str | None = None  # the service's id for this tablet (UDID for Apple MDM)
     site_dpc: str | None = None  # package of the site's device-owner app (Android USB reset)
     wait: WipeWait = field(default_factory=WipeWait)
+    overwrite: Overwrite | None = None  # None: the eMMC is not a block device on this bench
 
     @property
     def cancel(self) -> threading.Event:
@@ -63,6 +70,7 @@ class ResetOutcome:
     command: WipeCommand | None = None
     acknowledgement: str | None = None
     audit: AuditRecord | None = None
+    erased: EraseResult | None = None  # the erase engine's own result, where it did the erase
 
 
 class TabletMethod(ABC):
@@ -190,8 +198,33 @@ class EmmcSecureErase(TabletMethod):
         return ResetOutcome(notes, "mmc-utils")
 
 
+class EmmcOverwrite(TabletMethod):
+    """The fallback for an eMMC without secure erase or sanitize: the erase engine overwrites and
+    verifies it as it does a disk. Clear only: the host reaches the addressable sectors, not the
+    blocks the eMMC's controller has remapped or holds in reserve."""
+
+    name = "emmc-overwrite"
+    technique = Technique.OVERWRITE
+    label = "overwrite (eMMC without sanitize)"
+
+    def supports(self, probe: TabletProbe, ctx: ResetContext) -> Support:
+        if probe.platform != WINDOWS or probe.emmc is None:
+            return Support.no("not an eMMC tablet")
+        if ctx.overwrite is None:
+            return Support.no("the eMMC is not exposed to this bench as a block device")
+        return Support.yes(Level.CLEAR, "IEEE 2883-2022: an overwrite of an eMMC is Clear")
+
+    def execute(self, probe: TabletProbe, ctx: ResetContext) -> ResetOutcome:
+        assert ctx.overwrite is not None
+        result = ctx.overwrite(Level.CLEAR)
+        if not result.ok:
+            raise EraseFailure(f"overwrite failed: {result.failure_reason}", residual=result.residual_risk)
+        notes = (f"{result.bytes_written} bytes overwritten by the erase engine ({result.method})",)
+        return ResetOutcome(notes, "erase engine (overwrite)", acknowledgement="overwrite verified", erased=result)
+
+
 def tablet_methods() -> list[TabletMethod]:
-    return [ManagementWipe(), UsbDeviceOwnerReset(), EmmcSecureErase()]
+    return [ManagementWipe(), UsbDeviceOwnerReset(), EmmcSecureErase(), EmmcOverwrite()]
 
 
 @dataclass(frozen=True)

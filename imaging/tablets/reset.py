@@ -26,6 +26,10 @@ RESIDUAL_CRYPTO = (
     "by itself; this record shows encryption was on and the reset completed)",
 )
 RESIDUAL_EMMC = ("eMMC erase + sanitize is Clear (IEEE 2883-2022): not a Purge of the flash",)
+RESIDUAL_EMMC_OVERWRITE = (
+    "eMMC without sanitize, overwritten from the host: Clear only (IEEE 2883-2022); blocks its controller "
+    "remapped or holds in reserve are not reached and may keep data",
+)
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,10 @@ def run_reset(
     except EraseFailure as exc:
         failed = _result(probe, plan, (started, level), recorder, ok=False, failure=exc.reason, residual=exc.residual)
         return ResetReport(failed, None)
+    if outcome.erased is not None:  # the erase engine did it: its result, with the tablet's evidence
+        return ResetReport(
+            _engine_result(probe, plan, outcome.erased, recorder), outcome, after_checks(probe, None, outcome)
+        )
     wanted = probe.platform in plan.method.read_back
     after = reprobe(recorder) if wanted and reprobe else None
     expected = wanted and (reprobe is not None or plan.method.read_back_required)
@@ -172,6 +180,18 @@ def _result(
         notes=notes,
         firmware_revision=probe.os_build,
         sanitize_capabilities=_capabilities(probe),
+    )
+
+
+def _engine_result(probe: TabletProbe, plan: TabletPlan, erased: EraseResult, recorder: RecordingRunner) -> EraseResult:
+    """The engine's overwrite (its medium, pattern, verification) with what the planner found on the tablet."""
+    return replace(
+        erased,
+        commands=(*probe.commands, *recorder.records, *erased.commands),
+        residual_risk=(*erased.residual_risk, *RESIDUAL_EMMC_OVERWRITE),
+        notes=(*[f"{n}: {w}" for n, w in plan.considered], plan.note, *erased.notes),
+        firmware_revision=erased.firmware_revision or probe.os_build,
+        sanitize_capabilities=(*erased.sanitize_capabilities, *_capabilities(probe)),
     )
 
 

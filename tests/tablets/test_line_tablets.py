@@ -4,8 +4,10 @@ each drives a job on the board with the tablet pipeline (identify, platform rese
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from harness.bench_line import SLOT, Line
@@ -16,16 +18,18 @@ from factory.intake.service import MediaSpec
 from factory.intake.views import get_device
 from factory.kernel.db.engine import session_scope
 from factory.kernel.models.certificate import Certificate
+from factory.kernel.site_keys import load_public_key
 from factory.line.bench_config import simulated_config
 from factory.line.controller import Controller
 from factory.line.identify import Identity
 from factory.line.job_steps import NO_VEHICLE, NO_VEHICLE_ACTION
 from factory.line.models import Job, JobStep
 from factory.line.simulate import NoOpProvisioner, SimulatedLine
-from factory.line.simulate_tablets import SimulatedTablets
+from factory.line.simulate_tablets import SimulatedTablets, arrival_event, new_tablet
 from factory.line.views import board_snapshot, job_detail
 from factory.tablets.views import latest_tablet_round
 from hardware_drivers.events import DeviceAttached
+from imaging.certificate import verify_certificate
 from imaging.tablets.methods import CRYPTO_RESET
 
 
@@ -180,3 +184,39 @@ def test_a_restarted_controller_recognises_the_tablet_still_in_its_slot(ctx, tab
         again.stop(drain_seconds=5)
         tablet_line.controller = again  # the fixture stops it again (harmless)
     assert tablet_line.job(SLOT).id == first.id
+
+
+def test_a_windows_tablet_emmc_without_sanitize_is_overwritten_and_certified_clear(
+    tablet_line: TabletLine, tmp_path: Path
+) -> None:
+    """The planner falls from eMMC secure erase + sanitize to the erase engine's overwrite of the eMMC
+    the bench sees as a block device (here a file): the same erase and verification as a disk's."""
+    tablet = replace(new_tablet("windows", 0x5A5A0001), emmc_sanitize=False, emmc_image=tmp_path / "emmc.img")
+    assert tablet.emmc_image is not None
+    tablet.emmc_image.write_bytes(b"OFFICER NOTES: custody 4411 " * (2 * 2**20 // 28))
+    size = tablet.emmc_image.stat().st_size
+    receive(tablet_line.ctx, tablet.serial, [MediaSpec("emmc", tablet.ref, size)], make="Panasonic", kind="tablet")
+    assert tablet_line.sim.tablets is not None
+    tablet_line.sim.tablets.add(tablet)
+    tablet_line.controller.submit(arrival_event(tablet, "sim-bench-1-port-1"))
+    assert tablet_line.controller.wait_idle(60)
+
+    job = tablet_line.job(SLOT)
+    assert job.status == "succeeded", job.reason
+    assert tablet_line.steps(job.id or 0)[1] == ("sanitise (platform reset)", "succeeded")
+    assert b"OFFICER NOTES" not in tablet.emmc_image.read_bytes()  # the engine really overwrote it
+    with session_scope(tablet_line.controller.engine) as s:
+        [cert] = s.exec(select(Certificate).where(Certificate.device_serial == tablet.serial)).all()
+        record = latest_tablet_round(s, tablet.serial)
+    doc = verify_certificate(json.loads(cert.envelope), load_public_key(tablet_line.ctx.settings)).certificate
+    sanitisation = doc["sanitisation"]
+    assert (sanitisation["technique"], sanitisation["level_achieved"]) == ("overwrite", "clear")
+    assert doc["verification"]["passed"] is True and doc["verification"]["mismatches"] == 0
+    assert any(
+        r.startswith("eMMC without sanitize, overwritten from the host: Clear only") for r in doc["residual_risk"]
+    )
+    argv = [c["argv"][:3] for c in sanitisation["commands"]]
+    assert ["mmc", "extcsd", "read"] in argv and not any(a[:2] == ["mmc", "sanitize"] for a in argv)
+    assert record is not None and record.certified
+    assert record.closing["wipe"]["path"] == "erase engine (overwrite)"
+    assert record.closing["method"] == cert.method

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from imaging.commands import ReplayRunner
+from imaging.engine import erase
 from imaging.errors import PlanError
-from imaging.result import Level, Technique
+from imaging.result import Level, Technique, VerifyMode
 from imaging.tablets.device_management import AndroidManagement, AppleMdm, IntuneGraph, WipeState, WipeWait
 from imaging.tablets.identity import (
     probe_android,
@@ -223,3 +224,29 @@ def test_an_ipad_that_does_not_come_back_after_its_reset_is_not_certifiable() ->
     result = platform_reset(probe_ipad(runner, UDID), ctx, reprobe=lambda r: probe_ipad_after_reset(r, UDID))
     assert not result.ok and result.verification is None
     assert "after the reset: read after the reset: ideviceinfo: ERROR: Device" in (result.failure_reason or "")
+
+
+def test_an_emmc_without_sanitize_falls_to_the_engines_overwrite_where_the_bench_exposes_it(tmp_path: Path) -> None:
+    target = tmp_path / "mmcblk0.img"  # the eMMC as the bench sees it: a real file the engine overwrites
+    target.write_bytes(b"cached credentials " * 65536)
+    runner = replay("windows-emmc-no-sanitize", MMC)
+    probe = probe_windows(runner, MMC, "PTB-55G2-0042")
+    ctx = ResetContext(runner, overwrite=lambda level: erase(str(target), level=level, verify=VerifyMode.FULL))
+    result = platform_reset(probe, ctx)
+
+    assert result.ok, result.failure_reason
+    assert (result.technique, result.level_achieved) == (Technique.OVERWRITE, Level.CLEAR)
+    assert result.verification is not None and result.verification.passed and result.verification.coverage == 1.0
+    assert b"cached credentials" not in target.read_bytes()
+    assert "emmc-secure-erase-sanitize: unsupported here: SEC_FEATURE_SUPPORT 0x15 lacks secure erase or sanitize" in (
+        result.notes
+    )
+    assert any(risk.startswith("eMMC without sanitize, overwritten from the host") for risk in result.residual_risk)
+    assert result.commands[0].argv[:3] == ("mmc", "extcsd", "read")  # the probe's reading is on the record
+
+
+def test_an_emmc_with_sanitize_keeps_its_firmware_erase_even_where_it_could_be_overwritten() -> None:
+    runner = replay("windows-emmc-sanitize", MMC)
+    ctx = ResetContext(runner, overwrite=lambda level: pytest.fail("the firmware erase comes first"))
+    result = platform_reset(probe_windows(runner, MMC, None), ctx)
+    assert result.ok and result.method == "eMMC secure erase + sanitize"
