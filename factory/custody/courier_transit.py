@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlmodel import Session
 
@@ -113,7 +114,8 @@ def deliver(
 
     :raises NotFound: no such consignment or old device.
     :raises Conflict: not in transit, or a scanned device is not with the courier.
-    :raises InvalidInput: no recipient name, a time without zone or in the future, a bad signature.
+    :raises InvalidInput: no recipient name, a time without zone, in the future or before the
+        hand-over, a bad signature.
     :raises GuardRefused: a scanned device is not in the consignment, a seal is wrong or missing,
         or the old devices are not one for each new device of the same officer without an exception.
     """
@@ -131,17 +133,11 @@ def deliver(
     pod = store_document(session, DocumentKind.PROOF_OF_DELIVERY, signature, actor=actor)
     evidence = {"consignment": consignment.reference, "recipient_name": name, "delivered_at": when,
                 "seals_checked": seals, "proof_of_delivery": document_ref(pod)}  # fmt: skip
-    requests = []
-    for _item, device in chosen:
-        officer, old = officers[device.id], exchange.get(device.id)
-        given = {"exchange_for": old.serial} if old else {"exception": exception_ref(excused[device.id])}
-        requests.append(
-            TransitionRequest(device.id or 0, Event.DELIVER, to_custodian=officer_label(officer),
-                              location=consignment.recipient_address[:200],
-                              evidence={**evidence, "officer": officer.staff_number, **given})
-        )  # fmt: skip
-        if old is not None:
-            requests.append(_collected(consignment, old, device, officer, when))
+    requests = [
+        request
+        for _, d in chosen
+        for request in _handed(consignment, d, officers[d.id], exchange.get(d.id) or excused[d.id], evidence)
+    ]
     entries = change_state(session, requests, actor=actor)
     for old in exchange.values():
         mark_returned(session, old.id or 0)
@@ -154,14 +150,28 @@ def deliver(
     return saved(session, consignment, entries)
 
 
-def _collected(consignment: Consignment, old: Device, new: Device, officer: Officer, when: str) -> TransitionRequest:
-    """The officer's old device going back with the courier, in exchange for ``new``."""
-    return TransitionRequest(
-        old.id or 0, Event.RETURN, to_custodian=f"courier:{consignment.courier}",
+def _handed(
+    consignment: Consignment, device: Device, officer: Officer, given_for: Device | Approval, evidence: dict[str, Any]
+) -> list[TransitionRequest]:
+    """The device going to its officer and, when it goes for the officer's old device, that device
+    going back with the courier; else the deliver entry names the exception it goes under."""
+    given: dict[str, object]
+    if isinstance(given_for, Approval):
+        given = {"exception": exception_ref(given_for)}
+    else:
+        given = {"exchange_for": given_for.serial}
+    delivered = TransitionRequest(device.id or 0, Event.DELIVER, to_custodian=officer_label(officer),
+                                  location=consignment.recipient_address[:200],
+                                  evidence={**evidence, "officer": officer.staff_number, **given})  # fmt: skip
+    if isinstance(given_for, Approval):
+        return [delivered]
+    collected = TransitionRequest(
+        given_for.id or 0, Event.RETURN, to_custodian=f"courier:{consignment.courier}",
         location=f"with courier {consignment.courier}, on the way back to the factory",
-        evidence={"consignment": consignment.reference, "exchanged_for": new.serial,
-                  "officer": officer.staff_number, "collected_at": when},
+        evidence={"consignment": consignment.reference, "exchanged_for": device.serial,
+                  "officer": officer.staff_number, "collected_at": evidence["delivered_at"]},
     )  # fmt: skip
+    return [delivered, collected]
 
 
 def _use_exceptions(session: Session, entries: Sequence[CustodyEntry], used: dict[int | None, Approval]) -> None:
