@@ -56,7 +56,8 @@ def test_receive_warns_of_a_medium_recorded_on_another_device(tech_page, tech_si
     log_in(page, "technician1", "/tech/receive")
     scan(page, "RCV-TWIN")
     scan(page, "AT-RCV-TWIN")
-    scan(page, "SHARED-DISK")  # Enter in the medium field receives the device
+    with page.expect_navigation():
+        scan(page, "SHARED-DISK")  # Enter in the medium field receives the device
     assert "Received RCV-TWIN" in page.locator("#page-notice").inner_text()
     warning = page.locator("#media-warning")
     assert warning.get_attribute("role") == "alert"
@@ -66,6 +67,7 @@ def test_receive_warns_of_a_medium_recorded_on_another_device(tech_page, tech_si
     check_page(page, "tech-receive-4-medium-elsewhere")
     scan(page, "RCV-SINGLE")
     scan(page, "AT-RCV-SINGLE")
-    scan(page, "RCV-SINGLE-M1")
+    with page.expect_navigation():
+        scan(page, "RCV-SINGLE-M1")
     assert "Received RCV-SINGLE" in page.locator("#page-notice").inner_text()
     assert page.locator("#media-warning").count() == 0
