@@ -209,9 +209,7 @@ def remove_build(fleet_number: Ref, serial: Serial, session: SessionDep, _user: 
 
 
 @router.post("/consignments", status_code=201, response_model=RecordOut)
-def create_consignment(
-    body: ConsignmentIn, session: SessionDep, ctx: ContextDep, user: TechnicianUser
-) -> dict[str, Any]:
+def create_consignment(body: ConsignmentIn, session: SessionDep, ctx: ContextDep, user: CourierUser) -> dict[str, Any]:
     c = service.create_consignment(session, actor=user.name, site=ctx.settings.site_name, **body.args()).record
     return {"id": c.reference, "details": {"status": c.status, "manifest_document_id": c.manifest_document_id}}
 

@@ -71,9 +71,11 @@ def test_courier_flow_and_documents(ctx, client, h) -> None:
                                 headers=h["tech1"]).json()["id"]  # fmt: skip
     body = {"allocation_ids": [allocation_id], "courier": "SecureParcel", "recipient_name": "Desk",
             "recipient_address": "1 High St", "seal_numbers": ["S1"]}  # fmt: skip
-    r = client.post("/api/custody/consignments", json=body, headers=h["tech1"])
+    # The dispatch team packs consignments, as on its page; a technician may not.
+    assert client.post("/api/custody/consignments", json=body, headers=h["tech1"]).status_code == 403
+    r = client.post("/api/custody/consignments", json=body, headers=h["courier1"])
     assert r.status_code == 409 and "not recorded as formally shielding" in r.json()["reason"]
-    r = client.post("/api/custody/consignments", json={**body, "shielding": {"PC7": "OH-7"}}, headers=h["tech1"])
+    r = client.post("/api/custody/consignments", json={**body, "shielding": {"PC7": "OH-7"}}, headers=h["courier1"])
     assert r.status_code == 201, r.text
     ref, manifest_id = r.json()["id"], r.json()["details"]["manifest_document_id"]
     scan = {"scanned_serials": ["API-C1"], "scanned_seals": ["S1"]}

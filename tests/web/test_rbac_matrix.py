@@ -74,7 +74,8 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/custody/vehicles/{fleet_number}/decommission"): TECH,
     ("POST", "/api/custody/vehicles/{fleet_number}/builds"): TECH,
     ("DELETE", "/api/custody/vehicles/{fleet_number}/builds/{serial}"): TECH,
-    ("POST", "/api/custody/consignments"): TECH,
+    # the dispatch team packs consignments (as on its page: SAME_STEP below)
+    ("POST", "/api/custody/consignments"): COURIER,
     ("POST", "/api/custody/consignments/{reference}/handover"): COURIER,
     ("POST", "/api/custody/consignments/{reference}/delivery"): COURIER,
     ("POST", "/api/custody/consignments/{reference}/failed-delivery"): COURIER,
@@ -206,6 +207,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
 
 # One step over JSON and on its page (both POST): the same people may do it either way.
 SAME_STEP = [
+    ("/api/custody/consignments", "/courier/consignments/new"),
     ("/api/custody/consignments/{reference}/handover", "/courier/consignments/{reference}/handover"),
     ("/api/custody/consignments/{reference}/delivery", "/courier/consignments/{reference}/deliver"),
     ("/api/custody/consignments/{reference}/failed-delivery", "/courier/consignments/{reference}/failed"),
