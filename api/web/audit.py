@@ -19,7 +19,7 @@ from api.params import Reference as ReferencePath
 from api.params import Serial as SerialPath
 from api.routes.audit import bundle_download
 from api.schemas.audit import ErasureOutcomePublic
-from api.web.forms import scanned
+from api.web.forms import iso_day, scanned
 from api.web.render import render
 from factory.audit.views import (
     DESTINATION_CHOICES,
@@ -78,8 +78,8 @@ def _query(request: Request, limit: int = 50) -> tuple[CertificateQuery, dict[st
         raise InvalidInput(f"outcome '{outcome[:20]}' is not one of: {', '.join(o.value for o in Outcome)}")
     fields["outcome"] = outcome
     query = CertificateQuery.from_text(
-        issued_from=fields["issued_from"] or None,
-        issued_to=fields["issued_to"] or None,
+        issued_from=iso_day(fields["issued_from"], field="issued_from", label="From") or None,
+        issued_to=iso_day(fields["issued_to"], field="issued_to", label="To") or None,
         device_serial=fields["serial"] or None,
         media_serial=fields["media_serial"] or None,
         asset_tag=fields["asset_tag"] or None,
@@ -238,8 +238,8 @@ def summary_download(request: Request, ctx: ContextDep, _me: AuditPage) -> Respo
                 session,
                 ctx.site_keys.keyring(),
                 wave=params["wave"],
-                issued_from=parse_bound(params["issued_from"]),
-                issued_to=parse_bound(params["issued_to"], upper=True),
+                issued_from=parse_bound(iso_day(params["issued_from"] or "", field="issued_from", label="From")),
+                issued_to=parse_bound(iso_day(params["issued_to"] or "", field="issued_to", label="To"), upper=True),
             )
     except FactoryError as exc:
         return Response(exc.reason, status_code=exc.status_code, media_type="text/plain")

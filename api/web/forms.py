@@ -124,6 +124,20 @@ def parse_day(text: str, *, field: str, label: str) -> date | None:
         raise FieldError(field, f"{label}: {value} is not a real date ({why})") from None
 
 
+def iso_day(text: str, *, field: str, label: str) -> str:
+    """A filter typed on a page, for the filters the API and CLI share (ISO 8601): a date typed
+    day first becomes YYYY-MM-DD; anything else (an ISO date or date-time) is passed on as typed,
+    for the shared filter to check.
+
+    :raises FieldError: a day-first date that is no such day.
+    """
+    value = (text or "").strip()
+    if "/" not in value:
+        return value
+    day = parse_day(value, field=field, label=label)
+    return day.isoformat() if day else ""
+
+
 def parse_clock(text: str, *, field: str, label: str) -> time | None:
     """A time typed on the 24-hour clock (HH:MM); None when left empty.
 

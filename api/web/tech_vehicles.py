@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
 
 from api.deps import Caller, ContextDep
+from api.web.forms import day_first, parse_day
 from api.web.tech_pages import TechUser, act, field_of, page, read
 from factory.custody.service import (
     Fitter,
@@ -26,16 +27,14 @@ from factory.custody.views import earmarks, vehicle_allocation_for, vehicles_vie
 from factory.kernel import clock
 from factory.kernel.context import AppContext
 from factory.kernel.db.engine import Session
-from factory.kernel.errors import FactoryError, InvalidInput
+from factory.kernel.errors import FactoryError
 
 router = APIRouter(prefix="/tech/vehicles", include_in_schema=False)
 
 
-def _day(text: str) -> date:
-    try:
-        return date.fromisoformat(text.strip()) if text.strip() else clock.now().date()
-    except ValueError:
-        raise InvalidInput(f"'{text[:20]}' is not a date (YYYY-MM-DD)") from None
+def _day(text: str, *, field: str, label: str) -> date:
+    """A date typed day first (the shared parser: dd/mm/yyyy); today when left empty."""
+    return parse_day(text, field=field, label=label) or clock.now().date()
 
 
 class BuildForm(BaseModel):
@@ -84,7 +83,7 @@ RETIRE_FIELDS = {"removed_by": ("who took",)}
 
 def _page(request: Request, ctx: AppContext, me: Caller, status: int = 200, **extra: Any) -> HTMLResponse:
     vehicles, builds = read(ctx, vehicles_view), read(ctx, earmarks)
-    context = {"v": {}, "building": False, "today": clock.now().date().isoformat(), **extra}
+    context = {"v": {}, "building": False, "today": day_first(clock.now().date()), **extra}
     return page(request, me, "tech_vehicles.html", status, vehicles=vehicles, builds=builds, **context)
 
 
@@ -138,9 +137,10 @@ def install(request: Request, ctx: ContextDep, me: TechUser, form: Annotated[Ins
     verifier = ctx.site_keys.verifier()
 
     def action(session: Session) -> str:
+        installed_on = _day(form.installed_on, field="installed_on", label="Installed on")
         allocation_id = vehicle_allocation_for(session, form.tablet_serial)
         install_tablet(session, allocation_id=allocation_id, installer_name=form.installer_name,
-                       installer_company=form.installer_company, installed_on=_day(form.installed_on),
+                       installer_company=form.installer_company, installed_on=installed_on,
                        actor=me.name, verifier=verifier)  # fmt: skip
         return f"{form.tablet_serial.strip()} installed"
 
@@ -152,7 +152,8 @@ def replace(request: Request, ctx: ContextDep, me: TechUser, form: Annotated[Rep
     verifier = ctx.site_keys.verifier()
 
     def action(session: Session) -> str:
-        fitter = Fitter(form.fitter_name, form.fitter_company, _day(form.fitted_on))
+        fitted_on = _day(form.fitted_on, field="fitted_on", label="Fitted on")
+        fitter = Fitter(form.fitter_name, form.fitter_company, fitted_on)
         replace_tablet(session, fleet_number=form.fleet_number, faulty_serial=form.faulty_serial,
                        replacement_serial=form.replacement_serial, fault=form.fault, fitter=fitter, actor=me.name,
                        verifier=verifier)  # fmt: skip

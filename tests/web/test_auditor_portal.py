@@ -51,9 +51,15 @@ def test_auditor_reads_a_certificate_as_a_report(tech_page, tech_site) -> None:
     page.wait_for_selector("#results")
     check_page(page, "auditor-1-search-serial")
 
-    page.goto("/audit/search?level=purge&outcome=success&issued_from=2000-01-01")
+    page.goto("/audit/search?level=purge&outcome=success")
+    page.locator("#f-issued_from").fill("01/01/2000")  # dates are typed day first
+    page.locator("#f-issued_from").press("Enter")
+    page.wait_for_selector("#results")
     rows = page.locator("#results tbody tr")
     assert rows.count() == 1 and "AUD-2" in rows.first.inner_text()
+    assert page.locator("#f-issued_from").input_value() == "01/01/2000"
+    summary = page.request.get(page.locator("#summary-link").get_attribute("href") or "")
+    assert summary.status == 200 and summary.body()[:5] == b"%PDF-"
     check_page(page, "auditor-2-search-level")
 
     page.goto(f"/audit/certificates/{cert_id}")
@@ -91,6 +97,7 @@ def test_auditor_reads_a_certificate_as_a_report(tech_page, tech_site) -> None:
     wave_pdf = page.request.get(page.locator("#wave-pdf").get_attribute("href") or "")
     assert wave_pdf.status == 200 and wave_pdf.body()[:5] == b"%PDF-"
 
-    pdf = page.request.get("/audit/summary.pdf?issued_from=2000-01-01")
+    pdf = page.request.get("/audit/summary.pdf?issued_from=2000-01-01")  # ISO, as the API takes it
     assert pdf.status == 200 and pdf.body()[:5] == b"%PDF-"
+    assert page.request.get("/audit/summary.pdf?issued_from=31/02/2026").status == 422  # no such day
     assert page.request.get("/audit/summary.pdf").status == 422  # neither a wave nor a range
