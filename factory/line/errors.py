@@ -8,6 +8,9 @@ a refused step (it catches ``FactoryError`` to fail a step with its reason).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from factory.kernel.errors import Conflict, InvalidInput, NotFound
 
 
@@ -30,11 +33,14 @@ class UnknownStopKind(InvalidInput):
 class StepFailed(Exception):
     """A job step failed with a reason for the board (the medium failed, the device left its
     slot, the provisioner said no); the runner fails the job with it. Internal to the runner,
-    like ``LostOwnership``, so not a ``FactoryError``."""
+    like ``LostOwnership``, so not a ``FactoryError``. A step that knows what to do next gives the
+    ``action`` (else the runner's default for the step), and ``evidence`` for the failed round's
+    entry (a tablet's failed reset: its stage, kind, last exchange)."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, action: str | None = None, evidence: Mapping[str, Any] | None = None) -> None:
         super().__init__(reason)
-        self.reason = reason
+        self.reason, self.action = reason, action
+        self.evidence: dict[str, Any] = dict(evidence or {})
 
 
 class SimulationOnly(InvalidInput):

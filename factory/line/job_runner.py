@@ -17,6 +17,7 @@ job was reconciled away by another can never write to it again.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -156,7 +157,8 @@ class JobRunner:
                 self._hold(held, step_id, name)
                 return
             except (FactoryError, StepFailed) as exc:  # a refused transition or guard, or a failed step
-                self._fail(self._stop_text(name, exc.reason) if self.cancel.is_set() else exc.reason, step_id)
+                failed = exc if isinstance(exc, StepFailed) else None
+                self._fail(self._stop_text(name, exc.reason) if self.cancel.is_set() else exc.reason, step_id, failed)
                 return
         if not self._completed:  # no steps: nothing committed the end yet
             with self.scope() as (s, job):
@@ -189,24 +191,29 @@ class JobRunner:
         base = self.stop_reason or "stopped"
         return f"{base} during '{step}'" + (f" ({detail})" if detail else "")
 
-    def _fail(self, reason: str, step_id: int | None) -> None:
+    def _fail(self, reason: str, step_id: int | None, failed: StepFailed | None = None) -> None:
         """Fail the job (and the device, if this job put it in progress). While the database cannot
         be reached (a standby being promoted) keep trying until the controller stops: given up, the
         job would stay 'running' under this live agent, its slot blocked, until a restart."""
         until_reachable(
-            lambda: self._write_failure(reason), stopping=self.ctx.stopping, what=f"job {self.job_id}'s end"
+            lambda: self._write_failure(reason, failed), stopping=self.ctx.stopping, what=f"job {self.job_id}'s end"
         )
 
-    def _write_failure(self, reason: str) -> None:
+    def _write_failure(self, reason: str, failed: StepFailed | None = None) -> None:
         stopped = jobs.STOP_OUTCOMES.get(self.stop_kind) if self.stop_kind is not None else None
         status, action = stopped if stopped is not None else (JobStatus.FAILED, None)
         try:
             with self.scope() as (s, job):
                 slot = s.get(Slot, job.slot_id)
                 if action is None:
-                    action = _failure_action(s, job)
+                    action = (failed.action if failed else None) or _failure_action(s, job)
                 code = slot.code if slot else ""
-                jobs.fail_device_if_ours(s, job, reason=reason, actor=self.ctx.actor, slot_code=code, logs=self.logs)
+                evidence = failed.evidence if failed else {}
+                if evidence:
+                    self.logs.add(self.job_id, f"failure evidence: {json.dumps(evidence, sort_keys=True)}", "error")
+                jobs.fail_device_if_ours(
+                    s, job, reason=reason, actor=self.ctx.actor, slot_code=code, logs=self.logs, evidence=evidence
+                )
                 job.work_seconds = self.work
                 jobs.finish(s, job, status, reason, action, logs=self.logs)
         except LostOwnership as exc:

@@ -9,7 +9,8 @@ before the function returns, in the caller's transaction.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from sqlalchemy import func, insert
 from sqlmodel import Session, col, select
@@ -152,9 +153,17 @@ def finish(
 
 
 def fail_device_if_ours(
-    session: Session, job: Job, *, reason: str, actor: str, slot_code: str, logs: JobLogBuffer | None = None
+    session: Session,
+    job: Job,
+    *,
+    reason: str,
+    actor: str,
+    slot_code: str,
+    logs: JobLogBuffer | None = None,
+    evidence: Mapping[str, Any] | None = None,
 ) -> bool:
-    """Move the device to sanitise_failed / provision_failed if THIS job put it in progress.
+    """Move the device to sanitise_failed / provision_failed if THIS job put it in progress
+    (``evidence``: what the failed step found out, on the failing entry).
 
     The device's latest custody entry must be one this job's steps wrote: otherwise its state
     belongs to someone else and is left alone.
@@ -168,13 +177,15 @@ def fail_device_if_ours(
     ours = set(session.exec(select(JobStep.custody_seq).where(JobStep.job_id == job.id)).all())
     if latest not in ours:
         return False
-    evidence = {"job": job.id, "slot": slot_code}
+    origin = {"job": job.id, "slot": slot_code}
     if device.state == State.SANITISING and device.erase_round_seq is not None:
         # The erase-round service is the one closer of a round; it needs only the round's seq.
         round_ = EraseRound(device.id or 0, device.serial, device.erase_round_seq, ())
-        fail_round(session, device, round_, reason, RoundOrigin(actor, None, evidence=evidence))
+        fail_round(session, device, round_, reason, RoundOrigin(actor, None, evidence=origin), **dict(evidence or {}))
     else:
-        request = TransitionRequest(device.id or 0, Event.FAIL, evidence={"reason": reason, **evidence})
+        request = TransitionRequest(
+            device.id or 0, Event.FAIL, evidence={"reason": reason, **origin, **(evidence or {})}
+        )
         change_state(session, [request], actor=actor)
     with job_log_batch(session, logs) as lines:
         lines.add(job.id or 0, f"device {device.serial} -> {device.state}: {reason}", "error")

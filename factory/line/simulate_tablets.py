@@ -41,6 +41,7 @@ class SimTablet:
     restarted: bool = False  # left and came back on the bus after its reset
     emmc_sanitize: bool = True  # a Windows tablet's eMMC offers secure erase + sanitize
     emmc_image: Path | None = None  # its eMMC as a block device (a file) the bench sees, if any
+    wipe_error: tuple[str, str] | None = None  # (errorCode, message) the Android service reports for its WIPE
 
     @property
     def udid(self) -> str:
@@ -232,8 +233,12 @@ def _https(t: SimTablet, argv: tuple[str, ...]) -> tuple[str, int]:
     if url.endswith(":issueCommand"):
         return json.dumps({"name": f"{device}/operations/1", "done": False}), 200
     if "/operations/" in url:
-        t.wiped = True
         meta = {"type": "WIPE", "createTime": utc_now(), "userName": f"enterprises/{ENTERPRISE}/users/sim"}
+        if t.wipe_error is not None:  # the Android Management API's failed operation
+            code, message = t.wipe_error
+            failed = {"done": True, "metadata": {**meta, "errorCode": code}, "error": {"code": 9, "message": message}}
+            return json.dumps({"name": f"{device}/operations/1", **failed}), 200
+        t.wiped = True
         return json.dumps({"name": f"{device}/operations/1", "done": True, "metadata": meta}), 200
     if url.endswith("/enrollmentTokens"):
         return json.dumps({"name": f"enterprises/{ENTERPRISE}/enrollmentTokens/sim", "value": "SIMTOKEN"}), 200

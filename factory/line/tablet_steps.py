@@ -28,6 +28,7 @@ from factory.line import jobs
 from factory.line.errors import StepFailed, StepHeld
 from factory.line.job_steps import vehicle_of_build
 from factory.line.models import JobStep, Slot, StepStatus
+from factory.line.pipeline_rules import TABLET_STEP_NAMES, Step
 from factory.line.tablet_slots import tablet_of
 from factory.tablets.service import TabletBench, reset_evidence
 from hardware_drivers.remote_commands import RemoteCommandError, SshCommandRunner
@@ -35,9 +36,10 @@ from hardware_drivers.ssh import PinnedHostKey
 from hardware_drivers.ssh_errors import InvalidPin
 from hardware_drivers.ssh_transport import SshTarget
 from hardware_drivers.tablet_usb import Platform
-from imaging.errors import EraseFailure, ImagingError
+from imaging.errors import EraseFailure, ImagingError, PlanError
 from imaging.result import CommandRecord, EraseResult, Level
 from imaging.tablets.device_management import ServiceRefused
+from imaging.tablets.failure import FAILED, ResetFailure, from_plan
 from imaging.tablets.identity import TabletProbe
 from imaging.tablets.methods import Overwrite
 from imaging.tablets.reset import run_reset
@@ -48,6 +50,7 @@ if TYPE_CHECKING:
 NO_TABLET_BENCH = "no tablet settings on this line"
 NO_TABLET_BENCH_ACTION = "start the agent with --tablets FILE (device-management services), then retry"
 _STEP = JobStep.__table__  # type: ignore[attr-defined]
+SANITISE_STEP = TABLET_STEP_NAMES[Step.SANITISE]
 
 # What the identify step read, for the later steps of the same job (one runner per job).
 _probes: weakref.WeakKeyDictionary[JobRunner, TabletProbe] = weakref.WeakKeyDictionary()
@@ -133,17 +136,31 @@ def tablet_erase(runner: JobRunner) -> Callable[..., EraseResult] | None:
         reset = replace(bench.reset_context(probe, cancel), overwrite=_overwrite(runner, bench, probe, cancel, engine))
         try:
             report = run_reset(probe, reset, level=level, reprobe=bench.reprobe(probe, cancel))
-        except ImagingError as exc:  # planned nothing: not encrypted, no service, no method
-            _closing[runner] = {"failure": str(exc)}
-            raise
+        except PlanError as exc:  # planned nothing: not encrypted, no service, no method
+            raise _failed(runner, probe, from_plan(probe, exc), {"method": None}) from exc
+        except ImagingError as exc:  # the engine refused the eMMC before writing (busy, unreadable)
+            raise _failed(runner, probe, ResetFailure("reset", FAILED, str(exc)), {"method": None}) from exc
         except RemoteCommandError as exc:  # the channel to a Windows tablet dropped: outcome unknown
             raise EraseFailure(f"service environment lost during the erase: {exc}") from exc
         finally:
             bench.close_channel(probe.serial or probe.ref)  # a Windows tablet's SSH channel: done with it
-        _closing[runner] = reset_evidence(probe, report)
+        evidence = reset_evidence(probe, report)
+        if report.failure is not None:
+            raise _failed(runner, probe, report.failure, evidence)
+        _closing[runner] = evidence
         return report.result
 
     return erase
+
+
+def _failed(runner: JobRunner, probe: TabletProbe, failure: ResetFailure, evidence: dict[str, Any]) -> StepFailed:
+    """The sanitise step's failure, structured: the board's reason and next action, and for the
+    failed round's entry what the reset found out (the step, stage, kind, last exchange)."""
+    evidence = {**evidence, "failure": {"step": SANITISE_STEP, **failure.evidence()}}
+    _closing[runner] = evidence
+    return StepFailed(
+        f"{probe.platform} tablet {probe.serial or probe.ref}: {failure.reason}", failure.action, evidence
+    )
 
 
 def _overwrite(

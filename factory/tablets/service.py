@@ -34,6 +34,7 @@ from factory.tablets.errors import TabletMismatch, TabletNotReady
 from imaging.certificate import Destination
 from imaging.errors import PlanError
 from imaging.result import Level, Technique
+from imaging.tablets.failure import from_plan
 from imaging.tablets.identity import TabletProbe
 from imaging.tablets.methods import ResetContext
 from imaging.tablets.reset import Reprobe, ResetReport, run_reset
@@ -107,7 +108,8 @@ class _TabletErase:
             )
         try:
             report = run_reset(probe, self.request.reset, level=self.request.level, reprobe=self.request.reprobe)
-        except PlanError as exc:
+        except PlanError as exc:  # nothing sent: the record says why, and what to do next
+            self.found.update(method=None, failure=from_plan(probe, exc).evidence())
             raise EraseFailed(str(exc)) from exc
         self.found.update(reset_evidence(probe, report))
         result = report.result
@@ -144,8 +146,8 @@ def reset_evidence(probe: TabletProbe, report: ResetReport) -> dict[str, Any]:
         )
         if blockers:
             found[REDISTRIBUTION_BLOCKERS] = blockers
-    if report.result.failure_reason:
-        found["failure"] = report.result.failure_reason
+    if report.failure is not None:  # typed: stage, kind, reason, last exchange, the next action
+        found["failure"] = report.failure.evidence()
     return found
 
 

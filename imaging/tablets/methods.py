@@ -21,11 +21,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from imaging.commands import CommandRunner
+from imaging.commands import TIMED_OUT, CommandRunner
 from imaging.errors import EraseFailure, PlanError
 from imaging.methods.base import LEVEL_RANK, Support, tail
 from imaging.result import EraseResult, Level, Technique
 from imaging.tablets import android, emmc
+from imaging.tablets import failure as kinds
 from imaging.tablets.device_management import (
     AuditRecord,
     DeviceManagement,
@@ -35,6 +36,7 @@ from imaging.tablets.device_management import (
     WipeWait,
     wait_for_wipe,
 )
+from imaging.tablets.failure import ResetFailed
 from imaging.tablets.identity import ANDROID, IPADOS, WINDOWS, TabletProbe
 
 CRYPTO_RESET = "cryptographic erase (platform reset)"
@@ -119,14 +121,32 @@ class ManagementWipe(TabletMethod):
         try:
             command = dm.send_wipe(ctx.managed_id)
         except WipeRefused as exc:
-            raise EraseFailure(f"wipe refused: {exc.reason}") from exc
+            kind = kinds.TIMED_OUT if "request timed out" in exc.reason else kinds.REFUSED
+            raise ResetFailed(f"wipe refused: {exc.reason}", kind, service={"service": dm.service}) from exc
         status = wait_for_wipe(dm, command, ctx.wait)
         if status.state is not WipeState.ACKNOWLEDGED:
             residual = ("the wipe may still run later: the tablet's state is unknown",)
-            raise EraseFailure(f"wipe {command.command_id} {status.state}: {status.detail}", residual=residual)
+            service = {"service": dm.service, "command_id": command.command_id, "state": str(status.state)}
+            raise ResetFailed(
+                f"wipe {command.command_id} {status.state}: {status.detail}",
+                _unacknowledged(status.state, status.detail),
+                residual=residual,
+                service={**service, "detail": status.detail},
+            )
         audit = dm.read_audit(command)
         notes = (f"{dm.service}: wipe {command.command_id} {status.state}", f"audit: {audit.state}")
         return ResetOutcome(notes, f"device management ({dm.service})", command, status.detail, audit)
+
+
+def _unacknowledged(state: WipeState, detail: str) -> str:
+    """The kind of an unacknowledged wipe: timed out, the device locked (Lost Mode), or not acknowledged."""
+    if state is WipeState.TIMED_OUT:
+        return kinds.TIMED_OUT
+    return kinds.LOCKED if "lost mode" in detail.lower() or "locked" in detail.lower() else kinds.NOT_ACKNOWLEDGED
+
+
+def _tool_kind(returncode: int) -> str:
+    return kinds.TIMED_OUT if returncode == TIMED_OUT else kinds.REFUSED
 
 
 class UsbDeviceOwnerReset(TabletMethod):
@@ -148,11 +168,12 @@ class UsbDeviceOwnerReset(TabletMethod):
         argv = android.adb(probe.ref, "shell", "am", "broadcast", "-a", DPC_WIPE_ACTION, "-n", component)
         record = ctx.runner.run(argv, USB_RESET_TIMEOUT)
         if record.returncode != 0 or "Broadcast completed: result=-1" not in record.stdout:
-            raise EraseFailure(f"the device-owner app refused the reset: {tail(record)}")
+            raise ResetFailed(f"the device-owner app refused the reset: {tail(record)}", _tool_kind(record.returncode))
         gone = self._left_adb(probe, ctx)
         if not gone:
-            raise EraseFailure(
+            raise ResetFailed(
                 "the tablet accepted the reset but never restarted into it: outcome unknown",
+                kinds.TIMED_OUT,
                 residual=("the reset may not have run",),
             )
         return ResetOutcome(
@@ -190,10 +211,12 @@ class EmmcSecureErase(TabletMethod):
         assert probe.emmc is not None
         erased = emmc.secure_erase(ctx.runner, probe.ref, probe.emmc)
         if not emmc.erase_succeeded(erased):
-            raise EraseFailure(f"secure erase failed: {emmc.failure(erased)}")
+            raise ResetFailed(f"secure erase failed: {emmc.failure(erased)}", _tool_kind(erased.returncode))
         sanitized = emmc.sanitize(ctx.runner, probe.ref)
         if sanitized.returncode != 0:
-            raise EraseFailure(f"sanitize failed: {emmc.failure(sanitized)}", residual=("unmapped blocks may remain",))
+            residual = ("unmapped blocks may remain",)
+            reason = f"sanitize failed: {emmc.failure(sanitized)}"
+            raise ResetFailed(reason, _tool_kind(sanitized.returncode), residual=residual)
         notes = (f"secure erase of sectors 0..{probe.emmc.last_sector:#x} succeeded", "sanitize completed")
         return ResetOutcome(notes, "mmc-utils")
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from imaging.commands import CommandRunner, RecordingRunner, utc_now
 from imaging.errors import EraseFailure, PlanError
 from imaging.result import EraseResult, Level, MediaIdentity, VerificationResult, VerifyMode
+from imaging.tablets.failure import NOT_CONFIRMED, ResetFailure, from_method, last_exchange
 from imaging.tablets.identity import ANDROID, WINDOWS, TabletProbe
 from imaging.tablets.methods import ResetContext, ResetOutcome, TabletPlan, plan_reset
 from imaging.toolinfo import TOOL_NAME, code_sha256, tool_version
@@ -87,6 +88,7 @@ class ResetReport:
     outcome: ResetOutcome | None  # None: the method failed before it confirmed anything
     checks: tuple[AfterCheck, ...] = ()
     after: TabletProbe | None = None  # the tablet read again after its reset, where it was
+    failure: ResetFailure | None = None  # why it failed (stage, kind, last exchange, next action)
 
 
 def platform_reset(
@@ -111,7 +113,7 @@ def run_reset(
         outcome = plan.method.execute(probe, ctx)
     except EraseFailure as exc:
         failed = _result(probe, plan, (started, level), recorder, ok=False, failure=exc.reason, residual=exc.residual)
-        return ResetReport(failed, None)
+        return ResetReport(failed, None, failure=from_method(exc, recorder.records))
     if outcome.erased is not None:  # the erase engine did it: its result, with the tablet's evidence
         return ResetReport(
             _engine_result(probe, plan, outcome.erased, recorder), outcome, after_checks(probe, None, outcome)
@@ -124,7 +126,8 @@ def run_reset(
     if failed_checks:
         why = "; ".join(f"{c.name}: {c.detail}" for c in failed_checks)
         failed = _result(probe, plan, (started, level), recorder, ok=False, failure=f"after the reset: {why}")
-        return ResetReport(failed, outcome, tuple(checks), after)
+        failure = ResetFailure("after the reset", NOT_CONFIRMED, why, last_exchange(recorder.records))
+        return ResetReport(failed, outcome, tuple(checks), after, failure)
     verification = VerificationResult(
         mode=VerifyMode.FULL,
         expected_pattern="platform reset: " + ", ".join(c.name for c in checks),

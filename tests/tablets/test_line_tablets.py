@@ -23,13 +23,14 @@ from factory.line.bench_config import simulated_config
 from factory.line.controller import Controller
 from factory.line.identify import Identity
 from factory.line.job_steps import NO_VEHICLE, NO_VEHICLE_ACTION
-from factory.line.models import Job, JobStep
+from factory.line.models import Job, JobLog, JobStep
 from factory.line.simulate import NoOpProvisioner, SimulatedLine
-from factory.line.simulate_tablets import SimulatedTablets, arrival_event, new_tablet
+from factory.line.simulate_tablets import USB, SimTablet, SimulatedTablets, arrival_event, new_tablet
 from factory.line.views import board_snapshot, job_detail
 from factory.tablets.views import latest_tablet_round
 from hardware_drivers.events import DeviceAttached
 from imaging.certificate import verify_certificate
+from imaging.tablets.failure import ACTIONS, NOT_ACKNOWLEDGED, NOT_ENCRYPTED
 from imaging.tablets.methods import CRYPTO_RESET
 
 
@@ -186,6 +187,16 @@ def test_a_restarted_controller_recognises_the_tablet_still_in_its_slot(ctx, tab
     assert tablet_line.job(SLOT).id == first.id
 
 
+def plug(line: TabletLine, tablet: SimTablet, medium: MediaSpec) -> Job:
+    """Book the tablet in, plug it into the first slot's hub port, and return its finished job."""
+    receive(line.ctx, tablet.serial, [medium], make=USB[tablet.platform][3], kind="tablet")
+    assert line.sim.tablets is not None
+    line.sim.tablets.add(tablet)
+    line.controller.submit(arrival_event(tablet, "sim-bench-1-port-1"))
+    assert line.controller.wait_idle(60)
+    return line.job(SLOT)
+
+
 def test_a_windows_tablet_emmc_without_sanitize_is_overwritten_and_certified_clear(
     tablet_line: TabletLine, tmp_path: Path
 ) -> None:
@@ -194,14 +205,7 @@ def test_a_windows_tablet_emmc_without_sanitize_is_overwritten_and_certified_cle
     tablet = replace(new_tablet("windows", 0x5A5A0001), emmc_sanitize=False, emmc_image=tmp_path / "emmc.img")
     assert tablet.emmc_image is not None
     tablet.emmc_image.write_bytes(b"OFFICER NOTES: custody 4411 " * (2 * 2**20 // 28))
-    size = tablet.emmc_image.stat().st_size
-    receive(tablet_line.ctx, tablet.serial, [MediaSpec("emmc", tablet.ref, size)], make="Panasonic", kind="tablet")
-    assert tablet_line.sim.tablets is not None
-    tablet_line.sim.tablets.add(tablet)
-    tablet_line.controller.submit(arrival_event(tablet, "sim-bench-1-port-1"))
-    assert tablet_line.controller.wait_idle(60)
-
-    job = tablet_line.job(SLOT)
+    job = plug(tablet_line, tablet, MediaSpec("emmc", tablet.ref, tablet.emmc_image.stat().st_size))
     assert job.status == "succeeded", job.reason
     assert tablet_line.steps(job.id or 0)[1] == ("sanitise (platform reset)", "succeeded")
     assert b"OFFICER NOTES" not in tablet.emmc_image.read_bytes()  # the engine really overwrote it
@@ -220,3 +224,42 @@ def test_a_windows_tablet_emmc_without_sanitize_is_overwritten_and_certified_cle
     assert record is not None and record.certified
     assert record.closing["wipe"]["path"] == "erase engine (overwrite)"
     assert record.closing["method"] == cert.method
+
+
+def failed_round(line: TabletLine, job: Job, serial: str) -> dict:
+    """The failed job as the board shows it, and the failure its round's closing entry records."""
+    with session_scope(line.controller.engine) as s:
+        [slot] = [sl for sl in board_snapshot(s)["benches"][0]["slots"] if sl["code"] == SLOT]
+        record = latest_tablet_round(s, serial)
+    assert (job.status, slot["job"]["reason"], slot["job"]["action"]) == ("failed", job.reason, job.action)
+    assert record is not None and record.closed_event == "fail" and not record.certified
+    assert state_of(line.ctx, serial) == "sanitise_failed"
+    assert record.closing["failure"]["action"] == job.action
+    return record.closing["failure"]
+
+
+def test_an_unencrypted_tablet_fails_its_reset_with_structured_evidence(tablet_line: TabletLine) -> None:
+    tablet = new_tablet("android", 0x0BADF00D, encrypted=False)
+    job = plug(tablet_line, tablet, MediaSpec("ufs", tablet.ref, 64 * 10**9))
+    assert (job.reason or "").startswith(f"android tablet {tablet.serial}: no sanitisation method")
+    assert job.action == ACTIONS[NOT_ENCRYPTED]
+    failure = failed_round(tablet_line, job, tablet.serial)
+    assert (failure["step"], failure["stage"], failure["kind"]) == ("sanitise (platform reset)", "plan", NOT_ENCRYPTED)
+    assert "not encrypted (ro.crypto.state=unencrypted" in failure["reason"]
+    assert failure["command"]["argv"][:3] == ["adb", "-s", tablet.usb_serial]  # the last reading before the plan
+
+
+def test_a_wipe_the_service_reports_failed_fails_the_round_with_its_status(tablet_line: TabletLine) -> None:
+    tablet = replace(new_tablet("android", 0x0DEC1DED), wipe_error=("MANAGEMENT_MODE", "not in a management mode"))
+    job = plug(tablet_line, tablet, MediaSpec("ufs", tablet.ref, 64 * 10**9))
+    assert "WIPE failed: not in a management mode MANAGEMENT_MODE" in (job.reason or "")
+    assert job.action == ACTIONS[NOT_ACKNOWLEDGED]
+    failure = failed_round(tablet_line, job, tablet.serial)
+    assert (failure["stage"], failure["kind"]) == ("reset", NOT_ACKNOWLEDGED)
+    service = failure["service"]
+    assert (service["service"], service["state"]) == ("android-management", "error")
+    assert service["command_id"].endswith("/operations/1")
+    assert failure["command"]["argv"][:2] == ["https", "GET"] and failure["command"]["returncode"] == 200
+    with session_scope(tablet_line.controller.engine) as s:
+        logged = [line.message for line in s.exec(select(JobLog).where(JobLog.job_id == job.id)).all()]
+    assert any(m.startswith("failure evidence: ") and '"kind": "not acknowledged"' in m for m in logged)
