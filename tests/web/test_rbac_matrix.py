@@ -159,6 +159,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/tech/kpis"): TECH,
     ("GET", "/tech/import"): TECH,
     ("POST", "/tech/import"): TECH,
+    ("POST", "/tech/import/media"): TECH,
     # web: couriers
     ("GET", "/courier/consignments"): COURIER,
     ("GET", "/courier/consignments/new"): COURIER,
