@@ -4,7 +4,7 @@
 # committed state cloned into it, then, in a systemd-nspawn container that gives root what a real
 # machine gives it (all capabilities, loop devices, FUSE, TUN, KVM, namespaces, writable /proc/sys):
 #
-#     bash scripts/fresh-root-check.sh [--base DIR] [--keep] [--work DIR]   # as root; 1-2 hours
+#     bash scripts/fresh-root-check.sh [--base DIR] [--keep] [--work DIR]   # as root; 45-60 minutes
 #
 # 1. `bash scripts/serve.sh` (the first run: set-up, then the service on SQLite with a simulated
 #    line): /healthz answers, the board answers, a device is erased and certified; then stopped.
