@@ -16,6 +16,8 @@
 # --keep: leave the root (WORK/root). Needs: debootstrap, systemd-container, curl, git.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/lib/fresh-root.sh
+. "$REPO/scripts/lib/fresh-root.sh"
 WORK="" BASE="" KEEP=no
 SERVE_PORT=8000  # `factory serve`'s default: serve.sh is run exactly as the README writes it
 fail() { echo "fresh-root-check: FAIL: $*" >&2; exit 1; }
@@ -50,30 +52,10 @@ cleanup() {
 trap cleanup EXIT
 
 # ------------------------------------------------------------------ a fresh Debian 12
-if [ -n "$BASE" ]; then
-  say "copying the base root $BASE"
-  cp -a "$BASE" "$ROOT"
-else
-  say "debootstrap bookworm (minbase) into $ROOT"
-  nice -n 15 debootstrap --variant=minbase bookworm "$ROOT" http://deb.debian.org/debian >"$WORK/debootstrap.log" 2>&1 ||
-    fail "debootstrap (see $WORK/debootstrap.log)"
-fi
-cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
-# Behind a TLS-inspecting proxy the host trusts an extra CA (and may point pip at it): so does the root.
-if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
-  mkdir -p "$ROOT/usr/local/share/ca-certificates"
-  cp /usr/local/share/ca-certificates/*.crt "$ROOT/usr/local/share/ca-certificates/"
-fi
-[ ! -f /etc/pip.conf ] || cp /etc/pip.conf "$ROOT/etc/pip.conf"
 # What a fresh Debian 12 install has beyond minbase (init, dbus, CA certificates, ps); no python3,
 # no git, no compiler: setup.sh installs everything the project uses.
-say "systemd, dbus, ca-certificates, procps in the root (a fresh install's base; nothing of the project's)"
-chroot "$ROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive sh -c \
-  'apt-get update -qq && apt-get install -y -qq --no-install-recommends systemd systemd-sysv dbus ca-certificates procps && update-ca-certificates' \
-  >"$WORK/apt.log" 2>&1 || fail "apt-get in the root (see $WORK/apt.log)"
-git clone -q "$REPO" "$ROOT$CHECKOUT"
-COMMIT=$(git -C "$ROOT$CHECKOUT" log --oneline -1 | cut -c1-72)
-say "checkout: commit $COMMIT"
+make_fresh_root "$ROOT" "$BASE" "$WORK" systemd systemd-sysv dbus ca-certificates procps
+clone_checkout "$REPO" "$ROOT" "$CHECKOUT"
 
 # ------------------------------------------------------------------ a container with root's devices
 # The container's /dev is its own: losetup --find only sees the loop nodes bound into it, so the host
@@ -149,4 +131,4 @@ say "test.sh: exit status $rc after $(((SECONDS - test_started) / 60)) min"
 grep -E '^== |^(FAILED|ERROR|SKIPPED) ' "$WORK/test.log" | cut -c1-220 | sed 's/^/    /' || true
 grep -E '[0-9]+ (passed|failed|errors?)' "$WORK/test.log" | tail -1 | sed 's/^/    /' || true
 [ "$rc" -eq 0 ] || fail "bash scripts/test.sh (log: $WORK/test.log)"
-say "PASS (commit $COMMIT)"
+say "PASS (commit $CHECKOUT_COMMIT)"

@@ -15,6 +15,8 @@
 # The repository's committed state is installed (a `git clone` of this checkout), not the work tree.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/lib/fresh-root.sh
+. "$REPO/scripts/lib/fresh-root.sh"
 WORK="" BASE="" KEEP=no
 fail() { echo "systemd-check: FAIL: $*" >&2; exit 1; }
 say() { echo "systemd-check [$((SECONDS))s]: $*"; }
@@ -52,27 +54,8 @@ cleanup() {
 trap cleanup EXIT
 
 # ------------------------------------------------------------------ a fresh Debian 12 with systemd
-if [ -n "$BASE" ]; then
-  say "copying the base root $BASE"
-  cp -a "$BASE" "$ROOT"
-else
-  say "debootstrap bookworm (minbase) into $ROOT"
-  debootstrap --variant=minbase bookworm "$ROOT" http://deb.debian.org/debian >"$WORK/debootstrap.log" 2>&1 ||
-    fail "debootstrap (see $WORK/debootstrap.log)"
-fi
-cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
-# Behind a TLS-inspecting proxy the host trusts an extra CA (and may point pip at it): so does the root.
-if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
-  mkdir -p "$ROOT/usr/local/share/ca-certificates"
-  cp /usr/local/share/ca-certificates/*.crt "$ROOT/usr/local/share/ca-certificates/"
-fi
-[ ! -f /etc/pip.conf ] || cp /etc/pip.conf "$ROOT/etc/pip.conf"
-say "systemd, dbus, python3-venv, git, curl in the root"
-chroot "$ROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive sh -c \
-  'apt-get update -qq && apt-get install -y -qq --no-install-recommends systemd systemd-sysv dbus python3-venv git ca-certificates curl procps && update-ca-certificates' \
-  >"$WORK/apt.log" 2>&1 || fail "apt-get in the root (see $WORK/apt.log)"
-git clone -q "$REPO" "$ROOT/root/device-factory"
-say "installing commit $(git -C "$ROOT/root/device-factory" log --oneline -1 | cut -c1-72)"
+make_fresh_root "$ROOT" "$BASE" "$WORK" systemd systemd-sysv dbus python3-venv git ca-certificates curl procps
+clone_checkout "$REPO" "$ROOT" /root/device-factory
 
 # ------------------------------------------------------------------ boot it
 # --register=no --keep-unit: no machined or system bus needed on the host (a VM or container whose
