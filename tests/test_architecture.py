@@ -11,71 +11,28 @@ custody status (allocation, consignment, disposal batch) has one writer of its o
 from __future__ import annotations
 
 import ast
-import functools
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from harness.code_reading import (
+    AREAS,
+    PUBLIC_FACES,
+    ROOT,
+    SOURCE_PACKAGES,
+    area_of,
+    call_name,
+    calls,
+    imported_modules,
+    rel,
+    source_files,
+    tree_of,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-SOURCE_PACKAGES = ("factory", "api", "imaging", "hardware_drivers")
-AREAS = ("intake", "identity", "sanitisation", "custody", "line", "audit", "provisioning", "tablets")
-PUBLIC_FACES = ("service", "views", "errors", "models")
-MIGRATIONS = ROOT / "factory" / "kernel" / "db" / "migrations"
 MAX_FILE_LINES = 400
 MAX_FUNCTION_LINES = 60
-
-
-def _is_migration(path: Path) -> bool:
-    return MIGRATIONS in path.parents
-
-
-def source_files(*packages: str) -> list[Path]:
-    files = []
-    for package in packages or SOURCE_PACKAGES:
-        files += sorted((ROOT / package).rglob("*.py"))
-    return [f for f in files if not _is_migration(f)]
-
-
-@functools.cache
-def tree_of(path: Path) -> ast.Module:
-    return ast.parse(path.read_text(), str(path))
-
-
-def rel(path: Path) -> str:
-    return str(path.relative_to(ROOT))
-
-
-def imported_modules(path: Path) -> Iterator[tuple[int, str]]:
-    """Every module a file imports, absolute, with ``from pkg import mod`` seen as ``pkg.mod``."""
-    for node in ast.walk(tree_of(path)):
-        if isinstance(node, ast.Import):
-            for alias in node.names:
-                yield node.lineno, alias.name
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            yield node.lineno, node.module
-            for alias in node.names:
-                yield node.lineno, f"{node.module}.{alias.name}"
-
-
-def area_of(module: str) -> str | None:
-    parts = module.split(".")
-    return parts[1] if len(parts) > 1 and parts[0] == "factory" and parts[1] in AREAS else None
-
-
-def calls(path: Path) -> Iterator[ast.Call]:
-    return (n for n in ast.walk(tree_of(path)) if isinstance(n, ast.Call))
-
-
-def call_name(call: ast.Call) -> str:
-    func = call.func
-    if isinstance(func, ast.Name):
-        return func.id
-    if isinstance(func, ast.Attribute):
-        return func.attr
-    return ""
 
 
 # ---------------------------------------------------------------- dependency direction
@@ -366,7 +323,7 @@ def test_api_holds_no_state_names() -> None:
 def test_no_source_file_is_over_the_limit() -> None:
     offenders = [
         f"{rel(path)}: {n} lines"
-        for path in source_files()
+        for path in source_files(*SOURCE_PACKAGES, "benchmarks", "tests")
         if (n := len(path.read_text().splitlines())) > MAX_FILE_LINES
     ]
     assert not offenders, offenders
@@ -382,9 +339,7 @@ def _long_functions(path: Path) -> Iterator[str]:
 
 @pytest.mark.parametrize("package", [*SOURCE_PACKAGES, "benchmarks", "tests"])
 def test_no_function_is_over_the_limit(package: str) -> None:
-    offenders = [
-        f for path in sorted((ROOT / package).rglob("*.py")) if not _is_migration(path) for f in _long_functions(path)
-    ]
+    offenders = [f for path in source_files(package) for f in _long_functions(path)]
     assert not offenders, offenders
 
 
