@@ -18,19 +18,10 @@ set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=scripts/lib/fresh-root.sh
 . "$REPO/scripts/lib/fresh-root.sh"
-WORK="" BASE="" KEEP=no
 SERVE_PORT=8000  # `factory serve`'s default: serve.sh is run exactly as the README writes it
 fail() { echo "fresh-root-check: FAIL: $*" >&2; exit 1; }
 say() { echo "fresh-root-check [$((SECONDS))s, load $(cut -d' ' -f1-3 /proc/loadavg)]: $*"; }
-while [ "$#" -gt 0 ]; do
-  case "$1" in
-    --base) BASE=$2; shift 2 ;;
-    --work) WORK=$2; shift 2 ;;
-    --keep) KEEP=yes; shift ;;
-    -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) fail "unknown option '$1' (see --help)" ;;
-  esac
-done
+read_root_options "$@"
 [ "$(id -u)" -eq 0 ] || fail "run as root (debootstrap, systemd-nspawn)"
 for tool in debootstrap systemd-nspawn curl git; do
   command -v "$tool" >/dev/null || fail "$tool missing (apt-get install debootstrap systemd-container curl git)"

@@ -17,18 +17,9 @@ set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=scripts/lib/fresh-root.sh
 . "$REPO/scripts/lib/fresh-root.sh"
-WORK="" BASE="" KEEP=no
 fail() { echo "systemd-check: FAIL: $*" >&2; exit 1; }
 say() { echo "systemd-check [$((SECONDS))s]: $*"; }
-while [ "$#" -gt 0 ]; do
-  case "$1" in
-    --base) BASE=$2; shift 2 ;;
-    --work) WORK=$2; shift 2 ;;
-    --keep) KEEP=yes; shift ;;
-    -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) fail "unknown option '$1' (see --help)" ;;
-  esac
-done
+read_root_options "$@"
 [ "$(id -u)" -eq 0 ] || fail "run as root (debootstrap, systemd-nspawn)"
 for tool in debootstrap systemd-nspawn nsenter; do
   command -v "$tool" >/dev/null || fail "$tool missing (apt-get install debootstrap systemd-container)"

@@ -3,8 +3,22 @@
 # scripts/systemd-check.sh (the units under a real systemd) and scripts/fresh-root-check.sh (the
 # README's commands). Sourced; the caller defines say and fail.
 #
+#     read_root_options "$@"                  # --base DIR, --work DIR, --keep -> BASE, WORK, KEEP; --help
 #     make_fresh_root ROOT BASE WORK PACKAGE...   # BASE: a root made earlier to copy, or "" to debootstrap
 #     clone_checkout REPO ROOT DIR                # this checkout's committed state at ROOT/DIR
+
+read_root_options() {
+  BASE="" WORK="" KEEP=no
+  while [ "$#" -gt 0 ]; do
+    case "$1" in
+      --base) BASE=$2; shift 2 ;;
+      --work) WORK=$2; shift 2 ;;
+      --keep) KEEP=yes; shift ;;
+      -h | --help) sed -n '2,/^[^#]/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit 0 ;;  # the header comment
+      *) fail "unknown option '$1' (see --help)" ;;
+    esac
+  done
+}
 
 make_fresh_root() {
   local root=$1 base=$2 work=$3
