@@ -37,6 +37,7 @@ from hardware_drivers.ssh_errors import InvalidPin
 from hardware_drivers.ssh_transport import SshTarget
 from hardware_drivers.tablet_usb import Platform
 from imaging.errors import EraseFailure, ImagingError, PlanError
+from imaging.remote_erase import erase_remote
 from imaging.result import CommandRecord, EraseResult, Level
 from imaging.tablets.device_management import ServiceRefused
 from imaging.tablets.failure import FAILED, ResetFailure, from_plan
@@ -167,7 +168,16 @@ def _overwrite(
     runner: JobRunner, bench: TabletBench, probe: TabletProbe, cancel: Any, engine: Mapping[str, Any]
 ) -> Overwrite | None:
     """The erase engine's overwrite of the tablet's eMMC, through the same erase (and verification)
-    as a disk in a dock, where the bench exposes the eMMC as a block device; None elsewhere."""
+    as a disk: over SSH in the service environment as a laptop's disk (the remote erase), or where
+    this bench exposes the eMMC as a block device as a disk in a dock; None elsewhere."""
+    remote = bench.service_environment(probe)
+    if remote is not None:
+
+        def overwrite_there(level: Level) -> EraseResult:
+            label = f"{probe.platform} tablet {probe.serial or probe.ref} in its service environment"
+            return erase_remote(remote, probe.ref, level=level, cancel=cancel, remote_label=label, **engine)
+
+        return overwrite_there
     node = bench.emmc_node(probe)
     if node is None:
         return None

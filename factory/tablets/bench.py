@@ -16,12 +16,18 @@ A real bench reads them from a TOML file (``factory line run --tablets FILE``)::
     deadline_seconds = 1800
     [profiles]                       # the line's kind/role -> the service's enrolment profile or policy
     "vehicle-tablet/standard" = "vehicle-tablet-policy"
+    [windows]                        # Windows / rugged tablets with eMMC (both keys optional)
+    emmc_node = "/dev/mmcblk0"       # the eMMC as the bench stick's service environment names it (SSH)
+    # Where THIS host sees a tablet's eMMC as a block device (an eMMC reader on the bench), for the
+    # overwrite of an eMMC without sanitize: a /dev path with {serial}, or a table serial -> /dev path
+    emmc_exposed = "/dev/disk/by-id/usb-Bench_eMMC_{serial}-0:0"
 
 and refuses to start without the tools (Debian adb, libimobiledevice-utils, mmc-utils).
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 import threading
 import time
@@ -29,7 +35,7 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from factory.tablets.errors import TabletBenchUnavailable
 from imaging.commands import CommandRunner, SubprocessRunner
@@ -49,8 +55,13 @@ from imaging.tablets.identity import probe_windows as _probe_windows
 from imaging.tablets.methods import ResetContext
 from imaging.tablets.reset import Reprobe
 
+if TYPE_CHECKING:
+    from imaging.remote_erase import RemoteBlockAccess
+
 TOOLS = ("adb", "idevicepair", "ideviceinfo", "mmc")
 WINDOWS_NODE = "/dev/mmcblk0"  # the eMMC as the bench stick's service environment sees it
+# A tablet serial as it may stand in a device path (what udev reports; nothing that climbs out of /dev).
+_SERIAL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 
 
 @dataclass
@@ -68,6 +79,7 @@ class TabletBench:
     # Where this bench sees a Windows tablet's eMMC as a block device on this host (its serial -> the
     # node), for the overwrite of an eMMC without sanitize; None: not exposed here.
     emmc_exposed: Callable[[str], str | None] = lambda _serial: None
+    windows_node: str = WINDOWS_NODE  # the eMMC in the service environment (over SSH)
 
     def seam(self, ref: str) -> CommandRunner:
         return self.channels.get(ref) or self.runner_for(ref)
@@ -90,7 +102,7 @@ class TabletBench:
             return probe_ipad(runner, ref)
         if platform == ANDROID:
             return probe_android(runner, ref)
-        return _probe_windows(runner, WINDOWS_NODE, ref)
+        return _probe_windows(runner, self.windows_node, ref)
 
     def seam_of(self, probe: TabletProbe) -> CommandRunner:
         """The seam for this tablet, by what the bench found it as (a Windows tablet's ref is its eMMC node)."""
@@ -101,6 +113,15 @@ class TabletBench:
         if probe.platform != WINDOWS or probe.emmc is None:
             return None
         return self.emmc_exposed(probe.serial or probe.ref)
+
+    def service_environment(self, probe: TabletProbe) -> RemoteBlockAccess | None:
+        """The SSH channel to this Windows tablet's service environment, where its eMMC is a block
+        device (``probe.ref``) the remote erase can overwrite and read back; None: not reached over SSH."""
+        if probe.platform != WINDOWS or probe.emmc is None:
+            return None
+        router = self.channels.get(probe.serial or probe.ref)
+        tools = getattr(router, "tools", None)
+        return tools if callable(getattr(tools, "write_pattern", None)) else None
 
     def reset_context(self, probe: TabletProbe, cancel: Any = None) -> ResetContext:
         runner = self.seam_of(probe)
@@ -197,4 +218,50 @@ def load_bench(path: Path) -> TabletBench:
         site_dpc=android.get("site_dpc"),
         profiles={str(k): str(v) for k, v in (config.get("profiles") or {}).items()},
         wait=WipeWait(float(wait.get("poll_seconds", 15)), float(wait.get("deadline_seconds", 1800))),
+        **windows_settings(config.get("windows", {}), f"tablet settings {path}"),
+    )
+
+
+def windows_settings(section: object, where: str) -> dict[str, Any]:
+    """``[windows]``: the eMMC's node in the service environment and where this host exposes one.
+
+    :raises TabletBenchUnavailable: an unknown key, or a value that is not a path under /dev/.
+    """
+    if not isinstance(section, dict):
+        raise TabletBenchUnavailable(f"{where}: [windows] must be a table")
+    unknown = sorted(set(section) - {"emmc_node", "emmc_exposed"})
+    if unknown:
+        raise TabletBenchUnavailable(f"{where}: [windows] takes emmc_node and emmc_exposed, not {', '.join(unknown)}")
+    found: dict[str, Any] = {}
+    if "emmc_node" in section:
+        found["windows_node"] = _dev_path(section["emmc_node"], f"{where}: windows.emmc_node")
+    if "emmc_exposed" in section:
+        found["emmc_exposed"] = _exposed(section["emmc_exposed"], f"{where}: windows.emmc_exposed")
+    return found
+
+
+def _dev_path(value: object, where: str, *, template: bool = False) -> str:
+    text = value if isinstance(value, str) else ""
+    bare = text.replace("{serial}", "") if template else text
+    if not bare.startswith("/dev/") or ".." in bare or any(c in bare for c in "{} \t\n"):
+        raise TabletBenchUnavailable(f"{where} must be a block device path under /dev/, not {value!r}")
+    return text
+
+
+def _exposed(value: object, where: str) -> Callable[[str], str | None]:
+    """A tablet serial -> the node of its eMMC on this host: from a template or a table."""
+    if isinstance(value, str):
+        if value.count("{serial}") != 1:
+            raise TabletBenchUnavailable(f"{where}: a path names the tablet by {{serial}} once, not {value!r}")
+        template = _dev_path(value, where, template=True)
+        return lambda serial: template.replace("{serial}", serial) if _SERIAL.match(serial) else None
+    if isinstance(value, dict) and value:
+        table: dict[str, str] = {}
+        for serial, node in value.items():
+            if not _SERIAL.match(serial):
+                raise TabletBenchUnavailable(f"{where}: {serial!r} is not a tablet serial")
+            table[serial] = _dev_path(node, f"{where}.{serial}")
+        return table.get
+    raise TabletBenchUnavailable(
+        f"{where} must be a /dev/ path with {{serial}} or a table of tablet serial = /dev/ path, not {value!r}"
     )

@@ -81,3 +81,41 @@ def test_a_real_line_with_unusable_tablet_settings_stops_with_one_line(tmp_path:
     assert result.exit_code != 0 and "Traceback" not in result.output
     [line] = result.stderr.strip().splitlines()
     assert line.startswith("error: tablet settings") and "no device-management service" in line
+
+
+WINDOWS = SETTINGS.format(android="intune") + "[windows]\n"
+
+
+def test_windows_settings_name_the_service_environment_node_and_the_exposed_emmc(tmp_path: Path) -> None:
+    bench = load_bench(
+        write(
+            tmp_path,
+            WINDOWS + 'emmc_node = "/dev/mmcblk1"\nemmc_exposed = "/dev/disk/by-id/usb-Bench_eMMC_{serial}-0:0"\n',
+        )
+    )
+    assert bench.windows_node == "/dev/mmcblk1"
+    assert bench.emmc_exposed("PTB55G20042") == "/dev/disk/by-id/usb-Bench_eMMC_PTB55G20042-0:0"
+    assert bench.emmc_exposed("../../etc/passwd") is None  # a serial never climbs out of /dev
+    table = load_bench(write(tmp_path, WINDOWS + 'emmc_exposed = {PTB55G20042 = "/dev/sdc"}\n'))
+    assert (table.emmc_exposed("PTB55G20042"), table.emmc_exposed("PTB55G20043")) == ("/dev/sdc", None)
+    assert table.windows_node == "/dev/mmcblk0"  # the bench stick's default
+    assert load_bench(write(tmp_path, SETTINGS.format(android="intune"))).emmc_exposed("PTB55G20042") is None
+
+
+@pytest.mark.parametrize(
+    ("windows", "reason"),
+    [
+        ('emmc_node = "mmcblk0"\n', "windows.emmc_node must be a block device path under /dev/, not 'mmcblk0'"),
+        ('emmc_exposed = "/dev/sdc"\n', "windows.emmc_exposed: a path names the tablet by {serial} once"),
+        ('emmc_exposed = "/tmp/{serial}.img"\n', "windows.emmc_exposed must be a block device path under /dev/"),
+        ('emmc_exposed = "/dev/../etc/{serial}"\n', "must be a block device path under /dev/"),
+        ('emmc_exposed = {"a/b" = "/dev/sdc"}\n', "windows.emmc_exposed: 'a/b' is not a tablet serial"),
+        ('emmc_exposed = {PTB55G20042 = "sdc"}\n', "windows.emmc_exposed.PTB55G20042 must be a block device path"),
+        ("emmc_exposed = 3\n", "windows.emmc_exposed must be a /dev/ path with {serial} or a table"),
+        ('emmc = "/dev/sdc"\n', "[windows] takes emmc_node and emmc_exposed, not emmc"),
+    ],
+)
+def test_unusable_windows_settings_are_refused_with_the_reason(tmp_path: Path, windows: str, reason: str) -> None:
+    with pytest.raises(TabletBenchUnavailable) as refused:
+        load_bench(write(tmp_path, WINDOWS + windows))
+    assert reason in refused.value.reason and str(tmp_path) in refused.value.reason

@@ -1,29 +1,43 @@
 """A Windows tablet on a real line: its eMMC commands run in its service environment over SSH (a
 real sshd), never on the bench host; without an endpoint or when it cannot be reached the job is
-held with the reason and the device is untouched."""
+held with the reason and the device is untouched. An eMMC without sanitize is overwritten and read
+back there by the laptops' remote erase (a loop device stands in for the eMMC)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+from harness.disks import MIB, PLANT, assert_every_byte, loop_device, make_image
 from harness.domain import receive, state_of
 from harness.sshd import SshdTarget, one_sshd_target
 from sqlmodel import col, select
 
 from factory.intake.service import MediaSpec, register_endpoint
 from factory.kernel.db.engine import session_scope
+from factory.kernel.models.certificate import Certificate
+from factory.kernel.site_keys import load_public_key
 from factory.line.bench_config import load_line_config
 from factory.line.controller import Controller
-from factory.line.models import Job
+from factory.line.models import Job, JobStep
 from factory.tablets.service import TabletBench
+from factory.tablets.views import latest_tablet_round
 from hardware_drivers.events import DeviceAttached
+from imaging.certificate import verify_certificate
+from imaging.commands import CommandRunner
+from imaging.remote_erase import RemoteWrite
+from imaging.result import CommandRecord
 
 pytestmark = pytest.mark.slow  # a real sshd per module and three line runs
 
 SERIAL = "PTB55G20042"
 PORT = "pci-0000:00:14.0-usb-0:3.3"
+OUTPUTS = Path(__file__).resolve().parents[1] / "fixtures" / "tablets" / "outputs"
+EXTCSD_NO_SANITIZE = OUTPUTS / "mmc-extcsd-no-sanitize.txt"
 
 
 @pytest.fixture(scope="module")
@@ -50,14 +64,15 @@ def gadget() -> DeviceAttached:
     )
 
 
-def run_line(ctx, tmp_path: Path, key: Path) -> Job:
+def run_line(ctx, tmp_path: Path, key: Path, bench: TabletBench | None = None) -> Job:
     site = tmp_path / "site.toml"
     site.write_text(
         'agent = "win-agent"\nerase_processes = 0\n[[bench]]\nname = "bench-1"\nslots = [{position = 1}]\n'
         f'[port_map]\nudev = [{{id_path = "{PORT}", slot = "bench-1/slot-1"}}]\n'
         f'[service_env]\nssh_private_key = "{key}"\n'
     )
-    controller = Controller(ctx, load_line_config(site), tablets=TabletBench())  # a real bench: tools run for real
+    bench = bench or TabletBench()  # a real bench: tools run for real
+    controller = Controller(ctx, load_line_config(site), tablets=bench)
     controller.start()
     try:
         controller.submit(gadget())
@@ -99,3 +114,71 @@ def test_without_an_endpoint_a_windows_tablet_is_held(ctx, tmp_path: Path, targe
     job = run_line(ctx, tmp_path, target.client_key)
     assert (job.status, job.reason) == ("held", "no service-environment endpoint recorded for this Windows tablet")
     assert state_of(ctx, SERIAL) == "received"
+
+
+@dataclass
+class EmmcOnLoop:
+    """The service environment over the real SSH channel, a loop device standing in for its eMMC:
+    every command runs there (the remote probe, dd, the read-back). Only ``mmc extcsd read``, which
+    needs a real eMMC controller, is answered with the recorded EXT_CSD of a part without sanitize
+    after it ran there for real (and failed: a loop device has no EXT_CSD)."""
+
+    inner: Any  # the line's SshCommandRunner
+
+    def run(self, argv: Sequence[str], timeout: float) -> CommandRecord:
+        record = self.inner.run(argv, timeout)
+        if tuple(argv[:3]) != ("mmc", "extcsd", "read"):
+            return record
+        return CommandRecord(tuple(argv), 0, EXTCSD_NO_SANITIZE.read_text(), "", record.started_at, record.ended_at)
+
+    def write_pattern(self, device: str, **options: Any) -> RemoteWrite:
+        return self.inner.write_pattern(device, **options)
+
+    def device_size(self, device: str) -> int:
+        return self.inner.device_size(device)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class LoopEmmcBench(TabletBench):
+    """A real bench (tools, SSH) whose service environment's eMMC is the loop device."""
+
+    def open_channel(self, ref: str, tools: CommandRunner) -> None:
+        super().open_channel(ref, EmmcOnLoop(tools))
+
+
+def test_an_emmc_without_sanitize_is_overwritten_over_ssh_by_the_remote_erase(
+    ctx, tmp_path: Path, target: SshdTarget
+) -> None:
+    """No sanitize on the eMMC: the planner falls to the overwrite, which runs in the service
+    environment through the laptops' remote erase (remote probe, the remote's dd with the keyed
+    stream, read-back there) and is certified Clear with the residual risk stated."""
+    receive(ctx, SERIAL, [MediaSpec("emmc", SERIAL, 8 * MIB)], kind="tablet")
+    with session_scope(ctx.engine) as s:
+        register_endpoint(
+            s, SERIAL, address="127.0.0.1", port=target.port, username="root", host_key=target.host_key_pub, actor="t"
+        )
+    with loop_device(make_image(tmp_path / "emmc.img", 8 * MIB)) as node:
+        job = run_line(ctx, tmp_path, target.client_key, LoopEmmcBench(windows_node=node))
+        with session_scope(ctx.engine) as s:
+            steps = s.exec(select(JobStep).where(JobStep.job_id == job.id).order_by(col(JobStep.position))).all()
+            [cert] = s.exec(select(Certificate).where(Certificate.device_serial == SERIAL)).all()
+            record = latest_tablet_round(s, SERIAL)
+        assert [(st.name, st.status) for st in steps][:2] == [
+            ("identify tablet", "succeeded"),
+            ("sanitise (platform reset)", "succeeded"),
+        ], job.reason
+        doc = verify_certificate(json.loads(cert.envelope), load_public_key(ctx.settings)).certificate
+        sanitisation = doc["sanitisation"]
+        assert (sanitisation["technique"], sanitisation["level_achieved"]) == ("overwrite", "clear")
+        # Every byte of the stand-in eMMC is the keyed stream the certificate records: nothing planted survives.
+        assert_every_byte(node, 8 * MIB, "random", sanitisation["pattern_seed_hex"])
+    assert PLANT not in (tmp_path / "emmc.img").read_bytes()
+    assert doc["verification"]["passed"] is True and doc["verification"]["mismatches"] == 0
+    assert any(r.startswith("eMMC without sanitize, overwritten from the host: Clear") for r in doc["residual_risk"])
+    argv = [" ".join(c["argv"][:3]) for c in sanitisation["commands"]]
+    assert "mmc extcsd read" in argv and not any(a.startswith("mmc sanitize") for a in argv)
+    written = [c for c in sanitisation["commands"] if f"of={node} " in " ".join(c["argv"])]
+    assert written and all(c["returncode"] == 0 for c in written)  # the remote's own dd wrote the stand-in eMMC
+    assert record is not None and record.certified and record.closing["wipe"]["path"] == "erase engine (overwrite)"
