@@ -32,6 +32,7 @@ ATTRS = (
     "device/serial",
     "device/vendor",
     "device/type",
+    "device/name",  # an eMMC's product name (mmc cards have no device/model)
 )
 # $1 is the device path. Every line is "tag=value"; mountinfo and swaps are passed through whole.
 PROBE_SCRIPT = r"""
@@ -151,7 +152,7 @@ def probe_remote(runner: CommandRunner, device: str, size_bytes: Callable[[str],
         size_bytes=size_bytes(device),
         read_only=facts.int_attr("ro") == 1,
         usage=remote_usage(facts),
-        model=facts.text_attr("device/model"),
+        model=facts.text_attr("device/model") or facts.text_attr("device/name"),
         serial=facts.text_attr("device/serial"),
         vendor=facts.text_attr("device/vendor"),
         commands=(record,),
