@@ -1,22 +1,28 @@
 """Golden-image deploy throughput: ``deploy_image`` vs dd (and zstd | dd) on the same loop device.
 
-    .venv/bin/python benchmarks/deploy.py [--size 512M] [--rounds 3] [--workdir DIR]
+    .venv/bin/python benchmarks/deploy.py [--size 512M] [--rounds 5] [--workdir DIR]
 
 Needs root, losetup and zstd. The target is a loop device with direct I/O over a file on the local
 disk, written in full once before anything is timed (pre-allocated), so every tool runs at that
-disk's bandwidth; the image's page cache is dropped before every run so each tool reads it from
-the disk. MB/s counts image bytes (uncompressed) per second.
+disk's bandwidth; the image (exactly --size bytes, a whole number of chunks) and its zstd file
+have their page cache dropped before every run, of either side, so each tool reads them from the
+disk. MB/s counts image bytes (uncompressed) per second.
 
 Method (benchmarks/fair.py): each deploy and its reference alternate on the same device, the
-order swapped each round, at least 3 rounds; ratio = reference time / deploy time (above 1: faster
-than the reference), min / median / max, with the load average before and after. References:
+order rotated each round, at least 3 rounds; ratio = reference time / deploy time (above 1: faster
+than the reference), min / median / max, with the load average before and after. References do
+what the deploy does minus the checking: the same block size as the deploy's chunk (8 MiB), O_DIRECT
+writes and one fdatasync at the end (the deploy syncs before it reports success), O_DIRECT reads:
 
-    raw            dd if=IMG of=DEV bs=4M oflag=direct
-    raw + verify   the above, then dd if=DEV of=/dev/null bs=4M iflag=direct (dd checks nothing)
-    zstd           zstd -dc IMG.zst | dd of=DEV bs=4M oflag=direct iflag=fullblock
+    raw            dd if=IMG of=DEV bs=8M oflag=direct conv=fdatasync
+    raw + verify   the above, then dd if=DEV of=/dev/null bs=8M iflag=direct (dd checks nothing)
+    zstd           zstd -dc IMG.zst | dd of=DEV bs=8M oflag=direct iflag=fullblock conv=fdatasync
 
-The engine additionally computes SHA-256 of everything it writes (and reads back): on a CPU without
-SHA extensions that single-threaded digest, not the disk, can be the ceiling, so its speed is shown.
+The deploy additionally computes SHA-256 of everything it writes (and of the zstd file, and of
+everything it reads back): dd needs almost no CPU, the deploy a core's worth of hashing, so on a
+machine whose cores are taken by other work the deploy slows down and dd does not. The CPU seconds
+each side used (user + system, median per run) are printed beside the ratios for that reason, and
+the SHA-256 speed of one core.
 """
 
 from __future__ import annotations
@@ -24,10 +30,12 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import resource
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from statistics import median
 
@@ -39,14 +47,16 @@ from wipe import loop_devices, parse_size
 
 from imaging.deploy import deploy_image
 from imaging.image_manifest import ImageManifest, build_manifest
+from imaging.overwrite_pass import DEFAULT_CHUNK
 
-BS = 4 << 20
+BS = DEFAULT_CHUNK  # the deploy's chunk: dd uses the same block size
 MIB = 1 << 20
 
 
 def make_image(path: Path, size: int) -> None:
     """A disk-image-like mix: a third random (already-compressed data), the rest text and zeros."""
-    text = b"C:\\Windows\\System32\\drivers\\etc\\hosts 127.0.0.1 localhost\n" * (MIB // 60 + 1)
+    line = b"C:\\Windows\\System32\\drivers\\etc\\hosts 127.0.0.1 localhost\n"
+    text = (line * (MIB // len(line) + 1))[:MIB]
     with open(path, "wb") as f:
         for index, offset in enumerate(range(0, size, MIB)):
             n = min(MIB, size - offset)
@@ -66,6 +76,29 @@ def sh(command: str) -> None:
     subprocess.run(["bash", "-o", "pipefail", "-c", command], check=True)
 
 
+class CpuMeter:
+    """CPU seconds (user + system, this process and its children) of each named side's runs."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, list[float]] = {}
+
+    def wrap(self, name: str, fn: Callable[[], None]) -> Callable[[], None]:
+        def measured() -> None:
+            before = _cpu_now()
+            fn()
+            self.seconds.setdefault(name, []).append(_cpu_now() - before)
+
+        return measured
+
+    def median(self, name: str) -> float:
+        return median(self.seconds[name])
+
+
+def _cpu_now() -> float:
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def ours(image: Path, dev: str, manifest: ImageManifest, verify: bool) -> None:
     result = deploy_image(image, dev, manifest=manifest, verify=verify)
     if not result.ok:
@@ -83,23 +116,27 @@ def sha256_speed(seconds: float = 1.0) -> float:
     return done / (time.perf_counter() - start) / 1e6
 
 
-def measure(dev: str, raw: Path, zst: Path, rounds: int) -> list[Figure]:
-    dd_read = f"dd if={dev} of=/dev/null bs=4M iflag=direct status=none"
+def measure(dev: str, raw: Path, zst: Path, rounds: int, cpu: CpuMeter) -> list[Figure]:
+    dd_read = f"dd if={dev} of=/dev/null bs={BS} iflag=direct status=none"
+    dd_write = f"of={dev} bs={BS} oflag=direct conv=fdatasync status=none"
     cases = (
-        ("raw", raw, "dd", f"dd if={raw} of={dev} bs=4M oflag=direct status=none"),
-        ("zstd", zst, "zstd -dc | dd", f"zstd -qdc {zst} | dd of={dev} bs=4M oflag=direct iflag=fullblock status=none"),
+        ("raw", raw, "dd", f"dd if={raw} {dd_write}"),
+        ("zstd", zst, "zstd -dc | dd", f"zstd -qdc {zst} | dd {dd_write} iflag=fullblock"),
     )
     figures: list[Figure] = []
     for kind, image, ref_name, ref_cmd in cases:
         manifest = build_manifest(image, name="bench", version="1")
         for verify in (False, True):
             name = f"deploy {kind}" + (" + read-back verify" if verify else "")
+            reference = f"{ref_name} + dd read" if verify else ref_name
+            ref_fn = lambda c=ref_cmd, v=verify: sh(f"{c} && {dd_read}" if v else c)  # noqa: E731
+            our_fn = lambda i=image, m=manifest, v=verify: ours(i, dev, m, v)  # noqa: E731
             figures += compare(
-                f"{ref_name} + dd read" if verify else ref_name,
-                lambda c=ref_cmd, v=verify: sh(f"{c} && {dd_read}" if v else c),
-                {name: lambda i=image, m=manifest, v=verify: ours(i, dev, m, v)},
+                reference,
+                cpu.wrap(reference, ref_fn),
+                {name: cpu.wrap(name, our_fn)},
                 rounds,
-                setup=lambda i=image: drop_cache(i),
+                setup=lambda: (drop_cache(raw), drop_cache(zst)),
             )
     return figures
 
@@ -107,7 +144,7 @@ def measure(dev: str, raw: Path, zst: Path, rounds: int) -> list[Figure]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=parse_size, default=parse_size("512M"), help="image size (uncompressed)")
-    parser.add_argument("--rounds", type=int, default=3, help="alternated rounds (at least 3)")
+    parser.add_argument("--rounds", type=int, default=5, help="alternated rounds (at least 3)")
     parser.add_argument("--workdir", type=Path, default=None, help="where the image and backing file go")
     args = parser.parse_args()
     if os.geteuid() != 0:
@@ -120,13 +157,15 @@ def main() -> None:
         subprocess.run(["zstd", "-q", "-3", "-T0", str(raw), "-o", str(zst)], check=True)
         with loop_devices(work, 1, size) as (dev,):
             print(f"{dev}: direct-io loop over {work}; image {size >> 20} MiB, zstd {zst.stat().st_size >> 20} MiB")
-            figures = measure(dev, raw, zst, args.rounds)
-    print(f"\n{'run':<32} {'MB/s best':>9}  {'vs':<22} {'MB/s best':>9}  ratio min / median / max  load")
+            cpu = CpuMeter()
+            figures = measure(dev, raw, zst, args.rounds, cpu)
+    print(f"\n{'run':<32} {'MB/s best':>9} {'CPU s':>5}  {'vs':<24} {'MB/s best':>9} {'CPU s':>5}  "
+          "ratio min / median / max  load")  # fmt: skip
     for f in figures:
         r = f.ratios()
-        print(f"{f.name:<32} {size / min(f.project) / 1e6:>9.1f}  {f.reference_name:<22} "
-              f"{size / min(f.reference) / 1e6:>9.1f}  {r[0]:.2f} / {median(r):.2f} / {r[-1]:.2f}  "
-              f"{f.load_before:.1f} -> {f.load_after:.1f}")  # fmt: skip
+        print(f"{f.name:<32} {size / min(f.project) / 1e6:>9.1f} {cpu.median(f.name):>5.2f}  "
+              f"{f.reference_name:<24} {size / min(f.reference) / 1e6:>9.1f} {cpu.median(f.reference_name):>5.2f}  "
+              f"{r[0]:.2f} / {median(r):.2f} / {r[-1]:.2f}  {f.load_before:.1f} -> {f.load_after:.1f}")  # fmt: skip
     print(f"\nSHA-256 on one core here (hashlib): {sha256_speed():.0f} MB/s")
 
 

@@ -1,10 +1,11 @@
 """Deploy a golden image (raw or zstd) to a target disk, verify it, and say exactly what landed.
 
-Streaming, three stages at once: a worker thread reads (and decompresses) the next chunk into a
-page-aligned buffer while this thread writes the current one with O_DIRECT and a hasher thread
-runs SHA-256 over it; pwritev, zstd and hashlib all release the GIL. After the write the streamed
-digest must equal the manifest's (a corrupt image fails here), then the written range is read back
-with O_DIRECT and hashed, and that digest must match too.
+Streaming, three stages at once, each on its own thread (``deploy_pipeline``): one reads (raw
+images with O_DIRECT) or decompresses the next chunks into page-aligned slots, this thread writes
+them with O_DIRECT, and a hasher runs SHA-256 over them as they are written; pwritev, preadv, zstd
+and hashlib all release the GIL, and no stage waits for another except for a slot. After the
+write the streamed digest must equal the manifest's (a corrupt image fails here), then the written
+range is read back with O_DIRECT and hashed, and that digest must match too.
 
 The image's last partial block (size not a multiple of the target's O_DIRECT alignment) is written
 read-modify-write: the target's block is read, the image's tail bytes are laid over its head and
@@ -24,21 +25,25 @@ import hashlib
 import mmap
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from imaging.blockio import TargetIO
 from imaging.commands import utc_now
+from imaging.deploy_pipeline import StagedPipeline
 from imaging.deploy_source import ImageRejected, ImageSource, ImageStreamError
 from imaging.engine import PhaseReporter, ProgressCallback
 from imaging.errors import Cancelled, EraseFailure, TargetRefused
 from imaging.image_manifest import ImageFormat, ImageManifest, load_manifest, manifest_path_for
-from imaging.overwrite_pass import DEFAULT_CHUNK, PIPELINE_DEPTH, segments
+from imaging.overwrite_pass import DEFAULT_CHUNK, segments
 from imaging.patterns import aligned_buffer
-from imaging.pipeline import Pipeline, Segment
+from imaging.pipeline import Segment
 from imaging.probe import Probe, probe_target
 from imaging.result import FirstFailure, MediaIdentity
+
+# Slots in flight: one being read, one written, one hashed, and one spare so a stage that ran late
+# catches up without stalling the others.
+SLOTS = 4
 
 
 class TargetTooSmall(TargetRefused):
@@ -233,24 +238,21 @@ def _write(
         block[:length] = memoryview(buf)[:length]
         io.write_at(block, layout.align, offset)
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="imaging-hash") as hasher:
+    def write(buf: mmap.mmap, offset: int, length: int) -> None:
+        _check_cancel(cancel, "write", offset)
+        if layout.span(offset, length) != length:
+            write_tail(buf, offset, length)
+        else:
+            io.write_at(buf, length, offset)
+        io.check_present(offset + length)
+        run.bytes_written = offset + length
+        reporter(run.bytes_written)
 
-        def write(buf: mmap.mmap, offset: int, length: int) -> None:
-            _check_cancel(cancel, "write", offset)
-            hashed = hasher.submit(digest.update, memoryview(buf)[:length])
-            try:
-                if layout.span(offset, length) != length:
-                    write_tail(buf, offset, length)
-                else:
-                    io.write_at(buf, length, offset)
-            finally:
-                hashed.result()  # the slot is reused once this returns
-            io.check_present(offset + length)
-            run.bytes_written = offset + length
-            reporter(run.bytes_written)
+    def hash_chunk(buf: mmap.mmap, offset: int, length: int) -> None:
+        digest.update(memoryview(buf)[:length])
 
-        slots = [aligned_buffer(_slot_size(layout)) for _ in range(PIPELINE_DEPTH)]
-        Pipeline(slots, prepare=read, consume=write).run(layout.segments)
+    slots = [aligned_buffer(_slot_size(layout)) for _ in range(SLOTS)]
+    StagedPipeline(slots, produce=read, stages=(write, hash_chunk), caller_stage=0).run(layout.segments)
     io.sync()
     io.check_present(layout.size)
     if not source.at_end():
@@ -292,8 +294,8 @@ def _read_back(
         reporter(done)
 
     io.drop_cache()
-    slots = [aligned_buffer(_slot_size(layout)) for _ in range(PIPELINE_DEPTH)]
-    Pipeline(slots, prepare=read, consume=hash_chunk).run(layout.segments)
+    slots = [aligned_buffer(_slot_size(layout)) for _ in range(SLOTS)]
+    StagedPipeline(slots, produce=read, stages=(hash_chunk,), caller_stage=0).run(layout.segments)
     io.check_present()
     run.readback_sha256 = digest.hexdigest()
     if run.readback_sha256 != run.manifest.sha256:
