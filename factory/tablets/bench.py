@@ -22,7 +22,8 @@ A real bench reads them from a TOML file (``factory line run --tablets FILE``)::
     # overwrite of an eMMC without sanitize: a /dev path with {serial}, or a table serial -> /dev path
     emmc_exposed = "/dev/disk/by-id/usb-Bench_eMMC_{serial}-0:0"
 
-and refuses to start without the tools (Debian adb, libimobiledevice-utils, mmc-utils).
+and refuses to start without the tools (Debian adb, libimobiledevice-utils, mmc-utils). pymobiledevice3
+(PyPI) is optional: where it is on the PATH, a supervised iPad the MDM does not reach is erased over USB.
 """
 
 from __future__ import annotations
@@ -80,6 +81,8 @@ class TabletBench:
     # node), for the overwrite of an eMMC without sanitize; None: not exposed here.
     emmc_exposed: Callable[[str], str | None] = lambda _serial: None
     windows_node: str = WINDOWS_NODE  # the eMMC in the service environment (over SSH)
+    # pymobiledevice3 on this bench (optional, not a dependency): a supervised iPad's erase over USB
+    usb_erase_tool: bool = field(default_factory=lambda: shutil.which("pymobiledevice3") is not None)
 
     def seam(self, ref: str) -> CommandRunner:
         return self.channels.get(ref) or self.runner_for(ref)
@@ -129,7 +132,9 @@ class TabletBench:
         identity = probe.udid if probe.platform == IPADOS else probe.serial
         managed_id = dm.bound(runner).lookup(identity) if dm is not None and identity else None
         wait = WipeWait(self.wait.poll_interval, self.wait.deadline_seconds, cancel)
-        return ResetContext(runner, dict(self.management), managed_id, self.site_dpc, wait)
+        return ResetContext(
+            runner, dict(self.management), managed_id, self.site_dpc, wait, usb_erase_tool=self.usb_erase_tool
+        )
 
     def reprobe(self, probe: TabletProbe, cancel: Any = None) -> Reprobe | None:
         """How the tablet is read after its reset, polled until it is back from its restart or the

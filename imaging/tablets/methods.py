@@ -4,6 +4,8 @@ here: <why>" or the level it reaches, and the planner takes the first that can s
 * device-management wipe (iPad: Apple MDM ``EraseDevice``; Android: Android Management API /
   Intune ``wipe``): a cryptographic erase by the platform's own reset, Purge under NIST SP 800-88
   Rev. 2 and the NCSC's guidance **only** for a tablet encrypted from first use;
+* a supervised iPad's erase over USB (pymobiledevice3, where the bench has it): the same reset, with
+  no acknowledgement, so the iPad read back unactivated after it is the only confirmation;
 * Android reset over USB by the site's device-owner app (tablets the site owns as device owner);
 * eMMC secure erase + sanitize (Windows and rugged tablets): Clear per IEEE 2883-2022;
 * else, where the bench exposes the eMMC as a block device, the erase engine's overwrite of it (the
@@ -25,7 +27,7 @@ from imaging.commands import TIMED_OUT, CommandRunner
 from imaging.errors import EraseFailure, PlanError
 from imaging.methods.base import LEVEL_RANK, Support, tail
 from imaging.result import EraseResult, Level, Technique
-from imaging.tablets import android, emmc
+from imaging.tablets import android, emmc, usb_erase
 from imaging.tablets import failure as kinds
 from imaging.tablets.device_management import (
     AuditRecord,
@@ -57,6 +59,7 @@ class ResetContext:
     site_dpc: str | None = None  # package of the site's device-owner app (Android USB reset)
     wait: WipeWait = field(default_factory=WipeWait)
     overwrite: Overwrite | None = None  # None: the eMMC is not a block device on this bench
+    usb_erase_tool: bool = False  # pymobiledevice3 is installed on this bench (iPad erase over USB)
 
     @property
     def cancel(self) -> threading.Event:
@@ -194,6 +197,38 @@ class UsbDeviceOwnerReset(TabletMethod):
         return False
 
 
+class UsbSupervisedErase(TabletMethod):
+    """A supervised iPad erased over USB (``com.apple.mobile.MCInstall`` ``EraseDevice``, sent by
+    pymobiledevice3): for a supervised iPad the MDM does not reach. No service acknowledges it and
+    the iPad drops the connection as it erases, so the iPad read back after its restart (same UDID,
+    unactivated) is the only witness: a tablet not read back fails the round."""
+
+    name = "usb-supervised-erase"
+    technique = Technique.CRYPTO_ERASE
+    label = CRYPTO_RESET
+    read_back = frozenset({IPADOS})
+    read_back_required = True
+
+    def supports(self, probe: TabletProbe, ctx: ResetContext) -> Support:
+        if probe.platform != IPADOS:
+            return Support.no("an erase over USB by MCInstall is for iPads")
+        if probe.supervised is not True:
+            return Support.no("not supervised: an iPad is erased over USB only when the site supervises it")
+        if not ctx.usb_erase_tool:
+            return Support.no(f"{usb_erase.TOOL} not installed on this bench")
+        return _not_encrypted(probe) or Support.yes(Level.PURGE, "supervised iPad erased over USB (MCInstall)")
+
+    def execute(self, probe: TabletProbe, ctx: ResetContext) -> ResetOutcome:
+        record = ctx.runner.run(usb_erase.erase_argv(probe.udid or probe.ref), usb_erase.ERASE_TIMEOUT)
+        request = usb_erase.parse_erase(record)
+        if not request.sent:
+            kind = kinds.TIMED_OUT if request.timed_out else kinds.LOCKED if request.locked else kinds.REFUSED
+            residual = ("the erase may still run: the iPad's state is unknown",) if request.timed_out else ()
+            raise ResetFailed(f"the erase over USB was not sent: {request.reason}", kind, residual=residual)
+        notes = (f"{usb_erase.TOOL}: EraseDevice sent over USB ({request.reason})", "no acknowledgement by design")
+        return ResetOutcome(notes, "usb (supervised iPad, MCInstall EraseDevice)")
+
+
 class EmmcSecureErase(TabletMethod):
     name = "emmc-secure-erase-sanitize"
     technique = Technique.BLOCK_ERASE
@@ -247,7 +282,9 @@ class EmmcOverwrite(TabletMethod):
 
 
 def tablet_methods() -> list[TabletMethod]:
-    return [ManagementWipe(), UsbDeviceOwnerReset(), EmmcSecureErase(), EmmcOverwrite()]
+    # The MDM first: its erase is acknowledged and audited (and returns the iPad to service); the
+    # erase over USB is for a supervised iPad the MDM does not reach.
+    return [ManagementWipe(), UsbSupervisedErase(), UsbDeviceOwnerReset(), EmmcSecureErase(), EmmcOverwrite()]
 
 
 @dataclass(frozen=True)
