@@ -12,7 +12,7 @@ its source (``pymobiledevice3/cli/profile.py``, ``services/mobile_config.py``, 1
   Erasing device with preserve_data_plan: False, disallow_proximity_setup: True`` before the
   request, ``INFO Erased device`` after it; a device answer other than ``Acknowledged`` is
   ``ERROR The device rejected the profile request: {...}``; no usbmuxd, no such device, not paired
-  or locked are ``ERROR <message>`` too, and the exit status is 1 (0.x releases logged the error and
+  or locked are ``ERROR <message>`` too, and the exit status is 1 (10.10.3 logged the error and
   exited 0, so the status alone is never trusted: ``Erased device`` must be there and no ERROR);
 * the iPad drops the connection as it starts erasing and the library swallows that, so ``Erased
   device`` means "sent, not refused", never "erased". The erase is shown only by the iPad itself,
