@@ -6,9 +6,17 @@ Needs root and losetup. Each target is a loop device with direct I/O over a file
 disk, and every backing file is written in full once before anything is timed (pre-allocated:
 no tool pays for the file system allocating blocks another tool then reuses).
 
-Reference (the practical limit): ``dd if=/dev/zero of=DEV bs=4M oflag=direct`` then
-``dd if=DEV of=/dev/null bs=4M iflag=direct`` - the same block size and O_DIRECT the engine uses,
-writing and reading back every byte as a full verify does (dd checks nothing it reads).
+Reference (the practical limit), with the engine's own block size (``imaging.overwrite_pass.
+DEFAULT_CHUNK``, 8 MiB) and O_DIRECT both ways, writing and reading back every byte as a full
+verify does (dd checks nothing it reads, so the reference never pays for a comparison):
+
+* zeros: ``dd if=/dev/zero of=DEV bs=8M oflag=direct`` then ``dd if=DEV of=/dev/null bs=8M
+  iflag=direct``;
+* random: the same pattern source the engine writes, an AES-256-CTR keystream, from
+  ``openssl enc -aes-256-ctr`` (AES-NI, the fastest keystream a shell pipeline has) piped into
+  ``dd of=DEV bs=8M iflag=fullblock oflag=direct``, then the same ``dd`` read. ``/dev/urandom``
+  (the kernel's ChaCha20, several times slower than AES-NI here) would be a slower, flattering
+  reference; a reference that regenerated the stream to compare would be slower still.
 
 Method (benchmarks/fair.py): each round runs dd and every project run once on the same device,
 in an order rotated round by round; each ratio is that round's dd time / the project's time
@@ -46,9 +54,10 @@ from fair import Figure, compare, load_average, timed
 from factory.kernel.config import Settings
 from factory.kernel.site_keys import init_keys
 from imaging.engine import erase
+from imaging.overwrite_pass import DEFAULT_CHUNK
 from imaging.result import Level, VerifyMode
 
-BS = 4 << 20
+BS = DEFAULT_CHUNK  # the reference uses the engine's block size
 FACTORY = str(Path(sys.executable).parent / "factory")
 
 
@@ -67,7 +76,7 @@ def loop_devices(workdir: Path, count: int, size: int) -> Iterator[list[str]]:
             backing = workdir / f"bench{i}.img"
             # Written in full (untimed): every block exists before the first timed run.
             subprocess.run(
-                ["dd", "if=/dev/zero", f"of={backing}", "bs=4M", f"count={size // BS}", "conv=fsync", "status=none"],
+                ["dd", "if=/dev/zero", f"of={backing}", f"bs={BS}", f"count={size // BS}", "conv=fsync", "status=none"],
                 check=True,
             )
             out = subprocess.run(
@@ -83,14 +92,21 @@ def loop_devices(workdir: Path, count: int, size: int) -> Iterator[list[str]]:
             subprocess.run(["losetup", "-d", dev], check=False, capture_output=True)
 
 
-def dd_write_read(dev: str, size: int) -> None:
+def dd_write_read(dev: str, size: int, method: str = "zeros") -> None:
     count = str(size // BS)
+    write = ["dd", f"of={dev}", f"bs={BS}", f"count={count}", "oflag=direct", "status=none"]
+    if method == "zeros":
+        subprocess.run([*write, "if=/dev/zero"], check=True)
+    else:
+        key, iv = os.urandom(32).hex(), bytes(16).hex()
+        stream = ["openssl", "enc", "-aes-256-ctr", "-K", key, "-iv", iv, "-nosalt", "-in", "/dev/zero"]
+        with subprocess.Popen(stream, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) as source:
+            assert source.stdout is not None
+            subprocess.run([*write, "iflag=fullblock"], stdin=source.stdout, check=True)
+            source.stdout.close()
+            source.kill()  # it would write /dev/zero's keystream forever
     subprocess.run(
-        ["dd", "if=/dev/zero", f"of={dev}", "bs=4M", f"count={count}", "oflag=direct", "status=none"],
-        check=True,
-    )
-    subprocess.run(
-        ["dd", f"if={dev}", "of=/dev/null", "bs=4M", f"count={count}", "iflag=direct", "status=none"],
+        ["dd", f"if={dev}", "of=/dev/null", f"bs={BS}", f"count={count}", "iflag=direct", "status=none"],
         check=True,
     )
 
@@ -148,11 +164,16 @@ def parallel(devices: list[str], work: Callable[[str], None]) -> None:
 
 
 def single(dev: str, size: int, rounds: int, home: Path) -> list[Figure]:
-    projects: dict[str, Callable[[], object]] = {}
+    figures: list[Figure] = []
     for method in ("zeros", "random"):
-        projects[f"factory wipe {method} + full verify"] = lambda m=method: factory_wipe(dev, m, home)
-        projects[f"engine {method} + full verify"] = lambda m=method: engine(dev, m)
-    return compare("dd write + dd read (4M, O_DIRECT)", lambda: dd_write_read(dev, size), projects, rounds)
+        projects: dict[str, Callable[[], object]] = {
+            f"factory wipe {method} + full verify": lambda m=method: factory_wipe(dev, m, home),
+            f"engine {method} + full verify": lambda m=method: engine(dev, m),
+        }
+        source = "/dev/zero" if method == "zeros" else "openssl aes-256-ctr"
+        reference = f"dd write ({source}) + dd read ({BS >> 20}M, O_DIRECT)"
+        figures += compare(reference, lambda m=method: dd_write_read(dev, size, m), projects, rounds)
+    return figures
 
 
 def report(figures: list[Figure], size: int) -> None:
@@ -168,7 +189,7 @@ def report(figures: list[Figure], size: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=parse_size, default=parse_size("4G"), help="per single device")
-    parser.add_argument("--parallel", type=int, default=4, help="devices in the concurrent run")
+    parser.add_argument("--parallel", type=int, default=4, help="devices in the concurrent run (0: none)")
     parser.add_argument("--parallel-size", type=parse_size, default=None, help="per device (default size/4)")
     parser.add_argument("--rounds", type=int, default=3, help="alternated rounds (at least 3)")
     parser.add_argument("--no-nwipe", action="store_true")
@@ -177,7 +198,7 @@ def main() -> None:
     if os.geteuid() != 0:
         sys.exit("needs root (losetup)")
     size = args.size - args.size % BS
-    psize = (args.parallel_size or size // args.parallel) // BS * BS
+    psize = (args.parallel_size or size // max(args.parallel, 1)) // BS * BS
     with tempfile.TemporaryDirectory(prefix="wipe-bench-", dir=args.workdir) as tmp:
         workdir = Path(tmp)
         home = workdir / "home"
@@ -190,6 +211,9 @@ def main() -> None:
                 seconds = timed(lambda: nwipe(dev, workdir))
                 speed = 2 * size / seconds / 1e6
                 print(f"nwipe zero + verify=last, once, for context: {speed:.1f} MB/s (load {load:.1f})")
+        if args.parallel < 1:
+            report(figures, size)
+            return
         with loop_devices(workdir, args.parallel, psize) as devices:
             n = len(devices)
             print(f"{n} devices at once: {psize >> 20} MiB each", flush=True)

@@ -229,7 +229,8 @@ def _verify(
     chunk: int,
 ) -> None:
     assert outcome.pattern is not None
-    plan = sample_plan(io.size, io.align, os.urandom(16))
+    # A full read-back needs no sample plan (nor numpy, which only planning a sample loads).
+    plan = sample_plan(io.size, io.align, os.urandom(16)) if mode is VerifyMode.SAMPLE else None
     sampled = mode is VerifyMode.SAMPLE and plan is not None
     total = plan.bytes_sampled if sampled and plan is not None else io.size
     reporter = PhaseReporter(progress, "verify", outcome.passes_done, outcome.plan.passes, total)

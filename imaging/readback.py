@@ -10,24 +10,32 @@ recorded seed, so ``sample_plan(size, block, seed)`` regenerates them exactly, o
 from __future__ import annotations
 
 import hashlib
-import mmap
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from imaging.blockio import TargetIO
+from imaging import compare
+from imaging.blockio import Buffer, TargetIO
 from imaging.errors import Cancelled
-from imaging.overwrite_pass import DEFAULT_CHUNK, PIPELINE_DEPTH, segments
+from imaging.iopool import run_workers, worker_count
+from imaging.overwrite_pass import DEFAULT_CHUNK, segments
 from imaging.patterns import Pattern, aligned_buffer
-from imaging.pipeline import Pipeline, Segment
+from imaging.pipeline import Segment
 from imaging.result import VerificationResult, VerifyMode
+
+if TYPE_CHECKING:
+    import numpy as np
 
 MIN_SUBSECTIONS = 1000
 LOCATIONS_PER_SUBSECTION = 2
 LOCATION_PERCENT = 6  # of its subsection: above NIST's 5%, so two of them exceed 10% coverage
+# Reads in flight (imaging/iopool.py): two keep the device busy; with the random pattern one more,
+# since a reader regenerating its chunk's keystream has nothing on the device meanwhile.
+READERS = 2
+RANDOM_READERS = 3
 
 
 @dataclass(frozen=True)
@@ -47,6 +55,8 @@ class SamplePlan:
 
 
 def _keystream_u64(seed: bytes, count: int) -> np.ndarray:
+    import numpy as np  # only sampling needs it: a full verification starts without it
+
     key = hashlib.sha256(b"device-factory sample plan v1\0" + seed).digest()
     encryptor = Cipher(algorithms.AES(key), modes.CTR(bytes(16))).encryptor()
     raw = encryptor.update(bytes(count * 8))
@@ -55,6 +65,8 @@ def _keystream_u64(seed: bytes, count: int) -> np.ndarray:
 
 def sample_plan(size_bytes: int, block: int, seed: bytes, subsections: int = MIN_SUBSECTIONS) -> SamplePlan | None:
     """The sample locations for a medium, or None when it is too small to sample (read it all)."""
+    import numpy as np
+
     if subsections < MIN_SUBSECTIONS:
         raise ValueError(f"NIST sampling needs at least {MIN_SUBSECTIONS} subsections")
     nblocks = size_bytes // block
@@ -146,33 +158,23 @@ class Tally:
         )
 
 
-def _compare(
-    tally: Tally,
-    expected: Expected,
-    actual: np.ndarray,
-    wanted: np.ndarray | None,
-    data: memoryview,
-    offset: int,
-) -> None:
-    n = actual.size
-    wide = n % 8 == 0
-    a = actual.view(np.uint64) if wide else actual
-    if expected.pattern is None:
-        if np.count_nonzero(a) == 0:
-            return
+def _mismatch(expected: Expected, buf: Buffer, want: Buffer | None, offset: int, length: int) -> tuple[int, int] | None:
+    """(index of the first wrong byte, wrong bytes) in the chunk ``buf`` read from ``offset``,
+    None if it is right.
+
+    ``want`` holds the chunk's expected bytes for the random pattern (None for a constant one).
+    """
+    pattern = expected.pattern
+    if pattern is None:  # a firmware erase: zeros, or anything that differs from before
+        if compare.all_bytes(buf, length, 0):
+            return None
         before = expected.before.get(offset) if expected.before else None
-        if before is None or _digest(data) == before:
-            tally.bad(offset, n)
-        return
-    assert wanted is not None
-    w = wanted.view(np.uint64) if wide else wanted
-    if expected.pattern.constant_byte == 0:
-        same = np.count_nonzero(a) == 0
-    else:
-        same = bool(np.array_equal(a, w))
-    if not same:
-        diff = actual != wanted
-        tally.bad(offset + int(np.argmax(diff)), int(np.count_nonzero(diff)))
+        return None if before is not None and _digest(memoryview(buf)[:length]) != before else (0, length)
+    constant = pattern.constant_byte
+    if constant is not None:
+        return None if compare.all_bytes(buf, length, constant) else compare.differences(buf, length, constant)
+    assert want is not None
+    return None if compare.same(buf, want, length) else compare.differences(buf, length, want)
 
 
 def read_back(
@@ -184,38 +186,35 @@ def read_back(
     on_bytes: Callable[[int], None] | None = None,
     cancel: threading.Event | None = None,
 ) -> Tally:
+    """Read every segment and compare it with ``expected``: every byte read is checked."""
     tally = Tally()
-    zeros = aligned_buffer(chunk)
+    lock = threading.Lock()
     pattern = expected.pattern
-    constant = None
-    if pattern is not None and pattern.constant_byte is not None:
-        constant = aligned_buffer(chunk)
-        pattern.fill(constant, 0, chunk, zeros)
+    keystream = pattern is not None and pattern.constant_byte is None
+    workers = worker_count(io, RANDOM_READERS if keystream else READERS)
+    buffers = [aligned_buffer(chunk) for _ in range(workers)]
+    wants = [aligned_buffer(chunk) for _ in range(workers)] if keystream else None
+    zeros = aligned_buffer(chunk) if keystream else b""
 
-    # The worker only reads, so the medium stays busy while this thread generates the expected
-    # bytes and compares (both release the GIL).
-    expected_buf = aligned_buffer(chunk) if pattern is not None and constant is None else None
-
-    def prepare(buf: mmap.mmap, offset: int, length: int) -> None:
-        io.read_into(buf, length, offset)
-
-    def consume(buf: mmap.mmap, offset: int, length: int) -> None:
+    def check(worker: int, offset: int, length: int) -> None:
         if cancel is not None and cancel.is_set():
             raise Cancelled("cancelled by operator during verification", offset)
-        want = expected_buf
-        if pattern is not None and want is not None:
+        buf = buffers[worker]
+        io.read_into(buf, length, offset)
+        want = None
+        if wants is not None and pattern is not None:
+            want = wants[worker]  # regenerated from the key while other workers' reads are on the device
             pattern.fill(want, offset, length, zeros)
-        actual = np.frombuffer(buf, dtype=np.uint8, count=length)  # type: ignore[call-overload]
-        source = constant if constant is not None else want
-        wanted = None if pattern is None else np.frombuffer(source, dtype=np.uint8, count=length)  # type: ignore[call-overload]
-        _compare(tally, expected, actual, wanted, memoryview(buf)[:length], offset)  # type: ignore[arg-type]
-        tally.bytes_read += length
+        wrong = _mismatch(expected, buf, want, offset, length)
         io.check_present(offset)
-        if on_bytes is not None:
-            on_bytes(tally.bytes_read)
+        with lock:
+            if wrong is not None:
+                tally.bad(offset + wrong[0], wrong[1])
+            tally.bytes_read += length
+            if on_bytes is not None:
+                on_bytes(tally.bytes_read)
 
-    slots = [aligned_buffer(chunk) for _ in range(PIPELINE_DEPTH)]
-    Pipeline(slots, prepare, consume).run(segs)
+    run_workers(segs, check, workers)
     return tally
 
 

@@ -1,0 +1,97 @@
+"""A few I/O workers over one target's chunks, so more than one request is in flight.
+
+A single reader or writer (dd, or one thread) leaves the device idle between one request completing
+and the next being issued; two or three workers, each with its own buffers, keep it busy, and the
+CPU work of a chunk (generating a keystream, comparing) runs while another worker's request is on
+the device. Chunks are handed out in order; they complete out of order, so progress is reported as
+a low-water mark: the bytes from the start with no gap, what is known to be done.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Iterator
+
+from imaging.blockio import TargetIO
+from imaging.pipeline import Segment
+
+# The worker index selects that worker's own buffers; (offset, length) is the chunk.
+Work = Callable[[int, int, int], None]
+
+
+def worker_count(io: TargetIO, wanted: int) -> int:
+    """``wanted`` workers on direct I/O; one in buffered mode, whose syncs and tail descriptor are
+    not shared between threads."""
+    return wanted if io.direct else 1
+
+
+def run_workers(segments: Iterable[Segment], work: Work, workers: int) -> None:
+    """Run ``work`` on every segment with ``workers`` threads; the first error stops them all (a
+    request already issued completes) and is raised here."""
+    source = _Source(iter(segments))
+    errors: list[BaseException] = []
+
+    def loop(index: int) -> None:
+        try:
+            while (segment := source.next()) is not None:
+                work(index, *segment)
+        except BaseException as exc:  # handed to the caller's thread, raised there
+            source.stop()
+            errors.append(exc)
+
+    if workers <= 1:
+        loop(0)
+    else:
+        threads = [threading.Thread(target=loop, args=(i,), name=f"imaging-io-{i}") for i in range(workers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    if errors:
+        raise errors[0]
+
+
+class _Source:
+    """The segments, handed out one at a time under a lock until exhausted or stopped."""
+
+    def __init__(self, segments: Iterator[Segment]) -> None:
+        self._segments = segments
+        self._lock = threading.Lock()
+        self._stopped = False
+
+    def next(self) -> Segment | None:
+        with self._lock:
+            if self._stopped:
+                return None
+            return next(self._segments, None)
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+
+
+class Watermark:
+    """Bytes done contiguously from ``start``, whatever order the chunks complete in.
+
+    ``on_bytes`` gets the mark each time it advances (under the lock, so a progress reporter that
+    is not thread-safe sees one call at a time); ``total`` counts every completed chunk.
+    """
+
+    def __init__(self, on_bytes: Callable[[int], None] | None, start: int = 0) -> None:
+        self._on_bytes = on_bytes
+        self._start = start
+        self.mark = start
+        self.total = 0
+        self._ahead: dict[int, int] = {}
+        self._lock = threading.Lock()
+
+    def done(self, offset: int, length: int) -> None:
+        with self._lock:
+            self.total += length
+            self._ahead[offset] = length
+            moved = False
+            while self.mark in self._ahead:
+                self.mark += self._ahead.pop(self.mark)
+                moved = True
+            if moved and self._on_bytes is not None:
+                self._on_bytes(self.mark - self._start)
