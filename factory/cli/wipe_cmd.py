@@ -2,29 +2,26 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 
 from factory.cli.inputs import bounded
 from factory.cli.params import fail, plain_errors, print_json, settings
 from factory.kernel import limits
 
 # The standalone wipe touches no database: it loads neither the database layers nor the PDF
-# library unless asked (--pdf), because its start-up counts against dd in benchmarks/wipe.py.
+# library unless asked (--pdf), nor Rich unless a terminal shows its progress bars, because its
+# start-up counts against dd in benchmarks/wipe.py.
 from factory.sanitisation import run_wipe, write_certificate
-from imaging.engine import Progress as EngineProgress
 from imaging.plan import METHOD_CHOICES
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
+
+    from imaging.engine import Progress as EngineProgress
 
 
 def register(app: typer.Typer) -> None:
@@ -63,14 +60,16 @@ def register(app: typer.Typer) -> None:
             if path is not None and not path.parent.is_dir():
                 fail(f"directory {path.parent} does not exist")
         config = settings()
-        bars = _PassBars()
+        bars = _PassBars() if sys.stdout.isatty() else None  # bars are for someone watching
         try:
             result, envelope = run_wipe(
                 config, target, method=method, verify=verify, level=level, operator=operator,
-                validator=validator, destination=destination, asset_tag=asset_tag, progress=bars.update,
+                validator=validator, destination=destination, asset_tag=asset_tag,
+                progress=bars.update if bars is not None else None,
             )  # fmt: skip
         finally:
-            bars.close()
+            if bars is not None:
+                bars.close()
         if out is not None:
             write_certificate(envelope, out)
         if pdf is not None:
@@ -81,15 +80,11 @@ def register(app: typer.Typer) -> None:
             print_json(envelope)
             return
         cert = envelope["certificate"]
-        console.print(
+        sys.stdout.write(
             f"erased and verified {target}: {result.method}, level {cert['sanitisation']['level_achieved']}, "
             f"{result.verification.mode if result.verification else '-'} verification; "
-            f"certificate {cert['certificate_id']} digest {envelope['signature']['digest_sha256']}",
-            markup=False,
+            f"certificate {cert['certificate_id']} digest {envelope['signature']['digest_sha256']}\n"
         )
-
-
-console = Console()
 
 
 class _PassBars:
@@ -99,9 +94,18 @@ class _PassBars:
     """
 
     def __init__(self) -> None:
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
         self.progress = Progress(
             TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-            TimeRemainingColumn(), console=console, transient=False,
+            TimeRemainingColumn(), transient=False,
         )  # fmt: skip
         self._tasks: dict[tuple[str, int], TaskID] = {}
 
