@@ -19,6 +19,7 @@ from factory.tablets.service import TabletBench
 from hardware_drivers.events import DeviceAttached, DeviceDetached, UdevEvent
 from imaging.commands import NOT_FOUND, utc_now
 from imaging.result import CommandRecord
+from imaging.tablets import usb_erase
 from imaging.tablets.device_management import AndroidManagement, AppleMdm, IntuneGraph, WipeWait
 
 MDM = "https://mdm.sim.invalid"
@@ -42,6 +43,7 @@ class SimTablet:
     emmc_sanitize: bool = True  # a Windows tablet's eMMC offers secure erase + sanitize
     emmc_image: Path | None = None  # its eMMC as a block device (a file) the bench sees, if any
     wipe_error: tuple[str, str] | None = None  # (errorCode, message) the Android service reports for its WIPE
+    mdm_enrolled: bool = True  # an iPad the MDM reaches; a supervised one it does not is erased over USB
 
     @property
     def udid(self) -> str:
@@ -55,8 +57,8 @@ class SimTablet:
 
 def new_tablet(platform: str, token: int, *, encrypted: bool = True) -> SimTablet:
     token &= 0xFFFFFFFF
-    if platform == "ipados":
-        return SimTablet(platform, f"00008103{token:016X}", f"DMP{token:09X}", encrypted)
+    if platform == "ipados":  # one in three supervised iPads is not in the MDM: erased over USB
+        return SimTablet(platform, f"00008103{token:016X}", f"DMP{token:09X}", encrypted, mdm_enrolled=token % 3 != 2)
     usb = f"R52{token:09X}" if platform == "android" else f"FZG2{token:08X}"
     return SimTablet(platform, usb, usb, encrypted)
 
@@ -108,6 +110,7 @@ class SimulatedTablets:
             simulated=True,
             windows_here=True,  # the stand-in plays the service environment too
             emmc_exposed=self.emmc_image,
+            usb_erase_tool=True,  # and pymobiledevice3's erase over USB
         )
 
     def emmc_image(self, ref: str) -> str | None:
@@ -138,6 +141,8 @@ class _Seam:
             tablet.restarted = True  # the reset restarts it: it leaves the bus and comes back
             if self.tablets.on_restart is not None:
                 self.tablets.on_restart(tablet)
+        if argv[0] == usb_erase.TOOL:  # it logs on stderr, as coloredlogs does
+            return CommandRecord(argv, rc, "", out, started, utc_now())
         return CommandRecord(argv, rc, out, "" if rc in (0, 200, 204) else out, started, utc_now())
 
 
@@ -161,6 +166,11 @@ def _answer(t: SimTablet, argv: tuple[str, ...]) -> tuple[str, int]:
         return _mmc(t, argv)
     if tool == "https":
         return _https(t, argv)
+    if argv[:3] == (usb_erase.TOOL, "profile", "erase-device"):
+        t.wiped = True  # the supervised iPad took the request and erases itself
+        log = "2026-01-01 00:00:00 sim pymobiledevice3.cli.profile[1] INFO"
+        erasing = "Erasing device with preserve_data_plan: False, disallow_proximity_setup: True"
+        return f"{log} {erasing}\n{log} Erased device\n", 0
     return f"{tool}: command not found", NOT_FOUND
 
 
@@ -219,6 +229,8 @@ def _https(t: SimTablet, argv: tuple[str, ...]) -> tuple[str, int]:
     if "/v1/results/" in url:
         t.wiped = True  # the iPad acknowledged and erased itself
         return json.dumps({"UDID": t.udid, "CommandUUID": url.rsplit("/", 1)[-1], "Status": "Acknowledged"}), 200
+    if "/v1/devices/" in url and not t.mdm_enrolled:
+        return json.dumps({"error": {"message": "enrollment not found"}}), 404
     if "/v1/devices/" in url:
         return json.dumps({"UDID": t.udid, "IsSupervised": True, "IsActivationLockEnabled": False}), 200
     if "/v1/dep/profile/devices" in url:

@@ -263,3 +263,17 @@ def test_a_wipe_the_service_reports_failed_fails_the_round_with_its_status(table
     with session_scope(tablet_line.controller.engine) as s:
         logged = [line.message for line in s.exec(select(JobLog).where(JobLog.job_id == job.id)).all()]
     assert any(m.startswith("failure evidence: ") and '"kind": "not acknowledged"' in m for m in logged)
+
+
+def test_a_supervised_ipad_the_mdm_does_not_reach_is_erased_over_usb_on_the_line(tablet_line: TabletLine) -> None:
+    """No MDM record for it: the planner falls to the erase over USB (the bench's pymobiledevice3),
+    the iPad restarts (its leaving the hub port is not a removal) and is read back unactivated."""
+    tablet = replace(new_tablet("ipados", 0x00C0FFEE), mdm_enrolled=False)
+    job = plug(tablet_line, tablet, MediaSpec("nvme", tablet.ref, 128 * 10**9))
+    assert job.status == "succeeded", job.reason
+    with session_scope(tablet_line.controller.engine) as s:
+        [cert] = s.exec(select(Certificate).where(Certificate.device_serial == tablet.serial)).all()
+        record = latest_tablet_round(s, tablet.serial)
+    assert cert.method == CRYPTO_RESET and record is not None and record.certified
+    assert record.closing["wipe"]["path"] == "usb (supervised iPad, MCInstall EraseDevice)"
+    assert record.closing["wipe"]["service"] is None and record.closing["read_back"]["setup_complete"] is False
