@@ -27,9 +27,10 @@
    (throughput at saturation); ratio = search req/s / reference req/s, min / median / max, load
    average beside it. A bare async FastAPI constant (no auth) is measured once for context.
    Targets: p99 <= 10 ms at 1 connection; req/s >= 0.6x the reference at 16 connections.
-3. The database: ``df_bench_audit`` is created by this benchmark with a marker comment; a run
-   without ``--reuse`` drops it only when it carries that marker (left by an earlier run) and
-   refuses any other database of that name.
+3. The database: ``df_bench_audit`` (or the name in ``FACTORY_BENCH_AUDIT_DB``, e.g. one per
+   developer) is created by this benchmark with a marker comment; a run without ``--reuse`` drops
+   it only when it carries that marker (left by an earlier run) and refuses any other database
+   of that name.
 All traffic stays on 127.0.0.1.
 """
 

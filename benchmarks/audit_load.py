@@ -8,6 +8,7 @@ import hashlib
 import itertools
 import json
 import os
+import re
 import sys
 import time
 import uuid
@@ -30,7 +31,10 @@ from factory.kernel.site_keys import load_private_key
 from imaging.certificate import verify_certificate
 
 PG_ADMIN = os.environ.get("FACTORY_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-DB_NAME = "df_bench_audit"
+# Its own database, never the site's: FACTORY_BENCH_AUDIT_DB names another one (say, one per developer).
+DB_NAME = os.environ.get("FACTORY_BENCH_AUDIT_DB", "df_bench_audit")
+if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", DB_NAME):
+    raise SystemExit(f"FACTORY_BENCH_AUDIT_DB={DB_NAME!r} is not a plain lower-case database name")
 BLOCK = 1000  # devices whose lifecycles interleave in the chain
 START = datetime(2024, 1, 1, tzinfo=UTC)
 STEP_SECONDS = 6  # between consecutive ledger entries: 10M entries span about two years
@@ -114,6 +118,23 @@ def strip_for_load(conn: psycopg.Connection) -> SavedDdl:
     return SavedDdl(drops, creates)
 
 
+def _has_log_columns(conn: psycopg.Connection) -> bool:
+    """Whether custody entries carry their log (the per-site logs' schema) at this migration."""
+    row = conn.execute(
+        "SELECT count(*) FROM information_schema.columns WHERE table_name = 'custody_entry' "
+        "AND column_name IN ('log', 'log_seq')"
+    ).fetchone()
+    return row is not None and row[0] == 2
+
+
+def _entry_copy_sql(per_site_log: bool) -> str:
+    return (
+        "COPY custody_entry (seq, device_id, device_serial, event, from_state, to_state, actor, "
+        "from_custodian, to_custodian, location, occurred_at, evidence, prev_hash, entry_hash"
+        f"{', log, log_seq' if per_site_log else ''}) FROM STDIN"
+    )
+
+
 def _copy_value(value: Any) -> str:
     if value is None:
         return "\\N"
@@ -136,6 +157,7 @@ def load(url: str, settings: Settings, devices: int, per_device: int) -> dict[st
     with psycopg.connect(target, autocommit=True) as admin:
         ddl = strip_for_load(admin)
     conns = {t: psycopg.connect(target) for t in LOADED_TABLES}
+    per_site_log = _has_log_columns(conns["custody_entry"])
     try:
         with (
             conns["device"]
@@ -156,14 +178,10 @@ def load(url: str, settings: Settings, devices: int, per_device: int) -> dict[st
                 "erase_round_seq, level, method, destination, digest_sha256, key_fingerprint, issued_at, "
                 "envelope) FROM STDIN"
             ) as cert_copy,
-            conns["custody_entry"]
-            .cursor()
-            .copy(
-                "COPY custody_entry (seq, device_id, device_serial, event, from_state, to_state, actor, "
-                "from_custodian, to_custodian, location, occurred_at, evidence, prev_hash, entry_hash) FROM STDIN"
-            ) as entry_copy,
+            conns["custody_entry"].cursor().copy(_entry_copy_sql(per_site_log)) as entry_copy,
         ):
-            _generate(factory, devices, script, cert_step, dev_copy, med_copy, cert_copy, entry_copy)
+            log = settings.site_name if per_site_log else None
+            _generate(factory, devices, script, cert_step, dev_copy, med_copy, cert_copy, entry_copy, log)
         for conn in conns.values():
             conn.commit()
     finally:
@@ -203,6 +221,7 @@ class _Chain:
 
     seq: int = 0
     prev: str = GENESIS_HASH
+    log: str | None = None  # the site's log name, where entries carry one (per-site logs): log_seq = seq
 
 
 @dataclass
@@ -217,7 +236,7 @@ class _Block:
 
 def _generate(
     factory: CertificateFactory, devices: int, script: tuple[tuple[str, str | None, str], ...], cert_step: int,
-    dev_copy: Any, med_copy: Any, cert_copy: Any, entry_copy: Any,
+    dev_copy: Any, med_copy: Any, cert_copy: Any, entry_copy: Any, log: str | None = None,
 ) -> None:  # fmt: skip
     """Stream COPY text for every table. Entry values are generated ASCII without tabs, newlines
     or backslashes, so their lines need no escaping; envelopes go through ``_copy_value``."""
@@ -225,7 +244,7 @@ def _generate(
     probe = {"job": "job-1", "media": ["MS1"], "new_stock": False, "allocation": 7}
     assert orjson.dumps(probe, option=_SORT).decode() == evidence_text(probe)
     assert _occurred_at(12345) == format_utc(START + timedelta(seconds=12345 * STEP_SECONDS))
-    chain = _Chain()
+    chain = _Chain(log=log)
     created = format_utc(START)
     report_every = max(devices // 20, BLOCK)
     t0 = time.perf_counter()
@@ -247,6 +266,8 @@ def _entry_block(chain: _Chain, ids: range, script: tuple[tuple[str, str | None,
     """The custody entries of a block of devices, step by step so their lifecycles interleave."""
     block = _Block()
     seq, prev = chain.seq, chain.prev
+    # Hash version 1 entries of one log: log_seq is seq (as the per-site migration fills them).
+    log = chain.log
     for step, (event, source, target) in enumerate(script):
         source_text = source if source is not None else "\\N"
         for device_id in ids:
@@ -262,10 +283,11 @@ def _entry_block(chain: _Chain, ids: range, script: tuple[tuple[str, str | None,
                  "actor": "bench.technician", "from_custodian": custodian_from, "to_custodian": custodian_to,
                  "location": "site-1", "occurred_at": block.last_at, "evidence": evidence, "prev_hash": prev}
             )  # fmt: skip
+            log_columns = "" if log is None else f"\t{log}\t{seq}"
             block.lines.append(
                 f"{seq}\t{device_id}\t{serial}\t{event}\t{source_text}\t{target}\tbench.technician\t"
                 f"{custodian_from}\t{custodian_to}\tsite-1\t{block.last_at}\t"
-                f"{orjson.dumps(evidence, option=_SORT).decode()}\t{prev}\t{digest}\n"
+                f"{orjson.dumps(evidence, option=_SORT).decode()}\t{prev}\t{digest}{log_columns}\n"
             )
             prev = digest
             if event == "receive" or event == "return":

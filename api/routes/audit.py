@@ -8,10 +8,11 @@ import json
 import re
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from api.deps import AuditorUser, ContextDep, SessionDep, UnitOfWorkRoute
 from api.params import CertificateId as CertId
@@ -33,6 +34,8 @@ from factory.audit.views import (
     exception_report,
     get_certificate,
     search_json,
+    search_json_async,
+    search_reader,
 )
 from factory.custody.views import DEFAULT_OVERDUE_DAYS
 from factory.kernel import limits
@@ -47,8 +50,7 @@ Bounded = Annotated[str | None, Field(min_length=1, max_length=limits.SEARCH_TER
 
 
 class SearchParams(BaseModel):
-    """The search's query string. One model rather than eleven ``Query`` parameters: FastAPI
-    validates it in one pass (about 0.1 ms less per request) and publishes the same parameters."""
+    """The search's query string, validated in one pass by ``_search_params`` (see there)."""
 
     device_serial: Bounded = None
     media_serial: Bounded = None
@@ -65,8 +67,43 @@ class SearchParams(BaseModel):
     cursor: Annotated[str | None, Field(max_length=limits.CURSOR)] = None
 
 
-@router.get("/api/certificates", response_model=CertificatePage)
-async def search(ctx: ContextDep, _user: AuditorUser, params: Annotated[SearchParams, Query()]) -> Response:
+def _search_params(request: Request) -> SearchParams:
+    """The query string as ``SearchParams``: the same rules (and the same 422 problem) as a
+    FastAPI query model, at a fraction of the cost. FastAPI re-inspects a query model's field
+    annotations on every request (about 0.4 ms, more than the search's database round trip);
+    pydantic validating the query's dict once does the same check. As with FastAPI, a name sent
+    twice counts by its last value and unknown names are ignored.
+
+    :raises RequestValidationError: a value out of bounds or of the wrong type.
+    """
+    try:
+        return SearchParams.model_validate(dict(request.query_params))
+    except ValidationError as exc:
+        raise RequestValidationError([{**e, "loc": ("query", *e["loc"])} for e in exc.errors()]) from None
+
+
+def _query_parameters(model: type[BaseModel]) -> list[dict[str, object]]:
+    """OpenAPI query parameters of ``model``'s fields, as FastAPI publishes a query model's."""
+    schema = model.model_json_schema(by_alias=True)
+    definitions = schema.get("$defs", {})
+    parameters: list[dict[str, object]] = []
+    for name, field in schema["properties"].items():
+        field = dict(field)
+        if (ref := field.pop("$ref", None)) is not None:
+            field = {**definitions[ref.rsplit("/", 1)[1]], **field}
+        if field.get("default", ...) is None:
+            del field["default"]
+        parameters.append({"name": name, "in": "query", "required": False, "schema": field})
+    return parameters
+
+
+@router.get(
+    "/api/certificates",
+    response_model=CertificatePage,
+    openapi_extra={"parameters": _query_parameters(SearchParams)},
+)
+async def search(request: Request, ctx: ContextDep, _user: AuditorUser) -> Response:
+    params = _search_params(request)
     query = CertificateQuery.from_text(
         device_serial=params.device_serial,
         media_serial=params.media_serial,
@@ -82,13 +119,17 @@ async def search(ctx: ContextDep, _user: AuditorUser, params: Annotated[SearchPa
         limit=params.limit,
         cursor=params.cursor,
     )
-    # A search bounded by an index (one device's certificates) is a few index probes: run it on
-    # the event loop, sparing the thread-pool hop that costs more than the query itself. Any
-    # other search may scan, so it runs in a worker thread and never stalls the loop.
-    if query.index_bounded:
-        body = search_json(ctx, query)
-    else:
+    # A search bounded by an index (one device's certificates) is a few index probes: on
+    # PostgreSQL the route awaits them on the search's async connections (the loop serves other
+    # requests meanwhile), on SQLite it reads the local file on the loop; either way no
+    # thread-pool hop, which costs more than the query. Any other search may scan, so it runs in
+    # a worker thread and never stalls the loop.
+    if not query.index_bounded:
         body = await run_in_threadpool(search_json, ctx, query)
+    elif (reader := search_reader(ctx)) is not None:
+        body = await search_json_async(reader, query)
+    else:
+        body = search_json(ctx, query)
     return Response(body, media_type="application/json")
 
 

@@ -28,6 +28,7 @@ from sqlalchemy import Connection
 from sqlmodel import Session
 
 from factory.audit.errors import AuditRequestInvalid
+from factory.audit.search_reader import AsyncSearchReader
 from factory.kernel.context import AppContext
 from factory.kernel.db.engine import read_scope
 from factory.kernel.db.select_rows import select_rows
@@ -131,19 +132,31 @@ def parse_bound(text: str | None, *, upper: bool = False) -> datetime | None:
 
 def search_certificates(reader: Session | Connection, query: CertificateQuery) -> SearchPage:
     """One page of outcomes, newest first. ``reader``: a session or a plain (read-only) connection."""
-    if not 1 <= query.limit <= MAX_LIMIT:
-        raise AuditRequestInvalid(f"limit must be between 1 and {MAX_LIMIT}")
-    if query.issued_from and query.issued_to and query.issued_from >= query.issued_to:
-        raise AuditRequestInvalid("'from' must be earlier than 'to'")
-    cursor = _decode_cursor(query.cursor) if query.cursor else None
+    cursor = _checked_cursor(query)
     rows: list[ErasureOutcome] = []
     if query.outcome in (Outcome.SUCCESS, Outcome.ANY):
         rows += _certificates(reader, query, cursor)
     if query.outcome in (Outcome.FAILED, Outcome.ANY) and not query.certificate_only:
         rows += _failures(reader, query, cursor)
+    return _page(rows, query.limit)
+
+
+def _checked_cursor(query: CertificateQuery) -> tuple[str, int, str | int] | None:
+    """The query's decoded cursor, once its bounds are checked.
+
+    :raises AuditRequestInvalid: a limit out of range, an empty period or a foreign cursor.
+    """
+    if not 1 <= query.limit <= MAX_LIMIT:
+        raise AuditRequestInvalid(f"limit must be between 1 and {MAX_LIMIT}")
+    if query.issued_from and query.issued_to and query.issued_from >= query.issued_to:
+        raise AuditRequestInvalid("'from' must be earlier than 'to'")
+    return _decode_cursor(query.cursor) if query.cursor else None
+
+
+def _page(rows: list[ErasureOutcome], limit: int) -> SearchPage:
     rows.sort(key=lambda r: r.sort_key, reverse=True)
-    page = rows[: query.limit]
-    more = len(rows) > query.limit
+    page = rows[:limit]
+    more = len(rows) > limit
     return SearchPage(items=page, next_cursor=_encode_cursor(page[-1].sort_key) if more else None)
 
 
@@ -158,6 +171,19 @@ def search_json(ctx: AppContext, query: CertificateQuery) -> bytes:
     with _read_connection(ctx) as conn:
         page = search_certificates(conn, query)
     return orjson.dumps(page)
+
+
+async def search_json_async(reader: AsyncSearchReader, query: CertificateQuery) -> bytes:
+    """``search_json`` for an index-bounded query (certificates only), awaiting PostgreSQL on the
+    event loop instead of blocking it: the same SELECT, the same page, the same bytes.
+
+    :raises AuditRequestInvalid: as ``search_certificates``.
+    """
+    if not query.index_bounded:
+        raise ValueError("only an index-bounded search reads on the event loop")
+    sql, params = _certificate_select(query, _checked_cursor(query))
+    rows = _certificate_outcomes(await reader.rows(sql, params))
+    return orjson.dumps(_page(rows, query.limit))
 
 
 @contextmanager
@@ -256,12 +282,22 @@ def _where(
 def _certificates(
     reader: Reader, query: CertificateQuery, cursor: tuple[str, int, str | int] | None
 ) -> list[ErasureOutcome]:
+    sql, params = _certificate_select(query, cursor)
+    return _certificate_outcomes(select_rows(reader, sql, params))
+
+
+def _certificate_select(
+    query: CertificateQuery, cursor: tuple[str, int, str | int] | None
+) -> tuple[str, dict[str, Any]]:
     rank = _RANK[Outcome.SUCCESS]
     if cursor is not None and cursor[1] == rank and not isinstance(cursor[2], str):
         raise AuditRequestInvalid("cursor is not valid for this search")
     clauses, params = _where(query, _CERT_FILTERS, "issued_at", "id", rank, cursor)
     where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-    sql = f"{_CERT_SQL}{where} ORDER BY issued_at DESC, id DESC LIMIT :limit"
+    return f"{_CERT_SQL}{where} ORDER BY issued_at DESC, id DESC LIMIT :limit", params
+
+
+def _certificate_outcomes(rows: list[tuple[Any, ...]]) -> list[ErasureOutcome]:
     return [
         ErasureOutcome(
             outcome=Outcome.SUCCESS.value,
@@ -276,7 +312,7 @@ def _certificates(
             digest_sha256=r[8],
             erase_round_seq=r[9],
         )
-        for r in select_rows(reader, sql, params)
+        for r in rows
     ]
 
 

@@ -30,13 +30,16 @@ from factory.audit.search import (
     parse_bound,
     search_certificates,
     search_json,
+    search_json_async,
 )
+from factory.audit.search_reader import AsyncSearchReader, search_reader
 from factory.audit.summary import Summary, SummaryCertificate, summarise
 from factory.audit.summary_pdf import summary_pdf
 
 __all__ = [
     "DESTINATION_CHOICES",
     "LEVEL_CHOICES",
+    "AsyncSearchReader",
     "CertificateCheck",
     "CertificateQuery",
     "DeviceHistory",
@@ -64,6 +67,8 @@ __all__ = [
     "parse_bound",
     "search_certificates",
     "search_json",
+    "search_json_async",
+    "search_reader",
     "summarise",
     "summary_pdf",
     "uncertified_departures",
