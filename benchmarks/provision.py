@@ -9,7 +9,13 @@ adapter's overhead (pexpect, event routing, job bookkeeping) should stay within 
 Reference (the practical limit): plain ``ansible-playbook`` with the same inventory and settings.
 Method (the one of benchmarks/fair.py): adapter and plain alternate, the order swapped each
 repetition, at least 3 repetitions; each repetition gives adapter time / plain time (at or below
-1.05 is the target), reported as min / median / max with the load average before and after.
+1.05 is the target), reported as min / median / max with the load average before and after. The
+adapter's time is the whole call (preparing the job dir and vault, the run, closing the SSH
+masters); plain's is the ansible-playbook process alone, its files written beforehand.
+
+On a loaded 2-core machine one run's wall time swings by a third, so the CPU seconds of each side
+(this process and its children: the adapter's event handling plus Ansible) are printed too: they
+show the adapter's own cost without the noise.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -95,6 +102,11 @@ def run_plain(targets: list[SshdTarget], work: Path, rep: int) -> float:
     return elapsed
 
 
+def cpu_seconds() -> float:
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=6, help="alternated repetitions (at least 3)")
@@ -102,6 +114,7 @@ def main() -> None:
     if os.geteuid() != 0:
         raise SystemExit("needs root (sshd targets in namespaces)")
     times: dict[str, list[float]] = {"adapter": [], "plain": []}
+    cpu: dict[str, list[float]] = {"adapter": [], "plain": []}
     load_before = load_average()
     with tempfile.TemporaryDirectory(prefix="df-bench-") as tmp, sshd_targets(Path(tmp) / "t", 3) as targets:
         work = Path(tmp) / "work"
@@ -113,13 +126,17 @@ def main() -> None:
                 for t in targets:
                     t.reset_root()
                 runner = run_adapter if side == "adapter" else run_plain
+                before = cpu_seconds()
                 elapsed = runner(targets, work, rep)
+                cpu[side].append(cpu_seconds() - before)
                 times[side].append(elapsed)
-                print(f"rep {rep + 1} {side:8s} {elapsed:6.2f}s", flush=True)
+                print(f"rep {rep + 1} {side:8s} {elapsed:6.2f}s  CPU {cpu[side][-1]:5.2f}s  "
+                      f"load {load_average():.1f}", flush=True)  # fmt: skip
     load_after = load_average()
     ratios = sorted(a / p for a, p in zip(times["adapter"], times["plain"], strict=True))
     adapter, plain = statistics.median(times["adapter"]), statistics.median(times["plain"])
-    print(f"median adapter {adapter:.2f}s  plain ansible-playbook {plain:.2f}s")
+    print(f"median adapter {adapter:.2f}s  plain ansible-playbook {plain:.2f}s; CPU seconds median adapter "
+          f"{statistics.median(cpu['adapter']):.2f} plain {statistics.median(cpu['plain']):.2f}")  # fmt: skip
     print(f"adapter / plain per repetition: min {ratios[0]:.3f} median {statistics.median(ratios):.3f} "
           f"max {ratios[-1]:.3f}  (target <= 1.05; {len(ratios)} alternated repetitions; "
           f"load {load_before:.1f} -> {load_after:.1f} on {cpus()} CPUs)")  # fmt: skip

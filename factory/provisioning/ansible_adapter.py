@@ -254,15 +254,26 @@ def _control_dir(job_dir: Path, ident: str) -> tuple[Path, bool]:
 
 
 def _close_masters(control_dir: Path) -> None:
-    """Stop this attempt's ControlPersist masters so no later run can ride on their host-key check."""
-    for sock in control_dir.iterdir():
-        if sock.is_socket():
-            subprocess.run(
-                ["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "device-factory"],
-                capture_output=True,
-                timeout=10,
-                check=False,
-            )
+    """Stop this attempt's ControlPersist masters so no later run can ride on their host-key check.
+
+    All at once: each ``ssh -O exit`` is a process start and a round trip, and a job has a master
+    per device."""
+    closing = [
+        subprocess.Popen(
+            ["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "device-factory"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for sock in control_dir.iterdir()
+        if sock.is_socket()
+    ]
+    for process in closing:
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def _environment(job_dir: Path, control_dir: Path, options: RunnerOptions) -> dict[str, str]:
@@ -319,6 +330,10 @@ def _run_once(
             timeout=max(1, math.ceil(remaining_s)),
             quiet=True,
             suppress_env_files=True,
+            # Ansible's in-memory fact cache, as plain ansible-playbook has: the runner's default
+            # (a JSON file per host under artifacts/) costs file writes and nothing reads them;
+            # facts are never gathered (ANSIBLE_GATHERING=explicit) and no run reuses another's.
+            fact_cache_type="memory",
         )
         return str(result.status)
     finally:
