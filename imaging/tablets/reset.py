@@ -187,12 +187,18 @@ def _result(
 
 
 def _engine_result(probe: TabletProbe, plan: TabletPlan, erased: EraseResult, recorder: RecordingRunner) -> EraseResult:
-    """The engine's overwrite (its medium, pattern, verification) with what the planner found on the tablet."""
+    """The engine's overwrite (its medium, pattern, verification) with what the planner found on the tablet.
+
+    The medium keeps no serial of its own: the round names the tablet's built-in storage by the
+    serial it was booked in under, which an eMMC's CID serial (sysfs ``device/serial``) never is;
+    that serial stays in the notes."""
+    own = (f"the eMMC's own serial: {erased.media.serial}",) if erased.media.serial else ()
     return replace(
         erased,
+        media=replace(erased.media, serial=None),
         commands=(*probe.commands, *recorder.records, *erased.commands),
         residual_risk=(*erased.residual_risk, *RESIDUAL_EMMC_OVERWRITE),
-        notes=(*[f"{n}: {w}" for n, w in plan.considered], plan.note, *erased.notes),
+        notes=(*[f"{n}: {w}" for n, w in plan.considered], plan.note, *erased.notes, *own),
         firmware_revision=erased.firmware_revision or probe.os_build,
         sanitize_capabilities=(*erased.sanitize_capabilities, *_capabilities(probe)),
     )

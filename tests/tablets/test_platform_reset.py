@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from imaging.commands import ReplayRunner
 from imaging.engine import erase
 from imaging.errors import PlanError
-from imaging.result import Level, Technique, VerifyMode
+from imaging.result import EraseResult, Level, Technique, VerifyMode
 from imaging.tablets.device_management import AndroidManagement, AppleMdm, IntuneGraph, WipeState, WipeWait
 from imaging.tablets.identity import (
     probe_android,
@@ -243,6 +244,22 @@ def test_an_emmc_without_sanitize_falls_to_the_engines_overwrite_where_the_bench
     )
     assert any(risk.startswith("eMMC without sanitize, overwritten from the host") for risk in result.residual_risk)
     assert result.commands[0].argv[:3] == ("mmc", "extcsd", "read")  # the probe's reading is on the record
+
+
+def test_an_overwritten_emmc_that_reports_its_own_serial_is_named_by_the_recorded_medium(tmp_path: Path) -> None:
+    """A real eMMC has a CID serial (not the tablet's): the result leaves the serial to the round
+    (which names the medium the tablet was booked in under), else certification would refuse it."""
+    target = tmp_path / "mmcblk0.img"
+    target.write_bytes(bytes(1 << 20))
+
+    def overwrite(level: Level) -> EraseResult:
+        erased = erase(str(target), level=level, verify=VerifyMode.FULL)
+        return replace(erased, media=replace(erased.media, serial="0x3c1f0a9e"))  # as sysfs device/serial reads
+
+    runner = replay("windows-emmc-no-sanitize", MMC)
+    result = platform_reset(probe_windows(runner, MMC, "PTB-55G2-0042"), ResetContext(runner, overwrite=overwrite))
+    assert result.ok and result.media.serial is None
+    assert "the eMMC's own serial: 0x3c1f0a9e" in result.notes
 
 
 def test_an_emmc_with_sanitize_keeps_its_firmware_erase_even_where_it_could_be_overwritten() -> None:
