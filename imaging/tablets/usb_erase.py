@@ -7,7 +7,9 @@ its source (``pymobiledevice3/cli/profile.py``, ``services/mobile_config.py``, 1
 * ``pymobiledevice3 profile erase-device --udid UDID --no-preserve-data-plan --disallow-proximity-setup``
   opens the lockdown service ``com.apple.mobile.MCInstall`` over usbmux and sends
   ``{"RequestType": "EraseDevice", "PreserveDataPlan": false, "DisallowProximitySetup": true}``
-  (the same PreserveDataPlan as the MDM adapter's ``EraseDevice``);
+  (the same PreserveDataPlan as the MDM adapter's ``EraseDevice``); it takes the pairing record
+  usbmuxd holds (``pair_records.get_preferred_pair_record``: the one ``idevicepair`` made when the
+  bench identified the iPad), and does not escalate with a supervision identity;
 * it logs through coloredlogs on stderr, ``DATE TIME HOST LOGGER[PID] LEVEL MESSAGE``: ``INFO
   Erasing device with preserve_data_plan: False, disallow_proximity_setup: True`` before the
   request, ``INFO Erased device`` after it; a device answer other than ``Acknowledged`` is
