@@ -19,14 +19,16 @@ import orjson
 
 from factory.kernel.canonical import canonical_bytes
 from factory.kernel.errors import InvalidInput
+from factory.kernel.ledger.verify_rows import ROW_COLUMNS
 from imaging.offline_verify import ENTRY_FIELDS, ENTRY_FIELDS_V2, DuplicateMemberError, unique_members
 
 # The one list, shared with the standalone verifiers (an audit bundle's verify_bundle.py hashes the same).
 HASHED_FIELDS: tuple[str, ...] = ENTRY_FIELDS
 HASHED_FIELDS_V2: tuple[str, ...] = ENTRY_FIELDS_V2
 CURRENT_VERSION = 2
-# What ``verify`` selects per row, in this order; ``row_bytes`` and ``spliced_bytes`` read it.
-ROW_COLUMNS: tuple[str, ...] = (*HASHED_FIELDS, "device_id", "hash_version", "entry_hash")
+# What ``verify`` selects per row, in this order (verify_rows.ROW_COLUMNS); ``row_bytes`` and
+# ``spliced_bytes`` read it. The light module names the columns per version (VERSION_COLUMNS);
+# tests/kernel/test_ledger_verify_fast.py checks they are these lists.
 _SORT = orjson.OPT_SORT_KEYS
 _FRAGMENT = orjson.Fragment
 
@@ -120,3 +122,17 @@ def spliced_bytes(values: Sequence[Any]) -> bytes | None:
         return orjson.dumps(doc, option=_SORT)
     except (orjson.JSONDecodeError, orjson.JSONEncodeError, TypeError, AttributeError):
         return None
+
+
+def canonical_or_reason(values: Sequence[Any]) -> bytes | str:
+    """The row's canonical bytes if its stored hash matches them, else why not (the per-row path of verify)."""
+    fast = spliced_bytes(values)
+    if fast is not None and hashlib.sha256(fast).hexdigest() == values[14]:
+        return fast
+    try:
+        slow = row_bytes(values)
+    except (EvidenceError, ValueError, TypeError) as exc:
+        return f"unreadable entry: {exc}"
+    if hashlib.sha256(slow).hexdigest() != values[14]:
+        return "entry_hash does not match the entry's fields"
+    return slow

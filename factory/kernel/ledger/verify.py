@@ -1,22 +1,26 @@
 """Recompute the whole log from the rows alone: the chain, the Merkle tree, and every signed head.
 
-Rows are read with a plain DB-API cursor in large batches (the ORM would cost more than the
-hashing). Each entry's canonical bytes are hashed twice: SHA-256 for ``entry_hash`` (the chain)
-and as a Merkle leaf; the tree's right edge (``merkle.Frontier``) gives the root at the size of
-every signed head, compared with what the head signed. Large logs are split into ranges of a
-power-of-two size verified by worker processes, each returning its range's subtree hashes, which
-the parent joins in order. The first broken entry in sequence order is reported either way;
-entries after the latest signed head are reported as the *unsigned tail*.
+Rows are read with a plain DB-API cursor (server-side on PostgreSQL) in batches of a power-of-two
+size and checked a batch at a time (``verify_rows``): each entry's canonical bytes rebuilt from
+its stored columns and hashed twice, SHA-256 for ``entry_hash`` (the chain) and as a Merkle leaf,
+and the batch's subtrees; a batch with anything unusual is re-checked row by row, which names the
+first broken entry. The tree's right edge gives the root at the size of every signed head,
+compared with what the head signed. Large logs are split into ranges of a power-of-two size:
+this process verifies the first and light worker processes (``verify_worker``, which do not
+import the application) the others, as many as CPUs are free by the load average, each
+returning its range's subtree hashes, which are joined in order. The first broken entry in
+sequence order is reported either way; entries after the latest signed head are reported as the
+*unsigned tail*.
 """
 
 from __future__ import annotations
 
-import hashlib
-import multiprocessing
 import os
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field, replace
+import pickle
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
 from sqlalchemy import Engine
 
@@ -24,14 +28,16 @@ from factory.kernel.db.engine import read_scope
 from factory.kernel.key_registry import KeyNotValid, Keyring
 from factory.kernel.ledger import merkle
 from factory.kernel.ledger.certificates import check_certificate_rows
-from factory.kernel.ledger.hashing import ROW_COLUMNS, EvidenceError, row_bytes, spliced_bytes
 from factory.kernel.ledger.heads import TreeHead, stored_heads
 from factory.kernel.ledger.tree import TreeMissing, root_at, tree_size
+from factory.kernel.ledger.verify_rows import BATCH, RangeResult, RowWalk, row_batches
+from factory.kernel.ledger.verify_worker import SELECT, RangeJob, open_cursor, range_select
 from factory.kernel.models.custody_entry import GENESIS_HASH
 
-_SELECT = f"SELECT {', '.join(ROW_COLUMNS)} FROM custody_entry"
-BATCH = 20_000
-PARALLEL_THRESHOLD = 200_000  # below this, process start-up costs more than it saves
+__all__ = ["BATCH", "PARALLEL_THRESHOLD", "LedgerReport", "free_cpus", "verify_ledger"]
+# Below this many entries one process is faster than two (a worker's start-up and connection cost
+# more than half the rows save): measured with benchmarks/ledger.py --crossover.
+PARALLEL_THRESHOLD = 200_000
 
 
 @dataclass(frozen=True)
@@ -70,106 +76,26 @@ class LedgerReport:
         }
 
 
-@dataclass
-class _RangeResult:
-    count: int
-    first_prev_hash: str | None
-    last_seq: int | None
-    last_hash: str | None
-    broken_seq: int | None = None
-    reason: str | None = None
-    nodes: list[bytes] = field(default_factory=list)  # the range's right edge (its subtree hashes)
-    at_sizes: dict[int, list[bytes]] = field(default_factory=dict)  # right edge at each asked size
-    first_version: int = 0
-    last_version: int = 0
+def free_cpus() -> int:
+    """CPUs this process may use that are not already busy (affinity mask less the 1-minute load); at least 1."""
+    return max(1, round(len(os.sched_getaffinity(0)) - os.getloadavg()[0]))
 
 
-def _canonical(values: Sequence[object]) -> bytes:
-    """The row's canonical bytes if its stored hash matches them; :raises ValueError: if not."""
-    fast = spliced_bytes(values)
-    if fast is not None and hashlib.sha256(fast).hexdigest() == values[14]:
-        return fast
-    try:
-        slow = row_bytes(values)
-    except (EvidenceError, ValueError, TypeError) as exc:
-        raise ValueError(f"unreadable entry: {exc}") from None
-    if hashlib.sha256(slow).hexdigest() != values[14]:
-        raise ValueError("entry_hash does not match the entry's fields")
-    return slow
-
-
-def _check_rows(
-    batches: Iterable[Sequence[tuple[object, ...]]],
-    expected_seq: int,
-    prev_hash: str | None,
-    progress: Callable[[int], None] | None = None,
-    sizes: frozenset[int] = frozenset(),
-) -> _RangeResult:
-    """Walk rows in seq order. ``prev_hash`` None: accept the first row's link (checked by the caller).
-
-    ``sizes`` are tree sizes (counted from ``expected_seq - 1``) whose right edge to keep.
-    """
-    out = _RangeResult(0, None, None, prev_hash)
-    edge = merkle.Frontier()
-    version = 0
-    for rows in batches:
-        for values in rows:
-            seq = values[0]
-            if seq != expected_seq:
-                # The entry that should sit here was removed or renumbered: name it.
-                return _broken(out, expected_seq, f"missing or renumbered (the next entry found is {seq})")
-            if out.count == 0:
-                out.first_prev_hash = values[11]  # type: ignore[assignment]
-                out.first_version = int(values[13] or 1)  # type: ignore[call-overload]
-            if out.last_hash is not None and values[11] != out.last_hash:
-                return _broken(out, seq, "prev_hash differs from the previous entry_hash")
-            if (values[13] or 1) < version:
-                return _broken(out, seq, f"hash_version {values[13]} after entries of version {version}")
-            version = int(values[13] or 1)  # type: ignore[call-overload]
-            try:
-                edge.push(merkle.leaf_hash(_canonical(values)))
-            except ValueError as exc:
-                return _broken(out, seq, str(exc))
-            out.last_hash = values[14]  # type: ignore[assignment]
-            out.last_version = version
-            expected_seq += 1
-            out.count += 1
-            if out.count in sizes:
-                out.at_sizes[out.count] = list(edge.nodes)
-        if progress is not None:
-            progress(out.count)
-    out.last_seq = expected_seq - 1 if out.count else None
-    out.nodes = list(edge.nodes)
-    return out
-
-
-def _broken(out: _RangeResult, seq: int, reason: str) -> _RangeResult:
-    out.last_seq = seq - 1 if out.count else None
-    out.broken_seq, out.reason = seq, reason
-    return out
-
-
-def _batches(engine: Engine, where: str = "", params: tuple[int, ...] = ()) -> Iterable[list[tuple[object, ...]]]:
+def _check_range(
+    engine: Engine, lo: int, hi: int | None, sizes: frozenset[int], progress: Callable[[int], None] | None = None
+) -> RangeResult:
+    """Entries from ``lo`` (to ``hi``, exclusive) in this process; from 1 the link to genesis is checked too."""
+    dialect = engine.dialect.name
     raw = engine.raw_connection()
     try:
-        cur = raw.cursor()
-        placeholder = "?" if engine.dialect.name == "sqlite" else "%s"
-        cur.execute(f"{_SELECT} {where.replace('?', placeholder)} ORDER BY seq", params)
-        while rows := cur.fetchmany(BATCH):
-            yield rows
-        cur.close()
+        if hi is None:
+            select, params = f"{SELECT} ORDER BY seq", ()
+        else:
+            select, params = range_select(dialect), (lo, hi)
+        walk = RowWalk(lo, GENESIS_HASH if lo == 1 else None, sizes)
+        return walk.run(row_batches(open_cursor(raw.dbapi_connection, dialect), select, params), progress)
     finally:
         raw.close()
-
-
-def _verify_range(url: str, lo: int, hi: int, sizes: frozenset[int]) -> _RangeResult:
-    from factory.kernel.db.engine import make_engine
-
-    engine = make_engine(url)
-    try:
-        return _check_rows(_batches(engine, "WHERE seq >= ? AND seq < ?", (lo, hi)), lo, None, sizes=sizes)
-    finally:
-        engine.dispose()
 
 
 def verify_ledger(
@@ -189,9 +115,9 @@ def verify_ledger(
     with read_scope(engine) as conn:
         heads = [*stored_heads(conn), *witnessed]
     sizes = frozenset(h.tree_size for h in heads if h.tree_size > 0)
-    workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
+    workers = workers if workers is not None else free_cpus()
     if total < PARALLEL_THRESHOLD or workers < 2 or engine.url.database in (None, "", ":memory:"):
-        part = _check_rows(_batches(engine), 1, GENESIS_HASH, progress, sizes)
+        part = _check_range(engine, 1, None, sizes, progress)
         roots = {s: _fold(nodes) for s, nodes in part.at_sizes.items()}
         report = _report(part, _fold(part.nodes))
     else:
@@ -257,48 +183,83 @@ def _head_failure(report: LedgerReport, reason: str) -> LedgerReport:
 def _verify_parallel(
     engine: Engine, max_seq: int, workers: int, progress: Callable[[int], None] | None, sizes: frozenset[int]
 ) -> tuple[LedgerReport, dict[int, bytes]]:
-    url = engine.url.render_as_string(hide_password=False)
     # Ranges of a power-of-two length starting at its multiples: each is whole subtrees of the log's tree.
-    step = 1 << max(-(-max_seq // (workers * 4)) - 1, 1).bit_length()
+    step = 1 << max(-(-max_seq // workers) - 1, 1).bit_length()
     ranges = [(lo, min(lo + step, max_seq + 1)) for lo in range(1, max_seq + 1, step)]
+    local = [frozenset(s - lo + 1 for s in sizes if lo <= s < hi) for lo, hi in ranges]
+    started = [_start_worker(engine, lo, hi, at) for (lo, hi), at in zip(ranges[1:], local[1:], strict=True)]
+    try:
+        parts = [_check_range(engine, *ranges[0], local[0]), *(_result_of(p) for p in started)]
+    finally:
+        for process in started:  # a worker still running after a failure here is not needed
+            if process.poll() is None:
+                process.kill()
     edge, roots = merkle.Frontier(), {}  # type: dict[int, bytes]
-    # spawn: never fork a process that may hold database connections or server threads.
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [
-            pool.submit(_verify_range, url, lo, hi, frozenset(s - lo + 1 for s in sizes if lo <= s < hi))
-            for lo, hi in ranges
-        ]
-        count, prev_hash, version = 0, GENESIS_HASH, 0
-        for (lo, hi), future in zip(ranges, futures, strict=True):
-            part = future.result()
-            problem = _join_problem(part, lo, hi, prev_hash, version)
-            if problem is not None:
-                seq, reason = problem
-                return _report(_RangeResult(count + part.count, None, None, part.last_hash, seq, reason), None), {}
-            for local, nodes in part.at_sizes.items():
-                roots[lo - 1 + local] = merkle.fold([*edge.nodes, *nodes])
-            edge.absorb(part.count, part.nodes)
-            count += part.count
-            prev_hash, version = part.last_hash or prev_hash, part.last_version or version
-            if progress is not None:
-                progress(count)
-    return _report(_RangeResult(count, None, count or None, prev_hash if count else None), edge.root()), roots
+    count, prev_hash, version = 0, GENESIS_HASH, 0
+    for (lo, hi), part in zip(ranges, parts, strict=True):
+        failed = _join_failure(part, (lo, hi), RangeResult(count, None, None, prev_hash), version, engine)
+        if failed is not None:
+            return _report(failed, None), {}
+        for at, nodes in part.at_sizes.items():
+            roots[lo - 1 + at] = merkle.fold([*edge.nodes, *nodes])
+        edge.absorb(part.count, part.nodes)
+        count += part.count
+        prev_hash, version = part.last_hash or prev_hash, part.last_version or version
+        if progress is not None:
+            progress(count)
+    return _report(RangeResult(count, None, count or None, prev_hash if count else None), edge.root()), roots
 
 
-def _join_problem(part: _RangeResult, lo: int, hi: int, prev_hash: str, version: int) -> tuple[int, str] | None:
-    if part.count and part.first_prev_hash != prev_hash:
-        return lo, "prev_hash differs from the previous entry_hash"
+def _start_worker(engine: Engine, lo: int, hi: int, sizes: frozenset[int]) -> subprocess.Popen[bytes]:
+    """A light worker process (it imports ``verify_worker``, not the application) for one range."""
+    dialect = engine.dialect.name
+    if dialect == "sqlite":
+        target = str(engine.url.database)
+    else:  # a libpq URI psycopg connects with directly
+        target = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "factory.kernel.ledger.verify_worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    with process.stdin as job:  # type: ignore[union-attr]
+        pickle.dump(RangeJob(dialect, target, lo, hi, sizes), job)
+    return process
+
+
+def _result_of(process: subprocess.Popen[bytes]) -> RangeResult:
+    with process.stdout as answer:  # type: ignore[union-attr]
+        out = answer.read()
+    if process.wait() != 0:
+        raise RuntimeError(f"ledger verify worker failed (exit {process.returncode})")
+    result = pickle.loads(out)  # our own child's answer, over a pipe only we hold
+    if not isinstance(result, RangeResult):
+        raise RuntimeError(f"ledger verify worker answered {type(result).__name__}")
+    return result
+
+
+def _join_failure(
+    part: RangeResult, bounds: tuple[int, int], before: RangeResult, version: int, engine: Engine
+) -> RangeResult | None:
+    """The first problem at or inside a worker's range, reported as the serial walk would have."""
+    lo, hi = bounds
+    # The range's first row, checked in the serial walk's order: its link, then its version, then the rest.
+    if part.first_prev_hash is not None and part.first_prev_hash != before.last_hash:
+        return replace(before, broken_seq=lo, reason="prev_hash differs from the previous entry_hash")
+    if part.first_version and part.first_version < version:
+        return replace(
+            before, broken_seq=lo, reason=f"hash_version {part.first_version} after entries of version {version}"
+        )
+    within = RangeResult(before.count + part.count, None, None, part.last_hash or before.last_hash)
     if part.broken_seq is not None:
-        return part.broken_seq, part.reason or ""
-    if part.count and part.first_version < version:
-        return lo, f"hash_version {part.first_version} after entries of version {version}"
-    if part.last_seq != hi - 1:
-        found = "none" if part.last_seq is None else str(part.last_seq)
-        return (lo if part.last_seq is None else part.last_seq + 1), f"missing or renumbered (range ends at {found})"
+        return replace(within, broken_seq=part.broken_seq, reason=part.reason)
+    if part.last_seq != hi - 1:  # the range's last entries are missing: name the next one, as the serial walk does
+        with read_scope(engine) as conn:
+            found = conn.exec_driver_sql(f"SELECT min(seq) FROM custody_entry WHERE seq >= {int(hi)}").scalar()
+        missing = lo if part.last_seq is None else part.last_seq + 1
+        return replace(within, broken_seq=missing, reason=f"missing or renumbered (the next entry found is {found})")
     return None
 
 
-def _report(part: _RangeResult, root: bytes | None) -> LedgerReport:
+def _report(part: RangeResult, root: bytes | None) -> LedgerReport:
     head_hash = part.last_hash if part.count else None
     root_hex = root.hex() if root is not None and part.count else None
     if part.broken_seq is None:
