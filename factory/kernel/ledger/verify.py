@@ -35,9 +35,10 @@ from factory.kernel.ledger.verify_worker import SELECT, RangeJob, open_cursor, r
 from factory.kernel.models.custody_entry import GENESIS_HASH
 
 __all__ = ["BATCH", "PARALLEL_THRESHOLD", "LedgerReport", "free_cpus", "verify_ledger"]
-# Below this many entries one process is faster than two (a worker's start-up and connection cost
-# more than half the rows save): measured with benchmarks/ledger.py --crossover.
-PARALLEL_THRESHOLD = 200_000
+# Below this many entries one process is faster even with a CPU free: a worker costs its start,
+# connection and answer (measured 0.08-0.5 s at load 15 on 2 CPUs) and saves half the rows (one
+# process: 6-27 us per entry by load), so it pays from ~15k-40k entries; set above that.
+PARALLEL_THRESHOLD = 50_000
 
 
 @dataclass(frozen=True)
