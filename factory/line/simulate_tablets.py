@@ -160,6 +160,8 @@ def _answer(t: SimTablet, argv: tuple[str, ...]) -> tuple[str, int]:
         return f"SUCCESS: Validated pairing with device {t.udid}\n", 0
     if tool == "ideviceinfo":
         return _ideviceinfo(t, argv), 0
+    if tool == "idevice_id":  # an erasing iPad restarts: off usbmuxd's list
+        return ("" if t.wiped else f"{t.udid}\n"), 0
     if tool == "adb":
         return _adb(t, argv)
     if tool == "mmc":

@@ -50,6 +50,15 @@ def parse_pairing(record: CommandRecord) -> Pairing:
     return Pairing(False, f"idevicepair: {_one_line(text) or f'exit {record.returncode}'}", "re-insert the iPad")
 
 
+def listed_udids(runner: CommandRunner) -> tuple[set[str] | None, CommandRecord]:
+    """The UDIDs usbmuxd lists (``idevice_id -l``, one a line; nothing when no device is attached);
+    None when the list could not be read (``ERROR: Unable to retrieve device list!`` without usbmuxd)."""
+    record = runner.run(["idevice_id", "-l"], TIMEOUT)
+    if record.returncode != 0:
+        return None, record
+    return {line.strip() for line in record.stdout.splitlines() if line.strip()}, record
+
+
 def read_info(
     runner: CommandRunner, udid: str, domain: str | None = None, *, simple: bool = False
 ) -> tuple[dict[str, str], CommandRecord]:

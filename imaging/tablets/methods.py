@@ -27,7 +27,7 @@ from imaging.commands import TIMED_OUT, CommandRunner
 from imaging.errors import EraseFailure, PlanError
 from imaging.methods.base import LEVEL_RANK, Support, tail
 from imaging.result import EraseResult, Level, Technique
-from imaging.tablets import android, emmc, usb_erase
+from imaging.tablets import android, emmc, ios, usb_erase
 from imaging.tablets import failure as kinds
 from imaging.tablets.device_management import (
     AuditRecord,
@@ -187,14 +187,29 @@ class UsbDeviceOwnerReset(TabletMethod):
 
     def _left_adb(self, probe: TabletProbe, ctx: ResetContext) -> bool:
         """A reset tablet restarts and loses its adb keys: it drops off ``adb devices``."""
-        deadline_polls = max(1, int(ctx.wait.deadline_seconds // max(ctx.wait.poll_interval, 0.001)))
-        for _ in range(deadline_polls):
+
+        def gone() -> bool:
             listed, record = android.list_devices(ctx.runner)
-            if record.returncode == 0 and listed.get(probe.ref) is None:
-                return True
-            if ctx.cancel.wait(ctx.wait.poll_interval):
-                return False
-        return False
+            return record.returncode == 0 and listed.get(probe.ref) is None
+
+        return _left_the_bus(ctx, gone)
+
+
+def _off_usbmux(runner: CommandRunner, udid: str) -> bool:
+    """An erasing iPad restarts: usbmuxd stops listing it (a list that could not be read proves nothing)."""
+    listed, _record = ios.listed_udids(runner)
+    return listed is not None and udid not in listed
+
+
+def _left_the_bus(ctx: ResetContext, gone: Callable[[], bool]) -> bool:
+    """Polls ``gone`` (the tablet no longer listed by its tool) until it is, the wait's deadline, or cancel."""
+    deadline_polls = max(1, int(ctx.wait.deadline_seconds // max(ctx.wait.poll_interval, 0.001)))
+    for _ in range(deadline_polls):
+        if gone():
+            return True
+        if ctx.cancel.wait(ctx.wait.poll_interval):
+            return False
+    return False
 
 
 class UsbSupervisedErase(TabletMethod):
@@ -225,7 +240,16 @@ class UsbSupervisedErase(TabletMethod):
             kind = kinds.TIMED_OUT if request.timed_out else kinds.LOCKED if request.locked else kinds.REFUSED
             residual = ("the erase may still run: the iPad's state is unknown",) if request.timed_out else ()
             raise ResetFailed(f"the erase over USB was not sent: {request.reason}", kind, residual=residual)
-        notes = (f"{usb_erase.TOOL}: EraseDevice sent over USB ({request.reason})", "no acknowledgement by design")
+        if not _left_the_bus(ctx, lambda: _off_usbmux(ctx.runner, probe.udid or probe.ref)):
+            raise ResetFailed(
+                "the iPad took the erase request but never restarted into it: outcome unknown",
+                kinds.TIMED_OUT,
+                residual=("the erase may not have run",),
+            )
+        notes = (
+            f"{usb_erase.TOOL}: EraseDevice sent over USB ({request.reason}); no acknowledgement by design",
+            "the iPad left usbmux to erase",
+        )
         return ResetOutcome(notes, "usb (supervised iPad, MCInstall EraseDevice)")
 
 

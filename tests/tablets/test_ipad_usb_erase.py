@@ -61,6 +61,7 @@ def test_a_supervised_ipad_without_mdm_is_erased_over_usb_and_confirmed_by_its_r
     assert list(sent.argv) == erase_argv(UDID) and "--no-preserve-data-plan" in sent.argv
     assert report.outcome is not None and report.outcome.path == "usb (supervised iPad, MCInstall EraseDevice)"
     assert report.outcome.acknowledgement is None  # the tool's "Erased device" is not one
+    assert "the iPad left usbmux to erase" in report.outcome.notes  # it restarted into the erase
     checks = {c.name: c.passed for c in report.checks}
     assert checks == {"confirmed": True, "identity unchanged": True, "in setup state": True}
     assert report.after is not None and report.after.udid == UDID and report.after.setup_complete is False
@@ -129,6 +130,16 @@ def test_an_ipad_still_activated_after_the_erase_is_not_confirmed() -> None:
     assert not report.result.ok and report.failure is not None
     assert (report.failure.stage, report.failure.kind) == ("after the reset", kinds.NOT_CONFIRMED)
     assert "in setup state: still set up" in (report.result.failure_reason or "")
+
+
+def test_an_ipad_that_never_leaves_usbmux_after_the_request_fails_timed_out() -> None:
+    """Already unactivated or not, an iPad that never restarted did not erase: outcome unknown."""
+    runner, ctx = usb("ipad-usb-erase-never-left")
+    report = run_reset(probe_ipad(runner, UDID), ctx, reprobe=reprobe)
+    assert not report.result.ok and report.failure is not None
+    assert (report.failure.stage, report.failure.kind) == ("reset", kinds.TIMED_OUT)
+    assert "never restarted into it" in (report.result.failure_reason or "")
+    assert any("may not have run" in risk for risk in report.result.residual_risk)
 
 
 def test_without_a_read_back_the_erase_over_usb_is_never_certified() -> None:

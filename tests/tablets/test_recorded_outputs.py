@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from imaging.commands import ReplayRunner
-from imaging.tablets import android, emmc
+from imaging.tablets import android, emmc, ios
 from imaging.tablets.identity import probe_android, probe_ipad, probe_ipad_after_reset, probe_windows
 
 RECORDED = Path(__file__).resolve().parents[1] / "fixtures" / "tablets" / "recorded-no-device.json"
@@ -24,6 +24,8 @@ def test_the_recorded_idevice_answers_are_an_unreachable_ipad() -> None:
     probe = probe_ipad(recorded(), UDID)
     assert (probe.identified, probe.problem) == (False, "the iPad is not reachable over usbmux")
     assert probe.action == "check the cable and that usbmuxd runs"
+    listed, record = ios.listed_udids(recorded())  # no usbmuxd: the list cannot be read, proves nothing
+    assert listed is None and record.stderr == "ERROR: Unable to retrieve device list!\n"
     after = probe_ipad_after_reset(recorded(), UDID)
     assert not after.identified and after.problem == f"ideviceinfo: ERROR: Device {UDID} not found!"
 
