@@ -59,7 +59,7 @@ from imaging.tablets.reset import Reprobe
 if TYPE_CHECKING:
     from imaging.remote_erase import RemoteBlockAccess
 
-TOOLS = ("adb", "idevicepair", "ideviceinfo", "mmc")
+TOOLS = ("adb", "idevicepair", "ideviceinfo", "idevice_id", "mmc")
 WINDOWS_NODE = "/dev/mmcblk0"  # the eMMC as the bench stick's service environment sees it
 # A tablet serial as it may stand in a device path (what udev reports; nothing that climbs out of /dev).
 _SERIAL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
