@@ -15,14 +15,19 @@ from collections.abc import Callable, Iterable, Iterator
 from imaging.blockio import TargetIO
 from imaging.pipeline import Segment
 
+CHUNKS_PER_WORKER = 4
 # The worker index selects that worker's own buffers; (offset, length) is the chunk.
 Work = Callable[[int, int, int], None]
 
 
-def worker_count(io: TargetIO, wanted: int) -> int:
-    """``wanted`` workers on direct I/O; one in buffered mode, whose syncs and tail descriptor are
-    not shared between threads."""
-    return wanted if io.direct else 1
+def worker_count(io: TargetIO, wanted: int, chunks: int) -> int:
+    """How many workers for ``chunks`` chunks: ``wanted`` on direct I/O, at most one per
+    CHUNKS_PER_WORKER chunks (a pass of a few chunks is over before extra threads pay off, and
+    one worker notices a cancel or failure at the very next chunk); one in buffered mode, whose
+    syncs and tail descriptor are not shared between threads."""
+    if not io.direct:
+        return 1
+    return max(1, min(wanted, chunks // CHUNKS_PER_WORKER))
 
 
 def run_workers(segments: Iterable[Segment], work: Work, workers: int) -> None:

@@ -32,10 +32,11 @@ if TYPE_CHECKING:
 MIN_SUBSECTIONS = 1000
 LOCATIONS_PER_SUBSECTION = 2
 LOCATION_PERCENT = 6  # of its subsection: above NIST's 5%, so two of them exceed 10% coverage
-# Reads in flight (imaging/iopool.py): two keep the device busy; with the random pattern one more,
-# since a reader regenerating its chunk's keystream has nothing on the device meanwhile.
-READERS = 2
-RANDOM_READERS = 3
+# Reads in flight (imaging/iopool.py): as for writing, four kept the device busiest at 4 GiB; each
+# reader compares its chunk (and regenerates a random pattern's keystream) while the others' reads
+# are on the device.
+READERS = 4
+RANDOM_READERS = 4
 
 
 @dataclass(frozen=True)
@@ -191,7 +192,7 @@ def read_back(
     lock = threading.Lock()
     pattern = expected.pattern
     keystream = pattern is not None and pattern.constant_byte is None
-    workers = worker_count(io, RANDOM_READERS if keystream else READERS)
+    workers = worker_count(io, RANDOM_READERS if keystream else READERS, len(segs))
     buffers = [aligned_buffer(chunk) for _ in range(workers)]
     wants = [aligned_buffer(chunk) for _ in range(workers)] if keystream else None
     zeros = aligned_buffer(chunk) if keystream else b""

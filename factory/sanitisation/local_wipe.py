@@ -3,6 +3,10 @@
 The certificate is written only for a verified success, and only at the requested path; a failure
 leaves a JSON failure report under FACTORY_HOME/reports instead, so nothing certificate-like ever
 sits where a certificate was expected.
+
+The certificate layer (its modules, the tool's version and code hash) is loaded by a thread while
+the erase runs: the erase waits on the device, and the user's wait for the command is the erase
+plus whatever is left to do once it ends.
 """
 
 from __future__ import annotations
@@ -11,19 +15,23 @@ import getpass
 import json
 import os
 import socket
+import threading
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from factory.kernel import clock
 from factory.kernel.config import Settings
 from factory.kernel.key_files import load_private_key
-from factory.sanitisation.certificates import Issuer, Signatories, Staff, sign_erasure
 from factory.sanitisation.errors import WipeFailed
-from imaging.certificate import CertificateError, Destination, DeviceInfo, MediaSource, dumps_envelope
+from imaging.certificate_context import Destination, MediaSource
+from imaging.certificate_errors import CertificateError
 from imaging.engine import ProgressCallback, erase
 from imaging.errors import ImagingError
 from imaging.result import EraseResult, Level, VerifyMode
+
+if TYPE_CHECKING:
+    from imaging.certificate import DeviceInfo
 
 
 def run_wipe(
@@ -50,6 +58,7 @@ def run_wipe(
     except ValueError as exc:
         raise WipeFailed(str(exc)) from exc
     key = load_private_key(settings)  # fail before erasing if we could not certify afterwards
+    threading.Thread(target=_load_certificate_layer, name="wipe-preload", daemon=True).start()
     try:
         result = erase(target, level=level_enum, method=method, verify=verify_enum, progress=progress)
     except ImagingError as exc:
@@ -58,19 +67,14 @@ def run_wipe(
         report = write_failure_report(settings, result)
         where = f" at offset {result.failure_offset}" if result.failure_offset is not None else ""
         raise WipeFailed(f"erase failed{where}: {result.failure_reason} (no certificate; report: {report})")
+    from factory.sanitisation.certificates import Issuer, Signatories, Staff, sign_erasure
+
     who = operator or getpass.getuser()
-    media = result.media
-    device = DeviceInfo(
-        manufacturer=media.manufacturer or "unknown",
-        model=media.model or "unknown",
-        serial_number=media.serial or os.path.basename(target),
-        kind="loose-media",
-        asset_tag=asset_tag,
-    )
     staff = (Staff(who, title="Technician"), Staff(validator or who, title="Technician"))
     signatories = Signatories(*staff, dest, reason=WIPE_REASON, agent=f"factory wipe on {socket.gethostname()}")
     try:
         issuer = Issuer.from_settings(settings)
+        device = _loose_medium(result, target, asset_tag)
         envelope = sign_erasure(
             result, device, MediaSource.USER, signatories, key, issuer=issuer, issued_at=clock.now()
         )
@@ -79,10 +83,38 @@ def run_wipe(
     return result, envelope
 
 
+def _load_certificate_layer() -> None:
+    """What certifying needs and the erase does not, loaded while the erase waits on the device.
+    An error here is left for the certifying step to raise where it is handled."""
+    try:
+        import factory.sanitisation.certificates  # noqa: F401
+        from imaging.toolinfo import code_sha256, tool_version
+
+        tool_version()
+        code_sha256()
+    except Exception:  # the same import in run_wipe raises it where it is handled
+        pass
+
+
+def _loose_medium(result: EraseResult, target: str, asset_tag: str | None) -> DeviceInfo:
+    from imaging.certificate import DeviceInfo
+
+    media = result.media
+    return DeviceInfo(
+        manufacturer=media.manufacturer or "unknown",
+        model=media.model or "unknown",
+        serial_number=media.serial or os.path.basename(target),
+        kind="loose-media",
+        asset_tag=asset_tag,
+    )
+
+
 WIPE_REASON = "loose medium sanitised with 'factory wipe' before reuse or disposal"
 
 
 def write_certificate(envelope: dict[str, Any], path: Path) -> None:
+    from imaging.certificate import dumps_envelope
+
     tmp = path.with_name(path.name + ".partial")
     tmp.write_bytes(dumps_envelope(envelope))
     os.replace(tmp, path)
