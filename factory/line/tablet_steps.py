@@ -168,24 +168,24 @@ def _overwrite(
     runner: JobRunner, bench: TabletBench, probe: TabletProbe, cancel: Any, engine: Mapping[str, Any]
 ) -> Overwrite | None:
     """The erase engine's overwrite of the tablet's eMMC, through the same erase (and verification)
-    as a disk: over SSH in the service environment as a laptop's disk (the remote erase), or where
-    this bench exposes the eMMC as a block device as a disk in a dock; None elsewhere."""
-    remote = bench.service_environment(probe)
-    if remote is not None:
-
-        def overwrite_there(level: Level) -> EraseResult:
-            label = f"{probe.platform} tablet {probe.serial or probe.ref} in its service environment"
-            return erase_remote(remote, probe.ref, level=level, cancel=cancel, remote_label=label, **engine)
-
-        return overwrite_there
+    as a disk: where this bench exposes the eMMC as a block device, as a disk in a dock; else over
+    SSH in the service environment, as a laptop's disk (the remote erase); None elsewhere."""
     node = bench.emmc_node(probe)
-    if node is None:
+    if node is not None:
+
+        def overwrite_here(level: Level) -> EraseResult:
+            return runner.ctx.erase(node, level=level, cancel=cancel, **engine)
+
+        return overwrite_here
+    remote = bench.service_environment(probe)
+    if remote is None:
         return None
 
-    def overwrite(level: Level) -> EraseResult:
-        return runner.ctx.erase(node, level=level, cancel=cancel, **engine)
+    def overwrite_there(level: Level) -> EraseResult:
+        label = f"{probe.platform} tablet {probe.serial or probe.ref} in its service environment"
+        return erase_remote(remote, probe.ref, level=level, cancel=cancel, remote_label=label, **engine)
 
-    return overwrite
+    return overwrite_there
 
 
 def before_evidence(runner: JobRunner) -> dict[str, Any]:

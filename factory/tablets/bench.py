@@ -18,9 +18,10 @@ A real bench reads them from a TOML file (``factory line run --tablets FILE``)::
     "vehicle-tablet/standard" = "vehicle-tablet-policy"
     [windows]                        # Windows / rugged tablets with eMMC (both keys optional)
     emmc_node = "/dev/mmcblk0"       # the eMMC as the bench stick's service environment names it (SSH)
-    # Where THIS host sees a tablet's eMMC as a block device (an eMMC reader on the bench), for the
-    # overwrite of an eMMC without sanitize: a /dev path with {serial}, or a table serial -> /dev path
-    emmc_exposed = "/dev/disk/by-id/usb-Bench_eMMC_{serial}-0:0"
+    # Where THIS host sees a tablet's eMMC as a block device (the bench stick exporting it as a USB
+    # mass-storage gadget), for the overwrite of an eMMC without sanitize: a /dev path with {serial},
+    # or a table serial -> /dev path. Used where the node is there; else the overwrite runs over SSH.
+    emmc_exposed = "/dev/disk/by-id/usb-Linux_File-Stor_Gadget_{serial}-0:0"
 
 and refuses to start without the tools (Debian adb, libimobiledevice-utils, mmc-utils). pymobiledevice3
 (PyPI) is optional: where it is on the PATH, a supervised iPad the MDM does not reach is erased over USB.
@@ -28,6 +29,7 @@ and refuses to start without the tools (Debian adb, libimobiledevice-utils, mmc-
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import threading
@@ -112,10 +114,12 @@ class TabletBench:
         return self.seam(probe.serial or probe.ref if probe.platform == WINDOWS else probe.ref)
 
     def emmc_node(self, probe: TabletProbe) -> str | None:
-        """The block device of this Windows tablet's eMMC on this host, where the bench exposes it."""
+        """The block device of this Windows tablet's eMMC on this host, where the bench exposes it
+        and the node is there (a setting names where it would appear, not that it did)."""
         if probe.platform != WINDOWS or probe.emmc is None:
             return None
-        return self.emmc_exposed(probe.serial or probe.ref)
+        node = self.emmc_exposed(probe.serial or probe.ref)
+        return node if node is not None and os.path.exists(node) else None
 
     def service_environment(self, probe: TabletProbe) -> RemoteBlockAccess | None:
         """The SSH channel to this Windows tablet's service environment, where its eMMC is a block

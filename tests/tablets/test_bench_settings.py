@@ -3,6 +3,7 @@ missing; a real line started with unusable settings stops with one line, before 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,8 +13,11 @@ from factory.cli.main import app
 from factory.tablets.errors import TabletBenchUnavailable
 from factory.tablets.service import load_bench
 from imaging.tablets.device_management import AndroidManagement, AppleMdm, IntuneGraph
+from imaging.tablets.emmc import parse_extcsd
 from imaging.tablets.https_runner import SeamRouter
+from imaging.tablets.identity import TabletProbe
 
+EXTCSD = Path(__file__).resolve().parents[1] / "fixtures" / "tablets" / "outputs" / "mmc-extcsd-no-sanitize.txt"
 SETTINGS = """
 [apple_mdm]
 url = "https://mdm.force.invalid"
@@ -100,6 +104,16 @@ def test_windows_settings_name_the_service_environment_node_and_the_exposed_emmc
     assert (table.emmc_exposed("PTB55G20042"), table.emmc_exposed("PTB55G20043")) == ("/dev/sdc", None)
     assert table.windows_node == "/dev/mmcblk0"  # the bench stick's default
     assert load_bench(write(tmp_path, SETTINGS.format(android="intune"))).emmc_exposed("PTB55G20042") is None
+
+
+def test_an_exposed_emmc_is_used_only_where_its_node_is_there(tmp_path: Path) -> None:
+    text = WINDOWS + 'emmc_exposed = {PTB55G20042 = "/dev/null", PTB55G20043 = "/dev/df-no-such-emmc"}\n'
+    bench = load_bench(write(tmp_path, text))
+    ext = parse_extcsd(EXTCSD.read_text())
+    there = TabletProbe("windows", "/dev/mmcblk0", serial="PTB55G20042", emmc=ext)
+    assert bench.emmc_node(there) == "/dev/null"
+    assert bench.emmc_node(replace(there, serial="PTB55G20043")) is None  # named, not attached: over SSH
+    assert bench.service_environment(there) is None  # no SSH channel open for it
 
 
 @pytest.mark.parametrize(
