@@ -2,12 +2,11 @@
 
 ``submit(event)`` is the single entry point for hardware events (udev watcher, simulated line). Threads do the rest:
 
-* events (a few lanes; one slot's events always on the same lane, in order): slot occupancy,
-  job creation and, capacity permitting, the claim, in one short transaction per event;
-* dispatcher: claims queued jobs the events did not (retries, freed capacity) within the bench
-  and site limits; each claimed job runs on a thread of its own;
-* heartbeat: renews the agent's and its jobs' leases, writes erase progress for other processes'
-  boards, and relays technicians' cancel/abort.
+* events (a few lanes; one slot's events always on one lane, in order): slot occupancy, job
+  creation and, capacity permitting, the claim, in one short transaction per event;
+* dispatcher: claims queued jobs the events did not (retries, freed capacity) within the limits;
+  each claimed job runs on a thread of its own;
+* heartbeat: renews leases, writes erase progress for other processes' boards, relays cancel/abort.
 
 Erases run in worker processes (``erase_workers.py``) unless ``erase_processes`` is 0.
 """
@@ -146,6 +145,7 @@ class Controller:
             observers=list(observers),
             remote=RemoteEraseSettings(self.config.network.ssh_private_key),  # switch-port slots: erase over SSH
             stopping=self._stopping,
+            lease_seconds=self.config.lease_seconds,
         )
 
     @property
@@ -220,9 +220,8 @@ class Controller:
         self._interrupt_runners()
         for thread in self._threads:
             thread.join(timeout=5)
-        # A claim already under way when stopping began (an event lane or the dispatcher between its
-        # stop check and the launch) may have started a runner after the first pass; with the loops
-        # joined nothing else can start one, so this pass leaves no job running on a dead agent.
+        # A claim under way when stopping began (an event lane or the dispatcher between its stop check
+        # and the launch) may have started a runner after the first pass; with the loops joined none can.
         self._interrupt_runners()
         if self.erase_workers is not None:
             self.erase_workers.close()
@@ -238,8 +237,6 @@ class Controller:
     def _interrupt_runners(self) -> None:
         self.dispatcher.stop_all(StopKind.STOPPING, "interrupted: controller stopped")
         self.dispatcher.join(timeout=10)
-
-    # ------------------------------------------------------------------ events
 
     def submit(self, event: HardwareEvent) -> None:
         """The one entry point for hardware events (udev watcher, SNMP, simulated line)."""
@@ -290,18 +287,24 @@ class Controller:
 
     def _attached(self, code: str, seen: Attachment) -> None:
         claimed: list[int] = []
+        held: int | None = None  # a job that ended as it was created (held: nothing to run)
         with logged_scope(self.engine) as (s, logs):
             slot = lock_slot(s, code)
             if slot.bench_id not in self.dispatcher.bench_ids:
                 return
             result = attach(s, slot, seen)
             if result is AttachResult.ATTACHED:
-                jobs.create_job(s, slot, provision_name=self.provision_name, detected_epoch=seen.detected_at, logs=logs)
+                job = jobs.create_job(
+                    s, slot, provision_name=self.provision_name, detected_epoch=seen.detected_at, logs=logs
+                )
+                held = job.id if job.status == JobStatus.HELD else None
                 logs.flush(s)  # before the claim's savepoint: a failed claim must not take these along
                 claimed = self.dispatcher.claim_here(s)
         for job_id in claimed:
             self.dispatcher.launch(job_id)
         self.bus.publish("slot", slot=code, result=result.value)
+        if held is not None:
+            self.bus.publish("job", job=held)  # committed: as a runner announces its job's end
         if not claimed:
             self._wake.set()
 
@@ -372,8 +375,6 @@ class Controller:
             if runner is not None:
                 runner.request_stop(stop, f"{stop.done} by {by}")
         return True
-
-    # ------------------------------------------------------------------ helpers for tests and tools
 
     def wait_idle(self, timeout: float = 30.0) -> bool:
         """True once no event is pending and no job is queued or running on our benches."""

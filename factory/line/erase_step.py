@@ -135,10 +135,12 @@ class _Erase:
             if missing:
                 raise StepFailed(f"media {', '.join(missing)} recorded on the device are not attached in {slot.code}")
             remote = {"remote": self.remote.label} if self.remote is not None else {}  # as the remote path does
-            runner.logs.flush(s)  # not under the ledger's lock, which opening the round takes
+            # Logged before the round opens (it commits with it or not at all; the step row keeps the
+            # round's seq): nothing but the step row is written under the ledger's lock.
+            runner.logs.add(runner.job_id, f"erase round opened for {', '.join(m.serial for m in media)}")
+            runner.logs.flush(s)
             round_ = open_round(s, device, media, self._origin(s, job), **remote, **before_evidence(runner))
             runner.write_step(s, step_id, round_.seq, **started)
-            runner.logs.add(runner.job_id, f"erase round {round_.seq} opened for {', '.join(round_.serials)}")
             return round_, [(m.serial, where[m.serial]) for m in media]
 
     def _record_attached_disk(self, s: Session, device_id: int, slot: Slot) -> StorageMedium:

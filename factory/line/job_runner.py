@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -88,6 +89,7 @@ class RunnerContext:
     observers: list[Callable[[int, Progress], None]] = field(default_factory=list)
     remote: RemoteEraseSettings = field(default_factory=RemoteEraseSettings)  # switch-port slots: SSH
     stopping: threading.Event = field(default_factory=threading.Event)  # the controller is stopping
+    lease_seconds: float = 6.0  # each step's transaction renews its job's lease (the heartbeat may pass it over)
 
     @property
     def actor(self) -> str:
@@ -228,7 +230,10 @@ class JobRunner:
         drops them with the rest."""
         self.logs = JobLogBuffer()
         with session_scope(self.ctx.engine) as s:
-            yield s, jobs.ensure_owned(s, self.job_id, self.ctx.run_id)
+            job = jobs.ensure_owned(s, self.job_id, self.ctx.run_id)
+            # Ours and locked: renew the lease here, as the heartbeat skips rows a runner holds.
+            job.lease_expires_at = time.time() + self.ctx.lease_seconds
+            yield s, job
             self.logs.flush(s)
 
     def begin(self, s: Session, job: Job, name: str) -> dict[str, Any]:

@@ -46,8 +46,9 @@ def book_return(runner: JobRunner, step_id: int, name: str) -> None:
         values |= runner.end_step(s, job, name, StepStatus.SUCCEEDED, "booked back into the factory")
         condition = latest_condition(s, job.device_id or 0)  # what routed it, into the signed entry
         routed = {"condition": {"route": condition.route, "why": condition.why}} if condition else {}
-        seq = runner.transition(s, job, Event.RETURN, note="detected on a bench: booked back from the user", **routed)
         mark_returned(s, job.device_id or 0)  # its allocation is over, as at a counter exchange
+        # Last: on PostgreSQL the ledger's lock is held from the append to the commit.
+        seq = runner.transition(s, job, Event.RETURN, note="detected on a bench: booked back from the user", **routed)
         runner.write_step(s, step_id, seq, **values)
 
 

@@ -116,7 +116,8 @@ def renew_leases(
     stop, by whom)} to act on.
 
     ``progress`` is {job id: (step, step as shown, fraction)}. It is written only while the job is
-    still in that step, so a late copy never overwrites the next step on the board.
+    still in that step, so a late copy never overwrites the next step on the board, and only for
+    jobs whose lease this beat renewed (a job its runner holds waits for the next beat).
     :raises LostOwnership: another process now runs under our agent name.
     """
     now = time.time()
@@ -127,12 +128,8 @@ def renew_leases(
     if notices is not None:  # only when they changed since the last heartbeat
         me.notices = orjson.dumps(notices).decode()
     session.add(me)
-    session.execute(
-        update(Job)
-        .where(col(Job.owner_run) == run_id, col(Job.status) == JobStatus.RUNNING)
-        .values(lease_expires_at=now + lease_seconds)
-        .execution_options(synchronize_session=False)
-    )
+    renewed = _renew_job_leases(session, run_id, now + lease_seconds)
+    progress = {job_id: live for job_id, live in (progress or {}).items() if job_id in renewed}
     if progress:
         stamp = utc_now()
         session.connection().execute(  # one executemany for every running erase
@@ -149,6 +146,23 @@ def renew_leases(
         )
     ).all()
     return {job_id: (StopKind(kind), by or "technician") for job_id, kind, by in rows}
+
+
+def _renew_job_leases(session: Session, run_id: str, until: float) -> set[int]:
+    """Extend the leases of our running jobs; return their ids.
+
+    On PostgreSQL a job row its runner holds locked (a step's transaction, perhaps queued for the
+    ledger's lock) is passed over, not waited on: waiting, this transaction would keep every row it
+    had already renewed locked, and every other runner's ownership check would queue behind it.
+    The runner renews its own lease when it takes the row (``JobRunner.scope``).
+    """
+    mine = select(_JOB.c.id).where(_JOB.c.owner_run == run_id, _JOB.c.status == JobStatus.RUNNING.value)
+    if session.get_bind().dialect.name == "postgresql":
+        mine = mine.with_for_update(skip_locked=True)
+    renewed = session.connection().execute(
+        update(_JOB).where(_JOB.c.id.in_(mine)).values(lease_expires_at=until).returning(_JOB.c.id)
+    )
+    return set(renewed.scalars())
 
 
 def register_agent(session: Session, config: LineConfig, *, site: str, run_id: str) -> list[int]:
