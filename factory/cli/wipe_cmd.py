@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from rich.progress import TaskID
 
     from imaging.engine import Progress as EngineProgress
+    from imaging.result import EraseResult
 
 
 def register(app: typer.Typer) -> None:
@@ -79,12 +80,16 @@ def register(app: typer.Typer) -> None:
         if as_json:
             print_json(envelope)
             return
-        cert = envelope["certificate"]
-        sys.stdout.write(
-            f"erased and verified {target}: {result.method}, level {cert['sanitisation']['level_achieved']}, "
-            f"{result.verification.mode if result.verification else '-'} verification; "
-            f"certificate {cert['certificate_id']} digest {envelope['signature']['digest_sha256']}\n"
-        )
+        _say_done(target, result, envelope)
+
+
+def _say_done(target: str, result: EraseResult, envelope: dict[str, Any]) -> None:
+    cert = envelope["certificate"]
+    sys.stdout.write(
+        f"erased and verified {target}: {result.method}, level {cert['sanitisation']['level_achieved']}, "
+        f"{result.verification.mode if result.verification else '-'} verification; "
+        f"certificate {cert['certificate_id']} digest {envelope['signature']['digest_sha256']}\n"
+    )
 
 
 class _PassBars:
