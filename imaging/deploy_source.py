@@ -25,7 +25,9 @@ from imaging.blockio import Buffer
 from imaging.errors import EraseFailure, ImagingError
 
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-ZSTD_READ_SIZE = 1 << 20  # compressed bytes per read from the image file
+# Compressed bytes per read from the image file: each read is a call back into Python (and a GIL
+# hand-off between the pipeline's threads), so few large ones.
+ZSTD_READ_SIZE = 4 << 20
 MEASURE_CHUNK = 8 << 20
 DIRECT_READ_ALIGN = 4096  # offsets and lengths of O_DIRECT reads (4Kn and 512e disks alike)
 

@@ -143,6 +143,8 @@ def test_full_provision_on_three_hosts(
     assert len(qa) == 3 * 3
     # The job's ControlPersist masters were shut down: no later job can reuse them.
     assert not [p for p in (outcome.private_data_dir / "cp").rglob("*") if p.is_socket()]
+    # Facts stay in Ansible's memory, as with plain ansible-playbook: no per-host cache files.
+    assert not list(outcome.private_data_dir.rglob("fact_cache"))
 
 
 def test_second_run_changes_nothing(second_run: tuple[ProvisionOutcome, RecordingSink]) -> None:
