@@ -90,6 +90,12 @@ def _text(value: Any) -> bytes | None:
     return data
 
 
+def _array_text(keys: dict[str, Any]) -> str:
+    """The keys as a PostgreSQL text-array literal: each quoted, quotes and backslashes escaped."""
+    quoted = (key.replace("\\", "\\\\").replace('"', '\\"') for key in keys)
+    return "{" + ",".join(f'"{key}"' for key in quoted) + "}"
+
+
 class _Link:
     """One connection: its libpq handle, the statements it has prepared, and the future its
     socket's reader (registered once, for the connection's life) completes."""
@@ -188,6 +194,8 @@ class AsyncSearchReader:
         self._idle: list[_Link] = []
         self._slots = asyncio.Semaphore(size)
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._batches: dict[tuple[str, int], dict[str, list[asyncio.Future[list[_Row]]]]] = {}
+        self._running: set[asyncio.Task[None]] = set()  # batches in flight (the loop keeps weak references)
 
     @classmethod
     def for_engine(cls, engine: Engine, size: int, timeout: float) -> AsyncSearchReader:
@@ -226,6 +234,52 @@ class AsyncSearchReader:
             return rows
         finally:
             self._slots.release()
+
+    async def batched(self, sql: str, key: str, limit: int, key_column: int) -> list[_Row]:
+        """The rows for ``key`` of a SELECT over an array of keys (``:keys``, with ``:limit``):
+        requests for the same statement that arrive in the same turn of the event loop share one
+        round trip, each getting the rows whose ``key_column`` equals its key. Under concurrent
+        load the per-request database cost shrinks with the batch; alone it is one SELECT as usual.
+
+        :raises DBAPIError: as ``rows``, for every request of the batch.
+        """
+        loop = asyncio.get_running_loop()
+        batch = self._batches.get((sql, limit))
+        if batch is None:
+            batch = self._batches[(sql, limit)] = {}
+            loop.call_soon(self._send_batch, sql, limit, key_column)
+        waiter: asyncio.Future[list[_Row]] = loop.create_future()
+        batch.setdefault(key, []).append(waiter)
+        return await waiter
+
+    def _send_batch(self, sql: str, limit: int, key_column: int) -> None:
+        batch = self._batches.pop((sql, limit))
+        task = asyncio.get_running_loop().create_task(self._run_batch(sql, limit, key_column, batch))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def _run_batch(
+        self, sql: str, limit: int, key_column: int, batch: dict[str, list[asyncio.Future[list[_Row]]]]
+    ) -> None:
+        try:
+            rows = await self.rows(sql, {"keys": _array_text(batch), "limit": limit})
+        except BaseException as exc:  # every request of the batch gets the failure (a cancel included)
+            for waiters in batch.values():
+                for waiter in waiters:
+                    if waiter.done():
+                        continue
+                    if isinstance(exc, Exception):
+                        waiter.set_exception(exc)
+                    else:
+                        waiter.cancel()
+            return
+        found: dict[str, list[_Row]] = {}
+        for row in rows:
+            found.setdefault(row[key_column], []).append(row)
+        for key, waiters in batch.items():
+            for waiter in waiters:
+                if not waiter.done():  # a request cancelled meanwhile needs nothing
+                    waiter.set_result(found.get(key, []))
 
     async def _take_slot(self) -> None:
         loop = asyncio.get_running_loop()

@@ -122,3 +122,48 @@ def test_no_free_connection_within_the_timeout_is_the_pools_timeout(ctx) -> None
         return await reader.rows("SELECT 1", {})
 
     assert asyncio.run(scenario()) == [(1,)]
+
+
+def test_searches_by_serial_arriving_together_share_one_select_and_each_get_their_own_page(ctx) -> None:
+    reader = _pg_only(ctx)
+    sanitised_device(ctx, "DEV-A", ("A-M1", "A-M2", "A-M3"))
+    sanitised_device(ctx, "DEV-B", ("B-M1",))
+    sanitised_device(ctx, 'DEV-"Q,{x}', ("Q-M1",))  # quotes, commas and braces survive the array literal
+    queries = [
+        CertificateQuery(device_serial=serial, limit=limit)
+        for serial, limit in (
+            ("DEV-A", 50),
+            ("DEV-B", 50),
+            ("DEV-A", 50),
+            ("NOPE", 50),
+            ("DEV-A", 2),
+            ('DEV-"Q,{x}', 50),
+        )
+    ]
+    statements: list[str] = []
+    plain_rows = reader.rows
+
+    async def counted_rows(sql: str, params: dict) -> list[tuple]:
+        statements.append(sql)
+        return await plain_rows(sql, params)
+
+    reader.rows = counted_rows  # type: ignore[method-assign]
+
+    async def together() -> list[bytes]:
+        return list(await asyncio.gather(*(search_json_async(reader, q) for q in queries)))
+
+    assert asyncio.run(together()) == [search_json(ctx, q) for q in queries]
+    assert len(statements) == 2  # one per page size (50 and 2), not one per request
+    pages = [orjson.loads(search_json(ctx, q)) for q in queries]
+    assert [len(p["items"]) for p in pages] == [3, 1, 3, 0, 2, 1] and pages[4]["next_cursor"] is not None
+
+
+def test_batched_keys_reach_the_server_exactly(ctx) -> None:
+    reader = _pg_only(ctx)
+    keys = ["a\\b", 'q"uote', "c,o{m}ma", " space ", "NULL", ""]
+    sql = "SELECT k, CAST(:limit AS int) FROM unnest(CAST(:keys AS text[])) AS k"
+
+    async def together() -> list[list[tuple]]:
+        return list(await asyncio.gather(*(reader.batched(sql, key, 7, key_column=0) for key in keys)))
+
+    assert asyncio.run(together()) == [[(key, 7)] for key in keys]
