@@ -6,12 +6,16 @@ in a checkout of the repository it is imaging/offline_verify.py, found there; an
 carries a copy beside its verify_bundle.py.
 
 Usage:
-    python verify_ledger_proof.py PROOF.json --key SITE_PUBLIC_KEY.pem
+    python verify_ledger_proof.py PROOF.json --key SITE_PUBLIC_KEY.pem [--key OTHER_SITE.pem ...]
 
 PROOF.json comes from `factory ledger prove SERIAL|SEQ` (inclusion: these entries are in the log
 the signed tree head commits to) or `factory ledger consistency OLD NEW` (the older signed head's
 log is a prefix of the newer one's). The key is the site's Ed25519 public key that signed the
-head(s), obtained from the site's signed key list or through another channel. Hashing follows
+head(s), obtained from the site's signed key list or through another channel. When several sites
+share a database each has its own log; a device that moved between sites has entries in several
+logs, and its proof is a set with one inclusion proof per log: give each of those sites' keys.
+Each entry of hash version 3 names its log and position; its leaf index is that position - 1 in
+the tree of the log its head names. Hashing follows
 RFC 9162: a leaf is SHA-256(0x00 || entry bytes), a node SHA-256(0x01 || left || right).
 Prints "OK: ..." and exits 0, or "FAIL: ..." lines and exits 1.
 """
@@ -35,31 +39,52 @@ except ModuleNotFoundError:
     sys.exit("offline_verify.py is missing: keep it beside this script (in the repository: imaging/)")
 
 
-def check_head(head: Any, key: Ed25519PublicKey) -> tuple[int, bytes]:
-    """The signed size and root of a tree head, or ValueError."""
+def check_head(head: Any, keys: list[Ed25519PublicKey]) -> tuple[int, bytes]:
+    """The signed size and root of a tree head signed by one of ``keys``, or ValueError."""
     body = offline_verify.tree_head_body(head)
-    expected = offline_verify.fingerprint(key)
-    if head["key_fingerprint"] != expected:
-        raise ValueError(f"tree head signed by {head['key_fingerprint']}, not by the given key {expected}")
+    by_fp = {offline_verify.fingerprint(k): k for k in keys}
+    key = by_fp.get(head["key_fingerprint"])
+    if key is None:
+        raise ValueError(f"tree head signed by {head['key_fingerprint']}, not by a given key {sorted(by_fp)}")
     # Flat ASCII strings and integers: their sorted compact JSON is their RFC 8785 form.
     signed = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     offline_verify.verify_signature(key, head["signature"], signed, f"tree head of size {head['tree_size']}")
     return head["tree_size"], bytes.fromhex(head["root_hash"])
 
 
-def verify_inclusion(doc: dict[str, Any], key: Ed25519PublicKey) -> tuple[list[str], str]:
-    size, root = check_head(doc["head"], key)
+def verify_inclusion(doc: dict[str, Any], keys: list[Ed25519PublicKey]) -> tuple[list[str], str]:
+    size, root = check_head(doc["head"], keys)
+    log = offline_verify.head_log(doc["head"])
     problems = []
     for item in doc["entries"]:
         seq, data = item["seq"], item["entry"].encode("utf-8")
         entry = offline_verify.loads(data)
-        if entry.get("seq") != seq or item["leaf_index"] != seq - 1:
+        # Version 3 entries name their log and position; earlier ones were the one log, by seq.
+        position = entry.get("log_seq", seq)
+        if entry.get("seq") != seq or item["leaf_index"] != position - 1:
             problems.append(f"custody entry {seq}: sequence number and leaf position disagree")
+        elif entry.get("log", log) != log:
+            problems.append(f"custody entry {seq}: of log {entry.get('log')!r}, not of the head's log {log!r}")
         elif hashlib.sha256(data).hexdigest() != item["entry_hash"]:
             problems.append(f"custody entry {seq}: entry_hash is not the SHA-256 of its bytes")
         elif not _in_signed_log(seq - 1, size, root, data, item["audit_path"]):
             problems.append(f"custody entry {seq}: not in the log the signed head commits to")
-    return problems, f"{len(doc['entries'])} custody entries in the signed log of {size} entries"
+    return problems, f"{len(doc['entries'])} custody entries in the signed log {log!r} of {size} entries"
+
+
+def verify_inclusion_set(doc: dict[str, Any], keys: list[Ed25519PublicKey]) -> tuple[list[str], str]:
+    """One inclusion proof per log, each checked as one; every log at most once."""
+    problems, summaries, logs = [], [], []
+    for proof in doc["proofs"]:
+        if proof.get("format") != "device-factory/ledger-inclusion/1":
+            raise ValueError("a proof set holds inclusion proofs only")
+        logs.append(offline_verify.head_log(proof["head"]))
+        found, summary = verify_inclusion(proof, keys)
+        problems += found
+        summaries.append(summary)
+    if len(set(logs)) != len(logs):
+        problems.append("the proof set names one log twice")
+    return problems, "; ".join(summaries)
 
 
 def _in_signed_log(index: int, size: int, root: bytes, data: bytes, audit_path: list[str]) -> bool:
@@ -68,9 +93,11 @@ def _in_signed_log(index: int, size: int, root: bytes, data: bytes, audit_path: 
     return offline_verify.inclusion_root(index, size, offline_verify.leaf_hash(data), path) == root
 
 
-def verify_consistency(doc: dict[str, Any], key: Ed25519PublicKey) -> tuple[list[str], str]:
-    old, old_root = check_head(doc["old"], key)
-    new, new_root = check_head(doc["new"], key)
+def verify_consistency(doc: dict[str, Any], keys: list[Ed25519PublicKey]) -> tuple[list[str], str]:
+    old, old_root = check_head(doc["old"], keys)
+    new, new_root = check_head(doc["new"], keys)
+    if offline_verify.head_log(doc["old"]) != offline_verify.head_log(doc["new"]):
+        return ["the two signed heads are of different logs"], ""
     try:
         offline_verify.verify_consistency(old, new, old_root, new_root, [bytes.fromhex(p) for p in doc["proof"]])
     except offline_verify.ProofError as exc:
@@ -81,16 +108,19 @@ def verify_consistency(doc: dict[str, Any], key: Ed25519PublicKey) -> tuple[list
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Verify a custody-log inclusion or consistency proof offline.")
     parser.add_argument("proof", type=Path)
-    parser.add_argument("--key", type=Path, required=True, help="the site's Ed25519 public key (PEM)")
+    parser.add_argument(
+        "--key", type=Path, required=True, action="append", help="a site's Ed25519 public key (PEM), repeatable"
+    )
     args = parser.parse_args(argv)
     try:
-        key = offline_verify.load_public_key(args.key.read_bytes())
+        keys = [offline_verify.load_public_key(path.read_bytes()) for path in args.key]
         doc = offline_verify.loads(args.proof.read_text(encoding="utf-8"))
         check = {"device-factory/ledger-inclusion/1": verify_inclusion,
+                 "device-factory/ledger-inclusion-set/1": verify_inclusion_set,
                  "device-factory/ledger-consistency/1": verify_consistency}.get(doc.get("format"))  # fmt: skip
         if check is None:
             raise ValueError("not a device-factory inclusion or consistency proof")
-        problems, summary = check(doc, key)
+        problems, summary = check(doc, keys)
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         print(f"FAIL: proof unreadable or unsigned: {exc}")
         return 1

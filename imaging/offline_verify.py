@@ -57,10 +57,20 @@ ENTRY_FIELDS: tuple[str, ...] = (
     "prev_hash",
 )
 ENTRY_FIELDS_V2: tuple[str, ...] = (*ENTRY_FIELDS, "device_id", "hash_version")
+# Version 3 adds the log the entry belongs to (one per site) and its position in that log.
+ENTRY_FIELDS_V3: tuple[str, ...] = (*ENTRY_FIELDS_V2, "log", "log_seq")
+ENTRY_FIELDS_BY_VERSION: dict[int, tuple[str, ...]] = {1: ENTRY_FIELDS, 2: ENTRY_FIELDS_V2, 3: ENTRY_FIELDS_V3}
+LEGACY_GENESIS = "0" * 64  # what the first entry of the one log before per-site logs links to
 FINGERPRINT_PREFIX = "SHA256:"
-# A signed tree head: the custody log's size and Merkle root, signed (factory.kernel.ledger.heads).
-TREE_HEAD_FORMAT = "device-factory/tree-head/1"
-TREE_HEAD_FIELDS = ("format", "site", "tree_size", "root_hash", "signed_at", "key_fingerprint")
+# A signed tree head: a custody log's size and Merkle root, signed (factory.kernel.ledger.heads).
+# Format 1 predates per-site logs (its log is the one log there was); format 2 names its log.
+TREE_HEAD_FORMAT_V1 = "device-factory/tree-head/1"
+TREE_HEAD_FORMAT = "device-factory/tree-head/2"
+TREE_HEAD_FIELDS_V1 = ("format", "site", "tree_size", "root_hash", "signed_at", "key_fingerprint")
+TREE_HEAD_FIELDS = ("format", "log", "site", "tree_size", "root_hash", "signed_at", "key_fingerprint")
+# A witness cosignature: another site's signature over a log's (size, root) (factory.kernel.ledger.cosign).
+COSIGNATURE_FORMAT = "device-factory/cosignature/1"
+COSIGNATURE_FIELDS = ("format", "log", "tree_size", "root_hash", "witness", "signed_at", "key_fingerprint")
 
 # The certificate envelope (docs/certificate-format.md); version 1 certificates keep verifying, forever.
 CERTIFICATE_FORMAT, SIGNATURE_ALGORITHM = "device-factory-certificate", "Ed25519"
@@ -138,14 +148,39 @@ def verify_signature(key: Ed25519PublicKey, signature: str, data: bytes, what: s
         raise ValueError(f"{what}: signature does not verify") from None
 
 
+def genesis_hash(log: str) -> str:
+    """What the first entry of ``log`` links to (from hash version 3): derived from the log's name,
+    so two logs never share a ``prev_hash`` and an entry cannot be moved to the head of another log."""
+    return hashlib.sha256(b"device-factory/custody-log/1\x00" + log.encode("utf-8")).hexdigest()
+
+
 def tree_head_body(head: Any) -> dict[str, Any]:
     """What a tree head's signature covers (every member but ``signature``), once the head has
-    exactly its members, this format and an integer size; else ValueError."""
-    if not isinstance(head, dict) or set(head) != {*TREE_HEAD_FIELDS, "signature"}:
+    exactly the members of its format (1 or 2) and an integer size; else ValueError."""
+    fields = (
+        TREE_HEAD_FIELDS_V1
+        if isinstance(head, dict) and head.get("format") == TREE_HEAD_FORMAT_V1
+        else TREE_HEAD_FIELDS
+    )
+    if not isinstance(head, dict) or set(head) != {*fields, "signature"}:
         raise ValueError("tree head has unexpected or missing fields")
-    if head["format"] != TREE_HEAD_FORMAT or type(head["tree_size"]) is not int:
+    if head["format"] not in (TREE_HEAD_FORMAT, TREE_HEAD_FORMAT_V1) or type(head["tree_size"]) is not int:
         raise ValueError(f"not a {TREE_HEAD_FORMAT} with an integer size")
-    return {k: head[k] for k in TREE_HEAD_FIELDS}
+    return {k: head[k] for k in fields}
+
+
+def head_log(head: dict[str, Any]) -> str:
+    """The log a tree head is of: format 2 names it; a format 1 head is of its signing site's one log."""
+    return str(head["log"] if "log" in head else head["site"])
+
+
+def cosignature_body(cosig: Any) -> dict[str, Any]:
+    """What a witness cosignature's signature covers, once it has exactly its members; else ValueError."""
+    if not isinstance(cosig, dict) or set(cosig) != {*COSIGNATURE_FIELDS, "signature"}:
+        raise ValueError("cosignature has unexpected or missing fields")
+    if cosig["format"] != COSIGNATURE_FORMAT or type(cosig["tree_size"]) is not int:
+        raise ValueError(f"not a {COSIGNATURE_FORMAT} with an integer size")
+    return {k: cosig[k] for k in COSIGNATURE_FIELDS}
 
 
 # --- RFC 9162 Merkle tree ---------------------------------------------------------------------------

@@ -9,7 +9,9 @@
     keys/site-public-key.pem            the site's Ed25519 public key
     keys/site-public-key.fingerprint.txt
     keys/site-keys.json                 the signed list of every site key (validity, revocations)
-    ledger/tree-head.json               the custody log's tree head, signed at export
+    ledger/tree-head.json               the exporting site's custody log's tree head, signed at export
+    ledger/tree-heads.json              the signed head of every log the entries are in (several
+                                        when a device moved between sites sharing the database)
     ledger-anchor.json                  the chain head at export, signed (``ledger verify --anchor``)
     certificates/<id>.json              each signed envelope, byte for byte as stored
     certificates/<id>.pdf               its human-readable rendering
@@ -19,9 +21,12 @@
 
 Certificates are exported as stored; nothing is re-signed. An entry is written with exactly the
 fields its hash covers (``hashing.hashed_row``: by its hash version, evidence as an object) plus
-``entry_hash`` and its audit path to the signed tree head, so the checker recomputes every hash and
-proves every entry in the signed log from the file alone: an entry edited (hash recomputed or not),
-added, removed or moved fails, and so does a missing head or manifest signature.
+``entry_hash``, the log it is proved in (``in_log``) and its audit path to that log's signed tree
+head, so the checker recomputes every hash and proves every entry in its signed log from the file
+alone: an entry edited (hash recomputed or not), added, removed or moved (within a log or to
+another) fails, and so does a missing head or manifest signature. The exporting site signs a head
+of its own log at export; another site's log is proved against that site's latest signed head,
+which must cover the entries (it signs on its schedule, or 'factory ledger head' at that site).
 """
 
 from __future__ import annotations
@@ -49,7 +54,8 @@ from factory.kernel.clock import utc_now
 from factory.kernel.key_registry import ensure_registered, list_keys, signed_key_list
 from factory.kernel.ledger import merkle
 from factory.kernel.ledger.anchor import sign_entry
-from factory.kernel.ledger.heads import TreeHead, sign_tree_head
+from factory.kernel.ledger.heads import TreeHead, latest_head, sign_tree_head
+from factory.kernel.ledger.logs import first_link
 from factory.kernel.ledger.tree import node_source
 from factory.kernel.models.certificate import Certificate
 from factory.kernel.models.custody_entry import CustodyEntry
@@ -59,7 +65,7 @@ from imaging.certificate import CertificateError
 from imaging.certificate_pdf import render_pdf
 
 BUNDLE_FORMAT = "device-factory-audit-bundle"
-BUNDLE_VERSION = 2
+BUNDLE_VERSION = 3  # 3: a signed head per log the entries are in (per-site logs)
 MAX_DEVICES = 200
 VERIFIER_SOURCE = Path(__file__).with_name("verify_bundle.py")
 # The verification primitives the checker shares with the factory (and docs/verify_*.py).
@@ -99,6 +105,7 @@ def export_bundle(
     histories = {d_id: device_entries(session, d_id) for d_id in devices}
     entries = _entries(session, histories, certificates.values())
     head = sign_tree_head(session, head_key, site, kind="bundle")
+    heads = _heads(session, entries, head)
     ensure_registered(session, site, public_key)
     fingerprint = signing.key_fingerprint(public_key)
     ordered = sorted(certificates.values(), key=lambda c: (c.device_serial, c.issued_at, c.id))
@@ -111,21 +118,17 @@ def export_bundle(
         "keys/site-public-key.fingerprint.txt": (fingerprint + "\n").encode("ascii"),
         "keys/site-keys.json": _json(signed_key_list(list_keys(session), head_key, site)),
         "ledger/tree-head.json": head.dumps(),
+        "ledger/tree-heads.json": _json([h.as_dict() for h in heads.values()]),
         **_certificate_files(ordered),
-        "custody/entries.jsonl": _entry_lines(session, entries, head),
+        "custody/entries.jsonl": _entry_lines(session, entries, heads),
     }
-    head_hash = _entry_hash_at(session, head.tree_size)  # the chain's head at the same moment
+    head_hash = _chain_head(session, head)  # the own log's chain head at the same moment
     files["ledger-anchor.json"] = sign_entry(head_key, site, head.tree_size, head_hash).dumps()
     manifest = _manifest(site, exported_by, fingerprint, (head, head_hash), devices, histories, ordered)
+    manifest["tree_heads"] = [h.as_dict() for h in heads.values()]
     manifest["entries"] = sorted(entries)
     manifest["files"] = {name: hashlib.sha256(data).hexdigest() for name, data in sorted(files.items())}
-    value = base64.b64encode(signing.sign(head_key, canonical_bytes(manifest))).decode("ascii")
-    signed = {"key_fingerprint": signing.key_fingerprint(head_key.public_key()), "signature": value}
-    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for name, data in files.items():
-            zf.writestr(name, data)
-        zf.writestr("manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        zf.writestr("manifest.sig.json", _json(signed))
+    _write_zip(out, files, manifest, head_key)
     return BundleSummary(
         devices=sorted(d.serial for d in devices.values()),
         certificates=[c.id for c in ordered],
@@ -134,25 +137,75 @@ def export_bundle(
     )
 
 
+def _write_zip(out: IO[bytes], files: dict[str, bytes], manifest: dict[str, Any], key: Ed25519PrivateKey) -> None:
+    """The files, the manifest, and the site key's signature over the manifest."""
+    value = base64.b64encode(signing.sign(key, canonical_bytes(manifest))).decode("ascii")
+    signed = {"key_fingerprint": signing.key_fingerprint(key.public_key()), "signature": value}
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+        zf.writestr("manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        zf.writestr("manifest.sig.json", _json(signed))
+
+
 def _json(doc: Any) -> bytes:
     return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode("utf-8")
 
 
-def _entry_hash_at(session: Session, seq: int) -> str:
-    return str(session.execute(select(CustodyEntry.entry_hash).where(CustodyEntry.seq == seq)).scalar_one())
+def _chain_head(session: Session, head: TreeHead) -> str:
+    """The hash of the own log's entry at the head's size (its position); its genesis when empty."""
+    if head.tree_size == 0:
+        return first_link(head.log, 3)
+    found = session.execute(
+        select(CustodyEntry.entry_hash).where(
+            CustodyEntry.log == head.log,  # type: ignore[arg-type]
+            CustodyEntry.log_seq == head.tree_size,  # type: ignore[arg-type]
+        )
+    ).scalar_one()
+    return str(found)
 
 
-def _entry_lines(session: Session, entries: dict[int, CustodyEntry], head: TreeHead) -> bytes:
-    """Each entry as hashed, with its audit path to the signed head (checked before it is written)."""
-    nodes = node_source(session)
-    root = bytes.fromhex(head.root_hash)
+def _heads(session: Session, entries: dict[int, CustodyEntry], own: TreeHead) -> dict[str, TreeHead]:
+    """The signed head of each log the entries are in: the own one signed now, the others' latest.
+
+    :raises AuditRequestInvalid: another site's log has no signed head covering the entries.
+    """
+    heads = {own.log: own}
+    for entry in entries.values():
+        if entry.log in heads:
+            found = heads[entry.log]
+        else:
+            found = heads[entry.log] = latest_head(session, entry.log) or _uncovered(entry, None)
+        if entry.log_seq > found.tree_size:
+            _uncovered(entry, found)
+    return heads
+
+
+def _uncovered(entry: CustodyEntry, head: TreeHead | None) -> TreeHead:
+    signed = f"its latest signed head is of size {head.tree_size}" if head else "it has no signed head"
+    raise AuditRequestInvalid(
+        f"custody entry {entry.seq} is in the log of site {entry.log!r}, and {signed}:"
+        " that site signs one on its schedule or with 'factory ledger head'"
+    )
+
+
+def _leaf_index(entry: CustodyEntry) -> int:
+    return entry.log_seq - 1
+
+
+def _entry_lines(session: Session, entries: dict[int, CustodyEntry], heads: dict[str, TreeHead]) -> bytes:
+    """Each entry as hashed, with the log it is in and its audit path to that log's signed head
+    (checked before it is written)."""
+    sources = {log: node_source(session, log) for log in heads}
     lines = []
     for seq in sorted(entries):
-        record = entry_record(entries[seq])
-        path = merkle.inclusion_proof(seq - 1, head.tree_size, nodes)
+        entry, head = entries[seq], heads[entries[seq].log]
+        record = entry_record(entry)
+        path = merkle.inclusion_proof(_leaf_index(entry), head.tree_size, sources[head.log])
         leaf = merkle.leaf_hash(canonical_bytes({k: v for k, v in record.items() if k != "entry_hash"}))
-        merkle.verify_inclusion(seq - 1, head.tree_size, leaf, path, root)
-        lines.append(json.dumps({**record, "audit_path": [p.hex() for p in path]}, ensure_ascii=False, sort_keys=True))
+        merkle.verify_inclusion(_leaf_index(entry), head.tree_size, leaf, path, bytes.fromhex(head.root_hash))
+        line = {**record, "in_log": head.log, "audit_path": [p.hex() for p in path]}
+        lines.append(json.dumps(line, ensure_ascii=False, sort_keys=True))
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
@@ -254,8 +307,7 @@ def _certificate_files(ordered: Sequence[Certificate]) -> dict[str, bytes]:
     return files
 
 
-def _readme(site: str, fingerprint: str) -> str:
-    return f"""Device Factory audit bundle - site {site}
+_README = """Device Factory audit bundle - site {site}
 
 This archive holds sanitisation certificates and the chain-of-custody entries behind them, so
 that they can be checked without access to the site's systems.
@@ -266,7 +318,9 @@ Contents
   custody/entries.jsonl    custody ledger entries, one JSON object per line, in sequence order:
                            every entry a certificate names, and each exported device's whole
                            history, each with its inclusion proof in the signed log (audit_path)
-  ledger/tree-head.json    the custody log's Merkle tree head (size, root), signed at export
+  ledger/tree-head.json    the site's custody log's Merkle tree head (size, root), signed at export
+  ledger/tree-heads.json   the signed head of every log the entries are in (sites sharing a
+                           database each have a log; a device that moved sites is in several)
   ledger-anchor.json       the chain's head (sequence, hash) at export, signed
   keys/site-public-key.pem the site's Ed25519 public key
   keys/site-public-key.fingerprint.txt   its fingerprint: {fingerprint}
@@ -297,11 +351,15 @@ What is checked
     signature names.
   - Each custody entry: entry_hash = SHA-256 of the RFC 8785 canonical JSON of its hashed fields
     (seq, device_serial, event, from_state, to_state, actor, from_custodian, to_custodian,
-    location, occurred_at, evidence, prev_hash; and device_id and hash_version for version 2).
-    Entries with consecutive sequence numbers must link: prev_hash equals the entry_hash of the
-    entry before (entry 1 links to 64 zeros). Its audit_path must lead from its leaf
-    (SHA-256 of 0x00 and those canonical bytes, RFC 9162) to the signed tree head's root at
-    position seq - 1: an entry edited, added, removed or moved fails.
+    location, occurred_at, evidence, prev_hash; device_id and hash_version for version 2; and
+    log and log_seq, the site's log it is in and its position there, for version 3). Each site
+    sharing a database has its own log; in_log names the log an entry is proved in (a version 3
+    entry's own log). Entries at consecutive positions of one log must link: prev_hash equals the
+    entry_hash of the entry before (a log's first entry links to its genesis: SHA-256 of
+    "device-factory/custody-log/1", a zero byte and the log's name; 64 zeros for the log from
+    before per-site logs). Its audit_path must lead from its leaf (SHA-256 of 0x00 and those
+    canonical bytes, RFC 9162) to the root of its log's signed tree head (ledger/tree-heads.json)
+    at its position - 1: an entry edited, added, removed or moved fails.
   - Each certificate extends the custody entry it names in custody.sequence (the start of the
     erase round for that device), whose hash must equal custody.previous_entry_sha256.
 
@@ -313,3 +371,7 @@ Limits
 
 Certificate format: docs/certificate-format.md in the Device Factory source.
 """
+
+
+def _readme(site: str, fingerprint: str) -> str:
+    return _README.format(site=site, fingerprint=fingerprint)

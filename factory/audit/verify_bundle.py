@@ -10,10 +10,12 @@ Checks, and names every failure:
   2. manifest.json is signed (manifest.sig.json) and lists every other file with its SHA-256;
   3. every certificate in certificates/*.json: format, key fingerprint, SHA-256 digest of the
      RFC 8785 canonical certificate, Ed25519 signature; and that its PDF rendering is present;
-  4. the signed tree head (ledger/tree-head.json, also in the manifest) and every custody entry in
-     custody/entries.jsonl: its entry_hash is SHA-256 over the RFC 8785 canonical JSON of its
-     hashed fields, its audit_path leads from its RFC 9162 leaf to the head's root at position
-     seq - 1; entries with consecutive sequence numbers link (prev_hash);
+  4. the signed tree heads (ledger/tree-head.json and ledger/tree-heads.json, one per site's log
+     the entries are in, also in the manifest) and every custody entry in custody/entries.jsonl:
+     its entry_hash is SHA-256 over the RFC 8785 canonical JSON of its hashed fields, its
+     audit_path leads from its RFC 9162 leaf to the root of its log's head (in_log; a version 3
+     entry names its log itself) at its position - 1; entries at consecutive positions of a log
+     link (prev_hash), the first to the log's genesis;
   5. every certificate extends the custody entry it names (custody.sequence is included, is the
      start of an erase round for the same device, and its entry_hash is custody.previous_entry_sha256);
   6. everything manifest.json lists is present, and nothing else.
@@ -37,9 +39,14 @@ sys.dont_write_bytecode = True  # leave the unpacked bundle exactly as it was
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.append(str(Path(__file__).resolve().parent.parent.parent / "imaging"))
 from offline_verify import (  # noqa: E402
-    ENTRY_FIELDS,
-    ENTRY_FIELDS_V2,
+    ENTRY_FIELDS,  # noqa: F401 - the hashed fields by version, named here for readers of this checker
+    ENTRY_FIELDS_BY_VERSION,
+    ENTRY_FIELDS_V2,  # noqa: F401
+    ENTRY_FIELDS_V3,  # noqa: F401
+    LEGACY_GENESIS,
     fingerprint,
+    genesis_hash,
+    head_log,
     inclusion_root,
     leaf_hash,
     load_public_key,
@@ -50,7 +57,7 @@ from offline_verify import (  # noqa: E402
 )
 from verify_bundle_keys import Keyring, load_keyring  # noqa: E402
 
-GENESIS_HASH = "0" * 64
+GENESIS_HASH = LEGACY_GENESIS  # what the first entry of the log from before per-site logs links to
 UNSIGNED_FILES = {"manifest.json", "manifest.sig.json"}
 
 
@@ -71,7 +78,7 @@ def verify_certificate(envelope: Any, key: Ed25519PublicKey) -> dict[str, Any]:
 
 def entry_bytes(entry: dict[str, Any]) -> bytes:
     """The entry's canonical bytes: what its hash covers, and its Merkle leaf (by hash version)."""
-    fields = ENTRY_FIELDS_V2 if entry.get("hash_version", 1) == 2 else ENTRY_FIELDS
+    fields = ENTRY_FIELDS_BY_VERSION[entry.get("hash_version", 1)]
     return rfc8785.dumps({name: entry[name] for name in fields})
 
 
@@ -88,8 +95,9 @@ def verify_bundle(root: Path, key_path: Path | None, published_fp: str | None) -
     manifest = loads((root / "manifest.json").read_text(encoding="utf-8"))
     problems += _check_manifest_signature(root, manifest, keyring)
     head = _check_head(root, manifest, keyring, problems)
+    heads = _check_heads(root, manifest, head, keyring, problems)
     certificates = _check_certificates(root, keyring, problems)
-    entries = _check_entries(root, head, problems)
+    entries = _check_entries(root, heads, problems)
     problems += _check_links(certificates, entries)
     problems += _check_manifest(manifest, certificates, entries, problems)
     problems += _check_anchor(root, manifest, keyring)
@@ -165,11 +173,38 @@ def _check_certificates(root: Path, keyring: Keyring, problems: list[str]) -> di
     return certificates
 
 
+def _check_heads(
+    root: Path, manifest: dict[str, Any], own: dict[str, Any] | None, keyring: Keyring, problems: list[str]
+) -> dict[str, dict[str, Any]]:
+    """The signed head of each log, by log: ledger/tree-heads.json (as in the manifest), each
+    signed by a key in the site key list; a bundle of version 2 has only the one head."""
+    if "tree_heads" not in manifest:
+        return {head_log(own): own} if own is not None else {}
+    heads: dict[str, dict[str, Any]] = {}
+    try:
+        listed = manifest["tree_heads"]
+        if loads((root / "ledger" / "tree-heads.json").read_text(encoding="utf-8")) != listed:
+            raise ValueError("ledger/tree-heads.json differs from the manifest's")
+        if own is not None and own not in listed:
+            raise ValueError("the site's own head is not among them")
+        for head in listed:
+            body = tree_head_body(head)
+            key = keyring.key(head["key_fingerprint"], head["signed_at"])
+            verify_signature(key, head["signature"], rfc8785.dumps(body), f"tree head of log {head_log(head)}")
+            if head_log(head) in heads:
+                raise ValueError(f"two heads of log {head_log(head)}")
+            heads[head_log(head)] = head
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        problems.append(f"ledger/tree-heads.json: not valid signed tree heads ({exc})")
+        return {}
+    return heads
+
+
 def _read_entry(line: str, seen: dict[int, dict[str, Any]]) -> dict[str, Any]:
     entry = loads(line)
     version = entry.get("hash_version", 1) if isinstance(entry, dict) else None
-    fields = ENTRY_FIELDS_V2 if version == 2 else ENTRY_FIELDS
-    if version not in (1, 2) or set(entry) != {*fields, "entry_hash", "audit_path"}:
+    fields = ENTRY_FIELDS_BY_VERSION.get(version, ()) if type(version) is int else ()
+    if not fields or set(entry) - {"in_log"} != {*fields, "entry_hash", "audit_path"}:
         raise ValueError("unexpected or missing fields")
     seq = entry["seq"]
     if type(seq) is not int or seq < 1 or seq in seen:
@@ -177,9 +212,21 @@ def _read_entry(line: str, seen: dict[int, dict[str, Any]]) -> dict[str, Any]:
     return entry
 
 
-def _check_entries(root: Path, head: dict[str, Any] | None, problems: list[str]) -> dict[int, dict[str, Any]]:
+def _place(entry: dict[str, Any], heads: dict[str, dict[str, Any]]) -> tuple[str, int]:
+    """The log an entry is proved in and its position there; ValueError if it names another log."""
+    log = entry.get("in_log", next(iter(heads), ""))
+    if entry["hash_version"] >= 3 and entry["log"] != log:
+        raise ValueError(f"it is of log {entry['log']!r}, but proved in log {log!r}")
+    position = entry["log_seq"] if entry["hash_version"] >= 3 else entry["seq"]
+    if type(position) is not int or position < 1:
+        raise ValueError(f"bad position {position!r}")
+    return log, position
+
+
+def _check_entries(root: Path, heads: dict[str, dict[str, Any]], problems: list[str]) -> dict[int, dict[str, Any]]:
     """The well-formed custody entries, by sequence number, each hash, proof and link checked."""
     entries: dict[int, dict[str, Any]] = {}
+    placed: dict[tuple[str, int], dict[str, Any]] = {}
     jsonl = root / "custody" / "entries.jsonl"
     for number, line in enumerate(jsonl.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
@@ -193,19 +240,37 @@ def _check_entries(root: Path, head: dict[str, Any] | None, problems: list[str])
         seq = entry["seq"]
         if hashlib.sha256(data).hexdigest() != entry["entry_hash"]:
             problems.append(f"custody entry {seq}: entry_hash does not match the entry's fields")
-        elif head is not None:
+        elif heads:
             try:
-                path = [bytes.fromhex(p) for p in entry["audit_path"]]
-                if inclusion_root(seq - 1, head["tree_size"], leaf_hash(data), path).hex() != head["root_hash"]:
-                    raise ValueError("its audit path does not lead to the signed root")
-            except (ValueError, TypeError) as exc:
+                log, position = _place(entry, heads)
+                placed[(log, position)] = entry
+                _prove(entry, data, heads.get(log), log, position)
+            except (ValueError, TypeError, KeyError) as exc:
                 problems.append(f"custody entry {seq}: not in the signed log ({exc})")
         entries[seq] = entry
-    for seq, entry in sorted(entries.items()):
-        previous = GENESIS_HASH if seq == 1 else entries.get(seq - 1, {}).get("entry_hash")
-        if previous is not None and entry["prev_hash"] != previous:
-            problems.append(f"custody entry {seq}: prev_hash does not link to entry {seq - 1}")
+    problems += _check_chain_links(placed)
     return entries
+
+
+def _prove(entry: dict[str, Any], data: bytes, head: dict[str, Any] | None, log: str, position: int) -> None:
+    if head is None:
+        raise ValueError(f"the bundle has no signed head of log {log!r}")
+    path = [bytes.fromhex(p) for p in entry["audit_path"]]
+    if inclusion_root(position - 1, head["tree_size"], leaf_hash(data), path).hex() != head["root_hash"]:
+        raise ValueError("its audit path does not lead to the signed root")
+
+
+def _check_chain_links(placed: dict[tuple[str, int], dict[str, Any]]) -> list[str]:
+    """Entries at consecutive positions of one log link; a log's first entry links to its genesis."""
+    problems = []
+    for (log, position), entry in sorted(placed.items()):
+        if position == 1:
+            previous = GENESIS_HASH if entry["hash_version"] < 3 else genesis_hash(log)
+        else:
+            previous = placed.get((log, position - 1), {}).get("entry_hash")
+        if previous is not None and entry["prev_hash"] != previous:
+            problems.append(f"custody entry {entry['seq']}: prev_hash does not link to the entry before it in its log")
+    return problems
 
 
 def _check_links(certificates: dict[str, dict[str, Any]], entries: dict[int, dict[str, Any]]) -> list[str]:

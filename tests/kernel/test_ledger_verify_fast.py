@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from factory.kernel.ledger import hashing, merkle, verify_rows
-from imaging.offline_verify import ENTRY_FIELDS, ENTRY_FIELDS_V2
+from imaging.offline_verify import ENTRY_FIELDS, ENTRY_FIELDS_V2, ENTRY_FIELDS_V3
 
 _TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)  # any character but lone surrogates
 _SCALAR = st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | _TEXT
@@ -31,14 +31,14 @@ def _row(seq: int, evidence: dict[str, Any], version: int, text_value: str = "ac
         "to_state": "received", "actor": text_value, "from_custodian": "factory", "to_custodian": "Revier 7 — Müller",
         "location": "site-1/bench \"2\"\\slot\t3", "occurred_at": "2026-12-06T14:00:00Z",
         "evidence": hashing.evidence_text(evidence), "prev_hash": "0" * 64, "device_id": seq * 3,
-        "hash_version": version,
+        "hash_version": version, "log": "site-1 — Süd", "log_seq": seq,
     }  # fmt: skip
     values["entry_hash"] = hashlib.sha256(hashing.entry_bytes(values)).hexdigest()
     return tuple(values[c] for c in verify_rows.ROW_COLUMNS)
 
 
 def test_the_light_module_names_the_hashed_fields_of_each_version() -> None:
-    assert verify_rows.VERSION_COLUMNS == {1: ENTRY_FIELDS, 2: ENTRY_FIELDS_V2}
+    assert verify_rows.VERSION_COLUMNS == {1: ENTRY_FIELDS, 2: ENTRY_FIELDS_V2, 3: ENTRY_FIELDS_V3}
     assert hashing.ROW_COLUMNS is verify_rows.ROW_COLUMNS
     for version, document in verify_rows.DOCUMENTS.items():
         keys = list(document(_row(1, {}, version), None))  # type: ignore[arg-type]
@@ -46,7 +46,7 @@ def test_the_light_module_names_the_hashed_fields_of_each_version() -> None:
 
 
 @settings(max_examples=150, deadline=None)
-@given(evidence=st.lists(_EVIDENCE, min_size=1, max_size=6), version=st.sampled_from([1, 2]), actor=_TEXT)
+@given(evidence=st.lists(_EVIDENCE, min_size=1, max_size=6), version=st.sampled_from([1, 2, 3]), actor=_TEXT)
 def test_spliced_bytes_are_the_reference_canonical_bytes(
     evidence: list[dict[str, Any]], version: int, actor: str
 ) -> None:

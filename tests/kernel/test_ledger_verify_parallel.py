@@ -72,9 +72,9 @@ def test_workers_and_one_process_give_the_same_report(
     started: list[tuple[int, int]] = []
     start = verify._start_worker
 
-    def spy(engine: Engine, lo: int, hi: int, sizes: frozenset[int]):  # type: ignore[no-untyped-def]
+    def spy(engine: Engine, log: str, lo: int, hi: int, sizes: frozenset[int]):  # type: ignore[no-untyped-def]
         started.append((lo, hi))
-        return start(engine, lo, hi, sizes)
+        return start(engine, log, lo, hi, sizes)
 
     monkeypatch.setattr(verify, "_start_worker", spy)
     monkeypatch.setattr(verify, "PARALLEL_THRESHOLD", 0)

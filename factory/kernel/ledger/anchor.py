@@ -3,6 +3,8 @@
 The rows alone prove that nothing inside the chain changed, but not that nothing was cut off its
 end. An anchor is the head (sequence number and entry hash) at some moment, signed with the site
 key and kept outside the database (a write-once share, the auditors' mailbox, an audit bundle).
+An anchor names its entry by its position in the site's own log (``log_seq``; for the log from
+before per-site logs, the same number as its ``seq``).
 ``check_anchor`` then proves the chain still contains that head: the entry at that sequence exists
 and has that hash. Together with ``verify_ledger`` (every entry links back to genesis) this shows
 the ledger as it stood when the anchor was signed is still a prefix of the ledger now.
@@ -22,6 +24,7 @@ from sqlalchemy import Engine, text
 from factory.kernel.canonical import canonical_bytes
 from factory.kernel.clock import utc_now
 from factory.kernel.errors import InvalidInput
+from factory.kernel.ledger.logs import configured_log
 from imaging import signing
 
 ANCHOR_FORMAT = "device-factory/ledger-anchor/1"
@@ -57,10 +60,13 @@ class LedgerAnchor:
         return orjson.dumps(self.as_dict(), option=orjson.OPT_INDENT_2) + b"\n"
 
 
-def sign_head(engine: Engine, private_key: Ed25519PrivateKey, site: str) -> LedgerAnchor:
-    """Sign the current head. An empty ledger has nothing to anchor."""
+def sign_head(engine: Engine, private_key: Ed25519PrivateKey, site: str, log: str | None = None) -> LedgerAnchor:
+    """Sign the current head of ``log`` (default: this site's). An empty log has nothing to anchor."""
     with engine.connect() as conn:
-        row = conn.execute(text("SELECT seq, entry_hash FROM custody_entry ORDER BY seq DESC LIMIT 1")).first()
+        row = conn.execute(
+            text("SELECT log_seq, entry_hash FROM custody_entry WHERE log = :log ORDER BY log_seq DESC LIMIT 1"),
+            {"log": log or configured_log()},
+        ).first()
     if row is None:
         raise InvalidInput("the ledger is empty: there is no head to anchor")
     return sign_entry(private_key, site, int(row[0]), str(row[1]))
@@ -100,19 +106,31 @@ def parse_anchor(data: bytes) -> LedgerAnchor:
     return anchor
 
 
-def check_anchor(engine: Engine, anchor: LedgerAnchor, public_key: Ed25519PublicKey) -> str | None:
-    """None when the anchor is authentic and its head is still in the chain; else the reason."""
+def check_anchor(
+    engine: Engine, anchor: LedgerAnchor, public_key: Ed25519PublicKey, log: str | None = None
+) -> str | None:
+    """None when the anchor is authentic and its head is still in the chain of ``log`` (default:
+    this site's); else the reason."""
     try:
         signature = base64.b64decode(anchor.signature, validate=True)
         signing.verify(public_key, canonical_bytes(anchor.body()), signature)
     except (binascii.Error, signing.SigningError) as exc:
         return f"anchor at entry {anchor.seq} is not signed by this site's key ({exc})"
     with engine.connect() as conn:
-        found = conn.execute(text("SELECT entry_hash FROM custody_entry WHERE seq = :seq"), {"seq": anchor.seq}).first()
-        head = conn.execute(text("SELECT max(seq) FROM custody_entry")).scalar()
-    where = f"anchor signed {anchor.signed_at} says entry {anchor.seq} has hash {anchor.entry_hash}"
-    if found is None:
-        return f"ledger truncated: {where}, but the chain now ends at entry {head or 0}"
-    if found[0] != anchor.entry_hash:
-        return f"ledger rewritten: {where}, but it now has hash {found[0]}"
+        # The entry at that position of the log, or (an anchor of a backup, which names the global
+        # sequence number) with that seq: either still holding the anchored hash is the anchored entry.
+        where = {"log": log or configured_log(), "seq": anchor.seq}
+        found = [str(r[0]) for r in conn.execute(_AT, where)]
+        head = conn.execute(text("SELECT max(log_seq) FROM custody_entry WHERE log = :log"), where).scalar()
+    said = f"anchor signed {anchor.signed_at} says entry {anchor.seq} has hash {anchor.entry_hash}"
+    if not found:
+        return f"ledger truncated: {said}, but the chain now ends at entry {head or 0}"
+    if anchor.entry_hash not in found:
+        return f"ledger rewritten: {said}, but it now has hash {found[0]}"
     return None
+
+
+_AT = text(
+    "SELECT entry_hash FROM custody_entry WHERE log = :log AND log_seq = :seq"
+    " UNION ALL SELECT entry_hash FROM custody_entry WHERE seq = :seq"
+)

@@ -1,9 +1,11 @@
-"""Appending to the one site-wide chain, and to its Merkle tree in the same transaction.
+"""Appending to a site's custody log (its chain), and to its Merkle tree in the same transaction.
 
-Writers are serialised so the chain never forks: on PostgreSQL by a transaction-scoped advisory
-lock taken before reading the head; on SQLite by ``BEGIN IMMEDIATE`` (see db/engine.py). The
-unique constraint on ``prev_hash`` is the backstop: a forked append fails instead of landing.
-There is deliberately no function that edits or removes an entry.
+Writers to one log are serialised so its chain never forks: on PostgreSQL by a transaction-scoped
+advisory lock of that log (``logs.lock_log``) taken before reading its head; on SQLite by
+``BEGIN IMMEDIATE`` (see db/engine.py). Writers to different logs do not wait for each other: the
+global ``seq`` is the database's own (a sequence on PostgreSQL), the chain order is ``log_seq``.
+The unique ``prev_hash`` and the unique (``log``, ``log_seq``) are the backstops: a forked append
+fails instead of landing. There is deliberately no function that edits or removes an entry.
 """
 
 from __future__ import annotations
@@ -15,18 +17,19 @@ from sqlalchemy import insert, select, text
 from sqlmodel import Session
 
 from factory.kernel.clock import utc_now
-from factory.kernel.ledger.hashing import CURRENT_VERSION, entry_bytes, evidence_text
+from factory.kernel.ledger.hashing import entry_bytes, evidence_text
+from factory.kernel.ledger.logs import configured_log, genesis_hash, lock_log
 from factory.kernel.ledger.tree import add_leaf
 from factory.kernel.models.certificate import Certificate
-from factory.kernel.models.custody_entry import GENESIS_HASH, CustodyEntry
+from factory.kernel.models.custody_entry import CustodyEntry
 
-# Arbitrary but fixed: the advisory-lock key that guards the ledger head on PostgreSQL.
-LEDGER_LOCK_KEY = 0x44464C47  # "DFLG"
+# The canonical form new entries are hashed in (hashing.py): version 3 covers the log and position.
+APPEND_VERSION = 3
 
 
-def lock_ledger_head(session: Session) -> None:
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LEDGER_LOCK_KEY})
+def lock_ledger_head(session: Session, log: str | None = None) -> None:
+    """Hold the head of ``log`` (default: this site's) until the transaction ends."""
+    lock_log(session, log or configured_log())
 
 
 def append_entry(
@@ -43,17 +46,25 @@ def append_entry(
     location: str,
     evidence: dict[str, Any],
     occurred_at: str | None = None,
+    log: str | None = None,
 ) -> CustodyEntry:
-    """Append one entry inside the caller's transaction and return it (flushed, not committed).
+    """Append one entry to ``log`` (default: this site's) inside the caller's transaction and
+    return it (flushed, not committed).
 
     :raises factory.kernel.ledger.hashing.EvidenceError: evidence that is not a JSON object.
     """
     evidence = bind_certificates(session, event, evidence)
-    lock_ledger_head(session)
-    head = session.execute(text("SELECT seq, entry_hash FROM custody_entry ORDER BY seq DESC LIMIT 1")).first()
-    seq, prev = (head[0] + 1, head[1]) if head else (1, GENESIS_HASH)
+    log = log or configured_log()
+    lock_log(session, log)
+    head = session.execute(
+        text("SELECT log_seq, entry_hash FROM custody_entry WHERE log = :log ORDER BY log_seq DESC LIMIT 1"),
+        {"log": log},
+    ).first()
+    position, prev = (int(head[0]) + 1, str(head[1])) if head else (1, genesis_hash(log))
     row: dict[str, Any] = {
-        "seq": seq,
+        "seq": _next_seq(session),
+        "log": log,
+        "log_seq": position,
         "device_id": device_id,
         "device_serial": device_serial,
         "event": event,
@@ -66,15 +77,27 @@ def append_entry(
         "occurred_at": occurred_at or utc_now(),
         "evidence": evidence_text(evidence),
         "prev_hash": prev,
-        "hash_version": CURRENT_VERSION,
+        "hash_version": APPEND_VERSION,
     }
     canonical = entry_bytes(row)
     values = {**row, "entry_hash": hashlib.sha256(canonical).hexdigest()}
     # A Core INSERT: the ORM unit of work would cost more than the hashing, and entries are never
     # loaded back into this session for change (the returned object is a detached record).
     session.execute(insert(CustodyEntry), [values])
-    add_leaf(session, seq - 1, canonical)
+    add_leaf(session, position - 1, canonical, log)
     return CustodyEntry(**values)
+
+
+def _next_seq(session: Session) -> int:
+    """The global sequence number, taken before hashing (it is hashed): never waits on another log.
+
+    PostgreSQL: the column's own sequence (nextval is never rolled back, so an aborted append
+    leaves a gap, which verification allows between logs' entries). SQLite: one writer at a time
+    holds the database, so the next number after the largest is free.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        return int(session.execute(text("SELECT nextval(pg_get_serial_sequence('custody_entry', 'seq'))")).scalar_one())
+    return int(session.execute(text("SELECT coalesce(max(seq), 0) + 1 FROM custody_entry")).scalar_one())
 
 
 def bind_certificates(session: Session, event: str, evidence: dict[str, Any]) -> dict[str, Any]:

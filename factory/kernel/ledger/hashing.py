@@ -20,12 +20,20 @@ import orjson
 from factory.kernel.canonical import canonical_bytes
 from factory.kernel.errors import InvalidInput
 from factory.kernel.ledger.verify_rows import ROW_COLUMNS
-from imaging.offline_verify import ENTRY_FIELDS, ENTRY_FIELDS_V2, DuplicateMemberError, unique_members
+from imaging.offline_verify import (
+    ENTRY_FIELDS,
+    ENTRY_FIELDS_BY_VERSION,
+    ENTRY_FIELDS_V2,
+    ENTRY_FIELDS_V3,
+    DuplicateMemberError,
+    unique_members,
+)
 
 # The one list, shared with the standalone verifiers (an audit bundle's verify_bundle.py hashes the same).
 HASHED_FIELDS: tuple[str, ...] = ENTRY_FIELDS
 HASHED_FIELDS_V2: tuple[str, ...] = ENTRY_FIELDS_V2
-CURRENT_VERSION = 2
+HASHED_FIELDS_V3: tuple[str, ...] = ENTRY_FIELDS_V3  # version 3 adds the entry's log and position in it
+CURRENT_VERSION = 3
 # What ``verify`` selects per row, in this order (verify_rows.ROW_COLUMNS); ``row_bytes`` and
 # ``spliced_bytes`` read it. The light module names the columns per version (VERSION_COLUMNS);
 # tests/kernel/test_ledger_verify_fast.py checks they are these lists.
@@ -62,9 +70,9 @@ def evidence_text(evidence: dict[str, Any]) -> str:
 
 def fields_of(row: dict[str, Any]) -> tuple[str, ...]:
     version = row.get("hash_version") or 1
-    if version not in (1, 2):
+    if version not in ENTRY_FIELDS_BY_VERSION:
         raise EvidenceError(f"unknown hash_version {version!r}")
-    return HASHED_FIELDS if version == 1 else HASHED_FIELDS_V2
+    return ENTRY_FIELDS_BY_VERSION[version]
 
 
 def hashed_row(entry: Any) -> dict[str, Any]:
@@ -112,12 +120,14 @@ def spliced_bytes(values: Sequence[Any]) -> bytes | None:
     """
     version, evidence = values[13], values[10]
     try:
-        if version not in (1, 2) or orjson.dumps(orjson.loads(evidence), option=_SORT) != evidence.encode("utf-8"):
+        if version not in (1, 2, 3) or orjson.dumps(orjson.loads(evidence), option=_SORT) != evidence.encode("utf-8"):
             return None
         doc = dict(zip(HASHED_FIELDS, values[:12], strict=True))
         doc["evidence"] = _FRAGMENT(evidence)
-        if version == 2:
-            doc.update(device_id=values[12], hash_version=2)
+        if version >= 2:
+            doc.update(device_id=values[12], hash_version=version)
+        if version == 3:
+            doc.update(log=values[15], log_seq=values[16])
         # orjson sorts by code point and RFC 8785 by UTF-16 unit: the same order for these ASCII names.
         return orjson.dumps(doc, option=_SORT)
     except (orjson.JSONDecodeError, orjson.JSONEncodeError, TypeError, AttributeError):

@@ -1,4 +1,7 @@
-"""Signed tree heads: the custody log's size and Merkle root at a moment, signed with a site key.
+"""Signed tree heads: a custody log's size and Merkle root at a moment, signed with a site key.
+
+Each site's log has its own heads (``log``), signed with that site's key (format 2 names the log;
+a format 1 head predates per-site logs and is of the one log there was, ``ledger_head.log``).
 
 A head commits to every entry up to its size at once: an entry edited (its hash recomputed or
 not), removed, reordered or inserted below it changes the root, and an entry appended after the
@@ -29,12 +32,14 @@ from factory.kernel.canonical import canonical_bytes
 from factory.kernel.clock import now, parse_utc, utc_now
 from factory.kernel.errors import InvalidInput
 from factory.kernel.key_registry import KeyNotValid, Keyring, ensure_registered
-from factory.kernel.ledger.append import lock_ledger_head
+from factory.kernel.ledger.logs import configured_log, lock_log
 from factory.kernel.ledger.tree import catch_up, root_at
 from factory.kernel.models.ledger_tree import LedgerHead
 from imaging import signing
 from imaging.offline_verify import TREE_HEAD_FIELDS as _BODY
+from imaging.offline_verify import TREE_HEAD_FIELDS_V1 as _BODY_V1
 from imaging.offline_verify import TREE_HEAD_FORMAT as HEAD_FORMAT
+from imaging.offline_verify import TREE_HEAD_FORMAT_V1 as HEAD_FORMAT_V1
 
 
 class HeadFormatError(InvalidInput):
@@ -49,9 +54,13 @@ class TreeHead:
     signed_at: str
     key_fingerprint: str
     signature: str  # base64 Ed25519 over the canonical JSON of the body
+    log: str = ""  # the log the head is of
+    format: str = HEAD_FORMAT  # HEAD_FORMAT_V1: signed before per-site logs, its body has no log
 
     def body(self) -> dict[str, Any]:
-        return {"format": HEAD_FORMAT, **{k: v for k, v in asdict(self).items() if k != "signature"}}
+        fields = _BODY_V1 if self.format == HEAD_FORMAT_V1 else _BODY
+        values = asdict(self)
+        return {name: values[name] for name in fields}
 
     def as_dict(self) -> dict[str, Any]:
         return {**self.body(), "signature": self.signature}
@@ -68,14 +77,18 @@ class TreeHead:
             raise KeyNotValid(f"tree head of size {self.tree_size}: signature does not verify") from exc
 
 
-def sign_tree_head(session: Session, private_key: Ed25519PrivateKey, site: str, kind: str = "on_demand") -> TreeHead:
-    """Sign the tree over every entry now, store the head and return it (in the caller's transaction)."""
-    lock_ledger_head(session)  # the size and root must be of one moment, between two appends
+def sign_tree_head(
+    session: Session, private_key: Ed25519PrivateKey, site: str, kind: str = "on_demand", log: str | None = None
+) -> TreeHead:
+    """Sign ``log``'s tree (default: this site's log) over every entry now, store the head and
+    return it (in the caller's transaction)."""
+    log = log or configured_log()
+    lock_log(session, log)  # the size and root must be of one moment, between two appends
     ensure_registered(session, site, private_key.public_key())  # so the head verifies after a rotation
-    size = int(session.execute(text("SELECT coalesce(max(seq), 0) FROM custody_entry")).scalar_one())
-    catch_up(session, size)
-    unsigned = TreeHead(site, size, root_at(session, size).hex(), utc_now(),
-                        signing.key_fingerprint(private_key.public_key()), "")  # fmt: skip
+    size = log_size(session, log)
+    catch_up(session, size, log)
+    unsigned = TreeHead(site, size, root_at(session, size, log).hex(), utc_now(),
+                        signing.key_fingerprint(private_key.public_key()), "", log)  # fmt: skip
     value = base64.b64encode(signing.sign(private_key, canonical_bytes(unsigned.body()))).decode("ascii")
     head = TreeHead(**{**asdict(unsigned), "signature": value})
     session.add(LedgerHead(**asdict(head), kind=kind))
@@ -83,50 +96,68 @@ def sign_tree_head(session: Session, private_key: Ed25519PrivateKey, site: str, 
     return head
 
 
+def log_size(conn: Session | Connection, log: str) -> int:
+    """How many entries ``log`` holds (its last position)."""
+    found = conn.execute(text("SELECT coalesce(max(log_seq), 0) FROM custody_entry WHERE log = :log"), {"log": log})
+    return int(found.scalar_one())
+
+
 def _head(row: Any) -> TreeHead:
-    return TreeHead(row.site, int(row.tree_size), row.root_hash, row.signed_at, row.key_fingerprint, row.signature)
+    return TreeHead(row.site, int(row.tree_size), row.root_hash, row.signed_at, row.key_fingerprint, row.signature,
+                    row.log, row.format)  # fmt: skip
 
 
-def stored_heads(conn: Session | Connection) -> list[TreeHead]:
-    """Every stored head, smallest first (a session or a plain, e.g. read-only, connection)."""
-    cols = select(*LedgerHead.__table__.columns).order_by("tree_size", "id")  # type: ignore[attr-defined]
+def stored_heads(conn: Session | Connection, log: str | None = None) -> list[TreeHead]:
+    """Every stored head of ``log`` (default: of every log), smallest first (a session or a plain,
+    e.g. read-only, connection)."""
+    cols = select(*LedgerHead.__table__.columns).order_by("log", "tree_size", "id")  # type: ignore[attr-defined]
+    if log is not None:
+        cols = cols.where(LedgerHead.log == log)  # type: ignore[arg-type]
     return [_head(r) for r in conn.execute(cols).all()]
 
 
-def latest_head(session: Session) -> TreeHead | None:
+def latest_head(session: Session | Connection, log: str | None = None) -> TreeHead | None:
+    """The largest (then newest) head of ``log`` (default: this site's)."""
     row = session.execute(
-        select(LedgerHead).order_by(LedgerHead.tree_size.desc(), LedgerHead.id.desc()).limit(1)  # type: ignore[attr-defined]
-    ).scalar_one_or_none()
+        select(*LedgerHead.__table__.columns)  # type: ignore[attr-defined]
+        .where(LedgerHead.log == (log or configured_log()))  # type: ignore[arg-type]
+        .order_by(LedgerHead.tree_size.desc(), LedgerHead.id.desc())  # type: ignore[attr-defined]
+        .limit(1)
+    ).first()
     return _head(row) if row is not None else None
 
 
-def head_with_size(session: Session, size: int) -> TreeHead | None:
+def head_with_size(session: Session, size: int, log: str | None = None) -> TreeHead | None:
     row = session.execute(
-        select(LedgerHead).where(LedgerHead.tree_size == size).order_by(LedgerHead.id.desc()).limit(1)  # type: ignore[attr-defined]
-    ).scalar_one_or_none()
+        select(*LedgerHead.__table__.columns)  # type: ignore[attr-defined]
+        .where(LedgerHead.log == (log or configured_log()), LedgerHead.tree_size == size)  # type: ignore[arg-type]
+        .order_by(LedgerHead.id.desc())  # type: ignore[attr-defined]
+        .limit(1)
+    ).first()
     return _head(row) if row is not None else None
 
 
-def parse_head(data: bytes) -> TreeHead:
+def parse_head(data: bytes, log: str | None = None) -> TreeHead:
     try:
         doc = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise HeadFormatError(f"not JSON: {exc}") from exc
-    return head_from_dict(doc)
+    return head_from_dict(doc, log)
 
 
-def head_from_dict(doc: object) -> TreeHead:
-    if not isinstance(doc, dict) or doc.get("format") != HEAD_FORMAT:
+def head_from_dict(doc: object, log: str | None = None) -> TreeHead:
+    """A head from its JSON form; a format 1 head (no log in it) is taken as of ``log`` (default: this site's)."""
+    if not isinstance(doc, dict) or doc.get("format") not in (HEAD_FORMAT, HEAD_FORMAT_V1):
         raise HeadFormatError(f"not a signed tree head (format must be {HEAD_FORMAT!r})")
-    if set(doc) != {*_BODY, "signature"}:
+    fields = _BODY if doc["format"] == HEAD_FORMAT else _BODY_V1
+    if set(doc) != {*fields, "signature"}:
         raise HeadFormatError("signed tree head has unexpected or missing fields")
-    head = TreeHead(**{k: doc[k] for k in (*_BODY[1:], "signature")})
+    head = TreeHead(**{"log": log or configured_log(), **{k: doc[k] for k in (*fields, "signature")}})
+    texts = (head.log, head.site, head.root_hash, head.signed_at, head.signature)
     if (
         type(head.tree_size) is not int
         or head.tree_size < 0
-        or not all(
-            isinstance(v, str) and v.isascii() for v in (head.site, head.root_hash, head.signed_at, head.signature)
-        )
+        or not all(isinstance(v, str) and v.isascii() for v in texts)
     ):
         raise HeadFormatError("signed tree head has a field of the wrong type")
     return head
@@ -154,22 +185,27 @@ class HeadPolicy:
         return policy
 
 
-def head_due(session: Session, policy: HeadPolicy) -> bool:
-    """Whether the unsigned tail has reached the policy's count or age."""
-    signed = session.execute(text("SELECT coalesce(max(tree_size), 0) FROM ledger_head")).scalar_one()
+def head_due(session: Session | Connection, policy: HeadPolicy, log: str | None = None) -> bool:
+    """Whether ``log``'s (default: this site's) unsigned tail has reached the policy's count or age."""
+    log = log or configured_log()
+    signed = session.execute(
+        text("SELECT coalesce(max(tree_size), 0) FROM ledger_head WHERE log = :log"), {"log": log}
+    ).scalar_one()
     first = session.execute(
-        text("SELECT seq, occurred_at FROM custody_entry WHERE seq > :s ORDER BY seq LIMIT 1"), {"s": signed}
+        text("SELECT occurred_at FROM custody_entry WHERE log = :log AND log_seq > :s ORDER BY log_seq LIMIT 1"),
+        {"log": log, "s": signed},
     ).first()
     if first is None:
         return False
-    size = int(session.execute(text("SELECT max(seq) FROM custody_entry")).scalar_one())
-    if size - int(signed) >= policy.every_entries:
+    if log_size(session, log) - int(signed) >= policy.every_entries:
         return True
-    return now() - parse_utc(str(first[1])) >= timedelta(seconds=policy.every_seconds)
+    return now() - parse_utc(str(first[0])) >= timedelta(seconds=policy.every_seconds)
 
 
-def sign_if_due(session: Session, private_key: Ed25519PrivateKey, site: str, policy: HeadPolicy) -> TreeHead | None:
-    """The scheduled head: signed when ``head_due``, else None."""
-    if not head_due(session, policy):
+def sign_if_due(
+    session: Session, private_key: Ed25519PrivateKey, site: str, policy: HeadPolicy, log: str | None = None
+) -> TreeHead | None:
+    """The scheduled head of ``log`` (default: this site's): signed when ``head_due``, else None."""
+    if not head_due(session, policy, log):
         return None
-    return sign_tree_head(session, private_key, site, kind="scheduled")
+    return sign_tree_head(session, private_key, site, kind="scheduled", log=log)

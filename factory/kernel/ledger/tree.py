@@ -1,9 +1,10 @@
-"""The custody log's Merkle tree in the database: kept as entries append, read for roots and proofs.
+"""Each custody log's Merkle tree in the database: kept as entries append, read for roots and proofs.
 
-Leaf ``i`` is custody entry ``seq = i + 1`` (its canonical bytes, ``hashing.entry_bytes``).
-``ledger_node`` holds every perfect subtree once it is complete, so an append writes the leaf and,
-on average, one more node, and a root or a proof reads O(log n) rows. Appends run under the
-ledger lock (append.py), so the tree and the chain grow together in one transaction. A database
+Leaf ``i`` of a log's tree is the log's entry ``log_seq = i + 1`` (its canonical bytes,
+``hashing.entry_bytes``). ``ledger_node`` holds every perfect subtree once it is complete, by log,
+so an append writes the leaf and, on average, one more node, and a root or a proof reads O(log n)
+rows. Appends run under the log's lock (append.py), so the tree and the chain grow together in
+one transaction. Every function takes the log (default: this site's, ``logs.configured_log``). A database
 from before the tree (or one whose tree lags for any reason) is caught up from the entries
 themselves on the next append or head (``catch_up``).
 """
@@ -19,6 +20,7 @@ from sqlmodel import Session
 from factory.kernel.errors import Conflict
 from factory.kernel.ledger import merkle
 from factory.kernel.ledger.hashing import ROW_COLUMNS, row_bytes, spliced_bytes
+from factory.kernel.ledger.logs import configured_log
 from factory.kernel.models.ledger_tree import LedgerNode
 
 _CATCH_UP_BATCH = 5_000
@@ -32,8 +34,13 @@ class TreeAhead(Conflict):
     """The tree already holds the leaf being appended: entries were removed from the chain's end."""
 
 
-def node_source(conn: Connection | Session) -> merkle.NodeSource:
-    """Read perfect nodes by (level, index) in one query; :raises TreeMissing: one is absent."""
+def _quoted(log: str) -> str:
+    return "'" + log.replace("'", "''") + "'"
+
+
+def node_source(conn: Connection | Session, log: str | None = None) -> merkle.NodeSource:
+    """Read ``log``'s perfect nodes by (level, index) in one query; :raises TreeMissing: one is absent."""
+    in_log = f"log = {_quoted(log or configured_log())} AND "
 
     def read(wanted: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
         if not wanted:
@@ -43,12 +50,13 @@ def node_source(conn: Connection | Session) -> merkle.NodeSource:
             by_level.setdefault(int(level), set()).add(int(idx))
         # One (level = l AND idx IN ...) term per level: each a primary-key lookup on both databases
         # (a row-value IN over both columns made SQLite scan the table). Plain SQL with the integers
-        # inlined: a statement of a new shape per proof costs SQLAlchemy more to compile than to run.
+        # inlined: a statement of a new shape per proof costs SQLAlchemy more to compile than to run
+        # (the log's name as an SQL string literal, its quotes doubled).
         where = " OR ".join(
             f"(level = {lv} AND idx IN ({', '.join(str(i) for i in sorted(ix))}))" for lv, ix in by_level.items()
         )
         raw = conn.connection() if isinstance(conn, Session) else conn
-        rows = raw.exec_driver_sql(f"SELECT level, idx, hash FROM ledger_node WHERE {where}")
+        rows = raw.exec_driver_sql(f"SELECT level, idx, hash FROM ledger_node WHERE {in_log}({where})")
         found = {(int(lv), int(ix)): bytes(h) for lv, ix, h in rows}
         for key in wanted:
             if key not in found:
@@ -58,70 +66,79 @@ def node_source(conn: Connection | Session) -> merkle.NodeSource:
     return read
 
 
-def tree_size(conn: Connection | Session) -> int:
-    found = conn.execute(text("SELECT max(idx) FROM ledger_node WHERE level = 0")).scalar()
+def tree_size(conn: Connection | Session, log: str | None = None) -> int:
+    found = conn.execute(
+        text("SELECT max(idx) FROM ledger_node WHERE log = :log AND level = 0"), {"log": log or configured_log()}
+    ).scalar()
     return 0 if found is None else int(found) + 1
 
 
-def frontier(conn: Connection | Session, size: int) -> merkle.Frontier:
+def frontier(conn: Connection | Session, size: int, log: str | None = None) -> merkle.Frontier:
     wanted = merkle.frontier_ranges(size)
-    found = node_source(conn)(wanted)
+    found = node_source(conn, log)(wanted)
     return merkle.Frontier(size, [found[w] for w in wanted])
 
 
-def root_at(conn: Connection | Session, size: int) -> bytes:
-    return merkle.root_hash(size, node_source(conn))
+def root_at(conn: Connection | Session, size: int, log: str | None = None) -> bytes:
+    return merkle.root_hash(size, node_source(conn, log))
 
 
-def add_leaf(session: Session, index: int, canonical: bytes) -> None:
-    """Add leaf ``index`` (its entry's canonical bytes); the caller holds the ledger lock.
+def add_leaf(session: Session, index: int, canonical: bytes, log: str | None = None) -> None:
+    """Add leaf ``index`` (its entry's canonical bytes) to ``log``'s tree; the caller holds the log's lock.
 
     :raises TreeAhead: the tree already has that leaf (the chain lost entries off its end).
     """
-    taken = session.execute(text("SELECT 1 FROM ledger_node WHERE level = 0 AND idx = :i"), {"i": index}).first()
+    log = log or configured_log()
+    taken = session.execute(
+        text("SELECT 1 FROM ledger_node WHERE log = :log AND level = 0 AND idx = :i"), {"log": log, "i": index}
+    ).first()
     if taken is not None:
         raise TreeAhead(
             f"the Merkle tree already holds leaf {index}: custody entries after {index} were removed; "
             "run 'factory ledger verify'"
         )
     try:
-        edge = frontier(session, index)
+        edge = frontier(session, index, log)
     except TreeMissing:
-        catch_up(session, index)
-        edge = frontier(session, index)
-    _store(session, edge.push(merkle.leaf_hash(canonical)))
+        catch_up(session, index, log)
+        edge = frontier(session, index, log)
+    _store(session, log, edge.push(merkle.leaf_hash(canonical)))
 
 
-def _store(session: Session, made: list[tuple[int, int, bytes]]) -> None:
+def _store(session: Session, log: str, made: list[tuple[int, int, bytes]]) -> None:
     if made:
-        session.execute(insert(LedgerNode), [{"level": lv, "idx": ix, "hash": h} for lv, ix, h in made])
+        session.execute(insert(LedgerNode), [{"log": log, "level": lv, "idx": ix, "hash": h} for lv, ix, h in made])
 
 
-def catch_up(session: Session, size: int) -> None:
-    """Grow the stored tree to ``size`` leaves from the custody entries (their rows as they are now)."""
-    have = tree_size(session)
+def catch_up(session: Session, size: int, log: str | None = None) -> None:
+    """Grow ``log``'s stored tree to ``size`` leaves from its custody entries (their rows as they are now)."""
+    log = log or configured_log()
+    have = tree_size(session, log)
     if have >= size:
         return
-    edge = _rebuild_frontier(session, have)
+    edge = _rebuild_frontier(session, have, log)
     cols = ", ".join(ROW_COLUMNS)
     while edge.size < size:
         rows = session.execute(
-            text(f"SELECT {cols} FROM custody_entry WHERE seq > :lo AND seq <= :hi ORDER BY seq"),
-            {"lo": edge.size, "hi": min(size, edge.size + _CATCH_UP_BATCH)},
+            text(
+                f"SELECT {cols} FROM custody_entry WHERE log = :log AND log_seq > :lo AND log_seq <= :hi"
+                " ORDER BY log_seq"
+            ),
+            {"log": log, "lo": edge.size, "hi": min(size, edge.size + _CATCH_UP_BATCH)},
         ).all()
-        if not rows:
-            raise TreeMissing(f"custody entry {edge.size + 1} is missing: the tree cannot reach {size} leaves")
         made: list[tuple[int, int, bytes]] = []
-        for values in rows:
-            if int(values[0]) != edge.size + 1:
-                raise TreeMissing(f"custody entry {edge.size + 1} is missing: the tree cannot reach {size} leaves")
+        for values in rows or [None]:
+            if values is None or int(values[16]) != edge.size + 1:  # ROW_COLUMNS ends with log, log_seq
+                raise TreeMissing(
+                    f"entry {edge.size + 1} of log {log!r} is missing: the tree cannot reach {size} leaves"
+                )
             made += edge.push(merkle.leaf_hash(canonical_of(values)))
-        _store(session, made)
+        _store(session, log, made)
 
 
-def _rebuild_frontier(session: Session, have: int) -> merkle.Frontier:
+def _rebuild_frontier(session: Session, have: int, log: str) -> merkle.Frontier:
     try:
-        return frontier(session, have)
+        return frontier(session, have, log)
     except TreeMissing:
         # Leaves without their parents (an interrupted build): start over from nothing missing.
         raise TreeMissing(f"the stored Merkle tree of {have} leaves is incomplete") from None

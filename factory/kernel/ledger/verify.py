@@ -1,4 +1,8 @@
-"""Recompute the whole log from the rows alone: the chain, the Merkle tree, and every signed head.
+"""Recompute every custody log from the rows alone: each chain, Merkle tree, signed head and cosignature.
+
+Each site's log is verified on its own (its entries in ``log_seq`` order from its own genesis,
+its tree, its heads, and the other sites' cosignatures of it, each checked against the site key
+list); the report for the whole database joins them, with one report per log in ``logs``.
 
 Rows are read with a plain DB-API cursor (server-side on PostgreSQL) in batches of a power-of-two
 size and checked a batch at a time (``verify_rows``): each entry's canonical bytes rebuilt from
@@ -22,17 +26,18 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from factory.kernel.db.engine import read_scope
 from factory.kernel.key_registry import KeyNotValid, Keyring
 from factory.kernel.ledger import merkle
 from factory.kernel.ledger.certificates import check_certificate_rows
+from factory.kernel.ledger.cosign import cosignature_problem, stored_cosignatures
 from factory.kernel.ledger.heads import TreeHead, stored_heads
+from factory.kernel.ledger.logs import log_names
 from factory.kernel.ledger.tree import TreeMissing, root_at, tree_size
 from factory.kernel.ledger.verify_rows import BATCH, RangeResult, RowWalk, row_batches
-from factory.kernel.ledger.verify_worker import SELECT, RangeJob, open_cursor, range_select
-from factory.kernel.models.custody_entry import GENESIS_HASH
+from factory.kernel.ledger.verify_worker import RangeJob, log_select, open_cursor, range_select
 
 __all__ = ["BATCH", "PARALLEL_THRESHOLD", "LedgerReport", "free_cpus", "verify_ledger"]
 # Below this many entries one process is faster even with a CPU free: a worker costs its start,
@@ -52,6 +57,9 @@ class LedgerReport:
     signed_size: int = 0  # entries covered by the latest signed tree head that verified
     heads_checked: int = 0
     root_hash: str | None = None  # the Merkle root over every entry
+    log: str | None = None  # the log reported on (None: every log, joined)
+    cosignatures_checked: int = 0
+    logs: tuple[LedgerReport, ...] = ()  # one report per log (for the joined report)
 
     @property
     def unsigned_tail(self) -> int:
@@ -74,6 +82,9 @@ class LedgerReport:
             "unsigned_tail": self.unsigned_tail,
             "heads_checked": self.heads_checked,
             "root_hash": self.root_hash,
+            "log": self.log,
+            "cosignatures_checked": self.cosignatures_checked,
+            "logs": [r.as_dict() for r in self.logs],
         }
 
 
@@ -83,17 +94,22 @@ def free_cpus() -> int:
 
 
 def _check_range(
-    engine: Engine, lo: int, hi: int | None, sizes: frozenset[int], progress: Callable[[int], None] | None = None
+    engine: Engine,
+    log: str,
+    bounds: tuple[int, int | None],
+    sizes: frozenset[int],
+    progress: Callable[[int], None] | None = None,
 ) -> RangeResult:
-    """Entries from ``lo`` (to ``hi``, exclusive) in this process; from 1 the link to genesis is checked too."""
-    dialect = engine.dialect.name
+    """``log``'s entries from position ``lo`` (to ``hi``, exclusive) in this process; from 1 the
+    link to the log's genesis is checked too."""
+    (lo, hi), dialect = bounds, engine.dialect.name
     raw = engine.raw_connection()
     try:
         if hi is None:
-            select, params = f"{SELECT} ORDER BY seq", ()
+            select, params = log_select(dialect), (log,)
         else:
-            select, params = range_select(dialect), (lo, hi)
-        walk = RowWalk(lo, GENESIS_HASH if lo == 1 else None, sizes)
+            select, params = range_select(dialect), (log, lo, hi)  # type: ignore[assignment]
+        walk = RowWalk(lo, log if lo == 1 else None, sizes)
         return walk.run(row_batches(open_cursor(raw.dbapi_connection, dialect), select, params), progress)
     finally:
         raw.close()
@@ -105,41 +121,90 @@ def verify_ledger(
     workers: int | None = None,
     keyring: Keyring | None = None,
     witnessed: Sequence[TreeHead] = (),
+    log: str | None = None,
 ) -> LedgerReport:
-    """Verify the chain, the tree and every stored signed head (signatures too, given a ``keyring``).
+    """Verify every log (or only ``log``): each chain, tree and signed head (signatures too, given a
+    ``keyring``) and the other sites' cosignatures of it (checked against the ``keyring`` too).
 
     ``witnessed`` are heads kept outside the database (a witness's or an auditor's copy): checked
-    like the stored ones, so deleting a head from the database does not hide a rewrite.
+    like the stored ones of their log, so deleting a head from the database does not hide a rewrite.
     """
     with read_scope(engine) as conn:
-        total, max_seq = conn.exec_driver_sql("SELECT count(*), max(seq) FROM custody_entry").one()
+        names = [log] if log is not None else log_names(conn)
+    done = 0
+
+    def counted(n: int) -> None:
+        if progress is not None:
+            progress(done + n)
+
+    reports = []
+    for name in names:
+        report = verify_log(engine, name, counted, workers, keyring, [h for h in witnessed if h.log == name])
+        reports.append(report)
+        done += report.entries
+    joined = _join_reports(reports, log)
+    return _check_certificates(engine, joined) if joined.ok else joined
+
+
+def _join_reports(reports: list[LedgerReport], log: str | None) -> LedgerReport:
+    """One report for every log: the single log's own when there is one, else the sums."""
+    if len(reports) == 1:
+        return replace(reports[0], logs=tuple(reports))
+    broken = next((r for r in reports if not r.ok), None)
+    return LedgerReport(
+        ok=broken is None,
+        entries=sum(r.entries for r in reports),
+        head_seq=None,
+        head_hash=None,
+        broken_seq=broken.broken_seq if broken else None,
+        reason=f"log {broken.log!r}: {broken.reason}" if broken else None,
+        signed_size=sum(r.signed_size for r in reports),
+        heads_checked=sum(r.heads_checked for r in reports),
+        log=log,
+        cosignatures_checked=sum(r.cosignatures_checked for r in reports),
+        logs=tuple(reports),
+    )
+
+
+def _check_certificates(engine: Engine, report: LedgerReport) -> LedgerReport:
+    problems = check_certificate_rows(engine)
+    if not problems:
+        return report
+    first = problems[0]
+    named = f" (named by custody entry {first.seq})" if first.seq is not None else ""
+    more = f"; {len(problems) - 1} more certificate problem(s)" if len(problems) > 1 else ""
+    reason = f"certificate {first.certificate_id}{named}: {first.reason}{more}"
+    return replace(report, ok=False, broken_seq=first.seq, reason=reason)
+
+
+def verify_log(
+    engine: Engine,
+    log: str,
+    progress: Callable[[int], None] | None = None,
+    workers: int | None = None,
+    keyring: Keyring | None = None,
+    witnessed: Sequence[TreeHead] = (),
+) -> LedgerReport:
+    """Verify one site's log: its chain from its genesis, its tree, its heads and its cosignatures."""
     with read_scope(engine) as conn:
-        heads = [*stored_heads(conn), *witnessed]
-    sizes = frozenset(h.tree_size for h in heads if h.tree_size > 0)
+        total, last = conn.execute(
+            text("SELECT count(*), max(log_seq) FROM custody_entry WHERE log = :log"), {"log": log}
+        ).one()
+        heads = [*stored_heads(conn, log), *witnessed]
+        cosigs = stored_cosignatures(conn, log)
+    sizes = frozenset(h.tree_size for h in [*heads, *cosigs] if h.tree_size > 0)
     workers = workers if workers is not None else free_cpus()
     if total < PARALLEL_THRESHOLD or workers < 2 or engine.url.database in (None, "", ":memory:"):
-        part = _check_range(engine, 1, None, sizes, progress)
+        part = _check_range(engine, log, (1, None), sizes, progress)
         roots = {s: _fold(nodes) for s, nodes in part.at_sizes.items()}
-        report = _report(part, _fold(part.nodes))
+        report = replace(_report(part, _fold(part.nodes)), log=log)
     else:
-        report, roots = _verify_parallel(engine, int(max_seq), workers, progress, sizes)
+        report, roots = _verify_parallel(engine, log, int(last), workers, progress, sizes)
     if not report.ok:
         return report
     report = _check_tree_and_heads(engine, report, heads, roots, keyring)
-    if not report.ok:
-        return report
-    problems = check_certificate_rows(engine)
-    if problems:
-        first = problems[0]
-        named = f" (named by custody entry {first.seq})" if first.seq is not None else ""
-        more = f"; {len(problems) - 1} more certificate problem(s)" if len(problems) > 1 else ""
-        return replace(
-            report,
-            ok=False,
-            broken_seq=first.seq,
-            reason=f"certificate {first.certificate_id}{named}: {first.reason}{more}",
-        )
-    return report
+    problem = cosignature_problem(cosigs, roots, report.entries, keyring) if report.ok else None
+    return _head_failure(report, problem) if problem else replace(report, cosignatures_checked=len(cosigs))
 
 
 def _fold(nodes: list[bytes]) -> bytes:
@@ -151,10 +216,10 @@ def _check_tree_and_heads(
 ) -> LedgerReport:
     """The stored tree must match the entries, and every head the root at its size."""
     with read_scope(engine) as session:
-        stored = tree_size(session)
+        stored = tree_size(session, report.log)
         if stored >= report.entries > 0:
             try:
-                if root_at(session, report.entries).hex() != report.root_hash:
+                if root_at(session, report.entries, report.log).hex() != report.root_hash:
                     return _head_failure(report, "the stored Merkle tree differs from the entries")
             except TreeMissing as exc:
                 return _head_failure(report, f"the stored Merkle tree is incomplete ({exc})")
@@ -182,25 +247,27 @@ def _head_failure(report: LedgerReport, reason: str) -> LedgerReport:
 
 
 def _verify_parallel(
-    engine: Engine, max_seq: int, workers: int, progress: Callable[[int], None] | None, sizes: frozenset[int]
+    engine: Engine, log: str, max_seq: int, workers: int, progress: Callable[[int], None] | None, sizes: frozenset[int]
 ) -> tuple[LedgerReport, dict[int, bytes]]:
+    """``log``'s positions 1 to ``max_seq`` in ranges: the first here, the others by workers."""
     # Ranges of a power-of-two length starting at its multiples: each is whole subtrees of the log's tree.
     step = 1 << max(-(-max_seq // workers) - 1, 1).bit_length()
     ranges = [(lo, min(lo + step, max_seq + 1)) for lo in range(1, max_seq + 1, step)]
     local = [frozenset(s - lo + 1 for s in sizes if lo <= s < hi) for lo, hi in ranges]
-    started = [_start_worker(engine, lo, hi, at) for (lo, hi), at in zip(ranges[1:], local[1:], strict=True)]
+    started = [_start_worker(engine, log, lo, hi, at) for (lo, hi), at in zip(ranges[1:], local[1:], strict=True)]
     try:
-        parts = [_check_range(engine, *ranges[0], local[0]), *(_result_of(p) for p in started)]
+        parts = [_check_range(engine, log, ranges[0], local[0]), *(_result_of(p) for p in started)]
     finally:
         for process in started:  # a worker still running after a failure here is not needed
             if process.poll() is None:
                 process.kill()
     edge, roots = merkle.Frontier(), {}  # type: dict[int, bytes]
-    count, prev_hash, version = 0, GENESIS_HASH, 0
+    # The first range checked its own link to the log's genesis.
+    count, prev_hash, version = 0, parts[0].first_prev_hash, 0
     for (lo, hi), part in zip(ranges, parts, strict=True):
-        failed = _join_failure(part, (lo, hi), RangeResult(count, None, None, prev_hash), version, engine)
+        failed = _join_failure(part, (log, lo, hi), RangeResult(count, None, None, prev_hash), version, engine)
         if failed is not None:
-            return _report(failed, None), {}
+            return replace(_report(failed, None), log=log), {}
         for at, nodes in part.at_sizes.items():
             roots[lo - 1 + at] = merkle.fold([*edge.nodes, *nodes])
         edge.absorb(part.count, part.nodes)
@@ -208,10 +275,11 @@ def _verify_parallel(
         prev_hash, version = part.last_hash or prev_hash, part.last_version or version
         if progress is not None:
             progress(count)
-    return _report(RangeResult(count, None, count or None, prev_hash if count else None), edge.root()), roots
+    joined = _report(RangeResult(count, None, count or None, prev_hash if count else None), edge.root())
+    return replace(joined, log=log), roots
 
 
-def _start_worker(engine: Engine, lo: int, hi: int, sizes: frozenset[int]) -> subprocess.Popen[bytes]:
+def _start_worker(engine: Engine, log: str, lo: int, hi: int, sizes: frozenset[int]) -> subprocess.Popen[bytes]:
     """A light worker process (it imports ``verify_worker``, not the application) for one range."""
     dialect = engine.dialect.name
     if dialect == "sqlite":
@@ -222,7 +290,7 @@ def _start_worker(engine: Engine, lo: int, hi: int, sizes: frozenset[int]) -> su
         [sys.executable, "-m", "factory.kernel.ledger.verify_worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
     )
     with process.stdin as job:  # type: ignore[union-attr]
-        pickle.dump(RangeJob(dialect, target, lo, hi, sizes), job)
+        pickle.dump(RangeJob(dialect, target, log, lo, hi, sizes), job)
     return process
 
 
@@ -238,10 +306,10 @@ def _result_of(process: subprocess.Popen[bytes]) -> RangeResult:
 
 
 def _join_failure(
-    part: RangeResult, bounds: tuple[int, int], before: RangeResult, version: int, engine: Engine
+    part: RangeResult, bounds: tuple[str, int, int], before: RangeResult, version: int, engine: Engine
 ) -> RangeResult | None:
-    """The first problem at or inside a worker's range, reported as the serial walk would have."""
-    lo, hi = bounds
+    """The first problem at or inside a worker's range (of one log), reported as the serial walk would have."""
+    log, lo, hi = bounds
     # The range's first row, checked in the serial walk's order: its link, then its version, then the rest.
     if part.first_prev_hash is not None and part.first_prev_hash != before.last_hash:
         return replace(before, broken_seq=lo, reason="prev_hash differs from the previous entry_hash")
@@ -254,7 +322,10 @@ def _join_failure(
         return replace(within, broken_seq=part.broken_seq, reason=part.reason)
     if part.last_seq != hi - 1:  # the range's last entries are missing: name the next one, as the serial walk does
         with read_scope(engine) as conn:
-            found = conn.exec_driver_sql(f"SELECT min(seq) FROM custody_entry WHERE seq >= {int(hi)}").scalar()
+            found = conn.execute(
+                text("SELECT min(log_seq) FROM custody_entry WHERE log = :log AND log_seq >= :hi"),
+                {"log": log, "hi": int(hi)},
+            ).scalar()
         missing = lo if part.last_seq is None else part.last_seq + 1
         return replace(within, broken_seq=missing, reason=f"missing or renumbered (the next entry found is {found})")
     return None

@@ -1,7 +1,8 @@
 """Check custody rows a batch at a time: the light core of ``verify_ledger``, also run by its worker processes.
 
-A batch of rows (``ROW_COLUMNS`` order, seq order) is first checked whole with list operations
-(seq contiguity, every link, one hash version, integer columns holding ints); then one tight loop
+A batch of rows of one site's log (``ROW_COLUMNS`` order, position order) is first checked whole
+with list operations (``log_seq`` contiguity, every link, one hash version, integer columns
+holding ints); then one tight loop
 per row proves the evidence text is exactly its canonical form (which a text with a duplicate
 member never is), splices it into the version's document (keys already in RFC 8785 order, so no
 per-row sorting or ``dict(zip(...))``), hashes those canonical bytes against ``entry_hash`` and as a
@@ -28,11 +29,14 @@ import orjson
 # What verify selects per row, in this order (hashing.py's field lists are these columns' names).
 ROW_COLUMNS: tuple[str, ...] = (
     "seq", "device_serial", "event", "from_state", "to_state", "actor", "from_custodian", "to_custodian",
-    "location", "occurred_at", "evidence", "prev_hash", "device_id", "hash_version", "entry_hash",
+    "location", "occurred_at", "evidence", "prev_hash", "device_id", "hash_version", "entry_hash", "log", "log_seq",
 )  # fmt: skip
-SEQ, EVIDENCE, PREV, VERSION, HASH = 0, 10, 11, 13, 14
-# The hashed columns of each canonical version (hashing.HASHED_FIELDS, HASHED_FIELDS_V2).
-VERSION_COLUMNS: dict[int, tuple[str, ...]] = {1: ROW_COLUMNS[:12], 2: ROW_COLUMNS[:14]}
+SEQ, EVIDENCE, PREV, VERSION, HASH, LOG, POSITION = 0, 10, 11, 13, 14, 15, 16
+# The hashed columns of each canonical version (hashing.HASHED_FIELDS, HASHED_FIELDS_V2, HASHED_FIELDS_V3).
+VERSION_COLUMNS: dict[int, tuple[str, ...]] = {
+    1: ROW_COLUMNS[:12], 2: ROW_COLUMNS[:14], 3: (*ROW_COLUMNS[:14], "log", "log_seq")
+}  # fmt: skip
+LEGACY_GENESIS = "0" * 64  # offline_verify.LEGACY_GENESIS (this module stays light: no imaging import)
 BATCH = 16_384  # a power of two: batches are whole subtrees of the log's tree
 _SHA = hashlib.sha256
 _DIGEST = methodcaller("digest")
@@ -58,9 +62,29 @@ def _document_v2(v: Row, evidence: orjson.Fragment) -> dict[str, Any]:
             "prev_hash": v[11], "seq": v[0], "to_custodian": v[7], "to_state": v[4]}  # fmt: skip
 
 
-DOCUMENTS: dict[int, Callable[[Row, orjson.Fragment], dict[str, Any]]] = {1: _document_v1, 2: _document_v2}
+def _document_v3(v: Row, evidence: orjson.Fragment) -> dict[str, Any]:
+    return {"actor": v[5], "device_id": v[12], "device_serial": v[1], "event": v[2], "evidence": evidence,
+            "from_custodian": v[6], "from_state": v[3], "hash_version": v[13], "location": v[8], "log": v[15],
+            "log_seq": v[16], "occurred_at": v[9], "prev_hash": v[11], "seq": v[0], "to_custodian": v[7],
+            "to_state": v[4]}  # fmt: skip
+
+
+DOCUMENTS: dict[int, Callable[[Row, orjson.Fragment], dict[str, Any]]] = {
+    1: _document_v1, 2: _document_v2, 3: _document_v3
+}  # fmt: skip
 # Hashed columns SQLite could hand back as another type (INTEGER affinity keeps a REAL such as 1e21).
-INTEGER_COLUMNS: dict[int, tuple[str, ...]] = {1: ("seq",), 2: ("seq", "device_id", "hash_version")}
+INTEGER_COLUMNS: dict[int, tuple[str, ...]] = {
+    1: ("seq",), 2: ("seq", "device_id", "hash_version"), 3: ("seq", "device_id", "hash_version", "log_seq")
+}  # fmt: skip
+
+
+def first_link(log: str, version: int) -> str:
+    """What a log's first entry links to (``logs.first_link``, kept here to stay light): the log's
+    genesis, derived from its name, or for hash versions 1 and 2 the one genesis of the log from
+    before per-site logs. tests/kernel/test_site_logs.py holds the two to agreeing."""
+    if version < 3:
+        return LEGACY_GENESIS
+    return hashlib.sha256(b"device-factory/custody-log/1\x00" + log.encode("utf-8")).hexdigest()
 
 
 def _plain(rows: Sequence[Row], version: int) -> bool:
@@ -185,18 +209,24 @@ class RangeResult:
 
 
 class RowWalk:
-    """Walks rows in seq order. ``prev_hash`` None: accept the first row's link (checked by the caller).
+    """Walks one log's rows in position (``log_seq``) order from position ``expected_seq``.
+    ``genesis_of``: the log's name, when the walk starts at its first entry (which must link to the
+    log's genesis); None: accept the first row's link (checked by the caller). Entries are named by
+    their position in the log.
 
     ``sizes`` are tree sizes (counted from the first row) whose right edge to keep.
     """
 
-    def __init__(self, expected_seq: int, prev_hash: str | None, sizes: frozenset[int] = frozenset()) -> None:
-        self.out = RangeResult(0, None, None, prev_hash)
+    def __init__(self, expected_seq: int, genesis_of: str | None, sizes: frozenset[int] = frozenset()) -> None:
+        self.out = RangeResult(0, None, None, None)
         self.edge, self.expected_seq, self.version, self.sizes = Edge(), expected_seq, 0, sizes
+        self.genesis_of = genesis_of
 
     def run(self, batches: Iterable[Sequence[Sequence[Any]]], progress: Callable[[int], None] | None) -> RangeResult:
         out = self.out
         for rows in batches:
+            if self.genesis_of is not None and out.count == 0 and rows:  # the link the first entry must have
+                out.last_hash = first_link(self.genesis_of, int(rows[0][VERSION] or 1))
             if not self.batch(rows):
                 self.rows(rows)
                 if out.broken_seq is not None:
@@ -214,7 +244,7 @@ class RowWalk:
         version = versions[0] if n else None
         if (
             not n
-            or list(map(_GET["seq"], rows)) != list(range(self.expected_seq, self.expected_seq + n))
+            or list(map(_GET["log_seq"], rows)) != list(range(self.expected_seq, self.expected_seq + n))
             or (out.last_hash is not None and prevs[0] != out.last_hash)
             or prevs[1:] != hashes[:-1]
             or type(version) is not int
@@ -244,7 +274,7 @@ class RowWalk:
 
         out = self.out
         for values in rows:
-            seq = values[SEQ]
+            seq = values[POSITION]  # entries are named by their position in the log
             if seq != self.expected_seq:
                 # The entry that should sit here was removed or renumbered: name it.
                 return self._broken(self.expected_seq, f"missing or renumbered (the next entry found is {seq})")

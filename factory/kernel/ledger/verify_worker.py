@@ -22,10 +22,11 @@ SELECT = f"SELECT {', '.join(ROW_COLUMNS)} FROM custody_entry"
 
 @dataclass(frozen=True)
 class RangeJob:
-    """Entries ``lo <= seq < hi`` of the database at ``target`` (a SQLite file or a libpq URI)."""
+    """Entries ``lo <= log_seq < hi`` of ``log`` in the database at ``target`` (a SQLite file or a libpq URI)."""
 
     dialect: str  # "sqlite" or "postgresql"
     target: str
+    log: str
     lo: int
     hi: int
     sizes: frozenset[int]  # tree sizes, counted from ``lo``, whose right edge to return
@@ -37,8 +38,15 @@ def open_cursor(dbapi_connection: Any, dialect: str) -> Any:
 
 
 def range_select(dialect: str) -> str:
+    """One log's entries between two positions (parameters: log, lo, hi)."""
     mark = "%s" if dialect == "postgresql" else "?"
-    return f"{SELECT} WHERE seq >= {mark} AND seq < {mark} ORDER BY seq"
+    return f"{SELECT} WHERE log = {mark} AND log_seq >= {mark} AND log_seq < {mark} ORDER BY log_seq"
+
+
+def log_select(dialect: str) -> str:
+    """One log's entries in position order (parameter: log)."""
+    mark = "%s" if dialect == "postgresql" else "?"
+    return f"{SELECT} WHERE log = {mark} ORDER BY log_seq"
 
 
 def check_range(job: RangeJob) -> RangeResult:
@@ -51,7 +59,7 @@ def check_range(job: RangeJob) -> RangeResult:
 
         conn = psycopg.connect(job.target)
     try:
-        rows = row_batches(open_cursor(conn, job.dialect), range_select(job.dialect), (job.lo, job.hi))
+        rows = row_batches(open_cursor(conn, job.dialect), range_select(job.dialect), (job.log, job.lo, job.hi))
         return RowWalk(job.lo, None, job.sizes).run(rows, None)
     finally:
         conn.close()

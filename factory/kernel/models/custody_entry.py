@@ -1,18 +1,25 @@
-"""The custody ledger: append-only, hash-chained, one chain for the whole site.
+"""The custody ledger: append-only and hash-chained, one chain (a *log*) per site.
 
 Rows are never updated or deleted (database triggers refuse it; no code path does it).
-``prev_hash`` is unique, so two entries can never extend the same parent: the chain cannot fork.
+``prev_hash`` is unique, so two entries can never extend the same parent: no chain can fork, and
+as each log starts from a genesis derived from its name, no two logs share a link either.
+``seq`` numbers entries across all logs (a database sequence: sites never wait for each other
+to take one); ``log_seq`` is the entry's position in its own log, its chain and Merkle tree.
 """
 
 from __future__ import annotations
 
+from sqlalchemy import Index
 from sqlmodel import Field, SQLModel
 
-GENESIS_HASH = "0" * 64
+from imaging.offline_verify import LEGACY_GENESIS
+
+GENESIS_HASH = LEGACY_GENESIS  # the first entry of the log that predates per-site logs links here
 
 
 class CustodyEntry(SQLModel, table=True):
     __tablename__ = "custody_entry"
+    __table_args__ = (Index("ux_custody_entry_log_position", "log", "log_seq", unique=True),)
 
     seq: int = Field(primary_key=True)
     device_id: int = Field(foreign_key="device.id", index=True)
@@ -31,5 +38,9 @@ class CustodyEntry(SQLModel, table=True):
     prev_hash: str = Field(unique=True, max_length=64)
     entry_hash: str = Field(unique=True, max_length=64)
     # Which canonical form the hash covers (factory/kernel/ledger/hashing.py): 1 = before the
-    # device reference was hashed, 2 = with it. Never lower than the entry before.
+    # device reference was hashed, 2 = with it, 3 = with the log and position too. Never lower than the entry before.
     hash_version: int = Field(default=1)
+    # The log (the site that appended the entry) and the entry's 1-based position in it; both are
+    # hashed from version 3 on. Entries from before per-site logs belong to the configured site's log.
+    log: str = Field(max_length=128)
+    log_seq: int

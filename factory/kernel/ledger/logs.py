@@ -1,0 +1,54 @@
+"""Per-site custody logs: what names a log, where it starts, and the lock that guards its head.
+
+Several sites may share one database; each appends to a log of its own, named after the site
+(``FACTORY_SITE``, ``Settings.site_name``). A log has its own chain (from a genesis derived from
+its name, ``offline_verify.genesis_hash``), its own Merkle tree and its own signed heads, signed
+with its site's key. Each log's head is guarded by its own lock: on PostgreSQL a transaction-scoped
+advisory lock whose key is derived from the log's name, so a site never queues behind another
+site's append (the global ``seq`` comes from a database sequence, which never blocks). On SQLite
+``BEGIN IMMEDIATE`` serialises every writer anyway (one process, one site).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+from sqlalchemy import Connection, text
+from sqlmodel import Session
+
+from imaging.offline_verify import LEGACY_GENESIS, genesis_hash
+
+__all__ = ["LEGACY_GENESIS", "configured_log", "first_link", "genesis_hash", "lock_log", "log_names"]
+
+# The first of the two advisory-lock keys (PostgreSQL's two-integer form); the second is the log's.
+LEDGER_LOCK_CLASS = 0x44464C47  # "DFLG"
+DEFAULT_SITE = "device-factory"  # Settings.site_name when FACTORY_SITE is unset (kernel/config.py)
+
+
+def configured_log() -> str:
+    """The log this process appends to: the configured site's (``FACTORY_SITE``, as ``load_settings``)."""
+    return os.environ.get("FACTORY_SITE", DEFAULT_SITE)
+
+
+def first_link(log: str, version: int) -> str:
+    """What a log's first entry links to: its genesis, or (hash versions 1 and 2, written before
+    per-site logs) the one genesis there was; the unique ``prev_hash`` lets only one log have it."""
+    return LEGACY_GENESIS if version < 3 else genesis_hash(log)
+
+
+def log_lock_key(log: str) -> int:
+    """A signed 32-bit key derived from the log's name (a collision only makes two logs share a lock)."""
+    return int.from_bytes(hashlib.sha256(log.encode("utf-8")).digest()[:4], "big", signed=True)
+
+
+def lock_log(session: Session, log: str) -> None:
+    """Hold ``log``'s head until the transaction ends (PostgreSQL; SQLite's writer lock covers it)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:c, :k)"), {"c": LEDGER_LOCK_CLASS, "k": log_lock_key(log)})
+
+
+def log_names(conn: Connection | Session) -> list[str]:
+    """Every log that holds an entry or a signed head, by name."""
+    rows = conn.execute(text("SELECT log FROM custody_entry GROUP BY log UNION SELECT log FROM ledger_head"))
+    return sorted({str(r[0]) for r in rows})
