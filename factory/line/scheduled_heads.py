@@ -21,7 +21,7 @@ from factory.kernel.errors import KeyStoreError
 from factory.kernel.key_files import load_private_key
 from factory.kernel.ledger.cosign import cosign_due, cosign_logs
 from factory.kernel.ledger.heads import HeadPolicy, head_due, sign_if_due
-from factory.kernel.site_keys import site_keys
+from factory.kernel.site_keys import SiteKeys
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,8 @@ class ScheduledHeads:
             due = cosign_due(conn, site)
         if not due:
             return
-        key, keyring = load_private_key(self.settings), site_keys(self.settings).keyring()
+        # The site key list as this line's own database holds it (every site registers its keys there).
+        key, keyring = load_private_key(self.settings), SiteKeys(self.settings, lambda: self.engine).keyring()
         with session_scope(self.engine) as s:
             made, refused = cosign_logs(s, key, site, keyring)
         self.cosigned += len(made)

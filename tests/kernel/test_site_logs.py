@@ -217,3 +217,18 @@ def test_cli_cosigns_on_demand_and_verifies_one_log_or_all(ctx, monkeypatch: pyt
     assert one.exit_code == 0 and doc["log"] == "site-b" and doc["cosignatures_checked"] == 1, one.output
     every = runner.invoke(app, ["ledger", "verify"])
     assert every.exit_code == 0 and "log site-a: 5 entries" in every.stdout and "log site-b: 5 entries" in every.stdout
+
+
+def test_the_scheduled_heads_timer_cosigns_the_other_logs(ctx, monkeypatch: pytest.MonkeyPatch) -> None:
+    from factory.kernel.ledger.heads import HeadPolicy
+    from factory.line.scheduled_heads import ScheduledHeads
+
+    _two_logs(ctx)
+    monkeypatch.setenv("FACTORY_SITE", "site-a")  # this process is site a's line
+    settings = replace(ctx.settings, site_name="site-a")
+    timer = ScheduledHeads(ctx.engine, settings, HeadPolicy(every_entries=1000, every_seconds=3600))
+    timer.tick()
+    assert timer.cosigned == 1 and timer.signed == 0  # its own log is signed, site-b's head is witnessed
+    with session_scope(ctx.engine) as s:
+        assert [(c.log, c.witness, c.tree_size) for c in stored_cosignatures(s)] == [("site-b", "site-a", 5)]
+    assert verify_ledger(ctx.engine, keyring=ctx.site_keys.keyring()).cosignatures_checked == 1
