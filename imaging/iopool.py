@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 
 from imaging.blockio import TargetIO
+from imaging.errors import EraseFailure
 from imaging.pipeline import Segment
 
 CHUNKS_PER_WORKER = 4
@@ -32,7 +33,7 @@ def worker_count(io: TargetIO, wanted: int, chunks: int) -> int:
 
 def run_workers(segments: Iterable[Segment], work: Work, workers: int) -> None:
     """Run ``work`` on every segment with ``workers`` threads; the first error stops them all (a
-    request already issued completes) and is raised here."""
+    request already issued completes) and an error is raised here (see ``_first``)."""
     source = _Source(iter(segments))
     errors: list[BaseException] = []
 
@@ -53,7 +54,17 @@ def run_workers(segments: Iterable[Segment], work: Work, workers: int) -> None:
         for thread in threads:
             thread.join()
     if errors:
-        raise errors[0]
+        raise _first(errors)
+
+
+def _first(errors: list[BaseException]) -> BaseException:
+    """The error to report: an unexpected one before any failure of the medium, else the failure
+    at the lowest offset (several workers can fail at once, e.g. on a device that vanished)."""
+    unexpected = [e for e in errors if not isinstance(e, EraseFailure)]
+    if unexpected:
+        return unexpected[0]
+    failures = [e for e in errors if isinstance(e, EraseFailure)]
+    return min(failures, key=lambda e: -1 if e.offset is None else e.offset)
 
 
 class _Source:

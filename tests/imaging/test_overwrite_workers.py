@@ -10,6 +10,7 @@ import pytest
 
 from imaging import compare
 from imaging.engine import erase, verify_target
+from imaging.errors import EraseFailure
 from imaging.iopool import Watermark, run_workers
 from imaging.overwrite_pass import DEFAULT_CHUNK
 from imaging.patterns import aligned_buffer
@@ -44,6 +45,19 @@ def test_the_first_error_stops_every_worker_and_is_raised() -> None:
     with pytest.raises(OSError, match="bad chunk"):
         run_workers(((i, 1) for i in range(10_000)), work, 4)
     assert len(done) < 100  # the others stopped at their next chunk
+
+
+def test_of_several_failing_chunks_the_lowest_offset_is_reported() -> None:
+    started = threading.Barrier(4)
+
+    def work(_worker: int, offset: int, _length: int) -> None:
+        if offset < 4:
+            started.wait(timeout=10)  # all four chunks are in flight when they fail
+            raise EraseFailure("I/O error during write", offset)
+
+    with pytest.raises(EraseFailure) as failure:
+        run_workers(((i, 1) for i in (3, 1, 0, 2)), work, 4)
+    assert failure.value.offset == 0
 
 
 def test_every_chunk_is_worked_exactly_once_by_several_workers() -> None:
