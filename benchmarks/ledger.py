@@ -57,7 +57,7 @@ from sqlalchemy import Engine, insert
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fair import Figure, compare, free_cpus
-from ledger_fill import LIFE, PER_DEVICE, fill, tree_only
+from ledger_fill import LIFE, LOG, PER_DEVICE, fill, tree_only
 from ledger_fill import evidence as _evidence
 
 from factory.kernel.clock import utc_now
@@ -69,9 +69,8 @@ from factory.kernel.ledger.heads import latest_head, sign_tree_head
 from factory.kernel.ledger.proofs import inclusion_document
 from factory.kernel.ledger.tree import frontier, node_source
 from factory.kernel.ledger.verify import PARALLEL_THRESHOLD, verify_ledger
-from factory.kernel.ledger.verify_rows import row_batches
-from factory.kernel.ledger.verify_worker import SELECT, open_cursor
-from factory.kernel.models.custody_entry import GENESIS_HASH
+from factory.kernel.ledger.verify_rows import VERSION, first_link, row_batches
+from factory.kernel.ledger.verify_worker import log_select, open_cursor
 from factory.kernel.models.device import Device
 from imaging import signing
 
@@ -140,10 +139,10 @@ def _proof_times(nodes: merkle.NodeSource, size: int, root: bytes, samples: int 
 def proof_figures(engine: Engine, size: int) -> dict[str, object]:
     """Proofs against the head signed at this size, and the JSON size of one entry's proof document."""
     with session_scope(engine) as s:
-        head = latest_head(s)
+        head = latest_head(s, LOG)
         assert head is not None and head.tree_size == size
         root = bytes.fromhex(head.root_hash)
-        figures = _proof_times(node_source(s), size, root)
+        figures = _proof_times(node_source(s, LOG), size, root)
         entry = inclusion_document(s, [1 + size // 2], head)["entries"][0]
         merkle.verify_inclusion(entry["leaf_index"], size, merkle.leaf_hash(entry["entry"].encode()),
                                 [bytes.fromhex(p) for p in entry["audit_path"]], root)  # fmt: skip
@@ -161,7 +160,7 @@ def tree_proofs(kind: str, size: int) -> dict[str, object]:
             root = tree_only(engine, size)
             built = time.perf_counter() - t
             with engine.connect() as conn:
-                figures = _proof_times(node_source(conn), size, root)
+                figures = _proof_times(node_source(conn, LOG), size, root)
             engine.dispose()
         finally:
             _drop_db(kind)
@@ -172,10 +171,11 @@ def read_and_hash(engine: Engine) -> int:
     """The reference: read the rows verify reads (its cursor and batch size), link-check them and SHA-256 their
     stored bytes (the columns as stored, joined): one hash per entry, no canonical form, no tree."""
     raw = engine.raw_connection()
-    count, last = 0, GENESIS_HASH
+    count, last = 0, None
     try:
         cursor = open_cursor(raw.dbapi_connection, engine.dialect.name)
-        for rows in row_batches(cursor, f"{SELECT} ORDER BY seq"):
+        for rows in row_batches(cursor, log_select(engine.dialect.name), (LOG,)):
+            last = last or first_link(LOG, rows[0][VERSION])  # the log's genesis, as verify links its first entry
             for values in rows:
                 if values[11] != last:
                     raise RuntimeError(f"reference loop: chain broken at {values[0]}")
@@ -237,14 +237,14 @@ def run(kind: str, sizes: list[int], rounds: int, crossover: bool) -> list[dict[
             single_rate = _append_rate(engine, 2000)
             key, seq, now = signing.generate_private_key(), 2000, utc_now()
             with read_scope(engine) as conn:
-                edge = frontier(conn, seq)  # the tree as the real appends left it
-                head = conn.exec_driver_sql("SELECT entry_hash FROM custody_entry WHERE seq = 2000").scalar_one()
+                edge = frontier(conn, seq, LOG)  # the tree as the real appends left it
+                head = conn.exec_driver_sql("SELECT entry_hash FROM custody_entry WHERE log_seq = 2000").scalar_one()
             for size in sorted(sizes):
                 t = time.perf_counter()
                 head = fill(engine, seq, head, size, edge, now)
                 bulk_rate, seq = (size - seq) / (time.perf_counter() - t), size
                 with session_scope(engine) as s:
-                    sign_tree_head(s, key, "bench")
+                    sign_tree_head(s, key, LOG, log=LOG)
                 proofs = proof_figures(engine, size)
                 print(f"{kind}, {size:,} entries ({size // PER_DEVICE:,} devices): append 1/txn with the tree "
                       f"{single_rate:.0f}/s, bulk fill {bulk_rate:.0f}/s; proofs {proofs}", flush=True)  # fmt: skip

@@ -1,6 +1,6 @@
 """Bulk fixtures for benchmarks/ledger.py: a production-shaped custody log and its Merkle tree, filled fast.
 
-Not a product path. Rows are chained and hashed as the product hashes them (the version-2 document
+Not a product path. Rows are chained and hashed as the product hashes them (the version-3 document
 of ``verify_rows`` with the evidence's canonical text spliced in; every 997th row is re-derived
 through ``hashing.entry_bytes``, the reference path, and the run stops on any difference), their
 tree nodes pushed through ``merkle.Frontier``, and written in big transactions: ``executemany`` on
@@ -21,7 +21,11 @@ from sqlalchemy import Engine
 
 from factory.kernel.ledger import merkle
 from factory.kernel.ledger.hashing import entry_bytes, evidence_text
+from factory.kernel.ledger.logs import configured_log
 from factory.kernel.ledger.verify_rows import DOCUMENTS, ROW_COLUMNS
+
+LOG = configured_log()  # the one log: this site's, where append_entry writes
+VERSION = 3  # what append_entry writes since per-site logs: the log and position are hashed
 
 PER_DEVICE = 10
 CHUNK = 50_000  # rows per transaction
@@ -37,7 +41,7 @@ LIFE = (
     ("start_sanitise", "returned", "sanitising", "site-1/bench-1/slot-7"),
     ("sanitised", "sanitising", "sanitised", "site-1/bench-1/slot-7"),
 )
-_INSERTED = (*ROW_COLUMNS[:14], "entry_hash")  # ROW_COLUMNS: the hashed fields, device_id, hash_version, entry_hash
+_INSERTED = ROW_COLUMNS  # every column verify reads, entry_hash (index 14) included
 _SORTED = orjson.OPT_SORT_KEYS
 
 
@@ -60,18 +64,18 @@ def evidence(seq: int, step: int) -> dict[str, Any]:
     return {"job": job, "slot": "bench-1/slot-7", "pipeline": ["sanitise", "provision"][: 1 + seq % 2]}
 
 
-def _row(seq: int, prev: str, occurred_at: str) -> tuple[tuple[Any, ...], bytes]:
-    """One version-2 entry in ``_INSERTED`` order, and its canonical bytes."""
+def _row(seq: int, prev: str, occurred_at: str) -> tuple[list[Any], bytes]:
+    """One entry of ``LOG`` at position ``seq`` in ``_INSERTED`` order (hash unset), and its canonical bytes."""
     device, step = (seq - 1) // PER_DEVICE, (seq - 1) % PER_DEVICE
     event, from_state, to_state, location = LIFE[step]
     ev = evidence(seq, step)
     text = orjson.dumps(ev, option=_SORTED)
-    values = (seq, f"BENCH-{device:08d}", event, from_state, to_state, f"tech.{seq % 41}", "factory",
+    values = [seq, f"BENCH-{device:08d}", event, from_state, to_state, f"tech.{seq % 41}", "factory",
               "factory" if event != "issue" else f"officer-{seq % 5000}", location, occurred_at, text.decode(),
-              prev, 1 + device, 2)  # fmt: skip
-    canonical = orjson.dumps(DOCUMENTS[2](values, orjson.Fragment(text)), option=orjson.OPT_STRICT_INTEGER)
+              prev, 1 + device, VERSION, None, LOG, seq]  # fmt: skip
+    canonical = orjson.dumps(DOCUMENTS[VERSION](values, orjson.Fragment(text)), option=orjson.OPT_STRICT_INTEGER)
     if seq % 997 == 0:  # the fixture's shortcut against the product's reference path
-        reference = dict(zip(_INSERTED, values, strict=False))
+        reference = dict(zip(_INSERTED, values, strict=True))
         if values[10] != evidence_text(ev) or canonical != entry_bytes(reference):
             raise RuntimeError(f"bulk fill: entry {seq} differs from the reference canonical form")
     return values, canonical
@@ -84,9 +88,9 @@ def rows(seq: int, prev: str, size: int, edge: merkle.Frontier, occurred_at: str
         for _ in range(min(CHUNK, size - seq)):
             seq += 1
             values, canonical = _row(seq, prev, occurred_at)
-            prev = hashlib.sha256(canonical).hexdigest()
-            entries.append((*values, prev))
-            nodes += edge.push(hashlib.sha256(b"\x00" + canonical).digest())
+            values[14] = prev = hashlib.sha256(canonical).hexdigest()
+            entries.append(values)
+            nodes += [(LOG, *made) for made in edge.push(hashlib.sha256(b"\x00" + canonical).digest())]
         yield entries, nodes
 
 
@@ -106,7 +110,9 @@ def fill(engine: Engine, seq: int, prev: str, size: int, edge: merkle.Frontier, 
 
 def _last_hash(engine: Engine) -> str:
     with engine.connect() as conn:
-        return str(conn.exec_driver_sql("SELECT entry_hash FROM custody_entry ORDER BY seq DESC LIMIT 1").scalar_one())
+        last = "SELECT entry_hash FROM custody_entry WHERE log = ? ORDER BY log_seq DESC LIMIT 1"
+        mark = "?" if engine.dialect.name == "sqlite" else "%s"
+        return str(conn.exec_driver_sql(last.replace("?", mark), (LOG,)).scalar_one())
 
 
 def _fill_sqlite(raw: Any, chunks: Iterator[tuple[list, list]]) -> None:
@@ -120,7 +126,7 @@ def _fill_sqlite(raw: Any, chunks: Iterator[tuple[list, list]]) -> None:
     entry_sql = f"INSERT INTO custody_entry ({', '.join(_INSERTED)}) VALUES ({', '.join('?' * len(_INSERTED))})"
     for entries, nodes in chunks:
         cur.executemany(entry_sql, entries)
-        cur.executemany("INSERT INTO ledger_node (level, idx, hash) VALUES (?, ?, ?)", nodes)
+        cur.executemany("INSERT INTO ledger_node (log, level, idx, hash) VALUES (?, ?, ?, ?)", nodes)
         raw.commit()
     for _, sql in indexes:
         cur.execute(sql)
@@ -140,7 +146,7 @@ def _fill_postgresql(raw: Any, chunks: Iterator[tuple[list, list]]) -> None:
         with cur.copy(f"COPY custody_entry ({', '.join(_INSERTED)}) FROM STDIN") as copy:
             for entry in entries:
                 copy.write_row(entry)
-        with cur.copy("COPY ledger_node (level, idx, hash) FROM STDIN") as copy:
+        with cur.copy("COPY ledger_node (log, level, idx, hash) FROM STDIN") as copy:
             for node in nodes:
                 copy.write_row(node)
         raw.commit()
@@ -160,8 +166,11 @@ def tree_only(engine: Engine, size: int) -> bytes:
         for lo in range(0, size, CHUNK):
             nodes: list[Sequence[Any]] = []
             for i in range(lo, min(size, lo + CHUNK)):
-                nodes += edge.push(hashlib.sha256(b"\x00" + i.to_bytes(8, "big")).digest())
-            cur.executemany(f"INSERT INTO ledger_node (level, idx, hash) VALUES ({mark}, {mark}, {mark})", nodes)
+                leaf = hashlib.sha256(b"\x00" + i.to_bytes(8, "big")).digest()
+                nodes += [(LOG, *made) for made in edge.push(leaf)]
+            cur.executemany(
+                f"INSERT INTO ledger_node (log, level, idx, hash) VALUES ({mark}, {mark}, {mark}, {mark})", nodes
+            )
             raw.commit()
     finally:
         raw.close()
