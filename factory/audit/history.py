@@ -21,10 +21,11 @@ from sqlmodel import Session
 from factory.audit.certificate_check import SiteKeyList, check_certificate, verify_stored
 from factory.intake.views import get_device
 from factory.kernel.ledger.hashing import entry_hash, hashed_row
+from factory.kernel.ledger.links import chain_links
 from factory.kernel.ledger.verify import LedgerReport
 from factory.kernel.lifecycle.states import State
 from factory.kernel.models.certificate import Certificate
-from factory.kernel.models.custody_entry import GENESIS_HASH, CustodyEntry
+from factory.kernel.models.custody_entry import CustodyEntry
 from factory.kernel.models.device import Device, StorageMedium
 from factory.sanitisation.service import destruction_certificates_of
 from imaging.certificate import CertificateError, document_field
@@ -142,20 +143,18 @@ def device_history(
     starts (on SQLite a session holds the write lock, which the verifier's connection would wait on)."""
     device = get_device(session, serial)
     entries = device_entries(session, device.id or 0)
-    neighbours = _neighbours(session, {e.seq - 1 for e in entries} | {e.seq + 1 for e in entries})
+    links = chain_links(session, entries)  # neighbours in each entry's own site's log
     proofs = []
     for e in entries:
-        row = hashed_row(e)
-        before = neighbours.get(e.seq - 1)
-        after = neighbours.get(e.seq + 1)
+        link = links[e.seq]
         proofs.append(
             EntryProof(
                 entry=entry_record(e),
-                recomputed_hash=entry_hash(row),
-                previous_seq=e.seq - 1 if e.seq > 1 else None,
-                previous_entry_hash=GENESIS_HASH if e.seq == 1 else (before[0] if before else None),
-                next_seq=e.seq + 1 if after else None,
-                next_prev_hash=after[1] if after else None,
+                recomputed_hash=entry_hash(hashed_row(e)),
+                previous_seq=link.previous_seq,
+                previous_entry_hash=link.previous_entry_hash,
+                next_seq=link.next_seq,
+                next_prev_hash=link.next_prev_hash,
             )
         )
     head = session.execute(
@@ -177,19 +176,6 @@ def device_history(
         head_hash=head[1] if head else None,
         ledger=ledger,
     )
-
-
-def _neighbours(session: Session, seqs: set[int]) -> dict[int, tuple[str, str]]:
-    """seq -> (entry_hash, prev_hash) for the given sequence numbers that exist."""
-    wanted = sorted(s for s in seqs if s >= 1)
-    out: dict[int, tuple[str, str]] = {}
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start : start + 500]
-        stmt = select(CustodyEntry.seq, CustodyEntry.entry_hash, CustodyEntry.prev_hash).where(
-            CustodyEntry.seq.in_(chunk)  # type: ignore[attr-defined]
-        )
-        out.update({r.seq: (r.entry_hash, r.prev_hash) for r in session.execute(stmt)})
-    return out
 
 
 def columns_of(row: Any, names: Sequence[str]) -> dict[str, Any]:

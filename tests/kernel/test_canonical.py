@@ -46,7 +46,7 @@ def test_floats_use_the_reference() -> None:
     assert canonical_bytes({"x": 1.5e-7}) == rfc8785.dumps({"x": 1.5e-7})
 
 
-@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("version", [1, 2, 3])
 def test_verify_row_bytes_equal_the_reference_entry_hash(version: int) -> None:
     from factory.kernel.ledger.hashing import ROW_COLUMNS, entry_hash, row_bytes
 
@@ -54,7 +54,8 @@ def test_verify_row_bytes_equal_the_reference_entry_hash(version: int) -> None:
         "seq": 7, "device_serial": "SN-1", "event": "receive", "from_state": None, "to_state": "received",
         "actor": "tech", "from_custodian": "officer:1", "to_custodian": "factory", "location": "é-site",
         "occurred_at": "2026-11-22T10:00:00.000000Z", "evidence": '{"media":["A"],"new_stock":false}',
-        "prev_hash": "0" * 64, "device_id": 3, "hash_version": version, "entry_hash": None,
+        "prev_hash": "0" * 64, "device_id": 3, "hash_version": version, "entry_hash": None, "log": "site",
+        "log_seq": 7,
     }  # fmt: skip
     for evidence in ('{"media":["A"],"new_stock":false}', '{"ratio":0.25,"n":-3,"nested":{"z":[1.5e-7,null]}}', "{}"):
         row = {**base, "evidence": evidence}

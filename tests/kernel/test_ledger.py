@@ -16,6 +16,7 @@ from factory.cli.main import app
 from factory.kernel.db.append_only import drop_statements
 from factory.kernel.db.engine import session_scope
 from factory.kernel.ledger.hashing import HASHED_FIELDS
+from factory.kernel.ledger.logs import configured_log, genesis_hash
 from factory.kernel.ledger.verify import verify_ledger
 from factory.kernel.lifecycle.states import Event
 
@@ -97,7 +98,7 @@ def test_chain_links_and_verifies(ctx) -> None:
     with ctx.engine.connect() as conn:
         rows = conn.execute(text("SELECT seq, prev_hash, entry_hash FROM custody_entry ORDER BY seq")).all()
     assert [r[0] for r in rows] == list(range(1, len(rows) + 1))
-    assert rows[0][1] == "0" * 64
+    assert rows[0][1] == genesis_hash(configured_log())  # the site's log starts from its own genesis
     assert all(rows[i][1] == rows[i - 1][2] for i in range(1, len(rows)))
     # through the real console script, as an auditor would run it
     proc = subprocess.run(

@@ -16,6 +16,7 @@ from factory.kernel.db.append_only import drop_statements
 from factory.kernel.db.engine import session_scope
 from factory.kernel.ledger.hashing import EvidenceError, entry_bytes, evidence_text
 from factory.kernel.ledger.heads import HeadPolicy, sign_if_due, sign_tree_head
+from factory.kernel.ledger.logs import configured_log, genesis_hash
 from factory.kernel.ledger.verify import verify_ledger
 from factory.kernel.lifecycle.states import Event
 from factory.kernel.site_keys import load_private_key
@@ -23,7 +24,7 @@ from factory.kernel.site_keys import load_private_key
 runner = CliRunner()
 _COLUMNS = (
     "seq, device_id, device_serial, event, from_state, to_state, actor, from_custodian, to_custodian, location,"
-    " occurred_at, evidence, prev_hash, hash_version"
+    " occurred_at, evidence, prev_hash, hash_version, log, log_seq"
 )
 
 
@@ -65,9 +66,9 @@ def _rehash(ctx, seq: int, **changes: object) -> None:
         size = len(rows)
         s.execute(text("DELETE FROM ledger_node"))
         s.execute(text("DELETE FROM custody_entry WHERE seq >= :seq"), {"seq": seq})
-        prev = (
-            s.execute(text("SELECT entry_hash FROM custody_entry WHERE seq = :s"), {"s": seq - 1}).scalar() or "0" * 64
-        )
+        prev = s.execute(
+            text("SELECT entry_hash FROM custody_entry WHERE seq = :s"), {"s": seq - 1}
+        ).scalar() or genesis_hash(configured_log())
         names = ", ".join(":" + c.strip() for c in _COLUMNS.split(","))
         insert = text(f"INSERT INTO custody_entry ({_COLUMNS}, entry_hash) VALUES ({names}, :entry_hash)")
         for row in rows[seq - 1 :]:
@@ -184,10 +185,10 @@ def test_entries_of_the_first_hash_version_keep_verifying_and_cannot_follow_vers
     _unlock(ctx, "custody_entry", "ledger_node")
     with session_scope(ctx.engine) as s:  # make the entry what a version-1 writer made, tree not yet built
         row = dict(s.execute(text(f"SELECT {_COLUMNS} FROM custody_entry WHERE seq = 1")).one()._mapping)
-        row["hash_version"] = 1
+        row.update(hash_version=1, prev_hash="0" * 64)  # a version 1 log started from the zero genesis
         s.execute(
-            text("UPDATE custody_entry SET hash_version = 1, entry_hash = :h WHERE seq = 1"),
-            {"h": hashlib.sha256(entry_bytes(row)).hexdigest()},
+            text("UPDATE custody_entry SET hash_version = 1, prev_hash = :p, entry_hash = :h WHERE seq = 1"),
+            {"p": row["prev_hash"], "h": hashlib.sha256(entry_bytes(row)).hexdigest()},
         )
         s.execute(text("DELETE FROM ledger_node"))
     move(ctx, device, Event.QUARANTINE)  # the tree is built over the old entry, then grows
@@ -195,12 +196,12 @@ def test_entries_of_the_first_hash_version_keep_verifying_and_cannot_follow_vers
     assert report.ok and report.entries == 2
     with session_scope(ctx.engine) as s:
         versions = s.execute(text("SELECT hash_version FROM custody_entry ORDER BY seq")).scalars().all()
-    assert versions == [1, 2]
+    assert versions == [1, 3]
     move(ctx, device, Event.TRIAGE)
     _rehash(ctx, 3, hash_version=1)  # a downgrade would take the device reference out of the hash
     report = verify_ledger(ctx.engine)
     assert (
         not report.ok
         and report.broken_seq == 3
-        and "hash_version 1 after entries of version 2" in (report.reason or "")
+        and "hash_version 1 after entries of version 3" in (report.reason or "")
     )

@@ -22,7 +22,7 @@ def _drift(ctx: AppContext, table: str) -> list[object]:
 
 
 def test_vehicle_build_matches_its_model_and_downgrades_and_upgrades(ctx: AppContext) -> None:
-    assert current_revision(ctx.engine) == "0018"
+    assert current_revision(ctx.engine) >= "0018"
     assert _drift(ctx, "vehicle_build") == []
     ctx.engine.dispose()
     config = alembic_config(ctx.settings.database_url)
