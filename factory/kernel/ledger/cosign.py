@@ -104,7 +104,9 @@ def cosign_logs(
 
     Returns the cosignatures made and, for each head that does not check (not cosigned), why.
     """
-    ensure_registered(session, site, private_key.public_key())
+    # The witness is the site the key list names for this key (its first registration), so the
+    # cosignature verifies against the list even where the configured name differs.
+    site = ensure_registered(session, site, private_key.public_key()).site
     own = own_log or configured_log()
     logs = [str(r[0]) for r in session.execute(_UNCOSIGNED, {"w": site, "own": own})]
     made, refused = [], []
