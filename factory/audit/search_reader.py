@@ -244,6 +244,8 @@ class AsyncSearchReader:
         :raises DBAPIError: as ``rows``, for every request of the batch.
         """
         loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._rebind(loop)
         batch = self._batches.get((sql, limit))
         if batch is None:
             batch = self._batches[(sql, limit)] = {}
@@ -315,6 +317,7 @@ class AsyncSearchReader:
             link.close()
         self._idle = []
         self._slots = asyncio.Semaphore(self.size)
+        self._batches = {}  # a batch the old loop never sent would hold its requests' followers
         self._loop = loop
 
 
