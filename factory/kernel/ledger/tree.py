@@ -48,15 +48,19 @@ def node_source(conn: Connection | Session, log: str | None = None) -> merkle.No
         by_level: dict[int, set[int]] = {}
         for level, idx in wanted:
             by_level.setdefault(int(level), set()).add(int(idx))
-        # One (level = l AND idx IN ...) term per level: each a primary-key lookup on both databases
-        # (a row-value IN over both columns made SQLite scan the table). Plain SQL with the integers
-        # inlined: a statement of a new shape per proof costs SQLAlchemy more to compile than to run
-        # (the log's name as an SQL string literal, its quotes doubled).
-        where = " OR ".join(
-            f"(level = {lv} AND idx IN ({', '.join(str(i) for i in sorted(ix))}))" for lv, ix in by_level.items()
+        # One SELECT per level, joined by UNION ALL: each a primary-key lookup (log, level, idx IN ...)
+        # on both databases, whatever the planner's statistics (a row-value IN over both columns made
+        # SQLite scan the table; an OR of terms under one log = ... made it scan the whole log's nodes,
+        # 0.02 ms against 234 ms for 17 levels at 200k leaves). Plain SQL with the integers inlined: a
+        # statement of a new shape per proof costs SQLAlchemy more to compile than to run (the log's
+        # name as an SQL string literal, its quotes doubled).
+        query = " UNION ALL ".join(
+            f"SELECT level, idx, hash FROM ledger_node WHERE {in_log}level = {lv}"
+            f" AND idx IN ({', '.join(str(i) for i in sorted(ix))})"
+            for lv, ix in by_level.items()
         )
         raw = conn.connection() if isinstance(conn, Session) else conn
-        rows = raw.exec_driver_sql(f"SELECT level, idx, hash FROM ledger_node WHERE {in_log}({where})")
+        rows = raw.exec_driver_sql(query)
         found = {(int(lv), int(ix)): bytes(h) for lv, ix, h in rows}
         for key in wanted:
             if key not in found:
