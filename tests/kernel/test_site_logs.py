@@ -232,3 +232,25 @@ def test_the_scheduled_heads_timer_cosigns_the_other_logs(ctx, monkeypatch: pyte
     with session_scope(ctx.engine) as s:
         assert [(c.log, c.witness, c.tree_size) for c in stored_cosignatures(s)] == [("site-b", "site-a", 5)]
     assert verify_ledger(ctx.engine, keyring=ctx.site_keys.keyring()).cosignatures_checked == 1
+
+
+def test_the_cached_right_edge_serves_only_while_its_entry_is_the_head(ctx, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An append after this process's own reads no tree; after a rolled-back append the edge is read again."""
+    from factory.kernel.ledger import tree
+
+    device = receive(ctx, "S-1")
+    with session_scope(ctx.engine) as s:
+        _append(s, device, "site-a", "first")
+    reads: list[int] = []
+    from_database = tree._edge_from_database
+    monkeypatch.setattr(tree, "_edge_from_database", lambda s, i, log: reads.append(i) or from_database(s, i, log))
+    with session_scope(ctx.engine) as s:
+        _append(s, device, "site-a", "second")  # the head is the entry this process appended: cached
+    assert reads == []
+    with pytest.raises(RuntimeError), session_scope(ctx.engine) as s:
+        _append(s, device, "site-a", "rolled back")
+        raise RuntimeError("the unit of work fails after its append")
+    with session_scope(ctx.engine) as s:
+        _append(s, device, "site-a", "third")  # the cached edge is of an entry that never landed
+    assert reads == [2]
+    assert verify_ledger(ctx.engine, log="site-a").entries == 3 and verify_ledger(ctx.engine).ok

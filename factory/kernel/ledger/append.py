@@ -84,7 +84,7 @@ def append_entry(
     # A Core INSERT: the ORM unit of work would cost more than the hashing, and entries are never
     # loaded back into this session for change (the returned object is a detached record).
     session.execute(insert(CustodyEntry), [values])
-    add_leaf(session, position - 1, canonical, log)
+    add_leaf(session, position - 1, canonical, log, after=prev)
     return CustodyEntry(**values)
 
 

@@ -87,12 +87,32 @@ def root_at(conn: Connection | Session, size: int, log: str | None = None) -> by
     return merkle.root_hash(size, node_source(conn, log))
 
 
-def add_leaf(session: Session, index: int, canonical: bytes, log: str | None = None) -> None:
+# The right edge after the last leaf this process added, per (database, log): (size, the hash of the
+# entry that leaf is, its nodes). It saves an append two reads (the taken check and the frontier)
+# when the log's head is still that entry: the head's hash fixes every leaf before it (the chain),
+# so the edge is right whoever appended since; a rolled-back append's entry is never a head, so its
+# edge is never used. The primary key of ledger_node stays the backstop against a leaf added twice.
+_EDGES: dict[tuple[str, str], tuple[int, str, tuple[bytes, ...]]] = {}
+
+
+def add_leaf(session: Session, index: int, canonical: bytes, log: str | None = None, after: str | None = None) -> None:
     """Add leaf ``index`` (its entry's canonical bytes) to ``log``'s tree; the caller holds the log's lock.
+    ``after``: the ``entry_hash`` of the log's entry before this one (lets a cached right edge serve).
 
     :raises TreeAhead: the tree already has that leaf (the chain lost entries off its end).
     """
     log = log or configured_log()
+    key = (str(session.get_bind().url), log)
+    cached = _EDGES.get(key)
+    if after is not None and cached is not None and cached[:2] == (index, after):
+        edge = merkle.Frontier(index, cached[2])
+    else:
+        edge = _edge_from_database(session, index, log)
+    _store(session, log, edge.push(merkle.leaf_hash(canonical)))
+    _EDGES[key] = (index + 1, hashlib.sha256(canonical).hexdigest(), tuple(edge.nodes))
+
+
+def _edge_from_database(session: Session, index: int, log: str) -> merkle.Frontier:
     taken = session.execute(
         text("SELECT 1 FROM ledger_node WHERE log = :log AND level = 0 AND idx = :i"), {"log": log, "i": index}
     ).first()
@@ -102,11 +122,10 @@ def add_leaf(session: Session, index: int, canonical: bytes, log: str | None = N
             "run 'factory ledger verify'"
         )
     try:
-        edge = frontier(session, index, log)
+        return frontier(session, index, log)
     except TreeMissing:
         catch_up(session, index, log)
-        edge = frontier(session, index, log)
-    _store(session, log, edge.push(merkle.leaf_hash(canonical)))
+        return frontier(session, index, log)
 
 
 def _store(session: Session, log: str, made: list[tuple[int, int, bytes]]) -> None:
