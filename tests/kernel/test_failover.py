@@ -219,7 +219,10 @@ def test_line_keeps_every_acknowledged_custody_entry_across_a_failover(tmp_path:
         on_new_primary = _entries_on(pair, pair.standby_port)
         missing = {seq: h for seq, h in acknowledged.items() if on_new_primary.get(seq) != h}
         assert not missing, f"acknowledged custody entries lost in the failover: {sorted(missing)[:10]}"
-        assert min(acknowledged) == 1 and max(acknowledged) == len(on_new_primary)
+        # The new primary holds nothing before the first or after the last acknowledged entry. seq
+        # comes from a PostgreSQL sequence (per-site logs), so a rolled-back append leaves a gap in
+        # it: compare ends, not counts; the chain's own positions are checked by ledger verify below.
+        assert min(acknowledged) == min(on_new_primary) and max(acknowledged) == max(on_new_primary)
 
         standby_only = pair.dsn(pair.standby_port, "factory").replace("postgresql://", "postgresql+psycopg://", 1)
         monkeypatch.setenv("FACTORY_DATABASE_URL", standby_only)
