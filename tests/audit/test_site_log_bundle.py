@@ -3,7 +3,6 @@ log, verified offline by the bundle's own script, and any changed byte fails (is
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import shutil
@@ -15,9 +14,8 @@ from types import ModuleType
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from harness.audit_data import sanitised_device
+from harness.audit_data import bundle_checker, sanitised_device
 
-from factory.audit import bundle as bundle_module
 from factory.audit.bundle import export_bundle
 from factory.audit.errors import AuditRequestInvalid
 from factory.kernel.db.engine import session_scope
@@ -52,11 +50,7 @@ def _export(ctx, tmp_path: Path, serial: str) -> Path:
 
 
 def _checker() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("site_log_verify_bundle", bundle_module.VERIFIER_SOURCE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return bundle_checker("site_log_verify_bundle")
 
 
 @pytest.fixture

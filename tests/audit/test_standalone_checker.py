@@ -4,8 +4,9 @@ take the list from imaging/offline_verify.py, which the bundle carries)."""
 
 from __future__ import annotations
 
-import importlib.util
 from types import ModuleType
+
+from harness.audit_data import bundle_checker
 
 from factory.audit import bundle
 from factory.kernel.ledger.hashing import HASHED_FIELDS, HASHED_FIELDS_V2
@@ -13,11 +14,7 @@ from factory.kernel.models.custody_entry import GENESIS_HASH
 
 
 def _checker() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("standalone_verify_bundle", bundle.VERIFIER_SOURCE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return bundle_checker("standalone_verify_bundle")
 
 
 def test_the_checker_hashes_exactly_the_ledger_fields() -> None:
