@@ -22,7 +22,7 @@ from factory.line import jobs
 from factory.line.errors import StepFailed
 from factory.line.models import Job, Slot, StepStatus
 from factory.line.remote_media import RemoteMedia, RemoteMediaError, connect_for_job
-from factory.line.tablet_steps import before_evidence, closing_evidence, tablet_erase
+from factory.line.tablet_steps import before_evidence, closing_evidence, tablet_erase, tablet_media
 from factory.sanitisation.service import EraseRound, RoundOrigin, certify_round, job_signatories, open_round
 from imaging.certificate import Destination
 from imaging.errors import ImagingError
@@ -130,7 +130,9 @@ class _Erase:
             media = list(s.exec(select(StorageMedium).where(StorageMedium.device_id == device.id)).all())
             if not media and slot.attached_serial and not on_port:
                 media = [self._record_attached_disk(s, device.id or 0, slot)]
-            where = self.remote.paths if self.remote is not None else {slot.attached_serial: slot.attached_node}
+            # A laptop's disks over SSH; a Windows tablet's NVMe / SATA disks there; else the slot's.
+            here = tablet_media(runner) or {slot.attached_serial: slot.attached_node}
+            where = self.remote.paths if self.remote is not None else here
             missing = [m.serial for m in media if m.serial not in where]
             if missing:
                 raise StepFailed(f"media {', '.join(missing)} recorded on the device are not attached in {slot.code}")

@@ -23,7 +23,7 @@ from sqlmodel import select
 from factory.intake.models import ServiceEndpoint
 from factory.kernel.errors import FactoryError
 from factory.kernel.lifecycle.states import Event
-from factory.kernel.models.device import StorageMedium
+from factory.kernel.models.device import MediaType, StorageMedium
 from factory.line import jobs
 from factory.line.errors import StepFailed, StepHeld
 from factory.line.job_steps import vehicle_of_build
@@ -42,7 +42,7 @@ from imaging.result import CommandRecord, EraseResult, Level
 from imaging.tablets.device_management import ServiceRefused
 from imaging.tablets.failure import FAILED, ResetFailure, from_plan
 from imaging.tablets.identity import TabletProbe
-from imaging.tablets.methods import Overwrite
+from imaging.tablets.methods import DiskErase, Overwrite
 from imaging.tablets.reset import run_reset
 
 if TYPE_CHECKING:
@@ -52,6 +52,8 @@ NO_TABLET_BENCH = "no tablet settings on this line"
 NO_TABLET_BENCH_ACTION = "start the agent with --tablets FILE (device-management services), then retry"
 _STEP = JobStep.__table__  # type: ignore[attr-defined]
 SANITISE_STEP = TABLET_STEP_NAMES[Step.SANITISE]
+# Recorded media a Windows tablet's service environment shows as NVMe / SATA disks (not its eMMC).
+DISK_MEDIA = frozenset({MediaType.NVME.value, MediaType.SATA_SSD.value, MediaType.HDD.value})
 
 # What the identify step read, for the later steps of the same job (one runner per job).
 _probes: weakref.WeakKeyDictionary[JobRunner, TabletProbe] = weakref.WeakKeyDictionary()
@@ -76,7 +78,10 @@ def identify_tablet(runner: JobRunner, step_id: int, name: str) -> None:
         if slot is None or slot.attachment_id != job.attachment_id or tablet is None or not slot.attached_serial:
             raise StepFailed("the tablet is no longer in its slot")
         device = jobs.device_of(s, job)
-        known = {device.serial, *s.exec(select(StorageMedium.serial).where(StorageMedium.device_id == device.id))}
+        media = s.exec(select(StorageMedium).where(StorageMedium.device_id == device.id)).all()
+        known = {device.serial, *(m.serial for m in media)}
+        # A Windows tablet's NVMe / SATA media are found among its service environment's disks by serial.
+        disks = [m.serial for m in media if m.media_type in DISK_MEDIA] if tablet[0] is Platform.WINDOWS else []
         ref = slot.attached_serial
         windows = tablet[0] is Platform.WINDOWS and not bench.windows_here
         endpoint = s.exec(select(ServiceEndpoint).where(ServiceEndpoint.device_id == device.id)).first()
@@ -84,7 +89,7 @@ def identify_tablet(runner: JobRunner, step_id: int, name: str) -> None:
         bench.open_channel(ref, _service_environment(runner, endpoint))
     begun = time.monotonic()
     try:
-        probe = bench.identify(tablet[0].value, ref)
+        probe = bench.identify(tablet[0].value, ref, disks)
     except RemoteCommandError as exc:  # the Windows tablet's service environment did not answer
         bench.close_channel(ref)
         raise StepHeld(f"service environment unreachable: {exc}", "check it booted the bench stick; re-insert") from exc
@@ -133,10 +138,19 @@ def tablet_erase(runner: JobRunner) -> Callable[..., EraseResult] | None:
     if probe is None or bench is None:
         return None
 
+    pending = {disk.path for disk in probe.disks}  # a Windows tablet's disks not yet erased
+
     def erase(path: str, *, level: Level, cancel: Any = None, **engine: Any) -> EraseResult:
-        reset = replace(bench.reset_context(probe, cancel), overwrite=_overwrite(runner, bench, probe, cancel, engine))
+        target = _one_disk(probe, path)
+        reset = replace(
+            bench.reset_context(target, cancel),
+            overwrite=_overwrite(runner, bench, target, cancel, engine),
+            disk_erase=_disk_erase(bench, target, level, cancel, engine),
+        )
+        pending.discard(path)
+        report = None
         try:
-            report = run_reset(probe, reset, level=level, reprobe=bench.reprobe(probe, cancel))
+            report = run_reset(target, reset, level=level, reprobe=bench.reprobe(target, cancel))
         except PlanError as exc:  # planned nothing: not encrypted, no service, no method
             raise _failed(runner, probe, from_plan(probe, exc), {"method": None}) from exc
         except ImagingError as exc:  # the engine refused the eMMC before writing (busy, unreadable)
@@ -144,14 +158,46 @@ def tablet_erase(runner: JobRunner) -> Callable[..., EraseResult] | None:
         except RemoteCommandError as exc:  # the channel to a Windows tablet dropped: outcome unknown
             raise EraseFailure(f"service environment lost during the erase: {exc}") from exc
         finally:
-            bench.close_channel(probe.serial or probe.ref)  # a Windows tablet's SSH channel: done with it
-        evidence = reset_evidence(probe, report)
+            # A Windows tablet's SSH channel: done with it after its last disk, or once one failed.
+            if not pending or report is None or report.failure is not None:
+                bench.close_channel(probe.serial or probe.ref)
+        evidence = reset_evidence(target, report)
         if report.failure is not None:
-            raise _failed(runner, probe, report.failure, evidence)
+            raise _failed(runner, target, report.failure, evidence)
         _closing[runner] = evidence
         return report.result
 
     return erase
+
+
+def _one_disk(probe: TabletProbe, path: str) -> TabletProbe:
+    """The tablet with only the disk at ``path`` (the sanitise step erases each recorded medium in
+    turn); a tablet without NVMe / SATA disks as it is."""
+    if not probe.disks:
+        return probe
+    return replace(probe, ref=path, disks=tuple(disk for disk in probe.disks if disk.path == path))
+
+
+def tablet_media(runner: JobRunner) -> dict[str, str]:
+    """Where each recorded NVMe / SATA medium of the tablet identified in this job is in its service
+    environment (serial -> path there), for the sanitise step; empty for any other tablet or device."""
+    probe = _probes.get(runner)
+    return {disk.medium: disk.path for disk in probe.disks} if probe is not None else {}
+
+
+def _disk_erase(
+    bench: TabletBench, probe: TabletProbe, level: Level, cancel: Any, engine: Mapping[str, Any]
+) -> DiskErase | None:
+    """The laptops' remote erase of one of the tablet's disks in its service environment, over SSH."""
+    remote = bench.service_environment(probe) if probe.disks else None
+    if remote is None:
+        return None
+
+    def erase_there(path: str) -> EraseResult:
+        label = f"{probe.platform} tablet {probe.serial or probe.ref} in its service environment"
+        return erase_remote(remote, path, level=level, cancel=cancel, remote_label=label, **engine)
+
+    return erase_there
 
 
 def _failed(runner: JobRunner, probe: TabletProbe, failure: ResetFailure, evidence: dict[str, Any]) -> StepFailed:
@@ -170,6 +216,8 @@ def _overwrite(
     """The erase engine's overwrite of the tablet's eMMC, through the same erase (and verification)
     as a disk: where this bench exposes the eMMC as a block device, as a disk in a dock; else over
     SSH in the service environment, as a laptop's disk (the remote erase); None elsewhere."""
+    if probe.emmc is None:  # an NVMe / SATA disk is erased by its own method (``_disk_erase``)
+        return None
     node = bench.emmc_node(probe)
     if node is not None:
 
@@ -226,4 +274,4 @@ def enrol(runner: JobRunner, step_id: int, name: str) -> None:
         runner.write_step(s, step_id, seq, **ended)
 
 
-__all__ = ["before_evidence", "closing_evidence", "enrol", "identify_tablet", "tablet_erase"]
+__all__ = ["before_evidence", "closing_evidence", "enrol", "identify_tablet", "tablet_erase", "tablet_media"]

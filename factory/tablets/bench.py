@@ -16,8 +16,11 @@ A real bench reads them from a TOML file (``factory line run --tablets FILE``)::
     deadline_seconds = 1800
     [profiles]                       # the line's kind/role -> the service's enrolment profile or policy
     "vehicle-tablet/standard" = "vehicle-tablet-policy"
-    [windows]                        # Windows / rugged tablets with eMMC (both keys optional)
+    [windows]                        # Windows / rugged tablets (every key optional)
     emmc_node = "/dev/mmcblk0"       # the eMMC as the bench stick's service environment names it (SSH)
+    # Where the service environment's NVMe / SATA disks are looked for, for a tablet with such media
+    # recorded (matched by serial); without it, every whole disk the service environment lists.
+    disk_nodes = ["/dev/nvme0n1", "/dev/sda"]
     # Where THIS host sees a tablet's eMMC as a block device (the bench stick exporting it as a USB
     # mass-storage gadget), for the overwrite of an eMMC without sanitize: a /dev path with {serial},
     # or a table serial -> /dev path. Used where the node is there; else the overwrite runs over SSH.
@@ -35,7 +38,7 @@ import shutil
 import threading
 import time
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -83,6 +86,8 @@ class TabletBench:
     # node), for the overwrite of an eMMC without sanitize; None: not exposed here.
     emmc_exposed: Callable[[str], str | None] = lambda _serial: None
     windows_node: str = WINDOWS_NODE  # the eMMC in the service environment (over SSH)
+    # Where a Windows tablet's NVMe / SATA disks are looked for there; empty: every disk it lists.
+    windows_disks: tuple[str, ...] = ()
     # pymobiledevice3 on this bench (optional, not a dependency): a supervised iPad's erase over USB
     usb_erase_tool: bool = field(default_factory=lambda: shutil.which("pymobiledevice3") is not None)
 
@@ -101,13 +106,14 @@ class TabletBench:
         if close is not None:
             close()
 
-    def identify(self, platform: str, ref: str) -> TabletProbe:
+    def identify(self, platform: str, ref: str, disks: Sequence[str] = ()) -> TabletProbe:
+        """``disks``: the serials of a Windows tablet's recorded NVMe / SATA media (else its eMMC is read)."""
         runner = self.seam(ref)
         if platform == IPADOS:
             return probe_ipad(runner, ref)
         if platform == ANDROID:
             return probe_android(runner, ref)
-        return _probe_windows(runner, self.windows_node, ref)
+        return _probe_windows(runner, self.windows_node, ref, disks, self.windows_disks)
 
     def seam_of(self, probe: TabletProbe) -> CommandRunner:
         """The seam for this tablet, by what the bench found it as (a Windows tablet's ref is its eMMC node)."""
@@ -122,9 +128,10 @@ class TabletBench:
         return node if node is not None and os.path.exists(node) else None
 
     def service_environment(self, probe: TabletProbe) -> RemoteBlockAccess | None:
-        """The SSH channel to this Windows tablet's service environment, where its eMMC is a block
-        device (``probe.ref``) the remote erase can overwrite and read back; None: not reached over SSH."""
-        if probe.platform != WINDOWS or probe.emmc is None:
+        """The SSH channel to this Windows tablet's service environment, where its eMMC (``probe.ref``)
+        or its NVMe / SATA disks are block devices the remote erase can erase and read back; None: not
+        reached over SSH."""
+        if probe.platform != WINDOWS or (probe.emmc is None and not probe.disks):
             return None
         router = self.channels.get(probe.serial or probe.ref)
         tools = getattr(router, "tools", None)
@@ -238,14 +245,21 @@ def windows_settings(section: object, where: str) -> dict[str, Any]:
     """
     if not isinstance(section, dict):
         raise TabletBenchUnavailable(f"{where}: [windows] must be a table")
-    unknown = sorted(set(section) - {"emmc_node", "emmc_exposed"})
+    unknown = sorted(set(section) - {"emmc_node", "emmc_exposed", "disk_nodes"})
     if unknown:
-        raise TabletBenchUnavailable(f"{where}: [windows] takes emmc_node and emmc_exposed, not {', '.join(unknown)}")
+        raise TabletBenchUnavailable(
+            f"{where}: [windows] takes emmc_node, emmc_exposed and disk_nodes, not {', '.join(unknown)}"
+        )
     found: dict[str, Any] = {}
     if "emmc_node" in section:
         found["windows_node"] = _dev_path(section["emmc_node"], f"{where}: windows.emmc_node")
     if "emmc_exposed" in section:
         found["emmc_exposed"] = _exposed(section["emmc_exposed"], f"{where}: windows.emmc_exposed")
+    if "disk_nodes" in section:
+        nodes = section["disk_nodes"]
+        if not isinstance(nodes, list) or not nodes:
+            raise TabletBenchUnavailable(f"{where}: windows.disk_nodes must be a list of /dev/ paths, not {nodes!r}")
+        found["windows_disks"] = tuple(_dev_path(node, f"{where}: windows.disk_nodes") for node in nodes)
     return found
 
 

@@ -7,12 +7,14 @@ and says what the technician must do; nothing is erased from such a probe.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from imaging.commands import CommandRunner
 from imaging.result import CommandRecord
 from imaging.tablets import android, emmc, ios
+from imaging.tablets.disks import TabletDisk, find_disks
 
 IPADOS, ANDROID, WINDOWS = "ipados", "android", "windows"
 PLATFORMS = (IPADOS, ANDROID, WINDOWS)
@@ -35,6 +37,8 @@ class TabletProbe:
     device_owner: str | None = None
     setup_complete: bool | None = None  # False: in its setup wizard / unactivated
     emmc: emmc.ExtCsd | None = None
+    # A Windows tablet's NVMe / SATA disks in its service environment (its recorded media there)
+    disks: tuple[TabletDisk, ...] = ()
     users: tuple[int, ...] | None = None  # Android user and profile ids (read after a reset over USB)
     problem: str | None = None
     action: str | None = None
@@ -205,7 +209,14 @@ def _frp(accounts: int | None, props: dict[str, str]) -> str | None:
     return f"Factory Reset Protection on ({accounts} Google account(s))" if accounts else None
 
 
-def probe_windows(runner: CommandRunner, dev: str, serial: str | None) -> TabletProbe:
+def probe_windows(
+    runner: CommandRunner, dev: str, serial: str | None, disks: Sequence[str] = (), nodes: Sequence[str] = ()
+) -> TabletProbe:
+    """A Windows tablet in its service environment: its NVMe / SATA disks where media other than an
+    eMMC are recorded on it (``disks``: their serials; ``nodes``: where to look, else every disk
+    there), else its eMMC at ``dev`` through ``mmc extcsd read``."""
+    if disks:
+        return _probe_windows_disks(runner, serial, disks, nodes)
     base = TabletProbe(WINDOWS, dev, serial=serial)
     ext, record = emmc.read_extcsd(runner, dev)
     if ext is None:
@@ -214,4 +225,23 @@ def probe_windows(runner: CommandRunner, dev: str, serial: str | None) -> Tablet
         )
     return replace(
         base, emmc=ext, model=f"eMMC {ext.mmc_version}", encryption="not used by the eMMC methods", commands=(record,)
+    )
+
+
+def _probe_windows_disks(
+    runner: CommandRunner, serial: str | None, media: Sequence[str], nodes: Sequence[str]
+) -> TabletProbe:
+    search = find_disks(runner, media, nodes)
+    base = TabletProbe(WINDOWS, serial or "", serial=serial, commands=search.commands)
+    if search.problem is not None:
+        action = "check the tablet booted the bench stick and its recorded media; re-insert it"
+        return replace(base, problem=search.problem, action=action)
+    first = search.disks[0].probe
+    models = ", ".join(f"{d.probe.media_type} {d.probe.model or '?'}" for d in search.disks)
+    return replace(
+        base,
+        ref=first.path,
+        disks=search.disks,
+        model=models,
+        encryption="not used by the disk methods",
     )

@@ -10,7 +10,11 @@ here: <why>" or the level it reaches, and the planner takes the first that can s
 * eMMC secure erase + sanitize (Windows and rugged tablets): Clear per IEEE 2883-2022;
 * else, where the bench exposes the eMMC as a block device, the erase engine's overwrite of it (the
   same erase and verification as a disk's): Clear, with the residual risk of the blocks the eMMC's
-  controller keeps out of the host's reach.
+  controller keeps out of the host's reach;
+* a Windows tablet's NVMe or SATA disk, in its service environment over SSH: the laptops' remote
+  erase (``imaging.remote_erase``), which takes the strongest method the disk supports (NVMe
+  sanitize / format with crypto erase, ATA sanitize / secure erase) else the overwrite (Clear, with
+  the residual risk stated), and verifies it by reading back there.
 
 A tablet that is not encrypted gets no cryptographic erase: every platform-reset method refuses
 it, the planner finds nothing, and the round fails with that reason (re-sanitise or destroy).
@@ -26,6 +30,8 @@ from dataclasses import dataclass, field
 from imaging.commands import TIMED_OUT, CommandRunner
 from imaging.errors import EraseFailure, PlanError
 from imaging.methods.base import LEVEL_RANK, Support, tail
+from imaging.plan import Plan, make_plan
+from imaging.remote_erase import REMOTE_OVERWRITE
 from imaging.result import EraseResult, Level, Technique
 from imaging.tablets import android, emmc, ios, usb_erase
 from imaging.tablets import failure as kinds
@@ -47,6 +53,9 @@ USB_RESET_TIMEOUT = 60.0
 # The erase engine's overwrite of the tablet's eMMC where the bench exposes it as a block device,
 # bound by the caller to its path, verification and cancel (the disks' path): level -> its result.
 Overwrite = Callable[[Level], EraseResult]
+# The laptops' remote erase of one disk in the tablet's service environment, bound by the caller to
+# its channel, level, verification and cancel: the disk's path there -> the engine's result.
+DiskErase = Callable[[str], EraseResult]
 
 
 @dataclass
@@ -60,6 +69,7 @@ class ResetContext:
     wait: WipeWait = field(default_factory=WipeWait)
     overwrite: Overwrite | None = None  # None: the eMMC is not a block device on this bench
     usb_erase_tool: bool = False  # pymobiledevice3 is installed on this bench (iPad erase over USB)
+    disk_erase: DiskErase | None = None  # None: no SSH channel to the tablet's service environment
 
     @property
     def cancel(self) -> threading.Event:
@@ -305,10 +315,57 @@ class EmmcOverwrite(TabletMethod):
         return ResetOutcome(notes, "erase engine (overwrite)", acknowledgement="overwrite verified", erased=result)
 
 
+class ServiceEnvironmentDiskErase(TabletMethod):
+    """A Windows tablet's NVMe or SATA disk, erased in its service environment over SSH by the
+    laptops' remote erase: the engine plans the strongest method the disk supports (firmware first,
+    the keyed overwrite last), runs it there, refuses a firmware method the drive rejects for the
+    next one, and reads the disk back there. Its result is the engine's, certified per medium as a
+    laptop's disk is; one disk per execution (the sanitise step erases each recorded medium)."""
+
+    name = "service-environment-disk-erase"
+    technique = Technique.BLOCK_ERASE  # what a failure names; a result names the engine's technique
+    label = "remote erase of the tablet's disk (service environment)"
+
+    def supports(self, probe: TabletProbe, ctx: ResetContext) -> Support:
+        if probe.platform != WINDOWS or not probe.disks:
+            return Support.no("no NVMe or SATA disk of the tablet found in its service environment")
+        if ctx.disk_erase is None:
+            return Support.no("the tablet's service environment is not reached over SSH")
+        plans: list[Plan] = []
+        for disk in probe.disks:
+            try:
+                plans.append(make_plan(disk.probe, Level.CLEAR, "auto", overwrite=REMOTE_OVERWRITE))
+            except PlanError as exc:
+                return Support.no(str(exc))
+        weakest = min(plans, key=lambda plan: LEVEL_RANK[plan.level])
+        methods = ", ".join(f"{d.path}: {p.method.name} ({p.level})" for d, p in zip(probe.disks, plans, strict=True))
+        return Support.yes(weakest.level, f"the laptops' remote erase over SSH: {methods}")
+
+    def execute(self, probe: TabletProbe, ctx: ResetContext) -> ResetOutcome:
+        assert ctx.disk_erase is not None
+        if len(probe.disks) != 1:
+            raise EraseFailure(f"one disk per erase, not {len(probe.disks)}: nothing was erased")
+        [disk] = probe.disks
+        result = ctx.disk_erase(disk.path)
+        if not result.ok:
+            reason = f"{disk.probe.media_type} {disk.medium} ({result.method}): {result.failure_reason}"
+            raise EraseFailure(reason, residual=result.residual_risk)
+        notes = (f"{disk.medium} at {disk.path} erased by {result.method} ({result.level_achieved}) and verified",)
+        path = "erase engine (remote erase over SSH)"
+        return ResetOutcome(notes, path, acknowledgement="erase verified", erased=result)
+
+
 def tablet_methods() -> list[TabletMethod]:
     # The MDM first: its erase is acknowledged and audited (and returns the iPad to service); the
     # erase over USB is for a supervised iPad the MDM does not reach.
-    return [ManagementWipe(), UsbSupervisedErase(), UsbDeviceOwnerReset(), EmmcSecureErase(), EmmcOverwrite()]
+    return [
+        ManagementWipe(),
+        UsbSupervisedErase(),
+        UsbDeviceOwnerReset(),
+        EmmcSecureErase(),
+        EmmcOverwrite(),
+        ServiceEnvironmentDiskErase(),
+    ]
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,8 @@ def after_checks(
 
 
 def _media(probe: TabletProbe) -> MediaIdentity:
+    if len(probe.disks) == 1:  # a Windows tablet's NVMe / SATA disk: as the remote probe read it
+        return probe.disks[0].probe.identity()
     ext = probe.emmc
     return MediaIdentity(
         path=f"{probe.platform}:{probe.ref}",
@@ -179,7 +181,7 @@ def _result(
         tool_name=TOOL_NAME,
         tool_version=tool_version(),
         tool_code_sha256=code_sha256(),
-        residual_risk=(*(RESIDUAL_CRYPTO if crypto else RESIDUAL_EMMC), *residual),
+        residual_risk=(*_method_residual(probe, crypto), *residual),
         notes=notes,
         firmware_revision=probe.os_build,
         sanitize_capabilities=_capabilities(probe),
@@ -187,21 +189,30 @@ def _result(
 
 
 def _engine_result(probe: TabletProbe, plan: TabletPlan, erased: EraseResult, recorder: RecordingRunner) -> EraseResult:
-    """The engine's overwrite (its medium, pattern, verification) with what the planner found on the tablet.
+    """The engine's erase (its medium, method, pattern, verification) with what the planner found on the tablet.
 
-    The medium keeps no serial of its own: the round names the tablet's built-in storage by the
+    An eMMC keeps no serial of its own here: the round names the tablet's built-in storage by the
     serial it was booked in under, which an eMMC's CID serial (sysfs ``device/serial``) never is;
-    that serial stays in the notes."""
-    own = (f"the eMMC's own serial: {erased.media.serial}",) if erased.media.serial else ()
+    that serial stays in the notes. An NVMe or SATA disk is a recorded medium under its own serial
+    (matched in the service environment), certified under it as a laptop's disk is."""
+    emmc_part = probe.emmc is not None
+    own = (f"the eMMC's own serial: {erased.media.serial}",) if emmc_part and erased.media.serial else ()
     return replace(
         erased,
-        media=replace(erased.media, serial=None),
+        media=replace(erased.media, serial=None) if emmc_part else erased.media,
         commands=(*probe.commands, *recorder.records, *erased.commands),
-        residual_risk=(*erased.residual_risk, *RESIDUAL_EMMC_OVERWRITE),
+        residual_risk=(*erased.residual_risk, *(RESIDUAL_EMMC_OVERWRITE if emmc_part else ())),
         notes=(*[f"{n}: {w}" for n, w in plan.considered], plan.note, *erased.notes, *own),
         firmware_revision=erased.firmware_revision or probe.os_build,
         sanitize_capabilities=(*erased.sanitize_capabilities, *_capabilities(probe)),
     )
+
+
+def _method_residual(probe: TabletProbe, crypto: bool) -> tuple[str, ...]:
+    """What a platform reset or the eMMC commands leave; a disk's erase states its own (the engine's)."""
+    if crypto:
+        return RESIDUAL_CRYPTO
+    return RESIDUAL_EMMC if probe.emmc is not None else ()
 
 
 def _capabilities(probe: TabletProbe) -> tuple[str, ...]:

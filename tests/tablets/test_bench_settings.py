@@ -104,6 +104,9 @@ def test_windows_settings_name_the_service_environment_node_and_the_exposed_emmc
     assert (table.emmc_exposed("PTB55G20042"), table.emmc_exposed("PTB55G20043")) == ("/dev/sdc", None)
     assert table.windows_node == "/dev/mmcblk0"  # the bench stick's default
     assert load_bench(write(tmp_path, SETTINGS.format(android="intune"))).emmc_exposed("PTB55G20042") is None
+    assert table.windows_disks == ()  # the service environment's every disk is looked at
+    nodes = load_bench(write(tmp_path, WINDOWS + 'disk_nodes = ["/dev/nvme0n1", "/dev/sda"]\n'))
+    assert nodes.windows_disks == ("/dev/nvme0n1", "/dev/sda")
 
 
 def test_an_exposed_emmc_is_used_only_where_its_node_is_there(tmp_path: Path) -> None:
@@ -126,7 +129,9 @@ def test_an_exposed_emmc_is_used_only_where_its_node_is_there(tmp_path: Path) ->
         ('emmc_exposed = {"a/b" = "/dev/sdc"}\n', "windows.emmc_exposed: 'a/b' is not a tablet serial"),
         ('emmc_exposed = {PTB55G20042 = "sdc"}\n', "windows.emmc_exposed.PTB55G20042 must be a block device path"),
         ("emmc_exposed = 3\n", "windows.emmc_exposed must be a /dev/ path with {serial} or a table"),
-        ('emmc = "/dev/sdc"\n', "[windows] takes emmc_node and emmc_exposed, not emmc"),
+        ('emmc = "/dev/sdc"\n', "[windows] takes emmc_node, emmc_exposed and disk_nodes, not emmc"),
+        ('disk_nodes = "/dev/nvme0n1"\n', "windows.disk_nodes must be a list of /dev/ paths"),
+        ('disk_nodes = ["nvme0n1"]\n', "windows.disk_nodes must be a block device path under /dev/, not 'nvme0n1'"),
     ],
 )
 def test_unusable_windows_settings_are_refused_with_the_reason(tmp_path: Path, windows: str, reason: str) -> None:

@@ -6,8 +6,10 @@ back there by the laptops' remote erase (a loop device stands in for the eMMC)."
 from __future__ import annotations
 
 import json
+import os
+import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,7 @@ from factory.tablets.service import TabletBench
 from factory.tablets.views import latest_tablet_round
 from hardware_drivers.events import DeviceAttached
 from imaging.certificate import verify_certificate
-from imaging.commands import CommandRunner
+from imaging.commands import CommandRunner, ReplayRunner
 from imaging.remote_erase import RemoteWrite
 from imaging.result import CommandRecord
 
@@ -182,3 +184,162 @@ def test_an_emmc_without_sanitize_is_overwritten_over_ssh_by_the_remote_erase(
     written = [c for c in sanitisation["commands"] if f"of={node} " in " ".join(c["argv"])]
     assert written and all(c["returncode"] == 0 for c in written)  # the remote's own dd wrote the stand-in eMMC
     assert record is not None and record.certified and record.closing["wipe"]["path"] == "erase engine (overwrite)"
+
+
+# ------------------------------------------------------------------ NVMe and SATA storage
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "tablets"
+NVME_SERIAL = "S5GYNX0T123456A"  # the recorded id-ctrl's serial (tests/fixtures/firmware/nvme)
+SATA_SERIAL = "S3Z2NB0K123456A"  # the recorded hdparm -I's serial (tests/fixtures/firmware/hdparm)
+# The sysfs a kernel gives each kind of disk: the name and device path the remote probe takes the transport from.
+SYSFS = {
+    "nvme": ("nvme0n1", "/sys/devices/pci0000:00/0000:00:1d.0/0000:3c:00.0/nvme/nvme0/nvme0n1"),
+    "sata": ("sda", "/sys/devices/pci0000:00/0000:00:17.0/ata1/host0/target0:0:0/0:0:0:0/block/sda"),
+}
+
+
+@dataclass
+class DiskOnLoop:
+    """The service environment over the real SSH channel, a loop device standing in for the
+    tablet's NVMe or SATA disk: the remote probe, blockdev, dd and the read-back run there. What
+    needs the drive's controller is answered from the laptop tests' recorded nvme-cli / hdparm
+    outputs (a ``ReplayRunner`` scenario), and the drive's own work (a sanitize zero-filling or
+    scrambling the medium) is done there by the remote's dd over the same channel. The probe
+    script's real output is kept but for the name and device path the kernel gives such a disk."""
+
+    inner: Any  # the line's SshCommandRunner
+    node: str
+    scenario: Path
+    kind: str  # "nvme" or "sata"
+
+    def __post_init__(self) -> None:
+        effects = {"zero-fill": self._zero_fill, "scramble": self._scramble}
+        self.drive = ReplayRunner(self.scenario, device=self.node, effects=effects)
+
+    def run(self, argv: Sequence[str], timeout: float) -> CommandRecord:
+        if argv[0] in ("nvme", "hdparm"):  # the drive's controller: recorded (a loop device has none)
+            return self.drive.run(argv, timeout)
+        record = self.inner.run(argv, timeout)
+        if tuple(argv[:2]) != ("sh", "-c") or "df-probe" not in argv:
+            return record
+        name, syspath = SYSFS[self.kind]
+        text = re.sub(r"(?m)^name=.*$", f"name={name}", record.stdout)
+        text = re.sub(r"(?m)^syspath=.*$", f"syspath={syspath}", text)
+        text = re.sub(r"(?m)^attr:queue/rotational=.*$", "attr:queue/rotational=0", text)
+        return replace(record, stdout=text)
+
+    def _zero_fill(self, _argv: tuple[str, ...]) -> None:
+        self.inner.write_pattern(self.node)
+
+    def _scramble(self, _argv: tuple[str, ...]) -> None:
+        self.inner.write_pattern(self.node, key=os.urandom(32))
+
+    def write_pattern(self, device: str, **options: Any) -> RemoteWrite:
+        return self.inner.write_pattern(device, **options)
+
+    def device_size(self, device: str) -> int:
+        return self.inner.device_size(device)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+@dataclass
+class LoopDiskBench(TabletBench):
+    """A real bench (tools, SSH) whose tablet's disk in the service environment is the loop device."""
+
+    scenario: Path = FIXTURES / "windows-nvme-sanitize-crypto.json"
+    kind: str = "nvme"
+
+    def open_channel(self, ref: str, tools: CommandRunner) -> None:
+        node = self.windows_disks[0]
+        super().open_channel(ref, DiskOnLoop(tools, node, self.scenario, self.kind))
+
+
+def _tablet_with_disk(ctx, target: SshdTarget, media: str, serial: str) -> None:
+    receive(ctx, SERIAL, [MediaSpec(media, serial, 8 * MIB)], kind="tablet")
+    with session_scope(ctx.engine) as s:
+        register_endpoint(
+            s, SERIAL, address="127.0.0.1", port=target.port, username="root", host_key=target.host_key_pub, actor="t"
+        )
+
+
+def _sanitised(ctx, job: Job) -> bool:
+    with session_scope(ctx.engine) as s:
+        steps = s.exec(select(JobStep).where(JobStep.job_id == job.id).order_by(col(JobStep.position))).all()
+    return [(st.name, st.status) for st in steps][:2] == [
+        ("identify tablet", "succeeded"),
+        ("sanitise (platform reset)", "succeeded"),
+    ]
+
+
+def _certificate(ctx, serial: str) -> dict[str, Any]:
+    with session_scope(ctx.engine) as s:
+        [cert] = s.exec(select(Certificate).where(Certificate.device_serial == SERIAL)).all()
+        assert cert.medium_serial == serial
+        envelope = json.loads(cert.envelope)
+    return verify_certificate(envelope, load_public_key(ctx.settings)).certificate
+
+
+def test_an_nvme_tablet_is_crypto_sanitised_over_ssh_and_certified_as_a_laptop_disk(
+    ctx, tmp_path: Path, target: SshdTarget
+) -> None:
+    """NVMe storage: found in the service environment by its recorded serial, sanitised there by the
+    laptops' remote erase with the strongest method the drive offers (crypto sanitize, Purge),
+    verified by reading the disk back there, and certified under the disk's own serial."""
+    _tablet_with_disk(ctx, target, "nvme", NVME_SERIAL)
+    with loop_device(make_image(tmp_path / "nvme.img", 8 * MIB)) as node:
+        job = run_line(ctx, tmp_path, target.client_key, LoopDiskBench(windows_disks=(node,)))
+        assert _sanitised(ctx, job), job.reason
+        doc = _certificate(ctx, NVME_SERIAL)
+    assert PLANT not in (tmp_path / "nvme.img").read_bytes() and not any((tmp_path / "nvme.img").read_bytes())
+    sanitisation = doc["sanitisation"]
+    assert (sanitisation["method"], sanitisation["level_achieved"]) == ("nvme-sanitize-crypto", "purge")
+    assert doc["media"]["serial_number"] == NVME_SERIAL and doc["media"]["media_type"] == "nvme"
+    assert doc["verification"]["passed"] is True and doc["verification"]["mismatches"] == 0
+    argv = [" ".join(c["argv"][:2]) for c in sanitisation["commands"]]
+    assert "nvme sanitize" in argv and "blockdev --getsize64" in argv
+    assert not any(a.startswith("mmc ") for a in argv)  # no eMMC read for a tablet with an NVMe recorded
+    with session_scope(ctx.engine) as s:
+        record = latest_tablet_round(s, SERIAL)
+    assert record is not None and record.certified
+    assert record.closing["wipe"]["path"] == "erase engine (remote erase over SSH)"
+
+
+def test_a_sata_tablet_is_sanitised_over_ssh_by_ata_sanitize(ctx, tmp_path: Path, target: SshdTarget) -> None:
+    _tablet_with_disk(ctx, target, "sata-ssd", SATA_SERIAL)
+    scenario = FIXTURES / "windows-sata-sanitize-crypto.json"
+    with loop_device(make_image(tmp_path / "sata.img", 8 * MIB)) as node:
+        bench = LoopDiskBench(windows_disks=(node,), scenario=scenario, kind="sata")
+        job = run_line(ctx, tmp_path, target.client_key, bench)
+        assert _sanitised(ctx, job), job.reason
+        doc = _certificate(ctx, SATA_SERIAL)
+    assert PLANT not in (tmp_path / "sata.img").read_bytes()
+    sanitisation = doc["sanitisation"]
+    assert sanitisation["method"].startswith("ata-sanitize") and sanitisation["level_achieved"] == "purge"
+    assert doc["media"]["serial_number"] == SATA_SERIAL and doc["verification"]["passed"] is True
+
+
+def test_a_failed_disk_sanitize_yields_no_certificate(ctx, tmp_path: Path, target: SshdTarget) -> None:
+    _tablet_with_disk(ctx, target, "nvme", NVME_SERIAL)
+    scenario = FIXTURES / "windows-nvme-sanitize-failed.json"
+    with loop_device(make_image(tmp_path / "nvme.img", 8 * MIB)) as node:
+        job = run_line(ctx, tmp_path, target.client_key, LoopDiskBench(windows_disks=(node,), scenario=scenario))
+    with session_scope(ctx.engine) as s:
+        assert not s.exec(select(Certificate).where(Certificate.device_serial == SERIAL)).all()
+        record = latest_tablet_round(s, SERIAL)
+    assert job.status == "failed" and "sanitize" in (job.reason or ""), job.reason
+    assert record is not None and not record.certified
+    assert PLANT in (tmp_path / "nvme.img").read_bytes()  # the drive erased nothing, and nothing claims it did
+
+
+def test_a_recorded_disk_missing_from_the_service_environment_holds_the_job(
+    ctx, tmp_path: Path, target: SshdTarget
+) -> None:
+    _tablet_with_disk(ctx, target, "nvme", "S5GYNX0T999999Z")
+    with loop_device(make_image(tmp_path / "nvme.img", 8 * MIB)) as node:
+        job = run_line(ctx, tmp_path, target.client_key, LoopDiskBench(windows_disks=(node,)))
+    reason = job.reason or ""
+    assert job.status == "held" and reason.startswith("medium S5GYNX0T999999Z not found in the service environment")
+    assert NVME_SERIAL in reason and state_of(ctx, SERIAL) == "received"
+    assert PLANT in (tmp_path / "nvme.img").read_bytes()
