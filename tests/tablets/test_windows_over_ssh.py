@@ -31,7 +31,7 @@ from factory.tablets.views import latest_tablet_round
 from hardware_drivers.events import DeviceAttached
 from imaging.certificate import verify_certificate
 from imaging.commands import CommandRunner, ReplayRunner
-from imaging.remote_erase import RemoteWrite
+from imaging.remote_erase import FLASH_RESIDUAL, RemoteWrite
 from imaging.result import CommandRecord
 
 pytestmark = pytest.mark.slow  # a real sshd per module and three line runs
@@ -213,7 +213,7 @@ class DiskOnLoop:
     kind: str  # "nvme" or "sata"
 
     def __post_init__(self) -> None:
-        effects = {"zero-fill": self._zero_fill, "scramble": self._scramble}
+        effects = {"zero-fill": self._zero_fill, "scramble": self._scramble, "channel-lost": self._channel_lost}
         self.drive = ReplayRunner(self.scenario, device=self.node, effects=effects)
 
     def run(self, argv: Sequence[str], timeout: float) -> CommandRecord:
@@ -233,6 +233,12 @@ class DiskOnLoop:
 
     def _scramble(self, _argv: tuple[str, ...]) -> None:
         self.inner.write_pattern(self.node, key=os.urandom(32))
+
+    def _channel_lost(self, _argv: tuple[str, ...]) -> None:
+        """The service environment drops off the network as the drive starts: the channel closes
+        and every reconnection is refused (a port nothing listens on)."""
+        self.inner.close()
+        self.inner.target = replace(self.inner.target, port=1)
 
     def write_pattern(self, device: str, **options: Any) -> RemoteWrite:
         return self.inner.write_pattern(device, **options)
@@ -343,3 +349,36 @@ def test_a_recorded_disk_missing_from_the_service_environment_holds_the_job(
     assert job.status == "held" and reason.startswith("medium S5GYNX0T999999Z not found in the service environment")
     assert NVME_SERIAL in reason and state_of(ctx, SERIAL) == "received"
     assert PLANT in (tmp_path / "nvme.img").read_bytes()
+
+
+def test_an_nvme_without_firmware_erase_is_overwritten_over_ssh_with_the_residual_risk(
+    ctx, tmp_path: Path, target: SshdTarget
+) -> None:
+    """No Sanitize, no Format NVM: the remote erase falls to the keyed overwrite there, Clear, with
+    the flash's residual risk stated, and every byte of the disk is the recorded key's stream."""
+    _tablet_with_disk(ctx, target, "nvme", "deadbeef")  # the recorded id-ctrl's serial
+    scenario = FIXTURES / "windows-nvme-no-erase.json"
+    with loop_device(make_image(tmp_path / "nvme.img", 8 * MIB)) as node:
+        job = run_line(ctx, tmp_path, target.client_key, LoopDiskBench(windows_disks=(node,), scenario=scenario))
+        assert _sanitised(ctx, job), job.reason
+        doc = _certificate(ctx, "deadbeef")
+        sanitisation = doc["sanitisation"]
+        assert_every_byte(node, 8 * MIB, "random", sanitisation["pattern_seed_hex"])
+    assert (sanitisation["technique"], sanitisation["level_achieved"]) == ("overwrite", "clear")
+    assert FLASH_RESIDUAL in doc["residual_risk"]
+    assert not any("eMMC" in risk for risk in doc["residual_risk"])  # an NVMe's own risk, not an eMMC's
+    assert doc["verification"]["passed"] is True and doc["verification"]["expected_pattern"] == "random"
+
+
+def test_a_channel_lost_during_the_sanitize_is_an_unknown_outcome_with_no_certificate(
+    ctx, tmp_path: Path, target: SshdTarget
+) -> None:
+    _tablet_with_disk(ctx, target, "nvme", NVME_SERIAL)
+    scenario = FIXTURES / "windows-nvme-channel-lost.json"
+    with loop_device(make_image(tmp_path / "nvme.img", 8 * MIB)) as node:
+        job = run_line(ctx, tmp_path, target.client_key, LoopDiskBench(windows_disks=(node,), scenario=scenario))
+    with session_scope(ctx.engine) as s:
+        assert not s.exec(select(Certificate).where(Certificate.device_serial == SERIAL)).all()
+        record = latest_tablet_round(s, SERIAL)
+    assert job.status == "failed" and "no longer answers" in (job.reason or ""), job.reason
+    assert record is not None and not record.certified
