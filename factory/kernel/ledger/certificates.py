@@ -10,7 +10,9 @@ ids only: for them a deleted row is still caught, a swapped one only by its own 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from sqlalchemy import Connection, Engine, text
@@ -38,24 +40,33 @@ def _envelope_digest(envelope: str) -> str | None:
         return None
 
 
-def check_certificate_rows(bind: Engine | Connection | Session) -> list[CertificateRowProblem]:
+def check_certificate_rows(
+    bind: Engine | Connection | Session, entries: tuple[Sequence[Sequence[Any]], dict[int, int]] | None = None
+) -> list[CertificateRowProblem]:
     """Every problem between the certificate rows and the ``sanitised`` entries, in sequence order.
 
     ``bind``: an engine (a connection of its own) or the caller's connection or session.
+    ``entries``: the (seq, evidence, device_id) of the ``sanitised`` entries in seq order and the
+    device_id by seq of the ``start_sanitise`` ones, when the caller has just read every entry
+    (``verify_ledger``); otherwise they are selected here.
     """
     if isinstance(bind, Engine):
         with read_scope(bind) as conn:
-            return check_certificate_rows(conn)
+            return check_certificate_rows(conn, entries)
     rows = {
         str(cid): (str(digest), str(envelope), int(round_seq))
         for cid, digest, envelope, round_seq in bind.execute(
             text("SELECT id, digest_sha256, envelope, erase_round_seq FROM certificate")
         )
     }
-    closing = bind.execute(
-        text("SELECT seq, evidence, device_id FROM custody_entry WHERE event = 'sanitised' ORDER BY seq")
-    ).all()
-    opened = dict(bind.execute(text("SELECT seq, device_id FROM custody_entry WHERE event = 'start_sanitise'")).all())
+    if entries is None:
+        entries = (
+            bind.execute(
+                text("SELECT seq, evidence, device_id FROM custody_entry WHERE event = 'sanitised' ORDER BY seq")
+            ).all(),
+            dict(bind.execute(text("SELECT seq, device_id FROM custody_entry WHERE event = 'start_sanitise'")).all()),
+        )
+    closing, opened = entries
     problems: list[CertificateRowProblem] = []
     named: set[str] = set()
     for seq, evidence, _ in closing:

@@ -11,20 +11,25 @@ and the batch's subtrees; a batch with anything unusual is re-checked row by row
 first broken entry. The tree's right edge gives the root at the size of every signed head,
 compared with what the head signed. Large logs are split into ranges of a power-of-two size:
 this process verifies the first and light worker processes (``verify_worker``, which do not
-import the application) the others, as many as CPUs are free by the load average, each
-returning its range's subtree hashes, which are joined in order. The first broken entry in
+import the application) the others, as many as CPUs other processes leave free (``free_cpus``),
+each returning its range's subtree hashes, which are joined in order. The first broken entry in
 sequence order is reported either way; entries after the latest signed head are reported as the
-*unsigned tail*.
+*unsigned tail*. The walks keep the ``sanitised`` and ``start_sanitise`` entries, so the
+certificate-row check that follows need not read the entries again.
 """
 
 from __future__ import annotations
 
 import os
 import pickle
+import statistics
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from operator import itemgetter
+from typing import Any
 
 from sqlalchemy import Engine, text
 
@@ -89,8 +94,28 @@ class LedgerReport:
 
 
 def free_cpus() -> int:
-    """CPUs this process may use that are not already busy (affinity mask less the 1-minute load); at least 1."""
-    return max(1, round(len(os.sched_getaffinity(0)) - os.getloadavg()[0]))
+    """CPUs this process may use that other processes leave free (affinity mask less their load); at least 1.
+
+    The others' load is the lower of two estimates: the 1-minute load average, which lags and counts
+    this process's own recent work (a verify right after another, or inside a busy benchmark loop,
+    would see its own CPU as taken and never start a worker), and the tasks runnable right now less
+    this one (the kernel's count, /proc/loadavg's fourth field, median of a few samples: it jumps).
+    """
+    return max(1, round(len(os.sched_getaffinity(0)) - min(os.getloadavg()[0], _runnable_others())))
+
+
+def _runnable_others(samples: int = 5) -> float:
+    """Runnable tasks other than this process now (median of ``samples`` reads 2 ms apart); where the
+    kernel does not say (not Linux), the load average."""
+    counts = []
+    try:
+        for _ in range(samples):
+            with open("/proc/loadavg", encoding="ascii") as stat:
+                counts.append(int(stat.read().split()[3].split("/")[0]) - 1)  # "running/total": this one included
+            time.sleep(0.002)
+    except (OSError, ValueError, IndexError):
+        return os.getloadavg()[0]
+    return statistics.median(counts)
 
 
 def _check_range(
@@ -137,13 +162,29 @@ def verify_ledger(
         if progress is not None:
             progress(done + n)
 
-    reports = []
+    reports, seen = [], RangeResult(0, None, None, None)
     for name in names:
-        report = verify_log(engine, name, counted, workers, keyring, [h for h in witnessed if h.log == name])
+        report = verify_log(engine, name, counted, workers, keyring, [h for h in witnessed if h.log == name], seen)
         reports.append(report)
         done += report.entries
     joined = _join_reports(reports, log)
-    return _check_certificates(engine, joined) if joined.ok else joined
+    if not joined.ok:
+        return joined
+    # The walks read every entry of every log: their sanitised and start_sanitise entries, unless some entry is in none.
+    return _check_certificates(
+        engine, joined, _certificate_entries(engine, seen, joined.entries) if log is None else None
+    )
+
+
+def _certificate_entries(
+    engine: Engine, seen: RangeResult, walked: int
+) -> tuple[list[tuple[Any, Any, Any]], dict[Any, Any]] | None:
+    """What the walks kept for the certificate check, if they read every entry (else None: selected again)."""
+    with read_scope(engine) as conn:
+        total = conn.execute(text("SELECT count(*) FROM custody_entry")).scalar_one()
+    if total != walked or any(type(seq) is not int for seq, _, _ in seen.sanitised):
+        return None
+    return sorted(seen.sanitised, key=itemgetter(0)), dict(seen.opened)
 
 
 def _join_reports(reports: list[LedgerReport], log: str | None) -> LedgerReport:
@@ -166,8 +207,10 @@ def _join_reports(reports: list[LedgerReport], log: str | None) -> LedgerReport:
     )
 
 
-def _check_certificates(engine: Engine, report: LedgerReport) -> LedgerReport:
-    problems = check_certificate_rows(engine)
+def _check_certificates(
+    engine: Engine, report: LedgerReport, entries: tuple[list[tuple[Any, Any, Any]], dict[Any, Any]] | None
+) -> LedgerReport:
+    problems = check_certificate_rows(engine, entries)
     if not problems:
         return report
     first = problems[0]
@@ -184,8 +227,10 @@ def verify_log(
     workers: int | None = None,
     keyring: Keyring | None = None,
     witnessed: Sequence[TreeHead] = (),
+    seen: RangeResult | None = None,
 ) -> LedgerReport:
-    """Verify one site's log: its chain from its genesis, its tree, its heads and its cosignatures."""
+    """Verify one site's log: its chain from its genesis, its tree, its heads and its cosignatures.
+    ``seen``: gathers the entries the certificate check needs (``RangeResult.keep_certificate_entries``)."""
     with read_scope(engine) as conn:
         total, last = conn.execute(
             text("SELECT count(*), max(log_seq) FROM custody_entry WHERE log = :log"), {"log": log}
@@ -193,13 +238,19 @@ def verify_log(
         heads = [*stored_heads(conn, log), *witnessed]
         cosigs = stored_cosignatures(conn, log)
     sizes = frozenset(h.tree_size for h in [*heads, *cosigs] if h.tree_size > 0)
-    workers = workers if workers is not None else free_cpus()
-    if total < PARALLEL_THRESHOLD or workers < 2 or engine.url.database in (None, "", ":memory:"):
+    if total < PARALLEL_THRESHOLD or engine.url.database in (None, "", ":memory:"):
+        workers = 1  # one process is faster (see PARALLEL_THRESHOLD); a memory database has no file to share
+    elif workers is None:
+        workers = free_cpus()
+    if workers < 2:
         part = _check_range(engine, log, (1, None), sizes, progress)
         roots = {s: _fold(nodes) for s, nodes in part.at_sizes.items()}
-        report = replace(_report(part, _fold(part.nodes)), log=log)
+        report, parts = replace(_report(part, _fold(part.nodes)), log=log), [part]
     else:
-        report, roots = _verify_parallel(engine, log, int(last), workers, progress, sizes)
+        report, roots, parts = _verify_parallel(engine, log, int(last), workers, progress, sizes)
+    for part in parts if seen is not None else ():
+        seen.sanitised += part.sanitised
+        seen.opened += part.opened
     if not report.ok:
         return report
     report = _check_tree_and_heads(engine, report, heads, roots, keyring)
@@ -248,7 +299,7 @@ def _head_failure(report: LedgerReport, reason: str) -> LedgerReport:
 
 def _verify_parallel(
     engine: Engine, log: str, max_seq: int, workers: int, progress: Callable[[int], None] | None, sizes: frozenset[int]
-) -> tuple[LedgerReport, dict[int, bytes]]:
+) -> tuple[LedgerReport, dict[int, bytes], list[RangeResult]]:
     """``log``'s positions 1 to ``max_seq`` in ranges: the first here, the others by workers."""
     # Ranges of a power-of-two length starting at its multiples: each is whole subtrees of the log's tree.
     step = 1 << max(-(-max_seq // workers) - 1, 1).bit_length()
@@ -267,7 +318,7 @@ def _verify_parallel(
     for (lo, hi), part in zip(ranges, parts, strict=True):
         failed = _join_failure(part, (log, lo, hi), RangeResult(count, None, None, prev_hash), version, engine)
         if failed is not None:
-            return replace(_report(failed, None), log=log), {}
+            return replace(_report(failed, None), log=log), {}, parts
         for at, nodes in part.at_sizes.items():
             roots[lo - 1 + at] = merkle.fold([*edge.nodes, *nodes])
         edge.absorb(part.count, part.nodes)
@@ -276,7 +327,7 @@ def _verify_parallel(
         if progress is not None:
             progress(count)
     joined = _report(RangeResult(count, None, count or None, prev_hash if count else None), edge.root())
-    return replace(joined, log=log), roots
+    return replace(joined, log=log), roots, parts
 
 
 def _start_worker(engine: Engine, log: str, lo: int, hi: int, sizes: frozenset[int]) -> subprocess.Popen[bytes]:

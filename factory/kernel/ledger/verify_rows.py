@@ -21,7 +21,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from operator import itemgetter, methodcaller
+from itertools import compress, repeat
+from operator import eq, itemgetter, methodcaller
 from typing import Any
 
 import orjson
@@ -31,7 +32,7 @@ ROW_COLUMNS: tuple[str, ...] = (
     "seq", "device_serial", "event", "from_state", "to_state", "actor", "from_custodian", "to_custodian",
     "location", "occurred_at", "evidence", "prev_hash", "device_id", "hash_version", "entry_hash", "log", "log_seq",
 )  # fmt: skip
-SEQ, EVIDENCE, PREV, VERSION, HASH, LOG, POSITION = 0, 10, 11, 13, 14, 15, 16
+SEQ, EVENT, EVIDENCE, PREV, DEVICE, VERSION, HASH, LOG, POSITION = 0, 2, 10, 11, 12, 13, 14, 15, 16
 # The hashed columns of each canonical version (hashing.HASHED_FIELDS, HASHED_FIELDS_V2, HASHED_FIELDS_V3).
 VERSION_COLUMNS: dict[int, tuple[str, ...]] = {
     1: ROW_COLUMNS[:12], 2: ROW_COLUMNS[:14], 3: (*ROW_COLUMNS[:14], "log", "log_seq")
@@ -42,34 +43,35 @@ _SHA = hashlib.sha256
 _DIGEST = methodcaller("digest")
 _LEAF, _NODE = b"\x00", b"\x01"
 # Strict integers: an integer beyond +/-2**53 is outside RFC 8785's domain, the per-row path decides.
-_SORTED, _STRICT = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER, orjson.OPT_STRICT_INTEGER
+_SORTED = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
+_EVIDENCE_KEY = b'"evidence":'
 _REFUSED = (orjson.JSONDecodeError, orjson.JSONEncodeError, TypeError, AttributeError, UnicodeError)
 _GET = {name: itemgetter(i) for i, name in enumerate(ROW_COLUMNS)}
 Row = Sequence[Any]
 
 
 # The hashed document of each version with its keys already in RFC 8785 order (ASCII names: code
-# point order), so orjson need not sort them; the evidence arrives as a verbatim ``Fragment``.
-def _document_v1(v: Row, evidence: orjson.Fragment) -> dict[str, Any]:
+# point order); the evidence arrives parsed (verify: sorted with it) or as a verbatim ``Fragment`` (ledger_fill).
+def _document_v1(v: Row, evidence: Any) -> dict[str, Any]:
     return {"actor": v[5], "device_serial": v[1], "event": v[2], "evidence": evidence, "from_custodian": v[6],
             "from_state": v[3], "location": v[8], "occurred_at": v[9], "prev_hash": v[11], "seq": v[0],
             "to_custodian": v[7], "to_state": v[4]}  # fmt: skip
 
 
-def _document_v2(v: Row, evidence: orjson.Fragment) -> dict[str, Any]:
+def _document_v2(v: Row, evidence: Any) -> dict[str, Any]:
     return {"actor": v[5], "device_id": v[12], "device_serial": v[1], "event": v[2], "evidence": evidence,
             "from_custodian": v[6], "from_state": v[3], "hash_version": v[13], "location": v[8], "occurred_at": v[9],
             "prev_hash": v[11], "seq": v[0], "to_custodian": v[7], "to_state": v[4]}  # fmt: skip
 
 
-def _document_v3(v: Row, evidence: orjson.Fragment) -> dict[str, Any]:
+def _document_v3(v: Row, evidence: Any) -> dict[str, Any]:
     return {"actor": v[5], "device_id": v[12], "device_serial": v[1], "event": v[2], "evidence": evidence,
             "from_custodian": v[6], "from_state": v[3], "hash_version": v[13], "location": v[8], "log": v[15],
             "log_seq": v[16], "occurred_at": v[9], "prev_hash": v[11], "seq": v[0], "to_custodian": v[7],
             "to_state": v[4]}  # fmt: skip
 
 
-DOCUMENTS: dict[int, Callable[[Row, orjson.Fragment], dict[str, Any]]] = {
+DOCUMENTS: dict[int, Callable[[Row, Any], dict[str, Any]]] = {
     1: _document_v1, 2: _document_v2, 3: _document_v3
 }  # fmt: skip
 # Hashed columns SQLite could hand back as another type (INTEGER affinity keeps a REAL such as 1e21).
@@ -98,10 +100,9 @@ def canonical_rows(rows: Sequence[Row], version: int) -> Iterable[bytes | None]:
     for v in rows:
         try:
             text = v[EVIDENCE].encode()
-            if orjson.dumps(orjson.loads(text), option=_SORTED) != text or text[:1] != b"{":
-                yield None
-            else:
-                yield orjson.dumps(document(v, orjson.Fragment(text)), option=_STRICT)
+            canonical = orjson.dumps(document(v, orjson.loads(text)), option=_SORTED)
+            at = canonical.find(_EVIDENCE_KEY) + len(_EVIDENCE_KEY)
+            yield canonical if canonical[at : at + len(text)] == text and text[:1] == b"{" else None
         except _REFUSED:
             yield None
 
@@ -109,29 +110,36 @@ def canonical_rows(rows: Sequence[Row], version: int) -> Iterable[bytes | None]:
 def batch_leaves(rows: Sequence[Row], version: int) -> list[bytes] | None:
     """Each row's Merkle leaf, its canonical bytes hashing to its ``entry_hash``; None: a row needs the per-row path.
 
-    A row's evidence text is spliced in verbatim only when it is exactly the sorted, strict orjson
-    form of what it parses to: a text with a duplicate member, whitespace, an integer beyond
-    2**53 or trailing text never is. The other values must be str, int or None and encode as
-    RFC 8785 does (orjson: the same escapes, raw UTF-8; it refuses a lone surrogate). Whatever
-    this path declines, the per-row path (``hashing.canonical_or_reason``) decides in full.
+    A row's evidence text is accepted only when it is exactly the sorted, strict orjson form of
+    what it parses to: a text with a duplicate member, whitespace, an integer beyond 2**53 or
+    trailing text never is. One ``dumps`` of the document with the parsed evidence gives both the
+    canonical bytes and that form, at the ``"evidence":`` member (the first such bytes: the members
+    before it are plain strings and integers, inside which every quote is escaped); comparing
+    ``len(text)`` bytes there suffices, as a text that parses as one object cannot be a proper
+    prefix of another object's JSON (it closes where that object closes). The other values must be
+    str, int or None and encode as RFC 8785 does (orjson: the same escapes, raw UTF-8; it refuses a
+    lone surrogate). Whatever this path declines, the per-row path (``hashing.canonical_or_reason``)
+    decides in full.
     """
     if version not in DOCUMENTS or not _plain(rows, version):
         return None
     leaves: list[bytes] = []
-    add, sha, document, loads, dumps, fragment = (
+    add, sha, document, loads, dumps, key, skip = (
         leaves.append,
         _SHA,
         DOCUMENTS[version],
         orjson.loads,
         orjson.dumps,
-        orjson.Fragment,
+        _EVIDENCE_KEY,
+        len(_EVIDENCE_KEY),
     )
     try:
         for v in rows:  # canonical_rows inlined: this loop is verify's cost per entry
             text = v[EVIDENCE].encode()
-            if dumps(loads(text), option=_SORTED) != text or text[:1] != b"{":
+            canonical = dumps(document(v, loads(text)), option=_SORTED)
+            at = canonical.find(key) + skip
+            if canonical[at : at + len(text)] != text or text[:1] != b"{":
                 return None
-            canonical = dumps(document(v, fragment(text)), option=_STRICT)
             if sha(canonical).hexdigest() != v[HASH]:
                 return None
             add(sha(_LEAF + canonical).digest())
@@ -206,6 +214,25 @@ class RangeResult:
     at_sizes: dict[int, list[bytes]] = field(default_factory=dict)  # right edge at each asked size
     first_version: int = 0
     last_version: int = 0
+    # What the certificate check needs from the entries (``certificates.check_certificate_rows``),
+    # kept as the rows pass so verify need not select them again: (seq, evidence, device_id) of the
+    # ``sanitised`` entries that may name certificates, (seq, device_id) of the ``start_sanitise`` ones.
+    sanitised: list[tuple[Any, Any, Any]] = field(default_factory=list)
+    opened: list[tuple[Any, Any]] = field(default_factory=list)
+
+    def keep_certificate_entries(self, rows: Sequence[Row]) -> None:
+        # Selected by C-level map/compress: a Python test per row would cost verify ~5% more.
+        events = list(map(_GET["event"], rows))
+        closing = compress(rows, map(eq, events, repeat("sanitised")))
+        self.sanitised += [(v[SEQ], v[EVIDENCE], v[DEVICE]) for v in closing if _may_name(v)]
+        self.opened += [(v[SEQ], v[DEVICE]) for v in compress(rows, map(eq, events, repeat("start_sanitise")))]
+
+
+def _may_name(v: Row) -> bool:
+    """Whether a sanitised entry's evidence may hold a ``certificates`` member: only text that spells
+    the name out, or writes it with an escape (a backslash), can; the others name no certificate."""
+    evidence = v[EVIDENCE]
+    return type(evidence) is not str or "certificates" in evidence or "\\" in evidence
 
 
 class RowWalk:
@@ -261,6 +288,7 @@ class RowWalk:
             local = size - out.count
             out.at_sizes[size] = self.edge.after(local, prefix_edge(levels, local))
         self.edge.absorb(n, prefix_edge(levels, n))
+        out.keep_certificate_entries(rows)
         if out.count == 0:
             out.first_prev_hash, out.first_version = prevs[0], version
         out.last_hash, out.last_version, self.version = hashes[-1], version, version
@@ -289,6 +317,7 @@ class RowWalk:
             if isinstance(canonical, str):
                 return self._broken(seq, canonical)
             self.edge.push(_SHA(_LEAF + canonical).digest())
+            out.keep_certificate_entries((values,))
             out.last_hash, out.last_version = values[HASH], self.version
             self.expected_seq += 1
             out.count += 1
