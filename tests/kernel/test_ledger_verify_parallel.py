@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -105,3 +106,17 @@ def test_a_duplicate_member_forged_with_its_hash_fails_in_a_worker_as_in_one_pro
     monkeypatch.setattr(verify, "PARALLEL_THRESHOLD", 0)
     assert verify.verify_ledger(engine, workers=2).as_dict() == serial.as_dict()
     assert not serial.ok and serial.broken_seq == 290 and "twice" in (serial.reason or "")
+
+
+def test_free_cpus_does_not_count_this_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    cpus = len(os.sched_getaffinity(0))
+    # The 1-minute load average holds this process's own recent work (a benchmark loop, a verify before).
+    monkeypatch.setattr(verify.os, "getloadavg", lambda: (1.0, 1.0, 1.0))
+    monkeypatch.setattr(verify, "_runnable_others", lambda: 0)
+    assert verify.free_cpus() == cpus
+    monkeypatch.setattr(verify, "_runnable_others", lambda: 40)  # others busy now: the load average decides
+    assert verify.free_cpus() == max(1, round(cpus - 1.0))
+
+
+def test_runnable_others_leaves_this_process_out() -> None:
+    assert verify._runnable_others() >= 0
