@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import TextClause, insert, select, text
 from sqlmodel import Session
 
 from factory.kernel.clock import utc_now
@@ -56,13 +56,10 @@ def append_entry(
     evidence = bind_certificates(session, event, evidence)
     log = log or configured_log()
     lock_log(session, log)
-    head = session.execute(
-        text("SELECT log_seq, entry_hash FROM custody_entry WHERE log = :log ORDER BY log_seq DESC LIMIT 1"),
-        {"log": log},
-    ).first()
-    position, prev = (int(head[0]) + 1, str(head[1])) if head else (1, genesis_hash(log))
+    seq, head_seq, head_hash = session.execute(_seq_and_head(session), {"log": log}).one()
+    position, prev = (int(head_seq) + 1, str(head_hash)) if head_seq is not None else (1, genesis_hash(log))
     row: dict[str, Any] = {
-        "seq": _next_seq(session),
+        "seq": int(seq),
         "log": log,
         "log_seq": position,
         "device_id": device_id,
@@ -88,16 +85,30 @@ def append_entry(
     return CustodyEntry(**values)
 
 
-def _next_seq(session: Session) -> int:
-    """The global sequence number, taken before hashing (it is hashed): never waits on another log.
+def _seq_and_head(session: Session) -> TextClause:
+    """One statement, after the log's lock (its own snapshot then sees the last holder's commit):
+    the next global sequence number, and the log's last position and entry hash (NULLs for an
+    empty log). One round trip, not two: on PostgreSQL the lock is held across each of them.
 
+    The global ``seq`` is taken before hashing (it is hashed) and never waits on another log.
     PostgreSQL: the column's own sequence (nextval is never rolled back, so an aborted append
     leaves a gap, which verification allows between logs' entries). SQLite: one writer at a time
     holds the database, so the next number after the largest is free.
     """
-    if session.get_bind().dialect.name == "postgresql":
-        return int(session.execute(text("SELECT nextval(pg_get_serial_sequence('custody_entry', 'seq'))")).scalar_one())
-    return int(session.execute(text("SELECT coalesce(max(seq), 0) + 1 FROM custody_entry")).scalar_one())
+    return _SEQ_AND_HEAD[session.get_bind().dialect.name == "postgresql"]
+
+
+_HEAD = "SELECT log_seq, entry_hash FROM custody_entry WHERE log = :log ORDER BY log_seq DESC LIMIT 1"
+_SEQ_AND_HEAD = {
+    pg: text(
+        f"SELECT {next_seq} AS seq, h.log_seq, h.entry_hash"
+        f" FROM (SELECT 1 AS one) AS o LEFT JOIN ({_HEAD}) AS h ON 1 = 1"
+    )
+    for pg, next_seq in (
+        (True, "nextval(pg_get_serial_sequence('custody_entry', 'seq'))"),
+        (False, "(SELECT coalesce(max(seq), 0) + 1 FROM custody_entry)"),
+    )
+}
 
 
 def bind_certificates(session: Session, event: str, evidence: dict[str, Any]) -> dict[str, Any]:
