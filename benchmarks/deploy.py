@@ -1,6 +1,6 @@
 """Golden-image deploy throughput: ``deploy_image`` vs dd (and zstd | dd) on the same loop device.
 
-    .venv/bin/python benchmarks/deploy.py [--size 512M] [--rounds 5] [--workdir DIR]
+    .venv/bin/python benchmarks/deploy.py [--size 512M] [--rounds 5] [--workdir DIR] [--cases zstd+verify,...]
 
 Needs root, losetup and zstd. The target is a loop device with direct I/O over a file on the local
 disk, written in full once before anything is timed (pre-allocated), so every tool runs at that
@@ -116,7 +116,10 @@ def sha256_speed(seconds: float = 1.0) -> float:
     return done / (time.perf_counter() - start) / 1e6
 
 
-def measure(dev: str, raw: Path, zst: Path, rounds: int, cpu: CpuMeter) -> list[Figure]:
+CASES = ("raw", "raw+verify", "zstd", "zstd+verify")
+
+
+def measure(dev: str, raw: Path, zst: Path, rounds: int, cpu: CpuMeter, wanted: list[str]) -> list[Figure]:
     dd_read = f"dd if={dev} of=/dev/null bs={BS} iflag=direct status=none"
     dd_write = f"of={dev} bs={BS} oflag=direct conv=fdatasync status=none"
     cases = (
@@ -127,6 +130,8 @@ def measure(dev: str, raw: Path, zst: Path, rounds: int, cpu: CpuMeter) -> list[
     for kind, image, ref_name, ref_cmd in cases:
         manifest = build_manifest(image, name="bench", version="1")
         for verify in (False, True):
+            if kind + ("+verify" if verify else "") not in wanted:
+                continue
             name = f"deploy {kind}" + (" + read-back verify" if verify else "")
             reference = f"{ref_name} + dd read" if verify else ref_name
             ref_fn = lambda c=ref_cmd, v=verify: sh(f"{c} && {dd_read}" if v else c)  # noqa: E731
@@ -146,10 +151,16 @@ def main() -> None:
     parser.add_argument("--size", type=parse_size, default=parse_size("512M"), help="image size (uncompressed)")
     parser.add_argument("--rounds", type=int, default=5, help="alternated rounds (at least 3)")
     parser.add_argument("--workdir", type=Path, default=None, help="where the image and backing file go")
+    parser.add_argument(
+        "--cases", default=",".join(CASES), help=f"comma-separated subset of {', '.join(CASES)} (default: all)"
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("needs root (losetup)")
     size = args.size - args.size % BS
+    cases = args.cases.split(",")
+    if unknown := set(cases) - set(CASES):
+        sys.exit(f"unknown case(s): {', '.join(sorted(unknown))}")
     with tempfile.TemporaryDirectory(prefix="deploy-bench-", dir=args.workdir) as tmp:
         work = Path(tmp)
         raw, zst = work / "golden.img", work / "golden.img.zst"
@@ -158,7 +169,7 @@ def main() -> None:
         with loop_devices(work, 1, size) as (dev,):
             print(f"{dev}: direct-io loop over {work}; image {size >> 20} MiB, zstd {zst.stat().st_size >> 20} MiB")
             cpu = CpuMeter()
-            figures = measure(dev, raw, zst, args.rounds, cpu)
+            figures = measure(dev, raw, zst, args.rounds, cpu, cases)
     print(f"\n{'run':<32} {'MB/s best':>9} {'CPU s':>5}  {'vs':<24} {'MB/s best':>9} {'CPU s':>5}  "
           "ratio min / median / max  load")  # fmt: skip
     for f in figures:

@@ -5,7 +5,9 @@ images with O_DIRECT) or decompresses the next chunks into page-aligned slots, t
 them with O_DIRECT, and a hasher runs SHA-256 over them as they are written; pwritev, preadv, zstd
 and hashlib all release the GIL, and no stage waits for another except for a slot. After the
 write the streamed digest must equal the manifest's (a corrupt image fails here), then the written
-range is read back with O_DIRECT and hashed, and that digest must match too.
+range is read back with O_DIRECT, a few reads in flight, and hashed in order, and that digest must
+match too. (The read-back is bound by SHA-256 on one core: about 1.5 GB/s here when the core is
+free, less on a busy machine, where plain ``dd`` reading the disk checks nothing and needs no CPU.)
 
 The image's last partial block (size not a multiple of the target's O_DIRECT alignment) is written
 read-modify-write: the target's block is read, the image's tail bytes are laid over its head and
@@ -25,17 +27,20 @@ import hashlib
 import mmap
 import os
 import threading
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from imaging.blockio import TargetIO
 from imaging.commands import utc_now
-from imaging.deploy_pipeline import StagedPipeline
+from imaging.deploy_pipeline import Stage, StagedPipeline
 from imaging.deploy_source import ImageRejected, ImageSource, ImageStreamError
 from imaging.engine import PhaseReporter, ProgressCallback
 from imaging.errors import Cancelled, EraseFailure, TargetRefused
 from imaging.image_manifest import ImageFormat, ImageManifest, load_manifest, manifest_path_for
+from imaging.iopool import worker_count
 from imaging.overwrite_pass import DEFAULT_CHUNK, segments
 from imaging.patterns import aligned_buffer
 from imaging.pipeline import Segment
@@ -45,6 +50,10 @@ from imaging.result import FirstFailure, MediaIdentity
 # Slots in flight: one being read, one written, one hashed, and one spare so a stage that ran late
 # catches up without stalling the others.
 SLOTS = 4
+# Read-back: concurrent O_DIRECT reads (imaging/iopool.py's count on buffered I/O: one), and slots
+# read ahead of the hasher beyond them.
+READBACK_READERS = 3
+READBACK_AHEAD = 2
 # How often a phase re-checks that the target is still the device it opened. A check is several
 # system calls (stat, fstat, a size ioctl, a sysfs read), each a GIL hand-off between the pipeline's
 # threads: on a busy 2-core machine checking after every 8 MiB chunk cost up to a quarter of the
@@ -316,8 +325,9 @@ def _read_back(
         reporter(done)
 
     io.drop_cache()
-    slots = [aligned_buffer(_slot_size(layout)) for _ in range(SLOTS)]
-    StagedPipeline(slots, produce=read, stages=(hash_chunk,), caller_stage=0).run(layout.segments)
+    readers = worker_count(io, READBACK_READERS, len(layout.segments))
+    slots = [aligned_buffer(_slot_size(layout)) for _ in range(readers + READBACK_AHEAD)]
+    _ordered_reads(slots, readers, layout.segments, read, hash_chunk)
     io.check_present()
     run.readback_sha256 = digest.hexdigest()
     if run.readback_sha256 != run.manifest.sha256:
@@ -325,6 +335,35 @@ def _read_back(
             f"read-back verification failed: the target's SHA-256 is {run.readback_sha256}, "
             f"the image's {run.manifest.sha256}"
         )
+
+
+def _ordered_reads(
+    slots: list[mmap.mmap], readers: int, segs: list[Segment], read: Stage[mmap.mmap], consume: Stage[mmap.mmap]
+) -> None:
+    """``read`` the segments on ``readers`` threads, several requests in flight, and ``consume``
+    each in order in this thread (SHA-256 is one sequential stream). dd reads one block at a time;
+    on direct I/O the device returns more with a few requests queued, so the reads keep ahead of
+    the hashing (at 512 MiB, load 5: read-back 0.97 s median with 3 readers, 1.14 s with one)."""
+    pending: deque[tuple[Future[None], mmap.mmap, int, int]] = deque()
+    todo = iter(segs)
+    with ThreadPoolExecutor(max_workers=readers, thread_name_prefix="deploy-readback") as pool:
+
+        def issue(slot: mmap.mmap) -> None:
+            segment = next(todo, None)
+            if segment is not None:
+                pending.append((pool.submit(read, slot, *segment), slot, *segment))
+
+        try:
+            for slot in slots:
+                issue(slot)
+            while pending:
+                future, slot, offset, length = pending.popleft()
+                future.result()
+                consume(slot, offset, length)
+                issue(slot)
+        finally:
+            for future, *_ in pending:
+                future.cancel()  # a failure stops the reads not yet started; started ones finish
 
 
 def _slot_size(layout: _Layout) -> int:
