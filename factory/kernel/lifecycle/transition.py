@@ -112,31 +112,36 @@ def _apply(
         evidence.setdefault("witness", witness)
     to_custodian = req.to_custodian if req.to_custodian is not None else device.custodian
     location = _location_after(req, device, to_custodian)
+    from_state, from_custodian = device.state, device.custodian
+    device.state = str(edge.target)
+    device.custodian = to_custodian
+    device.location = location
+    device.updated_at = now
+    session.add(device)
+    # The device's row (locked above) is written before the append, not after: on PostgreSQL the
+    # log's lock is held from the append to the commit, and every round trip under it delays every
+    # other writer to the log. Same transaction, so all or nothing as before.
+    session.flush()
     entry = append_entry(
         session,
         device_id=device.id or 0,
         device_serial=device.serial,
         event=str(edge.event),
-        from_state=device.state,
+        from_state=from_state,
         to_state=str(edge.target),
         actor=actor,
-        from_custodian=device.custodian,
+        from_custodian=from_custodian,
         to_custodian=to_custodian,
         location=location,
         evidence=evidence,
         occurred_at=now,
     )
-    device.state = str(edge.target)
-    device.custodian = to_custodian
-    device.location = location
-    device.updated_at = now
     if edge.event is Event.RECEIVE and not req.new_stock:
         device.user_data_since_seq = entry.seq
     if (edge.event, edge.target) in TAINTING_EVENTS:
         device.user_data_since_seq = entry.seq
     if edge.event is Event.START_SANITISE:
         device.erase_round_seq = entry.seq
-    session.add(device)
     return entry
 
 
