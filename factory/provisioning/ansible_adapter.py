@@ -57,6 +57,7 @@ from factory.provisioning.playbook_process import PlaybookRun, run_playbook
 VAULT_ID = "df"
 # Ansible runs this at start-up for the vault password: it echoes the line the adapter writes to
 # ansible-playbook's stdin (inherited), so the password is never on disk, in argv or the environment.
+# Named ``vault-client``, Ansible calls it as a client script (``--vault-id df``), an argument it ignores.
 _VAULT_CLIENT = "#!/bin/sh\nexec cat\n"
 _JOB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
 # OpenSSH's control socket (plus its temporary ".XXXXXXXXXXXXXXXX" twin) must fit sun_path.
