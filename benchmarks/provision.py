@@ -2,9 +2,7 @@
 
 Both sides get the same inventory, pinned known_hosts, vaulted secrets and Ansible settings;
 every repetition starts from freshly imaged target roots, so both do the same work. The
-adapter runs ``ansible-playbook`` itself with its ``df_events`` callback plugin enabled (one JSON
-line per task event on a pipe); its overhead (the extra callback, event routing, job bookkeeping)
-should stay within 5%.
+adapter's overhead (pexpect, event routing, job bookkeeping) should stay within 5%.
 
     .venv/bin/python benchmarks/provision.py [--reps 6]
 

@@ -1,18 +1,16 @@
-"""Runs ``playbooks/provision.yml`` (or another playbook there) for one provisioning job.
+"""Runs ``playbooks/provision.yml`` through ansible-runner for one provisioning job.
 
-The project's one way into ``playbooks/``, and a narrow facade in the style of ansible-runner's
-``interface.py``: :func:`prepare` writes a job's private data dir once, :func:`run` runs it
-(blocking) and :func:`run_async` on a thread of its own; :func:`run_provision` is both in one
-call. Each attempt is one plain ``ansible-playbook`` process (``playbook_process.py``) whose task
-events come back as JSON lines from the ``df_events`` callback plugin; :class:`EventRouter` only
-records what happened and forwards it to the caller's :class:`JobSink`. (ansible-runner did this
-before; its pty, event wrapping and per-event files cost several percent over plain Ansible.)
+The only module in the project that imports ``ansible_runner``, and a narrow facade over it in
+the style of ansible-runner's own ``interface.py``: :func:`prepare` writes a job's private data
+dir once, :func:`run` runs it (blocking) and :func:`run_async` on a thread of its own;
+:func:`run_provision` is both in one call. The event and status handlers only record what
+happened (:class:`EventRouter`) and forward it to the caller's :class:`JobSink`.
 
 Per job, :func:`prepare` creates a private data dir under the caller's work dir (``ident`` = job
 id), an inventory and a known_hosts file that pin every device's host key, and a vault-encrypted
-secrets file whose one-off password reaches Ansible only through its stdin (a ``cat`` vault
-client script), so no secret is ever written in clear text, put in argv or passed through the
-environment (``artifacts/<ident>/command`` records the run's argv and pinned settings).
+secrets file whose one-off password is answered to Ansible's prompt through the runner's
+``passwords`` mechanism, so no secret is ever written in clear text or passed through the
+environment (ansible-runner records the job's environment in ``artifacts/<ident>/command``).
 Set the ``cancel`` event to stop a run.
 """
 
@@ -23,6 +21,7 @@ import math
 import os
 import re
 import secrets as token_source
+import shlex
 import shutil
 import subprocess
 import sys
@@ -35,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import ansible_runner
 import yaml
 from ansible.parsing.vault import VaultLib, VaultSecret
 
@@ -52,13 +52,9 @@ from factory.provisioning.errors import ProvisionError
 from factory.provisioning.events import EventRouter, JobSink
 from factory.provisioning.inventory import ProvisionSecrets, ProvisionTarget, SiteSettings, build_inventory
 from factory.provisioning.inventory import known_hosts_text as _known_hosts_text
-from factory.provisioning.playbook_process import PlaybookRun, run_playbook
 
 VAULT_ID = "df"
-# Ansible runs this at start-up for the vault password: it echoes the line the adapter writes to
-# ansible-playbook's stdin (inherited), so the password is never on disk, in argv or the environment.
-# Named ``vault-client``, Ansible calls it as a client script (``--vault-id df``), an argument it ignores.
-_VAULT_CLIENT = "#!/bin/sh\nexec cat\n"
+_VAULT_PROMPT = r"Vault password \(df\):\s*$"
 _JOB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
 # OpenSSH's control socket (plus its temporary ".XXXXXXXXXXXXXXXX" twin) must fit sun_path.
 _MAX_CONTROL_DIR_LEN = 70
@@ -87,7 +83,6 @@ class PreparedJob:
     job_dir: Path
     inventory: Path
     vault_file: Path
-    vault_client: Path
     vault_password: str = field(repr=False)
     hosts: tuple[str, ...]
     secret_values: tuple[str, ...] = field(repr=False)
@@ -147,7 +142,8 @@ def prepare(
         raise ProvisionError("no targets to provision")
     if not (options.playbook_dir / options.playbook).is_file():
         raise ProvisionError(f"playbook {options.playbook_dir / options.playbook} not found")
-    if _ansible_playbook() == "":
+    bin_dir = Path(sys.executable).parent
+    if shutil.which("ansible-playbook", path=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}") is None:
         raise ProvisionError("ansible-playbook is not installed")
     started = time.monotonic()
     job_dir = _create_job_dir(work_dir, job_id)
@@ -159,11 +155,8 @@ def prepare(
     vault_password = token_source.token_urlsafe(32)
     vault_file = job_dir / "secrets.vault.yml"
     _write_vaulted(vault_file, secrets.to_vars(), vault_password)
-    vault_client = job_dir / "vault-client"
-    vault_client.write_text(_VAULT_CLIENT)
-    vault_client.chmod(0o700)
     return PreparedJob(
-        job_id, job_dir, inventory, vault_file, vault_client, vault_password, tuple(t.inventory_name for t in targets),
+        job_id, job_dir, inventory, vault_file, vault_password, tuple(t.inventory_name for t in targets),
         tuple(secrets.values()), options, started,
     )  # fmt: skip
 
@@ -230,12 +223,6 @@ def _attempts(
         if cancel.wait(delay):
             return results, attempts, "canceled"
         pending = retry
-
-
-def _ansible_playbook() -> str:
-    """The ``ansible-playbook`` next to this interpreter (the venv's) or on PATH; "" if none."""
-    bin_dir = Path(sys.executable).parent
-    return shutil.which("ansible-playbook", path=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}") or ""
 
 
 def _create_job_dir(work_dir: Path, job_id: str) -> Path:
@@ -315,27 +302,41 @@ def _environment(job_dir: Path, control_dir: Path, options: RunnerOptions) -> di
 def _run_once(
     job: PreparedJob, ident: str, hosts: Sequence[str], router: EventRouter, remaining_s: float, cancel: threading.Event
 ) -> str:
-    """One ``ansible-playbook`` run of the playbook on ``hosts``; its final status word."""
+    """One ansible-runner run of the playbook on ``hosts``; the runner's final status word."""
     job_dir, options = job.job_dir, job.options
     control_dir, temporary = _control_dir(job_dir, ident)
-    command = (
-        _ansible_playbook(), "-i", str(job.inventory), "--forks", str(options.forks), "--limit", ",".join(hosts),
-        "--vault-id", f"{VAULT_ID}@{job.vault_client}", "-e", f"@{job.vault_file}", options.playbook,
-    )  # fmt: skip
-    spec = PlaybookRun(
-        command=command,
-        cwd=options.playbook_dir,
-        settings=_environment(job_dir, control_dir, options),
-        stdin_text=job.vault_password + "\n",
-        artifact_dir=job_dir / "artifacts" / ident,
-        deadline=time.monotonic() + max(1, math.ceil(remaining_s)),
-    )
-    router.log(f"runner {ident}: running")
+
+    def on_status(status_data: Mapping[str, Any], runner_config: Any = None) -> None:
+        # Only the status word: the 'starting' payload carries the job's environment.
+        router.log(f"runner {ident}: {status_data.get('status')}")
+
     try:
-        status = run_playbook(spec, router.output, router, cancel)
+        result = ansible_runner.run(
+            private_data_dir=str(job_dir),
+            project_dir=str(options.playbook_dir),
+            playbook=options.playbook,
+            inventory=str(job.inventory),
+            ident=ident,
+            forks=options.forks,
+            limit=",".join(hosts),
+            envvars=_environment(job_dir, control_dir, options),
+            cmdline=f"--vault-id {VAULT_ID}@prompt -e @{shlex.quote(str(job.vault_file))}",
+            passwords={_VAULT_PROMPT: job.vault_password},
+            # The runner polls cancel_callback and the timeout once per pexpect wait.
+            settings={"pexpect_timeout": 0.25, "suppress_ansible_output": True},
+            event_handler=router,
+            status_handler=on_status,
+            cancel_callback=cancel.is_set,
+            timeout=max(1, math.ceil(remaining_s)),
+            quiet=True,
+            suppress_env_files=True,
+            # Ansible's in-memory fact cache, as plain ansible-playbook has: the runner's default
+            # (a JSON file per host under artifacts/) costs file writes and nothing reads them;
+            # facts are never gathered (ANSIBLE_GATHERING=explicit) and no run reuses another's.
+            fact_cache_type="memory",
+        )
+        return str(result.status)
     finally:
         _close_masters(control_dir)
         if temporary:
             shutil.rmtree(control_dir, ignore_errors=True)
-    router.log(f"runner {ident}: {status}")
-    return status

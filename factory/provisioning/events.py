@@ -1,10 +1,9 @@
-"""From Ansible's task events and display text to a ``JobSink`` (job log, task results, stats).
+"""From ansible-runner events to a ``JobSink`` (job log, task results, final stats).
 
-Events are shaped as ansible-runner shapes them (``{"event": ..., "event_data": {...}}``), which
-is what the adapter's ``df_events`` callback plugin writes. Only fields known to be safe are
-forwarded: task names, host names, status and Ansible's display text (which Ansible itself
-censors for ``no_log`` tasks). Known secret values are also redacted from every line as a second
-line of defence. The process environment never reaches this module.
+Only fields known to be safe are forwarded: task names, host names, status and the display
+text of each event (which Ansible itself censors for ``no_log`` tasks). Known secret values are
+also redacted from every line as a second line of defence. The runner's ``starting`` status
+payload (it carries the whole environment) never reaches this module.
 """
 
 from __future__ import annotations
@@ -95,10 +94,10 @@ def one_line(text: str, limit: int = 300) -> str:
 
 @dataclass
 class EventRouter:
-    """The event handler (ansible-runner's ``event_handler`` signature) for one attempt of a job.
+    """An ansible-runner ``event_handler`` for one attempt of a job.
 
-    Records per-host problems and the final stats for the adapter, and forwards a sanitised
-    view to the sink.
+    Records per-host problems and the final stats for the runner adapter, and forwards a
+    sanitised view to the sink.
     """
 
     sink: JobSink
@@ -123,23 +122,19 @@ class EventRouter:
             self.last_error = one_line(line)
         self.sink.log(line)
 
-    def output(self, text: str) -> None:
-        """Ansible's display text: each non-blank line to the log, without colour codes."""
-        for line in _ANSI_RE.sub("", text).splitlines():
-            if line.strip():
-                self.log(line)
-
     def __call__(self, event: Mapping[str, Any]) -> bool:
         stdout = event.get("stdout")
         if stdout:
-            self.output(str(stdout))
+            for line in _ANSI_RE.sub("", str(stdout)).splitlines():
+                if line.strip():
+                    self.log(line)
         kind = str(event.get("event", ""))
         data: Mapping[str, Any] = event.get("event_data") or {}
         if kind in _EVENT_STATUS:
             self._task_event(kind, data)
         elif kind == "playbook_on_stats":
             self.host_stats = _parse_stats(data)
-        return True  # ansible-runner's event_handler contract: keep the event
+        return True  # keep ansible-runner's own job_events record
 
     def _task_event(self, kind: str, data: Mapping[str, Any]) -> None:
         host = str(data.get("host") or "")
