@@ -155,10 +155,13 @@ class _Link:
         while pgconn.flush():  # rare: the command did not fit the socket's buffer at once
             await self._wait(writable=True)
         last = None
+        # No read before the first wait: the answer to a command just sent is never there yet,
+        # and the read would be a system call that finds nothing (a twentieth of the search's
+        # CPU). is_busy only parses what was read; the socket turning readable says when to read.
         while True:
-            pgconn.consume_input()
             if pgconn.is_busy():
                 await self._wait()
+                pgconn.consume_input()
                 continue
             result = pgconn.get_result()
             if result is None:

@@ -139,3 +139,22 @@ def test_only_one_devices_certificates_are_searched_on_the_event_loop() -> None:
     assert not CertificateQuery(device_serial="X", outcome=Outcome.ANY).index_bounded  # failures walk their index
     assert not CertificateQuery(device_serial="X", outcome=Outcome.FAILED).index_bounded
     assert not CertificateQuery(level="purge").index_bounded and not CertificateQuery().index_bounded
+
+
+def test_the_async_paths_page_writer_gives_the_dataclass_pages_bytes() -> None:
+    """``_certificate_page_json`` writes dicts in place of ErasureOutcome: the same bytes, order
+    (ties on the time broken by id) and cursor as ``_page`` over the dataclasses."""
+    import orjson
+
+    from factory.audit.search import _certificate_outcomes, _certificate_page_json, _page
+
+    def row(cid: str, at: str, seq: int) -> tuple:
+        return (cid, at, "DEV-P", None, f"M-{seq}", "purge", "nist-purge", "internal_reuse", "ab" * 32, seq)
+
+    day2, day3 = "2026-01-02T00:00:00Z", "2026-01-03T00:00:00Z"
+    rows = [row("b", day2, 1), row("c", day2, 2), row("a", day3, 3)]
+    for limit in (1, 2, 3, 50):
+        for ordered in (rows, rows[::-1]):
+            expected = orjson.dumps(_page(_certificate_outcomes(list(ordered)), limit))
+            assert _certificate_page_json(list(ordered), limit) == expected, limit
+    assert _certificate_page_json([], 5) == orjson.dumps(_page([], 5)) == b'{"items":[],"next_cursor":null}'
