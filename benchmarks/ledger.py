@@ -39,13 +39,21 @@ costs no more than reading and hashing), min / median / max, load average beside
 A PostgreSQL database is created for the run (``df_bench_ledger_<pid>``) and dropped after it.
 
 Measured 6 Dec 2026 on a shared 2-CPU machine, 1M entries, 3 alternated rounds, ratio min/median/max
-(verify time vs the loop's; load average before -> after):
-  SQLite (load 4.3 -> 4.5): verify as the product calls it 0.48/0.62/0.65 (best 11.7 s vs 7.2 s);
-  one process 0.40/0.46/0.54; 2 workers forced 0.45/0.49/0.83; factory ledger verify --json 0.38/0.43/0.62.
-  PostgreSQL (load 10.2 -> 6.1): as the product calls it 0.44/0.44/1.00 (2 workers in the round where
-  the load had fallen); one process 0.21/0.48/0.55; 2 workers forced 0.41/0.68/0.70; CLI 0.20/0.39/0.41.
-  Append one entry per transaction with the tree: SQLite 136/s, PostgreSQL 11/s (load 10-20).
-  Proofs: 1M SQLite 0.38 ms median, 640 bytes of path (load 4.0); 1M PostgreSQL 2.5 ms (load 10);
+(verify time vs the loop's; load average before -> after), after the certificate check stopped
+re-reading the entries and ``free_cpus`` stopped counting verify's own process (fe81fde):
+  SQLite (load 4.8 -> 5.0; the loop itself took 6.2-12.3 s): as the product calls it 0.26/0.58/0.64
+  (best 12.2 s vs 6.2 s); one process 0.28/0.42/0.74; 2 workers forced 0.33/0.33/0.74; CLI 0.28/0.62/0.77.
+  PostgreSQL (load 4.6 -> 3.6): as called 0.39/0.47/0.61; one process 0.55/0.60/0.68; 2 workers forced
+  0.63/0.65/0.70 (best 10.2 s vs 7.1 s); CLI 0.44/0.51/0.57. Target 0.9 not reached on this machine.
+  One process costs ~8 us of CPU per entry on SQLite against the loop's ~5.3 (200k entries, CPU time):
+  reading 3.1 us is shared; verify's 3 SHA-256 (entry, leaf, ~1 node) + one JSON parse and one
+  serialisation per entry is ~4.5 us against the loop's join + one SHA-256 at ~2.1 us, so one process
+  tops out near 0.7; 0.9 and above needs the second CPU free (2 workers split 1M entries 524,288/475,712).
+  Before (6 Dec, load 4.3 SQLite, 10.2 -> 6.1 PostgreSQL): SQLite 0.48/0.62/0.65 as called, CLI 0.38/0.43/0.62;
+  PostgreSQL 0.44/0.44/1.00, CLI 0.20/0.39/0.41.
+  Append one entry per transaction with the tree: SQLite 136-224/s, PostgreSQL 11-138/s (load 5-20).
+  Proofs: 1M SQLite 0.38-0.47 ms median, 640 bytes of path (load 4-5); 1M PostgreSQL 0.64 ms (load 4.6;
+  2.5 ms at load 10 before e6f7296 and 3b8dd1d);
   10M leaves (--tree-only, SQLite, 615 s to build) 0.87 ms median, 24 ms worst, 768 bytes (load 4.4).
   One entry's proof document (entry bytes included, hex path) is about 2 KB as JSON.
 """
