@@ -40,6 +40,29 @@ are erased for real by the engine. Reports, from the job rows:
   the wall-clock figures it hardly moves with the host's load.
   Tablets are left out unless ``--tablets``: their stand-in reset has no engine to compare with.
 
+Offered load (``--gap``). Each slot is refilled after a pause of up to ``--gap`` seconds. At the
+default (1 s) the 48 slots offer more work than 2 CPUs carry: each 16 MiB erase costs the engine
+about 0.25-0.34 CPU-s (its worker processes' own CPU time, the same in the line and in the replay),
+so ~5 erases/s already take ~1.5 CPUs, and the controller's ~45-70 ms of CPU per job takes the
+rest. The line is then a saturated queue: every erase waits seconds behind the others and the
+figure is that queue, not the controller's hand-offs. The replay, run without the controller,
+sits just under saturation and is itself bistable (the same erases replayed took 0.65 s in one
+run and 9 s in another). ``--gap 20`` offers ~270-290 devices/min, which the machine carries; the
+controller's own overhead is read there. Both are reported.
+
+Measured 6 Dec 2026, 2 CPUs, 30 s, 48 slots (load average at the line's start -> end):
+  SQLite, --gap 20: 273 devices/min; overhead per erased device p50 57 / p95 118 / p99 165 ms, of
+    which outside the erase call p50 45 / p95 106 ms; the erases' mean excess over the replay 12 ms;
+    detection to start p95 25 ms; controller CPU 44 ms per job (load 6.2 -> 5.9).
+  SQLite, --gap 1: 548 devices/min, saturated: overhead p95 5.1 s (the erases' mean excess over the
+    replay 4.9 s); outside the erase call p50 88 / p95 204 ms; CPU 47 ms per job (load 2.5 -> 7.2).
+  PostgreSQL, --gap 20: 286 devices/min; overhead p50 118 / p95 230 ms, outside the erase call
+    p50 95 / p95 206 ms, excess 23 ms; CPU 55 ms per job (load 9.5 -> 6.6).
+  PostgreSQL, --gap 1: 448 devices/min, saturated: overhead p95 8.2 s; outside the erase call
+    p50 264 / p95 452 ms; CPU 70 ms per job (load 4.4 -> 11.4).
+  Target p95 <= 100 ms: not met (SQLite 118 ms and PostgreSQL 230 ms where the machine carries
+  the load; seconds of queueing where it does not).
+
 Fairness notes. The simulated line runs inside the agent's process: its arrivals (booking each
 device in at goods-in, writing its disk file) compete with the controller for the CPU, the GIL and
 SQLite's write lock, which a real goods-in desk would not; that makes the numbers conservative and
