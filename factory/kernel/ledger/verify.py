@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import statistics
 import subprocess
 import sys
 import time
@@ -99,14 +98,16 @@ def free_cpus() -> int:
     The others' load is the lower of two estimates: the 1-minute load average, which lags and counts
     this process's own recent work (a verify right after another, or inside a busy benchmark loop,
     would see its own CPU as taken and never start a worker), and the tasks runnable right now less
-    this one (the kernel's count, /proc/loadavg's fourth field, median of a few samples: it jumps).
+    this one (the kernel's count, /proc/loadavg's fourth field, the least of a few samples: it
+    jumps with tasks that run for a moment, such as a database backend finishing the count verify
+    just asked for; a process that keeps a CPU busy is runnable in every sample).
     """
     return max(1, round(len(os.sched_getaffinity(0)) - min(os.getloadavg()[0], _runnable_others())))
 
 
 def _runnable_others(samples: int = 5) -> float:
-    """Runnable tasks other than this process now (median of ``samples`` reads 2 ms apart); where the
-    kernel does not say (not Linux), the load average."""
+    """Runnable tasks other than this process now (the least of ``samples`` reads 2 ms apart); where
+    the kernel does not say (not Linux), the load average."""
     counts = []
     try:
         for _ in range(samples):
@@ -115,7 +116,7 @@ def _runnable_others(samples: int = 5) -> float:
             time.sleep(0.002)
     except (OSError, ValueError, IndexError):
         return os.getloadavg()[0]
-    return statistics.median(counts)
+    return float(min(counts))
 
 
 def _check_range(
