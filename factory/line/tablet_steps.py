@@ -30,7 +30,7 @@ from factory.line.job_steps import vehicle_of_build
 from factory.line.models import JobStep, Slot, StepStatus
 from factory.line.pipeline_rules import TABLET_STEP_NAMES, Step
 from factory.line.tablet_slots import tablet_of
-from factory.tablets.service import TabletBench, reset_evidence
+from factory.tablets.service import TabletBench, closing_record, reset_evidence
 from hardware_drivers.remote_commands import RemoteCommandError, SshCommandRunner
 from hardware_drivers.ssh import PinnedHostKey
 from hardware_drivers.ssh_errors import InvalidPin
@@ -139,6 +139,7 @@ def tablet_erase(runner: JobRunner) -> Callable[..., EraseResult] | None:
         return None
 
     pending = {disk.path for disk in probe.disks}  # a Windows tablet's disks not yet erased
+    erased: list[tuple[str, dict[str, Any]]] = []  # (path, evidence) of each medium erased so far
 
     def erase(path: str, *, level: Level, cancel: Any = None, **engine: Any) -> EraseResult:
         target = _one_disk(probe, path)
@@ -164,7 +165,8 @@ def tablet_erase(runner: JobRunner) -> Callable[..., EraseResult] | None:
         evidence = reset_evidence(target, report)
         if report.failure is not None:
             raise _failed(runner, target, report.failure, evidence)
-        _closing[runner] = evidence
+        erased.append((path, evidence))
+        _closing[runner] = closing_record(erased)
         return report.result
 
     return erase

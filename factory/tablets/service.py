@@ -16,7 +16,7 @@ with the reason: no certificate, and the device goes to ``sanitise_failed`` (re-
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,6 +119,23 @@ class _TabletErase:
             # Belt and braces: the methods refuse this already; a crypto erase of clear data is no erase.
             raise EraseFailed(f"no crypto-erase certificate: the tablet was not encrypted ({probe.encryption})")
         return [(round_.serials[0], result)]
+
+
+def closing_record(erased: Sequence[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """The ``sanitised`` entry's evidence from each erased medium's (its path there, its evidence).
+
+    One medium (every iPad and Android tablet, most Windows tablets): its evidence as it is. Several
+    (a Windows tablet with more than one disk): the last one's keys, so a reader of a one-medium
+    record still finds them, every medium's evidence under ``media``, and the redistribution
+    blockers of all of them, so no medium's evidence is left out of the custody record.
+    """
+    if len(erased) == 1:
+        return erased[0][1]
+    record: dict[str, Any] = {**erased[-1][1], "media": [{"path": path, **found} for path, found in erased]}
+    blockers = list(dict.fromkeys(b for _, found in erased for b in found.get(REDISTRIBUTION_BLOCKERS, ())))
+    if blockers:
+        record[REDISTRIBUTION_BLOCKERS] = blockers
+    return record
 
 
 def reset_evidence(probe: TabletProbe, report: ResetReport) -> dict[str, Any]:
