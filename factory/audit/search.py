@@ -14,8 +14,6 @@ Times are compared as the stored UTC text; bounds are whole seconds, ``from`` in
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
@@ -28,6 +26,7 @@ from sqlalchemy import Connection
 from sqlmodel import Session
 
 from factory.audit.errors import AuditRequestInvalid
+from factory.audit.search_cursor import decode_cursor, encode_cursor
 from factory.audit.search_reader import AsyncSearchReader
 from factory.kernel.context import AppContext
 from factory.kernel.db.engine import read_scope
@@ -151,14 +150,14 @@ def _checked_cursor(query: CertificateQuery) -> tuple[str, int, str | int] | Non
         raise AuditRequestInvalid(f"limit must be between 1 and {MAX_LIMIT}")
     if query.issued_from and query.issued_to and query.issued_from >= query.issued_to:
         raise AuditRequestInvalid("'from' must be earlier than 'to'")
-    return _decode_cursor(query.cursor) if query.cursor else None
+    return decode_cursor(query.cursor, _RANK.values()) if query.cursor else None
 
 
 def _page(rows: list[ErasureOutcome], limit: int) -> SearchPage:
     rows.sort(key=lambda r: r.sort_key, reverse=True)
     page = rows[:limit]
     more = len(rows) > limit
-    return SearchPage(items=page, next_cursor=_encode_cursor(page[-1].sort_key) if more else None)
+    return SearchPage(items=page, next_cursor=encode_cursor(page[-1].sort_key) if more else None)
 
 
 def search_json(ctx: AppContext, query: CertificateQuery) -> bytes:
@@ -208,7 +207,7 @@ def _certificate_page_json(rows: list[tuple[Any, ...]], limit: int) -> bytes:
     values = ((_SUCCESS, r[1], r[2], r[3], r[4], r[0], r[5], r[6], r[7], r[8], r[9], None, None) for r in page)
     items = [dict(zip(_OUTCOME_FIELDS, v, strict=True)) for v in values]
     last = page[-1] if len(rows) > limit else None
-    next_cursor = _encode_cursor((last[1], _RANK[Outcome.SUCCESS], last[0])) if last is not None else None
+    next_cursor = encode_cursor((last[1], _RANK[Outcome.SUCCESS], last[0])) if last is not None else None
     return orjson.dumps({"items": items, "next_cursor": next_cursor})
 
 
@@ -391,18 +390,3 @@ def _failures(
             )
         )
     return out
-
-
-def _encode_cursor(key: tuple[str, int, str | int]) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps(list(key))).decode("ascii").rstrip("=")
-
-
-def _decode_cursor(text: str) -> tuple[str, int, str | int]:
-    try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-        at, rank, key = orjson.loads(raw)
-    except (binascii.Error, ValueError, TypeError) as exc:
-        raise AuditRequestInvalid("cursor is not valid (it must come from a previous page)") from exc
-    if not isinstance(at, str) or rank not in _RANK.values() or not isinstance(key, str | int):
-        raise AuditRequestInvalid("cursor is not valid (it must come from a previous page)")
-    return at, rank, key
