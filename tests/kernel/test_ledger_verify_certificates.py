@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from sqlalchemy import Engine, insert, text
 
 from factory.kernel.clock import utc_now
 from factory.kernel.db.append_only import drop_statements
-from factory.kernel.db.engine import make_engine, session_scope
+from factory.kernel.db.engine import session_scope
 from factory.kernel.ledger import verify, verify_rows
 from factory.kernel.ledger.append import append_entry
 from factory.kernel.ledger.certificates import check_certificate_rows
@@ -19,13 +17,6 @@ from factory.kernel.models.device import Device
 ENTRIES = 300  # two worker ranges when forced: 1..256 here, 257..300 in a worker
 NAMING = 270  # the sanitised entry that names a certificate the database does not hold
 ESCAPE = ('"certificates"', '"certificat\\u0065s"')  # the same name: the evidence parses (and hashes) alike
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 def _fill(engine: Engine) -> None:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Engine, insert, text
 
 from factory.kernel.clock import utc_now
 from factory.kernel.db.append_only import drop_statements
-from factory.kernel.db.engine import make_engine, session_scope
+from factory.kernel.db.engine import session_scope
 from factory.kernel.ledger import verify, verify_rows
 from factory.kernel.ledger.append import append_entry
 from factory.kernel.ledger.heads import sign_tree_head
@@ -28,13 +27,6 @@ TAMPER = {
     "link broken at the range boundary": [f"UPDATE custody_entry SET prev_hash = '{'f' * 64}' WHERE seq = 257"],
     "version lowered in the worker's range": ["UPDATE custody_entry SET hash_version = 1 WHERE seq = 280"],
 }
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 def _fill(engine: Engine) -> None:

@@ -287,6 +287,14 @@ def _certificate(ctx, serial: str) -> dict[str, Any]:
     return verify_certificate(envelope, load_public_key(ctx.settings)).certificate
 
 
+def _assert_uncertified(ctx) -> None:
+    """No certificate for the tablet, and its erase round closed uncertified."""
+    with session_scope(ctx.engine) as s:
+        assert not s.exec(select(Certificate).where(Certificate.device_serial == SERIAL)).all()
+        record = latest_tablet_round(s, SERIAL)
+    assert record is not None and not record.certified
+
+
 def test_an_nvme_tablet_is_crypto_sanitised_over_ssh_and_certified_as_a_laptop_disk(
     ctx, tmp_path: Path, target: SshdTarget
 ) -> None:
@@ -331,11 +339,8 @@ def test_a_failed_disk_sanitize_yields_no_certificate(ctx, tmp_path: Path, targe
     scenario = FIXTURES / "windows-nvme-sanitize-failed.json"
     with loop_device(make_image(tmp_path / "nvme.img", 8 * MIB)) as node:
         job = run_line(ctx, tmp_path, target.client_key, LoopDiskBench(windows_disks=(node,), scenario=scenario))
-    with session_scope(ctx.engine) as s:
-        assert not s.exec(select(Certificate).where(Certificate.device_serial == SERIAL)).all()
-        record = latest_tablet_round(s, SERIAL)
+    _assert_uncertified(ctx)
     assert job.status == "failed" and "sanitize" in (job.reason or ""), job.reason
-    assert record is not None and not record.certified
     assert PLANT in (tmp_path / "nvme.img").read_bytes()  # the drive erased nothing, and nothing claims it did
 
 
@@ -377,8 +382,5 @@ def test_a_channel_lost_during_the_sanitize_is_an_unknown_outcome_with_no_certif
     scenario = FIXTURES / "windows-nvme-channel-lost.json"
     with loop_device(make_image(tmp_path / "nvme.img", 8 * MIB)) as node:
         job = run_line(ctx, tmp_path, target.client_key, LoopDiskBench(windows_disks=(node,), scenario=scenario))
-    with session_scope(ctx.engine) as s:
-        assert not s.exec(select(Certificate).where(Certificate.device_serial == SERIAL)).all()
-        record = latest_tablet_round(s, SERIAL)
+    _assert_uncertified(ctx)
     assert job.status == "failed" and "no longer answers" in (job.reason or ""), job.reason
-    assert record is not None and not record.certified
