@@ -13,7 +13,7 @@ A dock slot's disk is erased on this host; a switch-port slot's laptop over SSH
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlmodel import Session, select
 
@@ -95,26 +95,22 @@ class _Erase:
             signatories = job_signatories(
                 job.started_by, job.approved_by, runner.ctx.agent, Destination(job.destination)
             )
-            ended: dict[str, Any] = {}
-
-            def end_step(cert_ids: list[str]) -> None:  # after the certificates, before ``sanitised``
-                outcome = f"{len(cert_ids)} medium(s) erased and certified"
-                ended.update(runner.end_step(s, job, name, StepStatus.SUCCEEDED, outcome))
-                runner.logs.flush(s)  # not under the ledger's lock, which ``sanitised`` takes
-
-            origin = self._origin(s, job)
-            closed = certify_round(
+            # The step ends (and, as the last, its job) in the transaction that certifies: its row
+            # is written with the ``sanitised`` entry, its log lines before the ledger's lock.
+            outcome = f"{len(results)} medium(s) erased and certified"
+            ended = runner.end_step(s, job, name, StepStatus.SUCCEEDED, outcome)
+            runner.logs.flush(s)
+            certify_round(
                 s,
                 runner.ctx.settings,
                 device,
                 round_,
                 results,
-                origin,
+                self._origin(s, job),
                 signatories,
-                before_close=end_step,
                 evidence=closing_evidence(runner),  # a tablet's wipe command and state after; nothing for disks
+                stamps=(runner.step_stamp(step_id, **ended),),
             )
-            runner.write_step(s, step_id, closed.seq, **ended)
 
     def _open(self, step_id: int, name: str) -> tuple[EraseRound, list[tuple[str, str]]]:
         """Match recorded media to what is attached, then open the erase round (one commit);
@@ -141,8 +137,8 @@ class _Erase:
             # round's seq): nothing but the step row is written under the ledger's lock.
             runner.logs.add(runner.job_id, f"erase round opened for {', '.join(m.serial for m in media)}")
             runner.logs.flush(s)
-            round_ = open_round(s, device, media, self._origin(s, job), **remote, **before_evidence(runner))
-            runner.write_step(s, step_id, round_.seq, **started)
+            stamps = (runner.step_stamp(step_id, **started),)
+            round_ = open_round(s, device, media, self._origin(s, job), stamps, **remote, **before_evidence(runner))
             return round_, [(m.serial, where[m.serial]) for m in media]
 
     def _record_attached_disk(self, s: Session, device_id: int, slot: Slot) -> StorageMedium:

@@ -35,6 +35,7 @@ from factory.kernel.db.engine import read_scope, session_scope
 from factory.kernel.db.errors import is_busy
 from factory.kernel.db.retry import until_reachable
 from factory.kernel.errors import FactoryError
+from factory.kernel.ledger.append import SeqStamp
 from factory.kernel.lifecycle.guards import CertificateVerifier
 from factory.kernel.lifecycle.states import Event
 from factory.kernel.lifecycle.transition import TransitionRequest, change_state
@@ -237,7 +238,7 @@ class JobRunner:
             self.logs.flush(s)
 
     def begin(self, s: Session, job: Job, name: str) -> dict[str, Any]:
-        """Mark the job in this step; return the step row's values for :meth:`write_step`."""
+        """Mark the job in this step; return the step row's values for :meth:`step_stamp`."""
         now = utc_now()
         job.current_step, job.updated_at, job.progress = name, now, self.step_index / self.step_count
         s.add(job)
@@ -247,18 +248,18 @@ class JobRunner:
 
     def end_step(self, s: Session, job: Job, name: str, status: StepStatus, outcome: str) -> dict[str, Any]:
         """The step is done (the last one also finishes the job, in the same transaction); return
-        the step row's values for :meth:`write_step`."""
+        the step row's values for :meth:`step_stamp`."""
         self.logs.add(self.job_id, f"step '{name}' {status.value}: {outcome}")
         if self.step_index == self.step_count - 1:
             self._complete(s, job)
         return {"status": status.value, "ended_at": utc_now(), "outcome": outcome}
 
     @staticmethod
-    def write_step(s: Session, step_id: int, seq: int, **values: Any) -> None:
-        """One UPDATE of the step row, after the step's transition: on PostgreSQL the ledger's
-        lock is held from the append to the commit, so little should follow it. The transaction
-        is all or nothing either way."""
-        s.execute(update(_STEP).where(_STEP.c.id == step_id).values(custody_seq=seq, **values))
+    def step_stamp(step_id: int, **values: Any) -> SeqStamp:
+        """The step row's update, with the seq of the transition it is passed to (``custody_seq``):
+        written with the custody entry, in the same statement on PostgreSQL, where the ledger's
+        lock is held from the append to the commit. The transaction is all or nothing either way."""
+        return SeqStamp(_STEP, step_id, "custody_seq", values)
 
     def slot_code(self, s: Session, job: Job) -> str | None:
         if self._slot is None:
@@ -266,9 +267,10 @@ class JobRunner:
             self._slot = slot.code if slot else None
         return self._slot
 
-    def transition(self, s: Session, job: Job, event: Event, **evidence: Any) -> int:
+    def transition(self, s: Session, job: Job, event: Event, *, step: SeqStamp | None = None, **evidence: Any) -> int:
         """The job's device takes ``event`` (evidence names the job and slot); the ledger seq.
-        The log lines so far go in first, so they are not written under the ledger's lock."""
+        ``step``: the step row's update (:meth:`step_stamp`), written with the entry. The log lines
+        so far go in first, so they are not written under the ledger's lock."""
         if job.device_id is None:
             raise JobNotFound(f"job {job.id} has no device")
         code = self.slot_code(s, job)  # a slot's code never changes
@@ -277,7 +279,11 @@ class JobRunner:
             s,
             [
                 TransitionRequest(
-                    job.device_id, event, location=code, evidence={"job": job.id, "slot": code, **evidence}
+                    job.device_id,
+                    event,
+                    location=code,
+                    evidence={"job": job.id, "slot": code, **evidence},
+                    stamps=(step,) if step is not None else (),
                 )
             ],
             actor=self.ctx.actor,

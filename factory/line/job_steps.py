@@ -48,8 +48,8 @@ def book_return(runner: JobRunner, step_id: int, name: str) -> None:
         routed = {"condition": {"route": condition.route, "why": condition.why}} if condition else {}
         mark_returned(s, job.device_id or 0)  # its allocation is over, as at a counter exchange
         # Last: on PostgreSQL the ledger's lock is held from the append to the commit.
-        seq = runner.transition(s, job, Event.RETURN, note="detected on a bench: booked back from the user", **routed)
-        runner.write_step(s, step_id, seq, **values)
+        note = "detected on a bench: booked back from the user"
+        runner.transition(s, job, Event.RETURN, step=runner.step_stamp(step_id, **values), note=note, **routed)
 
 
 def vehicle_of_build(session: Session, device_id: int) -> str | None:
@@ -80,13 +80,15 @@ def provision(runner: JobRunner, step_id: int, name: str) -> None:
         raise StepHeld(NO_PROVISIONING, NO_PROVISIONING_ACTION)
     name = provisioner.name
     with runner.scope() as (s, job):
+        # Held from here: the session keeps loaded rows only while something refers to them, and
+        # the transition locks and refreshes this same object rather than loading it a third time.
+        device = s.get(Device, job.device_id)
+        assert device is not None
         fleet = vehicle_of_build(s, job.device_id or 0)
         started = runner.begin(s, job, name)
         vehicle = {"vehicle": fleet} if fleet else {}
-        seq = runner.transition(s, job, Event.START_PROVISION, provisioner=name, **vehicle)
-        runner.write_step(s, step_id, seq, name=name, **started)
-        device = s.get(Device, job.device_id)  # locked and loaded by the transition
-        assert device is not None
+        stamp = runner.step_stamp(step_id, name=name, **started)
+        runner.transition(s, job, Event.START_PROVISION, step=stamp, provisioner=name, **vehicle)
         request = ProvisionRequest(
             job_id=runner.job_id,
             device_serial=device.serial,
@@ -102,8 +104,9 @@ def provision(runner: JobRunner, step_id: int, name: str) -> None:
     with runner.scope() as (s, job):
         status = StepStatus.NOOP if outcome.noop else StepStatus.SUCCEEDED
         ended = runner.end_step(s, job, name, status, outcome.detail)
-        seq = runner.transition(s, job, Event.PROVISIONED, provisioner=name, noop=outcome.noop, detail=outcome.detail)
-        runner.write_step(s, step_id, seq, **ended)
+        stamp = runner.step_stamp(step_id, **ended)
+        evidence = {"provisioner": name, "noop": outcome.noop, "detail": outcome.detail}
+        runner.transition(s, job, Event.PROVISIONED, step=stamp, **evidence)
 
 
 def _call_provisioner(runner: JobRunner, provisioner: Provisioner, request: ProvisionRequest) -> ProvisionOutcome:
@@ -146,10 +149,10 @@ def quarantine(runner: JobRunner, step_id: int, name: str) -> None:
             "slot": slot.code,
             "detected_size_bytes": slot.attached_size,
         }
-        entries = change_state(
-            s, [TransitionRequest(device.id or 0, Event.QUARANTINE, evidence=evidence)], actor=runner.ctx.actor
-        )
         job.device_id = slot.device_id = device.id
         s.add(job)
         s.add(slot)
-        runner.write_step(s, step_id, entries[0].seq, **values)
+        s.flush()  # before the ledger's lock, which the transition takes
+        stamp = runner.step_stamp(step_id, **values)
+        request = TransitionRequest(device.id or 0, Event.QUARANTINE, evidence=evidence, stamps=(stamp,))
+        change_state(s, [request], actor=runner.ctx.actor)

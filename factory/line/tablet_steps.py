@@ -259,8 +259,8 @@ def enrol(runner: JobRunner, step_id: int, name: str) -> None:
         fleet = vehicle_of_build(s, job.device_id or 0)  # a vehicle tablet with no vehicle is held here
         started = runner.begin(s, job, name)
         vehicle = {"vehicle": fleet} if fleet else {}
-        seq = runner.transition(s, job, Event.START_PROVISION, provisioner=name, **vehicle)
-        runner.write_step(s, step_id, seq, **started)
+        stamp = runner.step_stamp(step_id, **started)
+        runner.transition(s, job, Event.START_PROVISION, step=stamp, provisioner=name, **vehicle)
         profile = bench.profiles.get(job.profile, job.profile.replace("/", "-"))
     begun = time.monotonic()
     try:
@@ -272,8 +272,8 @@ def enrol(runner: JobRunner, step_id: int, name: str) -> None:
     enrolment = {"service": service, "profile": profile, "reference": reference}
     with runner.scope() as (s, job):
         ended = runner.end_step(s, job, name, StepStatus.SUCCEEDED, f"{service}: profile {profile} assigned")
-        seq = runner.transition(s, job, Event.PROVISIONED, provisioner=name, enrolment=enrolment, **vehicle)
-        runner.write_step(s, step_id, seq, **ended)
+        stamp = runner.step_stamp(step_id, **ended)
+        runner.transition(s, job, Event.PROVISIONED, step=stamp, provisioner=name, enrolment=enrolment, **vehicle)
 
 
 __all__ = ["before_evidence", "closing_evidence", "enrol", "identify_tablet", "tablet_erase", "tablet_media"]

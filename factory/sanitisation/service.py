@@ -33,6 +33,7 @@ from factory.kernel.config import Settings
 from factory.kernel.context import AppContext
 from factory.kernel.db.engine import session_scope
 from factory.kernel.errors import FactoryError, GuardRefused
+from factory.kernel.ledger.append import SeqStamp
 from factory.kernel.lifecycle.guards import CertificateVerifier
 from factory.kernel.lifecycle.states import Event, State
 from factory.kernel.lifecycle.transition import TransitionRequest, change_state
@@ -108,12 +109,18 @@ class ClosedRound:
     seq: int  # the ``sanitised`` entry
 
 
-def _record(session: Session, device_id: int, event: Event, origin: RoundOrigin, **evidence: Any) -> int:
+def _record(
+    session: Session, device_id: int, event: Event, origin: RoundOrigin, stamps: Sequence[SeqStamp], **evidence: Any
+) -> int:
     entries = change_state(
         session,
         [
             TransitionRequest(
-                device_id=device_id, event=event, location=origin.location, evidence={**origin.evidence, **evidence}
+                device_id=device_id,
+                event=event,
+                location=origin.location,
+                evidence={**origin.evidence, **evidence},
+                stamps=tuple(stamps),
             )
         ],
         actor=origin.actor,
@@ -123,13 +130,21 @@ def _record(session: Session, device_id: int, event: Event, origin: RoundOrigin,
 
 
 def open_round(
-    session: Session, device: Device, media: Sequence[StorageMedium], origin: RoundOrigin, **evidence: Any
+    session: Session,
+    device: Device,
+    media: Sequence[StorageMedium],
+    origin: RoundOrigin,
+    stamps: Sequence[SeqStamp] = (),
+    **evidence: Any,
 ) -> EraseRound:
-    """Record ``start_sanitise`` for ``media`` of ``device`` in the caller's transaction.
+    """Record ``start_sanitise`` for ``media`` of ``device`` in the caller's transaction
+    (``stamps``: rows that record its seq, such as the line's step row, written with it).
 
     :raises factory.kernel.errors.InvalidTransition: the device may not start a sanitise now.
     """
-    seq = _record(session, device.id or 0, Event.START_SANITISE, origin, media=[m.serial for m in media], **evidence)
+    seq = _record(
+        session, device.id or 0, Event.START_SANITISE, origin, stamps, media=[m.serial for m in media], **evidence
+    )
     return EraseRound(device.id or 0, device.serial, seq, tuple(RoundMedium(m.id or 0, m.serial) for m in media))
 
 
@@ -142,13 +157,13 @@ def certify_round(
     origin: RoundOrigin,
     signatories: Signatories,
     *,
-    before_close: Callable[[list[str]], None] | None = None,
     evidence: Mapping[str, Any] | None = None,
+    stamps: Sequence[SeqStamp] = (),
 ) -> ClosedRound:
     """Store a certificate per erased medium and record ``sanitised``, in the caller's transaction.
 
-    ``before_close`` runs after the certificates and before the ``sanitised`` entry (the line ends
-    its step there, so little follows the ledger append while its lock is held). ``evidence``: on it too.
+    ``evidence``: on the ``sanitised`` entry too. ``stamps``: the rows that record its seq (the line's
+    step row), written with it: nothing follows the ledger append while its lock is held.
 
     :raises RoundLeft: the device is no longer in ``round_``; nothing was stored.
     :raises factory.kernel.errors.GuardRefused: a result is not certifiable, or the lifecycle
@@ -174,9 +189,7 @@ def certify_round(
             agent=signatories.agent,
         )
         cert_ids.append(cert.id)
-    if before_close is not None:
-        before_close(cert_ids)
-    seq = _record(session, round_.device_id, Event.SANITISED, origin, certificates=cert_ids, **(evidence or {}))
+    seq = _record(session, round_.device_id, Event.SANITISED, origin, stamps, certificates=cert_ids, **(evidence or {}))
     return ClosedRound(tuple(cert_ids), seq)
 
 
@@ -189,7 +202,7 @@ def fail_round(
     """
     if device.state != State.SANITISING or device.erase_round_seq != round_.seq:
         return device.state
-    _record(session, round_.device_id, Event.FAIL, origin, reason=reason, **evidence)
+    _record(session, round_.device_id, Event.FAIL, origin, (), reason=reason, **evidence)
     return State.SANITISE_FAILED.value
 
 

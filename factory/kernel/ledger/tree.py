@@ -24,6 +24,7 @@ from factory.kernel.ledger.logs import configured_log
 from factory.kernel.models.ledger_tree import LedgerNode
 
 _CATCH_UP_BATCH = 5_000
+NodeRow = dict[str, object]  # a ledger_node row: log, level, idx, hash
 
 
 class TreeMissing(LookupError):
@@ -112,21 +113,35 @@ def root_at(conn: Connection | Session, size: int, log: str | None = None) -> by
 _EDGES: dict[tuple[str, str], tuple[int, str, tuple[bytes, ...]]] = {}
 
 
-def add_leaf(session: Session, index: int, canonical: bytes, log: str | None = None, after: str | None = None) -> None:
-    """Add leaf ``index`` (its entry's canonical bytes) to ``log``'s tree; the caller holds the log's lock.
-    ``after``: the ``entry_hash`` of the log's entry before this one (lets a cached right edge serve).
+def leaf_nodes(
+    session: Session, index: int, canonical: bytes, log: str | None = None, after: str | None = None
+) -> tuple[list[NodeRow], merkle.Frontier]:
+    """The node rows that adding leaf ``index`` (its entry's canonical bytes) to ``log``'s tree
+    writes, and the right edge after it (for :func:`remember_edge` once they are written); the
+    caller holds the log's lock and writes them (``append._write_append``: with the entry, in one
+    statement on PostgreSQL). ``after``: the ``entry_hash`` of the log's entry before this one (lets
+    a cached right edge serve).
 
     :raises TreeAhead: the tree already has that leaf (the chain lost entries off its end).
     """
     log = log or configured_log()
-    key = (str(session.get_bind().url), log)
-    cached = _EDGES.get(key)
+    cached = _EDGES.get(_edge_key(session, log))
     if after is not None and cached is not None and cached[:2] == (index, after):
         edge = merkle.Frontier(index, cached[2])
     else:
         edge = _edge_from_database(session, index, log)
-    _store(session, log, edge.push(merkle.leaf_hash(canonical)))
-    _EDGES[key] = (index + 1, hashlib.sha256(canonical).hexdigest(), tuple(edge.nodes))
+    made = edge.push(merkle.leaf_hash(canonical))
+    return [{"log": log, "level": lv, "idx": ix, "hash": h} for lv, ix, h in made], edge
+
+
+def remember_edge(session: Session, log: str, canonical: bytes, edge: merkle.Frontier) -> None:
+    """Keep the right edge after the leaf just written (``leaf_nodes``), so the next append of
+    this process skips reading it while that leaf's entry is still the log's head."""
+    _EDGES[_edge_key(session, log)] = (edge.size, hashlib.sha256(canonical).hexdigest(), tuple(edge.nodes))
+
+
+def _edge_key(session: Session, log: str) -> tuple[str, str]:
+    return (str(session.get_bind().url), log)
 
 
 def _edge_from_database(session: Session, index: int, log: str) -> merkle.Frontier:

@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session
 
 from factory.kernel.clock import utc_now
 from factory.kernel.errors import InvalidInput, InvalidTransition, NotFound
-from factory.kernel.ledger.append import append_entry
+from factory.kernel.ledger.append import SeqStamp, append_entry
 from factory.kernel.lifecycle.guards import CertificateVerifier, GuardInput, check_guard
 from factory.kernel.lifecycle.states import Event, State
 from factory.kernel.lifecycle.table import TAINTING_EVENTS, Edge, find_edge
@@ -34,6 +35,7 @@ class TransitionRequest:
     evidence: dict[str, Any] = field(default_factory=dict)
     new_stock: bool = False  # only meaningful for "receive"
     required_destination: str | None = None  # certificates must name this destination
+    stamps: tuple[SeqStamp, ...] = ()  # rows that record the entry's seq (a job step), written with it
 
 
 def change_state(
@@ -122,6 +124,7 @@ def _apply(
     # log's lock is held from the append to the commit, and every round trip under it delays every
     # other writer to the log. Same transaction, so all or nothing as before.
     session.flush()
+    seq_columns = _seq_columns(req, edge)
     entry = append_entry(
         session,
         device_id=device.id or 0,
@@ -135,14 +138,25 @@ def _apply(
         location=location,
         evidence=evidence,
         occurred_at=now,
+        stamps=(*req.stamps, *(SeqStamp(_DEVICE, device.id or 0, column) for column in seq_columns)),
     )
-    if edge.event is Event.RECEIVE and not req.new_stock:
-        device.user_data_since_seq = entry.seq
-    if (edge.event, edge.target) in TAINTING_EVENTS:
-        device.user_data_since_seq = entry.seq
-    if edge.event is Event.START_SANITISE:
-        device.erase_round_seq = entry.seq
+    for column in seq_columns:  # written with the entry: the loaded row only catches up, unflagged
+        set_committed_value(device, column, entry.seq)
     return entry
+
+
+_DEVICE = Device.__table__  # type: ignore[attr-defined]
+
+
+def _seq_columns(req: TransitionRequest, edge: Edge) -> tuple[str, ...]:
+    """The device's columns that take this entry's seq: where its user data began (a return, or a
+    tainting event), and the erase round it opens."""
+    columns = []
+    if (edge.event is Event.RECEIVE and not req.new_stock) or (edge.event, edge.target) in TAINTING_EVENTS:
+        columns.append("user_data_since_seq")
+    if edge.event is Event.START_SANITISE:
+        columns.append("erase_round_seq")
+    return tuple(columns)
 
 
 def _location_after(req: TransitionRequest, device: Device, to_custodian: str) -> str:
