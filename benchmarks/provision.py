@@ -2,7 +2,8 @@
 
 Both sides get the same inventory, pinned known_hosts, vaulted secrets and Ansible settings;
 every repetition starts from freshly imaged target roots, so both do the same work. The
-adapter's overhead (pexpect, event routing, job bookkeeping) should stay within 5%.
+adapter's overhead (ansible-runner's callback and pexpect, event routing, job bookkeeping)
+should stay within 5%.
 
     .venv/bin/python benchmarks/provision.py [--reps 6]
 
@@ -17,13 +18,35 @@ On a loaded 2-core machine one run's wall time swings by a third, so the CPU sec
 (this process and its children: the adapter's event handling plus Ansible) are printed too: they
 show the adapter's own cost without the noise.
 
-Measured 6 Dec 2026 on a quiet 2-CPU machine (load 0.3 -> 1.6), 6 alternated repetitions:
-adapter / plain 1.06 / 1.13 / 1.30 (target <= 1.05 not met); CPU seconds median 7.98 vs 6.74.
-The difference is ansible-runner's own event path (its callback serialises every event with its
-full result to a partial file in the Ansible process, the runner reads it back and writes the
-final record, which the adapter keeps as the job's record). Driving ansible-playbook directly
-with a small JSON-lines callback measured 0.95-0.99 (09b75b4, under load 5-7) but drops
-ansible-runner, which the product runs provisioning through; it was reverted (810e8e6).
+Measured 6 Dec 2026 on a quiet 2-CPU machine (load 0.3 -> 1.6), 6 alternated repetitions, before
+the change below: adapter / plain 1.06 / 1.13 / 1.30 (target <= 1.05 not met); CPU seconds median
+7.98 vs 6.74. Driving ansible-playbook directly with a small JSON-lines callback measured 0.95-0.99
+(09b75b4, under load 5-7) but drops ansible-runner, which the product runs provisioning through; it
+was reverted (810e8e6).
+
+Where the adapter's extra time goes (py-spy of both processes, cProfile of ansible-playbook's main
+process, strace timelines; 233 runner events per run of three hosts):
+* ansible-runner's awx_display callback in Ansible's main process, which runs the strategy loop and
+  so is the critical path: +0.1-0.25 CPU-s per run (about 2.0-2.3 s vs 1.9-2.0 s): a wrapper around
+  every Display call, and per event a JSON file created, written and renamed (Ansible's half of the
+  runner's event path). On the disk those creations took 0.05-0.11 s per run (cProfile, posix.open).
+* pexpect's fixed sleeps inside ansible-runner: 0.05 s before it answers the vault prompt (Ansible
+  waits for it) and 0.1 s in close(); ansible-runner has no option for either.
+* the runner process reading the pty and routing events: 0.18-0.22 CPU-s per run before, competing
+  with Ansible for the 2 CPUs; it also read, deleted and re-wrote every event as job_events/*.json.
+* closing the job's SSH masters: ~0.02 s (plain's time leaves its masters running).
+
+The change (ansible-runner kept; its supported options only): the event handler returns False, so
+the runner writes no job_events file per event (the sink is the job's record), and a run's
+artifacts live in a private tmpfs dir (the runner's ``artifact_dir``) until it ends, then command,
+stdout, stderr, rc and status move to the job dir. Measured: runner CPU 0.10-0.14 s per run (from
+0.18-0.22 s); Ansible's per-event file creations 0.004-0.011 s per run (from 0.05-0.11 s).
+Unchanged: the callback's in-process work and pexpect's 0.15 s of sleeps (together ~3-4% of a 7 s
+run), so the target stays at the edge. Not measurable to 5% on this shared machine after the change
+(another engineer's benchmarks kept the load at 3-8): at load 3.4 -> 3.4 adapter / plain
+0.98 / 1.12 / 1.19 (CPU median 5.94 vs 5.73 s); at load 6.3 -> 5.4 0.79 / 1.05 / 1.41 (CPU 6.51 vs
+6.12 s). Before the change, at load 0.9 -> 4.7: 0.80 / 1.13 / 1.45 (CPU 7.55 vs 7.09 s). Re-measure
+on a quiet machine.
 """
 
 from __future__ import annotations

@@ -12,6 +12,13 @@ secrets file whose one-off password is answered to Ansible's prompt through the 
 ``passwords`` mechanism, so no secret is ever written in clear text or passed through the
 environment (ansible-runner records the job's environment in ``artifacts/<ident>/command``).
 Set the ``cancel`` event to stop a run.
+
+The job's event record is what the sink receives; ansible-runner keeps no per-event files. While
+a run lasts its artifacts live in a private (0700) dir on tmpfs: Ansible's callback writes every
+event to a file there that the runner reads back and deletes, and on the disk each of those file
+creations sat in the playbook's critical path. Afterwards ``command``, ``stdout``, ``stderr``,
+``rc`` and ``status`` are moved to ``artifacts/<ident>/`` in the job dir (or dropped when
+``keep_artifacts`` is off). A process killed mid-run leaves its ``df-artifacts-*`` dir behind.
 """
 
 from __future__ import annotations
@@ -58,6 +65,8 @@ _VAULT_PROMPT = r"Vault password \(df\):\s*$"
 _JOB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
 # OpenSSH's control socket (plus its temporary ".XXXXXXXXXXXXXXXX" twin) must fit sun_path.
 _MAX_CONTROL_DIR_LEN = 70
+# Where a run's artifacts live until it ends: tmpfs, so the per-event files cost no disk journal.
+_SCRATCH_ROOT = Path("/dev/shm")
 
 __all__ = [
     "DEFAULT_PLAYBOOK_DIR",
@@ -276,6 +285,25 @@ def _close_masters(control_dir: Path) -> None:
             process.wait()
 
 
+def _artifact_scratch() -> Path | None:
+    """A private dir on tmpfs for one run's artifacts, or None: then they go to the job dir."""
+    try:
+        return Path(tempfile.mkdtemp(prefix="df-artifacts-", dir=_SCRATCH_ROOT))
+    except OSError:  # no /dev/shm (or not writable): the job dir works, only slower
+        return None
+
+
+def _keep_artifacts(scratch: Path, artifacts: Path, keep: bool) -> None:
+    """Move a finished run's artifacts (``<ident>/...``) into the job dir, or drop them."""
+    try:
+        if keep:
+            artifacts.mkdir(mode=0o700, exist_ok=True)
+            for entry in scratch.iterdir():
+                shutil.move(entry, artifacts / entry.name)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def _environment(job_dir: Path, control_dir: Path, options: RunnerOptions) -> dict[str, str]:
     config = job_dir / "ansible.cfg"
     if not config.exists():
@@ -305,6 +333,7 @@ def _run_once(
     """One ansible-runner run of the playbook on ``hosts``; the runner's final status word."""
     job_dir, options = job.job_dir, job.options
     control_dir, temporary = _control_dir(job_dir, ident)
+    scratch = _artifact_scratch()
 
     def on_status(status_data: Mapping[str, Any], runner_config: Any = None) -> None:
         # Only the status word: the 'starting' payload carries the job's environment.
@@ -313,6 +342,7 @@ def _run_once(
     try:
         result = ansible_runner.run(
             private_data_dir=str(job_dir),
+            artifact_dir=str(scratch or job_dir / "artifacts"),
             project_dir=str(options.playbook_dir),
             playbook=options.playbook,
             inventory=str(job.inventory),
@@ -340,3 +370,5 @@ def _run_once(
         _close_masters(control_dir)
         if temporary:
             shutil.rmtree(control_dir, ignore_errors=True)
+        if scratch is not None:
+            _keep_artifacts(scratch, job_dir / "artifacts", options.keep_artifacts)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from harness.provisioning_site import ENROLMENT_TOKEN, RecordingSink, secrets, site, site_ca_pem
 
+from factory.provisioning import ansible_adapter
 from factory.provisioning.ansible_adapter import HostStatus, _Attempt, _host_outcome
 from factory.provisioning.events import EventRouter
 from factory.provisioning.inventory import build_inventory, known_hosts_text
@@ -200,3 +201,31 @@ def test_router_parses_stats_and_outcome_classification() -> None:
     assert _host_outcome("c", attempt, 2).attempts == 2
     missing = _host_outcome("d", _Attempt("job", "canceled", router), 1)
     assert missing.status is HostStatus.INCOMPLETE and "canceled" in (missing.reason or "")
+
+
+def test_router_asks_the_runner_to_keep_no_event_files() -> None:
+    # The sink is the job's record; a file written and renamed per event only slowed the run.
+    assert EventRouter(RecordingSink())(_event("runner_on_ok", task="Write", res={})) is False
+
+
+def test_run_artifacts_move_from_scratch_to_the_job_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ansible_adapter, "_SCRATCH_ROOT", tmp_path / "shm")
+    (tmp_path / "shm").mkdir()
+    (tmp_path / "job").mkdir()  # the job's data dir, made by prepare()
+    kept, dropped = ansible_adapter._artifact_scratch(), ansible_adapter._artifact_scratch()
+    assert kept is not None and dropped is not None
+    assert kept.stat().st_mode & 0o777 == 0o700  # private, as the job dir is
+    for scratch in (kept, dropped):
+        (scratch / "job-1" / "job_events").mkdir(parents=True)
+        (scratch / "job-1" / "stdout").write_text("PLAY [Provision devices]\n")
+    ansible_adapter._keep_artifacts(kept, tmp_path / "job" / "artifacts", keep=True)
+    ansible_adapter._keep_artifacts(dropped, tmp_path / "other" / "artifacts", keep=False)
+
+    assert (tmp_path / "job/artifacts/job-1/stdout").read_text() == "PLAY [Provision devices]\n"
+    assert not (tmp_path / "other").exists()
+    assert list((tmp_path / "shm").iterdir()) == []  # nothing left on tmpfs
+
+
+def test_no_scratch_dir_means_artifacts_in_the_job_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ansible_adapter, "_SCRATCH_ROOT", tmp_path / "missing")
+    assert ansible_adapter._artifact_scratch() is None
