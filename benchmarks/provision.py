@@ -45,8 +45,10 @@ Unchanged: the callback's in-process work and pexpect's 0.15 s of sleeps (togeth
 run), so the target stays at the edge. Not measurable to 5% on this shared machine after the change
 (another engineer's benchmarks kept the load at 3-8): at load 3.4 -> 3.4 adapter / plain
 0.98 / 1.12 / 1.19 (CPU median 5.94 vs 5.73 s); at load 6.3 -> 5.4 0.79 / 1.05 / 1.41 (CPU 6.51 vs
-6.12 s). Before the change, at load 0.9 -> 4.7: 0.80 / 1.13 / 1.45 (CPU 7.55 vs 7.09 s). Re-measure
-on a quiet machine.
+6.12 s). Before the change, at load 0.9 -> 4.7: 0.80 / 1.13 / 1.45 (CPU 7.55 vs 7.09 s). The code
+before and after alternated with plain in one process (6 repetitions, load 3.6 -> 5.0): before
+0.83 / 1.16 / 1.53, after 0.85 / 1.11 / 1.45, after / before 0.88 / 0.94 / 1.31; CPU medians 6.84,
+6.95 and plain 6.15 s. Re-measure on a quiet machine.
 """
 
 from __future__ import annotations
