@@ -24,12 +24,25 @@ machine whose cores are taken by other work the deploy slows down and dd does no
 each side used (user + system, median per run) are printed beside the ratios for that reason, and
 the SHA-256 speed of one core.
 
-Measured 6 Dec 2026 on a quiet 2-CPU machine (load 1.2-1.9), 5 rounds, ratio min / median / max:
-512 MiB: raw 0.61 / 0.73 / 0.98, raw + read-back 0.81 / 0.97 / 1.01, zstd 0.95 / 1.24 / 1.79,
-zstd + read-back 0.96 / 1.32 / 1.48. 1 GiB raw 0.64 / 0.75 / 1.16; the code before the read-back
-and zstd-hash change (f6e6b0d), run the same way just after, 0.60 / 0.77 / 0.97 raw and 0.77 /
-0.88 / 1.02 raw + read-back. So the plain raw deploy is below its 0.95 target here (CPU 0.80 s vs
-dd's 0.53 s at 1 GiB; not yet explained: the hashing is a stage of its own), the others meet theirs.
+Measured 6 Dec 2026, 2-CPU machine shared with another engineer's benchmarks, 5 rounds, ratio
+min / median / max (load average before -> after). dd's own time swings 0.33-1.4 s at 512 MiB
+run to run here (its buffered reads), so medians move a lot; the best MB/s of each side is steadier.
+Before (code at 88510c4, run alternately with the change): 512 MiB raw 0.65 / 0.77 / 1.13 (load
+1.8), 0.60 / 1.03 / 1.41 (2.6), best 900-1128 MB/s; 1 GiB raw 0.74 / 0.81 / 0.82 (2.1), 0.79 /
+1.26 / 1.88 (3.3), best 1034-1102 MB/s. After (huge-page slots, write and hash side by side, two
+image reads in flight): 512 MiB raw 0.94 / 1.13 / 1.93 (load 2.3), 0.74 / 0.93 / 1.77 (3.8), best
+1507-1565 MB/s against dd's 1442-1553; 1 GiB raw 0.77 / 1.18 / 1.64 (3.1), best 1610 MB/s against
+dd's 1370. All cases at 512 MiB, load 3.7-4.3: raw + read-back 1.14 / 1.54 / 1.93, zstd 1.25 /
+1.67 / 2.30, zstd + read-back 0.98 / 1.58 / 2.15. CPU: raw 0.33 s per 512 MiB against dd's 0.09
+(SHA-256 is most of it), so with no core free the deploy still falls behind dd.
+
+Why the raw deploy was at 0.73: the number of requests, not the hashing. Counted in
+/sys/block/*/stat for one 512 MiB deploy: its O_DIRECT image reads into slots of 4 KiB pages went
+to the disk as 902 requests (a request holds at most 254 segments, so about 1 MiB), where dd's
+buffered reads, the kernel's readahead into large page-cache folios, took 142; its writes were 928
+loop requests (128 segments each), dd's 1025. Slots on transparent huge pages (madvise) turn an
+8 MiB chunk into a few segments: 128 disk reads (4 MiB, the disk's largest) and 449 loop writes,
+and 0.32-0.40 s against 0.48-0.64 s for 512 MiB (alternated in one process, load 2).
 """
 
 from __future__ import annotations

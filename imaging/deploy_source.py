@@ -125,7 +125,9 @@ class ImageSource:
                 self._hashing, read_size=ZSTD_READ_SIZE, read_across_frames=True, closefd=False
             )
         self.position = 0
+        self._position_lock = threading.Lock()
         self._direct_fd = None if compressed else _open_direct(path)
+        self._direct_ok = self._direct_fd is not None
 
     def size_on_disk(self) -> int:
         return os.fstat(self._file.fileno()).st_size
@@ -151,28 +153,57 @@ class ImageSource:
                 raise ImageStreamError(f"image is truncated: it ended after {self.position} bytes", self.position)
             got += n
 
+    def fill_at(self, buf: Buffer, offset: int, length: int) -> None:
+        """Read the raw image's bytes ``[offset, offset + length)`` into ``buf[:length]``; short is an error.
+
+        Positional, so several threads may read different ranges at once: one O_DIRECT read at a
+        time leaves the disk idle between requests, where dd's buffered reads have the kernel's
+        readahead in flight (a page-aligned ``buf`` is read around the page cache, as ``fill``)."""
+        if self.compressed:
+            raise ValueError("a compressed image is read in order (fill)")
+        view = memoryview(buf)[:length]
+        got = self._pread_direct(view, offset) if isinstance(buf, mmap.mmap) else 0
+        while got < length:
+            try:
+                n = os.preadv(self._file.fileno(), [view[got:]], offset + got)
+            except OSError as exc:
+                raise ImageStreamError(f"image read failed: {exc.strerror or exc}", offset + got) from exc
+            if n == 0:
+                raise ImageStreamError(f"image is truncated: it ended after {offset + got} bytes", offset + got)
+            got += n
+        with self._position_lock:
+            self.position = max(self.position, offset + length)
+
     def _fill_direct(self, view: memoryview) -> int:
-        """Read the aligned head of ``view`` with O_DIRECT (an anonymous mmap is page-aligned);
-        the bytes read. Stops early at the end of the file or if the filesystem refuses."""
+        """``fill``'s O_DIRECT head (an anonymous mmap is page-aligned); the bytes read."""
+        if self.position % DIRECT_READ_ALIGN:
+            return 0
+        got = self._pread_direct(view, self.position)
+        if got:
+            self.position += got
+            self._file.seek(self.position)
+        return got
+
+    def _pread_direct(self, view: memoryview, offset: int) -> int:
+        """Read the aligned head of ``view`` from ``offset`` with O_DIRECT; the bytes read. Stops
+        early at the end of the file or if the filesystem refuses (then the page cache path takes
+        over for good; the descriptor stays open until ``close``, another thread may be using it)."""
         fd = self._direct_fd
-        if fd is None or self.position % DIRECT_READ_ALIGN:
+        if fd is None or not self._direct_ok or offset % DIRECT_READ_ALIGN:
             return 0
         aligned = len(view) - len(view) % DIRECT_READ_ALIGN
         got = 0
         while got < aligned:
             try:
-                n = os.preadv(fd, [view[got:aligned]], self.position)
+                n = os.preadv(fd, [view[got:aligned]], offset + got)
             except OSError as exc:
                 if exc.errno != errno.EINVAL:
-                    raise ImageStreamError(f"image read failed: {exc.strerror or exc}", self.position) from exc
-                self._close_direct()  # refused after all: the page cache path takes over
+                    raise ImageStreamError(f"image read failed: {exc.strerror or exc}", offset + got) from exc
+                self._direct_ok = False
                 break
-            self.position += n
             got += n
             if n == 0 or n % DIRECT_READ_ALIGN:
                 break  # end of the file; the buffered path reads what is left (nothing, or the tail)
-        if got:
-            self._file.seek(self.position)
         return got
 
     def _close_direct(self) -> None:
@@ -182,6 +213,8 @@ class ImageSource:
 
     def at_end(self) -> bool:
         """True when the content has no byte left (a longer image does not match its manifest)."""
+        if not self.compressed:
+            self._file.seek(self.position)  # ``fill_at`` reads do not move the file's position
         return self.readinto(memoryview(bytearray(1))) == 0
 
     @property
