@@ -31,8 +31,9 @@ Before (code at 88510c4, run alternately with the change): 512 MiB raw 0.65 / 0.
 1.8), 0.60 / 1.03 / 1.41 (2.6), best 900-1128 MB/s; 1 GiB raw 0.74 / 0.81 / 0.82 (2.1), 0.79 /
 1.26 / 1.88 (3.3), best 1034-1102 MB/s. After (huge-page slots, write and hash side by side, two
 image reads in flight): 512 MiB raw 0.94 / 1.13 / 1.93 (load 2.3), 0.74 / 0.93 / 1.77 (3.8), best
-1507-1565 MB/s against dd's 1442-1553; 1 GiB raw 0.77 / 1.18 / 1.64 (3.1), best 1610 MB/s against
-dd's 1370. All cases at 512 MiB, load 3.7-4.3: raw + read-back 1.14 / 1.54 / 1.93, zstd 1.25 /
+1507-1565 MB/s against dd's 1442-1553; 1 GiB raw 0.77 / 1.18 / 1.64 (3.1), 0.85 / 1.25 / 1.77
+(3.5; raw + read-back 0.82 / 1.51 / 2.01), best 1540-1610 MB/s against dd's 1370-1469. All
+cases at 512 MiB, load 3.7-4.3: raw + read-back 1.14 / 1.54 / 1.93, zstd 1.25 /
 1.67 / 2.30, zstd + read-back 0.98 / 1.58 / 2.15. CPU: raw 0.33 s per 512 MiB against dd's 0.09
 (SHA-256 is most of it), so with no core free the deploy still falls behind dd.
 
