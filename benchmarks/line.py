@@ -50,18 +50,21 @@ sits just under saturation and is itself bistable (the same erases replayed took
 run and 9 s in another). ``--gap 20`` offers ~270-290 devices/min, which the machine carries; the
 controller's own overhead is read there. Both are reported.
 
-Measured 6 Dec 2026, 2 CPUs, 30 s, 48 slots (load average at the line's start -> end):
-  SQLite, --gap 20: 273 devices/min; overhead per erased device p50 57 / p95 118 / p99 165 ms, of
-    which outside the erase call p50 45 / p95 106 ms; the erases' mean excess over the replay 12 ms;
-    detection to start p95 25 ms; controller CPU 44 ms per job (load 6.2 -> 5.9).
-  SQLite, --gap 1: 548 devices/min, saturated: overhead p95 5.1 s (the erases' mean excess over the
-    replay 4.9 s); outside the erase call p50 88 / p95 204 ms; CPU 47 ms per job (load 2.5 -> 7.2).
-  PostgreSQL, --gap 20: 286 devices/min; overhead p50 118 / p95 230 ms, outside the erase call
-    p50 95 / p95 206 ms, excess 23 ms; CPU 55 ms per job (load 9.5 -> 6.6).
-  PostgreSQL, --gap 1: 448 devices/min, saturated: overhead p95 8.2 s; outside the erase call
-    p50 264 / p95 452 ms; CPU 70 ms per job (load 4.4 -> 11.4).
-  Target p95 <= 100 ms: not met (SQLite 118 ms and PostgreSQL 230 ms where the machine carries
-  the load; seconds of queueing where it does not).
+Measured 6 Dec 2026 (second session: the ledger append as one statement on PostgreSQL, 4f56a7c;
+certificates canonicalised without rfc8785's pure-Python path, f24b44b), 2 CPUs, 30 s, 48 slots,
+--gap 20, nothing else running (load average at the line's start -> end):
+  SQLite, 2 runs: 282 and 258 devices/min; overhead per erased device p50 46 / p95 78 / p99 121 ms
+    and p50 71 / p95 113 / p99 187 ms; outside the erase call p95 64 and 86 ms; the erases' mean
+    excess over the replay 14 and 28 ms; detection to start p95 15 and 22 ms; controller CPU 40 and
+    49 ms per job (load 1.8 -> 2.2, 2.8 -> 2.5).
+  PostgreSQL, 4 runs: 262-294 devices/min; overhead p95 288, 305, 144 and 203 ms (p50 126, 173, 78,
+    103); outside the erase call p95 242, 257, 134 and 203 ms; excess 46, 49, 10 and 0 ms; detection
+    to start p95 37-50 ms; CPU 48-72 ms per job (load 1.4-2.8).
+  Target p95 <= 100 ms: met in one SQLite run of two (78 ms; 113 in the other), not on PostgreSQL
+  (144-305 ms). Before those changes (the first session of 6 Dec, at load 6-9): SQLite p95 118 ms,
+  PostgreSQL 230 ms; at --gap 1 (saturated) seconds of queueing on both.
+  A GIL switch interval of 0.1 ms instead of the agent's 0.5 ms, alternated on PostgreSQL: p95 287
+  and 313 ms against 144 and 203 ms, more CPU per job (58-63 against 48-61 ms): 0.5 ms stays.
 
 Fairness notes. The simulated line runs inside the agent's process: its arrivals (booking each
 device in at goods-in, writing its disk file) compete with the controller for the CPU, the GIL and

@@ -48,7 +48,9 @@ run), so the target stays at the edge. Not measurable to 5% on this shared machi
 6.12 s). Before the change, at load 0.9 -> 4.7: 0.80 / 1.13 / 1.45 (CPU 7.55 vs 7.09 s). The code
 before and after alternated with plain in one process (6 repetitions, load 3.6 -> 5.0): before
 0.83 / 1.16 / 1.53, after 0.85 / 1.11 / 1.45, after / before 0.88 / 0.94 / 1.31; CPU medians 6.84,
-6.95 and plain 6.15 s. Re-measure on a quiet machine.
+6.95 and plain 6.15 s. Quiet machine after the change (nothing else running, load 2.9 -> 2.2, the
+benchmark's own): 1.00 / 1.12 / 1.32, CPU 5.9-8.2 s against 5.7-6.5 s: the target is not met; the
+adapter's own CPU varies by 2 s between identical repetitions, more than its whole overhead.
 """
 
 from __future__ import annotations
