@@ -63,6 +63,12 @@ certificates canonicalised without rfc8785's pure-Python path, f24b44b), 2 CPUs,
   Target p95 <= 100 ms: met in one SQLite run of two (78 ms; 113 in the other), not on PostgreSQL
   (144-305 ms). Before those changes (the first session of 6 Dec, at load 6-9): SQLite p95 118 ms,
   PostgreSQL 230 ms; at --gap 1 (saturated) seconds of queueing on both.
+  After the ownership check, row lock and lease renewal became one statement per step transaction
+  (jobs.hold_for_step), alternated PostgreSQL / SQLite, 2 runs each: PostgreSQL p95 197 and 133 ms
+  (p50 95 / 78; outside the erase call p95 178 / 124; excess 19 / 8 ms; CPU 47 / 45 ms per job;
+  load 1.0 -> 1.9); SQLite p95 151 and 58 ms (p50 84 / 39; outside the erase call p95 102 / 46;
+  excess 48 / 12 ms; CPU 41 / 36 ms per job; load 1.4 -> 2.7). Run to run the p95 moves by 2x here:
+  read several runs, not one.
   A GIL switch interval of 0.1 ms instead of the agent's 0.5 ms, alternated on PostgreSQL: p95 287
   and 313 ms against 144 and 203 ms, more CPU per job (58-63 against 48-61 ms): 0.5 ms stays.
 

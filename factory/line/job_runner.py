@@ -231,9 +231,8 @@ class JobRunner:
         drops them with the rest."""
         self.logs = JobLogBuffer()
         with session_scope(self.ctx.engine) as s:
-            job = jobs.ensure_owned(s, self.job_id, self.ctx.run_id)
-            # Ours and locked: renew the lease here, as the heartbeat skips rows a runner holds.
-            job.lease_expires_at = time.time() + self.ctx.lease_seconds
+            # Ours, locked and its lease renewed here, as the heartbeat skips rows a runner holds.
+            job = jobs.hold_for_step(s, self.job_id, self.ctx.run_id, time.time() + self.ctx.lease_seconds)
             yield s, job
             self.logs.flush(s)
 

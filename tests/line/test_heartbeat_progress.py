@@ -102,7 +102,7 @@ def test_a_beat_renews_the_other_jobs_and_passes_over_one_its_runner_holds(ctx: 
     before = _job(ctx, held).lease_expires_at
     beat = threading.Thread(target=_renew, args=(ctx, controller.run_id))
     with session_scope(ctx.engine) as step:  # a step's transaction: the job row locked, as a runner holds it
-        jobs.ensure_owned(step, held, controller.run_id)
+        jobs.hold_for_step(step, held, controller.run_id, before or 0.0)  # renewed to what it was
         beat.start()
         beat.join(timeout=60)
         assert not beat.is_alive(), "the heartbeat waited for the runner's row lock"
