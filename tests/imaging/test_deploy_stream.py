@@ -63,9 +63,9 @@ def test_a_late_stage_does_not_hold_up_the_one_before_it_beyond_the_free_slots()
     assert count == 6
 
 
-@pytest.mark.parametrize("failing", ["produce", "write", "hash"])
-def test_the_first_failure_of_any_stage_is_raised_in_the_caller_and_stops_the_rest(failing):
-    calls: list[tuple[str, int]] = []
+def _steps_failing_at_200(failing: str, calls: list[tuple[str, int]]):
+    """Stage functions by name that note each segment in ``calls``; the one named ``failing``
+    raises at segment 200 instead."""
 
     def step(name: str):
         def run(slot: bytearray, offset: int, length: int) -> None:
@@ -75,6 +75,13 @@ def test_the_first_failure_of_any_stage_is_raised_in_the_caller_and_stops_the_re
 
         return run
 
+    return step
+
+
+@pytest.mark.parametrize("failing", ["produce", "write", "hash"])
+def test_the_first_failure_of_any_stage_is_raised_in_the_caller_and_stops_the_rest(failing):
+    calls: list[tuple[str, int]] = []
+    step = _steps_failing_at_200(failing, calls)
     pipeline = StagedPipeline(_slots(), step("produce"), (step("write"), step("hash")), caller_stage=0)
     with pytest.raises(OSError, match=f"{failing} failed at 200"):
         pipeline.run(SEGMENTS)
@@ -127,15 +134,7 @@ def test_several_producers_hand_the_stages_every_segment_in_order(producers):
 @pytest.mark.parametrize("failing", ["produce", "write"])
 def test_a_failure_with_several_producers_stops_them_all(failing):
     calls: list[tuple[str, int]] = []
-
-    def step(name: str):
-        def run(slot: bytearray, offset: int, length: int) -> None:
-            if name == failing and offset == 200:
-                raise OSError(f"{name} failed at {offset}")
-            calls.append((name, offset))
-
-        return run
-
+    step = _steps_failing_at_200(failing, calls)
     pipeline = StagedPipeline(_slots(5), step("produce"), (step("write"), step("hash")), 0, producers=2)
     with pytest.raises(OSError, match=f"{failing} failed at 200"):
         pipeline.run(SEGMENTS)
