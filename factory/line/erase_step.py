@@ -95,11 +95,11 @@ class _Erase:
             signatories = job_signatories(
                 job.started_by, job.approved_by, runner.ctx.agent, Destination(job.destination)
             )
-            # The step ends (and, as the last, its job) in the transaction that certifies: its row
-            # is written with the ``sanitised`` entry, its log lines before the ledger's lock.
+            # The step ends (and, as the last, its job) in the transaction that certifies: its row,
+            # the job's changes and the log lines are written with the ``sanitised`` entry.
             outcome = f"{len(results)} medium(s) erased and certified"
             ended = runner.end_step(s, job, name, StepStatus.SUCCEEDED, outcome)
-            runner.logs.flush(s)
+            stamps = runner.stamps_for_entry(job, runner.step_stamp(step_id, **ended))
             certify_round(
                 s,
                 runner.ctx.settings,
@@ -109,14 +109,15 @@ class _Erase:
                 self._origin(s, job),
                 signatories,
                 evidence=closing_evidence(runner),  # a tablet's wipe command and state after; nothing for disks
-                stamps=(runner.step_stamp(step_id, **ended),),
+                stamps=stamps,
+                rows=runner.log_rows(),
             )
 
     def _open(self, step_id: int, name: str) -> tuple[EraseRound, list[tuple[str, str]]]:
         """Match recorded media to what is attached, then open the erase round (one commit);
         return it with (serial, path) of every medium to erase."""
         runner = self.runner
-        with runner.scope() as (s, job):
+        with runner.scope(starting=name) as (s, job):
             started = runner.begin(s, job, name)
             slot = s.get(Slot, job.slot_id)
             on_port = self.remote is not None  # a switch-port slot has no local device node
@@ -133,12 +134,12 @@ class _Erase:
             if missing:
                 raise StepFailed(f"media {', '.join(missing)} recorded on the device are not attached in {slot.code}")
             remote = {"remote": self.remote.label} if self.remote is not None else {}  # as the remote path does
-            # Logged before the round opens (it commits with it or not at all; the step row keeps the
-            # round's seq): nothing but the step row is written under the ledger's lock.
+            # Written with the round's first entry (it commits with it or not at all; the step row
+            # keeps the round's seq), in its one statement on PostgreSQL.
             runner.logs.add(runner.job_id, f"erase round opened for {', '.join(m.serial for m in media)}")
-            runner.logs.flush(s)
             stamps = (runner.step_stamp(step_id, **started),)
-            round_ = open_round(s, device, media, self._origin(s, job), stamps, **remote, **before_evidence(runner))
+            origin, evidence = self._origin(s, job), {**remote, **before_evidence(runner)}
+            round_ = open_round(s, device, media, origin, stamps, rows=runner.log_rows(), **evidence)
             return round_, [(m.serial, where[m.serial]) for m in media]
 
     def _record_attached_disk(self, s: Session, device_id: int, slot: Slot) -> StorageMedium:

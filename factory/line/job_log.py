@@ -31,9 +31,14 @@ class JobLogBuffer:
     def add(self, job_id: int, message: str, level: str = "info", at: str | None = None) -> None:
         self._rows.append({"job_id": job_id, "at": at or utc_now(), "level": level, "message": message})
 
+    def take(self) -> list[dict[str, object]]:
+        """The buffered rows, for the caller to write (with a custody entry); the buffer is emptied."""
+        rows, self._rows = self._rows, []
+        return rows
+
     def flush(self, session: Session) -> None:
         """Insert what is buffered in ``session``'s transaction, in one statement."""
-        rows, self._rows = self._rows, []
+        rows = self.take()
         if rows:
             session.connection().execute(insert(_LOG), rows)
 

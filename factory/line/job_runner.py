@@ -24,9 +24,11 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, inspect, update
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, select
 
 from factory.kernel.clock import utc_now
@@ -35,7 +37,7 @@ from factory.kernel.db.engine import read_scope, session_scope
 from factory.kernel.db.errors import is_busy
 from factory.kernel.db.retry import until_reachable
 from factory.kernel.errors import FactoryError
-from factory.kernel.ledger.append import SeqStamp
+from factory.kernel.ledger.append import RowBatch, SeqStamp
 from factory.kernel.lifecycle.guards import CertificateVerifier
 from factory.kernel.lifecycle.states import Event
 from factory.kernel.lifecycle.transition import TransitionRequest, change_state
@@ -45,7 +47,7 @@ from factory.line.erase_step import sanitise
 from factory.line.errors import JobNotFound, LostOwnership, StepFailed, StepHeld
 from factory.line.job_log import JobLogBuffer
 from factory.line.job_steps import book_return, provision, quarantine
-from factory.line.models import Job, JobStatus, JobStep, Slot, StepStatus, StopKind
+from factory.line.models import Job, JobLog, JobStatus, JobStep, Slot, StepStatus, StopKind
 from factory.line.personalise_step import personalise
 from factory.line.pipeline_rules import Step
 from factory.line.provision_step import Provisioner
@@ -60,6 +62,8 @@ log = logging.getLogger(__name__)
 EraseFn = Callable[..., EraseResult]
 StepHandler = Callable[["JobRunner", int, str], None]
 _STEP = JobStep.__table__  # type: ignore[attr-defined]
+_JOB = Job.__table__  # type: ignore[attr-defined]
+_LOG = JobLog.__table__  # type: ignore[attr-defined]
 
 __all__ = ["EraseFn", "JobRunner", "RunnerContext", "StepFailed"]
 # What runs each kind of step (``job_steps.py``, ``erase_step.py``).
@@ -114,6 +118,7 @@ class JobRunner:
         # (step, step as shown with its phase, overall progress) while an erase runs; the
         # heartbeat copies it to the database for boards in other processes.
         self.live: tuple[str, str, float] | None = None
+        self._marked: str | None = None  # the step the open scope's job marks were written for
         self._live_written: tuple[str, str, float] | None = None
 
     def request_stop(self, kind: StopKind, reason: str) -> None:
@@ -225,22 +230,31 @@ class JobRunner:
     # ------------------------------------------------------------------ what the steps use
 
     @contextmanager
-    def scope(self) -> Iterator[tuple[Session, Job]]:
+    def scope(self, starting: str | None = None) -> Iterator[tuple[Session, Job]]:
         """One transaction on the job, which must still be ours (else ``LostOwnership``). Its
         log lines go in before its transition (see :meth:`transition`) or at its end; a rollback
-        drops them with the rest."""
+        drops them with the rest. ``starting``: the step it begins (:meth:`begin`), whose marks on
+        the job go in the statement that checks ownership rather than in an UPDATE of their own."""
         self.logs = JobLogBuffer()
+        marks = self._marks(starting) if starting is not None else {}
         with session_scope(self.ctx.engine) as s:
             # Ours, locked and its lease renewed here, as the heartbeat skips rows a runner holds.
-            job = jobs.hold_for_step(s, self.job_id, self.ctx.run_id, time.time() + self.ctx.lease_seconds)
+            job = jobs.hold_for_step(s, self.job_id, self.ctx.run_id, time.time() + self.ctx.lease_seconds, marks)
+            self._marked = starting
             yield s, job
             self.logs.flush(s)
 
+    def _marks(self, name: str) -> dict[str, Any]:
+        return {"current_step": name, "updated_at": utc_now(), "progress": self.step_index / self.step_count}
+
     def begin(self, s: Session, job: Job, name: str) -> dict[str, Any]:
-        """Mark the job in this step; return the step row's values for :meth:`step_stamp`."""
-        now = utc_now()
-        job.current_step, job.updated_at, job.progress = name, now, self.step_index / self.step_count
-        s.add(job)
+        """Mark the job in this step (done already if the scope was opened ``starting`` it);
+        return the step row's values for :meth:`step_stamp`."""
+        if self._marked != name:
+            for column, value in self._marks(name).items():
+                setattr(job, column, value)
+            s.add(job)
+        now = job.updated_at
         self.logs.add(self.job_id, f"step '{name}' started")
         self.ctx.bus.publish("job", job=self.job_id, step=name)
         return {"status": StepStatus.RUNNING.value, "started_at": now}
@@ -252,6 +266,19 @@ class JobRunner:
         if self.step_index == self.step_count - 1:
             self._complete(s, job)
         return {"status": status.value, "ended_at": utc_now(), "outcome": outcome}
+
+    @staticmethod
+    def stamps_for_entry(job: Job, step: SeqStamp | None) -> tuple[SeqStamp, ...]:
+        """``step`` and the job's changes not yet written, as updates written with the next custody
+        entry (in its one statement on PostgreSQL). Taken before any query, which would flush the
+        job's changes in an UPDATE of their own."""
+        return tuple(stamp for stamp in (step, _unwritten_changes(job)) if stamp is not None)
+
+    def log_rows(self) -> tuple[RowBatch, ...]:
+        """The log lines so far, to be written with the transaction's custody entry (in its one
+        statement on PostgreSQL) instead of in an INSERT of their own; the buffer is emptied."""
+        lines = self.logs.take()
+        return (RowBatch(_LOG, lines),) if lines else ()
 
     @staticmethod
     def step_stamp(step_id: int, **values: Any) -> SeqStamp:
@@ -268,12 +295,15 @@ class JobRunner:
 
     def transition(self, s: Session, job: Job, event: Event, *, step: SeqStamp | None = None, **evidence: Any) -> int:
         """The job's device takes ``event`` (evidence names the job and slot); the ledger seq.
-        ``step``: the step row's update (:meth:`step_stamp`), written with the entry. The log lines
-        so far go in first, so they are not written under the ledger's lock."""
+
+        Written with the entry (in its one statement on PostgreSQL, no round trip of their own):
+        ``step``, the step row's update (:meth:`step_stamp`); the job's changes not yet written (a
+        step's end, the job's finish); the log lines so far. All or nothing with it, as before.
+        """
         if job.device_id is None:
             raise JobNotFound(f"job {job.id} has no device")
+        stamps = self.stamps_for_entry(job, step)  # first: any query below would flush the job on its own
         code = self.slot_code(s, job)  # a slot's code never changes
-        self.logs.flush(s)
         entries = change_state(
             s,
             [
@@ -282,7 +312,8 @@ class JobRunner:
                     event,
                     location=code,
                     evidence={"job": job.id, "slot": code, **evidence},
-                    stamps=(step,) if step is not None else (),
+                    stamps=stamps,
+                    rows=self.log_rows(),
                 )
             ],
             actor=self.ctx.actor,
@@ -310,6 +341,21 @@ class JobRunner:
             return None
         self._live_written = live
         return live
+
+
+def _unwritten_changes(job: Job) -> SeqStamp | None:
+    """The job's changed columns not yet flushed, as an update written with the next custody entry;
+    the loaded object takes them as written (a rollback discards the session and it with it)."""
+    state = inspect(job)
+    history = {key: state.attrs[key].history for key in state.mapper.column_attrs.keys()}
+    changes = {key: added[0] for key, (added, _, _) in history.items() if added}
+    if not changes:
+        return None
+    for column, value in changes.items():
+        set_committed_value(job, column, value)
+    # Core values: the entry's statement is sent as is on PostgreSQL, past the ORM's type handling.
+    values = {column: value.value if isinstance(value, Enum) else value for column, value in changes.items()}
+    return SeqStamp(_JOB, job.id or 0, None, values)
 
 
 def _failure_action(s: Session, job: Job) -> str:

@@ -16,6 +16,7 @@ from factory.intake.service import receive_device
 from factory.kernel.lifecycle.states import Event
 from factory.kernel.lifecycle.transition import TransitionRequest, change_state
 from factory.kernel.models.device import Device, DeviceKind
+from factory.line import jobs
 from factory.line.device_condition import latest_condition
 from factory.line.errors import StepFailed, StepHeld
 from factory.line.models import Slot, StepStatus
@@ -41,7 +42,7 @@ NO_VEHICLE_ACTION = (
 
 
 def book_return(runner: JobRunner, step_id: int, name: str) -> None:
-    with runner.scope() as (s, job):
+    with runner.scope(starting=name) as (s, job):
         values = runner.begin(s, job, name)
         values |= runner.end_step(s, job, name, StepStatus.SUCCEEDED, "booked back into the factory")
         condition = latest_condition(s, job.device_id or 0)  # what routed it, into the signed entry
@@ -52,16 +53,18 @@ def book_return(runner: JobRunner, step_id: int, name: str) -> None:
         runner.transition(s, job, Event.RETURN, step=runner.step_stamp(step_id, **values), note=note, **routed)
 
 
-def vehicle_of_build(session: Session, device_id: int) -> str | None:
-    """The fleet number a device is built for (None for a device that is no vehicle tablet).
+def vehicle_of_build(session: Session, device: Device) -> str | None:
+    """The fleet number a device is built for (None for a device that is no vehicle tablet: only
+    those are allocated to, or earmarked for, a vehicle, so no query is made for the others).
 
     :raises StepHeld: a vehicle tablet with no vehicle: its build names the vehicle (fleet number,
         in-vehicle settings), so it waits for one where it is (sanitised, or received if new)
         rather than failing its provisioning.
     """
-    fleet = vehicle_fleet_number(session, device_id)
-    device = session.get(Device, device_id)
-    if not fleet and device is not None and device.kind == DeviceKind.VEHICLE_TABLET:
+    if device.kind != DeviceKind.VEHICLE_TABLET:
+        return None
+    fleet = vehicle_fleet_number(session, device.id or 0)
+    if not fleet:
         raise StepHeld(NO_VEHICLE, NO_VEHICLE_ACTION)
     return fleet
 
@@ -79,12 +82,10 @@ def provision(runner: JobRunner, step_id: int, name: str) -> None:
     if provisioner is None:
         raise StepHeld(NO_PROVISIONING, NO_PROVISIONING_ACTION)
     name = provisioner.name
-    with runner.scope() as (s, job):
-        # Held from here: the session keeps loaded rows only while something refers to them, and
-        # the transition locks and refreshes this same object rather than loading it a third time.
-        device = s.get(Device, job.device_id)
-        assert device is not None
-        fleet = vehicle_of_build(s, job.device_id or 0)
+    with runner.scope(starting=name) as (s, job):
+        # Locked here, once: the transition finds it locked in this transaction and selects it no more.
+        device = jobs.device_of(s, job)
+        fleet = vehicle_of_build(s, device)
         started = runner.begin(s, job, name)
         vehicle = {"vehicle": fleet} if fleet else {}
         stamp = runner.step_stamp(step_id, name=name, **started)
@@ -127,7 +128,7 @@ def quarantine(runner: JobRunner, step_id: int, name: str) -> None:
 
     :raises StepFailed: the port reported no serial number.
     """
-    with runner.scope() as (s, job):
+    with runner.scope(starting=name) as (s, job):
         values = runner.begin(s, job, name)
         slot = s.get(Slot, job.slot_id)
         assert slot is not None

@@ -16,8 +16,9 @@ from sqlalchemy import func, insert, update
 from sqlmodel import Session, col, select
 
 from factory.kernel.clock import utc_now
+from factory.kernel.errors import NotFound
 from factory.kernel.lifecycle.states import Event, State
-from factory.kernel.lifecycle.transition import TransitionRequest, change_state
+from factory.kernel.lifecycle.transition import TransitionRequest, change_state, lock_devices
 from factory.kernel.models.custody_entry import CustodyEntry
 from factory.kernel.models.device import Device
 from factory.line.errors import JobNotActionable, JobNotFound, LostOwnership
@@ -117,8 +118,11 @@ def jobs_for_attachment(session: Session, attachment_id: str) -> Sequence[Job]:
     return session.exec(select(Job).where(Job.attachment_id == attachment_id).order_by(col(Job.id))).all()
 
 
-def hold_for_step(session: Session, job_id: int, run_id: str, lease_expires_at: float) -> Job:
-    """The job, locked and its lease renewed to ``lease_expires_at``, if this agent run still runs it.
+def hold_for_step(
+    session: Session, job_id: int, run_id: str, lease_expires_at: float, marks: Mapping[str, Any] | None = None
+) -> Job:
+    """The job, locked and its lease renewed to ``lease_expires_at``, if this agent run still runs it
+    (``marks``: other columns of the job to set in the same statement, as a step's start).
 
     One statement (UPDATE ... RETURNING): the ownership check, the row lock and the renewal every
     step's transaction makes, where a SELECT ... FOR UPDATE and, at the next autoflush, an UPDATE of
@@ -129,7 +133,7 @@ def hold_for_step(session: Session, job_id: int, run_id: str, lease_expires_at: 
     stmt = (
         update(Job)
         .where(col(Job.id) == job_id, col(Job.owner_run) == run_id, col(Job.status) == JobStatus.RUNNING)
-        .values(lease_expires_at=lease_expires_at)
+        .values(lease_expires_at=lease_expires_at, **(marks or {}))
         .returning(Job)
         .execution_options(populate_existing=True, synchronize_session=False)
     )
@@ -181,7 +185,7 @@ def fail_device_if_ours(
     """
     if job.device_id is None:
         return False
-    device = session.exec(locked(session, select(Device).where(Device.id == job.device_id))).first()  # type: ignore[call-overload]
+    device = _locked_device(session, job.device_id)
     if device is None or device.state not in IN_PROGRESS:
         return False
     latest = session.exec(select(func.max(CustodyEntry.seq)).where(CustodyEntry.device_id == device.id)).one()
@@ -214,7 +218,15 @@ def device_of(session: Session, job: Job) -> Device:
     """
     if job.device_id is None:
         raise JobNotFound(f"job {job.id} has no device")
-    device = session.exec(locked(session, select(Device).where(Device.id == job.device_id))).first()  # type: ignore[call-overload]
+    device = _locked_device(session, job.device_id)
     if device is None:
         raise JobNotFound(f"job {job.id}: device {job.device_id} is missing")
     return device  # type: ignore[no-any-return]
+
+
+def _locked_device(session: Session, device_id: int) -> Device | None:
+    """The device, its row locked for the transaction (once: the transition's lock reuses it)."""
+    try:
+        return lock_devices(session, [device_id])[device_id]
+    except NotFound:
+        return None

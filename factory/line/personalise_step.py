@@ -31,7 +31,7 @@ def personalise(runner: JobRunner, step_id: int, name: str) -> None:
     tool = personaliser(runner.ctx.provisioner)
     if tool is None:
         raise StepHeld(CANNOT_PERSONALISE, CANNOT_PERSONALISE_ACTION)
-    with runner.scope() as (s, job):
+    with runner.scope(starting=name) as (s, job):
         started = runner.begin(s, job, name)
         device = s.get(Device, job.device_id)
         due = personalisation_due(s, job.device_id or 0)

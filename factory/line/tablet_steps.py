@@ -71,7 +71,7 @@ def identify_tablet(runner: JobRunner, step_id: int, name: str) -> None:
     """:raises StepHeld: no tablet settings, or the tablet cannot be read (the action says why).
     :raises StepFailed: the tablet left its slot, or reads as another device."""
     bench = _bench(runner)
-    with runner.scope() as (s, job):
+    with runner.scope(starting=name) as (s, job):
         started = runner.begin(s, job, name)
         slot = s.get(Slot, job.slot_id)
         tablet = tablet_of(slot.attached_node if slot else None)
@@ -255,8 +255,8 @@ def enrol(runner: JobRunner, step_id: int, name: str) -> None:
     probe = _probes.get(runner)
     if probe is None:
         raise StepFailed("the tablet was not identified in this job: retry it")
-    with runner.scope() as (s, job):
-        fleet = vehicle_of_build(s, job.device_id or 0)  # a vehicle tablet with no vehicle is held here
+    with runner.scope(starting=name) as (s, job):
+        fleet = vehicle_of_build(s, jobs.device_of(s, job))  # a vehicle tablet with no vehicle is held here
         started = runner.begin(s, job, name)
         vehicle = {"vehicle": fleet} if fleet else {}
         stamp = runner.step_stamp(step_id, **started)

@@ -33,7 +33,7 @@ from factory.kernel.config import Settings
 from factory.kernel.context import AppContext
 from factory.kernel.db.engine import session_scope
 from factory.kernel.errors import FactoryError, GuardRefused
-from factory.kernel.ledger.append import SeqStamp
+from factory.kernel.ledger.append import RowBatch, SeqStamp
 from factory.kernel.lifecycle.guards import CertificateVerifier
 from factory.kernel.lifecycle.states import Event, State
 from factory.kernel.lifecycle.transition import TransitionRequest, change_state
@@ -110,7 +110,13 @@ class ClosedRound:
 
 
 def _record(
-    session: Session, device_id: int, event: Event, origin: RoundOrigin, stamps: Sequence[SeqStamp], **evidence: Any
+    session: Session,
+    device_id: int,
+    event: Event,
+    origin: RoundOrigin,
+    stamps: Sequence[SeqStamp],
+    rows: Sequence[RowBatch] = (),
+    **evidence: Any,
 ) -> int:
     entries = change_state(
         session,
@@ -121,6 +127,7 @@ def _record(
                 location=origin.location,
                 evidence={**origin.evidence, **evidence},
                 stamps=tuple(stamps),
+                rows=tuple(rows),
             )
         ],
         actor=origin.actor,
@@ -135,15 +142,18 @@ def open_round(
     media: Sequence[StorageMedium],
     origin: RoundOrigin,
     stamps: Sequence[SeqStamp] = (),
+    *,
+    rows: Sequence[RowBatch] = (),
     **evidence: Any,
 ) -> EraseRound:
     """Record ``start_sanitise`` for ``media`` of ``device`` in the caller's transaction
-    (``stamps``: rows that record its seq, such as the line's step row, written with it).
+    (``stamps``: rows that record its seq, such as the line's step row, written with it; ``rows``:
+    other rows written with it, such as the job's log lines).
 
     :raises factory.kernel.errors.InvalidTransition: the device may not start a sanitise now.
     """
     seq = _record(
-        session, device.id or 0, Event.START_SANITISE, origin, stamps, media=[m.serial for m in media], **evidence
+        session, device.id or 0, Event.START_SANITISE, origin, stamps, rows, media=[m.serial for m in media], **evidence
     )
     return EraseRound(device.id or 0, device.serial, seq, tuple(RoundMedium(m.id or 0, m.serial) for m in media))
 
@@ -159,11 +169,13 @@ def certify_round(
     *,
     evidence: Mapping[str, Any] | None = None,
     stamps: Sequence[SeqStamp] = (),
+    rows: Sequence[RowBatch] = (),
 ) -> ClosedRound:
     """Store a certificate per erased medium and record ``sanitised``, in the caller's transaction.
 
     ``evidence``: on the ``sanitised`` entry too. ``stamps``: the rows that record its seq (the line's
-    step row), written with it: nothing follows the ledger append while its lock is held.
+    step row), written with it: nothing follows the ledger append while its lock is held. ``rows``:
+    other rows written with it (the job's log lines).
 
     :raises RoundLeft: the device is no longer in ``round_``; nothing was stored.
     :raises factory.kernel.errors.GuardRefused: a result is not certifiable, or the lifecycle
@@ -173,6 +185,7 @@ def certify_round(
         raise RoundLeft(f"device {device.serial} left erase round {round_.seq}: no certificate issued")
     ids = {m.serial: m.id for m in round_.media}
     cert_ids: list[str] = []
+    digests: dict[str, str] = {}
     for serial, result in results:
         medium = session.get(StorageMedium, ids[serial])
         assert medium is not None  # media are never deleted
@@ -189,7 +202,10 @@ def certify_round(
             agent=signatories.agent,
         )
         cert_ids.append(cert.id)
-    seq = _record(session, round_.device_id, Event.SANITISED, origin, stamps, certificates=cert_ids, **(evidence or {}))
+        digests[cert.id] = cert.digest_sha256
+    # The digests as ``bind_certificates`` would read back the rows just written, without the query.
+    named = {"certificates": cert_ids, "certificate_digests": digests}
+    seq = _record(session, round_.device_id, Event.SANITISED, origin, stamps, rows, **named, **(evidence or {}))
     return ClosedRound(tuple(cert_ids), seq)
 
 

@@ -38,13 +38,25 @@ class SeqStamp:
     the entry: in the same statement on PostgreSQL, where the log's lock is held from the append to
     the commit and every round trip under it delays every other writer to the log.
 
-    ``table``'s row ``row_id`` (its ``id``) gets the seq in ``column`` and ``values`` beside it.
+    ``table``'s row ``row_id`` (its ``id``) gets the seq in ``column`` (None: no seq, as for the
+    device's own move) and ``values`` beside it.
     """
 
     table: Table
     row_id: int
-    column: str
+    column: str | None
     values: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RowBatch:
+    """Rows of another table written with an entry (a job's log lines of the same transaction): in
+    the same statement on PostgreSQL, so they cost no round trip of their own. Every row has the
+    same keys and names every column without a server default: the statement is sent as is on
+    PostgreSQL, so the model's Python-side defaults are not applied."""
+
+    table: Table
+    rows: Sequence[Mapping[str, Any]]
 
 
 def lock_ledger_head(session: Session, log: str | None = None) -> None:
@@ -68,9 +80,11 @@ def append_entry(
     occurred_at: str | None = None,
     log: str | None = None,
     stamps: Sequence[SeqStamp] = (),
+    rows: Sequence[RowBatch] = (),
 ) -> CustodyEntry:
     """Append one entry to ``log`` (default: this site's) inside the caller's transaction and
-    return it (flushed, not committed). ``stamps``: rows that record its seq, written with it.
+    return it (flushed, not committed). ``stamps``: rows that record its seq, written with it;
+    ``rows``: rows of other tables inserted with it.
 
     :raises factory.kernel.ledger.hashing.EvidenceError: evidence that is not a JSON object.
     """
@@ -101,13 +115,19 @@ def append_entry(
     canonical = entry_bytes(row)
     values = {**row, "entry_hash": hashlib.sha256(canonical).hexdigest()}
     nodes, edge = leaf_nodes(session, position - 1, canonical, log, after=prev)
-    _write_append(session, values, nodes, stamps)
+    _write_append(session, values, nodes, stamps, [batch for batch in rows if batch.rows])
     remember_edge(session, log, canonical, edge)
     return CustodyEntry(**values)
 
 
-def _write_append(session: Session, entry: dict[str, Any], nodes: list[NodeRow], stamps: Sequence[SeqStamp]) -> None:
-    """Write the entry, its tree nodes and the rows that record its seq.
+def _write_append(
+    session: Session,
+    entry: dict[str, Any],
+    nodes: list[NodeRow],
+    stamps: Sequence[SeqStamp],
+    batches: Sequence[RowBatch] = (),
+) -> None:
+    """Write the entry, its tree nodes, the rows that record its seq and the other rows with it.
 
     Core statements: the ORM unit of work would cost more than the hashing, and entries are never
     loaded back into this session for change (the returned object is a detached record). On
@@ -116,16 +136,20 @@ def _write_append(session: Session, entry: dict[str, Any], nodes: list[NodeRow],
     """
     updates = _row_updates(stamps, entry["seq"])
     if session.get_bind().dialect.name == "postgresql":
+        inserts = tuple((batch.table.name, tuple(batch.rows[0]), len(batch.rows)) for batch in batches)
         shape = (tuple(entry), len(nodes), tuple((table.name, tuple(values)) for (table, _), values in updates.items()))
         params = [*entry.values()]
         params += [value for node in nodes for value in (node["log"], node["level"], node["idx"], node["hash"])]
         params += [value for (_, row_id), values in updates.items() for value in (*values.values(), row_id)]
-        session.connection().exec_driver_sql(_one_statement(*shape), tuple(params))
+        params += [row[column] for batch in batches for row in batch.rows for column in batch.rows[0]]
+        session.connection().exec_driver_sql(_one_statement(*shape, inserts), tuple(params))
         return
     session.execute(insert(CustodyEntry), [entry])
     session.execute(insert(LedgerNode), nodes)
     for (table, row_id), values in updates.items():
         session.execute(update(table).where(table.c.id == row_id).values(values))
+    for batch in batches:
+        session.execute(insert(batch.table), list(batch.rows))
 
 
 def _row_updates(stamps: Sequence[SeqStamp], seq: int) -> dict[tuple[Table, int], dict[str, Any]]:
@@ -133,15 +157,23 @@ def _row_updates(stamps: Sequence[SeqStamp], seq: int) -> dict[tuple[Table, int]
     modifications of the same row in one statement (and which one is not defined)."""
     updates: dict[tuple[Table, int], dict[str, Any]] = {}
     for stamp in stamps:
-        updates.setdefault((stamp.table, stamp.row_id), {}).update({**stamp.values, stamp.column: seq})
+        values = updates.setdefault((stamp.table, stamp.row_id), {})
+        values.update(stamp.values)
+        if stamp.column is not None:
+            values[stamp.column] = seq
     return updates
 
 
 @functools.lru_cache(maxsize=256)
-def _one_statement(entry: tuple[str, ...], nodes: int, updates: tuple[tuple[str, tuple[str, ...]], ...]) -> str:
-    """The PostgreSQL text that writes an append in one round trip, by shape (its columns, node count
-    and stamps): data-modifying CTEs, each run once and to completion whether or not the outer
-    SELECT reads it. Written out and kept per shape: SQLAlchemy does not cache a statement with
+def _one_statement(
+    entry: tuple[str, ...],
+    nodes: int,
+    updates: tuple[tuple[str, tuple[str, ...]], ...],
+    inserts: tuple[tuple[str, tuple[str, ...], int], ...] = (),
+) -> str:
+    """The PostgreSQL text that writes an append in one round trip, by shape (its columns, node count,
+    stamps and other rows): data-modifying CTEs, each run once and to completion whether or not the
+    outer SELECT reads it. Written out and kept per shape: SQLAlchemy does not cache a statement with
     DML in its CTEs, and compiling it each time cost more than the round trip it saves.
     """
     quote = _PG_QUOTE.quote
@@ -152,6 +184,11 @@ def _one_statement(entry: tuple[str, ...], nodes: int, updates: tuple[tuple[str,
     parts += [
         f"UPDATE {quote(table)} SET {', '.join(f'{quote(c)} = %s' for c in columns)} WHERE id = %s"
         for table, columns in updates
+    ]
+    parts += [
+        f"INSERT INTO {quote(table)} ({', '.join(map(quote, columns))}) VALUES "
+        + ", ".join([f"({', '.join(['%s'] * len(columns))})"] * count)
+        for table, columns, count in inserts
     ]
     return "WITH " + ", ".join(f"w{n} AS ({part})" for n, part in enumerate(parts)) + " SELECT 1"
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import and_
 from sqlmodel import Session, col, select
 
 from factory.kernel.errors import GuardRefused
@@ -100,15 +101,9 @@ def require_certified(
         raise GuardRefused(f"device {serial} has never been sanitised")
     if device.user_data_since_seq is not None and device.erase_round_seq < device.user_data_since_seq:
         raise GuardRefused(f"device {serial} has held user data since its last erase")
-    media = session.exec(select(StorageMedium).where(StorageMedium.device_id == device.id)).all()
+    media, by_medium = _media_and_round_certificates(session, device)
     if not media:
         raise GuardRefused(f"device {serial} has no storage media recorded: nothing can be certified")
-    certs = session.exec(
-        select(Certificate).where(
-            Certificate.device_id == device.id, Certificate.erase_round_seq == device.erase_round_seq
-        )
-    ).all()
-    by_medium = {c.medium_id: c for c in certs}
     accepted: list[Certificate] = []
     for medium in media:
         cert = by_medium.get(medium.id or -1)
@@ -125,6 +120,29 @@ def require_certified(
         _check_content(serial, medium, cert, doc, required_destination)
         accepted.append(cert)
     return accepted
+
+
+def _media_and_round_certificates(
+    session: Session, device: Device
+) -> tuple[list[StorageMedium], dict[int | None, Certificate]]:
+    """Every medium of the device and, by medium id, a certificate of its current erase round: one
+    query (each medium with its certificates of the round, if any) where two cost two round trips."""
+    rows = session.exec(
+        select(StorageMedium, Certificate)
+        .outerjoin(
+            Certificate,
+            and_(
+                col(Certificate.medium_id) == col(StorageMedium.id),
+                col(Certificate.device_id) == device.id,
+                col(Certificate.erase_round_seq) == device.erase_round_seq,
+            ),
+        )
+        .where(StorageMedium.device_id == device.id)
+        .order_by(col(StorageMedium.id), col(Certificate.id))
+    ).all()
+    media = list({medium.id: medium for medium, _ in rows}.values())
+    by_medium = {cert.medium_id: cert for _, cert in rows if cert is not None}
+    return media, by_medium
 
 
 def _check_content(

@@ -18,7 +18,7 @@ from sqlmodel import Session
 
 from factory.kernel.clock import utc_now
 from factory.kernel.errors import InvalidInput, InvalidTransition, NotFound
-from factory.kernel.ledger.append import SeqStamp, append_entry
+from factory.kernel.ledger.append import RowBatch, SeqStamp, append_entry
 from factory.kernel.lifecycle.guards import CertificateVerifier, GuardInput, check_guard
 from factory.kernel.lifecycle.states import Event, State
 from factory.kernel.lifecycle.table import TAINTING_EVENTS, Edge, find_edge
@@ -36,6 +36,7 @@ class TransitionRequest:
     new_stock: bool = False  # only meaningful for "receive"
     required_destination: str | None = None  # certificates must name this destination
     stamps: tuple[SeqStamp, ...] = ()  # rows that record the entry's seq (a job step), written with it
+    rows: tuple[RowBatch, ...] = ()  # rows of other tables written with it (a job's log lines)
 
 
 def change_state(
@@ -54,7 +55,7 @@ def change_state(
     :raises GuardRefused: an edge's guard refuses (certificates, new stock, witness, pairing).
     """
     _check_requests(requests, actor)
-    devices = _lock_devices(session, sorted(r.device_id for r in requests))
+    devices = lock_devices(session, sorted(r.device_id for r in requests))
     paired = len(requests) > 1
     planned: list[tuple[TransitionRequest, Device, Edge]] = []
     for req in requests:
@@ -115,15 +116,13 @@ def _apply(
     to_custodian = req.to_custodian if req.to_custodian is not None else device.custodian
     location = _location_after(req, device, to_custodian)
     from_state, from_custodian = device.state, device.custodian
-    device.state = str(edge.target)
-    device.custodian = to_custodian
-    device.location = location
-    device.updated_at = now
-    session.add(device)
-    # The device's row (locked above) is written before the append, not after: on PostgreSQL the
-    # log's lock is held from the append to the commit, and every round trip under it delays every
-    # other writer to the log. Same transaction, so all or nothing as before.
+    # Whatever else the caller changed goes first; the device's move is written with its entry (in
+    # the same statement on PostgreSQL, where every round trip under the log's lock delays every
+    # other writer to the log): the loaded row only catches up, unflagged.
     session.flush()
+    moved = {"state": str(edge.target), "custodian": to_custodian, "location": location, "updated_at": now}
+    for column, value in moved.items():
+        set_committed_value(device, column, value)
     seq_columns = _seq_columns(req, edge)
     entry = append_entry(
         session,
@@ -138,7 +137,12 @@ def _apply(
         location=location,
         evidence=evidence,
         occurred_at=now,
-        stamps=(*req.stamps, *(SeqStamp(_DEVICE, device.id or 0, column) for column in seq_columns)),
+        stamps=(
+            *req.stamps,
+            SeqStamp(_DEVICE, device.id or 0, None, moved),
+            *(SeqStamp(_DEVICE, device.id or 0, column) for column in seq_columns),
+        ),
+        rows=req.rows,
     )
     for column in seq_columns:  # written with the entry: the loaded row only catches up, unflagged
         set_committed_value(device, column, entry.seq)
@@ -169,14 +173,39 @@ def _location_after(req: TransitionRequest, device: Device, to_custodian: str) -
     return device.location
 
 
-def _lock_devices(session: Session, ids: list[int]) -> dict[int, Device]:
-    stmt = select(Device).where(Device.id.in_(ids)).order_by(Device.id)  # type: ignore[union-attr]
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update()
-    # populate_existing: a row locked now must not be served from a stale identity map.
-    rows = session.execute(stmt.execution_options(populate_existing=True)).scalars().all()
-    found = {d.id: d for d in rows if d.id is not None}
-    missing = [i for i in ids if i not in found]
+def lock_devices(session: Session, ids: Sequence[int]) -> dict[int, Device]:
+    """The devices named, their rows locked until the transaction ends (PostgreSQL: FOR UPDATE, in
+    id order; SQLite's writer lock covers it), refreshed from the database as they are locked.
+
+    A row this transaction already locked is not selected again: no one else can have changed it
+    since, and a step's transaction locks its device first and then changes its state, which
+    would otherwise lock it a second time (a round trip for nothing).
+
+    :raises NotFound: an id with no device.
+    """
+    held = _held_devices(session)
+    todo = sorted({i for i in ids if i not in held})
+    if todo:
+        stmt = select(Device).where(Device.id.in_(todo)).order_by(Device.id)  # type: ignore[union-attr]
+        if session.get_bind().dialect.name == "postgresql":
+            stmt = stmt.with_for_update()
+        # populate_existing: a row locked now must not be served from a stale identity map.
+        for device in session.execute(stmt.execution_options(populate_existing=True)).scalars():
+            held[device.id or 0] = device
+    missing = [i for i in ids if i not in held]
     if missing:
         raise NotFound(f"no device with id {missing[0]}")
-    return found
+    return {i: held[i] for i in ids}
+
+
+def _held_devices(session: Session) -> dict[int, Device]:
+    """The devices locked in the session's innermost transaction (a savepoint's locks end with it)."""
+    session.connection()  # begins the transaction if nothing has yet: its identity is the key
+    transaction = session.get_nested_transaction() or session.get_transaction()
+    mark = session.info.get(_HELD)
+    if mark is None or mark[0] is not transaction:
+        mark = session.info[_HELD] = (transaction, {})
+    return mark[1]  # type: ignore[no-any-return]
+
+
+_HELD = "factory.locked_devices"
