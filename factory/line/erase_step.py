@@ -39,7 +39,7 @@ def sanitise(runner: JobRunner, step_id: int, name: str) -> None:
         remote laptop failed, or the job was stopped before certification.
     """
     try:
-        remote = connect_for_job(runner.ctx.engine, runner.job_id, runner.ctx.remote)
+        remote = connect_for_job(runner.ctx.engine, runner.job_id, runner.ctx.remote) if runner.on_switch_port else None
     except RemoteMediaError as exc:
         raise StepFailed(exc.reason) from exc
     try:

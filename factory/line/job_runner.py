@@ -29,7 +29,7 @@ from typing import Any
 
 from sqlalchemy import Engine, inspect, update
 from sqlalchemy.orm.attributes import set_committed_value
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from factory.kernel.clock import utc_now
 from factory.kernel.config import Settings
@@ -118,6 +118,7 @@ class JobRunner:
         # (step, step as shown with its phase, overall progress) while an erase runs; the
         # heartbeat copies it to the database for boards in other processes.
         self.live: tuple[str, str, float] | None = None
+        self.on_switch_port = True  # until the plan is read: a switch-port slot's laptop is erased over SSH
         self._marked: str | None = None  # the step the open scope's job marks were written for
         self._live_written: tuple[str, str, float] | None = None
 
@@ -144,14 +145,18 @@ class JobRunner:
             self.ctx.bus.publish("job", job=self.job_id)
 
     def _run(self) -> None:
-        # Read-only: the claim already logged the start, and every step re-checks ownership.
+        # Read-only: the claim already logged the start, and every step re-checks ownership. The
+        # slot's kind comes with the plan: a dock slot's erase then needs no read of its own.
         with read_scope(self.ctx.engine) as conn:
             steps = conn.execute(
-                select(JobStep.id, JobStep.kind, JobStep.name)
+                select(JobStep.id, JobStep.kind, JobStep.name, Slot.attached_mac)
+                .join(Job, col(Job.id) == JobStep.job_id)
+                .join(Slot, col(Slot.id) == Job.slot_id)
                 .where(JobStep.job_id == self.job_id)
                 .order_by(JobStep.position)  # type: ignore[arg-type]
             ).all()
-        plan = [(step_id, Step(kind), name) for step_id, kind, name in steps]
+        plan = [(step_id, Step(kind), name) for step_id, kind, name, _ in steps]
+        self.on_switch_port = any(mac is not None for *_, mac in steps)
         self.ctx.bus.publish("job", job=self.job_id)
         self.step_count = max(1, len(plan))
         for index, (step_id, kind, name) in enumerate(plan):

@@ -44,8 +44,10 @@ def certify_medium(
     destination: Destination = Destination.INTERNAL_REUSE,
     data_backed_up: DataBackedUp = DataBackedUp.UNKNOWN,
     agent: str | None = None,
+    opened: CustodyEntry | None = None,
 ) -> Certificate:
-    """Sign and store the certificate of one medium erased in the device's open round.
+    """Sign and store the certificate of one medium erased in the device's open round
+    (``opened``: the entry that opened it, if the caller has read it already).
 
     :raises GuardRefused: the device is in no erase round, or the result is not certifiable.
     :raises Conflict: the medium or the result belongs to another device or medium.
@@ -54,7 +56,8 @@ def certify_medium(
         raise GuardRefused(f"device {device.serial} is not in an erase round (state '{device.state}')")
     if medium.device_id != device.id:
         raise Conflict(f"medium {medium.serial} is not recorded on device {device.serial}")
-    opened = session.exec(select(CustodyEntry).where(CustodyEntry.seq == device.erase_round_seq)).one()
+    if opened is None or opened.seq != device.erase_round_seq:
+        opened = session.exec(select(CustodyEntry).where(CustodyEntry.seq == device.erase_round_seq)).one()
     now = clock.now()
     if result.media.serial not in (None, medium.serial):
         raise Conflict(f"erase result is for medium {result.media.serial}, not {medium.serial}")

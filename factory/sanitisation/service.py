@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from factory.intake.service import get_device
 from factory.kernel.config import Settings
@@ -37,6 +37,7 @@ from factory.kernel.ledger.append import RowBatch, SeqStamp
 from factory.kernel.lifecycle.guards import CertificateVerifier
 from factory.kernel.lifecycle.states import Event, State
 from factory.kernel.lifecycle.transition import TransitionRequest, change_state
+from factory.kernel.models.custody_entry import CustodyEntry
 from factory.kernel.models.device import Device, StorageMedium
 from factory.sanitisation.certificates import (
     Signatories,
@@ -183,17 +184,17 @@ def certify_round(
     """
     if device.id != round_.device_id or device.state != State.SANITISING or device.erase_round_seq != round_.seq:
         raise RoundLeft(f"device {device.serial} left erase round {round_.seq}: no certificate issued")
-    ids = {m.serial: m.id for m in round_.media}
+    media, opened = _round_media_and_opening(session, round_)
     cert_ids: list[str] = []
     digests: dict[str, str] = {}
     for serial, result in results:
-        medium = session.get(StorageMedium, ids[serial])
-        assert medium is not None  # media are never deleted
+        medium = media[serial]
         cert = certify_medium(
             session,
             settings,
             device=device,
             medium=medium,
+            opened=opened,
             result=result,
             operator=signatories.operator,
             validator=signatories.validator,
@@ -207,6 +208,24 @@ def certify_round(
     named = {"certificates": cert_ids, "certificate_digests": digests}
     seq = _record(session, round_.device_id, Event.SANITISED, origin, stamps, rows, **named, **(evidence or {}))
     return ClosedRound(tuple(cert_ids), seq)
+
+
+def _round_media_and_opening(
+    session: Session, round_: EraseRound
+) -> tuple[dict[str, StorageMedium], CustodyEntry | None]:
+    """The round's media by serial and the entry that opened it, in one query (not two per medium)."""
+    if not round_.media:
+        return {}, None
+    rows = session.exec(
+        select(StorageMedium, CustodyEntry)
+        .join(CustodyEntry, col(CustodyEntry.seq) == round_.seq)
+        .where(col(StorageMedium.id).in_([m.id for m in round_.media]))
+    ).all()
+    media = {medium.serial: medium for medium, _ in rows}
+    missing = [m.serial for m in round_.media if m.serial not in media]
+    if not rows or missing:  # media are never deleted, nor entries: a bug, not a refusal
+        raise RuntimeError(f"erase round {round_.seq}: its opening entry or media {missing} are missing")
+    return media, rows[0][1]
 
 
 def fail_round(
