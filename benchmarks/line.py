@@ -72,6 +72,24 @@ certificates canonicalised without rfc8785's pure-Python path, f24b44b), 2 CPUs,
   A GIL switch interval of 0.1 ms instead of the agent's 0.5 ms, alternated on PostgreSQL: p95 287
   and 313 ms against 144 and 203 ms, more CPU per job (58-63 against 48-61 ms): 0.5 ms stays.
 
+Measured 7 Dec 2026 on a slower host (the same code at a08473f took 70-84 ms of controller CPU per
+job here against 45-47 ms before, and the 48 slots at --gap 20 keep its 2 CPUs busy: the erases'
+mean excess over the replay flips between 0 and 450-700 ms from one run to the next, so the
+headline p95 is that queue's and the time outside the erase call is the figure to compare).
+Step transactions made fewer round trips (cd1ec61, 1e1e241): statements per sanitised and
+provisioned device on PostgreSQL 47 -> 27, read transactions before the steps 2 -> 1. Alternated with
+the code before (A = a08473f, B = 1e1e241), 30 s, --gap 20, order rotated each round, load 1.8 -> 5.5
+(the runs' own):
+  PostgreSQL, 3 rounds: outside the erase call p95 A 233 / 353 / 284, B 194 / 254 / 217 ms (p50 A
+    128 / 150 / 149, B 106 / 118 / 124); controller CPU A 80 / 84 / 84, B 71 / 77 / 81 ms per job;
+    headline overhead p95 A 690 / 979 / 284, B 895 / 254 / 809 ms (the excess: A 456 / 626 / 0,
+    B 701 / 0 / 591 ms).
+  SQLite, 2 rounds: outside the erase call p95 A 167 / 224, B 152 / 132 ms; CPU A 74 / 84, B 72 /
+    69 ms per job; headline p95 A 443 / 620, B 526 / 169 ms (excess A 276 / 396, B 373 / 37 ms).
+  At --gap 40 (PostgreSQL, 2 rounds, the machine not saturated): headline p95 A 253 / 225, B 238 /
+    185 ms; outside the erase call p95 A 178 / 172, B 163 / 139 ms.
+  Target p95 <= 100 ms: not met on this host on either database.
+
 Fairness notes. The simulated line runs inside the agent's process: its arrivals (booking each
 device in at goods-in, writing its disk file) compete with the controller for the CPU, the GIL and
 SQLite's write lock, which a real goods-in desk would not; that makes the numbers conservative and
