@@ -179,7 +179,10 @@ def lock_devices(session: Session, ids: Sequence[int]) -> dict[int, Device]:
 
     A row this transaction already locked is not selected again: no one else can have changed it
     since, and a step's transaction locks its device first and then changes its state, which
-    would otherwise lock it a second time (a round trip for nothing).
+    would otherwise lock it a second time (a round trip for nothing). Rows are taken in id order
+    within one call only: a caller that locks devices one call at a time and then several at once
+    (none does today; paired changes lock all theirs in one call) must go in id order itself, or
+    two such transactions can deadlock.
 
     :raises NotFound: an id with no device.
     """
