@@ -292,14 +292,17 @@ class Controller:
             slot = lock_slot(s, code)
             if slot.bench_id not in self.dispatcher.bench_ids:
                 return
-            result = attach(s, slot, seen)
+            # No autoflush: the slot's new occupant is written with the job (one UPDATE), not
+            # on its own before the identification's first read (which does not read slots).
+            with s.no_autoflush:
+                result = attach(s, slot, seen)
+                if result is AttachResult.ATTACHED:
+                    job = jobs.create_job(
+                        s, slot, provision_name=self.provision_name, detected_epoch=seen.detected_at, logs=logs
+                    )
+                    held = job.id if job.status == JobStatus.HELD else None
             if result is AttachResult.ATTACHED:
-                job = jobs.create_job(
-                    s, slot, provision_name=self.provision_name, detected_epoch=seen.detected_at, logs=logs
-                )
-                held = job.id if job.status == JobStatus.HELD else None
-                logs.flush(s)  # before the claim's savepoint: a failed claim must not take these along
-                claimed = self.dispatcher.claim_here(s)
+                claimed = self.dispatcher.claim_here(s, logs)
         for job_id in claimed:
             self.dispatcher.launch(job_id)
         self.bus.publish("slot", slot=code, result=result.value)

@@ -100,17 +100,18 @@ class JobDispatcher:
             technician=self.config.technician,
         )
 
-    def claim_here(self, s: Session) -> list[int]:
+    def claim_here(self, s: Session, logs: JobLogBuffer) -> list[int]:
         """Claim the new job in the transaction that created it, saving the dispatcher's round
-        trip; if that fails, the attachment still commits and the dispatcher claims it later."""
+        trip; if that fails, the attachment still commits and the dispatcher claims it later.
+        The claim's log lines join ``logs`` (one insert with the attachment's) once it holds."""
         if self._stopping.is_set() or self._lost.is_set():
             return []
         mine = JobLogBuffer()  # lines of a claim that fails must not be written
         try:
             with s.begin_nested():
                 claimed = self.claim(s, mine)
-                mine.flush(s)
-                return claimed
+            logs.extend(mine.take())
+            return claimed
         except Exception as exc:
             if is_busy(exc):  # the connection is gone, and with it the attachment: the event is retried
                 raise

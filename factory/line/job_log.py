@@ -36,6 +36,10 @@ class JobLogBuffer:
         rows, self._rows = self._rows, []
         return rows
 
+    def extend(self, rows: list[dict[str, object]]) -> None:
+        """Take over rows another buffer gave up (``take``), after this buffer's own."""
+        self._rows.extend(rows)
+
     def flush(self, session: Session) -> None:
         """Insert what is buffered in ``session``'s transaction, in one statement."""
         rows = self.take()

@@ -89,7 +89,8 @@ def create_job(
         ended_at=now if held else None,
         updated_at=now,
     )
-    session.add(job)
+    slot.device_id = device.id if device else None  # before the flush: one UPDATE of the slot
+    session.add_all((slot, job))
     session.flush()
     steps = [
         {"job_id": job.id, "position": position, "kind": kind.value, "name": name, "status": StepStatus.PENDING.value}
@@ -97,8 +98,6 @@ def create_job(
     ]
     if steps:
         session.execute(insert(JobStep), steps)  # one statement for all of them
-    slot.device_id = device.id if device else None
-    session.add(slot)
     job_id = job.id or 0
     with job_log_batch(session, logs) as lines:
         lines.add(job_id, f"detected {slot.attached_serial or '(no serial)'} in {slot.code}: {ident.detail}")

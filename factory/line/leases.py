@@ -47,16 +47,8 @@ def claim_jobs(
     postgres = session.get_bind().dialect.name == "postgresql"
     if postgres:
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": CLAIM_LOCK_KEY})
-    running = dict(
-        session.exec(  # type: ignore[call-overload]
-            select(Job.bench_id, func.count())
-            .join(Bench, col(Bench.id) == Job.bench_id)
-            .where(Job.status == JobStatus.RUNNING, Bench.site == site)
-            .group_by(Job.bench_id)
-        ).all()
-    )
+    running, limits = _running_and_limits(session, site, bench_ids)
     site_running = sum(running.values())
-    limits = dict(session.exec(select(Bench.id, Bench.max_jobs).where(col(Bench.id).in_(bench_ids))).all())  # type: ignore[call-overload]
     stmt = (
         select(Job)
         .where(Job.status == JobStatus.QUEUED, col(Job.bench_id).in_(bench_ids))
@@ -84,6 +76,21 @@ def claim_jobs(
         for job_id in claimed:
             lines.add(job_id, f"started by {agent}" + (f" for {technician}" if technician else ""))
     return claimed
+
+
+def _running_and_limits(session: Session, site: str, bench_ids: Sequence[int]) -> tuple[dict[int, int], dict[int, int]]:
+    """Jobs running on each bench of ``site``, and the job limit of each of ``bench_ids``, in one
+    query (the claim runs at every attachment: a round trip here is one per device)."""
+    rows = session.execute(
+        select(Bench.id, Bench.site, Bench.max_jobs, func.count(col(Job.id)))
+        .outerjoin(Job, (col(Job.bench_id) == Bench.id) & (col(Job.status) == JobStatus.RUNNING))
+        .where(or_(Bench.site == site, col(Bench.id).in_(bench_ids)))
+        .group_by(col(Bench.id), col(Bench.site), col(Bench.max_jobs))
+    ).all()
+    ours = set(bench_ids)
+    running = {bench: count for bench, bench_site, _, count in rows if bench_site == site and count}
+    limits = {bench: max_jobs for bench, _, max_jobs, _ in rows if bench in ours}
+    return running, limits
 
 
 _JOB = Job.__table__  # type: ignore[attr-defined]
