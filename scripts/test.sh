@@ -7,9 +7,11 @@ bash scripts/setup.sh
 export PATH="$PWD/.venv/bin:$PATH"
 echo "== ruff"; ruff check . && ruff format --check . >/dev/null || { ruff format --check .; exit 1; }
 echo "== import contracts"; lint-imports
-# Two passes so the whole suite fits CI's budget on a 2-core machine: the tests not marked slow
-# are independent of each other (the README's fast loop) and run on both cores; the slow ones
-# (QEMU guests, sshd, browsers, kill -9 trials) share host resources and run one at a time.
+# Two passes, both on both cores, so the whole suite fits CI's budget on a 2-core machine: first
+# the tests not marked slow (the README's fast loop), then the slow ones (QEMU guests, sshd,
+# browsers, kill -9 trials). --dist loadgroup keeps each xdist_group on one worker: the modules
+# that boot QEMU guests share one (harness.qemu_guest.ONE_GUEST_AT_A_TIME), so no two TCG guests
+# compete for the two cores.
 # pytest exits 5 when a pass selects nothing (extra args such as -k can do that); only both
 # passes selecting nothing is an error.
 run_pass() {
@@ -22,8 +24,8 @@ run_pass() {
     return "$rc"
 }
 rc_fast=0; rc_slow=0
-run_pass "not slow, both cores" -m "not slow" -n 2 "$@" || rc_fast=$?
-run_pass "slow, one at a time" -m slow "$@" || rc_slow=$?
+run_pass "not slow" -m "not slow" -n 2 --dist loadgroup "$@" || rc_fast=$?
+run_pass "slow" -m slow -n 2 --dist loadgroup "$@" || rc_slow=$?
 if [ "$rc_fast" -eq 5 ] && [ "$rc_slow" -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi
 for rc in "$rc_fast" "$rc_slow"; do
     if [ "$rc" -ne 0 ] && [ "$rc" -ne 5 ]; then exit "$rc"; fi

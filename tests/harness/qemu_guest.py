@@ -14,6 +14,7 @@ Usage::
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import socket
 import subprocess
@@ -21,6 +22,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 from hardware_drivers.remote_commands import PinnedHostKey, SshTarget
 from harness.ports import free_tcp_port
@@ -35,6 +38,11 @@ MIB = 1 << 20
 PATTERN_UNIT = b"DF-TEST-PATTERN\xa5"
 NVME_SERIAL = "DFNVME0001"
 SATA_SERIAL = "DFSATA0001"
+
+# For the modules that boot QEMU guests: CI runs the slow tests on both cores (pytest -n 2
+# --dist loadgroup), and these run on one worker, one after another. A TCG guest keeps a whole
+# core busy; two booting at once on a 2-core machine would starve each other past their deadlines.
+ONE_GUEST_AT_A_TIME = pytest.mark.xdist_group("qemu-guests")
 
 
 def default_guest_dir() -> Path:
@@ -67,13 +75,17 @@ class GuestImage:
 def build_guest_image(out_dir: Path | None = None, timeout: float = 180.0) -> GuestImage:
     """Build (or reuse, when its inputs are unchanged) the guest kernel, initramfs and keys."""
     out = out_dir or default_guest_dir()
-    done = subprocess.run(
-        ["bash", str(BUILD_SCRIPT), str(out)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    out.mkdir(parents=True, exist_ok=True)
+    # One build at a time: test processes running side by side share the cached guest directory.
+    with open(out.parent / f".{out.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = subprocess.run(
+            ["bash", str(BUILD_SCRIPT), str(out)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
     if done.returncode != 0:
         raise GuestBuildError(f"build-guest.sh failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
     env = dict(line.split("=", 1) for line in (out / "guest.env").read_text().splitlines() if "=" in line)

@@ -12,7 +12,7 @@ import pytest
 from harness.domain import receive_guest_laptop
 from harness.line_agent import holds_certified_pattern
 from harness.line_sites import switch_site_file
-from harness.qemu_guest import MIB, NVME_SERIAL, SATA_SERIAL, GuestDisk, RunningGuest, booted_guest
+from harness.qemu_guest import MIB, NVME_SERIAL, ONE_GUEST_AT_A_TIME, SATA_SERIAL, GuestDisk, RunningGuest, booted_guest
 from sqlmodel import col, select
 
 from factory.intake.service import register_endpoint
@@ -32,7 +32,7 @@ from hardware_drivers.events import LinkDown, MacSeen
 from imaging.certificate import verify_certificate
 from imaging.engine import Progress
 
-pytestmark = [pytest.mark.root, pytest.mark.slow]  # slow: boots the QEMU guest
+pytestmark = [pytest.mark.root, pytest.mark.slow, ONE_GUEST_AT_A_TIME]  # slow: boots the QEMU guest
 
 DISK = 16 * MIB
 MAC = "52:54:00:12:34:56"  # QEMU's default NIC address, as the bench switch would learn it

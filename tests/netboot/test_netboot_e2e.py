@@ -25,7 +25,7 @@ from harness.netboot_laptop import (
     pxe_laptop,
 )
 from harness.netns import bench_network
-from harness.qemu_guest import PATTERN_UNIT, GuestImage, build_guest_image
+from harness.qemu_guest import ONE_GUEST_AT_A_TIME, PATTERN_UNIT, GuestImage, build_guest_image
 from harness.requirements import require_root, require_tool
 from harness.waiting import wait_until
 from sqlmodel import col, select
@@ -44,7 +44,7 @@ from factory.line.models import Job, JobLog, JobStatus
 from imaging.certificate import verify_certificate
 from imaging.image_manifest import ImageManifest, load_manifest, manifest_path_for
 
-pytestmark = [pytest.mark.root, pytest.mark.slow]  # slow: a TCG boot over the network
+pytestmark = [pytest.mark.root, pytest.mark.slow, ONE_GUEST_AT_A_TIME]  # slow: a TCG boot over the network
 
 MAC = "52:54:00:0d:f0:01"
 SERIAL = "LT-NB-1"

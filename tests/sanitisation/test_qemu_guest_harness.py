@@ -7,10 +7,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from harness.qemu_guest import GuestBootError, build_guest_image, pattern_bytes, qemu_guest
+from harness.qemu_guest import ONE_GUEST_AT_A_TIME, GuestBootError, build_guest_image, pattern_bytes, qemu_guest
 from harness.requirements import require_root, require_tool
 
-pytestmark = pytest.mark.root
+pytestmark = [pytest.mark.root, ONE_GUEST_AT_A_TIME]
 
 
 def test_pattern_is_continuous_and_has_no_zero_byte() -> None:

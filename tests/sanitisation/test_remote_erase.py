@@ -19,7 +19,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from harness.bench_certificate import bench_context
 from harness.domain import receive_guest_laptop
-from harness.qemu_guest import MIB, NVME_SERIAL, SATA_SERIAL, GuestDisk, RunningGuest, booted_guest
+from harness.qemu_guest import MIB, NVME_SERIAL, ONE_GUEST_AT_A_TIME, SATA_SERIAL, GuestDisk, RunningGuest, booted_guest
 from harness.qemu_guest import pattern_bytes as guest_pattern
 from sqlmodel import select
 
@@ -38,7 +38,7 @@ from imaging.patterns import make_pattern
 from imaging.remote_erase import RemoteWrite, erase_remote
 from imaging.result import CommandRecord, EraseResult, Level, VerifyMode
 
-pytestmark = [pytest.mark.root, pytest.mark.slow]  # slow: boots the QEMU guest
+pytestmark = [pytest.mark.root, pytest.mark.slow, ONE_GUEST_AT_A_TIME]  # slow: boots the QEMU guest
 
 DISK = 16 * MIB
 

@@ -16,7 +16,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from harness.firmware_recordings import STEPS, recorded_file, recorded_step
-from harness.qemu_guest import MIB, NVME_SERIAL, RunningGuest, booted_guest, pattern_bytes
+from harness.qemu_guest import MIB, NVME_SERIAL, ONE_GUEST_AT_A_TIME, RunningGuest, booted_guest, pattern_bytes
 
 from hardware_drivers.remote_commands import (
     NOT_FOUND,
@@ -31,7 +31,7 @@ from hardware_drivers.remote_commands import (
 from imaging import commands as imaging_commands
 from imaging.result import CommandRecord
 
-pytestmark = [pytest.mark.root, pytest.mark.slow]  # slow: boots the QEMU guest
+pytestmark = [pytest.mark.root, pytest.mark.slow, ONE_GUEST_AT_A_TIME]  # slow: boots the QEMU guest
 
 SAMPLE = 64 * 1024
 
