@@ -45,7 +45,7 @@ from factory.line.provision_step import NO_PROVISIONING_NOTICE, Provisioner, sim
 from factory.line.reconcile import ReconcileReport, reconcile_benches
 from factory.line.remote_media import RemoteEraseSettings
 from factory.line.scheduled_heads import ScheduledHeads
-from factory.line.slots import Attachment, AttachResult, attach, detach, lock_slot
+from factory.line.slots import Attachment, detach, lock_slot
 from factory.line.tablet_slots import TabletBench, attached_node, checked_bench, tablet_serial
 from hardware_drivers.events import DeviceAttached, DeviceDetached, UdevEvent
 from imaging.engine import Progress, erase
@@ -292,16 +292,9 @@ class Controller:
             slot = lock_slot(s, code)
             if slot.bench_id not in self.dispatcher.bench_ids:
                 return
-            # No autoflush: the slot's new occupant is written with the job (one UPDATE), not
-            # on its own before the identification's first read (which does not read slots).
-            with s.no_autoflush:
-                result = attach(s, slot, seen)
-                if result is AttachResult.ATTACHED:
-                    job = jobs.create_job(
-                        s, slot, provision_name=self.provision_name, detected_epoch=seen.detected_at, logs=logs
-                    )
-                    held = job.id if job.status == JobStatus.HELD else None
-            if result is AttachResult.ATTACHED:
+            result, job = jobs.attach_and_queue(s, slot, seen, provision_name=self.provision_name, logs=logs)
+            if job is not None:
+                held = job.id if job.status == JobStatus.HELD else None
                 claimed = self.dispatcher.claim_here(s, logs)
         for job_id in claimed:
             self.dispatcher.launch(job_id)

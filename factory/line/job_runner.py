@@ -239,12 +239,15 @@ class JobRunner:
         """One transaction on the job, which must still be ours (else ``LostOwnership``). Its
         log lines go in before its transition (see :meth:`transition`) or at its end; a rollback
         drops them with the rest. ``starting``: the step it begins (:meth:`begin`), whose marks on
-        the job go in the statement that checks ownership rather than in an UPDATE of their own."""
+        the job go in the statement that checks ownership rather than in an UPDATE of their own.
+        The job's device (if it has one) is locked by that statement too: nearly every step's
+        transaction moves it, and locking it later would cost a round trip of its own."""
         self.logs = JobLogBuffer()
         marks = self._marks(starting) if starting is not None else {}
+        lease = time.time() + self.ctx.lease_seconds
         with session_scope(self.ctx.engine) as s:
             # Ours, locked and its lease renewed here, as the heartbeat skips rows a runner holds.
-            job = jobs.hold_for_step(s, self.job_id, self.ctx.run_id, time.time() + self.ctx.lease_seconds, marks)
+            job = jobs.hold_for_step(s, self.job_id, self.ctx.run_id, lease, marks, with_device=True)
             self._marked = starting
             yield s, job
             self.logs.flush(s)

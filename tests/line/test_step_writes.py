@@ -1,6 +1,7 @@
 """A step's transaction writes what it changed on the job, and its log lines, with its custody
 entry (on PostgreSQL in the entry's one statement, not in an UPDATE and an INSERT of their own),
-all or nothing with it; the device row it locked is not selected a second time."""
+all or nothing with it; the device row it locked is not selected a second time (on PostgreSQL it
+is locked by the ownership check's statement, with the job)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from contextlib import contextmanager
 
 import pytest
 from harness.domain import receive
-from sqlalchemy import Engine, event
-from sqlmodel import select
+from sqlalchemy import Engine, event, update
+from sqlmodel import col, select
 
 from factory.kernel.context import AppContext
 from factory.kernel.db.engine import session_scope
@@ -21,6 +22,7 @@ from factory.kernel.models.device import Device
 from factory.line import jobs, leases
 from factory.line.bench_config import simulated_config
 from factory.line.controller import Controller
+from factory.line.errors import LostOwnership
 from factory.line.job_runner import JobRunner
 from factory.line.models import Job, JobLog, Slot
 from factory.line.slots import Attachment, attach
@@ -83,12 +85,18 @@ def test_the_job_changes_and_log_lines_are_written_with_the_entry(ctx: AppContex
         assert stored is not None and (stored.current_step, stored.work_seconds) == ("wipe", 4.5)
         assert s.get(Device, device.id).state == "sanitising"  # type: ignore[union-attr]
     assert _log_lines(ctx, job_id)[len(before) :] == ["step 'wipe' started", "about to open the round"]
-    assert sum(sql.startswith("SELECT device.") for sql in seen) == 1  # locked once, not again by the transition
+    device_reads = [sql for sql in seen if "FROM device" in sql]
     if ctx.engine.dialect.name == "postgresql":
-        standalone = [sql for sql in seen if sql.startswith(("UPDATE job ", "INSERT INTO job_log", "UPDATE device"))]
-        assert len(standalone) == 1 and standalone[0].startswith("UPDATE job "), standalone  # the ownership check
-        write = next(sql for sql in seen if sql.startswith("WITH "))
+        # The ownership check locks the job and its device in one statement; nothing selects it again.
+        hold, *rest = seen
+        assert hold.startswith("WITH held AS (UPDATE job ") and "FROM device" in hold and "FOR UPDATE" in hold
+        assert device_reads == [hold]
+        standalone = [sql for sql in rest if sql.startswith(("UPDATE job ", "INSERT INTO job_log", "UPDATE device"))]
+        assert standalone == []
+        write = next(sql for sql in rest if sql.startswith("WITH "))
         assert all(part in write for part in ("UPDATE job ", "INSERT INTO job_log ", "UPDATE device "))
+    else:
+        assert len(device_reads) == 1  # locked once, not again by the transition
 
 
 def test_a_refused_transition_writes_none_of_it(ctx: AppContext) -> None:
@@ -103,3 +111,15 @@ def test_a_refused_transition_writes_none_of_it(ctx: AppContext) -> None:
         assert stored is not None and stored.work_seconds != 9.0 and stored.current_step != "wipe"
         assert s.get(Device, stored.device_id).state == "received"  # type: ignore[arg-type, union-attr]
     assert _log_lines(ctx, job_id) == before
+
+
+def test_the_ownership_check_holds_a_job_without_a_device_and_refuses_one_not_ours(ctx: AppContext) -> None:
+    runner, job_id = _runner_with_device(ctx)
+    with session_scope(ctx.engine) as s:
+        s.execute(update(Job).where(col(Job.id) == job_id).values(device_id=None))  # as an unknown device's job
+    with runner.scope() as (s, job):
+        assert job.id == job_id and job.device_id is None
+    with session_scope(ctx.engine) as s:
+        s.execute(update(Job).where(col(Job.id) == job_id).values(owner_run="another-run"))
+    with pytest.raises(LostOwnership), runner.scope():
+        pass

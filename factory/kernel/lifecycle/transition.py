@@ -201,6 +201,13 @@ def lock_devices(session: Session, ids: Sequence[int]) -> dict[int, Device]:
     return {i: held[i] for i in ids}
 
 
+def remember_locked(session: Session, device: Device) -> None:
+    """Record that this transaction holds ``device``'s row lock, taken by a statement of the
+    caller's own (as the line's ownership check, which locks the job and its device in one round
+    trip): :func:`lock_devices` then selects it no more."""
+    _held_devices(session)[device.id or 0] = device
+
+
 def _held_devices(session: Session) -> dict[int, Device]:
     """The devices locked in the session's innermost transaction (a savepoint's locks end with it)."""
     session.connection()  # begins the transaction if nothing has yet: its identity is the key
