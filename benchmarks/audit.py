@@ -58,6 +58,11 @@ medians 11.4 ms) beside the reference's own p99 of 8.2-14.3 ms in the same runs;
 run (load 2.5-3.6, the code before this change) the search's p99 was 3.8-5.4 ms and the
 reference's 2.7-3.9 ms. The 0.6x target is met at the median at load 4-5; p99 <= 10 ms at 1
 connection only when the machine is quieter (the tail follows the reference's: the scheduler's).
+Measured 7 Dec 2026 on another host, the same code, nothing else running (load 1.2-1.4), 1M
+certificates, 2M entries, 100k serials, 200 tokens, 10 s runs, 3 alternated rounds: 16 connections
+req/s ratio 0.76 / 0.76 / 0.83, server CPU ratio 0.77 / 0.78 / 0.85; 1 connection p99 3.21 / 3.22 /
+3.46 ms (the reference's 2.15-2.71 ms), req/s ratio 0.42 / 0.43 / 0.50. Both targets met here.
+At 16 connections the search's p99 was 72-90 ms against the reference's 41-47 ms.
 What remains between the search and the reference: the full app's three middlewares (request id,
 access log and metrics; security headers; admission gate: about a fifth of the search's Python,
 api/observability.py and api/middleware.py) and the database round trip (a send and a wake-up of

@@ -48,6 +48,14 @@ PostgreSQL had run in one process):
   0.93/0.95/0.99 (before that fix 0.51/0.57/0.60 at load 1.1 -> 1.6: one process); one process
   0.51/0.58/0.59; 2 workers forced 0.86/0.96/1.06. Appends with the tree 539/s; proofs 0.59 ms.
   Target 0.9 met on both where a second CPU is free; one process stays near 0.6 (below).
+Measured 7 Dec 2026 on another host, the same code, nothing else running, 1M entries, 3 alternated
+rounds, ratio min/median/max:
+  SQLite (load 1.0 -> 1.4; the loop 6.2-6.9 s): as the product calls it 0.99/1.00/1.06 (best 6.3 s);
+  factory ledger verify --json 0.93/0.96/0.97; one process 0.53/0.54/0.59; 2 workers forced
+  0.98/1.02/1.09. Appends with the tree 667/s; proofs 0.82 ms median, 640 bytes of path.
+  PostgreSQL (load 1.2 -> 1.6; the loop 6.4 s best): as called 0.94/1.13/1.18 (best 6.6 s); CLI
+  0.86/1.01/1.07; one process 0.54/0.63/0.63; 2 workers forced 0.95/1.04/1.14. Appends with the
+  tree 436/s; proofs 0.81 ms median.
 Measured earlier the same day on a shared 2-CPU machine, 1M entries, 3 alternated rounds, ratio min/median/max
 (verify time vs the loop's; load average before -> after), after the certificate check stopped
 re-reading the entries and ``free_cpus`` stopped counting verify's own process (fe81fde):

@@ -89,6 +89,17 @@ the code before (A = a08473f, B = 1e1e241), 30 s, --gap 20, order rotated each r
   At --gap 40 (PostgreSQL, 2 rounds, the machine not saturated): headline p95 A 253 / 225, B 238 /
     185 ms; outside the erase call p95 A 178 / 172, B 163 / 139 ms.
   Target p95 <= 100 ms: not met on this host on either database.
+Then (the same host, later that day) an attachment's transaction 14-16 -> 12-13 statements (bddebce)
+and on PostgreSQL the device locked by the step's ownership check, one round trip fewer per step
+transaction (accfd0f). Alternated, A = acedcad (before), B = accfd0f, 30 s, --gap 20:
+  PostgreSQL, 3 rounds (load 1.8 -> 4.4): outside the erase call p95 A 184 / 236 / 219, B 282 / 215 /
+    221 ms (p50 A 99 / 107 / 122, B 112 / 91 / 131); controller CPU A 65 / 72 / 75, B 65 / 64 / 82 ms
+    per job; detection to start p95 A 67 / 72 / 79, B 43 / 47 / 64 ms; headline p95 A 465 / 568 /
+    480, B 439 / 369 / 925 ms (the excess A 281 / 332 / 260, B 157 / 154 / 705 ms).
+  SQLite, 2 rounds (load 2.1 -> 4.8; its statements changed only at attachment): outside the erase
+    call p95 A 133 / 136, B 139 / 154 ms; CPU A 63 / 70, B 64 / 68 ms per job.
+  Detection to start is shorter; the time outside the erase call is not measurably so (its spread
+  between identical runs is larger than a few ms per device), nor is the CPU per job.
 
 Fairness notes. The simulated line runs inside the agent's process: its arrivals (booking each
 device in at goods-in, writing its disk file) compete with the controller for the CPU, the GIL and

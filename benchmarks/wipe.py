@@ -44,6 +44,11 @@ fair dd: ``factory wipe`` zeros 0.90 / 1.14 / 1.16 (and 0.96 / 1.01 / 1.18 in a 
 random against dd of /dev/zero 0.75 / 0.95 / 1.00, against openssl's keystream into dd 1.76 / 1.95
 / 1.95; the engine call alone zeros 0.99 / 1.25 / 1.29, random 0.94 / 1.02 / 1.10; 4 devices at once
 1.21 / 1.23 / 1.25 (1.11 / 1.26 / 1.31 before).
+Measured 7 Dec 2026 on another (slower) host, the same code, 4 GiB, 3 rounds, nothing else running
+(load 2.6 -> 2.7, the benchmark's own): ``factory wipe`` zeros 0.87 / 0.98 / 1.22, random against dd
+of /dev/zero 0.83 / 0.93 / 1.08 (below 0.95: making the random stream costs what dd of zeros does
+not pay), against openssl's keystream into dd 1.56 / 1.78 / 1.82; the engine call alone zeros 1.13 /
+1.25 / 1.51, random 0.86 / 1.05 / 1.14; 4 devices at once 1.31 / 1.38 / 1.46 (load 1.5 -> 4.0).
 """
 
 from __future__ import annotations
