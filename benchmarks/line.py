@@ -50,56 +50,9 @@ sits just under saturation and is itself bistable (the same erases replayed took
 run and 9 s in another). ``--gap 20`` offers ~270-290 devices/min, which the machine carries; the
 controller's own overhead is read there. Both are reported.
 
-Measured 6 Dec 2026 (second session: the ledger append as one statement on PostgreSQL, 4f56a7c;
-certificates canonicalised without rfc8785's pure-Python path, f24b44b), 2 CPUs, 30 s, 48 slots,
---gap 20, nothing else running (load average at the line's start -> end):
-  SQLite, 2 runs: 282 and 258 devices/min; overhead per erased device p50 46 / p95 78 / p99 121 ms
-    and p50 71 / p95 113 / p99 187 ms; outside the erase call p95 64 and 86 ms; the erases' mean
-    excess over the replay 14 and 28 ms; detection to start p95 15 and 22 ms; controller CPU 40 and
-    49 ms per job (load 1.8 -> 2.2, 2.8 -> 2.5).
-  PostgreSQL, 4 runs: 262-294 devices/min; overhead p95 288, 305, 144 and 203 ms (p50 126, 173, 78,
-    103); outside the erase call p95 242, 257, 134 and 203 ms; excess 46, 49, 10 and 0 ms; detection
-    to start p95 37-50 ms; CPU 48-72 ms per job (load 1.4-2.8).
-  Target p95 <= 100 ms: met in one SQLite run of two (78 ms; 113 in the other), not on PostgreSQL
-  (144-305 ms). Before those changes (the first session of 6 Dec, at load 6-9): SQLite p95 118 ms,
-  PostgreSQL 230 ms; at --gap 1 (saturated) seconds of queueing on both.
-  After the ownership check, row lock and lease renewal became one statement per step transaction
-  (jobs.hold_for_step), alternated PostgreSQL / SQLite, 2 runs each: PostgreSQL p95 197 and 133 ms
-  (p50 95 / 78; outside the erase call p95 178 / 124; excess 19 / 8 ms; CPU 47 / 45 ms per job;
-  load 1.0 -> 1.9); SQLite p95 151 and 58 ms (p50 84 / 39; outside the erase call p95 102 / 46;
-  excess 48 / 12 ms; CPU 41 / 36 ms per job; load 1.4 -> 2.7). Run to run the p95 moves by 2x here:
-  read several runs, not one.
-  A GIL switch interval of 0.1 ms instead of the agent's 0.5 ms, alternated on PostgreSQL: p95 287
-  and 313 ms against 144 and 203 ms, more CPU per job (58-63 against 48-61 ms): 0.5 ms stays.
-
-Measured 7 Dec 2026 on a slower host (the same code at a08473f took 70-84 ms of controller CPU per
-job here against 45-47 ms before, and the 48 slots at --gap 20 keep its 2 CPUs busy: the erases'
-mean excess over the replay flips between 0 and 450-700 ms from one run to the next, so the
-headline p95 is that queue's and the time outside the erase call is the figure to compare).
-Step transactions made fewer round trips (cd1ec61, 1e1e241): statements per sanitised and
-provisioned device on PostgreSQL 47 -> 27, read transactions before the steps 2 -> 1. Alternated with
-the code before (A = a08473f, B = 1e1e241), 30 s, --gap 20, order rotated each round, load 1.8 -> 5.5
-(the runs' own):
-  PostgreSQL, 3 rounds: outside the erase call p95 A 233 / 353 / 284, B 194 / 254 / 217 ms (p50 A
-    128 / 150 / 149, B 106 / 118 / 124); controller CPU A 80 / 84 / 84, B 71 / 77 / 81 ms per job;
-    headline overhead p95 A 690 / 979 / 284, B 895 / 254 / 809 ms (the excess: A 456 / 626 / 0,
-    B 701 / 0 / 591 ms).
-  SQLite, 2 rounds: outside the erase call p95 A 167 / 224, B 152 / 132 ms; CPU A 74 / 84, B 72 /
-    69 ms per job; headline p95 A 443 / 620, B 526 / 169 ms (excess A 276 / 396, B 373 / 37 ms).
-  At --gap 40 (PostgreSQL, 2 rounds, the machine not saturated): headline p95 A 253 / 225, B 238 /
-    185 ms; outside the erase call p95 A 178 / 172, B 163 / 139 ms.
-  Target p95 <= 100 ms: not met on this host on either database.
-Then (the same host, later that day) an attachment's transaction 14-16 -> 12-13 statements (bddebce)
-and on PostgreSQL the device locked by the step's ownership check, one round trip fewer per step
-transaction (accfd0f). Alternated, A = acedcad (before), B = accfd0f, 30 s, --gap 20:
-  PostgreSQL, 3 rounds (load 1.8 -> 4.4): outside the erase call p95 A 184 / 236 / 219, B 282 / 215 /
-    221 ms (p50 A 99 / 107 / 122, B 112 / 91 / 131); controller CPU A 65 / 72 / 75, B 65 / 64 / 82 ms
-    per job; detection to start p95 A 67 / 72 / 79, B 43 / 47 / 64 ms; headline p95 A 465 / 568 /
-    480, B 439 / 369 / 925 ms (the excess A 281 / 332 / 260, B 157 / 154 / 705 ms).
-  SQLite, 2 rounds (load 2.1 -> 4.8; its statements changed only at attachment): outside the erase
-    call p95 A 133 / 136, B 139 / 154 ms; CPU A 63 / 70, B 64 / 68 ms per job.
-  Detection to start is shorter; the time outside the erase call is not measurably so (its spread
-  between identical runs is larger than a few ms per device), nor is the CPU per job.
+Measured figures, run by run, are in docs/benchmarks.md ("Line"). The latest (7 Dec 2026, a
+slower host, alternated with the code before): PostgreSQL p95 outside the erase call 215-282 ms,
+SQLite 139-154 ms; controller CPU 64-82 ms per job. Target p95 <= 100 ms: not met on either.
 
 Fairness notes. The simulated line runs inside the agent's process: its arrivals (booking each
 device in at goods-in, writing its disk file) compete with the controller for the CPU, the GIL and
