@@ -11,7 +11,7 @@ echo "== import contracts"; lint-imports
 # the tests not marked slow (the README's fast loop), then the slow ones (QEMU guests, sshd,
 # browsers, kill -9 trials). --dist loadgroup keeps each xdist_group on one worker: the modules
 # that boot QEMU guests share one (harness.qemu_guest.ONE_GUEST_AT_A_TIME), so no two TCG guests
-# compete for the two cores.
+# compete for the two cores (tests/harness/xdist_groups.py: pytest 9.2 defeats xdist's own grouping).
 # pytest exits 5 when a pass selects nothing (extra args such as -k can do that); only both
 # passes selecting nothing is an error.
 run_pass() {

@@ -23,6 +23,7 @@ import pytest
 from harness.pg import postgres_server
 from harness.requirements import IN_CI, require, require_root, require_tool  # noqa: F401
 from harness.snmpsim import SnmpSim, reset_switches, switch_simulator
+from harness.xdist_groups import pytest_xdist_make_scheduler  # noqa: F401  (a hook: the QEMU guests' group)
 
 _counter = itertools.count()
 

@@ -39,9 +39,10 @@ PATTERN_UNIT = b"DF-TEST-PATTERN\xa5"
 NVME_SERIAL = "DFNVME0001"
 SATA_SERIAL = "DFSATA0001"
 
-# For the modules that boot QEMU guests: CI runs the slow tests on both cores (pytest -n 2
-# --dist loadgroup), and these run on one worker, one after another. A TCG guest keeps a whole
-# core busy; two booting at once on a 2-core machine would starve each other past their deadlines.
+# For the modules that boot QEMU guests (in their pytestmark): CI runs the slow tests on both cores
+# (pytest -n 2 --dist loadgroup), and these run on one worker, one after another
+# (harness/xdist_groups.py does the grouping). A TCG guest keeps a whole core busy; two booting at
+# once on a 2-core machine would starve each other towards their deadlines.
 ONE_GUEST_AT_A_TIME = pytest.mark.xdist_group("qemu-guests")
 
 
