@@ -7,7 +7,6 @@ from __future__ import annotations
 import threading
 import time
 
-import pytest
 from harness.domain import receive
 from sqlalchemy import update
 from sqlmodel import Session, col, select
@@ -106,47 +105,46 @@ def _messages(ctx: AppContext, job_id: int) -> list[str]:
         return list(s.exec(select(JobLog.message).where(JobLog.job_id == job_id).order_by(col(JobLog.id))).all())
 
 
-def test_a_claim_at_attachment_writes_its_lines_with_the_attachments(ctx: AppContext) -> None:
+def _attach_and_claim_here(ctx: AppContext, serial: str, *, claim_fails: bool = False) -> tuple[list[int], Job]:
+    """Queue ``serial``'s job in the first slot and claim it in the attachment's transaction, after
+    an attachment log line; ``claim_fails``: the claim does its work, then raises. Returns what
+    ``claim_here`` returned and the job as it was queued."""
     controller = _line(ctx, per_bench=3, site_limit=64)
-    receive(ctx, "CL-A")
+    receive(ctx, serial)
     with session_scope(ctx.engine) as s:
         slot = s.exec(select(Slot).order_by(col(Slot.id))).first()
         assert slot is not None
         dispatcher = _dispatcher(controller, [slot.bench_id])
+        if claim_fails:
+            claim = dispatcher.claim
+
+            def claims_then_fails(session: Session, lines: JobLogBuffer) -> list[int]:
+                claim(session, lines)  # the job is running and its line buffered...
+                raise RuntimeError("lost the claim")  # ...then the claim fails: neither may stay
+
+            dispatcher.claim = claims_then_fails  # type: ignore[method-assign]
         logs = JobLogBuffer()
-        job = _queue(s, slot, "CL-A")
+        job = _queue(s, slot, serial)
         logs.add(job.id or 0, "the attachment's line")
-        assert dispatcher.claim_here(s, logs) == [job.id]
+        queued = Job.model_validate(job)  # as queued: a failed claim's rollback expires the row
+        claimed = dispatcher.claim_here(s, logs)
         logs.flush(s)
+    return claimed, queued
+
+
+def test_a_claim_at_attachment_writes_its_lines_with_the_attachments(ctx: AppContext) -> None:
+    claimed, job = _attach_and_claim_here(ctx, "CL-A")
+    assert claimed == [job.id]
     assert _statuses(ctx, [job.id or 0]) == ["running"]
     assert _messages(ctx, job.id or 0)[-2:] == ["the attachment's line", "started by claim-agent"]
 
 
-def test_a_failed_claim_at_attachment_keeps_the_attachment_and_drops_only_the_claim(
-    ctx: AppContext, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    controller = _line(ctx, per_bench=3, site_limit=64)
-    receive(ctx, "CL-B")
-    with session_scope(ctx.engine) as s:
-        slot = s.exec(select(Slot).order_by(col(Slot.id))).first()
-        assert slot is not None
-        dispatcher = _dispatcher(controller, [slot.bench_id])
-
-        def claims_then_fails(session: Session, lines: JobLogBuffer) -> list[int]:
-            dispatcher_claim(session, lines)  # the job is running and its line buffered...
-            raise RuntimeError("lost the claim")  # ...then the claim fails: neither may stay
-
-        dispatcher_claim = dispatcher.claim
-        monkeypatch.setattr(dispatcher, "claim", claims_then_fails)
-        logs = JobLogBuffer()
-        job = _queue(s, slot, "CL-B")
-        logs.add(job.id or 0, "the attachment's line")
-        job_id, device_id, slot_id = job.id or 0, job.device_id, slot.id
-        assert dispatcher.claim_here(s, logs) == []
-        logs.flush(s)
-    assert _statuses(ctx, [job_id]) == ["queued"]  # left to the dispatcher's loop
-    messages = _messages(ctx, job_id)
+def test_a_failed_claim_at_attachment_keeps_the_attachment_and_drops_only_the_claim(ctx: AppContext) -> None:
+    claimed, job = _attach_and_claim_here(ctx, "CL-B", claim_fails=True)
+    assert claimed == []
+    assert _statuses(ctx, [job.id or 0]) == ["queued"]  # left to the dispatcher's loop
+    messages = _messages(ctx, job.id or 0)
     assert messages[-1] == "the attachment's line" and not any(m.startswith("started by") for m in messages)
     with session_scope(ctx.engine) as s:
-        stored = s.get(Slot, slot_id)
-        assert stored is not None and stored.attached_serial == "CL-B" and stored.device_id == device_id
+        stored = s.get(Slot, job.slot_id)
+        assert stored is not None and stored.attached_serial == "CL-B" and stored.device_id == job.device_id
