@@ -9,9 +9,10 @@ echo "== ruff"; ruff check . && ruff format --check . >/dev/null || { ruff forma
 echo "== import contracts"; lint-imports
 # Two passes, both on both cores, so the whole suite fits CI's budget on a 2-core machine: first
 # the tests not marked slow (the README's fast loop), then the slow ones (QEMU guests, sshd,
-# browsers, kill -9 trials). --dist loadgroup keeps each xdist_group on one worker: the modules
-# that boot QEMU guests share one (harness.qemu_guest.ONE_GUEST_AT_A_TIME), so no two TCG guests
-# compete for the two cores (tests/harness/xdist_groups.py: pytest 9.2 defeats xdist's own grouping).
+# browsers, kill -9 trials). With --dist loadgroup the tests' own scheduler (tests/harness/
+# xdist_groups.py; pytest 9.2 defeats xdist's) runs the modules that boot QEMU guests (marked
+# harness.qemu_guest.ONE_GUEST_AT_A_TIME) on one worker, one after another, so no two TCG guests
+# compete for the two cores.
 # pytest exits 5 when a pass selects nothing (extra args such as -k can do that); only both
 # passes selecting nothing is an error.
 run_pass() {

@@ -29,6 +29,7 @@ from hardware_drivers.remote_commands import PinnedHostKey, SshTarget
 from harness.ports import free_tcp_port
 from harness.processes import stop_process
 from harness.requirements import require_root, require_tool
+from harness.xdist_groups import GUEST_GROUP
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO_ROOT / "scripts" / "build-guest.sh"
@@ -43,7 +44,7 @@ SATA_SERIAL = "DFSATA0001"
 # (pytest -n 2 --dist loadgroup), and these run on one worker, one after another
 # (harness/xdist_groups.py does the grouping). A TCG guest keeps a whole core busy; two booting at
 # once on a 2-core machine would starve each other towards their deadlines.
-ONE_GUEST_AT_A_TIME = pytest.mark.xdist_group("qemu-guests")
+ONE_GUEST_AT_A_TIME = pytest.mark.xdist_group(GUEST_GROUP)
 
 
 def default_guest_dir() -> Path:
