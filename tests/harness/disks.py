@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
+import fcntl
 import os
+import struct
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -87,10 +90,45 @@ def run(*argv: str) -> str:
     return subprocess.run(argv, check=True, capture_output=True, text=True).stdout.strip()
 
 
+# <linux/loop.h>: struct loop_info64 begins lo_device, lo_inode (the backing file's st_dev, st_ino).
+_LOOP_CLR_FD = 0x4C01
+_LOOP_GET_STATUS64 = 0x4C05
+_LOOP_INFO64_SIZE = 232
+
+
 @contextlib.contextmanager
 def loop_device(image: Path, *extra: str) -> Iterator[str]:
+    """A loop device over ``image``, detached at the end only if it still backs ``image``.
+
+    Tests detach their device mid-run to fault the engine. The kernel then hands the freed
+    device to the next ``losetup --find`` (another xdist worker's test); a blind ``losetup -d``
+    by name at teardown would detach that test's device under it.
+    """
+    backing = os.stat(image)
     dev = run("losetup", "--find", "--show", *extra, str(image))
     try:
         yield dev
     finally:
-        subprocess.run(["losetup", "-d", dev], capture_output=True, check=False)
+        detach_if_backed_by(dev, backing)
+
+
+def detach_if_backed_by(dev: str, backing: os.stat_result) -> None:
+    """Detach ``dev`` if its backing file is ``backing``; leave a device someone else attached."""
+    try:
+        fd = os.open(dev, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return
+    try:
+        try:
+            info = fcntl.ioctl(fd, _LOOP_GET_STATUS64, bytes(_LOOP_INFO64_SIZE))
+        except OSError as exc:
+            if exc.errno == errno.ENXIO:  # not attached to anything any more
+                return
+            raise
+        st_dev, st_ino = struct.unpack_from("=QQ", info)
+        if (st_dev, st_ino) == (backing.st_dev, backing.st_ino):
+            # With this descriptor open the kernel only marks the device autoclear; the
+            # detach completes when the descriptor closes below (what losetup -d does too).
+            fcntl.ioctl(fd, _LOOP_CLR_FD)
+    finally:
+        os.close(fd)
