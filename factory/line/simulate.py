@@ -51,7 +51,7 @@ class NoOpProvisioner:
     board and in the custody evidence. The controller refuses it on a real line
     (``simulation_only``), which fails closed without provisioning settings instead."""
 
-    name = "provision (not yet implemented: no-op)"
+    name = "provision (simulated: nothing applied)"
     simulation_only = True
 
     def __call__(self, request: ProvisionRequest) -> ProvisionOutcome:

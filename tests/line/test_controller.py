@@ -76,7 +76,7 @@ def test_returned_device_is_sanitised_certified_and_provisioned(line: Line) -> N
         steps = s.exec(select(JobStep).where(JobStep.job_id == job.id).order_by(col(JobStep.position))).all()
         assert [(st.name, st.status) for st in steps] == [
             ("sanitise", "succeeded"),
-            ("provision (not yet implemented: no-op)", "noop"),
+            ("provision (simulated: nothing applied)", "noop"),
         ]
         assert all(st.started_at and st.ended_at for st in steps)
     assert job.detected_epoch is not None and job.started_epoch is not None
@@ -90,7 +90,7 @@ def test_new_stock_is_provisioned_without_erase(line: Line) -> None:
     assert (job.identification, job.pipeline, job.status) == ("new_stock", "provision", "succeeded")
     assert line.history(dev.device_serial or "") == ["receive", "start_provision", "provisioned"]
     evidence = _last_evidence(line, dev.device_serial or "")
-    assert evidence["noop"] is True and evidence["provisioner"] == "provision (not yet implemented: no-op)"
+    assert evidence["noop"] is True and evidence["provisioner"] == "provision (simulated: nothing applied)"
 
 
 def test_unknown_device_is_quarantined_for_a_technician(line: Line) -> None:
@@ -222,7 +222,7 @@ def test_technician_cancel_then_retry_restarts_from_a_new_erase_round(gated) -> 
     with session_scope(line.ctx.engine) as s:
         assert get_device(s, dev.device_serial).state == "sanitise_failed"
         retried = service.retry_job(
-            s, cancelled.id or 0, actor="tech.one", provision_name="provision (not yet implemented: no-op)"
+            s, cancelled.id or 0, actor="tech.one", provision_name="provision (simulated: nothing applied)"
         )
         retried_id = retried.id
     done = line.wait_job(timeout=60)
