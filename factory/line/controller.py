@@ -292,12 +292,12 @@ class Controller:
             slot = lock_slot(s, code)
             if slot.bench_id not in self.dispatcher.bench_ids:
                 return
-            result, job = jobs.attach_and_queue(s, slot, seen, provision_name=self.provision_name, logs=logs)
+            result, job, plan = jobs.attach_and_queue(s, slot, seen, provision_name=self.provision_name, logs=logs)
             if job is not None:
                 held = job.id if job.status == JobStatus.HELD else None
                 claimed = self.dispatcher.claim_here(s, logs)
-        for job_id in claimed:
-            self.dispatcher.launch(job_id)
+        for job_id in claimed:  # the new job's runner is handed its plan; another claimed here reads its own
+            self.dispatcher.launch(job_id, plan if job is not None and job_id == job.id else None)
         self.bus.publish("slot", slot=code, result=result.value)
         if held is not None:
             self.bus.publish("job", job=held)  # committed: as a runner announces its job's end

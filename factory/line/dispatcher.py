@@ -19,6 +19,7 @@ from factory.kernel.db.errors import is_busy
 from factory.line.bench_config import LineConfig
 from factory.line.job_log import JobLogBuffer
 from factory.line.job_runner import JobRunner, RunnerContext
+from factory.line.jobs import RunPlan
 from factory.line.leases import claim_jobs
 from factory.line.models import Job, JobStatus, StopKind
 from factory.line.orphans import OrphanWatch
@@ -160,8 +161,10 @@ class JobDispatcher:
 
     # ------------------------------------------------------------------ running
 
-    def launch(self, job_id: int) -> None:
-        runner = JobRunner(self.runner_ctx, job_id)
+    def launch(self, job_id: int, plan: RunPlan | None = None) -> None:
+        """Run the claimed job on a thread of its own; ``plan``, if the claim's transaction created
+        the job, spares the runner reading it."""
+        runner = JobRunner(self.runner_ctx, job_id, plan)
         thread = threading.Thread(target=self._run_job, args=(runner,), name=f"job-{job_id}", daemon=True)
         with self._lock:
             self._runners[job_id] = runner

@@ -102,9 +102,10 @@ class RunnerContext:
 
 
 class JobRunner:
-    def __init__(self, ctx: RunnerContext, job_id: int) -> None:
+    def __init__(self, ctx: RunnerContext, job_id: int, plan: jobs.RunPlan | None = None) -> None:
         self.ctx = ctx
         self.job_id = job_id
+        self.plan = plan  # None: read by run() (the job was not created in the claim's transaction)
         self.cancel = threading.Event()
         self.stop_kind: StopKind | None = None
         self.stop_reason: str | None = None
@@ -145,18 +146,8 @@ class JobRunner:
             self.ctx.bus.publish("job", job=self.job_id)
 
     def _run(self) -> None:
-        # Read-only: the claim already logged the start, and every step re-checks ownership. The
-        # slot's kind comes with the plan: a dock slot's erase then needs no read of its own.
-        with read_scope(self.ctx.engine) as conn:
-            steps = conn.execute(
-                select(JobStep.id, JobStep.kind, JobStep.name, Slot.attached_mac)
-                .join(Job, col(Job.id) == JobStep.job_id)
-                .join(Slot, col(Slot.id) == Job.slot_id)
-                .where(JobStep.job_id == self.job_id)
-                .order_by(JobStep.position)  # type: ignore[arg-type]
-            ).all()
-        plan = [(step_id, Step(kind), name) for step_id, kind, name, _ in steps]
-        self.on_switch_port = any(mac is not None for *_, mac in steps)
+        run_plan = self.plan if self.plan is not None else self._read_plan()
+        plan, self.on_switch_port = run_plan.steps, run_plan.on_switch_port
         self.ctx.bus.publish("job", job=self.job_id)
         self.step_count = max(1, len(plan))
         for index, (step_id, kind, name) in enumerate(plan):
@@ -176,6 +167,20 @@ class JobRunner:
         if not self._completed:  # no steps: nothing committed the end yet
             with self.scope() as (s, job):
                 self._complete(s, job)
+
+    def _read_plan(self) -> jobs.RunPlan:
+        # Read-only: the claim already logged the start, and every step re-checks ownership. The
+        # slot's kind comes with the plan: a dock slot's erase then needs no read of its own.
+        with read_scope(self.ctx.engine) as conn:
+            steps = conn.execute(
+                select(JobStep.id, JobStep.kind, JobStep.name, Slot.attached_mac)
+                .join(Job, col(Job.id) == JobStep.job_id)
+                .join(Slot, col(Slot.id) == Job.slot_id)
+                .where(JobStep.job_id == self.job_id)
+                .order_by(JobStep.position)  # type: ignore[arg-type]
+            ).all()
+        on_switch_port = any(mac is not None for *_, mac in steps)
+        return jobs.RunPlan(tuple((step_id, Step(kind), name) for step_id, kind, name, _ in steps), on_switch_port)
 
     def _complete(self, s: Session, job: Job) -> None:
         """Finish the job as succeeded (held, for a quarantine), in the caller's transaction."""

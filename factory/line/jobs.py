@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Update, func, insert, true, update
@@ -48,9 +49,19 @@ def step_names(plan: Plan, provision_name: str) -> list[tuple[Step, str]]:
     return [(s, step_name(s, plan.steps, provision_name)) for s in plan.steps]
 
 
+@dataclass(frozen=True)
+class RunPlan:
+    """What a job's runner reads before its first step: the steps in order (row id, kind, name) and
+    whether its slot is a switch port (its laptop is erased over SSH). The transaction that creates
+    the job knows it, and hands it to a runner it claims for at once, which then need not read it."""
+
+    steps: tuple[tuple[int, Step, str], ...]
+    on_switch_port: bool
+
+
 def attach_and_queue(
     session: Session, slot: Slot, seen: Attachment, *, provision_name: str, logs: JobLogBuffer
-) -> tuple[AttachResult, Job | None]:
+) -> tuple[AttachResult, Job | None, RunPlan | None]:
     """Record ``seen`` in the (locked) slot and, if it is a new occupant, create its job.
 
     No autoflush: the slot's new occupant is written with the job (one UPDATE), not on its own
@@ -58,9 +69,9 @@ def attach_and_queue(
     with session.no_autoflush:
         result = attach(session, slot, seen)
         if result is not AttachResult.ATTACHED:
-            return result, None
-        job = create_job(session, slot, provision_name=provision_name, detected_epoch=seen.detected_at, logs=logs)
-    return result, job
+            return result, None, None
+        job, plan = queue_job(session, slot, provision_name=provision_name, detected_epoch=seen.detected_at, logs=logs)
+    return result, job, plan
 
 
 def create_job(
@@ -77,6 +88,24 @@ def create_job(
 
     :raises JobNotActionable: the slot is empty.
     """
+    job, _ = queue_job(
+        session, slot, provision_name=provision_name, detected_epoch=detected_epoch, attempt=attempt, note=note,
+        logs=logs,
+    )  # fmt: skip
+    return job
+
+
+def queue_job(
+    session: Session,
+    slot: Slot,
+    *,
+    provision_name: str,
+    detected_epoch: float | None,
+    attempt: int = 1,
+    note: str | None = None,
+    logs: JobLogBuffer | None = None,
+) -> tuple[Job, RunPlan]:
+    """:func:`create_job`, with the job's :class:`RunPlan`."""
     if slot.attachment_id is None:
         raise JobNotActionable(f"slot {slot.code} is empty")
     ident = identify(session, slot.attached_serial)
@@ -108,12 +137,19 @@ def create_job(
     slot.device_id = device.id if device else None  # before the flush: one UPDATE of the slot
     session.add_all((slot, job))
     session.flush()
+    named = step_names(plan, provision_name)
     steps = [
         {"job_id": job.id, "position": position, "kind": kind.value, "name": name, "status": StepStatus.PENDING.value}
-        for position, (kind, name) in enumerate(step_names(plan, provision_name), start=1)
+        for position, (kind, name) in enumerate(named, start=1)
     ]
-    if steps:
-        session.execute(insert(JobStep), steps)  # one statement for all of them
+    ids: list[int] = []
+    if steps:  # one statement for all of them, their ids returned in the order given
+        returning = insert(JobStep).returning(col(JobStep.id), sort_by_parameter_order=True)
+        ids = list(session.scalars(returning, steps))
+    run_plan = RunPlan(
+        tuple((step_id, kind, name) for step_id, (kind, name) in zip(ids, named, strict=True)),
+        on_switch_port=slot.attached_mac is not None,
+    )
     job_id = job.id or 0
     with job_log_batch(session, logs) as lines:
         lines.add(job_id, f"detected {slot.attached_serial or '(no serial)'} in {slot.code}: {ident.detail}")
@@ -121,7 +157,7 @@ def create_job(
             if line:
                 lines.add(job_id, line)
         lines.add(job_id, f"held: {plan.hold_reason}" if held else f"pipeline '{plan.name}' (attempt {attempt})")
-    return job
+    return job, run_plan
 
 
 def active_job_for_slot(session: Session, slot_id: int) -> Job | None:
