@@ -10,6 +10,7 @@ erase round or waiting for a technician.
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from pathlib import Path
@@ -96,7 +97,7 @@ def test_kill9_at_random_points_sqlite(tmp_path: Path) -> None:
 def test_kill9_at_random_points_postgresql(tmp_path: Path, pg_admin_dsn: str) -> None:
     import psycopg
 
-    name = f"df_crash_{int(time.time() * 1000) % 10**9}"
+    name = f"df_crash_{os.getpid()}_{int(time.time() * 1000) % 10**9}"
     with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
     url = pg_admin_dsn.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1) + "/" + name

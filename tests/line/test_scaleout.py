@@ -7,6 +7,7 @@ agent's lease has run out.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +30,7 @@ COMMON = ("--simulate", "1x4", "--disk-mib", "4", "--gap", "0.3", "--dwell", "0.
 
 @pytest.fixture
 def shared_pg(pg_admin_dsn: str, tmp_path: Path) -> Iterator[tuple[AppContext, str]]:
-    name = f"df_scale_{int(time.time() * 1000) % 10**9}"
+    name = f"df_scale_{os.getpid()}_{int(time.time() * 1000) % 10**9}"
     with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
     url = pg_admin_dsn.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1) + "/" + name
