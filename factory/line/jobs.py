@@ -137,19 +137,7 @@ def queue_job(
     slot.device_id = device.id if device else None  # before the flush: one UPDATE of the slot
     session.add_all((slot, job))
     session.flush()
-    named = step_names(plan, provision_name)
-    steps = [
-        {"job_id": job.id, "position": position, "kind": kind.value, "name": name, "status": StepStatus.PENDING.value}
-        for position, (kind, name) in enumerate(named, start=1)
-    ]
-    ids: list[int] = []
-    if steps:  # one statement for all of them, their ids returned in the order given
-        returning = insert(JobStep).returning(col(JobStep.id), sort_by_parameter_order=True)
-        ids = list(session.scalars(returning, steps))
-    run_plan = RunPlan(
-        tuple((step_id, kind, name) for step_id, (kind, name) in zip(ids, named, strict=True)),
-        on_switch_port=slot.attached_mac is not None,
-    )
+    run_plan = _insert_steps(session, job.id or 0, step_names(plan, provision_name), slot)
     job_id = job.id or 0
     with job_log_batch(session, logs) as lines:
         lines.add(job_id, f"detected {slot.attached_serial or '(no serial)'} in {slot.code}: {ident.detail}")
@@ -158,6 +146,20 @@ def queue_job(
                 lines.add(job_id, line)
         lines.add(job_id, f"held: {plan.hold_reason}" if held else f"pipeline '{plan.name}' (attempt {attempt})")
     return job, run_plan
+
+
+def _insert_steps(session: Session, job_id: int, named: list[tuple[Step, str]], slot: Slot) -> RunPlan:
+    """The job's step rows, pending, in one statement that returns their ids in the order given."""
+    steps = [
+        {"job_id": job_id, "position": position, "kind": kind.value, "name": name, "status": StepStatus.PENDING.value}
+        for position, (kind, name) in enumerate(named, start=1)
+    ]
+    ids: list[int] = []
+    if steps:
+        returning = insert(JobStep).returning(col(JobStep.id), sort_by_parameter_order=True)
+        ids = list(session.scalars(returning, steps))
+    listed = tuple((step_id, kind, name) for step_id, (kind, name) in zip(ids, named, strict=True))
+    return RunPlan(listed, on_switch_port=slot.attached_mac is not None)
 
 
 def active_job_for_slot(session: Session, slot_id: int) -> Job | None:
