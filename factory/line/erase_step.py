@@ -88,9 +88,12 @@ class _Erase:
         return RoundOrigin(ctx.actor, ctx.verifier, location=code, evidence={"job": job.id, "slot": code})
 
     def _certify(self, step_id: int, name: str, round_: EraseRound, results: list[tuple[str, EraseResult]]) -> None:
-        """The certificates and ``sanitised`` commit together, after the ownership and round re-checks."""
+        """The certificates and ``sanitised`` commit together, after the ownership and round re-checks,
+        with the next step's start if there is one (``carried_end.py``), else on their own."""
         runner = self.runner
-        with runner.scope() as (s, job):
+        evidence = closing_evidence(runner)  # a tablet's wipe command and state after; nothing for disks
+
+        def write(s: Session, job: Job) -> None:
             device = jobs.device_of(s, job)
             signatories = job_signatories(
                 job.started_by, job.approved_by, runner.ctx.agent, Destination(job.destination)
@@ -108,10 +111,12 @@ class _Erase:
                 results,
                 self._origin(s, job),
                 signatories,
-                evidence=closing_evidence(runner),  # a tablet's wipe command and state after; nothing for disks
+                evidence=evidence,
                 stamps=stamps,
                 rows=runner.log_rows(),
             )
+
+        runner.end_with_next_start(write)
 
     def _open(self, step_id: int, name: str) -> tuple[EraseRound, list[tuple[str, str]]]:
         """Match recorded media to what is attached, then open the erase round (one commit);

@@ -7,7 +7,9 @@ Crash safety comes from where the transaction boundaries are:
 * the engine erases every medium outside any transaction;
 * the certificates for every medium and the ``sanitised`` transition commit together, after
   re-checking that this agent still owns the job and that the device's erase round is still the
-  one this job opened.
+  one this job opened; with the next step's start when there is one (``carried_end.py``: one
+  transaction fewer, and whatever the job does instead of starting it, the certificates of a
+  verified erase still commit first, on their own).
 
 So a certificate exists only for a round that completed; a crash or a pulled device in between
 leaves the device in ``sanitising`` with no certificate, and reconciliation fails it with the
@@ -24,16 +26,14 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 
-from sqlalchemy import Engine, inspect, update
-from sqlalchemy.orm.attributes import set_committed_value
-from sqlmodel import Session, col, select
+from sqlalchemy import Engine, update
+from sqlmodel import Session
 
 from factory.kernel.clock import utc_now
 from factory.kernel.config import Settings
-from factory.kernel.db.engine import read_scope, session_scope
+from factory.kernel.db.engine import session_scope
 from factory.kernel.db.errors import is_busy
 from factory.kernel.db.retry import until_reachable
 from factory.kernel.errors import FactoryError
@@ -43,6 +43,7 @@ from factory.kernel.lifecycle.states import Event
 from factory.kernel.lifecycle.transition import TransitionRequest, change_state
 from factory.line import jobs
 from factory.line.bus import LineBus
+from factory.line.carried_end import CarriedEnd, EndWrites, HeldEnd
 from factory.line.erase_step import sanitise
 from factory.line.errors import JobNotFound, LostOwnership, StepFailed, StepHeld
 from factory.line.job_log import JobLogBuffer
@@ -121,6 +122,7 @@ class JobRunner:
         self.live: tuple[str, str, float] | None = None
         self.on_switch_port = True  # until the plan is read: a switch-port slot's laptop is erased over SSH
         self._marked: str | None = None  # the step the open scope's job marks were written for
+        self.carried = CarriedEnd()  # a step's end held over for the next step's start (carried_end.py)
         self._live_written: tuple[str, str, float] | None = None
 
     def request_stop(self, kind: StopKind, reason: str) -> None:
@@ -146,41 +148,33 @@ class JobRunner:
             self.ctx.bus.publish("job", job=self.job_id)
 
     def _run(self) -> None:
-        run_plan = self.plan if self.plan is not None else self._read_plan()
+        run_plan = self.plan if self.plan is not None else jobs.read_plan(self.ctx.engine, self.job_id)
         plan, self.on_switch_port = run_plan.steps, run_plan.on_switch_port
         self.ctx.bus.publish("job", job=self.job_id)
         self.step_count = max(1, len(plan))
         for index, (step_id, kind, name) in enumerate(plan):
             self.step_index = index
             if self.cancel.is_set():
-                self._fail(self._stop_text(name, None), step_id)
+                if self._settle():
+                    self._fail(self._stop_text(name, None), step_id)
                 return
             try:
                 _HANDLERS[kind](self, step_id, name)
             except StepHeld as held:
-                self._hold(held, step_id, name)
+                if self._settle():
+                    self._hold(held, step_id, name)
                 return
             except (FactoryError, StepFailed) as exc:  # a refused transition or guard, or a failed step
                 failed = exc if isinstance(exc, StepFailed) else None
-                self._fail(self._stop_text(name, exc.reason) if self.cancel.is_set() else exc.reason, step_id, failed)
+                reason = self._stop_text(name, exc.reason) if self.cancel.is_set() else exc.reason
+                if self._settle():
+                    self._fail(reason, step_id, failed)
                 return
+        if not self._settle():
+            return
         if not self._completed:  # no steps: nothing committed the end yet
             with self.scope() as (s, job):
                 self._complete(s, job)
-
-    def _read_plan(self) -> jobs.RunPlan:
-        # Read-only: the claim already logged the start, and every step re-checks ownership. The
-        # slot's kind comes with the plan: a dock slot's erase then needs no read of its own.
-        with read_scope(self.ctx.engine) as conn:
-            steps = conn.execute(
-                select(JobStep.id, JobStep.kind, JobStep.name, Slot.attached_mac)
-                .join(Job, col(Job.id) == JobStep.job_id)
-                .join(Slot, col(Slot.id) == Job.slot_id)
-                .where(JobStep.job_id == self.job_id)
-                .order_by(JobStep.position)  # type: ignore[arg-type]
-            ).all()
-        on_switch_port = any(mac is not None for *_, mac in steps)
-        return jobs.RunPlan(tuple((step_id, Step(kind), name) for step_id, kind, name, _ in steps), on_switch_port)
 
     def _complete(self, s: Session, job: Job) -> None:
         """Finish the job as succeeded (held, for a quarantine), in the caller's transaction."""
@@ -224,7 +218,7 @@ class JobRunner:
             with self.scope() as (s, job):
                 slot = s.get(Slot, job.slot_id)
                 if action is None:
-                    action = (failed.action if failed else None) or _failure_action(s, job)
+                    action = (failed.action if failed else None) or jobs.failure_action(s, job)
                 code = slot.code if slot else ""
                 evidence = failed.evidence if failed else {}
                 if evidence:
@@ -250,12 +244,51 @@ class JobRunner:
         self.logs = JobLogBuffer()
         marks = self._marks(starting) if starting is not None else {}
         lease = time.time() + self.ctx.lease_seconds
-        with session_scope(self.ctx.engine) as s:
-            # Ours, locked and its lease renewed here, as the heartbeat skips rows a runner holds.
-            job = jobs.hold_for_step(s, self.job_id, self.ctx.run_id, lease, marks, with_device=True)
-            self._marked = starting
-            yield s, job
-            self.logs.flush(s)
+        held, writing = self.carried.take(), False
+        try:
+            with session_scope(self.ctx.engine) as s:
+                # Ours, locked and its lease renewed here, as the heartbeat skips rows a runner holds.
+                job = jobs.hold_for_step(s, self.job_id, self.ctx.run_id, lease, marks, with_device=True)
+                self._marked = starting
+                if held is not None:  # the previous step's end goes first
+                    writing = True
+                    self._write_held(held, s, job)
+                    writing = False
+                yield s, job
+                self.logs.flush(s)
+        except BaseException:
+            if held is not None and not writing:  # not committed, through no fault of its own
+                self.carried.give_back(held)
+            raise
+
+    def end_with_next_start(self, write: EndWrites) -> None:
+        """Write this step's end (``write(s, job)``) with the next step's start, in its first
+        transaction (``carried_end.py``); the last step's end at once, in a transaction of its own."""
+        if self.step_index < self.step_count - 1:
+            self.carried.hold(self.step_index, write)
+            return
+        with self.scope() as (s, job):
+            write(s, job)
+
+    def _write_held(self, held: HeldEnd, s: Session, job: Job) -> None:
+        current, self.step_index = self.step_index, held.index  # as when its step ran
+        try:
+            held.write(s, job)
+        finally:
+            self.step_index = current
+
+    def _settle(self) -> bool:
+        """Commit a held-over step end on its own, before the job is held, failed or stopped
+        instead of the next step starting; False if it failed (the job is failed with its reason)."""
+        if not self.carried.pending:
+            return True
+        try:
+            with self.scope():
+                pass
+        except (FactoryError, StepFailed) as exc:
+            self._fail(exc.reason, None, exc if isinstance(exc, StepFailed) else None)
+            return False
+        return True
 
     def _marks(self, name: str) -> dict[str, Any]:
         return {"current_step": name, "updated_at": utc_now(), "progress": self.step_index / self.step_count}
@@ -285,7 +318,7 @@ class JobRunner:
         """``step`` and the job's changes not yet written, as updates written with the next custody
         entry (in its one statement on PostgreSQL). Taken before any query, which would flush the
         job's changes in an UPDATE of their own."""
-        return tuple(stamp for stamp in (step, _unwritten_changes(job)) if stamp is not None)
+        return tuple(stamp for stamp in (step, jobs.unwritten_changes(job)) if stamp is not None)
 
     def log_rows(self) -> tuple[RowBatch, ...]:
         """The log lines so far, to be written with the transaction's custody entry (in its one
@@ -354,27 +387,3 @@ class JobRunner:
             return None
         self._live_written = live
         return live
-
-
-def _unwritten_changes(job: Job) -> SeqStamp | None:
-    """The job's changed columns not yet flushed, as an update written with the next custody entry;
-    the loaded object takes them as written (a rollback discards the session and it with it)."""
-    state = inspect(job)
-    history = {key: state.attrs[key].history for key in state.mapper.column_attrs.keys()}
-    changes = {key: added[0] for key, (added, _, _) in history.items() if added}
-    if not changes:
-        return None
-    for column, value in changes.items():
-        set_committed_value(job, column, value)
-    # Core values: the entry's statement is sent as is on PostgreSQL, past the ORM's type handling.
-    values = {column: value.value if isinstance(value, Enum) else value for column, value in changes.items()}
-    return SeqStamp(_JOB, job.id or 0, None, values)
-
-
-def _failure_action(s: Session, job: Job) -> str:
-    step = s.exec(select(JobStep).where(JobStep.job_id == job.id, JobStep.status == StepStatus.RUNNING)).first()
-    if step is not None and step.kind == Step.PROVISION:
-        return "retry provisioning, or check the provisioning log"
-    if step is not None and step.kind == Step.PERSONALISE:
-        return "fix what the QA found missing (see the log), then re-insert the device to personalise it again"
-    return "retry (restarts the wipe from the beginning) or send the device for destruction"

@@ -11,14 +11,18 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
-from sqlalchemy import Update, func, insert, true, update
+from sqlalchemy import Engine, Update, func, insert, inspect, true, update
 from sqlalchemy.orm import aliased
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
 from factory.kernel.clock import utc_now
+from factory.kernel.db.engine import read_scope
 from factory.kernel.errors import NotFound
+from factory.kernel.ledger.append import SeqStamp
 from factory.kernel.lifecycle.states import Event, State
 from factory.kernel.lifecycle.transition import TransitionRequest, change_state, lock_devices, remember_locked
 from factory.kernel.models.custody_entry import CustodyEntry
@@ -30,7 +34,7 @@ from factory.line.models import ACTIVE_JOB_STATUSES, Job, JobStatus, JobStep, Li
 from factory.line.pipeline_rules import Plan, Step, step_name
 from factory.line.plan_facts import planned
 from factory.line.slots import Attachment, AttachResult, attach, locked
-from factory.line.tablet_slots import for_attachment
+from factory.line.tablet_slots import for_attachment, rejoined_after_reset
 from factory.sanitisation.service import EraseRound, RoundOrigin, fail_round
 
 IN_PROGRESS = (State.SANITISING.value, State.PROVISIONING.value)
@@ -70,6 +74,8 @@ def attach_and_queue(
         result = attach(session, slot, seen)
         if result is not AttachResult.ATTACHED:
             return result, None, None
+        if rejoined_after_reset(session, slot, time.time()):  # a tablet back from its reset's restart
+            return AttachResult.SAME, None, None
         job, plan = queue_job(session, slot, provision_name=provision_name, detected_epoch=seen.detected_at, logs=logs)
     return result, job, plan
 
@@ -160,6 +166,31 @@ def _insert_steps(session: Session, job_id: int, named: list[tuple[Step, str]], 
         ids = list(session.scalars(returning, steps))
     listed = tuple((step_id, kind, name) for step_id, (kind, name) in zip(ids, named, strict=True))
     return RunPlan(listed, on_switch_port=slot.attached_mac is not None)
+
+
+def read_plan(engine: Engine, job_id: int) -> RunPlan:
+    """The job's :class:`RunPlan`, for a runner not handed it. Read-only: the claim already logged
+    the start, and every step re-checks ownership."""
+    with read_scope(engine) as conn:
+        steps = conn.execute(
+            select(JobStep.id, JobStep.kind, JobStep.name, Slot.attached_mac)
+            .join(Job, col(Job.id) == JobStep.job_id)
+            .join(Slot, col(Slot.id) == Job.slot_id)
+            .where(JobStep.job_id == job_id)
+            .order_by(JobStep.position)  # type: ignore[arg-type]
+        ).all()
+    on_switch_port = any(mac is not None for *_, mac in steps)
+    return RunPlan(tuple((step_id, Step(kind), name) for step_id, kind, name, _ in steps), on_switch_port)
+
+
+def failure_action(session: Session, job: Job) -> str:
+    """What a technician does with a job that failed in the step still marked running."""
+    step = session.exec(select(JobStep).where(JobStep.job_id == job.id, JobStep.status == StepStatus.RUNNING)).first()
+    if step is not None and step.kind == Step.PROVISION:
+        return "retry provisioning, or check the provisioning log"
+    if step is not None and step.kind == Step.PERSONALISE:
+        return "fix what the QA found missing (see the log), then re-insert the device to personalise it again"
+    return "retry (restarts the wipe from the beginning) or send the device for destruction"
 
 
 def active_job_for_slot(session: Session, slot_id: int) -> Job | None:
@@ -315,3 +346,18 @@ def _locked_device(session: Session, device_id: int) -> Device | None:
         return lock_devices(session, [device_id])[device_id]
     except NotFound:
         return None
+
+
+def unwritten_changes(job: Job) -> SeqStamp | None:
+    """The job's changed columns not yet flushed, as an update written with the next custody entry;
+    the loaded object takes them as written (a rollback discards the session and it with it)."""
+    state = inspect(job)
+    history = {key: state.attrs[key].history for key in state.mapper.column_attrs.keys()}
+    changes = {key: added[0] for key, (added, _, _) in history.items() if added}
+    if not changes:
+        return None
+    for column, value in changes.items():
+        set_committed_value(job, column, value)
+    # Core values: the entry's statement is sent as is on PostgreSQL, past the ORM's type handling.
+    values = {column: value.value if isinstance(value, Enum) else value for column, value in changes.items()}
+    return SeqStamp(_JOB, job.id or 0, None, values)

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from factory.line.errors import SimulationOnly
+from factory.line.identify import identify
 from factory.line.models import Job, JobStatus, Slot
 from factory.line.pipeline_rules import TABLET_STEP_NAMES, Plan, Step, tablet_plan
 from factory.tablets.service import TabletBench
@@ -87,6 +88,31 @@ def restarting_for_reset(session: Session, slot: Slot) -> bool:
     return job is not None and job.current_step in RESTARTING_STEPS
 
 
+# A tablet's restart can reach the controller after its job has ended: an Android tablet reboots
+# once the service has confirmed the wipe, while its job enrols it, and the enrolment may finish
+# first. Back on the bus within this long of its job's end, it rejoins that job (see below).
+RESTART_WINDOW_SECONDS = 180.0
+
+
+def rejoined_after_reset(session: Session, slot: Slot, now: float) -> bool:
+    """The tablet just attached to ``slot`` is the one whose job there succeeded less than the
+    restart window ago: it left the bus to restart after its reset, and the removal was handled
+    after the job's end. The slot takes that job's attachment back (no new job, which would only
+    hold with "already provisioned: nothing to do"); True if so."""
+    if tablet_of(slot.attached_node) is None:
+        return False
+    last = session.exec(select(Job).where(Job.slot_id == slot.id).order_by(col(Job.id).desc()).limit(1)).first()
+    if last is None or last.status != JobStatus.SUCCEEDED or last.device_id is None:
+        return False
+    if last.ended_epoch is None or now - last.ended_epoch > RESTART_WINDOW_SECONDS:
+        return False
+    device = identify(session, slot.attached_serial).device
+    if device is None or device.id != last.device_id:
+        return False
+    slot.attachment_id, slot.device_id = last.attachment_id, last.device_id
+    return True
+
+
 def checked_bench(tablets: TabletBench | None, simulated_line: bool) -> TabletBench | None:
     """The line's tablet settings; the simulated tablets are refused on a real line."""
     if tablets is not None and tablets.simulated and not simulated_line:
@@ -100,6 +126,7 @@ __all__ = [
     "attached_node",
     "checked_bench",
     "for_attachment",
+    "rejoined_after_reset",
     "restarting_for_reset",
     "tablet_of",
     "tablet_serial",

@@ -78,7 +78,7 @@ def test_the_handed_plan_is_the_one_the_runner_would_read(ctx: AppContext, mac: 
     assert [(r.id, Step(r.kind), r.name) for r in rows] == list(plan.steps)
     assert plan.steps[0][1] == Step.SANITISE  # a returned laptop: erased first
     assert plan.on_switch_port is (mac is not None)
-    assert JobRunner(controller.dispatcher.runner_ctx, job_id)._read_plan() == plan
+    assert jobs.read_plan(ctx.engine, job_id) == plan
 
 
 def _run(controller: Controller, job_id: int, plan: jobs.RunPlan | None) -> list[str]:

@@ -19,6 +19,7 @@ from factory.intake.views import get_device
 from factory.kernel.db.engine import session_scope
 from factory.kernel.models.certificate import Certificate
 from factory.kernel.site_keys import load_public_key
+from factory.line import tablet_slots
 from factory.line.bench_config import simulated_config
 from factory.line.controller import Controller
 from factory.line.identify import Identity
@@ -277,3 +278,37 @@ def test_a_supervised_ipad_the_mdm_does_not_reach_is_erased_over_usb_on_the_line
     assert cert.method == CRYPTO_RESET and record is not None and record.certified
     assert record.closing["wipe"]["path"] == "usb (supervised iPad, MCInstall EraseDevice)"
     assert record.closing["wipe"]["service"] is None and record.closing["read_back"]["setup_complete"] is False
+
+
+def _reboot_handled_late(tablet_line: TabletLine, dev: object) -> None:
+    """The tablet's restart (udev: remove, add) reaching the controller only after its job ended."""
+    tablet = tablet_line.sim.tablets.find(dev.disk_serial)  # type: ignore[attr-defined, union-attr]
+    assert tablet is not None
+    [slot] = [sl for sl in tablet_line.sim.slots if sl.code == SLOT]
+    tablet_line.controller.submit(arrival_event(tablet, slot.id_path, attached=False))
+    tablet_line.controller.submit(arrival_event(tablet, slot.id_path))
+    assert tablet_line.controller.wait_idle(30)
+
+
+def test_a_tablet_back_from_its_restart_after_its_job_ended_rejoins_that_job(tablet_line: TabletLine) -> None:
+    dev = tablet_line.sim.arrive(SLOT, Identity.RETURNED, kind="tablet", platform="android")
+    assert tablet_line.controller.wait_idle(60)
+    done = tablet_line.job(SLOT)
+    assert done.status == "succeeded", done.reason
+    _reboot_handled_late(tablet_line, dev)
+    assert tablet_line.job(SLOT).id == done.id  # no new job held with "already provisioned"
+    slot = tablet_line.controller.slot(SLOT)
+    assert slot is not None and (slot.attachment_id, slot.device_id) == (done.attachment_id, done.device_id)
+
+
+def test_a_tablet_back_after_the_restart_window_gets_a_new_job(
+    tablet_line: TabletLine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tablet_slots, "RESTART_WINDOW_SECONDS", 0.0)  # every return is past it
+    dev = tablet_line.sim.arrive(SLOT, Identity.RETURNED, kind="tablet", platform="android")
+    assert tablet_line.controller.wait_idle(60)
+    done = tablet_line.job(SLOT)
+    _reboot_handled_late(tablet_line, dev)
+    again = tablet_line.job(SLOT)
+    assert again.id != done.id
+    assert (again.status, again.reason) == ("held", "already provisioned: nothing to do (state 'ready')")
