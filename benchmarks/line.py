@@ -51,9 +51,9 @@ run and 9 s in another). ``--gap 20`` offers ~270-290 devices/min, which the mac
 controller's own overhead is read there. Both are reported.
 
 Measured figures, run by run, are in docs/benchmarks.md ("Line"). The latest (7 Dec 2026, later,
-a faster host, alternated with the code before): SQLite headline p95 58-78 ms (target p95 <= 100 ms
-met in all four runs); PostgreSQL 192-472 ms, outside the erase call 104-472 ms (not met);
-controller CPU 34-50 ms per job (one PostgreSQL run 75). On the slower host the same morning:
+a faster host, alternated with the code before, twice): SQLite headline p95 46-98 ms (target p95
+<= 100 ms met in all eight runs); PostgreSQL 152-472 ms, outside the erase call 104-472 ms (not
+met); controller CPU 34-60 ms per job (one PostgreSQL run 75). On the slower host the same morning:
 PostgreSQL outside the erase call 215-282 ms, SQLite 139-154 ms, CPU 64-82 ms per job.
 
 Fairness notes. The simulated line runs inside the agent's process: its arrivals (booking each
