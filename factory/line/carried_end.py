@@ -11,7 +11,9 @@ The runner (``job_runner.JobRunner``) keeps the rules that make that safe:
 * if the held-over end itself fails, it is dropped and the job fails with its reason, exactly as
   when it ran alone; if it was written but the rest of that transaction failed (the next step's
   start refused), it is handed back, so it is committed on its own before the job fails: a
-  device erased and verified keeps its certificates.
+  device erased and verified keeps its certificates. Not when the commit itself failed: its
+  outcome is unknown (a database failover), and a certificate must not be signed twice; the job
+  fails as it did when the end's own commit failed.
 """
 
 from __future__ import annotations

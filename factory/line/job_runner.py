@@ -244,20 +244,23 @@ class JobRunner:
         self.logs = JobLogBuffer()
         marks = self._marks(starting) if starting is not None else {}
         lease = time.time() + self.ctx.lease_seconds
-        held, writing = self.carried.take(), False
+        held, stage = self.carried.take(), "checking"
         try:
             with session_scope(self.ctx.engine) as s:
                 # Ours, locked and its lease renewed here, as the heartbeat skips rows a runner holds.
                 job = jobs.hold_for_step(s, self.job_id, self.ctx.run_id, lease, marks, with_device=True)
                 self._marked = starting
                 if held is not None:  # the previous step's end goes first
-                    writing = True
+                    stage = "writing"
                     self._write_held(held, s, job)
-                    writing = False
+                stage = "body"
                 yield s, job
+                stage = "committing"
                 self.logs.flush(s)
         except BaseException:
-            if held is not None and not writing:  # not committed, through no fault of its own
+            # Not written through no fault of its own: pending again. Not when it failed itself, nor
+            # when the commit did (its outcome unknown: a certificate must not be signed twice).
+            if held is not None and stage in ("checking", "body"):
                 self.carried.give_back(held)
             raise
 
