@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 
 from factory.line.errors import SimulationOnly
 from factory.line.identify import identify
-from factory.line.models import Job, JobStatus, Slot
+from factory.line.models import Job, JobStatus, JobStep, Slot, StepStatus
 from factory.line.pipeline_rules import TABLET_STEP_NAMES, Plan, Step, tablet_plan
 from factory.tablets.service import TabletBench
 from hardware_drivers.events import UdevEvent
@@ -95,16 +95,22 @@ RESTART_WINDOW_SECONDS = 180.0
 
 
 def rejoined_after_reset(session: Session, slot: Slot, now: float) -> bool:
-    """The tablet just attached to ``slot`` is the one whose job there succeeded less than the
-    restart window ago: it left the bus to restart after its reset, and the removal was handled
-    after the job's end. The slot takes that job's attachment back (no new job, which would only
-    hold with "already provisioned: nothing to do"); True if so."""
+    """The tablet just attached to ``slot`` is the one whose job there reset it and then ended
+    (succeeded, or held at a later step) less than the restart window ago: it left the bus to
+    restart after its reset, and the removal was handled after the job's end. The slot takes that
+    job's attachment back, so the board keeps that job and its action, rather than a new job held
+    for "already provisioned" or for the USB debugging a reset turns off; True if so."""
     if tablet_of(slot.attached_node) is None:
         return False
     last = session.exec(select(Job).where(Job.slot_id == slot.id).order_by(col(Job.id).desc()).limit(1)).first()
-    if last is None or last.status != JobStatus.SUCCEEDED or last.device_id is None:
+    if last is None or last.status not in (JobStatus.SUCCEEDED, JobStatus.HELD) or last.device_id is None:
         return False
     if last.ended_epoch is None or now - last.ended_epoch > RESTART_WINDOW_SECONDS:
+        return False
+    reset = select(JobStep.id).where(
+        JobStep.job_id == last.id, JobStep.kind == Step.SANITISE.value, JobStep.status == StepStatus.SUCCEEDED.value
+    )
+    if session.exec(reset).first() is None:  # never reset, so no restart: a re-insert is a re-insert
         return False
     device = identify(session, slot.attached_serial).device
     if device is None or device.id != last.device_id:

@@ -312,3 +312,13 @@ def test_a_tablet_back_after_the_restart_window_gets_a_new_job(
     again = tablet_line.job(SLOT)
     assert again.id != done.id
     assert (again.status, again.reason) == ("held", "already provisioned: nothing to do (state 'ready')")
+
+
+def test_a_held_vehicle_tablet_back_from_its_restart_keeps_its_held_job(tablet_line: TabletLine) -> None:
+    dev = tablet_line.sim.arrive(SLOT, Identity.RETURNED, kind="vehicle-tablet", platform="android")
+    assert tablet_line.controller.wait_idle(60)
+    held = tablet_line.job(SLOT)
+    assert (held.status, held.reason) == ("held", NO_VEHICLE)  # reset and certified, then held at enrolment
+    _reboot_handled_late(tablet_line, dev)  # back with USB debugging off, as a reset leaves it
+    again = tablet_line.job(SLOT)
+    assert (again.id, again.reason, again.action) == (held.id, NO_VEHICLE, NO_VEHICLE_ACTION)
