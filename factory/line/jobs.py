@@ -76,7 +76,7 @@ def attach_and_queue(
             return result, None, None
         if rejoined_after_reset(session, slot, time.time()):  # a tablet back from its reset's restart
             return AttachResult.SAME, None, None
-        job, plan = queue_job(session, slot, provision_name=provision_name, detected_epoch=seen.detected_at, logs=logs)
+        job, plan = create_job(session, slot, provision_name=provision_name, detected_epoch=seen.detected_at, logs=logs)
     return result, job, plan
 
 
@@ -89,29 +89,12 @@ def create_job(
     attempt: int = 1,
     note: str | None = None,
     logs: JobLogBuffer | None = None,
-) -> Job:
-    """Identify the slot's occupant, choose its pipeline and queue (or hold) a job for it.
+) -> tuple[Job, RunPlan]:
+    """Identify the slot's occupant, choose its pipeline and queue (or hold) a job for it; return the
+    job and its :class:`RunPlan` (for a runner launched in this transaction; others read it).
 
     :raises JobNotActionable: the slot is empty.
     """
-    job, _ = queue_job(
-        session, slot, provision_name=provision_name, detected_epoch=detected_epoch, attempt=attempt, note=note,
-        logs=logs,
-    )  # fmt: skip
-    return job
-
-
-def queue_job(
-    session: Session,
-    slot: Slot,
-    *,
-    provision_name: str,
-    detected_epoch: float | None,
-    attempt: int = 1,
-    note: str | None = None,
-    logs: JobLogBuffer | None = None,
-) -> tuple[Job, RunPlan]:
-    """:func:`create_job`, with the job's :class:`RunPlan`."""
     if slot.attachment_id is None:
         raise JobNotActionable(f"slot {slot.code} is empty")
     ident = identify(session, slot.attached_serial)

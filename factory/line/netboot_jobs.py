@@ -48,7 +48,7 @@ def enrol_and_queue(
     attach(session, slot, Attachment(outcome.serial, None, None, time.time()))
     slot.attached_mac = outcome.mac
     logs = JobLogBuffer()
-    job = jobs.create_job(
+    job, _ = jobs.create_job(
         session,
         slot,
         provision_name=Step.PROVISION.value,  # renamed after the provisioner of the agent that runs it

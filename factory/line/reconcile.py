@@ -151,7 +151,7 @@ def _resume(
         report.needs_technician.append(history[-1].id or 0)
         return
     note = f"restarting from the beginning after interrupted job {history[-1].id}" if history else None
-    job = jobs.create_job(
+    job, _ = jobs.create_job(
         session,
         slot,
         provision_name=provision_name,

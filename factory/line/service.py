@@ -146,7 +146,7 @@ def retry_job(session: Session, job_id: int, *, actor: str, provision_name: str 
         named = select(JobStep.name).where(JobStep.job_id == job_id, JobStep.kind == Step.PROVISION)
         provision_name = session.exec(named).first() or Step.PROVISION.value
     logs = JobLogBuffer()
-    new = create_job(
+    new, _ = create_job(
         session,
         slot,
         provision_name=provision_name,

@@ -25,7 +25,8 @@ def _queued_job(ctx: AppContext, serial: str = "UNKNOWN-1") -> int:
         s.flush()
         slot = s.exec(select(Slot).where(Slot.code == "bench-1/slot-1")).one()
         attach(s, slot, Attachment(serial, "/dev/sdq", 1024, time.time()))
-        return jobs.create_job(s, slot, provision_name="provision (simulated: nothing applied)", detected_epoch=None).id
+        job, _ = jobs.create_job(s, slot, provision_name="provision (simulated: nothing applied)", detected_epoch=None)
+        return job.id
 
 
 def test_everything_needs_a_caller(client) -> None:

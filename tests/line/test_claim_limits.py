@@ -35,7 +35,7 @@ def _line(ctx: AppContext, *, per_bench: int, site_limit: int) -> Controller:
 
 def _queue(s: Session, slot: Slot, serial: str) -> Job:
     attach(s, slot, Attachment(serial, "/dev/null", 1, time.time()))
-    job = jobs.create_job(s, slot, provision_name="p", detected_epoch=None)
+    job, _ = jobs.create_job(s, slot, provision_name="p", detected_epoch=None)
     assert job.status == JobStatus.QUEUED, job.reason
     return job
 

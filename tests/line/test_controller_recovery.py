@@ -56,7 +56,7 @@ def test_restart_reconciles_an_interrupted_wipe_and_restarts_it_from_a_new_round
         from factory.line.slots import Attachment, attach
 
         attach(s, slot, Attachment(dev.disk_serial, str(dev.path), DISK, time.time()))
-        job = jobs.create_job(s, slot, provision_name="provision (simulated: nothing applied)", detected_epoch=None)
+        job, _ = jobs.create_job(s, slot, provision_name="provision (simulated: nothing applied)", detected_epoch=None)
         job.status, job.owner, job.owner_run, job.lease_expires_at = (
             "running",
             "test-agent",

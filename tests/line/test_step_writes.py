@@ -38,7 +38,7 @@ def _runner_with_device(ctx: AppContext) -> tuple[JobRunner, int]:
     with session_scope(ctx.engine) as s:
         slot = s.exec(select(Slot)).one()
         attach(s, slot, Attachment("L-1", "/dev/null", 1, time.time()))
-        job = jobs.create_job(s, slot, provision_name="p", detected_epoch=None)
+        job, _ = jobs.create_job(s, slot, provision_name="p", detected_epoch=None)
         job.device_id = device_id
         s.add(job)
         s.flush()

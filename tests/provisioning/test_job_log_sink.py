@@ -27,7 +27,8 @@ def _job(ctx: AppContext) -> int:
     with session_scope(ctx.engine) as s:
         slot = s.exec(select(Slot)).one()
         attach(s, slot, Attachment("UNK-1", "/dev/null", 1, time.time()))
-        return jobs.create_job(s, slot, provision_name="p", detected_epoch=None).id or 0
+        job, _ = jobs.create_job(s, slot, provision_name="p", detected_epoch=None)
+        return job.id or 0
 
 
 def test_lines_are_batched_in_order_with_their_own_times(ctx: AppContext) -> None:
