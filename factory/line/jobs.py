@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import Engine, Update, func, insert, inspect, true, update
-from sqlalchemy.orm import aliased
+from sqlalchemy import Engine, func, insert, inspect
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
@@ -24,11 +23,12 @@ from factory.kernel.db.engine import read_scope
 from factory.kernel.errors import NotFound
 from factory.kernel.ledger.append import SeqStamp
 from factory.kernel.lifecycle.states import Event, State
-from factory.kernel.lifecycle.transition import TransitionRequest, change_state, lock_devices, remember_locked
+from factory.kernel.lifecycle.transition import TransitionRequest, change_state, lock_devices
 from factory.kernel.models.custody_entry import CustodyEntry
 from factory.kernel.models.device import Device
-from factory.line.errors import JobNotActionable, JobNotFound, LostOwnership
+from factory.line.errors import JobNotActionable, JobNotFound
 from factory.line.identify import identify
+from factory.line.job_hold import hold_for_step as hold_for_step  # the runner's, re-exported
 from factory.line.job_log import JobLogBuffer, job_log_batch
 from factory.line.models import ACTIVE_JOB_STATUSES, Job, JobStatus, JobStep, LineAgent, Slot, StepStatus, StopKind
 from factory.line.pipeline_rules import Plan, Step, step_name
@@ -185,61 +185,7 @@ def jobs_for_attachment(session: Session, attachment_id: str) -> Sequence[Job]:
     return session.exec(select(Job).where(Job.attachment_id == attachment_id).order_by(col(Job.id))).all()
 
 
-def hold_for_step(
-    session: Session,
-    job_id: int,
-    run_id: str,
-    lease_expires_at: float,
-    marks: Mapping[str, Any] | None = None,
-    *,
-    with_device: bool = False,
-) -> Job:
-    """The job, locked and its lease renewed to ``lease_expires_at``, if this agent run still runs it
-    (``marks``: other columns of the job to set in the same statement, as a step's start).
-
-    One statement (UPDATE ... RETURNING): the ownership check, the row lock and the renewal every
-    step's transaction makes, where a SELECT ... FOR UPDATE and, at the next autoflush, an UPDATE of
-    the lease alone cost two round trips in every transaction of every job. ``with_device``: on
-    PostgreSQL the same statement also locks the job's device (if it has one), which the step's
-    transition or certificate would otherwise select FOR UPDATE in a round trip of its own. The
-    job's row is locked before its device's, as when they were two statements.
-
-    :raises LostOwnership: it does not (reconciled elsewhere, finished or cancelled outright).
-    """
-    held = (
-        update(Job)
-        .where(col(Job.id) == job_id, col(Job.owner_run) == run_id, col(Job.status) == JobStatus.RUNNING)
-        .values(lease_expires_at=lease_expires_at, **(marks or {}))
-    )
-    if with_device and session.get_bind().dialect.name == "postgresql":
-        job = _hold_with_device(session, held)
-    else:
-        stmt = held.returning(Job).execution_options(populate_existing=True, synchronize_session=False)
-        job = session.execute(stmt).scalars().first()
-    if job is None:
-        raise LostOwnership(f"job {job_id} is no longer run by this agent")
-    return job
-
-
 _JOB = Job.__table__  # type: ignore[attr-defined]
-_DEVICE = Device.__table__  # type: ignore[attr-defined]
-
-
-def _hold_with_device(session: Session, held: Update) -> Job | None:
-    """``WITH held AS (UPDATE job ... RETURNING *), dev AS (SELECT device ... FOR UPDATE)``: the
-    job and its device in one round trip, the device noted as locked by this transaction."""
-    job_cte = held.returning(*_JOB.c).cte("held")
-    device_id = select(job_cte.c.device_id).scalar_subquery()
-    device_cte = select(_DEVICE).where(_DEVICE.c.id == device_id).with_for_update().cte("dev")
-    job_row, device_row = aliased(Job, job_cte), aliased(Device, device_cte)
-    stmt = select(job_row, device_row).select_from(job_cte).outerjoin(device_cte, true())
-    row = session.execute(stmt.execution_options(populate_existing=True)).first()
-    if row is None:
-        return None
-    job, device = row
-    if device is not None:
-        remember_locked(session, device)
-    return job  # type: ignore[no-any-return]
 
 
 def finish(
