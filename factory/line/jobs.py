@@ -8,13 +8,14 @@ before the function returns, in the caller's transaction.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, inspect
+from sqlalchemy import Engine, Select, bindparam, func, insert, inspect
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
@@ -33,7 +34,7 @@ from factory.line.job_log import JobLogBuffer, job_log_batch
 from factory.line.models import ACTIVE_JOB_STATUSES, Job, JobStatus, JobStep, LineAgent, Slot, StepStatus, StopKind
 from factory.line.pipeline_rules import Plan, Step, step_name
 from factory.line.plan_facts import planned
-from factory.line.slots import Attachment, AttachResult, attach, locked
+from factory.line.slots import Attachment, AttachResult, attach
 from factory.line.tablet_slots import for_attachment, rejoined_after_reset
 from factory.sanitisation.service import EraseRound, RoundOrigin, fail_round
 
@@ -177,8 +178,15 @@ def failure_action(session: Session, job: Job) -> str:
 
 
 def active_job_for_slot(session: Session, slot_id: int) -> Job | None:
-    stmt = select(Job).where(Job.slot_id == slot_id, col(Job.status).in_(ACTIVE_JOB_STATUSES))
-    return session.exec(locked(session, stmt)).first()  # type: ignore[call-overload, no-any-return]
+    postgres = session.get_bind().dialect.name == "postgresql"
+    return session.exec(_active_on_slot(postgres), params={"slot_id": slot_id}).first()  # type: ignore[call-overload, no-any-return]
+
+
+@functools.cache
+def _active_on_slot(postgres: bool) -> Select:
+    """Built once, as ``slots.lock_slot``'s: every event of a slot looks for its job."""
+    stmt = select(Job).where(Job.slot_id == bindparam("slot_id"), col(Job.status).in_(ACTIVE_JOB_STATUSES))
+    return (stmt.with_for_update() if postgres else stmt).execution_options(populate_existing=True)
 
 
 def jobs_for_attachment(session: Session, attachment_id: str) -> Sequence[Job]:

@@ -9,13 +9,14 @@ serialises the whole claim.
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import time
 from collections.abc import Sequence
 
 import orjson
-from sqlalchemy import bindparam, func, or_, text, update
+from sqlalchemy import Select, bindparam, func, or_, update
 from sqlmodel import Session, col, select
 
 from factory.kernel.clock import utc_now
@@ -46,20 +47,13 @@ def claim_jobs(
         return []
     postgres = session.get_bind().dialect.name == "postgresql"
     if postgres:
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": CLAIM_LOCK_KEY})
+        session.connection().exec_driver_sql("SELECT pg_advisory_xact_lock(%s)", (CLAIM_LOCK_KEY,))
     running, limits = _running_and_limits(session, site, bench_ids)
     site_running = sum(running.values())
-    stmt = (
-        select(Job)
-        .where(Job.status == JobStatus.QUEUED, col(Job.bench_id).in_(bench_ids))
-        .order_by(col(Job.id))
-        .limit(limit + sum(limits.values()))
-    )
-    if postgres:
-        stmt = stmt.with_for_update(skip_locked=True)
+    params = {"bench_ids": list(bench_ids), "take": limit + sum(limits.values())}
     now, stamp = time.time(), utc_now()
     claimed: list[int] = []
-    for job in session.exec(stmt.execution_options(populate_existing=True)).all():
+    for job in session.exec(_queued(postgres), params=params).all():  # type: ignore[call-overload]
         if len(claimed) >= limit or site_running >= site_limit:
             break
         if running.get(job.bench_id, 0) >= limits.get(job.bench_id, 0):
@@ -78,21 +72,35 @@ def claim_jobs(
     return claimed
 
 
+@functools.cache
+def _queued(postgres: bool) -> Select:
+    """Queued jobs on the benches, oldest first; on PostgreSQL those no other claim holds."""
+    stmt = (
+        select(Job)
+        .where(Job.status == JobStatus.QUEUED, col(Job.bench_id).in_(bindparam("bench_ids", expanding=True)))
+        .order_by(col(Job.id))
+        .limit(bindparam("take"))
+    )
+    return (stmt.with_for_update(skip_locked=True) if postgres else stmt).execution_options(populate_existing=True)
+
+
 def _running_and_limits(session: Session, site: str, bench_ids: Sequence[int]) -> tuple[dict[int, int], dict[int, int]]:
     """Jobs running on each bench of ``site``, and the job limit of each of ``bench_ids``, in one
     query (the claim runs at every attachment: a round trip here is one per device)."""
-    rows = session.execute(
-        select(Bench.id, Bench.site, Bench.max_jobs, func.count(col(Job.id)))
-        .outerjoin(Job, (col(Job.bench_id) == Bench.id) & (col(Job.status) == JobStatus.RUNNING))
-        .where(or_(Bench.site == site, col(Bench.id).in_(bench_ids)))
-        .group_by(col(Bench.id), col(Bench.site), col(Bench.max_jobs))
-    ).all()
+    rows = session.execute(_RUNNING_AND_LIMITS, {"site": site, "bench_ids": list(bench_ids)}).all()
     ours = set(bench_ids)
     running = {bench: count for bench, bench_site, _, count in rows if bench_site == site and count}
     limits = {bench: max_jobs for bench, _, max_jobs, _ in rows if bench in ours}
     return running, limits
 
 
+# Built once, as the statements below: the claim runs at every attachment.
+_RUNNING_AND_LIMITS = (
+    select(Bench.id, Bench.site, Bench.max_jobs, func.count(col(Job.id)))
+    .outerjoin(Job, (col(Job.bench_id) == Bench.id) & (col(Job.status) == JobStatus.RUNNING))
+    .where(or_(Bench.site == bindparam("site"), col(Bench.id).in_(bindparam("bench_ids", expanding=True))))
+    .group_by(col(Bench.id), col(Bench.site), col(Bench.max_jobs))
+)
 _JOB = Job.__table__  # type: ignore[attr-defined]
 _PROGRESS_UPDATE = (
     update(_JOB)

@@ -7,12 +7,13 @@ board shows until one of the two is taken out.
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy import Select
+from sqlalchemy import Select, bindparam
 from sqlmodel import Session, select
 
 from factory.kernel.clock import utc_now
@@ -30,10 +31,19 @@ def locked(session: Session, stmt: Select) -> Select:
 
 
 def lock_slot(session: Session, code: str) -> Slot:
-    slot = session.exec(locked(session, select(Slot).where(Slot.code == code))).first()  # type: ignore[call-overload]
+    postgres = session.get_bind().dialect.name == "postgresql"
+    slot = session.exec(_slot_by_code(postgres), params={"slot_code": code}).first()  # type: ignore[call-overload]
     if slot is None:
         raise NotFound(f"no slot {code}")
     return slot
+
+
+@functools.cache
+def _slot_by_code(postgres: bool) -> Select:
+    """Built once (every event locks its slot): a fresh statement's construction and cache key cost
+    more CPU than its round trip, on the interpreter lock every runner shares."""
+    stmt = select(Slot).where(Slot.code == bindparam("slot_code"))
+    return (stmt.with_for_update() if postgres else stmt).execution_options(populate_existing=True)
 
 
 def register_benches(session: Session, config: LineConfig, *, site: str, run_id: str, now: float) -> list[Bench]:

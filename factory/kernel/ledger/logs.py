@@ -11,6 +11,7 @@ site's append (the global ``seq`` comes from a database sequence, which never bl
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 
@@ -23,6 +24,7 @@ __all__ = ["LEGACY_GENESIS", "configured_log", "first_link", "genesis_hash", "lo
 
 # The first of the two advisory-lock keys (PostgreSQL's two-integer form); the second is the log's.
 LEDGER_LOCK_CLASS = 0x44464C47  # "DFLG"
+_LOCK_SQL = "SELECT pg_advisory_xact_lock(%s, %s)"
 DEFAULT_SITE = "device-factory"  # Settings.site_name when FACTORY_SITE is unset (kernel/config.py)
 
 
@@ -37,6 +39,7 @@ def first_link(log: str, version: int) -> str:
     return LEGACY_GENESIS if version < 3 else genesis_hash(log)
 
 
+@functools.cache
 def log_lock_key(log: str) -> int:
     """A signed 32-bit key derived from the log's name (a collision only makes two logs share a lock)."""
     return int.from_bytes(hashlib.sha256(log.encode("utf-8")).digest()[:4], "big", signed=True)
@@ -45,7 +48,8 @@ def log_lock_key(log: str) -> int:
 def lock_log(session: Session, log: str) -> None:
     """Hold ``log``'s head until the transaction ends (PostgreSQL; SQLite's writer lock covers it)."""
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:c, :k)"), {"c": LEDGER_LOCK_CLASS, "k": log_lock_key(log)})
+        # The driver's SQL as is: taken for every append, it needs no compiling, caching or ORM layer.
+        session.connection().exec_driver_sql(_LOCK_SQL, (LEDGER_LOCK_CLASS, log_lock_key(log)))
 
 
 def log_names(conn: Connection | Session) -> list[str]:
