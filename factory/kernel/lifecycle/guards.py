@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_
+from sqlalchemy import and_, bindparam
 from sqlmodel import Session, col, select
 
 from factory.kernel.errors import GuardRefused
@@ -127,22 +127,28 @@ def _media_and_round_certificates(
 ) -> tuple[list[StorageMedium], dict[int | None, Certificate]]:
     """Every medium of the device and, by medium id, a certificate of its current erase round: one
     query (each medium with its certificates of the round, if any) where two cost two round trips."""
-    rows = session.exec(
-        select(StorageMedium, Certificate)
-        .outerjoin(
-            Certificate,
-            and_(
-                col(Certificate.medium_id) == col(StorageMedium.id),
-                col(Certificate.device_id) == device.id,
-                col(Certificate.erase_round_seq) == device.erase_round_seq,
-            ),
-        )
-        .where(StorageMedium.device_id == device.id)
-        .order_by(col(StorageMedium.id), col(Certificate.id))
-    ).all()
+    params = {"guard_device": device.id, "guard_round": device.erase_round_seq}
+    rows = session.exec(_MEDIA_AND_ROUND_CERTIFICATES, params=params).all()  # type: ignore[call-overload]
     media = list({medium.id: medium for medium, _ in rows}.values())
     by_medium = {cert.medium_id: cert for _, cert in rows if cert is not None}
     return media, by_medium
+
+
+# Built once (every sanitise and every release checks it, some twice in one transaction): a fresh
+# statement's construction and cache key cost more CPU than its round trip.
+_MEDIA_AND_ROUND_CERTIFICATES = (
+    select(StorageMedium, Certificate)
+    .outerjoin(
+        Certificate,
+        and_(
+            col(Certificate.medium_id) == col(StorageMedium.id),
+            col(Certificate.device_id) == bindparam("guard_device"),
+            col(Certificate.erase_round_seq) == bindparam("guard_round"),
+        ),
+    )
+    .where(StorageMedium.device_id == bindparam("guard_device"))
+    .order_by(col(StorageMedium.id), col(Certificate.id))
+)
 
 
 def _check_content(
