@@ -46,10 +46,34 @@ def log_lock_key(log: str) -> int:
 
 
 def lock_log(session: Session, log: str) -> None:
-    """Hold ``log``'s head until the transaction ends (PostgreSQL; SQLite's writer lock covers it)."""
-    if session.get_bind().dialect.name == "postgresql":
-        # The driver's SQL as is: taken for every append, it needs no compiling, caching or ORM layer.
-        session.connection().exec_driver_sql(_LOCK_SQL, (LEDGER_LOCK_CLASS, log_lock_key(log)))
+    """Hold ``log``'s head until the transaction ends (PostgreSQL; SQLite's writer lock covers it).
+
+    A log this transaction already locked is not locked again: a second append in one transaction
+    (a sanitise's end with the next step's start) would spend a round trip under the lock, which
+    every other writer to the log waits for, on a lock it holds. Recorded per innermost transaction,
+    as ``lifecycle.transition``'s device locks: a lock first taken in a savepoint is taken again
+    after it, never assumed."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    held = _held_logs(session)
+    if log in held:
+        return
+    # The driver's SQL as is: taken for every append, it needs no compiling, caching or ORM layer.
+    session.connection().exec_driver_sql(_LOCK_SQL, (LEDGER_LOCK_CLASS, log_lock_key(log)))
+    held.add(log)
+
+
+def _held_logs(session: Session) -> set[str]:
+    """The logs locked in the session's innermost transaction."""
+    session.connection()  # begins the transaction if nothing has yet: its identity is the key
+    transaction = session.get_nested_transaction() or session.get_transaction()
+    mark = session.info.get(_HELD)
+    if mark is None or mark[0] is not transaction:
+        mark = session.info[_HELD] = (transaction, set())
+    return mark[1]  # type: ignore[no-any-return]
+
+
+_HELD = "factory.locked_logs"
 
 
 def log_names(conn: Connection | Session) -> list[str]:
