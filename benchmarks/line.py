@@ -50,11 +50,12 @@ sits just under saturation and is itself bistable (the same erases replayed took
 run and 9 s in another). ``--gap 20`` offers ~270-290 devices/min, which the machine carries; the
 controller's own overhead is read there. Both are reported.
 
-Measured figures, run by run, are in docs/benchmarks.md ("Line"). The latest (7 Dec 2026, later,
-a faster host, alternated with the code before, twice): SQLite headline p95 46-98 ms (target p95
-<= 100 ms met in all eight runs); PostgreSQL 152-472 ms, outside the erase call 104-472 ms (not
-met); controller CPU 34-60 ms per job (one PostgreSQL run 75). On the slower host the same morning:
-PostgreSQL outside the erase call 215-282 ms, SQLite 139-154 ms, CPU 64-82 ms per job.
+Measured figures, run by run, are in docs/benchmarks.md ("Line"). The latest (7 Dec 2026, next
+session, alternated with the code before, 9 pairs on PostgreSQL): outside the erase call p95 median
+160 ms (142-343) against 233 (170-350) before; controller CPU median 57 ms per job against 68;
+headline p95 183-1094 ms (target p95 <= 100 ms not met on PostgreSQL). SQLite, 2 pairs at load 2.4-4:
+outside the erase call p95 112 / 92 ms against 125 / 109; headline 169 / 206 ms (met in all eight
+runs of the day before, at load 1.4-2.6).
 
 Fairness notes. The simulated line runs inside the agent's process: its arrivals (booking each
 device in at goods-in, writing its disk file) compete with the controller for the CPU, the GIL and
