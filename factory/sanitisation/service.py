@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from factory.intake.service import get_device
@@ -216,16 +217,21 @@ def _round_media_and_opening(
     """The round's media by serial and the entry that opened it, in one query (not two per medium)."""
     if not round_.media:
         return {}, None
-    rows = session.exec(
-        select(StorageMedium, CustodyEntry)
-        .join(CustodyEntry, col(CustodyEntry.seq) == round_.seq)
-        .where(col(StorageMedium.id).in_([m.id for m in round_.media]))
-    ).all()
+    params = {"round_seq": round_.seq, "medium_ids": [m.id for m in round_.media]}
+    rows = session.exec(_ROUND_MEDIA_AND_OPENING, params=params).all()  # type: ignore[call-overload]
     media = {medium.serial: medium for medium, _ in rows}
     missing = [m.serial for m in round_.media if m.serial not in media]
     if not rows or missing:  # media are never deleted, nor entries: a bug, not a refusal
         raise RuntimeError(f"erase round {round_.seq}: its opening entry or media {missing} are missing")
     return media, rows[0][1]
+
+
+# Built once (every certification reads it): a fresh statement costs more CPU than its round trip.
+_ROUND_MEDIA_AND_OPENING = (
+    select(StorageMedium, CustodyEntry)
+    .join(CustodyEntry, col(CustodyEntry.seq) == bindparam("round_seq"))
+    .where(col(StorageMedium.id).in_(bindparam("medium_ids", expanding=True)))
+)
 
 
 def fail_round(

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session
 
@@ -189,16 +189,20 @@ def lock_devices(session: Session, ids: Sequence[int]) -> dict[int, Device]:
     held = _held_devices(session)
     todo = sorted({i for i in ids if i not in held})
     if todo:
-        stmt = select(Device).where(Device.id.in_(todo)).order_by(Device.id)  # type: ignore[union-attr]
-        if session.get_bind().dialect.name == "postgresql":
-            stmt = stmt.with_for_update()
-        # populate_existing: a row locked now must not be served from a stale identity map.
-        for device in session.execute(stmt.execution_options(populate_existing=True)).scalars():
+        stmt = _LOCK_DEVICES[session.get_bind().dialect.name == "postgresql"]
+        for device in session.execute(stmt, {"device_ids": todo}).scalars():
             held[device.id or 0] = device
     missing = [i for i in ids if i not in held]
     if missing:
         raise NotFound(f"no device with id {missing[0]}")
     return {i: held[i] for i in ids}
+
+
+# Built once (every transition locks its device): a fresh statement costs more CPU than its round
+# trip. populate_existing: a row locked now must not be served from a stale identity map.
+_DEVICES_BY_ID = select(Device).where(Device.id.in_(bindparam("device_ids", expanding=True)))  # type: ignore[union-attr]
+_IN_ID_ORDER = _DEVICES_BY_ID.order_by(Device.id).execution_options(populate_existing=True)  # type: ignore[arg-type]
+_LOCK_DEVICES = {True: _IN_ID_ORDER.with_for_update(), False: _IN_ID_ORDER}  # by "is it PostgreSQL"
 
 
 def remember_locked(session: Session, device: Device) -> None:
