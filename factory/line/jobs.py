@@ -34,7 +34,7 @@ from factory.line.job_log import JobLogBuffer, job_log_batch
 from factory.line.models import ACTIVE_JOB_STATUSES, Job, JobStatus, JobStep, LineAgent, Slot, StepStatus, StopKind
 from factory.line.pipeline_rules import Plan, Step, step_name
 from factory.line.plan_facts import planned
-from factory.line.slots import Attachment, AttachResult, attach
+from factory.line.slots import Attachment, AttachResult, attach, locked_on
 from factory.line.tablet_slots import for_attachment, rejoined_after_reset
 from factory.sanitisation.service import EraseRound, RoundOrigin, fail_round
 
@@ -186,7 +186,7 @@ def active_job_for_slot(session: Session, slot_id: int) -> Job | None:
 def _active_on_slot(postgres: bool) -> Select:
     """Built once, as ``slots.lock_slot``'s: every event of a slot looks for its job."""
     stmt = select(Job).where(Job.slot_id == bindparam("slot_id"), col(Job.status).in_(ACTIVE_JOB_STATUSES))
-    return (stmt.with_for_update() if postgres else stmt).execution_options(populate_existing=True)
+    return locked_on(stmt, postgres=postgres)
 
 
 def jobs_for_attachment(session: Session, attachment_id: str) -> Sequence[Job]:

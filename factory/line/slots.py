@@ -25,9 +25,12 @@ from factory.line.tablet_slots import restarting_for_reset
 
 def locked(session: Session, stmt: Select) -> Select:
     """Row-lock on PostgreSQL (SQLite's BEGIN IMMEDIATE already serialises writers)."""
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update()
-    return stmt.execution_options(populate_existing=True)
+    return locked_on(stmt, postgres=session.get_bind().dialect.name == "postgresql")
+
+
+def locked_on(stmt: Select, *, postgres: bool) -> Select:
+    """``locked`` for a statement built once per database kind, before any session exists."""
+    return (stmt.with_for_update() if postgres else stmt).execution_options(populate_existing=True)
 
 
 def lock_slot(session: Session, code: str) -> Slot:
@@ -42,8 +45,7 @@ def lock_slot(session: Session, code: str) -> Slot:
 def _slot_by_code(postgres: bool) -> Select:
     """Built once (every event locks its slot): a fresh statement's construction and cache key cost
     more CPU than its round trip, on the interpreter lock every runner shares."""
-    stmt = select(Slot).where(Slot.code == bindparam("slot_code"))
-    return (stmt.with_for_update() if postgres else stmt).execution_options(populate_existing=True)
+    return locked_on(select(Slot).where(Slot.code == bindparam("slot_code")), postgres=postgres)
 
 
 def register_benches(session: Session, config: LineConfig, *, site: str, run_id: str, now: float) -> list[Bench]:
