@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from harness.line_agent import erased_disk_problems, kill9, start_agent, wait_started
+from harness.line_history import explain_audit
 from sqlmodel import Session, col, select
 
 from factory.kernel.config import Settings
@@ -54,7 +55,7 @@ def _run_trials(ctx: AppContext, home: Path, url: str, trials: int, seed: int) -
         problems = audit_line(ctx.engine, ctx.settings)
         with Session(ctx.engine) as s:
             problems += erased_disk_problems(s, home)
-        assert not problems, f"after kill {trial + 1}: {problems}"
+        assert not problems, f"after kill {trial + 1}: {explain_audit(ctx.engine, problems)}"
     # A last, clean run: reconciles the final kill and drains.
     proc = start_agent(home, url, *AGENT_ARGS, "--duration", "2.5", "--max-devices", "0")
     try:
@@ -62,7 +63,8 @@ def _run_trials(ctx: AppContext, home: Path, url: str, trials: int, seed: int) -
         assert proc.wait(timeout=60) == 0, proc.stderr.read() if proc.stderr else ""
     finally:
         kill9(proc)
-    assert audit_line(ctx.engine, ctx.settings) == []
+    problems = audit_line(ctx.engine, ctx.settings)
+    assert problems == [], explain_audit(ctx.engine, problems)
     with Session(ctx.engine) as s:
         in_progress = s.exec(select(Device).where(col(Device.state).in_(["sanitising", "provisioning"]))).all()
         assert in_progress == [], [d.serial for d in in_progress]

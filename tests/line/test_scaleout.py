@@ -15,6 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from harness.line_agent import kill9, start_agent, wait_started
+from harness.line_history import explain_audit
 from harness.waiting import wait_until
 from sqlmodel import Session, col, select
 
@@ -99,4 +100,5 @@ def test_two_agents_share_one_postgresql_without_stepping_on_each_other(shared_p
             assert job is not None and job.status == JobStatus.INTERRUPTED, (job_id, job and job.status)
         assert s.exec(select(Bench).where(Bench.name == "bench-1")).one().agent == "agent-c"
         assert s.exec(select(Job).where(Job.status == JobStatus.RUNNING)).all() == []
-    assert audit_line(ctx.engine, ctx.settings) == []
+    problems = audit_line(ctx.engine, ctx.settings)
+    assert problems == [], explain_audit(ctx.engine, problems)
