@@ -58,6 +58,11 @@ Measured 7 Dec 2026 on another host (SHA-256 1575 MB/s on one core), the same co
 rounds, nothing else running (load 1.5 -> 1.7): raw 1.07 / 1.14 / 1.53; raw + read-back 1.01 / 1.38 /
 1.53; zstd 1.12 / 1.30 / 2.27; zstd + read-back 1.23 / 1.59 / 2.00. dd's best here was 1313 MB/s
 (raw) and 647 MB/s (write + read), the deploy's 1403 and 719 MB/s.
+Measured 7 Dec 2026 on a faster host (O_DIRECT dd 2.5 GB/s, SHA-256 2.07 GB/s on one core), where the
+plain SHA-256 bounded the deploy: raw medians 0.75-0.82, raw + read-back 0.64-0.75 (3 runs). With the
+manifest's pieces digest hashed on both CPUs (imaging/piece_digest.py), 512 MiB, 6 runs, load 0.8-1.9:
+raw medians 0.82-0.99 (0.94 the median of the six), raw + read-back 0.96-1.03, zstd 1.28-1.54, zstd
++ read-back 1.11-1.21; at 2 GiB raw 0.84 / 1.05 / 1.31, raw + read-back 1.00 / 1.27 / 1.80.
 """
 
 from __future__ import annotations

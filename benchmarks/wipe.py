@@ -56,7 +56,11 @@ openssl|dd 1.51 / 1.60 / 1.70 and 1.59 / 1.82 / 1.83. The engine call alone: zer
 is its start-up, about 0.2-0.3 s before the erase begins on this host: imports (~0.17 s) and
 typer's coercion of the 12 options through pydantic TypeAdapters (~0.06-0.09 s); the erase itself
 and the signing after it take what the engine alone does. On 4 GiB at ~2.7 GB/s that is 7-10%;
-on a real disk it vanishes. Earlier figures: docs/benchmarks.md ("Wipe").
+on a real disk it vanishes. On a faster host later that day (dd of zeros 4.3 GB/s), 5 rounds, load
+1.4-3.0: ``factory wipe`` zeros 0.88 / 1.09 / 1.25; random vs dd of the same random bytes 0.88 / 0.94 /
+1.04 (the engine alone 0.94 / 0.98 / 1.14: the start-up is a larger share of a faster run), vs
+openssl|dd 1.70 / 1.71 / 1.78; 4 devices at once 1.11 / 1.14 / 1.28.
+Earlier figures: docs/benchmarks.md ("Wipe").
 """
 
 from __future__ import annotations
