@@ -16,6 +16,7 @@ from imaging.deploy import deploy_image
 from imaging.engine import Progress as EngineProgress
 from imaging.errors import ImagingError
 from imaging.image_manifest import build_manifest, manifest_path_for, save_manifest
+from imaging.piece_digest import digest_name
 
 app = typer.Typer(help="Golden images.", no_args_is_help=True)
 
@@ -27,7 +28,7 @@ def manifest_cmd(
     name: str = typer.Option(..., "--name"),
     version: str = typer.Option(..., "--version"),
 ) -> None:
-    """Write IMAGE.manifest.json (name, version, format, size, SHA-256) beside the image."""
+    """Write IMAGE.manifest.json (name, version, format, size, SHA-256, pieces digest) beside the image."""
     try:
         manifest = build_manifest(image, name=name, version=version)
     except ImagingError as exc:
@@ -35,7 +36,11 @@ def manifest_cmd(
         return
     path = manifest_path_for(image)
     save_manifest(manifest, path)
-    console.print(f"manifest {path}: {manifest.name} {manifest.version} sha256 {manifest.sha256}", markup=False)
+    console.print(
+        f"manifest {path}: {manifest.name} {manifest.version} sha256 {manifest.sha256}, "
+        f"{digest_name(manifest.piece_bytes)} {manifest.pieces_sha256}",
+        markup=False,
+    )
 
 
 @app.command("deploy")

@@ -58,6 +58,7 @@ def test_image_deploy_is_recorded_only_when_verified(ctx, tmp_path) -> None:
     target.write_bytes(b"\xff" * (8 * 2**20))
     r = runner.invoke(app, ["image", "manifest", str(image), "--name", "win11-laptop", "--version", "2026.11"])
     assert r.exit_code == 0, r.output
+    assert "pieces-sha256/4194304 " in r.output  # the digest a deploy checks, beside the image's identity
     r = runner.invoke(app, ["image", "deploy", str(image), str(target), "--serial", "SE-2"])
     assert r.exit_code == 1 and "without --yes" in r.stderr
     r = runner.invoke(app, ["image", "deploy", str(image), str(target), "--serial", "SE-2", "--yes"])
