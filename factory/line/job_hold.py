@@ -85,7 +85,7 @@ def _held_with_device(columns: tuple[str, ...]) -> Select[Any]:
     job and its device in one round trip."""
     job_cte = _update(columns).returning(*_JOB.c).cte("held")
     device_id = select(job_cte.c.device_id).scalar_subquery()
-    device_cte = select(_DEVICE).where(_DEVICE.c.id == device_id).with_for_update().cte("dev")
+    device_cte = select(_DEVICE).where(_DEVICE.c.id == device_id).with_for_update(key_share=True).cte("dev")
     job_row, device_row = aliased(Job, job_cte), aliased(Device, device_cte)
     stmt = select(job_row, device_row).select_from(job_cte).outerjoin(device_cte, true())
     return stmt.execution_options(populate_existing=True)

@@ -81,7 +81,9 @@ def _queued(postgres: bool) -> Select:
         .order_by(col(Job.id))
         .limit(bindparam("take"))
     )
-    return (stmt.with_for_update(skip_locked=True) if postgres else stmt).execution_options(populate_existing=True)
+    return (stmt.with_for_update(skip_locked=True, key_share=True) if postgres else stmt).execution_options(
+        populate_existing=True
+    )
 
 
 def _running_and_limits(session: Session, site: str, bench_ids: Sequence[int]) -> tuple[dict[int, int], dict[int, int]]:
@@ -173,7 +175,7 @@ def _renew_job_leases(session: Session, run_id: str, until: float) -> set[int]:
     """
     mine = select(_JOB.c.id).where(_JOB.c.owner_run == run_id, _JOB.c.status == JobStatus.RUNNING.value)
     if session.get_bind().dialect.name == "postgresql":
-        mine = mine.with_for_update(skip_locked=True)
+        mine = mine.with_for_update(skip_locked=True, key_share=True)
     renewed = session.connection().execute(
         update(_JOB).where(_JOB.c.id.in_(mine)).values(lease_expires_at=until).returning(_JOB.c.id)
     )

@@ -24,13 +24,19 @@ from factory.line.tablet_slots import restarting_for_reset
 
 
 def locked(session: Session, stmt: Select) -> Select:
-    """Row-lock on PostgreSQL (SQLite's BEGIN IMMEDIATE already serialises writers)."""
+    """Row-lock on PostgreSQL (SQLite's BEGIN IMMEDIATE already serialises writers).
+
+    FOR NO KEY UPDATE, not FOR UPDATE: it excludes every other locker and writer of the row as
+    before, but not the FOR KEY SHARE that PostgreSQL's foreign-key checks take on the rows a row
+    names. A runner updating its job a second time in one transaction has the job's keys checked
+    (slot, bench, device); a slot held FOR UPDATE by the controller, waiting for that job, made the
+    two deadlock (tests/line/test_row_locks.py). No line transaction changes a locked row's key."""
     return locked_on(stmt, postgres=session.get_bind().dialect.name == "postgresql")
 
 
 def locked_on(stmt: Select, *, postgres: bool) -> Select:
     """``locked`` for a statement built once per database kind, before any session exists."""
-    return (stmt.with_for_update() if postgres else stmt).execution_options(populate_existing=True)
+    return (stmt.with_for_update(key_share=True) if postgres else stmt).execution_options(populate_existing=True)
 
 
 def lock_slot(session: Session, code: str) -> Slot:

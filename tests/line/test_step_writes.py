@@ -89,7 +89,7 @@ def test_the_job_changes_and_log_lines_are_written_with_the_entry(ctx: AppContex
     if ctx.engine.dialect.name == "postgresql":
         # The ownership check locks the job and its device in one statement; nothing selects it again.
         hold, *rest = seen
-        assert hold.startswith("WITH held AS (UPDATE job ") and "FROM device" in hold and "FOR UPDATE" in hold
+        assert hold.startswith("WITH held AS (UPDATE job ") and "FROM device" in hold and "FOR NO KEY UPDATE" in hold
         assert device_reads == [hold]
         standalone = [sql for sql in rest if sql.startswith(("UPDATE job ", "INSERT INTO job_log", "UPDATE device"))]
         assert standalone == []

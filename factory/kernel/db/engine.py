@@ -3,7 +3,7 @@
 SQLite (embedded default) runs in WAL mode and every transaction starts with ``BEGIN IMMEDIATE``:
 SQLite has no row locks, so taking the write lock up front is what serialises state changes
 and ledger appends (and avoids the deadlock-prone read-then-upgrade pattern).
-PostgreSQL uses row locks (``SELECT ... FOR UPDATE``) and a transaction-scoped advisory lock
+PostgreSQL uses row locks (``SELECT ... FOR NO KEY UPDATE``) and a transaction-scoped advisory lock
 for the ledger head.
 
 Within one process, SQLite writers also queue on a per-database ``threading.Lock`` before

@@ -174,8 +174,10 @@ def _location_after(req: TransitionRequest, device: Device, to_custodian: str) -
 
 
 def lock_devices(session: Session, ids: Sequence[int]) -> dict[int, Device]:
-    """The devices named, their rows locked until the transaction ends (PostgreSQL: FOR UPDATE, in
-    id order; SQLite's writer lock covers it), refreshed from the database as they are locked.
+    """The devices named, their rows locked until the transaction ends (PostgreSQL: FOR NO KEY
+    UPDATE, in id order, which leaves the foreign-key checks of rows naming them free, as
+    ``line.slots.locked`` says why; SQLite's writer lock covers it), refreshed from the database as
+    they are locked.
 
     A row this transaction already locked is not selected again: no one else can have changed it
     since, and a step's transaction locks its device first and then changes its state, which
@@ -202,7 +204,7 @@ def lock_devices(session: Session, ids: Sequence[int]) -> dict[int, Device]:
 # trip. populate_existing: a row locked now must not be served from a stale identity map.
 _DEVICES_BY_ID = select(Device).where(Device.id.in_(bindparam("device_ids", expanding=True)))  # type: ignore[union-attr]
 _IN_ID_ORDER = _DEVICES_BY_ID.order_by(Device.id).execution_options(populate_existing=True)  # type: ignore[arg-type]
-_LOCK_DEVICES = {True: _IN_ID_ORDER.with_for_update(), False: _IN_ID_ORDER}  # by "is it PostgreSQL"
+_LOCK_DEVICES = {True: _IN_ID_ORDER.with_for_update(key_share=True), False: _IN_ID_ORDER}  # by "is it PostgreSQL"
 
 
 def remember_locked(session: Session, device: Device) -> None:
