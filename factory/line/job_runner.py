@@ -34,7 +34,7 @@ from sqlmodel import Session
 from factory.kernel.clock import utc_now
 from factory.kernel.config import Settings
 from factory.kernel.db.engine import session_scope
-from factory.kernel.db.errors import is_busy
+from factory.kernel.db.errors import busy_cause, is_busy
 from factory.kernel.db.retry import until_reachable
 from factory.kernel.errors import FactoryError
 from factory.kernel.ledger.append import RowBatch, SeqStamp
@@ -138,9 +138,9 @@ class JobRunner:
         except LostOwnership as exc:
             log.warning("%s", exc)
         except Exception as exc:  # a bug must not leave the job running forever: fail it with the reason
-            if is_busy(exc):  # the database went away mid-step (failover): what that write did is unknown
+            if is_busy(exc):  # gone mid-step (failover) or rolled back (deadlock): its outcome unknown
                 log.warning("job %s: database unavailable, failing the job once it is back: %s", self.job_id, exc)
-                self._fail("database connection lost during the job (see the agent log)", None)
+                self._fail(f"{busy_cause(exc)} during the job (see the agent log)", None)
             else:
                 log.exception("job %s crashed", self.job_id)
                 self._fail("controller error while running the job (see the agent log)", None)

@@ -36,6 +36,18 @@ def is_busy(exc: BaseException) -> bool:
     return isinstance(orig, sqlite3.OperationalError) and "locked" in str(orig)
 
 
+def busy_cause(exc: BaseException) -> str:
+    """What a busy error (``is_busy``) was, in a reason's words: a transaction PostgreSQL rolled back
+    to break a deadlock or a serialisation conflict is not a lost connection, and a technician
+    reading "connection lost" would look for the wrong fault."""
+    orig = exc.orig if isinstance(exc, OperationalError) else exc
+    if isinstance(orig, psycopg.errors.DeadlockDetected):
+        return "database deadlock (the transaction was rolled back)"
+    if isinstance(orig, psycopg.errors.TransactionRollback):
+        return "database conflict (the transaction was rolled back)"
+    return "database connection lost"
+
+
 def as_factory_error(exc: StatementError) -> FactoryError | None:
     """The typed error a storage refusal stands for, or None when it is not the caller's doing."""
     if isinstance(exc, DataError):
