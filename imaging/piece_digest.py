@@ -80,7 +80,7 @@ class PieceHasher:
         if self.pool is None or len(pieces) < 2:
             return [hashlib.sha256(piece).digest() for piece in pieces]
         others = [self.pool.submit(_digest, piece) for piece in pieces[1:]]
-        first = hashlib.sha256(pieces[0]).digest()
+        first = _digest(pieces[0])
         return [first, *(future.result() for future in others)]
 
 

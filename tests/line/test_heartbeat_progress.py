@@ -8,17 +8,17 @@ import threading
 import time
 
 import pytest
+from harness.line_jobs import claimed_job, stopped_controller
 from sqlmodel import select
 
 from factory.kernel.context import AppContext
 from factory.kernel.db.engine import session_scope
 from factory.line import jobs, leases
-from factory.line.bench_config import simulated_config
 from factory.line.controller import Controller
 from factory.line.job_runner import JobRunner
-from factory.line.models import Job, Slot
-from factory.line.slots import Attachment, attach
-from imaging.engine import erase
+from factory.line.models import Job
+
+AGENT = "hb-agent"
 
 
 def _running_job(ctx: AppContext) -> tuple[str, int]:
@@ -27,22 +27,11 @@ def _running_job(ctx: AppContext) -> tuple[str, int]:
 
 
 def _stopped_controller(ctx: AppContext, layout: str = "1x1") -> Controller:
-    controller = Controller(ctx, simulated_config(layout, agent="hb-agent"), erase_fn=erase)
-    controller.start()
-    controller.stop(drain_seconds=0)
-    return controller
+    return stopped_controller(ctx, AGENT, layout)
 
 
 def _claimed_job(ctx: AppContext, run_id: str, position: int = 0) -> int:
-    with session_scope(ctx.engine) as s:
-        me = s.exec(select(Slot).order_by(Slot.position)).all()[position]  # type: ignore[arg-type]
-        attach(s, me, Attachment(f"UNK-{position}", "/dev/null", 1, time.time()))
-        jobs.create_job(s, me, provision_name="p", detected_epoch=None)
-        [job_id] = leases.claim_jobs(
-            s, agent="hb-agent", run_id=run_id, bench_ids=[me.bench_id], site="test-site", site_limit=8, limit=1,
-            lease_seconds=5,
-        )  # fmt: skip
-    return job_id
+    return claimed_job(ctx, AGENT, run_id, position)
 
 
 def _set_step(ctx: AppContext, job_id: int, step: str) -> None:
@@ -55,7 +44,7 @@ def _set_step(ctx: AppContext, job_id: int, step: str) -> None:
 
 def _beat(ctx: AppContext, run_id: str, progress: dict[int, tuple[str, str, float]]) -> Job:
     with session_scope(ctx.engine) as s:
-        leases.renew_leases(s, agent="hb-agent", run_id=run_id, lease_seconds=30, progress=progress)
+        leases.renew_leases(s, agent=AGENT, run_id=run_id, lease_seconds=30, progress=progress)
     with session_scope(ctx.engine) as s:
         job = s.exec(select(Job)).one()
         return job
@@ -84,7 +73,7 @@ def test_step_names_are_matched_literally(ctx: AppContext) -> None:
 
 def _renew(ctx: AppContext, run_id: str) -> None:
     with session_scope(ctx.engine) as s:
-        leases.renew_leases(s, agent="hb-agent", run_id=run_id, lease_seconds=30)
+        leases.renew_leases(s, agent=AGENT, run_id=run_id, lease_seconds=30)
 
 
 def _job(ctx: AppContext, job_id: int) -> Job:

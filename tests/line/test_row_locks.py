@@ -15,18 +15,16 @@ import threading
 import time
 
 import pytest
+from harness.line_jobs import claimed_job, stopped_controller
 from harness.waiting import wait_until
 from sqlalchemy import text
 from sqlmodel import select
 
 from factory.kernel.context import AppContext
 from factory.kernel.db.engine import session_scope
-from factory.line import jobs, leases
-from factory.line.bench_config import simulated_config
-from factory.line.controller import Controller
+from factory.line import jobs
 from factory.line.models import Job, JobStatus, Slot
-from factory.line.slots import Attachment, attach, lock_slot
-from imaging.engine import erase
+from factory.line.slots import lock_slot
 
 
 @pytest.fixture
@@ -38,18 +36,10 @@ def pg_ctx(ctx: AppContext) -> AppContext:
 
 def _running_job(ctx: AppContext) -> tuple[str, int, str]:
     """A job claimed by a (stopped) controller's run: its run id, the job id, its slot's code."""
-    controller = Controller(ctx, simulated_config("1x1", agent="lock-agent"), erase_fn=erase)
-    controller.start()
-    controller.stop(drain_seconds=0)
+    controller = stopped_controller(ctx, "lock-agent")
+    job_id = claimed_job(ctx, "lock-agent", controller.run_id, lease_seconds=30)
     with session_scope(ctx.engine) as s:
-        slot = s.exec(select(Slot)).one()
-        attach(s, slot, Attachment("UNK-1", "/dev/null", 1, time.time()))
-        jobs.create_job(s, slot, provision_name="p", detected_epoch=None)
-        [job_id] = leases.claim_jobs(
-            s, agent="lock-agent", run_id=controller.run_id, bench_ids=[slot.bench_id], site="test-site",
-            site_limit=8, limit=1, lease_seconds=30,
-        )  # fmt: skip
-        return controller.run_id, job_id, slot.code
+        return controller.run_id, job_id, s.exec(select(Slot.code)).one()
 
 
 def _waiting_for_a_row_lock(ctx: AppContext) -> bool:
