@@ -42,7 +42,13 @@ from imaging.deploy_pipeline import StagedPipeline, ordered_reads
 from imaging.deploy_source import ImageRejected, ImageSource, ImageStreamError
 from imaging.engine import PhaseReporter, ProgressCallback
 from imaging.errors import Cancelled, EraseFailure, TargetRefused
-from imaging.image_manifest import ImageFormat, ImageManifest, load_manifest, manifest_path_for
+from imaging.image_manifest import (
+    ImageFormat,
+    ImageManifest,
+    expected_content_digest,
+    load_manifest,
+    manifest_path_for,
+)
 from imaging.iopool import worker_count
 from imaging.overwrite_pass import DEFAULT_CHUNK, segments
 from imaging.patterns import aligned_buffer
@@ -102,7 +108,7 @@ class DeployResult:
     @property
     def expected_digest(self) -> str:
         """What written_sha256 and readback_sha256 must equal: the manifest's digest of their kind."""
-        return self.image_pieces_sha256 or self.image_sha256
+        return expected_content_digest(self.image_sha256, self.image_pieces_sha256)
 
 
 def deploy_image(
@@ -229,10 +235,7 @@ class _Run(FirstFailure):
 
     def expected(self) -> tuple[str, str]:
         """The digest the content must have, and what a reason calls it."""
-        m = self.manifest
-        if m.pieces_sha256 is not None:
-            return m.pieces_sha256, f"SHA-256 of its {m.piece_bytes}-byte pieces"
-        return m.sha256, "SHA-256"
+        return self.manifest.content_digest, self.manifest.content_digest_described
 
 
 class _Layout:

@@ -27,6 +27,10 @@ from imaging.errors import ImagingError
 from imaging.piece_digest import PIECE_BYTES
 
 MANIFEST_SUFFIX = ".manifest.json"
+# The smallest piece a manifest may name. Every piece is a hash call, a future on the hashing pool
+# and 32 bytes held until the end: a 1-byte piece would turn a 32 GiB deploy into 34 billion of
+# each. 64 KiB keeps a slot's pieces to 128 and the digests to 0.05% of the content.
+MIN_PIECE_BYTES = 64 << 10
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -75,10 +79,22 @@ class ImageManifest:
             raise ManifestError("manifest piece_bytes and pieces_sha256 go together: both or neither")
         if self.piece_bytes is None:
             return
-        if isinstance(self.piece_bytes, bool) or not isinstance(self.piece_bytes, int) or self.piece_bytes <= 0:
-            raise ManifestError("manifest piece_bytes must be a positive integer")
+        if isinstance(self.piece_bytes, bool) or not isinstance(self.piece_bytes, int):
+            raise ManifestError("manifest piece_bytes must be an integer")
+        if self.piece_bytes < MIN_PIECE_BYTES:
+            raise ManifestError(f"manifest piece_bytes must be at least {MIN_PIECE_BYTES} (64 KiB)")
         if not isinstance(self.pieces_sha256, str) or not _HEX64.fullmatch(self.pieces_sha256):
             raise ManifestError("manifest pieces_sha256 must be 64 lowercase hex digits")
+
+    @property
+    def content_digest(self) -> str:
+        """The digest a deploy checks its content against (``expected_content_digest``)."""
+        return expected_content_digest(self.sha256, self.pieces_sha256)
+
+    @property
+    def content_digest_described(self) -> str:
+        """What ``content_digest`` is, in a failure reason's words."""
+        return "SHA-256" if self.piece_bytes is None else f"SHA-256 of its {self.piece_bytes}-byte pieces"
 
     @classmethod
     def from_dict(cls, data: Any) -> ImageManifest:
@@ -98,6 +114,12 @@ class ImageManifest:
             if out[optional] is None:
                 del out[optional]
         return out
+
+
+def expected_content_digest(sha256: str, pieces_sha256: str | None) -> str:
+    """The one rule for which digest deployed content must match: the pieces digest where the
+    manifest has one (it is what a deploy computes then), else the plain SHA-256."""
+    return pieces_sha256 if pieces_sha256 is not None else sha256
 
 
 def manifest_path_for(image_path: str | Path) -> Path:

@@ -13,6 +13,7 @@ import pytest
 
 from imaging.deploy import deploy_image
 from imaging.image_manifest import (
+    MIN_PIECE_BYTES,
     ImageManifest,
     ManifestError,
     build_manifest,
@@ -82,10 +83,17 @@ def test_a_manifest_names_both_digests_or_only_the_plain_one(tmp_path: Path) -> 
     for broken, reason in (
         ({"piece_bytes": None}, "both or neither"),
         ({"pieces_sha256": "A" * 64}, "64 lowercase hex"),
-        ({"piece_bytes": 0}, "positive integer"),
+        ({"piece_bytes": 0}, "at least 65536"),
+        # A tiny piece is refused before any deploy would hash the content a few bytes at a time.
+        ({"piece_bytes": 1}, "at least 65536"),
+        ({"piece_bytes": MIN_PIECE_BYTES - 1}, "at least 65536"),
+        ({"piece_bytes": True}, "an integer"),
+        ({"piece_bytes": "4194304"}, "an integer"),
     ):
         with pytest.raises(ManifestError, match=reason):
             ImageManifest.from_dict({k: v for k, v in {**manifest.to_dict(), **broken}.items() if v is not None})
+    smallest = {**manifest.to_dict(), "piece_bytes": MIN_PIECE_BYTES}
+    assert ImageManifest.from_dict(smallest).piece_bytes == MIN_PIECE_BYTES
 
 
 def _image_and_target(tmp_path: Path, size: int) -> tuple[Path, Path, bytes]:
@@ -131,3 +139,17 @@ def test_a_corrupt_image_fails_its_pieces_digest(tmp_path: Path) -> None:
     assert not result.ok
     assert (result.failure_reason or "").startswith(f"image is corrupt: SHA-256 of its {PIECE_BYTES}-byte pieces")
     assert result.readback_sha256 is None
+
+
+def test_a_deploy_checks_the_smallest_pieces_a_manifest_may_name(tmp_path: Path) -> None:
+    # 128 pieces to each 8 MiB slot, the content ending inside one: the check is the manifest's.
+    image, target, data = _image_and_target(tmp_path, 2 * PIECE_BYTES + 12345)
+    published = load_manifest(manifest_path_for(image))
+    small = {**published.to_dict(), "piece_bytes": MIN_PIECE_BYTES, "pieces_sha256": _by_pieces(data, MIN_PIECE_BYTES)}
+    save_manifest(ImageManifest.from_dict(small), manifest_path_for(image))
+    result = deploy_image(image, str(target))
+    assert result.ok, result.failure_reason
+    assert result.content_digest == f"pieces-sha256/{MIN_PIECE_BYTES}"
+    expected = _by_pieces(data, MIN_PIECE_BYTES)
+    assert result.written_sha256 == result.readback_sha256 == expected == result.expected_digest
+    assert target.read_bytes()[: len(data)] == data
