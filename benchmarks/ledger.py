@@ -93,7 +93,7 @@ from sqlalchemy import Engine, insert
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fair import Figure, compare, free_cpus
+from fair import Figure, compare, compile_project, free_cpus
 from ledger_fill import LIFE, LOG, PER_DEVICE, fill, tree_only
 from ledger_fill import evidence as _evidence
 
@@ -307,6 +307,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.entries and min(args.entries) < 2000:
         raise SystemExit("--entries: at least 2000 (the single-append sample)")
+    compile_project()  # factory ledger verify (and its workers) start as on an installed site
     for kind in args.db:
         for row in run(kind, args.entries, args.rounds, args.crossover) if args.entries else []:
             print(json.dumps(row), flush=True)

@@ -81,7 +81,7 @@ from statistics import median
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fair import Figure, compare, huge_pages_for_everyone, load_average, timed
+from fair import Figure, compare, compile_project, huge_pages_for_everyone, load_average, timed
 
 from factory.kernel.config import Settings
 from factory.kernel.site_keys import init_keys
@@ -178,20 +178,10 @@ def engine(dev: str, method: str) -> None:
         raise RuntimeError(f"erase of {dev} failed: {result.failure_reason}")
 
 
-def installed_env(home: Path) -> dict[str, str]:
-    """The environment ``factory wipe`` runs in: bytecode written and used as on an installed site.
-    A checkout whose Python never caches bytecode (``PYTHONDONTWRITEBYTECODE``, set on these
-    machines) compiles every project module on every start, about 0.1 s here: a cost no installed
-    site pays (pip compiles a wheel's modules when it installs them)."""
-    env = {**os.environ, "FACTORY_HOME": str(home)}
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    return env
-
-
 def factory_wipe(dev: str, method: str, home: Path) -> None:
     done = subprocess.run(
         [FACTORY, "wipe", dev, "--yes", "--method", method, "--verify", "full", "--out", str(home / "cert.json")],
-        env=installed_env(home),
+        env={**os.environ, "FACTORY_HOME": str(home)},
         capture_output=True,
         text=True,
     )
@@ -283,6 +273,7 @@ def main() -> None:
         sys.exit("needs root (losetup)")
     size = args.size - args.size % BS
     psize = (args.parallel_size or size // max(args.parallel, 1)) // BS * BS
+    compile_project()  # factory wipe starts as on an installed site
     with huge_pages_for_everyone() as pages:
         print(pages, flush=True)
         run(args, size, psize)
@@ -295,7 +286,6 @@ def run(args: argparse.Namespace, size: int, psize: int) -> None:
         init_keys(Settings(home=home, database_url=f"sqlite:///{home / 'factory.db'}", site_name="bench-site"))
         with loop_devices(workdir, 1, size) as (dev,):
             print(f"single device: {dev}, {size >> 20} MiB, direct-io loop over {workdir}", flush=True)
-            factory_wipe(dev, "zeros", home)  # untimed: writes the bytecode an installed site has
             figures = single(dev, size, args.rounds, home)
             if not args.no_nwipe and shutil.which("nwipe"):
                 load = load_average()
