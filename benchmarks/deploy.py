@@ -63,6 +63,9 @@ plain SHA-256 bounded the deploy: raw medians 0.75-0.82, raw + read-back 0.64-0.
 manifest's pieces digest hashed on both CPUs (imaging/piece_digest.py), 512 MiB, 6 runs, load 0.8-1.9:
 raw medians 0.82-0.99 (0.94 the median of the six), raw + read-back 0.96-1.03, zstd 1.28-1.54, zstd
 + read-back 1.11-1.21; at 2 GiB raw 0.84 / 1.05 / 1.31, raw + read-back 1.00 / 1.27 / 1.80.
+A fourth host the same day (SHA-256 1.75-1.81 GB/s), 5 rounds, 2 runs each: 512 MiB raw 0.64 / 0.92 /
+1.76 and 0.89 / 1.04 / 1.87 (load 3.2-4.0), raw + read-back medians 1.00 and 1.57; 2 GiB raw 0.85 / 1.20
+/ 2.46 and 0.68 / 1.08 / 2.14 (load 1.8-2.2). dd's own best and worst differed threefold there.
 """
 
 from __future__ import annotations

@@ -58,7 +58,9 @@ outside the erase call p95 112 / 92 ms against 125 / 109; headline 169 / 206 ms 
 runs of the day before, at load 1.4-2.6). Later that day, on a host that does the same work in half
 the CPU (24-29 ms per job), the same code met the target on both: PostgreSQL headline p95 46-70 ms
 in 6 runs, SQLite 25-33 ms in 3 (load 0.6-1.8). Which host a run lands on moves it more than any
-change since; compare alternated runs on one host only.
+change since; compare alternated runs on one host only. On a fourth host (38-44 ms of CPU per job),
+2 runs each: SQLite headline p95 146 and 47 ms (outside the erase call 59 and 47), PostgreSQL 118
+and 96 ms (outside 103 and 96), load 1.3-2.3.
 
 Fairness notes. The simulated line runs inside the agent's process: its arrivals (booking each
 device in at goods-in, writing its disk file) compete with the controller for the CPU, the GIL and

@@ -54,7 +54,9 @@ adapter's own CPU varies by 2 s between identical repetitions, more than its who
 Measured 7 Dec 2026 on another host, the same code, 6 alternated repetitions, nothing else running
 (load 0.1 -> 2.8, the benchmark's own): adapter / plain 0.93 / 0.99 / 1.07, medians 10.15 s against
 10.13 s, CPU seconds median 9.82 against 9.67: the median meets the target here, one repetition of
-six does not.
+six does not. On a fourth host the same day (load 1.5 -> 2.2): 1.032 / 1.096 / 1.245, CPU medians
+7.23 against 6.71 s; the runner's own process took 0.13-0.14 CPU-s per run against plain's 0.02 and
+Ansible's processes a median 0.3 CPU-s more (docs/benchmarks.md): not met there.
 """
 
 from __future__ import annotations

@@ -60,6 +60,12 @@ on a real disk it vanishes. On a faster host later that day (dd of zeros 4.3 GB/
 1.4-3.0: ``factory wipe`` zeros 0.88 / 1.09 / 1.25; random vs dd of the same random bytes 0.88 / 0.94 /
 1.04 (the engine alone 0.94 / 0.98 / 1.14: the start-up is a larger share of a faster run), vs
 openssl|dd 1.70 / 1.71 / 1.78; 4 devices at once 1.11 / 1.14 / 1.28.
+Since then the project's bytecode is written before anything is timed (``fair.compile_project``):
+these machines set PYTHONDONTWRITEBYTECODE, so every timed ``factory wipe`` had compiled every project
+module it imported, about 0.1 s per start. Another host, 7 Dec 2026, 5 rounds (load 0.9-2.6, dd of
+zeros 3.3 GB/s): ``factory wipe`` zeros 0.73 / 1.07 / 1.60, random vs dd of the same random bytes
+0.83 / 1.01 / 1.24 (the engine alone 1.08 / 1.17 / 1.49), vs openssl|dd 1.68 / 1.80 / 2.08; 4
+devices at once 1.14 / 1.22 / 1.36.
 Earlier figures: docs/benchmarks.md ("Wipe").
 """
 
