@@ -21,7 +21,7 @@ from imaging.image_manifest import (
     manifest_path_for,
     save_manifest,
 )
-from imaging.piece_digest import PIECE_BYTES, PieceHasher, digest_name, pieces_root
+from imaging.piece_digest import PIECE_BYTES, PieceHasher, digest_name, pieces_root, split_in_runs
 
 PIECE = 64 * 1024  # small pieces: many of them, and spans that end inside one
 
@@ -57,6 +57,41 @@ def test_the_digest_does_not_depend_on_how_the_content_is_split_or_hashed(size: 
             assert _fed(data, spans) == expected
             assert _fed(data, spans, pool) == expected
     assert expected != hashlib.sha256(data).hexdigest()  # a digest of its own kind, not the plain one
+
+
+class CountingPool(ThreadPoolExecutor):
+    """A real thread pool that counts the tasks it is given."""
+
+    def __init__(self, workers: int) -> None:
+        super().__init__(max_workers=workers)
+        self.tasks = 0
+
+    def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+        self.tasks += 1
+        return super().submit(fn, *args, **kwargs)
+
+
+@pytest.mark.parametrize("hashers", [2, 3, 4])
+def test_a_span_is_hashed_as_one_run_of_pieces_per_cpu(hashers: int) -> None:
+    # 128 pieces in one span: the caller's thread takes one run and each other hasher one task,
+    # not a task per piece (which left the caller one piece and a single helper the other 127).
+    data = os.urandom(128 * PIECE + 100)
+    with CountingPool(hashers - 1) as pool:
+        hasher = PieceHasher(PIECE, pool)
+        hasher.hashers = hashers
+        hasher.update(memoryview(data))
+        assert pool.tasks == hashers - 1
+    assert hasher.hexdigest() == _by_pieces(data, PIECE)
+
+
+def test_runs_of_pieces_keep_their_order_and_differ_in_length_by_one_at_most() -> None:
+    pieces = [memoryview(bytes([n])) for n in range(10)]
+    for count in range(1, 13):
+        runs = split_in_runs(pieces, count)
+        assert [bytes(p) for run in runs for p in run] == [bytes(p) for p in pieces]
+        assert len(runs) == min(count, len(pieces))
+        assert max(map(len, runs)) - min(map(len, runs)) <= 1
+    assert split_in_runs([], 4) == []
 
 
 def test_any_changed_byte_or_a_different_length_changes_the_digest() -> None:
