@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TransferSpeedColumn
 
-from factory.cli.common import console, fail, one_line_errors, unit_of_work
+from factory.cli.common import console, fail, one_line_errors, rich_console, unit_of_work
 from factory.cli.inputs import bounded
 from factory.intake.service import image_target, record_image
 from factory.kernel import limits
@@ -62,7 +62,7 @@ def deploy_cmd(
         image_target(session, serial)  # fail before writing anything: unknown device, or its state forbids it
     bars: dict[str, TaskID] = {}
     with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                  console=console) as progress:  # fmt: skip
+                  console=rich_console()) as progress:  # fmt: skip
 
         def update(p: EngineProgress) -> None:
             if p.phase not in bars:

@@ -14,7 +14,16 @@ import orjson
 import typer
 from sqlalchemy import text
 
-from factory.cli.common import JsonFlag, console, context, fail, one_line_errors, print_json, print_json_result
+from factory.cli.common import (
+    JsonFlag,
+    console,
+    context,
+    fail,
+    one_line_errors,
+    print_json,
+    print_json_result,
+    rich_console,
+)
 from factory.kernel.context import AppContext
 from factory.kernel.db.engine import session_scope
 from factory.kernel.key_registry import KeyNotValid
@@ -42,7 +51,8 @@ LogOption = typer.Option(None, "--log", help="Only this site's log (default: eve
 
 def _verify(ctx: AppContext, as_json: bool, witnessed: list[TreeHead], log: str | None) -> LedgerReport:
     keyring = ctx.site_keys.keyring()
-    if as_json:
+    # A bar only on a terminal: piped, a transient bar still left a blank line before the report.
+    if as_json or not rich_console().is_terminal:
         return verify_ledger(ctx.engine, keyring=keyring, witnessed=witnessed, log=log)
     with ctx.engine.connect() as conn:
         where, params = ("WHERE log = :log", {"log": log}) if log is not None else ("", {})
@@ -52,7 +62,7 @@ def _verify(ctx: AppContext, as_json: bool, witnessed: list[TreeHead], log: str 
 
     with Progress(
         TextColumn("verifying ledger"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console, transient=True,
+        console=rich_console(), transient=True,
     ) as bar:  # fmt: skip
         task = bar.add_task("verify", total=total)
         return verify_ledger(

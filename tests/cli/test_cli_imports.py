@@ -108,3 +108,10 @@ def test_device_show_reads_without_the_orm(ctx: AppContext) -> None:
     assert code in (0, None) and not loaded, loaded
     code, loaded = _modules_after("device", "show", "QUICK-404", packages=ORM)  # a refusal too
     assert code == 1 and not loaded, loaded
+
+
+def test_a_json_ledger_verify_starts_without_rich(ctx: AppContext) -> None:
+    # Rich (~50 ms of a start) is imported when something prints through the console, not before.
+    receive(ctx, "QUICK-4", ("Q-M4",))
+    code, loaded = _modules_after("ledger", "verify", "--json", packages=("rich",))
+    assert code in (0, None) and not loaded, loaded
