@@ -13,6 +13,7 @@ from enum import StrEnum
 from sqlalchemy import bindparam, or_
 from sqlmodel import Session, col, select
 
+from factory.kernel.db.shared_statements import warmed
 from factory.kernel.lifecycle.states import State
 from factory.kernel.models.device import Device, StorageMedium
 
@@ -36,10 +37,12 @@ class Identification:
 
 # One query for both lookups: the device with this serial, and the devices with a disk of it. Built
 # once (every attachment identifies its occupant): a fresh statement costs more CPU than its round trip.
-_BY_SERIAL = select(Device).where(
-    or_(
-        Device.serial == bindparam("port_serial"),
-        col(Device.id).in_(select(StorageMedium.device_id).where(StorageMedium.serial == bindparam("port_serial"))),
+_BY_SERIAL = warmed(
+    select(Device).where(
+        or_(
+            Device.serial == bindparam("port_serial"),
+            col(Device.id).in_(select(StorageMedium.device_id).where(StorageMedium.serial == bindparam("port_serial"))),
+        )
     )
 )
 

@@ -14,7 +14,6 @@ agent's one interpreter lock that every runner, the controller and the heartbeat
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,6 +21,7 @@ from sqlalchemy import Select, Update, bindparam, select, true, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
+from factory.kernel.db.shared_statements import built_once
 from factory.kernel.lifecycle.transition import remember_locked
 from factory.kernel.models.device import Device
 from factory.line.errors import LostOwnership
@@ -74,12 +74,12 @@ def _update(columns: tuple[str, ...]) -> Update:
     )
 
 
-@functools.cache
+@built_once
 def _held(columns: tuple[str, ...]) -> Update:
     return _update(columns).returning(Job).execution_options(populate_existing=True, synchronize_session=False)
 
 
-@functools.cache
+@built_once
 def _held_with_device(columns: tuple[str, ...]) -> Select[Any]:
     """``WITH held AS (UPDATE job ... RETURNING *), dev AS (SELECT device ... FOR UPDATE)``: the
     job and its device in one round trip."""

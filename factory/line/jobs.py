@@ -8,7 +8,6 @@ before the function returns, in the caller's transaction.
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from sqlmodel import Session, col, select
 
 from factory.kernel.clock import utc_now
 from factory.kernel.db.engine import read_scope
+from factory.kernel.db.shared_statements import built_once
 from factory.kernel.errors import NotFound
 from factory.kernel.ledger.append import SeqStamp
 from factory.kernel.lifecycle.states import Event, State
@@ -182,7 +182,7 @@ def active_job_for_slot(session: Session, slot_id: int) -> Job | None:
     return session.exec(_active_on_slot(postgres), params={"slot_id": slot_id}).first()  # type: ignore[call-overload, no-any-return]
 
 
-@functools.cache
+@built_once
 def _active_on_slot(postgres: bool) -> Select:
     """Built once, as ``slots.lock_slot``'s: every event of a slot looks for its job."""
     stmt = select(Job).where(Job.slot_id == bindparam("slot_id"), col(Job.status).in_(ACTIVE_JOB_STATUSES))

@@ -9,7 +9,6 @@ serialises the whole claim.
 
 from __future__ import annotations
 
-import functools
 import os
 import socket
 import time
@@ -20,6 +19,7 @@ from sqlalchemy import Select, bindparam, func, or_, update
 from sqlmodel import Session, col, select
 
 from factory.kernel.clock import utc_now
+from factory.kernel.db.shared_statements import built_once, warmed
 from factory.line.bench_config import LineConfig
 from factory.line.errors import LostOwnership
 from factory.line.job_log import JobLogBuffer, job_log_batch
@@ -72,7 +72,7 @@ def claim_jobs(
     return claimed
 
 
-@functools.cache
+@built_once
 def _queued(postgres: bool) -> Select:
     """Queued jobs on the benches, oldest first; on PostgreSQL those no other claim holds."""
     stmt = (
@@ -97,14 +97,14 @@ def _running_and_limits(session: Session, site: str, bench_ids: Sequence[int]) -
 
 
 # Built once, as the statements below: the claim runs at every attachment.
-_RUNNING_AND_LIMITS = (
+_RUNNING_AND_LIMITS = warmed(
     select(Bench.id, Bench.site, Bench.max_jobs, func.count(col(Job.id)))
     .outerjoin(Job, (col(Job.bench_id) == Bench.id) & (col(Job.status) == JobStatus.RUNNING))
     .where(or_(Bench.site == bindparam("site"), col(Bench.id).in_(bindparam("bench_ids", expanding=True))))
     .group_by(col(Bench.id), col(Bench.site), col(Bench.max_jobs))
 )
 _JOB = Job.__table__  # type: ignore[attr-defined]
-_PROGRESS_UPDATE = (
+_PROGRESS_UPDATE = warmed(
     update(_JOB)
     .where(
         _JOB.c.id == bindparam("b_id"),

@@ -7,7 +7,6 @@ board shows until one of the two is taken out.
 
 from __future__ import annotations
 
-import functools
 import time
 import uuid
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from sqlalchemy import Select, bindparam
 from sqlmodel import Session, select
 
 from factory.kernel.clock import utc_now
+from factory.kernel.db.shared_statements import built_once
 from factory.kernel.errors import Conflict, NotFound
 from factory.line.bench_config import LineConfig
 from factory.line.models import Bench, LineAgent, Slot
@@ -47,7 +47,7 @@ def lock_slot(session: Session, code: str) -> Slot:
     return slot
 
 
-@functools.cache
+@built_once
 def _slot_by_code(postgres: bool) -> Select:
     """Built once (every event locks its slot): a fresh statement's construction and cache key cost
     more CPU than its round trip, on the interpreter lock every runner shares."""

@@ -33,6 +33,7 @@ from factory.intake.service import get_device
 from factory.kernel.config import Settings
 from factory.kernel.context import AppContext
 from factory.kernel.db.engine import session_scope
+from factory.kernel.db.shared_statements import warmed
 from factory.kernel.errors import FactoryError, GuardRefused
 from factory.kernel.ledger.append import RowBatch, SeqStamp
 from factory.kernel.lifecycle.guards import CertificateVerifier
@@ -227,7 +228,7 @@ def _round_media_and_opening(
 
 
 # Built once (every certification reads it): a fresh statement costs more CPU than its round trip.
-_ROUND_MEDIA_AND_OPENING = (
+_ROUND_MEDIA_AND_OPENING = warmed(
     select(StorageMedium, CustodyEntry)
     .join(CustodyEntry, col(CustodyEntry.seq) == bindparam("round_seq"))
     .where(col(StorageMedium.id).in_(bindparam("medium_ids", expanding=True)))

@@ -23,6 +23,7 @@ from sqlmodel import Session
 
 from factory.kernel.canonical import canonical_bytes
 from factory.kernel.clock import utc_now
+from factory.kernel.db.shared_statements import warmed
 from factory.kernel.key_registry import KeyNotValid, Keyring, ensure_registered
 from factory.kernel.ledger import merkle
 from factory.kernel.ledger.heads import TreeHead, latest_head
@@ -79,11 +80,11 @@ def stored_cosignatures(conn: Session | Connection, log: str | None = None) -> l
 
 def cosign_due(conn: Session | Connection, site: str, own_log: str | None = None) -> bool:
     """Whether another log has a head larger than any ``site`` has cosigned (a cheap read, run first)."""
-    found = conn.execute(_UNCOSIGNED.limit(1), {"w": site, "own": own_log or configured_log()}).first()
+    found = conn.execute(_FIRST_UNCOSIGNED, {"w": site, "own": own_log or configured_log()}).first()
     return found is not None
 
 
-_UNCOSIGNED = (
+_UNCOSIGNED = warmed(
     select(text("h.log"))
     .select_from(text("ledger_head h"))
     .where(
@@ -94,6 +95,7 @@ _UNCOSIGNED = (
     )
     .distinct()
 )
+_FIRST_UNCOSIGNED = warmed(_UNCOSIGNED.limit(1))
 
 
 def cosign_logs(

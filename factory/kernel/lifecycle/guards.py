@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam
 from sqlmodel import Session, col, select
 
+from factory.kernel.db.shared_statements import warmed
 from factory.kernel.errors import GuardRefused
 from factory.kernel.lifecycle.states import Event
 from factory.kernel.lifecycle.table import Edge, Guard
@@ -136,7 +137,7 @@ def _media_and_round_certificates(
 
 # Built once (every sanitise and every release checks it, some twice in one transaction): a fresh
 # statement's construction and cache key cost more CPU than its round trip.
-_MEDIA_AND_ROUND_CERTIFICATES = (
+_MEDIA_AND_ROUND_CERTIFICATES = warmed(
     select(StorageMedium, Certificate)
     .outerjoin(
         Certificate,

@@ -17,6 +17,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session
 
 from factory.kernel.clock import utc_now
+from factory.kernel.db.shared_statements import warmed
 from factory.kernel.errors import InvalidInput, InvalidTransition, NotFound
 from factory.kernel.ledger.append import RowBatch, SeqStamp, append_entry
 from factory.kernel.lifecycle.guards import CertificateVerifier, GuardInput, check_guard
@@ -204,7 +205,8 @@ def lock_devices(session: Session, ids: Sequence[int]) -> dict[int, Device]:
 # trip. populate_existing: a row locked now must not be served from a stale identity map.
 _DEVICES_BY_ID = select(Device).where(Device.id.in_(bindparam("device_ids", expanding=True)))  # type: ignore[union-attr]
 _IN_ID_ORDER = _DEVICES_BY_ID.order_by(Device.id).execution_options(populate_existing=True)  # type: ignore[arg-type]
-_LOCK_DEVICES = {True: _IN_ID_ORDER.with_for_update(key_share=True), False: _IN_ID_ORDER}  # by "is it PostgreSQL"
+# By "is it PostgreSQL".
+_LOCK_DEVICES = {True: warmed(_IN_ID_ORDER.with_for_update(key_share=True)), False: warmed(_IN_ID_ORDER)}
 
 
 def remember_locked(session: Session, device: Device) -> None:
