@@ -203,8 +203,8 @@ def lock_devices(session: Session, ids: Sequence[int]) -> dict[int, Device]:
 
 # Built once (every transition locks its device): a fresh statement costs more CPU than its round
 # trip. populate_existing: a row locked now must not be served from a stale identity map.
-_DEVICES_BY_ID = select(Device).where(Device.id.in_(bindparam("device_ids", expanding=True)))  # type: ignore[union-attr]
-_IN_ID_ORDER = _DEVICES_BY_ID.order_by(Device.id).execution_options(populate_existing=True)  # type: ignore[arg-type]
+_DEVICES_BY_ID = warmed(select(Device).where(Device.id.in_(bindparam("device_ids", expanding=True))))  # type: ignore[union-attr]
+_IN_ID_ORDER = warmed(_DEVICES_BY_ID.order_by(Device.id).execution_options(populate_existing=True))  # type: ignore[arg-type]
 # By "is it PostgreSQL".
 _LOCK_DEVICES = {True: warmed(_IN_ID_ORDER.with_for_update(key_share=True)), False: warmed(_IN_ID_ORDER)}
 
