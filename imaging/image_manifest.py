@@ -27,9 +27,9 @@ from imaging.errors import ImagingError
 from imaging.piece_digest import PIECE_BYTES
 
 MANIFEST_SUFFIX = ".manifest.json"
-# The smallest piece a manifest may name. Every piece is a hash call, a future on the hashing pool
-# and 32 bytes held until the end: a 1-byte piece would turn a 32 GiB deploy into 34 billion of
-# each. 64 KiB keeps a slot's pieces to 128 and the digests to 0.05% of the content.
+# The smallest piece a manifest may name. Every piece is a hash call and a 32-byte digest held until
+# the end: a 1-byte piece would turn a 32 GiB deploy into 34 billion of each. 64 KiB keeps a slot's
+# pieces to 128 and the digests to 0.05% of the content.
 MIN_PIECE_BYTES = 64 << 10
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 

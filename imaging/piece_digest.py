@@ -48,7 +48,7 @@ class PieceHasher:
         self.piece_bytes = piece_bytes
         self.pool = pool
         # The caller's thread and the pool's (hashing_pool: one per further CPU) share each span.
-        self.hashers = len(os.sched_getaffinity(0)) if pool is not None else 1
+        self.hashers = usable_cpus() if pool is not None else 1
         self.digests: list[bytes] = []
         self._open: hashlib._Hash | None = None  # the piece begun in an earlier span
         self._open_len = 0
@@ -104,6 +104,11 @@ def _digests(pieces: list[memoryview]) -> list[bytes]:
     return [hashlib.sha256(piece).digest() for piece in pieces]
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on: the hashers of a span, the caller's thread included."""
+    return len(os.sched_getaffinity(0))
+
+
 def content_hasher(piece_bytes: int | None, pool: Executor | None) -> ContentHasher:
     """The pieces hasher when the manifest names a piece size, else plain SHA-256 (older manifests)."""
     return PieceHasher(piece_bytes, pool) if piece_bytes is not None else hashlib.sha256()  # type: ignore[return-value]
@@ -113,7 +118,7 @@ def content_hasher(piece_bytes: int | None, pool: Executor | None) -> ContentHas
 def hashing_pool(span_bytes: int, piece_bytes: int | None) -> Iterator[Executor | None]:
     """Helper threads for the pieces of one span beyond the caller's own: one per further CPU this
     process may run on, no more than a span has pieces; None when there is nothing to share."""
-    helpers = 0 if piece_bytes is None else min(len(os.sched_getaffinity(0)) - 1, span_bytes // piece_bytes - 1)
+    helpers = 0 if piece_bytes is None else min(usable_cpus() - 1, span_bytes // piece_bytes - 1)
     if helpers <= 0:
         yield None
         return

@@ -7,7 +7,7 @@ for the first time at once can each act on the other's half-built state. Measure
 8 threads starting at once on a freshly built statement and an empty compiled cache, 200 rounds:
 the job hold with its device CTE (``line/job_hold.py``) failed 15 times in 1,600 with
 NoSuchColumnError ('dev.id'; in CI it failed a tablet job as a controller error) and 8 times
-compiled to a cartesian product with the whole device table. Built under a lock (one object per
+compiled to a cartesian product with the whole device or job table. Built under a lock (one object per
 shape) it still compiled wrongly 6 times; built and compiled once before any other thread can
 have it, never.
 
