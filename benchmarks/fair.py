@@ -13,6 +13,7 @@ Every benchmark here reports ratios measured in one run, the same way (the metho
 
 from __future__ import annotations
 
+import argparse
 import compileall
 import os
 import statistics
@@ -26,6 +27,58 @@ MIN_ROUNDS = 3
 THP_SETTING = Path("/sys/kernel/mm/transparent_hugepage/enabled")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROJECT_PACKAGES = ("factory", "imaging", "hardware_drivers", "api")
+PG_ADMIN = os.environ.get("FACTORY_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+class NotEmpty(Exception):
+    """The database given already holds a factory: its rows and keys would skew the run."""
+
+
+def add_database_options(parser: argparse.ArgumentParser, url_variable: str) -> None:
+    made = "postgresql: a database made for the run on FACTORY_BENCH_PG's server, dropped after"
+    parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite", help=made)
+    parser.add_argument("--database-url", default=os.environ.get(url_variable),
+                        help=f"an empty database to run on instead, kept after (default: ${url_variable})")  # fmt: skip
+
+
+@contextmanager
+def run_database(home: Path, args: argparse.Namespace, prefix: str) -> Iterator[str]:
+    """The run's database (``add_database_options``): SQLite in the run's FACTORY_HOME, a
+    PostgreSQL database made for the run and dropped after, or one given by URL, which must be
+    empty: a run on another run's devices and keys reports on both. A given one is never dropped."""
+    from sqlalchemy import create_engine, inspect
+
+    if args.database_url:
+        url = args.database_url.replace("postgresql://", "postgresql+psycopg://", 1)
+        engine = create_engine(url)
+        try:
+            if inspect(engine).get_table_names():
+                raise NotEmpty(f"{args.database_url} is not empty: give an empty database, or --db postgresql")
+        finally:
+            engine.dispose()
+        yield url
+    elif args.db == "postgresql":
+        with fresh_postgres(prefix) as url:
+            yield url
+    else:
+        yield f"sqlite:///{home / 'factory.db'}"
+
+
+@contextmanager
+def fresh_postgres(prefix: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database on ``FACTORY_BENCH_PG``'s server for one run (its SQLAlchemy
+    URL), dropped when the run ends. CREATE fails if the name is taken, so a benchmark never reuses
+    a database, nor drops one it did not create."""
+    import psycopg  # only benchmarks on PostgreSQL need it
+
+    name = f"{prefix}_{os.getpid()}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    try:
+        yield PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + "/" + name
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
 
 
 def compile_project() -> None:

@@ -79,6 +79,7 @@ re-reading the entries and ``free_cpus`` stopped counting verify's own process (
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -86,14 +87,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 from sqlalchemy import Engine, insert
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fair import Figure, compare, compile_project, free_cpus
+from fair import Figure, compare, compile_project, free_cpus, fresh_postgres
 from ledger_fill import LIFE, LOG, PER_DEVICE, fill, tree_only
 from ledger_fill import evidence as _evidence
 
@@ -111,17 +112,16 @@ from factory.kernel.ledger.verify_worker import log_select, open_cursor
 from factory.kernel.models.device import Device
 from imaging import signing
 
-PG_ADMIN = os.environ.get("FACTORY_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 FACTORY = str(Path(sys.executable).parent / "factory")
 
 
-def _fresh_db(kind: str, workdir: str) -> str:
+@contextlib.contextmanager
+def _fresh_db(kind: str, workdir: str) -> Iterator[str]:
     if kind == "sqlite":
-        return f"sqlite:///{workdir}/bench.db"
-    name = f"df_bench_ledger_{os.getpid()}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")  # fails if it exists: never reuse or drop someone else's
-    return PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + "/" + name
+        yield f"sqlite:///{workdir}/bench.db"
+        return
+    with fresh_postgres("df_bench_ledger") as url:  # made for this run, dropped after: never someone else's
+        yield url
 
 
 def _devices(engine: Engine, count: int) -> None:
@@ -189,8 +189,7 @@ def proof_figures(engine: Engine, size: int) -> dict[str, object]:
 def tree_proofs(kind: str, size: int) -> dict[str, object]:
     """Proof figures on a tree of ``size`` synthetic leaves (nodes only: no entries to fill)."""
     with tempfile.TemporaryDirectory(prefix="df-bench-tree-") as workdir:
-        url = _fresh_db(kind, workdir)
-        try:
+        with _fresh_db(kind, workdir) as url:
             upgrade(url)
             engine = make_engine(url)
             t = time.perf_counter()
@@ -199,8 +198,6 @@ def tree_proofs(kind: str, size: int) -> dict[str, object]:
             with engine.connect() as conn:
                 figures = _proof_times(node_source(conn, LOG), size, root)
             engine.dispose()
-        finally:
-            _drop_db(kind)
     return {"db": kind, "tree_only_leaves": size, "build_s": round(built, 1), **figures}
 
 
@@ -257,17 +254,10 @@ def measure(engine: Engine, url: str, home: str, size: int, rounds: int, crossov
     return compare("minimal read + link check + SHA-256 loop", lambda: read_and_hash(engine), projects, rounds)
 
 
-def _drop_db(kind: str) -> None:
-    if kind == "postgresql":  # only the database this run created
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS df_bench_ledger_{os.getpid()} WITH (FORCE)")
-
-
 def run(kind: str, sizes: list[int], rounds: int, crossover: bool) -> list[dict[str, object]]:
     results: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory(prefix="df-bench-") as workdir:
-        url = _fresh_db(kind, workdir)
-        try:
+        with _fresh_db(kind, workdir) as url:
             upgrade(url)
             engine = make_engine(url)
             _devices(engine, max(sizes) // PER_DEVICE + 1)
@@ -291,8 +281,6 @@ def run(kind: str, sizes: list[int], rounds: int, crossover: bool) -> list[dict[
                                     "free_cpus_after": free_cpus(), **proofs,
                                     **figure.as_dict()})  # fmt: skip
             engine.dispose()
-        finally:
-            _drop_db(kind)
     return results
 
 

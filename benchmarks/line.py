@@ -1,8 +1,13 @@
 """The bench line under load, and a crash soak.
 
     .venv/bin/python benchmarks/line.py run [--layout 6x8] [--seconds 60] [--disk-mib 16] [--tablets]
-        [--database-url URL]
-    .venv/bin/python benchmarks/line.py soak [--kills 100] [--layout 1x4] [--database-url URL]
+        [--db sqlite|postgresql | --database-url URL]
+    .venv/bin/python benchmarks/line.py soak [--kills 100] [--layout 1x4] [--db ... | --database-url URL]
+
+The database: SQLite in the run's fresh FACTORY_HOME (the default); ``--db postgresql``, a
+database made for the run on ``FACTORY_BENCH_PG``'s server and dropped after; or ``--database-url``,
+which must be empty (refused otherwise: a run on another run's devices and keys reports on both,
+and its certificates fail the audit) and is kept.
 
 ``run``: 48 simulated slots (6 benches x 8) on one host, in one agent, on a fresh FACTORY_HOME
 (SQLite unless --database-url). Devices arrive continuously (returned, new stock, unknown) and
@@ -92,7 +97,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "line"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fair import cpus
+from fair import NotEmpty, add_database_options, cpus, run_database
 from sqlmodel import Session, col, select
 
 from factory.kernel.config import Settings
@@ -109,10 +114,7 @@ from factory.line.simulate import DATA_PATTERN
 from imaging.engine import erase
 
 
-def _context(home: Path, url: str | None) -> AppContext:
-    url = url or f"sqlite:///{home / 'factory.db'}"
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+def _context(home: Path, url: str) -> AppContext:
     ctx = AppContext(Settings(home=home, database_url=url, site_name="bench-site"))
     init_keys(ctx.settings)
     upgrade(url)
@@ -274,40 +276,48 @@ def _run_line(ctx: AppContext, config: LineConfig, args: argparse.Namespace, bus
 def run(args: argparse.Namespace) -> int:
     home = Path(tempfile.mkdtemp(prefix="line-bench-"))
     try:
-        ctx = _context(home, args.database_url)
-        config = simulated_config(args.layout, agent="bench-agent")
-        disk_bytes = args.disk_mib * 2**20
-        load = [os.getloadavg()[0]]
-        alone = reference_erase(home, config, disk_bytes, args.reference_runs)
-        bus = TimedBus()
-        load.append(os.getloadavg()[0])
-        elapsed, cpu = _run_line(ctx, config, args, bus)
-        load.append(os.getloadavg()[0])
-        jobs, unfinished = _finished_jobs(ctx)
-        order = sorted((began, job_id) for job_id, began in bus.erase_began.items() if job_id in {j.id for j in jobs})
-        replay = replay_erases(home, config, disk_bytes, [began for began, _ in order])
-        load.append(os.getloadavg()[0])
-        alone += reference_erase(home, config, disk_bytes, args.reference_runs)
-        problems = audit_line(ctx.engine, ctx.settings)
-        print(f"layout {args.layout} ({config.slot_count} slots), {args.disk_mib} MiB disks, {elapsed:.0f} s, "
-              f"database {ctx.engine.dialect.name}, verify {config.verify_mode.value}, "
-              f"{config.erase_processes} erase processes, tablets {'on' if args.tablets else 'off'}")  # fmt: skip
-        lo, mid, hi = (x * 1000 for x in (min(alone), statistics.median(alone), max(alone)))
-        print(f"the engine alone erases one disk in median {mid:.0f} ms (min {lo:.0f}, max {hi:.0f}, "
-              f"{len(alone)} runs, before and after)")  # fmt: skip
-        # A job still queued was attached as the line stopped: an agent stopping claims nothing
-        # more, and its next start does. A job still running after the drain would be a fault.
-        print(f"{len(jobs) / elapsed * 60:.0f} devices/min; after the drain {unfinished['running']} jobs running, "
-              f"{unfinished['queued']} queued (attached as the line stopped; its next start claims them)")  # fmt: skip
-        print(f"the controller's CPU per finished job: {cpu / max(1, len(jobs)) * 1000:.1f} ms "
-              f"({cpu:.1f} CPU-s over {len(jobs)} jobs, simulated arrivals included)")  # fmt: skip
-        _report(jobs, bus, {job_id: s for (_, job_id), s in zip(order, replay, strict=True)}, statistics.median(alone))
-        print(f"audit: {'clean' if not problems else problems[:5]}")
-        print(f"host load average (1 min): {load[0]:.1f} before the engine alone, {load[1]:.1f} at the line's "
-              f"start, {load[2]:.1f} at its end, {load[3]:.1f} after the replay; {cpus()} CPUs")  # fmt: skip
-        return 0 if not problems else 1
+        with run_database(home, args, "df_bench_line") as url:
+            ctx = _context(home, url)
+            try:
+                return _run_on(home, ctx, args)
+            finally:
+                ctx.engine.dispose()  # before a database made for the run is dropped
     finally:
         shutil.rmtree(home, ignore_errors=True)
+
+
+def _run_on(home: Path, ctx: AppContext, args: argparse.Namespace) -> int:
+    config = simulated_config(args.layout, agent="bench-agent")
+    disk_bytes = args.disk_mib * 2**20
+    load = [os.getloadavg()[0]]
+    alone = reference_erase(home, config, disk_bytes, args.reference_runs)
+    bus = TimedBus()
+    load.append(os.getloadavg()[0])
+    elapsed, cpu = _run_line(ctx, config, args, bus)
+    load.append(os.getloadavg()[0])
+    jobs, unfinished = _finished_jobs(ctx)
+    order = sorted((began, job_id) for job_id, began in bus.erase_began.items() if job_id in {j.id for j in jobs})
+    replay = replay_erases(home, config, disk_bytes, [began for began, _ in order])
+    load.append(os.getloadavg()[0])
+    alone += reference_erase(home, config, disk_bytes, args.reference_runs)
+    problems = audit_line(ctx.engine, ctx.settings)
+    print(f"layout {args.layout} ({config.slot_count} slots), {args.disk_mib} MiB disks, {elapsed:.0f} s, "
+          f"database {ctx.engine.dialect.name}, verify {config.verify_mode.value}, "
+          f"{config.erase_processes} erase processes, tablets {'on' if args.tablets else 'off'}")  # fmt: skip
+    lo, mid, hi = (x * 1000 for x in (min(alone), statistics.median(alone), max(alone)))
+    print(f"the engine alone erases one disk in median {mid:.0f} ms (min {lo:.0f}, max {hi:.0f}, "
+          f"{len(alone)} runs, before and after)")  # fmt: skip
+    # A job still queued was attached as the line stopped: an agent stopping claims nothing
+    # more, and its next start does. A job still running after the drain would be a fault.
+    print(f"{len(jobs) / elapsed * 60:.0f} devices/min; after the drain {unfinished['running']} jobs running, "
+          f"{unfinished['queued']} queued (attached as the line stopped; its next start claims them)")  # fmt: skip
+    print(f"the controller's CPU per finished job: {cpu / max(1, len(jobs)) * 1000:.1f} ms "
+          f"({cpu:.1f} CPU-s over {len(jobs)} jobs, simulated arrivals included)")  # fmt: skip
+    _report(jobs, bus, {job_id: s for (_, job_id), s in zip(order, replay, strict=True)}, statistics.median(alone))
+    print(f"audit: {'clean' if not problems else problems[:5]}")
+    print(f"host load average (1 min): {load[0]:.1f} before the engine alone, {load[1]:.1f} at the line's "
+          f"start, {load[2]:.1f} at its end, {load[3]:.1f} after the replay; {cpus()} CPUs")  # fmt: skip
+    return 0 if not problems else 1
 
 
 def soak(args: argparse.Namespace) -> int:
@@ -318,33 +328,33 @@ def soak(args: argparse.Namespace) -> int:
     common = ("--simulate", args.layout, "--agent", "soak", "--disk-mib", str(args.disk_mib), "--gap", "0.4",
               "--dwell", "0.3", "--pull-rate", "0.1")  # fmt: skip
     try:
-        ctx = _context(home, args.database_url)
-        url = ctx.settings.database_url
-        for n in range(args.kills):
-            proc = start_agent(home, url, *common, "--seed", str(n))
-            try:
-                wait_started(proc)
-                time.sleep(rng.uniform(0.05, 2.0))
-            finally:
-                kill9(proc)
+        with run_database(home, args, "df_bench_line") as url:
+            ctx = _context(home, url)
+            for n in range(args.kills):
+                proc = start_agent(home, url, *common, "--seed", str(n))
+                try:
+                    wait_started(proc)
+                    time.sleep(rng.uniform(0.05, 2.0))
+                finally:
+                    kill9(proc)
+                problems = audit_line(ctx.engine, ctx.settings)
+                with Session(ctx.engine) as s:
+                    problems += erased_disk_problems(s, home)
+                if problems:
+                    print(f"kill {n + 1}: INCONSISTENT: {problems}")
+                    return 1
+                print(f"kill {n + 1}/{args.kills}: consistent", flush=True)
+            proc = start_agent(home, url, *common, "--duration", "3", "--max-devices", "0")
+            wait_started(proc)
+            proc.wait(timeout=120)
+            kill9(proc)
             problems = audit_line(ctx.engine, ctx.settings)
             with Session(ctx.engine) as s:
-                problems += erased_disk_problems(s, home)
-            if problems:
-                print(f"kill {n + 1}: INCONSISTENT: {problems}")
-                return 1
-            print(f"kill {n + 1}/{args.kills}: consistent", flush=True)
-        proc = start_agent(home, url, *common, "--duration", "3", "--max-devices", "0")
-        wait_started(proc)
-        proc.wait(timeout=120)
-        kill9(proc)
-        problems = audit_line(ctx.engine, ctx.settings)
-        with Session(ctx.engine) as s:
-            jobs = s.exec(select(Job)).all()
-        interrupted = sum(j.status == "interrupted" for j in jobs)
-        print(f"{args.kills} kills, {len(jobs)} jobs, {interrupted} interrupted by a kill; final audit: "
-              f"{'clean' if not problems else problems}")  # fmt: skip
-        return 0 if not problems else 1
+                jobs = s.exec(select(Job)).all()
+            interrupted = sum(j.status == "interrupted" for j in jobs)
+            print(f"{args.kills} kills, {len(jobs)} jobs, {interrupted} interrupted by a kill; final audit: "
+                  f"{'clean' if not problems else problems}")  # fmt: skip
+            return 0 if not problems else 1
     finally:
         shutil.rmtree(home, ignore_errors=True)
 
@@ -360,15 +370,19 @@ def main() -> int:
     r.add_argument("--seed", type=int, default=1)
     r.add_argument("--reference-runs", type=int, default=5, help="one-disk engine-alone erases before and after")
     r.add_argument("--tablets", action="store_true", help="tablets too (their stand-in reset has no engine reference)")
-    r.add_argument("--database-url", default=os.environ.get("LINE_BENCH_DATABASE_URL"))
+    add_database_options(r, "LINE_BENCH_DATABASE_URL")
     s = sub.add_parser("soak")
     s.add_argument("--kills", type=int, default=100)
     s.add_argument("--layout", default="1x4")
     s.add_argument("--disk-mib", type=int, default=24, help="big enough that most kills land mid-wipe")
     s.add_argument("--seed", type=int, default=1)
-    s.add_argument("--database-url", default=os.environ.get("LINE_BENCH_DATABASE_URL"))
+    add_database_options(s, "LINE_BENCH_DATABASE_URL")
     args = parser.parse_args()
-    return run(args) if args.cmd == "run" else soak(args)
+    try:
+        return run(args) if args.cmd == "run" else soak(args)
+    except NotEmpty as exc:
+        print(f"line.py: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

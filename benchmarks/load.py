@@ -32,13 +32,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # fair.py, also when a test loads this file
+from fair import fresh_postgres
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"  # loopback only: this is a load generator
 MAX_CLIENTS = 500
 MAX_SECONDS = 600
-PG_ADMIN = os.environ.get("FACTORY_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 SEED_DEVICES = 20
 READS_PER_WRITE = 2
 
@@ -254,15 +255,8 @@ def fresh_database(kind: str, workdir: Path) -> Iterator[str]:
     if kind == "sqlite":
         yield f"sqlite:///{workdir / 'factory.db'}"
         return
-    name = f"df_bench_load_{os.getpid()}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {name}")
-    try:
-        yield PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + "/" + name
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with fresh_postgres("df_bench_load") as url:
+        yield url
 
 
 def bench(kind: str, clients: int, seconds: float, boards: int) -> Report:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import shutil
 import threading
@@ -132,8 +133,13 @@ class SimulatedLine:
 
     def disk_in(self, slot: SimSlot) -> Path | None:
         """What is in the slot: a disk image, or a tablet's marker (``*.tablet``)."""
-        found = sorted([*self.slot_dir(slot).glob("*.img"), *self.slot_dir(slot).glob("*.tablet")])
-        return found[0] if found else None
+        # One directory listing, not two globs: every tick looks into every slot, in the agent's process.
+        try:
+            with os.scandir(self.slot_dir(slot)) as entries:
+                found = sorted(e.name for e in entries if e.name.endswith((".img", ".tablet")))
+        except FileNotFoundError:
+            return None
+        return self.slot_dir(slot) / found[0] if found else None
 
     def event_for(self, slot: SimSlot, path: Path, attached: bool = True) -> UdevEvent:
         if path.suffix == ".tablet":
