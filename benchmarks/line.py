@@ -94,7 +94,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "line"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # harness/
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fair import NotEmpty, add_database_options, cpus, run_database
@@ -321,7 +321,7 @@ def _run_on(home: Path, ctx: AppContext, args: argparse.Namespace) -> int:
 
 
 def soak(args: argparse.Namespace) -> int:
-    from line_support import erased_disk_problems, kill9, start_agent, wait_started
+    from harness.line_agent import erased_disk_problems, kill9, start_agent, wait_started
 
     home = Path(tempfile.mkdtemp(prefix="line-soak-"))
     rng = random.Random(args.seed)
