@@ -23,7 +23,9 @@ from imaging.commands import NOT_FOUND, TIMED_OUT, CommandRunner
 from imaging.result import CommandRecord
 
 TIMEOUT = 30.0
-_PROP = re.compile(r"^\[([^\]]+)\]: \[(.*)\]$")
+_PROP = re.compile(r"^\[([^\]]+)\]: \[(.*)$")  # a property's first line; its value ends at a line's last "]"
+_LINE_END = re.compile(r"\r*\n|\r")  # "\n", CRLF, and the "\r\r\n" an older adb client makes of a pty's CRLF
+_DEVICE_LINE = re.compile(r"^(\S+)\s+(.*)$")
 _OWNER_PACKAGE = re.compile(r"^\s*package=(\S+)", re.MULTILINE)
 _GOOGLE_ACCOUNT = re.compile(r"Account \{name=[^,]*, type=com\.google\}")
 _USER = re.compile(r"UserInfo\{(\d+):[^}]*\}")
@@ -32,8 +34,13 @@ _USER = re.compile(r"UserInfo\{(\d+):[^}]*\}")
 @dataclass(frozen=True)
 class AdbDevice:
     serial: str
-    state: str  # device, unauthorized, offline, recovery, sideload, bootloader, no permissions
+    state: str  # device, unauthorized, offline, recovery, sideload, bootloader, no permissions, ... or SHARED
     details: dict[str, str]
+
+
+# Not an adb state: two or more devices listed under one serial (cheap tablets ship with the same
+# placeholder serial); ``adb -s`` cannot address either, and what answers may be the other one.
+SHARED = "shared serial"
 
 
 # adb's state for a listed device -> (problem, the technician's action)
@@ -46,6 +53,16 @@ STATE_PROBLEMS: dict[str, tuple[str, str]] = {
     "recovery": ("the tablet is in recovery mode", "choose 'Reboot system now', then re-insert it"),
     "sideload": ("the tablet is in sideload mode", "reboot it normally, then re-insert it"),
     "bootloader": ("the tablet is in its bootloader", "choose 'Start' to boot Android, then re-insert it"),
+    "no permissions": (
+        "adb on this bench has no permission to open the tablet's USB device (udev rules)",
+        "report it: the bench's udev rules must let adb use the tablet; then re-insert it",
+    ),
+    "authorizing": ("adb is still authorising the tablet", "wait a few seconds, then re-insert it"),
+    "connecting": ("adb is still connecting to the tablet", "wait a few seconds, then re-insert it"),
+    SHARED: (
+        "more than one device on this bench reports this serial: adb cannot tell them apart",
+        "leave only this tablet attached, then re-insert it",
+    ),
 }
 
 
@@ -59,15 +76,17 @@ def list_devices(runner: CommandRunner) -> tuple[dict[str, AdbDevice], CommandRe
 
 
 def parse_devices(text: str) -> dict[str, AdbDevice]:
+    """``SERIAL  STATE [usb:...] [product:...] [model:...] [device:...] [transport_id:N]`` lines; a
+    serial listed twice is :data:`SHARED` (never one of them picked)."""
     found: dict[str, AdbDevice] = {}
     for line in text.splitlines():
-        if not line.strip() or line.startswith(("List of devices", "*")):
+        match = _DEVICE_LINE.match(line.strip())
+        if match is None or line.startswith(("List of devices", "*")):
             continue
-        serial, _, rest = line.partition(" ")
-        rest = rest.strip()
-        state = "no permissions" if rest.startswith("no permissions") else rest.split(" ", 1)[0]
+        serial, rest = match.groups()
+        state = "no permissions" if rest.startswith("no permissions") else rest.split(None, 1)[0]
         details = dict(part.split(":", 1) for part in rest.split() if ":" in part and not part.startswith("("))
-        found[serial] = AdbDevice(serial, state, details)
+        found[serial] = AdbDevice(serial, SHARED, {}) if serial in found else AdbDevice(serial, state, details)
     return found
 
 
@@ -77,12 +96,32 @@ def getprop(runner: CommandRunner, serial: str) -> tuple[dict[str, str], Command
 
 
 def parse_props(text: str) -> dict[str, str]:
+    """``[key]: [value]`` lines; a value spanning lines (``persist.sys.boot.reason.history``) is
+    kept whole, and its lines are never read as properties of their own. A value never closed is dropped."""
     props: dict[str, str] = {}
-    for line in text.splitlines():
-        match = _PROP.match(line.strip())
-        if match:
-            props[match.group(1)] = match.group(2)
+    key: str | None = None
+    lines: list[str] = []
+    for line in _LINE_END.split(text):
+        if key is None:
+            match = _PROP.match(line.strip())
+            if match is None:
+                continue
+            key, lines = match.group(1), []
+            line = match.group(2)
+        lines.append(line)
+        if line.rstrip().endswith("]"):
+            props[key] = "\n".join(lines).rstrip()[:-1]
+            key = None
     return props
+
+
+# ro.crypto.state as vold sets it; anything else, or no such line (vold has not set it yet, or the
+# output was not read whole), is not known: never "not encrypted"
+CRYPTO_STATES: dict[str, bool] = {"encrypted": True, "unencrypted": False, "unsupported": False}
+
+
+def encrypted(props: dict[str, str]) -> bool | None:
+    return CRYPTO_STATES.get(props.get("ro.crypto.state", ""))
 
 
 def device_owner(runner: CommandRunner, serial: str) -> tuple[str | None, CommandRecord]:
@@ -92,7 +131,7 @@ def device_owner(runner: CommandRunner, serial: str) -> tuple[str | None, Comman
 
 
 def parse_device_owner(text: str) -> str | None:
-    _, found, after = text.partition("Device Owner:")
+    _, found, after = _LINE_END.sub("\n", text).partition("Device Owner:")
     if not found:
         return None
     match = _OWNER_PACKAGE.search(after.split("\n\n", 1)[0])

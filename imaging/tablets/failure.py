@@ -22,6 +22,7 @@ NOT_ACKNOWLEDGED = "not acknowledged"
 TIMED_OUT = "timed out"
 LOCKED = "locked"
 NOT_ENCRYPTED = "not encrypted"
+ENCRYPTION_UNKNOWN = "encryption state unknown"
 NO_METHOD = "no method"
 NOT_CONFIRMED = "not confirmed after the reset"
 FAILED = "failed"
@@ -33,6 +34,9 @@ _FIRST: dict[str, str] = {
     LOCKED: "clear the lock (Lost Mode, passcode) in the device-management console, then re-sanitise",
     NO_METHOD: "enrol it in the device-management service (or the site's device-owner app), then re-sanitise",
     NOT_CONFIRMED: "it did not show it was reset: re-sanitise",
+    # Read before the tablet said (still starting: vold sets ro.crypto.state once it has run);
+    # only a tablet that says it is not encrypted is sent straight to destruction.
+    ENCRYPTION_UNKNOWN: "let it finish starting up and unlock it, then re-sanitise",
     FAILED: "re-sanitise",
 }
 # Every kind leaves both exits of sanitise_failed open; an unencrypted tablet has only one that sanitises.
@@ -92,9 +96,12 @@ def from_method(error: EraseFailure, records: Sequence[CommandRecord]) -> ResetF
 
 
 def from_plan(probe: TabletProbe, error: PlanError) -> ResetFailure:
-    """Nothing was sent: the tablet was not encrypted (a crypto erase is refused), or no method serves it."""
-    unencrypted = probe.platform in (IPADOS, ANDROID) and probe.encrypted is not True
-    return ResetFailure("plan", NOT_ENCRYPTED if unencrypted else NO_METHOD, str(error), last_exchange(probe.commands))
+    """Nothing was sent: the tablet was not encrypted or did not say whether it was (a crypto erase is
+    refused either way), or no method serves it."""
+    kind = NO_METHOD
+    if probe.platform in (IPADOS, ANDROID) and probe.encrypted is not True:
+        kind = NOT_ENCRYPTED if probe.encrypted is False else ENCRYPTION_UNKNOWN
+    return ResetFailure("plan", kind, str(error), last_exchange(probe.commands))
 
 
 __all__ = ["ACTIONS", "ResetFailed", "ResetFailure", "from_method", "from_plan", "last_exchange"]

@@ -102,7 +102,7 @@ def probe_ipad(runner: CommandRunner, udid: str) -> TabletProbe:
         encrypted=True,
         encryption="Data Protection (hardware AES, always on)",
         supervised=chaperone.get("DeviceIsChaperoned") == "true" if chaperone else None,
-        setup_complete=info.get("ActivationState") not in (None, "Unactivated"),
+        setup_complete=_activated(info),
         commands=commands,
     )
 
@@ -118,8 +118,15 @@ def probe_ipad_after_reset(runner: CommandRunner, udid: str) -> TabletProbe:
         serial=info.get("SerialNumber"),
         udid=info.get("UniqueDeviceID", udid),
         model=info.get("ProductType"),
-        setup_complete=info.get("ActivationState") not in (None, "Unactivated"),
+        setup_complete=_activated(info),
     )
+
+
+def _activated(info: dict[str, str]) -> bool | None:
+    """Past activation unless lockdown says ``Unactivated``; not known when it did not say (an
+    untrusted host's ``-s`` read may leave ``ActivationState`` out): never read as "reset done"."""
+    state = info.get("ActivationState")
+    return None if not state else state != "Unactivated"
 
 
 def probe_android(runner: CommandRunner, serial: str) -> TabletProbe:
@@ -150,7 +157,7 @@ def probe_android(runner: CommandRunner, serial: str) -> TabletProbe:
         maker=props.get("ro.product.manufacturer"),
         model=props.get("ro.product.model"),
         os_build=props.get("ro.build.fingerprint"),
-        encrypted=state == "encrypted",
+        encrypted=android.encrypted(props),
         encryption=("file-based encryption, " if kind == "file" else "") + encryption,
         lock=_frp(accounts, props),
         device_owner=owner,
