@@ -43,6 +43,20 @@ class AdbDevice:
 SHARED = "shared serial"
 
 
+# Serials some tablets ship with, the chip vendor's default left in, many tablets alike: the
+# inventory, custody and certificates key a tablet on its serial, so one of these would make every
+# such tablet one device (a tablet arriving booked back as another, still issued, one).
+PLACEHOLDER_SERIALS = frozenset({"0123456789abcdef", "0123456789", "1234567890abcdef", "unknown", "none", "null"})
+PLACEHOLDER_PROBLEM = "the tablet reports a placeholder serial that other tablets share: it cannot be told apart"
+PLACEHOLDER_ACTION = "set it aside: it cannot be booked in or sanitised by serial; report it to the site's device team"
+
+
+def placeholder_serial(serial: str) -> bool:
+    """A serial that names no one tablet: a known default, or one character repeated (``0000...``)."""
+    text = serial.strip().lower()
+    return text in PLACEHOLDER_SERIALS or len(set(text)) <= 1
+
+
 # adb's state for a listed device -> (problem, the technician's action)
 STATE_PROBLEMS: dict[str, tuple[str, str]] = {
     "unauthorized": (

@@ -149,6 +149,9 @@ def probe_android(runner: CommandRunner, serial: str) -> TabletProbe:
     commands = (devices, getprop, owner_record, account_record, setup_record)
     if not props:
         return replace(base, problem=android.failure(getprop), action="re-insert the tablet", commands=commands)
+    if android.placeholder_serial(props.get("ro.serialno", serial)) or android.placeholder_serial(serial):
+        problem, action = android.PLACEHOLDER_PROBLEM, android.PLACEHOLDER_ACTION
+        return replace(base, problem=problem, action=action, commands=commands)
     state, kind = props.get("ro.crypto.state"), props.get("ro.crypto.type")
     encryption = f"ro.crypto.state={state or 'unset'}, ro.crypto.type={kind or 'unset'}"
     return replace(

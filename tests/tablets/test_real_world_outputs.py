@@ -62,6 +62,29 @@ def test_two_tablets_sharing_a_placeholder_serial_are_never_one_of_them() -> Non
     assert not after.identified and "cannot tell them apart" in (after.problem or "")
 
 
+@pytest.mark.parametrize("placeholder", ["0123456789ABCDEF", "0123456789", "0000000000000000", "unknown"])
+def test_a_tablet_reporting_a_placeholder_serial_is_not_identified(placeholder: str) -> None:
+    # Alone on the bench it is listed as any tablet is; its serial would still make it every such tablet.
+    runner = ToolOutputs(
+        {
+            "devices -l": output("adb-devices-one.txt", placeholder),
+            "getprop": output("adb-getprop-encrypted.txt", placeholder),
+        }
+    )
+    probe = probe_android(runner, placeholder)
+    assert not probe.identified and probe.serial == placeholder
+    assert "placeholder serial" in (probe.problem or "") and "set it aside" in (probe.action or "")
+    assert probe.evidence()["encrypted"] is None  # nothing read past the serial is kept
+
+
+def test_real_serials_are_not_taken_for_placeholders() -> None:
+    assert not any(map(android.placeholder_serial, [SERIAL, "0123456789ABCDEG", "ce0217127b5d1e2a03", "HA1K2PQR"]))
+    assert probe_android(
+        ToolOutputs({"devices -l": output("adb-devices-one.txt"), "getprop": output("adb-getprop-encrypted.txt")}),
+        SERIAL,
+    ).identified
+
+
 def test_getprop_with_crlf_line_ends_and_a_value_spanning_lines() -> None:
     props = android.parse_props(output("adb-getprop-multiline-crlf.txt"))
     assert props["persist.sys.boot.reason.history"].splitlines() == [
