@@ -19,6 +19,14 @@ WEB_DIR = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=str(WEB_DIR / "templates"))
 # Every time on a page in 24-hour UK local time: {{ entry.occurred_at|uk_time }}.
 templates.env.filters["uk_time"] = uk_time
+
+
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """``1 spare``, ``2 spares``: a count with its noun agreeing, instead of ``spare(s)``."""
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"
+
+
+templates.env.filters["counted"] = counted
 # Date and time fields take what UK users type, day first and 24-hour (tech_macros.date_field; the
 # same patterns api.web.forms parses with).
 templates.env.globals.update(date_pattern=DATE_PATTERN, time_pattern=TIME_PATTERN)

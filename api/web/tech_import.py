@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from api.deps import Caller, ContextDep
 from api.web.forms import MediaScanForm
+from api.web.render import counted
 from api.web.tech_pages import TechUser, act, field_of, page
 from factory.custody.service import MAX_IMPORT_BYTES, ImportKind, ImportReport, import_csv
 from factory.intake.service import record_returned_media
@@ -90,7 +91,7 @@ def import_file(request: Request, ctx: ContextDep, me: TechUser, form: Annotated
         return _page(request, me, exc.status_code, v=values, error=exc.reason, error_field=field)
     notice = _notice(report)
     error = (
-        f"{report.refused} row(s) refused: nothing was imported. Correct them and try again."
+        f"{counted(report.refused, 'row')} refused: nothing was imported. Correct them and try again."
         if report.refused
         else None
     )

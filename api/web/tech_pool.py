@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from api.deps import Caller, ContextDep
 from api.web.forms import scanned
+from api.web.render import counted
 from api.web.tech_pages import TechUser, act, field_of, page, read
 from factory.custody.service import create_pool, stock_spare, withdraw_spare
 from factory.custody.views import pool_levels
@@ -60,7 +61,7 @@ def stock(request: Request, ctx: ContextDep, me: TechUser, form: Annotated[Stock
             raise InvalidInput("scan at least one spare to stock")
         for serial in serials:  # all or none: one refusal leaves the pool as it was
             stock_spare(session, site=ctx.settings.site_name, serial=serial, actor=me.name)
-        return f"Stocked {len(serials)} spare(s): {', '.join(serials)}"
+        return f"Stocked {counted(len(serials), 'spare')}: {', '.join(serials)}"
 
     def refused(exc: FactoryError) -> Response:
         return _pool_page(request, ctx, me, exc.status_code, stocked=serials, error=exc.reason, error_field="serial")

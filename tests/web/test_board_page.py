@@ -38,4 +38,5 @@ def test_board_lists_pulled_and_failed_devices_in_24_hour_time(tech_page: Any, t
     assert "destruction" in failed.locator("td").nth(4).inner_text()
     status = page.locator("#board-status").inner_text()
     assert re.fullmatch(r"Live · updated \d\d/\d\d/\d{4} \d\d:\d\d:\d\d", status), status
+    assert page.locator("#benches .bench").count() == 1 and page.locator("#benches-empty").is_hidden()
     check_page(page, "board-1-needs-attention")

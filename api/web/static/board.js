@@ -99,6 +99,7 @@
 
   function render(snapshot) {
     benchesEl.textContent = "";
+    document.getElementById("benches-empty").hidden = snapshot.benches.length > 0;
     snapshot.benches.forEach(function (bench) {
       var box = el("section", "bench");
       var title = el("h3", null, bench.name + " — agent " + (bench.agent || "none") + " — " + bench.running + "/" + bench.max_jobs + " running ");
