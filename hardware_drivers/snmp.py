@@ -33,8 +33,9 @@ from hardware_drivers.events import (
     SnmpTimeout,
     SwitchUnreachable,
 )
+from hardware_drivers.switch_fdb import DOT1D_BASE_PORT_IF_INDEX, FdbReader, mac_from_octets
 from hardware_drivers.switch_snapshot import IF_OPER_UP as IF_OPER_UP  # re-exported: what a poll returns
-from hardware_drivers.switch_snapshot import Interface, LldpNeighbour, SwitchSnapshot
+from hardware_drivers.switch_snapshot import Interface, LldpNeighbour, SwitchSnapshot, unit_parents
 from hardware_drivers.switch_snapshot import find_mac as find_mac
 from hardware_drivers.switch_snapshot import normalise_mac as normalise_mac
 
@@ -43,10 +44,8 @@ Oid = tuple[int, ...]
 _IF_OPER_STATES = range(1, 8)  # up(1) .. lowerLayerDown(7)
 
 IF_OPER_STATUS: Oid = (1, 3, 6, 1, 2, 1, 2, 2, 1, 8)
+IF_DESCR: Oid = (1, 3, 6, 1, 2, 1, 2, 2, 1, 2)
 IF_NAME: Oid = (1, 3, 6, 1, 2, 1, 31, 1, 1, 1, 1)
-DOT1D_BASE_PORT_IF_INDEX: Oid = (1, 3, 6, 1, 2, 1, 17, 1, 4, 1, 2)
-DOT1D_TP_FDB_PORT: Oid = (1, 3, 6, 1, 2, 1, 17, 4, 3, 1, 2)
-DOT1Q_TP_FDB_PORT: Oid = (1, 3, 6, 1, 2, 1, 17, 7, 1, 2, 2, 1, 2)
 LLDP_LOC_PORT_ID: Oid = (1, 0, 8802, 1, 1, 2, 1, 3, 7, 1, 3)
 LLDP_REM_ENTRY: Oid = (1, 0, 8802, 1, 1, 2, 1, 4, 1, 1)
 # lldpRemEntry columns
@@ -58,10 +57,6 @@ _LLDP_TEXT_SUBTYPES = {  # subtypes whose id is a name, not an address
 }
 
 
-def _mac_from_octets(octets: Sequence[int]) -> str:
-    return ":".join(f"{b:02x}" for b in octets)
-
-
 @dataclass(frozen=True, slots=True)
 class _Target:
     domain: Oid
@@ -69,7 +64,7 @@ class _Target:
     family: int
 
 
-class SwitchClient:
+class SwitchClient(FdbReader):
     """Polls one switch. Reuse it: the SNMP engine is built once per event loop (~0.2 s).
 
     Call :meth:`close` (or use ``async with``) before the event loop ends; a client left open
@@ -101,6 +96,8 @@ class SwitchClient:
         self.max_repetitions = max_repetitions
         self._engine: engine.SnmpEngine | None = None
         self._engine_loop: asyncio.AbstractEventLoop | None = None
+        self._target: _Target | None = None
+        self._vlan_targets: set[str] = set()
         self._lock = asyncio.Lock()
 
     def __repr__(self) -> str:
@@ -135,34 +132,24 @@ class SwitchClient:
             if status not in _IF_OPER_STATES:
                 raise self._malformed((*IF_OPER_STATUS, if_index), f"ifOperStatus {status} out of range 1..7")
         names = await self._text_table(snmp_engine, IF_NAME)
+        if not oper.keys() <= names.keys():  # no ifXTable (or a partial one): ifDescr names the port
+            names = {**await self._text_table(snmp_engine, IF_DESCR), **names}
         interfaces = {i: Interface(i, names.get(i), status) for i, status in sorted(oper.items())}
         port_if_index = await self._int_table(snmp_engine, DOT1D_BASE_PORT_IF_INDEX)
+        # No dot1dBasePortTable: bridge ports stay unmapped (seen on no interface, matching no slot)
+        # rather than guessed to be ifIndexes, which holds on some switches and not others: a laptop
+        # put on the wrong bench port is worse than one not found.
+        physical = unit_parents(interfaces)  # Junos: bridge ports are ge-0/0/1.0, links are ge-0/0/1
 
-        def seen(mac: str, bridge_port: int, vlan: int | None) -> MacSeen:
-            if_index = port_if_index.get(bridge_port)
+        macs = []
+        for (mac, bridge_port, vlan), ports in await self._fdb(snmp_engine, port_if_index):
+            if_index = ports.get(bridge_port)
+            if_index = physical.get(if_index, if_index) if if_index is not None else None
             iface = interfaces.get(if_index) if if_index is not None else None
-            return MacSeen(self.name, mac, bridge_port, if_index, iface.if_name if iface else None, vlan)
-
-        macs: dict[tuple[str, int | None], MacSeen] = {}
-        for idx, value in await self._walk(snmp_engine, DOT1Q_TP_FDB_PORT):
-            if len(idx) != 7 or not all(0 <= b <= 255 for b in idx[1:]):
-                raise self._malformed(DOT1Q_TP_FDB_PORT + idx, "index is not FDB id + 6-octet MAC")
-            bridge_port = self._integer(value, DOT1Q_TP_FDB_PORT + idx)
-            if bridge_port:  # port 0: learnt but not on any bridge port (the switch itself)
-                # dot1qFdbId equals the VLAN id on IVL switches, which is what benches use.
-                mac = _mac_from_octets(idx[1:])
-                macs[(mac, idx[0])] = seen(mac, bridge_port, idx[0])
-        in_vlan_table = {mac for mac, _ in macs}
-        for idx, value in await self._walk(snmp_engine, DOT1D_TP_FDB_PORT):
-            if len(idx) != 6 or not all(0 <= b <= 255 for b in idx):
-                raise self._malformed(DOT1D_TP_FDB_PORT + idx, "index is not a 6-octet MAC")
-            bridge_port = self._integer(value, DOT1D_TP_FDB_PORT + idx)
-            mac = _mac_from_octets(idx)
-            if bridge_port and mac not in in_vlan_table:
-                macs[(mac, None)] = seen(mac, bridge_port, None)
+            macs.append(MacSeen(self.name, mac, bridge_port, if_index, iface.if_name if iface else None, vlan))
 
         neighbours = await self._lldp(snmp_engine)
-        ordered = tuple(sorted(macs.values(), key=lambda m: (m.mac, m.vlan or 0)))
+        ordered = tuple(sorted(macs, key=lambda m: (m.mac, m.vlan or 0)))
         return SwitchSnapshot(self.name, interfaces, ordered, neighbours)
 
     async def _lldp(self, snmp_engine: engine.SnmpEngine) -> tuple[LldpNeighbour, ...]:
@@ -194,7 +181,7 @@ class SwitchClient:
         subtype = self._integer(cols[subtype_col], where) if subtype_col in cols else None
         mac_subtype = _LLDP_CHASSIS_MAC if kind == "chassis" else _LLDP_PORT_MAC
         if subtype == mac_subtype and len(raw) == 6:
-            return _mac_from_octets(raw)
+            return mac_from_octets(raw)
         if subtype in _LLDP_TEXT_SUBTYPES[kind] and raw.isascii():
             return raw.decode("ascii")
         return raw.hex()
@@ -215,12 +202,15 @@ class SwitchClient:
             for idx, value in await self._walk(snmp_engine, table)
         }
 
-    async def _walk(self, snmp_engine: engine.SnmpEngine, root: Oid) -> list[tuple[Oid, Any]]:
-        """All (index, value) pairs under ``root``, by GETBULK; empty if the table is absent."""
+    async def _walk(self, snmp_engine: engine.SnmpEngine, root: Oid, target: str = "switch") -> list[tuple[Oid, Any]]:
+        """All (index, value) pairs under ``root``, by GETBULK; empty if the table is absent.
+
+        ``target`` is the configured target to ask: "switch", or a per-VLAN one from :meth:`_vlan_target`.
+        """
         rows: list[tuple[Oid, Any]] = []
         cursor = root
         while True:
-            var_binds = await self._bulk(snmp_engine, cursor, root)
+            var_binds = await self._bulk(snmp_engine, cursor, root, target)
             for name, value in var_binds:
                 oid = tuple(int(x) for x in name)
                 if isinstance(value, rfc1905.EndOfMibView) or oid[: len(root)] != root:
@@ -232,7 +222,7 @@ class SwitchClient:
                 rows.append((oid[len(root) :], value))
                 cursor = oid
 
-    async def _bulk(self, snmp_engine: engine.SnmpEngine, cursor: Oid, root: Oid) -> Sequence[Any]:
+    async def _bulk(self, snmp_engine: engine.SnmpEngine, cursor: Oid, root: Oid, target: str) -> Sequence[Any]:
         future: asyncio.Future[tuple[Any, int, Sequence[Any]]] = asyncio.get_running_loop().create_future()
 
         def on_response(
@@ -249,7 +239,7 @@ class SwitchClient:
 
         cmdgen.BulkCommandGeneratorSingleRun().send_varbinds(
             snmp_engine,
-            "switch",
+            target,
             None,
             "",
             0,
@@ -310,17 +300,32 @@ class SwitchClient:
         config.add_target_parameters(snmp_engine, "switch-params", "switch-area", "noAuthNoPriv", 1)
         transport = udp6.Udp6AsyncioTransport() if target.family == socket.AF_INET6 else udp.UdpAsyncioTransport()
         config.add_transport(snmp_engine, target.domain, transport.open_client_mode())
+        self._target, self._vlan_targets = target, set()
+        self._add_target(snmp_engine, "switch", "switch-params")
+        self._engine, self._engine_loop = snmp_engine, loop
+        return snmp_engine
+
+    def _add_target(self, snmp_engine: engine.SnmpEngine, name: str, params: str) -> None:
+        assert self._target is not None
         config.add_target_address(
             snmp_engine,
-            "switch",
-            target.domain,
-            target.address,
-            "switch-params",
+            name,
+            self._target.domain,
+            self._target.address,
+            params,
             timeout=self.timeout * 100,  # pysnmp counts in hundredths of a second
             retryCount=self.retries,
         )
-        self._engine, self._engine_loop = snmp_engine, loop
-        return snmp_engine
+
+    def _vlan_target(self, snmp_engine: engine.SnmpEngine, vlan: int) -> str:
+        """The target for one VLAN's BRIDGE-MIB on Cisco IOS: community string indexing, ``community@vlan``."""
+        name = f"switch-vlan-{vlan}"
+        if name not in self._vlan_targets:
+            config.add_v1_system(snmp_engine, f"{name}-area", f"{self.community}@{vlan}")
+            config.add_target_parameters(snmp_engine, f"{name}-params", f"{name}-area", "noAuthNoPriv", 1)
+            self._add_target(snmp_engine, name, f"{name}-params")
+            self._vlan_targets.add(name)
+        return name
 
     async def _resolve(self) -> _Target:
         """Resolve the host and check there is a route, without sending a packet."""

@@ -11,6 +11,7 @@ from hardware_drivers.events import MacSeen
 
 IF_OPER_UP = 1
 _MAC_RE = re.compile(r"[0-9a-f]{12}")
+_UNIT_RE = re.compile(r"(?P<parent>.+)\.(?P<unit>\d+)")  # Junos logical unit: ge-0/0/1.0
 
 
 def normalise_mac(text: str) -> str:
@@ -65,6 +66,21 @@ class SwitchSnapshot:
 
     def macs_on(self, if_name: str) -> tuple[MacSeen, ...]:
         return tuple(m for m in self.macs if m.if_name == if_name)
+
+
+def unit_parents(interfaces: Mapping[int, Interface]) -> dict[int, int]:
+    """{ifIndex of a logical unit: ifIndex of its port}, for names like ``ge-0/0/1.0`` whose port exists.
+
+    Junos (pre-ELS) EX switches map bridge ports to the unit, while link state, traps and the port
+    map name the physical port; a MAC learnt on the unit is on the port.
+    """
+    by_name = {i.if_name: i.if_index for i in interfaces.values() if i.if_name is not None}
+    parents = {}
+    for iface in interfaces.values():
+        match = _UNIT_RE.fullmatch(iface.if_name or "")
+        if match and match["parent"] in by_name:
+            parents[iface.if_index] = by_name[match["parent"]]
+    return parents
 
 
 def find_mac(snapshot: SwitchSnapshot, mac: str) -> tuple[MacSeen, ...]:
