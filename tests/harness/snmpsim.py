@@ -159,6 +159,12 @@ def snmpsim(
                 raise RuntimeError(f"snmpsim exited with {process.returncode}:\n{sim.log_tail()}")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"snmpsim did not answer within {startup_timeout} s:\n{sim.log_tail()}")
+        # snmpsim indexes a data file on its first request: ask each once now, so no test's first
+        # poll of a switch (or of a Cisco per-VLAN community) waits out its timeout on a busy machine.
+        for community in communities[1:]:
+            while not _answers(host, port, community):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"snmpsim did not answer for {community} within {startup_timeout} s")
         yield sim
     finally:
         stop_process(process)
