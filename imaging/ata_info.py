@@ -26,6 +26,9 @@ class AtaSecurity:
     erase_minutes: int | None
     enhanced_erase_minutes: int | None
     master_revision: int | None
+    # hdparm >= 9.38 prints "more than 508min" (or "more than 65532min") when the drive's estimate
+    # saturates: the minutes above are then a lower bound, not an estimate.
+    erase_time_lower_bound: bool = False
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,7 @@ class AtaIdentity:
     sanitize_block_erase: bool
     sanitize_crypto_scramble: bool
     sanitize_overwrite: bool
+    hpa_feature: bool = False  # "Host Protected Area feature set" listed: hdparm -N must be readable
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,7 @@ def _security(text: str) -> AtaSecurity | None:
     revision: int | None = None
     erase: int | None = None
     enhanced: int | None = None
+    lower_bound = False
     for line in match.group(1).splitlines():
         if m := re.match(r"^\tMaster password revision code = (\d+)", line):
             revision = int(m.group(1))
@@ -99,13 +104,19 @@ def _security(text: str) -> AtaSecurity | None:
                 flags[_SECURITY_FLAGS[label]] = m.group(1) is None
                 seen = True
                 continue
-        if m := re.search(r"(\d+)min for SECURITY ERASE UNIT", line):
-            erase = int(m.group(1))
-        if m := re.search(r"(\d+)min for ENHANCED SECURITY ERASE UNIT", line):
-            enhanced = int(m.group(1))
+        if m := re.search(r"(more than )?(\d+)min for SECURITY ERASE UNIT", line):
+            erase, lower_bound = int(m.group(2)), lower_bound or m.group(1) is not None
+        if m := re.search(r"(more than )?(\d+)min for ENHANCED SECURITY ERASE UNIT", line):
+            enhanced, lower_bound = int(m.group(2)), lower_bound or m.group(1) is not None
     if not seen:
         return None
-    return AtaSecurity(erase_minutes=erase, enhanced_erase_minutes=enhanced, master_revision=revision, **flags)
+    return AtaSecurity(
+        erase_minutes=erase,
+        enhanced_erase_minutes=enhanced,
+        master_revision=revision,
+        erase_time_lower_bound=lower_bound,
+        **flags,
+    )
 
 
 def parse_identify(text: str) -> AtaIdentity:
@@ -126,17 +137,26 @@ def parse_identify(text: str) -> AtaIdentity:
         sanitize_block_erase=sanitize and _feature(text, "BLOCK_ERASE_EXT command"),
         sanitize_crypto_scramble=sanitize and _feature(text, "CRYPTO_SCRAMBLE_EXT command"),
         sanitize_overwrite=sanitize and _feature(text, "OVERWRITE_EXT command"),
+        hpa_feature=_feature(text, "Host Protected Area feature set"),
     )
 
 
-_HPA_RE = re.compile(r"max sectors\s*=\s*(\d+)/(\d+), HPA is (enabled|disabled)")
+# hdparm >= 9.49 words the line "ACCESSIBLE MAX ADDRESS enabled/disabled" for drives with the ACS-3
+# Accessible Max Address feature (which replaces the HPA): the same hidden area, named differently.
+_HPA_RE = re.compile(r"max sectors\s*=\s*(\d+)/(\d+), (?:HPA is|ACCESSIBLE MAX ADDRESS) (enabled|disabled)")
 
 
 def parse_hpa(text: str) -> HpaState:
+    """``hdparm -N``: visible/native max sectors. A line hdparm itself calls invalid (visible above
+    native, e.g. hdparm 9.60 misreading large drives' sense data) is refused, not guessed at."""
+    if "seems invalid" in text:
+        raise AtaParseError("hdparm -N: visible max above native max (HPA setting seems invalid): HPA state unknown")
     match = _HPA_RE.search(text)
     if not match:
         raise AtaParseError("hdparm -N: no 'max sectors = X/Y, HPA is ...' line")
     visible, native = int(match.group(1)), int(match.group(2))
+    if not visible or not native or visible > native:
+        raise AtaParseError(f"hdparm -N: implausible max sectors {visible}/{native}: HPA state unknown")
     return HpaState(visible, native, match.group(3) == "enabled" or visible < native)
 
 

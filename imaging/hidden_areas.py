@@ -34,6 +34,14 @@ def _rescan(probe: Probe) -> None:
 def restore_native_max(probe: Probe, runner: CommandRunner) -> tuple[Probe, HiddenAreaStatus, str | None]:
     """Expose HPA-hidden sectors. Returns the re-probed target, the status and a failure reason."""
     hpa = probe.hpa
+    if hpa is None and probe.ata is not None and probe.ata.hpa_feature:
+        # The drive has an HPA feature but hdparm -N gave no usable answer: hidden sectors unknown.
+        detail = "; ".join(n for n in probe.firmware_notes if "-N" in n) or "hdparm -N unreadable"
+        return (
+            probe,
+            HiddenAreaStatus(None, None, None, None, f"HPA state unknown: {detail}"),
+            f"{NOT_ERASED}: the drive supports an HPA but its state could not be read",
+        )
     if hpa is None:
         return probe, HiddenAreaStatus(), None
     if not hpa.hidden_sectors:

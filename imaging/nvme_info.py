@@ -1,4 +1,4 @@
-"""Parsers for nvme-cli 2.x JSON output: ``id-ctrl``, ``id-ns`` and ``sanitize-log``."""
+"""Parsers for nvme-cli JSON output (1.x and 2.x): ``id-ctrl``, ``id-ns`` and ``sanitize-log``."""
 
 from __future__ import annotations
 
@@ -88,6 +88,18 @@ def _int(data: dict[str, object], key: str, what: str) -> int:
     return value
 
 
+def _register(data: dict[str, object], key: str, what: str, bits: int) -> int:
+    """An unsigned ``bits``-wide register. nvme-cli 2.0-2.2 printed 32-bit fields through a signed
+    32-bit JSON integer, so a SANICAP with bit 31 set (NODMMAS) came out negative: the same bits,
+    read back here as the unsigned value. Anything outside the register's range is refused."""
+    value = _int(data, key, what)
+    if -(1 << (bits - 1)) <= value < 0:
+        value += 1 << bits
+    if not 0 <= value < (1 << bits):
+        raise NvmeParseError(f"{what}: field {key!r} = {value} does not fit a {bits}-bit register")
+    return value
+
+
 def parse_id_ctrl(text: str) -> NvmeController:
     what = "nvme id-ctrl"
     data = _load(text, what)
@@ -95,9 +107,9 @@ def parse_id_ctrl(text: str) -> NvmeController:
         model=str(data.get("mn", "")).strip(),
         serial=str(data.get("sn", "")).strip(),
         firmware=str(data.get("fr", "")).strip(),
-        oacs=_int(data, "oacs", what),
-        fna=_int(data, "fna", what),
-        sanicap=_int(data, "sanicap", what),
+        oacs=_register(data, "oacs", what, 16),
+        fna=_register(data, "fna", what, 8),
+        sanicap=_register(data, "sanicap", what, 32),
     )
 
 

@@ -19,6 +19,7 @@ from imaging.result import Level, Technique
 
 COMMAND_TIMEOUT = 60.0
 MIN_ERASE_TIMEOUT = 3600.0
+LOWER_BOUND_FACTOR = 4
 
 
 def temporary_password() -> str:
@@ -60,7 +61,9 @@ class AtaSecureErase(FirmwareMethod):
     def _timeout(self, probe: Probe) -> float:
         sec = probe.ata.security if probe.ata else None
         minutes = (sec.enhanced_erase_minutes if self.enhanced else sec.erase_minutes) if sec else None
-        return max(MIN_ERASE_TIMEOUT, 2 * 60.0 * (minutes or 0))
+        # "more than N min": N is only a floor, so allow more headroom than for a real estimate.
+        factor = LOWER_BOUND_FACTOR if sec is not None and sec.erase_time_lower_bound else 2
+        return max(MIN_ERASE_TIMEOUT, factor * 60.0 * (minutes or 0))
 
     def _security(self, probe: Probe, ctx: FirmwareContext) -> AtaSecurity | None:
         record = ctx.run(["hdparm", "-I", probe.path], COMMAND_TIMEOUT)
