@@ -71,9 +71,9 @@ def parse_upower(text: str) -> BatteryHealth:
         match = _UPOWER_LINE.match(line)
         if match:
             fields.setdefault(match.group(1), match.group(2))
-    try:
-        full = float(fields["energy-full"].split()[0])
-        design = float(fields["energy-full-design"].split()[0])
+    try:  # UPower prints numbers in the user's locale: "46,97 Wh" under de_DE
+        full = float(fields["energy-full"].split()[0].replace(",", "."))
+        design = float(fields["energy-full-design"].split()[0].replace(",", "."))
     except (KeyError, ValueError, IndexError) as exc:
         raise BatteryParseError("upower output has no energy-full and energy-full-design") from exc
     if design <= 0:

@@ -19,25 +19,12 @@ from typing import Self
 
 import paramiko
 
+from hardware_drivers.dmi import system_serial
 from hardware_drivers.ssh_errors import AuthFailed, HostKeyMismatch, InvalidPin, RemoteTimeout, SshError, Unreachable
 
 DMI_SERIAL_PATH = "/sys/class/dmi/id/product_serial"
 # Written by the imaging stage when the firmware has no usable serial (VMs, white-box PCs).
 FALLBACK_SERIAL_RELPATH = "var/lib/device-factory/serial"
-# Values firmware vendors leave in DMI when nobody set a serial.
-PLACEHOLDER_SERIALS = frozenset(
-    {
-        "",
-        "0",
-        "none",
-        "not specified",
-        "not applicable",
-        "default string",
-        "system serial number",
-        "to be filled by o.e.m.",
-        "0123456789",
-    }
-)
 # Host-key algorithms a pinned key type may be verified with.
 _HOST_KEY_ALGORITHMS = {
     "ssh-ed25519": ("ssh-ed25519",),
@@ -265,9 +252,9 @@ def _facts_script(target_root: str) -> str:
 
 
 def _pick_serial(dmi: str, fallback: str) -> tuple[str | None, str]:
-    dmi = dmi.strip()
-    if dmi.lower() not in PLACEHOLDER_SERIALS:
-        return dmi, "dmi"
+    serial = system_serial(dmi)  # None for a vendor placeholder (every such laptop reports it)
+    if serial is not None:
+        return serial, "dmi"
     fallback = fallback.strip()
     if fallback:
         return fallback, "fallback"

@@ -92,7 +92,7 @@ def event_from_device(
         sys_path=device.sys_path,
         device_node=device.device_node or props.get("DEVNAME"),
         devtype=device.device_type,
-        serial=_first(props, "ID_SERIAL_SHORT", "ID_SERIAL"),
+        serial=_serial(props),
         vendor=_first(props, "ID_VENDOR", "ID_VENDOR_FROM_DATABASE"),
         model=_first(props, "ID_MODEL", "ID_MODEL_FROM_DATABASE"),
         id_path=props.get("ID_PATH") or None,
@@ -122,6 +122,42 @@ def enumerate_present(
             if event is not None:
                 events.append(event)
     return sorted(events, key=lambda e: e.sys_path)
+
+
+def _serial(props: Mapping[str, str]) -> str | None:
+    """The serial that names this one device, or ``None`` when udev's names no one device.
+
+    ``ID_SERIAL_SHORT`` is the bare serial. Without it, udev's ``ID_SERIAL`` for a USB device is only
+    vendor_model (every unit of the model alike), so it is used only off USB (virtio, MMC). Behind a
+    USB bridge the serial is the bridge's: a firmware default (see :func:`shared_usb_serial`), or one
+    serial for every disk of a multi-bay bridge (LUN 1 and up are told by ``ID_INSTANCE``), is no one's.
+    """
+    on_usb = props.get("ID_BUS") == "usb"
+    serial = props.get("ID_SERIAL_SHORT") or (None if on_usb else props.get("ID_SERIAL")) or None
+    if serial is None or not on_usb:
+        return serial
+    lun = props.get("ID_INSTANCE", "0:0").rpartition(":")[2]
+    if shared_usb_serial(serial, props.get("ID_VENDOR_ID"), props.get("ID_MODEL_ID")) or lun not in ("", "0"):
+        return None
+    return serial
+
+
+# Bridge defaults seen on many units that fit none of the patterns below (tests/fixtures/udev/VARIANTS.md).
+_KNOWN_SHARED_USB_SERIALS = frozenset({"20170331000C3"})
+
+
+def shared_usb_serial(serial: str, vendor_id: str | None = None, product_id: str | None = None) -> bool:
+    """A USB serial that bridges and cheap devices ship with, the same on every unit: one character
+    repeated, a counting sequence (``0123456789ABCDEF``, ``012345678901``, ``123456...``), eight or
+    more leading zeros before a short tail, or one made of the device's own vendor id followed by
+    its product id or ``00`` (``<vid>00539000``, ``<vid><pid>6485``)."""
+    text = serial.strip().upper()
+    if len(set(text)) <= 1 or text.startswith(("0123456", "123456")) or text in _KNOWN_SHARED_USB_SERIALS:
+        return True
+    if len(text) >= 12 and text.startswith("0" * 8):
+        return True
+    vid, pid = (vendor_id or "").upper(), (product_id or "").upper()
+    return len(vid) == 4 and text.startswith((vid + "00", vid + pid) if len(pid) == 4 else (vid + "00",))
 
 
 def _first(props: Mapping[str, str], *keys: str) -> str | None:

@@ -39,6 +39,7 @@ from factory.kernel.clock import utc_now
 from factory.kernel.lifecycle.states import Event
 from factory.kernel.lifecycle.transition import TransitionRequest, change_state
 from factory.kernel.models.device import Device, DeviceKind, MediaType, StorageMedium
+from hardware_drivers.dmi import placeholder_serial
 
 ENROLMENT_ACTOR = "netboot-enrolment"
 
@@ -114,6 +115,12 @@ def enrol(
     boot = use_boot_token(session, token, mac)
     device, matched_by = _match(session, serial, report.macs or (mac,))
     reason: str | None = None
+    if device is None and placeholder_serial(serial):  # every such laptop reports it: never booked in by it
+        raise InvalidInput(
+            f"DMI serial '{serial}' is the firmware's placeholder, not this laptop's, and no MAC it reported is "
+            "recorded on exactly one device: record its serial and MAC by hand (factory device endpoint), "
+            "then reboot it"
+        )
     if device is None:
         device = _book_in_unknown(session, serial, report)
         outcome, matched_by = Outcome.QUARANTINED, "new"
@@ -141,8 +148,9 @@ def _check_disks(disks: Sequence[DiskReport]) -> None:
 
 
 def _match(session: Session, serial: str, macs: Sequence[str]) -> tuple[Device | None, str]:
-    """The device with this DMI serial, else the one device a reported MAC is recorded on."""
-    device = session.exec(select(Device).where(Device.serial == serial)).first()
+    """The device with this DMI serial, else the one device a reported MAC is recorded on. A
+    placeholder serial ("To Be Filled By O.E.M.") names no one laptop: only the MAC can match."""
+    device = None if placeholder_serial(serial) else session.exec(select(Device).where(Device.serial == serial)).first()
     if device is not None:
         return device, "serial"
     owners = session.exec(

@@ -114,7 +114,7 @@ def test_enumeration_at_start_up_lists_whole_disks_and_usb_devices() -> None:
 
 def test_replayed_recording_of_a_usb_sata_dock() -> None:
     events = run_scenario("replay", str(RECORDING))
-    disk_serial = "0123456789ABCDEF"
+    disk_serial = "5A1C0E27B3D94F60"
     disk_sys_path = "/sys/devices/pci0000:00/0000:00:14.0/usb2/2-2/2-2.1/2-2.1:1.0/host6/target6:0:0/6:0:0:0/block/sdb"
 
     # The JMicron bridge reports the disk's serial as its own: the subsystem tells them apart.
@@ -169,3 +169,24 @@ def test_harness_refuses_to_run_outside_umockdev() -> None:
     )
     assert proc.returncode == 3, proc.stderr
     assert proc.stdout == ""
+
+
+def test_bridge_serials_that_name_no_one_disk_are_read_as_no_serial() -> None:
+    """Real docks' variants (tests/fixtures/udev/VARIANTS.md): a bridge's placeholder serial, one serial
+    for every bay of a multi-bay bridge, no iSerial at all. Each disk must come with no serial (the
+    line then has it identified by hand), never one that another disk in such a dock also has."""
+    events = run_scenario("replay", str(REPO / "tests" / "fixtures" / "udev" / "bench2-bridge-serials.umockdev"))
+    disks = {e["device_node"]: e for e in events if e["phase"] == "present" and e["subsystem"] == "block"}
+
+    assert {node: e["serial"] for node, e in disks.items()} == {
+        "/dev/sdc": None,  # 0123456789ABCDEF: the bridge vendor's counting placeholder
+        "/dev/sdd": None,  # bay 1 of two: the bridge's serial, made of its vendor id
+        "/dev/sde": None,  # bay 2: the same serial again (LUN 1)
+        "/dev/sdf": None,  # no ID_SERIAL_SHORT: ID_SERIAL is vendor_model, every unit alike
+        "/dev/sdg": "WX61E83K2PLD",  # a bridge that passes the disk's own serial
+    }
+    # Still placed by their port, and still told apart by path and size.
+    assert disks["/dev/sde"]["id_path"] == "pci-0000:00:14.0-usb-0:4:1.0-scsi-0:0:0:1"
+    assert disks["/dev/sdd"]["size_bytes"] == 1_953_525_168 * 512
+    bridges = {e["id_path"]: e["serial"] for e in events if e["phase"] == "present" and e["subsystem"] == "usb"}
+    assert bridges["pci-0000:00:14.0-usb-0:3"] is None and bridges["pci-0000:00:14.0-usb-0:6"] == "WX61E83K2PLD"
