@@ -5,12 +5,13 @@ and the job's. Plain data with no Ansible import, so callers and tests can use t
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from factory.provisioning.events import EventRouter, HostStatsDict, TaskStatus
+from factory.provisioning.events import COMPLETION_TASK, EventRouter, HostProblem, HostStatsDict, TaskStatus
 
 DEFAULT_PLAYBOOK_DIR = Path(__file__).resolve().parents[2] / "playbooks"
 
@@ -113,29 +114,89 @@ class _Attempt:
 
 
 def _host_outcome(host: str, attempt: _Attempt, number: int) -> HostOutcome:
+    """Classify one host from one attempt.
+
+    ``playbook_on_stats`` decides whenever the run got that far: the runner reports a failed task
+    as ``runner_on_failed`` even when a block's ``rescue`` handled it, and an unreachable one as
+    ``runner_on_unreachable`` even under ``ignore_unreachable`` (ansible-runner#726, ansible#77693);
+    only the stats count what really stopped the host. Without stats the run died early, and any
+    failure seen counts.
+    """
     router = attempt.router
     stats = (router.host_stats or {}).get(host)
-    problem = router.problems.get(host)
-    failed_task = problem.task if problem else None
-    reason = problem.reason if problem else None
-    if problem is not None and problem.host_key_rejected:
-        status = HostStatus.HOST_KEY_REJECTED
-    elif (stats and stats["unreachable"]) or (problem and problem.status is TaskStatus.UNREACHABLE):
-        status = HostStatus.UNREACHABLE
-    elif (stats and stats["failures"]) or problem is not None:
+    if stats is None:
+        return _without_stats(host, attempt, number)
+    problem: HostProblem | None = None
+    if stats["unreachable"]:
+        problem = router.latest.get((host, TaskStatus.UNREACHABLE)) or router.problems.get(host)
+        rejected = problem is not None and problem.host_key_rejected
+        status = HostStatus.HOST_KEY_REJECTED if rejected else HostStatus.UNREACHABLE
+    elif stats["failures"]:
+        problem = router.latest.get((host, TaskStatus.FAILED)) or router.problems.get(host)
         status = HostStatus.FAILED
-    elif stats is not None:
-        status = HostStatus.OK
+    elif router.expect_completion and host not in router.played:
+        return HostOutcome(host, HostStatus.INCOMPLETE, dict(stats), number, None, _NOT_MATCHED)
+    elif router.expect_completion and host not in router.completed:
+        return HostOutcome(host, HostStatus.INCOMPLETE, dict(stats), number, None, _STOPPED)
+    elif attempt.status == "failed" and not _any_host_failed(router):
+        # The runner says the run failed, yet no host's stats say why: never call that a success.
+        return HostOutcome(host, HostStatus.INCOMPLETE, dict(stats), number, None, _UNEXPLAINED)
     else:
-        status = HostStatus.INCOMPLETE
-        reason = f"run {attempt.status} before the host finished" + (
-            f": {router.last_error}" if router.last_error else ""
-        )
+        status = HostStatus.OK
     return HostOutcome(
         host=host,
         status=status,
-        stats=dict(stats) if stats else dict(_ZERO_STATS),
+        stats=dict(stats),
         attempts=number,
-        failed_task=failed_task,
-        reason=reason,
+        failed_task=problem.task if problem else None,
+        reason=problem.reason if problem else None,
     )
+
+
+_NOT_MATCHED = "no task of the playbook ran on this host (no play matched it, or it ended before its first task)"
+_STOPPED = (
+    "the playbook stopped before it ended for this host, with no failure of its own "
+    "(another host's failure ended the run: any_errors_fatal, max_fail_percentage or run_once)"
+)
+_UNEXPLAINED = "the runner reported the run failed, but no host's stats show a failure"
+
+
+def _any_host_failed(router: EventRouter) -> bool:
+    return any(s["failures"] or s["unreachable"] for s in (router.host_stats or {}).values())
+
+
+def _without_stats(host: str, attempt: _Attempt, number: int) -> HostOutcome:
+    """No ``playbook_on_stats`` for the host: the run stopped (or matched no host) before it ended."""
+    router = attempt.router
+    problem = router.problems.get(host)
+    if problem is not None and problem.host_key_rejected:
+        status = HostStatus.HOST_KEY_REJECTED
+    elif problem is not None and problem.status is TaskStatus.UNREACHABLE:
+        status = HostStatus.UNREACHABLE
+    elif problem is not None:
+        status = HostStatus.FAILED
+    else:
+        status = HostStatus.INCOMPLETE
+    if problem is not None:
+        return HostOutcome(host, status, dict(_ZERO_STATS), number, problem.task, problem.reason)
+    if router.host_stats is not None:
+        reason = f"run {attempt.status} without running the playbook on the host (no hosts matched)"
+    else:
+        reason = f"run {attempt.status} before the host finished" + (
+            f": {router.last_error}" if router.last_error else ""
+        )
+    return HostOutcome(host, status, dict(_ZERO_STATS), number, None, reason)
+
+
+def completion_wrapper(playbook: Path) -> str:
+    """The playbook the adapter runs: ``playbook``, then the :data:`COMPLETION_TASK` play."""
+    plays = [
+        {"name": "Run the job's playbook", "ansible.builtin.import_playbook": str(playbook)},
+        {
+            "name": "Device Factory completion check",
+            "hosts": "all",
+            "gather_facts": False,
+            "tasks": [{"name": COMPLETION_TASK, "ansible.builtin.debug": {"msg": "completed"}}],
+        },
+    ]
+    return json.dumps(plays, indent=2) + "\n"  # JSON is YAML: no quoting of the path to get wrong

@@ -11,7 +11,8 @@ id), an inventory and a known_hosts file that pin every device's host key, and a
 secrets file whose one-off password is answered to Ansible's prompt through the runner's
 ``passwords`` mechanism, so no secret is ever written in clear text or passed through the
 environment (ansible-runner records the job's environment in ``artifacts/<ident>/command``).
-Set the ``cancel`` event to stop a run.
+Set the ``cancel`` event to stop a run. The runner runs ``run.yml`` in the job dir: the
+playbook, then a completion check whose ok per host proves the playbook ran to its end there.
 
 The job's event record is what the sink receives; ansible-runner keeps no per-event files. While
 a run lasts its artifacts live in a private (0700) dir on tmpfs: Ansible's callback writes every
@@ -54,6 +55,7 @@ from factory.provisioning.adapter_types import (
     RunStatus,
     _Attempt,
     _host_outcome,
+    completion_wrapper,
 )
 from factory.provisioning.errors import ProvisionError
 from factory.provisioning.events import EventRouter, JobSink
@@ -67,6 +69,8 @@ _JOB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
 _MAX_CONTROL_DIR_LEN = 70
 # Where a run's artifacts live until it ends: tmpfs, so the per-event files cost no disk journal.
 _SCRATCH_ROOT = Path("/dev/shm")
+# What the runner runs: the options' playbook, then the completion check (adapter_types.py).
+_RUN_PLAYBOOK = "run.yml"
 
 __all__ = [
     "DEFAULT_PLAYBOOK_DIR",
@@ -164,6 +168,7 @@ def prepare(
     vault_password = token_source.token_urlsafe(32)
     vault_file = job_dir / "secrets.vault.yml"
     _write_vaulted(vault_file, secrets.to_vars(), vault_password)
+    (job_dir / _RUN_PLAYBOOK).write_text(completion_wrapper((options.playbook_dir / options.playbook).resolve()))
     return PreparedJob(
         job_id, job_dir, inventory, vault_file, vault_password, tuple(t.inventory_name for t in targets),
         tuple(secrets.values()), options, started,
@@ -211,7 +216,7 @@ def _attempts(
     while True:
         number = len(attempts) + 1
         ident = job.job_id if number == 1 else f"{job.job_id}.retry{number - 1}"
-        router = EventRouter(sink, job.secret_values)
+        router = EventRouter(sink, job.secret_values, expect_completion=True)
         # Retries are only started with time left (checked below), so this is at least ~1 s.
         remaining = max(1.0, deadline - time.monotonic())
         status = _run_once(job, ident, pending, router, remaining, cancel)
@@ -344,7 +349,7 @@ def _run_once(
             private_data_dir=str(job_dir),
             artifact_dir=str(scratch or job_dir / "artifacts"),
             project_dir=str(options.playbook_dir),
-            playbook=options.playbook,
+            playbook=str(job_dir / _RUN_PLAYBOOK),
             inventory=str(job.inventory),
             ident=ident,
             forks=options.forks,

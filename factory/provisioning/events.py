@@ -35,6 +35,13 @@ class TaskStatus(StrEnum):
     SKIPPED = "skipped"
 
 
+# The adapter runs the playbook, then one more play with this one task (a controller-side debug).
+# Ansible runs a later play only on hosts that neither failed nor went unreachable, and none at
+# all once ``any_errors_fatal``, ``max_fail_percentage`` or a failed ``run_once`` task broke the
+# run: which leaves the other hosts' stats clean (ansible#57138). Its ok result is the proof that
+# the playbook ran to its end for that host.
+COMPLETION_TASK = "Device Factory: the playbook ran to its end"
+
 HostStatsDict = dict[str, int]  # ok, changed, failures, unreachable, skipped, rescued, ignored
 
 
@@ -102,7 +109,15 @@ class EventRouter:
 
     sink: JobSink
     secrets: Iterable[str] = ()
+    # The first problem per host, and the latest per (host, status). A failed task may yet be
+    # rescued by a block's ``rescue`` (the runner reports it as failed all the same): only the
+    # stats say whether it counted, and then the latest failure is the one that stopped the host.
     problems: dict[str, HostProblem] = field(default_factory=dict)
+    latest: dict[tuple[str, TaskStatus], HostProblem] = field(default_factory=dict)
+    # Set when the run ends with the COMPLETION_TASK play: hosts without its ok did not finish.
+    expect_completion: bool = False
+    completed: set[str] = field(default_factory=set)
+    played: set[str] = field(default_factory=set)  # hosts with a result from the playbook's own tasks
     host_stats: dict[str, HostStatsDict] | None = None
     # Ansible's last error line: the only clue when a run dies before any task ran.
     last_error: str | None = None
@@ -146,30 +161,55 @@ class EventRouter:
         if status is TaskStatus.FAILED and data.get("ignore_errors"):
             status = TaskStatus.IGNORED
         changed = bool(res.get("changed")) if status is TaskStatus.OK else False
+        if task == COMPLETION_TASK:
+            if status is TaskStatus.OK:
+                self.completed.add(host)
+        elif status is not TaskStatus.STARTED:
+            self.played.add(host)
         self.sink.task_event(host, task, str(status), changed)
-        if status in (TaskStatus.FAILED, TaskStatus.UNREACHABLE) and host not in self.problems:
-            message = _result_message(res)
-            rejected = status is TaskStatus.UNREACHABLE and is_host_key_rejection(message)
-            if rejected:
-                # OpenSSH's banner is long; say plainly what happened.
-                marker = next(m for m in _HOST_KEY_MARKERS if m in message)
-                message = f"host key rejected: the device did not present its pinned key (ssh: {marker})"
-            self.problems[host] = HostProblem(
-                task=task,
-                status=status,
-                reason=self.redact(one_line(message)) or str(status),
-                host_key_rejected=rejected,
-            )
+        if status in (TaskStatus.FAILED, TaskStatus.UNREACHABLE):
+            problem = self._problem(task, status, res)
+            self.problems.setdefault(host, problem)
+            self.latest[(host, status)] = problem
+
+    def _problem(self, task: str, status: TaskStatus, res: Mapping[str, Any]) -> HostProblem:
+        message = _result_message(res)
+        rejected = status is TaskStatus.UNREACHABLE and is_host_key_rejection(message)
+        if rejected:
+            # OpenSSH's banner is long; say plainly what happened.
+            marker = next(m for m in _HOST_KEY_MARKERS if m in message)
+            message = f"host key rejected: the device did not present its pinned key (ssh: {marker})"
+        return HostProblem(
+            task=task,
+            status=status,
+            reason=self.redact(one_line(message)) or str(status),
+            host_key_rejected=rejected,
+        )
 
 
 def _result_message(res: Mapping[str, Any]) -> str:
     if "censored" in res:
         return "output hidden (no_log)"
     parts = [str(res.get("msg") or "")]
+    item = _failed_item(res)
+    if item is not None and "censored" in item:
+        parts.append("(item output hidden (no_log))")
+    elif item is not None:  # a loop: the task's own msg is only "One or more items failed"
+        label = item.get("_ansible_item_label", item.get("item"))
+        said = str(item.get("msg") or item.get("stderr") or "")
+        parts.append(f"(item {label!r}: {said})" if said else f"(item {label!r})")
     stderr = str(res.get("stderr") or res.get("module_stderr") or "")
     if stderr and stderr not in parts[0]:
         parts.append(stderr)
     return " ".join(p for p in parts if p)
+
+
+def _failed_item(res: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The first failed item of a loop task's result, if any."""
+    results = res.get("results")
+    if not isinstance(results, list):
+        return None
+    return next((r for r in results if isinstance(r, Mapping) and r.get("failed")), None)
 
 
 def _parse_stats(data: Mapping[str, Any]) -> dict[str, HostStatsDict]:
