@@ -61,13 +61,13 @@ def verify_inclusion(doc: dict[str, Any], keys: list[Ed25519PublicKey]) -> tuple
         entry = offline_verify.loads(data)
         # Version 3 entries name their log and position; earlier ones were the one log, by seq.
         position = entry.get("log_seq", seq)
-        if entry.get("seq") != seq or item["leaf_index"] != position - 1:
+        if type(position) is not int or entry.get("seq") != seq or item["leaf_index"] != position - 1:
             problems.append(f"custody entry {seq}: sequence number and leaf position disagree")
         elif entry.get("log", log) != log:
             problems.append(f"custody entry {seq}: of log {entry.get('log')!r}, not of the head's log {log!r}")
         elif hashlib.sha256(data).hexdigest() != item["entry_hash"]:
             problems.append(f"custody entry {seq}: entry_hash is not the SHA-256 of its bytes")
-        elif not _in_signed_log(seq - 1, size, root, data, item["audit_path"]):
+        elif not _in_signed_log(position - 1, size, root, data, item["audit_path"]):  # its leaf in its log
             problems.append(f"custody entry {seq}: not in the log the signed head commits to")
     return problems, f"{len(doc['entries'])} custody entries in the signed log {log!r} of {size} entries"
 
@@ -90,7 +90,10 @@ def verify_inclusion_set(doc: dict[str, Any], keys: list[Ed25519PublicKey]) -> t
 def _in_signed_log(index: int, size: int, root: bytes, data: bytes, audit_path: list[str]) -> bool:
     """RFC 9162 2.1.3.2: the audit path leads from the entry's leaf to the signed root."""
     path = [bytes.fromhex(p) for p in audit_path]
-    return offline_verify.inclusion_root(index, size, offline_verify.leaf_hash(data), path) == root
+    try:
+        return offline_verify.inclusion_root(index, size, offline_verify.leaf_hash(data), path) == root
+    except offline_verify.ProofError:  # a leaf past the head, a path too long or short, a hash not 32 bytes
+        return False
 
 
 def verify_consistency(doc: dict[str, Any], keys: list[Ed25519PublicKey]) -> tuple[list[str], str]:

@@ -185,6 +185,17 @@ def cosignature_body(cosig: Any) -> dict[str, Any]:
 
 # --- RFC 9162 Merkle tree ---------------------------------------------------------------------------
 
+HASH_SIZE = 32  # SHA-256: every leaf hash, proof hash and root is this long, or the proof is malformed
+EMPTY_TREE_ROOT = hashlib.sha256(b"").digest()  # MTH({}) (RFC 9162 section 2.1.1)
+
+
+def _check_sizes(hashes: Sequence[bytes], what: str) -> None:
+    """Refuse a hash that is not 32 bytes: one of another length would let a proof split or join
+    nodes (``SHA-256(0x01 || b"" || l || r)`` is the node of ``l`` and ``r``) and pass malformed."""
+    for h in hashes:
+        if len(h) != HASH_SIZE:
+            raise ProofError(f"{what} of {len(h)} bytes, not a {HASH_SIZE}-byte SHA-256 hash")
+
 
 def leaf_hash(data: bytes) -> bytes:
     """SHA-256(0x00 || data): a leaf can never pass for an interior node."""
@@ -206,6 +217,8 @@ def inclusion_root(index: int, size: int, leaf: bytes, proof: Sequence[bytes]) -
     """The root the audit path ``proof`` leads to from ``leaf`` at ``index`` (RFC 9162 2.1.3.2)."""
     if not 0 <= index < size:
         raise ProofError(f"leaf {index} is not in a tree of {size} leaves")
+    _check_sizes([leaf], "a leaf hash")
+    _check_sizes(proof, "an audit path hash")
     fn, sn, r = index, size - 1, leaf
     for p in proof:
         if sn == 0:
@@ -223,6 +236,7 @@ def inclusion_root(index: int, size: int, leaf: bytes, proof: Sequence[bytes]) -
 
 def verify_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[bytes], root: bytes) -> None:
     """:raises ProofError: the proof does not lead from ``leaf`` to ``root``."""
+    _check_sizes([root], "a root")
     if inclusion_root(index, size, leaf, proof) != root:
         raise ProofError("inclusion proof does not lead to the signed root")
 
@@ -231,6 +245,11 @@ def verify_consistency(old: int, new: int, old_root: bytes, new_root: bytes, pro
     """RFC 9162 2.1.4.2. :raises ProofError: ``old_root`` is not a prefix of ``new_root`` by ``proof``."""
     if not 0 <= old <= new:
         raise ProofError(f"a tree of {old} leaves cannot be a prefix of one of {new}")
+    _check_sizes([old_root, new_root], "a root")
+    _check_sizes(proof, "a consistency proof hash")
+    if old == 0 and old_root != EMPTY_TREE_ROOT:
+        # The empty tree is a prefix of every tree, but only the empty tree's root is its root.
+        raise ProofError("the root of an empty tree is SHA-256 of the empty string")
     if old == new:
         if proof or old_root != new_root:
             raise ProofError("equal sizes need an empty proof and equal roots")

@@ -8,10 +8,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from harness.domain import move, receive
 from typer.testing import CliRunner
 
 from factory.cli.main import app
+from factory.kernel.db.engine import session_scope
+from factory.kernel.ledger.append import append_entry
+from factory.kernel.ledger.heads import latest_head, sign_tree_head
+from factory.kernel.ledger.proofs import entry_seqs, inclusion_set, logs_of
 from factory.kernel.lifecycle.states import Event
 
 runner = CliRunner()
@@ -20,7 +26,7 @@ SCRIPT = ROOT / "docs" / "verify_ledger_proof.py"
 PRIMITIVES = ROOT / "imaging" / "offline_verify.py"  # the one file the script needs beside it
 
 
-def _check(proof: Path, key: Path) -> subprocess.CompletedProcess[str]:
+def _check(proof: Path, *keys: Path) -> subprocess.CompletedProcess[str]:
     # As an auditor has it: the script and its primitives in a directory of their own, outside
     # the repository; -I: isolated mode, nothing of this project importable: the two stand alone.
     auditor = proof.parent / "auditor"
@@ -28,7 +34,7 @@ def _check(proof: Path, key: Path) -> subprocess.CompletedProcess[str]:
     for source in (SCRIPT, PRIMITIVES):
         shutil.copy(source, auditor / source.name)
     return subprocess.run(
-        [sys.executable, "-I", str(auditor / SCRIPT.name), str(proof), "--key", str(key)],
+        [sys.executable, "-I", str(auditor / SCRIPT.name), str(proof), *(a for k in keys for a in ("--key", str(k)))],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
 
@@ -87,3 +93,36 @@ def test_proof_commands_fail_in_one_line(ctx) -> None:
     assert unknown.exit_code == 1 and "no custody entries for a device with serial NOPE" in unknown.stderr
     backwards = runner.invoke(app, ["ledger", "consistency", "latest", "0"])
     assert backwards.exit_code == 1 and backwards.stderr.startswith("error: ")
+
+
+def test_a_proof_set_across_two_logs_proves_each_entry_at_its_place_in_its_log(ctx, tmp_path: Path) -> None:
+    """Site b's entries have global seq 2 and 3 but are leaves 0 and 1 of site b's log: the offline
+    verifier proves each at ``log_seq - 1`` (it used ``seq - 1`` and refused every such proof)."""
+    device = receive(ctx, "P-9")
+    key_b = Ed25519PrivateKey.generate()
+    _ok(["ledger", "head"])
+    with session_scope(ctx.engine) as s:
+        for note in ("arrived at site b", "checked at site b"):
+            append_entry(
+                s, device_id=device, device_serial="P-9", event="note", from_state=None, to_state="received",
+                actor="site-b-tech", from_custodian="", to_custodian="", location="site b", evidence={"note": note},
+                log="site-b",
+            )  # fmt: skip
+        sign_tree_head(s, key_b, "site-b", log="site-b")
+    with session_scope(ctx.engine) as s:
+        by_log = logs_of(s, entry_seqs(s, "P-9"))
+        doc = inclusion_set(s, {log: (seqs, latest_head(s, log)) for log, seqs in by_log.items()})
+    b_proof = next(p for p in doc["proofs"] if p["head"]["log"] == "site-b")
+    assert [(e["seq"], e["leaf_index"]) for e in b_proof["entries"]] == [(2, 0), (3, 1)]
+    proof, key, pem_b = tmp_path / "set.json", tmp_path / "site.pem", tmp_path / "site-b.pem"
+    proof.write_text(json.dumps(doc))
+    key.write_text(_ok(["keys", "public"]).split("fingerprint")[0])
+    pem_b.write_bytes(
+        key_b.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    checked = _check(proof, key, pem_b)
+    assert checked.returncode == 0 and checked.stdout.startswith("OK: 1 custody entries"), checked.stdout
+    b_proof["entries"][1]["audit_path"] = b_proof["entries"][0]["audit_path"]  # leaf 0's path for leaf 1
+    proof.write_text(json.dumps(doc))
+    bad = _check(proof, key, pem_b)
+    assert bad.returncode == 1 and "FAIL: custody entry 3: not in the log the signed head commits to" in bad.stdout
