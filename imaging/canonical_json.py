@@ -8,8 +8,9 @@ dicts) orjson with sorted keys yields the same bytes for everything but floats: 
 raw UTF-8, no whitespace. Floats are written by ``rfc8785`` itself (ECMAScript number form: ``1e+21``,
 ``1e-7``, ``100``) and spliced in as orjson fragments, so no number formatting is ours. Anything
 outside the domain (str subclasses, non-ASCII keys, huge ints, NaN) goes whole to ``rfc8785``,
-which decides, refusals included. ``tests/kernel/test_canonical.py`` checks byte equality with
-the reference on generated values.
+which decides, refusals included; every refusal is a ``rfc8785.CanonicalizationError``.
+``tests/kernel/test_canonical.py`` checks byte equality with the reference on generated values,
+``tests/kernel/test_canonical_rfc8785_rules.py`` both paths against the rules of RFC 8785 itself.
 """
 
 from __future__ import annotations
@@ -69,8 +70,9 @@ def _with_reference_floats(value: Any) -> Any:
 def canonical_bytes(value: Any) -> bytes:
     """The RFC 8785 bytes of ``value``.
 
-    :raises rfc8785.CanonicalizationError: (and the ``TypeError``/``ValueError`` the reference
-        raises) a value JCS cannot represent.
+    :raises rfc8785.CanonicalizationError: a value JCS cannot represent (NaN, infinity, an integer
+        beyond +/-(2**53 - 1), a lone surrogate in a string or a member name, a type JSON has not,
+        a non-string member name, nesting deeper than the interpreter can recurse).
     """
     try:
         if in_fast_domain(value):
@@ -78,4 +80,18 @@ def canonical_bytes(value: Any) -> bytes:
         return orjson.dumps(_with_reference_floats(value), option=_SORT)
     except (_Outside, orjson.JSONEncodeError):
         pass  # e.g. a lone surrogate, a str subclass: let the reference implementation decide
-    return rfc8785.dumps(value)
+    except RecursionError:
+        raise rfc8785.CanonicalizationError("value is nested too deeply") from None
+    return _reference_bytes(value)
+
+
+def _reference_bytes(value: Any) -> bytes:
+    """``rfc8785.dumps``, its refusals all typed ``CanonicalizationError`` (the ``ValueError`` it is)."""
+    try:
+        return rfc8785.dumps(value)
+    except UnicodeEncodeError as exc:
+        # a lone surrogate in a member name: rfc8785 meets it encoding the names to sort them
+        # (RFC 8785 section 3.2.3), before its own string check (section 3.2.2.2) could refuse it
+        raise rfc8785.CanonicalizationError("input contains non-UTF-8 codepoints") from exc
+    except RecursionError:
+        raise rfc8785.CanonicalizationError("value is nested too deeply") from None

@@ -35,6 +35,7 @@ DESTRUCT_TECHNIQUES = {
     "degauss": "degauss",
 }
 _PARTICLE = re.compile(r"(\d+(?:\.\d+)?)\s*mm\b", re.IGNORECASE)
+_MAX_EXACT_SIZE = 2.0**53  # see _refuse
 
 
 @dataclass(frozen=True)
@@ -124,8 +125,11 @@ def _refuse(context: DestructionContext, technique: str | None, size: float | No
         raise CertificateRefusedError(f"method {context.method!r} names no IEEE 2883 Destruct technique")
     if size is None and machine is None:
         raise CertificateRefusedError("a destruction certificate needs the particle size or the machine")
-    if size is not None and not (math.isfinite(size) and size > 0):
-        raise CertificateRefusedError(f"particle size {size!r} mm is not a positive size")
+    if size is not None and not (math.isfinite(size) and 0 < size < _MAX_EXACT_SIZE):
+        # From 2**53 up, JCS writes the double as an integer (20000000000000000) and a verifier's
+        # JSON parser reads that back as an integer beyond 2**53 - 1, which RFC 8785 canonicalisers
+        # (rfc8785) refuse: a certificate signed with such a size could never verify.
+        raise CertificateRefusedError(f"particle size {size!r} mm is not a positive size below 2**53")
     if not context.witnessed_by.name.strip() or context.witnessed_by.name == context.requested_by.name:
         raise CertificateRefusedError("a destruction certificate needs a witness other than the requester")
     if not context.photo_sha256 or not all(HEX_SHA256.fullmatch(d) for d in context.photo_sha256):
