@@ -124,3 +124,17 @@ def test_evidence_text_form_does_not_fool_the_fast_path(ctx, new_evidence: str, 
     report = verify_ledger(ctx.engine)
     assert report.ok is ok
     assert report.broken_seq == (None if ok else 4)
+
+
+@pytest.mark.parametrize("value", [2e16, float("nan"), 2**60])
+def test_evidence_no_verifier_could_read_back_is_refused_with_the_reason(ctx, value: object) -> None:
+    """A double of 2**53 or more is written as an integer beyond 2**53 - 1, which the entry's hash
+    (taken over the evidence parsed again, as every verifier does) cannot take back: refused as bad
+    input when the entry is written, nothing appended, the ledger still verifying."""
+    from factory.kernel.ledger.hashing import EvidenceError
+
+    device_id = receive(ctx, "EVID-BIG")
+    with pytest.raises(EvidenceError, match="cannot be stored exactly"):
+        move(ctx, device_id, Event.QUARANTINE, evidence={"reading": value})
+    report = verify_ledger(ctx.engine)
+    assert report.ok and report.entries == 1  # the receipt alone

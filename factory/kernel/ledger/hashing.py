@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
+import rfc8785
 
 from factory.kernel.canonical import canonical_bytes
 from factory.kernel.errors import InvalidInput
@@ -65,7 +66,15 @@ def evidence_text(evidence: dict[str, Any]) -> str:
     """
     if not isinstance(evidence, dict) or not all(type(k) is str for k in evidence):
         raise EvidenceError("evidence must be a JSON object with string member names")
-    return canonical_bytes(evidence).decode("utf-8")
+    try:
+        text = canonical_bytes(evidence).decode("utf-8")
+        # The entry's hash is taken over the text parsed again (entry_bytes), as every verifier
+        # does: a double of 2**53 or more is written as an integer beyond 2**53 - 1, which no
+        # RFC 8785 canonicaliser takes back. Refused here, with the reason, not at the hash.
+        canonical_bytes(parse_evidence(text))
+    except rfc8785.CanonicalizationError as exc:
+        raise EvidenceError(f"evidence cannot be stored exactly as RFC 8785 JSON: {exc}") from None
+    return text
 
 
 def fields_of(row: dict[str, Any]) -> tuple[str, ...]:
