@@ -71,6 +71,9 @@ class SanitizeLog:
     state: SanitizeState
     progress: int  # SPROG: 65535 = not in progress / complete
     global_erased: bool
+    # ETBE / ETCE in seconds as the log reports them (FFFFFFFFh: no estimate); None when absent.
+    block_erase_seconds: int | None = None
+    crypto_erase_seconds: int | None = None
 
     @property
     def progress_fraction(self) -> float:
@@ -154,4 +157,15 @@ def parse_sanitize_log(text: str) -> SanitizeLog:
         state = SanitizeState(code)
     except ValueError as exc:
         raise NvmeParseError(f"{what}: unknown sanitize status {code}") from exc
-    return SanitizeLog(state=state, progress=_int(body, "sprog", what), global_erased=global_erased)
+    return SanitizeLog(
+        state=state,
+        progress=_int(body, "sprog", what),
+        global_erased=global_erased,
+        block_erase_seconds=_optional_int(body, "time_block_erase"),
+        crypto_erase_seconds=_optional_int(body, "time_crypto_erase"),
+    )
+
+
+def _optional_int(data: dict[str, object], key: str) -> int | None:
+    value = data.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None

@@ -20,10 +20,21 @@ from imaging.result import Level, Technique
 COMMAND_TIMEOUT = 60.0
 MIN_ERASE_TIMEOUT = 3600.0
 LOWER_BOUND_FACTOR = 4
+# hdparm waits for SECURITY ERASE UNIT itself (hdparm.c get_erase_timeout_secs, 9.31 to 9.65): the
+# longer of the drive's estimate + 60 min (+ 90 min when it saturated) and 1 s per 30 MiB + 30 min.
+# Killing hdparm before that leaves the drive erasing with our password set, so we wait longer.
+HDPARM_RATE = 30 * 1024 * 1024
+HDPARM_PAD = 1800.0
+HDPARM_MARGIN = 600.0
 
 
 def temporary_password() -> str:
     return "df" + secrets.token_hex(8)
+
+
+def capacity_estimate(probe: Probe) -> float:
+    """hdparm's fallback erase time when the drive's is small or missing: 1 s per 30 MiB + 30 min."""
+    return probe.size_bytes // HDPARM_RATE + HDPARM_PAD
 
 
 class AtaSecureErase(FirmwareMethod):
@@ -61,9 +72,11 @@ class AtaSecureErase(FirmwareMethod):
     def _timeout(self, probe: Probe) -> float:
         sec = probe.ata.security if probe.ata else None
         minutes = (sec.enhanced_erase_minutes if self.enhanced else sec.erase_minutes) if sec else None
+        floor = sec is not None and sec.erase_time_lower_bound
         # "more than N min": N is only a floor, so allow more headroom than for a real estimate.
-        factor = LOWER_BOUND_FACTOR if sec is not None and sec.erase_time_lower_bound else 2
-        return max(MIN_ERASE_TIMEOUT, factor * 60.0 * (minutes or 0))
+        factor = LOWER_BOUND_FACTOR if floor else 2
+        hdparm_own = max(60.0 * (minutes + (90 if floor else 60)) if minutes else 0.0, capacity_estimate(probe))
+        return max(MIN_ERASE_TIMEOUT, factor * 60.0 * (minutes or 0), hdparm_own + HDPARM_MARGIN)
 
     def _security(self, probe: Probe, ctx: FirmwareContext) -> AtaSecurity | None:
         record = ctx.run(["hdparm", "-I", probe.path], COMMAND_TIMEOUT)

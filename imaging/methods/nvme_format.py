@@ -15,11 +15,21 @@ from imaging.nvme_info import SanitizeState
 from imaging.probe import Probe
 from imaging.result import Level, Technique
 
+# nvme-cli gives the Format NVM admin command its own ioctl timeout, 600000 ms unless --timeout
+# says otherwise (1.x and 2.x alike); past it the kernel aborts the command and resets the
+# controller. So the tool is told our limit, and the process gets a margin beyond it to report.
 FORMAT_TIMEOUT = 4 * 3600.0
+PROCESS_MARGIN = 300.0
 IEEE_NOTE = "IEEE 2883 prefers NVMe Sanitize to Format for Purge"
 # FNA bit 1: a secure erase by Format applies to all namespaces of the controller.
 FNA_SECURE_ERASE_ALL_NAMESPACES = 1 << 1
 CLEAR_NOTE = "Format NVM is Clear per IEEE 2883 unless it is a crypto erase applied to every namespace"
+
+
+def format_argv(dev: str, ses: int) -> list[str]:
+    """``--force`` skips the 10-second "press Ctrl-C" warning and the exclusive-open refusal
+    (nvme-cli >= 1.10); ``--timeout`` is in milliseconds."""
+    return ["nvme", "format", dev, f"--ses={ses}", "--force", f"--timeout={int(FORMAT_TIMEOUT * 1000)}"]
 
 
 class NvmeFormat(FirmwareMethod):
@@ -51,7 +61,7 @@ class NvmeFormat(FirmwareMethod):
         return vendor_or_zeros(probe, self.name)
 
     def execute(self, probe: Probe, ctx: FirmwareContext) -> tuple[str, ...]:
-        record = ctx.run(["nvme", "format", probe.path, f"--ses={self.ses}", "--force"], FORMAT_TIMEOUT)
+        record = ctx.run(format_argv(probe.path, self.ses), FORMAT_TIMEOUT + PROCESS_MARGIN)
         if refused_outright(record):
             raise FirmwareRejected(f"nvme format rejected: {tail(record)}")
         if record.returncode != 0:

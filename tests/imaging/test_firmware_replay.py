@@ -115,7 +115,7 @@ def test_nvme_format_crypto_chosen_when_sanitize_is_missing(disk):
     assert result.ok, result.failure_reason
     assert result.method == "nvme-format-crypto" and result.level_achieved is Level.CLEAR
     assert any("skipped nvme-sanitize-crypto: unsupported here" in n for n in result.notes)
-    assert ("nvme", "format", str(disk), "--ses=2", "--force") in runner.calls
+    assert ("nvme", "format", str(disk), "--ses=2", "--force", "--timeout=14400000") in runner.calls
     assert_every_byte(str(disk), SIZE, "zeros")
 
 
