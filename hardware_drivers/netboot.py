@@ -5,7 +5,8 @@ The sequence (docs/operations.md has the picture):
 
 1. The laptop's firmware PXE client asks for an address. dnsmasq answers with one from the bench
    range and, by TFTP, an iPXE binary (``undionly.kpxe`` for BIOS, ``snponly.efi`` for UEFI), taken
-   from Debian's ``ipxe`` package.
+   from Debian's ``ipxe`` package. That iPXE is not signed for UEFI Secure Boot: a laptop with Secure
+   Boot on fetches it and does not run it (``TftpSent`` with no iPXE request after it).
 2. iPXE asks again, now with user class ``iPXE``; dnsmasq gives it the controller's chain script
    (``/netboot/boot.ipxe``), which asks the controller for the script of this very NIC:
    ``/netboot/ipxe/<mac>``.
@@ -173,8 +174,19 @@ class DhcpEvent:
     ipxe: bool  # the request carried user class iPXE (the second stage)
 
 
+@dataclass(frozen=True)
+class TftpSent:
+    """dnsmasq sent a whole file by TFTP (``dnsmasq-tftp[PID]: sent PATH to ADDRESS``, logged with
+    or without ``log-dhcp``): the path is the file's path on the host, the address the laptop's."""
+
+    path: str
+    address: str
+
+
+BootLogEvent = DhcpEvent | TftpSent
 _LOG_LINE = re.compile(r"dnsmasq-dhcp\[\d+\]: (?P<id>\d+) (?P<kind>DHCP[A-Z]+)\(\S+\)\s+(?P<rest>.*)$")
 _USER_CLASS = re.compile(r"dnsmasq-dhcp\[\d+\]: (?P<id>\d+) user class: (?P<cls>.*)$")
+_TFTP_SENT = re.compile(r"dnsmasq-tftp\[\d+\]: sent (?P<path>\S+) to (?P<address>[0-9.]+)\s*$")
 
 
 def dhcp_events(log_text: str) -> list[DhcpEvent]:
@@ -189,15 +201,43 @@ def dhcp_events(log_text: str) -> list[DhcpEvent]:
             if "iPXE" in m.group("cls"):
                 ipxe_ids.add(m.group("id"))
             continue
-        if (m := _LOG_LINE.search(line)) is None:
-            continue
-        words = m.group("rest").split()
-        mac = next((w for w in words if _MAC.match(w.lower())), None)
-        if mac is None:
-            continue
-        address = next((w for w in words if _looks_ipv4(w)), None)
-        events.append((m.group("id"), m.group("kind"), mac.lower(), address))
+        if (m := _LOG_LINE.search(line)) is not None and (found := _mac_and_address(m)) is not None:
+            events.append((m.group("id"), m.group("kind"), *found))
     return [DhcpEvent(kind, mac, addr, ident in ipxe_ids) for ident, kind, mac, addr in events]
+
+
+def tftp_sends(log_text: str) -> list[TftpSent]:
+    """The files dnsmasq sent by TFTP, oldest first (a failed or aborted transfer is not one)."""
+    return [e for e in boot_log_events(log_text) if isinstance(e, TftpSent)]
+
+
+def boot_log_events(log_text: str, ipxe_ids: set[str] | None = None) -> list[BootLogEvent]:
+    """The DHCP exchanges and TFTP sends in a dnsmasq log, in the log's order.
+
+    dnsmasq logs an exchange's ``user class:`` line before its ``DHCP...`` lines, so an exchange is
+    known to be iPXE's as it is read. ``ipxe_ids`` carries the exchanges seen to be iPXE's from one
+    call to the next, for a log read as it grows (it is updated in place).
+    """
+    ids = ipxe_ids if ipxe_ids is not None else set()
+    events: list[BootLogEvent] = []
+    for line in log_text.splitlines():
+        if (m := _USER_CLASS.search(line)) is not None:
+            if "iPXE" in m.group("cls"):
+                ids.add(m.group("id"))
+        elif (m := _LOG_LINE.search(line)) is not None:
+            if (found := _mac_and_address(m)) is not None:
+                events.append(DhcpEvent(m.group("kind"), *found, m.group("id") in ids))
+        elif (m := _TFTP_SENT.search(line)) is not None and _looks_ipv4(m.group("address")):
+            events.append(TftpSent(m.group("path"), m.group("address")))
+    return events
+
+
+def _mac_and_address(m: re.Match[str]) -> tuple[str, str | None] | None:
+    words = m.group("rest").split()
+    mac = next((w for w in words if _MAC.match(w.lower())), None)
+    if mac is None:
+        return None
+    return mac.lower(), next((w for w in words if _looks_ipv4(w)), None)
 
 
 def _looks_ipv4(word: str) -> bool:
@@ -206,6 +246,32 @@ def _looks_ipv4(word: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+class BootLogTail:
+    """A dnsmasq log read as it grows: each ``read`` gives the events of the whole lines added since
+    the last one (a line being written waits for the next read). A log that shrank is a new one
+    (dnsmasq restarted): it is read from its start."""
+
+    def __init__(self, log_file: Path) -> None:
+        self.log_file = log_file
+        self._offset = 0
+        self._ipxe_ids: set[str] = set()
+
+    def read(self) -> list[BootLogEvent]:
+        try:
+            with self.log_file.open("rb") as f:
+                if os.fstat(f.fileno()).st_size < self._offset:
+                    self._offset = 0
+                f.seek(self._offset)
+                data = f.read()
+        except FileNotFoundError:
+            return []
+        whole = data[: data.rfind(b"\n") + 1]
+        self._offset += len(whole)
+        if len(self._ipxe_ids) > 1024:  # only the exchange being logged matters; its next packet says it again
+            self._ipxe_ids.clear()
+        return boot_log_events(whole.decode(errors="replace"), self._ipxe_ids)
 
 
 def lease_addresses(lease_file: Path, mac: str) -> list[str]:

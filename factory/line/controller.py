@@ -102,7 +102,7 @@ class Controller:
         self.heads = ScheduledHeads(self.engine, context.settings)  # signed tree heads on the site's schedule
         self.network = self._network_slots()
         # Bench networks ([[netboot]]): one dnsmasq each, running while this agent runs.
-        self.bench_networks = BenchNetworks(config.network.netboot, context.settings.work_dir)
+        self.bench_networks = BenchNetworks(config.network.netboot, context.settings.work_dir, submit=self.submit)
         # Default: erase in worker processes (config.erase_processes), off this process's GIL.
         use_workers = erase_fn is None and config.erase_processes > 0
         self.erase_workers = EraseWorkers(config.erase_processes) if use_workers else None

@@ -12,6 +12,8 @@ not back when the reboot's window closes is released with that reason, which fai
 
 Switch failures arrive here too, through the same queue: one notice when a switch starts failing
 (or fails differently), one when it answers again, however often the poller retries in between.
+So do bench network laptops stuck at the network boot loader (``loader_watch``: Secure Boot): one
+notice when stuck, one when past it; a switch-port slot waiting for that laptop says it too.
 """
 
 from __future__ import annotations
@@ -23,12 +25,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 
 from sqlalchemy import Engine
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from factory.intake.views import endpoint_bound_to_a_boot, serials_with_mac
 from factory.kernel.db.engine import session_scope
 from factory.line import jobs, reboot_grace
 from factory.line.bus import LineBus
+from factory.line.loader_watch import (
+    SECURE_BOOT_MARK,
+    LoaderNotStarted,
+    LoaderStarted,
+    loader_started_note,
+    secure_boot_note,
+)
 from factory.line.models import Slot
 from factory.line.slots import Attachment, attach, lock_slot
 from hardware_drivers.events import (
@@ -59,8 +68,8 @@ class SwitchRecovered:
     switch: str
 
 
-NetworkEvent = LinkUp | LinkDown | MacSeen | MacGone | SwitchFailed | SwitchRecovered
-NETWORK_EVENTS = (LinkUp, LinkDown, MacSeen, MacGone, SwitchFailed, SwitchRecovered)
+NetworkEvent = LinkUp | LinkDown | MacSeen | MacGone | SwitchFailed | SwitchRecovered | LoaderNotStarted | LoaderStarted
+NETWORK_EVENTS = (LinkUp, LinkDown, MacSeen, MacGone, SwitchFailed, SwitchRecovered, LoaderNotStarted, LoaderStarted)
 
 
 def unknown_mac_note(mac: str, serials: Sequence[str]) -> str:
@@ -108,6 +117,9 @@ class NetworkSlots:
             if self._failing.pop(event.switch, None) is not None:
                 self.notice(f"switch {event.switch} answers again")
             return
+        if isinstance(event, LoaderNotStarted | LoaderStarted):
+            self._loader(event)
+            return
         code = self.port_map.slot_for_switch_port(event.switch, event.if_name)
         if isinstance(event, LinkUp):
             self.bus.publish("link", slot=code, event="LinkUp")
@@ -135,6 +147,38 @@ class NetworkSlots:
             f"switch {event.switch} {words}: {event.error.reason}; "
             "its slots are not updated until it answers (retrying)"
         )
+
+    # ------------------------------------------------------------------ network boot loader
+
+    def _loader(self, event: LoaderNotStarted | LoaderStarted) -> None:
+        """A laptop stuck at the network boot loader, or past it now: no job is started or failed."""
+        with session_scope(self.engine) as s:
+            serials = serials_with_mac(s, event.mac)
+            who = f"laptop {serials[0]} (MAC {event.mac})" if len(serials) == 1 else f"MAC {event.mac}"
+            note = secure_boot_note(who, event.address) if isinstance(event, LoaderNotStarted) else None
+            codes = self._note_waiting_slots(s, event.mac, note)
+        self.notice(f"bench network {event.network}: {note or loader_started_note(who)}")
+        for code in codes:
+            self.bus.publish("slot", slot=code, result="secure boot" if note else "awaiting network boot")
+
+    def _note_waiting_slots(self, s: Session, mac: str, note: str | None) -> list[str]:
+        """Our switch-port slots waiting for ``mac``'s network boot take ``note`` (stuck at the
+        loader), or get their waiting note back (``None``); other notes (a conflict) stay."""
+        codes = []
+        for code in s.exec(select(Slot.code).where(Slot.attached_mac == mac)).all():
+            slot = self._ours(s, code)
+            if slot is None or slot.attachment_id is None or jobs.active_job_for_slot(s, slot.id or 0) is not None:
+                continue
+            waiting = awaiting_enrolment_note(mac, slot.attached_serial)
+            if note is not None and slot.error == waiting:
+                slot.error = note
+            elif note is None and SECURE_BOOT_MARK in (slot.error or ""):
+                slot.error = waiting
+            else:
+                continue
+            s.add(slot)
+            codes.append(code)
+        return codes
 
     # ------------------------------------------------------------------ slots
 

@@ -20,7 +20,17 @@ from harness.netns import NETMASK, RANGE, SERVER_ADDRESS, BenchNamespace, bench_
 from harness.requirements import require_root, require_tool
 from harness.waiting import wait_until
 
-from hardware_drivers.netboot import BIOS_LOADER, IPXE_DIR, BenchNetwork, Dnsmasq, DnsmasqError, lease_address
+from factory.line.loader_watch import LoaderNotStarted, LoaderStarted, LoaderWatch
+from hardware_drivers.netboot import (
+    BIOS_LOADER,
+    IPXE_DIR,
+    UEFI_LOADER,
+    BenchNetwork,
+    BootLogTail,
+    Dnsmasq,
+    DnsmasqError,
+    lease_address,
+)
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]  # slow: namespaces, dnsmasq and a server process
 
@@ -118,3 +128,31 @@ def test_dnsmasq_that_cannot_start_says_why(tmp_path: Path) -> None:
         dnsmasq = Dnsmasq(net, tmp_path, wrapper=ns.argv())
         with pytest.raises(DnsmasqError, match="dnsmasq for bench-x exited"):
             dnsmasq.start()
+
+
+def test_a_uefi_laptop_that_fetched_ipxe_and_asked_no_more_is_told_from_the_real_log(tmp_path: Path) -> None:
+    """Secure Boot on: the firmware's exchange and the TFTP send of snponly.efi, then nothing."""
+    require_root()
+    require_tool("dnsmasq")
+    require_tool("busybox")
+    with bench_network() as ns:
+        net = BenchNetwork("bench-net", ns.bridge, RANGE[0], RANGE[1], CONTROLLER, netmask=NETMASK)
+        dnsmasq = Dnsmasq(net, tmp_path / "dnsmasq", wrapper=ns.argv())
+        dnsmasq.start()
+        try:
+            client = ns.add_client(MAC)
+            tail, watch = BootLogTail(dnsmasq.log_file), LoaderWatch("bench-net")
+            first = dhcp(ns, client, tmp_path, "-V", "PXEClient:Arch:00007", "-x", "0x5d:0007")  # UEFI x64
+            assert first["boot_file"] == UEFI_LOADER
+            got = ns.run("busybox", "tftp", "-g", "-r", UEFI_LOADER, "-l", str(tmp_path / "l.efi"), SERVER_ADDRESS,
+                         ns=client)  # fmt: skip
+            assert got.returncode == 0, got.stderr
+            wait_until(lambda: f"sent {dnsmasq.tftp_root / UEFI_LOADER} to {first['ip']}" in dnsmasq.log_text(),
+                       timeout=10, message="dnsmasq logging the TFTP send")  # fmt: skip
+            assert watch.seen(tail.read(), now=0.0) == []
+            assert watch.overdue(now=60.0) == [LoaderNotStarted("bench-net", MAC, first["ip"])]
+            dhcp(ns, client, tmp_path, "-V", "PXEClient", "-x", "0x4d:69505845")  # iPXE runs after all
+            wait_until(lambda: "user class: iPXE" in dnsmasq.log_text(), timeout=10, message="iPXE's request")
+            assert watch.seen(tail.read(), now=100.0) == [LoaderStarted("bench-net", MAC)]
+        finally:
+            dnsmasq.stop()
