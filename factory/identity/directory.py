@@ -24,16 +24,13 @@ it says the password is checked elsewhere, and no local password matches it.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import re
-import ssl
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ldap3 import NONE, SIMPLE, SUBTREE, Connection, Server, Tls
+from ldap3 import Connection
 from ldap3.core.exceptions import LDAPException
 from ldap3.utils.conv import escape_filter_chars
 from sqlmodel import Session
@@ -45,6 +42,7 @@ from factory.identity.errors import (
     LoginRefused,
     NoMappedGroup,
 )
+from factory.identity.ldap_wire import BAD_LOGIN, UNAVAILABLE, connection, normalise_dn, search
 from factory.identity.models import Role, User
 from factory.identity.views import find_user
 from factory.kernel.clock import utc_now
@@ -52,8 +50,6 @@ from factory.kernel.clock import utc_now
 log = logging.getLogger(__name__)
 
 DIRECTORY_PASSWORD = "!directory"
-BAD_LOGIN = "invalid user name or password"
-UNAVAILABLE = "the directory cannot be reached, so directory accounts cannot sign in now (local accounts can)"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")  # the local user name rule (service.add_user)
 MAX_PASSWORD = 256
 ACCOUNTDISABLE = 0x2  # Active Directory userAccountControl flag
@@ -76,6 +72,7 @@ class DirectoryConfig:
     group_base_dn: str = ""
     group_filter: str = "(|(member={dn})(uniqueMember={dn}))"
     group_roles: tuple[tuple[str, str], ...] = ()  # (normalised group DN, role), first match wins
+    domains: frozenset[str] = frozenset()  # lower case: "force" (FORCE\\name), "force.example" (name@...)
     start_tls: bool = False
     ca_file: str = ""
     timeout: float = 5.0
@@ -88,6 +85,7 @@ class DirectoryUser:
     name: str
     dn: str
     role: str
+    login: str = ""  # what was typed (lower case): "force\\jsmith" for the account "jsmith"
 
 
 @dataclass(frozen=True)
@@ -95,11 +93,6 @@ class Directory:
     """The process's directory settings (``None``: not configured); one per AppContext."""
 
     config: DirectoryConfig | None
-
-
-def normalise_dn(dn: str) -> str:
-    """DNs compare without case and without spaces around separators (``CN=A, OU=B`` == ``cn=a,ou=b``)."""
-    return ",".join("=".join(p.strip() for p in rdn.split("=", 1)) for rdn in dn.lower().split(","))
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:
@@ -114,24 +107,46 @@ def _group_roles(raw: str) -> tuple[tuple[str, str], ...]:
     pairs = []
     for item in filter(None, (part.strip() for part in raw.split(";"))):
         role, sep, dn = item.partition("=")
-        if not sep or role.strip() not in roles or "=" not in dn:
+        try:
+            group = normalise_dn(dn) if sep and role.strip() in roles and "=" in dn else ""
+        except ValueError:
+            group = ""
+        if not group:
             raise DirectoryConfigError(
                 f"FACTORY_LDAP_GROUP_ROLES: '{item}' is not role=group DN (roles: {', '.join(sorted(roles))})"
             )
-        pairs.append((normalise_dn(dn), role.strip()))
+        pairs.append((group, role.strip()))
     if not pairs:
         raise DirectoryConfigError("FACTORY_LDAP_GROUP_ROLES must map at least one group to a role")
     return tuple(pairs)
 
 
-def _bind_password(env: Mapping[str, str]) -> str:
+def _service_account(env: Mapping[str, str]) -> tuple[str, str]:
+    """The service account's DN and password (search binds). Neither may be empty: a simple bind
+    with a DN and no password is an unauthenticated bind, which Active Directory lets "succeed"
+    as anonymous; every search would then fail, or read only what anonymous may read."""
+    dn = env.get("FACTORY_LDAP_BIND_DN", "").strip()
+    if not dn:
+        raise DirectoryConfigError("FACTORY_LDAP_BIND_DN is needed with FACTORY_LDAP_BIND=search")
     path = env.get("FACTORY_LDAP_BIND_PASSWORD_FILE", "").strip()
     if not path:
         raise DirectoryConfigError("FACTORY_LDAP_BIND_PASSWORD_FILE is needed with FACTORY_LDAP_BIND=search")
     try:
-        return Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+        password = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
     except OSError as exc:
         raise DirectoryConfigError(f"FACTORY_LDAP_BIND_PASSWORD_FILE: cannot read {path}: {exc.strerror}") from None
+    if not password:
+        raise DirectoryConfigError(f"FACTORY_LDAP_BIND_PASSWORD_FILE: {path} is empty")
+    return dn, password
+
+
+def _domains(env: Mapping[str, str]) -> frozenset[str]:
+    domains = frozenset(env.get("FACTORY_LDAP_DOMAINS", "").lower().replace(",", " ").split())
+    if any(not re.fullmatch(r"[a-z0-9][a-z0-9.-]{0,252}", d) for d in domains):
+        raise DirectoryConfigError(
+            "FACTORY_LDAP_DOMAINS must be domain names (FORCE, force.example) separated by spaces"
+        )
+    return domains
 
 
 def _timeout(env: Mapping[str, str]) -> float:
@@ -177,12 +192,13 @@ def load_config(env: Mapping[str, str] | None = None) -> DirectoryConfig | None:
     user_filter = env.get("FACTORY_LDAP_USER_FILTER", "").strip() or defaults.user_filter
     if "{username}" not in user_filter:
         raise DirectoryConfigError("FACTORY_LDAP_USER_FILTER must contain {username}")
+    account = _service_account(env) if bind == "search" else ("", "")
     return DirectoryConfig(
         urls=urls,
         base_dn=base_dn,
         bind=bind,
-        bind_dn=env.get("FACTORY_LDAP_BIND_DN", "").strip() if bind == "search" else "",
-        bind_password=_bind_password(env) if bind == "search" else "",
+        bind_dn=account[0],
+        bind_password=account[1],
         user_filter=user_filter,
         user_dn=user_dn,
         group_base_dn=env.get("FACTORY_LDAP_GROUP_BASE_DN", "").strip() or base_dn,
@@ -191,58 +207,8 @@ def load_config(env: Mapping[str, str] | None = None) -> DirectoryConfig | None:
         start_tls=start_tls,
         ca_file=env.get("FACTORY_LDAP_CA_FILE", "").strip(),
         timeout=_timeout(env),
+        domains=_domains(env),
     )
-
-
-def _server(config: DirectoryConfig, url: str) -> Server:
-    # Python's default context (TLS 1.2+); ldap3 then checks the certificate names the server.
-    tls = Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=config.ca_file or None)
-    return Server(url, use_ssl=url.startswith("ldaps://"), tls=tls, get_info=NONE, connect_timeout=config.timeout)
-
-
-@contextmanager
-def _connection(config: DirectoryConfig, user: str, password: str) -> Iterator[Connection | None]:
-    """A connection bound as ``user`` (the first server that answers; StartTLS when configured),
-    or None when the directory refused the credentials.
-
-    :raises DirectoryUnavailable: no server could be reached (or none over verified TLS).
-    """
-    for url in config.urls:
-        # ldap3 packs receive_timeout into SO_RCVTIMEO as whole seconds.
-        conn = Connection(
-            _server(config, url), user=user, password=password, authentication=SIMPLE,
-            receive_timeout=math.ceil(config.timeout), auto_bind=False, raise_exceptions=False,
-        )  # fmt: skip
-        try:
-            conn.open()
-            if config.start_tls and not conn.start_tls():
-                raise LDAPException(f"StartTLS refused: {conn.result.get('description')}")
-            bound = conn.bind()
-        except (LDAPException, OSError) as exc:
-            log.warning("directory %s unavailable: %s", url, exc)
-            with suppress(LDAPException, OSError):  # the socket may already be gone
-                conn.unbind()
-            continue
-        if not bound:
-            log.info("directory %s refused the bind of %s: %s", url, user, conn.result.get("description"))
-        try:
-            yield conn if bound else None
-        finally:
-            with suppress(LDAPException, OSError):
-                conn.unbind()
-        return
-    raise DirectoryUnavailable(UNAVAILABLE)
-
-
-def _search(conn: Connection, base: str, query: str, attributes: list[str]) -> list[dict]:
-    """Entries (dn + attributes) of a subtree search; a failed search is the directory's fault."""
-    if not conn.search(base, query, search_scope=SUBTREE, attributes=attributes, size_limit=50):
-        if conn.result.get("result") not in (0, 32):  # 32: noSuchObject, i.e. nothing found
-            log.warning("directory search under %s failed: %s", base, conn.result.get("description"))
-            raise DirectoryUnavailable(UNAVAILABLE)
-    return [
-        {"dn": e["dn"], **e.get("attributes", {})} for e in conn.response or [] if e.get("type") == "searchResEntry"
-    ]
 
 
 def _is_disabled(entry: dict) -> bool:
@@ -255,29 +221,42 @@ def _is_disabled(entry: dict) -> bool:
     return ad_disabled or bool(entry.get("pwdAccountLockedTime"))
 
 
+def _dn_key(dn: str) -> str:
+    try:
+        return normalise_dn(dn)
+    except ValueError:  # not a DN the parser reads: compared as it is (it will match no group)
+        return dn.strip().lower()
+
+
 def _role(config: DirectoryConfig, conn: Connection, entry: dict) -> str | None:
-    """The role of the first configured group the entry belongs to (memberOf or a group search)."""
-    groups = {normalise_dn(g) for g in entry.get("memberOf") or []}
+    """The role of the first configured group the entry belongs to (memberOf or a group search).
+
+    ``{dn}`` is filled with the entry's DN escaped as a filter value (RFC 4515: ``\\`` ``*`` ``(``
+    ``)``), so ``CN=Smith\\, John (PC 1),OU=...`` works in ``(member={dn})`` and in AD's in-chain
+    ``(member:1.2.840.113556.1.4.1941:={dn})`` alike. The search is paged: AD users are often in
+    more groups than one page (or a size limit) holds, and a cut-off list would miss their group.
+    """
+    groups = {_dn_key(g) for g in entry.get("memberOf") or []}
     query = config.group_filter.replace("{dn}", escape_filter_chars(entry["dn"]))
-    groups |= {normalise_dn(g["dn"]) for g in _search(conn, config.group_base_dn, query, [])}
+    groups |= {_dn_key(g["dn"]) for g in search(conn, config.group_base_dn, query, [])}
     return next((role for dn, role in config.group_roles if dn in groups), None)
 
 
 def _user_entry(config: DirectoryConfig, conn: Connection, name: str) -> dict:
     """The one entry the user filter finds for ``name``: none or several is a refusal."""
     query = config.user_filter.replace("{username}", escape_filter_chars(name))
-    found = _search(conn, config.base_dn, query, _ATTRIBUTES)
+    found = search(conn, config.base_dn, query, _ATTRIBUTES, limit=2)
     if len(found) != 1:
         if len(found) > 1:
-            log.warning("directory: %d entries match user %s; refusing", len(found), name)
+            log.warning("directory: more than one entry matches user %s; refusing", name)
         raise LoginRefused(BAD_LOGIN)
     return found[0]
 
 
 def _prove_password(config: DirectoryConfig, dn: str, password: str) -> None:
-    with _connection(config, dn, password) as conn:
-        if conn is None:
-            raise LoginRefused(BAD_LOGIN)
+    with connection(config, dn, password) as conn:
+        if isinstance(conn, LoginRefused):
+            raise conn
 
 
 def _vouch(config: DirectoryConfig, conn: Connection, entry: dict, name: str) -> DirectoryUser:
@@ -289,32 +268,46 @@ def _vouch(config: DirectoryConfig, conn: Connection, entry: dict, name: str) ->
     return DirectoryUser(name=name, dn=entry["dn"], role=role)
 
 
+def login_name(config: DirectoryConfig | None, typed: str) -> str:
+    """The account name in what was typed: lower case, and for the domains of
+    ``FACTORY_LDAP_DOMAINS`` without the domain (``FORCE\\jsmith``, ``jsmith@force.example`` ->
+    ``jsmith``). Another domain's form stays as typed, so it matches no account name."""
+    name = (typed or "").strip().lower()
+    domain, backslash, rest = name.partition("\\")
+    if backslash and config is not None and domain in config.domains:
+        return rest
+    rest, at, domain = name.rpartition("@")
+    if at and config is not None and domain in config.domains:
+        return rest
+    return name
+
+
 def authenticate(config: DirectoryConfig, name: str, password: str) -> DirectoryUser:
     """Ask the directory whether ``password`` is ``name``'s, and which role their groups give.
 
     :raises LoginRefused: unknown name or wrong password (one reason for both), or the subclasses
-        ``DirectoryAccountDisabled`` and ``NoMappedGroup``.
-    :raises DirectoryUnavailable: the directory cannot be reached, stops answering or refuses the
-        service account.
+        ``DirectoryAccountDisabled`` (with AD's reason when its bind said why) and ``NoMappedGroup``.
+    :raises DirectoryUnavailable: the directory cannot be reached, stops answering, refuses the
+        service account or refers the search elsewhere.
     """
     try:
-        return _authenticate(config, name, password)
+        return replace(_authenticate(config, name, password), login=(name or "").strip().lower())
     except (LDAPException, OSError) as exc:  # the directory went away (or hung) during the sign-in
         log.warning("directory failed during a sign-in: %s", exc)
         raise DirectoryUnavailable(UNAVAILABLE) from None
 
 
 def _authenticate(config: DirectoryConfig, name: str, password: str) -> DirectoryUser:
-    name = (name or "").strip().lower()  # AD account names ignore case; local names are lower case
+    name = login_name(config, name)  # AD account names ignore case; local names are lower case
     if not _NAME.match(name) or not password or len(password) > MAX_PASSWORD:
         raise LoginRefused(BAD_LOGIN)
     if config.bind == "direct":
-        with _connection(config, config.user_dn.replace("{username}", name), password) as conn:
-            if conn is None:
-                raise LoginRefused(BAD_LOGIN)
+        with connection(config, config.user_dn.replace("{username}", name), password) as conn:
+            if isinstance(conn, LoginRefused):
+                raise conn
             return _vouch(config, conn, _user_entry(config, conn, name), name)
-    with _connection(config, config.bind_dn, config.bind_password) as conn:
-        if conn is None:
+    with connection(config, config.bind_dn, config.bind_password) as conn:
+        if isinstance(conn, LoginRefused):
             log.error("directory refused the service account %s", config.bind_dn)
             raise DirectoryUnavailable(UNAVAILABLE)
         entry = _user_entry(config, conn, name)

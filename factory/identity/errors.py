@@ -45,7 +45,9 @@ class SessionRefused(Unauthenticated):
 
 
 class DirectoryAccountDisabled(LoginRefused):
-    """The directory marks the account disabled (AD's ACCOUNTDISABLE, ppolicy's lock)."""
+    """The directory marks the account disabled (AD's ACCOUNTDISABLE, ppolicy's lock), or AD refused
+    the bind for the account's state (disabled, locked out, expired, password expired or to be
+    changed: ``data 533/775/701/532/773``), which the reason then names."""
 
 
 class NoMappedGroup(LoginRefused):

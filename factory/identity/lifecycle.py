@@ -42,7 +42,7 @@ def login_attempt(engine: Engine, name: str, address: str | None) -> Iterator[Se
 
     :raises Throttled: the account or the address is delayed or locked.
     """
-    account = throttle.key(Kind.LOGIN_ACCOUNT, name)
+    account = throttle.key(Kind.LOGIN_ACCOUNT, account_of(name))
     addresses = [throttle.key(Kind.LOGIN_ADDRESS, address)] if address else []
     with session_scope(engine) as session:
         throttle.prune(session, clock.now())
@@ -56,6 +56,14 @@ def login_attempt(engine: Engine, name: str, address: str | None) -> Iterator[Se
         with session_scope(engine) as session:
             throttle.refund(session, [account, *addresses])
         raise
+
+
+def account_of(typed: str) -> str:
+    """The account a sign-in is counted against: every form one name may be typed in (``jsmith``,
+    ``FORCE\\jsmith``, ``jsmith@force.example``, any domain, configured or not) counts against one
+    throttle, so typing it another way buys no fresh attempts."""
+    name = (typed or "").strip().lower().rpartition("\\")[2]
+    return name.partition("@")[0] or name
 
 
 def _pin_keys(staff_number: str, address: str | None) -> list[str]:

@@ -152,16 +152,22 @@ def directory_sign_in(ctx: AppContext, name: str, password: str) -> directory.Di
     :raises LoginRefused: the directory refused (see :func:`directory.authenticate`).
     :raises DirectoryUnavailable: the directory cannot be reached or is misconfigured.
     """
-    with read_scope(ctx.engine) as conn:
-        local = conn.execute(select(User.password_hash).where(User.name == (name or "").strip().lower())).first()
-    if local is not None and local[0] != directory.DIRECTORY_PASSWORD:
+    if _is_local(ctx, (name or "").strip().lower()):
         return None
     try:
         config = ctx.shared(directory.Directory, lambda _c: directory.Directory(directory.load_config())).config
     except directory.DirectoryConfigError as exc:
         log.error("directory sign-in is misconfigured: %s", exc)
         raise DirectoryUnavailable("directory sign-in is misconfigured (see the service log)") from None
-    return None if config is None else directory.authenticate(config, name, password)
+    if config is None or _is_local(ctx, directory.login_name(config, name)):  # FORCE\\name: still local
+        return None
+    return directory.authenticate(config, name, password)
+
+
+def _is_local(ctx: AppContext, name: str) -> bool:
+    with read_scope(ctx.engine) as conn:
+        local = conn.execute(select(User.password_hash).where(User.name == name)).first()
+    return local is not None and local[0] != directory.DIRECTORY_PASSWORD
 
 
 def check_password(
@@ -173,7 +179,7 @@ def check_password(
 
     :raises LoginRefused: for every failure, with one reason.
     """
-    if directory_user is not None and directory_user.name == (name or "").strip().lower():
+    if directory_user is not None and directory_user.login == (name or "").strip().lower():
         return directory.provision(session, directory_user)
     user = find_user(session, name)
     if not password or len(password) > MAX_PASSWORD:

@@ -246,15 +246,15 @@ class Slapd:
 
 
 @contextlib.contextmanager
-def running_slapd(folder: Path) -> Iterator[Slapd]:
-    """A seeded slapd in ``folder`` for the duration of the block."""
+def running_slapd(folder: Path, extra_ldif: str = "") -> Iterator[Slapd]:
+    """A seeded slapd in ``folder`` for the duration of the block (``extra_ldif``: more entries)."""
     require_tool("slapadd")
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "db").mkdir()
     ca, cert, key = _certificates(folder)
     conf = folder / "slapd.conf"
     conf.write_text(_config(folder, ca, cert, key))
-    (folder / "seed.ldif").write_text(seed_ldif())
+    (folder / "seed.ldif").write_text(seed_ldif() + (f"\n{extra_ldif.strip()}\n" if extra_ldif else ""))
     subprocess.run(
         [require_tool("slapadd"), "-q", "-f", str(conf), "-l", str(folder / "seed.ldif")],
         check=True,

@@ -191,3 +191,16 @@ def test_wrong_pins_over_the_json_api_are_counted_too(ctx, wall) -> None:
     assert state_of(ctx, "NEW-43") == "issued"
     with session_scope(ctx.engine) as s:  # the success started the officer over
         assert [v.kind for v in throttled(s)] == ["address"]
+
+
+def test_every_form_of_a_name_counts_against_one_account(ctx, wall) -> None:
+    """``auditor1``, ``FORCE\\auditor1`` and ``auditor1@force.example`` are one account to the
+    throttle (the directory accepts the domain forms), so typing it another way buys no attempts."""
+    make_users(ctx)
+    forms = ["auditor1", "FORCE\\auditor1", "auditor1@force.example", "Auditor1@Other.Example"]
+    for n in range(ACCOUNT.free + 1):  # each from another address: only the account can add them up
+        assert attempt(ctx, forms[n % len(forms)], "wrong password!!", f"10.0.1.{n}") == "refused"
+    assert attempt(ctx, "auditor1", PASSWORD, "10.0.2.1").startswith("wait")
+    with session_scope(ctx.engine) as s:
+        [row] = [v for v in throttled(s) if v.kind == "account"]
+        assert (row.subject, row.failures) == ("auditor1", ACCOUNT.free + 1)
