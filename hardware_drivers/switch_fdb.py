@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any
 
@@ -49,23 +50,26 @@ def mac_from_octets(octets: tuple[int, ...] | bytes) -> str:
     return ":".join(f"{b:02x}" for b in octets)
 
 
-class FdbReader:
-    """The forwarding-table half of a switch poll; the host class supplies the SNMP plumbing."""
+class FdbReader(ABC):
+    """The forwarding-table half of a switch poll; the host class (``SwitchClient``) supplies the
+    SNMP plumbing below, which it needs for its other tables too."""
 
     name: str
     _vlan_reads_off_until: float = 0.0
 
-    async def _walk(self, snmp_engine: engine.SnmpEngine, root: Oid, target: str = "switch") -> list[tuple[Oid, Any]]:
-        raise NotImplementedError
+    @abstractmethod
+    async def _walk(
+        self, snmp_engine: engine.SnmpEngine, root: Oid, target: str = "switch"
+    ) -> list[tuple[Oid, Any]]: ...
 
-    def _vlan_target(self, snmp_engine: engine.SnmpEngine, vlan: int) -> str:
-        raise NotImplementedError
+    @abstractmethod
+    def _vlan_target(self, snmp_engine: engine.SnmpEngine, vlan: int) -> str: ...
 
-    def _integer(self, value: Any, oid: Oid) -> int:
-        raise NotImplementedError
+    @abstractmethod
+    def _integer(self, value: Any, oid: Oid) -> int: ...
 
-    def _malformed(self, oid: Oid, reason: str) -> MalformedReply:
-        raise NotImplementedError
+    @abstractmethod
+    def _malformed(self, oid: Oid, reason: str) -> MalformedReply: ...
 
     async def _learnt(self, snmp_engine: engine.SnmpEngine, entry: Oid, target: str) -> dict[Oid, int]:
         """Learnt stations in a dot1d/dot1qTpFdbEntry walk: {row index: bridge port}."""
