@@ -184,6 +184,11 @@ def test_bridge_serials_that_name_no_one_disk_are_read_as_no_serial() -> None:
         "/dev/sde": None,  # bay 2: the same serial again (LUN 1)
         "/dev/sdf": None,  # no ID_SERIAL_SHORT: ID_SERIAL is vendor_model, every unit alike
         "/dev/sdg": "WX61E83K2PLD",  # a bridge that passes the disk's own serial
+        # A multi-bay bridge that passes ATA through (SAT): udev's ata_id read each disk's own serial
+        # (ID_BUS=ata, systemd's 60-persistent-storage.rules runs it before usb_id on non-removable
+        # USB disks), so bay 2 at LUN 1 keeps its serial; only usb_id's (the bridge's) is shared.
+        "/dev/sdh": "WKP1A2B3",
+        "/dev/sdi": "WKP4C5D6",
     }
     # Still placed by their port, and still told apart by path and size.
     assert disks["/dev/sde"]["id_path"] == "pci-0000:00:14.0-usb-0:4:1.0-scsi-0:0:0:1"
