@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from imaging.blockio import TargetIO
 from imaging.commands import CommandRunner, RecordingRunner, SubprocessRunner, utc_now
 from imaging.errors import EraseFailure, TargetRefused
+from imaging.firmware_marker import marker_note, marker_offsets, write_local_markers
 from imaging.hidden_areas import restore_native_max
 from imaging.ieee2883 import firmware_revision, probed_capabilities
 from imaging.methods import FirmwareContext, FirmwareMethod, OverwriteMethod
@@ -205,6 +206,9 @@ def _firmware(
     seed = os.urandom(16)
     plan = sample_plan(io.size, io.align, seed)
     regions = list(plan.locations) if mode is VerifyMode.SAMPLE and plan is not None else [(0, io.size)]
+    markers = marker_offsets(regions, io.align)
+    write_local_markers(io, markers)  # before the fingerprint: a no-op must leave them to be found
+    outcome.notes.append(marker_note(len(markers)))
     before = None
     if pattern is None:
         # Vendor-defined result: fingerprint what will be read back, to prove it changed.

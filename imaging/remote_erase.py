@@ -24,6 +24,7 @@ from typing import Protocol
 from imaging.commands import CommandRunner, RecordingRunner, utc_now
 from imaging.engine import PhaseReporter, ProgressCallback, _Outcome, _result
 from imaging.errors import Cancelled, DeviceVanished, EraseFailure, FirmwareRejected, PlanError
+from imaging.firmware_marker import marker_note, marker_offsets, write_remote_markers
 from imaging.methods import FirmwareContext, FirmwareMethod, OverwriteMethod
 from imaging.patterns import make_pattern
 from imaging.plan import Plan, make_plan
@@ -258,6 +259,9 @@ def _firmware(
     pattern = make_pattern(expectation.pattern) if expectation.pattern else None
     seed = os.urandom(16)
     pieces = sampled_pieces(probe.size_bytes, probe.logical_sector_size, seed, mode)
+    markers = marker_offsets(pieces, probe.logical_sector_size)
+    write_remote_markers(recorder, probe.path, markers, probe.logical_sector_size)
+    outcome.notes.append(marker_note(len(markers)))
     before = None
     if pattern is None:
         # Vendor-defined result: fingerprint what will be read back, to prove it changed.

@@ -16,6 +16,7 @@ import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from imaging.commands import CommandRunner
+from imaging.firmware_marker import MARKER_COUNT
 from imaging.probe import Probe, probe_target, with_firmware_info
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "firmware"
@@ -33,6 +34,18 @@ def make_image(path: Path, size: int) -> Path:
             f.write(block[:n])
             remaining -= n
     return path
+
+
+def assert_untouched_but_markers(path: Path, size: int, block: int = 4096) -> None:
+    """Every block of ``path`` still holds the planted data, except at most the few random markers
+    a firmware erase writes before its command (imaging/firmware_marker.py): nothing else was erased
+    or pretended to be."""
+    planted = (PLANT * (block // len(PLANT)))[:block]
+    data = path.read_bytes()[:size]
+    changed = [
+        off for off in range(0, size, block) if data[off : off + block] != planted[: len(data[off : off + block])]
+    ]
+    assert len(changed) <= MARKER_COUNT, f"{len(changed)} blocks changed, first at {changed[:3]}"
 
 
 def plant(target: str, size: int) -> None:

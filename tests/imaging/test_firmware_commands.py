@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from harness.disks import MIB, PLANT, assert_every_byte, fake_firmware_probe, make_image
+from harness.disks import MIB, assert_every_byte, assert_untouched_but_markers, fake_firmware_probe, make_image
 from test_firmware_replay import erase_with, replay
 
 from imaging.ata_info import parse_identify
@@ -62,7 +62,7 @@ def test_nvme_format_stopped_by_the_tools_own_timeout_fails_closed(disk: Path) -
     result, _ = erase_with("nvme-format-tool-timeout", disk, "nvme", "nvme", method="nvme-format", level=Level.CLEAR)
     assert not result.ok and result.level_achieved is None
     assert "Interrupted system call" in (result.failure_reason or "")
-    assert PLANT in disk.read_bytes()[:64]
+    assert_untouched_but_markers(disk, SIZE)
 
 
 @pytest.mark.parametrize(
@@ -105,7 +105,7 @@ def test_sanitize_exit_zero_with_an_nvme_status_is_a_failure(disk: Path) -> None
     assert "Sanitize In Progress" in (result.failure_reason or "")
     calls = [c[1] for c in runner.calls]
     assert "sanitize-log" not in calls[calls.index("sanitize") :]
-    assert PLANT in disk.read_bytes()[:64]
+    assert_untouched_but_markers(disk, SIZE)
 
 
 def test_sanitize_log_estimates_are_read() -> None:

@@ -10,7 +10,15 @@ import os
 from pathlib import Path
 
 import pytest
-from harness.disks import FIXTURES, MIB, PLANT, assert_every_byte, fake_firmware_probe, make_image
+from harness.disks import (
+    FIXTURES,
+    MIB,
+    PLANT,
+    assert_every_byte,
+    assert_untouched_but_markers,
+    fake_firmware_probe,
+    make_image,
+)
 
 from imaging.commands import ReplayRunner
 from imaging.engine import erase
@@ -95,7 +103,29 @@ def test_nvme_sanitize_failures_fail_closed(disk, scenario, reason):
     assert not result.ok
     assert result.level_achieved is None
     assert reason in (result.failure_reason or "")
-    assert PLANT in disk.read_bytes()[:64]  # nothing pretended to erase it
+    assert_untouched_but_markers(disk, SIZE)  # nothing pretended to erase it
+
+
+def test_a_sanitize_that_never_started_behind_a_stale_completed_log_is_not_certified(tmp_path):
+    # The drive reads as zeros where its cells still hold data, and its log says "completed" from an
+    # earlier sanitize: status and a zeros read-back agreed, and a Purge was certified for nothing.
+    # The random markers written first survive the no-op, so the read-back fails.
+    disk = tmp_path / "deallocated.img"
+    disk.write_bytes(bytes(SIZE))
+    result, runner = erase_with("nvme-sanitize-stale-completed", disk, "nvme", "nvme")
+    assert not result.ok and result.level_achieved is None
+    assert "verification failed" in (result.failure_reason or "")
+    assert result.verification is not None and result.verification.mismatches > 0
+    assert any(n.startswith("wrote random markers to 16 block(s)") for n in result.notes)
+    assert ("nvme", "sanitize", str(disk), "--sanact=4") in runner.calls
+
+
+def test_markers_are_gone_after_a_real_sanitize_and_it_still_certifies(tmp_path):
+    disk = tmp_path / "deallocated.img"
+    disk.write_bytes(bytes(SIZE))
+    result, _ = erase_with("nvme-sanitize-crypto-success", disk, "nvme", "nvme", verify=VerifyMode.FULL)
+    assert result.ok, result.failure_reason
+    assert_every_byte(str(disk), SIZE, "zeros")
 
 
 def test_nvme_sanitize_in_progress_is_a_plan_error_before_anything_runs(disk):

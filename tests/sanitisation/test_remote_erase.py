@@ -34,6 +34,7 @@ from factory.sanitisation.service import sanitise_remote
 from hardware_drivers.remote_commands import HostKeyMismatch, SshCommandRunner
 from imaging.certificate import CertificateError, build_certificate, sign_certificate, verify_certificate
 from imaging.errors import PlanError
+from imaging.firmware_marker import MARKER_COUNT, WRITE_SCRIPT
 from imaging.patterns import make_pattern
 from imaging.remote_erase import RemoteWrite, erase_remote
 from imaging.result import CommandRecord, EraseResult, Level, VerifyMode
@@ -76,6 +77,19 @@ def assert_keystream(disk: GuestDisk, seed_hex: str | None) -> None:
 
 def assert_untouched(disk: GuestDisk) -> None:
     assert disk.read_image(0, disk.size) == guest_pattern(0, disk.size)
+
+
+def assert_untouched_but_markers(disk: GuestDisk, result: EraseResult) -> None:
+    """The pattern is intact except in the blocks the recorded marker command wrote (random now)."""
+    [marker] = commands_named(result, "sh", "-c", WRITE_SCRIPT, "df-marker", disk.device)
+    numbers = marker.argv[5:]
+    blocks = [(int(n) * int(size), int(size)) for n, size in zip(numbers[::2], numbers[1::2], strict=True)]
+    assert marker.returncode == 0 and len(blocks) == MARKER_COUNT
+    image, want = disk.read_image(0, disk.size), bytearray(guest_pattern(0, disk.size))
+    for offset, size in blocks:
+        assert image[offset : offset + size] != want[offset : offset + size]
+        want[offset : offset + size] = image[offset : offset + size]
+    assert image == bytes(want)
 
 
 def impostor_key() -> str:
@@ -198,7 +212,7 @@ def test_security_erase_that_changes_nothing_never_yields_a_purge_certificate(gu
     assert not commands_named(result, "dd")
     with pytest.raises(CertificateError):
         sign_offline(result)
-    assert_untouched(guest.sata)
+    assert_untouched_but_markers(guest.sata, result)
 
 
 def test_refused_security_erase_falls_back_to_overwrite_when_clear_was_asked(guest: RunningGuest, runner) -> None:
