@@ -19,6 +19,7 @@ from cryptography import x509
 
 from factory.kernel.models.device import DeviceKind  # the device's own kind, one enum for every area
 from factory.provisioning.errors import InvalidTarget
+from factory.provisioning.windows_settings import WindowsSettings
 
 _SERIAL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _ASSET_TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{1,62}$")
@@ -129,6 +130,7 @@ class SiteSettings:
     enrolment_tenant: str
     timezone: str = "Europe/London"
     vehicle_tether_ssid_prefix: str = "VEH-"
+    windows: WindowsSettings | None = None  # None: the playbooks' defaults (vars/defaults.yml)
 
     def __post_init__(self) -> None:
         try:
@@ -150,16 +152,23 @@ class ProvisionSecrets:
     """Secrets the playbook needs; kept out of ``repr`` so they cannot leak through logging."""
 
     enrolment_token: str = field(repr=False)
+    installer_share_password: str | None = field(default=None, repr=False)  # Windows AT installer share
 
     def __post_init__(self) -> None:
         if len(self.enrolment_token) < 8:
             raise InvalidTarget("enrolment_token is too short")
+        if self.installer_share_password is not None and not self.installer_share_password:
+            raise InvalidTarget("installer_share_password is empty")
 
     def values(self) -> tuple[str, ...]:
-        return (self.enrolment_token,)
+        """Every secret, so the adapter can hide each from what it logs and stores."""
+        return tuple(v for v in (self.enrolment_token, self.installer_share_password) if v)
 
     def to_vars(self) -> dict[str, Any]:
-        return {"device_factory_secrets": {"enrolment_token": self.enrolment_token}}
+        secrets = {"enrolment_token": self.enrolment_token}
+        if self.installer_share_password:
+            secrets["installer_share_password"] = self.installer_share_password
+        return {"device_factory_secrets": secrets}
 
 
 def pinned_key_algorithms(host_key: str) -> str:
@@ -205,6 +214,8 @@ def device_vars(target: ProvisionTarget, site: SiteSettings) -> dict[str, Any]:
     }
     if target.accessibility is not None:
         dfv["accessibility"] = target.accessibility.to_vars()
+    if site.windows is not None:
+        dfv["windows"] = site.windows.to_vars()
     return _deep_merge(dfv, target.extra_vars)
 
 
