@@ -44,7 +44,9 @@ router = APIRouter(prefix="/tech/disposal", include_in_schema=False)
 class BatchForm(BaseModel):
     recycler_reference: str = ""
     description: str = ""
-    ewc_code: str = "16 02 13*"
+    # Business WEEE without hazardous components: laptops and tablets with LED backlights and
+    # lithium-ion batteries (16 06 05, not hazardous). A CCFL backlight or a NiCd/lead battery makes it 16 02 13*.
+    ewc_code: str = "16 02 14"
     sic_code: str = ""
 
 

@@ -1,8 +1,9 @@
 """WEEE disposal batches to a recycler.
 
-open -> devices added (``add_to_disposal``: certified devices only) or removed -> collected with
-a waste transfer note (all statutory fields, both signatures; batteries need a hazardous waste
-consignment note) -> the recycler's recycling/destruction certificate is recorded and each device
+open (an EWC code for whole discarded equipment) -> devices added (``add_to_disposal``: certified
+devices only) or removed -> collected with a waste transfer note (all statutory fields, both
+signatures; a hazardous EWC code needs a hazardous waste consignment note code, used on no other
+batch) -> the recycler's recycling/destruction certificate is recorded and each device
 it accounts for is ``dispose``d -> closed, only when every device in the batch is accounted for.
 The batch's statuses and steps are in ``statuses.py``.
 """
@@ -22,7 +23,16 @@ from factory.custody.outcome import Outcome, saved
 from factory.custody.pdf import Party, WasteTransferNote, render_waste_transfer_note
 from factory.custody.people import party_label
 from factory.custody.statuses import BatchStep, change_status, require
-from factory.custody.waste_note import BATTERY_KINDS, WasteTransfer, checked_transfer, refuse_batteries_unless_hazardous
+from factory.custody.waste_note import (
+    BATTERY_KINDS,
+    DEVICE_WASTE_CODES,
+    CheckedTransfer,
+    WasteTransfer,
+    carrier_tier,
+    checked_ewc_code,
+    checked_transfer,
+    is_hazardous,
+)
 from factory.intake.views import get_device
 from factory.kernel.clock import utc_now
 from factory.kernel.errors import Conflict, GuardRefused, InvalidInput, NotFound
@@ -33,7 +43,6 @@ from factory.kernel.models.custody_entry import CustodyEntry
 from factory.kernel.models.device import Device
 from factory.kernel.models.parties import Custodian, CustodianKind
 
-_EWC = re.compile(r"^\d{2} \d{2} \d{2}\*?$")  # e.g. "16 02 14", "20 01 35*" (asterisk: hazardous)
 _SIC = re.compile(r"^\d{5}$")
 Items = list[tuple[DisposalItem, Device]]
 __all__ = ["WasteTransfer", "add_device", "close_batch", "collect", "open_batch", "record_recycler_certificate"]
@@ -56,7 +65,8 @@ def open_batch(
     """Open a batch for one recycler.
 
     :raises NotFound: no such recycler.
-    :raises InvalidInput: the recycler has no address, no description, or a malformed EWC or SIC code.
+    :raises InvalidInput: the recycler has no address, no description, an EWC code that is not a List
+        of Wastes entry for whole discarded electrical equipment, or a SIC code that is not five digits.
     """
     recycler = get_party(session, (CustodianKind.RECYCLER,), recycler_reference)
     if not recycler.address:
@@ -64,9 +74,7 @@ def open_batch(
     text = (description or "").strip()
     if not text:
         raise InvalidInput("a disposal batch needs a description of the waste")
-    ewc, sic = (ewc_code or "").strip(), (sic_code or "").strip()
-    if not _EWC.match(ewc):
-        raise InvalidInput(f"EWC code '{ewc}' must look like '16 02 14' (with '*' if hazardous)")
+    ewc, sic = checked_ewc_code(ewc_code), (sic_code or "").strip()
     if not _SIC.match(sic):
         raise InvalidInput(f"SIC code '{sic}' must be five digits")
     batch = DisposalBatch(
@@ -88,13 +96,12 @@ def add_device(
 
     :raises NotFound: no such batch or device.
     :raises Conflict: the batch is not open.
-    :raises GuardRefused: the device is not certified for disposal (destinations.py), or it holds a
-        battery and the batch's EWC code is not a hazardous one.
+    :raises GuardRefused: the device is not certified for disposal (destinations.py).
     """
+    # A battery does not make a device hazardous waste (lithium-ion is 16 06 05): the batch's code
+    # is the transferor's classification; the flag only tells the note and the recycler.
     batch = _batch_for(session, batch_id, BatchStep.FILL, ", not open")
     device = get_device(session, serial)
-    if device.kind in BATTERY_KINDS:
-        refuse_batteries_unless_hazardous(batch, f"{device.kind} {device.serial} holds a battery")
     require_fit_for(session, device, verifier, "dispose")
     entries = change_state(
         session,
@@ -110,7 +117,7 @@ def add_device(
     session.add(item)
     if device.kind in BATTERY_KINDS:
         batch.contains_batteries = True
-        return saved(session, batch, entries)
+    return saved(session, batch, entries)
 
 
 def remove_device(session: Session, *, batch_id: int, serial: str, reason: str, actor: str) -> Outcome[DisposalBatch]:
@@ -155,19 +162,22 @@ def collect(
     """The recycler collects: the signed waste transfer note is rendered, stored and hashed.
 
     :raises NotFound: no such batch.
-    :raises Conflict: the batch is not open, or empty.
+    :raises Conflict: the batch is not open, or empty; or its consignment note code is already
+        on another batch.
     :raises InvalidInput: a missing note field, a bad signature or the same image for both
-        parties, or a bad collection time.
-    :raises GuardRefused: no waste hierarchy declaration, batteries without a hazardous EWC code
-        or a hazardous note reference, or a device that is not certified for disposal.
+        parties, a malformed carrier registration or consignment note code, a consignment note
+        for non-hazardous waste, or a bad collection time.
+    :raises GuardRefused: no waste hierarchy declaration, a hazardous EWC code without a hazardous
+        waste consignment note code, or a device that is not certified for disposal.
     """
     batch = _batch_for(session, batch_id, BatchStep.COLLECT, ", not open")
     devices = batch_devices(session, batch)
     if not devices:
         raise Conflict(f"disposal batch {batch.id} is empty")
-    hazardous, when = checked_transfer(batch, transfer)
+    checked = checked_transfer(batch, transfer)
+    _refuse_reused_consignment_code(session, batch, checked.consignment_code)
     recycler = linked(session, Custodian, batch.recycler_id)
-    note = _store_transfer_note(session, batch, devices, transfer, recycler, hazardous, when, actor=actor, site=site)
+    note = _store_transfer_note(session, batch, devices, transfer, recycler, checked, actor=actor, site=site)
     # The hand-off to the recycler is a custody event for every device, with the note's hash.
     evidence = {"disposal_batch": batch.id, "waste_transfer_note": document_ref(note)}
     entries = _to_recycler(session, devices, Event.COLLECT, recycler, evidence, actor=actor, verifier=verifier)
@@ -177,13 +187,26 @@ def collect(
     batch.transferor_name = transfer.transferor_name.strip()[:200]
     batch.transferee_name = recycler.name
     batch.carrier_name = transfer.carrier_name.strip()[:200]
-    batch.carrier_registration = transfer.carrier_registration.strip()[:64]
+    batch.carrier_registration = checked.carrier_registration[:64]
     batch.recycler_permit = transfer.recycler_permit.strip()[:64]
-    batch.hazardous_note_reference = hazardous
-    batch.collected_at = when
+    batch.hazardous_note_reference = checked.consignment_code
+    batch.collected_at = checked.collected_at
     batch.wtn_document_id = note.id
     change_status(batch, BatchStep.COLLECT)
     return saved(session, batch, entries, document=note)
+
+
+def _refuse_reused_consignment_code(session: Session, batch: DisposalBatch, code: str | None) -> None:
+    """:raises Conflict: another batch was consigned under the same code (each consignment has its own)."""
+    if code is None:
+        return
+    other = session.exec(
+        select(DisposalBatch.id).where(DisposalBatch.hazardous_note_reference == code, DisposalBatch.id != batch.id)
+    ).first()
+    if other is not None:
+        raise Conflict(
+            f"consignment note code {code} is already on disposal batch {other}: each consignment has its own"
+        )
 
 
 def _store_transfer_note(
@@ -192,8 +215,7 @@ def _store_transfer_note(
     devices: Items,
     transfer: WasteTransfer,
     recycler: Custodian,
-    hazardous: str | None,
-    when: str,
+    checked: CheckedTransfer,
     *,
     actor: str,
     site: str,
@@ -201,6 +223,8 @@ def _store_transfer_note(
     ours = store_document(session, DocumentKind.SIGNATURE, transfer.transferor_signature, actor=actor)
     theirs = store_document(session, DocumentKind.SIGNATURE, transfer.transferee_signature, actor=actor)
     transferor = f"{transfer.transferor_name.strip()} ({site})"
+    tier = carrier_tier(checked.carrier_registration)
+    registered = f"registered waste carrier ({tier})" if tier else "registered waste carrier"
     pdf = render_waste_transfer_note(
         WasteTransferNote(
             batch_id=batch.id or 0,
@@ -210,15 +234,17 @@ def _store_transfer_note(
             containment=transfer.containment.strip(),
             transferor=Party(transferor, transfer.transferor_address.strip(), ours.sha256),
             transferee=Party(recycler.name, recycler.address, theirs.sha256),
-            carrier=f"{transfer.carrier_name.strip()}, registration {transfer.carrier_registration.strip()}",
+            carrier=f"{transfer.carrier_name.strip()}, {registered}, registration {checked.carrier_registration}",
             recycler_permit=transfer.recycler_permit.strip(),
             sic_code=batch.sic_code,
             hierarchy_declaration=True,
             place=transfer.place.strip(),
-            collected_at=when,
+            collected_at=checked.collected_at,
             contains_batteries=batch.contains_batteries,
-            hazardous_note_reference=hazardous,
+            hazardous_note_reference=checked.consignment_code,
             device_serials=[d.serial for _, d in devices],
+            hazardous=is_hazardous(batch.ewc_code),
+            ewc_entry=DEVICE_WASTE_CODES.get(batch.ewc_code, ""),
         )
     )
     return store_pdf(session, DocumentKind.WASTE_TRANSFER_NOTE, pdf, f"wtn-batch-{batch.id}.pdf", actor=actor)

@@ -12,7 +12,7 @@ from factory.custody.disposal import batch_devices
 from factory.custody.lookups import get_batch, linked
 from factory.custody.models import DisposalBatch
 from factory.custody.statuses import BatchStep, allows
-from factory.custody.waste_note import is_hazardous
+from factory.custody.waste_note import DEVICE_WASTE_CODES, is_hazardous
 from factory.kernel.models.parties import Custodian
 
 
@@ -24,7 +24,8 @@ class BatchView:
     recycler_reference: str
     description: str
     ewc_code: str
-    hazardous_code: bool
+    ewc_entry: str  # the List of Wastes' words for the code ("" for a code outside the device list)
+    hazardous_code: bool  # so a consignment note code is needed at collection
     sic_code: str
     contains_batteries: bool
     device_count: int
@@ -53,7 +54,8 @@ def _view(session: Session, batch: DisposalBatch, count: int) -> BatchView:
     carrier = f"{batch.carrier_name} ({batch.carrier_registration})" if batch.carrier_name else None
     return BatchView(
         id=batch.id or 0, status=batch.status, recycler=recycler.name, recycler_reference=recycler.reference,
-        description=batch.description, ewc_code=batch.ewc_code, hazardous_code=is_hazardous(batch.ewc_code),
+        description=batch.description, ewc_code=batch.ewc_code, ewc_entry=DEVICE_WASTE_CODES.get(batch.ewc_code, ""),
+        hazardous_code=is_hazardous(batch.ewc_code),
         sic_code=batch.sic_code, contains_batteries=batch.contains_batteries, device_count=count,
         created_at=batch.created_at, collected_at=batch.collected_at, carrier=carrier,
         recycler_permit=batch.recycler_permit, recycler_certificate_ref=batch.recycler_certificate_ref,

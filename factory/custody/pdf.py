@@ -69,8 +69,10 @@ class WasteTransferNote:
     place: str
     collected_at: str
     contains_batteries: bool
-    hazardous_note_reference: str | None
+    hazardous_note_reference: str | None  # the consignment note code, for hazardous waste
     device_serials: Sequence[str]
+    hazardous: bool  # the EWC code is a hazardous entry (asterisk)
+    ewc_entry: str  # the List of Wastes' words for the code ("" for a code outside the device list)
 
 
 def _p(text: str, style: str = "BodyText") -> Paragraph:
@@ -153,22 +155,25 @@ def render_waste_transfer_note(w: WasteTransferNote) -> bytes:
 
 
 def _waste_fields(w: WasteTransferNote) -> list[tuple[str, str]]:
-    hazardous = (
-        f"Yes: batteries; hazardous waste consignment note {w.hazardous_note_reference}"
-        if w.contains_batteries
-        else "No"
-    )
+    """The statutory fields (Waste (England and Wales) Regulations 2011 reg. 35; the Scottish note
+    asks the same): the waste and its code, quantity and containment, each party with its role and
+    its permit or registration number, the transferor's SIC code, the hierarchy declaration, the
+    time and place, and how long each party keeps the note."""
     return [
         ("Batch", str(w.batch_id)),
         ("Description of waste", w.description),
         ("EWC code", w.ewc_code),
+        ("List of Wastes entry", w.ewc_entry or "see the EWC code"),
+        ("Hazardous waste", _hazardous_row(w)),
+        ("Batteries", "Yes: left in the devices" if w.contains_batteries else "None"),
         ("Quantity", f"{w.quantity} devices"),
         ("Containment", w.containment),
         ("Transferor", f"{w.transferor.name}, {w.transferor.address}"),
+        ("Transferor is", "The producer of the waste"),
+        ("Transferor's SIC code (2007)", w.sic_code),
         ("Transferee", f"{w.transferee.name}, {w.transferee.address}"),
-        ("Transferee's permit", f"Environmental permit {w.recycler_permit}"),
+        ("Transferee is", f"Holder of an environmental permit or registered exemption, number {w.recycler_permit}"),
         ("Carrier", w.carrier),
-        ("SIC code", w.sic_code),
         (
             "Waste hierarchy",
             "The transferor confirms it has applied the waste management hierarchy."
@@ -177,7 +182,13 @@ def _waste_fields(w: WasteTransferNote) -> list[tuple[str, str]]:
         ),
         ("Place of transfer", w.place),
         ("Date and time", w.collected_at),
-        ("Hazardous components", hazardous),
+        ("Keep this note", "Both parties, at least 2 years (a hazardous waste consignment note: 3 years)"),
         ("Transferor signature", f"signed, SHA-256 {w.transferor.signature_sha256}"),
         ("Transferee signature", f"signed, SHA-256 {w.transferee.signature_sha256}"),
     ]
+
+
+def _hazardous_row(w: WasteTransferNote) -> str:
+    if w.hazardous:
+        return f"Yes: moved under hazardous waste consignment note {w.hazardous_note_reference}"
+    return "No"

@@ -49,6 +49,8 @@ WASTE = WasteTransferNote(
     contains_batteries=False,
     hazardous_note_reference=None,
     device_serials=["SN-W1", "SN-W2"],
+    hazardous=False,
+    ewc_entry="discarded equipment other than those mentioned in 16 02 09 to 16 02 13",
 )
 MANIFEST = Manifest(
     reference="CN-2026-0001",
@@ -61,9 +63,10 @@ MANIFEST = Manifest(
     created_by="Sam Patel",
     lines=[ManifestLine("SN-M1", "AT-M1", "laptop", "Dell 5440", "PC Smith")],
 )
+WASTE_ROWS = {"EWC code": "16 02 14", "Hazardous waste": "No", "Transferor is": "The producer of the waste"}
 RENDERERS: dict[str, tuple[Callable[[], bytes], str, dict[str, str]]] = {
     "transfer": (lambda: render_transfer_note(TRANSFER), "Transfer note 41", {"To": "Reuse Charity (RC-9)"}),
-    "waste": (lambda: render_waste_transfer_note(WASTE), "Waste transfer note, batch 7", {"EWC code": "16 02 14"}),
+    "waste": (lambda: render_waste_transfer_note(WASTE), "Waste transfer note, batch 7", WASTE_ROWS),
     "manifest": (lambda: render_manifest(MANIFEST), "Courier manifest CN-2026-0001", {"Consignment": "CN-2026-0001"}),
 }
 

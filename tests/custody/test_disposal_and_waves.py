@@ -31,7 +31,7 @@ from factory.kernel.models.parties import CustodianKind
 from imaging.certificate import Destination
 
 
-def _transfer(hazardous: str | None = "HWCN-ABC123") -> WasteTransfer:
+def _transfer(hazardous: str | None = "NORTHT/00001") -> WasteTransfer:
     return WasteTransfer(containment="1 caged pallet", place="Loading bay, HQ", transferor_name="Alex Store",
                          transferor_address="Police HQ, Northtown", transferor_signature=signature("ours"),
                          transferee_signature=signature("theirs"), hierarchy_declaration=True,
@@ -58,7 +58,7 @@ def test_disposal_batch_end_to_end(ctx) -> None:
         remove_device(s, batch_id=batch_id, serial="WEEE-3", reason="kept as spare parts", actor="admin.one")
     assert state_of(ctx, "WEEE-3") == "sanitised"
     with (
-        pytest.raises(GuardRefused, match="contains batteries: a hazardous waste consignment note"),
+        pytest.raises(GuardRefused, match="is hazardous waste: a hazardous waste consignment note code is required"),
         session_scope(ctx.engine) as s,
     ):
         collect(
@@ -83,7 +83,7 @@ def test_disposal_batch_end_to_end(ctx) -> None:
     text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(wtn)).pages)
     for needle in ("Waste laptops", "16 02 13*", "2 devices", "1 caged pallet", "Green Recycling Ltd",
                    "Unit 4, Industrial Estate", "Police HQ, Northtown", "84240", "waste management hierarchy",
-                   "Loading bay, HQ", "HWCN-ABC123", sha256_hex(signature("theirs").content), "WEEE-1"):  # fmt: skip
+                   "Loading bay, HQ", "NORTHT/00001", sha256_hex(signature("theirs").content), "WEEE-1"):  # fmt: skip
         assert needle in text.replace("\n", ""), needle  # long hashes wrap across lines
     # disposal without the recycler's certificate is refused
     with (
@@ -105,7 +105,7 @@ def test_disposal_batch_end_to_end(ctx) -> None:
     assert evidence["recycler_certificate"] == "RC-2026-0042" and evidence["waste_transfer_note"][
         "sha256"
     ] == sha256_hex(wtn)
-    assert evidence["hazardous_consignment_note"] == "HWCN-ABC123"
+    assert evidence["hazardous_consignment_note"] == "NORTHT/00001"
     assert state_of(ctx, "WEEE-1") == state_of(ctx, "WEEE-2") == "disposed"
     assert ledger_ok(ctx)
 
