@@ -1,4 +1,5 @@
-"""SNMP v2c poller for bench switches: link state, MAC forwarding tables and LLDP neighbours.
+"""SNMP poller for bench switches (v2c community, or SNMPv3 USM authPriv): link state, MAC
+forwarding tables and LLDP neighbours.
 
 Uses pysnmp 7's asyncio engine with numeric OIDs only. It drives the engine's command
 generator directly rather than through ``pysnmp.hlapi``: hlapi resolves every request through
@@ -34,6 +35,7 @@ from hardware_drivers.events import (
     SwitchUnreachable,
 )
 from hardware_drivers.switch_fdb import DOT1D_BASE_PORT_IF_INDEX, FdbReader, mac_from_octets
+from hardware_drivers.switch_security import UsmUser, add_poll_credentials, usm_refusal
 from hardware_drivers.switch_snapshot import IF_OPER_UP as IF_OPER_UP  # re-exported: what a poll returns
 from hardware_drivers.switch_snapshot import Interface, LldpNeighbour, SwitchSnapshot, unit_parents
 from hardware_drivers.switch_snapshot import find_mac as find_mac
@@ -73,6 +75,10 @@ class SwitchClient(FdbReader):
 
     ``timeout`` is per request, in seconds; a walk that gets no answer raises
     :class:`SnmpTimeout` after ``timeout * (retries + 1)``.
+
+    With ``usm`` the switch is read over SNMPv3 at authPriv and ``community`` is not used; Cisco's
+    per-VLAN bridge tables are then read in the context ``vlan-<id>`` instead of ``community@vlan``.
+    :attr:`engine_id` is the switch's snmpEngineID once a v3 poll has succeeded.
     """
 
     def __init__(
@@ -84,6 +90,7 @@ class SwitchClient(FdbReader):
         timeout: float = 2.0,
         retries: int = 1,
         max_repetitions: int = 25,
+        usm: UsmUser | None = None,
     ) -> None:
         if timeout <= 0 or retries < 0 or max_repetitions < 1:
             raise ValueError("timeout must be > 0, retries >= 0, max_repetitions >= 1")
@@ -94,6 +101,10 @@ class SwitchClient(FdbReader):
         self.timeout = timeout
         self.retries = retries
         self.max_repetitions = max_repetitions
+        self.usm = usm
+        self.engine_id: bytes | None = None
+        self._seen_engine_id: bytes | None = None
+        self._contexts: dict[str, str] = {}  # target -> SNMPv3 context name (Cisco per-VLAN)
         self._engine: engine.SnmpEngine | None = None
         self._engine_loop: asyncio.AbstractEventLoop | None = None
         self._target: _Target | None = None
@@ -108,7 +119,9 @@ class SwitchClient(FdbReader):
         async with self._lock:
             try:
                 snmp_engine = await self._engine_for_loop()
-                return await self._poll(snmp_engine)
+                snapshot = await self._poll(snmp_engine)
+                self.engine_id = self._seen_engine_id if self.usm is not None else None
+                return snapshot
             except DriverError:
                 raise
             except (PySnmpError, PyAsn1Error) as exc:
@@ -241,7 +254,7 @@ class SwitchClient(FdbReader):
             snmp_engine,
             target,
             None,
-            "",
+            self._contexts.get(target, ""),
             0,
             self.max_repetitions,
             [(rfc1902.ObjectName(cursor), univ.Null(""))],
@@ -255,6 +268,8 @@ class SwitchClient(FdbReader):
                     f"no answer from {self.host}:{self.port} within {self.timeout:g} s "
                     f"x {self.retries + 1} tries walking {_dotted(root)}",
                 )
+            if refusal := usm_refusal(error_indication):
+                raise SnmpAgentError(self.name, f"{refusal} walking {_dotted(root)}")
             raise MalformedReply(self.name, f"{error_indication} walking {_dotted(root)}")
         if error_status:
             status = rfc1905.errorStatus.getNamedValues().getName(error_status) or str(error_status)
@@ -296,11 +311,12 @@ class SwitchClient(FdbReader):
         self._close_engine()
         target = await self._resolve()
         snmp_engine = engine.SnmpEngine()
-        config.add_v1_system(snmp_engine, "switch-area", self.community)
-        config.add_target_parameters(snmp_engine, "switch-params", "switch-area", "noAuthNoPriv", 1)
+        add_poll_credentials(snmp_engine, "switch-params", self.community, self.usm, "switch-area")
+        if self.usm is not None:  # the engine id the switch answered with: its traps are sent under it
+            snmp_engine.observer.register_observer(self._note_engine_id, "rfc3414.processIncomingMsg")
         transport = udp6.Udp6AsyncioTransport() if target.family == socket.AF_INET6 else udp.UdpAsyncioTransport()
         config.add_transport(snmp_engine, target.domain, transport.open_client_mode())
-        self._target, self._vlan_targets = target, set()
+        self._target, self._vlan_targets, self._contexts = target, set(), {}
         self._add_target(snmp_engine, "switch", "switch-params")
         self._engine, self._engine_loop = snmp_engine, loop
         return snmp_engine
@@ -318,7 +334,15 @@ class SwitchClient(FdbReader):
         )
 
     def _vlan_target(self, snmp_engine: engine.SnmpEngine, vlan: int) -> str:
-        """The target for one VLAN's BRIDGE-MIB on Cisco IOS: community string indexing, ``community@vlan``."""
+        """The target for one VLAN's BRIDGE-MIB on Cisco IOS: community string indexing, ``community@vlan``;
+        under SNMPv3 the same target as the switch, read in the context ``vlan-<id>``."""
+        if self.usm is not None:
+            name = f"switch-context-vlan-{vlan}"
+            self._contexts[name] = f"vlan-{vlan}"
+            if name not in self._vlan_targets:
+                self._add_target(snmp_engine, name, "switch-params")
+                self._vlan_targets.add(name)
+            return name
         name = f"switch-vlan-{vlan}"
         if name not in self._vlan_targets:
             config.add_v1_system(snmp_engine, f"{name}-area", f"{self.community}@{vlan}")
@@ -353,6 +377,9 @@ class SwitchClient(FdbReader):
             snmp_engine.close_dispatcher()
         except RuntimeError:
             pass  # its event loop is already closed, and the socket with it
+
+    def _note_engine_id(self, _engine: engine.SnmpEngine, _point: str, variables: Mapping[str, Any], _ctx: Any) -> None:
+        self._seen_engine_id = bytes(variables["securityEngineId"])
 
 
 def _dotted(oid: Oid) -> str:

@@ -8,8 +8,9 @@ the real-world variants each rule below comes from:
 * Rows whose status says the address is not a learnt station (invalid(2): aged out but not yet
   flushed; self(4): one of the switch's own addresses, on the port that owns it) are dropped, as are
   rows on port 0 (the switch knows the address but not the port).
-* Cisco IOS keeps one BRIDGE-MIB per VLAN, reached with the community ``community@vlan``; the plain
-  community shows only the default VLAN. CISCO-VTP-MIB's vtpVlanState lists the VLANs to read.
+* Cisco IOS keeps one BRIDGE-MIB per VLAN, reached with the community ``community@vlan`` (SNMPv3:
+  the context ``vlan-<id>``); the plain community (default context) shows only the default VLAN.
+  CISCO-VTP-MIB's vtpVlanState lists the VLANs to read.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 from pyasn1.type import univ
 from pysnmp.entity import engine
 
-from hardware_drivers.events import MalformedReply, SnmpTimeout
+from hardware_drivers.events import MalformedReply, SnmpAgentError, SnmpTimeout
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +39,10 @@ _FDB_PORT, _FDB_STATUS = 2, 3  # columns of both FDB entries
 _FDB_NOT_A_STATION = {2, 4}  # invalid(2), self(4)
 _VTP_OPERATIONAL = 1
 _CISCO_RESERVED_VLANS = range(1002, 1006)  # fddi/token-ring defaults: no bridge table, may not answer
-# A switch that lists VLANs but does not answer ``community@vlan`` (indexing off, SNMPv3 contexts
-# instead) would cost every poll a timeout per VLAN: it is read as before (the plain community's
-# table) and asked per VLAN again only after this long.
+# A switch that lists VLANs but does not answer ``community@vlan`` (indexing off) or refuses the
+# ``vlan-<id>`` context (SNMPv3 group without ``context vlan- match prefix``) would cost every poll
+# a timeout or an error per VLAN: it is read as before (the default VLAN's table) and asked per VLAN
+# again only after this long.
 VLAN_READS_RETRY_SECONDS = 300.0
 
 FdbRow = tuple[str, int, int | None]  # (mac, bridge port, VLAN or None)
@@ -119,10 +121,10 @@ class FdbReader(ABC):
             try:
                 vlan_ports = await self._vlan_port_map(snmp_engine, target)
                 learnt = await self._learnt(snmp_engine, DOT1D_TP_FDB_ENTRY, target)
-            except SnmpTimeout:
+            except (SnmpTimeout, SnmpAgentError) as exc:
                 self._vlan_reads_off_until = time.monotonic() + VLAN_READS_RETRY_SECONDS
-                log.warning("switch %s: no answer for VLAN %s's table (community@vlan); its default "
-                            "VLAN's table only for %.0f s", self.name, vlan, VLAN_READS_RETRY_SECONDS)  # fmt: skip
+                log.warning("switch %s: VLAN %s's table not read (%s); its default VLAN's table "
+                            "only for %.0f s", self.name, vlan, exc.reason, VLAN_READS_RETRY_SECONDS)  # fmt: skip
                 break
             for row, port in learnt.items():
                 mac = mac_from_octets(row)

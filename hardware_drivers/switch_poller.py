@@ -7,6 +7,11 @@ what changed goes to ``on_event``: MacSeen / MacGone as MACs arrive on and leave
 LinkDown as ``ifOperStatus`` changes. A link trap is reported at once and makes that switch poll
 straight away, so the laptop's MAC follows its link without waiting for the interval.
 
+A switch with a ``usm`` user is polled over SNMPv3 (authPriv) and its user is accepted for traps; once
+a v3 poll has succeeded, the engine ID the switch answered with is registered with the trap receiver,
+so its v3 TRAPs (keys localised to the sender's engine ID) are accepted without an ``engine_id`` in
+the site file.
+
 A failing switch never stops the poller: its :class:`~hardware_drivers.events.DriverError` goes to
 ``on_error`` (switch name + typed error), the other switches carry on, and the failing one is
 retried with a doubling delay capped at ``max_backoff``; ``on_recovered`` says when it answers again.
@@ -26,6 +31,7 @@ from hardware_drivers.events import DriverError, LinkEvent, MalformedReply
 from hardware_drivers.snmp import SwitchClient, SwitchSnapshot
 from hardware_drivers.snmp_traps import TrapReceiver
 from hardware_drivers.switch_diff import SwitchEvent, SwitchTracker
+from hardware_drivers.switch_security import UsmUser
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +42,8 @@ RecoveredCallback = Callable[[str], None]
 
 @dataclass(frozen=True, slots=True)
 class SwitchTarget:
-    """One switch to poll; ``name`` is what the port map calls it."""
+    """One switch to poll; ``name`` is what the port map calls it. With ``usm`` it is read over
+    SNMPv3 at authPriv and ``community`` is not used."""
 
     name: str
     host: str
@@ -45,6 +52,7 @@ class SwitchTarget:
     interval: float = 10.0  # seconds between polls while it answers
     timeout: float = 2.0  # per request; a poll gives up after timeout x (retries + 1)
     retries: int = 1
+    usm: UsmUser | None = None
 
     def __post_init__(self) -> None:
         if not self.name or not self.host:
@@ -55,7 +63,8 @@ class SwitchTarget:
 
 @dataclass(frozen=True, slots=True)
 class TrapListen:
-    """Where to receive link traps; ``communities`` default to the switches' own."""
+    """Where to receive link traps; ``communities`` default to the v2c switches' own (none when every
+    switch is SNMPv3: community traps are then refused), SNMPv3 users are the switches' ``usm``."""
 
     host: str = "0.0.0.0"
     port: int = 162
@@ -99,6 +108,7 @@ class SwitchPoller:
         self._ready = threading.Event()
         self._start_error: BaseException | None = None
         self._trap_port: int | None = None
+        self._receiver: TrapReceiver | None = None
 
     @property
     def trap_port(self) -> int | None:
@@ -153,7 +163,9 @@ class SwitchPoller:
         self._stop = asyncio.Event()
         self._wake = {s.name: asyncio.Event() for s in self.switches}
         receiver = await self._start_traps() if self._traps is not None else None
-        clients = [SwitchClient(s.name, s.host, s.port, s.community, s.timeout, s.retries) for s in self.switches]
+        clients = [
+            SwitchClient(s.name, s.host, s.port, s.community, s.timeout, s.retries, usm=s.usm) for s in self.switches
+        ]
         tasks = [
             asyncio.create_task(self._poll_forever(s, c), name=f"poll-{s.name}")
             for s, c in zip(self.switches, clients, strict=True)
@@ -172,17 +184,20 @@ class SwitchPoller:
 
     async def _start_traps(self) -> TrapReceiver:
         assert self._traps is not None
-        communities = self._traps.communities or tuple(dict.fromkeys(s.community for s in self.switches))
+        v2c = [s.community for s in self.switches if s.usm is None]
+        users = [s.usm for s in self.switches if s.usm is not None]
+        communities = self._traps.communities or tuple(dict.fromkeys(v2c))
         receiver = TrapReceiver(
             self._on_trap,
             host=self._traps.host,
             port=self._traps.port,
-            communities=communities or ("public",),
+            communities=communities or (() if users else ("public",)),
             switches=await self._senders(),
             if_name_lookup=self._trap_if_name,
+            users=users,
         )
         await receiver.start()
-        self._trap_port = receiver.port
+        self._trap_port, self._receiver = receiver.port, receiver
         return receiver
 
     async def _senders(self) -> dict[str, str]:
@@ -225,6 +240,8 @@ class SwitchPoller:
             self._call(self._on_error, target.name, MalformedReply(target.name, f"{type(exc).__name__}: {exc}"))
             return failures + 1
         self._snapshots[target.name] = snapshot
+        if target.usm is not None and client.engine_id is not None and self._receiver is not None:
+            self._receiver.add_sender_engine(target.usm, client.engine_id)
         if failures and self._on_recovered is not None:
             self._call(self._on_recovered, target.name)
         for event in self._trackers[target.name].update(snapshot, trapped):

@@ -4,7 +4,14 @@
 name = "sw-bench-1"        # as the port map's switch_ports call it
 host = "192.0.2.10"
 port = 161                 # optional, default 161
-community = "bench-ro"     # optional, default "public"
+community = "bench-ro"     # SNMP v2c; optional, default "public"; or, instead, SNMPv3:
+# [switches.v3]            # USM at authPriv only (noAuthNoPriv/authNoPriv refused)
+# user = "factory-ro"
+# auth_protocol = "SHA256" # SHA, SHA224, SHA256, SHA384, SHA512 (MD5 refused)
+# auth_key_file = "/etc/factory/snmp/auth.key"   # pass phrase, at least 8 characters
+# priv_protocol = "AES"    # AES (=AES128), AES192, AES256, AES192C, AES256C (DES refused)
+# priv_key_file = "/etc/factory/snmp/priv.key"
+# engine_id = "800000090300..."  # optional: the switch's snmpEngineID, for v3 TRAPs before its first poll
 interval = 10              # seconds between polls; optional, default 10
 timeout = 2                # per request; optional, default 2
 retries = 1                # optional, default 1
@@ -12,7 +19,7 @@ retries = 1                # optional, default 1
 [traps]                    # optional: receive linkUp/linkDown as they happen
 host = "0.0.0.0"
 port = 162
-communities = ["bench-ro"] # optional, default: the switches' communities
+communities = ["bench-ro"] # optional, default: the v2c switches' communities (v3 switches' users are accepted)
 
 [service_env]              # laptops in switch-port slots are erased over SSH with this key
 ssh_private_key = "/etc/factory/service-env-key"
@@ -37,9 +44,18 @@ from typing import Any, TypeVar
 from factory.kernel.errors import InvalidInput
 from hardware_drivers.netboot import BenchNetwork
 from hardware_drivers.switch_poller import SwitchTarget, TrapListen
+from hardware_drivers.switch_security import (
+    AUTH_PROTOCOLS,
+    MIN_KEY_LENGTH,
+    PRIV_PROTOCOLS,
+    UsmUser,
+    parse_engine_id,
+    protocol_key,
+)
 
 _T = TypeVar("_T")
-_SWITCH_KEYS = {"name", "host", "port", "community", "interval", "timeout", "retries"}
+_SWITCH_KEYS = {"name", "host", "port", "community", "interval", "timeout", "retries", "v3"}
+_V3_KEYS = {"user", "auth_protocol", "auth_key_file", "priv_protocol", "priv_key_file", "engine_id"}
 _TRAP_KEYS = {"host", "port", "communities"}
 _NETBOOT_KEYS = {"name", "interface", "range_start", "range_end", "netmask", "controller_url", "lease_seconds"}
 
@@ -60,6 +76,7 @@ def parse_network(data: Mapping[str, Any], *, mapped_switches: frozenset[str], w
     names = [s.name for s in switches]
     if duplicates := _twice(names):
         raise InvalidInput(f"{where}: switch(es) {', '.join(duplicates)} defined twice")
+    _one_key_set_per_user(switches, where)
     unpolled = sorted(mapped_switches - set(names))
     if unpolled:
         raise InvalidInput(
@@ -94,15 +111,81 @@ def _each_table(
 
 
 def _switch(table: Mapping[str, Any], label: str) -> SwitchTarget:
+    name = _text(table.get("name"), f"{label}.name")
+    if "v3" in table and "community" in table:
+        raise InvalidInput(f"{label} ({name}): takes either community (v2c) or v3, not both")
     return SwitchTarget(
-        name=_text(table.get("name"), f"{label}.name"),
+        name=name,
         host=_text(table.get("host"), f"{label}.host"),
         port=int(table.get("port", 161)),
         community=_text(table.get("community", "public"), f"{label}.community"),
         interval=float(table.get("interval", 10.0)),
         timeout=float(table.get("timeout", 2.0)),
         retries=int(table.get("retries", 1)),
+        usm=_usm(table["v3"], f"{label} ({name}).v3") if "v3" in table else None,
     )
+
+
+def _usm(raw: object, label: str) -> UsmUser:
+    """A switch's ``v3`` table: USM authPriv, keys read from files (never written in the site file)."""
+    if not isinstance(raw, Mapping):
+        raise InvalidInput(
+            f"{label} must be a table (user, auth_protocol, auth_key_file, priv_protocol, priv_key_file)"
+        )
+    if unknown := set(raw) - _V3_KEYS:
+        raise InvalidInput(f"{label}: unknown key(s) {', '.join(sorted(unknown))} (authPriv only; keys from files)")
+    for required in ("auth_protocol", "priv_protocol"):
+        if required not in raw:
+            raise InvalidInput(
+                f"{label}.{required} is required: only authPriv is accepted (noAuthNoPriv and authNoPriv are refused)"
+            )
+    engine_id = raw.get("engine_id")
+    try:
+        return UsmUser(
+            user=_text(raw.get("user"), f"{label}.user"),
+            auth_protocol=_text(raw["auth_protocol"], f"{label}.auth_protocol"),
+            auth_key=_key_file(raw.get("auth_key_file"), f"{label}.auth_key_file"),
+            priv_protocol=_text(raw["priv_protocol"], f"{label}.priv_protocol"),
+            priv_key=_key_file(raw.get("priv_key_file"), f"{label}.priv_key_file"),
+            engine_id=parse_engine_id(_text(engine_id, f"{label}.engine_id")) if engine_id is not None else None,
+        )
+    except ValueError as exc:
+        raise InvalidInput(f"{label}: {exc}") from None
+
+
+def _key_file(raw: object, label: str) -> str:
+    """A USM pass phrase from its file (trailing newline dropped), as the LDAP service password is read."""
+    path = Path(_text(raw, label))
+    try:
+        key = path.read_text(encoding="utf-8").rstrip("\r\n")
+    except FileNotFoundError:
+        raise InvalidInput(f"{label}: {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"{label}: cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    if len(key) < MIN_KEY_LENGTH:
+        raise InvalidInput(f"{label}: the key in {path} is {len(key)} characters; USM needs at least {MIN_KEY_LENGTH}")
+    return key
+
+
+def _one_key_set_per_user(switches: Sequence[SwitchTarget], where: str) -> None:
+    """One v3 user name, one set of protocols and keys: an INFORM names only its user, so the
+    receiver cannot pick between two switches' keys for the same name."""
+    seen: dict[str, SwitchTarget] = {}
+    for switch in switches:
+        if switch.usm is None:
+            continue
+        first = seen.setdefault(switch.usm.user, switch)
+        assert first.usm is not None
+        if _credentials(first.usm) != _credentials(switch.usm):
+            raise InvalidInput(
+                f"{where}: v3 user {switch.usm.user!r} has different protocols or keys on "
+                f"{first.name} and {switch.name}; give each set of keys its own user name"
+            )
+
+
+def _credentials(usm: UsmUser) -> tuple[object, ...]:
+    auth, priv = AUTH_PROTOCOLS[protocol_key(usm.auth_protocol)], PRIV_PROTOCOLS[protocol_key(usm.priv_protocol)]
+    return (auth, usm.auth_key, priv, usm.priv_key)
 
 
 def _bench_network(table: Mapping[str, Any], label: str) -> BenchNetwork:

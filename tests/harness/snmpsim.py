@@ -120,18 +120,71 @@ def snmpsim(
     snmprec_files: Iterable[Path], workdir: Path, host: str = "127.0.0.1", startup_timeout: float = 20.0
 ) -> Iterator[SnmpSim]:
     """Start snmpsim serving copies of ``snmprec_files``; always stops it on exit."""
-    responder = responder_path()
-    if responder is None:
-        raise RuntimeError("snmpsim-command-responder not found (pip install snmpsim pysmi)")
-    data_dir, cache_dir = workdir / "data", workdir / "cache"
+    data_dir = workdir / "data"
     data_dir.mkdir(parents=True)
-    cache_dir.mkdir()
     communities = []
     for src in snmprec_files:
         write_snmprec(data_dir / src.name, read_snmprec(src))
         communities.append(src.stem)
     if not communities:
         raise ValueError("snmpsim needs at least one .snmprec file")
+    with _responder(workdir, host, communities, [], startup_timeout) as sim:
+        yield sim
+
+
+@dataclass(frozen=True)
+class V3Agent:
+    """An SNMPv3 agent's engine ID and its one USM user (snmpsim's protocol names: SHA256, AES...)."""
+
+    engine_id: str  # hex
+    user: str
+    auth_protocol: str
+    auth_key: str
+    priv_protocol: str
+    priv_key: str
+
+    def arguments(self) -> list[str]:
+        # --v3-engine-id opens snmpsim's per-engine options: it must come before the data dir and endpoint.
+        return [
+            f"--v3-engine-id={self.engine_id}",
+            f"--v3-user={self.user}",
+            f"--v3-auth-proto={self.auth_protocol}",
+            f"--v3-auth-key={self.auth_key}",
+            f"--v3-priv-proto={self.priv_protocol}",
+            f"--v3-priv-key={self.priv_key}",
+        ]
+
+
+@contextmanager
+def snmpsim_v3(
+    agent: V3Agent, default: Path, contexts: Mapping[str, Path], workdir: Path, host: str = "127.0.0.1"
+) -> Iterator[SnmpSim]:
+    """One SNMPv3 switch: ``default`` answers the default context (""), ``contexts`` name the others
+    (Cisco's ``vlan-<id>``). snmpsim picks the data file for a v3 request by context under a directory
+    named ``self`` (its own engine ID): ``self.snmprec`` for "", ``self/<context>.snmprec`` for the
+    others. It still answers v2c, which only the readiness check below uses: by the contexts' names as
+    communities, and ``ready`` (a one-OID file), since the default context's community is empty and
+    pysnmp does not take an empty community."""
+    data_dir = workdir / "data"
+    (data_dir / "self").mkdir(parents=True)
+    write_snmprec(data_dir / "self.snmprec", read_snmprec(default))
+    write_snmprec(data_dir / "ready.snmprec", {".".join(map(str, SYS_NAME_0)): ("4", "ready")})
+    for context, src in contexts.items():
+        write_snmprec(data_dir / "self" / f"{context}.snmprec", read_snmprec(src))
+    with _responder(workdir, host, ["ready", *contexts], agent.arguments()) as sim:
+        yield sim
+
+
+@contextmanager
+def _responder(
+    workdir: Path, host: str, communities: list[str], engine_args: list[str], startup_timeout: float = 20.0
+) -> Iterator[SnmpSim]:
+    """Run snmpsim on ``workdir/data`` until every community answers; always stops it on exit."""
+    responder = responder_path()
+    if responder is None:
+        raise RuntimeError("snmpsim-command-responder not found (pip install snmpsim pysmi)")
+    data_dir, cache_dir = workdir / "data", workdir / "cache"
+    cache_dir.mkdir()
     env = dict(os.environ)
     if os.geteuid() == 0:
         env["SNMPSIM_ALLOW_ROOT"] = "true"
@@ -141,6 +194,7 @@ def snmpsim(
         process = subprocess.Popen(
             [
                 responder,
+                *engine_args,
                 f"--data-dir={data_dir}",
                 f"--cache-dir={cache_dir}",
                 f"--agent-udpv4-endpoint={host}:{port}",

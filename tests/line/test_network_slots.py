@@ -33,6 +33,7 @@ from factory.line.network_slots import SwitchFailed, SwitchRecovered
 from factory.line.provision_step import NO_PROVISIONING, NO_PROVISIONING_NOTICE
 from hardware_drivers.events import LinkDown, MacSeen, MalformedReply, SnmpTimeout
 from hardware_drivers.switch_poller import SwitchTarget, TrapListen
+from hardware_drivers.switch_security import UsmUser
 
 LAPTOP = "00:1b:63:aa:00:01"  # on sw-bench-1 Gi1/0/1 in the fixture
 STRANGER = "00:1b:63:aa:00:02"  # on sw-bench-1 Gi1/0/2: recorded on no device
@@ -75,6 +76,64 @@ def test_site_file_refuses_bad_switch_settings(tmp_path: Path, switches: str, tr
     with pytest.raises(InvalidInput) as excinfo:
         load_line_config(switch_site_file(tmp_path, switches, traps=traps))
     assert message in str(excinfo.value)
+
+
+def _v3_site(tmp_path: Path, v3: str, *, switch: str = ONE_SWITCH) -> Path:
+    """A site file whose switch is read over SNMPv3; auth.key and priv.key are written beside it."""
+    (tmp_path / "auth.key").write_text("auth-pass-phrase\n")  # a trailing newline is not part of the key
+    (tmp_path / "priv.key").write_text("priv-pass-phrase")
+    return switch_site_file(tmp_path, switch + "[switches.v3]\n" + v3.replace("DIR", str(tmp_path)))
+
+
+V3_OK = (
+    'user = "factory-ro"\nauth_protocol = "SHA-256"\nauth_key_file = "DIR/auth.key"\n'
+    'priv_protocol = "AES"\npriv_key_file = "DIR/priv.key"\n'
+)
+
+
+def test_site_file_reads_a_v3_switch_with_keys_from_files(tmp_path: Path) -> None:
+    path = _v3_site(tmp_path, V3_OK + 'engine_id = "0x80000009030242ac110002"\n', switch=ONE_SWITCH)
+    (switch,) = load_line_config(path).network.switches
+    assert switch.usm == UsmUser(
+        "factory-ro", "SHA-256", "auth-pass-phrase", "AES", "priv-pass-phrase", bytes.fromhex("80000009030242ac110002")
+    )
+    assert "pass-phrase" not in repr(switch)
+
+
+@pytest.mark.parametrize(
+    ("v3", "message"),
+    [
+        (V3_OK.replace('"SHA-256"', '"MD5"'), "v3: auth_protocol 'MD5' is refused (MD5 is broken)"),
+        (V3_OK.replace('"AES"', '"DES"'), "v3: priv_protocol 'DES' is refused (DES is withdrawn)"),
+        (V3_OK.replace('"SHA-256"', '"SHA3"'), "v3: auth_protocol 'SHA3' is not one of SHA, SHA1, SHA224"),
+        (V3_OK.replace("auth.key", "short.key"),
+         "v3.auth_key_file: the key in DIR/short.key is 5 characters; USM needs at least 8"),
+        (V3_OK.replace("priv.key", "missing.key"), "v3.priv_key_file: DIR/missing.key does not exist"),
+        (V3_OK.replace("DIR/priv.key", "DIR"), "v3.priv_key_file: cannot read DIR: Is a directory"),
+        ('user = "factory-ro"\nauth_protocol = "SHA"\nauth_key_file = "DIR/auth.key"\n',
+         "v3.priv_protocol is required: only authPriv is accepted (noAuthNoPriv and authNoPriv are refused)"),
+        (V3_OK + 'auth_key = "in-the-site-file"\n', "v3: unknown key(s) auth_key (authPriv only; keys from files)"),
+        (V3_OK + 'engine_id = "not-hex"\n', "v3: engine_id 'not-hex' is not hexadecimal"),
+    ],
+)  # fmt: skip
+def test_site_file_refuses_bad_v3_settings_naming_switch_and_field(tmp_path: Path, v3: str, message: str) -> None:
+    (tmp_path / "short.key").write_text("short")
+    with pytest.raises(InvalidInput) as excinfo:
+        load_line_config(_v3_site(tmp_path, v3))
+    text = str(excinfo.value)
+    assert "switches[0] (sw-bench-1)" in text and message.replace("DIR", str(tmp_path)) in text
+    assert "\n" not in text and "pass-phrase" not in text  # one line, and never a key
+
+
+def test_site_file_refuses_community_with_v3_and_one_user_with_two_key_sets(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput, match=r"switches\[0\] \(sw-bench-1\): takes either community \(v2c\) or v3"):
+        load_line_config(_v3_site(tmp_path, V3_OK, switch=ONE_SWITCH + 'community = "bench"\n'))
+    (tmp_path / "other.key").write_text("other-pass-phrase")
+    second = '[[switches]]\nname = "sw-2"\nhost = "127.0.0.2"\n[switches.v3]\n' + V3_OK.replace("priv.key", "other.key")
+    with pytest.raises(
+        InvalidInput, match="v3 user 'factory-ro' has different protocols or keys on sw-bench-1 and sw-2"
+    ):
+        load_line_config(_v3_site(tmp_path, V3_OK + second.replace("DIR", str(tmp_path))))
 
 
 # ---------------------------------------------------------------------------- MAC occupancy
