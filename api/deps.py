@@ -92,11 +92,13 @@ class LoginRequired(Exception):
 
 
 class PageForbidden(Exception):
-    """Logged in, but this role may not use this page or action (rendered as a 403 page)."""
+    """Logged in, but this role may not use this page or action (rendered as a 403 page). ``caller``
+    lets that page keep the navigation and sign-out every other page shows (WCAG 3.2.3)."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, caller: Caller | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.caller = caller
 
 
 async def get_context(request: Request) -> AppContext:
@@ -225,6 +227,7 @@ async def resolve_caller(
     else:
         caller = await run_in_threadpool(_session_caller, ctx, cookie)
     request.scope["factory.caller"] = caller.name  # for the access log (api/observability.py)
+    request.state.caller = caller  # for a refused page, which still shows who is signed in
     if allowed is not None and caller.role not in allowed:
         what = "use this page" if via is Via.PAGE and request.method in SAFE_METHODS else "do this"
         raise PermissionDenied(f"role '{caller.role}' may not {what}")
@@ -265,7 +268,7 @@ def page_user(*roles: Role | Anyone) -> CallerCheck:
             # After login, come back to the page asked for; a POST target is not re-sent, so go home.
             raise LoginRequired(request.url.path if request.method == "GET" else "/", exc.reason) from None
         except PermissionDenied as exc:
-            raise PageForbidden(exc.reason) from None
+            raise PageForbidden(exc.reason, getattr(request.state, "caller", None)) from None
 
     return check
 

@@ -25,7 +25,7 @@ def install_web(app: FastAPI) -> None:
 
     @app.exception_handler(PageForbidden)
     async def page_forbidden(request: Request, exc: PageForbidden) -> Response:
-        return render(request, "forbidden.html", None, 403, reason=exc.reason)
+        return render(request, "forbidden.html", exc.caller, 403, reason=exc.reason)
 
     for area in (auth, line, intake, custody, courier, audit, identity):
         app.include_router(area.router)

@@ -53,9 +53,13 @@ def safe_next(value: str | None, identity_role: str) -> str:
 router = APIRouter(include_in_schema=False)
 
 
-def _login_page(request: Request, next_path: str, error: str | None, status: int) -> HTMLResponse:
+def _login_page(request: Request, next_path: str, error: str | None, status: int, username: str = "") -> HTMLResponse:
+    """The sign-in form; after a refusal it offers the user name typed again (WCAG 3.3.7), never
+    the password."""
     token = secrets.token_urlsafe(32)
-    page = render(request, "login.html", None, status, login_csrf=token, next_path=next_path, error=error)
+    page = render(
+        request, "login.html", None, status, login_csrf=token, next_path=next_path, error=error, username=username[:64]
+    )
     secure = request.url.scheme == "https"
     page.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", secure=secure, path="/login")
     return page
@@ -77,7 +81,7 @@ def login(
 ) -> Response:
     cookie_token = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     if not cookie_token or not hmac.compare_digest(cookie_token, csrf_token):
-        return _login_page(request, next, "the login form expired: please try again", 400)
+        return _login_page(request, next, "the login form expired: please try again", 400, username)
     address = request.client.host if request.client else None
     try:
         # Throttled per account and per address; refused at once while either is delayed or locked.
@@ -87,7 +91,7 @@ def login(
             cookie, _web = open_web_session(session, user)
             role = user.role
     except (Unauthenticated, Throttled) as exc:
-        page = _login_page(request, next, exc.reason, exc.status_code)
+        page = _login_page(request, next, exc.reason, exc.status_code, username)
         if isinstance(exc, Throttled) and exc.retry_after:
             page.headers["Retry-After"] = str(exc.retry_after)
         return page

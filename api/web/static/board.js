@@ -4,6 +4,9 @@
   "use strict";
 
   var statusEl = document.getElementById("board-status");
+  var connectionEl = document.getElementById("board-connection");
+  var updatedEl = document.getElementById("board-updated");
+  var actionEl = document.getElementById("board-action");
   var benchesEl = document.getElementById("benches");
   var attentionTable = document.getElementById("attention");
   var attentionEmpty = document.getElementById("attention-empty");
@@ -37,9 +40,9 @@
       headers: { "X-CSRF-Token": csrf, "Accept": "application/json" }
     }).then(function (r) {
       return r.json().then(function (body) {
-        statusEl.textContent = r.ok ? ("Job " + jobId + ": " + action + " done") : ("Job " + jobId + ": " + (body.reason || r.status));
+        actionEl.textContent = r.ok ? ("Job " + jobId + ": " + action + " done") : ("Job " + jobId + ": " + (body.reason || r.status));
       });
-    }).catch(function (e) { statusEl.textContent = "Action failed: " + e; });
+    }).catch(function (e) { actionEl.textContent = "Action failed: " + e; });
   }
 
   function button(job, action, label) {
@@ -97,7 +100,46 @@
     return card;
   }
 
+  // A live region speaks on every change of its text: write it only when it says something new.
+  function say(node, text) {
+    if (node.textContent !== text) node.textContent = text;
+  }
+
+  // The log announces additions: keep the notices already shown and insert only the new ones, in
+  // the snapshot's order (newest first), so a push that repeats them says nothing.
+  function showNotices(notices) {
+    var wanted = notices.map(function (n) { return ukTime(n.at) + " · " + n.agent + " · " + n.message; });
+    Array.prototype.slice.call(noticesList.children).forEach(function (li) {
+      if (wanted.indexOf(li.textContent) < 0) li.remove();
+    });
+    var cursor = noticesList.firstChild;
+    wanted.forEach(function (text) {
+      if (cursor && cursor.textContent === text) {
+        cursor = cursor.nextSibling;
+      } else {
+        noticesList.insertBefore(el("li", null, text), cursor);
+      }
+    });
+    noticesList.hidden = notices.length === 0;
+    noticesEmpty.hidden = notices.length !== 0;
+  }
+
+  // The benches and the attention list are drawn afresh on every push (progress ticks several
+  // times a second): a keyboard user's focus on a job button moves to the new button.
+  function focusedAction() {
+    var active = document.activeElement;
+    return active && active.classList && active.classList.contains("act") ? [active.closest("table") ? "attention" : "benches", active.getAttribute("data-job"), active.getAttribute("data-action")] : null;
+  }
+
+  function refocus(focus) {
+    if (!focus) return;
+    var box = focus[0] === "attention" ? attentionTable : benchesEl;
+    var again = box.querySelector('button[data-job="' + focus[1] + '"][data-action="' + focus[2] + '"]');
+    if (again) again.focus();
+  }
+
   function render(snapshot) {
+    var focus = focusedAction();
     benchesEl.textContent = "";
     document.getElementById("benches-empty").hidden = snapshot.benches.length > 0;
     snapshot.benches.forEach(function (bench) {
@@ -127,13 +169,8 @@
     });
     attentionTable.hidden = snapshot.attention.length === 0;
     attentionEmpty.hidden = snapshot.attention.length !== 0;
-    var notices = snapshot.notices || [];
-    noticesList.textContent = "";
-    notices.forEach(function (n) {
-      noticesList.appendChild(el("li", null, ukTime(n.at) + " · " + n.agent + " · " + n.message));
-    });
-    noticesList.hidden = notices.length === 0;
-    noticesEmpty.hidden = notices.length !== 0;
+    showNotices(snapshot.notices || []);
+    refocus(focus);
     var parts = [];
     Object.keys(snapshot.counts.devices).sort().forEach(function (k) { parts.push(k + ": " + snapshot.counts.devices[k]); });
     countsEl.textContent = "Devices by state — " + parts.join(", ");
@@ -144,11 +181,12 @@
     source.addEventListener("board", function (event) {
       render(JSON.parse(event.data));
       statusEl.className = "board-status";
-      statusEl.textContent = "Live · updated " + ukTime(new Date());
+      say(connectionEl, "Live");
+      updatedEl.textContent = " · updated " + ukTime(new Date());
     });
     source.onerror = function () {
       statusEl.className = "board-status stale";
-      statusEl.textContent = "Connection lost: retrying…";
+      say(connectionEl, "Connection lost: retrying…");
     };
   }
 
