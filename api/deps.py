@@ -227,7 +227,7 @@ async def resolve_caller(
     else:
         caller = await run_in_threadpool(_session_caller, ctx, cookie)
     request.scope["factory.caller"] = caller.name  # for the access log (api/observability.py)
-    request.state.caller = caller  # for a refused page, which still shows who is signed in
+    request.scope["factory.caller_seen"] = caller  # a refused page still shows who is signed in
     if allowed is not None and caller.role not in allowed:
         what = "use this page" if via is Via.PAGE and request.method in SAFE_METHODS else "do this"
         raise PermissionDenied(f"role '{caller.role}' may not {what}")
@@ -268,7 +268,7 @@ def page_user(*roles: Role | Anyone) -> CallerCheck:
             # After login, come back to the page asked for; a POST target is not re-sent, so go home.
             raise LoginRequired(request.url.path if request.method == "GET" else "/", exc.reason) from None
         except PermissionDenied as exc:
-            raise PageForbidden(exc.reason, getattr(request.state, "caller", None)) from None
+            raise PageForbidden(exc.reason, request.scope.get("factory.caller_seen")) from None
 
     return check
 

@@ -1,15 +1,17 @@
-"""Network boot on a bench network: Debian's dnsmasq (DHCP + TFTP) chain-loads iPXE, and iPXE
-fetches its script from the controller over HTTP.
+"""Network boot on a bench network: Debian's dnsmasq (DHCP + TFTP) hands each laptop its first loader.
 
 The sequence (docs/operations.md has the picture):
 
 1. The laptop's firmware PXE client asks for an address. dnsmasq answers with one from the bench
-   range and, by TFTP, an iPXE binary (``undionly.kpxe`` for BIOS, ``snponly.efi`` for UEFI), taken
-   from Debian's ``ipxe`` package. That iPXE is not signed for UEFI Secure Boot: a laptop with Secure
-   Boot on fetches it and does not run it (``TftpSent`` with no iPXE request after it).
+   range and a loader by TFTP: ``undionly.kpxe`` (Debian's iPXE) for BIOS; for UEFI, by default
+   the Secure Boot chain of ``netboot_grub`` (``shimx64.efi`` -> ``grubx64.efi``), which runs with
+   Secure Boot on or off. A bench network set to ``uefi_boot = "ipxe"`` gives UEFI ``snponly.efi``
+   instead, which is not signed: a laptop with Secure Boot on fetches it and never runs it.
 2. iPXE asks again, now with user class ``iPXE``; dnsmasq gives it the controller's chain script
    (``/netboot/boot.ipxe``), which asks the controller for the script of this very NIC:
-   ``/netboot/ipxe/<mac>``.
+   ``/netboot/ipxe/<mac>``. GRUB cannot fetch over HTTP: dnsmasq's ``dhcp-script``
+   (``netboot_hook``) asks the controller for GRUB's per-MAC config at the firmware's DHCPACK and
+   leaves it in the TFTP root.
 3. The controller answers per MAC: work to do, the service environment's kernel and initramfs with a
    one-time boot token on the kernel command line; work done, boot from the internal disk.
 
@@ -19,20 +21,38 @@ This module only builds text and runs the process; no database here (the decisio
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from hardware_drivers.netboot_grub import SHIM_LOADER, SignedChainMissing, install_signed_chain
+
+# The log readers live in netboot_log; callers keep importing them from here (explicit re-exports).
+from hardware_drivers.netboot_log import BootLogEvent as BootLogEvent
+from hardware_drivers.netboot_log import BootLogTail as BootLogTail
+from hardware_drivers.netboot_log import DhcpEvent as DhcpEvent
+from hardware_drivers.netboot_log import TftpSent as TftpSent
+from hardware_drivers.netboot_log import boot_log_events as boot_log_events
+from hardware_drivers.netboot_log import dhcp_events as dhcp_events
+from hardware_drivers.netboot_log import lease_address as lease_address
+from hardware_drivers.netboot_log import lease_addresses as lease_addresses
+from hardware_drivers.netboot_log import tftp_sends as tftp_sends
+
 # Debian's ipxe package: the first-stage binaries dnsmasq serves by TFTP.
 IPXE_DIR = Path("/usr/lib/ipxe")
 BIOS_LOADER = "undionly.kpxe"
-UEFI_LOADER = "snponly.efi"
+UEFI_LOADER = "snponly.efi"  # iPXE for UEFI: unsigned, so only for laptops with Secure Boot off
+UEFI_BOOTS = ("shim", "ipxe")  # a bench network's uefi_boot: the signed chain (default) or iPXE
+REPO_ROOT = Path(__file__).resolve().parents[1]  # for the hook dnsmasq runs
 CHAIN_PATH = "/netboot/boot.ipxe"
 _IFNAME = re.compile(r"^[A-Za-z0-9_.:-]{1,15}$")
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
@@ -58,6 +78,7 @@ class BenchNetwork:
     controller_url: str
     netmask: str = "255.255.255.0"
     lease_seconds: int = 600
+    uefi_boot: str = "shim"  # what UEFI firmware is given: "shim" (Secure Boot chain) or "ipxe"
 
     def __post_init__(self) -> None:
         if not _IFNAME.match(self.interface):
@@ -76,14 +97,26 @@ class BenchNetwork:
             raise NetbootConfigError(f"bench network {self.name}: controller_url must be an http(s) URL")
         if not 120 <= self.lease_seconds <= 86400:
             raise NetbootConfigError(f"bench network {self.name}: lease_seconds must be 120-86400")
+        if self.uefi_boot not in UEFI_BOOTS:
+            raise NetbootConfigError(f"bench network {self.name}: uefi_boot must be one of {', '.join(UEFI_BOOTS)}")
+
+    @property
+    def uefi_loader(self) -> str:
+        return SHIM_LOADER if self.uefi_boot == "shim" else UEFI_LOADER
 
     @property
     def chain_url(self) -> str:
         return self.controller_url.rstrip("/") + CHAIN_PATH
 
 
-def dnsmasq_conf(net: BenchNetwork, *, tftp_root: Path, lease_file: Path, log_file: Path, user: str) -> str:
-    """dnsmasq's configuration for one bench network: DHCP and TFTP only (``port=0``: no DNS)."""
+def dnsmasq_conf(
+    net: BenchNetwork, *, tftp_root: Path, lease_file: Path, log_file: Path, user: str, hook: Path | None = None
+) -> str:
+    """dnsmasq's configuration for one bench network: DHCP and TFTP only (``port=0``: no DNS).
+    ``hook``: the ``dhcp-script`` that leaves GRUB's per-MAC decision (the Secure Boot chain)."""
+    # The hook runs again when a known laptop's lease is renewed (each boot asks anew), as dnsmasq's
+    # own user (not root, dnsmasq's default for scripts), which must own what tftp-secure serves.
+    hooked = [f"dhcp-script={hook}", f"dhcp-scriptuser={user}", "script-on-renewal"] if hook is not None else []
     return "\n".join(
         [
             f"# bench network {net.name}: written by the factory line; edits are overwritten",
@@ -105,8 +138,9 @@ def dnsmasq_conf(net: BenchNetwork, *, tftp_root: Path, lease_file: Path, log_fi
             "dhcp-match=set:efi64,option:client-arch,7",
             "dhcp-match=set:efi64,option:client-arch,9",
             f"dhcp-boot=tag:ipxe,{net.chain_url}",
-            f"dhcp-boot=tag:!ipxe,tag:efi64,{UEFI_LOADER}",
+            f"dhcp-boot=tag:!ipxe,tag:efi64,{net.uefi_loader}",
             f"dhcp-boot=tag:!ipxe,tag:!efi64,{BIOS_LOADER}",
+            *hooked,
             "",
         ]
     )
@@ -164,132 +198,6 @@ def mac_from_hexhyp(value: str) -> str:
     return mac
 
 
-@dataclass(frozen=True)
-class DhcpEvent:
-    """One DHCP exchange dnsmasq logged: ``DHCPDISCOVER``/``DHCPACK``..., and who asked."""
-
-    kind: str
-    mac: str
-    address: str | None
-    ipxe: bool  # the request carried user class iPXE (the second stage)
-
-
-@dataclass(frozen=True)
-class TftpSent:
-    """dnsmasq sent a whole file by TFTP (``dnsmasq-tftp[PID]: sent PATH to ADDRESS``, logged with
-    or without ``log-dhcp``): the path is the file's path on the host, the address the laptop's."""
-
-    path: str
-    address: str
-
-
-BootLogEvent = DhcpEvent | TftpSent
-_LOG_LINE = re.compile(r"dnsmasq-dhcp\[\d+\]: (?P<id>\d+) (?P<kind>DHCP[A-Z]+)\(\S+\)\s+(?P<rest>.*)$")
-_USER_CLASS = re.compile(r"dnsmasq-dhcp\[\d+\]: (?P<id>\d+) user class: (?P<cls>.*)$")
-_TFTP_SENT = re.compile(r"dnsmasq-tftp\[\d+\]: sent (?P<path>\S+) to (?P<address>[0-9.]+)\s*$")
-
-
-def dhcp_events(log_text: str) -> list[DhcpEvent]:
-    """The DHCP exchanges in a dnsmasq log (``log-dhcp``), oldest first.
-
-    dnsmasq numbers each exchange; the user-class line shares the number of its request.
-    """
-    ipxe_ids: set[str] = set()
-    events: list[tuple[str, str, str, str | None]] = []
-    for line in log_text.splitlines():
-        if (m := _USER_CLASS.search(line)) is not None:
-            if "iPXE" in m.group("cls"):
-                ipxe_ids.add(m.group("id"))
-            continue
-        if (m := _LOG_LINE.search(line)) is not None and (found := _mac_and_address(m)) is not None:
-            events.append((m.group("id"), m.group("kind"), *found))
-    return [DhcpEvent(kind, mac, addr, ident in ipxe_ids) for ident, kind, mac, addr in events]
-
-
-def tftp_sends(log_text: str) -> list[TftpSent]:
-    """The files dnsmasq sent by TFTP, oldest first (a failed or aborted transfer is not one)."""
-    return [e for e in boot_log_events(log_text) if isinstance(e, TftpSent)]
-
-
-def boot_log_events(log_text: str, ipxe_ids: set[str] | None = None) -> list[BootLogEvent]:
-    """The DHCP exchanges and TFTP sends in a dnsmasq log, in the log's order.
-
-    dnsmasq logs an exchange's ``user class:`` line before its ``DHCP...`` lines, so an exchange is
-    known to be iPXE's as it is read. ``ipxe_ids`` carries the exchanges seen to be iPXE's from one
-    call to the next, for a log read as it grows (it is updated in place).
-    """
-    ids = ipxe_ids if ipxe_ids is not None else set()
-    events: list[BootLogEvent] = []
-    for line in log_text.splitlines():
-        if (m := _USER_CLASS.search(line)) is not None:
-            if "iPXE" in m.group("cls"):
-                ids.add(m.group("id"))
-        elif (m := _LOG_LINE.search(line)) is not None:
-            if (found := _mac_and_address(m)) is not None:
-                events.append(DhcpEvent(m.group("kind"), *found, m.group("id") in ids))
-        elif (m := _TFTP_SENT.search(line)) is not None and _looks_ipv4(m.group("address")):
-            events.append(TftpSent(m.group("path"), m.group("address")))
-    return events
-
-
-def _mac_and_address(m: re.Match[str]) -> tuple[str, str | None] | None:
-    words = m.group("rest").split()
-    mac = next((w for w in words if _MAC.match(w.lower())), None)
-    if mac is None:
-        return None
-    return mac.lower(), next((w for w in words if _looks_ipv4(w)), None)
-
-
-def _looks_ipv4(word: str) -> bool:
-    try:
-        ipaddress.IPv4Address(word)
-    except ValueError:
-        return False
-    return True
-
-
-class BootLogTail:
-    """A dnsmasq log read as it grows: each ``read`` gives the events of the whole lines added since
-    the last one (a line being written waits for the next read). A log that shrank is a new one
-    (dnsmasq restarted): it is read from its start."""
-
-    def __init__(self, log_file: Path) -> None:
-        self.log_file = log_file
-        self._offset = 0
-        self._ipxe_ids: set[str] = set()
-
-    def read(self) -> list[BootLogEvent]:
-        try:
-            with self.log_file.open("rb") as f:
-                if os.fstat(f.fileno()).st_size < self._offset:
-                    self._offset = 0
-                f.seek(self._offset)
-                data = f.read()
-        except FileNotFoundError:
-            return []
-        whole = data[: data.rfind(b"\n") + 1]
-        self._offset += len(whole)
-        if len(self._ipxe_ids) > 1024:  # only the exchange being logged matters; its next packet says it again
-            self._ipxe_ids.clear()
-        return boot_log_events(whole.decode(errors="replace"), self._ipxe_ids)
-
-
-def lease_addresses(lease_file: Path, mac: str) -> list[str]:
-    """Every address dnsmasq holds a lease on for ``mac`` (lease file: ``expiry mac ip host client-id``;
-    the firmware's, iPXE's and the service environment's requests may differ in client id)."""
-    try:
-        lines = lease_file.read_text().splitlines()
-    except FileNotFoundError:
-        return []
-    return [p[2] for p in (line.split() for line in lines) if len(p) >= 3 and p[1].lower() == mac.lower()]
-
-
-def lease_address(lease_file: Path, mac: str) -> str | None:
-    """The first address dnsmasq leased to ``mac``, or None."""
-    found = lease_addresses(lease_file, mac)
-    return found[0] if found else None
-
-
 class Dnsmasq:
     """A dnsmasq process serving one bench network, with its own configuration, TFTP root, lease
     file and log under ``work_dir``. Start and stop it by its own PID only."""
@@ -315,9 +223,10 @@ class Dnsmasq:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def prepare(self, user: str | None = None) -> None:
-        """Write the configuration and fill the TFTP root with Debian's iPXE binaries.
+        """Write the configuration and fill the TFTP root with Debian's iPXE binaries (and, for the
+        Secure Boot chain, shim, GRUB and the hook that leaves GRUB its per-MAC decision).
 
-        :raises DnsmasqError: dnsmasq or the iPXE binaries are not installed.
+        :raises DnsmasqError: dnsmasq, the iPXE binaries or the signed chain are not installed.
         """
         if shutil.which(self.binary) is None:
             raise DnsmasqError(f"{self.binary} is not installed (Debian package dnsmasq-base)")
@@ -327,12 +236,30 @@ class Dnsmasq:
             if not source.is_file():
                 raise DnsmasqError(f"{source} is missing (Debian package ipxe)")
             shutil.copyfile(source, self.tftp_root / loader)
+        hook = self._install_signed_chain() if self.net.uefi_boot == "shim" else None
         self.lease_file.touch()
         who = user or os.environ.get("USER") or "root"
         conf = dnsmasq_conf(
-            self.net, tftp_root=self.tftp_root, lease_file=self.lease_file, log_file=self.log_file, user=who
+            self.net, tftp_root=self.tftp_root, lease_file=self.lease_file, log_file=self.log_file, user=who, hook=hook
         )
         self.conf.write_text(conf)
+
+    def _install_signed_chain(self) -> Path:
+        """shim, GRUB and its config in the TFTP root; the hook script dnsmasq runs. Returns the hook."""
+        try:
+            install_signed_chain(self.tftp_root)
+        except SignedChainMissing as exc:
+            raise DnsmasqError(str(exc)) from exc
+        settings = self.dir / "hook.json"
+        settings.write_text(json.dumps({"tftp_root": str(self.tftp_root), "controller_url": self.net.controller_url}))
+        hook = self.dir / "dhcp-hook"
+        command = [sys.executable, "-m", "hardware_drivers.netboot_hook", str(settings)]
+        hook.write_text(
+            "#!/bin/sh\n# dnsmasq's dhcp-script: written by the factory line\n"
+            f'PYTHONPATH={shlex.quote(str(REPO_ROOT))} exec {shlex.join(command)} "$@"\n'
+        )
+        hook.chmod(0o755)
+        return hook
 
     def start(self, timeout: float = 5.0) -> None:
         """Start dnsmasq in the foreground of its own process group; wait until it logs that it runs.

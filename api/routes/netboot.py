@@ -1,4 +1,5 @@
-"""Network boot: the iPXE scripts per MAC, the service environment's files, and self-enrolment.
+"""Network boot: the iPXE scripts and GRUB configs per MAC, the service environment's files, and
+self-enrolment.
 
 These routes serve laptops on the bench network, which hold no API token: the scripts and files
 are public there, and an enrolment is authorised by the one-time boot token the laptop's iPXE
@@ -42,6 +43,13 @@ def chain(request: Request) -> PlainTextResponse:
 @router.get("/netboot/ipxe/{mac}", response_class=PlainTextResponse)
 def script(request: Request, session: SessionDep, mac: str = Path(max_length=17)) -> PlainTextResponse:
     decision = boot_script(session, mac, _base(request))
+    return PlainTextResponse(decision.script, media_type=IPXE, headers={"X-Boot-Decision": decision.kind})
+
+
+@router.get("/netboot/grub/{mac}", response_class=PlainTextResponse)
+def grub_config(request: Request, session: SessionDep, mac: str = Path(max_length=17)) -> PlainTextResponse:
+    """GRUB's config for this NIC (the Secure Boot chain), fetched for it by the bench's dnsmasq hook."""
+    decision = boot_script(session, mac, _base(request), loader="grub")
     return PlainTextResponse(decision.script, media_type=IPXE, headers={"X-Boot-Decision": decision.kind})
 
 

@@ -1,10 +1,14 @@
-"""What a network-booting NIC is told to boot: the controller's per-MAC iPXE script.
+"""What a network-booting NIC is told to boot: the controller's per-MAC iPXE script, or GRUB's
+per-MAC config for the Secure Boot chain (the same decision, written for the loader that asks).
 
 * A MAC nobody recorded, or a device the line has work for: the service environment, with a fresh
   one-time boot token (bound to this MAC) and the enrolment URL on its kernel command line.
 * A device whose work is done (``ready`` or allocated to an officer): its own internal disk.
 * A device the line must not touch (quarantined, or in no state the bench should see): held at
-  iPXE's prompt with the reason; nothing boots.
+  iPXE's prompt (or GRUB's) with the reason; nothing boots.
+
+iPXE fetches the kernel and initramfs from this controller over HTTP; GRUB (TFTP only) from the
+bench's dnsmasq, whose hook copies them from here (``hardware_drivers/netboot_hook.py``).
 
 The service environment's kernel and initramfs are served from ``FACTORY_NETBOOT_DIR`` (default
 ``$FACTORY_HOME/netboot``): ``bzImage`` and ``initramfs.cpio`` as scripts/build-guest.sh writes them.
@@ -33,11 +37,13 @@ from hardware_drivers.netboot import (
     lease_addresses,
     mac_from_hexhyp,
 )
+from hardware_drivers.netboot_grub import grub_hold_config, grub_local_config, grub_service_config
 
 KERNEL_FILE = "bzImage"
 INITRD_FILE = "initramfs.cpio"
 SERVED_FILES = frozenset({KERNEL_FILE, INITRD_FILE})
 ENROL_PATH = "/api/netboot/enrol"
+LOADERS = ("ipxe", "grub")  # who asks for the decision: its text is written in that loader's language
 
 # Work done: the laptop boots what was deployed on it.
 LOCAL_BOOT_STATES: frozenset[str] = frozenset({State.READY, State.ALLOCATED})
@@ -85,11 +91,13 @@ def chain_script(controller_url: str) -> str:
     return ipxe_chain_script(controller_url)
 
 
-def boot_script(session: Session, mac_text: str, controller_url: str) -> BootDecision:
-    """Decide what this NIC boots and write its iPXE script (issuing a boot token if it enrols).
+def boot_script(session: Session, mac_text: str, controller_url: str, *, loader: str = "ipxe") -> BootDecision:
+    """Decide what this NIC boots and write it for ``loader`` (issuing a boot token if it enrols).
 
-    :raises InvalidInput: not a MAC.
+    :raises InvalidInput: not a MAC, or not a loader of ``LOADERS``.
     """
+    if loader not in LOADERS:
+        raise InvalidInput(f"'{loader[:20]}' is not a network boot loader ({', '.join(LOADERS)})")
     mac = normalised_mac(mac_text)
     owners = session.exec(
         select(Device)
@@ -98,16 +106,21 @@ def boot_script(session: Session, mac_text: str, controller_url: str) -> BootDec
     ).all()
     device = owners[0] if len(owners) == 1 else None
     serial = device.serial if device else None
+    grub = loader == "grub"
     if device is not None and device.state in LOCAL_BOOT_STATES:
         reason = f"{device.serial} is {device.state}: booting its own disk"
-        return BootDecision("local", mac, serial, reason, ipxe_local_script(reason))
+        return BootDecision("local", mac, serial, reason, (grub_local_config if grub else ipxe_local_script)(reason))
     if device is not None and device.state in HELD_STATES:
         reason = f"{device.serial} is {device.state}: the bench will not boot it"
-        return BootDecision("hold", mac, serial, reason, ipxe_hold_script(reason))
+        return BootDecision("hold", mac, serial, reason, (grub_hold_config if grub else ipxe_hold_script)(reason))
     token = issue_boot_token(session, mac)
     base = controller_url.rstrip("/")
     cmdline = f"console=tty0 console=ttyS0 panic=-1 df.enrol={base}{ENROL_PATH} df.mac={mac} df.token={token}"
-    script = ipxe_service_script(f"{base}/netboot/files/{KERNEL_FILE}", f"{base}/netboot/files/{INITRD_FILE}", cmdline)
+    if grub:  # the kernel and initramfs come from the bench's TFTP root, where the hook put them
+        script = grub_service_config(KERNEL_FILE, INITRD_FILE, cmdline)
+    else:
+        files = f"{base}/netboot/files"
+        script = ipxe_service_script(f"{files}/{KERNEL_FILE}", f"{files}/{INITRD_FILE}", cmdline)
     reason = f"{serial or 'unknown MAC ' + mac}: service environment (enrolment)"
     return BootDecision("service", mac, serial, reason, script)
 

@@ -57,7 +57,9 @@ _T = TypeVar("_T")
 _SWITCH_KEYS = {"name", "host", "port", "community", "interval", "timeout", "retries", "v3"}
 _V3_KEYS = {"user", "auth_protocol", "auth_key_file", "priv_protocol", "priv_key_file", "engine_id"}
 _TRAP_KEYS = {"host", "port", "communities"}
-_NETBOOT_KEYS = {"name", "interface", "range_start", "range_end", "netmask", "controller_url", "lease_seconds"}
+_NETBOOT_KEYS = {
+    "name", "interface", "range_start", "range_end", "netmask", "controller_url", "lease_seconds", "uefi_boot",
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -197,6 +199,7 @@ def _bench_network(table: Mapping[str, Any], label: str) -> BenchNetwork:
         controller_url=_text(table.get("controller_url"), f"{label}.controller_url"),
         netmask=_text(table.get("netmask", "255.255.255.0"), f"{label}.netmask"),
         lease_seconds=int(table.get("lease_seconds", 600)),
+        uefi_boot=_text(table.get("uefi_boot", "shim"), f"{label}.uefi_boot"),
     )
 
 

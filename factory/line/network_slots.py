@@ -155,7 +155,8 @@ class NetworkSlots:
         with session_scope(self.engine) as s:
             serials = serials_with_mac(s, event.mac)
             who = f"laptop {serials[0]} (MAC {event.mac})" if len(serials) == 1 else f"MAC {event.mac}"
-            note = secure_boot_note(who, event.address) if isinstance(event, LoaderNotStarted) else None
+            stuck = isinstance(event, LoaderNotStarted)
+            note = secure_boot_note(who, event.address, event.loader) if stuck else None
             codes = self._note_waiting_slots(s, event.mac, note)
         self.notice(f"bench network {event.network}: {note or loader_started_note(who)}")
         for code in codes:

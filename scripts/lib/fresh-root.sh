@@ -3,14 +3,15 @@
 # scripts/systemd-check.sh (the units under a real systemd) and scripts/fresh-root-check.sh (the
 # README's commands). Sourced; the caller defines say and fail.
 #
-#     read_root_options "$@"                  # --base DIR, --work DIR, --keep -> BASE, WORK, KEEP; --help
+#     read_root_options "$@"                  # --base DIR, --work DIR, --keep, --serve-only -> BASE, WORK, KEEP, SERVE_ONLY; --help
 #     make_fresh_root ROOT BASE WORK PACKAGE...   # BASE: a root made earlier to copy, or "" to debootstrap
 #     clone_checkout REPO ROOT DIR                # this checkout's committed state at ROOT/DIR
 
 read_root_options() {
-  BASE="" WORK="" KEEP=no
+  BASE="" WORK="" KEEP=no SERVE_ONLY=no
   while [ "$#" -gt 0 ]; do
     case "$1" in
+      --serve-only) SERVE_ONLY=yes; shift ;;
       --base) BASE=$2; shift 2 ;;
       --work) WORK=$2; shift 2 ;;
       --keep) KEEP=yes; shift ;;

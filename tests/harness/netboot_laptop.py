@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -129,14 +130,21 @@ class FactoryOnBench:
 
 @contextlib.contextmanager
 def factory_on_bench(
-    ns: BenchNamespace, work: Path, guest: GuestImage, *, provisioning: Path | None = None, site_extra: str = ""
+    ns: BenchNamespace,
+    work: Path,
+    guest: GuestImage,
+    *,
+    provisioning: Path | None = None,
+    site_extra: str = "",
+    netboot_dir: Path | None = None,
 ) -> Iterator[FactoryOnBench]:
     """``factory serve`` (the iPXE scripts, files and enrolment API) and ``factory line run`` (which
-    starts dnsmasq on the bridge) inside the namespace; the environment names the test's database."""
+    starts dnsmasq on the bridge) inside the namespace; the environment names the test's database.
+    ``netboot_dir``: the service environment the controller serves (default: the test guest's)."""
     env = {
         **os.environ,
         "PYTHONPATH": str(REPO),
-        "FACTORY_NETBOOT_DIR": str(guest.kernel.parent),
+        "FACTORY_NETBOOT_DIR": str(netboot_dir or guest.kernel.parent),
         "FACTORY_ORGANISATION": os.environ.get("FACTORY_ORGANISATION", "Test Constabulary"),
     }
     logs = FactoryOnBench(
@@ -216,3 +224,90 @@ def pxe_laptop(
     laptop = PxeLaptop(mac, serial, nvme_serial, image, work / "serial.log", None)  # type: ignore[arg-type]
     laptop.proc = ns.spawn(qemu_argv(tap, laptop), log=str(work / "qemu.log"))
     yield laptop
+
+
+# UEFI with Secure Boot on and Microsoft's keys enrolled (Debian's ovmf): the 4 MiB secure-boot
+# build, which needs SMM, and a copy of the variable store that holds PK/KEK/db/dbx with Microsoft's
+# certificates (the third-party UEFI CA 2011 among them).
+OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.secboot.fd")
+OVMF_VARS_MS = Path("/usr/share/OVMF/OVMF_VARS_4M.ms.fd")
+SECURE_BOOT_ON = "secureboot: Secure boot enabled"  # the guest kernel's own word, on the serial console
+
+
+def secure_boot_qemu_argv(tap: str, laptop: PxeLaptop, vars_file: Path, *, memory_mib: int = 512) -> list[str]:
+    """A UEFI laptop with Secure Boot on. Its NIC is virtio-net with no option ROM (``romfile=``), so
+    the firmware's own, signed-in driver does PXE (an unsigned iPXE ROM would not load)."""
+    return [
+        "qemu-system-x86_64", "-accel", "tcg", "-cpu", "max", "-m", str(memory_mib), "-smp", "1",
+        "-machine", "q35,smm=on", "-global", "driver=cfi.pflash01,property=secure,value=on",
+        "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}",
+        "-drive", f"if=pflash,format=raw,unit=1,file={vars_file}",
+        "-nodefaults", "-no-user-config", "-display", "none", "-serial", f"file:{laptop.serial_log}",
+        "-smbios", f"type=1,manufacturer=QEMU,product=DF-Laptop,serial={laptop.serial}",
+        "-drive", f"file={laptop.nvme_image},if=none,id=nv0,format=raw",
+        "-device", f"nvme,serial={laptop.nvme_serial},drive=nv0,bootindex=2",
+        "-netdev", f"tap,id=n0,ifname={tap},script=no,downscript=no",
+        "-device", f"virtio-net-pci,netdev=n0,mac={laptop.mac},romfile=,bootindex=1",
+    ]  # fmt: skip
+
+
+@contextlib.contextmanager
+def secure_boot_laptop(
+    ns: BenchNamespace, work: Path, *, mac: str, serial: str, nvme_serial: str, disk_mib: int = 16
+) -> Iterator[PxeLaptop]:
+    """Power on a UEFI laptop with Secure Boot on that boots from the network first."""
+    work.mkdir(parents=True, exist_ok=True)
+    image = work / "nvme.img"
+    make_patterned_disk(image, disk_mib << 20)
+    vars_file = work / "OVMF_VARS.fd"
+    shutil.copyfile(OVMF_VARS_MS, vars_file)
+    tap = ns.add_tap(f"tap{mac[-2:]}")
+    laptop = PxeLaptop(mac, serial, nvme_serial, image, work / "serial.log", None)  # type: ignore[arg-type]
+    laptop.proc = ns.spawn(secure_boot_qemu_argv(tap, laptop, vars_file), log=str(work / "qemu.log"))
+    yield laptop
+
+
+def service_env_with_virtio(guest: GuestImage, out: Path) -> Path:
+    """The test guest's service environment plus the virtio-net driver (the Secure Boot laptop's NIC):
+    its initramfs with a second cpio archive appended (the kernel unpacks both, the later files win)
+    holding the modules and the guest's module list with them added. The kernel is the guest's own,
+    Debian-signed one. Returns the directory to serve (``FACTORY_NETBOOT_DIR``)."""
+    out.mkdir(parents=True, exist_ok=True)
+    moddir = Path("/lib/modules") / guest.kernel_version
+    extra = _with_dependencies(moddir, ["virtio_pci", "virtio_net"])
+    listed = subprocess.run(
+        ["cpio", "-i", "--quiet", "--to-stdout", "etc/guest-modules"],
+        stdin=guest.initramfs.open("rb"), capture_output=True, check=True, timeout=60,
+    ).stdout.decode().split()  # fmt: skip
+    overlay = out / "overlay"
+    (overlay / "lib" / "modules").mkdir(parents=True, exist_ok=True)
+    (overlay / "etc").mkdir(exist_ok=True)
+    for module in extra:
+        shutil.copyfile(moddir / module, overlay / "lib" / "modules" / Path(module).name)
+    names = listed + [Path(m).name for m in extra if Path(m).name not in listed]
+    (overlay / "etc" / "guest-modules").write_text("\n".join(names) + "\n")
+    members = "\n".join(["etc/guest-modules", *(f"lib/modules/{Path(m).name}" for m in extra)]) + "\n"
+    appended = subprocess.run(["cpio", "-o", "--quiet", "-H", "newc"], input=members.encode(), cwd=overlay,
+                              capture_output=True, check=True, timeout=60).stdout  # fmt: skip
+    # Compressed (the kernel unpacks zstd): GRUB fetches it by TFTP in 1 KiB blocks, a third as many.
+    whole = guest.initramfs.read_bytes() + appended
+    packed = subprocess.run(["zstd", "-q", "-6", "-T0", "-c"], input=whole, capture_output=True, check=True,
+                            timeout=120).stdout  # fmt: skip
+    (out / "initramfs.cpio").write_bytes(packed)
+    shutil.copyfile(guest.kernel.parent / "bzImage", out / "bzImage")
+    return out
+
+
+def _with_dependencies(moddir: Path, names: list[str]) -> list[str]:
+    """Module paths (relative to ``moddir``) for ``names`` and what they need, dependencies first."""
+    deps = {}
+    for line in (moddir / "modules.dep").read_text().splitlines():
+        path, _, needs = line.partition(":")
+        deps[Path(path).name.split(".ko")[0].replace("-", "_")] = (path, needs.split())
+    ordered: list[str] = []
+    for name in names:
+        path, needs = deps[name]
+        for need in [*reversed(needs), path]:
+            if need not in ordered:
+                ordered.append(need)
+    return ordered

@@ -1,6 +1,8 @@
-"""A UEFI laptop with Secure Boot on fetches the bench's unsigned iPXE by TFTP and does not run it.
-The line tells that from dnsmasq's log (the loader sent, no iPXE request within a minute) and says
-on the board what to do; no job is started or failed, and once the laptop runs iPXE the hint clears.
+"""A UEFI laptop with Secure Boot on refuses a loader the bench sends it: shim (its firmware does not
+trust the Microsoft third-party CA, or an SBAT revocation), GRUB (refused by shim), or the unsigned
+iPXE of a bench set to ``uefi_boot = "ipxe"``. The line tells that from dnsmasq's log (the loader
+sent, its next step not seen within a minute) and says on the board what to do; no job is started
+or failed, and once the laptop goes on the hint clears.
 Times are given, not waited for: the watch is pure and the log poll takes ``now``."""
 
 from __future__ import annotations
@@ -18,11 +20,18 @@ from factory.line.bench_config import load_line_config
 from factory.line.bus import LineBus
 from factory.line.controller import Controller
 from factory.line.leases import register_agent
-from factory.line.loader_watch import LOADER_START_SECONDS, LoaderNotStarted, LoaderStarted, LoaderWatch
+from factory.line.loader_watch import (
+    LOADER_START_SECONDS,
+    LoaderNotStarted,
+    LoaderStarted,
+    LoaderWatch,
+    secure_boot_note,
+)
 from factory.line.models import Job
 from factory.line.netboot_service import BenchNetworks
 from factory.line.network_slots import NetworkSlots
 from hardware_drivers.netboot import BIOS_LOADER, UEFI_LOADER, BenchNetwork, DhcpEvent, TftpSent
+from hardware_drivers.netboot_grub import GRUB_CONFIG, GRUB_LOADER, SHIM_LOADER
 
 MAC = "00:1b:63:aa:00:01"  # on sw-bench-1 Gi1/0/1 (bench-1/slot-1) in the switch site file
 ADDRESS = "198.18.0.112"
@@ -30,7 +39,8 @@ SLOT1 = "bench-1/slot-1"
 TFTP = "/var/lib/device-factory/work/netboot/bench-net/tftp"
 FIRMWARE_ACK = DhcpEvent("DHCPACK", MAC, ADDRESS, False)
 IPXE_ACK = DhcpEvent("DHCPACK", MAC, ADDRESS, True)
-STUCK = LoaderNotStarted("bench-net", MAC, ADDRESS)
+STUCK = LoaderNotStarted("bench-net", MAC, ADDRESS, UEFI_LOADER)
+STUCK_AT_SHIM = LoaderNotStarted("bench-net", MAC, ADDRESS, SHIM_LOADER)
 
 
 def test_a_laptop_that_fetched_the_uefi_loader_and_asked_nothing_more_is_stuck_once() -> None:
@@ -45,6 +55,36 @@ def test_a_laptop_that_fetched_the_uefi_loader_and_asked_nothing_more_is_stuck_o
     # Secure Boot turned off: the laptop runs iPXE, which asks with user class iPXE.
     assert watch.seen([FIRMWARE_ACK, IPXE_ACK], now=2100.0) == [LoaderStarted("bench-net", MAC)]
     assert watch.overdue(9999.0) == []
+
+
+def test_each_step_of_the_signed_chain_is_watched_until_grub_reads_its_config() -> None:
+    watch = LoaderWatch("bench-net")
+    watch.seen([FIRMWARE_ACK, TftpSent(f"{TFTP}/{SHIM_LOADER}", ADDRESS)], now=0.0)
+    assert watch.overdue(LOADER_START_SECONDS) == [STUCK_AT_SHIM], "shim refused by the firmware"
+    # The technician allows the third-party CA: shim runs and asks for GRUB, which is then refused.
+    watch.seen([FIRMWARE_ACK, TftpSent(f"{TFTP}/{SHIM_LOADER}", ADDRESS)], now=100.0)
+    assert watch.seen([TftpSent(f"{TFTP}/{GRUB_LOADER}", ADDRESS)], now=101.0) == [LoaderStarted("bench-net", MAC)]
+    assert watch.overdue(101.0 + LOADER_START_SECONDS) == [LoaderNotStarted("bench-net", MAC, ADDRESS, GRUB_LOADER)]
+    # The bench's GRUB updated: it runs and reads its config; nothing is waited for after that.
+    assert watch.seen([TftpSent(f"{TFTP}/{GRUB_CONFIG}", ADDRESS)], now=300.0) == [LoaderStarted("bench-net", MAC)]
+    assert watch.overdue(9999.0) == []
+
+
+def test_a_chain_that_runs_in_time_is_never_stuck() -> None:
+    watch = LoaderWatch("bench-net")
+    sends = [TftpSent(f"{TFTP}/{name}", ADDRESS) for name in (SHIM_LOADER, SHIM_LOADER, GRUB_LOADER, GRUB_CONFIG)]
+    assert watch.seen([FIRMWARE_ACK, *sends], now=0.0) == []
+    assert watch.overdue(10 * LOADER_START_SECONDS) == []
+
+
+def test_the_note_names_the_likely_cause_of_each_stall() -> None:
+    shim = secure_boot_note("MAC x", ADDRESS)  # the default: what a bench gives UEFI laptops
+    assert "(shimx64.efi)" in shim and "Allow Microsoft 3rd Party UEFI CA" in shim and "SBAT" in shim
+    grub = secure_boot_note("MAC x", ADDRESS, GRUB_LOADER)
+    assert "shim refused the bench's GRUB" in grub and "grub-efi-amd64-signed" in grub
+    ipxe = secure_boot_note("MAC x", ADDRESS, UEFI_LOADER)
+    assert "the bench's iPXE is not signed" in ipxe and "Turn Secure Boot off" in ipxe
+    assert all("UEFI Secure Boot is probably on" in note for note in (shim, grub, ipxe))
 
 
 def test_a_laptop_that_runs_ipxe_in_time_or_boots_bios_or_is_unknown_is_not_stuck() -> None:
@@ -97,17 +137,17 @@ def test_the_board_says_what_to_do_and_clears_once_ipxe_runs(
     waiting = slot(ctx, SLOT1).error
     assert waiting is not None and "waiting for its network boot" in waiting
 
-    slots.handle(STUCK, 70.0)
+    slots.handle(STUCK_AT_SHIM, 70.0)
     (said,) = notices
-    assert said.startswith(f"bench network bench-net: MAC {MAC} ({ADDRESS}) fetched the network boot loader but ")
-    assert "did not start it: UEFI Secure Boot is probably on (the bench's iPXE is not signed)" in said
-    assert "(F2 on Dell, F10 on HP, F1 on Lenovo), or boot it from the bench's USB stick, then restart it" in said
+    assert said.startswith(f"bench network bench-net: MAC {MAC} ({ADDRESS}) fetched the network boot loader ")
+    assert "did not start it: UEFI Secure Boot is probably on (the firmware refused the Microsoft-signed shim)" in said
+    assert "allow the Microsoft 3rd Party UEFI CA" in said
     assert slot(ctx, SLOT1).error == said.removeprefix("bench network bench-net: ")
     assert _jobs(ctx) == [], "no job is started or failed for it"
 
-    slots.handle(LoaderStarted("bench-net", MAC), 400.0)  # Secure Boot turned off: iPXE runs
-    assert notices[1] == f"bench network bench-net: MAC {MAC} now starts the network boot loader " + (
-        "(Secure Boot off): its network boot goes on"
+    slots.handle(LoaderStarted("bench-net", MAC), 400.0)  # the CA allowed: shim runs
+    assert (
+        notices[1] == f"bench network bench-net: MAC {MAC} now starts the network boot loader: its network boot goes on"
     )
     assert slot(ctx, SLOT1).error == waiting
     assert _jobs(ctx) == []
@@ -131,6 +171,23 @@ def _jobs(ctx: AppContext) -> list[int | None]:
 
 
 def test_the_controller_takes_it_as_a_network_event(controller: Controller) -> None:
-    controller.submit(STUCK)  # as the bench networks' log watch submits it
+    controller.submit(STUCK_AT_SHIM)  # as the bench networks' log watch submits it
     assert controller.wait_idle(30)
     assert any("UEFI Secure Boot is probably on" in n.message for n in controller.stats.notices)
+
+
+@pytest.mark.parametrize(
+    ("loader", "cause"),
+    [
+        (GRUB_LOADER, "(shim refused the bench's GRUB: an SBAT revocation newer than the bench's GRUB)"),
+        (UEFI_LOADER, "(the bench's iPXE is not signed). Turn Secure Boot off"),
+    ],
+)
+def test_the_slot_names_the_loader_that_stalled(
+    ctx: AppContext, board: tuple[NetworkSlots, list[str]], loader: str, cause: str
+) -> None:
+    slots, notices = board
+    slots.handle(seen(MAC, 1), 0.0)
+    slots.handle(LoaderNotStarted("bench-net", MAC, ADDRESS, loader), 70.0)
+    assert cause in notices[0] and "Microsoft 3rd Party UEFI CA" not in notices[0]
+    assert slot(ctx, SLOT1).error == notices[0].removeprefix("bench network bench-net: ")

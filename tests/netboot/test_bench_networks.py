@@ -31,6 +31,9 @@ def test_bench_networks_are_read_from_the_site_file(tmp_path: Path) -> None:
         "bench-net-1", "br-bench", "198.18.0.100", "198.18.0.150", 600
     )  # fmt: skip
     assert net.chain_url == "http://198.18.0.1:8000/netboot/boot.ipxe"
+    assert net.uefi_boot == "shim"  # UEFI laptops get the signed chain unless the site says iPXE
+    ipxe = load_line_config(netboot_site_file(tmp_path, extra=NET.format(interface="br0") + 'uefi_boot = "ipxe"\n'))
+    assert ipxe.network.netboot[0].uefi_boot == "ipxe"
 
 
 @pytest.mark.parametrize(
@@ -41,6 +44,7 @@ def test_bench_networks_are_read_from_the_site_file(tmp_path: Path) -> None:
         (NET.format(interface="br0").replace("http://", "ftp://"), "must be an http(s) URL"),
         (NET.format(interface="br0") + 'speed = "fast"\n', "unknown key(s) speed"),
         (NET.format(interface="br0") * 2, "defined twice"),
+        (NET.format(interface="br0") + 'uefi_boot = "grub"\n', "uefi_boot must be one of shim, ipxe"),
     ],
 )
 def test_a_bad_bench_network_is_refused_with_the_reason(tmp_path: Path, text: str, reason: str) -> None:

@@ -61,13 +61,13 @@ def bench(ctx: object, database_in_namespace: str, tmp_path: Path) -> Iterator[t
 
 
 @contextmanager
-def serving_dnsmasq(tmp_path: Path) -> Iterator[tuple[BenchNamespace, Dnsmasq]]:
+def serving_dnsmasq(tmp_path: Path, *, uefi_boot: str = "shim") -> Iterator[tuple[BenchNamespace, Dnsmasq]]:
     """The bench network's namespace with our dnsmasq serving it (needs root, dnsmasq and busybox)."""
     require_root()
     require_tool("dnsmasq")
     require_tool("busybox")
     with bench_network() as ns:
-        net = BenchNetwork("bench-net", ns.bridge, RANGE[0], RANGE[1], CONTROLLER, netmask=NETMASK)
+        net = BenchNetwork("bench-net", ns.bridge, RANGE[0], RANGE[1], CONTROLLER, netmask=NETMASK, uefi_boot=uefi_boot)
         dnsmasq = Dnsmasq(net, tmp_path / "dnsmasq", wrapper=ns.argv())
         dnsmasq.start()
         try:
@@ -140,7 +140,7 @@ def test_dnsmasq_that_cannot_start_says_why(tmp_path: Path) -> None:
 
 def test_a_uefi_laptop_that_fetched_ipxe_and_asked_no_more_is_told_from_the_real_log(tmp_path: Path) -> None:
     """Secure Boot on: the firmware's exchange and the TFTP send of snponly.efi, then nothing."""
-    with serving_dnsmasq(tmp_path) as (ns, dnsmasq):
+    with serving_dnsmasq(tmp_path, uefi_boot="ipxe") as (ns, dnsmasq):
         client = ns.add_client(MAC)
         tail, watch = BootLogTail(dnsmasq.log_file), LoaderWatch("bench-net")
         first = dhcp(ns, client, tmp_path, "-V", "PXEClient:Arch:00007", "-x", "0x5d:0007")  # UEFI x64
@@ -151,7 +151,7 @@ def test_a_uefi_laptop_that_fetched_ipxe_and_asked_no_more_is_told_from_the_real
         wait_until(lambda: f"sent {dnsmasq.tftp_root / UEFI_LOADER} to {first['ip']}" in dnsmasq.log_text(),
                    timeout=10, message="dnsmasq logging the TFTP send")  # fmt: skip
         assert watch.seen(tail.read(), now=0.0) == []
-        assert watch.overdue(now=60.0) == [LoaderNotStarted("bench-net", MAC, first["ip"])]
+        assert watch.overdue(now=60.0) == [LoaderNotStarted("bench-net", MAC, first["ip"], UEFI_LOADER)]
         dhcp(ns, client, tmp_path, "-V", "PXEClient", "-x", "0x4d:69505845")  # iPXE runs after all
         wait_until(lambda: "user class: iPXE" in dnsmasq.log_text(), timeout=10, message="iPXE's request")
         assert watch.seen(tail.read(), now=100.0) == [LoaderStarted("bench-net", MAC)]

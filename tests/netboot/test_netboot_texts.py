@@ -39,7 +39,7 @@ def test_dnsmasq_serves_dhcp_and_tftp_only_and_sends_ipxe_to_the_controller(tmp_
     assert "dhcp-range=198.18.0.100,198.18.0.150,255.255.255.0,600s" in lines
     assert "dhcp-boot=tag:ipxe,http://198.18.0.1:8000/netboot/boot.ipxe" in lines
     assert "dhcp-boot=tag:!ipxe,tag:!efi64,undionly.kpxe" in lines
-    assert "dhcp-boot=tag:!ipxe,tag:efi64,snponly.efi" in lines
+    assert "dhcp-boot=tag:!ipxe,tag:efi64,shimx64.efi" in lines  # the Secure Boot chain, by default
 
 
 def test_the_log_tells_the_firmware_request_from_ipxes() -> None:

@@ -54,6 +54,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     # the DHCP lease) is the control, checked by the enrolment itself (tests/netboot)
     ("GET", "/netboot/boot.ipxe"): PUBLIC,
     ("GET", "/netboot/ipxe/{mac}"): PUBLIC,
+    ("GET", "/netboot/grub/{mac}"): PUBLIC,  # what the bench's dnsmasq hook fetches for GRUB (Secure Boot)
     ("GET", "/netboot/next/{mac}"): PUBLIC,
     ("GET", "/netboot/files/{name}"): PUBLIC,
     ("POST", "/api/netboot/enrol"): PUBLIC,
