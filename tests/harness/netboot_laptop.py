@@ -17,7 +17,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +31,7 @@ REPO = Path(__file__).resolve().parents[2]
 PORT = 8080
 CONTROLLER = f"http://{SERVER_ADDRESS}:{PORT}"
 IPXE_ROM = "/usr/lib/ipxe/qemu/pxe-e1000.rom"
+ArgvFor = Callable[[str, "PxeLaptop"], list[str]]  # (tap, laptop) -> QEMU's command line
 GOLDEN_MARKER = b"DF-GOLDEN-IMAGE-BOOTED"
 TECHNICIAN = "tech.netboot"  # the signed-in technician the line runs for (add_user it first)
 
@@ -200,16 +201,37 @@ class PxeLaptop:
         return self.serial_log.read_bytes() if self.serial_log.exists() else b""
 
 
-def qemu_argv(tap: str, laptop: PxeLaptop, *, memory_mib: int = 384) -> list[str]:
+def _laptop_argv(tap: str, laptop: PxeLaptop, memory_mib: int, firmware: list[str], nic: str) -> list[str]:
+    """What every test laptop has: TCG, one CPU, its serial console, its DMI serial, an NVMe drive
+    (booted second) and ``nic`` on the bench network's tap (booted first), after ``firmware``."""
     return [
-        "qemu-system-x86_64", "-accel", "tcg", "-cpu", "max", "-m", str(memory_mib), "-smp", "1",
+        "qemu-system-x86_64", "-accel", "tcg", "-cpu", "max", "-m", str(memory_mib), "-smp", "1", *firmware,
         "-nodefaults", "-no-user-config", "-display", "none", "-serial", f"file:{laptop.serial_log}",
         "-smbios", f"type=1,manufacturer=QEMU,product=DF-Laptop,serial={laptop.serial}",
         "-drive", f"file={laptop.nvme_image},if=none,id=nv0,format=raw",
         "-device", f"nvme,serial={laptop.nvme_serial},drive=nv0,bootindex=2",
         "-netdev", f"tap,id=n0,ifname={tap},script=no,downscript=no",
-        "-device", f"e1000,netdev=n0,mac={laptop.mac},romfile={IPXE_ROM},bootindex=1",
+        "-device", f"{nic},netdev=n0,mac={laptop.mac},bootindex=1",
     ]  # fmt: skip
+
+
+def qemu_argv(tap: str, laptop: PxeLaptop, *, memory_mib: int = 384) -> list[str]:
+    """A BIOS laptop (SeaBIOS) whose e1000 NIC's option ROM is Debian's iPXE."""
+    return _laptop_argv(tap, laptop, memory_mib, [], f"e1000,romfile={IPXE_ROM}")
+
+
+@contextlib.contextmanager
+def _powered_on(
+    ns: BenchNamespace, work: Path, mac: str, serial: str, nvme_serial: str, disk_mib: int, argv: ArgvFor
+) -> Iterator[PxeLaptop]:
+    """A laptop with a fresh disk full of the test pattern, started by ``argv(tap, laptop)``."""
+    work.mkdir(parents=True, exist_ok=True)
+    image = work / "nvme.img"
+    make_patterned_disk(image, disk_mib << 20)
+    tap = ns.add_tap(f"tap{mac[-2:]}")
+    laptop = PxeLaptop(mac, serial, nvme_serial, image, work / "serial.log", None)  # type: ignore[arg-type]
+    laptop.proc = ns.spawn(argv(tap, laptop), log=str(work / "qemu.log"))
+    yield laptop
 
 
 @contextlib.contextmanager
@@ -217,13 +239,8 @@ def pxe_laptop(
     ns: BenchNamespace, work: Path, *, mac: str, serial: str, nvme_serial: str, disk_mib: int = 16
 ) -> Iterator[PxeLaptop]:
     """Power on a laptop (a fresh disk full of the test pattern) that boots from the network first."""
-    work.mkdir(parents=True, exist_ok=True)
-    image = work / "nvme.img"
-    make_patterned_disk(image, disk_mib << 20)
-    tap = ns.add_tap(f"tap{mac[-2:]}")
-    laptop = PxeLaptop(mac, serial, nvme_serial, image, work / "serial.log", None)  # type: ignore[arg-type]
-    laptop.proc = ns.spawn(qemu_argv(tap, laptop), log=str(work / "qemu.log"))
-    yield laptop
+    with _powered_on(ns, work, mac, serial, nvme_serial, disk_mib, qemu_argv) as laptop:
+        yield laptop
 
 
 # UEFI with Secure Boot on and Microsoft's keys enrolled (Debian's ovmf): the 4 MiB secure-boot
@@ -237,18 +254,12 @@ SECURE_BOOT_ON = "secureboot: Secure boot enabled"  # the guest kernel's own wor
 def secure_boot_qemu_argv(tap: str, laptop: PxeLaptop, vars_file: Path, *, memory_mib: int = 512) -> list[str]:
     """A UEFI laptop with Secure Boot on. Its NIC is virtio-net with no option ROM (``romfile=``), so
     the firmware's own, signed-in driver does PXE (an unsigned iPXE ROM would not load)."""
-    return [
-        "qemu-system-x86_64", "-accel", "tcg", "-cpu", "max", "-m", str(memory_mib), "-smp", "1",
+    firmware = [
         "-machine", "q35,smm=on", "-global", "driver=cfi.pflash01,property=secure,value=on",
         "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}",
         "-drive", f"if=pflash,format=raw,unit=1,file={vars_file}",
-        "-nodefaults", "-no-user-config", "-display", "none", "-serial", f"file:{laptop.serial_log}",
-        "-smbios", f"type=1,manufacturer=QEMU,product=DF-Laptop,serial={laptop.serial}",
-        "-drive", f"file={laptop.nvme_image},if=none,id=nv0,format=raw",
-        "-device", f"nvme,serial={laptop.nvme_serial},drive=nv0,bootindex=2",
-        "-netdev", f"tap,id=n0,ifname={tap},script=no,downscript=no",
-        "-device", f"virtio-net-pci,netdev=n0,mac={laptop.mac},romfile=,bootindex=1",
     ]  # fmt: skip
+    return _laptop_argv(tap, laptop, memory_mib, firmware, "virtio-net-pci,romfile=")
 
 
 @contextlib.contextmanager
@@ -257,14 +268,14 @@ def secure_boot_laptop(
 ) -> Iterator[PxeLaptop]:
     """Power on a UEFI laptop with Secure Boot on that boots from the network first."""
     work.mkdir(parents=True, exist_ok=True)
-    image = work / "nvme.img"
-    make_patterned_disk(image, disk_mib << 20)
     vars_file = work / "OVMF_VARS.fd"
     shutil.copyfile(OVMF_VARS_MS, vars_file)
-    tap = ns.add_tap(f"tap{mac[-2:]}")
-    laptop = PxeLaptop(mac, serial, nvme_serial, image, work / "serial.log", None)  # type: ignore[arg-type]
-    laptop.proc = ns.spawn(secure_boot_qemu_argv(tap, laptop, vars_file), log=str(work / "qemu.log"))
-    yield laptop
+
+    def argv(tap: str, laptop: PxeLaptop) -> list[str]:
+        return secure_boot_qemu_argv(tap, laptop, vars_file)
+
+    with _powered_on(ns, work, mac, serial, nvme_serial, disk_mib, argv) as laptop:
+        yield laptop
 
 
 def service_env_with_virtio(guest: GuestImage, out: Path) -> Path:

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -55,6 +56,24 @@ def site() -> SiteSettings:
 
 def secrets() -> ProvisionSecrets:
     return ProvisionSecrets(enrolment_token=ENROLMENT_TOKEN)
+
+
+def provisioning_config(folder: Path, extra: str = "") -> Path:
+    """A site's provisioning config (``[provisioning]``, then ``extra``) with the files it names,
+    written into ``folder``: the site CA, the enrolment token file and an SSH key file."""
+    (folder / "ca.pem").write_text(site_ca_pem())
+    (folder / "token").write_text(ENROLMENT_TOKEN + "\n")
+    (folder / "key").write_text("not used until a run")
+    conf = folder / "prov.toml"
+    conf.write_text(
+        "[provisioning]\n"
+        f'site_ca_file = "{folder / "ca.pem"}"\n'
+        'enrolment_server_url = "https://mdm.example.test/enrol"\n'
+        'enrolment_tenant = "devices"\n'
+        f'enrolment_token_file = "{folder / "token"}"\n'
+        f'ssh_private_key = "{folder / "key"}"\n' + extra
+    )
+    return conf
 
 
 # One device of each interesting shape: a laptop whose user has a screen reader and magnifier,

@@ -182,23 +182,12 @@ def test_a_vehicle_tablet_without_a_vehicle_in_service_is_refused_with_the_reaso
 
 
 def test_provisioning_site_config(ctx: AppContext, tmp_path: Path) -> None:
-    from harness.provisioning_site import ENROLMENT_TOKEN, site_ca_pem
+    from harness.provisioning_site import ENROLMENT_TOKEN, provisioning_config
 
     from factory.kernel.errors import InvalidInput
     from factory.provisioning.settings import load_provisioner
 
-    (tmp_path / "ca.pem").write_text(site_ca_pem())
-    (tmp_path / "token").write_text(ENROLMENT_TOKEN + "\n")
-    (tmp_path / "key").write_text("not used until a run")
-    conf = tmp_path / "prov.toml"
-    conf.write_text(
-        "[provisioning]\n"
-        f'site_ca_file = "{tmp_path / "ca.pem"}"\n'
-        'enrolment_server_url = "https://mdm.example.test/enrol"\n'
-        'enrolment_tenant = "devices"\n'
-        f'enrolment_token_file = "{tmp_path / "token"}"\n'
-        f'ssh_private_key = "{tmp_path / "key"}"\n'
-    )
+    conf = provisioning_config(tmp_path)
     provisioner = load_provisioner(conf, engine=ctx.engine, work_dir=tmp_path / "w")
     assert provisioner.secrets.enrolment_token == ENROLMENT_TOKEN and provisioner.name == "provision (ansible)"
     assert (provisioner.reboot_grace_s, provisioner.os_family) == (300.0, "linux")  # the defaults

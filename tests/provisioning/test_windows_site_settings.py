@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from harness.provisioning_site import ENROLMENT_TOKEN, site_ca_pem
+from harness.provisioning_site import ENROLMENT_TOKEN, provisioning_config
 
 from factory.kernel.context import AppContext
 from factory.kernel.errors import InvalidInput
@@ -20,21 +20,8 @@ PASSWORD = "share-account-pass 1"
 
 
 def config(tmp_path: Path, windows: str) -> Path:
-    (tmp_path / "ca.pem").write_text(site_ca_pem())
-    (tmp_path / "token").write_text(ENROLMENT_TOKEN + "\n")
-    (tmp_path / "key").write_text("not used until a run")
     (tmp_path / "share-password").write_text(PASSWORD + "\n")
-    conf = tmp_path / "prov.toml"
-    conf.write_text(
-        "[provisioning]\n"
-        f'site_ca_file = "{tmp_path / "ca.pem"}"\n'
-        'enrolment_server_url = "https://mdm.example.test/enrol"\n'
-        'enrolment_tenant = "devices"\n'
-        f'enrolment_token_file = "{tmp_path / "token"}"\n'
-        f'ssh_private_key = "{tmp_path / "key"}"\n'
-        'os_family = "windows"\n' + windows
-    )
-    return conf
+    return provisioning_config(tmp_path, 'os_family = "windows"\n' + windows)
 
 
 def windows_laptop(tmp_path: Path) -> ProvisionTarget:

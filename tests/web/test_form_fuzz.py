@@ -13,7 +13,6 @@ are fuzzed too.
 
 from __future__ import annotations
 
-import os
 import re
 import typing
 from collections.abc import Iterator
@@ -25,8 +24,9 @@ import pytest
 from fastapi import UploadFile
 from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
+from harness.fuzzing import fuzz_settings
 from harness.web import cheap_password_hashing, login, make_users  # noqa: F401 (autouse fixture)
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
@@ -36,8 +36,7 @@ from factory.kernel.context import AppContext
 
 # Sign-in has its own throttle (its tests cover it); logging out ends the session the test uses.
 SKIPPED = {"/login", "/logout"}
-CAMPAIGN = os.environ.get("FACTORY_FUZZ_EXAMPLES")  # a longer run: fresh examples, this many per form
-MAX_EXAMPLES = int(CAMPAIGN) if CAMPAIGN else 8
+CI_EXAMPLES = 8  # per form and database; FACTORY_FUZZ_EXAMPLES=N for a longer campaign (harness.fuzzing)
 _PATH_PARAM = re.compile(r"{([^}]+)}")
 
 # What lands in form fields at a bench: scanner output, typed dates and times, and what breaks parsers.
@@ -161,14 +160,7 @@ def test_no_page_form_input_causes_a_server_error(ctx: AppContext, form: PageFor
     csrf = login(client, "admin1")
 
     @given(parts=st.composite(lambda draw: _request_parts(draw, form))())
-    @settings(
-        max_examples=MAX_EXAMPLES,
-        deadline=None,
-        derandomize=CAMPAIGN is None,
-        database=None,
-        phases=[Phase.explicit, Phase.generate],
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
-    )
+    @fuzz_settings(CI_EXAMPLES)
     def fuzz(parts: Request) -> None:
         path, data, files = parts
         response = client.post(path, data={**data, "csrf_token": csrf}, files=files or None, follow_redirects=False)

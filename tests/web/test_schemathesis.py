@@ -11,12 +11,12 @@ removed ``Node._nodeid``), so the operations are driven through its Python API a
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, Phase, given, settings
+from harness.fuzzing import fuzz_settings
+from hypothesis import given
 
 from api.app import create_app
 from factory.identity.service import add_user
@@ -26,10 +26,9 @@ from factory.kernel.db.engine import session_scope
 
 # The live board stream never ends by design (server-sent events); the RBAC test covers its access.
 STREAMS = {"GET /api/board/events"}
-# CI's run: 20 examples per operation, the same ones every time. A longer campaign (a soak, not for
-# CI): FACTORY_FUZZ_EXAMPLES=500 draws that many fresh examples per operation on each run.
-CAMPAIGN = os.environ.get("FACTORY_FUZZ_EXAMPLES")
-MAX_EXAMPLES = int(CAMPAIGN) if CAMPAIGN else 20
+# CI's run: 20 examples per operation, the same ones every time; FACTORY_FUZZ_EXAMPLES=N draws N
+# fresh ones per operation (a longer campaign, not for CI: harness.fuzzing).
+CI_EXAMPLES = 20
 
 # The schema does not depend on the database: load it once from one app (its context is an
 # unopened SQLite path), then give that app each test's context (the routes read it per request).
@@ -55,14 +54,7 @@ def test_no_server_errors(ctx, label: str) -> None:
     headers = {"Authorization": f"Bearer {token}"}
 
     @given(case=operation.as_strategy())
-    @settings(
-        max_examples=MAX_EXAMPLES,
-        deadline=None,
-        derandomize=CAMPAIGN is None,
-        database=None,
-        phases=[Phase.explicit, Phase.generate],
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large],
-    )
+    @fuzz_settings(CI_EXAMPLES)
     def fuzz(case: schemathesis.Case) -> None:
         response = case.call(headers=headers)
         assert response.status_code < 500, f"{label}: {response.status_code} {response.text[:300]}"
