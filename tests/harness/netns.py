@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import signal
 import subprocess
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -94,6 +95,17 @@ def bench_network() -> Iterator[BenchNamespace]:
     finally:
         for proc in reversed(bench.procs):
             stop_process(proc)
+        _kill_what_is_left(name)
         for peer in bench.peers:
             subprocess.run(["ip", "netns", "delete", peer], check=False, capture_output=True)
         subprocess.run(["ip", "netns", "delete", name], check=False, capture_output=True)
+
+
+def _kill_what_is_left(name: str) -> None:
+    """SIGKILL every process still in the namespace. An agent stopped with SIGKILL (it did not finish
+    its shutdown within stop_process's grace) leaves the dnsmasq it started in a session of its own;
+    on a site systemd kills the unit's whole cgroup, here nothing else would."""
+    listed = subprocess.run(["ip", "netns", "pids", name], check=False, capture_output=True, text=True)
+    for pid in (int(p) for p in listed.stdout.split()):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
