@@ -5,6 +5,7 @@ snmptrap through the agent's poller."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -115,10 +116,14 @@ def test_a_link_drop_inside_an_expected_reboot_keeps_the_job(ctx: AppContext, ru
 
 def test_a_device_not_back_within_the_grace_fails_its_job_with_the_reason(ctx: AppContext, running) -> None:
     controller, _provisioner = running
-    _expect(ctx, 1.0)
+    # A window long enough that the drop lands inside it on a loaded machine (with 1 s, a busy CI
+    # host handled the LinkDown after the window had closed: the device left instead).
+    _expect(ctx, 4.0)
     controller.submit(LinkDown("sw-bench-1", 1, "Gi1/0/1"))
+    wait_until(lambda: _slot(ctx).link_down_at is not None, 30, message="the drop noted inside the window")
     wait_until(lambda: _job(ctx).status == "failed", 30, message="the job to fail")
-    assert "device did not come back within 1 s of its expected reboot (link still down)" in (_job(ctx).reason or "")
+    reason = _job(ctx).reason or ""
+    assert re.search(r"device did not come back within \d s of its expected reboot \(link still down\)", reason), reason
     assert _slot(ctx).attachment_id is None
 
 
