@@ -27,7 +27,7 @@ from factory.intake.service import (
 from factory.line.service import enrol_and_queue
 
 router = APIRouter(tags=["netboot"], route_class=UnitOfWorkRoute)
-IPXE = "text/plain; charset=utf-8"
+PLAIN_TEXT = "text/plain; charset=utf-8"  # iPXE scripts and GRUB configs alike
 
 
 def _base(request: Request) -> str:
@@ -37,20 +37,20 @@ def _base(request: Request) -> str:
 
 @router.get("/netboot/boot.ipxe", response_class=PlainTextResponse)
 def chain(request: Request) -> PlainTextResponse:
-    return PlainTextResponse(chain_script(_base(request)), media_type=IPXE)
+    return PlainTextResponse(chain_script(_base(request)), media_type=PLAIN_TEXT)
 
 
 @router.get("/netboot/ipxe/{mac}", response_class=PlainTextResponse)
 def script(request: Request, session: SessionDep, mac: str = Path(max_length=17)) -> PlainTextResponse:
     decision = boot_script(session, mac, _base(request))
-    return PlainTextResponse(decision.script, media_type=IPXE, headers={"X-Boot-Decision": decision.kind})
+    return PlainTextResponse(decision.script, media_type=PLAIN_TEXT, headers={"X-Boot-Decision": decision.kind})
 
 
 @router.get("/netboot/grub/{mac}", response_class=PlainTextResponse)
 def grub_config(request: Request, session: SessionDep, mac: str = Path(max_length=17)) -> PlainTextResponse:
     """GRUB's config for this NIC (the Secure Boot chain), fetched for it by the bench's dnsmasq hook."""
     decision = boot_script(session, mac, _base(request), loader="grub")
-    return PlainTextResponse(decision.script, media_type=IPXE, headers={"X-Boot-Decision": decision.kind})
+    return PlainTextResponse(decision.script, media_type=PLAIN_TEXT, headers={"X-Boot-Decision": decision.kind})
 
 
 @router.get("/netboot/next/{mac}", response_class=PlainTextResponse)

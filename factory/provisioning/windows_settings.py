@@ -40,12 +40,12 @@ _EVIDENCE = re.compile(r"^(HK(LM|CU|CR|U|CC):\\[^!]+!.+|HK(LM|CU|CR|U|CC):\\.+|[
 class WindowsSettings:
     """Everything here is site-wide; the share password is a secret and lives in ProvisionSecrets."""
 
-    installer_share: str = "\\\\deploy\\installers"
+    installer_share: str | None = None  # None: the playbooks' default (vars/defaults.yml)
     installer_share_user: str = ""
     licence_evidence: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not _SHARE.match(self.installer_share):
+        if self.installer_share is not None and not _SHARE.match(self.installer_share):
             raise InvalidTarget(f"windows.installer_share {self.installer_share!r} is not a share (\\\\server\\share)")
         if self.installer_share_user and not _ACCOUNT.match(self.installer_share_user):
             raise InvalidTarget(f"windows.installer_share_user {self.installer_share_user!r} is not an account name")
@@ -62,8 +62,8 @@ class WindowsSettings:
 
     def to_vars(self) -> dict[str, Any]:
         """The ``device_factory.windows`` keys the roles read (merged over playbooks/vars/defaults.yml)."""
-        return {
-            "installer_share": self.installer_share,
+        given = {"installer_share": self.installer_share} if self.installer_share is not None else {}
+        return given | {
             "installer_share_user": self.installer_share_user,
             "licence_evidence": {p: list(self.licence_evidence.get(p, ())) for p in LICENSED_PRODUCTS},
         }
@@ -83,7 +83,7 @@ def windows_settings_from(table: Mapping[str, Any]) -> WindowsSettings:
         if key in table and not isinstance(table[key], str):
             raise InvalidTarget(f"windows.{key} must be a string")
     return WindowsSettings(
-        installer_share=table.get("installer_share", WindowsSettings.installer_share),
+        installer_share=table.get("installer_share"),
         installer_share_user=table.get("installer_share_user", ""),
         licence_evidence={product: tuple(paths) for product, paths in evidence.items()},
     )

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -71,13 +72,18 @@ def test_sign_in_takes_autofill_and_paste_and_nothing_else(tech_browser, tech_si
         assert "/login" not in page.url, page.url  # signed in with the pasted credentials
 
 
+def _refused_sign_in(page: Any) -> None:
+    """Sign in as technician1 with a wrong password, from the keyboard."""
+    page.goto("/login")
+    page.locator("#f-username").fill("technician1")
+    page.locator("#f-password").fill("not the password")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+
+
 def test_a_refused_sign_in_puts_focus_on_the_field_with_the_reason(tech_browser, tech_site: Site) -> None:
     with new_page(tech_browser, tech_site.base) as page:
-        page.goto("/login")
-        page.locator("#f-username").fill("technician1")
-        page.locator("#f-password").fill("not the password")
-        with page.expect_navigation():
-            page.keyboard.press("Enter")
+        _refused_sign_in(page)
         focus = page.evaluate(FOCUS_ON_ERROR)
         assert focus == {"id": "f-username", "onError": True, "invalid": "true", "alertRole": "alert"}, focus
 
@@ -85,11 +91,7 @@ def test_a_refused_sign_in_puts_focus_on_the_field_with_the_reason(tech_browser,
 def test_a_refused_sign_in_keeps_the_user_name(tech_browser, tech_site: Site) -> None:
     """3.3.7 Redundant Entry: the user name typed is offered again (the password, for security, not)."""
     with new_page(tech_browser, tech_site.base) as page:
-        page.goto("/login")
-        page.locator("#f-username").fill("technician1")
-        page.locator("#f-password").fill("not the password")
-        with page.expect_navigation():
-            page.keyboard.press("Enter")
+        _refused_sign_in(page)
         assert page.locator("#f-username").input_value() == "technician1"
 
 
